@@ -1,0 +1,47 @@
+//go:build !race
+
+package dbop_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/dbop-go/dbop"
+)
+
+// The race detector instruments allocations, so these counts hold only in
+// ordinary builds. They count allocations, never time.
+func TestAllocations(t *testing.T) {
+	ctx := context.Background()
+	var n int
+	flaky := dbop.Op[int](func(context.Context) (int, error) {
+		if n++; n%3 != 0 {
+			return 0, errBusy
+		}
+		return 1, nil
+	})
+	ok := dbop.Op[int](func(context.Context) (int, error) { return 1, nil })
+	tests := []struct {
+		name string
+		op   dbop.Op[int]
+		max  float64
+	}{
+		{"success through retry, classify and hook", ok.With(benchPipeline()), 0},
+		{"success through a nested pipeline", ok.With(dbop.Chain(benchPipeline(), dbop.After(func(context.Context, error) {}))), 0},
+		{"two transient failures then success", flaky.With(dbop.WithRetry(dbop.Constant(0)), dbop.ClassifyBy(classifyFn), dbop.Before(noopHook)), 3},
+		{"observer absent, budget-free jittered backoff", ok.With(dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Millisecond, time.Second)))), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := testing.AllocsPerRun(200, func() {
+				if _, err := tt.op.Run(ctx); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if got > tt.max {
+				t.Errorf("%v allocations per call, want at most %v", got, tt.max)
+			}
+		})
+	}
+}

@@ -1,0 +1,248 @@
+package dbop_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/dbop-go/dbop"
+)
+
+// trace returns a Decorator that prints when the Op enters and leaves it.
+func trace(name string) dbop.Decorator {
+	return dbop.Around(func(ctx context.Context, next func(context.Context) error) error {
+		fmt.Println("enter", name)
+		defer fmt.Println("leave", name)
+		return next(ctx)
+	})
+}
+
+// The first decorator listed is the outermost, in Chain as in With.
+func ExampleChain() {
+	pipeline := dbop.Chain(trace("A"), trace("B"))
+	op := dbop.Op[int](func(context.Context) (int, error) {
+		fmt.Println("op")
+		return 42, nil
+	})
+	v, err := op.With(pipeline, trace("C")).Run(context.Background())
+	fmt.Println(v, err)
+	// Output:
+	// enter A
+	// enter B
+	// enter C
+	// op
+	// leave C
+	// leave B
+	// leave A
+	// 42 <nil>
+}
+
+// One Pipeline, stored once, serves operations of any result type.
+func ExampleChain_reuse() {
+	resilient := dbop.Chain(
+		dbop.WithTimeout(10*time.Second), // outside the retry: the overall budget
+		dbop.WithRetry(dbop.Constant(0)),
+		dbop.WithTimeout(2*time.Second), // inside the retry: per attempt
+	)
+	count := dbop.Op[int](func(context.Context) (int, error) { return 3, nil })
+	names := dbop.Op[[]string](func(context.Context) ([]string, error) { return []string{"ada", "bob"}, nil })
+
+	n, _ := count.With(resilient).Run(context.Background())
+	s, _ := names.With(resilient).Run(context.Background())
+	fmt.Println(n, s)
+	// Output: 3 [ada bob]
+}
+
+func ExampleWithRetry() {
+	calls := 0
+	op := dbop.Op[string](func(context.Context) (string, error) {
+		calls++
+		if calls < 3 {
+			return "", dbop.Transient(errors.New("deadlock detected"))
+		}
+		return "committed", nil
+	})
+	v, err := op.With(dbop.WithRetry(dbop.Constant(0))).Run(context.Background())
+	fmt.Println(v, err, "after", calls, "attempts")
+	// Output: committed <nil> after 3 attempts
+}
+
+func ExampleWithRetry_exhausted() {
+	errLocked := errors.New("database is locked")
+	op := dbop.Op[int](func(context.Context) (int, error) { return 0, errLocked })
+	_, err := op.With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))).Run(context.Background())
+	n, _ := dbop.Attempts(err)
+	fmt.Println(errors.Is(err, dbop.ErrRetriesExhausted), errors.Is(err, errLocked), n)
+	fmt.Println(err)
+	// Output:
+	// true true 3
+	// dbop: retries exhausted after 3 attempts: database is locked
+}
+
+func ExampleWithRetry_onRetry() {
+	calls := 0
+	op := dbop.Op[int](func(context.Context) (int, error) {
+		if calls++; calls < 3 {
+			return 0, dbop.Classify(errors.New("lock timeout"), dbop.RetryStatement)
+		}
+		return 7, nil
+	})
+	logRetry := dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) {
+		fmt.Printf("attempt %d failed (%v, %s); next in %v\n", e.Attempt, e.Err, e.Verdict, e.Delay)
+	})
+	v, _ := op.With(dbop.WithRetry(dbop.Exponential(10*time.Millisecond, time.Second), logRetry)).Run(context.Background())
+	fmt.Println(v)
+	// Output:
+	// attempt 1 failed (lock timeout, retry-statement); next in 10ms
+	// attempt 2 failed (lock timeout, retry-statement); next in 20ms
+	// 7
+}
+
+// A permanent error stops the retry at once.
+func ExamplePermanent() {
+	calls := 0
+	op := dbop.Op[int](func(context.Context) (int, error) {
+		calls++
+		return 0, dbop.Permanent(errors.New("duplicate key"))
+	})
+	_, err := op.With(dbop.WithRetry(dbop.Constant(0))).Run(context.Background())
+	fmt.Println(err, calls)
+	// Output: duplicate key 1
+}
+
+// A classifier inside the retry feeds it; the original error stays reachable.
+func ExampleClassifyBy() {
+	errSerialization := errors.New("could not serialize access")
+	errSyntax := errors.New("syntax error")
+	classify := func(err error) dbop.Verdict {
+		switch {
+		case errors.Is(err, errSerialization):
+			return dbop.RetryTransaction
+		case errors.Is(err, errSyntax):
+			return dbop.NotRetryable
+		}
+		return dbop.Unclassified
+	}
+	for _, fail := range []error{errSerialization, errSyntax} {
+		calls := 0
+		op := dbop.Op[int](func(context.Context) (int, error) { calls++; return 0, fail })
+		_, err := op.With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(4)), dbop.ClassifyBy(classify)).Run(context.Background())
+		fmt.Println(calls, dbop.VerdictOf(err), errors.Is(err, fail))
+	}
+	// Output:
+	// 4 retry-transaction true
+	// 1 not-retryable true
+}
+
+// Inside the retry, a timeout bounds each attempt and the retry goes on;
+// outside it bounds the whole operation.
+func ExampleWithTimeout() {
+	calls := 0
+	slowOnce := dbop.Op[string](func(ctx context.Context) (string, error) {
+		if calls++; calls == 1 {
+			<-ctx.Done() // the first attempt hangs until its deadline
+			return "", ctx.Err()
+		}
+		return "fast", nil
+	})
+	var timeouts int
+	v, err := slowOnce.With(
+		dbop.WithRetry(dbop.Constant(0), dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) {
+			if errors.Is(e.Err, dbop.ErrTimeout) {
+				timeouts++
+			}
+		})),
+		dbop.WithTimeout(10*time.Millisecond),
+	).Run(context.Background())
+	fmt.Println(v, err, "attempt timeouts:", timeouts)
+	// Output: fast <nil> attempt timeouts: 1
+}
+
+// Before runs before every attempt when listed after WithRetry: the place
+// for per-attempt settings (dbop-core's pre_attempt).
+func ExampleBefore() {
+	attempt := 0
+	op := dbop.Op[int](func(context.Context) (int, error) {
+		if attempt < 2 {
+			return 0, errors.New("busy")
+		}
+		return attempt, nil
+	})
+	v, _ := op.With(
+		dbop.WithRetry(dbop.Constant(0)),
+		dbop.Before(func(context.Context) error {
+			attempt++
+			fmt.Println("SET LOCAL lock_timeout = '2s' -- attempt", attempt)
+			return nil
+		}),
+	).Run(context.Background())
+	fmt.Println(v)
+	// Output:
+	// SET LOCAL lock_timeout = '2s' -- attempt 1
+	// SET LOCAL lock_timeout = '2s' -- attempt 2
+	// 2
+}
+
+func ExampleAfter() {
+	op := dbop.Op[int](func(context.Context) (int, error) { return 0, errors.New("no route to host") })
+	_, _ = op.With(dbop.After(func(_ context.Context, err error) {
+		fmt.Println("finished:", err)
+	})).Run(context.Background())
+	// Output: finished: no route to host
+}
+
+// OrDefault is dbop-core's raises=False, default=...
+func ExampleOrDefault() {
+	op := dbop.Op[int](func(context.Context) (int, error) { return 0, errors.New("connection refused") })
+	v, err := op.With(dbop.OrDefault(-1), dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(2))).Run(context.Background())
+	fmt.Println(v, err)
+	// Output: -1 <nil>
+}
+
+func ExampleFallback() {
+	primary := dbop.Op[string](func(context.Context) (string, error) { return "", errors.New("primary down") })
+	v, err := primary.With(dbop.Fallback(func(_ context.Context, err error) (string, error) {
+		return "from cache (" + err.Error() + ")", nil
+	})).Run(context.Background())
+	fmt.Println(v, err)
+	// Output: from cache (primary down) <nil>
+}
+
+func ExampleSlogObserver() {
+	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey || a.Key == "duration" {
+				return slog.Attr{} // keep the output stable
+			}
+			return a
+		},
+	}))
+	calls := 0
+	op := dbop.Op[int](func(context.Context) (int, error) {
+		if calls++; calls < 2 {
+			return 0, dbop.Transient(errors.New("deadlock detected"))
+		}
+		return 1, nil
+	})
+	_, _ = op.With(dbop.WithRetry(dbop.Constant(0), dbop.Observe(dbop.SlogObserver(logger)), dbop.Named("transfer"))).Run(context.Background())
+	// Output:
+	// level=WARN msg="dbop: attempt failed, retrying" op=transfer attempt=1 verdict=retry-transaction delay=0s error="deadlock detected"
+	// level=INFO msg="dbop: operation succeeded after retries" op=transfer attempts=2
+}
+
+// Typed decorators are ordinary functions from Op[T] to Op[T].
+func ExampleFunc() {
+	double := dbop.Func[int](func(op dbop.Op[int]) dbop.Op[int] {
+		return func(ctx context.Context) (int, error) {
+			v, err := op(ctx)
+			return v * 2, err
+		}
+	})
+	op := dbop.Op[int](func(context.Context) (int, error) { return 21, nil })
+	v, _ := op.With(double).Run(context.Background())
+	fmt.Println(v)
+	// Output: 42
+}

@@ -1,0 +1,34 @@
+package dbop
+
+import "context"
+
+// Before returns a Decorator that calls fn before the decorated Op; an error
+// from fn fails the Op without running it, and is classified and retried like
+// any other. Listed after [WithRetry], it runs before every attempt:
+// dbop-core's pre_attempt, the place to apply per-attempt settings. Before
+// panics if fn is nil.
+func Before(fn func(ctx context.Context) error) Decorator {
+	if fn == nil {
+		panic("dbop: Before(nil)")
+	}
+	return before(fn)
+}
+
+type before func(ctx context.Context) error
+
+func (before) decorator() {}
+
+// After returns a Decorator that calls fn with the decorated Op's error (nil
+// on success) once it returns. Listed before [WithRetry], it sees the
+// operation's outcome; listed after it, each attempt's. It panics if fn is
+// nil.
+func After(fn func(ctx context.Context, err error)) Decorator {
+	if fn == nil {
+		panic("dbop: After(nil)")
+	}
+	return after(fn)
+}
+
+type after func(ctx context.Context, err error)
+
+func (after) decorator() {}

@@ -1,0 +1,57 @@
+// Package testdb gives integration tests their database connection strings.
+//
+// A test asks for a backend with [Postgres] or [MySQL]. When the variable
+// naming that backend is unset the test is skipped with a message naming
+// the variable, so `go test ./...` passes on a machine with no database.
+// When DBOP_TEST_REQUIRE is set (CI sets it), a missing variable fails the
+// test instead: in CI a skipped integration test is a failure.
+package testdb
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// Environment variables read by this package.
+const (
+	PostgresEnv = "DBOP_TEST_POSTGRES" // a pgx connection string, e.g. postgres://postgres@127.0.0.1:5432/dbop_test?sslmode=disable
+	MySQLEnv    = "DBOP_TEST_MYSQL"    // a go-sql-driver DSN, e.g. root@tcp(127.0.0.1:3306)/dbop_test
+	RequireEnv  = "DBOP_TEST_REQUIRE"  // when set, a missing database fails the test instead of skipping it
+)
+
+// Postgres returns the PostgreSQL connection string, or skips tb (fails it
+// under DBOP_TEST_REQUIRE) when none is configured.
+func Postgres(tb testing.TB) string {
+	tb.Helper()
+	return lookup(tb, PostgresEnv, "PostgreSQL")
+}
+
+// MySQL returns the MySQL/MariaDB DSN, or skips tb (fails it under
+// DBOP_TEST_REQUIRE) when none is configured.
+func MySQL(tb testing.TB) string {
+	tb.Helper()
+	return lookup(tb, MySQLEnv, "MySQL/MariaDB")
+}
+
+// SQLiteFile returns the path of a new database file in a temporary
+// directory removed when tb ends. SQLite is embedded: it always runs.
+func SQLiteFile(tb testing.TB) string {
+	tb.Helper()
+	return filepath.Join(tb.TempDir(), "dbop.sqlite")
+}
+
+// Required reports whether DBOP_TEST_REQUIRE is set.
+func Required() bool { return os.Getenv(RequireEnv) != "" }
+
+func lookup(tb testing.TB, env, name string) string {
+	tb.Helper()
+	if dsn := os.Getenv(env); dsn != "" {
+		return dsn
+	}
+	if Required() {
+		tb.Fatalf("%s is required (%s is set) but %s is empty", name, RequireEnv, env)
+	}
+	tb.Skipf("%s integration test: set %s to run it", name, env)
+	return ""
+}

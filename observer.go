@@ -1,0 +1,62 @@
+package dbop
+
+import (
+	"context"
+	"time"
+)
+
+// An Observer is told about an operation run by [WithRetry] and each of its
+// attempts; attach one with [Observe]. The context an Observer returns from
+// OperationStart is the parent of every attempt's context, and the one from
+// AttemptStart is the context that attempt runs with and is handed back to
+// AttemptEnd, so a tracer can open a span per operation with a child span
+// per attempt. Methods are called on the goroutine running the operation and
+// must be safe for concurrent use by many operations.
+//
+// Implementations: [SlogObserver] here, and an OpenTelemetry observer in
+// github.com/dbop-go/dbop/adapters/otel. With no observer attached nothing
+// is reported and nothing is spent.
+type Observer interface {
+	OperationStart(ctx context.Context, name string) context.Context
+	AttemptStart(ctx context.Context, attempt int) context.Context
+	AttemptEnd(ctx context.Context, e AttemptEvent)
+	OperationEnd(ctx context.Context, e OperationEvent)
+}
+
+// AttemptEvent describes the end of one attempt.
+type AttemptEvent struct {
+	Attempt int           // from 1
+	Err     error         // nil when the attempt succeeded
+	Verdict Verdict       // the verdict attached to Err
+	Retry   bool          // whether another attempt follows
+	Delay   time.Duration // the wait before it, when Retry is true
+}
+
+// OperationEvent describes the end of an operation.
+type OperationEvent struct {
+	Name     string        // from [Named], or ""
+	Attempts int           // attempts made
+	Err      error         // nil on success
+	Duration time.Duration // from the first attempt's start to the end
+}
+
+// multiObserver reports to two observers in order.
+type multiObserver [2]Observer
+
+func (m multiObserver) OperationStart(ctx context.Context, name string) context.Context {
+	return m[1].OperationStart(m[0].OperationStart(ctx, name), name)
+}
+
+func (m multiObserver) AttemptStart(ctx context.Context, attempt int) context.Context {
+	return m[1].AttemptStart(m[0].AttemptStart(ctx, attempt), attempt)
+}
+
+func (m multiObserver) AttemptEnd(ctx context.Context, e AttemptEvent) {
+	m[1].AttemptEnd(ctx, e)
+	m[0].AttemptEnd(ctx, e)
+}
+
+func (m multiObserver) OperationEnd(ctx context.Context, e OperationEvent) {
+	m[1].OperationEnd(ctx, e)
+	m[0].OperationEnd(ctx, e)
+}

@@ -1,0 +1,43 @@
+package dbop
+
+import (
+	"context"
+	"errors"
+)
+
+// Op is one logical database step: a function of a context that yields a
+// value of type T or an error. An Op is a value; behaviour such as retries,
+// timeouts and classification is added with [Op.With], which returns a new Op
+// and leaves the original untouched.
+//
+// An Op built once may be run by many goroutines at once, provided the
+// function it wraps is safe for that.
+type Op[T any] func(ctx context.Context) (T, error)
+
+// ErrNilOp is returned by [Op.Run] on a nil Op.
+var ErrNilOp = errors.New("dbop: nil Op")
+
+// Run runs the operation with ctx. Running a nil Op returns [ErrNilOp].
+func (op Op[T]) Run(ctx context.Context) (T, error) {
+	if op == nil {
+		var zero T
+		return zero, ErrNilOp
+	}
+	return op(ctx)
+}
+
+// With returns op decorated by ds. The first decorator listed is the
+// outermost: op.With(A, B) behaves as A(B(op)). Placement is meaning: a
+// [WithTimeout] listed before [WithRetry] bounds the whole operation, one
+// listed after it bounds each attempt.
+//
+// With does all of its work at build time: the returned Op runs the
+// decorators without re-assembling them on each call. It panics if op or one
+// of ds is nil, or if a typed decorator ([Func]) was written for another
+// result type: those are programmer errors.
+func (op Op[T]) With(ds ...Decorator) Op[T] {
+	if op == nil {
+		panic("dbop: With called on a nil Op")
+	}
+	return decorateAll(op, ds, "With")
+}

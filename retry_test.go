@@ -1,0 +1,386 @@
+package dbop_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/dbop-go/dbop"
+)
+
+// driverError stands in for a driver's error type, to prove errors.As
+// reaches it through everything dbop wraps around it.
+type driverError struct{ code string }
+
+func (e *driverError) Error() string { return "driver: " + e.code }
+
+// failing returns an Op that fails with errs in turn, then succeeds with
+// "ok", and a pointer to its call count.
+func failing(errs ...error) (dbop.Op[string], *int) {
+	calls := new(int)
+	return func(context.Context) (string, error) {
+		*calls++
+		if *calls <= len(errs) {
+			return "", errs[*calls-1]
+		}
+		return "ok", nil
+	}, calls
+}
+
+func repeat(err error, n int) []error {
+	errs := make([]error, n)
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
+}
+
+func TestRetryDecisions(t *testing.T) {
+	drv := &driverError{code: "40001"}
+	plain := errors.New("connection reset")
+	tests := []struct {
+		name      string
+		errs      []error
+		opts      []dbop.RetryOption
+		withinTx  bool
+		wantCalls int
+		wantValue string
+		wantErr   error // matched with errors.Is; nil means success
+		exhausted bool
+	}{
+		{name: "success at once", wantCalls: 1, wantValue: "ok"},
+		{name: "unclassified errors are retried", errs: []error{plain, plain}, wantCalls: 3, wantValue: "ok"},
+		{name: "default limit is six attempts", errs: repeat(plain, 10), wantCalls: dbop.DefaultMaxAttempts, wantErr: plain, exhausted: true},
+		{name: "MaxAttempts limits attempts", errs: repeat(plain, 10), opts: []dbop.RetryOption{dbop.MaxAttempts(3)}, wantCalls: 3, wantErr: plain, exhausted: true},
+		{name: "MaxAttempts(1) never retries", errs: []error{plain}, opts: []dbop.RetryOption{dbop.MaxAttempts(1)}, wantCalls: 1, wantErr: plain, exhausted: true},
+		{name: "success on the last allowed attempt", errs: repeat(plain, 2), opts: []dbop.RetryOption{dbop.MaxAttempts(3)}, wantCalls: 3, wantValue: "ok"},
+		{name: "permanent stops at once", errs: []error{dbop.Permanent(drv)}, wantCalls: 1, wantErr: drv},
+		{name: "permanent after retries", errs: []error{plain, dbop.Permanent(drv)}, wantCalls: 2, wantErr: drv},
+		{name: "ambiguous is not retried", errs: []error{dbop.Classify(drv, dbop.Ambiguous)}, wantCalls: 1, wantErr: drv},
+		{name: "ambiguous is retried when idempotent", errs: []error{dbop.Classify(drv, dbop.Ambiguous)}, opts: []dbop.RetryOption{dbop.Idempotent()}, wantCalls: 2, wantValue: "ok"},
+		{name: "statement verdict is retried", errs: []error{dbop.Classify(drv, dbop.RetryStatement)}, wantCalls: 2, wantValue: "ok"},
+		{name: "transaction verdict is retried outside a transaction", errs: []error{dbop.Transient(drv)}, wantCalls: 2, wantValue: "ok"},
+		{name: "transaction verdict escapes a retry inside a transaction", errs: []error{dbop.Transient(drv)}, withinTx: true, wantCalls: 1, wantErr: drv},
+		{name: "statement verdict is retried inside a transaction", errs: []error{dbop.Classify(drv, dbop.RetryStatement)}, withinTx: true, wantCalls: 2, wantValue: "ok"},
+		{name: "ambiguous escapes a retry inside a transaction even when idempotent", errs: []error{dbop.Classify(drv, dbop.Ambiguous)}, opts: []dbop.RetryOption{dbop.Idempotent()}, withinTx: true, wantCalls: 1, wantErr: drv},
+		{name: "verdict found through wrapping", errs: []error{fmt.Errorf("transfer: %w", dbop.Permanent(drv))}, wantCalls: 1, wantErr: drv},
+		{name: "verdict found through a join", errs: []error{errors.Join(plain, dbop.Permanent(drv))}, wantCalls: 1, wantErr: drv},
+		{name: "an op's own context error is retried while the caller's context lives", errs: []error{context.DeadlineExceeded}, wantCalls: 2, wantValue: "ok"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			op, calls := failing(tt.errs...)
+			ctx := context.Background()
+			if tt.withinTx {
+				ctx = dbop.WithinTx(ctx)
+			}
+			got, err := op.With(dbop.WithRetry(dbop.Constant(0), tt.opts...)).Run(ctx)
+			if *calls != tt.wantCalls {
+				t.Errorf("calls = %d, want %d", *calls, tt.wantCalls)
+			}
+			if got != tt.wantValue {
+				t.Errorf("value = %q, want %q", got, tt.wantValue)
+			}
+			if diff := cmp.Diff(tt.wantErr, err, cmpopts.EquateErrors()); diff != "" {
+				t.Errorf("error mismatch (-want +got):\n%s", diff)
+			}
+			if got := errors.Is(err, dbop.ErrRetriesExhausted); got != tt.exhausted {
+				t.Errorf("errors.Is(err, ErrRetriesExhausted) = %v, want %v (err: %v)", got, tt.exhausted, err)
+			}
+			if tt.exhausted {
+				if n, ok := dbop.Attempts(err); !ok || n != tt.wantCalls {
+					t.Errorf("Attempts(err) = %d, %v; want %d, true", n, ok, tt.wantCalls)
+				}
+			}
+		})
+	}
+}
+
+func TestRetryExhaustedKeepsDriverError(t *testing.T) {
+	drv := &driverError{code: "40P01"}
+	op, _ := failing(repeat(fmt.Errorf("exec: %w", dbop.Transient(drv)), 5)...)
+	_, err := op.With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(2))).Run(context.Background())
+	var got *driverError
+	if !errors.As(err, &got) || got != drv {
+		t.Fatalf("errors.As(%v) did not reach the driver error", err)
+	}
+	var re *dbop.RetryError
+	if !errors.As(err, &re) {
+		t.Fatalf("error %T is not a *RetryError", err)
+	}
+	if re.Attempts != 2 || !errors.Is(re.Reason, dbop.ErrRetriesExhausted) {
+		t.Errorf("RetryError = {Attempts: %d, Reason: %v}, want 2 attempts, exhausted", re.Attempts, re.Reason)
+	}
+	if got, want := dbop.VerdictOf(err), dbop.RetryTransaction; got != want {
+		t.Errorf("VerdictOf(exhausted) = %v, want %v: the last error's verdict stays visible", got, want)
+	}
+}
+
+func TestRetryStopsWhenCallerContextEnds(t *testing.T) {
+	t.Run("cancelled during an attempt: no retry, the op's error unchanged", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		calls := 0
+		op := dbop.Op[int](func(ctx context.Context) (int, error) {
+			calls++
+			cancel()
+			return 0, ctx.Err()
+		})
+		_, err := op.With(dbop.WithRetry(dbop.Constant(0))).Run(ctx)
+		if calls != 1 || err != context.Canceled {
+			t.Fatalf("calls = %d, err = %v; want 1, context.Canceled", calls, err)
+		}
+	})
+	t.Run("a retryable error once the caller is gone is returned, not retried", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		drv := &driverError{code: "40001"}
+		calls := 0
+		op := dbop.Op[int](func(context.Context) (int, error) {
+			calls++
+			cancel()
+			return 0, dbop.Transient(drv)
+		})
+		_, err := op.With(dbop.WithRetry(dbop.Constant(0))).Run(ctx)
+		if calls != 1 || !errors.Is(err, drv) {
+			t.Fatalf("calls = %d, err = %v; want 1 call and the driver error", calls, err)
+		}
+	})
+	t.Run("cancelled while waiting: returns at once", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := context.WithCancelCause(context.Background())
+			drv := &driverError{code: "55P03"}
+			op, calls := failing(repeat(drv, 10)...)
+			stop := errors.New("shutting down")
+			time.AfterFunc(3*time.Second, func() { cancel(stop) })
+			start := time.Now()
+			_, err := op.With(dbop.WithRetry(dbop.Constant(time.Hour))).Run(ctx)
+			if elapsed := time.Since(start); elapsed != 3*time.Second {
+				t.Errorf("returned after %v, want 3s (the cancellation)", elapsed)
+			}
+			if *calls != 1 {
+				t.Errorf("calls = %d, want 1", *calls)
+			}
+			if !errors.Is(err, stop) || !errors.Is(err, drv) || errors.Is(err, dbop.ErrRetriesExhausted) {
+				t.Errorf("err = %v: want the cancel cause and the driver error, not exhaustion", err)
+			}
+			if n, ok := dbop.Attempts(err); !ok || n != 1 {
+				t.Errorf("Attempts = %d, %v; want 1, true", n, ok)
+			}
+		})
+	})
+	t.Run("overall timeout outside the retry ends it", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			op, calls := failing(repeat(errors.New("busy"), 100)...)
+			start := time.Now()
+			_, err := op.With(
+				dbop.WithTimeout(10*time.Second),
+				dbop.WithRetry(dbop.Constant(3*time.Second), dbop.MaxAttempts(100)),
+			).Run(context.Background())
+			if got := time.Since(start); got != 10*time.Second {
+				t.Errorf("took %v, want the 10s budget", got)
+			}
+			if *calls != 4 { // at 0s, 3s, 6s, 9s
+				t.Errorf("calls = %d, want 4", *calls)
+			}
+			if !errors.Is(err, dbop.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("err = %v, want a dbop timeout", err)
+			}
+		})
+	})
+}
+
+func TestRetryWaitsTheBackoffSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var waits []time.Duration
+		op, _ := failing(repeat(errors.New("busy"), 4)...)
+		last := time.Now()
+		traced := dbop.Op[string](func(ctx context.Context) (string, error) {
+			now := time.Now()
+			waits = append(waits, now.Sub(last))
+			last = now
+			return op(ctx)
+		})
+		got, err := traced.With(dbop.WithRetry(dbop.Exponential(100*time.Millisecond, 250*time.Millisecond))).Run(context.Background())
+		if err != nil || got != "ok" {
+			t.Fatalf("Run = %q, %v", got, err)
+		}
+		want := []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond, 250 * time.Millisecond, 250 * time.Millisecond}
+		if diff := cmp.Diff(want, waits); diff != "" {
+			t.Errorf("waits (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestMaxElapsed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		op, calls := failing(repeat(errors.New("busy"), 100)...)
+		start := time.Now()
+		_, err := op.With(dbop.WithRetry(dbop.Constant(time.Second), dbop.MaxAttempts(100), dbop.MaxElapsed(3500*time.Millisecond))).Run(context.Background())
+		// Attempts at 0s, 1s, 2s, 3s; the wait after the fourth would end at 4s > 3.5s.
+		if *calls != 4 || time.Since(start) != 3*time.Second {
+			t.Errorf("calls = %d after %v; want 4 after 3s", *calls, time.Since(start))
+		}
+		if !errors.Is(err, dbop.ErrRetriesExhausted) {
+			t.Errorf("err = %v, want ErrRetriesExhausted", err)
+		}
+	})
+}
+
+// negativeBackoff misbehaves on purpose: the loop must not pass a negative
+// delay on.
+type negativeBackoff struct{}
+
+func (negativeBackoff) Delay(int, time.Duration, uint64) time.Duration { return -time.Second }
+
+func TestNegativeDelayIsClamped(t *testing.T) {
+	var delays []time.Duration
+	op, _ := failing(errors.New("busy"))
+	_, err := op.With(dbop.WithRetry(negativeBackoff{}, dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) {
+		delays = append(delays, e.Delay)
+	}))).Run(context.Background())
+	if err != nil || len(delays) != 1 || delays[0] != 0 {
+		t.Fatalf("err = %v, delays = %v; want success after one 0s wait", err, delays)
+	}
+}
+
+func TestWithRandIsReproducible(t *testing.T) {
+	schedule := func() []time.Duration {
+		var got []time.Duration
+		op, _ := failing(repeat(errors.New("busy"), 5)...)
+		_, _ = op.With(dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Nanosecond, time.Nanosecond<<10)),
+			dbop.WithRand(rand.NewPCG(1, 2)),
+			dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) { got = append(got, e.Delay) }),
+		)).Run(context.Background())
+		return got
+	}
+	first, second := schedule(), schedule()
+	if len(first) != 5 {
+		t.Fatalf("got %d delays, want 5", len(first))
+	}
+	if diff := cmp.Diff(first, second); diff != "" {
+		t.Errorf("same seed, different schedules (-first +second):\n%s", diff)
+	}
+	want := dbop.Schedule(dbop.FullJitter(dbop.Exponential(time.Nanosecond, time.Nanosecond<<10)), 5, rand.NewPCG(1, 2))
+	if diff := cmp.Diff(want, first); diff != "" {
+		t.Errorf("retry loop and Schedule disagree (-Schedule +loop):\n%s", diff)
+	}
+}
+
+func TestOnRetryEvents(t *testing.T) {
+	drv := &driverError{code: "1205"}
+	stmt := dbop.Classify(drv, dbop.RetryStatement)
+	plain := errors.New("reset")
+	op, _ := failing(stmt, plain)
+	var got []dbop.RetryEvent
+	_, err := op.With(dbop.WithRetry(dbop.Exponential(time.Nanosecond, time.Microsecond),
+		dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) { got = append(got, e) }))).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []dbop.RetryEvent{
+		{Attempt: 1, Err: stmt, Verdict: dbop.RetryStatement, Delay: time.Nanosecond},
+		{Attempt: 2, Err: plain, Verdict: dbop.Unclassified, Delay: 2 * time.Nanosecond},
+	}
+	if diff := cmp.Diff(want, got, cmpopts.EquateErrors()); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
+
+// recorder is an Observer that logs what it is told.
+type recorder struct {
+	mu  sync.Mutex
+	log []string
+}
+
+type ctxTag struct{ r *recorder }
+
+func (r *recorder) add(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.log = append(r.log, fmt.Sprintf(format, args...))
+}
+
+func (r *recorder) OperationStart(ctx context.Context, name string) context.Context {
+	r.add("start %s", name)
+	return context.WithValue(ctx, ctxTag{r}, "op")
+}
+
+func (r *recorder) AttemptStart(ctx context.Context, n int) context.Context {
+	r.add("attempt %d start (parent %v)", n, ctx.Value(ctxTag{r}))
+	return context.WithValue(ctx, ctxTag{r}, fmt.Sprintf("attempt %d", n))
+}
+
+func (r *recorder) AttemptEnd(ctx context.Context, e dbop.AttemptEvent) {
+	r.add("%v end: err=%v verdict=%v retry=%v delay=%v", ctx.Value(ctxTag{r}), e.Err, e.Verdict, e.Retry, e.Delay)
+}
+
+func (r *recorder) OperationEnd(ctx context.Context, e dbop.OperationEvent) {
+	r.add("%v end %s: attempts=%d err=%v", ctx.Value(ctxTag{r}), e.Name, e.Attempts, e.Err)
+}
+
+func TestObserver(t *testing.T) {
+	t.Run("retries then success", func(t *testing.T) {
+		rec := &recorder{}
+		op, _ := failing(dbop.Transient(errors.New("deadlock")))
+		var seen any
+		traced := dbop.Op[string](func(ctx context.Context) (string, error) {
+			seen = ctx.Value(ctxTag{rec})
+			return op(ctx)
+		})
+		_, err := traced.With(dbop.WithRetry(dbop.Constant(0), dbop.Observe(rec), dbop.Named("transfer"))).Run(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{
+			"start transfer",
+			"attempt 1 start (parent op)",
+			"attempt 1 end: err=deadlock verdict=retry-transaction retry=true delay=0s",
+			"attempt 2 start (parent op)",
+			"attempt 2 end: err=<nil> verdict=unclassified retry=false delay=0s",
+			"op end transfer: attempts=2 err=<nil>",
+		}
+		if diff := cmp.Diff(want, rec.log); diff != "" {
+			t.Errorf("log (-want +got):\n%s", diff)
+		}
+		if seen != "attempt 2" {
+			t.Errorf("the op ran with context tagged %v, want the attempt's context", seen)
+		}
+	})
+	t.Run("two observers, exhaustion", func(t *testing.T) {
+		a, b := &recorder{}, &recorder{}
+		op, _ := failing(repeat(errors.New("busy"), 3)...)
+		_, _ = op.With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(2), dbop.Observe(a), dbop.Observe(b))).Run(context.Background())
+		want := []string{
+			"start ",
+			"attempt 1 start (parent op)",
+			"attempt 1 end: err=busy verdict=unclassified retry=true delay=0s",
+			"attempt 2 start (parent op)",
+			"attempt 2 end: err=busy verdict=unclassified retry=false delay=0s",
+			"op end : attempts=2 err=dbop: retries exhausted after 2 attempts: busy",
+		}
+		for name, r := range map[string]*recorder{"first": a, "second": b} {
+			if diff := cmp.Diff(want, r.log); diff != "" {
+				t.Errorf("%s observer log (-want +got):\n%s", name, diff)
+			}
+		}
+	})
+}
+
+func TestPanicPassesThroughRetry(t *testing.T) {
+	calls := 0
+	op := dbop.Op[int](func(context.Context) (int, error) { calls++; panic("boom") })
+	defer func() {
+		if r := recover(); r != "boom" || calls != 1 {
+			t.Errorf("recovered %v after %d calls; want the op's panic after 1", r, calls)
+		}
+	}()
+	_, _ = op.With(dbop.WithRetry(dbop.Constant(0))).Run(context.Background())
+	t.Error("Run returned; want the panic to propagate")
+}
