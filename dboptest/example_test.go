@@ -1,0 +1,105 @@
+package dboptest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/dboptest"
+	"github.com/dbop-go/dbop/scopes"
+)
+
+// resilient is the application's retry policy, under test in ExampleScript.
+var resilient = dbop.Chain(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3)))
+
+// A scripted operation checks what a policy does with each kind of error,
+// without a database.
+func ExampleScript() {
+	deadlock := dbop.Transient(errors.New("deadlock detected"))
+	flaky := dboptest.Script(42, deadlock, deadlock)
+	v, err := flaky.Op().With(resilient).Run(context.Background())
+	fmt.Println(v, err, flaky.Calls())
+
+	duplicate := dbop.Permanent(errors.New("duplicate key"))
+	broken := dboptest.Script(42, duplicate)
+	_, err = broken.Op().With(resilient).Run(context.Background())
+	fmt.Println(err, broken.Calls())
+	// Output:
+	// 42 <nil> 3
+	// duplicate key 1
+}
+
+// ordersTx is what placeOrder needs of a transaction. Application code
+// written against a small interface like this one runs on an adapter's
+// transaction in production and on a [dboptest.Tx] in its unit tests.
+type ordersTx interface {
+	scopes.Tx
+	scopes.Savepointer
+	Exec(ctx context.Context, stmt string) error
+}
+
+// placeOrder is the application code under test: it inserts an order and
+// reserves stock, retrying the reservation alone on a lock timeout and the
+// whole transaction on a deadlock.
+func placeOrder[X ordersTx](begin scopes.BeginFunc[X]) dbop.Op[int] {
+	return scopes.InTx(begin, func(ctx context.Context, tx X) (int, error) {
+		if err := tx.Exec(ctx, "INSERT order"); err != nil {
+			return 0, err
+		}
+		reserve := dbop.Op[int](func(ctx context.Context) (int, error) {
+			return 7, tx.Exec(ctx, "UPDATE stock")
+		})
+		return reserve.With(dbop.WithRetry(dbop.Constant(0)), scopes.InSavepoint(tx)).Run(ctx)
+	}).With(dbop.WithRetry(dbop.Constant(0)))
+}
+
+// A unit test of placeOrder scripts the database's failures and reads the
+// statements that ran.
+func ExampleRecorder() {
+	var db dboptest.Recorder
+	lockTimeout := dbop.Classify(errors.New("lock timeout"), dbop.RetryStatement)
+	deadlock := dbop.Transient(errors.New("deadlock detected"))
+	db.FailNext("UPDATE stock", lockTimeout, deadlock)
+
+	id, err := placeOrder(db.Begin).Run(context.Background())
+	fmt.Println(id, err)
+	fmt.Println(strings.Join(db.Log(), "\n"))
+	// Output:
+	// 7 <nil>
+	// BEGIN
+	// INSERT order
+	// SAVEPOINT dbop_sp_1
+	// UPDATE stock
+	// ROLLBACK TO SAVEPOINT dbop_sp_1
+	// RELEASE SAVEPOINT dbop_sp_1
+	// SAVEPOINT dbop_sp_1
+	// UPDATE stock
+	// ROLLBACK
+	// BEGIN
+	// INSERT order
+	// SAVEPOINT dbop_sp_1
+	// UPDATE stock
+	// RELEASE SAVEPOINT dbop_sp_1
+	// COMMIT
+}
+
+// FailNext scripts the n-th run of a statement: here the second COMMIT
+// fails after it was sent, so its outcome is unknown.
+func ExampleRecorder_FailNext() {
+	var db dboptest.Recorder
+	db.FailNext("COMMIT", nil, errors.New("connection reset by peer"))
+	op := scopes.InTx(db.Begin, func(ctx context.Context, tx *dboptest.Tx) (int, error) {
+		return 1, tx.Exec(ctx, "INSERT a")
+	})
+	for range 2 {
+		_, err := op.Run(context.Background())
+		fmt.Println(err, errors.Is(err, scopes.ErrAmbiguousCommit))
+	}
+	fmt.Println(db.Log())
+	// Output:
+	// <nil> false
+	// scopes: commit outcome unknown: connection reset by peer true
+	// [BEGIN INSERT a COMMIT BEGIN INSERT a COMMIT]
+}

@@ -1,0 +1,50 @@
+package scopes_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/dbop-go/dbop"
+	"github.com/google/go-cmp/cmp"
+)
+
+// The errors a fake backend raises, and a classifier for them such as an
+// adapter would pass with scopes.ClassifyBy.
+var (
+	errLockTimeout = errors.New("lock timeout")             // statement-level
+	errDeadlock    = errors.New("deadlock detected")        // transaction-level
+	errNetwork     = errors.New("connection reset by peer") // after the send
+	errUnique      = errors.New("duplicate key")            // permanent
+)
+
+func classifier(err error) dbop.Verdict {
+	switch {
+	case errors.Is(err, errLockTimeout):
+		return dbop.RetryStatement
+	case errors.Is(err, errDeadlock), errors.Is(err, errNetwork):
+		return dbop.RetryTransaction
+	case errors.Is(err, errUnique):
+		return dbop.NotRetryable
+	}
+	return dbop.Unclassified
+}
+
+// retry retries at once, up to the default attempt limit.
+var retry = dbop.WithRetry(dbop.Constant(0))
+
+func checkLog(t *testing.T, want, got []string) {
+	t.Helper()
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("statement log mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// mustPanic runs f and returns the value it panicked with, failing the test
+// if it did not panic.
+func mustPanic(t *testing.T, f func()) (v any) {
+	t.Helper()
+	defer func() { v = recover() }()
+	f()
+	t.Fatal("did not panic")
+	return nil
+}

@@ -1,0 +1,142 @@
+package scopes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/dbop-go/dbop"
+)
+
+// Tx is what [InTx] needs of a transaction: a way to end it. pgx.Tx has
+// these methods as they are; adapters wrap *sql.Tx and *gorm.DB.
+//
+// Commit must end the transaction whatever its outcome: InTx does not call
+// Rollback after a failed Commit (pgx, database/sql and GORM all end the
+// transaction, or close the connection, when COMMIT fails).
+type Tx interface {
+	Commit(ctx context.Context) error
+	Rollback(ctx context.Context) error
+}
+
+// BeginFunc starts a transaction with the given options. An adapter returns
+// one bound to its pool or connection; InTx calls it once per attempt.
+type BeginFunc[X Tx] func(ctx context.Context, opts TxOptions) (X, error)
+
+// TxOptions are the options [InTx] passes to its [BeginFunc]. Adapters map
+// them onto their driver's options and add what only their driver has, such
+// as an isolation level, themselves.
+type TxOptions struct {
+	// ReadOnly asks for a read-only transaction (see [ReadOnly]).
+	ReadOnly bool
+}
+
+// InTx returns an operation that runs fn in a transaction of its own each
+// time it runs: one run, one transaction. It begins a transaction with
+// begin, calls fn with it and with a context marked
+// [github.com/dbop-go/dbop.WithinTx], and then:
+//
+//   - if fn succeeds, it commits and returns fn's value; a COMMIT error is
+//     judged by [CommitOutcome], by default as an [*AmbiguousCommitError];
+//   - if fn fails, it rolls back and returns fn's error, classified by the
+//     [ClassifyBy] options; a failed rollback is joined to it, fn's error
+//     first, without changing its verdict;
+//   - if fn panics (or calls runtime.Goexit), it rolls back and lets the
+//     panic continue with its original value and stack;
+//   - if the caller's context ended while fn ran, it rolls back instead of
+//     sending a COMMIT that could only fail ambiguously, and returns the
+//     context's cause ([context.Cause]).
+//
+// A BEGIN error is classified and returned; nothing is rolled back. The
+// rollback runs with a context that ignores the caller's cancellation,
+// bounded by [RollbackTimeout]. The errors InTx returns wrap the driver's
+// errors, so errors.As reaches them. On any error the value is the zero T.
+//
+// Retrying the returned operation ([github.com/dbop-go/dbop.WithRetry])
+// retries the whole transaction, fn's reads included, which is what
+// transaction-level failures (serialization failures, deadlocks, lost
+// connections) require.
+//
+// The operation is safe for concurrent use if begin and fn are: each run has
+// its own transaction. InTx panics if begin or fn is nil, or an option is
+// nil.
+func InTx[X Tx, T any](begin BeginFunc[X], fn func(ctx context.Context, tx X) (T, error), opts ...Option) dbop.Op[T] {
+	if begin == nil {
+		panic("scopes: InTx: the BeginFunc is nil")
+	}
+	if fn == nil {
+		panic("scopes: InTx: the function to run in the transaction is nil")
+	}
+	c := newConfig("InTx", opts)
+	txOpts := TxOptions{ReadOnly: c.readOnly}
+	return func(ctx context.Context) (T, error) {
+		return runTx(ctx, c, txOpts, begin, fn)
+	}
+}
+
+// runTx runs one transaction.
+func runTx[X Tx, T any](ctx context.Context, c *config, opts TxOptions, begin BeginFunc[X], fn func(context.Context, X) (T, error)) (T, error) {
+	var zero T
+	tx, err := begin(ctx, opts)
+	if err != nil {
+		return zero, fmt.Errorf("scopes: begin: %w", c.classify(err))
+	}
+
+	// A deferred rollback without recover: a panic (or runtime.Goexit)
+	// rolls the transaction back and goes on unchanged, original value and
+	// stack included.
+	returned := false
+	defer func() {
+		if !returned {
+			_ = rollback(ctx, c, tx)
+		}
+	}()
+	v, err := fn(dbop.WithinTx(ctx), tx)
+	returned = true
+
+	if err == nil && ctx.Err() != nil {
+		// fn finished, but the caller has given up: a COMMIT sent now would
+		// fail, and fail ambiguously. Rolling back gives a known outcome.
+		err = context.Cause(ctx)
+	}
+	if err != nil {
+		err = c.classify(err)
+		if rbErr := rollback(ctx, c, tx); rbErr != nil {
+			err = fmt.Errorf("%w (rollback: %w)", err, rbErr)
+		}
+		return zero, err
+	}
+
+	if err := tx.Commit(ctx); err != nil {
+		return zero, c.commitError(err)
+	}
+	return v, nil
+}
+
+// rollback rolls tx back with a context that survives the caller's
+// cancellation, bounded by the rollback timeout.
+func rollback[X Tx](ctx context.Context, c *config, tx X) error {
+	rctx, cancel := c.cleanupContext(ctx)
+	defer cancel()
+	return tx.Rollback(rctx)
+}
+
+// commitError judges a COMMIT error.
+func (c *config) commitError(err error) error {
+	v := dbop.Ambiguous
+	if c.commitOutcome != nil {
+		v = c.commitOutcome(err)
+	}
+	switch v {
+	case dbop.Ambiguous:
+		var ace *AmbiguousCommitError
+		if !errors.As(err, &ace) {
+			err = &AmbiguousCommitError{Err: err}
+		}
+		return dbop.Classify(err, dbop.Ambiguous)
+	case dbop.Unclassified:
+		return c.classify(err)
+	default:
+		return dbop.Classify(err, v)
+	}
+}
