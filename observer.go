@@ -11,7 +11,9 @@ import (
 // AttemptStart is the context that attempt runs with and is handed back to
 // AttemptEnd, so a tracer can open a span per operation with a child span
 // per attempt. Methods are called on the goroutine running the operation and
-// must be safe for concurrent use by many operations.
+// must be safe for concurrent use by many operations. With several
+// observers attached, each one's AttemptEnd and OperationEnd receive the
+// context it returned itself.
 //
 // Implementations: [SlogObserver] here, and an OpenTelemetry observer in
 // github.com/dbop-go/dbop/adapters/otel. With no observer attached nothing
@@ -40,23 +42,38 @@ type OperationEvent struct {
 	Duration time.Duration // from the first attempt's start to the end
 }
 
-// multiObserver reports to two observers in order.
-type multiObserver [2]Observer
+// multiObserver reports to two observers in order. Each observer's End
+// methods receive the context that observer's Start method returned, even
+// though the operation runs with the context both built: two tracers that
+// keep their spans under the same context key each end their own span.
+type multiObserver struct{ first, second Observer }
 
-func (m multiObserver) OperationStart(ctx context.Context, name string) context.Context {
-	return m[1].OperationStart(m[0].OperationStart(ctx, name), name)
+// firstCtx is the key under which multiObserver keeps first's context.
+type firstCtx struct{ m *multiObserver }
+
+func (m *multiObserver) OperationStart(ctx context.Context, name string) context.Context {
+	c := m.first.OperationStart(ctx, name)
+	return context.WithValue(m.second.OperationStart(c, name), firstCtx{m}, c)
 }
 
-func (m multiObserver) AttemptStart(ctx context.Context, attempt int) context.Context {
-	return m[1].AttemptStart(m[0].AttemptStart(ctx, attempt), attempt)
+func (m *multiObserver) AttemptStart(ctx context.Context, attempt int) context.Context {
+	c := m.first.AttemptStart(ctx, attempt)
+	return context.WithValue(m.second.AttemptStart(c, attempt), firstCtx{m}, c)
 }
 
-func (m multiObserver) AttemptEnd(ctx context.Context, e AttemptEvent) {
-	m[1].AttemptEnd(ctx, e)
-	m[0].AttemptEnd(ctx, e)
+func (m *multiObserver) AttemptEnd(ctx context.Context, e AttemptEvent) {
+	m.second.AttemptEnd(ctx, e)
+	m.first.AttemptEnd(m.own(ctx), e)
 }
 
-func (m multiObserver) OperationEnd(ctx context.Context, e OperationEvent) {
-	m[1].OperationEnd(ctx, e)
-	m[0].OperationEnd(ctx, e)
+func (m *multiObserver) OperationEnd(ctx context.Context, e OperationEvent) {
+	m.second.OperationEnd(ctx, e)
+	m.first.OperationEnd(m.own(ctx), e)
+}
+
+func (m *multiObserver) own(ctx context.Context) context.Context {
+	if c, ok := ctx.Value(firstCtx{m}).(context.Context); ok {
+		return c
+	}
+	return ctx
 }

@@ -109,7 +109,7 @@ func Observe(o Observer) RetryOption {
 			r.observer = o
 			return
 		}
-		r.observer = multiObserver{r.observer, o}
+		r.observer = &multiObserver{first: r.observer, second: o}
 	}
 }
 
@@ -141,6 +141,7 @@ type retrier struct {
 	onRetry     func(context.Context, RetryEvent)
 	observer    Observer
 	name        string
+	budget      *Budget
 }
 
 func (*retrier) decorator() {}

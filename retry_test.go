@@ -384,3 +384,49 @@ func TestPanicPassesThroughRetry(t *testing.T) {
 	_, _ = op.With(dbop.WithRetry(dbop.Constant(0))).Run(context.Background())
 	t.Error("Run returned; want the panic to propagate")
 }
+
+// spanObserver keeps its "span" under a key shared by every instance, as
+// tracers do; each must still end its own.
+type spanObserver struct {
+	name  string
+	ended *[]string
+}
+
+type sharedSpanKey struct{}
+
+func (o spanObserver) OperationStart(ctx context.Context, _ string) context.Context {
+	return context.WithValue(ctx, sharedSpanKey{}, o.name+"/op")
+}
+
+func (o spanObserver) AttemptStart(ctx context.Context, n int) context.Context {
+	return context.WithValue(ctx, sharedSpanKey{}, fmt.Sprintf("%s/attempt%d", o.name, n))
+}
+
+func (o spanObserver) AttemptEnd(ctx context.Context, _ dbop.AttemptEvent) {
+	*o.ended = append(*o.ended, o.name+" ends "+ctx.Value(sharedSpanKey{}).(string))
+}
+
+func (o spanObserver) OperationEnd(ctx context.Context, _ dbop.OperationEvent) {
+	*o.ended = append(*o.ended, o.name+" ends "+ctx.Value(sharedSpanKey{}).(string))
+}
+
+func TestObserversEachGetTheirOwnContext(t *testing.T) {
+	var ended []string
+	op, _ := failing(errors.New("busy"))
+	_, err := op.With(dbop.WithRetry(dbop.Constant(0),
+		dbop.Observe(spanObserver{"a", &ended}),
+		dbop.Observe(spanObserver{"b", &ended}),
+		dbop.Observe(spanObserver{"c", &ended}),
+	)).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"c ends c/attempt1", "b ends b/attempt1", "a ends a/attempt1",
+		"c ends c/attempt2", "b ends b/attempt2", "a ends a/attempt2",
+		"c ends c/op", "b ends b/op", "a ends a/op",
+	}
+	if diff := cmp.Diff(want, ended); diff != "" {
+		t.Errorf("ends (-want +got):\n%s", diff)
+	}
+}
