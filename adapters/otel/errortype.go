@@ -1,0 +1,58 @@
+package otel
+
+import (
+	"context"
+	"errors"
+
+	"github.com/dbop-go/dbop"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+)
+
+// errorType returns the value of the error.type attribute for err, a
+// low-cardinality class of the error that ended an attempt or an operation.
+// dbop's own wrappers are looked through to the cause, and the first of these
+// that applies names it:
+//
+//   - an ErrorType() string method (the semantic conventions' own hook);
+//   - an SQLState() string method, as on *pgconn.PgError: the SQLSTATE code,
+//     as the database conventions ask (db.response.status_code);
+//   - context.DeadlineExceeded or context.Canceled: those names;
+//   - otherwise the cause's type name, as [semconv.ErrorType] gives it.
+func errorType(err error) string {
+	cause := unwrapDbop(err)
+	var et interface{ ErrorType() string }
+	if errors.As(cause, &et) {
+		if s := et.ErrorType(); s != "" {
+			return s
+		}
+	}
+	var st interface{ SQLState() string }
+	if errors.As(cause, &st) {
+		if s := st.SQLState(); s != "" {
+			return s
+		}
+	}
+	switch {
+	case errors.Is(cause, context.DeadlineExceeded):
+		return "context.DeadlineExceeded"
+	case errors.Is(cause, context.Canceled):
+		return "context.Canceled"
+	}
+	return semconv.ErrorType(cause).Value.AsString()
+}
+
+// unwrapDbop strips the wrappers dbop puts around an attempt's error: a
+// *dbop.RetryError gives way to its last attempt's error, a
+// *dbop.ClassifiedError to the error it classifies.
+func unwrapDbop(err error) error {
+	for {
+		switch e := err.(type) {
+		case *dbop.RetryError:
+			err = e.Err
+		case *dbop.ClassifiedError:
+			err = e.Err
+		default:
+			return err
+		}
+	}
+}

@@ -1,0 +1,392 @@
+package otel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dbop-go/dbop"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// ScopeName is the instrumentation scope of the tracer and the meter the
+// Observer uses.
+const ScopeName = "github.com/dbop-go/dbop/adapters/otel"
+
+// Attribute keys the Observer sets, besides [semconv.ErrorTypeKey] and
+// [semconv.DBSystemNameKey]. The package documentation says where each one
+// appears.
+const (
+	OperationNameKey = attribute.Key("dbop.operation.name") // string: the [dbop.Named] name
+	AttemptKey       = attribute.Key("dbop.attempt")        // int: the attempt number, from 1
+	AttemptsKey      = attribute.Key("dbop.attempts")       // int: attempts an operation made
+	OutcomeKey       = attribute.Key("dbop.outcome")        // string: how an attempt or operation ended
+	VerdictKey       = attribute.Key("dbop.verdict")        // string: the [dbop.Verdict] of the error
+	RetryDelayKey    = attribute.Key("dbop.retry.delay")    // float: the wait before the next attempt, in seconds
+)
+
+// Span names. An operation span is named after the operation ([dbop.Named]),
+// or defaultOperationSpan when it has no name.
+const (
+	defaultOperationSpan = "dbop.operation"
+	attemptSpan          = "dbop.attempt"
+)
+
+// Outcomes. An attempt ends in success, retry or error; an operation in
+// success, error or exhausted.
+const (
+	outcomeSuccess   = "success"
+	outcomeRetry     = "retry"
+	outcomeError     = "error"
+	outcomeExhausted = "exhausted"
+)
+
+// durationBuckets are the bucket boundaries, in seconds, of
+// dbop.operation.duration: those the semantic conventions advise for
+// client operation durations.
+var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
+
+// successTable bounds the attempt numbers whose success attributes are
+// precomputed: those of attempt 1 to successTable-1.
+const successTable = 16
+
+// maxNames bounds how many operation names get precomputed attributes. Names
+// from [dbop.Named] are meant to be constants; past this many, an operation's
+// attributes are built on each call instead of being cached.
+const maxNames = 1000
+
+// Observer is a [dbop.Observer] that records OpenTelemetry spans and metrics:
+// a span per operation with a child span per attempt, and the counters and
+// histogram listed in the package documentation. Create one with
+// [NewObserver]; the zero Observer records nothing. An Observer is safe for
+// concurrent use by any number of operations and must not be copied after
+// first use.
+type Observer struct {
+	tracer     trace.Tracer
+	operations metric.Int64Counter
+	attempts   metric.Int64Counter
+	retries    metric.Int64Counter
+	duration   metric.Float64Histogram
+	base       []attribute.KeyValue // from WithDBSystem and WithAttributes
+
+	// Span attributes of a success after n attempts, for small n: the
+	// attempt span's and the operation span's.
+	attemptSucceeded [successTable][]attribute.KeyValue
+	opSucceeded      [successTable][]attribute.KeyValue
+
+	unnamed  *opInstr
+	names    sync.Map // operation name → *opInstr
+	numNames atomic.Int64
+	overflow sync.Once
+}
+
+var _ dbop.Observer = (*Observer)(nil)
+
+// NewObserver returns an Observer configured by opts. Without
+// [WithTracerProvider] or [WithMeterProvider] it uses the global providers
+// as they are when NewObserver is called. An instrument that cannot be
+// created is replaced by one that records nothing, and the error is reported
+// to [otel.Handle].
+func NewObserver(opts ...Option) *Observer {
+	var c config
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&c)
+		}
+	}
+	if c.tp == nil {
+		c.tp = otel.GetTracerProvider()
+	}
+	if c.mp == nil {
+		c.mp = otel.GetMeterProvider()
+	}
+	o := &Observer{
+		tracer: c.tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL)),
+		base:   c.attrs,
+	}
+	meter := c.mp.Meter(ScopeName, metric.WithSchemaURL(semconv.SchemaURL))
+	var err error
+	o.operations, err = meter.Int64Counter("dbop.operations",
+		metric.WithUnit("{operation}"),
+		metric.WithDescription("Operations run by dbop.WithRetry, by outcome."))
+	if failed("dbop.operations", err) {
+		o.operations = metricnoop.Int64Counter{}
+	}
+	o.attempts, err = meter.Int64Counter("dbop.attempts",
+		metric.WithUnit("{attempt}"),
+		metric.WithDescription("Attempts made by dbop.WithRetry, by outcome."))
+	if failed("dbop.attempts", err) {
+		o.attempts = metricnoop.Int64Counter{}
+	}
+	o.retries, err = meter.Int64Counter("dbop.retries",
+		metric.WithUnit("{retry}"),
+		metric.WithDescription("Failed attempts dbop.WithRetry retried, by the verdict on their error."))
+	if failed("dbop.retries", err) {
+		o.retries = metricnoop.Int64Counter{}
+	}
+	o.duration, err = meter.Float64Histogram("dbop.operation.duration",
+		metric.WithUnit("s"),
+		metric.WithDescription("Duration of operations run by dbop.WithRetry, from the first attempt's start to the end, waits included."),
+		metric.WithExplicitBucketBoundaries(durationBuckets...))
+	if failed("dbop.operation.duration", err) {
+		o.duration = metricnoop.Float64Histogram{}
+	}
+	for n := 1; n < successTable; n++ {
+		o.attemptSucceeded[n] = succeeded(AttemptKey, n)
+		o.opSucceeded[n] = succeeded(AttemptsKey, n)
+	}
+	o.unnamed = o.newOpInstr("")
+	return o
+}
+
+// failed reports err, if not nil, from creating the named instrument to
+// [otel.Handle].
+func failed(instrument string, err error) bool {
+	if err == nil {
+		return false
+	}
+	otel.Handle(fmt.Errorf("dbop/adapters/otel: creating instrument %s: %w", instrument, err))
+	return true
+}
+
+// succeeded returns the span attributes of a success: key (the attempt
+// number or the number of attempts) = n, and the outcome.
+func succeeded(key attribute.Key, n int) []attribute.KeyValue {
+	return []attribute.KeyValue{key.Int(n), OutcomeKey.String(outcomeSuccess)}
+}
+
+// lookup returns table[n] if it was precomputed, else builds it.
+func lookup(table *[successTable][]attribute.KeyValue, key attribute.Key, n int) []attribute.KeyValue {
+	if n > 0 && n < successTable {
+		return table[n]
+	}
+	return succeeded(key, n)
+}
+
+// OperationStart starts the operation span, a child of the span in ctx, and
+// returns a context carrying it.
+func (o *Observer) OperationStart(ctx context.Context, name string) context.Context {
+	if o.tracer == nil {
+		return ctx
+	}
+	st := &opState{in: o.opInstr(name)}
+	ctx = context.WithValue(ctx, stateKey{o}, st)
+	ctx, st.op = o.tracer.Start(ctx, st.in.spanName, st.in.opStart...)
+	return ctx
+}
+
+// AttemptStart starts an attempt span, a child of the operation span, and
+// returns a context carrying it: the attempt runs with that context, so
+// spans the database driver starts nest under the attempt.
+func (o *Observer) AttemptStart(ctx context.Context, _ int) context.Context {
+	if o.tracer == nil {
+		return ctx
+	}
+	st := o.state(ctx, "")
+	ctx, st.attempt = o.tracer.Start(ctx, attemptSpan, st.in.attemptStart...)
+	return ctx
+}
+
+// AttemptEnd ends the attempt span and counts the attempt, and the retry
+// when one follows.
+func (o *Observer) AttemptEnd(ctx context.Context, e dbop.AttemptEvent) {
+	if o.tracer == nil {
+		return
+	}
+	st := o.state(ctx, "")
+	in := st.in
+	outcome := outcomeSuccess
+	switch {
+	case e.Err == nil:
+		o.attempts.Add(ctx, 1, in.attemptOutcome[0]...)
+	case e.Retry:
+		outcome = outcomeRetry
+		o.attempts.Add(ctx, 1, in.attemptOutcome[1]...)
+		o.retries.Add(ctx, 1, in.retryOpts(e.Verdict)...)
+	default:
+		outcome = outcomeError
+		o.attempts.Add(ctx, 1, in.attemptOutcome[2]...)
+	}
+
+	span := st.attempt
+	if span == nil {
+		span = trace.SpanFromContext(ctx)
+	}
+	st.attempt = nil
+	defer span.End()
+	if !span.IsRecording() {
+		return
+	}
+	if e.Err == nil {
+		span.SetAttributes(lookup(&o.attemptSucceeded, AttemptKey, e.Attempt)...)
+		return
+	}
+	attrs := make([]attribute.KeyValue, 0, 5)
+	attrs = append(attrs,
+		AttemptKey.Int(e.Attempt),
+		OutcomeKey.String(outcome),
+		VerdictKey.String(e.Verdict.String()),
+		semconv.ErrorTypeKey.String(errorType(e.Err)))
+	if e.Retry {
+		attrs = append(attrs, RetryDelayKey.Float64(e.Delay.Seconds()))
+	}
+	span.SetAttributes(attrs...)
+	span.RecordError(e.Err)
+	span.SetStatus(codes.Error, e.Err.Error())
+}
+
+// OperationEnd ends the operation span, counts the operation and records its
+// duration.
+func (o *Observer) OperationEnd(ctx context.Context, e dbop.OperationEvent) {
+	if o.tracer == nil {
+		return
+	}
+	st := o.state(ctx, e.Name)
+	in, span := st.in, st.op
+	defer span.End()
+	seconds := e.Duration.Seconds()
+	if e.Err == nil {
+		o.operations.Add(ctx, 1, in.opSuccessAdd...)
+		o.duration.Record(ctx, seconds, in.opSuccessRecord...)
+		if span.IsRecording() {
+			span.SetAttributes(lookup(&o.opSucceeded, AttemptsKey, e.Attempts)...)
+		}
+		return
+	}
+
+	outcome := outcomeError
+	if errors.Is(e.Err, dbop.ErrRetriesExhausted) {
+		outcome = outcomeExhausted
+	}
+	errType := semconv.ErrorTypeKey.String(errorType(e.Err))
+	attrs := make([]attribute.KeyValue, 0, len(in.attrs)+2)
+	attrs = append(attrs, in.attrs...)
+	attrs = append(attrs, OutcomeKey.String(outcome), errType)
+	set := metric.WithAttributeSet(attribute.NewSet(attrs...))
+	o.operations.Add(ctx, 1, set)
+	o.duration.Record(ctx, seconds, set)
+
+	if span.IsRecording() {
+		span.SetAttributes(
+			AttemptsKey.Int(e.Attempts),
+			OutcomeKey.String(outcome),
+			VerdictKey.String(dbop.VerdictOf(e.Err).String()),
+			errType)
+		span.RecordError(e.Err)
+		span.SetStatus(codes.Error, e.Err.Error())
+	}
+}
+
+// stateKey is the context key under which an Observer keeps the state of an
+// operation. It holds the Observer, so that several Observers attached to one
+// retry ([dbop.Observe] twice) keep apart; and each Observer ends its own
+// spans, found here rather than with [trace.SpanFromContext], since the
+// context its end events receive may carry another observer's spans.
+type stateKey struct{ o *Observer }
+
+// opState is what an operation's events share, from OperationStart to
+// OperationEnd. The attempts of an operation run one after another on one
+// goroutine, so it needs no lock.
+type opState struct {
+	in      *opInstr
+	op      trace.Span
+	attempt trace.Span // the attempt span between AttemptStart and AttemptEnd
+}
+
+// state returns the operation state OperationStart left in ctx. Were it
+// missing (the events not called as [dbop.Observer] says), it makes do with
+// the spans in ctx.
+func (o *Observer) state(ctx context.Context, name string) *opState {
+	if st, ok := ctx.Value(stateKey{o}).(*opState); ok {
+		return st
+	}
+	span := trace.SpanFromContext(ctx)
+	return &opState{in: o.opInstr(name), op: span}
+}
+
+// opInstr holds what an operation's events need, computed once per operation
+// name: span names and start options, and the metric attribute sets, so that
+// an observed operation that succeeds builds no attributes at all.
+type opInstr struct {
+	spanName     string
+	attrs        []attribute.KeyValue // the base attributes and the operation name
+	opStart      []trace.SpanStartOption
+	attemptStart []trace.SpanStartOption
+
+	opSuccessAdd    []metric.AddOption
+	opSuccessRecord []metric.RecordOption
+	attemptOutcome  [3][]metric.AddOption // success, retry, error
+	retryVerdict    [numVerdicts][]metric.AddOption
+}
+
+// numVerdicts is the number of verdicts dbop defines.
+const numVerdicts = int(dbop.Ambiguous) + 1
+
+// opInstr returns the opInstr for the operation name, creating and caching
+// it on first use.
+func (o *Observer) opInstr(name string) *opInstr {
+	if name == "" {
+		return o.unnamed
+	}
+	if in, ok := o.names.Load(name); ok {
+		return in.(*opInstr)
+	}
+	if o.numNames.Load() >= maxNames {
+		o.overflow.Do(func() {
+			otel.Handle(fmt.Errorf("dbop/adapters/otel: more than %d operation names; "+
+				"names passed to dbop.Named should be constants", maxNames))
+		})
+		return o.newOpInstr(name)
+	}
+	in, loaded := o.names.LoadOrStore(name, o.newOpInstr(name))
+	if !loaded {
+		o.numNames.Add(1)
+	}
+	return in.(*opInstr)
+}
+
+func (o *Observer) newOpInstr(name string) *opInstr {
+	in := &opInstr{spanName: defaultOperationSpan}
+	in.attrs = append(in.attrs, o.base...)
+	if name != "" {
+		in.spanName = name
+		in.attrs = append(in.attrs, OperationNameKey.String(name))
+	}
+	in.attrs = in.attrs[:len(in.attrs):len(in.attrs)] // appends by users of attrs copy
+	startAttrs := trace.WithAttributes(in.attrs...)
+	in.opStart = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal), startAttrs}
+	in.attemptStart = in.opStart
+
+	with := func(kv attribute.KeyValue) metric.MeasurementOption {
+		attrs := append(in.attrs, kv)
+		return metric.WithAttributeSet(attribute.NewSet(attrs...))
+	}
+	success := with(OutcomeKey.String(outcomeSuccess))
+	in.opSuccessAdd = []metric.AddOption{success}
+	in.opSuccessRecord = []metric.RecordOption{success}
+	for i, outcome := range [...]string{outcomeSuccess, outcomeRetry, outcomeError} {
+		in.attemptOutcome[i] = []metric.AddOption{with(OutcomeKey.String(outcome))}
+	}
+	for v := range numVerdicts {
+		in.retryVerdict[v] = []metric.AddOption{with(VerdictKey.String(dbop.Verdict(v).String()))}
+	}
+	return in
+}
+
+// retryOpts returns the measurement options of a retry after an error with
+// verdict v.
+func (in *opInstr) retryOpts(v dbop.Verdict) []metric.AddOption {
+	if int(v) < numVerdicts {
+		return in.retryVerdict[v]
+	}
+	attrs := append(in.attrs, VerdictKey.String(v.String()))
+	return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}
+}
