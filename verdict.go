@@ -2,7 +2,6 @@ package dbop
 
 import (
 	"context"
-	"errors"
 	"fmt"
 )
 
@@ -178,14 +177,4 @@ func WithinTx(ctx context.Context) context.Context {
 func IsWithinTx(ctx context.Context) bool {
 	v, _ := ctx.Value(txScopeKey{}).(bool)
 	return v
-}
-
-// errorsIsAny reports whether err matches any of targets.
-func errorsIsAny(err error, targets ...error) bool {
-	for _, t := range targets {
-		if errors.Is(err, t) {
-			return true
-		}
-	}
-	return false
 }

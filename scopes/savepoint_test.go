@@ -414,7 +414,7 @@ func TestInSavepointUndoContext(t *testing.T) {
 			if ctx == nil {
 				t.Fatalf("%s did not run", stmt)
 			}
-			if deadline, ok := ctx.Deadline(); !ok || deadline.Sub(time.Now()) != time.Second {
+			if deadline, ok := ctx.Deadline(); !ok || time.Until(deadline) != time.Second {
 				t.Errorf("%s ran with deadline %v (set: %t), want one second from now", stmt, deadline, ok)
 			}
 			// Cancelled on return: no timer outlives the call.

@@ -56,7 +56,7 @@ func Example() {
 		var attrs []string
 		for _, kv := range s.Attributes() {
 			if kv.Key != "db.system.name" && kv.Key != "dbop.operation.name" {
-				attrs = append(attrs, fmt.Sprintf("%s=%s", kv.Key, kv.Value.Emit()))
+				attrs = append(attrs, fmt.Sprintf("%s=%s", kv.Key, kv.Value.String()))
 			}
 		}
 		slices.Sort(attrs)
@@ -73,7 +73,7 @@ func Example() {
 			for _, p := range sum.DataPoints {
 				outcome, _ := p.Attributes.Value("dbop.outcome")
 				verdict, _ := p.Attributes.Value("dbop.verdict")
-				lines = append(lines, fmt.Sprintf("%s %s%s = %d", m.Name, outcome.Emit(), verdict.Emit(), p.Value))
+				lines = append(lines, fmt.Sprintf("%s %s%s = %d", m.Name, outcome.String(), verdict.String(), p.Value))
 			}
 		}
 	}
