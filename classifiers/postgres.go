@@ -44,9 +44,10 @@ type safeToRetrier interface {
 //	0A000 "cached plan must not …"    RetryTransaction
 //	0A000, any other message          NotRetryable
 //	25P02                             NotRetryable (classify the first error)
-//	25P03                             RetryTransaction
+//	25P03, 25P04                      RetryTransaction
 //	2D000, 3B001                      NotRetryable
 //	class 23 (23505, 23P01, …)        NotRetryable
+//	classes 22, 25, 42 (25006, 42P01, …) NotRetryable
 //
 // An error that pgconn reports as safe to retry (nothing was sent) and
 // pgconn.ErrConnClosed are RetryTransaction.
@@ -156,7 +157,8 @@ func postgresCode(code, message string) dbop.Verdict {
 		return dbop.NotRetryable
 	case "25P02": // in_failed_sql_transaction: never itself; classify the first error (DB-REFERENCE summary)
 		return dbop.NotRetryable
-	case "25P03": // idle_in_transaction_session_timeout: FATAL, the session was terminated
+	case "25P03", // idle_in_transaction_session_timeout: FATAL, the session was terminated
+		"25P04": // transaction_timeout (PG17+; DB-REFERENCE §1: secondary sources only): FATAL, likewise
 		return dbop.RetryTransaction
 	case "2D000", // invalid_transaction_termination: YugabyteDB YSQL lists it as non-retriable (DB-REFERENCE §5)
 		"3B001": // invalid_savepoint_specification: the same
@@ -168,6 +170,12 @@ func postgresCode(code, message string) dbop.Verdict {
 	case strings.HasPrefix(code, "23"): // integrity_constraint_violation class: 23505, 23P01 "never by default" (DB-REFERENCE summary)
 		// 23503 (foreign key), 23502 (not null) and 23514 (check) fail the
 		// same way on every attempt, so the whole class is NotRetryable.
+		return dbop.NotRetryable
+	case strings.HasPrefix(code, "22"), // data_exception: 22012 division_by_zero, 22P02 invalid_text_representation, …
+		strings.HasPrefix(code, "25"), // invalid_transaction_state: 25006 read_only_sql_transaction, … (25P03 is above)
+		strings.HasPrefix(code, "42"): // syntax_error_or_access_rule_violation: 42601, 42P01 undefined_table, …
+		// The statement itself is wrong for this data, transaction or
+		// schema: it fails the same way on every attempt (errcodes.txt).
 		return dbop.NotRetryable
 	}
 	return dbop.Unclassified

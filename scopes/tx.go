@@ -127,16 +127,20 @@ func (c *config) commitError(err error) error {
 	if c.commitOutcome != nil {
 		v = c.commitOutcome(err)
 	}
-	switch v {
-	case dbop.Ambiguous:
-		var ace *AmbiguousCommitError
-		if !errors.As(err, &ace) {
-			err = &AmbiguousCommitError{Err: err}
+	if v == dbop.Unclassified {
+		// The outcome rule defers to the classifier, which may still find
+		// the outcome unknown (CockroachDB's 40003, for one).
+		err = c.classify(err)
+		if v = dbop.VerdictOf(err); v != dbop.Ambiguous {
+			return err
 		}
-		return dbop.Classify(err, dbop.Ambiguous)
-	case dbop.Unclassified:
-		return c.classify(err)
-	default:
+	}
+	if v != dbop.Ambiguous {
 		return dbop.Classify(err, v)
 	}
+	var ace *AmbiguousCommitError
+	if !errors.As(err, &ace) {
+		err = &AmbiguousCommitError{Err: err}
+	}
+	return dbop.Classify(err, dbop.Ambiguous)
 }
