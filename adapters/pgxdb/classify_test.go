@@ -1,0 +1,70 @@
+package pgxdb_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/adapters/pgxdb"
+	"github.com/dbop-go/dbop/dboptest"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want dbop.Verdict
+	}{
+		{"nil", nil, dbop.Unclassified},
+		{"serialization failure", dboptest.PgError("40001", "could not serialize access"), dbop.RetryTransaction},
+		{"deadlock", dboptest.PgError("40P01", "deadlock detected"), dbop.RetryTransaction},
+		{"lock timeout", dboptest.PgError("55P03", "canceling statement due to lock timeout"), dbop.RetryStatement},
+		{"statement timeout", dboptest.PgError("57014", "canceling statement due to statement timeout"), dbop.RetryStatement},
+		{"user cancel", dboptest.PgError("57014", "canceling statement due to user request"), dbop.NotRetryable},
+		{"CockroachDB legacy retry", dboptest.PgError("CR000", "restart transaction"), dbop.RetryTransaction},
+		{"read-only transaction", dboptest.PgError("25006", "cannot execute INSERT in a read-only transaction"), dbop.NotRetryable},
+		{"in failed transaction", dboptest.PgError("25P02", "current transaction is aborted"), dbop.NotRetryable},
+		{"idle-in-transaction timeout", dboptest.PgError("25P03", "terminating connection due to idle-in-transaction timeout"), dbop.RetryTransaction},
+		{"syntax error", dboptest.PgError("42601", "syntax error"), dbop.NotRetryable},
+		{"undefined table", dboptest.PgError("42P01", "relation does not exist"), dbop.NotRetryable},
+		{"division by zero", dboptest.PgError("22012", "division by zero"), dbop.NotRetryable},
+		{"unique violation", dboptest.PgError("23505", "duplicate key"), dbop.NotRetryable},
+		{"internal error", dboptest.PgError("XX000", "internal error"), dbop.Unclassified},
+		{"conn closed", pgconn.ErrConnClosed, dbop.RetryTransaction},
+		{"network", dboptest.NetworkError(), dbop.RetryTransaction},
+		{"deadline", context.DeadlineExceeded, dbop.RetryTransaction},
+		{"cancel", context.Canceled, dbop.NotRetryable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := pgxdb.Classify(tt.err); got != tt.want {
+				t.Errorf("Classify(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+// WithClassifier is asked first; Classify decides the rest.
+func TestWithClassifier(t *testing.T) {
+	unique := dboptest.PgError("23505", "duplicate key")
+	retryUnique := func(err error) dbop.Verdict {
+		if pgCode(err) == "23505" {
+			return dbop.RetryTransaction
+		}
+		return dbop.Unclassified
+	}
+	var db fakeDB
+	db.FailNext("INSERT a", unique, dboptest.PgError("42601", "syntax error"))
+	var runs int
+	op := pgxdb.InTx(&db, func(ctx context.Context, tx pgx.Tx) (int, error) {
+		runs++
+		_, err := tx.Exec(ctx, "INSERT a")
+		return 0, err
+	}, pgxdb.WithClassifier(retryUnique))
+	_, err := op.With(dbop.WithRetry(retryAtOnce)).Run(t.Context())
+	if pgCode(err) != "42601" || dbop.VerdictOf(err) != dbop.NotRetryable || runs != 2 {
+		t.Errorf("after %d runs: %v (verdict %v); want the syntax error, not retried, after the unique violation was", runs, err, dbop.VerdictOf(err))
+	}
+}

@@ -1,0 +1,111 @@
+package pgxdb_test
+
+import (
+	"context"
+	"errors"
+	"log"
+	"time"
+
+	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/adapters/pgxdb"
+	"github.com/dbop-go/dbop/scopes"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// The examples need a server, so they are compiled but not run.
+
+// A transfer in a SERIALIZABLE transaction, run again as a whole on
+// serialization failures, deadlocks, timeouts and lost connections.
+func ExampleInTx() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "postgres://localhost/bank")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+
+	transfer := pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (int64, error) {
+		var balance int64
+		if err := tx.QueryRow(ctx, "SELECT balance FROM accounts WHERE id = $1", 1).Scan(&balance); err != nil {
+			return 0, err
+		}
+		if _, err := tx.Exec(ctx, "UPDATE accounts SET balance = $1 WHERE id = $2", balance-100, 1); err != nil {
+			return 0, err
+		}
+		_, err := tx.Exec(ctx, "UPDATE accounts SET balance = balance + 100 WHERE id = $1", 2)
+		return balance - 100, err
+	},
+		pgxdb.Isolation(pgx.Serializable),
+		pgxdb.LockTimeout(2*time.Second),      // per attempt, on the server
+		pgxdb.StatementTimeout(5*time.Second), // likewise
+	)
+
+	left, err := transfer.With(
+		dbop.WithTimeout(30*time.Second), // the overall budget
+		dbop.WithRetry(dbop.FullJitter(dbop.Exponential(10*time.Millisecond, time.Second))),
+	).Run(ctx)
+	switch {
+	case errors.Is(err, scopes.ErrAmbiguousCommit):
+		log.Printf("the transfer may or may not have happened: %v", err)
+	case err != nil:
+		log.Printf("the transfer failed: %v", err)
+	default:
+		log.Printf("%d left", left)
+	}
+}
+
+// A step retried at a savepoint inside a transaction, with a lock_timeout of
+// its own: a lock timeout rolls back to the savepoint and tries the step
+// again, keeping the order inserted before it; a deadlock or a
+// serialization failure restarts the whole transaction.
+func ExampleInSavepoint() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "postgres://localhost/shop")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+
+	order := pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (int64, error) {
+		var id int64
+		if err := tx.QueryRow(ctx, "INSERT INTO orders (item) VALUES ($1) RETURNING id", "book").Scan(&id); err != nil {
+			return 0, err
+		}
+		reserve := dbop.Op[int64](func(ctx context.Context) (int64, error) {
+			_, err := tx.Exec(ctx, "UPDATE stock SET reserved = reserved + 1 WHERE item = $1", "book")
+			return id, err
+		})
+		return reserve.With(
+			dbop.WithRetry(dbop.Constant(50*time.Millisecond), dbop.MaxAttempts(3)),
+			pgxdb.InSavepoint(tx),
+			pgxdb.Timeouts(tx, pgxdb.LockTimeout(200*time.Millisecond)),
+		).Run(ctx) // the context InTx handed to fn
+	})
+
+	id, err := order.With(dbop.WithRetry(dbop.Exponential(20*time.Millisecond, time.Second))).Run(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("order %d", id)
+}
+
+// CockroachDB's client-side retry protocol: up to 10 restarts in place,
+// then new transactions.
+func ExampleCockroachRestart() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "postgres://root@localhost:26257/bank")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+
+	op := pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (struct{}, error) {
+		_, err := tx.Exec(ctx, "UPDATE accounts SET balance = balance - 100 WHERE id = $1", 1)
+		return struct{}{}, err
+	}, pgxdb.CockroachRestart(10, dbop.FullJitter(dbop.Exponential(5*time.Millisecond, 200*time.Millisecond))))
+
+	if _, err := op.With(dbop.WithRetry(dbop.Exponential(50*time.Millisecond, 2*time.Second))).Run(ctx); err != nil {
+		log.Fatal(err)
+	}
+}

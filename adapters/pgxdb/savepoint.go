@@ -1,0 +1,58 @@
+package pgxdb
+
+import (
+	"context"
+
+	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/scopes"
+	"github.com/jackc/pgx/v5"
+)
+
+// Savepoints returns the [scopes.Savepointer] of tx: it runs SAVEPOINT,
+// ROLLBACK TO SAVEPOINT and RELEASE SAVEPOINT in tx, with the name quoted
+// as an identifier (pgx.Identifier.Sanitize), so any name is safe. It does
+// not use pgx's own nested transactions (tx.Begin), whose savepoint names
+// are pgx's to choose. It panics if tx is nil.
+func Savepoints(tx pgx.Tx) scopes.Savepointer {
+	if tx == nil {
+		panic("pgxdb: Savepoints: the transaction is nil")
+	}
+	return savepointer{tx}
+}
+
+type savepointer struct{ tx pgx.Tx }
+
+func (s savepointer) Savepoint(ctx context.Context, name string) error {
+	return s.exec(ctx, "SAVEPOINT ", name)
+}
+
+func (s savepointer) RollbackTo(ctx context.Context, name string) error {
+	return s.exec(ctx, "ROLLBACK TO SAVEPOINT ", name)
+}
+
+func (s savepointer) Release(ctx context.Context, name string) error {
+	return s.exec(ctx, "RELEASE SAVEPOINT ", name)
+}
+
+func (s savepointer) exec(ctx context.Context, stmt, name string) error {
+	_, err := s.tx.Exec(ctx, stmt+pgx.Identifier{name}.Sanitize())
+	return err
+}
+
+// InSavepoint returns [scopes.InSavepoint] over [Savepoints](tx) with
+// [Classify] wired in: listed after [dbop.WithRetry], it runs each attempt
+// of a step in a savepoint of tx, so a statement-level failure (a lock
+// timeout, 55P03; a statement timeout, 57014) is rolled back to the
+// savepoint and retried without losing the transaction's earlier work,
+// while a transaction-level one (40001, 40P01, a lost connection) travels
+// out untouched to the retry around the transaction:
+//
+//	step.With(dbop.WithRetry(backoff), pgxdb.InSavepoint(tx)).Run(ctx)
+//
+// Run the step with the context [InTx] handed to fn. A [scopes.ClassifyBy]
+// among opts is asked before Classify. It panics if tx is nil, or on what
+// scopes.InSavepoint panics on.
+func InSavepoint(tx pgx.Tx, opts ...scopes.Option) dbop.Decorator {
+	sp := Savepoints(tx)
+	return scopes.InSavepoint(sp, append(opts[:len(opts):len(opts)], scopes.ClassifyBy(Classify))...)
+}

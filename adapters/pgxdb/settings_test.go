@@ -1,0 +1,99 @@
+package pgxdb_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/adapters/pgxdb"
+	"github.com/jackc/pgx/v5"
+)
+
+func TestSettingString(t *testing.T) {
+	tests := []struct {
+		setting pgxdb.Setting
+		want    string
+	}{
+		{pgxdb.LockTimeout(100 * time.Millisecond), "SET LOCAL lock_timeout = 100"},
+		{pgxdb.LockTimeout(2 * time.Second), "SET LOCAL lock_timeout = 2000"},
+		{pgxdb.LockTimeout(0), "SET LOCAL lock_timeout = 0"},
+		{pgxdb.LockTimeout(time.Nanosecond), "SET LOCAL lock_timeout = 1"}, // never rounded down to "no limit"
+		{pgxdb.StatementTimeout(1500 * time.Microsecond), "SET LOCAL statement_timeout = 2"},
+		{pgxdb.StatementTimeout((1<<31 - 1) * time.Millisecond), "SET LOCAL statement_timeout = 2147483647"},
+	}
+	for _, tt := range tests {
+		if got := tt.setting.String(); got != tt.want {
+			t.Errorf("String() = %q, want %q", got, tt.want)
+		}
+	}
+}
+
+// The settings are the first statements of each attempt, in one round trip.
+func TestInTxAppliesSettingsPerAttempt(t *testing.T) {
+	var db fakeDB
+	db.FailNext("INSERT a", errDeadlock())
+	op := pgxdb.InTx(&db, func(ctx context.Context, tx pgx.Tx) (int, error) {
+		_, err := tx.Exec(ctx, "INSERT a")
+		return 1, err
+	}, pgxdb.Isolation(pgx.Serializable), pgxdb.LockTimeout(time.Second), pgxdb.StatementTimeout(time.Minute))
+	if _, err := op.With(dbop.WithRetry(retryAtOnce)).Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, []string{
+		"begin serializable",
+		"SET LOCAL lock_timeout = 1000; SET LOCAL statement_timeout = 60000",
+		"INSERT a",
+		"rollback",
+		"begin serializable",
+		"SET LOCAL lock_timeout = 1000; SET LOCAL statement_timeout = 60000",
+		"INSERT a",
+		"commit",
+	}, db.Log())
+}
+
+// A failed SET LOCAL rolls the new transaction back and is classified
+// like any error; fn does not run.
+func TestInTxSettingsFailure(t *testing.T) {
+	var db fakeDB
+	db.FailNext("SET LOCAL lock_timeout = 1000", safeErr{safe: true})
+	var runs int
+	op := pgxdb.InTx(&db, func(ctx context.Context, tx pgx.Tx) (int, error) {
+		runs++
+		return 1, nil
+	}, pgxdb.LockTimeout(time.Second))
+	if _, err := op.With(dbop.WithRetry(retryAtOnce)).Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if runs != 1 {
+		t.Errorf("fn ran %d times, want 1", runs)
+	}
+	checkLog(t, []string{
+		"begin", "SET LOCAL lock_timeout = 1000", "rollback",
+		"begin", "SET LOCAL lock_timeout = 1000", "commit",
+	}, db.Log())
+}
+
+func TestInTxTransactionModes(t *testing.T) {
+	var db fakeDB
+	op := pgxdb.InTx(&db, func(context.Context, pgx.Tx) (int, error) { return 1, nil },
+		pgxdb.Isolation(pgx.Serializable), pgxdb.ReadOnly(), pgxdb.Deferrable())
+	if _, err := op.Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, []string{"begin serializable read only deferrable", "commit"}, db.Log())
+}
+
+// A panic in fn rolls the transaction back and goes on unchanged.
+func TestInTxPanic(t *testing.T) {
+	var db fakeDB
+	type boom struct{}
+	op := pgxdb.InTx(&db, func(ctx context.Context, tx pgx.Tx) (int, error) {
+		_, _ = tx.Exec(ctx, "INSERT a")
+		panic(boom{})
+	}, pgxdb.LockTimeout(time.Second))
+	if got := mustPanic(t, func() { _, _ = op.With(dbop.WithRetry(retryAtOnce)).Run(t.Context()) }); got != (boom{}) {
+		t.Errorf("panic value = %v, want boom{}", got)
+	}
+	checkLog(t, []string{"begin", "SET LOCAL lock_timeout = 1000", "INSERT a", "rollback"}, db.Log())
+}
