@@ -23,6 +23,8 @@ import (
 //	1040 ER_CON_COUNT_ERROR       RetryTransaction (connect again with backoff)
 //	1317 ER_QUERY_INTERRUPTED     NotRetryable (KILL QUERY: stopped on purpose)
 //	1062 ER_DUP_ENTRY             NotRetryable
+//	1792 read-only transaction    NotRetryable
+//	1305 no such savepoint        NotRetryable
 //	1451, 1452 (foreign keys)     NotRetryable
 //	driver.ErrBadConn             RetryTransaction (nothing was sent)
 //	mysql.ErrInvalidConn          RetryTransaction (see below)
@@ -73,6 +75,9 @@ func mysqlNumber(n uint16) dbop.Verdict {
 	case 1062, // ER_DUP_ENTRY
 		1451, // ER_ROW_IS_REFERENCED_2: the constraint family GORM translates (DB-REFERENCE §8)
 		1452: // ER_NO_REFERENCED_ROW_2
+		return dbop.NotRetryable
+	case 1792, // ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION: a write in a READ ONLY transaction fails every time
+		1305: // ER_SP_DOES_NOT_EXIST: "SAVEPOINT … does not exist" (DB-REFERENCE §3), like PostgreSQL's 3B001
 		return dbop.NotRetryable
 	}
 	return dbop.Unclassified

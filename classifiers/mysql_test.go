@@ -20,6 +20,8 @@ func mysqlCases() []verdictCase {
 		{"1969 max_statement_time", my(1969, "Query execution was interrupted (max_statement_time exceeded)"), dbop.RetryStatement},
 		{"1040 too many connections", my(1040, "Too many connections"), dbop.RetryTransaction},
 		{"1317 query interrupted", my(1317, "Query execution was interrupted"), dbop.NotRetryable},
+		{"1792 read-only transaction", my(1792, "Cannot execute statement in a READ ONLY transaction."), dbop.NotRetryable},
+		{"1305 savepoint does not exist", my(1305, "SAVEPOINT dbop_sp_1 does not exist"), dbop.NotRetryable},
 		{"1062 duplicate entry", my(1062, "Duplicate entry 'a@b.c' for key 'users.email'"), dbop.NotRetryable},
 		{"1451 row is referenced", my(1451, "Cannot delete or update a parent row: a foreign key constraint fails"), dbop.NotRetryable},
 		{"1452 no referenced row", my(1452, "Cannot add or update a child row: a foreign key constraint fails"), dbop.NotRetryable},
