@@ -1,0 +1,351 @@
+package gormdb_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/adapters/gormdb"
+	"github.com/dbop-go/dbop/dboptest"
+	"github.com/dbop-go/dbop/scopes"
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"gorm.io/gorm"
+)
+
+// retry retries at once, up to three attempts.
+var retry = dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))
+
+func checkLog(t *testing.T, want, got []string) {
+	t.Helper()
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("statement log mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func update(ctx context.Context, tx *gorm.DB) (int64, error) {
+	r := tx.WithContext(ctx).Exec("UPDATE t SET n = n + 1")
+	return r.RowsAffected, r.Error
+}
+
+func TestInTxStatements(t *testing.T) {
+	tests := []struct {
+		name string
+		opts []gormdb.Option
+		want []string
+	}{
+		{"plain", nil, []string{"BEGIN", "UPDATE t SET n = n + 1", "COMMIT"}},
+		{"read only", []gormdb.Option{gormdb.ReadOnly()},
+			[]string{"BEGIN READ ONLY", "UPDATE t SET n = n + 1", "COMMIT"}},
+		{"isolation", []gormdb.Option{gormdb.Isolation(sql.LevelSerializable)},
+			[]string{"BEGIN ISOLATION LEVEL SERIALIZABLE", "UPDATE t SET n = n + 1", "COMMIT"}},
+		{"lock timeout", []gormdb.Option{gormdb.LockTimeout(250 * time.Millisecond)}, []string{
+			"BEGIN",
+			"SELECT set_config('lock_timeout', '250ms', true)",
+			"UPDATE t SET n = n + 1", "COMMIT"}},
+		{"both timeouts, rounded up to milliseconds", []gormdb.Option{
+			gormdb.StatementTimeout(1500 * time.Microsecond), gormdb.LockTimeout(time.Nanosecond)}, []string{
+			"BEGIN",
+			"SELECT set_config('lock_timeout', '1ms', true), set_config('statement_timeout', '2ms', true)",
+			"UPDATE t SET n = n + 1", "COMMIT"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db, fake := fakeGORM(t, "postgres", nil)
+			n, err := gormdb.InTx(db, update, tt.opts...).Run(t.Context())
+			if err != nil || n != 1 {
+				t.Fatalf("Run = %d, %v; want 1, nil", n, err)
+			}
+			checkLog(t, tt.want, fake.Log())
+		})
+	}
+}
+
+// A transaction-level error rolls back, and the retry around InTx runs the
+// whole transaction again.
+func TestInTxRetriesTheTransaction(t *testing.T) {
+	db, fake := fakeGORM(t, "postgres", nil)
+	fake.failNext("UPDATE t SET n = n + 1", dboptest.PgError("40P01", "deadlock detected"))
+	n, err := gormdb.InTx(db, update).With(retry).Run(t.Context())
+	if err != nil || n != 1 {
+		t.Fatalf("Run = %d, %v; want 1, nil", n, err)
+	}
+	checkLog(t, []string{
+		"BEGIN", "UPDATE t SET n = n + 1", "ROLLBACK",
+		"BEGIN", "UPDATE t SET n = n + 1", "COMMIT",
+	}, fake.Log())
+}
+
+// GORM's errors are NotRetryable: a record not found is not retried.
+func TestInTxGORMErrorIsNotRetried(t *testing.T) {
+	db, fake := fakeGORM(t, "postgres", nil)
+	calls := 0
+	op := gormdb.InTx(db, func(ctx context.Context, tx *gorm.DB) (int, error) {
+		calls++
+		return 0, gorm.ErrRecordNotFound
+	}).With(retry)
+	_, err := op.Run(t.Context())
+	if !errors.Is(err, gorm.ErrRecordNotFound) || dbop.VerdictOf(err) != dbop.NotRetryable || calls != 1 {
+		t.Errorf("Run = %v (verdict %v) after %d calls; want gorm.ErrRecordNotFound, not-retryable, 1 call", err, dbop.VerdictOf(err), calls)
+	}
+	checkLog(t, []string{"BEGIN", "ROLLBACK"}, fake.Log())
+}
+
+func TestInTxCommitErrors(t *testing.T) {
+	tests := []struct {
+		name        string
+		commitErr   error
+		ambiguous   bool
+		wantVerdict dbop.Verdict
+	}{
+		{"nothing sent", dboptest.BadConn(), false, dbop.RetryTransaction},
+		{"server answered", dboptest.PgError("40001", "could not serialize access"), false, dbop.RetryTransaction},
+		{"server answered with a constraint", dboptest.PgError("23505", "duplicate key"), false, dbop.NotRetryable},
+		{"server shutting down", dboptest.PgError("57P01", "terminating connection due to administrator command"), true, dbop.Ambiguous},
+		{"connection exception", dboptest.PgError("08006", "connection failure"), true, dbop.Ambiguous},
+		{"session ended", fatal(dboptest.PgError("XX000", "internal error")), true, dbop.Ambiguous},
+		{"idle in transaction timeout", fatal(dboptest.PgError("25P03", "terminating connection due to idle-in-transaction timeout")), false, dbop.RetryTransaction},
+		{"mysql: server answered", dboptest.MySQLError(1213, "Deadlock found"), false, dbop.RetryTransaction},
+		{"mysql: read failed after the write", dboptest.InvalidConn(), true, dbop.Ambiguous},
+		{"mysql: nothing sent", dboptest.BadConn(), false, dbop.RetryTransaction},
+		{"network error after the send", dboptest.NetworkError(), true, dbop.Ambiguous},
+		{"context", context.DeadlineExceeded, true, dbop.Ambiguous},
+		{"unknown", errScripted, true, dbop.Ambiguous},
+		{"pgx: nothing sent", safeToRetry{}, false, dbop.RetryTransaction},
+		{"pgx: conn closed while waiting for the answer", connClosed{}, true, dbop.Ambiguous},
+		{"server answered ROLLBACK", pgx.ErrTxCommitRollback, false, dbop.NotRetryable},
+		{"transaction already ended", sql.ErrTxDone, true, dbop.Ambiguous},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dialector := "postgres"
+			if strings.HasPrefix(tt.name, "mysql: ") {
+				dialector = "mysql"
+			}
+			db, fake := fakeGORM(t, dialector, nil)
+			fake.failNext("COMMIT", tt.commitErr)
+			_, err := gormdb.InTx(db, update).Run(t.Context())
+			if !errors.Is(err, tt.commitErr) {
+				t.Errorf("Run = %v; want it to wrap the COMMIT error %v", err, tt.commitErr)
+			}
+			if got := errors.Is(err, scopes.ErrAmbiguousCommit); got != tt.ambiguous {
+				t.Errorf("errors.Is(err, scopes.ErrAmbiguousCommit) = %v; want %v (err: %v)", got, tt.ambiguous, err)
+			}
+			if got := dbop.VerdictOf(err); got != tt.wantVerdict {
+				t.Errorf("verdict = %v; want %v", got, tt.wantVerdict)
+			}
+			checkLog(t, []string{"BEGIN", "UPDATE t SET n = n + 1", "COMMIT"}, fake.Log())
+		})
+	}
+}
+
+// safeToRetry is an error with pgconn's SafeToRetry capability, as pgx
+// returns when nothing was sent.
+type safeToRetry struct{}
+
+func (safeToRetry) Error() string     { return "write failed before anything was sent" }
+func (safeToRetry) SafeToRetry() bool { return true }
+
+// fatal makes e an error that ends the session.
+func fatal(e *pgconn.PgError) *pgconn.PgError {
+	e.Severity, e.SeverityUnlocalized = "FATAL", "FATAL"
+	return e
+}
+
+// connClosed is what pgx v5.12.0 returns when the connection is lost while
+// it waits for COMMIT's answer: pgconn.ErrConnClosed, with SafeToRetry true
+// (TestLiveAmbiguousCommit shows the real one).
+type connClosed struct{}
+
+func (connClosed) Error() string     { return "conn closed" }
+func (connClosed) SafeToRetry() bool { return true }
+func (connClosed) Unwrap() error     { return pgconn.ErrConnClosed }
+
+// An ambiguous COMMIT is retried only by an idempotent retry.
+func TestInTxAmbiguousCommitRetry(t *testing.T) {
+	for _, idempotent := range []bool{false, true} {
+		db, fake := fakeGORM(t, "postgres", nil)
+		fake.failNext("COMMIT", dboptest.NetworkError())
+		opts := []dbop.RetryOption{dbop.MaxAttempts(3)}
+		if idempotent {
+			opts = append(opts, dbop.Idempotent())
+		}
+		_, err := gormdb.InTx(db, update).With(dbop.WithRetry(dbop.Constant(0), opts...)).Run(t.Context())
+		commits := 0
+		for _, s := range fake.Log() {
+			if s == "COMMIT" {
+				commits++
+			}
+		}
+		if idempotent && (err != nil || commits != 2) {
+			t.Errorf("idempotent: Run = %v after %d COMMITs; want nil after 2", err, commits)
+		}
+		if !idempotent && (!errors.Is(err, scopes.ErrAmbiguousCommit) || commits != 1) {
+			t.Errorf("not idempotent: Run = %v after %d COMMITs; want an ambiguous commit after 1", err, commits)
+		}
+	}
+}
+
+// GORM chains an outcome onto the error already on a *gorm.DB ("%v; %w"),
+// so GORM's own tx.Commit().Error reports a successful COMMIT as failed
+// when fn left an error on tx. InTx reports the COMMIT's own outcome.
+func TestInTxCommitIgnoresErrorLeftOnHandle(t *testing.T) {
+	db, fake := fakeGORM(t, "postgres", nil)
+	v, err := gormdb.InTx(db, func(ctx context.Context, tx *gorm.DB) (int, error) {
+		_ = tx.AddError(errScripted) // a stale error fn chose to ignore
+		return 7, nil
+	}).Run(t.Context())
+	if err != nil || v != 7 {
+		t.Errorf("Run = %d, %v; want 7, nil", v, err)
+	}
+	checkLog(t, []string{"BEGIN", "COMMIT"}, fake.Log())
+
+	// What GORM does with the same handle.
+	tx := db.Begin()
+	_ = tx.AddError(errScripted)
+	if err := tx.Commit().Error; !errors.Is(err, errScripted) {
+		t.Errorf("GORM's tx.Commit().Error = %v; want the stale error (GORM's behaviour changed?)", err)
+	}
+}
+
+// A *gorm.DB carrying an error is refused before BEGIN: GORM would begin a
+// transaction and return a handle with the old error, leaving it open.
+func TestInTxRefusesDBWithError(t *testing.T) {
+	db, fake := fakeGORM(t, "postgres", nil)
+	bad := db.Session(&gorm.Session{})
+	_ = bad.AddError(dboptest.PgError("40P01", "deadlock detected"))
+	calls := 0
+	_, err := gormdb.InTx(bad, func(ctx context.Context, tx *gorm.DB) (int, error) {
+		calls++
+		return 0, nil
+	}).With(retry).Run(t.Context())
+	if err == nil || dbop.VerdictOf(err) != dbop.NotRetryable || calls != 0 {
+		t.Errorf("Run = %v (verdict %v), fn called %d times; want a not-retryable error, no call", err, dbop.VerdictOf(err), calls)
+	}
+	checkLog(t, nil, fake.Log())
+}
+
+// InTx on a *gorm.DB already inside a transaction cannot begin.
+func TestInTxInsideATransaction(t *testing.T) {
+	db, fake := fakeGORM(t, "postgres", nil)
+	tx := db.Begin()
+	defer tx.Rollback()
+	_, err := gormdb.InTx(tx, update).With(retry).Run(t.Context())
+	if !errors.Is(err, gorm.ErrInvalidTransaction) || dbop.VerdictOf(err) != dbop.NotRetryable {
+		t.Errorf("Run = %v (verdict %v); want gorm.ErrInvalidTransaction, not-retryable", err, dbop.VerdictOf(err))
+	}
+	checkLog(t, []string{"BEGIN"}, fake.Log())
+}
+
+func TestInTxBeginError(t *testing.T) {
+	db, fake := fakeGORM(t, "mysql", nil)
+	fake.failNext("BEGIN", dboptest.MySQLError(1040, "Too many connections"))
+	n, err := gormdb.InTx(db, update).With(retry).Run(t.Context())
+	if err != nil || n != 1 {
+		t.Fatalf("Run = %d, %v; want 1, nil", n, err)
+	}
+	checkLog(t, []string{"BEGIN", "BEGIN", "UPDATE t SET n = n + 1", "COMMIT"}, fake.Log())
+}
+
+// When setting the timeouts fails, the transaction just begun is rolled
+// back, and the error is classified.
+func TestInTxTimeoutSetupFails(t *testing.T) {
+	db, fake := fakeGORM(t, "postgres", nil)
+	setup := "SELECT set_config('lock_timeout', '100ms', true)"
+	fake.failNext(setup, dboptest.NetworkError())
+	n, err := gormdb.InTx(db, update, gormdb.LockTimeout(100*time.Millisecond)).With(retry).Run(t.Context())
+	if err != nil || n != 1 {
+		t.Fatalf("Run = %d, %v; want 1, nil", n, err)
+	}
+	checkLog(t, []string{"BEGIN", setup, "ROLLBACK", "BEGIN", setup, "UPDATE t SET n = n + 1", "COMMIT"}, fake.Log())
+}
+
+// A failed rollback is joined to fn's error, which keeps its verdict; a
+// rollback that finds the transaction already ended is no error.
+func TestInTxRollbackErrors(t *testing.T) {
+	t.Run("failed", func(t *testing.T) {
+		db, fake := fakeGORM(t, "postgres", nil)
+		lockTimeout := dboptest.PgError("55P03", "canceling statement due to lock timeout")
+		fake.failNext("UPDATE t SET n = n + 1", lockTimeout)
+		fake.failNext("ROLLBACK", dboptest.NetworkError())
+		_, err := gormdb.InTx(db, update).Run(t.Context())
+		if !errors.Is(err, lockTimeout) || dbop.VerdictOf(err) != dbop.RetryStatement {
+			t.Errorf("Run = %v (verdict %v); want the lock timeout, retry-statement", err, dbop.VerdictOf(err))
+		}
+	})
+	t.Run("already done", func(t *testing.T) {
+		db, fake := fakeGORM(t, "postgres", nil)
+		fake.failNext("UPDATE t SET n = n + 1", errScripted)
+		fake.failNext("ROLLBACK", sql.ErrTxDone)
+		_, err := gormdb.InTx(db, update).Run(t.Context())
+		if !errors.Is(err, errScripted) || errors.Is(err, sql.ErrTxDone) {
+			t.Errorf("Run = %v; want the scripted error alone", err)
+		}
+	})
+}
+
+func TestInTxPanics(t *testing.T) {
+	pg, _ := fakeGORM(t, "postgres", nil)
+	my, _ := fakeGORM(t, "mysql", nil)
+	tests := []struct {
+		name string
+		f    func()
+	}{
+		{"nil db", func() { gormdb.InTx(nil, update) }},
+		{"nil fn", func() { gormdb.InTx[int](pg, nil) }},
+		{"nil option", func() { gormdb.InTx(pg, update, nil) }},
+		{"lock timeout on mysql", func() { gormdb.InTx(my, update, gormdb.LockTimeout(time.Second)) }},
+		{"statement timeout on mysql", func() { gormdb.InTx(my, update, gormdb.StatementTimeout(time.Second)) }},
+		{"snapshot isolation on mysql", func() { gormdb.InTx(my, update, gormdb.Isolation(sql.LevelSnapshot)) }},
+		{"linearizable isolation on postgres", func() { gormdb.InTx(pg, update, gormdb.Isolation(sql.LevelLinearizable)) }},
+		{"zero lock timeout", func() { gormdb.LockTimeout(0) }},
+		{"negative statement timeout", func() { gormdb.StatementTimeout(-time.Second) }},
+		{"timeout beyond PostgreSQL's range", func() { gormdb.LockTimeout(1 << 31 * time.Millisecond) }},
+		{"nil classifier", func() { gormdb.WithClassifier(nil) }},
+		{"nil Savepoints", func() { gormdb.Savepoints(nil) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Error("did not panic")
+				}
+			}()
+			tt.f()
+		})
+	}
+	// The limits themselves are accepted.
+	gormdb.InTx(pg, update, gormdb.LockTimeout((1<<31-1)*time.Millisecond), gormdb.Isolation(sql.LevelSnapshot))
+	gormdb.InTx(my, update, gormdb.Isolation(sql.LevelSerializable), gormdb.ReadOnly())
+}
+
+// WithClassifier replaces the backend classifier; GORM's errors are still
+// classified first.
+func TestInTxWithClassifier(t *testing.T) {
+	db, _ := fakeGORM(t, "postgres", nil)
+	custom := func(err error) dbop.Verdict {
+		if errors.Is(err, errScripted) {
+			return dbop.RetryStatement
+		}
+		return dbop.Unclassified
+	}
+	for _, tt := range []struct {
+		err  error
+		want dbop.Verdict
+	}{
+		{errScripted, dbop.RetryStatement},
+		{gorm.ErrRecordNotFound, dbop.NotRetryable},
+		{dboptest.PgError("40P01", "deadlock detected"), dbop.Unclassified}, // the backend classifier is replaced
+	} {
+		_, err := gormdb.InTx(db, func(context.Context, *gorm.DB) (int, error) { return 0, tt.err },
+			gormdb.WithClassifier(custom)).Run(t.Context())
+		if got := dbop.VerdictOf(err); got != tt.want {
+			t.Errorf("verdict of %v = %v; want %v", tt.err, got, tt.want)
+		}
+	}
+}
