@@ -7,8 +7,8 @@ import (
 
 // A Decorator adds behaviour to an [Op] of any result type. The built-in
 // decorators ([WithRetry], [WithTimeout], [ClassifyBy], [Before], [After],
-// [Around], [Chain]) are plain values that need no type arguments; a
-// decorator for one result type only is a [Func].
+// [Bulkhead], [Flight.Share], [Around], [Chain]) are plain values that need
+// no type arguments; a decorator for one result type only is a [Func].
 //
 // Decorators are immutable once built and safe for concurrent use.
 type Decorator interface {
@@ -138,6 +138,20 @@ func decorate[T any](op Op[T], d Decorator) Op[T] {
 				return err
 			})
 			return v, err
+		}
+	case *bulkhead:
+		return func(ctx context.Context) (T, error) {
+			if err := d.acquire(ctx); err != nil {
+				var zero T
+				return zero, err
+			}
+			defer d.release()
+			return op(ctx)
+		}
+	case *shared:
+		return func(ctx context.Context) (T, error) {
+			v, err := d.run(ctx, func(ctx context.Context) (any, error) { return op(ctx) })
+			return sharedValue[T](v), err
 		}
 	default:
 		panic(fmt.Sprintf("dbop: decorator %T cannot decorate an Op[%s]", d, typeName[T]()))

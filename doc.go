@@ -84,4 +84,11 @@
 // Ops, decorators and pipelines are immutable once built and safe for
 // concurrent use. A [Backoff] is a pure function of the attempt number, so a
 // shared pipeline keeps no state between calls.
+//
+// For work spread over many goroutines and processes: [Then], [Map], [All]
+// and [AllKeyed] compose operations with their types; a [Flight] collapses
+// identical concurrent reads; a [Bulkhead] caps concurrent attempts so
+// retries cannot exhaust a connection pool; and a [Budget] shared by many
+// operations ([WithBudget]) stops retries from multiplying the load while
+// the database is down.
 package dbop

@@ -19,6 +19,9 @@ func (r *retrier) run(ctx context.Context, attempt func(context.Context) error) 
 	if obs != nil {
 		opCtx = obs.OperationStart(ctx, r.name)
 	}
+	if r.budget != nil {
+		r.budget.deposit()
+	}
 	var prev time.Duration
 	for n := 1; ; n++ {
 		attemptCtx := opCtx
@@ -86,6 +89,10 @@ func (r *retrier) decide(ctx context.Context, n int, err error, v Verdict, start
 	delay := max(r.backoff.Delay(n, prev, random()), 0)
 	if r.maxElapsed > 0 && time.Since(start)+delay > r.maxElapsed {
 		return 0, &RetryError{Attempts: n, Reason: errElapsed, Err: err}
+	}
+	if r.budget != nil && !r.budget.withdraw() {
+		// Last, so that a token pays only for a retry that would happen.
+		return 0, &RetryError{Attempts: n, Reason: ErrBudgetExhausted, Err: err}
 	}
 	return delay, nil
 }

@@ -29,8 +29,8 @@ type RetryOption func(*retrier)
 //
 // Unclassified errors are retried. It gives up with a [*RetryError] when the
 // attempt limit ([MaxAttempts], default [DefaultMaxAttempts]) or the
-// elapsed-time limit ([MaxElapsed]) is reached, or the caller's context ends
-// while it waits. The wait returns as soon as the context ends.
+// elapsed-time limit ([MaxElapsed]) is reached, a shared retry budget
+// ([WithBudget]) refuses, or the caller's context ends while it waits. The wait returns as soon as the context ends.
 //
 // The returned Decorator keeps no state between calls and is safe for
 // concurrent use. WithRetry panics if b is nil or an option is invalid.

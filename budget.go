@@ -1,0 +1,165 @@
+package dbop
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync/atomic"
+	"time"
+)
+
+// ErrBudgetExhausted is the Reason of the [*RetryError] a [WithRetry]
+// returns when its [Budget] refused a retry.
+var ErrBudgetExhausted = errors.New("dbop: retry budget exhausted")
+
+// A Budget limits retries across every operation that shares it, so that
+// when the database is down a fleet of callers does not multiply its load by
+// the attempt limit: a retry storm is what keeps a recovering database down.
+// Attach one to many retries with [WithBudget].
+//
+// The model is a token bucket, as in gRPC's retry throttling and Finagle's
+// retry budget. Each operation's first attempt deposits ratio tokens, up to
+// a maximum; each retry withdraws one token and is refused, ending the
+// operation with [ErrBudgetExhausted], when less than one is left. So over
+// any stretch of time, retries never exceed the maximum plus ratio times
+// the operations started: with a ratio of 0.1, retries add at most about
+// 10% to the load however long the outage lasts, and when it ends, new
+// operations refill the bucket and retries resume. An optional floor
+// ([BudgetMinRate]) still allows a few retries per second when the bucket is
+// empty, for callers too quiet to refill it.
+//
+// A Budget starts full. It is safe for concurrent use, lock-free, and costs
+// no allocation. Its clock, for the floor only, is [time.Now]. The zero
+// value refuses every retry: use [NewBudget].
+type Budget struct {
+	balance atomic.Int64 // in micro-tokens
+	credit  int64        // micro-tokens each first attempt deposits
+	max     int64        // micro-tokens the bucket holds at most
+
+	// The floor is a generic cell rate algorithm: tat is the theoretical
+	// time, in nanoseconds since epoch, at which the next floor retry is
+	// due; up to tolerance ahead of now is allowed, which is the burst.
+	tat       atomic.Int64
+	interval  int64 // nanoseconds between floor retries; 0 means no floor
+	tolerance int64
+	epoch     time.Time
+}
+
+// microTokens is the fixed-point scale of a Budget's balance: one retry
+// costs one token, a million micro-tokens. Integers keep deposits and
+// withdrawals exact, whatever the ratio.
+const microTokens = 1_000_000
+
+// DefaultBudgetMax is the number of tokens a [Budget] holds at most when no
+// [BudgetMax] option is given: after a quiet spell, an outage gets this many
+// retries on top of ratio times the operations started.
+const DefaultBudgetMax = 100
+
+// A BudgetOption configures [NewBudget].
+type BudgetOption func(*Budget)
+
+// NewBudget returns a full [Budget] where each operation's first attempt
+// deposits ratio tokens and each retry costs one. It panics unless
+// 0 <= ratio <= 1 or if an option is invalid.
+func NewBudget(ratio float64, opts ...BudgetOption) *Budget {
+	if !(ratio >= 0 && ratio <= 1) {
+		panic(fmt.Sprintf("dbop: NewBudget(%v): the ratio must be between 0 and 1", ratio))
+	}
+	b := &Budget{
+		credit: int64(math.Round(ratio * microTokens)),
+		max:    DefaultBudgetMax * microTokens,
+		epoch:  time.Now(),
+	}
+	for i, o := range opts {
+		if o == nil {
+			panic(fmt.Sprintf("dbop: NewBudget: option %d of %d is nil", i+1, len(opts)))
+		}
+		o(b)
+	}
+	b.balance.Store(b.max)
+	return b
+}
+
+// BudgetMax sets the number of tokens a [Budget] holds at most, and starts
+// with: the burst of retries an outage gets before the ratio binds. The
+// default is [DefaultBudgetMax]. It panics if tokens is negative or not
+// finite.
+func BudgetMax(tokens float64) BudgetOption {
+	if !(tokens >= 0 && tokens <= math.MaxInt64/microTokens) {
+		panic(fmt.Sprintf("dbop: BudgetMax(%v): the maximum must be a non-negative number of tokens", tokens))
+	}
+	return func(b *Budget) { b.max = int64(math.Round(tokens * microTokens)) }
+}
+
+// BudgetMinRate sets a floor: when the bucket is empty, up to perSecond
+// retries per second are still allowed, in bursts of up to one second's
+// worth. Without it an empty bucket refuses every retry until first
+// attempts refill it. It panics if perSecond is not positive and finite.
+func BudgetMinRate(perSecond float64) BudgetOption {
+	if !(perSecond > 0 && perSecond <= math.MaxFloat64) {
+		panic(fmt.Sprintf("dbop: BudgetMinRate(%v): the rate must be positive", perSecond))
+	}
+	return func(b *Budget) {
+		b.interval = max(int64(float64(time.Second)/perSecond), 1)
+		burst := max(int64(perSecond), 1)
+		b.tolerance = (burst - 1) * b.interval
+	}
+}
+
+// WithBudget makes the retry draw on b: each operation deposits into b when
+// its first attempt starts, and each retry must withdraw from it or give up
+// with a [*RetryError] whose Reason is [ErrBudgetExhausted]. Share one b
+// among every retry that loads the same database. Attach it to the
+// outermost retry of an operation only: each retry it is attached to
+// deposits. It panics if b is nil.
+func WithBudget(b *Budget) RetryOption {
+	if b == nil {
+		panic("dbop: WithBudget(nil)")
+	}
+	return func(r *retrier) { r.budget = b }
+}
+
+// deposit credits the first attempt of an operation. A full bucket is only
+// read, so healthy traffic does not contend on it.
+func (b *Budget) deposit() {
+	if b.credit == 0 {
+		return
+	}
+	for {
+		cur := b.balance.Load()
+		if cur >= b.max {
+			return
+		}
+		if b.balance.CompareAndSwap(cur, min(cur+b.credit, b.max)) {
+			return
+		}
+	}
+}
+
+// withdraw reports whether a retry may go ahead, paying for it if so: from
+// the bucket, or else from the floor.
+func (b *Budget) withdraw() bool {
+	for {
+		cur := b.balance.Load()
+		if cur < microTokens {
+			break
+		}
+		if b.balance.CompareAndSwap(cur, cur-microTokens) {
+			return true
+		}
+	}
+	if b.interval == 0 {
+		return false
+	}
+	now := int64(time.Since(b.epoch))
+	for {
+		tat := b.tat.Load()
+		next := max(tat, now)
+		if next-now > b.tolerance {
+			return false
+		}
+		if b.tat.CompareAndSwap(tat, next+b.interval) {
+			return true
+		}
+	}
+}

@@ -1,0 +1,152 @@
+package dbop
+
+import (
+	"context"
+	"fmt"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Then returns an Op that runs op and, if it succeeds, f with the same
+// context and op's value: a sequence of two steps where the second needs
+// the first's result. When op fails, f is not called and its error is
+// returned as it is.
+//
+// f has the shape of an Op with one argument, rather than returning an Op to
+// run, for three reasons: a repository method such as
+// func (r *Repo) OrdersOf(ctx context.Context, u User) ([]Order, error) fits
+// as it is (dbop.Then(getUser, repo.OrdersOf)); the context travels to the
+// second step without being captured; and nothing is built per call, so Then
+// adds no allocation. A second step that is itself a decorated Op is run
+// from f: return ordersOf(u).With(p).Run(ctx).
+//
+// Decorators applied to the result wrap both steps: a [WithRetry] around a
+// Then runs the whole sequence again. To retry one step alone, decorate that
+// step. Then panics if op or f is nil.
+func Then[A, B any](op Op[A], f func(ctx context.Context, a A) (B, error)) Op[B] {
+	if op == nil {
+		panic("dbop: Then: op is nil")
+	}
+	if f == nil {
+		panic("dbop: Then: f is nil")
+	}
+	return func(ctx context.Context) (B, error) {
+		a, err := op(ctx)
+		if err != nil {
+			var zero B
+			return zero, err
+		}
+		return f(ctx, a)
+	}
+}
+
+// Map returns an Op that runs op and converts its value with f. When op
+// fails, f is not called and the error is returned as it is. Map panics if
+// op or f is nil.
+func Map[A, B any](op Op[A], f func(A) B) Op[B] {
+	if op == nil {
+		panic("dbop: Map: op is nil")
+	}
+	if f == nil {
+		panic("dbop: Map: f is nil")
+	}
+	return func(ctx context.Context) (B, error) {
+		a, err := op(ctx)
+		if err != nil {
+			var zero B
+			return zero, err
+		}
+		return f(a), nil
+	}
+}
+
+// All returns an Op that runs ops concurrently, each on its own goroutine,
+// at most limit at a time; a limit of zero or less means no limit. The
+// results are in the order of ops.
+//
+// The ops run with a context derived from the caller's that is cancelled as
+// soon as one of them fails; ops not yet started are then skipped. All waits
+// for every started op to return, then returns the first error: the one that
+// caused the cancellation, not the context.Canceled its siblings return
+// afterwards. On error the other results are discarded.
+//
+// Each op is decorated on its own: decorate the ops to retry them one by
+// one, the Op All returns to run the whole group again. A panic in an op is
+// not recovered: like any panic on a goroutine, it ends the program (a
+// transaction scope inside the op still rolls back first). All panics if one
+// of ops is nil; it copies ops, so changing the slice afterwards has no
+// effect.
+func All[T any](limit int, ops ...Op[T]) Op[[]T] {
+	for i, op := range ops {
+		if op == nil {
+			panic(fmt.Sprintf("dbop: All: op %d of %d is nil", i+1, len(ops)))
+		}
+	}
+	ops = append([]Op[T](nil), ops...)
+	if limit >= len(ops) {
+		limit = 0 // the limit cannot bind: skip errgroup's semaphore
+	}
+	return func(ctx context.Context) ([]T, error) {
+		results := make([]T, len(ops))
+		g, gctx := errgroup.WithContext(ctx)
+		if limit > 0 {
+			g.SetLimit(limit)
+		}
+		started := 0
+		for i, op := range ops {
+			if gctx.Err() != nil {
+				break // a sibling failed or the caller gave up: start no more
+			}
+			started++
+			g.Go(func() error {
+				if err := gctx.Err(); err != nil {
+					return err // cancelled while Go waited for a slot
+				}
+				v, err := op(gctx)
+				if err != nil {
+					return err
+				}
+				results[i] = v
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+		if started < len(ops) {
+			// No op failed, yet some were skipped: the caller's context
+			// ended before they could start.
+			return nil, ctx.Err()
+		}
+		return results, nil
+	}
+}
+
+// AllKeyed is [All] for a map of operations: it runs them concurrently, at
+// most limit at a time (no limit when limit <= 0), and returns their results
+// under the same keys. Failure and cancellation are as in All. The order in
+// which the ops start is unspecified. AllKeyed panics if one of ops is nil;
+// it copies ops, so changing the map afterwards has no effect.
+func AllKeyed[K comparable, T any](limit int, ops map[K]Op[T]) Op[map[K]T] {
+	keys := make([]K, 0, len(ops))
+	list := make([]Op[T], 0, len(ops))
+	for k, op := range ops {
+		if op == nil {
+			panic(fmt.Sprintf("dbop: AllKeyed: op for key %v is nil", k))
+		}
+		keys = append(keys, k)
+		list = append(list, op)
+	}
+	all := All(limit, list...)
+	return func(ctx context.Context) (map[K]T, error) {
+		vs, err := all(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[K]T, len(vs))
+		for i, v := range vs {
+			out[keys[i]] = v
+		}
+		return out, nil
+	}
+}
