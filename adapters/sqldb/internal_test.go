@@ -1,0 +1,209 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/testdb"
+	_ "modernc.org/sqlite"
+)
+
+// Timeouts are rounded up, never to 0 (which disables them), and capped.
+func TestTimeoutFormatting(t *testing.T) {
+	tests := []struct {
+		name string
+		got  string
+		want string
+	}{
+		{"millis exact", millis(250 * time.Millisecond), "250"},
+		{"millis rounds up", millis(1500 * time.Microsecond), "2"},
+		{"millis never 0", millis(time.Nanosecond), "1"},
+		{"millis capped", millis(1 << 62), "2147483647"},
+		{"lock wait exact", lockWaitSeconds(3 * time.Second), "3"},
+		{"lock wait rounds up", lockWaitSeconds(1200 * time.Millisecond), "2"},
+		{"lock wait at least 1", lockWaitSeconds(time.Millisecond), "1"},
+		{"lock wait capped", lockWaitSeconds(1 << 62), "1073741824"},
+		{"statement seconds", statementSeconds(1500 * time.Millisecond), "1.500000"},
+		{"statement seconds rounds up", statementSeconds(1500 * time.Nanosecond), "0.000002"},
+		{"statement seconds capped", statementSeconds(1 << 62), "31536000.000000"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s: got %s, want %s", tt.name, tt.got, tt.want)
+		}
+	}
+}
+
+// The statements each dialect runs for its per-attempt timeouts.
+func TestTimeoutStatements(t *testing.T) {
+	both := &config{lockTimeout: 2 * time.Second, statementTimeout: 300 * time.Millisecond}
+	tests := []struct {
+		d                      Dialect
+		c                      *config
+		local, read, set, rest string
+	}{
+		{Postgres, both, "SET LOCAL lock_timeout = 2000; SET LOCAL statement_timeout = 300", "", "", ""},
+		{Postgres, &config{statementTimeout: time.Second}, "SET LOCAL statement_timeout = 1000", "", "", ""},
+		{MySQL, both, "",
+			"SELECT @@SESSION.innodb_lock_wait_timeout, @@SESSION.max_execution_time",
+			"SET @@SESSION.innodb_lock_wait_timeout = 2, @@SESSION.max_execution_time = 300",
+			"SET @@SESSION.innodb_lock_wait_timeout = 50, @@SESSION.max_execution_time = 0"},
+		{MariaDB, both, "",
+			"SELECT @@SESSION.innodb_lock_wait_timeout, @@SESSION.max_statement_time",
+			"SET @@SESSION.innodb_lock_wait_timeout = 2, @@SESSION.max_statement_time = 0.300000",
+			"SET @@SESSION.innodb_lock_wait_timeout = 50, @@SESSION.max_execution_time = 0"},
+		{SQLite, &config{lockTimeout: 20 * time.Millisecond}, "", "PRAGMA busy_timeout", "PRAGMA busy_timeout = 20", "PRAGMA busy_timeout = 50"},
+		{MariaDB, &config{}, "", "", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.d.String(), func(t *testing.T) {
+			got := newTimeouts(tt.d, tt.c)
+			if got.local != tt.local {
+				t.Errorf("local = %q, want %q", got.local, tt.local)
+			}
+			if tt.read == "" {
+				if got.session != nil {
+					t.Errorf("session = %+v, want none", got.session)
+				}
+				return
+			}
+			if got.session.read != tt.read || got.session.set != tt.set {
+				t.Errorf("read, set = %q, %q; want %q, %q", got.session.read, got.session.set, tt.read, tt.set)
+			}
+			prev := []string{"50", "0"}[:len(got.session.names)]
+			rest, err := got.session.restoreSQL(prev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.d != MariaDB && rest != tt.rest {
+				t.Errorf("restore = %q, want %q", rest, tt.rest)
+			}
+		})
+	}
+}
+
+// Values read from the server are written back as plain decimal numbers;
+// anything else is refused.
+func TestRestoreValues(t *testing.T) {
+	s := newTimeouts(MariaDB, &config{statementTimeout: time.Second}).session
+	for _, v := range []string{"", "1; DROP TABLE x", "-1", "1.2.3", "NaN", "Inf", "0x10"} {
+		if got, err := s.restoreSQL([]string{v}); err == nil {
+			t.Errorf("restoreSQL(%q) = %q, want an error", v, got)
+		}
+	}
+	for v, want := range map[string]string{
+		"0":        "0",
+		"50":       "50",
+		"0.000000": "0",
+		"7.5":      "7.5",
+		"1e-06":    "0.000001", // as MariaDB reports max_statement_time = 0.000001
+		"2e-06":    "0.000002",
+		"123456.5": "123456.5",
+	} {
+		got, err := s.restoreSQL([]string{v})
+		if want := "SET @@SESSION.max_statement_time = " + want; got != want || err != nil {
+			t.Errorf("restoreSQL(%q) = %q, %v; want %q", v, got, err, want)
+		}
+	}
+	if _, err := s.restoreSQL([]string{"1", "2"}); err == nil {
+		t.Error("restoreSQL accepted two values for one setting")
+	}
+}
+
+func TestQuote(t *testing.T) {
+	for _, tt := range []struct {
+		d          Dialect
+		name, want string
+	}{
+		{Postgres, "dbop_sp_1", `"dbop_sp_1"`},
+		{SQLite, `a"b`, `"a""b"`},
+		{MySQL, "dbop_sp_1", "`dbop_sp_1`"},
+		{MariaDB, "a`b", "`a``b`"},
+	} {
+		if got := tt.d.quote(tt.name); got != tt.want {
+			t.Errorf("%v.quote(%q) = %s, want %s", tt.d, tt.name, got, tt.want)
+		}
+	}
+}
+
+// database/sql's Tx.Commit never sends COMMIT once its context is done
+// (sql.go): such errors are marked not sent; a transaction fn ended itself
+// is reported as such.
+func TestCommitError(t *testing.T) {
+	live := context.Background()
+	done, cancel := context.WithCancelCause(context.Background())
+	cause := errors.New("attempt timed out")
+	cancel(cause)
+
+	// The awaitDone goroutine rolled back: ErrTxDone, context done.
+	err := commitError(done, nil, sql.ErrTxDone)
+	if _, ok := errors.AsType[*notSentError](err); !ok || !errors.Is(err, cause) || !errors.Is(err, sql.ErrTxDone) {
+		t.Errorf("ErrTxDone after the context ended: %v, want not sent, with the cause", err)
+	}
+	if v := MySQL.CommitOutcome(err); v != dbop.Unclassified {
+		t.Errorf("outcome %v, want unclassified (not committed)", v)
+	}
+	// The context was done before Commit: database/sql returned ctx.Err().
+	err = commitError(done, context.Canceled, context.Canceled)
+	if _, ok := errors.AsType[*notSentError](err); !ok {
+		t.Errorf("ctx error with the context done before Commit: %v, want not sent", err)
+	}
+	// The context ended during Commit: the driver's answer, judged as such.
+	if err := commitError(done, nil, context.Canceled); err != context.Canceled {
+		t.Errorf("ctx error during Commit: %v, want it unchanged", err)
+	}
+	// fn ended the transaction.
+	err = commitError(live, nil, sql.ErrTxDone)
+	if !errors.Is(err, errEndedInFn) || Postgres.CommitOutcome(err) != dbop.NotRetryable {
+		t.Errorf("ErrTxDone with a live context: %v, want errEndedInFn, not retryable", err)
+	}
+	// Any other error is left to the dialect.
+	other := fmt.Errorf("x")
+	if err := commitError(live, nil, other); err != other {
+		t.Errorf("got %v, want it unchanged", err)
+	}
+}
+
+// When the restore fails, release makes database/sql discard the
+// connection: with a real driver, the pool then holds no connection, and the
+// next one is new (its TEMP tables are gone and busy_timeout is the DSN's).
+// This is what Conn.Raw returning driver.ErrBadConn does in Go 1.26
+// (sql.go: Conn.Raw → Conn.closemuRUnlockCondReleaseConn → DB.putConn).
+func TestReleaseDiscardsOnFailedRestore(t *testing.T) {
+	ctx := t.Context()
+	db, err := sql.Open("sqlite", SQLiteDSN(testdb.SQLiteFile(t), SQLiteBusyTimeout(4321*time.Millisecond)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, "CREATE TEMP TABLE sqldb_marker (x INTEGER)"); err != nil {
+		t.Fatal(err)
+	}
+	s := newTimeouts(SQLite, &config{lockTimeout: 25 * time.Millisecond}).session
+	p, err := pin(ctx, poolSource{db}, s, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	if err := p.conn.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&got); err != nil || got != 25 {
+		t.Fatalf("pinned busy_timeout = %d, %v; want 25", got, err)
+	}
+	p.restore = "PRAGMA busy_timeout = " // a restore that fails
+	p.release(ctx)
+
+	if n := db.Stats().OpenConnections; n != 0 {
+		t.Errorf("%d open connections, want 0: the connection was pooled", n)
+	}
+	if err := db.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&got); err != nil || got != 4321 {
+		t.Errorf("busy_timeout on the next connection = %d, %v; want 4321", got, err)
+	}
+	if _, err := db.ExecContext(ctx, "SELECT * FROM temp.sqldb_marker"); err == nil {
+		t.Error("the TEMP table survived: the same connection came back")
+	}
+}

@@ -1,0 +1,107 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
+	"time"
+)
+
+// connSource gives InTx a connection to pin for one attempt.
+type connSource interface {
+	// conn returns a connection and whether InTx owns it (must close it).
+	conn(ctx context.Context) (c *sql.Conn, owned bool, err error)
+}
+
+// poolSource pins a connection of a pool: *sql.DB has Conn.
+type poolSource struct {
+	db interface {
+		Conn(ctx context.Context) (*sql.Conn, error)
+	}
+}
+
+func (p poolSource) conn(ctx context.Context) (*sql.Conn, bool, error) {
+	c, err := p.db.Conn(ctx)
+	return c, true, err
+}
+
+// callerConn is a *sql.Conn the caller passed: it is already pinned, and the
+// caller closes it.
+type callerConn struct{ c *sql.Conn }
+
+func (cc callerConn) conn(context.Context) (*sql.Conn, bool, error) { return cc.c, false, nil }
+
+// pinned is a connection carrying an attempt's session settings.
+type pinned struct {
+	conn    *sql.Conn
+	owned   bool          // close it after the attempt
+	restore string        // sets the session back to its previous values
+	timeout time.Duration // bounds restore
+}
+
+// pin takes a connection from src, reads the current values of the
+// settings s changes, and applies the attempt's values.
+func pin(ctx context.Context, src connSource, s *session, timeout time.Duration) (*pinned, error) {
+	conn, owned, err := src.conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqldb: pin a connection: %w", err)
+	}
+	p := &pinned{conn: conn, owned: owned, timeout: timeout}
+	prev := make([]string, len(s.names))
+	dest := make([]any, len(prev))
+	for i := range prev {
+		dest[i] = &prev[i]
+	}
+	if err := conn.QueryRowContext(ctx, s.read).Scan(dest...); err != nil {
+		p.close() // nothing was changed yet
+		return nil, fmt.Errorf("sqldb: %s: %w", s.read, err)
+	}
+	if p.restore, err = s.restoreSQL(prev); err != nil {
+		p.close()
+		return nil, err
+	}
+	if _, err := conn.ExecContext(ctx, s.set); err != nil {
+		// The statement may have taken effect in part: restore.
+		p.release(ctx)
+		return nil, fmt.Errorf("sqldb: %s: %w", s.set, err)
+	}
+	return p, nil
+}
+
+// release restores the session's previous values and gives the connection
+// back. It runs after the transaction has ended, with a context that ignores
+// the caller's cancellation, bounded by the rollback timeout: a deadline
+// that ended the attempt must not leave the settings behind.
+//
+// If the restore fails, the connection may still carry the attempt's
+// settings, so it must not serve anyone else: release makes database/sql
+// discard it. Conn.Raw hands the error its function returns to the
+// connection's release function, which closes the *sql.Conn on
+// driver.ErrBadConn, and DB.putConn then closes the driver connection
+// instead of returning it to the pool (Go 1.26 database/sql, sql.go:
+// Conn.Raw, Conn.closemuRUnlockCondReleaseConn, DB.putConn). A connection
+// the caller passed is discarded too: its *sql.Conn then returns
+// sql.ErrConnDone, rather than silently keeping a changed session.
+func (p *pinned) release(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
+	defer cancel()
+	if _, err := p.conn.ExecContext(rctx, p.restore); err != nil {
+		discard(p.conn)
+	}
+	p.close()
+}
+
+// close gives back a connection InTx owns.
+func (p *pinned) close() {
+	if p.owned {
+		_ = p.conn.Close()
+	}
+}
+
+// discard closes conn and makes database/sql close its driver connection
+// rather than pool it (see pinned.release). On a conn already closed it does
+// nothing.
+func discard(conn *sql.Conn) {
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+}
