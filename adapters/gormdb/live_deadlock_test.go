@@ -41,13 +41,24 @@ func deadlockRetried(t *testing.T, db *gorm.DB, table string, isDeadlock func(er
 	bothLocked := newBarrier(2)
 	var mu sync.Mutex
 	var retried []dbop.RetryEvent
-	onRetry := dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) {
-		mu.Lock()
-		retried = append(retried, e)
-		mu.Unlock()
-	})
+	done := [2]chan struct{}{make(chan struct{}), make(chan struct{})}
+	onRetry := func(side int) dbop.RetryOption {
+		return dbop.OnRetry(func(ctx context.Context, e dbop.RetryEvent) {
+			mu.Lock()
+			retried = append(retried, e)
+			mu.Unlock()
+			// The victim retries once the winner has finished. Retrying at
+			// once, it could take its first row again before the winner,
+			// woken by the victim's rollback, does, and deadlock a second
+			// time: correct behaviour, but not what this test counts.
+			select {
+			case <-done[1-side]:
+			case <-ctx.Done():
+			}
+		})
+	}
 	update := "UPDATE " + table + " SET n = n + 1 WHERE id = ?"
-	transfer := func(first, second int) dbop.Op[int] {
+	transfer := func(side, first, second int) dbop.Op[int] {
 		runs := 0
 		return gormdb.InTx(db, func(ctx context.Context, tx *gorm.DB) (int, error) {
 			runs++
@@ -60,14 +71,17 @@ func deadlockRetried(t *testing.T, db *gorm.DB, table string, isDeadlock func(er
 				}
 			}
 			return runs, tx.Exec(update, second).Error
-		}).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), onRetry))
+		}).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), onRetry(side)))
 	}
 
 	var wg sync.WaitGroup
 	runs := make([]int, 2)
 	errs := make([]error, 2)
 	for i, order := range [][2]int{{1, 2}, {2, 1}} {
-		wg.Go(func() { runs[i], errs[i] = transfer(order[0], order[1]).Run(ctx) })
+		wg.Go(func() {
+			defer close(done[i])
+			runs[i], errs[i] = transfer(i, order[0], order[1]).Run(ctx)
+		})
 	}
 	wg.Wait()
 

@@ -69,7 +69,7 @@ func InTx[T any](db *gorm.DB, fn func(ctx context.Context, tx *gorm.DB) (T, erro
 	}
 	sopts := []scopes.Option{
 		scopes.ClassifyBy(classifierFor(dialectorName(db), c.classifier)),
-		scopes.CommitOutcome(commitOutcome),
+		scopes.CommitOutcome(commitOutcomeFor(dialectorName(db))),
 	}
 	if c.readOnly {
 		sopts = append(sopts, scopes.ReadOnly())

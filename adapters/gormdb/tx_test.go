@@ -103,7 +103,7 @@ func TestInTxCommitErrors(t *testing.T) {
 		ambiguous   bool
 		wantVerdict dbop.Verdict
 	}{
-		{"nothing sent", dboptest.BadConn(), false, dbop.RetryTransaction},
+		{"postgres: ErrBadConn proves nothing (lib/pq returns it after sending COMMIT)", dboptest.BadConn(), true, dbop.Ambiguous},
 		{"server answered", dboptest.PgError("40001", "could not serialize access"), false, dbop.RetryTransaction},
 		{"server answered with a constraint", dboptest.PgError("23505", "duplicate key"), false, dbop.NotRetryable},
 		{"server shutting down", dboptest.PgError("57P01", "terminating connection due to administrator command"), true, dbop.Ambiguous},

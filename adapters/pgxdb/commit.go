@@ -3,120 +3,32 @@ package pgxdb
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/classifiers"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // CommitOutcome judges an error from pgx's COMMIT (and, under
 // [CockroachRestart], from RELEASE SAVEPOINT cockroach_restart), for
-// [scopes.CommitOutcome]. It returns [dbop.Ambiguous] when the transaction
-// may have been committed, and otherwise the verdict for a transaction that
-// certainly was not (DB-REFERENCE §6, pitfall 1):
+// [scopes.CommitOutcome]: [dbop.Ambiguous] when the transaction may have
+// been committed, and otherwise the verdict for a transaction that
+// certainly was not (DB-REFERENCE §6, pitfall 1).
 //
-//	error                                          committed?  verdict
-//	pgconn.ErrConnClosed                           unknown     Ambiguous
-//	  … InTx saw the conn closed before COMMIT     no          RetryTransaction
-//	pgconn.SafeToRetry(err), other                 no          RetryTransaction
-//	pgx.ErrTxCommitRollback                        no          NotRetryable
-//	*pgconn.PgError 40003                          unknown     Ambiguous
-//	*pgconn.PgError class 08, 57P01, 57P02,
-//	  or severity FATAL/PANIC (but 25P03)          unknown     Ambiguous
-//	*pgconn.PgError 25P03                          no          RetryTransaction
-//	any other *pgconn.PgError                      no          Unclassified
-//	anything else                                  unknown     Ambiguous
-//
-// Why:
-//
-//   - pgx v5.12.0 reports a connection lost while it waits for the answer
-//     to a statement sent with the simple protocol — and COMMIT is always
-//     sent so — as "conn closed" (pgconn.ErrConnClosed), an error whose
-//     SafeToRetry is true although the statement was sent:
-//     MultiResultReader.NextResult drops the read error of peekMessage,
-//     which has already marked the connection closed, and the next read
-//     then fails the connection-lock check. So DB-REFERENCE §2's
-//     "SafeToRetry → not sent" does not hold for it
-//     (TestPgxReportsLostAnswerAsConnClosed shows it). A COMMIT that found
-//     the connection already closed was never sent; [InTx] checks the
-//     connection before COMMIT and marks that case, and CommitOutcome
-//     calls every other ErrConnClosed ambiguous.
-//   - SafeToRetry "checks if the err is guaranteed to have occurred before
-//     sending any data to the server" (DB-REFERENCE §2): the COMMIT was not
-//     sent, so the server never committed, and whatever broke (often the
-//     connection) took the transaction with it: run it all again.
-//   - pgx.ErrTxCommitRollback is the server answering COMMIT with ROLLBACK:
-//     the transaction had already failed, so "COMMIT of an aborted
-//     transaction acts as a ROLLBACK" (DB-REFERENCE §1). Nothing was
-//     committed. The error that failed it was swallowed before COMMIT — fn
-//     ignored a failed statement and returned nil — and is not in the error,
-//     so nothing says a retry would not swallow it again: NotRetryable, as
-//     [classifiers.Postgres] has it. Return the statement's error from fn to
-//     have it classified instead.
-//   - A server error answering COMMIT means the server refused to commit:
-//     "no (the server answered)" (DB-REFERENCE §6). Unclassified hands it to
-//     the classifier, which knows the codes: 40001 from a SERIALIZABLE
-//     commit is RetryTransaction, a deferred 23505 is NotRetryable.
-//   - Except when the answer is the connection's end. A FATAL such as
-//     57P01 (admin_shutdown) or 57P02 (crash_shutdown), or class 08
-//     (connection_exception, with 08007 transaction_resolution_unknown),
-//     says the session died, not whether the commit record was written
-//     first: ambiguous (DB-REFERENCE summary: "⚠ ambiguous if it answers
-//     COMMIT"). So is 40003 statement_completion_unknown, CockroachDB's
-//     "result is ambiguous" (DB-REFERENCE §5).
-//   - 25P03 is FATAL too, but the server raises it only when a session sat
-//     idle in its transaction past idle_in_transaction_session_timeout,
-//     that is, while it was waiting for the next command: it ended the
-//     session before it read the COMMIT, so nothing was committed; pgx
-//     reads the goodbye as COMMIT's answer
-//     (TestIdleInTransactionTimeoutBeforeCommitIsRetried).
-//   - Anything else — a network error or a context deadline after the
-//     COMMIT was sent — leaves the outcome unknown: ambiguous, retried only
-//     for [dbop.Idempotent] work.
+// It is [classifiers.PostgresCommit], whose table gives the rules and their
+// sources, plus one rule only this package can apply. pgx v5.12.0 reports
+// an answer lost after COMMIT was sent as "conn closed"
+// (pgconn.ErrConnClosed), which PostgresCommit must call ambiguous; but
+// [InTx] checks the connection before sending COMMIT, and a COMMIT that
+// found it already closed was never sent: RetryTransaction.
 //
 // CommitOutcome is safe for concurrent use.
 func CommitOutcome(err error) dbop.Verdict {
-	if err == nil {
-		return dbop.Unclassified
-	}
-	if errors.Is(err, pgconn.ErrConnClosed) {
-		if _, ok := errors.AsType[*closedBeforeError](err); ok {
-			return dbop.RetryTransaction
-		}
-		return dbop.Ambiguous
-	}
-	if pgconn.SafeToRetry(err) {
+	if _, ok := errors.AsType[*closedBeforeError](err); ok {
 		return dbop.RetryTransaction
 	}
-	if errors.Is(err, pgx.ErrTxCommitRollback) {
-		return dbop.NotRetryable
-	}
-	pgErr, ok := errors.AsType[*pgconn.PgError](err)
-	if !ok {
-		return dbop.Ambiguous
-	}
-	switch {
-	case pgErr.Code == "25P03": // idle_in_transaction_session_timeout: ended before COMMIT was read
-		return dbop.RetryTransaction
-	case pgErr.Code == "40003", // statement_completion_unknown
-		pgErr.Code == "57P01",               // admin_shutdown
-		pgErr.Code == "57P02",               // crash_shutdown
-		strings.HasPrefix(pgErr.Code, "08"), // connection_exception, 08007 transaction_resolution_unknown
-		connectionFatal(pgErr):
-		return dbop.Ambiguous
-	}
-	return dbop.Unclassified
-}
-
-// connectionFatal reports whether the server ended the session with pgErr,
-// as pgx's own isConnectionFatal decides (tx.go).
-func connectionFatal(pgErr *pgconn.PgError) bool {
-	severity := pgErr.SeverityUnlocalized
-	if severity == "" {
-		severity = pgErr.Severity
-	}
-	return severity == "FATAL" || severity == "PANIC"
+	return classifiers.PostgresCommit(err)
 }
 
 // commitOutcome returns the CommitOutcome InTx passes to scopes: the table

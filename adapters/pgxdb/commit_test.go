@@ -33,7 +33,7 @@ var commitErrors = []struct {
 	{"context already done before the send", fmt.Errorf("%w: %w", safeErr{safe: true}, context.Canceled), dbop.RetryTransaction},
 	{"pgx conn closed: the answer was lost", fmt.Errorf("%w: %w", safeErr{safe: true}, pgconn.ErrConnClosed), dbop.Ambiguous},
 	{"not safe to retry", safeErr{safe: false}, dbop.Ambiguous},
-	{"commit turned into rollback", pgx.ErrTxCommitRollback, dbop.NotRetryable},
+	{"commit turned into rollback", pgx.ErrTxCommitRollback, dbop.Unclassified}, // not committed: the classifier decides (NotRetryable)
 	{"40001 at COMMIT under SERIALIZABLE", dboptest.PgError("40001", "could not serialize access due to read/write dependencies among transactions"), dbop.Unclassified},
 	{"deferred unique violation", dboptest.PgError("23505", "duplicate key value violates unique constraint"), dbop.Unclassified},
 	{"40003 statement completion unknown", dboptest.PgError("40003", "result is ambiguous"), dbop.Ambiguous},
@@ -43,7 +43,7 @@ var commitErrors = []struct {
 	{"57P02 crash shutdown", fatal("57P02", "terminating connection because of crash of another server process"), dbop.Ambiguous},
 	{"57P01 without severity", dboptest.PgError("57P01", "terminating connection due to administrator command"), dbop.Ambiguous},
 	{"another FATAL", fatal("XX000", "internal error"), dbop.Ambiguous},
-	{"25P03 idle-in-transaction timeout", fatal("25P03", "terminating connection due to idle-in-transaction timeout"), dbop.RetryTransaction},
+	{"25P03 idle-in-transaction timeout", fatal("25P03", "terminating connection due to idle-in-transaction timeout"), dbop.Unclassified}, // not committed: the classifier decides (RetryTransaction)
 	{"unexpected EOF", io.ErrUnexpectedEOF, dbop.Ambiguous},
 	{"network error", dboptest.NetworkError(), dbop.Ambiguous},
 	{"deadline during COMMIT", context.DeadlineExceeded, dbop.Ambiguous},

@@ -69,10 +69,12 @@
 //	                  *sqlite.Error (modernc forces a ROLLBACK)     no          as classified (BUSY → retry-transaction)
 //	                  context error, anything else                  unknown     ambiguous
 //
-// The PostgreSQL rules are those of github.com/dbop-go/dbop/adapters/pgxdb,
-// whose live tests found that pgx reports a lost answer to COMMIT as "conn
-// closed" while claiming SafeToRetry, plus lib/pq's use of
-// driver.ErrBadConn after a send.
+// The rules are [classifiers.PostgresCommit], [classifiers.MySQLCommit] and
+// [classifiers.SQLiteCommit], shared with the other adapters; their
+// documentation gives the source of each. The PostgreSQL rules come from
+// github.com/dbop-go/dbop/adapters/pgxdb's live tests, which found that pgx
+// reports a lost answer to COMMIT as "conn closed" while claiming
+// SafeToRetry, plus lib/pq's use of driver.ErrBadConn after a send.
 //
 // go-sql-driver watches the context only during BeginTx, not during Commit,
 // so over database/sql a context error from its COMMIT can only come from
@@ -160,8 +162,9 @@
 //
 // # Importing
 //
-// This package imports go-sql-driver/mysql and modernc.org/sqlite for their
-// error types, which registers their database/sql drivers as "mysql" and
-// "sqlite". Import github.com/jackc/pgx/v5/stdlib (driver "pgx") or lib/pq
-// yourself for PostgreSQL.
+// This package links no SQLite driver: it recognises modernc.org/sqlite's
+// errors by their Code method. It imports go-sql-driver/mysql for its error
+// type, which registers the "mysql" database/sql driver. Import the driver
+// you use yourself: modernc.org/sqlite ("sqlite"),
+// github.com/jackc/pgx/v5/stdlib ("pgx") or lib/pq.
 package sqldb
