@@ -246,3 +246,40 @@ func ExampleFunc() {
 	fmt.Println(v)
 	// Output: 42
 }
+
+// Around writes a decorator that works for every result type: here, one
+// that counts attempts.
+func ExampleAround() {
+	attempts := 0
+	counting := dbop.Around(func(ctx context.Context, next func(context.Context) error) error {
+		attempts++
+		return next(ctx)
+	})
+	op := dbop.Op[string](func(context.Context) (string, error) {
+		if attempts < 3 {
+			return "", errors.New("busy")
+		}
+		return "done", nil
+	})
+	v, err := op.With(dbop.WithRetry(dbop.Constant(0)), counting).Run(context.Background())
+	fmt.Println(v, err, attempts)
+	// Output: done <nil> 3
+}
+
+// A COMMIT whose outcome is unknown is retried only for idempotent work.
+func ExampleIdempotent() {
+	for _, opts := range [][]dbop.RetryOption{nil, {dbop.Idempotent()}} {
+		calls := 0
+		op := dbop.Op[int](func(context.Context) (int, error) {
+			if calls++; calls == 1 {
+				return 0, dbop.Classify(errors.New("connection lost during COMMIT"), dbop.Ambiguous)
+			}
+			return calls, nil
+		})
+		_, err := op.With(dbop.WithRetry(dbop.Constant(0), opts...)).Run(context.Background())
+		fmt.Printf("idempotent=%v: %d call(s), err=%v\n", len(opts) > 0, calls, err)
+	}
+	// Output:
+	// idempotent=false: 1 call(s), err=connection lost during COMMIT
+	// idempotent=true: 2 call(s), err=<nil>
+}
