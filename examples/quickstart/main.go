@@ -78,7 +78,20 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
+// syncWriter serialises writes: the workers print progress concurrently.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func run(ctx context.Context, cfg config, w io.Writer) (report, error) {
+	out := &syncWriter{w: w}
 	if cfg.Workers < 1 || cfg.Transfers < 1 || cfg.Accounts < 2 {
 		return report{}, fmt.Errorf("need at least 1 worker, 1 transfer and 2 accounts, got %d, %d, %d", cfg.Workers, cfg.Transfers, cfg.Accounts)
 	}
