@@ -1,0 +1,565 @@
+// Crdb-transfer: a CockroachDB-style serializable money transfer, with
+// CockroachDB's client-side restart protocol and a retry around it, run on
+// PostgreSQL.
+//
+//	DBOP_POSTGRES_DSN='postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable' go run ./examples/crdb-transfer
+//
+// The program creates its own tables, example_crdb_transfer_*, dropping
+// those of an earlier run first, and leaves them behind to look at. Eight
+// workers move money between four hot accounts. Each transfer reads both
+// balances, writes back the new ones (in the order of the accounts' ids, so
+// that transfers conflict without deadlocking) and records itself in a
+// ledger, in a SERIALIZABLE transaction:
+//
+//	transfer := pgxdb.InTx(pool, fn,
+//		pgxdb.Isolation(pgx.Serializable),
+//		pgxdb.CockroachRestart(1, dbop.FullJitter(dbop.Exponential(time.Millisecond, 10*time.Millisecond))),
+//	)
+//	transfer.With(dbop.WithRetry(backoff, dbop.MaxAttempts(50))).Run(ctx)
+//
+// Concurrent serializable transactions over the same rows fail with
+// SQLSTATE 40001, serialization_failure, and there are two layers to heal
+// it. [pgxdb.CockroachRestart] runs each attempt under CockroachDB's
+// protocol: SAVEPOINT cockroach_restart first; on 40001, ROLLBACK TO
+// SAVEPOINT cockroach_restart and run fn again, reads included, in the same
+// transaction, up to the number of restarts given; RELEASE SAVEPOINT
+// cockroach_restart, then COMMIT. When the restarts are used up, the 40001
+// leaves [pgxdb.InTx], which rolls back, and [dbop.WithRetry] begins a new
+// transaction.
+//
+// # On CockroachDB
+//
+// Point DBOP_POSTGRES_DSN at CockroachDB (for instance
+// postgresql://root@127.0.0.1:26257/defaultdb?sslmode=disable) and the same
+// code runs unchanged with the protocol CockroachDB documents: there RELEASE
+// SAVEPOINT cockroach_restart is the commit point, and a restart at the
+// savepoint gives the transaction a newer timestamp while keeping its
+// identity and priority, so an in-place restart usually heals the conflict
+// and a transaction that keeps losing ends up winning. Allow more restarts
+// there (cockroach-go's crdb.ExecuteInTx allows 50).
+//
+// # On PostgreSQL
+//
+// PostgreSQL runs the same statements, cockroach_restart being an ordinary
+// savepoint, but an in-place restart cannot heal a serialization failure:
+// a SERIALIZABLE (or REPEATABLE READ) transaction keeps the snapshot it
+// took at its first statement across ROLLBACK TO SAVEPOINT, so fn reads the
+// same stale balances and fails with 40001 again. The retry around InTx does
+// the work: a new transaction takes a new snapshot. The program counts both
+// layers: in-place restarts, and how many of them led to a commit, against
+// transactions begun anew.
+//
+// Phase 1 forces one conflict with channels, so it happens on every run:
+// two transfers from the same account both read it, one commits, and only
+// then does the other write. In phase 2 the eight workers race. At the end
+// the program checks that the balances sum to zero and that the ledger
+// holds exactly the committed transfers, each once, and agrees with the
+// balances. It exits with status 1 if not, and with status 2 when
+// DBOP_POSTGRES_DSN is not set.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/adapters/pgxdb"
+)
+
+// dsnEnv names the environment variable that holds the connection string.
+const dsnEnv = "DBOP_POSTGRES_DSN"
+
+// missingDSN says what to set when dsnEnv is empty.
+func missingDSN() string {
+	return "set " + dsnEnv + " to a PostgreSQL (or CockroachDB) connection string, e.g.\n" +
+		"\texport " + dsnEnv + "='postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable'"
+}
+
+// config is what one run does.
+type config struct {
+	DSN       string
+	Workers   int // phase 2: concurrent writers
+	Transfers int // phase 2: transfers per writer
+	Accounts  int
+	Restarts  int // in-place restarts per transaction
+}
+
+// report is what one run found.
+type report struct {
+	Transfers, Committed, GaveUp int
+	Attempts                     int64          // transactions begun
+	Restarts, Healed             int64          // in-place restarts, and transactions that committed after one
+	ForcedRetries                int            // 40001 retries of the whole transaction in phase 1
+	ForcedRestarts, ForcedHealed int64          // in-place restarts in phase 1, and commits after one
+	Retries                      map[string]int // retries of the whole transaction, by cause and verdict
+	Balance                      int64          // sum of the balances: 0 when nothing was lost
+	LedgerRows                   int
+	Missing, Unexpected          int   // committed transfers not in the ledger, and ledger rows of no committed transfer
+	Disagreeing                  int64 // accounts whose balance differs from the ledger's
+	Elapsed                      time.Duration
+}
+
+// Consistent reports whether the balances sum to zero and the ledger holds
+// exactly the committed transfers and agrees with the balances.
+func (r report) Consistent() bool {
+	return r.GaveUp == 0 && r.Committed == r.Transfers && r.Balance == 0 &&
+		r.LedgerRows == r.Committed && r.Missing == 0 && r.Unexpected == 0 && r.Disagreeing == 0
+}
+
+func main() {
+	cfg := config{DSN: os.Getenv(dsnEnv)}
+	flag.IntVar(&cfg.Workers, "workers", 8, "phase 2: concurrent writers")
+	flag.IntVar(&cfg.Transfers, "transfers", 25, "phase 2: transfers per writer")
+	flag.IntVar(&cfg.Accounts, "accounts", 4, "hot accounts the transfers move money between")
+	flag.IntVar(&cfg.Restarts, "restarts", 1, "in-place restarts per transaction (cockroach_restart)")
+	flag.Parse()
+	if cfg.DSN == "" {
+		fmt.Fprintln(os.Stderr, "crdb-transfer example:", missingDSN())
+		os.Exit(2)
+	}
+
+	ctx, stop := context.WithTimeout(context.Background(), time.Minute)
+	defer stop()
+	rep, err := run(ctx, cfg, os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "crdb-transfer example:", err)
+		os.Exit(1)
+	}
+	if !rep.Consistent() {
+		fmt.Fprintln(os.Stderr, "crdb-transfer example: CONSISTENCY CHECK FAILED")
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
+	if cfg.DSN == "" {
+		return report{}, errors.New(missingDSN())
+	}
+	out = &lockedWriter{w: out} // the workers report progress
+	if cfg.Workers < 1 || cfg.Transfers < 1 || cfg.Accounts < 3 || cfg.Restarts < 0 {
+		return report{}, fmt.Errorf("need at least 1 worker, 1 transfer, 3 accounts and no negative restarts, got %d, %d, %d, %d",
+			cfg.Workers, cfg.Transfers, cfg.Accounts, cfg.Restarts)
+	}
+	poolCfg, err := pgxpool.ParseConfig(cfg.DSN)
+	if err != nil {
+		return report{}, fmt.Errorf("%s: %w", dsnEnv, err)
+	}
+	poolCfg.MaxConns = int32(cfg.Workers)
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return report{}, err
+	}
+	defer pool.Close()
+	var version string
+	if err := pool.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil {
+		return report{}, fmt.Errorf("connect: %w", err)
+	}
+	version, _, _ = strings.Cut(version, " (")
+	if err := setup(ctx, pool, cfg.Accounts); err != nil {
+		return report{}, fmt.Errorf("setup: %w", err)
+	}
+	fmt.Fprintf(out, "dbop crdb-transfer example: %s, SERIALIZABLE, cockroach_restart with up to %d in-place restart(s) per transaction\n", version, cfg.Restarts)
+
+	st := &stats{retries: map[string]int{}}
+	// Built once, shared by every transfer: the whole-transaction retry.
+	resilient := dbop.Chain(
+		dbop.WithRetry(
+			dbop.FullJitter(dbop.Exponential(2*time.Millisecond, 100*time.Millisecond)),
+			dbop.MaxAttempts(50),
+			dbop.OnRetry(st.retried),
+		),
+		dbop.Before(st.attempt),
+	)
+	// And the options of every transfer's transaction.
+	txOpts := []pgxdb.Option{
+		pgxdb.Isolation(pgx.Serializable),
+		pgxdb.CockroachRestart(cfg.Restarts, dbop.FullJitter(dbop.Exponential(time.Millisecond, 10*time.Millisecond))),
+	}
+
+	start := time.Now()
+	rep := report{Retries: st.retries}
+	var (
+		mu        sync.Mutex
+		committed []string
+		gaveUp    atomic.Int64
+	)
+	// do runs one transfer and returns the number of transfers committed
+	// so far, or 0 if it gave up.
+	do := func(ctx context.Context, t transfer, afterRead func(context.Context) error) int {
+		ctx = context.WithValue(ctx, transferKey{}, t.id)
+		// runs counts the runs of fn in the current attempt's transaction:
+		// more than one means in-place restarts. The Before listed after
+		// the shared pipeline, inside its retry, resets it for each attempt.
+		runs := 0
+		op := pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (struct{}, error) {
+			runs++
+			if runs > 1 {
+				st.restarted(ctx, runs-1)
+			}
+			return struct{}{}, t.apply(ctx, tx, afterRead)
+		}, txOpts...)
+		_, err := op.With(resilient, dbop.Before(func(context.Context) error { runs = 0; return nil })).Run(ctx)
+		if err != nil {
+			gaveUp.Add(1)
+			fmt.Fprintf(out, "  transfer %s gave up: %v\n", t.id, err)
+			return 0
+		}
+		if runs > 1 {
+			st.healed.Add(1)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		committed = append(committed, t.id)
+		return len(committed)
+	}
+	committedCount := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(committed)
+	}
+
+	// Phase 1: two transfers from account 1 both read it; the first writes
+	// and commits, and only then does the second write, with a snapshot
+	// that is now stale.
+	fmt.Fprintln(out, "phase 1: two transfers from account 1 both read it; one commits, then the other writes")
+	st.setLog(out)
+	meet := newRendezvous(2)
+	firstDone := make(chan struct{})
+	wait1, leave1 := meet.party()
+	wait2, leave2 := meet.party()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(firstDone)
+		defer leave1()
+		do(ctx, transfer{id: "forced-1", from: 1, to: 2, amount: 10}, wait1)
+	})
+	wg.Go(func() {
+		defer leave2()
+		do(ctx, transfer{id: "forced-2", from: 1, to: 3, amount: 10}, func(ctx context.Context) error {
+			if err := wait2(ctx); err != nil {
+				return err
+			}
+			select { // closed already on a restart or a retry
+			case <-firstDone:
+				return nil
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		})
+	})
+	wg.Wait()
+	st.setLog(nil)
+	rep.Transfers += 2
+	rep.ForcedRetries = st.count(serializationFailure)
+	rep.ForcedRestarts, rep.ForcedHealed = st.restarts.Load(), st.healed.Load()
+	attempts, retries := st.snapshot()
+	fmt.Fprintf(out, "  %d transfers committed: %d transactions begun, %d in-place restart(s), %d of them healed\n",
+		committedCount(), attempts, rep.ForcedRestarts, rep.ForcedHealed)
+
+	// Phase 2: the workers race on the hot accounts.
+	fmt.Fprintf(out, "phase 2: %d workers × %d transfers among %d hot accounts\n", cfg.Workers, cfg.Transfers, cfg.Accounts)
+	phase2 := cfg.Workers * cfg.Transfers
+	rep.Transfers += phase2
+	progress := max(1, phase2/4)
+	base := committedCount()
+	for w := range cfg.Workers {
+		wg.Go(func() {
+			for i := range cfg.Transfers {
+				from := 1 + rand.IntN(cfg.Accounts)
+				to := 1 + (from+rand.IntN(cfg.Accounts-1))%cfg.Accounts
+				t := transfer{id: fmt.Sprintf("w%d-t%d", w, i), from: from, to: to, amount: 1 + rand.Int64N(9)}
+				if n := do(ctx, t, nil) - base; n > 0 && n%progress == 0 {
+					a, r := st.snapshot()
+					fmt.Fprintf(out, "  %4d transfers committed, %4d transactions begun, %3d restarted in place, %3d retried so far\n",
+						n, a-attempts, st.restarts.Load()-rep.ForcedRestarts, r-retries)
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	rep.Committed, rep.GaveUp = len(committed), int(gaveUp.Load())
+	rep.Attempts, _ = st.snapshot()
+	rep.Restarts, rep.Healed = st.restarts.Load(), st.healed.Load()
+	rep.Elapsed = time.Since(start)
+	if err := check(ctx, pool, committed, &rep); err != nil {
+		return rep, fmt.Errorf("check: %w", err)
+	}
+	printReport(out, rep)
+	return rep, nil
+}
+
+func setup(ctx context.Context, pool *pgxpool.Pool, accounts int) error {
+	stmts := []string{
+		"DROP TABLE IF EXISTS example_crdb_transfer_accounts, example_crdb_transfer_ledger",
+		"CREATE TABLE example_crdb_transfer_accounts (id int PRIMARY KEY, balance bigint NOT NULL)",
+		"CREATE TABLE example_crdb_transfer_ledger (id text PRIMARY KEY, src int NOT NULL, dst int NOT NULL, amount bigint NOT NULL)",
+	}
+	for _, s := range stmts {
+		if _, err := pool.Exec(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	for id := 1; id <= accounts; id++ {
+		if _, err := pool.Exec(ctx, "INSERT INTO example_crdb_transfer_accounts (id, balance) VALUES ($1, 0)", id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// transfer is one movement of money, recorded in the ledger under id.
+type transfer struct {
+	id       string
+	from, to int
+	amount   int64
+}
+
+// apply runs the transfer in tx: it reads both balances, runs afterRead (if
+// not nil), writes back the balances it computed, in the order of the
+// accounts' ids, and records the transfer in the ledger. The ledger's
+// primary key would reject a transfer applied twice.
+func (t transfer) apply(ctx context.Context, tx pgx.Tx, afterRead func(context.Context) error) error {
+	balance := map[int]int64{}
+	for _, id := range []int{t.from, t.to} {
+		var b int64
+		if err := tx.QueryRow(ctx, "SELECT balance FROM example_crdb_transfer_accounts WHERE id = $1", id).Scan(&b); err != nil {
+			return err
+		}
+		balance[id] = b
+	}
+	if afterRead != nil {
+		if err := afterRead(ctx); err != nil {
+			return err
+		}
+	}
+	balance[t.from] -= t.amount
+	balance[t.to] += t.amount
+	for _, id := range []int{min(t.from, t.to), max(t.from, t.to)} {
+		if _, err := tx.Exec(ctx, "UPDATE example_crdb_transfer_accounts SET balance = $1 WHERE id = $2", balance[id], id); err != nil {
+			return err
+		}
+	}
+	_, err := tx.Exec(ctx, "INSERT INTO example_crdb_transfer_ledger (id, src, dst, amount) VALUES ($1, $2, $3, $4)", t.id, t.from, t.to, t.amount)
+	return err
+}
+
+// check reads back what the run committed and compares the ledger with the
+// transfers reported committed.
+func check(ctx context.Context, pool *pgxpool.Pool, committed []string, rep *report) error {
+	if err := pool.QueryRow(ctx, "SELECT coalesce(sum(balance), 0) FROM example_crdb_transfer_accounts").Scan(&rep.Balance); err != nil {
+		return err
+	}
+	// An account's balance is what the ledger says came in less what went
+	// out.
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM example_crdb_transfer_accounts a WHERE a.balance <> (
+		SELECT coalesce(sum(CASE WHEN l.dst = a.id THEN l.amount ELSE -l.amount END), 0)
+		FROM example_crdb_transfer_ledger l WHERE a.id IN (l.src, l.dst))`).Scan(&rep.Disagreeing); err != nil {
+		return err
+	}
+	rows, err := pool.Query(ctx, "SELECT id FROM example_crdb_transfer_ledger")
+	if err != nil {
+		return err
+	}
+	ledger, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	rep.LedgerRows = len(ledger)
+	for _, id := range committed {
+		if !slices.Contains(ledger, id) {
+			rep.Missing++
+		}
+	}
+	for _, id := range ledger {
+		if !slices.Contains(committed, id) {
+			rep.Unexpected++
+		}
+	}
+	return nil
+}
+
+// stats counts attempts, restarts and retries for every goroutine of the
+// run.
+type stats struct {
+	attempts, restarts, healed atomic.Int64
+	mu                         sync.Mutex
+	retries                    map[string]int // by cause and verdict
+	log                        io.Writer      // when not nil, restarts and retries are told there
+}
+
+func (s *stats) attempt(context.Context) error {
+	s.attempts.Add(1)
+	return nil
+}
+
+// restarted counts the n-th in-place restart of a transaction.
+func (s *stats) restarted(ctx context.Context, n int) {
+	s.restarts.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.log != nil {
+		id, _ := ctx.Value(transferKey{}).(string)
+		fmt.Fprintf(s.log, "  transfer %s: 40001; ROLLBACK TO SAVEPOINT cockroach_restart, fn runs again in the same transaction (restart %d)\n", id, n)
+	}
+}
+
+// retried is the OnRetry hook: it runs on the goroutine of the operation,
+// with the context the operation was run with.
+func (s *stats) retried(ctx context.Context, e dbop.RetryEvent) {
+	key := cause(e.Err) + " (" + e.Verdict.String() + ")"
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.retries[key]++
+	if s.log != nil {
+		id, _ := ctx.Value(transferKey{}).(string)
+		fmt.Fprintf(s.log, "  transfer %s, attempt %d: %s; rolled back, a new transaction begins\n", id, e.Attempt, key)
+	}
+}
+
+func (s *stats) setLog(w io.Writer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log = w
+}
+
+// snapshot returns the attempts and retries counted so far.
+func (s *stats) snapshot() (attempts int64, retries int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.retries {
+		retries += n
+	}
+	return s.attempts.Load(), retries
+}
+
+// count returns the retries counted so far whose cause starts with prefix.
+func (s *stats) count(prefix string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for key, k := range s.retries {
+		if strings.HasPrefix(key, prefix) {
+			n += k
+		}
+	}
+	return n
+}
+
+// transferKey is the context key under which a transfer's id travels to
+// the hooks.
+type transferKey struct{}
+
+const serializationFailure = "40001 serialization_failure"
+
+// cause names an error by its SQLSTATE, as pgx reports it in a
+// *pgconn.PgError.
+func cause(err error) string {
+	pgErr, ok := errors.AsType[*pgconn.PgError](err)
+	if !ok {
+		return err.Error()
+	}
+	switch pgErr.Code {
+	case "40001":
+		return serializationFailure
+	case "40P01":
+		return "40P01 deadlock_detected"
+	default:
+		return pgErr.Code + " " + pgErr.Message
+	}
+}
+
+// lockedWriter serializes the writes of goroutines that share a writer.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// rendezvous holds the first attempts of n operations until each of them
+// has arrived: the way to force an interleaving without sleeping.
+type rendezvous struct {
+	arrived sync.WaitGroup
+	all     chan struct{} // closed once all have arrived
+}
+
+func newRendezvous(n int) *rendezvous {
+	r := &rendezvous{all: make(chan struct{})}
+	r.arrived.Add(n)
+	go func() {
+		r.arrived.Wait()
+		close(r.all)
+	}()
+	return r
+}
+
+// party returns the hooks of one operation. The first call of wait arrives
+// and waits for the others; later calls (restarts, retries) return at once.
+// leave arrives if wait never did, so that the others are not kept waiting
+// by an operation that failed early; call it when the operation returns.
+func (r *rendezvous) party() (wait func(context.Context) error, leave func()) {
+	var once sync.Once
+	arrive := func() { once.Do(r.arrived.Done) }
+	first := true // used by the operation's goroutine only
+	wait = func(ctx context.Context) error {
+		if !first {
+			return nil
+		}
+		first = false
+		arrive()
+		select {
+		case <-r.all:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	return wait, arrive
+}
+
+func printReport(out io.Writer, r report) {
+	retries := 0
+	names := make([]string, 0, len(r.Retries))
+	for name, n := range r.Retries {
+		names = append(names, name)
+		retries += n
+	}
+	sort.Strings(names)
+	fmt.Fprintf(out, "\nfinished in %v\n", r.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(out, "  operations  %d (%d committed, %d gave up)\n", r.Transfers, r.Committed, r.GaveUp)
+	fmt.Fprintf(out, "  attempts    %d transactions begun (%.2f per operation)\n", r.Attempts, float64(r.Attempts)/float64(max(1, r.Transfers)))
+	fmt.Fprintf(out, "  restarts    %d in place at SAVEPOINT cockroach_restart, %d of them followed by a commit in the same transaction\n", r.Restarts, r.Healed)
+	if r.Restarts > 0 && r.Healed == 0 {
+		fmt.Fprintln(out, "              (none healed: a restart keeps the transaction's snapshot on PostgreSQL; a new transaction heals)")
+	}
+	fmt.Fprintf(out, "  retries     %d of the whole transaction\n", retries)
+	for _, name := range names {
+		fmt.Fprintf(out, "    %5d  %s\n", r.Retries[name], name)
+	}
+	verdict := "OK: balances sum to zero, the ledger holds exactly the committed transfers"
+	if !r.Consistent() {
+		verdict = "FAILED"
+	}
+	fmt.Fprintf(out, "  check       sum of balances %d, ledger rows %d for %d commits (%d missing, %d unexpected), %d balances disagree with the ledger: %s\n",
+		r.Balance, r.LedgerRows, r.Committed, r.Missing, r.Unexpected, r.Disagreeing, verdict)
+}
