@@ -94,10 +94,12 @@ func BudgetMax(tokens float64) BudgetOption {
 // BudgetMinRate sets a floor: when the bucket is empty, up to perSecond
 // retries per second are still allowed, in bursts of up to one second's
 // worth. Without it an empty bucket refuses every retry until first
-// attempts refill it. It panics if perSecond is not positive and finite.
+// attempts refill it. It panics unless perSecond is between one retry a
+// century and one a nanosecond, the range its clock arithmetic can hold.
 func BudgetMinRate(perSecond float64) BudgetOption {
-	if !(perSecond > 0 && perSecond <= math.MaxFloat64) {
-		panic(fmt.Sprintf("dbop: BudgetMinRate(%v): the rate must be positive", perSecond))
+	const century = 100 * 365.25 * 24 * 60 * 60 // seconds
+	if !(perSecond >= 1/century && perSecond <= float64(time.Second)) {
+		panic(fmt.Sprintf("dbop: BudgetMinRate(%v): the rate must be between one retry a century (%.3g/s) and one a nanosecond (1e9/s)", perSecond, 1/century))
 	}
 	return func(b *Budget) {
 		b.interval = max(int64(float64(time.Second)/perSecond), 1)

@@ -266,8 +266,15 @@ func TestBudgetPanics(t *testing.T) {
 		{"nil option", func() { dbop.NewBudget(0.1, nil) }, "dbop: NewBudget: option 1 of 1 is nil"},
 		{"negative max", func() { dbop.BudgetMax(-1) }, "dbop: BudgetMax(-1): the maximum must be a non-negative number of tokens"},
 		{"infinite max", func() { dbop.BudgetMax(math.Inf(1)) }, "dbop: BudgetMax(+Inf): the maximum must be a non-negative number of tokens"},
-		{"zero rate", func() { dbop.BudgetMinRate(0) }, "dbop: BudgetMinRate(0): the rate must be positive"},
-		{"infinite rate", func() { dbop.BudgetMinRate(math.Inf(1)) }, "dbop: BudgetMinRate(+Inf): the rate must be positive"},
+		{"NaN max", func() { dbop.BudgetMax(math.NaN()) }, "dbop: BudgetMax(NaN): the maximum must be a non-negative number of tokens"},
+		{"zero rate", func() { dbop.BudgetMinRate(0) }, rateMsg("0")},
+		{"negative rate", func() { dbop.BudgetMinRate(-1) }, rateMsg("-1")},
+		{"NaN rate", func() { dbop.BudgetMinRate(math.NaN()) }, rateMsg("NaN")},
+		{"infinite rate", func() { dbop.BudgetMinRate(math.Inf(1)) }, rateMsg("+Inf")},
+		// Below one a century the interval between floor retries would
+		// overflow int64 nanoseconds and wrap to "unlimited".
+		{"rate too low to represent", func() { dbop.BudgetMinRate(1e-10) }, rateMsg("1e-10")},
+		{"rate above one a nanosecond", func() { dbop.BudgetMinRate(1e10) }, rateMsg("1e+10")},
 		{"nil budget", func() { dbop.WithBudget(nil) }, "dbop: WithBudget(nil)"},
 	}
 	for _, tt := range tests {
@@ -310,4 +317,8 @@ func BenchmarkRetryWithBudgetParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+func rateMsg(rate string) string {
+	return "dbop: BudgetMinRate(" + rate + "): the rate must be between one retry a century (3.17e-10/s) and one a nanosecond (1e9/s)"
 }

@@ -27,6 +27,7 @@ func TestBuildTimePanics(t *testing.T) {
 		{"zero attempts", func() { dbop.MaxAttempts(0) }, "MaxAttempts(0)"},
 		{"negative attempts", func() { dbop.MaxAttempts(-3) }, "MaxAttempts(-3)"},
 		{"zero elapsed limit", func() { dbop.MaxElapsed(0) }, "MaxElapsed(0s)"},
+		{"negative elapsed limit", func() { dbop.MaxElapsed(-time.Second) }, "MaxElapsed(-1s)"},
 		{"nil random source", func() { dbop.WithRand(nil) }, "WithRand(nil)"},
 		{"nil OnRetry", func() { dbop.OnRetry(nil) }, "OnRetry(nil)"},
 		{"nil observer", func() { dbop.Observe(nil) }, "Observe(nil)"},

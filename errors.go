@@ -33,14 +33,47 @@ type RetryError struct {
 	Reason error
 	// Err is the error of the last attempt.
 	Err error
+	// Unknown, when not nil, is the error of an earlier attempt whose
+	// outcome is unknown ([Ambiguous]): a COMMIT that may have been
+	// applied, retried because the retry is [Idempotent]. Whatever ended
+	// the retry afterwards, the operation may have taken effect, so the
+	// error WithRetry returns then carries the Ambiguous verdict too.
+	Unknown error
 }
+
+// errStoppedAfterUnknown is the reason for a retry that ended on an error
+// it does not retry after an earlier attempt's outcome was unknown.
+var errStoppedAfterUnknown = errors.New("dbop: retry stopped")
 
 func (e *RetryError) Error() string {
-	return fmt.Sprintf("%v after %d attempts: %v", e.Reason, e.Attempts, e.Err)
+	s := fmt.Sprintf("%v after %d attempts: %v", e.Reason, e.Attempts, e.Err)
+	if e.Unknown != nil {
+		s += fmt.Sprintf(" (an earlier attempt may have been applied: %v)", e.Unknown)
+	}
+	return s
 }
 
-// Unwrap returns the reason and the last attempt's error.
-func (e *RetryError) Unwrap() []error { return []error{e.Reason, e.Err} }
+// Unwrap returns the reason, the last attempt's error, and the earlier
+// attempt's error whose outcome is unknown, if any.
+func (e *RetryError) Unwrap() []error {
+	if e.Unknown != nil {
+		return []error{e.Reason, e.Err, e.Unknown}
+	}
+	return []error{e.Reason, e.Err}
+}
+
+// outcomeUnknown returns what a retry that ends on final, after attempt
+// n's predecessors included one whose outcome was unknown, must return: an
+// error that keeps the Ambiguous verdict and reaches both errors, so the
+// caller never reads "failed" for work that may have been applied.
+func outcomeUnknown(final, unknown error, n int) error {
+	re, ok := final.(*RetryError)
+	if !ok {
+		re = &RetryError{Attempts: n, Reason: errStoppedAfterUnknown, Err: final}
+	}
+	re.Unknown = unknown
+	return &ClassifiedError{Verdict: Ambiguous, Err: re}
+}
 
 // Attempts returns how many attempts the outermost [WithRetry] made before
 // returning err, and false when err did not come from giving up (a success

@@ -23,6 +23,7 @@ func (r *retrier) run(ctx context.Context, attempt func(context.Context) error) 
 		r.budget.deposit()
 	}
 	var prev time.Duration
+	var unknown error // the first retried error whose outcome is unknown
 	for n := 1; ; n++ {
 		attemptCtx := opCtx
 		if obs != nil {
@@ -39,6 +40,9 @@ func (r *retrier) run(ctx context.Context, attempt func(context.Context) error) 
 
 		v := VerdictOf(err)
 		delay, stop := r.decide(ctx, n, err, v, start, prev)
+		if stop == nil && v == Ambiguous && unknown == nil {
+			unknown = err // retried: from here on, the work may already be applied
+		}
 		if obs != nil {
 			obs.AttemptEnd(attemptCtx, AttemptEvent{Attempt: n, Err: err, Verdict: v, Retry: stop == nil, Delay: delay})
 		}
@@ -49,6 +53,9 @@ func (r *retrier) run(ctx context.Context, attempt func(context.Context) error) 
 			stop = sleep(ctx, delay, n, err)
 		}
 		if stop != nil {
+			if unknown != nil {
+				stop = outcomeUnknown(stop, unknown, n)
+			}
 			if obs != nil {
 				obs.OperationEnd(opCtx, OperationEvent{Name: r.name, Attempts: n, Err: stop, Duration: time.Since(start)})
 			}

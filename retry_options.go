@@ -71,6 +71,12 @@ func MaxElapsed(d time.Duration) RetryOption {
 // as applying it once, so an [Ambiguous] outcome (a COMMIT whose result is
 // unknown) may be retried. Without it an ambiguous outcome is returned to the
 // caller, who alone can find out what happened.
+//
+// Once an attempt's outcome was unknown, the work may already be applied:
+// if a later attempt then fails and the retry ends, the error it returns
+// still has the Ambiguous verdict and reaches the unknown attempt's error
+// ([RetryError.Unknown]), so the caller never reads "failed" for work that
+// may have taken effect.
 func Idempotent() RetryOption {
 	return func(r *retrier) { r.idempotent = true }
 }

@@ -430,3 +430,57 @@ func TestObserversEachGetTheirOwnContext(t *testing.T) {
 		t.Errorf("ends (-want +got):\n%s", diff)
 	}
 }
+
+// After an attempt whose outcome is unknown was retried, the work may be
+// applied: however the retry ends, short of success, the error must say so.
+func TestIdempotentRetryKeepsTheUnknownOutcome(t *testing.T) {
+	commitLost := dbop.Classify(&driverError{code: "08006"}, dbop.Ambiguous)
+	refused := errors.New("connection refused")
+	duplicate := dbop.Permanent(&driverError{code: "23505"})
+	tests := []struct {
+		name      string
+		errs      []error
+		cancel    bool // the caller cancels during the second attempt
+		wantFinal error
+		exhausted bool
+		attempts  int
+	}{
+		{name: "then exhausted", errs: []error{commitLost, refused, refused}, wantFinal: refused, exhausted: true, attempts: 3},
+		{name: "then a permanent error", errs: []error{commitLost, duplicate}, wantFinal: duplicate, attempts: 2},
+		{name: "then the caller cancels", errs: []error{commitLost, refused}, cancel: true, wantFinal: refused, attempts: 2},
+		{name: "then another unknown outcome, exhausted", errs: []error{commitLost, commitLost, commitLost}, wantFinal: commitLost, exhausted: true, attempts: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			op, calls := failing(tt.errs...)
+			cancelling := dbop.Op[string](func(ctx context.Context) (string, error) {
+				if *calls == 1 && tt.cancel {
+					cancel()
+				}
+				return op(ctx)
+			})
+			_, err := cancelling.With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), dbop.Idempotent())).Run(ctx)
+			if got := dbop.VerdictOf(err); got != dbop.Ambiguous {
+				t.Errorf("VerdictOf = %v, want ambiguous (err: %v)", got, err)
+			}
+			if !errors.Is(err, commitLost) || !errors.Is(err, tt.wantFinal) {
+				t.Errorf("err = %v: want it to reach both the unknown attempt's error and the last one", err)
+			}
+			if got := errors.Is(err, dbop.ErrRetriesExhausted); got != tt.exhausted {
+				t.Errorf("errors.Is(err, ErrRetriesExhausted) = %v, want %v", got, tt.exhausted)
+			}
+			var re *dbop.RetryError
+			if !errors.As(err, &re) || re.Unknown != commitLost || re.Attempts != tt.attempts {
+				t.Fatalf("err = %#v, want a *RetryError with Unknown set after %d attempts", err, tt.attempts)
+			}
+		})
+	}
+	t.Run("then success", func(t *testing.T) {
+		op, _ := failing(commitLost)
+		if _, err := op.With(dbop.WithRetry(dbop.Constant(0), dbop.Idempotent())).Run(context.Background()); err != nil {
+			t.Fatalf("err = %v: an idempotent op that succeeds on retry has succeeded", err)
+		}
+	})
+}
