@@ -1,0 +1,14 @@
+// Package faulttest is the fault-injection suite of dbop: a money-transfer
+// workload run through the adapters against real PostgreSQL and MariaDB
+// while an injector kills connections, cancels statements, holds row locks
+// and cuts connections right after COMMIT reached the server. The suite
+// checks, with a fresh connection once everything has stopped, that
+// nothing was lost and nothing applied twice: balances sum to zero, every
+// acknowledged transfer is in the ledger exactly once, every transfer in the
+// ledger whose call failed was reported ambiguous, and replaying the ledger
+// gives every account's balance.
+//
+// The package has tests only; `go test -run Fault ./...` runs exactly the
+// suite. See workload_test.go for the environment variables that set its
+// duration and replay an injector schedule.
+package faulttest

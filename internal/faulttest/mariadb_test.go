@@ -1,0 +1,281 @@
+package faulttest
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/adapters/sqldb"
+	"github.com/dbop-go/dbop/internal/faultproxy"
+	"github.com/dbop-go/dbop/internal/testdb"
+	"github.com/go-sql-driver/mysql"
+)
+
+// myTransferFn is the transfer for MariaDB, idempotent by design as
+// pgTables.transferFn is: INSERT IGNORE writes the ledger row or finds it,
+// and only the call that wrote it updates the balances.
+func myTransferFn(tr transfer) func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	return func(ctx context.Context, tx *sql.Tx) (bool, error) {
+		res, err := tx.ExecContext(ctx, "INSERT IGNORE INTO ledger (k, src, dst, amount) VALUES (?, ?, ?, ?)",
+			tr.key, tr.src, tr.dst, tr.amount)
+		if err != nil {
+			return false, err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return false, err // n == 0: applied by an earlier attempt
+		}
+		for _, u := range []struct {
+			id    int
+			delta int64
+		}{{tr.src, -tr.amount}, {tr.dst, tr.amount}} {
+			res, err := tx.ExecContext(ctx, "UPDATE accounts SET balance = balance + ? WHERE id = ?", u.delta, u.id)
+			if err != nil {
+				return false, err
+			}
+			if n, err := res.RowsAffected(); err != nil || n != 1 {
+				return false, dbop.Permanent(fmt.Errorf("account %d: updated %d rows (%v)", u.id, n, err))
+			}
+		}
+		return true, nil
+	}
+}
+
+// openMy opens a database/sql pool on cfg, closed when t ends.
+func openMy(t *testing.T, cfg *mysql.Config, maxConns int) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	db.SetMaxOpenConns(maxConns)
+	t.Cleanup(func() { db.Close() })
+	if err := db.PingContext(t.Context()); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	return db
+}
+
+// TestFaultMariaDBTransfers runs the transfer workload on MariaDB through
+// sqldb.InTx while an injector kills the workers' connections and queries,
+// holds row locks past their per-attempt lock and statement timeouts, drops
+// the proxied connections and cuts them right after a COMMIT reached the
+// server.
+//
+// The workers use a database of their own, so that killing "every
+// connection in the run's database" cannot reach another package's tests
+// running at the same time.
+func TestFaultMariaDBTransfers(t *testing.T) {
+	dsn := testdb.MySQL(t)
+	cfg := newRunConfig(t)
+	base, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatalf("parse %s: %v", testdb.MySQLEnv, err)
+	}
+	if base.Net != "tcp" {
+		t.Fatalf("the fault proxy needs a TCP address; %s uses %q", testdb.MySQLEnv, base.Net)
+	}
+	admin := openMy(t, base, 3)
+	faultDB := "dbop_fault_" + cfg.runID
+	q := "`" + faultDB + "`"
+	for _, stmt := range []string{
+		"CREATE DATABASE " + q,
+		"CREATE TABLE " + q + ".accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL) ENGINE=InnoDB",
+		"CREATE TABLE " + q + ".ledger (k VARCHAR(64) PRIMARY KEY, src INT NOT NULL, dst INT NOT NULL, amount BIGINT NOT NULL) ENGINE=InnoDB",
+	} {
+		if _, err := admin.ExecContext(t.Context(), stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+q); err != nil {
+			t.Errorf("drop the run's database: %v", err)
+		}
+	})
+	for id := range numAccounts {
+		if _, err := admin.ExecContext(t.Context(), "INSERT INTO "+q+".accounts VALUES (?, 0)", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	proxy := faultproxy.Start(t, base.Addr)
+	workerCfg := base.Clone()
+	workerCfg.DBName = faultDB
+	direct := openMy(t, workerCfg, 4)
+	proxiedCfg := workerCfg.Clone()
+	proxiedCfg.Addr = proxy.Addr()
+	proxied := openMy(t, proxiedCfg, 2)
+
+	st := newStats()
+	specs := workerSpecs()
+	runs := make([]transferFunc, len(specs))
+	for w, spec := range specs {
+		db := direct
+		if spec.proxied {
+			db = proxied
+		}
+		// innodb_lock_wait_timeout takes whole seconds; max_statement_time
+		// fails a lock wait well before that.
+		limit := sqldb.StatementTimeout(250 * time.Millisecond)
+		if spec.lockLimit {
+			limit = sqldb.LockTimeout(time.Second)
+		}
+		retryOpts := []dbop.RetryOption{dbop.MaxAttempts(maxAttempts), dbop.OnRetry(st.onRetry)}
+		if spec.idempotent {
+			retryOpts = append(retryOpts, dbop.Idempotent())
+		}
+		retry := dbop.WithRetry(backoff, retryOpts...)
+		runs[w] = func(ctx context.Context, tr transfer) (bool, error) {
+			return sqldb.InTx(db, sqldb.MariaDB, myTransferFn(tr), limit).With(retry).Run(ctx)
+		}
+		t.Logf("worker %d: %v", w, spec)
+	}
+
+	inj := &myInjector{admin: admin, proxy: proxy, db: faultDB}
+	outcomes := runWorkload(t, cfg, specs, runs, inj.inject, st)
+	st.fault("proxy cut after COMMIT (fired)", proxy.Cuts())
+
+	direct.Close()
+	proxied.Close()
+	waitUntil(t, "the workers' connections end", func() (bool, error) {
+		var n int
+		err := admin.QueryRowContext(t.Context(), "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ?", faultDB).Scan(&n)
+		return n == 0, err
+	})
+	ledger, balances := readMyState(t, base, q)
+	verify(t, specs, outcomes, ledger, balances, st)
+}
+
+// readMyState reads the ledger and the balances with a pool of its own.
+func readMyState(t *testing.T, cfg *mysql.Config, q string) (map[string]ledgerRow, []int64) {
+	t.Helper()
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ledger := map[string]ledgerRow{}
+	rows, err := db.QueryContext(t.Context(), "SELECT k, src, dst, amount FROM "+q+".ledger")
+	if err != nil {
+		t.Fatalf("read the ledger: %v", err)
+	}
+	for rows.Next() {
+		var key string
+		var row ledgerRow
+		if err := rows.Scan(&key, &row.src, &row.dst, &row.amount); err != nil {
+			t.Fatal(err)
+		}
+		ledger[key] = row
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("read the ledger: %v", err)
+	}
+	balances := make([]int64, numAccounts)
+	rows, err = db.QueryContext(t.Context(), "SELECT id, balance FROM "+q+".accounts")
+	if err != nil {
+		t.Fatalf("read the balances: %v", err)
+	}
+	for rows.Next() {
+		var id int
+		var balance int64
+		if err := rows.Scan(&id, &balance); err != nil {
+			t.Fatal(err)
+		}
+		balances[id] = balance
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("read the balances: %v", err)
+	}
+	return ledger, balances
+}
+
+// myInjector causes the MariaDB faults.
+type myInjector struct {
+	admin   *sql.DB
+	proxy   *faultproxy.Proxy
+	db      string // the workers' database
+	holding atomic.Bool
+}
+
+func (in *myInjector) inject(ctx context.Context, rng *rand.Rand, spawn func(func() error)) (string, error) {
+	switch r := rng.IntN(100); {
+	case r < 25:
+		return in.kill(ctx, rng, "kill connection", "KILL CONNECTION", "")
+	case r < 40:
+		return in.kill(ctx, rng, "kill query", "KILL QUERY", " AND COMMAND = 'Query'")
+	case r < 60:
+		return in.holdLock(ctx, rng, spawn)
+	case r < 80:
+		if n := in.proxy.DropAll(); n > 0 {
+			return "proxy drop all", nil
+		}
+		return "", nil
+	default:
+		in.proxy.CutAfter([]byte("COMMIT")) // go-sql-driver sends COMMIT in upper case
+		return "proxy cut after COMMIT (armed)", nil
+	}
+}
+
+// kill runs stmt (KILL CONNECTION or KILL QUERY) on one of the workers'
+// connections, chosen with rng among those matching filter.
+func (in *myInjector) kill(ctx context.Context, rng *rand.Rand, kind, stmt, filter string) (string, error) {
+	rows, err := in.admin.QueryContext(ctx, "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ?"+filter+" ORDER BY ID", in.db)
+	if err != nil {
+		return kind, err
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return kind, err
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return kind, err
+	}
+	if len(ids) == 0 {
+		return "", nil
+	}
+	if _, err := in.admin.ExecContext(ctx, fmt.Sprintf("%s %d", stmt, ids[rng.IntN(len(ids))])); err != nil {
+		if myErr, ok := errors.AsType[*mysql.MySQLError](err); ok && myErr.Number == 1094 { // ER_NO_SUCH_THREAD: it had gone
+			return "", nil
+		}
+		return kind, err
+	}
+	return kind, nil
+}
+
+// holdLock locks one account's row from a connection of its own for
+// 0.3–1.5 s: past max_statement_time, and sometimes past
+// innodb_lock_wait_timeout. One lock is held at a time; the injector goes
+// on meanwhile.
+func (in *myInjector) holdLock(ctx context.Context, rng *rand.Rand, spawn func(func() error)) (string, error) {
+	const kind = "row lock held"
+	id, hold := rng.IntN(numAccounts), time.Duration(300+rng.IntN(1201))*time.Millisecond
+	if !in.holding.CompareAndSwap(false, true) {
+		return "", nil
+	}
+	tx, err := in.admin.BeginTx(ctx, nil)
+	if err != nil {
+		return kind, err
+	}
+	var balance int64
+	if err := tx.QueryRowContext(ctx, "SELECT balance FROM `"+in.db+"`.accounts WHERE id = ? FOR UPDATE", id).Scan(&balance); err != nil {
+		tx.Rollback()
+		return kind, err
+	}
+	spawn(func() error {
+		defer in.holding.Store(false)
+		time.Sleep(hold)
+		return tx.Rollback()
+	})
+	return kind, nil
+}

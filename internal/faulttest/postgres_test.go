@@ -1,0 +1,320 @@
+package faulttest
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/adapters/pgxdb"
+	"github.com/dbop-go/dbop/internal/faultproxy"
+	"github.com/dbop-go/dbop/internal/testdb"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// pgTables are the tables of one PostgreSQL run.
+type pgTables struct{ accounts, ledger string }
+
+func newPGTables(runID string) pgTables {
+	return pgTables{
+		accounts: pgx.Identifier{"fault_accounts_" + runID}.Sanitize(),
+		ledger:   pgx.Identifier{"fault_ledger_" + runID}.Sanitize(),
+	}
+}
+
+// create creates the tables with every account at zero, and drops them
+// when t ends.
+func (tb pgTables) create(t *testing.T, admin *pgxpool.Pool) {
+	t.Helper()
+	for _, sql := range []string{
+		"CREATE TABLE " + tb.accounts + " (id int PRIMARY KEY, balance bigint NOT NULL)",
+		"CREATE TABLE " + tb.ledger + " (k text PRIMARY KEY, src int NOT NULL, dst int NOT NULL, amount bigint NOT NULL)",
+		fmt.Sprintf("INSERT INTO %s SELECT g, 0 FROM generate_series(0, %d) g", tb.accounts, numAccounts-1),
+	} {
+		if _, err := admin.Exec(t.Context(), sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := admin.Exec(ctx, "DROP TABLE IF EXISTS "+tb.accounts+", "+tb.ledger); err != nil {
+			t.Errorf("drop the run's tables: %v", err)
+		}
+	})
+}
+
+// transferFn is the transfer, idempotent by design: the ledger row goes in
+// first, and only the call that wrote it updates the balances, in the same
+// transaction. A retry of a transfer that did commit finds the row and
+// changes nothing.
+func (tb pgTables) transferFn(tr transfer) func(ctx context.Context, tx pgx.Tx) (bool, error) {
+	return func(ctx context.Context, tx pgx.Tx) (bool, error) {
+		tag, err := tx.Exec(ctx, "INSERT INTO "+tb.ledger+" (k, src, dst, amount) VALUES ($1, $2, $3, $4) ON CONFLICT (k) DO NOTHING",
+			tr.key, tr.src, tr.dst, tr.amount)
+		if err != nil {
+			return false, err
+		}
+		if tag.RowsAffected() == 0 {
+			return false, nil // applied by an earlier attempt
+		}
+		for _, u := range []struct {
+			id    int
+			delta int64
+		}{{tr.src, -tr.amount}, {tr.dst, tr.amount}} {
+			tag, err := tx.Exec(ctx, "UPDATE "+tb.accounts+" SET balance = balance + $1 WHERE id = $2", u.delta, u.id)
+			if err != nil {
+				return false, err
+			}
+			if tag.RowsAffected() != 1 {
+				return false, dbop.Permanent(fmt.Errorf("account %d: updated %d rows", u.id, tag.RowsAffected()))
+			}
+		}
+		return true, nil
+	}
+}
+
+// readState reads the ledger and the balances with a connection of its
+// own.
+func (tb pgTables) readState(t *testing.T, dsn string) (map[string]ledgerRow, []int64) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatalf("connect for the final check: %v", err)
+	}
+	defer conn.Close(context.Background())
+	ledger := map[string]ledgerRow{}
+	rows, _ := conn.Query(t.Context(), "SELECT k, src, dst, amount FROM "+tb.ledger)
+	var key string
+	var row ledgerRow
+	if _, err := pgx.ForEachRow(rows, []any{&key, &row.src, &row.dst, &row.amount}, func() error {
+		ledger[key] = row
+		return nil
+	}); err != nil {
+		t.Fatalf("read the ledger: %v", err)
+	}
+	balances := make([]int64, numAccounts)
+	rows, _ = conn.Query(t.Context(), "SELECT id, balance FROM "+tb.accounts)
+	var id int
+	var balance int64
+	if _, err := pgx.ForEachRow(rows, []any{&id, &balance}, func() error {
+		balances[id] = balance
+		return nil
+	}); err != nil {
+		t.Fatalf("read the balances: %v", err)
+	}
+	return ledger, balances
+}
+
+// pgPool opens a pool whose connections carry application_name app, closed
+// when t ends. mod adjusts its configuration.
+func pgPool(t *testing.T, dsn, app string, maxConns int32, mod func(*pgxpool.Config)) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		t.Fatalf("parse %s: %v", testdb.PostgresEnv, err)
+	}
+	cfg.MaxConns = maxConns
+	cfg.ConnConfig.RuntimeParams["application_name"] = app
+	if mod != nil {
+		mod(cfg)
+	}
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	if err := pool.Ping(t.Context()); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	return pool
+}
+
+// throughProxy points a pool's connections at p, in clear text so that p
+// sees the statements.
+func throughProxy(p *faultproxy.Proxy) func(*pgxpool.Config) {
+	return func(cfg *pgxpool.Config) {
+		port, _ := strconv.ParseUint(p.Port(), 10, 16)
+		cfg.ConnConfig.Host = p.Host()
+		cfg.ConnConfig.Port = uint16(port)
+		cfg.ConnConfig.Fallbacks = nil
+		cfg.ConnConfig.TLSConfig = nil
+	}
+}
+
+// pgTarget returns the server address of dsn, for the proxy.
+func pgTarget(t *testing.T, dsn string) string {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatalf("parse %s: %v", testdb.PostgresEnv, err)
+	}
+	if cfg.Host == "" || cfg.Host[0] == '/' {
+		t.Fatalf("the fault proxy needs a TCP address; %s names %q", testdb.PostgresEnv, cfg.Host)
+	}
+	return net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
+}
+
+// waitForBackendsGone waits until no backend of application app is left,
+// so that every statement the workers sent has been handled before the
+// final check reads. It polls a catalog view for a state; it is no barrier
+// for a race.
+func waitForBackendsGone(t *testing.T, admin *pgxpool.Pool, app string) {
+	t.Helper()
+	waitUntil(t, "the workers' backends exit", func() (bool, error) {
+		var n int
+		err := admin.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", app).Scan(&n)
+		return n == 0, err
+	})
+}
+
+// waitUntil polls cond until it holds, failing t after 30 seconds.
+func waitUntil(t *testing.T, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok, err := cond()
+		if err != nil {
+			t.Fatalf("waiting until %s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestFaultPostgresTransfers runs the transfer workload on PostgreSQL
+// through pgxdb.InTx while an injector terminates and cancels the workers'
+// backends, holds row locks past their per-attempt lock and statement
+// timeouts, drops the proxied connections and cuts them right after a
+// COMMIT reached the server.
+func TestFaultPostgresTransfers(t *testing.T) {
+	dsn := testdb.Postgres(t)
+	cfg := newRunConfig(t)
+	app := "dbop_fault_" + cfg.runID
+
+	admin := pgPool(t, dsn, "dbop_fault_admin_"+cfg.runID, 3, nil)
+	tables := newPGTables(cfg.runID)
+	tables.create(t, admin)
+
+	proxy := faultproxy.Start(t, pgTarget(t, dsn))
+	direct := pgPool(t, dsn, app, 4, nil)
+	proxied := pgPool(t, dsn, app, 2, throughProxy(proxy))
+
+	st := newStats()
+	specs := workerSpecs()
+	runs := make([]transferFunc, len(specs))
+	for w, spec := range specs {
+		pool := direct
+		if spec.proxied {
+			pool = proxied
+		}
+		limit := pgxdb.StatementTimeout(50 * time.Millisecond)
+		if spec.lockLimit {
+			limit = pgxdb.LockTimeout(50 * time.Millisecond)
+		}
+		retryOpts := []dbop.RetryOption{dbop.MaxAttempts(maxAttempts), dbop.OnRetry(st.onRetry)}
+		if spec.idempotent {
+			retryOpts = append(retryOpts, dbop.Idempotent())
+		}
+		retry := dbop.WithRetry(backoff, retryOpts...)
+		runs[w] = func(ctx context.Context, tr transfer) (bool, error) {
+			return pgxdb.InTx(pool, tables.transferFn(tr), limit).With(retry).Run(ctx)
+		}
+		t.Logf("worker %d: %v", w, spec)
+	}
+
+	inj := &pgInjector{admin: admin, proxy: proxy, app: app, accounts: tables.accounts}
+	outcomes := runWorkload(t, cfg, specs, runs, inj.inject, st)
+	st.fault("proxy cut after commit (fired)", proxy.Cuts())
+
+	direct.Close()
+	proxied.Close()
+	waitForBackendsGone(t, admin, app)
+	ledger, balances := tables.readState(t, dsn)
+	verify(t, specs, outcomes, ledger, balances, st)
+}
+
+// pgInjector causes the PostgreSQL faults.
+type pgInjector struct {
+	admin    *pgxpool.Pool
+	proxy    *faultproxy.Proxy
+	app      string
+	accounts string
+	holding  atomic.Bool
+}
+
+func (in *pgInjector) inject(ctx context.Context, rng *rand.Rand, spawn func(func() error)) (string, error) {
+	switch r := rng.IntN(100); {
+	case r < 25:
+		return in.signal(ctx, rng, "terminate backend", "pg_terminate_backend", "")
+	case r < 45:
+		return in.signal(ctx, rng, "cancel statement", "pg_cancel_backend", " AND state = 'active'")
+	case r < 65:
+		return in.holdLock(ctx, rng, spawn)
+	case r < 80:
+		if n := in.proxy.DropAll(); n > 0 {
+			return "proxy drop all", nil
+		}
+		return "", nil
+	default:
+		in.proxy.CutAfter([]byte("commit")) // pgx sends COMMIT in lower case
+		return "proxy cut after commit (armed)", nil
+	}
+}
+
+// signal calls fn (pg_terminate_backend or pg_cancel_backend) on one of the
+// workers' backends, chosen with rng among those matching filter.
+func (in *pgInjector) signal(ctx context.Context, rng *rand.Rand, kind, fn, filter string) (string, error) {
+	rows, _ := in.admin.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = $1"+filter+" ORDER BY pid", in.app)
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return kind, err
+	}
+	if len(pids) == 0 {
+		return "", nil
+	}
+	var signalled bool
+	if err := in.admin.QueryRow(ctx, "SELECT "+fn+"($1)", pids[rng.IntN(len(pids))]).Scan(&signalled); err != nil {
+		return kind, err
+	}
+	if !signalled {
+		return "", nil // the backend had gone
+	}
+	return kind, nil
+}
+
+// holdLock locks one account's row from a connection of its own for
+// 20–250 ms, longer than the workers' per-attempt limits. One lock is
+// held at a time; the injector goes on meanwhile.
+func (in *pgInjector) holdLock(ctx context.Context, rng *rand.Rand, spawn func(func() error)) (string, error) {
+	const kind = "row lock held"
+	id, hold := rng.IntN(numAccounts), time.Duration(20+rng.IntN(231))*time.Millisecond
+	if !in.holding.CompareAndSwap(false, true) {
+		return "", nil
+	}
+	tx, err := in.admin.Begin(ctx)
+	if err != nil {
+		return kind, err
+	}
+	if _, err := tx.Exec(ctx, "SELECT 1 FROM "+in.accounts+" WHERE id = $1 FOR UPDATE", id); err != nil {
+		tx.Rollback(context.WithoutCancel(ctx))
+		return kind, err
+	}
+	spawn(func() error {
+		defer in.holding.Store(false)
+		time.Sleep(hold)
+		return tx.Rollback(context.WithoutCancel(ctx))
+	})
+	return kind, nil
+}

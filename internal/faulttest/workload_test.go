@@ -1,0 +1,431 @@
+package faulttest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/scopes"
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Environment variables of the suite.
+const (
+	// DurationEnv sets how long each backend's workload runs, as a Go
+	// duration ("30s"). The default is defaultDuration, or shortDuration
+	// under -short.
+	DurationEnv = "DBOP_FAULT_DURATION"
+	// SeedEnv replays an injector schedule: the seed a run logs. The
+	// moments at which faults land still depend on timing, so a replay
+	// repeats the kinds, targets and spacing of the faults, not their
+	// exact effect.
+	SeedEnv = "DBOP_FAULT_SEED"
+)
+
+const (
+	defaultDuration = 6 * time.Second
+	shortDuration   = 2 * time.Second
+
+	numWorkers  = 6
+	numAccounts = 5
+	// maxFaults bounds the injector however long the run.
+	maxFaults = 2000
+	// maxAttempts is each transfer's attempt limit.
+	maxAttempts = 10
+)
+
+// backoff is the wait between a transfer's attempts: 1 ms doubling to
+// 50 ms, fully jittered.
+var backoff = dbop.FullJitter(dbop.Exponential(time.Millisecond, 50*time.Millisecond))
+
+// runConfig is what one backend's run uses.
+type runConfig struct {
+	seed     uint64
+	duration time.Duration
+	runID    string // names the run's tables, database and application_name
+}
+
+// newRunConfig reads the environment and logs how to replay the run.
+func newRunConfig(t *testing.T) runConfig {
+	t.Helper()
+	cfg := runConfig{seed: rand.Uint64(), duration: defaultDuration}
+	if testing.Short() {
+		cfg.duration = shortDuration
+	}
+	if s := os.Getenv(SeedEnv); s != "" {
+		seed, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("%s=%q: %v", SeedEnv, s, err)
+		}
+		cfg.seed = seed
+	}
+	if s := os.Getenv(DurationEnv); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			t.Fatalf("%s=%q: want a positive Go duration such as 30s", DurationEnv, s)
+		}
+		cfg.duration = d
+	}
+	cfg.runID = newRunID()
+	t.Logf("seed %d (replay the injector schedule with %s=%d), duration %v, run %s",
+		cfg.seed, SeedEnv, cfg.seed, cfg.duration, cfg.runID)
+	return cfg
+}
+
+// newRunID returns a name for a run's tables, database and
+// application_name that does not clash with a concurrent run, replayed or
+// not.
+func newRunID() string { return fmt.Sprintf("%d_%08x", os.Getpid(), rand.Uint32()) }
+
+// A transfer moves amount from account src to account dst. Its key is
+// its idempotency key: the ledger's primary key.
+type transfer struct {
+	key      string
+	src, dst int
+	amount   int64
+}
+
+// outcome is what the caller of one transfer was told.
+type outcome struct {
+	transfer
+	worker     int
+	idempotent bool
+	err        error
+	// wrote is false for an acknowledged transfer whose last attempt found
+	// the ledger row already written by an earlier, ambiguous attempt.
+	wrote bool
+}
+
+// workerSpec is how one worker runs its transfers.
+type workerSpec struct {
+	idempotent bool // the retry is dbop.Idempotent
+	proxied    bool // through the fault proxy
+	lockLimit  bool // per-attempt lock timeout; otherwise statement timeout
+}
+
+func (s workerSpec) String() string {
+	var parts []string
+	if s.idempotent {
+		parts = append(parts, "idempotent")
+	} else {
+		parts = append(parts, "not idempotent")
+	}
+	if s.proxied {
+		parts = append(parts, "proxied")
+	} else {
+		parts = append(parts, "direct")
+	}
+	if s.lockLimit {
+		parts = append(parts, "lock timeout")
+	} else {
+		parts = append(parts, "statement timeout")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// workerSpecs covers every combination of idempotent × proxied, and each
+// kind of per-attempt limit on both halves.
+func workerSpecs() []workerSpec {
+	specs := make([]workerSpec, numWorkers)
+	for w := range specs {
+		specs[w] = workerSpec{
+			idempotent: w < numWorkers/2,
+			proxied:    w == 2 || w == 5,
+			lockLimit:  w%2 == 0,
+		}
+	}
+	return specs
+}
+
+// transferFunc applies one transfer through a worker's pipeline, retry
+// included, and reports whether this call wrote the ledger row.
+type transferFunc func(ctx context.Context, tr transfer) (wrote bool, err error)
+
+// injectFunc causes one fault chosen with rng and returns its kind, or ""
+// when there was nothing to hit. It runs on the injector goroutine only;
+// a fault that lasts (a row lock held for a while) runs its tail with
+// spawn, which the workload joins before it returns.
+type injectFunc func(ctx context.Context, rng *rand.Rand, spawn func(func() error)) (kind string, err error)
+
+// stats counts faults and retries; it is shared by every goroutine of a
+// run.
+type stats struct {
+	mu            sync.Mutex
+	faults        map[string]int
+	retries       int
+	retryVerdicts map[string]int
+	retryCauses   map[string]int
+	history       map[string][]string // each transfer's retried errors, by key
+}
+
+func newStats() *stats {
+	return &stats{faults: map[string]int{}, retryVerdicts: map[string]int{}, retryCauses: map[string]int{}, history: map[string][]string{}}
+}
+
+// transferKey is the context key under which a worker passes the key of
+// the transfer it runs, for onRetry.
+type transferKey struct{}
+
+func (s *stats) fault(kind string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults[kind] += n
+}
+
+// onRetry is every worker's dbop.OnRetry.
+func (s *stats) onRetry(ctx context.Context, e dbop.RetryEvent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.retries++
+	s.retryVerdicts[e.Verdict.String()]++
+	s.retryCauses[cause(e.Err)]++
+	if key, ok := ctx.Value(transferKey{}).(string); ok {
+		s.history[key] = append(s.history[key], fmt.Sprintf("attempt %d: %v: %v", e.Attempt, e.Verdict, e.Err))
+	}
+}
+
+// trace returns the retried errors of transfer key, one per line.
+func (s *stats) trace(key string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.history[key]) == 0 {
+		return "\n\t(no retries)"
+	}
+	return "\n\t" + strings.Join(s.history[key], "\n\t")
+}
+
+// runWorkload runs one worker per spec, each applying transfers between
+// random accounts until cfg.duration has passed, while inject causes
+// faults at random moments. It returns what every transfer's caller was
+// told once all workers and the injector have stopped.
+func runWorkload(t *testing.T, cfg runConfig, specs []workerSpec, runs []transferFunc, inject injectFunc, st *stats) []outcome {
+	t.Helper()
+	// A hang is a finding: give up well after the planned end.
+	ctx, cancel := context.WithTimeout(t.Context(), cfg.duration+2*time.Minute)
+	defer cancel()
+	deadline := time.Now().Add(cfg.duration)
+
+	var mu sync.Mutex
+	var outcomes []outcome
+	var wg sync.WaitGroup
+	for w, spec := range specs {
+		rng := rand.New(rand.NewPCG(cfg.seed, uint64(w)+1))
+		wg.Go(func() {
+			for n := 0; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
+				src := rng.IntN(numAccounts)
+				tr := transfer{
+					key:    fmt.Sprintf("w%d-%d", w, n),
+					src:    src,
+					dst:    (src + 1 + rng.IntN(numAccounts-1)) % numAccounts,
+					amount: 1 + rng.Int64N(100),
+				}
+				wrote, err := runs[w](context.WithValue(ctx, transferKey{}, tr.key), tr)
+				mu.Lock()
+				outcomes = append(outcomes, outcome{transfer: tr, worker: w, idempotent: spec.idempotent, err: err, wrote: wrote})
+				mu.Unlock()
+			}
+		})
+	}
+	spawn := func(f func() error) {
+		wg.Go(func() {
+			if err := f(); err != nil {
+				t.Errorf("injector: %v", err)
+			}
+		})
+	}
+	wg.Go(func() {
+		rng := rand.New(rand.NewPCG(cfg.seed, 0))
+		for injected := 0; injected < maxFaults; {
+			// 10–120 ms between faults.
+			time.Sleep(time.Duration(10+rng.IntN(111)) * time.Millisecond)
+			if !time.Now().Before(deadline) || ctx.Err() != nil {
+				return
+			}
+			kind, err := inject(ctx, rng, spawn)
+			if err != nil {
+				t.Errorf("injector: %s: %v", kind, err)
+				return
+			}
+			if kind != "" {
+				st.fault(kind, 1)
+				injected++
+			}
+		}
+	})
+	wg.Wait()
+	if ctx.Err() != nil {
+		t.Errorf("the workload did not finish within %v of its planned end: a transfer hung", 2*time.Minute)
+	}
+	return outcomes
+}
+
+// ledgerRow is one transfer as the ledger recorded it.
+type ledgerRow struct {
+	src, dst int
+	amount   int64
+}
+
+// ambiguous reports whether err told the caller that the transfer may have
+// been applied.
+func ambiguous(err error) bool {
+	return errors.Is(err, scopes.ErrAmbiguousCommit) || dbop.VerdictOf(err) == dbop.Ambiguous
+}
+
+// verify checks the final state of a run against what the callers were
+// told, and logs the run's counts. The checks depend on nothing but the
+// recorded outcomes and the database's final state.
+func verify(t *testing.T, specs []workerSpec, outcomes []outcome, ledger map[string]ledgerRow, balances []int64, st *stats) {
+	t.Helper()
+	var (
+		acked, replayed, failed           int
+		ambiguousApplied, ambiguousNotYet int
+		violations                        []string
+		finalCauses                       = map[string]int{}
+	)
+	violate := func(format string, args ...any) {
+		violations = append(violations, fmt.Sprintf(format, args...))
+	}
+	seen := make(map[string]bool, len(outcomes))
+	for _, o := range outcomes {
+		seen[o.key] = true
+		row, inLedger := ledger[o.key]
+		if inLedger && row != (ledgerRow{o.src, o.dst, o.amount}) {
+			violate("transfer %s: ledger has %+v, the transfer was %+v", o.key, row, o.transfer)
+		}
+		switch {
+		case o.err == nil:
+			acked++
+			if !o.wrote {
+				replayed++
+			}
+			if !inLedger {
+				violate("transfer %s (worker %d, %s) was acknowledged but is not in the ledger: lost\nretried before that:%s", o.key, o.worker, specs[o.worker], st.trace(o.key))
+			}
+		case ambiguous(o.err):
+			finalCauses[cause(o.err)]++
+			if inLedger {
+				ambiguousApplied++
+			} else {
+				ambiguousNotYet++
+			}
+		default:
+			failed++
+			finalCauses[cause(o.err)]++
+			if inLedger {
+				violate("applied but reported failed: transfer %s (worker %d, %s) is in the ledger, yet the error returned is not ambiguous (verdict %v): %v\nretried before that:%s",
+					o.key, o.worker, specs[o.worker], dbop.VerdictOf(o.err), o.err, st.trace(o.key))
+			}
+		}
+	}
+	for key := range ledger {
+		if !seen[key] {
+			violate("the ledger holds %s, which no worker attempted", key)
+		}
+	}
+
+	var sum int64
+	replay := make([]int64, len(balances))
+	for _, row := range ledger {
+		replay[row.src] -= row.amount
+		replay[row.dst] += row.amount
+	}
+	for id, b := range balances {
+		sum += b
+		if b != replay[id] {
+			violate("account %d: balance %d, replaying the ledger gives %d: some transfer's balance updates were applied twice, in part, or without its ledger row",
+				id, b, replay[id])
+		}
+	}
+	if sum != 0 {
+		violate("balances sum to %d, want 0", sum)
+	}
+
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	t.Logf("transfers: attempted %d, acknowledged %d (%d by an idempotent retry that found its ledger row already written), failed %d, ambiguous %d (%d applied, %d not applied); ledger rows %d",
+		len(outcomes), acked, replayed, failed, ambiguousApplied+ambiguousNotYet, ambiguousApplied, ambiguousNotYet, len(ledger))
+	t.Logf("faults injected: %s", counts(st.faults))
+	t.Logf("retries: %d; by verdict: %s", st.retries, counts(st.retryVerdicts))
+	t.Logf("retried causes: %s", counts(st.retryCauses))
+	t.Logf("unacknowledged outcomes by cause: %s", counts(finalCauses))
+	if acked == 0 {
+		violate("no transfer was acknowledged: the workload did not run")
+	}
+	for i, v := range violations {
+		if i == 20 {
+			t.Errorf("… and %d more violations", len(violations)-i)
+			break
+		}
+		t.Error(v)
+	}
+}
+
+// counts formats a count map in key order.
+func counts(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var b strings.Builder
+	for i, k := range slices.Sorted(maps.Keys(m)) {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s=%d", k, m[k])
+	}
+	return b.String()
+}
+
+// cause labels an error for the logs: its verdict and the most specific
+// code or condition found in it. It is for reporting only; no check
+// depends on it.
+func cause(err error) string {
+	var parts []string
+	if errors.Is(err, dbop.ErrRetriesExhausted) {
+		parts = append(parts, "exhausted")
+	}
+	if errors.Is(err, scopes.ErrAmbiguousCommit) {
+		parts = append(parts, "ambiguous commit")
+	}
+	switch pgErr, myErr := (*pgconn.PgError)(nil), (*mysql.MySQLError)(nil); {
+	case errors.As(err, &pgErr):
+		code := "pg " + pgErr.Code
+		if pgErr.Code == "57014" {
+			if strings.Contains(pgErr.Message, "statement timeout") {
+				code += " statement timeout"
+			} else {
+				code += " user cancel"
+			}
+		}
+		parts = append(parts, code)
+	case errors.As(err, &myErr):
+		parts = append(parts, fmt.Sprintf("mysql %d", myErr.Number))
+	case errors.Is(err, pgconn.ErrConnClosed):
+		parts = append(parts, "conn closed")
+	case errors.Is(err, mysql.ErrInvalidConn):
+		parts = append(parts, "invalid conn")
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		parts = append(parts, "context")
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		parts = append(parts, "eof")
+	default:
+		if _, ok := errors.AsType[net.Error](err); ok {
+			parts = append(parts, "network")
+		} else {
+			parts = append(parts, "other")
+		}
+	}
+	return dbop.VerdictOf(err).String() + " (" + strings.Join(parts, ", ") + ")"
+}
