@@ -67,18 +67,17 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/pgxdb"
+	"github.com/dbop-go/dbop/examples/internal/demo"
 )
 
 // dsnEnv names the environment variable that holds the connection string.
@@ -136,21 +135,14 @@ func main() {
 	ctx, stop := context.WithTimeout(context.Background(), time.Minute)
 	defer stop()
 	rep, err := run(ctx, cfg, os.Stdout)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "crdb-transfer example:", err)
-		os.Exit(1)
-	}
-	if !rep.Consistent() {
-		fmt.Fprintln(os.Stderr, "crdb-transfer example: CONSISTENCY CHECK FAILED")
-		os.Exit(1)
-	}
+	demo.ExitOnFailure("crdb-transfer example", rep.Consistent(), err) // status 1 if the run or its check failed
 }
 
 func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	if cfg.DSN == "" {
 		return report{}, errors.New(missingDSN())
 	}
-	out = &lockedWriter{w: out} // the workers report progress
+	out = demo.Locked(out) // the workers report progress
 	if cfg.Workers < 1 || cfg.Transfers < 1 || cfg.Accounts < 3 || cfg.Restarts < 0 {
 		return report{}, fmt.Errorf("need at least 1 worker, 1 transfer, 3 accounts and no negative restarts, got %d, %d, %d, %d",
 			cfg.Workers, cfg.Transfers, cfg.Accounts, cfg.Restarts)
@@ -175,15 +167,21 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	}
 	fmt.Fprintf(out, "dbop crdb-transfer example: %s, SERIALIZABLE, cockroach_restart with up to %d in-place restart(s) per transaction\n", version, cfg.Restarts)
 
-	st := &stats{retries: map[string]int{}}
+	st := &demo.Stats{}               // transactions begun, and retries of the whole transaction by cause and verdict
+	var restarts, healed atomic.Int64 // in-place restarts, and transactions that committed after one
+	phaseLog := &demo.PhaseLog{}      // tells each restart and retry of phase 1
 	// Built once, shared by every transfer: the whole-transaction retry.
 	resilient := dbop.Chain(
 		dbop.WithRetry(
 			dbop.FullJitter(dbop.Exponential(2*time.Millisecond, 100*time.Millisecond)),
 			dbop.MaxAttempts(50),
-			dbop.OnRetry(st.retried),
+			dbop.OnRetry(func(ctx context.Context, e dbop.RetryEvent) {
+				why := demo.PostgresCause(e.Err) + " (" + e.Verdict.String() + ")"
+				st.Retried(why)
+				phaseLog.Printf("  transfer %s, attempt %d: %s; rolled back, a new transaction begins\n", demo.ID(ctx), e.Attempt, why)
+			}),
 		),
-		dbop.Before(st.attempt),
+		dbop.Before(st.Attempt),
 	)
 	// And the options of every transfer's transaction.
 	txOpts := []pgxdb.Option{
@@ -192,7 +190,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	}
 
 	start := time.Now()
-	rep := report{Retries: st.retries}
+	var rep report
 	var (
 		mu        sync.Mutex
 		committed []string
@@ -201,7 +199,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	// do runs one transfer and returns the number of transfers committed
 	// so far, or 0 if it gave up.
 	do := func(ctx context.Context, t transfer, afterRead func(context.Context) error) int {
-		ctx = context.WithValue(ctx, transferKey{}, t.id)
+		ctx = demo.WithID(ctx, t.id) // for the OnRetry hook
 		// runs counts the runs of fn in the current attempt's transaction:
 		// more than one means in-place restarts. The Before listed after
 		// the shared pipeline, inside its retry, resets it for each attempt.
@@ -209,7 +207,8 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 		op := pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (struct{}, error) {
 			runs++
 			if runs > 1 {
-				st.restarted(ctx, runs-1)
+				restarts.Add(1)
+				phaseLog.Printf("  transfer %s: 40001; ROLLBACK TO SAVEPOINT cockroach_restart, fn runs again in the same transaction (restart %d)\n", t.id, runs-1)
 			}
 			return struct{}{}, t.apply(ctx, tx, afterRead)
 		}, txOpts...)
@@ -220,7 +219,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 			return 0
 		}
 		if runs > 1 {
-			st.healed.Add(1)
+			healed.Add(1)
 		}
 		mu.Lock()
 		defer mu.Unlock()
@@ -237,11 +236,11 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	// and commits, and only then does the second write, with a snapshot
 	// that is now stale.
 	fmt.Fprintln(out, "phase 1: two transfers from account 1 both read it; one commits, then the other writes")
-	st.setLog(out)
-	meet := newRendezvous(2)
+	phaseLog.Start(out)
+	meet := demo.NewRendezvous(2)
 	firstDone := make(chan struct{})
-	wait1, leave1 := meet.party()
-	wait2, leave2 := meet.party()
+	wait1, leave1 := meet.Party()
+	wait2, leave2 := meet.Party()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(firstDone)
@@ -254,20 +253,15 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 			if err := wait2(ctx); err != nil {
 				return err
 			}
-			select { // closed already on a restart or a retry
-			case <-firstDone:
-				return nil
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			}
+			return demo.Await(ctx, firstDone) // closed already on a restart or a retry
 		})
 	})
 	wg.Wait()
-	st.setLog(nil)
+	phaseLog.Stop()
 	rep.Transfers += 2
-	rep.ForcedRetries = st.count(serializationFailure)
-	rep.ForcedRestarts, rep.ForcedHealed = st.restarts.Load(), st.healed.Load()
-	attempts, retries := st.snapshot()
+	rep.ForcedRetries = st.Caused("40001")
+	rep.ForcedRestarts, rep.ForcedHealed = restarts.Load(), healed.Load()
+	attempts, retries := st.Snapshot()
 	fmt.Fprintf(out, "  %d transfers committed: %d transactions begun, %d in-place restart(s), %d of them healed\n",
 		committedCount(), attempts, rep.ForcedRestarts, rep.ForcedHealed)
 
@@ -284,9 +278,9 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 				to := 1 + (from+rand.IntN(cfg.Accounts-1))%cfg.Accounts
 				t := transfer{id: fmt.Sprintf("w%d-t%d", w, i), from: from, to: to, amount: 1 + rand.Int64N(9)}
 				if n := do(ctx, t, nil) - base; n > 0 && n%progress == 0 {
-					a, r := st.snapshot()
+					a, r := st.Snapshot()
 					fmt.Fprintf(out, "  %4d transfers committed, %4d transactions begun, %3d restarted in place, %3d retried so far\n",
-						n, a-attempts, st.restarts.Load()-rep.ForcedRestarts, r-retries)
+						n, a-attempts, restarts.Load()-rep.ForcedRestarts, r-retries)
 				}
 			}
 		})
@@ -294,8 +288,9 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	wg.Wait()
 
 	rep.Committed, rep.GaveUp = len(committed), int(gaveUp.Load())
-	rep.Attempts, _ = st.snapshot()
-	rep.Restarts, rep.Healed = st.restarts.Load(), st.healed.Load()
+	rep.Attempts, _ = st.Snapshot()
+	rep.Retries = st.Retries()
+	rep.Restarts, rep.Healed = restarts.Load(), healed.Load()
 	rep.Elapsed = time.Since(start)
 	if err := check(ctx, pool, committed, &rep); err != nil {
 		return rep, fmt.Errorf("check: %w", err)
@@ -394,172 +389,17 @@ func check(ctx context.Context, pool *pgxpool.Pool, committed []string, rep *rep
 	return nil
 }
 
-// stats counts attempts, restarts and retries for every goroutine of the
-// run.
-type stats struct {
-	attempts, restarts, healed atomic.Int64
-	mu                         sync.Mutex
-	retries                    map[string]int // by cause and verdict
-	log                        io.Writer      // when not nil, restarts and retries are told there
-}
-
-func (s *stats) attempt(context.Context) error {
-	s.attempts.Add(1)
-	return nil
-}
-
-// restarted counts the n-th in-place restart of a transaction.
-func (s *stats) restarted(ctx context.Context, n int) {
-	s.restarts.Add(1)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.log != nil {
-		id, _ := ctx.Value(transferKey{}).(string)
-		fmt.Fprintf(s.log, "  transfer %s: 40001; ROLLBACK TO SAVEPOINT cockroach_restart, fn runs again in the same transaction (restart %d)\n", id, n)
-	}
-}
-
-// retried is the OnRetry hook: it runs on the goroutine of the operation,
-// with the context the operation was run with.
-func (s *stats) retried(ctx context.Context, e dbop.RetryEvent) {
-	key := cause(e.Err) + " (" + e.Verdict.String() + ")"
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.retries[key]++
-	if s.log != nil {
-		id, _ := ctx.Value(transferKey{}).(string)
-		fmt.Fprintf(s.log, "  transfer %s, attempt %d: %s; rolled back, a new transaction begins\n", id, e.Attempt, key)
-	}
-}
-
-func (s *stats) setLog(w io.Writer) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.log = w
-}
-
-// snapshot returns the attempts and retries counted so far.
-func (s *stats) snapshot() (attempts int64, retries int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, n := range s.retries {
-		retries += n
-	}
-	return s.attempts.Load(), retries
-}
-
-// count returns the retries counted so far whose cause starts with prefix.
-func (s *stats) count(prefix string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for key, k := range s.retries {
-		if strings.HasPrefix(key, prefix) {
-			n += k
-		}
-	}
-	return n
-}
-
-// transferKey is the context key under which a transfer's id travels to
-// the hooks.
-type transferKey struct{}
-
-const serializationFailure = "40001 serialization_failure"
-
-// cause names an error by its SQLSTATE, as pgx reports it in a
-// *pgconn.PgError.
-func cause(err error) string {
-	pgErr, ok := errors.AsType[*pgconn.PgError](err)
-	if !ok {
-		return err.Error()
-	}
-	switch pgErr.Code {
-	case "40001":
-		return serializationFailure
-	case "40P01":
-		return "40P01 deadlock_detected"
-	default:
-		return pgErr.Code + " " + pgErr.Message
-	}
-}
-
-// lockedWriter serializes the writes of goroutines that share a writer.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-// rendezvous holds the first attempts of n operations until each of them
-// has arrived: the way to force an interleaving without sleeping.
-type rendezvous struct {
-	arrived sync.WaitGroup
-	all     chan struct{} // closed once all have arrived
-}
-
-func newRendezvous(n int) *rendezvous {
-	r := &rendezvous{all: make(chan struct{})}
-	r.arrived.Add(n)
-	go func() {
-		r.arrived.Wait()
-		close(r.all)
-	}()
-	return r
-}
-
-// party returns the hooks of one operation. The first call of wait arrives
-// and waits for the others; later calls (restarts, retries) return at once.
-// leave arrives if wait never did, so that the others are not kept waiting
-// by an operation that failed early; call it when the operation returns.
-func (r *rendezvous) party() (wait func(context.Context) error, leave func()) {
-	var once sync.Once
-	arrive := func() { once.Do(r.arrived.Done) }
-	first := true // used by the operation's goroutine only
-	wait = func(ctx context.Context) error {
-		if !first {
-			return nil
-		}
-		first = false
-		arrive()
-		select {
-		case <-r.all:
-			return nil
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
-	}
-	return wait, arrive
-}
-
 func printReport(out io.Writer, r report) {
-	retries := 0
-	names := make([]string, 0, len(r.Retries))
-	for name, n := range r.Retries {
-		names = append(names, name)
-		retries += n
-	}
-	sort.Strings(names)
-	fmt.Fprintf(out, "\nfinished in %v\n", r.Elapsed.Round(time.Millisecond))
-	fmt.Fprintf(out, "  operations  %d (%d committed, %d gave up)\n", r.Transfers, r.Committed, r.GaveUp)
-	fmt.Fprintf(out, "  attempts    %d transactions begun (%.2f per operation)\n", r.Attempts, float64(r.Attempts)/float64(max(1, r.Transfers)))
-	fmt.Fprintf(out, "  restarts    %d in place at SAVEPOINT cockroach_restart, %d of them followed by a commit in the same transaction\n", r.Restarts, r.Healed)
+	s := demo.Finished(out, r.Elapsed)
+	s.Row("operations", "%d (%d committed, %d gave up)", r.Transfers, r.Committed, r.GaveUp)
+	s.Row("attempts", "%d transactions begun (%.2f per operation)", r.Attempts, float64(r.Attempts)/float64(max(1, r.Transfers)))
+	s.Row("restarts", "%d in place at SAVEPOINT cockroach_restart, %d of them followed by a commit in the same transaction", r.Restarts, r.Healed)
 	if r.Restarts > 0 && r.Healed == 0 {
-		fmt.Fprintln(out, "              (none healed: a restart keeps the transaction's snapshot on PostgreSQL; a new transaction heals)")
+		s.Row("", "(none healed: a restart keeps the transaction's snapshot on PostgreSQL; a new transaction heals)")
 	}
-	fmt.Fprintf(out, "  retries     %d of the whole transaction\n", retries)
-	for _, name := range names {
-		fmt.Fprintf(out, "    %5d  %s\n", r.Retries[name], name)
-	}
-	verdict := "OK: balances sum to zero, the ledger holds exactly the committed transfers"
-	if !r.Consistent() {
-		verdict = "FAILED"
-	}
-	fmt.Fprintf(out, "  check       sum of balances %d, ledger rows %d for %d commits (%d missing, %d unexpected), %d balances disagree with the ledger: %s\n",
-		r.Balance, r.LedgerRows, r.Committed, r.Missing, r.Unexpected, r.Disagreeing, verdict)
+	s.Row("retries", "%d of the whole transaction", demo.Total(r.Retries))
+	s.Causes(r.Retries)
+	s.Check(r.Consistent(), "OK: balances sum to zero, the ledger holds exactly the committed transfers",
+		"sum of balances %d, ledger rows %d for %d commits (%d missing, %d unexpected), %d balances disagree with the ledger",
+		r.Balance, r.LedgerRows, r.Committed, r.Missing, r.Unexpected, r.Disagreeing)
 }

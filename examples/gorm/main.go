@@ -40,19 +40,17 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/gormdb"
+	"github.com/dbop-go/dbop/examples/internal/demo"
 )
 
 // dsnEnv names the environment variable that holds the connection string.
@@ -126,21 +124,14 @@ func main() {
 	ctx, stop := context.WithTimeout(context.Background(), time.Minute)
 	defer stop()
 	rep, err := run(ctx, cfg, os.Stdout)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "gorm example:", err)
-		os.Exit(1)
-	}
-	if !rep.Consistent() {
-		fmt.Fprintln(os.Stderr, "gorm example: CONSISTENCY CHECK FAILED")
-		os.Exit(1)
-	}
+	demo.ExitOnFailure("gorm example", rep.Consistent(), err) // status 1 if the run or its check failed
 }
 
 func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	if cfg.DSN == "" {
 		return report{}, errors.New(missingDSN())
 	}
-	out = &lockedWriter{w: out} // the workers report progress
+	out = demo.Locked(out) // the workers report progress
 	if cfg.Workers < 1 || cfg.Transfers < 1 || cfg.Accounts < 3 {
 		return report{}, fmt.Errorf("need at least 1 worker, 1 transfer and 3 accounts, got %d, %d, %d", cfg.Workers, cfg.Transfers, cfg.Accounts)
 	}
@@ -166,25 +157,32 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	}
 	fmt.Fprintf(out, "dbop gorm example: PostgreSQL %s through GORM, transfers at SERIALIZABLE\n", version)
 
-	st := &stats{retries: map[string]int{}}
+	st := &demo.Stats{}          // attempts, and retries by cause and verdict
+	phaseLog := &demo.PhaseLog{} // tells each retry of phase 1
 	// One pipeline for every transfer, built once and shared by all the
 	// goroutines: a whole-transaction retry with jittered backoff.
 	resilient := dbop.Chain(
 		dbop.WithRetry(
 			dbop.FullJitter(dbop.Exponential(2*time.Millisecond, 100*time.Millisecond)),
 			dbop.MaxAttempts(30),
-			dbop.OnRetry(st.retried),
+			dbop.OnRetry(func(ctx context.Context, e dbop.RetryEvent) {
+				// GORM's postgres driver runs pgx: the server's error is a
+				// *pgconn.PgError, named by its SQLSTATE.
+				why := demo.PostgresCause(e.Err) + " (" + e.Verdict.String() + ")"
+				st.Retried(why)
+				phaseLog.Printf("  transfer %s, attempt %d: %s; the transaction runs again\n", demo.ID(ctx), e.Attempt, why)
+			}),
 		),
-		dbop.Before(st.attempt),
+		dbop.Before(st.Attempt),
 	)
 
 	start := time.Now()
-	rep := report{Retries: st.retries}
+	var rep report
 	var committed, gaveUp atomic.Int64
 	// do runs one transfer and returns the number of transfers committed
 	// so far, or 0 if it gave up.
 	do := func(ctx context.Context, t Transfer, afterRead func(context.Context) error) int64 {
-		ctx = context.WithValue(ctx, transferKey{}, t.ID)
+		ctx = demo.WithID(ctx, t.ID) // for the OnRetry hook
 		if _, err := move(db, t, afterRead).With(resilient).Run(ctx); err != nil {
 			gaveUp.Add(1)
 			fmt.Fprintf(out, "  transfer %s gave up: %v\n", t.ID, err)
@@ -197,11 +195,11 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	// and commits, and only then does the second write, with a snapshot
 	// that is now stale.
 	fmt.Fprintln(out, "phase 1: two transfers from account 1 both read it; one commits, then the other writes")
-	st.setLog(out)
-	meet := newRendezvous(2)
+	phaseLog.Start(out)
+	meet := demo.NewRendezvous(2)
 	firstDone := make(chan struct{})
-	wait1, leave1 := meet.party()
-	wait2, leave2 := meet.party()
+	wait1, leave1 := meet.Party()
+	wait2, leave2 := meet.Party()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(firstDone)
@@ -214,19 +212,14 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 			if err := wait2(ctx); err != nil {
 				return err
 			}
-			select { // closed already on a retry
-			case <-firstDone:
-				return nil
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			}
+			return demo.Await(ctx, firstDone) // closed already on a retry
 		})
 	})
 	wg.Wait()
-	st.setLog(nil)
+	phaseLog.Stop()
 	rep.Transfers += 2
-	rep.ForcedConflicts = st.count(serializationFailure)
-	attempts, retries := st.snapshot()
+	rep.ForcedConflicts = st.Caused("40001")
+	attempts, retries := st.Snapshot()
 	fmt.Fprintf(out, "  %d transfers committed, %d attempts: the one with stale reads ran again from BEGIN\n", committed.Load(), attempts)
 
 	// Phase 2: workers race.
@@ -242,7 +235,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 				to := 1 + (from+rand.Int64N(int64(cfg.Accounts-1)))%int64(cfg.Accounts)
 				t := Transfer{ID: fmt.Sprintf("w%d-t%d", w, i), FromID: from, ToID: to, Amount: 1 + rand.Int64N(9)}
 				if n := do(ctx, t, nil) - base; n > 0 && n%progress == 0 {
-					a, r := st.snapshot()
+					a, r := st.Snapshot()
 					fmt.Fprintf(out, "  %4d transfers committed, %4d attempts, %3d retries so far\n", n, a-attempts, r-retries)
 				}
 			}
@@ -251,7 +244,8 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	wg.Wait()
 
 	rep.Committed, rep.GaveUp = int(committed.Load()), int(gaveUp.Load())
-	rep.Attempts, _ = st.snapshot()
+	rep.Attempts, _ = st.Snapshot()
+	rep.Retries = st.Retries()
 	rep.Elapsed = time.Since(start)
 	if err := check(ctx, db, &rep); err != nil {
 		return rep, fmt.Errorf("check: %w", err)
@@ -327,156 +321,13 @@ func check(ctx context.Context, db *gorm.DB, rep *report) error {
 		FROM example_gorm_transfers t WHERE a.id IN (t.from_id, t.to_id))`).Scan(&rep.Disagreeing).Error
 }
 
-// stats counts attempts and retries for every goroutine of the run.
-type stats struct {
-	attempts atomic.Int64
-	mu       sync.Mutex
-	retries  map[string]int // by cause and verdict
-	log      io.Writer      // when not nil, each retry is told there
-}
-
-func (s *stats) attempt(context.Context) error {
-	s.attempts.Add(1)
-	return nil
-}
-
-// retried is the OnRetry hook: it runs on the goroutine of the operation,
-// with the context the operation was run with.
-func (s *stats) retried(ctx context.Context, e dbop.RetryEvent) {
-	key := cause(e.Err) + " (" + e.Verdict.String() + ")"
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.retries[key]++
-	if s.log != nil {
-		id, _ := ctx.Value(transferKey{}).(string)
-		fmt.Fprintf(s.log, "  transfer %s, attempt %d: %s; the transaction runs again\n", id, e.Attempt, key)
-	}
-}
-
-func (s *stats) setLog(w io.Writer) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.log = w
-}
-
-// snapshot returns the attempts and retries counted so far.
-func (s *stats) snapshot() (attempts int64, retries int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, n := range s.retries {
-		retries += n
-	}
-	return s.attempts.Load(), retries
-}
-
-// count returns the retries counted so far whose cause starts with prefix.
-func (s *stats) count(prefix string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for key, k := range s.retries {
-		if strings.HasPrefix(key, prefix) {
-			n += k
-		}
-	}
-	return n
-}
-
-// transferKey is the context key under which a transfer's id travels to
-// the OnRetry hook.
-type transferKey struct{}
-
-const serializationFailure = "40001 serialization_failure"
-
-// cause names an error by its SQLSTATE. GORM's postgres driver runs pgx, so
-// the server's error is a *pgconn.PgError.
-func cause(err error) string {
-	pgErr, ok := errors.AsType[*pgconn.PgError](err)
-	if !ok {
-		return err.Error()
-	}
-	switch pgErr.Code {
-	case "40001":
-		return serializationFailure
-	case "40P01":
-		return "40P01 deadlock_detected"
-	default:
-		return pgErr.Code + " " + pgErr.Message
-	}
-}
-
-// lockedWriter serializes the writes of goroutines that share a writer.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-// rendezvous holds the first attempts of n operations until each of them
-// has arrived: the way to force an interleaving without sleeping.
-type rendezvous struct {
-	arrived sync.WaitGroup
-	all     chan struct{} // closed once all have arrived
-}
-
-func newRendezvous(n int) *rendezvous {
-	r := &rendezvous{all: make(chan struct{})}
-	r.arrived.Add(n)
-	go func() {
-		r.arrived.Wait()
-		close(r.all)
-	}()
-	return r
-}
-
-// party returns the hooks of one operation. The first call of wait arrives
-// and waits for the others; later calls (retries) return at once. leave
-// arrives if wait never did, so that the others are not kept waiting by an
-// operation that failed early; call it when the operation returns.
-func (r *rendezvous) party() (wait func(context.Context) error, leave func()) {
-	var once sync.Once
-	arrive := func() { once.Do(r.arrived.Done) }
-	first := true // used by the operation's goroutine only
-	wait = func(ctx context.Context) error {
-		if !first {
-			return nil
-		}
-		first = false
-		arrive()
-		select {
-		case <-r.all:
-			return nil
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
-	}
-	return wait, arrive
-}
-
 func printReport(out io.Writer, r report) {
-	retries := 0
-	names := make([]string, 0, len(r.Retries))
-	for name, n := range r.Retries {
-		names = append(names, name)
-		retries += n
-	}
-	sort.Strings(names)
-	fmt.Fprintf(out, "\nfinished in %v\n", r.Elapsed.Round(time.Millisecond))
-	fmt.Fprintf(out, "  operations  %d (%d committed, %d gave up)\n", r.Transfers, r.Committed, r.GaveUp)
-	fmt.Fprintf(out, "  attempts    %d (%.2f per operation)\n", r.Attempts, float64(r.Attempts)/float64(max(1, r.Transfers)))
-	fmt.Fprintf(out, "  retries     %d\n", retries)
-	for _, name := range names {
-		fmt.Fprintf(out, "    %5d  %s\n", r.Retries[name], name)
-	}
-	verdict := "OK: no money created or lost, every transfer recorded exactly once"
-	if !r.Consistent() {
-		verdict = "FAILED"
-	}
-	fmt.Fprintf(out, "  check       sum of balances %d, %d transfer records for %d commits, %d balances disagree with the records: %s\n",
-		r.Balance, r.Recorded, r.Committed, r.Disagreeing, verdict)
+	s := demo.Finished(out, r.Elapsed)
+	s.Row("operations", "%d (%d committed, %d gave up)", r.Transfers, r.Committed, r.GaveUp)
+	s.Row("attempts", "%d (%.2f per operation)", r.Attempts, float64(r.Attempts)/float64(max(1, r.Transfers)))
+	s.Row("retries", "%d", demo.Total(r.Retries))
+	s.Causes(r.Retries)
+	s.Check(r.Consistent(), "OK: no money created or lost, every transfer recorded exactly once",
+		"sum of balances %d, %d transfer records for %d commits, %d balances disagree with the records",
+		r.Balance, r.Recorded, r.Committed, r.Disagreeing)
 }

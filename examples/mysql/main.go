@@ -45,7 +45,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,6 +54,7 @@ import (
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/sqldb"
+	"github.com/dbop-go/dbop/examples/internal/demo"
 )
 
 // dsnEnv names the environment variable that holds the DSN.
@@ -114,21 +114,14 @@ func main() {
 	ctx, stop := context.WithTimeout(context.Background(), time.Minute)
 	defer stop()
 	rep, err := run(ctx, cfg, os.Stdout)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mysql example:", err)
-		os.Exit(1)
-	}
-	if !rep.Consistent() {
-		fmt.Fprintln(os.Stderr, "mysql example: CONSISTENCY CHECK FAILED")
-		os.Exit(1)
-	}
+	demo.ExitOnFailure("mysql example", rep.Consistent(), err) // status 1 if the run or its check failed
 }
 
 func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	if cfg.DSN == "" {
 		return report{}, errors.New(missingDSN())
 	}
-	out = &lockedWriter{w: out} // the workers report progress
+	out = demo.Locked(out) // the workers report progress
 	if cfg.Workers < 1 || cfg.Transfers < 1 || cfg.Accounts < 2 {
 		return report{}, fmt.Errorf("need at least 1 worker, 1 transfer and 2 accounts, got %d, %d, %d", cfg.Workers, cfg.Transfers, cfg.Accounts)
 	}
@@ -153,25 +146,30 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	}
 	fmt.Fprintf(out, "dbop mysql example: server %s, dialect %s, innodb_lock_wait_timeout %v per attempt\n", version, dialect, lockWait)
 
-	st := &stats{retries: map[string]int{}}
+	st := &demo.Stats{}          // attempts, and retries by cause and verdict
+	phaseLog := &demo.PhaseLog{} // tells each retry of phase 1
 	// One pipeline for every transfer, built once and shared by all the
 	// goroutines: a whole-transaction retry with jittered backoff.
 	resilient := dbop.Chain(
 		dbop.WithRetry(
 			dbop.FullJitter(dbop.Exponential(2*time.Millisecond, 100*time.Millisecond)),
 			dbop.MaxAttempts(30),
-			dbop.OnRetry(st.retried),
+			dbop.OnRetry(func(ctx context.Context, e dbop.RetryEvent) {
+				why := cause(e.Err) + " (" + e.Verdict.String() + ")"
+				st.Retried(why)
+				phaseLog.Printf("  transfer %s, attempt %d: %s; the transaction runs again\n", demo.ID(ctx), e.Attempt, why)
+			}),
 		),
-		dbop.Before(st.attempt),
+		dbop.Before(st.Attempt),
 	)
 
 	start := time.Now()
-	rep := report{Dialect: dialect, Retries: st.retries}
+	rep := report{Dialect: dialect}
 	var committed, gaveUp atomic.Int64
 	// do runs one transfer and returns the number of transfers committed
 	// so far, or 0 if it gave up.
 	do := func(ctx context.Context, t transfer, afterFirstLock func(context.Context) error) int64 {
-		ctx = context.WithValue(ctx, transferKey{}, t.id)
+		ctx = demo.WithID(ctx, t.id) // for the OnRetry hook
 		if _, err := t.op(db, dialect, afterFirstLock).With(resilient).Run(ctx); err != nil {
 			gaveUp.Add(1)
 			fmt.Fprintf(out, "  transfer %s gave up: %v\n", t.id, err)
@@ -184,24 +182,24 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	// takes its first row, waits until the other has taken its own, and then
 	// asks for the other's: a deadlock on every run.
 	fmt.Fprintln(out, "phase 1: two transfers lock accounts 1 and 2 FOR UPDATE in opposite orders, and meet in between")
-	st.setLog(out)
-	meet := newRendezvous(2)
+	phaseLog.Start(out)
+	meet := demo.NewRendezvous(2)
 	var wg sync.WaitGroup
 	for _, t := range []transfer{
 		{id: "forced-1", from: 1, to: 2, amount: 10, fromFirst: true},
 		{id: "forced-2", from: 1, to: 2, amount: 10, fromFirst: false},
 	} {
-		wait, leave := meet.party()
+		wait, leave := meet.Party()
 		wg.Go(func() {
 			defer leave() // in case the first attempt failed before it arrived
 			do(ctx, t, wait)
 		})
 	}
 	wg.Wait()
-	st.setLog(nil)
+	phaseLog.Stop()
 	rep.Transfers += 2
-	rep.ForcedDeadlocks = st.count(deadlock)
-	attempts, retries := st.snapshot()
+	rep.ForcedDeadlocks = st.Caused(deadlock)
+	attempts, retries := st.Snapshot()
 	fmt.Fprintf(out, "  %d transfers committed, %d attempts: each deadlock victim ran again from START TRANSACTION\n", committed.Load(), attempts)
 
 	// Phase 2: workers race, each transfer locking its two accounts in a
@@ -218,7 +216,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 				to := 1 + (from+rand.IntN(cfg.Accounts-1))%cfg.Accounts
 				t := transfer{id: fmt.Sprintf("w%d-t%d", w, i), from: from, to: to, amount: 1 + int64(rand.IntN(9)), fromFirst: rand.IntN(2) == 0}
 				if n := do(ctx, t, nil) - base; n > 0 && n%progress == 0 {
-					a, r := st.snapshot()
+					a, r := st.Snapshot()
 					fmt.Fprintf(out, "  %4d transfers committed, %4d attempts, %3d retries so far\n", n, a-attempts, r-retries)
 				}
 			}
@@ -227,7 +225,8 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	wg.Wait()
 
 	rep.Committed, rep.GaveUp = int(committed.Load()), int(gaveUp.Load())
-	rep.Attempts, _ = st.snapshot()
+	rep.Attempts, _ = st.Snapshot()
+	rep.Retries = st.Retries()
 	rep.Elapsed = time.Since(start)
 	if err := check(ctx, db, cfg.Workers, &rep); err != nil {
 		return rep, fmt.Errorf("check: %w", err)
@@ -346,65 +345,6 @@ func check(ctx context.Context, db *sql.DB, conns int, rep *report) error {
 	return nil
 }
 
-// stats counts attempts and retries for every goroutine of the run.
-type stats struct {
-	attempts atomic.Int64
-	mu       sync.Mutex
-	retries  map[string]int // by cause and verdict
-	log      io.Writer      // when not nil, each retry is told there
-}
-
-func (s *stats) attempt(context.Context) error {
-	s.attempts.Add(1)
-	return nil
-}
-
-// retried is the OnRetry hook: it runs on the goroutine of the operation,
-// with the context the operation was run with.
-func (s *stats) retried(ctx context.Context, e dbop.RetryEvent) {
-	key := cause(e.Err) + " (" + e.Verdict.String() + ")"
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.retries[key]++
-	if s.log != nil {
-		id, _ := ctx.Value(transferKey{}).(string)
-		fmt.Fprintf(s.log, "  transfer %s, attempt %d: %s; the transaction runs again\n", id, e.Attempt, key)
-	}
-}
-
-func (s *stats) setLog(w io.Writer) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.log = w
-}
-
-// snapshot returns the attempts and retries counted so far.
-func (s *stats) snapshot() (attempts int64, retries int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, n := range s.retries {
-		retries += n
-	}
-	return s.attempts.Load(), retries
-}
-
-// count returns the retries counted so far whose cause starts with prefix.
-func (s *stats) count(prefix string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for key, k := range s.retries {
-		if strings.HasPrefix(key, prefix) {
-			n += k
-		}
-	}
-	return n
-}
-
-// transferKey is the context key under which a transfer's id travels to
-// the OnRetry hook.
-type transferKey struct{}
-
 const deadlock = "1213 ER_LOCK_DEADLOCK"
 
 // cause names an error by its server error number, as go-sql-driver/mysql
@@ -424,78 +364,13 @@ func cause(err error) string {
 	}
 }
 
-// lockedWriter serializes the writes of goroutines that share a writer.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-// rendezvous holds the first attempts of n operations until each of them
-// has arrived: the way to force an interleaving without sleeping.
-type rendezvous struct {
-	arrived sync.WaitGroup
-	all     chan struct{} // closed once all have arrived
-}
-
-func newRendezvous(n int) *rendezvous {
-	r := &rendezvous{all: make(chan struct{})}
-	r.arrived.Add(n)
-	go func() {
-		r.arrived.Wait()
-		close(r.all)
-	}()
-	return r
-}
-
-// party returns the hooks of one operation. The first call of wait arrives
-// and waits for the others; later calls (retries) return at once. leave
-// arrives if wait never did, so that the others are not kept waiting by an
-// operation that failed early; call it when the operation returns.
-func (r *rendezvous) party() (wait func(context.Context) error, leave func()) {
-	var once sync.Once
-	arrive := func() { once.Do(r.arrived.Done) }
-	first := true // used by the operation's goroutine only
-	wait = func(ctx context.Context) error {
-		if !first {
-			return nil
-		}
-		first = false
-		arrive()
-		select {
-		case <-r.all:
-			return nil
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
-	}
-	return wait, arrive
-}
-
 func printReport(out io.Writer, r report) {
-	retries := 0
-	names := make([]string, 0, len(r.Retries))
-	for name, n := range r.Retries {
-		names = append(names, name)
-		retries += n
-	}
-	sort.Strings(names)
-	fmt.Fprintf(out, "\nfinished in %v\n", r.Elapsed.Round(time.Millisecond))
-	fmt.Fprintf(out, "  operations  %d (%d committed, %d gave up)\n", r.Transfers, r.Committed, r.GaveUp)
-	fmt.Fprintf(out, "  attempts    %d (%.2f per operation)\n", r.Attempts, float64(r.Attempts)/float64(max(1, r.Transfers)))
-	fmt.Fprintf(out, "  retries     %d\n", retries)
-	for _, name := range names {
-		fmt.Fprintf(out, "    %5d  %s\n", r.Retries[name], name)
-	}
-	verdict := "OK: no money created or lost, every transfer in the ledger exactly once, no setting left behind"
-	if !r.Consistent() {
-		verdict = "FAILED"
-	}
-	fmt.Fprintf(out, "  check       sum of balances %d, ledger rows %d for %d commits, %d balances disagree with the ledger, %d of %d pooled connections kept a lock wait timeout: %s\n",
-		r.Balance, r.LedgerRows, r.Committed, r.Disagreeing, r.Leftover, r.Connections, verdict)
+	s := demo.Finished(out, r.Elapsed)
+	s.Row("operations", "%d (%d committed, %d gave up)", r.Transfers, r.Committed, r.GaveUp)
+	s.Row("attempts", "%d (%.2f per operation)", r.Attempts, float64(r.Attempts)/float64(max(1, r.Transfers)))
+	s.Row("retries", "%d", demo.Total(r.Retries))
+	s.Causes(r.Retries)
+	s.Check(r.Consistent(), "OK: no money created or lost, every transfer in the ledger exactly once, no setting left behind",
+		"sum of balances %d, ledger rows %d for %d commits, %d balances disagree with the ledger, %d of %d pooled connections kept a lock wait timeout",
+		r.Balance, r.LedgerRows, r.Committed, r.Disagreeing, r.Leftover, r.Connections)
 }

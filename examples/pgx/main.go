@@ -48,7 +48,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +58,7 @@ import (
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/pgxdb"
+	"github.com/dbop-go/dbop/examples/internal/demo"
 )
 
 // dsnEnv names the environment variable that holds the connection string.
@@ -134,21 +134,14 @@ func main() {
 	ctx, stop := context.WithTimeout(context.Background(), time.Minute)
 	defer stop()
 	rep, err := run(ctx, cfg, os.Stdout)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "pgx example:", err)
-		os.Exit(1)
-	}
-	if !rep.Consistent() {
-		fmt.Fprintln(os.Stderr, "pgx example: CONSISTENCY CHECK FAILED")
-		os.Exit(1)
-	}
+	demo.ExitOnFailure("pgx example", rep.Consistent(), err) // status 1 if the run or its check failed
 }
 
 func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	if cfg.DSN == "" {
 		return report{}, errors.New(missingDSN())
 	}
-	out = &lockedWriter{w: out} // the workers report progress
+	out = demo.Locked(out) // the workers report progress
 	if cfg.Workers < 1 || cfg.Transfers < 1 || cfg.LockTimeout <= 0 {
 		return report{}, fmt.Errorf("need at least 1 worker, 1 transfer and a positive lock timeout, got %d, %d, %v", cfg.Workers, cfg.Transfers, cfg.LockTimeout)
 	}
@@ -174,25 +167,30 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	}
 	fmt.Fprintf(out, "dbop pgx example: PostgreSQL %s, deadlock_timeout %s (each deadlock is found after a lock wait that long)\n", version, deadlockTimeout)
 
-	st := &stats{retries: map[string]int{}}
+	st := &demo.Stats{}          // attempts, and retries by cause and verdict
+	phaseLog := &demo.PhaseLog{} // tells each retry of phase 1
 	// One pipeline for every transfer, built once and shared by all the
 	// goroutines: a whole-transaction retry with jittered backoff.
 	resilient := dbop.Chain(
 		dbop.WithRetry(
 			dbop.FullJitter(dbop.Exponential(5*time.Millisecond, 200*time.Millisecond)),
 			dbop.MaxAttempts(20),
-			dbop.OnRetry(st.retried),
+			dbop.OnRetry(func(ctx context.Context, e dbop.RetryEvent) {
+				cause := retryCause(e)
+				st.Retried(cause)
+				phaseLog.Printf("  transfer %s, attempt %d: %s; the transaction runs again\n", demo.ID(ctx), e.Attempt, cause)
+			}),
 		),
-		dbop.Before(st.attempt),
+		dbop.Before(st.Attempt),
 	)
 
 	start := time.Now()
-	rep := report{Retries: st.retries}
+	var rep report
 	var committed, gaveUp atomic.Int64
 	// do runs one transfer and returns the number of transfers committed
 	// so far, or 0 if it gave up.
 	do := func(ctx context.Context, id, from, to string, amount int64, afterDebit func(context.Context) error) int64 {
-		ctx = context.WithValue(ctx, transferKey{}, id)
+		ctx = demo.WithID(ctx, id) // for the OnRetry hook
 		if _, err := transfer(pool, id, from, to, amount, afterDebit).With(resilient).Run(ctx); err != nil {
 			gaveUp.Add(1)
 			fmt.Fprintf(out, "  transfer %s gave up: %v\n", id, err)
@@ -205,21 +203,21 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	// row, wait until the other has taken its own, and then ask for the
 	// other's: a deadlock on every run.
 	fmt.Fprintln(out, "phase 1: transfers A→B and B→A each lock their first row, then ask for the other's")
-	st.setLog(out)
-	meet := newRendezvous(2)
+	phaseLog.Start(out)
+	meet := demo.NewRendezvous(2)
 	var wg sync.WaitGroup
 	for i, leg := range [][2]string{{"A", "B"}, {"B", "A"}} {
-		wait, leave := meet.party()
+		wait, leave := meet.Party()
 		wg.Go(func() {
 			defer leave() // in case the first attempt failed before it arrived
 			do(ctx, fmt.Sprintf("forced-%d", i+1), leg[0], leg[1], 10, wait)
 		})
 	}
 	wg.Wait()
-	st.setLog(nil)
+	phaseLog.Stop()
 	rep.Transfers += 2
-	attempts, retries := st.snapshot()
-	rep.ForcedDeadlocks = st.count(deadlockCode)
+	attempts, retries := st.Snapshot()
+	rep.ForcedDeadlocks = st.Caused("40P01")
 	fmt.Fprintf(out, "  %d transfers committed, %d attempts: each deadlock victim ran again from BEGIN\n", committed.Load(), attempts)
 
 	// Phase 2: workers race, half of the transfers in each direction.
@@ -236,7 +234,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 					from, to = to, from
 				}
 				if n := do(ctx, fmt.Sprintf("w%d-t%d", w, i), from, to, 1+int64(i%5), nil) - base; n > 0 && n%progress == 0 {
-					a, r := st.snapshot()
+					a, r := st.Snapshot()
 					fmt.Fprintf(out, "  %4d transfers committed, %4d attempts, %3d retries so far\n", n, a-attempts, r-retries)
 				}
 			}
@@ -253,7 +251,8 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	}
 
 	rep.Committed, rep.GaveUp = int(committed.Load()), int(gaveUp.Load())
-	rep.Attempts, _ = st.snapshot()
+	rep.Attempts, _ = st.Snapshot()
+	rep.Retries = st.Retries()
 	rep.Elapsed = time.Since(start)
 	if err := check(ctx, pool, &rep); err != nil {
 		return rep, fmt.Errorf("check: %w", err)
@@ -324,7 +323,7 @@ func transfer(pool *pgxpool.Pool, id, from, to string, amount int64, afterDebit 
 // retried at a savepoint, with a lock_timeout per attempt. The other
 // connection lets go when the step's retry reports its heldAttempts-th
 // failure, so the attempt after it succeeds.
-func reserve(ctx context.Context, pool *pgxpool.Pool, lockTimeout time.Duration, st *stats, out io.Writer) (stepReport, error) {
+func reserve(ctx context.Context, pool *pgxpool.Pool, lockTimeout time.Duration, st *demo.Stats, out io.Writer) (stepReport, error) {
 	var rep stepReport
 	holder, err := pool.Begin(ctx)
 	if err != nil {
@@ -359,9 +358,10 @@ func reserve(ctx context.Context, pool *pgxpool.Pool, lockTimeout time.Duration,
 		})
 		n, err := step.With(
 			dbop.WithRetry(dbop.Constant(10*time.Millisecond), dbop.MaxAttempts(heldAttempts+3),
-				dbop.OnRetry(func(ctx context.Context, e dbop.RetryEvent) {
-					st.retried(ctx, e)
-					fmt.Fprintf(out, "  step attempt %d: %s (%s) → rolled back to the savepoint, trying again\n", e.Attempt, cause(e.Err), e.Verdict)
+				dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) {
+					cause := retryCause(e)
+					st.Retried(cause)
+					fmt.Fprintf(out, "  step attempt %d: %s → rolled back to the savepoint, trying again\n", e.Attempt, cause)
 					if e.Attempt == heldAttempts {
 						letGo()
 						fmt.Fprintln(out, "  the other connection lets go of the row")
@@ -408,159 +408,21 @@ func check(ctx context.Context, pool *pgxpool.Pool, rep *report) error {
 	return nil
 }
 
-// stats counts attempts and retries for every goroutine of the run.
-type stats struct {
-	attempts atomic.Int64
-	mu       sync.Mutex
-	retries  map[string]int // by cause and verdict
-	log      io.Writer      // when not nil, each retry is told there
-}
-
-func (s *stats) attempt(context.Context) error {
-	s.attempts.Add(1)
-	return nil
-}
-
-// retried is the OnRetry hook: it runs on the goroutine of the operation,
-// with the context the operation was run with.
-func (s *stats) retried(ctx context.Context, e dbop.RetryEvent) {
-	key := cause(e.Err) + " (" + e.Verdict.String() + ")"
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.retries[key]++
-	if s.log != nil {
-		id, _ := ctx.Value(transferKey{}).(string)
-		fmt.Fprintf(s.log, "  transfer %s, attempt %d: %s; the transaction runs again\n", id, e.Attempt, key)
-	}
-}
-
-func (s *stats) setLog(w io.Writer) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.log = w
-}
-
-// snapshot returns the attempts and retries counted so far.
-func (s *stats) snapshot() (attempts int64, retries int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, n := range s.retries {
-		retries += n
-	}
-	return s.attempts.Load(), retries
-}
-
-// count returns the retries counted so far whose error had SQLSTATE code.
-func (s *stats) count(code string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for key, k := range s.retries {
-		if len(key) >= len(code) && key[:len(code)] == code {
-			n += k
-		}
-	}
-	return n
-}
-
-// transferKey is the context key under which a transfer's id travels to
-// the OnRetry hook.
-type transferKey struct{}
-
-const deadlockCode = "40P01"
-
-// cause names an error by its SQLSTATE, as pgx reports it in a
-// *pgconn.PgError.
-func cause(err error) string {
-	pgErr, ok := errors.AsType[*pgconn.PgError](err)
-	if !ok {
-		return err.Error()
-	}
-	switch pgErr.Code {
-	case deadlockCode:
-		return "40P01 deadlock_detected"
-	case "55P03":
-		return "55P03 lock_not_available"
-	case "40001":
-		return "40001 serialization_failure"
-	default:
-		return pgErr.Code + " " + pgErr.Message
-	}
-}
-
-// lockedWriter serializes the writes of goroutines that share a writer.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-// rendezvous holds the first attempts of n operations until each of them
-// has arrived: the way to force an interleaving without sleeping.
-type rendezvous struct {
-	arrived sync.WaitGroup
-	all     chan struct{} // closed once all have arrived
-}
-
-func newRendezvous(n int) *rendezvous {
-	r := &rendezvous{all: make(chan struct{})}
-	r.arrived.Add(n)
-	go func() {
-		r.arrived.Wait()
-		close(r.all)
-	}()
-	return r
-}
-
-// party returns the hooks of one operation. The first call of wait arrives
-// and waits for the others; later calls (retries) return at once. leave
-// arrives if wait never did, so that the others are not kept waiting by an
-// operation that failed early; call it when the operation returns.
-func (r *rendezvous) party() (wait func(context.Context) error, leave func()) {
-	var once sync.Once
-	arrive := func() { once.Do(r.arrived.Done) }
-	first := true // used by the operation's goroutine only
-	wait = func(ctx context.Context) error {
-		if !first {
-			return nil
-		}
-		first = false
-		arrive()
-		select {
-		case <-r.all:
-			return nil
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
-	}
-	return wait, arrive
+// retryCause names what a retry heals: the error's SQLSTATE and the
+// verdict of pgxdb's classifier, such as "40P01 deadlock_detected
+// (retry-transaction)".
+func retryCause(e dbop.RetryEvent) string {
+	return demo.PostgresCause(e.Err) + " (" + e.Verdict.String() + ")"
 }
 
 func printReport(out io.Writer, r report) {
-	retries := 0
-	names := make([]string, 0, len(r.Retries))
-	for name, n := range r.Retries {
-		names = append(names, name)
-		retries += n
-	}
-	sort.Strings(names)
-	fmt.Fprintf(out, "\nfinished in %v\n", r.Elapsed.Round(time.Millisecond))
-	fmt.Fprintf(out, "  transfers   %d (%d committed, %d gave up), %d attempts (%.2f per transfer)\n",
+	s := demo.Finished(out, r.Elapsed)
+	s.Row("transfers", "%d (%d committed, %d gave up), %d attempts (%.2f per transfer)",
 		r.Transfers, r.Committed, r.GaveUp, r.Attempts, float64(r.Attempts)/float64(max(1, r.Transfers)))
-	fmt.Fprintf(out, "  step        %d attempts at a savepoint, in %d run of the outer transaction\n", r.Step.StepAttempts, r.Step.OuterRuns)
-	fmt.Fprintf(out, "  retries     %d\n", retries)
-	for _, name := range names {
-		fmt.Fprintf(out, "    %5d  %s\n", r.Retries[name], name)
-	}
-	verdict := "OK: no money created or lost, every transfer in the ledger exactly once, order and reservation committed once"
-	if !r.Consistent() {
-		verdict = "FAILED"
-	}
-	fmt.Fprintf(out, "  check       sum of balances %d, ledger rows %d for %d commits, %d balances disagree with the ledger, order-1 rows %d, widgets reserved %d: %s\n",
-		r.Balance, r.LedgerRows, r.Committed, r.Disagreeing, r.Step.Orders, r.Step.Reserved, verdict)
+	s.Row("step", "%d attempts at a savepoint, in %d run of the outer transaction", r.Step.StepAttempts, r.Step.OuterRuns)
+	s.Row("retries", "%d", demo.Total(r.Retries))
+	s.Causes(r.Retries)
+	s.Check(r.Consistent(), "OK: no money created or lost, every transfer in the ledger exactly once, order and reservation committed once",
+		"sum of balances %d, ledger rows %d for %d commits, %d balances disagree with the ledger, order-1 rows %d, widgets reserved %d",
+		r.Balance, r.LedgerRows, r.Committed, r.Disagreeing, r.Step.Orders, r.Step.Reserved)
 }

@@ -22,7 +22,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +30,7 @@ import (
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/sqldb"
+	"github.com/dbop-go/dbop/examples/internal/demo"
 )
 
 // config is what one run does.
@@ -68,30 +68,11 @@ func main() {
 	ctx, stop := context.WithTimeout(context.Background(), time.Minute)
 	defer stop()
 	rep, err := run(ctx, cfg, os.Stdout)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "quickstart:", err)
-		os.Exit(1)
-	}
-	if !rep.Consistent() {
-		fmt.Fprintln(os.Stderr, "quickstart: CONSISTENCY CHECK FAILED")
-		os.Exit(1)
-	}
-}
-
-// syncWriter serialises writes: the workers print progress concurrently.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
+	demo.ExitOnFailure("quickstart", rep.Consistent(), err) // status 1 if the run or its check failed
 }
 
 func run(ctx context.Context, cfg config, w io.Writer) (report, error) {
-	out := &syncWriter{w: w}
+	out := demo.Locked(w) // the workers print progress concurrently
 	if cfg.Workers < 1 || cfg.Transfers < 1 || cfg.Accounts < 2 {
 		return report{}, fmt.Errorf("need at least 1 worker, 1 transfer and 2 accounts, got %d, %d, %d", cfg.Workers, cfg.Transfers, cfg.Accounts)
 	}
@@ -118,23 +99,15 @@ func run(ctx context.Context, cfg config, w io.Writer) (report, error) {
 		return report{}, fmt.Errorf("setup: %w", err)
 	}
 
-	var (
-		attempts atomic.Int64
-		mu       sync.Mutex
-		causes   = map[string]int{}
-	)
+	st := &demo.Stats{} // attempts, and retries by cause
 	// One pipeline, built once, shared by every goroutine.
 	resilient := dbop.Chain(
 		dbop.WithRetry(
 			dbop.FullJitter(dbop.Exponential(time.Millisecond, 50*time.Millisecond)),
 			dbop.MaxAttempts(100),
-			dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) {
-				mu.Lock()
-				causes[cause(e.Err)]++
-				mu.Unlock()
-			}),
+			dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) { st.Retried(cause(e.Err)) }),
 		),
-		dbop.Before(func(context.Context) error { attempts.Add(1); return nil }),
+		dbop.Before(st.Attempt),
 	)
 
 	fmt.Fprintf(out, "dbop quickstart: %d writers × %d transfers between %d accounts on %s\n",
@@ -154,19 +127,21 @@ func run(ctx context.Context, cfg config, w io.Writer) (report, error) {
 					continue
 				}
 				if n := committed.Add(1); n%int64(max(1, cfg.Workers*cfg.Transfers/4)) == 0 {
-					fmt.Fprintf(out, "  %4d transfers committed, %4d attempts so far\n", n, attempts.Load())
+					attempts, _ := st.Snapshot()
+					fmt.Fprintf(out, "  %4d transfers committed, %4d attempts so far\n", n, attempts)
 				}
 			}
 		})
 	}
 	wg.Wait()
 
+	attempts, _ := st.Snapshot()
 	rep := report{
 		Operations:     cfg.Workers * cfg.Transfers,
 		Committed:      int(committed.Load()),
 		GaveUp:         int(gaveUp.Load()),
-		Attempts:       attempts.Load(),
-		RetriesByCause: causes,
+		Attempts:       attempts,
+		RetriesByCause: st.Retries(),
 		Elapsed:        time.Since(start),
 	}
 	if err := db.QueryRowContext(ctx, "SELECT sum(balance) FROM accounts").Scan(&rep.Balance); err != nil {
@@ -240,23 +215,11 @@ func cause(err error) string {
 }
 
 func printReport(out io.Writer, r report) {
-	retries := 0
-	names := make([]string, 0, len(r.RetriesByCause))
-	for name, n := range r.RetriesByCause {
-		names = append(names, name)
-		retries += n
-	}
-	sort.Strings(names)
-	fmt.Fprintf(out, "\nfinished in %v\n", r.Elapsed.Round(time.Millisecond))
-	fmt.Fprintf(out, "  operations  %d (%d committed, %d gave up)\n", r.Operations, r.Committed, r.GaveUp)
-	fmt.Fprintf(out, "  attempts    %d (%.2f per operation)\n", r.Attempts, float64(r.Attempts)/float64(max(1, r.Operations)))
-	fmt.Fprintf(out, "  retries     %d\n", retries)
-	for _, name := range names {
-		fmt.Fprintf(out, "    %5d  %s\n", r.RetriesByCause[name], name)
-	}
-	verdict := "OK: no money created or lost, every transfer in the ledger exactly once"
-	if !r.Consistent() {
-		verdict = "FAILED"
-	}
-	fmt.Fprintf(out, "  check       sum of balances %d, ledger rows %d for %d commits: %s\n", r.Balance, r.LedgerRows, r.Committed, verdict)
+	s := demo.Finished(out, r.Elapsed)
+	s.Row("operations", "%d (%d committed, %d gave up)", r.Operations, r.Committed, r.GaveUp)
+	s.Row("attempts", "%d (%.2f per operation)", r.Attempts, float64(r.Attempts)/float64(max(1, r.Operations)))
+	s.Row("retries", "%d", demo.Total(r.RetriesByCause))
+	s.Causes(r.RetriesByCause)
+	s.Check(r.Consistent(), "OK: no money created or lost, every transfer in the ledger exactly once",
+		"sum of balances %d, ledger rows %d for %d commits", r.Balance, r.LedgerRows, r.Committed)
 }
