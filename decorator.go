@@ -88,6 +88,20 @@ func decorate[T any](op Op[T], d Decorator) Op[T] {
 		}
 		return out
 	case *retrier:
+		if d.direct() {
+			return func(ctx context.Context) (T, error) {
+				v, err := op(ctx)
+				if err == nil {
+					return v, nil
+				}
+				err = d.loop(ctx, func(ctx context.Context) error {
+					var err error
+					v, err = op(ctx)
+					return err
+				}, err)
+				return v, err
+			}
+		}
 		return func(ctx context.Context) (T, error) {
 			var v T
 			err := d.run(ctx, func(ctx context.Context) error {
