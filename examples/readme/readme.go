@@ -46,7 +46,10 @@ func transferMoney(ctx context.Context, pool *pgxpool.Pool, from, to, amount int
 		err := tx.QueryRow(ctx, "INSERT INTO ledger (src, dst, amount) VALUES ($1, $2, $3) RETURNING id", from, to, amount).Scan(&id)
 		return id, err
 	}, pgxdb.Isolation(pgx.Serializable))
-	id, err := transfer.With(dbop.WithRetry(dbop.FullJitter(dbop.Exponential(5*time.Millisecond, 500*time.Millisecond)))).Run(ctx)
+	id, err := transfer.With(dbop.WithRetry(
+		dbop.FullJitter(dbop.Exponential(5*time.Millisecond, time.Second)),
+		dbop.MaxAttempts(50),
+	)).Run(ctx)
 	return id, err
 }
 
