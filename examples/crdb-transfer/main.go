@@ -80,13 +80,11 @@ import (
 	"github.com/dbop-go/dbop/examples/internal/demo"
 )
 
-// dsnEnv names the environment variable that holds the connection string.
-const dsnEnv = "DBOP_POSTGRES_DSN"
-
-// missingDSN says what to set when dsnEnv is empty.
-func missingDSN() string {
-	return "set " + dsnEnv + " to a PostgreSQL (or CockroachDB) connection string, e.g.\n" +
-		"\texport " + dsnEnv + "='postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable'"
+// dsnVar is the environment variable that holds the connection string.
+var dsnVar = demo.DSNVar{
+	Name:    "DBOP_POSTGRES_DSN",
+	What:    "a PostgreSQL (or CockroachDB) connection string",
+	Example: "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
 }
 
 // config is what one run does.
@@ -121,16 +119,13 @@ func (r report) Consistent() bool {
 }
 
 func main() {
-	cfg := config{DSN: os.Getenv(dsnEnv)}
+	var cfg config
 	flag.IntVar(&cfg.Workers, "workers", 8, "phase 2: concurrent writers")
 	flag.IntVar(&cfg.Transfers, "transfers", 25, "phase 2: transfers per writer")
 	flag.IntVar(&cfg.Accounts, "accounts", 4, "hot accounts the transfers move money between")
 	flag.IntVar(&cfg.Restarts, "restarts", 1, "in-place restarts per transaction (cockroach_restart)")
 	flag.Parse()
-	if cfg.DSN == "" {
-		fmt.Fprintln(os.Stderr, "crdb-transfer example:", missingDSN())
-		os.Exit(2)
-	}
+	cfg.DSN = dsnVar.MustGet("crdb-transfer example") // status 2 if it is not set
 
 	ctx, stop := context.WithTimeout(context.Background(), time.Minute)
 	defer stop()
@@ -140,7 +135,7 @@ func main() {
 
 func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	if cfg.DSN == "" {
-		return report{}, errors.New(missingDSN())
+		return report{}, errors.New(dsnVar.Message())
 	}
 	out = demo.Locked(out) // the workers report progress
 	if cfg.Workers < 1 || cfg.Transfers < 1 || cfg.Accounts < 3 || cfg.Restarts < 0 {
@@ -149,7 +144,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	}
 	poolCfg, err := pgxpool.ParseConfig(cfg.DSN)
 	if err != nil {
-		return report{}, fmt.Errorf("%s: %w", dsnEnv, err)
+		return report{}, fmt.Errorf("%s: %w", dsnVar.Name, err)
 	}
 	poolCfg.MaxConns = int32(cfg.Workers)
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)

@@ -53,13 +53,11 @@ import (
 	"github.com/dbop-go/dbop/examples/internal/demo"
 )
 
-// dsnEnv names the environment variable that holds the connection string.
-const dsnEnv = "DBOP_POSTGRES_DSN"
-
-// missingDSN says what to set when dsnEnv is empty.
-func missingDSN() string {
-	return "set " + dsnEnv + " to a PostgreSQL connection string, e.g.\n" +
-		"\texport " + dsnEnv + "='postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable'"
+// dsnVar is the environment variable that holds the connection string.
+var dsnVar = demo.DSNVar{
+	Name:    "DBOP_POSTGRES_DSN",
+	What:    "a PostgreSQL connection string",
+	Example: "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
 }
 
 // Account is a balance; money moves between accounts.
@@ -111,15 +109,12 @@ func (r report) Consistent() bool {
 }
 
 func main() {
-	cfg := config{DSN: os.Getenv(dsnEnv)}
+	var cfg config
 	flag.IntVar(&cfg.Workers, "workers", 8, "phase 2: concurrent writers")
 	flag.IntVar(&cfg.Transfers, "transfers", 15, "phase 2: transfers per writer")
 	flag.IntVar(&cfg.Accounts, "accounts", 4, "accounts the transfers move money between")
 	flag.Parse()
-	if cfg.DSN == "" {
-		fmt.Fprintln(os.Stderr, "gorm example:", missingDSN())
-		os.Exit(2)
-	}
+	cfg.DSN = dsnVar.MustGet("gorm example") // status 2 if it is not set
 
 	ctx, stop := context.WithTimeout(context.Background(), time.Minute)
 	defer stop()
@@ -129,7 +124,7 @@ func main() {
 
 func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	if cfg.DSN == "" {
-		return report{}, errors.New(missingDSN())
+		return report{}, errors.New(dsnVar.Message())
 	}
 	out = demo.Locked(out) // the workers report progress
 	if cfg.Workers < 1 || cfg.Transfers < 1 || cfg.Accounts < 3 {
@@ -139,7 +134,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	// the screen with the very errors they heal.
 	db, err := gorm.Open(postgres.Open(cfg.DSN), &gorm.Config{Logger: logger.Discard})
 	if err != nil {
-		return report{}, fmt.Errorf("%s: %w", dsnEnv, err)
+		return report{}, fmt.Errorf("%s: %w", dsnVar.Name, err)
 	}
 	sqlDB, err := db.DB()
 	if err != nil {

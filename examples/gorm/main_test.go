@@ -3,13 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dbop-go/dbop/examples/internal/demo/demotest"
 	"github.com/dbop-go/dbop/internal/testdb"
 )
 
@@ -46,10 +44,10 @@ func TestGorm(t *testing.T) {
 }
 
 func TestMissingDSN(t *testing.T) {
-	msg := missingDSN()
-	for _, want := range []string{"set " + dsnEnv, "export " + dsnEnv + "='postgres://"} {
+	msg := dsnVar.Message()
+	for _, want := range []string{"set " + dsnVar.Name, "export " + dsnVar.Name + "='postgres://"} {
 		if !strings.Contains(msg, want) {
-			t.Errorf("missingDSN() = %q, want it to contain %q", msg, want)
+			t.Errorf("Message() = %q, want it to contain %q", msg, want)
 		}
 	}
 	if _, err := run(t.Context(), config{}, &bytes.Buffer{}); err == nil || err.Error() != msg {
@@ -60,30 +58,5 @@ func TestMissingDSN(t *testing.T) {
 // TestMainWithoutDSN runs main in a child process with no DSN in its
 // environment: it must say what to set and exit with status 2.
 func TestMainWithoutDSN(t *testing.T) {
-	if os.Getenv("DBOP_EXAMPLE_RUN_MAIN") == "1" {
-		main()
-		t.Fatal("main returned without a DSN")
-	}
-	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestMainWithoutDSN$")
-	cmd.Env = append(without(os.Environ(), dsnEnv), "DBOP_EXAMPLE_RUN_MAIN=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	if exit, ok := errors.AsType[*exec.ExitError](err); !ok || exit.ExitCode() != 2 {
-		t.Fatalf("main without %s: %v, want exit status 2\n%s", dsnEnv, err, stderr.String())
-	}
-	if !strings.Contains(stderr.String(), missingDSN()) {
-		t.Errorf("stderr = %q, want it to contain %q", stderr.String(), missingDSN())
-	}
-}
-
-// without returns env without the variable name.
-func without(env []string, name string) []string {
-	var kept []string
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, name+"=") {
-			kept = append(kept, kv)
-		}
-	}
-	return kept
+	demotest.CheckMainWithoutDSN(t, dsnVar, main)
 }

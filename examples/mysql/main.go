@@ -57,13 +57,11 @@ import (
 	"github.com/dbop-go/dbop/examples/internal/demo"
 )
 
-// dsnEnv names the environment variable that holds the DSN.
-const dsnEnv = "DBOP_MYSQL_DSN"
-
-// missingDSN says what to set when dsnEnv is empty.
-func missingDSN() string {
-	return "set " + dsnEnv + " to a go-sql-driver/mysql DSN for MySQL or MariaDB, naming a database the example may create tables in, e.g.\n" +
-		"\texport " + dsnEnv + "='root@tcp(127.0.0.1:3306)/dbop_test'"
+// dsnVar is the environment variable that holds the DSN.
+var dsnVar = demo.DSNVar{
+	Name:    "DBOP_MYSQL_DSN",
+	What:    "a go-sql-driver/mysql DSN for MySQL or MariaDB, naming a database the example may create tables in",
+	Example: "root@tcp(127.0.0.1:3306)/dbop_test",
 }
 
 // lockWait is the per-attempt innodb_lock_wait_timeout.
@@ -101,15 +99,12 @@ func (r report) Consistent() bool {
 }
 
 func main() {
-	cfg := config{DSN: os.Getenv(dsnEnv)}
+	var cfg config
 	flag.IntVar(&cfg.Workers, "workers", 8, "phase 2: concurrent writers")
 	flag.IntVar(&cfg.Transfers, "transfers", 20, "phase 2: transfers per writer")
 	flag.IntVar(&cfg.Accounts, "accounts", 4, "accounts the transfers move money between")
 	flag.Parse()
-	if cfg.DSN == "" {
-		fmt.Fprintln(os.Stderr, "mysql example:", missingDSN())
-		os.Exit(2)
-	}
+	cfg.DSN = dsnVar.MustGet("mysql example") // status 2 if it is not set
 
 	ctx, stop := context.WithTimeout(context.Background(), time.Minute)
 	defer stop()
@@ -119,7 +114,7 @@ func main() {
 
 func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	if cfg.DSN == "" {
-		return report{}, errors.New(missingDSN())
+		return report{}, errors.New(dsnVar.Message())
 	}
 	out = demo.Locked(out) // the workers report progress
 	if cfg.Workers < 1 || cfg.Transfers < 1 || cfg.Accounts < 2 {
@@ -127,7 +122,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	}
 	db, err := sql.Open("mysql", cfg.DSN)
 	if err != nil {
-		return report{}, fmt.Errorf("%s: %w", dsnEnv, err)
+		return report{}, fmt.Errorf("%s: %w", dsnVar.Name, err)
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(cfg.Workers)

@@ -61,13 +61,11 @@ import (
 	"github.com/dbop-go/dbop/examples/internal/demo"
 )
 
-// dsnEnv names the environment variable that holds the connection string.
-const dsnEnv = "DBOP_POSTGRES_DSN"
-
-// missingDSN says what to set when dsnEnv is empty.
-func missingDSN() string {
-	return "set " + dsnEnv + " to a PostgreSQL connection string, e.g.\n" +
-		"\texport " + dsnEnv + "='postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable'"
+// dsnVar is the environment variable that holds the connection string.
+var dsnVar = demo.DSNVar{
+	Name:    "DBOP_POSTGRES_DSN",
+	What:    "a PostgreSQL connection string",
+	Example: "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
 }
 
 // heldAttempts is how many attempts of the savepoint step time out before
@@ -120,16 +118,13 @@ func (r report) Consistent() bool {
 }
 
 func main() {
-	cfg := config{DSN: os.Getenv(dsnEnv)}
+	var cfg config
 	flag.IntVar(&cfg.Workers, "workers", 4, "phase 2: concurrent writers")
 	flag.IntVar(&cfg.Transfers, "transfers", 10, "phase 2: transfers per writer")
 	flag.DurationVar(&cfg.LockTimeout, "lock-timeout", 100*time.Millisecond, "phase 3: lock_timeout of each attempt of the step")
 	flag.DurationVar(&cfg.DeadlockTimeout, "deadlock-timeout", 50*time.Millisecond, "deadlock_timeout to ask for (superuser only; 0 keeps the server's)")
 	flag.Parse()
-	if cfg.DSN == "" {
-		fmt.Fprintln(os.Stderr, "pgx example:", missingDSN())
-		os.Exit(2)
-	}
+	cfg.DSN = dsnVar.MustGet("pgx example") // status 2 if it is not set
 
 	ctx, stop := context.WithTimeout(context.Background(), time.Minute)
 	defer stop()
@@ -139,7 +134,7 @@ func main() {
 
 func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	if cfg.DSN == "" {
-		return report{}, errors.New(missingDSN())
+		return report{}, errors.New(dsnVar.Message())
 	}
 	out = demo.Locked(out) // the workers report progress
 	if cfg.Workers < 1 || cfg.Transfers < 1 || cfg.LockTimeout <= 0 {
@@ -147,7 +142,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (report, error) {
 	}
 	poolCfg, err := pgxpool.ParseConfig(cfg.DSN)
 	if err != nil {
-		return report{}, fmt.Errorf("%s: %w", dsnEnv, err)
+		return report{}, fmt.Errorf("%s: %w", dsnVar.Name, err)
 	}
 	poolCfg.MaxConns = int32(cfg.Workers + 2) // the writers, and phase 3's two connections
 	if cfg.DeadlockTimeout > 0 {

@@ -6,6 +6,13 @@
 // retries, classifies or runs a transaction: that is what the examples show
 // dbop doing.
 //
+// # Connection string
+//
+// Each example reads its connection string from an environment variable, a
+// [DSNVar]: [DSNVar.MustGet] ends main with status 2 when it is not set,
+// after printing [DSNVar.Message], which says what to set it to. The
+// examples' tests check that with [CheckMainWithoutDSN].
+//
 // # Output
 //
 // The examples' workers print progress concurrently: [Locked] wraps the
