@@ -11,7 +11,7 @@
 // Each example reads its connection string from an environment variable, a
 // [DSNVar]: [DSNVar.MustGet] ends main with status 2 when it is not set,
 // after printing [DSNVar.Message], which says what to set it to. The
-// examples' tests check that with [CheckMainWithoutDSN].
+// examples' tests check that with demotest.CheckMainWithoutDSN.
 //
 // # Output
 //
