@@ -21,6 +21,23 @@ type Backoff interface {
 	Delay(n int, prev time.Duration, random uint64) time.Duration
 }
 
+// capped is implemented by the Backoffs that never wait longer than a cap
+// their user set: the max of [Exponential] and [DecorrelatedJitter], and the
+// jitter wrappers around one of them. [Jitter] keeps within it.
+type capped interface {
+	// maxDelay returns the longest delay the Backoff returns, and false
+	// when it promises none.
+	maxDelay() (time.Duration, bool)
+}
+
+// maxDelayOf returns b's cap, and false when b has none.
+func maxDelayOf(b Backoff) (time.Duration, bool) {
+	if c, ok := b.(capped); ok {
+		return c.maxDelay()
+	}
+	return 0, false
+}
+
 // Exponential returns a [Backoff] that waits base before the first retry and
 // doubles the wait before each later one, up to max: base·2^(n-1), capped at
 // max. A retry number n <= 0 is treated as 1. It ignores the random word;
@@ -33,6 +50,8 @@ func Exponential(base, max time.Duration) Backoff {
 }
 
 type exponential struct{ base, max time.Duration }
+
+func (e exponential) maxDelay() (time.Duration, bool) { return e.max, true }
 
 func (e exponential) Delay(n int, _ time.Duration, _ uint64) time.Duration {
 	shift := max(n, 1) - 1
@@ -74,6 +93,9 @@ func FullJitter(b Backoff) Backoff {
 
 type fullJitter struct{ b Backoff }
 
+// maxDelay is b's: a full jitter never exceeds the delay b chose.
+func (f fullJitter) maxDelay() (time.Duration, bool) { return maxDelayOf(f.b) }
+
 func (f fullJitter) Delay(n int, prev time.Duration, random uint64) time.Duration {
 	d := max(f.b.Delay(n, prev, mix(random)), 0)
 	return uniform(0, d, random)
@@ -81,9 +103,12 @@ func (f fullJitter) Delay(n int, prev time.Duration, random uint64) time.Duratio
 
 // Jitter returns a [Backoff] that spreads the delay d chosen by b uniformly
 // over [d·(1-fraction), d·(1+fraction)]: Jitter(b, 0.1) varies each delay by
-// up to ±10%. The upper end saturates at the largest [time.Duration]. b
-// receives a random word derived from the one Jitter uses, as with
-// [FullJitter].
+// up to ±10%. The range is cut at b's cap, so that jitter never makes a
+// retry wait longer than the max given to [Exponential] or
+// [DecorrelatedJitter] (wrapped in [FullJitter] or Jitter or not): a delay
+// at the cap is spread over [max·(1-fraction), max]. Otherwise the upper end
+// saturates at the largest [time.Duration]. b receives a random word derived
+// from the one Jitter uses, as with [FullJitter].
 //
 // It panics if b is nil or fraction is not in [0, 1] (including NaN).
 func Jitter(b Backoff, fraction float64) Backoff {
@@ -94,6 +119,7 @@ func Jitter(b Backoff, fraction float64) Backoff {
 		panic(fmt.Sprintf("dbop: Jitter: fraction must be in [0, 1], got %v", fraction))
 	}
 	j := jitter{b: b, fraction: fraction}
+	j.ceiling, j.capped = maxDelayOf(b)
 	if fraction < 1 {
 		// fraction·2^64 is exact and below 2^64; the conversion truncates,
 		// so the spread computed from scale never exceeds d·fraction.
@@ -104,8 +130,10 @@ func Jitter(b Backoff, fraction float64) Backoff {
 
 type jitter struct {
 	b        Backoff
-	fraction float64 // in [0, 1]; kept for == and for printing
-	scale    uint64  // floor(fraction·2^64) when fraction < 1
+	fraction float64       // in [0, 1]; kept for == and for printing
+	scale    uint64        // floor(fraction·2^64) when fraction < 1
+	ceiling  time.Duration // b's cap, when capped
+	capped   bool
 }
 
 func (j jitter) Delay(n int, prev time.Duration, random uint64) time.Duration {
@@ -115,8 +143,18 @@ func (j jitter) Delay(n int, prev time.Duration, random uint64) time.Duration {
 		hi, _ := bits.Mul64(uint64(d), j.scale)
 		spread = time.Duration(hi) // floor(d·scale/2^64) <= d
 	}
-	return uniform(d-spread, addSat(d, spread), random)
+	lo, hi := d-spread, addSat(d, spread)
+	if j.capped {
+		// Cut the range rather than clamp the delay, so that retries at
+		// the cap stay spread apart instead of piling up on it.
+		hi = max(min(hi, j.ceiling), 0)
+		lo = min(lo, hi)
+	}
+	return uniform(lo, hi, random)
 }
+
+// maxDelay is b's: Jitter keeps within it.
+func (j jitter) maxDelay() (time.Duration, bool) { return j.ceiling, j.capped }
 
 // DecorrelatedJitter returns a [Backoff] using AWS's "decorrelated jitter":
 // each delay is uniformly random between base and three times the previous
@@ -130,6 +168,8 @@ func DecorrelatedJitter(base, max time.Duration) Backoff {
 }
 
 type decorrelatedJitter struct{ base, max time.Duration }
+
+func (dj decorrelatedJitter) maxDelay() (time.Duration, bool) { return dj.max, true }
 
 func (dj decorrelatedJitter) Delay(_ int, prev time.Duration, random uint64) time.Duration {
 	prev = max(prev, dj.base)

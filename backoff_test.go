@@ -125,7 +125,11 @@ func TestJitterBounds(t *testing.T) {
 		{"jitter zero fraction", Jitter(Constant(time.Second), 0), 1, 0, time.Second, time.Second},
 		{"jitter whole fraction", Jitter(Constant(time.Second), 1), 1, 0, 0, 2 * time.Second},
 		{"jitter saturates", Jitter(Constant(maxDuration), 0.5), 1, 0, maxDuration - maxDuration/2, maxDuration},
-		{"jitter of capped exponential", Jitter(Exponential(time.Second, 10*time.Second), 0.2), 10, 0, 8 * time.Second, 12 * time.Second},
+		{"jitter of an exponential below its cap", Jitter(Exponential(time.Second, 10*time.Second), 0.2), 3, 0, 3200 * time.Millisecond, 4800 * time.Millisecond},
+		{"jitter of an exponential cut at its cap", Jitter(Exponential(time.Second, 9*time.Second), 0.2), 4, 0, 6400 * time.Millisecond, 9 * time.Second},
+		{"jitter of an exponential at its cap", Jitter(Exponential(time.Second, 10*time.Second), 0.2), 10, 0, 8 * time.Second, 10 * time.Second},
+		{"whole jitter of an exponential at its cap", Jitter(Exponential(time.Second, 10*time.Second), 1), 10, 0, 0, 10 * time.Second},
+		{"jitter of decorrelated at its cap", Jitter(DecorrelatedJitter(time.Second, 2*time.Second), 0.5), 2, time.Hour, time.Second, 2 * time.Second},
 		{"decorrelated first retry", DecorrelatedJitter(100*time.Millisecond, time.Minute), 1, 0, 100 * time.Millisecond, 300 * time.Millisecond},
 		{"decorrelated after 1s", DecorrelatedJitter(100*time.Millisecond, time.Minute), 5, time.Second, 100 * time.Millisecond, 3 * time.Second},
 		{"decorrelated capped", DecorrelatedJitter(100*time.Millisecond, 2*time.Second), 5, time.Second, 100 * time.Millisecond, 2 * time.Second},
@@ -150,6 +154,58 @@ func TestJitterBounds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestJitterKeepsWithinTheCap checks that Jitter never waits longer than
+// the cap of what it wraps, however deep, over many retry numbers and random
+// words; and that where the delay it jitters reaches the cap, so does it.
+func TestJitterKeepsWithinTheCap(t *testing.T) {
+	const ceiling = 10 * time.Second
+	exp := Exponential(100*time.Millisecond, ceiling)
+	dj := DecorrelatedJitter(100*time.Millisecond, ceiling)
+	tests := []struct {
+		name    string
+		b       Backoff
+		reaches bool // delays come within 1% of the cap
+	}{
+		{"Jitter of Exponential", Jitter(exp, 0.2), true},
+		{"whole Jitter of Exponential", Jitter(exp, 1), true},
+		{"Jitter of DecorrelatedJitter", Jitter(dj, 0.5), true},
+		{"Jitter of FullJitter", Jitter(FullJitter(exp), 0.5), true},
+		{"Jitter of Jitter", Jitter(Jitter(exp, 0.5), 0.5), true},
+		{"FullJitter of Jitter", FullJitter(Jitter(dj, 0.3)), false},
+		{"Jitter of Jitter of FullJitter", Jitter(Jitter(FullJitter(dj), 1), 1), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if c, ok := maxDelayOf(tt.b); !ok || c != ceiling {
+				t.Errorf("maxDelayOf = %v, %v; want %v, true", c, ok, ceiling)
+			}
+			src := rand.NewPCG(7, 8)
+			var longest, prev time.Duration
+			for i := range 100000 {
+				n := i%20 + 1
+				if n == 1 {
+					prev = 0
+				}
+				d := tt.b.Delay(n, prev, src.Uint64())
+				if d < 0 || d > ceiling {
+					t.Fatalf("Delay(%d, %v) = %v, want within [0, %v]", n, prev, d, ceiling)
+				}
+				longest, prev = max(longest, d), d
+			}
+			if tt.reaches && longest < ceiling*99/100 {
+				t.Errorf("the longest delay is %v, want close to the %v cap", longest, ceiling)
+			}
+		})
+	}
+	t.Run("no cap to keep", func(t *testing.T) {
+		for _, b := range []Backoff{Constant(time.Second), Jitter(Constant(time.Second), 0.5), backoffFunc(func(int, time.Duration, uint64) time.Duration { return 0 })} {
+			if c, ok := maxDelayOf(b); ok {
+				t.Errorf("maxDelayOf(%T) = %v, true; want no cap", b, c)
+			}
+		}
+	})
 }
 
 // TestJitterSpreads checks that the random words are used: a jittered
@@ -438,7 +494,8 @@ const (
 )
 
 // FuzzBackoff checks that no strategy returns a negative delay or exceeds its
-// cap, for any retry number, previous delay and random word. Kinds whose
+// cap, jittered ones included, for any retry number, previous delay and
+// random word. Kinds whose
 // constructor arguments are invalid are skipped.
 func FuzzBackoff(f *testing.F) {
 	const maxInt64, minInt64 = math.MaxInt64, math.MinInt64
@@ -474,16 +531,11 @@ func FuzzBackoff(f *testing.F) {
 			hi = expectedExponential(base, maxD, n)
 		case kindJitter:
 			checkJitter(t, got, expectedExponential(base, maxD, n), fraction)
-			checkJitterCap(t, got, maxD, fraction)
-			hi = maxDuration
 		case kindDecorrelated:
 			lo = time.Duration(base)
 			if p := max(prev, base); p <= math.MaxInt64/3 {
 				hi = min(hi, time.Duration(3*p))
 			}
-		case kindJitterDecorrelated:
-			checkJitterCap(t, got, maxD, fraction)
-			hi = maxDuration
 		}
 		if got < lo || got > hi {
 			t.Fatalf("delay %v, want within [%v, %v]", got, lo, hi)
@@ -548,15 +600,6 @@ func checkJitter(t *testing.T, got, d time.Duration, fraction float64) {
 	}
 }
 
-// checkJitterCap fails unless got <= maxD·(1+fraction), computed exactly
-// (a time.Duration cannot exceed the saturated value).
-func checkJitterCap(t *testing.T, got time.Duration, maxD int64, fraction float64) {
-	t.Helper()
-	if exactInt(int64(got)-maxD).Cmp(exactProduct(maxD, fraction)) > 0 {
-		t.Fatalf("delay %v exceeds max·(1+fraction) = %v·(1+%v)", got, time.Duration(maxD), fraction)
-	}
-}
-
 // exactInt returns x as a big.Float without rounding.
 func exactInt(x int64) *big.Float { return new(big.Float).SetPrec(256).SetInt64(x) }
 
@@ -564,4 +607,51 @@ func exactInt(x int64) *big.Float { return new(big.Float).SetPrec(256).SetInt64(
 // 256.
 func exactProduct(x int64, f float64) *big.Float {
 	return exactInt(x).Mul(exactInt(x), new(big.Float).SetFloat64(f))
+}
+
+// FuzzJitterNeverExceedsCap checks Jitter's promise for any retry number,
+// previous delay and random word: Jitter(Exponential(base, max), fraction)
+// never waits longer than max, nor does Jitter around any stack of jitter
+// wrappers over an Exponential or a DecorrelatedJitter; and it still keeps
+// within fraction of the delay it jitters.
+func FuzzJitterNeverExceedsCap(f *testing.F) {
+	const maxInt64 = math.MaxInt64
+	for wrap := range uint8(8) {
+		f.Add(wrap, int64(time.Second), int64(10*time.Second), 0.2, 0.5, 10, int64(0), uint64(math.MaxUint64))
+		f.Add(wrap, int64(1), int64(1), 1.0, 1.0, 1, int64(0), uint64(math.MaxUint64))
+		f.Add(wrap, int64(1), int64(maxInt64), 1.0, 0.0, 64, int64(maxInt64), uint64(math.MaxUint64))
+		f.Add(wrap, int64(3), int64(maxInt64/3+1), 0.999999, 0.1, 63, int64(maxInt64/3+1), uint64(1<<63))
+		f.Add(wrap, int64(time.Millisecond), int64(time.Second), 0.0, 1.0, math.MinInt, int64(-1), uint64(0))
+	}
+	f.Fuzz(func(t *testing.T, wrap uint8, base, maxD int64, fraction, inner float64, n int, prev int64, random uint64) {
+		if base <= 0 || maxD < base {
+			t.Skip("invalid base or max")
+		}
+		if !(fraction >= 0 && fraction <= 1) || !(inner >= 0 && inner <= 1) {
+			t.Skip("invalid fraction")
+		}
+		var b Backoff = Exponential(time.Duration(base), time.Duration(maxD))
+		if wrap&1 != 0 {
+			b = DecorrelatedJitter(time.Duration(base), time.Duration(maxD))
+		}
+		switch wrap >> 1 % 4 {
+		case 1:
+			b = FullJitter(b)
+		case 2:
+			b = Jitter(b, inner)
+		case 3:
+			b = FullJitter(Jitter(b, inner))
+		}
+		j := Jitter(b, fraction)
+		got := j.Delay(n, time.Duration(prev), random)
+		if got < 0 || got > time.Duration(maxD) {
+			t.Fatalf("%#v.Delay(%d, %v, %#x) = %v, want within [0, %v]", j, n, time.Duration(prev), random, got, time.Duration(maxD))
+		}
+		if d := max(b.Delay(n, time.Duration(prev), mix(random)), 0); got > d {
+			// Cut at the cap, the range still starts within fraction of d.
+			checkJitter(t, got, d, fraction)
+		} else if exactInt(int64(d-got)).Cmp(exactProduct(int64(d), fraction)) > 0 {
+			t.Fatalf("delay %v is further than %v·%v below %v", got, d, fraction, d)
+		}
+	})
 }

@@ -10,9 +10,12 @@ import (
 )
 
 var (
-	benchSink  int
-	errBusy    = errors.New("busy")
-	classifyFn = func(err error) dbop.Verdict {
+	benchSink int
+	errBusy   = errors.New("busy")
+	// errRetryable is errBusy marked retryable, for tests that retry it
+	// without a classifier: WithRetry retries only errors it recognises.
+	errRetryable = dbop.Transient(errBusy)
+	classifyFn   = func(err error) dbop.Verdict {
 		if err == errBusy {
 			return dbop.RetryStatement
 		}

@@ -28,13 +28,20 @@ var ErrBudgetExhausted = errors.New("dbop: retry budget exhausted")
 // ([BudgetMinRate]) still allows a few retries per second when the bucket is
 // empty, for callers too quiet to refill it.
 //
-// A Budget starts full. It is safe for concurrent use, lock-free, and costs
-// no allocation. Its clock, for the floor only, is [time.Now]. The zero
-// value refuses every retry: use [NewBudget].
+// The zero value is ready to use and behaves exactly as
+// NewBudget(DefaultBudgetRatio): a ratio of [DefaultBudgetRatio], at most
+// [DefaultBudgetMax] tokens, no floor. So a Budget can be a struct field or
+// a package variable with no constructor. A Budget starts full. It is safe
+// for concurrent use, lock-free, and costs no allocation; it must not be
+// copied after first use. Its clock, for the floor only, is [time.Now].
 type Budget struct {
-	balance atomic.Int64 // in micro-tokens
-	credit  int64        // micro-tokens each first attempt deposits
-	max     int64        // micro-tokens the bucket holds at most
+	spent atomic.Int64 // micro-tokens below full: zero is a full bucket
+
+	// Set by NewBudget only; a zero Budget reads the defaults instead
+	// (see limits).
+	configured bool
+	credit     int64 // micro-tokens each first attempt deposits
+	max        int64 // micro-tokens the bucket holds at most
 
 	// The floor is a generic cell rate algorithm: tat is the theoretical
 	// time, in nanoseconds since epoch, at which the next floor retry is
@@ -55,20 +62,32 @@ const microTokens = 1_000_000
 // retries on top of ratio times the operations started.
 const DefaultBudgetMax = 100
 
+// DefaultBudgetRatio is the ratio of the zero [Budget]: each operation's
+// first attempt deposits a tenth of a token, so that during an outage
+// retries add at most about 10% to the load, beyond the first
+// [DefaultBudgetMax]. Pass it to [NewBudget] to change only the options.
+const DefaultBudgetRatio = 0.1
+
+// defaultCredit is DefaultBudgetRatio in micro-tokens, as NewBudget rounds
+// it.
+const defaultCredit = DefaultBudgetRatio * microTokens
+
 // A BudgetOption configures [NewBudget].
 type BudgetOption func(*Budget)
 
 // NewBudget returns a full [Budget] where each operation's first attempt
-// deposits ratio tokens and each retry costs one. It panics unless
-// 0 <= ratio <= 1 or if an option is invalid.
+// deposits ratio tokens and each retry costs one. A zero Budget is
+// NewBudget(DefaultBudgetRatio). It panics unless 0 <= ratio <= 1 or if an
+// option is invalid.
 func NewBudget(ratio float64, opts ...BudgetOption) *Budget {
 	if !(ratio >= 0 && ratio <= 1) {
 		panic(fmt.Sprintf("dbop: NewBudget(%v): the ratio must be between 0 and 1", ratio))
 	}
 	b := &Budget{
-		credit: int64(math.Round(ratio * microTokens)),
-		max:    DefaultBudgetMax * microTokens,
-		epoch:  time.Now(),
+		configured: true,
+		credit:     int64(math.Round(ratio * microTokens)),
+		max:        DefaultBudgetMax * microTokens,
+		epoch:      time.Now(),
 	}
 	for i, o := range opts {
 		if o == nil {
@@ -76,8 +95,17 @@ func NewBudget(ratio float64, opts ...BudgetOption) *Budget {
 		}
 		o(b)
 	}
-	b.balance.Store(b.max)
 	return b
+}
+
+// limits returns the micro-tokens a first attempt deposits and the bucket
+// holds at most: b's own when NewBudget made it, the defaults for a zero
+// Budget.
+func (b *Budget) limits() (credit, max int64) {
+	if !b.configured {
+		return defaultCredit, DefaultBudgetMax * microTokens
+	}
+	return b.credit, b.max
 }
 
 // BudgetMax sets the number of tokens a [Budget] holds at most, and starts
@@ -124,15 +152,16 @@ func WithBudget(b *Budget) RetryOption {
 // deposit credits the first attempt of an operation. A full bucket is only
 // read, so healthy traffic does not contend on it.
 func (b *Budget) deposit() {
-	if b.credit == 0 {
+	credit, _ := b.limits()
+	if credit == 0 {
 		return
 	}
 	for {
-		cur := b.balance.Load()
-		if cur >= b.max {
+		cur := b.spent.Load()
+		if cur <= 0 {
 			return
 		}
-		if b.balance.CompareAndSwap(cur, min(cur+b.credit, b.max)) {
+		if b.spent.CompareAndSwap(cur, max(cur-credit, 0)) {
 			return
 		}
 	}
@@ -141,12 +170,13 @@ func (b *Budget) deposit() {
 // withdraw reports whether a retry may go ahead, paying for it if so: from
 // the bucket, or else from the floor.
 func (b *Budget) withdraw() bool {
+	_, most := b.limits()
 	for {
-		cur := b.balance.Load()
-		if cur < microTokens {
+		cur := b.spent.Load()
+		if most-cur < microTokens {
 			break
 		}
-		if b.balance.CompareAndSwap(cur, cur-microTokens) {
+		if b.spent.CompareAndSwap(cur, cur+microTokens) {
 			return true
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/dbop-go/dbop"
 )
 
@@ -23,7 +25,7 @@ func budgeted(b *dbop.Budget, opts ...dbop.RetryOption) (attempts *atomic.Int64,
 		op := dbop.Op[int](func(context.Context) (int, error) {
 			attempts.Add(1)
 			if n++; n <= failures {
-				return 0, errBusy
+				return 0, errRetryable
 			}
 			return 1, nil
 		})
@@ -69,7 +71,7 @@ func TestBudgetModel(t *testing.T) {
 
 func TestBudgetRefusalError(t *testing.T) {
 	drv := &driverError{code: "08006"}
-	op := dbop.Op[int](func(context.Context) (int, error) { return 0, drv })
+	op := dbop.Op[int](func(context.Context) (int, error) { return 0, dbop.Transient(drv) })
 	_, err := op.With(dbop.WithRetry(dbop.Constant(0), dbop.WithBudget(dbop.NewBudget(0, dbop.BudgetMax(0))))).Run(context.Background())
 
 	var re *dbop.RetryError
@@ -172,11 +174,11 @@ func TestBudgetPaysOnlyForRetries(t *testing.T) {
 			return err
 		}},
 		{"the attempt limit", func(b *dbop.Budget) error {
-			_, err := failure[int](errBusy).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(1), dbop.WithBudget(b))).Run(context.Background())
+			_, err := failure[int](errRetryable).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(1), dbop.WithBudget(b))).Run(context.Background())
 			return err
 		}},
 		{"the elapsed-time limit", func(b *dbop.Budget) error {
-			_, err := failure[int](errBusy).With(dbop.WithRetry(dbop.Constant(time.Minute), dbop.MaxElapsed(time.Second), dbop.WithBudget(b))).Run(context.Background())
+			_, err := failure[int](errRetryable).With(dbop.WithRetry(dbop.Constant(time.Minute), dbop.MaxElapsed(time.Second), dbop.WithBudget(b))).Run(context.Background())
 			return err
 		}},
 	}
@@ -252,6 +254,85 @@ func TestBudgetMinRateAfterTheBucket(t *testing.T) {
 			t.Errorf("%d retries, want 3 from the bucket and 1 from the floor", got)
 		}
 	})
+}
+
+// The zero Budget is ready to use: it behaves exactly as
+// NewBudget(DefaultBudgetRatio), full at first, 100 tokens at most, a tenth
+// of a token per operation, no floor.
+func TestBudgetZeroValue(t *testing.T) {
+	type step struct {
+		ops, failures int
+	}
+	type outcome struct {
+		Attempts, Refused int64
+	}
+	tests := []struct {
+		name  string
+		steps []step
+		check func(t *testing.T, got []outcome)
+	}{
+		{
+			name:  "full at first: a failing operation is retried",
+			steps: []step{{1, 3}},
+			check: func(t *testing.T, got []outcome) {
+				if got[0] != (outcome{4, 0}) {
+					t.Errorf("got %+v, want 4 attempts and no refusal", got[0])
+				}
+			},
+		},
+		{
+			name:  "an outage spends the 100 tokens, then a tenth per operation",
+			steps: []step{{1000, always}},
+			check: func(t *testing.T, got []outcome) {
+				// 100 tokens and 1000 deposits of 0.1, each retry costing 1.
+				if retries := got[0].Attempts - 1000; retries > 200 || retries < 195 {
+					t.Errorf("%d retries during the outage, want at most and close to 200", retries)
+				}
+			},
+		},
+		{
+			name:  "healthy operations refill it after an outage",
+			steps: []step{{1000, always}, {100, 0}, {10, 1}},
+			check: func(t *testing.T, got []outcome) {
+				if got[2] != (outcome{20, 0}) {
+					t.Errorf("after 100 healthy operations: %+v, want 10 hiccups retried once each", got[2])
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			play := func(b *dbop.Budget) []outcome {
+				attempts, run := budgeted(b, dbop.MaxAttempts(4))
+				var out []outcome
+				for _, s := range tt.steps {
+					attempts.Store(0)
+					var refused int64
+					for range s.ops {
+						if errors.Is(run(s.failures), dbop.ErrBudgetExhausted) {
+							refused++
+						}
+					}
+					out = append(out, outcome{attempts.Load(), refused})
+				}
+				return out
+			}
+			var zero dbop.Budget
+			got := play(&zero)
+			if diff := cmp.Diff(play(dbop.NewBudget(dbop.DefaultBudgetRatio)), got); diff != "" {
+				t.Errorf("the zero Budget differs from NewBudget(DefaultBudgetRatio) (-NewBudget +zero):\n%s", diff)
+			}
+			tt.check(t, got)
+		})
+	}
+}
+
+// BenchmarkRetryWithZeroBudget is BenchmarkRetryWithBudget drawing on a
+// zero Budget: reading the defaults costs no allocation either.
+func BenchmarkRetryWithZeroBudget(b *testing.B) {
+	var budget dbop.Budget
+	op := dbop.Op[int](func(context.Context) (int, error) { return 1, nil })
+	runBench(b, op.With(dbop.WithRetry(dbop.Exponential(time.Millisecond, time.Second), dbop.WithBudget(&budget))))
 }
 
 func TestBudgetPanics(t *testing.T) {

@@ -127,7 +127,7 @@ func TestBulkheadPlacement(t *testing.T) {
 						attempts.Add(1)
 						time.Sleep(work)
 						if n++; n < 3 {
-							return 0, errBusy
+							return 0, errRetryable
 						}
 						return 1, nil
 					}).With(pipeline)

@@ -77,7 +77,7 @@ func TestThenUnderRetry(t *testing.T) {
 	first := dbop.Op[int](func(context.Context) (int, error) { firsts++; return 1, nil })
 	flakySecond := func(context.Context, int) (int, error) {
 		if seconds++; seconds == 1 {
-			return 0, errBusy
+			return 0, errRetryable
 		}
 		return 2, nil
 	}

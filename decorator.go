@@ -3,12 +3,15 @@ package dbop
 import (
 	"context"
 	"fmt"
+
+	"github.com/dbop-go/dbop/internal/txmark"
 )
 
 // A Decorator adds behaviour to an [Op] of any result type. The built-in
 // decorators ([WithRetry], [WithTimeout], [ClassifyBy], [Before], [After],
-// [Bulkhead], [Flight.Share], [Around], [Chain]) are plain values that need
-// no type arguments; a decorator for one result type only is a [Func].
+// [Bulkhead], [Flight.Share], [Around], [AroundTx], [Chain]) are plain
+// values that need no type arguments; a decorator for one result type only
+// is a [Func].
 //
 // Decorators are immutable once built and safe for concurrent use.
 type Decorator interface {
@@ -18,7 +21,6 @@ type Decorator interface {
 }
 
 // Func is a typed decorator: a function from an Op[T] to an Op[T]. It is how
-// decorators that need the result type ([OrDefault], [Fallback]) and
 // user-written typed decorators take part in [Op.With]. Applying a Func[T] to
 // an Op of another result type panics at build time.
 type Func[T any] func(Op[T]) Op[T]
@@ -61,32 +63,138 @@ type around func(ctx context.Context, next func(context.Context) error) error
 
 func (around) decorator() {}
 
-// decorateAll applies ds to op, the first listed outermost.
+// AroundTx is [Around] for a decorator that runs each attempt inside a
+// transaction the caller owns, such as a savepoint scope
+// (github.com/dbop-go/dbop/scopes.InSavepoint is one): tx is the
+// decorator's handle on that transaction, and must be comparable. Declaring
+// the transaction is what lets dbop keep invariant 1 around the decorator:
+//
+//   - a [WithRetry] listed before it in the same pipeline runs all of its
+//     attempts inside tx, so it never retries an error that doomed tx;
+//   - once a retry above it has run again after an error that doomed tx,
+//     it returns that error without calling fn, so nothing runs in the
+//     doomed transaction again;
+//   - listing it before a WithRetry that has no transaction scope inside
+//     it panics when the pipeline is built: every attempt of that retry
+//     would run inside one savepoint, which cannot undo a failed attempt.
+//
+// AroundTx panics if tx is nil or not comparable, or fn is nil.
+func AroundTx(tx any, fn func(ctx context.Context, next func(context.Context) error) error) Decorator {
+	if tx == nil {
+		panic("dbop: AroundTx: the transaction is nil")
+	}
+	if !txmark.Comparable(tx) {
+		panic(fmt.Sprintf("dbop: AroundTx: the transaction handle %T is not comparable: pass a pointer", tx))
+	}
+	if fn == nil {
+		panic("dbop: AroundTx: fn is nil")
+	}
+	return &aroundTx{key: tx, fn: fn}
+}
+
+type aroundTx struct {
+	key any
+	fn  func(ctx context.Context, next func(context.Context) error) error
+}
+
+func (*aroundTx) decorator() {}
+
+// decorateAll applies ds to op, the first listed outermost. It flattens the
+// pipelines in ds, refuses a decorator placed where it cannot do what it
+// says (invariant 4), and compiles the rest from the innermost out.
 func decorateAll[T any](op Op[T], ds []Decorator, caller string) Op[T] {
-	for i := len(ds) - 1; i >= 0; i-- {
-		if ds[i] == nil {
-			panic(fmt.Sprintf("dbop: decorator %d of %d passed to %s is nil", i+1, len(ds), caller))
+	flat := flatten(nil, ds, caller)
+	validate(flat)
+	var txKeys []any // the transactions of the scopes compiled so far
+	for i := len(flat) - 1; i >= 0; i-- {
+		op = decorate(op, flat[i], txKeys)
+		if s, ok := flat[i].(*aroundTx); ok {
+			txKeys = append(txKeys[:len(txKeys):len(txKeys)], s.key)
 		}
-		op = decorate(op, ds[i])
 	}
 	return op
+}
+
+// flatten appends ds to out with every Pipeline expanded in place.
+func flatten(out, ds []Decorator, caller string) []Decorator {
+	for i, d := range ds {
+		switch d := d.(type) {
+		case nil:
+			panic(fmt.Sprintf("dbop: decorator %d of %d passed to %s is nil", i+1, len(ds), caller))
+		case Pipeline:
+			out = flatten(out, d, "Chain")
+		default:
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// validate panics when a decorator of flat, outermost first, is placed
+// where it cannot act: a ClassifyBy whose verdicts no retry sees, an
+// OrDefault that hides every attempt's failure from the retry around it,
+// and a transaction scope around a retry that could then never retry.
+func validate(flat []Decorator) {
+	retryAt := func(from, to int) int { // the first WithRetry in flat[from:to], or -1
+		for i := from; i < to; i++ {
+			if _, ok := flat[i].(*retrier); ok {
+				return i
+			}
+		}
+		return -1
+	}
+	for i, d := range flat {
+		switch d := d.(type) {
+		case classify:
+			if retryAt(0, i) < 0 && retryAt(i+1, len(flat)) >= 0 {
+				panic(fmt.Sprintf("dbop: ClassifyBy (decorator %d) is listed before WithRetry (decorator %d): "+
+					"the retry never sees its verdicts, which only label the final error; list ClassifyBy after WithRetry",
+					i+1, retryAt(i+1, len(flat))+1))
+			}
+		case fallbackDecorator:
+			if j := retryAt(0, i); j >= 0 && d.replacesErrors() {
+				panic(fmt.Sprintf("dbop: OrDefault (decorator %d) is listed after WithRetry (decorator %d): "+
+					"it turns every failed attempt into a success, so the retry never runs again; list OrDefault before WithRetry",
+					i+1, j+1))
+			}
+		case *aroundTx:
+			j := retryAt(i+1, len(flat))
+			if j < 0 {
+				continue
+			}
+			inner := false
+			for _, e := range flat[j+1:] {
+				if _, ok := e.(*aroundTx); ok {
+					inner = true
+				}
+			}
+			if !inner {
+				panic(fmt.Sprintf("dbop: a transaction scope such as InSavepoint (decorator %d) is listed before WithRetry (decorator %d): "+
+					"every attempt would run inside the same savepoint, which cannot undo a failed attempt; list WithRetry first",
+					i+1, j+1))
+			}
+		}
+	}
 }
 
 // decorate compiles one decorator into a typed closure. The built-in
 // decorators are matched by their concrete types so that the closures call
 // them statically: the compiler then keeps the per-call state on the stack,
 // which is what makes a built pipeline free of allocations on its success
-// path.
-func decorate[T any](op Op[T], d Decorator) Op[T] {
+// path. A central switch is the price of that: a decorator known only
+// through an interface method would have to box its result, one allocation
+// per call, and validate needs to know each decorator's kind anyway. Users
+// extend the set with Around and Func.
+func decorate[T any](op Op[T], d Decorator, txKeys []any) Op[T] {
 	switch d := d.(type) {
-	case Pipeline:
-		return decorateAll(op, d, "Chain")
 	case Func[T]:
 		out := d(op)
 		if out == nil {
 			panic(fmt.Sprintf("dbop: %T returned a nil Op", d))
 		}
 		return out
+	case fallback[T]:
+		return d.wrap(op)
 	case *retrier:
 		if d.direct() {
 			return func(ctx context.Context) (T, error) {
@@ -94,7 +202,7 @@ func decorate[T any](op Op[T], d Decorator) Op[T] {
 				if err == nil {
 					return v, nil
 				}
-				err = d.loop(ctx, func(ctx context.Context) error {
+				err = d.loop(ctx, txKeys, func(ctx context.Context) error {
 					var err error
 					v, err = op(ctx)
 					return err
@@ -104,11 +212,11 @@ func decorate[T any](op Op[T], d Decorator) Op[T] {
 		}
 		return func(ctx context.Context) (T, error) {
 			var v T
-			err := d.run(ctx, func(ctx context.Context) error {
+			err := d.loop(ctx, txKeys, func(ctx context.Context) error {
 				var err error
 				v, err = op(ctx)
 				return err
-			})
+			}, nil)
 			return v, err
 		}
 	case *timeout:
@@ -147,6 +255,19 @@ func decorate[T any](op Op[T], d Decorator) Op[T] {
 		return func(ctx context.Context) (T, error) {
 			var v T
 			err := d(ctx, func(ctx context.Context) error {
+				var err error
+				v, err = op(ctx)
+				return err
+			})
+			return v, err
+		}
+	case *aroundTx:
+		return func(ctx context.Context) (T, error) {
+			var v T
+			if err := txmark.RetriedErr(ctx, d.key); err != nil {
+				return v, err // a retry above ran again after err doomed this transaction
+			}
+			err := d.fn(ctx, func(ctx context.Context) error {
 				var err error
 				v, err = op(ctx)
 				return err

@@ -74,7 +74,7 @@ func TestWithLeavesOriginalUntouched(t *testing.T) {
 
 func TestHooks(t *testing.T) {
 	t.Run("Before error fails the attempt and is retried", func(t *testing.T) {
-		setupErr := errors.New("SET LOCAL failed")
+		setupErr := dbop.Transient(errors.New("SET LOCAL failed"))
 		befores, calls := 0, 0
 		op := dbop.Op[int](func(context.Context) (int, error) { calls++; return calls, nil })
 		v, err := op.With(dbop.WithRetry(dbop.Constant(0)), dbop.Before(func(context.Context) error {
@@ -99,7 +99,7 @@ func TestHooks(t *testing.T) {
 	})
 	t.Run("After outside the retry sees the outcome once", func(t *testing.T) {
 		var seen []error
-		op, _ := failing(errors.New("a"), errors.New("b"))
+		op, _ := failing(dbop.Transient(errors.New("a")), dbop.Transient(errors.New("b")))
 		_, _ = op.With(dbop.After(func(_ context.Context, err error) { seen = append(seen, err) }), dbop.WithRetry(dbop.Constant(0))).Run(context.Background())
 		if len(seen) != 1 || seen[0] != nil {
 			t.Fatalf("After saw %v, want one nil", seen)
@@ -107,7 +107,7 @@ func TestHooks(t *testing.T) {
 	})
 	t.Run("After inside the retry sees every attempt", func(t *testing.T) {
 		var seen int
-		op, _ := failing(errors.New("a"), errors.New("b"))
+		op, _ := failing(dbop.Transient(errors.New("a")), dbop.Transient(errors.New("b")))
 		_, _ = op.With(dbop.WithRetry(dbop.Constant(0)), dbop.After(func(context.Context, error) { seen++ })).Run(context.Background())
 		if seen != 3 {
 			t.Fatalf("After saw %d attempts, want 3", seen)

@@ -30,7 +30,7 @@
 //	rows, err := listOrders.With(resilient).Run(ctx)   // an Op[[]Order]
 //
 // Decorators that need the result type, such as [OrDefault] and [Fallback],
-// are of type [Func] and infer it from their arguments.
+// infer it from their arguments; a user-written typed decorator is a [Func].
 //
 // # Order is meaning
 //
@@ -53,15 +53,64 @@
 // NotRetryable, RetryStatement (a savepoint rollback suffices),
 // RetryTransaction (the whole transaction must run again) or Ambiguous (a
 // COMMIT whose outcome is unknown). A [Classifier] maps errors to verdicts;
-// github.com/dbop-go/dbop/classifiers has one per backend. Without a
-// classifier every error is retried except the caller's own context errors,
-// errors marked [Permanent], and ambiguous outcomes — the latter are retried
-// only when the retry is marked [Idempotent].
+// github.com/dbop-go/dbop/classifiers has one per backend, and the
+// adapters' transaction scopes apply theirs to every error.
 //
-// Transaction scopes (github.com/dbop-go/dbop/scopes) mark the context they
-// hand to an operation with [WithinTx]. A retry running inside a transaction
-// retries only statement-level failures; a transaction-level one travels out
-// untouched to the retry around the transaction, which restarts all of it.
+// A retry acts only on what it recognises. Without any classifier,
+// [WithRetry] retries an error marked retryable with [Classify], a SQLSTATE
+// 40001 or 40P01 reported through an SQLState() method (as pgx's and
+// lib/pq's errors do), and a deadline of a per-attempt [WithTimeout]; it
+// retries nothing else. That is dbop's one departure from dbop-core, which
+// retries every error by default: an error nobody recognised (a unique
+// violation, "no rows", a bug) may have done anything, and running it
+// again is how a retry library applies writes twice. To retry every error
+// of work that is not a database's, say so: ClassifyBy(func(error)
+// Verdict { return RetryTransaction }).
+//
+// # Invariants
+//
+// Every composition of the public API keeps these; a user cannot break
+// them by the order or nesting of decorators, only by opting out by name.
+//
+//  1. A doomed transaction is never retried below its owner. After an
+//     error that rolled back or aborted a transaction (a deadlock, a
+//     serialization failure, a lost connection, MySQL's 1213, PostgreSQL's
+//     25P02 …), no retry that runs inside that transaction runs another
+//     attempt, and no fallback turns it into a success: the error reaches
+//     the transaction's owner, wrapped but reachable with errors.Is and
+//     errors.As. The retry around InTx then runs the whole transaction
+//     again; a caller who began the transaction gets the error, and a
+//     retry around the caller's own begin-and-commit may run it again. A
+//     transaction scope that saw its transaction doomed never lets it
+//     commit, even if the function swallowed the error.
+//  2. A statement is run again inside a transaction only where the backend
+//     kept the transaction usable: after a savepoint scope rolled it back
+//     to its savepoint (the scope certifies it).
+//  3. An error no rule recognises is not retried, with or without a
+//     classifier.
+//  4. A decorator placed where it cannot do what it says is refused when
+//     the pipeline is built: a [ClassifyBy] listed before every [WithRetry]
+//     it would feed, an [OrDefault] listed after a WithRetry, a transaction
+//     scope listed before a WithRetry with no scope inside it.
+//  5. Bad input is refused at construction, with a message naming it.
+//  6. Nothing turns an [Ambiguous] outcome into success or a default
+//     without an opt-in by name ([Idempotent], [AcceptAmbiguous]).
+//  7. An error dbop did not act on reaches the caller unchanged: err ==
+//     the error the operation returned holds when dbop did not retry it,
+//     change its verdict, undo it at a savepoint, or carry it to a
+//     transaction's owner. Where dbop adds information it wraps, and
+//     errors.Is and errors.As reach the original.
+//
+// The scopes learn which transaction work runs in from the context they
+// hand over ([WithinTx]) and from the transaction a savepoint scope is
+// built on ([AroundTx]). One composition gives them neither, and is the
+// exception to invariants 1 and 2: a retry or a fallback around
+// statements on a transaction with no savepoint scope inside it, run with
+// a context that is not marked as inside the transaction (for instance
+// context.Background() inside InTx's function, or a transaction begun by
+// hand). Run work inside a transaction with the context the scope handed
+// over, or mark your own with WithinTx; the dbopvet analyzer reports the
+// rest.
 //
 // # Errors
 //

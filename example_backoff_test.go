@@ -17,7 +17,8 @@ func ExampleExponential() {
 }
 
 // A seeded source makes a jittered schedule reproducible. Here each delay of
-// an exponential backoff is varied by up to ±20%.
+// an exponential backoff is varied by up to ±20%, and never beyond its 2s
+// cap: at the cap, the delay is spread over [1.6s, 2s].
 func ExampleSchedule() {
 	b := dbop.Jitter(dbop.Exponential(100*time.Millisecond, 2*time.Second), 0.2)
 	for i, d := range dbop.Schedule(b, 6, rand.NewPCG(1, 2)) {
@@ -29,5 +30,5 @@ func ExampleSchedule() {
 	// retry 3: 446ms
 	// retry 4: 895ms
 	// retry 5: 1.43s
-	// retry 6: 1.633s
+	// retry 6: 1.616s
 }

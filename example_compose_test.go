@@ -176,7 +176,7 @@ func ExampleBulkhead() {
 // tokens, refilled by 0.25 a first attempt, each retry costing 1.
 func ExampleNewBudget() {
 	budget := dbop.NewBudget(0.25, dbop.BudgetMax(2))
-	down := errors.New("connection refused")
+	down := dbop.Transient(errors.New("connection refused"))
 	query := dbop.Op[int](func(context.Context) (int, error) { return 0, down }).
 		With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), dbop.WithBudget(budget)))
 

@@ -70,9 +70,11 @@ func ExampleWithRetry() {
 	// Output: committed <nil> after 3 attempts
 }
 
+// The retry gives up at the attempt limit; the error it returns still
+// reaches the last attempt's.
 func ExampleWithRetry_exhausted() {
 	errLocked := errors.New("database is locked")
-	op := dbop.Op[int](func(context.Context) (int, error) { return 0, errLocked })
+	op := dbop.Op[int](func(context.Context) (int, error) { return 0, dbop.Transient(errLocked) })
 	_, err := op.With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))).Run(context.Background())
 	n, _ := dbop.Attempts(err)
 	fmt.Println(errors.Is(err, dbop.ErrRetriesExhausted), errors.Is(err, errLocked), n)
@@ -101,6 +103,19 @@ func ExampleWithRetry_onRetry() {
 	// 7
 }
 
+// WithRetry retries only the errors it recognises as retryable: marked with
+// Transient or Classify, given a verdict by ClassifyBy, or a SQLSTATE it
+// knows, such as 40001. Any other error may have done anything, so it is
+// returned at once, as the Op returned it.
+func ExampleWithRetry_unclassified() {
+	errUnknown := errors.New("something went wrong")
+	calls := 0
+	op := dbop.Op[int](func(context.Context) (int, error) { calls++; return 0, errUnknown })
+	_, err := op.With(dbop.WithRetry(dbop.Constant(0))).Run(context.Background())
+	fmt.Println(calls, err == errUnknown, dbop.VerdictOf(err))
+	// Output: 1 true unclassified
+}
+
 // A permanent error stops the retry at once.
 func ExamplePermanent() {
 	calls := 0
@@ -114,6 +129,10 @@ func ExamplePermanent() {
 }
 
 // A classifier inside the retry feeds it; the original error stays reachable.
+// The serialization failure is retried until the attempt limit, and comes
+// back inside the error the retry gives up with. The syntax error, which
+// the classifier calls NotRetryable, comes back as the Op returned it: no
+// verdict is attached where no retry would act on it.
 func ExampleClassifyBy() {
 	errSerialization := errors.New("could not serialize access")
 	errSyntax := errors.New("syntax error")
@@ -130,11 +149,11 @@ func ExampleClassifyBy() {
 		calls := 0
 		op := dbop.Op[int](func(context.Context) (int, error) { calls++; return 0, fail })
 		_, err := op.With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(4)), dbop.ClassifyBy(classify)).Run(context.Background())
-		fmt.Println(calls, dbop.VerdictOf(err), errors.Is(err, fail))
+		fmt.Println(calls, dbop.VerdictOf(err), errors.Is(err, fail), err == fail)
 	}
 	// Output:
-	// 4 retry-transaction true
-	// 1 not-retryable true
+	// 4 retry-transaction true false
+	// 1 unclassified true true
 }
 
 // Inside the retry, a timeout bounds each attempt and the retry goes on;
@@ -167,7 +186,7 @@ func ExampleBefore() {
 	attempt := 0
 	op := dbop.Op[int](func(context.Context) (int, error) {
 		if attempt < 2 {
-			return 0, errors.New("busy")
+			return 0, dbop.Transient(errors.New("busy"))
 		}
 		return attempt, nil
 	})
@@ -194,12 +213,29 @@ func ExampleAfter() {
 	// Output: finished: no route to host
 }
 
-// OrDefault is dbop-core's raises=False, default=...
+// OrDefault is dbop-core's raises=False, default=... Listed before the
+// retry, it applies once retries are over.
 func ExampleOrDefault() {
-	op := dbop.Op[int](func(context.Context) (int, error) { return 0, errors.New("connection refused") })
+	op := dbop.Op[int](func(context.Context) (int, error) { return 0, dbop.Transient(errors.New("connection refused")) })
 	v, err := op.With(dbop.OrDefault(-1), dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(2))).Run(context.Background())
 	fmt.Println(v, err)
 	// Output: -1 <nil>
+}
+
+// A COMMIT whose answer was lost may have been applied: OrDefault and
+// Fallback pass such an outcome through, so that the caller never reads
+// "failed, here is the default" for work that may have taken effect, unless
+// AcceptAmbiguous says the default is right either way.
+func ExampleAcceptAmbiguous() {
+	lost := dbop.Classify(errors.New("connection lost during COMMIT"), dbop.Ambiguous)
+	op := dbop.Op[int](func(context.Context) (int, error) { return 0, lost })
+	for _, opts := range [][]dbop.FallbackOption{nil, {dbop.AcceptAmbiguous()}} {
+		v, err := op.With(dbop.OrDefault(-1, opts...)).Run(context.Background())
+		fmt.Println(v, err)
+	}
+	// Output:
+	// 0 connection lost during COMMIT
+	// -1 <nil>
 }
 
 func ExampleFallback() {
@@ -257,7 +293,7 @@ func ExampleAround() {
 	})
 	op := dbop.Op[string](func(context.Context) (string, error) {
 		if attempts < 3 {
-			return "", errors.New("busy")
+			return "", dbop.Transient(errors.New("busy"))
 		}
 		return "done", nil
 	})

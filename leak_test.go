@@ -232,8 +232,9 @@ func bubbleGoroutines() map[string]string {
 	return out
 }
 
-// errLeakTransient is a retryable failure.
-var errLeakTransient = errors.New("transient")
+// errLeakTransient is a retryable failure: marked, since WithRetry retries
+// only errors it recognises.
+var errLeakTransient = dbop.Transient(errors.New("transient"))
 
 // blockUntilDone is an operation that waits for its context to end.
 func blockUntilDone(ctx context.Context) (int, error) {
@@ -243,14 +244,18 @@ func blockUntilDone(ctx context.Context) (int, error) {
 
 // failTimes returns an operation that fails with errLeakTransient n times,
 // then succeeds.
-func failTimes(n int) dbop.Op[int] {
+func failTimes(n int) dbop.Op[int] { return failTimesWith(n, errLeakTransient) }
+
+// failTimesWith returns an operation that fails with err n times, then
+// succeeds.
+func failTimesWith(n int, err error) dbop.Op[int] {
 	var mu sync.Mutex
 	calls := 0
 	return func(context.Context) (int, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if calls++; calls <= n {
-			return 0, errLeakTransient
+			return 0, err
 		}
 		return calls, nil
 	}
@@ -370,7 +375,9 @@ func TestNoLeaksAfterCall(t *testing.T) {
 		{
 			name: "retry inside a transaction scope's context",
 			call: func(ctx context.Context, p *leakProbe) error {
-				_, err := watch(p, failTimes(1)).With(dbop.WithRetry(dbop.Constant(time.Second)), dbop.WithTimeout(time.Hour)).Run(dbop.WithinTx(ctx))
+				// Inside a transaction only what a savepoint undid is retried.
+				undone := undoneAtSavepoint(dbop.Classify(errors.New("lock timeout"), dbop.RetryStatement))
+				_, err := watch(p, failTimesWith(1, undone)).With(dbop.WithRetry(dbop.Constant(time.Second)), dbop.WithTimeout(time.Hour)).Run(dbop.WithinTx(ctx))
 				return err
 			},
 			wantElapsed: time.Second,
@@ -494,32 +501,55 @@ func TestNoLeaksAfterCall(t *testing.T) {
 	}
 }
 
-// A Flight's shared run is documented to go on after every caller has left;
-// it is the one thing that may outlive a call, and only until it returns:
-// here, until the WithTimeout listed after Share ends it.
-func TestSharedRunOutlivesItsCallerOnlyUntilItsTimeout(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	synctest.Test(t, func(t *testing.T) {
-		p := newLeakProbe()
-		var f dbop.Flight
-		read := watch(p, blockUntilDone).With(f.Share("k"), dbop.WithTimeout(10*time.Second))
-		go func() {
-			time.Sleep(time.Second)
-			p.ctx.cancel()
-		}()
-		start := time.Now()
-		_, err := read.Run(p.ctx)
-		if !errors.Is(err, context.Canceled) || time.Since(start) != time.Second {
-			t.Fatalf("the caller got %v after %v, want context.Canceled after 1s", err, time.Since(start))
-		}
-		if left := p.leftovers(); len(left) != 2 {
-			t.Errorf("after the caller left: %d leftovers, want 2 (the shared run's goroutine, its pending deadline):\n%s", len(left), strings.Join(left, "\n"))
-		}
-		time.Sleep(9 * time.Second) // the shared run's deadline
-		for _, l := range p.leftovers() {
-			t.Errorf("after the shared run's deadline: %s", l)
-		}
-	})
+// A Flight's shared run ends with its last caller: once every caller has
+// left, the run's context is cancelled, and nothing of the run outlives the
+// call by more than the run takes to return once cancelled.
+func TestSharedRunEndsWithItsLastCaller(t *testing.T) {
+	tests := []struct {
+		name string
+		read dbop.Op[int]
+		// how long the run goes on after its last caller left
+		lingers time.Duration
+	}{
+		{name: "a run that returns when cancelled", read: blockUntilDone},
+		{
+			name: "a run that ignores its context for 4s more",
+			read: func(ctx context.Context) (int, error) {
+				<-ctx.Done()
+				time.Sleep(4 * time.Second)
+				return 0, ctx.Err()
+			},
+			lingers: 4 * time.Second,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer goleak.VerifyNone(t)
+			synctest.Test(t, func(t *testing.T) {
+				p := newLeakProbe()
+				var f dbop.Flight
+				read := watch(p, tt.read).With(f.Share("k"), dbop.WithTimeout(time.Hour))
+				go func() {
+					time.Sleep(time.Second)
+					p.ctx.cancel()
+				}()
+				start := time.Now()
+				_, err := read.Run(p.ctx)
+				if !errors.Is(err, context.Canceled) || time.Since(start) != time.Second {
+					t.Fatalf("the caller got %v after %v, want context.Canceled after 1s", err, time.Since(start))
+				}
+				if tt.lingers > 0 {
+					if left := p.leftovers(); len(left) != 1 || !strings.Contains(left[0], "goroutine outlived the call") {
+						t.Errorf("while the run returns: %d leftovers, want 1 (the shared run's goroutine):\n%s", len(left), strings.Join(left, "\n"))
+					}
+					time.Sleep(tt.lingers)
+				}
+				for _, l := range p.leftovers() {
+					t.Errorf("once the run returned: %s", l)
+				}
+			})
+		})
+	}
 }
 
 // TestLeakCheckCatchesLeaks shows that the checks of TestNoLeaksAfterCall

@@ -3,7 +3,10 @@ package dbop
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"time"
+
+	"github.com/dbop-go/dbop/internal/txmark"
 )
 
 // direct reports whether the first attempt may run before the loop starts,
@@ -14,16 +17,15 @@ func (r *retrier) direct() bool {
 	return r.observer == nil && r.budget == nil && r.maxElapsed == 0
 }
 
-// run is the retry loop. attempt runs the decorated Op once; it is only ever
-// called, never stored, so the closure the caller builds around its result
-// stays on the caller's stack.
-func (r *retrier) run(ctx context.Context, attempt func(context.Context) error) error {
-	return r.loop(ctx, attempt, nil)
-}
-
 // loop runs attempts until one succeeds or the retry stops. A non-nil first
-// is the error of a first attempt already made on the direct path.
-func (r *retrier) loop(ctx context.Context, attempt func(context.Context) error, first error) error {
+// is the error of a first attempt already made on the direct path. attempt
+// runs the decorated Op once; it is only ever called, never stored, so the
+// closure the caller builds around its result stays on the caller's stack.
+//
+// txKeys are the transactions of the scopes listed inside this retry in the
+// same pipeline (see AroundTx): every attempt runs inside each of them, so
+// an error that doomed one of them is never retried here.
+func (r *retrier) loop(ctx context.Context, txKeys []any, attempt func(context.Context) error, first error) error {
 	obs := r.observer
 	var start time.Time
 	if r.maxElapsed > 0 || obs != nil {
@@ -36,12 +38,14 @@ func (r *retrier) loop(ctx context.Context, attempt func(context.Context) error,
 	if r.budget != nil {
 		r.budget.deposit()
 	}
+	base := opCtx             // the context attempts derive from
+	var doomed []*txmark.Mark // marks of errors retried after dooming a transaction
 	var prev time.Duration
 	var unknown error // the first retried error whose outcome is unknown
 	for n := 1; ; n++ {
-		attemptCtx := opCtx
+		attemptCtx := base
 		if obs != nil {
-			attemptCtx = obs.AttemptStart(opCtx, n)
+			attemptCtx = obs.AttemptStart(base, n)
 		}
 		err := first
 		if n > 1 || first == nil {
@@ -56,7 +60,7 @@ func (r *retrier) loop(ctx context.Context, attempt func(context.Context) error,
 		}
 
 		v := VerdictOf(err)
-		delay, stop := r.decide(ctx, n, err, v, start, prev)
+		delay, stop := r.decide(ctx, n, err, v, txKeys, doomed, start, prev)
 		if stop == nil && v == Ambiguous && unknown == nil {
 			unknown = err // retried: from here on, the work may already be applied
 		}
@@ -78,30 +82,35 @@ func (r *retrier) loop(ctx context.Context, attempt func(context.Context) error,
 			}
 			return stop
 		}
+		if keys := txmark.DoomKeys(err); len(keys) > 0 {
+			// The next attempts must not run in a transaction err doomed:
+			// a scope on one of them returns err at once instead.
+			base = txmark.WithRetried(base, keys, err)
+			doomed = append(doomed, txmark.Of(err))
+		}
 		prev = delay
 	}
 }
 
 // decide returns the wait before the next attempt, or a non-nil error to
 // return instead of retrying.
-func (r *retrier) decide(ctx context.Context, n int, err error, v Verdict, start time.Time, prev time.Duration) (time.Duration, error) {
+func (r *retrier) decide(ctx context.Context, n int, err error, v Verdict, txKeys []any, doomed []*txmark.Mark, start time.Time, prev time.Duration) (time.Duration, error) {
 	if ctx.Err() != nil {
 		// The caller's context is done: nothing may be retried.
 		return 0, err
 	}
 	switch v {
-	case NotRetryable:
+	case NotRetryable, Unclassified:
 		return 0, err
 	case Ambiguous:
 		// Only the retry around the transaction can act on an unknown
 		// outcome, and only for idempotent work.
-		if !r.idempotent || IsWithinTx(ctx) {
+		if !r.idempotent {
 			return 0, err
 		}
-	case RetryTransaction:
-		if IsWithinTx(ctx) {
-			return 0, err
-		}
+	}
+	if !retryableHere(ctx, err, txKeys, doomed) {
+		return 0, err
 	}
 	if n >= r.maxAttempts {
 		return 0, &RetryError{Attempts: n, Reason: ErrRetriesExhausted, Err: err}
@@ -119,6 +128,47 @@ func (r *retrier) decide(ctx context.Context, n int, err error, v Verdict, start
 		return 0, &RetryError{Attempts: n, Reason: ErrBudgetExhausted, Err: err}
 	}
 	return delay, nil
+}
+
+// retryableHere reports whether a retry running with ctx may run again
+// after err, as far as transactions are concerned (invariants 1 and 2 of
+// the package documentation):
+//
+//   - an error a savepoint scope undid may run again anywhere: the
+//     statement's effects are gone and its transaction is usable;
+//   - an error whose transaction's owner ended it may run again anywhere:
+//     the next attempt begins a new transaction;
+//   - an error that doomed a transaction may not run again inside that
+//     transaction: not when ctx is marked as inside a transaction, not when
+//     a scope on that transaction is listed inside this retry, and not when
+//     a retry already ran again after it; elsewhere the retry is above the
+//     transaction's owner, and the next attempt is told not to use it;
+//   - an error this retry already ran again after, that came back as it
+//     was, came from the scope of a transaction it had doomed, which
+//     refused to run: the retry runs inside that transaction after all;
+//   - any other error may run again only outside a transaction: inside
+//     one, nothing certified that the failed statement was undone.
+func retryableHere(ctx context.Context, err error, txKeys []any, doomed []*txmark.Mark) bool {
+	m := txmark.Of(err)
+	if m == nil {
+		return !IsWithinTx(ctx)
+	}
+	if slices.Contains(doomed, m) {
+		return false
+	}
+	switch m.Kind {
+	case txmark.Undone, txmark.Released:
+		return true
+	case txmark.Doomed:
+		switch {
+		case IsWithinTx(ctx),
+			slices.Contains(txKeys, m.Key),
+			txmark.RetriedErr(ctx, m.Key) != nil:
+			return false
+		}
+		return true
+	}
+	return !IsWithinTx(ctx)
 }
 
 // sleep waits d or until ctx is done, whichever comes first; it returns a

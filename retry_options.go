@@ -18,21 +18,32 @@ const DefaultMaxAttempts = 6
 type RetryOption func(*retrier)
 
 // WithRetry returns a Decorator that runs the decorated Op until it
-// succeeds, waiting between attempts as b says. It stops early, returning
-// the error of the last attempt unchanged, when:
+// succeeds, waiting between attempts as b says. It runs another attempt
+// only after an error it recognises as retryable ([VerdictOf]): one
+// carrying the verdict RetryStatement or RetryTransaction, attached by a
+// classifier ([ClassifyBy], the adapters' transaction scopes) or by
+// [Classify]; a SQLSTATE 40001 or 40P01 that the error reports itself; a
+// deadline of a [WithTimeout] listed inside the retry; and, when the retry
+// is [Idempotent], an Ambiguous outcome. Every other error ends the retry
+// and is returned unchanged (err == the Op's error): an error nobody
+// recognised may have done anything, so it is never run again.
+//
+// It also stops, returning the error of the last attempt unchanged, when:
 //
 //   - the caller's context is done (a context error from a per-attempt
 //     [WithTimeout] inside the retry is retried: only the caller ends it);
-//   - the error's [Verdict] is NotRetryable;
-//   - the verdict is Ambiguous and the retry is not [Idempotent];
-//   - the verdict is RetryTransaction or Ambiguous and the context is
-//     marked [WithinTx]: only the retry around the transaction may act on
-//     it, so the error travels out untouched.
+//   - running again would run inside a transaction that the error doomed
+//     or left unusable: the retry runs with a context marked [WithinTx],
+//     or a transaction scope on that transaction ([AroundTx]) is listed
+//     inside it, and no savepoint scope certified that the failed
+//     statement was undone. The error travels out to the transaction's
+//     owner, whose retry runs the whole transaction again.
 //
-// Unclassified errors are retried. It gives up with a [*RetryError] when the
-// attempt limit ([MaxAttempts], default [DefaultMaxAttempts]) or the
-// elapsed-time limit ([MaxElapsed]) is reached, a shared retry budget
-// ([WithBudget]) refuses, or the caller's context ends while it waits. The wait returns as soon as the context ends.
+// It gives up with a [*RetryError] when the attempt limit ([MaxAttempts],
+// default [DefaultMaxAttempts]) or the elapsed-time limit ([MaxElapsed]) is
+// reached, a shared retry budget ([WithBudget]) refuses, or the caller's
+// context ends while it waits. The wait returns as soon as the context
+// ends.
 //
 // The returned Decorator keeps no state between calls and is safe for
 // concurrent use. WithRetry panics if b is nil or an option is invalid.

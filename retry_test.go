@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/txmark"
 )
 
 // driverError stands in for a driver's error type, to prove errors.As
@@ -35,6 +36,13 @@ func failing(errs ...error) (dbop.Op[string], *int) {
 	}, calls
 }
 
+// undoneAtSavepoint returns err as a savepoint scope returns a statement
+// failure it rolled back to its savepoint (scopes.InSavepoint does): the
+// one kind of error a retry inside a transaction may run again after.
+func undoneAtSavepoint(err error) error {
+	return &txmark.Mark{Kind: txmark.Undone, Err: err}
+}
+
 func repeat(err error, n int) []error {
 	errs := make([]error, n)
 	for i := range errs {
@@ -46,6 +54,7 @@ func repeat(err error, n int) []error {
 func TestRetryDecisions(t *testing.T) {
 	drv := &driverError{code: "40001"}
 	plain := errors.New("connection reset")
+	transient := dbop.Transient(plain)
 	tests := []struct {
 		name      string
 		errs      []error
@@ -54,26 +63,32 @@ func TestRetryDecisions(t *testing.T) {
 		wantCalls int
 		wantValue string
 		wantErr   error // matched with errors.Is; nil means success
+		same      bool  // the error is wantErr itself (==), as the op returned it
 		exhausted bool
 	}{
 		{name: "success at once", wantCalls: 1, wantValue: "ok"},
-		{name: "unclassified errors are retried", errs: []error{plain, plain}, wantCalls: 3, wantValue: "ok"},
-		{name: "default limit is six attempts", errs: repeat(plain, 10), wantCalls: dbop.DefaultMaxAttempts, wantErr: plain, exhausted: true},
-		{name: "MaxAttempts limits attempts", errs: repeat(plain, 10), opts: []dbop.RetryOption{dbop.MaxAttempts(3)}, wantCalls: 3, wantErr: plain, exhausted: true},
-		{name: "MaxAttempts(1) never retries", errs: []error{plain}, opts: []dbop.RetryOption{dbop.MaxAttempts(1)}, wantCalls: 1, wantErr: plain, exhausted: true},
-		{name: "success on the last allowed attempt", errs: repeat(plain, 2), opts: []dbop.RetryOption{dbop.MaxAttempts(3)}, wantCalls: 3, wantValue: "ok"},
+		{name: "unclassified errors are not retried", errs: []error{plain, plain}, wantCalls: 1, wantErr: plain, same: true},
+		{name: "unclassified errors are not retried inside a transaction", errs: []error{plain, plain}, withinTx: true, wantCalls: 1, wantErr: plain, same: true},
+		{name: "transient errors are retried", errs: []error{transient, transient}, wantCalls: 3, wantValue: "ok"},
+		{name: "default limit is six attempts", errs: repeat(transient, 10), wantCalls: dbop.DefaultMaxAttempts, wantErr: transient, exhausted: true},
+		{name: "MaxAttempts limits attempts", errs: repeat(transient, 10), opts: []dbop.RetryOption{dbop.MaxAttempts(3)}, wantCalls: 3, wantErr: transient, exhausted: true},
+		{name: "MaxAttempts(1) never retries", errs: []error{transient}, opts: []dbop.RetryOption{dbop.MaxAttempts(1)}, wantCalls: 1, wantErr: transient, exhausted: true},
+		{name: "success on the last allowed attempt", errs: repeat(transient, 2), opts: []dbop.RetryOption{dbop.MaxAttempts(3)}, wantCalls: 3, wantValue: "ok"},
 		{name: "permanent stops at once", errs: []error{dbop.Permanent(drv)}, wantCalls: 1, wantErr: drv},
-		{name: "permanent after retries", errs: []error{plain, dbop.Permanent(drv)}, wantCalls: 2, wantErr: drv},
+		{name: "permanent after retries", errs: []error{transient, dbop.Permanent(drv)}, wantCalls: 2, wantErr: drv},
+		{name: "unclassified after retries", errs: []error{transient, plain}, wantCalls: 2, wantErr: plain, same: true},
 		{name: "ambiguous is not retried", errs: []error{dbop.Classify(drv, dbop.Ambiguous)}, wantCalls: 1, wantErr: drv},
 		{name: "ambiguous is retried when idempotent", errs: []error{dbop.Classify(drv, dbop.Ambiguous)}, opts: []dbop.RetryOption{dbop.Idempotent()}, wantCalls: 2, wantValue: "ok"},
 		{name: "statement verdict is retried", errs: []error{dbop.Classify(drv, dbop.RetryStatement)}, wantCalls: 2, wantValue: "ok"},
 		{name: "transaction verdict is retried outside a transaction", errs: []error{dbop.Transient(drv)}, wantCalls: 2, wantValue: "ok"},
 		{name: "transaction verdict escapes a retry inside a transaction", errs: []error{dbop.Transient(drv)}, withinTx: true, wantCalls: 1, wantErr: drv},
-		{name: "statement verdict is retried inside a transaction", errs: []error{dbop.Classify(drv, dbop.RetryStatement)}, withinTx: true, wantCalls: 2, wantValue: "ok"},
+		{name: "statement verdict no savepoint undid escapes a retry inside a transaction", errs: []error{dbop.Classify(drv, dbop.RetryStatement)}, withinTx: true, wantCalls: 1, wantErr: drv},
+		{name: "statement verdict a savepoint undid is retried inside a transaction", errs: []error{undoneAtSavepoint(dbop.Classify(drv, dbop.RetryStatement))}, withinTx: true, wantCalls: 2, wantValue: "ok"},
 		{name: "ambiguous escapes a retry inside a transaction even when idempotent", errs: []error{dbop.Classify(drv, dbop.Ambiguous)}, opts: []dbop.RetryOption{dbop.Idempotent()}, withinTx: true, wantCalls: 1, wantErr: drv},
 		{name: "verdict found through wrapping", errs: []error{fmt.Errorf("transfer: %w", dbop.Permanent(drv))}, wantCalls: 1, wantErr: drv},
 		{name: "verdict found through a join", errs: []error{errors.Join(plain, dbop.Permanent(drv))}, wantCalls: 1, wantErr: drv},
-		{name: "an op's own context error is retried while the caller's context lives", errs: []error{context.DeadlineExceeded}, wantCalls: 2, wantValue: "ok"},
+		{name: "an op's own context error, unclassified, is not retried", errs: []error{context.DeadlineExceeded}, wantCalls: 1, wantErr: context.DeadlineExceeded, same: true},
+		{name: "an op's own context error marked transient is retried while the caller's context lives", errs: []error{dbop.Transient(context.DeadlineExceeded)}, wantCalls: 2, wantValue: "ok"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,6 +106,9 @@ func TestRetryDecisions(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.wantErr, err, cmpopts.EquateErrors()); diff != "" {
 				t.Errorf("error mismatch (-want +got):\n%s", diff)
+			}
+			if tt.same && err != tt.wantErr {
+				t.Errorf("err = %#v, want the op's error itself", err)
 			}
 			if got := errors.Is(err, dbop.ErrRetriesExhausted); got != tt.exhausted {
 				t.Errorf("errors.Is(err, ErrRetriesExhausted) = %v, want %v (err: %v)", got, tt.exhausted, err)
@@ -156,7 +174,7 @@ func TestRetryStopsWhenCallerContextEnds(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			ctx, cancel := context.WithCancelCause(context.Background())
 			drv := &driverError{code: "55P03"}
-			op, calls := failing(repeat(drv, 10)...)
+			op, calls := failing(repeat(dbop.Classify(drv, dbop.RetryStatement), 10)...)
 			stop := errors.New("shutting down")
 			time.AfterFunc(3*time.Second, func() { cancel(stop) })
 			start := time.Now()
@@ -177,7 +195,7 @@ func TestRetryStopsWhenCallerContextEnds(t *testing.T) {
 	})
 	t.Run("overall timeout outside the retry ends it", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			op, calls := failing(repeat(errors.New("busy"), 100)...)
+			op, calls := failing(repeat(errRetryable, 100)...)
 			start := time.Now()
 			_, err := op.With(
 				dbop.WithTimeout(10*time.Second),
@@ -199,7 +217,7 @@ func TestRetryStopsWhenCallerContextEnds(t *testing.T) {
 func TestRetryWaitsTheBackoffSchedule(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var waits []time.Duration
-		op, _ := failing(repeat(errors.New("busy"), 4)...)
+		op, _ := failing(repeat(errRetryable, 4)...)
 		last := time.Now()
 		traced := dbop.Op[string](func(ctx context.Context) (string, error) {
 			now := time.Now()
@@ -220,7 +238,7 @@ func TestRetryWaitsTheBackoffSchedule(t *testing.T) {
 
 func TestMaxElapsed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		op, calls := failing(repeat(errors.New("busy"), 100)...)
+		op, calls := failing(repeat(errRetryable, 100)...)
 		start := time.Now()
 		_, err := op.With(dbop.WithRetry(dbop.Constant(time.Second), dbop.MaxAttempts(100), dbop.MaxElapsed(3500*time.Millisecond))).Run(context.Background())
 		// Attempts at 0s, 1s, 2s, 3s; the wait after the fourth would end at 4s > 3.5s.
@@ -241,7 +259,7 @@ func (negativeBackoff) Delay(int, time.Duration, uint64) time.Duration { return 
 
 func TestNegativeDelayIsClamped(t *testing.T) {
 	var delays []time.Duration
-	op, _ := failing(errors.New("busy"))
+	op, _ := failing(errRetryable)
 	_, err := op.With(dbop.WithRetry(negativeBackoff{}, dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) {
 		delays = append(delays, e.Delay)
 	}))).Run(context.Background())
@@ -253,7 +271,7 @@ func TestNegativeDelayIsClamped(t *testing.T) {
 func TestWithRandIsReproducible(t *testing.T) {
 	schedule := func() []time.Duration {
 		var got []time.Duration
-		op, _ := failing(repeat(errors.New("busy"), 5)...)
+		op, _ := failing(repeat(errRetryable, 5)...)
 		_, _ = op.With(dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Nanosecond, time.Nanosecond<<10)),
 			dbop.WithRand(rand.NewPCG(1, 2)),
 			dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) { got = append(got, e.Delay) }),
@@ -276,8 +294,8 @@ func TestWithRandIsReproducible(t *testing.T) {
 func TestOnRetryEvents(t *testing.T) {
 	drv := &driverError{code: "1205"}
 	stmt := dbop.Classify(drv, dbop.RetryStatement)
-	plain := errors.New("reset")
-	op, _ := failing(stmt, plain)
+	reset := dbop.Transient(errors.New("reset"))
+	op, _ := failing(stmt, reset)
 	var got []dbop.RetryEvent
 	_, err := op.With(dbop.WithRetry(dbop.Exponential(time.Nanosecond, time.Microsecond),
 		dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) { got = append(got, e) }))).Run(context.Background())
@@ -286,7 +304,7 @@ func TestOnRetryEvents(t *testing.T) {
 	}
 	want := []dbop.RetryEvent{
 		{Attempt: 1, Err: stmt, Verdict: dbop.RetryStatement, Delay: time.Nanosecond},
-		{Attempt: 2, Err: plain, Verdict: dbop.Unclassified, Delay: 2 * time.Nanosecond},
+		{Attempt: 2, Err: reset, Verdict: dbop.RetryTransaction, Delay: 2 * time.Nanosecond},
 	}
 	if diff := cmp.Diff(want, got, cmpopts.EquateErrors()); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
@@ -355,14 +373,14 @@ func TestObserver(t *testing.T) {
 	})
 	t.Run("two observers, exhaustion", func(t *testing.T) {
 		a, b := &recorder{}, &recorder{}
-		op, _ := failing(repeat(errors.New("busy"), 3)...)
+		op, _ := failing(repeat(errRetryable, 3)...)
 		_, _ = op.With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(2), dbop.Observe(a), dbop.Observe(b))).Run(context.Background())
 		want := []string{
 			"start ",
 			"attempt 1 start (parent op)",
-			"attempt 1 end: err=busy verdict=unclassified retry=true delay=0s",
+			"attempt 1 end: err=busy verdict=retry-transaction retry=true delay=0s",
 			"attempt 2 start (parent op)",
-			"attempt 2 end: err=busy verdict=unclassified retry=false delay=0s",
+			"attempt 2 end: err=busy verdict=retry-transaction retry=false delay=0s",
 			"op end : attempts=2 err=dbop: retries exhausted after 2 attempts: busy",
 		}
 		for name, r := range map[string]*recorder{"first": a, "second": b} {
@@ -412,7 +430,7 @@ func (o spanObserver) OperationEnd(ctx context.Context, _ dbop.OperationEvent) {
 
 func TestObserversEachGetTheirOwnContext(t *testing.T) {
 	var ended []string
-	op, _ := failing(errors.New("busy"))
+	op, _ := failing(errRetryable)
 	_, err := op.With(dbop.WithRetry(dbop.Constant(0),
 		dbop.Observe(spanObserver{"a", &ended}),
 		dbop.Observe(spanObserver{"b", &ended}),
@@ -435,7 +453,7 @@ func TestObserversEachGetTheirOwnContext(t *testing.T) {
 // applied: however the retry ends, short of success, the error must say so.
 func TestIdempotentRetryKeepsTheUnknownOutcome(t *testing.T) {
 	commitLost := dbop.Classify(&driverError{code: "08006"}, dbop.Ambiguous)
-	refused := errors.New("connection refused")
+	refused := dbop.Transient(errors.New("connection refused"))
 	duplicate := dbop.Permanent(&driverError{code: "23505"})
 	tests := []struct {
 		name      string

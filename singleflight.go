@@ -2,16 +2,17 @@ package dbop
 
 import (
 	"context"
+	"errors"
 	"fmt"
-
-	"golang.org/x/sync/singleflight"
+	"sync"
 )
 
 // A Flight collapses identical concurrent reads: while one run of an Op
 // shared through it under a key is in flight, other runs under the same key
 // wait for it and receive its value and error instead of querying the
-// database again. Once the shared run returns, the key is free: a Flight
-// remembers nothing, it is not a cache.
+// database again. Once the shared run returns, or every caller waiting for
+// it has gone, the key is free: a Flight remembers nothing, it is not a
+// cache.
 //
 // The Flight is what the sharing callers have in common, so it must outlive
 // them: keep one per kind of read, typically in a struct field or package
@@ -30,7 +31,18 @@ import (
 // All callers receive the same value: when it is a slice, map or pointer,
 // they share what it refers to and must treat it as read-only.
 type Flight struct {
-	group singleflight.Group
+	mu    sync.Mutex
+	calls map[string]*flightCall // the runs in flight, by key
+}
+
+// flightCall is one shared run and the callers waiting for it.
+type flightCall struct {
+	done   chan struct{} // closed once val and err are set
+	val    any
+	err    error
+	cancel context.CancelCauseFunc // ends the run's context
+
+	waiters int // callers waiting for done; guarded by the Flight's mu
 }
 
 // Share returns a Decorator that shares runs of the decorated Op through f
@@ -46,10 +58,14 @@ type Flight struct {
 // waiting. So that one impatient caller cannot fail the others, the shared
 // run inherits no caller's cancellation: it runs with the context of the
 // caller that started it, minus that caller's cancellation and deadline
-// ([context.WithoutCancel]). The price is that the shared run goes on after
-// every waiter has left, and that it sees the first caller's context values
-// (a trace span, for instance). List a [WithTimeout] after Share to bound
-// it:
+// ([context.WithoutCancel]), and so sees the first caller's context values
+// (a trace span, for instance). When every caller waiting for the run has
+// gone, nobody wants its result: its context is cancelled, and the key is
+// forgotten at once, so the next caller starts a fresh run instead of
+// joining one that nobody waits for. Nothing the run started outlives its
+// last caller by more than the time the run takes to return once
+// cancelled. A caller that waits forever keeps the run going: list a
+// [WithTimeout] after Share to bound it:
 //
 //	op.With(users.Share(key), dbop.WithTimeout(5*time.Second), dbop.WithRetry(backoff))
 //
@@ -94,6 +110,14 @@ type shared struct {
 
 func (*shared) decorator() {}
 
+// errAbandoned is the cause of a shared run's context once every caller
+// waiting for it has gone.
+var errAbandoned = errors.New("dbop: every caller sharing the run has gone")
+
+// errGoexit is what the callers of a shared run receive when it called
+// runtime.Goexit instead of returning.
+var errGoexit = errors.New("dbop: the shared run exited without returning")
+
 // run runs call, or joins the run of call in flight under the same key.
 func (s *shared) run(ctx context.Context, call func(context.Context) (any, error)) (any, error) {
 	key, ok := s.key, true
@@ -106,13 +130,69 @@ func (s *shared) run(ctx context.Context, call func(context.Context) (any, error
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	detached := context.WithoutCancel(ctx)
-	ch := s.flight.group.DoChan(key, func() (any, error) { return call(detached) })
+	f := s.flight
+	f.mu.Lock()
+	c := f.calls[key]
+	if c == nil {
+		runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+		c = &flightCall{done: make(chan struct{}), cancel: cancel}
+		if f.calls == nil {
+			f.calls = make(map[string]*flightCall)
+		}
+		f.calls[key] = c
+		go f.do(runCtx, key, c, call)
+	}
+	c.waiters++
+	f.mu.Unlock()
+
 	select {
-	case r := <-ch:
-		return r.Val, r.Err
+	case <-c.done:
+		return c.val, c.err
 	case <-ctx.Done():
+		f.leave(key, c)
 		return nil, ctx.Err()
+	}
+}
+
+// do runs the shared call c under key and hands its outcome to the
+// callers waiting for it.
+func (f *Flight) do(ctx context.Context, key string, c *flightCall, call func(context.Context) (any, error)) {
+	returned := false
+	defer func() {
+		if !returned {
+			// runtime.Goexit, or a panic, which goes on and ends the
+			// program: either way the callers must not wait forever.
+			c.err = errGoexit
+		}
+		f.mu.Lock()
+		f.forget(key, c)
+		f.mu.Unlock()
+		c.cancel(nil)
+		close(c.done)
+	}()
+	c.val, c.err = call(ctx)
+	returned = true
+}
+
+// leave records that a caller waiting for c has gone. The last one to go
+// cancels the run and frees the key, so that the next caller starts afresh.
+func (f *Flight) leave(key string, c *flightCall) {
+	f.mu.Lock()
+	c.waiters--
+	last := c.waiters == 0
+	if last {
+		f.forget(key, c)
+	}
+	f.mu.Unlock()
+	if last {
+		c.cancel(errAbandoned)
+	}
+}
+
+// forget frees key if c is still the run in flight under it. f.mu is held.
+func (f *Flight) forget(key string, c *flightCall) {
+	if f.calls[key] == c {
+		delete(f.calls, key)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -148,6 +149,127 @@ func TestSharedWaiterLeavesOnItsOwnContext(t *testing.T) {
 	})
 }
 
+// When every caller waiting for a shared run has gone, nobody wants its
+// result: its context is cancelled and its key forgotten at once, so a
+// later caller starts a fresh run even while the abandoned one has not yet
+// returned (the run here ignores its context until released). While one
+// caller still waits, the run goes on and later callers join it.
+func TestSharedRunAbandoned(t *testing.T) {
+	tests := []struct {
+		name          string
+		leave, stay   int   // callers that give up, callers that wait on
+		wantCancelled bool  // the first run's context, once the leavers left
+		wantLater     int32 // the run whose value a later caller receives
+	}{
+		{name: "every caller leaves: cancelled, the next caller starts afresh", leave: 3, wantCancelled: true, wantLater: 2},
+		{name: "the only caller leaves", leave: 1, wantCancelled: true, wantLater: 2},
+		{name: "one leaves, others stay: the run goes on", leave: 1, stay: 2, wantLater: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				release := make(chan struct{})
+				var (
+					mu   sync.Mutex
+					ctxs []context.Context // each run's context
+				)
+				op := dbop.Op[int32](func(ctx context.Context) (int32, error) {
+					mu.Lock()
+					ctxs = append(ctxs, ctx)
+					n := int32(len(ctxs))
+					mu.Unlock()
+					<-release // ignores ctx, as a driver may until its query returns
+					return n, nil
+				})
+				runCtx := func(i int) context.Context {
+					mu.Lock()
+					defer mu.Unlock()
+					return ctxs[i]
+				}
+				var f dbop.Flight
+				shared := op.With(f.Share("k"))
+
+				leaveCtx, leave := context.WithCancel(context.Background())
+				waitLeavers := runConcurrently(leaveCtx, shared, tt.leave)
+				waitStayers := runConcurrently(context.Background(), shared, tt.stay)
+				synctest.Wait()
+				leave()
+				for i, o := range waitLeavers() {
+					if !errors.Is(o.err, context.Canceled) {
+						t.Errorf("leaver %d got %d, %v; want context.Canceled", i, o.v, o.err)
+					}
+				}
+				synctest.Wait()
+				if got := runCtx(0).Err() != nil; got != tt.wantCancelled {
+					t.Errorf("the first run's context cancelled: %v, want %v", got, tt.wantCancelled)
+				}
+				if cause := context.Cause(runCtx(0)); tt.wantCancelled && (cause == nil || !strings.Contains(cause.Error(), "every caller")) {
+					t.Errorf("the first run's context cause = %v, want one saying every caller has gone", cause)
+				}
+
+				waitLater := runConcurrently(context.Background(), shared, 1)
+				synctest.Wait()
+				mu.Lock()
+				runs := int32(len(ctxs))
+				lastErr := ctxs[runs-1].Err()
+				mu.Unlock()
+				if runs != tt.wantLater {
+					t.Errorf("%d runs, want %d", runs, tt.wantLater)
+				}
+				if lastErr != nil {
+					t.Errorf("the last run's context ended (%v) while a caller waited for it", lastErr)
+				}
+				close(release)
+				if o := waitLater()[0]; o.v != tt.wantLater || o.err != nil {
+					t.Errorf("a later caller got %d, %v; want run %d's value", o.v, o.err, tt.wantLater)
+				}
+				for i, o := range waitStayers() {
+					if o.v != 1 || o.err != nil {
+						t.Errorf("waiter %d got %d, %v; want the first run's value", i, o.v, o.err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// A run that every caller left, still running, does not free the key of
+// the fresh run that replaced it when it returns at last.
+func TestSharedAbandonedRunKeepsItsSuccessorsKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var runs atomic.Int32
+		op := dbop.Op[int32](func(ctx context.Context) (int32, error) {
+			n := runs.Add(1)
+			if n == 1 {
+				<-ctx.Done()
+				time.Sleep(time.Second) // returns a second after it was abandoned
+			} else {
+				time.Sleep(time.Hour)
+			}
+			return n, nil
+		})
+		var f dbop.Flight
+		shared := op.With(f.Share("k"))
+
+		ctx, leave := context.WithCancel(context.Background())
+		first := runConcurrently(ctx, shared, 1)
+		synctest.Wait()
+		leave()
+		first()
+		second := runConcurrently(context.Background(), shared, 1)
+		time.Sleep(2 * time.Second) // the abandoned run has returned
+		third := runConcurrently(context.Background(), shared, 1)
+		for i, o := range append(second(), third()...) {
+			if o.v != 2 || o.err != nil {
+				t.Errorf("caller %d got %d, %v; want the second run's value", i+2, o.v, o.err)
+			}
+		}
+		if n := runs.Load(); n != 2 {
+			t.Errorf("%d runs, want 2", n)
+		}
+	})
+}
+
 func TestSharedErrors(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		drv := &driverError{code: "57P01"}
@@ -273,7 +395,7 @@ func TestSharedAroundARetry(t *testing.T) {
 		attempts := 0
 		op := dbop.Op[string](func(context.Context) (string, error) {
 			if attempts++; attempts < 3 {
-				return "", errBusy
+				return "", errRetryable
 			}
 			return "ok", nil
 		})
@@ -338,8 +460,8 @@ func TestSharedKeyAcrossResultTypesPanics(t *testing.T) {
 }
 
 // BenchmarkShared is an uncontended shared read: what sharing costs when
-// there is nothing to share (the value is boxed, singleflight runs the call
-// on its own goroutine).
+// there is nothing to share (the value is boxed, the call runs on a
+// goroutine of its own under a cancellable context).
 func BenchmarkShared(b *testing.B) {
 	var f dbop.Flight
 	op := dbop.Op[int](func(context.Context) (int, error) { return 1, nil })

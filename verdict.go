@@ -2,7 +2,10 @@ package dbop
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	"github.com/dbop-go/dbop/internal/txmark"
 )
 
 // Verdict says what an error did to the work in progress and so whether,
@@ -11,8 +14,8 @@ import (
 type Verdict uint8
 
 const (
-	// Unclassified means no classifier had an opinion. [WithRetry] retries
-	// unclassified errors, except the caller's own context errors.
+	// Unclassified means nothing recognised the error. [WithRetry] does not
+	// retry it: an error nobody recognised may have done anything.
 	Unclassified Verdict = iota
 	// NotRetryable means trying again cannot help: a constraint violation,
 	// a syntax error, a query killed on purpose.
@@ -25,9 +28,9 @@ const (
 	// RetryTransaction means the enclosing transaction is gone or doomed:
 	// only running the whole transaction again, reads included, can help.
 	// PostgreSQL 40001 and 40P01, MySQL 1213, SQLite BUSY_SNAPSHOT and a lost
-	// connection are examples. A retry running inside a transaction scope
-	// (see [WithinTx]) does not retry it; the error travels out untouched to
-	// the retry around the transaction.
+	// connection are examples. A retry running inside the transaction (see
+	// [WithinTx]) does not retry it; the error travels out untouched to the
+	// transaction's owner and the retry around it.
 	RetryTransaction
 	// Ambiguous means the outcome is unknown: a COMMIT was sent and no answer
 	// came back, so the work may or may not have been applied. It is retried
@@ -48,15 +51,26 @@ func (v Verdict) String() string {
 }
 
 // Retryable reports whether v permits some retry: RetryStatement or
-// RetryTransaction. Ambiguous outcomes and unclassified errors are not
-// retryable by this test; [WithRetry] has its own rules for them.
+// RetryTransaction. [WithRetry] never retries NotRetryable or Unclassified
+// errors, and retries Ambiguous ones only when marked [Idempotent].
 func (v Verdict) Retryable() bool { return v == RetryStatement || v == RetryTransaction }
+
+// final reports whether v ends a retry whatever else is known.
+func (v Verdict) final() bool { return v == Unclassified || v == NotRetryable }
 
 // A Classifier maps an error to a [Verdict]. It returns Unclassified when it
 // has no opinion, so classifiers can be tried in turn. A Classifier must be
 // safe for concurrent use and must not block; the classifiers in
 // github.com/dbop-go/dbop/classifiers are.
 type Classifier func(error) Verdict
+
+// Classify returns err with c's verdict attached, when that verdict changes
+// what a retry does with err, and err itself otherwise: an error that
+// already carries a verdict keeps it, and one that c does not recognise, or
+// calls NotRetryable while [VerdictOf] finds nothing retryable in it, is
+// returned as it is, so that err == the original error still holds. It is
+// what [ClassifyBy] and the transaction scopes do with each error.
+func (c Classifier) Classify(err error) error { return classifyWith(c, err) }
 
 // ClassifiedError is an error with a [Verdict] attached. It unwraps to the
 // original error, so errors.Is and errors.As still reach the driver's error.
@@ -90,10 +104,28 @@ func Permanent(err error) error { return Classify(err, NotRetryable) }
 // safe choice when the scope is unknown. Transient(nil) is nil.
 func Transient(err error) error { return Classify(err, RetryTransaction) }
 
-// VerdictOf returns the verdict attached to err, looking through wrapped and
-// joined errors; the outermost verdict wins. It returns Unclassified when no
-// verdict is attached.
+// VerdictOf returns the verdict [WithRetry] acts on for err:
+//
+//   - the verdict attached to err by a [Classifier], a transaction scope or
+//     [Classify], looking through wrapped and joined errors (the outermost
+//     wins);
+//   - otherwise the verdict of what dbop recognises by itself, without a
+//     classifier and without importing a driver: a SQLSTATE of class 40
+//     reported through an SQLState() string method (40001
+//     serialization_failure and 40P01 deadlock_detected are
+//     RetryTransaction, 40003 statement_completion_unknown is Ambiguous),
+//     and a deadline of a [WithTimeout] inside the retry ([*TimeoutError])
+//     is RetryTransaction;
+//   - otherwise Unclassified, which no retry acts on.
 func VerdictOf(err error) Verdict {
+	if v := attached(err); v != Unclassified {
+		return v
+	}
+	return recognised(err)
+}
+
+// attached returns the verdict attached to err, or Unclassified.
+func attached(err error) Verdict {
 	for err != nil {
 		switch e := err.(type) {
 		case *ClassifiedError:
@@ -102,7 +134,7 @@ func VerdictOf(err error) Verdict {
 			err = e.Unwrap()
 		case interface{ Unwrap() []error }:
 			for _, inner := range e.Unwrap() {
-				if v := VerdictOf(inner); v != Unclassified {
+				if v := attached(inner); v != Unclassified {
 					return v
 				}
 			}
@@ -114,29 +146,43 @@ func VerdictOf(err error) Verdict {
 	return Unclassified
 }
 
-// ClassifyBy returns a Decorator that attaches c's verdict to every error the
-// decorated Op returns, unless the error already carries one. Placed inside
-// [WithRetry], it decides what the retry does; the driver's error stays
-// reachable with errors.As. ClassifyBy panics if c is nil.
-func ClassifyBy(c Classifier) Decorator {
-	if c == nil {
-		panic("dbop: ClassifyBy(nil): a Classifier is required")
+// recognised returns the verdict of what the root package recognises with
+// no classifier: see VerdictOf.
+func recognised(err error) Verdict {
+	if err == nil {
+		return Unclassified
 	}
-	return classify(c)
+	if _, ok := errors.AsType[*TimeoutError](err); ok {
+		return RetryTransaction
+	}
+	if se, ok := errors.AsType[interface {
+		error
+		SQLState() string
+	}](err); ok {
+		switch se.SQLState() {
+		case "40001", "40P01": // SQL standard class 40, transaction rollback
+			return RetryTransaction
+		case "40003":
+			return Ambiguous
+		}
+	}
+	return Unclassified
 }
 
-type classify Classifier
-
-func (classify) decorator() {}
-
-func (c classify) apply(err error) error {
-	if VerdictOf(err) != Unclassified {
+// classifyWith returns err with c's verdict attached, when the verdict
+// changes what a retry does with err: an error that already carries a
+// verdict keeps it, and a final verdict (NotRetryable) is not attached to
+// an error no retry would act on anyway, so that such an error reaches the
+// caller as the very value the operation returned.
+func classifyWith(c Classifier, err error) error {
+	if err == nil || attached(err) != Unclassified {
 		return err
 	}
-	if v := c(err); v != Unclassified {
-		return &ClassifiedError{Verdict: v, Err: err}
+	v := c(err)
+	if cur := recognised(err); v == Unclassified || v == cur || (v.final() && cur.final()) {
+		return err
 	}
-	return err
+	return &ClassifiedError{Verdict: v, Err: err}
 }
 
 // FirstOf returns a Classifier that asks each of cs in turn and returns the
@@ -158,23 +204,48 @@ func FirstOf(cs ...Classifier) Classifier {
 	}
 }
 
-type txScopeKey struct{}
+// ClassifyBy returns a Decorator that attaches c's verdict to the errors
+// the decorated Op returns. Listed after [WithRetry], it decides what the
+// retry does; listing it before the retry in the same pipeline, where it
+// could only label the final error, panics when the pipeline is built.
+//
+// An error that already carries a verdict keeps it. An error c does not
+// recognise, or calls NotRetryable, is returned as it is (err == the Op's
+// error holds), since no retry acts on it; so is an error whose verdict c
+// agrees with [VerdictOf]. Otherwise the error is wrapped in a
+// [*ClassifiedError], and errors.As still reaches the driver's error.
+// ClassifyBy panics if c is nil.
+func ClassifyBy(c Classifier) Decorator {
+	if c == nil {
+		panic("dbop: ClassifyBy(nil): a Classifier is required")
+	}
+	return classify(c)
+}
+
+type classify Classifier
+
+func (classify) decorator() {}
+
+func (c classify) apply(err error) error { return classifyWith(Classifier(c), err) }
 
 // WithinTx returns a context marking that work run with it is inside a
-// transaction. Transaction scopes (github.com/dbop-go/dbop/scopes) call it
-// for the context they hand to the operation. A [WithRetry] running with such
-// a context retries only statement-level failures ([RetryStatement]); a
-// transaction-level or ambiguous failure is returned untouched so that the
-// retry around the transaction, which alone can help, sees it.
+// transaction the caller owns. The transaction scopes
+// (github.com/dbop-go/dbop/scopes and the adapters) mark the context they
+// hand to the operation; call it yourself for work on a transaction you
+// began by hand.
+//
+// A [WithRetry] running with such a context retries only what a savepoint
+// scope certified as undone (a statement-level failure rolled back to its
+// savepoint), and errors of transactions that were begun and ended inside
+// it: a failure that doomed the transaction, or one no savepoint undid,
+// travels out untouched to the transaction's owner.
 func WithinTx(ctx context.Context) context.Context {
 	if IsWithinTx(ctx) {
 		return ctx
 	}
-	return context.WithValue(ctx, txScopeKey{}, true)
+	return txmark.WithState(ctx, new(txmark.State))
 }
 
-// IsWithinTx reports whether ctx was marked by [WithinTx].
-func IsWithinTx(ctx context.Context) bool {
-	v, _ := ctx.Value(txScopeKey{}).(bool)
-	return v
-}
+// IsWithinTx reports whether ctx was marked by [WithinTx] or by a
+// transaction scope.
+func IsWithinTx(ctx context.Context) bool { return txmark.StateOf(ctx) != nil }

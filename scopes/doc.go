@@ -69,26 +69,26 @@
 // The scopes act on the [dbop.Verdict] of an error; the [ClassifyBy] option
 // attaches one, from the backend's classifier, to the errors of the
 // operation, of BEGIN and of the savepoint statements (an error that already
-// carries a verdict keeps it). What each verdict does:
+// carries a verdict keeps it). What each verdict does in InSavepoint:
 //
 //   - [dbop.RetryStatement] (a MySQL lock wait timeout, a PostgreSQL
-//     lock_timeout): InSavepoint rolls back to the savepoint, and the retry
-//     around it runs the statement again.
+//     lock_timeout): InSavepoint rolls back to the savepoint and certifies
+//     the error as undone; the retry around it runs the statement again.
 //   - [dbop.RetryTransaction] (a serialization failure, a deadlock, a lost
-//     connection): the transaction is dead or doomed. InSavepoint does not
-//     roll back to the savepoint (after a MySQL deadlock the server has
-//     rolled back the whole transaction and dropped its savepoints, so
-//     ROLLBACK TO would fail with error 1305) and returns the error
-//     untouched. The retry around the savepoint lets it pass, because the
-//     context InTx hands out is marked [dbop.WithinTx], and InTx rolls back.
-//     The retry around InTx, running with the caller's unmarked context,
-//     starts a new transaction.
-//   - [dbop.Ambiguous]: as RetryTransaction inside a savepoint; at COMMIT, see
-//     below.
+//     connection) and [dbop.Ambiguous]: the transaction is dead or doomed.
+//     InSavepoint does not roll back to the savepoint (after a MySQL
+//     deadlock the server has rolled back the whole transaction and dropped
+//     its savepoints: ROLLBACK TO would fail with error 1305, and any
+//     statement would run in autocommit) and marks the error as dooming the
+//     transaction. No retry inside the transaction runs again after it —
+//     not the retry listed around the savepoint, whatever context it runs
+//     with, nor one running with the context InTx handed over — and no
+//     fallback replaces it. InTx, the owner, rolls back; the retry around
+//     InTx starts a new transaction.
 //   - [dbop.NotRetryable], and errors no classifier recognised: InSavepoint
-//     rolls back to the savepoint and returns the error. The transaction is
-//     usable again, so the caller may handle the error (a unique violation,
-//     say) and go on.
+//     rolls back to the savepoint and returns the error (marked undone, so
+//     a fallback may replace it). The transaction is usable again, so the
+//     caller may handle the error (a unique violation, say) and go on.
 //
 // Retrying a statement where only the whole transaction can be retried is
 // the classic mistake (PostgreSQL 40001, MySQL 1213, SQLite BUSY_SNAPSHOT):
@@ -96,10 +96,21 @@
 // two retries divide the work without either knowing of the other.
 //
 // If the statement undoing a failed attempt (ROLLBACK TO or RELEASE) fails,
-// or RELEASE fails after a successful one, the transaction is in an unknown
-// state and the error is RetryTransaction, whatever the attempt's error was.
-// In particular a RELEASE error after success is never left to a
+// or RELEASE fails after a successful one, or SAVEPOINT itself fails, the
+// transaction is in an unknown state: the error dooms it, with the verdict
+// RetryTransaction where the statement failed after the attempt ran. In
+// particular a RELEASE error after success is never left to a
 // statement-level retry, which would run the successful statement twice.
+//
+// A scope that saw its transaction doomed tells the transaction's owner
+// through the context InTx handed over: InTx then rolls back instead of
+// committing, even if the function swallowed the error and returned nil,
+// and a later InSavepoint in the same transaction refuses to run. A
+// transaction you began yourself has no such owner: return the error and
+// roll back.
+//
+// Everything InTx returns after ending its transaction is released: a
+// retry may act on it as its verdict says, wherever that retry runs.
 //
 // # Ambiguous commits
 //

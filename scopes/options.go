@@ -101,15 +101,13 @@ func newConfig(caller string, opts []Option) *config {
 	return c
 }
 
-// classify attaches the configured verdict to err unless it carries one.
+// classify attaches the configured verdict to err where it changes what a
+// retry does (see [dbop.Classifier.Classify]).
 func (c *config) classify(err error) error {
-	if err == nil || c.classifier == nil || dbop.VerdictOf(err) != dbop.Unclassified {
+	if c.classifier == nil {
 		return err
 	}
-	if v := c.classifier(err); v != dbop.Unclassified {
-		return dbop.Classify(err, v)
-	}
-	return err
+	return c.classifier.Classify(err)
 }
 
 // cleanupContext returns the context a rollback runs with: ctx's values

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/txmark"
 )
 
 // Savepointer runs savepoint statements in a transaction the caller owns:
@@ -38,48 +39,55 @@ func savepointDepth(ctx context.Context) int {
 }
 
 // InSavepoint returns a Decorator that runs each attempt of the decorated
-// operation inside a savepoint of a transaction the caller owns, so that a
-// failed attempt is undone without losing the transaction's earlier work.
-// Per attempt it runs SAVEPOINT, then the operation with a context marked
-// [github.com/dbop-go/dbop.WithinTx], and then:
+// operation inside a savepoint of the transaction sp runs statements in, so
+// that a failed attempt is undone without losing the transaction's earlier
+// work. Per attempt it runs SAVEPOINT, then the operation with a context
+// marked [github.com/dbop-go/dbop.WithinTx], and then:
 //
 //   - on success, RELEASE SAVEPOINT;
 //   - on an error whose verdict (after the [ClassifyBy] options) is
 //     [github.com/dbop-go/dbop.RetryTransaction] or
 //     [github.com/dbop-go/dbop.Ambiguous], nothing: the transaction is
 //     doomed (MySQL has already rolled it back and dropped its savepoints
-//     after a deadlock), so the error is returned untouched for the retry
-//     around the transaction;
+//     after a deadlock), so the error is marked as dooming it and goes out
+//     to the transaction's owner; no retry inside the transaction runs
+//     again after it;
 //   - on any other error, ROLLBACK TO SAVEPOINT and then RELEASE SAVEPOINT,
 //     so that retries do not pile up shadowed savepoints, and the error is
-//     returned;
+//     returned, certified as undone: a retry around the savepoint runs the
+//     attempt again if the verdict is RetryStatement;
 //   - on a panic, ROLLBACK TO SAVEPOINT and RELEASE SAVEPOINT, and the panic
 //     goes on with its original value.
 //
-// If ROLLBACK TO SAVEPOINT or RELEASE SAVEPOINT fails after the operation
-// ran, the state of the transaction is unknown: the error returned wraps the
-// operation's error (first) and the statement's, with the verdict
-// RetryTransaction. A SAVEPOINT error is classified and returned, without
-// running the operation. The statements undoing a failed attempt run with a
-// context that ignores the caller's cancellation, bounded by
-// [RollbackTimeout].
+// If SAVEPOINT fails, or ROLLBACK TO SAVEPOINT or RELEASE SAVEPOINT fails
+// after the operation ran, the state of the transaction is unknown and the
+// error dooms it (for the latter, the error wraps the operation's error,
+// first, and the statement's, with the verdict RetryTransaction). The
+// statements undoing a failed attempt run with a context that ignores the
+// caller's cancellation, bounded by [RollbackTimeout].
 //
 // Listed after [github.com/dbop-go/dbop.WithRetry], InSavepoint makes the
-// retry a statement-level one:
+// retry a statement-level one, with any context:
 //
 //	n, err := step.With(dbop.WithRetry(backoff), scopes.InSavepoint(sp)).Run(ctx)
 //
-// Run it with the context [InTx] handed you (or one marked WithinTx): the
-// retry then retries statement-level errors only and lets
-// transaction-level ones out.
+// Listing it before the retry panics when the pipeline is built: every
+// attempt would run in one savepoint. Inside [InTx], run it with the
+// context InTx handed you: a doomed transaction is then never committed,
+// even if your function swallows the error.
 //
 // Nested savepoints get distinct names ([SavepointName]); the depth travels
-// in the context. The Decorator is safe for concurrent use, but a
-// transaction, and so sp, serves one goroutine at a time. InSavepoint panics
-// if sp is nil, an option is nil, or [ReadOnly] or [CommitOutcome] is given.
+// in the context. sp identifies the transaction, so it must be comparable,
+// and one sp must serve one transaction. The Decorator is safe for
+// concurrent use, but a transaction, and so sp, serves one goroutine at a
+// time. InSavepoint panics if sp is nil or not comparable, an option is
+// nil, or [ReadOnly] or [CommitOutcome] is given.
 func InSavepoint(sp Savepointer, opts ...Option) dbop.Decorator {
 	if sp == nil {
 		panic("scopes: InSavepoint: the Savepointer is nil")
+	}
+	if !txmark.Comparable(sp) {
+		panic(fmt.Sprintf("scopes: InSavepoint: the Savepointer %T is not comparable: use a pointer or a struct of comparable fields", sp))
 	}
 	c := newConfig("InSavepoint", opts)
 	if c.readOnly {
@@ -88,18 +96,39 @@ func InSavepoint(sp Savepointer, opts ...Option) dbop.Decorator {
 	if c.commitOutcome != nil {
 		panic("scopes: InSavepoint: CommitOutcome applies to InTx only")
 	}
-	return dbop.Around(func(ctx context.Context, next func(context.Context) error) error {
+	return dbop.AroundTx(sp, func(ctx context.Context, next func(context.Context) error) error {
 		return runSavepoint(ctx, c, sp, next)
 	})
 }
 
-// runSavepoint runs one attempt inside a savepoint.
+// runSavepoint runs one attempt inside a savepoint of the transaction sp
+// runs statements in. It certifies what it undid (txmark.Undone) and marks
+// what doomed the transaction (txmark.Doomed, recorded in the state of the
+// transaction's owner when ctx carries one), so that every retry knows
+// whether running the attempt again is safe.
 func runSavepoint(ctx context.Context, c *config, sp Savepointer, next func(context.Context) error) error {
+	outer := txmark.StateOf(ctx)
+	if outer != nil && outer.Doomed() != nil {
+		// An earlier step doomed the transaction and its error was not
+		// returned: nothing may run in the transaction again.
+		return outer.Doomed()
+	}
 	depth := savepointDepth(ctx) + 1
 	name := SavepointName(depth)
 	if err := sp.Savepoint(ctx, name); err != nil {
-		return fmt.Errorf("scopes: savepoint %s: %w", name, c.classify(err))
+		// The transaction may be aborted, ended, or on a lost connection.
+		return doom(outer, sp, fmt.Errorf("scopes: savepoint %s: %w", name, c.classify(err)))
 	}
+
+	// The attempt runs in a context marked as inside the transaction, with
+	// a state of its own when the caller's context had none, so that a
+	// scope nested in it can report a doom that the attempt swallowed.
+	inner, innerCtx := outer, ctx
+	if inner == nil {
+		inner = new(txmark.State)
+		innerCtx = txmark.WithState(ctx, inner)
+	}
+	innerCtx = context.WithValue(innerCtx, spDepthKey{}, depth)
 
 	// As in runTx: undo on panic or runtime.Goexit without recovering.
 	returned := false
@@ -108,22 +137,53 @@ func runSavepoint(ctx context.Context, c *config, sp Savepointer, next func(cont
 			_ = undo(ctx, c, sp, name)
 		}
 	}()
-	err := next(context.WithValue(dbop.WithinTx(ctx), spDepthKey{}, depth))
+	err := next(innerCtx)
 	returned = true
+	if err == nil {
+		err = inner.Doomed()
+	}
 
 	if err == nil {
 		if err := sp.Release(ctx, name); err != nil {
-			return releaseError(c, name, err)
+			return doom(outer, sp, releaseError(c, name, err))
 		}
 		return nil
 	}
 	err = c.classify(err)
-	switch dbop.VerdictOf(err) {
-	case dbop.RetryTransaction, dbop.Ambiguous:
-		return err
+	switch m := txmark.Of(err); {
+	case m != nil && m.Kind == txmark.Doomed:
+		// A scope inside doomed a transaction; this one cannot vouch for
+		// its own.
+		return doom(outer, sp, err)
+	case m != nil && m.Kind == txmark.Released:
+		// A transaction begun and ended inside the attempt failed; this
+		// one is unharmed, and the attempt can be undone as any other.
+	default:
+		switch dbop.VerdictOf(err) {
+		case dbop.RetryTransaction, dbop.Ambiguous:
+			// The transaction is dead or doomed (MySQL has already rolled
+			// it back and dropped its savepoints after a deadlock, so
+			// ROLLBACK TO would fail): leave it to its owner.
+			return doom(outer, sp, err)
+		}
 	}
 	if uerr := undo(ctx, c, sp, name); uerr != nil {
-		return dbop.Classify(fmt.Errorf("%w (%w)", err, uerr), dbop.RetryTransaction)
+		return doom(outer, sp, dbop.Classify(fmt.Errorf("%w (%w)", err, uerr), dbop.RetryTransaction))
+	}
+	// Certified: the attempt's effects are gone and the transaction is
+	// usable, so a retry inside it may run the attempt again (if the
+	// verdict allows) and a fallback may replace the error.
+	return &txmark.Mark{Kind: txmark.Undone, Err: err}
+}
+
+// doom marks err as having doomed the transaction sp runs in, and records
+// it in the state of the transaction's owner, if known.
+func doom(owner *txmark.State, sp Savepointer, err error) error {
+	if !txmark.IsDoomedFor(err, sp) {
+		err = &txmark.Mark{Kind: txmark.Doomed, Key: sp, Err: err}
+	}
+	if owner != nil {
+		owner.Doom(err)
 	}
 	return err
 }
@@ -149,7 +209,7 @@ func undo(ctx context.Context, c *config, sp Savepointer, name string) error {
 func releaseError(c *config, name string, err error) error {
 	err = fmt.Errorf("scopes: release savepoint %s: %w", name, c.classify(err))
 	switch dbop.VerdictOf(err) {
-	case dbop.Unclassified, dbop.RetryStatement:
+	case dbop.Unclassified, dbop.RetryStatement, dbop.NotRetryable:
 		return dbop.Classify(err, dbop.RetryTransaction)
 	}
 	return err

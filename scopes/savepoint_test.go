@@ -83,8 +83,14 @@ func TestInSavepointTransactionErrorEscapes(t *testing.T) {
 	if got != 1 || err != nil {
 		t.Fatalf("Run = %v, %v; want 1, nil", got, err)
 	}
-	if len(escaped) != 1 || escaped[0] != deadlock {
-		t.Fatalf("errors out of the savepoint = %v, want exactly the deadlock error value", escaped)
+	// The deadlock travels out marked as dooming the transaction (I7: dbop
+	// wraps an error on its way to the transaction's owner), with the same
+	// text and verdict, and errors.Is reaches it.
+	if len(escaped) != 1 || !errors.Is(escaped[0], deadlock) || escaped[0].Error() != deadlock.Error() {
+		t.Fatalf("errors out of the savepoint = %v, want the deadlock error", escaped)
+	}
+	if v := dbop.VerdictOf(escaped[0]); v != dbop.RetryTransaction {
+		t.Errorf("verdict out of the savepoint = %v, want retry-transaction", v)
 	}
 	if !errors.Is(escaped[0], errDeadlock) {
 		t.Errorf("errors.Is(%v, errDeadlock) = false", escaped[0])
@@ -106,10 +112,10 @@ func TestInSavepointTransactionErrorEscapes(t *testing.T) {
 
 // runInTx runs step inside InSavepoint inside a fresh transaction of rec,
 // with INSERT a before it and INSERT c after it, and returns the step's
-// error; the transaction commits whatever the step returns.
-func runInTx(t *testing.T, rec *dboptest.Recorder, step func(ctx context.Context, tx *dboptest.Tx) error, opts ...scopes.Option) error {
+// error and the transaction's. fn ignores the step's error and goes on, so
+// the transaction commits unless a scope saw it doomed.
+func runInTx(t *testing.T, rec *dboptest.Recorder, step func(ctx context.Context, tx *dboptest.Tx) error, opts ...scopes.Option) (stepErr, txErr error) {
 	t.Helper()
-	var stepErr error
 	op := scopes.InTx(rec.Begin, func(ctx context.Context, tx *dboptest.Tx) (int, error) {
 		if err := tx.Exec(ctx, "INSERT a"); err != nil {
 			return 0, err
@@ -119,10 +125,8 @@ func runInTx(t *testing.T, rec *dboptest.Recorder, step func(ctx context.Context
 		}).With(scopes.InSavepoint(tx, opts...)).Run(ctx)
 		return 0, tx.Exec(ctx, "INSERT c")
 	})
-	if _, err := op.Run(t.Context()); err != nil {
-		t.Fatalf("transaction failed: %v", err)
-	}
-	return stepErr
+	_, txErr = op.Run(t.Context())
+	return stepErr, txErr
 }
 
 func TestInSavepointErrors(t *testing.T) {
@@ -135,13 +139,17 @@ func TestInSavepointErrors(t *testing.T) {
 		wantVerdict dbop.Verdict
 		wantPrefix  string // of the error message
 		wantLog     []string
+		// wantDoomed: the step doomed the transaction, so InTx rolls it
+		// back although fn returned nil, and returns the step's error.
+		wantDoomed bool
+		wantSame   bool // the step's error is the statement's error value (==)
 	}{
 		{
 			name:        "permanent error rolls back and releases",
 			fail:        map[string][]error{"UPDATE b": {errUnique}},
 			opts:        []scopes.Option{scopes.ClassifyBy(classifier)},
 			wantIs:      []error{errUnique},
-			wantVerdict: dbop.NotRetryable,
+			wantVerdict: dbop.Unclassified, // NotRetryable is not attached: nothing retries it anyway (I7)
 			wantLog: []string{"SAVEPOINT dbop_sp_1", "UPDATE b",
 				"ROLLBACK TO SAVEPOINT dbop_sp_1", "RELEASE SAVEPOINT dbop_sp_1"},
 		},
@@ -159,6 +167,7 @@ func TestInSavepointErrors(t *testing.T) {
 			wantIs:      []error{errNetwork},
 			wantVerdict: dbop.Ambiguous,
 			wantLog:     []string{"SAVEPOINT dbop_sp_1", "UPDATE b"},
+			wantDoomed:  true,
 		},
 		{
 			name: "failed ROLLBACK TO is transaction-level and keeps both errors",
@@ -171,6 +180,7 @@ func TestInSavepointErrors(t *testing.T) {
 			wantVerdict: dbop.RetryTransaction,
 			wantPrefix:  "lock timeout (scopes: rollback to savepoint dbop_sp_1: connection broken)",
 			wantLog:     []string{"SAVEPOINT dbop_sp_1", "UPDATE b", "ROLLBACK TO SAVEPOINT dbop_sp_1"},
+			wantDoomed:  true,
 		},
 		{
 			name: "failed RELEASE after ROLLBACK TO is transaction-level",
@@ -183,6 +193,7 @@ func TestInSavepointErrors(t *testing.T) {
 			wantVerdict: dbop.RetryTransaction,
 			wantLog: []string{"SAVEPOINT dbop_sp_1", "UPDATE b",
 				"ROLLBACK TO SAVEPOINT dbop_sp_1", "RELEASE SAVEPOINT dbop_sp_1"},
+			wantDoomed: true,
 		},
 		{
 			name:        "failed RELEASE after success is transaction-level",
@@ -191,6 +202,7 @@ func TestInSavepointErrors(t *testing.T) {
 			wantVerdict: dbop.RetryTransaction,
 			wantPrefix:  "scopes: release savepoint dbop_sp_1: connection broken",
 			wantLog:     []string{"SAVEPOINT dbop_sp_1", "UPDATE b", "RELEASE SAVEPOINT dbop_sp_1"},
+			wantDoomed:  true,
 		},
 		{
 			name:        "failed SAVEPOINT is classified and the step does not run",
@@ -200,6 +212,7 @@ func TestInSavepointErrors(t *testing.T) {
 			wantVerdict: dbop.RetryStatement,
 			wantPrefix:  "scopes: savepoint dbop_sp_1: lock timeout",
 			wantLog:     []string{"SAVEPOINT dbop_sp_1"},
+			wantDoomed:  true,
 		},
 	}
 	for _, tt := range tests {
@@ -208,7 +221,7 @@ func TestInSavepointErrors(t *testing.T) {
 			for stmt, errs := range tt.fail {
 				rec.FailNext(stmt, errs...)
 			}
-			err := runInTx(t, &rec, func(ctx context.Context, tx *dboptest.Tx) error {
+			err, txErr := runInTx(t, &rec, func(ctx context.Context, tx *dboptest.Tx) error {
 				return tx.Exec(ctx, "UPDATE b")
 			}, tt.opts...)
 			if err == nil {
@@ -225,7 +238,22 @@ func TestInSavepointErrors(t *testing.T) {
 			if !strings.HasPrefix(err.Error(), tt.wantPrefix) {
 				t.Errorf("error = %q, want it to begin with %q", err, tt.wantPrefix)
 			}
+			if tt.wantSame && err != tt.fail["UPDATE b"][0] {
+				t.Errorf("step error = %#v, want the statement's error value itself", err)
+			}
 			want := append([]string{"BEGIN", "INSERT a"}, tt.wantLog...)
+			if tt.wantDoomed {
+				// fn swallowed the step's error; InTx saw the transaction
+				// doomed and rolled it back instead of committing.
+				if !errors.Is(txErr, err) && txErr.Error() != err.Error() {
+					t.Errorf("transaction error = %v, want the step's error %v", txErr, err)
+				}
+				checkLog(t, append(want, "INSERT c", "ROLLBACK"), rec.Log())
+				return
+			}
+			if txErr != nil {
+				t.Fatalf("transaction failed: %v", txErr)
+			}
 			checkLog(t, append(want, "INSERT c", "COMMIT"), rec.Log())
 		})
 	}
@@ -266,7 +294,7 @@ func TestInSavepointPanic(t *testing.T) {
 func TestInSavepointNested(t *testing.T) {
 	var rec dboptest.Recorder
 	rec.FailNext("UPDATE c", errLockTimeout)
-	err := runInTx(t, &rec, func(ctx context.Context, tx *dboptest.Tx) error {
+	err, txErr := runInTx(t, &rec, func(ctx context.Context, tx *dboptest.Tx) error {
 		if !dbop.IsWithinTx(ctx) {
 			t.Error("the context handed to the op is not marked WithinTx")
 		}
@@ -277,8 +305,8 @@ func TestInSavepointNested(t *testing.T) {
 		_, err := inner.With(retry, scopes.InSavepoint(tx, scopes.ClassifyBy(classifier))).Run(ctx)
 		return err
 	})
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || txErr != nil {
+		t.Fatal(err, txErr)
 	}
 	checkLog(t, []string{
 		"BEGIN",

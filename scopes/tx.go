@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/txmark"
 )
 
 // Tx is what [InTx] needs of a transaction: a way to end it. pgx.Tx has
@@ -74,12 +75,15 @@ func InTx[X Tx, T any](begin BeginFunc[X], fn func(ctx context.Context, tx X) (T
 	}
 }
 
-// runTx runs one transaction.
+// runTx runs one transaction. InTx is the transaction's owner: every error
+// it returns leaves the transaction ended, so an error a retry may act on
+// is marked released (txmark.Released), and any retry around InTx may run
+// it again, whatever marks scopes inside the transaction left on it.
 func runTx[X Tx, T any](ctx context.Context, c *config, opts TxOptions, begin BeginFunc[X], fn func(context.Context, X) (T, error)) (T, error) {
 	var zero T
 	tx, err := begin(ctx, opts)
 	if err != nil {
-		return zero, fmt.Errorf("scopes: begin: %w", c.classify(err))
+		return zero, released(fmt.Errorf("scopes: begin: %w", c.classify(err)))
 	}
 
 	// A deferred rollback without recover: a panic (or runtime.Goexit)
@@ -91,9 +95,17 @@ func runTx[X Tx, T any](ctx context.Context, c *config, opts TxOptions, begin Be
 			_ = rollback(ctx, c, tx)
 		}
 	}()
-	v, err := fn(dbop.WithinTx(ctx), tx)
+	state := new(txmark.State)
+	v, err := fn(txmark.WithState(ctx, state), tx)
 	returned = true
 
+	if err == nil {
+		// A scope inside the transaction saw it doomed (MySQL rolled it
+		// back after a deadlock, PostgreSQL aborted it) and fn went on as
+		// if nothing had happened: committing now would commit whatever ran
+		// after the doom on its own, or fail. Roll back instead.
+		err = state.Doomed()
+	}
 	if err == nil && ctx.Err() != nil {
 		// fn finished, but the caller has given up: a COMMIT sent now would
 		// fail, and fail ambiguously. Rolling back gives a known outcome.
@@ -104,13 +116,24 @@ func runTx[X Tx, T any](ctx context.Context, c *config, opts TxOptions, begin Be
 		if rbErr := rollback(ctx, c, tx); rbErr != nil {
 			err = fmt.Errorf("%w (rollback: %w)", err, rbErr)
 		}
-		return zero, err
+		return zero, released(err)
 	}
 
 	if err := tx.Commit(ctx); err != nil {
-		return zero, c.commitError(err)
+		return zero, released(c.commitError(err))
 	}
 	return v, nil
+}
+
+// released marks err as the error of a transaction its owner has ended, so
+// that a retry around the owner may act on it, whatever the marks of the
+// scopes inside. An error no retry acts on is returned as it is.
+func released(err error) error {
+	switch dbop.VerdictOf(err) {
+	case dbop.RetryStatement, dbop.RetryTransaction, dbop.Ambiguous:
+		return &txmark.Mark{Kind: txmark.Released, Err: err}
+	}
+	return err
 }
 
 // rollback rolls tx back with a context that survives the caller's
@@ -136,7 +159,7 @@ func (c *config) commitError(err error) error {
 		}
 	}
 	if v != dbop.Ambiguous {
-		return dbop.Classify(err, v)
+		return dbop.Classifier(func(error) dbop.Verdict { return v }).Classify(err)
 	}
 	var ace *AmbiguousCommitError
 	if !errors.As(err, &ace) {

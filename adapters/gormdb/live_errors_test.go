@@ -63,10 +63,13 @@ func TestLiveDriverErrorReachable(t *testing.T) {
 				return calls, err
 			}
 
+			// A unique violation is NotRetryable, so final: not retried,
+			// and returned as fn returned it (invariant 7).
 			t.Run("the error fn returns", func(t *testing.T) {
-				calls, err := run(t, db, func(tx *gorm.DB) error { return tx.Exec(insertDup).Error })
-				if !b.dupCode(err) || dbop.VerdictOf(err) != dbop.NotRetryable || calls != 1 {
-					t.Errorf("Run = %v (verdict %v) after %d calls; want the unique violation, not-retryable, 1 call", err, dbop.VerdictOf(err), calls)
+				var fnErr error
+				calls, err := run(t, db, func(tx *gorm.DB) error { fnErr = tx.Exec(insertDup).Error; return fnErr })
+				if !b.dupCode(err) || err != fnErr || !final(dbop.VerdictOf(err)) || calls != 1 {
+					t.Errorf("Run = %v (verdict %v) after %d calls; want the unique violation fn returned, final, 1 call", err, dbop.VerdictOf(err), calls)
 				}
 			})
 
@@ -93,10 +96,12 @@ func TestLiveDriverErrorReachable(t *testing.T) {
 			// users to return a statement's .Error as soon as it fails.
 			t.Run("GORM chained several errors, the driver's first", func(t *testing.T) {
 				errAudit := errors.New("audit hook failed")
+				var fnErr error
 				calls, err := run(t, db, func(tx *gorm.DB) error {
 					r := tx.Exec(insertDup)
 					_ = r.AddError(errAudit)
-					return r.Error
+					fnErr = r.Error
+					return fnErr
 				})
 				if !errors.Is(err, errAudit) || !strings.Contains(strings.ToLower(err.Error()), "duplicate") {
 					t.Fatalf("Run = %v; want the chain of the duplicate key error and the audit error", err)
@@ -105,21 +110,25 @@ func TestLiveDriverErrorReachable(t *testing.T) {
 					t.Errorf("Run = %v: the earlier driver error is reachable; GORM no longer chains with %%v (update DB-REFERENCE §8 and the package documentation)", err)
 				}
 				// The consequence: with the unique violation out of reach
-				// the error is unclassified, and the retry runs it again.
-				if calls != 3 {
-					t.Errorf("fn ran %d times; want 3, the whole attempt limit", calls)
+				// the error is unclassified, and an unclassified error is
+				// final (invariant 3): one attempt, the error returned
+				// unchanged.
+				if v := dbop.VerdictOf(err); v != dbop.Unclassified || calls != 1 || err != fnErr {
+					t.Errorf("Run = %v (verdict %v) after %d calls; want the chain fn returned, unclassified, 1 call", err, v, calls)
 				}
 			})
 
 			// With TranslateError, GORM's postgres dialector keeps the
 			// *pgconn.PgError inside its sentinel; the mysql one replaces
 			// the *mysql.MySQLError by the bare sentinel (DB-REFERENCE §8).
-			// The verdict is NotRetryable either way.
+			// The classifier's verdict is NotRetryable either way, so the
+			// error is final and returned as fn returned it (invariant 7).
 			t.Run("TranslateError", func(t *testing.T) {
 				tdb := b.open(t, &gorm.Config{TranslateError: true})
-				calls, err := run(t, tdb, func(tx *gorm.DB) error { return tx.Exec(insertDup).Error })
-				if !errors.Is(err, gorm.ErrDuplicatedKey) || dbop.VerdictOf(err) != dbop.NotRetryable || calls != 1 {
-					t.Errorf("Run = %v (verdict %v) after %d calls; want gorm.ErrDuplicatedKey, not-retryable, 1 call", err, dbop.VerdictOf(err), calls)
+				var fnErr error
+				calls, err := run(t, tdb, func(tx *gorm.DB) error { fnErr = tx.Exec(insertDup).Error; return fnErr })
+				if !errors.Is(err, gorm.ErrDuplicatedKey) || err != fnErr || !final(dbop.VerdictOf(err)) || calls != 1 {
+					t.Errorf("Run = %v (verdict %v) after %d calls; want the gorm.ErrDuplicatedKey fn returned, final, 1 call", err, dbop.VerdictOf(err), calls)
 				}
 				if want := b.name == "postgres"; b.dupCode(err) != want {
 					t.Errorf("driver error reachable = %v; want %v (err: %v)", !want, want, err)
@@ -144,8 +153,11 @@ func TestLivePostgresCommitAnsweredByServer(t *testing.T) {
 		calls++
 		return 0, tx.Exec("INSERT INTO " + table + " VALUES (1, 1)").Error // checked at COMMIT
 	}).With(retry).Run(t.Context())
-	if pgCode(err) != "23505" || errors.Is(err, scopes.ErrAmbiguousCommit) || dbop.VerdictOf(err) != dbop.NotRetryable || calls != 1 {
-		t.Errorf("Run = %v (verdict %v) after %d calls; want 23505 from COMMIT, not ambiguous, not-retryable, 1 call", err, dbop.VerdictOf(err), calls)
+	// NotRetryable, so final and unwrapped (invariant 7): the driver's
+	// *pgconn.PgError is the very error returned.
+	pe, _ := errors.AsType[*pgconn.PgError](err)
+	if pgCode(err) != "23505" || err != error(pe) || errors.Is(err, scopes.ErrAmbiguousCommit) || !final(dbop.VerdictOf(err)) || calls != 1 {
+		t.Errorf("Run = %v (%T, verdict %v) after %d calls; want the driver's 23505 from COMMIT, not ambiguous, final, 1 call", err, err, dbop.VerdictOf(err), calls)
 	}
 }
 
@@ -166,16 +178,20 @@ func TestLiveReadOnly(t *testing.T) {
 			createTable(t, db, b.table, "id int PRIMARY KEY, n int NOT NULL")
 			exec(t, db, "INSERT INTO "+b.table+" VALUES (1, 0)")
 			calls := 0
+			var fnErr error
 			n, err := gormdb.InTx(db, func(ctx context.Context, tx *gorm.DB) (int, error) {
 				calls++
 				var n int
 				if err := tx.Raw("SELECT n FROM " + b.table + " WHERE id = 1").Scan(&n).Error; err != nil {
 					return 0, err // reads work
 				}
-				return n, tx.Exec("UPDATE " + b.table + " SET n = n + 1").Error
+				fnErr = tx.Exec("UPDATE " + b.table + " SET n = n + 1").Error
+				return n, fnErr
 			}, gormdb.ReadOnly()).With(retry).Run(t.Context())
-			if !b.isCode(err) || dbop.VerdictOf(err) != dbop.NotRetryable || calls != 1 || n != 0 {
-				t.Errorf("Run = %d, %v (verdict %v) after %d calls; want the read-only error, not-retryable, 1 call", n, err, dbop.VerdictOf(err), calls)
+			// NotRetryable, so final and returned as fn returned it
+			// (invariant 7).
+			if !b.isCode(err) || err != fnErr || !final(dbop.VerdictOf(err)) || calls != 1 || n != 0 {
+				t.Errorf("Run = %d, %v (verdict %v) after %d calls; want the read-only error fn returned, final, 1 call", n, err, dbop.VerdictOf(err), calls)
 			}
 			if diff := queryRows(t, db, b.table); len(diff) != 1 || diff[0] != "1:0" {
 				t.Errorf("rows = %v; want [1:0]", diff)

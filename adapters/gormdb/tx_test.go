@@ -21,6 +21,12 @@ import (
 // retry retries at once, up to three attempts.
 var retry = dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))
 
+// final reports whether v ends a retry: the error was not recognised as
+// retryable (Unclassified) or was called NotRetryable. A classifier that
+// calls an error NotRetryable leaves it unwrapped when nothing would retry
+// it anyway (invariant 7), so VerdictOf then reports Unclassified.
+func final(v dbop.Verdict) bool { return v == dbop.Unclassified || v == dbop.NotRetryable }
+
 func checkLog(t *testing.T, want, got []string) {
 	t.Helper()
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -81,7 +87,8 @@ func TestInTxRetriesTheTransaction(t *testing.T) {
 	}, fake.Log())
 }
 
-// GORM's errors are NotRetryable: a record not found is not retried.
+// GORM's errors are NotRetryable: a record not found is not retried, and
+// is returned as fn returned it (invariant 7: a final error is not wrapped).
 func TestInTxGORMErrorIsNotRetried(t *testing.T) {
 	db, fake := fakeGORM(t, "postgres", nil)
 	calls := 0
@@ -90,8 +97,8 @@ func TestInTxGORMErrorIsNotRetried(t *testing.T) {
 		return 0, gorm.ErrRecordNotFound
 	}).With(retry)
 	_, err := op.Run(t.Context())
-	if !errors.Is(err, gorm.ErrRecordNotFound) || dbop.VerdictOf(err) != dbop.NotRetryable || calls != 1 {
-		t.Errorf("Run = %v (verdict %v) after %d calls; want gorm.ErrRecordNotFound, not-retryable, 1 call", err, dbop.VerdictOf(err), calls)
+	if err != gorm.ErrRecordNotFound || !final(dbop.VerdictOf(err)) || calls != 1 {
+		t.Errorf("Run = %v (verdict %v) after %d calls; want gorm.ErrRecordNotFound itself, final, 1 call", err, dbop.VerdictOf(err), calls)
 	}
 	checkLog(t, []string{"BEGIN", "ROLLBACK"}, fake.Log())
 }
@@ -105,7 +112,7 @@ func TestInTxCommitErrors(t *testing.T) {
 	}{
 		{"postgres: ErrBadConn proves nothing (lib/pq returns it after sending COMMIT)", dboptest.BadConn(), true, dbop.Ambiguous},
 		{"server answered", dboptest.PgError("40001", "could not serialize access"), false, dbop.RetryTransaction},
-		{"server answered with a constraint", dboptest.PgError("23505", "duplicate key"), false, dbop.NotRetryable},
+		{"server answered with a constraint", dboptest.PgError("23505", "duplicate key"), false, dbop.NotRetryable}, // final: see below
 		{"server shutting down", dboptest.PgError("57P01", "terminating connection due to administrator command"), true, dbop.Ambiguous},
 		{"connection exception", dboptest.PgError("08006", "connection failure"), true, dbop.Ambiguous},
 		{"session ended", fatal(dboptest.PgError("XX000", "internal error")), true, dbop.Ambiguous},
@@ -118,7 +125,7 @@ func TestInTxCommitErrors(t *testing.T) {
 		{"unknown", errScripted, true, dbop.Ambiguous},
 		{"pgx: nothing sent", safeToRetry{}, false, dbop.RetryTransaction},
 		{"pgx: conn closed while waiting for the answer", connClosed{}, true, dbop.Ambiguous},
-		{"server answered ROLLBACK", pgx.ErrTxCommitRollback, false, dbop.NotRetryable},
+		{"server answered ROLLBACK", pgx.ErrTxCommitRollback, false, dbop.NotRetryable}, // final: see below
 		{"transaction already ended", sql.ErrTxDone, true, dbop.Ambiguous},
 	}
 	for _, tt := range tests {
@@ -136,7 +143,15 @@ func TestInTxCommitErrors(t *testing.T) {
 			if got := errors.Is(err, scopes.ErrAmbiguousCommit); got != tt.ambiguous {
 				t.Errorf("errors.Is(err, scopes.ErrAmbiguousCommit) = %v; want %v (err: %v)", got, tt.ambiguous, err)
 			}
-			if got := dbop.VerdictOf(err); got != tt.wantVerdict {
+			got := dbop.VerdictOf(err)
+			switch {
+			case tt.wantVerdict == dbop.NotRetryable:
+				// Not committed, and final: the COMMIT error is returned
+				// as the driver returned it, unwrapped (invariant 7).
+				if !final(got) || err != tt.commitErr {
+					t.Errorf("Run = %v (verdict %v); want the COMMIT error itself, final", err, got)
+				}
+			case got != tt.wantVerdict:
 				t.Errorf("verdict = %v; want %v", got, tt.wantVerdict)
 			}
 			checkLog(t, []string{"BEGIN", "UPDATE t SET n = n + 1", "COMMIT"}, fake.Log())
@@ -236,8 +251,10 @@ func TestInTxInsideATransaction(t *testing.T) {
 	tx := db.Begin()
 	defer tx.Rollback()
 	_, err := gormdb.InTx(tx, update).With(retry).Run(t.Context())
-	if !errors.Is(err, gorm.ErrInvalidTransaction) || dbop.VerdictOf(err) != dbop.NotRetryable {
-		t.Errorf("Run = %v (verdict %v); want gorm.ErrInvalidTransaction, not-retryable", err, dbop.VerdictOf(err))
+	// Final (invariant 7: NotRetryable leaves it unclassified); wrapped by
+	// the BEGIN error's "scopes: begin: " prefix, so errors.Is.
+	if !errors.Is(err, gorm.ErrInvalidTransaction) || !final(dbop.VerdictOf(err)) {
+		t.Errorf("Run = %v (verdict %v); want gorm.ErrInvalidTransaction, final", err, dbop.VerdictOf(err))
 	}
 	checkLog(t, []string{"BEGIN"}, fake.Log())
 }
@@ -339,12 +356,24 @@ func TestInTxWithClassifier(t *testing.T) {
 		want dbop.Verdict
 	}{
 		{errScripted, dbop.RetryStatement},
+		// Still GORM's NotRetryable, so final, returned as fn returned it
+		// (invariant 7).
 		{gorm.ErrRecordNotFound, dbop.NotRetryable},
-		{dboptest.PgError("40P01", "deadlock detected"), dbop.Unclassified}, // the backend classifier is replaced
+		// The backend classifier is replaced: classifiers.Postgres would
+		// call 55P03 RetryStatement. (Not 40P01: VerdictOf recognises that
+		// SQLSTATE by itself, whatever the classifier, invariant 3.)
+		{dboptest.PgError("55P03", "canceling statement due to lock timeout"), dbop.Unclassified},
 	} {
 		_, err := gormdb.InTx(db, func(context.Context, *gorm.DB) (int, error) { return 0, tt.err },
 			gormdb.WithClassifier(custom)).Run(t.Context())
-		if got := dbop.VerdictOf(err); got != tt.want {
+		got := dbop.VerdictOf(err)
+		if tt.want == dbop.NotRetryable {
+			if !final(got) || err != tt.err {
+				t.Errorf("Run = %v (verdict %v); want %v itself, final", err, got, tt.err)
+			}
+			continue
+		}
+		if got != tt.want {
 			t.Errorf("verdict of %v = %v; want %v", tt.err, got, tt.want)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/txmark"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
@@ -43,13 +44,16 @@ func errorType(err error) string {
 
 // unwrapDbop strips the wrappers dbop puts around an attempt's error: a
 // *dbop.RetryError gives way to its last attempt's error, a
-// *dbop.ClassifiedError to the error it classifies.
+// *dbop.ClassifiedError to the error it classifies, and a transaction
+// scope's mark (undone, doomed, released) to the error it marks.
 func unwrapDbop(err error) error {
 	for {
 		switch e := err.(type) {
 		case *dbop.RetryError:
 			err = e.Err
 		case *dbop.ClassifiedError:
+			err = e.Err
+		case *txmark.Mark:
 			err = e.Err
 		default:
 			return err

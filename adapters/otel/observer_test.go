@@ -300,12 +300,14 @@ func TestObserver(t *testing.T) {
 			dbopotel.WithDBSystem(""), // sets nothing
 			nil,                       // ignored
 		},
-		errs: []error{errors.New("connection reset")},
+		// Marked retryable: an unclassified error is final (invariant 3),
+		// and this case is about the spans of a retried attempt.
+		errs: []error{dbop.Transient(errors.New("connection reset"))},
 		wantSpans: []spanView{{
 			Name: "dbop.attempt", Parent: "dbop.operation", Kind: trace.SpanKindInternal,
 			Attrs: map[string]any{
 				"db.system.name": "postgresql", "pool": "primary", "dbop.attempt": int64(1), "dbop.outcome": "retry",
-				"dbop.verdict": "unclassified", "dbop.retry.delay": 0.0, "error.type": "*errors.errorString",
+				"dbop.verdict": "retry-transaction", "dbop.retry.delay": 0.0, "error.type": "*errors.errorString",
 			},
 			Status: codes.Error, Desc: "connection reset", Events: []string{"exception: connection reset"},
 		}, {
@@ -322,7 +324,7 @@ func TestObserver(t *testing.T) {
 			"dbop.operation.duration{db.system.name=postgresql,dbop.outcome=success,pool=primary}": 1,
 			"dbop.attempts{db.system.name=postgresql,dbop.outcome=retry,pool=primary}":             1,
 			"dbop.attempts{db.system.name=postgresql,dbop.outcome=success,pool=primary}":           1,
-			"dbop.retries{db.system.name=postgresql,dbop.verdict=unclassified,pool=primary}":       1,
+			"dbop.retries{db.system.name=postgresql,dbop.verdict=retry-transaction,pool=primary}":  1,
 		},
 	}}
 	for _, tt := range tests {
@@ -366,7 +368,9 @@ func errString(err error) string {
 // histogram's bucket boundaries.
 func TestInstruments(t *testing.T) {
 	h := newHarness(t)
-	if _, err := h.run([]error{errors.New("boom")}, dbop.Named("op")); err != nil {
+	// Retryable, so that every instrument records (an unclassified error
+	// would not be retried: invariant 3).
+	if _, err := h.run([]error{dbop.Transient(errors.New("boom"))}, dbop.Named("op")); err != nil {
 		t.Fatal(err)
 	}
 	var rm metricdata.ResourceMetrics
@@ -470,7 +474,7 @@ func TestZeroObserver(t *testing.T) {
 			t.Error("the zero Observer started a span")
 		}
 		if calls == 1 {
-			return 0, errors.New("once")
+			return 0, dbop.Transient(errors.New("once")) // retryable: invariant 3
 		}
 		return 1, nil
 	}).With(dbop.WithRetry(dbop.Constant(0), dbop.Observe(&obs)))

@@ -55,8 +55,9 @@ func TestWithClassifier(t *testing.T) {
 		}
 		return dbop.Unclassified
 	}
+	syntax := dboptest.PgError("42601", "syntax error")
 	var db fakeDB
-	db.FailNext("INSERT a", unique, dboptest.PgError("42601", "syntax error"))
+	db.FailNext("INSERT a", unique, syntax)
 	var runs int
 	op := pgxdb.InTx(&db, func(ctx context.Context, tx pgx.Tx) (int, error) {
 		runs++
@@ -64,7 +65,9 @@ func TestWithClassifier(t *testing.T) {
 		return 0, err
 	}, pgxdb.WithClassifier(retryUnique))
 	_, err := op.With(dbop.WithRetry(retryAtOnce)).Run(t.Context())
-	if pgCode(err) != "42601" || dbop.VerdictOf(err) != dbop.NotRetryable || runs != 2 {
-		t.Errorf("after %d runs: %v (verdict %v); want the syntax error, not retried, after the unique violation was", runs, err, dbop.VerdictOf(err))
+	// The syntax error is NotRetryable, so final and returned as the
+	// driver returned it (invariant 7).
+	if err != error(syntax) || !final(dbop.VerdictOf(err)) || runs != 2 {
+		t.Errorf("after %d runs: %v (verdict %v); want the syntax error itself, final, not retried, after the unique violation was", runs, err, dbop.VerdictOf(err))
 	}
 }

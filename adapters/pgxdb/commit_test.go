@@ -91,6 +91,16 @@ func TestInTxCommitErrors(t *testing.T) {
 				if !ambiguous || dbop.VerdictOf(err) != dbop.Ambiguous {
 					t.Errorf("error %v (verdict %v) is not an ambiguous commit", err, dbop.VerdictOf(err))
 				}
+			case dbop.NotRetryable:
+				// Not committed, and final (invariant 7: VerdictOf may
+				// say Unclassified); a server error answering COMMIT is
+				// returned as the driver returned it.
+				if ambiguous || !final(dbop.VerdictOf(err)) {
+					t.Errorf("error %v: verdict %v, ambiguous %t; want final, not ambiguous", err, dbop.VerdictOf(err), ambiguous)
+				}
+				if _, isPg := tt.err.(*pgconn.PgError); isPg && err != tt.err {
+					t.Errorf("error %v (%T) is not the COMMIT error itself", err, err)
+				}
 			default:
 				if ambiguous || dbop.VerdictOf(err) != want {
 					t.Errorf("error %v: verdict %v, ambiguous %t; want %v, not ambiguous", err, dbop.VerdictOf(err), ambiguous, want)

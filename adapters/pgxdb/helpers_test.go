@@ -20,6 +20,12 @@ import (
 // retryAtOnce retries without waiting, up to the default attempt limit.
 var retryAtOnce = dbop.Constant(0)
 
+// final reports whether v ends a retry: the error was not recognised as
+// retryable (Unclassified) or was called NotRetryable. A classifier that
+// calls an error NotRetryable leaves it unwrapped when nothing would retry
+// it anyway (invariant 7), so VerdictOf then reports Unclassified.
+func final(v dbop.Verdict) bool { return v == dbop.Unclassified || v == dbop.NotRetryable }
+
 // newPool returns a pool on the test database with at most maxConns
 // connections, closed when t ends. mods adjust its configuration.
 func newPool(t *testing.T, maxConns int32, mods ...func(*pgxpool.Config)) *pgxpool.Pool {

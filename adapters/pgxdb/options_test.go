@@ -39,6 +39,12 @@ func TestPanicsOnProgrammerError(t *testing.T) {
 		want  string
 	}{
 		{"nil Beginner", func() { pgxdb.InTx(nil, fn) }, "pgxdb: InTx: the Beginner is nil"},
+		// Typed nils pass a nil check on the interface and would panic
+		// deep inside Run (issue 12, I5): refused at construction.
+		{"nil *pgxpool.Pool", func() { pgxdb.InTx((*pgxpool.Pool)(nil), fn) }, "pgxdb: InTx: the Beginner is nil (a nil *pgxpool.Pool)"},
+		{"nil *pgxpool.Conn", func() { pgxdb.InTx((*pgxpool.Conn)(nil), fn) }, "pgxdb: InTx: the Beginner is nil (a nil *pgxpool.Conn)"},
+		{"nil *pgx.Conn", func() { pgxdb.InTx((*pgx.Conn)(nil), fn) }, "pgxdb: InTx: the Beginner is nil (a nil *pgx.Conn)"},
+		{"nil *pgxpool.Tx", func() { pgxdb.InSavepoint((*pgxpool.Tx)(nil)) }, "pgxdb: Savepoints: the transaction is nil (a nil *pgxpool.Tx)"},
 		{"nil fn", func() { pgxdb.InTx[int](&db, nil) }, "pgxdb: InTx: the function to run in the transaction is nil"},
 		{"nil option", func() { pgxdb.InTx(&db, fn, pgxdb.ReadOnly(), nil) }, "pgxdb: InTx: option 2 of 2 is nil"},
 		{"nil classifier", func() { pgxdb.WithClassifier(nil) }, "pgxdb: WithClassifier(nil): a Classifier is required"},

@@ -17,18 +17,20 @@ func TestReadOnlyWriteIsNotRetried(t *testing.T) {
 	createTable(t, admin, "pgxdb_readonly", "id int PRIMARY KEY")
 
 	var runs int
+	var fnErr error
 	op := pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (int, error) {
 		runs++
-		_, err := tx.Exec(ctx, "INSERT INTO pgxdb_readonly VALUES (1)")
-		return 0, err
+		_, fnErr = tx.Exec(ctx, "INSERT INTO pgxdb_readonly VALUES (1)")
+		return 0, fnErr
 	}, pgxdb.ReadOnly())
 	_, err := op.With(dbop.WithRetry(retryAtOnce)).Run(t.Context())
 
 	if code := pgCode(err); code != "25006" {
 		t.Fatalf("error = %v, want SQLSTATE 25006 (read_only_sql_transaction)", err)
 	}
-	if v := dbop.VerdictOf(err); v != dbop.NotRetryable {
-		t.Errorf("verdict = %v, want not-retryable", v)
+	// NotRetryable, so final and returned as fn returned it (invariant 7).
+	if v := dbop.VerdictOf(err); !final(v) || err != fnErr {
+		t.Errorf("Run = %v (verdict %v), want the error fn returned, final", err, v)
 	}
 	if _, retried := dbop.Attempts(err); retried || runs != 1 {
 		t.Errorf("fn ran %d times, want 1", runs)

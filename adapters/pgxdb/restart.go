@@ -89,7 +89,7 @@ func (c *config) releaseError(err error) error {
 	case dbop.Unclassified:
 		return err // scopes.InTx classifies it
 	default:
-		return dbop.Classify(err, v)
+		return dbop.Classifier(func(error) dbop.Verdict { return v }).Classify(err)
 	}
 }
 

@@ -28,12 +28,14 @@ func errRestart() error {
 // The restart protocol against a scripted server: which errors restart in
 // place, which leave InTx, and how a RELEASE error is judged.
 func TestCockroachRestartProtocol(t *testing.T) {
+	dup := dboptest.PgError("23505", "duplicate key")
 	tests := []struct {
 		name        string
 		fail        map[string][]error
 		maxRestarts int
 		wantErr     bool
-		wantVerdict dbop.Verdict
+		wantVerdict dbop.Verdict // NotRetryable: final (see below)
+		wantSame    error        // if set, the error returned is this very value
 		wantAmbig   bool
 		wantLog     []string
 	}{
@@ -64,10 +66,11 @@ func TestCockroachRestartProtocol(t *testing.T) {
 		},
 		{
 			name:        "other errors leave at once",
-			fail:        map[string][]error{"INSERT a": {dboptest.PgError("23505", "duplicate key")}},
+			fail:        map[string][]error{"INSERT a": {dup}},
 			maxRestarts: 5,
 			wantErr:     true,
 			wantVerdict: dbop.NotRetryable,
+			wantSame:    dup,
 			wantLog:     []string{"begin", savepointRestart, "INSERT a", "rollback"},
 		},
 		{
@@ -124,8 +127,19 @@ func TestCockroachRestartProtocol(t *testing.T) {
 				t.Fatalf("Run error = %v, want error: %t", err, tt.wantErr)
 			}
 			if err != nil {
-				if v := dbop.VerdictOf(err); v != tt.wantVerdict {
+				v := dbop.VerdictOf(err)
+				if tt.wantVerdict == dbop.NotRetryable {
+					// Final: a NotRetryable error is not wrapped for its
+					// verdict, which VerdictOf may report as Unclassified
+					// (invariant 7).
+					if !final(v) {
+						t.Errorf("verdict = %v, want final (error %v)", v, err)
+					}
+				} else if v != tt.wantVerdict {
 					t.Errorf("verdict = %v, want %v (error %v)", v, tt.wantVerdict, err)
+				}
+				if tt.wantSame != nil && err != tt.wantSame {
+					t.Errorf("error = %v (%T), want the driver's error itself", err, err)
 				}
 				if got := errors.Is(err, scopes.ErrAmbiguousCommit); got != tt.wantAmbig {
 					t.Errorf("ambiguous commit = %t, want %t (error %v)", got, tt.wantAmbig, err)

@@ -14,8 +14,8 @@ import (
 // not use pgx's own nested transactions (tx.Begin), whose savepoint names
 // are pgx's to choose. It panics if tx is nil.
 func Savepoints(tx pgx.Tx) scopes.Savepointer {
-	if tx == nil {
-		panic("pgxdb: Savepoints: the transaction is nil")
+	if isNil(tx) {
+		panic("pgxdb: Savepoints: the transaction is nil" + nilType(tx))
 	}
 	return savepointer{tx}
 }

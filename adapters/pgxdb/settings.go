@@ -111,8 +111,8 @@ func setLocalSQL(settings []Setting) string {
 // A failed restore after a successful step is returned as the step's error.
 // Timeouts panics if tx is nil or no setting is given.
 func Timeouts(tx pgx.Tx, settings ...Setting) dbop.Decorator {
-	if tx == nil {
-		panic("pgxdb: Timeouts: the transaction is nil")
+	if isNil(tx) {
+		panic("pgxdb: Timeouts: the transaction is nil" + nilType(tx))
 	}
 	if len(settings) == 0 {
 		panic("pgxdb: Timeouts: no setting given")

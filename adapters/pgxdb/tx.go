@@ -64,8 +64,8 @@ type Beginner interface {
 // serves one goroutine at a time. InTx panics if db or fn is nil or an
 // option is nil.
 func InTx[T any](db Beginner, fn func(ctx context.Context, tx pgx.Tx) (T, error), opts ...Option) dbop.Op[T] {
-	if db == nil {
-		panic("pgxdb: InTx: the Beginner is nil")
+	if isNil(db) {
+		panic("pgxdb: InTx: the Beginner is nil" + nilType(db))
 	}
 	if fn == nil {
 		panic("pgxdb: InTx: the function to run in the transaction is nil")

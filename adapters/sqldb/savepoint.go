@@ -14,7 +14,7 @@ import (
 // if tx is nil or d is invalid.
 func Savepoints(tx *sql.Tx, d Dialect) scopes.Savepointer {
 	if tx == nil {
-		panic("sqldb: Savepoints: the transaction is nil")
+		panic("sqldb: Savepoints: the transaction tx is a nil *sql.Tx")
 	}
 	d.mustBeValid("Savepoints")
 	return savepoints{tx: tx, d: d}

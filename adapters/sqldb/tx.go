@@ -46,8 +46,8 @@ type Beginner interface {
 // nil, d is invalid, an option is nil, or the options cannot be honoured
 // with d and db.
 func InTx[T any](db Beginner, d Dialect, fn func(ctx context.Context, tx *sql.Tx) (T, error), opts ...Option) dbop.Op[T] {
-	if db == nil {
-		panic("sqldb: InTx: the Beginner is nil")
+	if isNil(db) {
+		panic("sqldb: InTx: the Beginner is nil" + nilType(db))
 	}
 	d.mustBeValid("InTx")
 	if fn == nil {

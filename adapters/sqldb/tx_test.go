@@ -18,6 +18,12 @@ import (
 // retry retries at once, a few times.
 var retry = dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))
 
+// final reports whether v ends a retry: the error was not recognised as
+// retryable (Unclassified) or was called NotRetryable. A classifier that
+// calls an error NotRetryable leaves it unwrapped when nothing would retry
+// it anyway (invariant 7), so VerdictOf then reports Unclassified.
+func final(v dbop.Verdict) bool { return v == dbop.Unclassified || v == dbop.NotRetryable }
+
 func insertOp(db sqldb.Beginner, d sqldb.Dialect, runs *int, opts ...sqldb.Option) dbop.Op[int] {
 	return sqldb.InTx(db, d, func(ctx context.Context, tx *sql.Tx) (int, error) {
 		*runs++
@@ -49,7 +55,7 @@ func TestInTxCommitOutcome(t *testing.T) {
 	}{
 		{"mysql bad conn: not sent, retried", sqldb.MySQL, dboptest.BadConn(), false, 2, false, 0, false},
 		{"mysql server deadlock answering COMMIT: retried", sqldb.MariaDB, dboptest.MySQLError(1213, "Deadlock"), false, 2, false, 0, false},
-		{"mysql server dup key answering COMMIT: permanent", sqldb.MariaDB, dboptest.MySQLError(1062, "Duplicate"), false, 1, true, dbop.NotRetryable, false},
+		{"mysql server dup key answering COMMIT: permanent", sqldb.MariaDB, dboptest.MySQLError(1062, "Duplicate"), false, 1, true, dbop.NotRetryable, false}, // final: see below
 		{"mysql invalid conn: ambiguous, not retried", sqldb.MySQL, dboptest.InvalidConn(), false, 1, true, dbop.Ambiguous, true},
 		{"mysql invalid conn, idempotent: retried", sqldb.MySQL, dboptest.InvalidConn(), true, 2, false, 0, false},
 		{"postgres serialization failure answering COMMIT: retried", sqldb.Postgres, dboptest.PgError("40001", "could not serialize"), false, 2, false, 0, false},
@@ -77,7 +83,15 @@ func TestInTxCommitOutcome(t *testing.T) {
 			if err == nil {
 				return
 			}
-			if got := dbop.VerdictOf(err); got != tt.verdict {
+			got := dbop.VerdictOf(err)
+			switch {
+			case tt.verdict == dbop.NotRetryable:
+				// Final, and not wrapped for it (invariant 7): the
+				// COMMIT error is returned as the driver returned it.
+				if !final(got) || err != tt.commitErr {
+					t.Errorf("err = %v (%T, verdict %v), want the COMMIT error itself, final", err, err, got)
+				}
+			case got != tt.verdict:
 				t.Errorf("verdict = %v, want %v", got, tt.verdict)
 			}
 			if got := errors.Is(err, scopes.ErrAmbiguousCommit); got != tt.ambiguous {
@@ -99,7 +113,7 @@ func TestInTxFnEndsTransaction(t *testing.T) {
 		return 0, tx.Commit()
 	})
 	_, err := op.With(retry).Run(t.Context())
-	if !errors.Is(err, sql.ErrTxDone) || dbop.VerdictOf(err) != dbop.NotRetryable {
+	if !errors.Is(err, sql.ErrTxDone) || !final(dbop.VerdictOf(err)) {
 		t.Fatalf("err = %v (verdict %v), want sql.ErrTxDone, not retryable", err, dbop.VerdictOf(err))
 	}
 	if runs != 1 {
@@ -223,6 +237,8 @@ func TestInTxPanics(t *testing.T) {
 		build      func()
 	}{
 		{"nil db", "Beginner is nil", func() { sqldb.InTx[int](nil, sqldb.MySQL, fn) }},
+		{"nil *sql.DB", "Beginner is nil (a nil *sql.DB)", func() { sqldb.InTx((*sql.DB)(nil), sqldb.MySQL, fn) }},
+		{"nil *sql.Conn", "Beginner is nil (a nil *sql.Conn)", func() { sqldb.InTx((*sql.Conn)(nil), sqldb.MySQL, fn) }},
 		{"zero dialect", "invalid Dialect(0)", func() { sqldb.InTx(db, 0, fn) }},
 		{"nil fn", "function to run", func() { sqldb.InTx[int](db, sqldb.MySQL, nil) }},
 		{"nil option", "option 1 of 1 is nil", func() { sqldb.InTx(db, sqldb.MySQL, fn, nil) }},
@@ -261,10 +277,11 @@ func (b beginnerOnly) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx
 func TestInTxWithClassifier(t *testing.T) {
 	db, _ := openFake(t)
 	errMine := errors.New("mine")
+	mineAndDeadlock := errors.Join(errMine, dboptest.MySQLError(1213, "Deadlock"))
 	runs := 0
 	op := sqldb.InTx(db, sqldb.MySQL, func(ctx context.Context, tx *sql.Tx) (int, error) {
 		runs++
-		return 0, errors.Join(errMine, dboptest.MySQLError(1213, "Deadlock"))
+		return 0, mineAndDeadlock
 	}, sqldb.WithClassifier(func(err error) dbop.Verdict {
 		if errors.Is(err, errMine) {
 			return dbop.NotRetryable
@@ -272,8 +289,11 @@ func TestInTxWithClassifier(t *testing.T) {
 		return dbop.Unclassified
 	}))
 	_, err := op.With(retry).Run(t.Context())
-	if dbop.VerdictOf(err) != dbop.NotRetryable || runs != 1 {
-		t.Errorf("verdict %v after %d runs, want not-retryable after 1", dbop.VerdictOf(err), runs)
+	// The dialect's classifier would retry the 1213: one run shows that
+	// WithClassifier's NotRetryable came first. That verdict is final, so
+	// the error is returned as fn returned it (invariant 7).
+	if !final(dbop.VerdictOf(err)) || err != mineAndDeadlock || runs != 1 {
+		t.Errorf("Run = %v (verdict %v) after %d runs, want fn's error itself, final, after 1", err, dbop.VerdictOf(err), runs)
 	}
 }
 

@@ -1,0 +1,196 @@
+// Package txmark holds what the transaction scopes (package scopes) and the
+// retry (package dbop) tell each other about a transaction: marks on errors
+// that say what an error did to the transaction it happened in, and context
+// values that say which transaction a piece of work runs in.
+//
+// It is internal so that the protocol can change without changing the public
+// API: users see its effect through [dbop.WithRetry]'s rules, never its
+// types.
+//
+// # Marks on errors
+//
+// A scope that knows what happened to its transaction wraps the error it
+// returns in one of three marks; the outermost mark on an error's chain is
+// the one that counts ([Of]):
+//
+//   - [Undone]: a savepoint scope rolled back to its savepoint; the
+//     statement's effects are gone and the transaction is usable, so a retry
+//     inside the transaction may run the statement again.
+//   - [Doomed]: the transaction can no longer do useful work (the server
+//     rolled it back, or its state is unknown). No retry that runs inside it
+//     may act on the error; only its owner may.
+//   - [Released]: the transaction's owner (the scope that began it) has
+//     ended it. Whoever receives the error is outside it, so any retry may
+//     act on the error as its verdict says.
+//
+// The marks are transparent: Error returns the wrapped error's text, and
+// Unwrap returns it, so errors.Is and errors.As reach the driver's error.
+package txmark
+
+import "context"
+
+// State is one transaction as seen by the scopes that run inside it. A
+// transaction scope creates one per transaction and hands it down in the
+// context ([WithState]); a savepoint scope that dooms the transaction
+// records the error in it, so that the owner never commits a transaction a
+// scope inside it saw doomed, even if the function swallowed the error.
+//
+// A transaction serves one goroutine at a time, and so does its State.
+type State struct {
+	doom error // the first error that doomed the transaction
+}
+
+// Doom records err as the error that doomed the transaction, unless one is
+// recorded already.
+func (s *State) Doom(err error) {
+	if s.doom == nil {
+		s.doom = err
+	}
+}
+
+// Doomed returns the error that doomed the transaction, or nil.
+func (s *State) Doomed() error { return s.doom }
+
+type stateKey struct{}
+
+// WithState returns a context that marks work run with it as inside a
+// transaction, with s as that transaction's state.
+func WithState(ctx context.Context, s *State) context.Context {
+	return context.WithValue(ctx, stateKey{}, s)
+}
+
+// StateOf returns the state of the transaction ctx runs in, or nil when ctx
+// is not marked as inside one.
+func StateOf(ctx context.Context) *State {
+	s, _ := ctx.Value(stateKey{}).(*State)
+	return s
+}
+
+// Kind says what a mark means; see the package documentation.
+type Kind uint8
+
+const (
+	None     Kind = iota // no mark
+	Undone               // the statement was undone at a savepoint
+	Doomed               // the transaction is doomed; only its owner may act
+	Released             // the owner ended the transaction
+)
+
+// Mark is an error with a [Kind].
+type Mark struct {
+	Kind Kind
+	// Key identifies the doomed transaction for a Doomed mark: the scope's
+	// handle on it (a savepoint scope's Savepointer). It is comparable.
+	Key any
+	Err error
+}
+
+func (m *Mark) Error() string { return m.Err.Error() }
+
+// Unwrap returns the marked error.
+func (m *Mark) Unwrap() error { return m.Err }
+
+// Of returns the outermost mark on err's chain, looking through wrapped and
+// joined errors, or nil when there is none.
+func Of(err error) *Mark {
+	for err != nil {
+		switch e := err.(type) {
+		case *Mark:
+			return e
+		case interface{ Unwrap() error }:
+			err = e.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				if m := Of(inner); m != nil {
+					return m
+				}
+			}
+			return nil
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// DoomKeys returns the keys of every Doomed mark on err's chain, released or
+// not: the transactions a retry of err must not run in again.
+func DoomKeys(err error) []any {
+	var keys []any
+	var walk func(error)
+	walk = func(err error) {
+		for err != nil {
+			if m, ok := err.(*Mark); ok && m.Kind == Doomed {
+				keys = append(keys, m.Key)
+			}
+			switch e := err.(type) {
+			case interface{ Unwrap() error }:
+				err = e.Unwrap()
+			case interface{ Unwrap() []error }:
+				for _, inner := range e.Unwrap() {
+					walk(inner)
+				}
+				return
+			default:
+				return
+			}
+		}
+	}
+	walk(err)
+	return keys
+}
+
+// IsDoomedFor reports whether err's outermost mark dooms the transaction
+// key.
+func IsDoomedFor(err error, key any) bool {
+	m := Of(err)
+	return m != nil && m.Kind == Doomed && m.Key == key
+}
+
+// Retried is what a retry that ran again after an error dooming some
+// transaction tells its later attempts: the transaction key must not be
+// used again, and Err is the error that doomed it. A scope on key that
+// finds a Retried for it in its context returns Err without touching the
+// transaction: the retry that got there runs inside the doomed transaction
+// after all, and stops when it sees its own error come back.
+type Retried struct {
+	Key    any
+	Err    error
+	parent *Retried
+}
+
+type retriedKey struct{}
+
+// WithRetried returns a context carrying a Retried for each of keys, after
+// those ctx already carries.
+func WithRetried(ctx context.Context, keys []any, err error) context.Context {
+	r, _ := ctx.Value(retriedKey{}).(*Retried)
+	for _, k := range keys {
+		r = &Retried{Key: k, Err: err, parent: r}
+	}
+	return context.WithValue(ctx, retriedKey{}, r)
+}
+
+// RetriedErr returns the error that doomed the transaction key, when a retry
+// around ctx ran again after it, or nil.
+func RetriedErr(ctx context.Context, key any) error {
+	r, _ := ctx.Value(retriedKey{}).(*Retried)
+	for ; r != nil; r = r.parent {
+		if r.Key == key {
+			return r.Err
+		}
+	}
+	return nil
+}
+
+// Comparable reports whether v can be used as a key: == on it does not
+// panic. It is meant for construction time; it allocates.
+func Comparable(v any) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	_ = map[any]bool{v: true} // hashing panics on a value that is not comparable
+	return true
+}
