@@ -28,10 +28,10 @@ func CockroachDB(err error) dbop.Verdict {
 	if v := cockroachDB(err); v != dbop.Unclassified {
 		return v
 	}
-	return commitRollback(err)
+	return txEnded(err)
 }
 
-// cockroachDB is CockroachDB without the pgx.ErrTxCommitRollback rule,
+// cockroachDB is CockroachDB without the last-resort rules of txEnded,
 // which [Default] applies only after every other classifier.
 func cockroachDB(err error) dbop.Verdict {
 	if err == nil {

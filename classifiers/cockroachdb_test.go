@@ -30,5 +30,5 @@ func TestCockroachDB(t *testing.T) {
 
 // Everything that is not CockroachDB's own goes to Postgres.
 func TestCockroachDBDefersToPostgres(t *testing.T) {
-	checkVerdicts(t, "CockroachDB", classifiers.CockroachDB, postgresCases())
+	checkVerdicts(t, "CockroachDB", classifiers.CockroachDB, postgresCases(t))
 }

@@ -32,6 +32,7 @@ import (
 //
 //	error                                            committed?  verdict
 //	pgconn.ErrConnClosed                             unknown     Ambiguous
+//	pgconn "conn busy"                               no          Unclassified
 //	other pgconn.SafeToRetry errors                  no          RetryTransaction
 //	driver.ErrBadConn                                unknown     Ambiguous
 //	SQLSTATE 40003, class 08, 57P01, 57P02, 57P03,
@@ -52,6 +53,11 @@ import (
 //     (adapters/pgxdb's TestPgxReportsLostAnswerAsConnClosed shows the
 //     server committing). github.com/dbop-go/dbop/adapters/pgxdb tells a
 //     COMMIT on an already closed connection apart before sending it.
+//   - "conn busy" is pgconn refusing to send the COMMIT on a connection
+//     still busy with another request, typically the rows of a query the
+//     function left open: not committed, but a bug in the program, not a
+//     broken connection, so it is classified like any other error, and
+//     [Postgres] calls it NotRetryable.
 //   - Other SafeToRetry errors "occurred before sending any data to the
 //     server" (DB-REFERENCE §2): not committed, and whatever broke took the
 //     transaction with it.
@@ -79,6 +85,9 @@ func PostgresCommit(err error) dbop.Verdict {
 	}
 	if errors.Is(err, pgconn.ErrConnClosed) {
 		return dbop.Ambiguous
+	}
+	if connBusy(err) {
+		return dbop.Unclassified
 	}
 	if r, ok := errors.AsType[safeToRetrier](err); ok && r.SafeToRetry() {
 		return dbop.RetryTransaction

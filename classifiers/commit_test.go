@@ -25,6 +25,8 @@ func TestPostgresCommit(t *testing.T) {
 	checkVerdicts(t, "PostgresCommit", classifiers.PostgresCommit, []verdictCase{
 		{"conn closed: pgx's lost answer", pgconn.ErrConnClosed, dbop.Ambiguous},
 		{"SafeToRetry: nothing sent", &safeToRetryError{safe: true}, dbop.RetryTransaction},
+		{"conn busy: not sent, a bug", pgxConnBusy(t), dbop.Unclassified},
+		{"conn closed before send: pgx's lost answer too", pgxConnClosed(t), dbop.Ambiguous},
 		{"ErrBadConn: lib/pq's lost answer", driver.ErrBadConn, dbop.Ambiguous},
 		{"40001 answering COMMIT", dboptest.PgError("40001", "could not serialize access"), dbop.Unclassified},
 		{"deferred 23505 answering COMMIT", dboptest.PgError("23505", "duplicate key"), dbop.Unclassified},

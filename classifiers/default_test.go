@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/classifiers"
@@ -74,7 +75,7 @@ func TestDefaultAgreesWithBackends(t *testing.T) {
 		name  string
 		cases []verdictCase
 	}{
-		{"postgres", postgresCases()},
+		{"postgres", postgresCases(t)},
 		{"mysql", mysqlCases()},
 		{"sqlite", sqliteCases(t)},
 		{"network", networkCases(t)},
@@ -98,6 +99,12 @@ func TestDefaultOrder(t *testing.T) {
 		{"unknown error", errors.New("boom"), dbop.Unclassified},
 		{"io.EOF", io.EOF, dbop.Unclassified},
 		{"sql.ErrNoRows", sql.ErrNoRows, dbop.Unclassified},
+		{"sql.ErrTxDone", sql.ErrTxDone, dbop.NotRetryable},
+		{"sql.ErrTxDone after network", errors.Join(sql.ErrTxDone, dboptest.NetworkError()), dbop.RetryTransaction},
+		{"sql.ErrTxDone after a WithTimeout deadline", &dbop.TimeoutError{Timeout: time.Second, Err: sql.ErrTxDone}, dbop.RetryTransaction},
+		{"pgx.ErrTxClosed after network", errors.Join(pgx.ErrTxClosed, dboptest.NetworkError()), dbop.RetryTransaction},
+		{"pgx.ErrTxClosed after a WithTimeout deadline", &dbop.TimeoutError{Timeout: time.Second, Err: pgx.ErrTxClosed}, dbop.RetryTransaction},
+		{"conn busy before network", errors.Join(dboptest.NetworkError(), pgxConnBusy(t)), dbop.NotRetryable},
 	}
 	checkVerdicts(t, "Default", classifiers.Default, cases)
 }

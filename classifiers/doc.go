@@ -43,8 +43,10 @@
 //	             2D000, 3B001                             NotRetryable
 //	             class 23 (23505, 23P01, …) constraints   NotRetryable
 //	pgx          SafeToRetry() == true (nothing sent)     RetryTransaction
+//	             pgconn "conn busy" (a bug, not a fault)  NotRetryable
 //	             pgconn.ErrConnClosed                     RetryTransaction
 //	             pgx.ErrTxCommitRollback alone            NotRetryable
+//	             pgx.ErrTxClosed alone                    NotRetryable
 //	CockroachDB  40001, CR000 restart transaction         RetryTransaction
 //	             40003 result is ambiguous                Ambiguous
 //	MySQL        1213 deadlock                            RetryTransaction
@@ -54,6 +56,7 @@
 //	             1040 too many connections                RetryTransaction
 //	             1317 query interrupted                   NotRetryable
 //	             1062, 1451, 1452 constraints             NotRetryable
+//	             1193 unknown system variable             NotRetryable
 //	             mysql.ErrInvalidConn                     RetryTransaction
 //	SQLite       517 BUSY_SNAPSHOT                        RetryTransaction
 //	(modernc)    5 BUSY and its extended codes            RetryTransaction
@@ -67,6 +70,7 @@
 //	             EPIPE
 //	             context.DeadlineExceeded                 RetryTransaction
 //	             context.Canceled                         NotRetryable
+//	             sql.ErrTxDone alone (Default only)       NotRetryable
 //
 // mattn/go-sqlite3 needs cgo, so its classifier lives in the separate package
 // github.com/dbop-go/dbop/classifiers/mattnsqlite; Default does not include

@@ -26,6 +26,7 @@ import (
 //	1792 read-only transaction    NotRetryable
 //	1305 no such savepoint        NotRetryable
 //	1451, 1452 (foreign keys)     NotRetryable
+//	1193 unknown system variable  NotRetryable
 //	driver.ErrBadConn             RetryTransaction (nothing was sent)
 //	mysql.ErrInvalidConn          RetryTransaction (see below)
 //
@@ -78,6 +79,10 @@ func mysqlNumber(n uint16) dbop.Verdict {
 		return dbop.NotRetryable
 	case 1792, // ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION: a write in a READ ONLY transaction fails every time
 		1305: // ER_SP_DOES_NOT_EXIST: "SAVEPOINT … does not exist" (DB-REFERENCE §3), like PostgreSQL's 3B001
+		return dbop.NotRetryable
+	case 1193: // ER_UNKNOWN_SYSTEM_VARIABLE: "Unknown system variable '%s'" (MySQL 8.4 error reference; MariaDB's is the same)
+		// A MySQL-only variable set on MariaDB (max_execution_time), or one a server version lacks:
+		// every attempt sets it again.
 		return dbop.NotRetryable
 	}
 	return dbop.Unclassified

@@ -25,6 +25,7 @@ func mysqlCases() []verdictCase {
 		{"1062 duplicate entry", my(1062, "Duplicate entry 'a@b.c' for key 'users.email'"), dbop.NotRetryable},
 		{"1451 row is referenced", my(1451, "Cannot delete or update a parent row: a foreign key constraint fails"), dbop.NotRetryable},
 		{"1452 no referenced row", my(1452, "Cannot add or update a child row: a foreign key constraint fails"), dbop.NotRetryable},
+		{"1193 unknown system variable", my(1193, "Unknown system variable 'max_execution_time'"), dbop.NotRetryable},
 		{"driver.ErrBadConn", dboptest.BadConn(), dbop.RetryTransaction},
 		{"mysql.ErrInvalidConn", dboptest.InvalidConn(), dbop.RetryTransaction},
 	}

@@ -91,6 +91,95 @@ func dropAfter(msgs ...pgproto3.BackendMessage) func(*pgproto3.Backend, net.Conn
 // silent reads everything and never answers.
 func silent(_ *pgproto3.Backend, c net.Conn) { io.Copy(io.Discard, c) }
 
+// pgxConnBusy returns the error pgx v5.12.0 gives a request on a
+// connection still busy with another: pgconn's *connLockError with status
+// "conn busy". The first query's results are never read (the server never
+// answers), so the connection stays busy, as it does for a program that
+// left a query's rows open.
+func pgxConnBusy(t *testing.T) error {
+	t.Helper()
+	pc := pipeConn(t, silent)
+	_ = pc.Exec(context.Background(), "select 1") // never read
+	_, err := pc.Exec(context.Background(), "select 2").ReadAll()
+	if err == nil {
+		t.Fatal("pgxConnBusy: the second query on a busy connection succeeded")
+	}
+	return err
+}
+
+// pgxConnClosed returns the error pgx v5.12.0 gives a request on a
+// connection it has closed: pgconn's *connLockError with status "conn
+// closed", which unwraps to pgconn.ErrConnClosed.
+func pgxConnClosed(t *testing.T) error {
+	t.Helper()
+	pc := pipeConn(t, silent)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	pc.Close(ctx)
+	_, err := pc.Exec(context.Background(), "select 1").ReadAll()
+	if err == nil {
+		t.Fatal("pgxConnClosed: a query on a closed connection succeeded")
+	}
+	return err
+}
+
+// "conn busy" is a bug in the program, which every attempt repeats: final,
+// although pgx calls it safe to retry. "conn closed", which pgx builds the
+// same way, stays RetryTransaction. Each case pins what pgx says about its
+// error, so that a pgx upgrade that changes it fails here first.
+func TestPgxConnBusy(t *testing.T) {
+	type facts struct {
+		Message     string
+		SafeToRetry bool
+		ConnClosed  bool
+	}
+	for _, tc := range []struct {
+		name   string
+		err    error
+		facts  facts
+		want   dbop.Verdict // of Postgres, CockroachDB and Default
+		commit dbop.Verdict // of PostgresCommit
+	}{
+		{
+			name:   "conn busy",
+			err:    pgxConnBusy(t),
+			facts:  facts{Message: "conn busy", SafeToRetry: true},
+			want:   dbop.NotRetryable,
+			commit: dbop.Unclassified, // not committed; classified as above
+		},
+		{
+			name:   "conn closed",
+			err:    pgxConnClosed(t),
+			facts:  facts{Message: "conn closed", SafeToRetry: true, ConnClosed: true},
+			want:   dbop.RetryTransaction,
+			commit: dbop.Ambiguous,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := facts{
+				Message:     tc.err.Error(),
+				SafeToRetry: pgconn.SafeToRetry(tc.err),
+				ConnClosed:  errors.Is(tc.err, pgconn.ErrConnClosed),
+			}
+			if diff := cmp.Diff(tc.facts, got); diff != "" {
+				t.Errorf("pgx's view of %T %q changed (-want +got):\n%s", tc.err, tc.err, diff)
+			}
+			for _, c := range []namedClassifier{
+				{"Postgres", classifiers.Postgres},
+				{"CockroachDB", classifiers.CockroachDB},
+				{"Default", classifiers.Default},
+				{"PostgresCommit", classifiers.PostgresCommit},
+			} {
+				want := tc.want
+				if c.name == "PostgresCommit" {
+					want = tc.commit
+				}
+				checkVerdicts(t, c.name, c.classify, []verdictCase{{c.name, tc.err, want}})
+			}
+		})
+	}
+}
+
 // The server's ErrorResponse reaches the classifier as a *pgconn.PgError.
 func TestPgxServerErrors(t *testing.T) {
 	for _, tc := range []struct {

@@ -23,6 +23,30 @@ type safeToRetrier interface {
 	SafeToRetry() bool
 }
 
+// connLocker has the methods of pgconn's unexported *connLockError, the
+// error of a connection that could not be locked for a request (pgx
+// v5.12.0 pgconn/errors.go): its Error() is the connection's status, and
+// it unwraps to pgconn.ErrConnClosed when that status is "conn closed".
+// Asking for all of its methods, not SafeToRetry alone, keeps connBusy to
+// errors shaped like pgconn's.
+type connLocker interface {
+	safeToRetrier
+	Unwrap() error
+}
+
+// connBusy reports whether err holds pgconn's "conn busy": a request on a
+// connection that is still busy with another one (pgconn.go lock, "This
+// only should be possible in case of an application bug"): the rows of an
+// earlier query left open, or one connection used by two goroutines at a
+// time. The error is a *connLockError with status "conn busy", which has
+// no code and no sentinel (pgconn.ErrConnClosed is only for "conn
+// closed"), so here, and only here, a classifier reads a message: the
+// exact status pgconn sets, on an error with connLockError's methods.
+func connBusy(err error) bool {
+	e, ok := errors.AsType[connLocker](err)
+	return ok && e.SafeToRetry() && e.Error() == "conn busy"
+}
+
 // Postgres classifies the errors of PostgreSQL and of the drivers that speak
 // its protocol, pgx v5 and lib/pq. It reads the SQLSTATE of the first error
 // in the tree that has a SQLState method, then pgx's SafeToRetry capability,
@@ -50,25 +74,31 @@ type safeToRetrier interface {
 //	classes 22, 25, 42 (25006, 42P01, …) NotRetryable
 //
 // An error that pgconn reports as safe to retry (nothing was sent) and
-// pgconn.ErrConnClosed are RetryTransaction.
+// pgconn.ErrConnClosed are RetryTransaction, except pgconn's "conn busy":
+// a request on a connection still busy with another, which is a bug in the
+// program (rows left open, a connection shared between goroutines) that
+// every attempt would repeat, so it is NotRetryable. "conn busy" has no
+// code, so Postgres matches the exact status text pgconn gives it.
 //
 // pgx.ErrTxCommitRollback means that COMMIT found the transaction already
 // failed and rolled it back: nothing was committed, but the error that failed
 // it is not in ErrTxCommitRollback, so whether trying again can help is
 // unknown. Postgres returns NotRetryable for it unless another error in the
 // same tree has a verdict of its own, which then wins: a scope that joins the
-// first error to ErrTxCommitRollback gets that error's verdict.
+// first error to ErrTxCommitRollback gets that error's verdict. The same
+// holds for pgx.ErrTxClosed, the use of a transaction already committed or
+// rolled back: NotRetryable unless another error in the tree decides.
 //
 // Any other error is Unclassified. Postgres is safe for concurrent use.
 func Postgres(err error) dbop.Verdict {
 	if v := postgres(err); v != dbop.Unclassified {
 		return v
 	}
-	return commitRollback(err)
+	return txEnded(err)
 }
 
-// postgres is Postgres without the ErrTxCommitRollback rule, which [Default]
-// applies only after every other classifier.
+// postgres is Postgres without the last-resort rules of txEnded, which
+// [Default] applies only after every other classifier.
 func postgres(err error) dbop.Verdict {
 	if err == nil {
 		return dbop.Unclassified
@@ -77,6 +107,11 @@ func postgres(err error) dbop.Verdict {
 		if v := postgresCode(se.SQLState(), pgMessage(se)); v != dbop.Unclassified {
 			return v
 		}
+	}
+	// "conn busy" is safe to retry by pgconn's reckoning, since nothing was
+	// sent, but it is a bug in the program, which the next attempt repeats.
+	if connBusy(err) {
+		return dbop.NotRetryable
 	}
 	// pgconn.SafeToRetry: the error "is guaranteed to have occurred before
 	// sending any data to the server" (pgconn/errors.go): the work was not
@@ -93,12 +128,22 @@ func postgres(err error) dbop.Verdict {
 	return dbop.Unclassified
 }
 
-// commitRollback is the last-resort rule for pgx.ErrTxCommitRollback; see
-// [Postgres].
-func commitRollback(err error) dbop.Verdict {
+// txEnded holds the last-resort rules for pgx.ErrTxCommitRollback and
+// pgx.ErrTxClosed; see [Postgres].
+func txEnded(err error) dbop.Verdict {
 	// DB-REFERENCE §2 and summary table: "whole tx, after the root cause";
 	// the root cause is not in the error, so do not retry blindly.
 	if errors.Is(err, pgx.ErrTxCommitRollback) {
+		return dbop.NotRetryable
+	}
+	// pgx.ErrTxClosed ("tx is closed", tx.go): a statement, COMMIT or
+	// ROLLBACK on a pgx.Tx already committed or rolled back, such as a
+	// COMMIT of the function's own before the scope's. Unclassified would be
+	// final as well; the explicit verdict stops a classifier listed after
+	// this one in dbop.FirstOf from calling it retryable. It comes last, as
+	// ErrTxCommitRollback does, so that an error joined to it, a deadline
+	// among them, decides first.
+	if errors.Is(err, pgx.ErrTxClosed) {
 		return dbop.NotRetryable
 	}
 	return dbop.Unclassified

@@ -2,6 +2,7 @@ package classifiers_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"testing"
 
@@ -13,8 +14,9 @@ import (
 )
 
 // postgresCases are the PostgreSQL rows of DB-REFERENCE's summary table and
-// the codes of its §1, with the messages the server sends.
-func postgresCases() []verdictCase {
+// the codes of its §1, with the messages the server sends, and pgx's own
+// errors, real ones where a test can make them.
+func postgresCases(t *testing.T) []verdictCase {
 	pg := func(code, message string) error { return dboptest.PgError(code, message) }
 	return []verdictCase{
 		{"40001 serialization_failure", pg("40001", "could not serialize access due to concurrent update"), dbop.RetryTransaction},
@@ -56,6 +58,12 @@ func postgresCases() []verdictCase {
 		{"SafeToRetry true", &safeToRetryError{safe: true}, dbop.RetryTransaction},
 		{"SafeToRetry false", &safeToRetryError{safe: false}, dbop.Unclassified},
 		{"pgconn.ErrConnClosed", pgconn.ErrConnClosed, dbop.RetryTransaction},
+		{"pgconn conn closed", pgxConnClosed(t), dbop.RetryTransaction},
+		{"pgconn conn busy: a bug, not a fault", pgxConnBusy(t), dbop.NotRetryable},
+		{"conn busy look-alike without SafeToRetry", errors.New("conn busy"), dbop.Unclassified},
+		{"SafeToRetry saying conn busy, not shaped like pgconn's", busyLookAlike{}, dbop.RetryTransaction},
+		{"pgx.ErrTxClosed", pgx.ErrTxClosed, dbop.NotRetryable},
+		{"pgx.ErrTxClosed after 40001", errors.Join(pgx.ErrTxClosed, pg("40001", "could not serialize access")), dbop.RetryTransaction},
 		{"pgx.ErrTxCommitRollback", pgx.ErrTxCommitRollback, dbop.NotRetryable},
 		{"pgx.ErrTxCommitRollback after 40001", errors.Join(pg("40001", "could not serialize access"), pgx.ErrTxCommitRollback), dbop.RetryTransaction},
 		{"pgx.ErrTxCommitRollback after 23505", errors.Join(pgx.ErrTxCommitRollback, pg("23505", "duplicate key")), dbop.NotRetryable},
@@ -63,12 +71,21 @@ func postgresCases() []verdictCase {
 }
 
 func TestPostgres(t *testing.T) {
-	cases := append(postgresCases(),
+	cases := append(postgresCases(t),
 		verdictCase{"CR000 is CockroachDB's", dboptest.PgError("CR000", "restart transaction"), dbop.Unclassified},
 		verdictCase{"MySQL 1213 is not PostgreSQL", dboptest.MySQLError(1213, "Deadlock found"), dbop.Unclassified},
 		verdictCase{"network error is Network's", dboptest.NetworkError(), dbop.Unclassified},
 		verdictCase{"deadline is Context's", context.DeadlineExceeded, dbop.Unclassified},
 		verdictCase{"ErrTxCommitRollback with network error", errors.Join(pgx.ErrTxCommitRollback, dboptest.NetworkError()), dbop.NotRetryable},
+		verdictCase{"sql.ErrTxDone is Default's", sql.ErrTxDone, dbop.Unclassified},
 	)
 	checkVerdicts(t, "Postgres", classifiers.Postgres, cases)
 }
+
+// busyLookAlike has pgconn's SafeToRetry capability and the message of its
+// "conn busy", but not the shape of pgconn's error (it has no Unwrap), as a
+// test double may: the "conn busy" rule matches pgconn's error only.
+type busyLookAlike struct{}
+
+func (busyLookAlike) Error() string     { return "conn busy" }
+func (busyLookAlike) SafeToRetry() bool { return true }

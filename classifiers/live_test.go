@@ -1,0 +1,109 @@
+package classifiers_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/adapters/pgxdb"
+	"github.com/dbop-go/dbop/classifiers"
+	"github.com/dbop-go/dbop/internal/testdb"
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// A query on a *pgx.Conn whose previous query's rows are still open fails
+// with pgconn's "conn busy", which every PostgreSQL classifier calls final.
+func TestLivePgxConnBusy(t *testing.T) {
+	conn, err := pgx.Connect(t.Context(), testdb.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(t.Context(), "SELECT generate_series(1, 3)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(t.Context(), "SELECT 1") // the rows above are still open
+	rows.Close()
+	if err == nil || err.Error() != "conn busy" || !pgconn.SafeToRetry(err) || errors.Is(err, pgconn.ErrConnClosed) {
+		t.Fatalf("got %T %v (SafeToRetry %v); want pgconn's conn busy, safe to retry", err, err, pgconn.SafeToRetry(err))
+	}
+	checkVerdicts(t, "Postgres", classifiers.Postgres, []verdictCase{{"Postgres", err, dbop.NotRetryable}})
+	checkVerdicts(t, "CockroachDB", classifiers.CockroachDB, []verdictCase{{"CockroachDB", err, dbop.NotRetryable}})
+	checkVerdicts(t, "Default", classifiers.Default, []verdictCase{{"Default", err, dbop.NotRetryable}})
+	checkVerdicts(t, "PostgresCommit", classifiers.PostgresCommit, []verdictCase{{"PostgresCommit", err, dbop.Unclassified}})
+	if _, err := conn.Exec(t.Context(), "SELECT 1"); err != nil {
+		t.Errorf("the connection after the rows were closed: %v", err)
+	}
+}
+
+// A transaction function that leaves rows open fails with "conn busy",
+// on its next statement or on the scope's COMMIT; pgxdb.InTx under a
+// retry runs it once and returns that error.
+func TestLivePgxConnBusyIsNotRetried(t *testing.T) {
+	pool, err := pgxpool.New(t.Context(), testdb.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	for _, tc := range []struct {
+		name string
+		next func(ctx context.Context, tx pgx.Tx) error // after the rows were left open
+	}{
+		{"next statement", func(ctx context.Context, tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, "SELECT 1")
+			return err
+		}},
+		{"scope's COMMIT", func(context.Context, pgx.Tx) error { return nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls int
+			_, err := pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (int, error) {
+				calls++
+				if _, err := tx.Query(ctx, "SELECT generate_series(1, 3)"); err != nil { // rows left open
+					return 0, err
+				}
+				return 0, tc.next(ctx, tx)
+			}).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))).Run(t.Context())
+			if calls != 1 || err == nil || !strings.Contains(err.Error(), "conn busy") || dbop.VerdictOf(err).Retryable() {
+				t.Errorf("ran %d times, returned %v (verdict %v); want one run ending in conn busy, not retryable",
+					calls, err, dbop.VerdictOf(err))
+			}
+		})
+	}
+}
+
+// Setting a system variable the server does not have fails with 1193 on
+// every attempt. MariaDB has no max_execution_time (MySQL's statement time
+// limit), which is how a MySQL setting reaches it.
+func TestLiveMySQLUnknownSystemVariable(t *testing.T) {
+	db, err := sql.Open("mysql", testdb.MySQL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var version string
+	if err := db.QueryRowContext(t.Context(), "SELECT VERSION()").Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	stmts := []string{"SET SESSION dbop_no_such_variable = 1"}
+	if strings.Contains(version, "MariaDB") {
+		stmts = append(stmts, "SET SESSION max_execution_time = 1000")
+	}
+	for _, stmt := range stmts {
+		t.Run(stmt, func(t *testing.T) {
+			_, err := db.ExecContext(t.Context(), stmt)
+			if me, ok := errors.AsType[*mysql.MySQLError](err); !ok || me.Number != 1193 {
+				t.Fatalf("%s on %s: got %v, want error 1193", stmt, version, err)
+			}
+			checkVerdicts(t, "MySQL", classifiers.MySQL, []verdictCase{{"MySQL", err, dbop.NotRetryable}})
+			checkVerdicts(t, "Default", classifiers.Default, []verdictCase{{"Default", err, dbop.NotRetryable}})
+		})
+	}
+}
