@@ -6,7 +6,10 @@
 // nothing was lost and nothing applied twice: balances sum to zero, every
 // acknowledged transfer is in the ledger exactly once, every transfer in the
 // ledger whose call failed was reported ambiguous, and replaying the ledger
-// gives every account's balance.
+// gives every account's balance. Each suite also checks that every kind of
+// fault it injects fired at least as often as its table of minimums says
+// (pgFaultMinimums, myFaultMinimums), so that an injector that stopped
+// reaching its targets fails the suite instead of testing nothing.
 //
 // The package has tests only; `go test -run Fault ./...` runs exactly the
 // suite. See workload_test.go for the environment variables that set its

@@ -154,16 +154,46 @@ func workerSpecs() []workerSpec {
 // included, and reports whether this call wrote the ledger row.
 type transferFunc func(ctx context.Context, tr transfer) (wrote bool, err error)
 
-// injectFunc causes one fault chosen with rng and returns its kind, or ""
-// when there was nothing to hit. It runs on the injector goroutine only;
-// a fault that lasts (a row lock held for a while) runs its tail with
-// spawn, which the workload joins before it returns.
-type injectFunc func(ctx context.Context, rng *rand.Rand, spawn func(func() error)) (kind string, err error)
+// injectFunc causes one fault and returns its kind, or "" when there was
+// nothing to hit. slot, dealt by a [deck], chooses the kind: each kind
+// takes a range of slots whose bounds are multiples of 5 (slot < 25 is a
+// quarter of the deals); rng chooses the rest (the target, how long). It
+// runs on the injector goroutine only; a fault that lasts (a row lock held
+// for a while) runs its tail with spawn, which the workload joins before
+// it returns.
+type injectFunc func(ctx context.Context, slot int, rng *rand.Rand, spawn func(func() error)) (kind string, err error)
+
+// deckSize is how many slots a deck deals before it is shuffled again.
+const deckSize = 20
+
+// A deck deals the injector's slots, 0, 5, …, 95, each once in an order
+// shuffled with rng, and then shuffles them again. Every deckSize rounds
+// each kind of fault is therefore chosen exactly its share of the time, not
+// a binomial number of times: how often a kind is tried depends on how
+// many rounds the injector ran, not on the seed, and the suites' fault
+// minimums can be stated without luck in them (see checkFaults).
+type deck struct {
+	rng   *rand.Rand
+	slots []int
+}
+
+func (d *deck) deal() int {
+	if len(d.slots) == 0 {
+		for i := range deckSize {
+			d.slots = append(d.slots, i*100/deckSize)
+		}
+		d.rng.Shuffle(len(d.slots), func(i, j int) { d.slots[i], d.slots[j] = d.slots[j], d.slots[i] })
+	}
+	slot := d.slots[len(d.slots)-1]
+	d.slots = d.slots[:len(d.slots)-1]
+	return slot
+}
 
 // stats counts faults and retries; it is shared by every goroutine of a
 // run.
 type stats struct {
 	mu            sync.Mutex
+	rounds        int // the injector's rounds: its calls of injectFunc
 	faults        map[string]int
 	retries       int
 	retryVerdicts map[string]int
@@ -183,6 +213,12 @@ func (s *stats) fault(kind string, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults[kind] += n
+}
+
+func (s *stats) round() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rounds++
 }
 
 // onRetry is every worker's dbop.OnRetry.
@@ -248,13 +284,15 @@ func runWorkload(t *testing.T, cfg runConfig, specs []workerSpec, runs []transfe
 	}
 	wg.Go(func() {
 		rng := rand.New(rand.NewPCG(cfg.seed, 0))
+		slots := &deck{rng: rng}
 		for injected := 0; injected < maxFaults; {
 			// 10–120 ms between faults.
 			time.Sleep(time.Duration(10+rng.IntN(111)) * time.Millisecond)
 			if !time.Now().Before(deadline) || ctx.Err() != nil {
 				return
 			}
-			kind, err := inject(ctx, rng, spawn)
+			st.round()
+			kind, err := inject(ctx, slots.deal(), rng, spawn)
 			if err != nil {
 				t.Errorf("injector: %s: %v", kind, err)
 				return
@@ -357,7 +395,7 @@ func verify(t *testing.T, specs []workerSpec, outcomes []outcome, ledger map[str
 	defer st.mu.Unlock()
 	t.Logf("transfers: attempted %d, acknowledged %d (%d by an idempotent retry that found its ledger row already written), failed %d, ambiguous %d (%d applied, %d not applied); ledger rows %d",
 		len(outcomes), acked, replayed, failed, ambiguousApplied+ambiguousNotYet, ambiguousApplied, ambiguousNotYet, len(ledger))
-	t.Logf("faults injected: %s", counts(st.faults))
+	t.Logf("faults injected in %d injector rounds: %s", st.rounds, counts(st.faults))
 	t.Logf("retries: %d; by verdict: %s", st.retries, counts(st.retryVerdicts))
 	t.Logf("retried causes: %s", counts(st.retryCauses))
 	t.Logf("unacknowledged outcomes by cause: %s", counts(finalCauses))
