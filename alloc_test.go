@@ -28,9 +28,9 @@ func TestAllocations(t *testing.T) {
 		max  float64
 	}{
 		{"success through retry, classify and hook", ok.With(benchPipeline()), 0},
-		{"success through a nested pipeline", ok.With(dbop.Chain(benchPipeline(), dbop.After(func(context.Context, error) {}))), 0},
+		{"success through a nested pipeline", ok.With(dbop.Chain(benchPipeline(), dbop.Before(noopHook))), 0},
 		{"two transient failures then success", flaky.With(dbop.WithRetry(dbop.Constant(0)), dbop.ClassifyBy(classifyFn), dbop.Before(noopHook)), 3},
-		{"success through retry with a budget and a bulkhead", ok.With(dbop.WithRetry(dbop.Constant(0), dbop.WithBudget(dbop.NewBudget(0.1))), dbop.Bulkhead(4)), 0},
+		{"success through retry with a budget and a bulkhead", ok.With(dbop.WithRetry(dbop.Constant(0), dbop.WithBudget(&dbop.Budget{Ratio: 0.1})), dbop.Bulkhead(4)), 0},
 		{"success through retry with a zero budget", ok.With(dbop.WithRetry(dbop.Constant(0), dbop.WithBudget(new(dbop.Budget)))), 0},
 		{"observer absent, budget-free jittered backoff", ok.With(dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Millisecond, time.Second)))), 0},
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
-	"math/rand/v2"
 	"time"
 )
 
@@ -13,8 +12,8 @@ import (
 // delay chosen before the previous retry (0 when n is 1) and a uniformly
 // random 64-bit word, it returns the delay. Because it keeps no state, one
 // Backoff is safe to share by every goroutine running a pipeline, and a
-// schedule is reproducible when the random words are (see [WithRand] and
-// [Schedule]).
+// schedule is reproducible when the random words are (see [WithRand], and
+// github.com/dbop-go/dbop/dboptest.Schedule to print one).
 //
 // A Backoff never returns a negative delay, whatever its inputs.
 type Backoff interface {
@@ -178,33 +177,6 @@ func (dj decorrelatedJitter) Delay(_ int, prev time.Duration, random uint64) tim
 		hi = 3 * prev
 	}
 	return min(uniform(dj.base, hi, random), dj.max)
-}
-
-// Schedule returns the first n delays a retry loop using b would wait,
-// feeding each delay back to b as the previous one, with the random words
-// drawn from src (from [rand.Uint64] when src is nil). With a seeded source
-// such as [rand.NewPCG] the schedule is reproducible, which makes it useful
-// in documentation and tests. It returns nil when n <= 0.
-//
-// It panics if b is nil.
-func Schedule(b Backoff, n int, src rand.Source) []time.Duration {
-	if b == nil {
-		panic("dbop: Schedule: the Backoff must not be nil")
-	}
-	if n <= 0 {
-		return nil
-	}
-	random := rand.Uint64
-	if src != nil {
-		random = src.Uint64
-	}
-	delays := make([]time.Duration, n)
-	var prev time.Duration
-	for i := range delays {
-		prev = max(b.Delay(i+1, prev, random()), 0)
-		delays[i] = prev
-	}
-	return delays
 }
 
 // checkBaseMax panics unless 0 < base <= maxDelay, naming fn in the message.

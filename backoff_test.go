@@ -22,6 +22,24 @@ func (f backoffFunc) Delay(n int, prev time.Duration, random uint64) time.Durati
 	return f(n, prev, random)
 }
 
+// schedule returns the first n delays a retry loop using b waits, feeding
+// each back to b as the previous one, with the random words from src (the
+// global generator when src is nil): what dboptest.Schedule returns, which
+// a test of package dbop cannot import.
+func schedule(b Backoff, n int, src rand.Source) []time.Duration {
+	random := rand.Uint64
+	if src != nil {
+		random = src.Uint64
+	}
+	var delays []time.Duration
+	var prev time.Duration
+	for i := range n {
+		prev = max(b.Delay(i+1, prev, random()), 0)
+		delays = append(delays, prev)
+	}
+	return delays
+}
+
 func TestExponentialSchedule(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -51,9 +69,9 @@ func TestExponentialSchedule(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Schedule(Exponential(tt.base, tt.max), len(tt.want), nil)
+			got := schedule(Exponential(tt.base, tt.max), len(tt.want), nil)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("Schedule(Exponential(%v, %v)) mismatch (-want +got):\n%s", tt.base, tt.max, diff)
+				t.Errorf("schedule(Exponential(%v, %v)) mismatch (-want +got):\n%s", tt.base, tt.max, diff)
 			}
 		})
 	}
@@ -98,9 +116,9 @@ func TestConstant(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			want := []time.Duration{tt.d, tt.d, tt.d, tt.d}
-			got := Schedule(Constant(tt.d), len(want), rand.NewPCG(1, 2))
+			got := schedule(Constant(tt.d), len(want), rand.NewPCG(1, 2))
 			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("Schedule(Constant(%v)) mismatch (-want +got):\n%s", tt.d, diff)
+				t.Errorf("schedule(Constant(%v)) mismatch (-want +got):\n%s", tt.d, diff)
 			}
 		})
 	}
@@ -297,90 +315,6 @@ func TestJitterWrapperClampsNegativeInner(t *testing.T) {
 	}
 }
 
-func TestSchedule(t *testing.T) {
-	t.Run("reproducible with a seeded source", func(t *testing.T) {
-		b := FullJitter(DecorrelatedJitter(10*time.Millisecond, time.Second))
-		first := Schedule(b, 20, rand.NewPCG(1, 2))
-		second := Schedule(b, 20, rand.NewPCG(1, 2))
-		if diff := cmp.Diff(first, second); diff != "" {
-			t.Errorf("two schedules from rand.NewPCG(1, 2) differ (-first +second):\n%s", diff)
-		}
-		other := Schedule(b, 20, rand.NewPCG(2, 1))
-		if cmp.Equal(first, other) {
-			t.Errorf("schedules from different seeds are equal: %v", first)
-		}
-	})
-	t.Run("random words reach the Backoff", func(t *testing.T) {
-		b := DecorrelatedJitter(time.Second, time.Minute)
-		got := [][]time.Duration{Schedule(b, 5, constSource(0)), Schedule(b, 5, constSource(math.MaxUint64))}
-		want := [][]time.Duration{
-			{time.Second, time.Second, time.Second, time.Second, time.Second},
-			{3 * time.Second, 9 * time.Second, 27 * time.Second, time.Minute, time.Minute},
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("mismatch (-want +got):\n%s", diff)
-		}
-	})
-	t.Run("feeds each delay back as prev", func(t *testing.T) {
-		type call struct {
-			N      int
-			Prev   time.Duration
-			Random uint64
-		}
-		var calls []call
-		b := backoffFunc(func(n int, prev time.Duration, random uint64) time.Duration {
-			calls = append(calls, call{n, prev, random})
-			return time.Duration(n) * time.Second
-		})
-		src := rand.NewPCG(5, 6)
-		got := Schedule(b, 3, rand.NewPCG(5, 6))
-		if diff := cmp.Diff([]time.Duration{time.Second, 2 * time.Second, 3 * time.Second}, got); diff != "" {
-			t.Errorf("delays mismatch (-want +got):\n%s", diff)
-		}
-		want := []call{{1, 0, src.Uint64()}, {2, time.Second, src.Uint64()}, {3, 2 * time.Second, src.Uint64()}}
-		if diff := cmp.Diff(want, calls); diff != "" {
-			t.Errorf("calls mismatch (-want +got):\n%s", diff)
-		}
-	})
-	t.Run("clamps a negative delay like the retry loop", func(t *testing.T) {
-		var prevs []time.Duration
-		b := backoffFunc(func(_ int, prev time.Duration, _ uint64) time.Duration {
-			prevs = append(prevs, prev)
-			return -time.Second
-		})
-		got := Schedule(b, 2, nil)
-		if diff := cmp.Diff([]time.Duration{0, 0}, got); diff != "" {
-			t.Errorf("delays mismatch (-want +got):\n%s", diff)
-		}
-		if diff := cmp.Diff([]time.Duration{0, 0}, prevs); diff != "" {
-			t.Errorf("prev values mismatch (-want +got):\n%s", diff)
-		}
-	})
-	t.Run("nil source uses the global generator", func(t *testing.T) {
-		got := Schedule(FullJitter(Constant(time.Hour)), 100, nil)
-		if len(got) != 100 {
-			t.Fatalf("len = %d, want 100", len(got))
-		}
-		for i, d := range got {
-			if d < 0 || d > time.Hour {
-				t.Errorf("delay %d = %v, want within [0, 1h]", i, d)
-			}
-		}
-	})
-	for _, n := range []int{0, -1, math.MinInt} {
-		t.Run(fmt.Sprintf("n %d gives nil", n), func(t *testing.T) {
-			if got := Schedule(Constant(time.Second), n, nil); got != nil {
-				t.Errorf("Schedule(_, %d, nil) = %v, want nil", n, got)
-			}
-		})
-	}
-}
-
-// constSource is a rand.Source that always returns the same word.
-type constSource uint64
-
-func (s constSource) Uint64() uint64 { return uint64(s) }
-
 func TestBackoffComparable(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -453,7 +387,6 @@ func TestBackoffPanics(t *testing.T) {
 		{"DecorrelatedJitter zero base", func() { DecorrelatedJitter(0, time.Second) }, []string{"dbop: DecorrelatedJitter:", "base", "0s"}},
 		{"DecorrelatedJitter negative base", func() { DecorrelatedJitter(-time.Minute, time.Second) }, []string{"dbop: DecorrelatedJitter:", "base", "-1m0s"}},
 		{"DecorrelatedJitter max below base", func() { DecorrelatedJitter(time.Second, -time.Second) }, []string{"dbop: DecorrelatedJitter:", "max", "-1s"}},
-		{"Schedule nil", func() { Schedule(nil, 3, nil) }, []string{"dbop: Schedule:", "nil"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,7 +14,7 @@ var (
 	errBusy   = errors.New("busy")
 	// errRetryable is errBusy marked retryable, for tests that retry it
 	// without a classifier: WithRetry retries only errors it recognises.
-	errRetryable = dbop.Transient(errBusy)
+	errRetryable = dbop.Classify(errBusy, dbop.RetryTransaction)
 	classifyFn   = func(err error) dbop.Verdict {
 		if err == errBusy {
 			return dbop.RetryStatement
@@ -25,7 +25,7 @@ var (
 )
 
 // The pipeline the issue names: retry + classification + a hook, built once.
-func benchPipeline() dbop.Pipeline {
+func benchPipeline() dbop.Decorator {
 	return dbop.Chain(
 		dbop.WithRetry(dbop.Exponential(time.Millisecond, time.Second)),
 		dbop.ClassifyBy(classifyFn),

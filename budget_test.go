@@ -38,7 +38,7 @@ const always = math.MaxInt // failures: an outage
 
 // A scripted sequence on one budget of ratio 0.25 and one token at most.
 func TestBudgetModel(t *testing.T) {
-	b := dbop.NewBudget(0.25, dbop.BudgetMax(1))
+	b := &dbop.Budget{Ratio: 0.25, Max: 1}
 	attempts, run := budgeted(b)
 	steps := []struct {
 		name         string
@@ -71,8 +71,9 @@ func TestBudgetModel(t *testing.T) {
 
 func TestBudgetRefusalError(t *testing.T) {
 	drv := &driverError{code: "08006"}
-	op := dbop.Op[int](func(context.Context) (int, error) { return 0, dbop.Transient(drv) })
-	_, err := op.With(dbop.WithRetry(dbop.Constant(0), dbop.WithBudget(dbop.NewBudget(0, dbop.BudgetMax(0))))).Run(context.Background())
+	op := dbop.Op[int](func(context.Context) (int, error) { return 0, dbop.Classify(drv, dbop.RetryTransaction) })
+	empty := &dbop.Budget{Max: 0.5} // never holds the whole token a retry costs
+	_, err := op.With(dbop.WithRetry(dbop.Constant(0), dbop.WithBudget(empty))).Run(context.Background())
 
 	var re *dbop.RetryError
 	if !errors.As(err, &re) || re.Reason != dbop.ErrBudgetExhausted || re.Attempts != 1 {
@@ -101,7 +102,7 @@ func TestBudgetOutageAndRecovery(t *testing.T) {
 		max   = 10
 		bound = max + ratio*ops
 	)
-	b := dbop.NewBudget(ratio, dbop.BudgetMax(max))
+	b := &dbop.Budget{Ratio: ratio, Max: max}
 	attempts, run := budgeted(b, dbop.MaxAttempts(4))
 
 	refused := 0
@@ -145,7 +146,7 @@ func TestBudgetOutageConcurrent(t *testing.T) {
 		max        = 10
 		bound      = max + ratio*goroutines*each
 	)
-	b := dbop.NewBudget(ratio, dbop.BudgetMax(max))
+	b := &dbop.Budget{Ratio: ratio, Max: max}
 	attempts, run := budgeted(b, dbop.MaxAttempts(4))
 	var wg sync.WaitGroup
 	for range goroutines {
@@ -170,7 +171,7 @@ func TestBudgetPaysOnlyForRetries(t *testing.T) {
 		first func(b *dbop.Budget) error
 	}{
 		{"a permanent error", func(b *dbop.Budget) error {
-			_, err := failure[int](dbop.Permanent(errBusy)).With(dbop.WithRetry(dbop.Constant(0), dbop.WithBudget(b))).Run(context.Background())
+			_, err := failure[int](dbop.Classify(errBusy, dbop.NotRetryable)).With(dbop.WithRetry(dbop.Constant(0), dbop.WithBudget(b))).Run(context.Background())
 			return err
 		}},
 		{"the attempt limit", func(b *dbop.Budget) error {
@@ -184,7 +185,10 @@ func TestBudgetPaysOnlyForRetries(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := dbop.NewBudget(0, dbop.BudgetMax(1))
+			// One token, refilled by a tenth per operation: had the
+			// failures below taken it, the deposits that follow would not
+			// pay for the retry at the end.
+			b := &dbop.Budget{Max: 1}
 			for range 3 {
 				if err := tt.first(b); err == nil || errors.Is(err, dbop.ErrBudgetExhausted) {
 					t.Fatalf("err = %v, want a failure not caused by the budget", err)
@@ -227,7 +231,8 @@ func TestBudgetMinRate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				b := dbop.NewBudget(0, dbop.BudgetMax(0), dbop.BudgetMinRate(tt.rate))
+				// The bucket never holds a whole token: only the floor pays.
+				b := &dbop.Budget{Max: 0.5, MinRate: tt.rate}
 				attempts, run := budgeted(b, dbop.MaxAttempts(100))
 				for i, s := range tt.steps {
 					time.Sleep(s.sleep)
@@ -244,10 +249,40 @@ func TestBudgetMinRate(t *testing.T) {
 	}
 }
 
+// The floor's burst, on the real clock: a second's worth of retries at
+// once, and at least one. Both rates need no waiting.
+func TestBudgetMinRateBurst(t *testing.T) {
+	tests := []struct {
+		name        string
+		rate        float64
+		wantRetries []int64 // of successive operations failing throughout
+	}{
+		// A billion a second: a burst far above the 99 retries asked for.
+		{"one a nanosecond", 1e9, []int64{99, 99}},
+		// One a century: a burst of one, then nothing for a century.
+		{"one a century", 3.2e-10, []int64{1, 0, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := &dbop.Budget{Max: 0.5, MinRate: tt.rate} // only the floor pays
+			attempts, run := budgeted(b, dbop.MaxAttempts(100))
+			var got []int64
+			for range tt.wantRetries {
+				attempts.Store(0)
+				_ = run(always)
+				got = append(got, attempts.Load()-1)
+			}
+			if diff := cmp.Diff(tt.wantRetries, got); diff != "" {
+				t.Errorf("retries per operation (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 // The floor comes on top of the bucket, only once it is empty.
 func TestBudgetMinRateAfterTheBucket(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := dbop.NewBudget(0, dbop.BudgetMax(3), dbop.BudgetMinRate(1))
+		b := &dbop.Budget{Max: 3, MinRate: 1}
 		attempts, run := budgeted(b, dbop.MaxAttempts(100))
 		run(always)
 		if got := attempts.Load() - 1; got != 4 {
@@ -257,7 +292,7 @@ func TestBudgetMinRateAfterTheBucket(t *testing.T) {
 }
 
 // The zero Budget is ready to use: it behaves exactly as
-// NewBudget(DefaultBudgetRatio), full at first, 100 tokens at most, a tenth
+// Budget{Ratio: 0.1, Max: 100}, full at first, 100 tokens at most, a tenth
 // of a token per operation, no floor.
 func TestBudgetZeroValue(t *testing.T) {
 	type step struct {
@@ -319,10 +354,52 @@ func TestBudgetZeroValue(t *testing.T) {
 			}
 			var zero dbop.Budget
 			got := play(&zero)
-			if diff := cmp.Diff(play(dbop.NewBudget(dbop.DefaultBudgetRatio)), got); diff != "" {
-				t.Errorf("the zero Budget differs from NewBudget(DefaultBudgetRatio) (-NewBudget +zero):\n%s", diff)
+			if diff := cmp.Diff(play(&dbop.Budget{Ratio: 0.1, Max: 100}), got); diff != "" {
+				t.Errorf("the zero Budget differs from Budget{Ratio: 0.1, Max: 100} (-explicit +zero):\n%s", diff)
 			}
 			tt.check(t, got)
+		})
+	}
+}
+
+// Each zero field of a Budget is its default, whatever the others: a
+// Budget with some fields set behaves as one with the rest spelled out.
+func TestBudgetZeroFieldsAreDefaults(t *testing.T) {
+	tests := []struct {
+		name           string
+		zero, explicit *dbop.Budget
+	}{
+		{"zero Max and MinRate", &dbop.Budget{Ratio: 0.5}, &dbop.Budget{Ratio: 0.5, Max: 100}},
+		{"zero Ratio and MinRate", &dbop.Budget{Max: 2}, &dbop.Budget{Ratio: 0.1, Max: 2}},
+		{"zero Ratio and Max", &dbop.Budget{MinRate: 1}, &dbop.Budget{Ratio: 0.1, Max: 100, MinRate: 1}},
+	}
+	type outcome struct{ Attempts, Refused int64 }
+	// An outage of 300 operations a second apart, then 30 healthy ones,
+	// then 10 that fail once.
+	play := func(b *dbop.Budget) []outcome {
+		attempts, run := budgeted(b, dbop.MaxAttempts(4))
+		var out []outcome
+		for _, s := range []struct{ ops, failures int }{{300, always}, {30, 0}, {10, 1}} {
+			attempts.Store(0)
+			var refused int64
+			for range s.ops {
+				if errors.Is(run(s.failures), dbop.ErrBudgetExhausted) {
+					refused++
+				}
+				time.Sleep(time.Second)
+			}
+			out = append(out, outcome{attempts.Load(), refused})
+		}
+		return out
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got, want []outcome
+			synctest.Test(t, func(*testing.T) { got = play(tt.zero) })
+			synctest.Test(t, func(*testing.T) { want = play(tt.explicit) })
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%+v differs from %+v (-explicit +zero):\n%s", tt.zero, tt.explicit, diff)
+			}
 		})
 	}
 }
@@ -335,37 +412,43 @@ func BenchmarkRetryWithZeroBudget(b *testing.B) {
 	runBench(b, op.With(dbop.WithRetry(dbop.Exponential(time.Millisecond, time.Second), dbop.WithBudget(&budget))))
 }
 
+// WithBudget refuses a Budget whose fields are out of range, naming the
+// field; zero fields are the defaults.
 func TestBudgetPanics(t *testing.T) {
 	tests := []struct {
-		name  string
-		build func()
-		want  string
+		name   string
+		budget *dbop.Budget
+		want   string // the panic message; "": no panic
 	}{
-		{"negative ratio", func() { dbop.NewBudget(-0.1) }, "dbop: NewBudget(-0.1): the ratio must be between 0 and 1"},
-		{"ratio above 1", func() { dbop.NewBudget(1.5) }, "dbop: NewBudget(1.5): the ratio must be between 0 and 1"},
-		{"NaN ratio", func() { dbop.NewBudget(math.NaN()) }, "dbop: NewBudget(NaN): the ratio must be between 0 and 1"},
-		{"nil option", func() { dbop.NewBudget(0.1, nil) }, "dbop: NewBudget: option 1 of 1 is nil"},
-		{"negative max", func() { dbop.BudgetMax(-1) }, "dbop: BudgetMax(-1): the maximum must be a non-negative number of tokens"},
-		{"infinite max", func() { dbop.BudgetMax(math.Inf(1)) }, "dbop: BudgetMax(+Inf): the maximum must be a non-negative number of tokens"},
-		{"NaN max", func() { dbop.BudgetMax(math.NaN()) }, "dbop: BudgetMax(NaN): the maximum must be a non-negative number of tokens"},
-		{"zero rate", func() { dbop.BudgetMinRate(0) }, rateMsg("0")},
-		{"negative rate", func() { dbop.BudgetMinRate(-1) }, rateMsg("-1")},
-		{"NaN rate", func() { dbop.BudgetMinRate(math.NaN()) }, rateMsg("NaN")},
-		{"infinite rate", func() { dbop.BudgetMinRate(math.Inf(1)) }, rateMsg("+Inf")},
+		{"zero", &dbop.Budget{}, ""},
+		{"whole ratio", &dbop.Budget{Ratio: 1}, ""},
+		{"fractional max", &dbop.Budget{Max: 0.5}, ""},
+		{"slowest floor", &dbop.Budget{MinRate: 3.2e-10}, ""},
+		{"fastest floor", &dbop.Budget{MinRate: 1e9}, ""},
+		{"negative ratio", &dbop.Budget{Ratio: -0.1}, "dbop: WithBudget: Budget.Ratio -0.1 is not between 0 and 1"},
+		{"ratio above 1", &dbop.Budget{Ratio: 1.5}, "dbop: WithBudget: Budget.Ratio 1.5 is not between 0 and 1"},
+		{"NaN ratio", &dbop.Budget{Ratio: math.NaN()}, "dbop: WithBudget: Budget.Ratio NaN is not between 0 and 1"},
+		{"negative max", &dbop.Budget{Max: -1}, "dbop: WithBudget: Budget.Max -1 is not a non-negative number of tokens"},
+		{"infinite max", &dbop.Budget{Max: math.Inf(1)}, "dbop: WithBudget: Budget.Max +Inf is not a non-negative number of tokens"},
+		{"NaN max", &dbop.Budget{Max: math.NaN()}, "dbop: WithBudget: Budget.Max NaN is not a non-negative number of tokens"},
+		{"negative rate", &dbop.Budget{MinRate: -1}, rateMsg("-1")},
+		{"NaN rate", &dbop.Budget{MinRate: math.NaN()}, rateMsg("NaN")},
+		{"infinite rate", &dbop.Budget{MinRate: math.Inf(1)}, rateMsg("+Inf")},
 		// Below one a century the interval between floor retries would
 		// overflow int64 nanoseconds and wrap to "unlimited".
-		{"rate too low to represent", func() { dbop.BudgetMinRate(1e-10) }, rateMsg("1e-10")},
-		{"rate above one a nanosecond", func() { dbop.BudgetMinRate(1e10) }, rateMsg("1e+10")},
-		{"nil budget", func() { dbop.WithBudget(nil) }, "dbop: WithBudget(nil)"},
+		{"rate too low to represent", &dbop.Budget{MinRate: 1e-10}, rateMsg("1e-10")},
+		{"rate above one a nanosecond", &dbop.Budget{MinRate: 1e10}, rateMsg("1e+10")},
+		{"nil budget", nil, "dbop: WithBudget(nil)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			defer func() {
-				if got := recover(); got != tt.want {
+				got := recover()
+				if tt.want == "" && got != nil || tt.want != "" && got != tt.want {
 					t.Errorf("panic = %v, want %q", got, tt.want)
 				}
 			}()
-			tt.build()
+			dbop.WithBudget(tt.budget)
 		})
 	}
 }
@@ -373,7 +456,7 @@ func TestBudgetPanics(t *testing.T) {
 // BenchmarkRetryWithBudget is the success path of retry + classify + hook
 // drawing on a shared budget: 0 B/op, like BenchmarkSuccess.
 func BenchmarkRetryWithBudget(b *testing.B) {
-	budget := dbop.NewBudget(0.1)
+	budget := &dbop.Budget{Ratio: 0.1}
 	op := dbop.Op[int](func(context.Context) (int, error) { return 1, nil })
 	runBench(b, op.With(
 		dbop.WithRetry(dbop.Exponential(time.Millisecond, time.Second), dbop.WithBudget(budget)),
@@ -385,7 +468,7 @@ func BenchmarkRetryWithBudget(b *testing.B) {
 // BenchmarkRetryWithBudgetParallel is the same from every P at once: a full
 // bucket is only read, so healthy traffic does not contend on it.
 func BenchmarkRetryWithBudgetParallel(b *testing.B) {
-	budget := dbop.NewBudget(0.1)
+	budget := &dbop.Budget{Ratio: 0.1}
 	op := dbop.Op[int](func(context.Context) (int, error) { return 1, nil }).With(
 		dbop.WithRetry(dbop.Exponential(time.Millisecond, time.Second), dbop.WithBudget(budget)),
 	)
@@ -401,5 +484,5 @@ func BenchmarkRetryWithBudgetParallel(b *testing.B) {
 }
 
 func rateMsg(rate string) string {
-	return "dbop: BudgetMinRate(" + rate + "): the rate must be between one retry a century (3.17e-10/s) and one a nanosecond (1e9/s)"
+	return "dbop: WithBudget: Budget.MinRate " + rate + " is not between one retry a century (3.17e-10/s) and one a nanosecond (1e9/s)"
 }

@@ -93,12 +93,12 @@ func TestBulkheadPlacement(t *testing.T) {
 	)
 	tests := []struct {
 		name     string
-		pipeline func(pool dbop.Decorator) dbop.Pipeline
+		pipeline func(pool dbop.Decorator) dbop.Decorator
 		min, max time.Duration // the time all ops take
 	}{
 		{
 			name: "inside the retry: attempts",
-			pipeline: func(pool dbop.Decorator) dbop.Pipeline {
+			pipeline: func(pool dbop.Decorator) dbop.Decorator {
 				return dbop.Chain(dbop.WithRetry(dbop.Constant(backoff)), pool)
 			},
 			// 60 attempts of 100ms two at a time, waits overlapping others' work.
@@ -106,7 +106,7 @@ func TestBulkheadPlacement(t *testing.T) {
 		},
 		{
 			name: "outside the retry: operations",
-			pipeline: func(pool dbop.Decorator) dbop.Pipeline {
+			pipeline: func(pool dbop.Decorator) dbop.Decorator {
 				return dbop.Chain(pool, dbop.WithRetry(dbop.Constant(backoff)))
 			},
 			// 10 rounds of two operations holding their slot for 2.3s each.
@@ -224,7 +224,7 @@ func TestBulkheadQueueTimeoutIsRetried(t *testing.T) {
 		holder := dbop.Op[int](func(context.Context) (int, error) { time.Sleep(1500 * time.Millisecond); return 1, nil }).With(pool)
 		attempts := 0
 		op := dbop.Op[int](func(context.Context) (int, error) { return 2, nil }).With(
-			dbop.WithRetry(dbop.Constant(0), dbop.OnRetry(func(context.Context, dbop.RetryEvent) { attempts++ })),
+			dbop.WithRetry(dbop.Constant(0), dbop.OnRetry(func(context.Context, dbop.AttemptEvent) { attempts++ })),
 			dbop.WithTimeout(time.Second),
 			pool,
 		)
@@ -247,7 +247,7 @@ func TestBulkheadCallerCancelledInQueueIsNotRetried(t *testing.T) {
 		holder := dbop.Op[int](func(context.Context) (int, error) { <-release; return 1, nil }).With(pool)
 		retries := 0
 		op := dbop.Op[int](func(context.Context) (int, error) { return 2, nil }).With(
-			dbop.WithRetry(dbop.Constant(0), dbop.OnRetry(func(context.Context, dbop.RetryEvent) { retries++ })),
+			dbop.WithRetry(dbop.Constant(0), dbop.OnRetry(func(context.Context, dbop.AttemptEvent) { retries++ })),
 			pool,
 		)
 		waitHolder := runConcurrently(context.Background(), holder, 1)

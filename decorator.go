@@ -8,10 +8,10 @@ import (
 )
 
 // A Decorator adds behaviour to an [Op] of any result type. The built-in
-// decorators ([WithRetry], [WithTimeout], [ClassifyBy], [Before], [After],
-// [Bulkhead], [Flight.Share], [Around], [AroundTx], [Chain]) are plain
-// values that need no type arguments; a decorator for one result type only
-// is a [Func].
+// decorators ([WithRetry], [WithTimeout], [ClassifyBy], [Before], [Bulkhead],
+// [Flight.Share], [Around], [AroundTx], [Chain]) are plain values that need
+// no type arguments; a decorator for one result type only is a
+// [DecoratorFunc].
 //
 // Decorators are immutable once built and safe for concurrent use.
 type Decorator interface {
@@ -20,31 +20,32 @@ type Decorator interface {
 	decorator()
 }
 
-// Func is a typed decorator: a function from an Op[T] to an Op[T]. It is how
-// user-written typed decorators take part in [Op.With]. Applying a Func[T] to
-// an Op of another result type panics at build time.
-type Func[T any] func(Op[T]) Op[T]
+// DecoratorFunc is a typed decorator: a function from an Op[T] to an Op[T],
+// as http.HandlerFunc is a function used as a handler. It is how a
+// decorator that needs the result type takes part in [Op.With]; one that
+// works for every result type is an [Around]. Applying a DecoratorFunc[T]
+// to an Op of another result type panics at build time.
+type DecoratorFunc[T any] func(Op[T]) Op[T]
 
-func (Func[T]) decorator() {}
+func (DecoratorFunc[T]) decorator() {}
 
-// Pipeline is a reusable sequence of decorators built by [Chain]. It is
-// itself a Decorator and is not tied to a result type, so one Pipeline can be
-// stored in a package variable and applied to an Op[int] and an Op[[]Order]
-// alike.
-type Pipeline []Decorator
+// pipeline is the Decorator Chain builds.
+type pipeline []Decorator
 
-func (Pipeline) decorator() {}
+func (pipeline) decorator() {}
 
-// Chain returns a Pipeline of ds. As with [Op.With], the first listed is the
-// outermost: op.With(Chain(A, B), C) behaves as A(B(C(op))). Chain panics if
-// one of ds is nil.
-func Chain(ds ...Decorator) Pipeline {
+// Chain returns a Decorator made of ds: a reusable pipeline. It is not tied
+// to a result type, so one Chain can be stored in a package variable and
+// applied to an Op[int] and an Op[[]Order] alike. As with [Op.With], the
+// first listed is the outermost: op.With(Chain(A, B), C) behaves as
+// A(B(C(op))). Chain panics if one of ds is nil.
+func Chain(ds ...Decorator) Decorator {
 	for i, d := range ds {
 		if d == nil {
 			panic(fmt.Sprintf("dbop: decorator %d of %d passed to Chain is nil", i+1, len(ds)))
 		}
 	}
-	return append(Pipeline(nil), ds...)
+	return append(pipeline(nil), ds...)
 }
 
 // Around returns a Decorator from a function that runs next, possibly more
@@ -121,7 +122,7 @@ func flatten(out, ds []Decorator, caller string) []Decorator {
 		switch d := d.(type) {
 		case nil:
 			panic(fmt.Sprintf("dbop: decorator %d of %d passed to %s is nil", i+1, len(ds), caller))
-		case Pipeline:
+		case pipeline:
 			out = flatten(out, d, "Chain")
 		default:
 			out = append(out, d)
@@ -184,10 +185,10 @@ func validate(flat []Decorator) {
 // path. A central switch is the price of that: a decorator known only
 // through an interface method would have to box its result, one allocation
 // per call, and validate needs to know each decorator's kind anyway. Users
-// extend the set with Around and Func.
+// extend the set with Around and DecoratorFunc.
 func decorate[T any](op Op[T], d Decorator, txKeys []any) Op[T] {
 	switch d := d.(type) {
-	case Func[T]:
+	case DecoratorFunc[T]:
 		out := d(op)
 		if out == nil {
 			panic(fmt.Sprintf("dbop: %T returned a nil Op", d))
@@ -245,12 +246,6 @@ func decorate[T any](op Op[T], d Decorator, txKeys []any) Op[T] {
 			}
 			return op(ctx)
 		}
-	case after:
-		return func(ctx context.Context) (T, error) {
-			v, err := op(ctx)
-			d(ctx, err)
-			return v, err
-		}
 	case around:
 		return func(ctx context.Context) (T, error) {
 			var v T
@@ -265,7 +260,13 @@ func decorate[T any](op Op[T], d Decorator, txKeys []any) Op[T] {
 		return func(ctx context.Context) (T, error) {
 			var v T
 			if err := txmark.RetriedErr(ctx, d.key); err != nil {
-				return v, err // a retry above ran again after err doomed this transaction
+				// A retry above ran again after err doomed this
+				// transaction: nothing may run in it, and its owner, if
+				// the context names one, must not commit it.
+				if s := txmark.StateOf(ctx); s != nil {
+					s.Doom(err)
+				}
+				return v, err
 			}
 			err := d.fn(ctx, func(ctx context.Context) error {
 				var err error

@@ -7,11 +7,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
 	"github.com/dbop-go/dbop"
 )
 
 func TestBuildTimePanics(t *testing.T) {
 	okOp := dbop.Op[int](func(context.Context) (int, error) { return 1, nil })
+	never := func(error) dbop.Verdict { return dbop.Unclassified }
 	tests := []struct {
 		name  string
 		build func()
@@ -20,8 +24,14 @@ func TestBuildTimePanics(t *testing.T) {
 		{"With on a nil Op", func() { dbop.Op[int](nil).With() }, "nil Op"},
 		{"nil decorator in With", func() { okOp.With(dbop.WithRetry(dbop.Constant(0)), nil) }, "decorator 2 of 2 passed to With is nil"},
 		{"nil decorator in Chain", func() { dbop.Chain(nil) }, "decorator 1 of 1 passed to Chain is nil"},
-		{"Func for another type", func() { okOp.With(dbop.OrDefault("x")) }, "cannot decorate an Op[int]"},
-		{"Func returning nil", func() { okOp.With(dbop.Func[int](func(dbop.Op[int]) dbop.Op[int] { return nil })) }, "returned a nil Op"},
+		{"OrDefault for another type", func() { okOp.With(dbop.OrDefault("x")) }, "cannot decorate an Op[int]"},
+		{"DecoratorFunc for another type", func() {
+			okOp.With(dbop.DecoratorFunc[string](func(op dbop.Op[string]) dbop.Op[string] { return op }))
+		}, "dbop.DecoratorFunc[string] cannot decorate an Op[int]"},
+		{"DecoratorFunc for another type in a Chain", func() {
+			okOp.With(dbop.Chain(dbop.WithRetry(dbop.Constant(0)), dbop.DecoratorFunc[int64](func(op dbop.Op[int64]) dbop.Op[int64] { return op })))
+		}, "dbop.DecoratorFunc[int64] cannot decorate an Op[int]"},
+		{"DecoratorFunc returning nil", func() { okOp.With(dbop.DecoratorFunc[int](func(dbop.Op[int]) dbop.Op[int] { return nil })) }, "returned a nil Op"},
 		{"WithRetry without backoff", func() { dbop.WithRetry(nil) }, "a Backoff is required"},
 		{"nil retry option", func() { dbop.WithRetry(dbop.Constant(0), nil) }, "option 1 of 1 is nil"},
 		{"zero attempts", func() { dbop.MaxAttempts(0) }, "MaxAttempts(0)"},
@@ -34,9 +44,13 @@ func TestBuildTimePanics(t *testing.T) {
 		{"empty name", func() { dbop.Named("") }, "Named"},
 		{"zero timeout", func() { dbop.WithTimeout(0) }, "WithTimeout(0s)"},
 		{"negative timeout", func() { dbop.WithTimeout(-time.Second) }, "WithTimeout(-1s)"},
-		{"nil classifier", func() { dbop.ClassifyBy(nil) }, "ClassifyBy(nil)"},
+		{"nil classifier", func() { dbop.ClassifyBy(nil) }, "ClassifyBy: classifier 1 of 1 is nil"},
+		{"nil classifier among others", func() { dbop.ClassifyBy(never, nil) }, "ClassifyBy: classifier 2 of 2 is nil"},
+		{"no classifier", func() { dbop.ClassifyBy() }, "ClassifyBy(): a Classifier is required"},
+		{"nil classifier to Or", func() { dbop.Classifier(never).Or(nil) }, "Classifier.Or: classifier 2 of 2 is nil"},
+		{"Or on a nil classifier", func() { dbop.Classifier(nil).Or(never) }, "Classifier.Or: classifier 1 of 2 is nil"},
+		{"budget with a bad ratio", func() { dbop.WithBudget(&dbop.Budget{Ratio: 2}) }, "WithBudget: Budget.Ratio 2 is not between 0 and 1"},
 		{"nil Before", func() { dbop.Before(nil) }, "Before(nil)"},
-		{"nil After", func() { dbop.After(nil) }, "After(nil)"},
 		{"nil Around", func() { dbop.Around(nil) }, "Around(nil)"},
 		{"nil Fallback", func() { dbop.Fallback[int](nil) }, "Fallback(nil)"},
 		{"nil slog logger", func() { dbop.SlogObserver(nil) }, "SlogObserver(nil)"},
@@ -56,9 +70,28 @@ func TestBuildTimePanics(t *testing.T) {
 	}
 }
 
+// Running a nil Op is a programmer error: it panics, naming the Op's type,
+// rather than return an error a caller might retry.
 func TestRunNilOp(t *testing.T) {
-	if _, err := dbop.Op[int](nil).Run(context.Background()); !errors.Is(err, dbop.ErrNilOp) {
-		t.Fatalf("err = %v, want ErrNilOp", err)
+	tests := []struct {
+		name string
+		run  func()
+		want string
+	}{
+		{"Op[int]", func() { _, _ = dbop.Op[int](nil).Run(context.Background()) }, "dbop: Run called on a nil Op[int]"},
+		{"Op[[]string]", func() { _, _ = dbop.Op[[]string](nil).Run(context.Background()) }, "dbop: Run called on a nil Op[[]string]"},
+		{"Op[*driverError]", func() { _, _ = dbop.Op[*driverError](nil).Run(context.Background()) }, "dbop: Run called on a nil Op[*dbop_test.driverError]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				if r := recover(); r != tt.want {
+					t.Errorf("panic = %v, want %q", r, tt.want)
+				}
+			}()
+			tt.run()
+			t.Error("no panic")
+		})
 	}
 }
 
@@ -74,7 +107,7 @@ func TestWithLeavesOriginalUntouched(t *testing.T) {
 
 func TestHooks(t *testing.T) {
 	t.Run("Before error fails the attempt and is retried", func(t *testing.T) {
-		setupErr := dbop.Transient(errors.New("SET LOCAL failed"))
+		setupErr := dbop.Classify(errors.New("SET LOCAL failed"), dbop.RetryTransaction)
 		befores, calls := 0, 0
 		op := dbop.Op[int](func(context.Context) (int, error) { calls++; return calls, nil })
 		v, err := op.With(dbop.WithRetry(dbop.Constant(0)), dbop.Before(func(context.Context) error {
@@ -91,26 +124,36 @@ func TestHooks(t *testing.T) {
 		calls := 0
 		op := dbop.Op[int](func(context.Context) (int, error) { calls++; return 0, nil })
 		_, err := op.With(dbop.WithRetry(dbop.Constant(0)), dbop.Before(func(context.Context) error {
-			return dbop.Permanent(errors.New("no such setting"))
+			return dbop.Classify(errors.New("no such setting"), dbop.NotRetryable)
 		})).Run(context.Background())
 		if err == nil || calls != 0 {
 			t.Fatalf("err=%v calls=%d; want an error and no call", err, calls)
 		}
 	})
-	t.Run("After outside the retry sees the outcome once", func(t *testing.T) {
+	// observe is an Around that records the outcome of what it decorates,
+	// as an after-hook does.
+	observe := func(seen *[]error) dbop.Decorator {
+		return dbop.Around(func(ctx context.Context, next func(context.Context) error) error {
+			err := next(ctx)
+			*seen = append(*seen, err)
+			return err
+		})
+	}
+	errA, errB := dbop.Classify(errors.New("a"), dbop.RetryTransaction), dbop.Classify(errors.New("b"), dbop.RetryTransaction)
+	t.Run("Around outside the retry sees the outcome once", func(t *testing.T) {
 		var seen []error
-		op, _ := failing(dbop.Transient(errors.New("a")), dbop.Transient(errors.New("b")))
-		_, _ = op.With(dbop.After(func(_ context.Context, err error) { seen = append(seen, err) }), dbop.WithRetry(dbop.Constant(0))).Run(context.Background())
+		op, _ := failing(errA, errB)
+		_, _ = op.With(observe(&seen), dbop.WithRetry(dbop.Constant(0))).Run(context.Background())
 		if len(seen) != 1 || seen[0] != nil {
-			t.Fatalf("After saw %v, want one nil", seen)
+			t.Fatalf("Around saw %v, want one nil", seen)
 		}
 	})
-	t.Run("After inside the retry sees every attempt", func(t *testing.T) {
-		var seen int
-		op, _ := failing(dbop.Transient(errors.New("a")), dbop.Transient(errors.New("b")))
-		_, _ = op.With(dbop.WithRetry(dbop.Constant(0)), dbop.After(func(context.Context, error) { seen++ })).Run(context.Background())
-		if seen != 3 {
-			t.Fatalf("After saw %d attempts, want 3", seen)
+	t.Run("Around inside the retry sees every attempt", func(t *testing.T) {
+		var seen []error
+		op, _ := failing(errA, errB)
+		_, _ = op.With(dbop.WithRetry(dbop.Constant(0)), observe(&seen)).Run(context.Background())
+		if diff := cmp.Diff([]error{errA, errB, nil}, seen, cmpopts.EquateErrors()); diff != "" {
+			t.Fatalf("Around saw (-want +got):\n%s", diff)
 		}
 	})
 }
@@ -139,4 +182,43 @@ func TestFallbacks(t *testing.T) {
 			}
 		})
 	}
+}
+
+// resilient is a Chain kept in a package variable, as an application keeps
+// its retry policy: one Decorator serving Ops of every result type.
+var resilient = dbop.Chain(
+	dbop.WithTimeout(time.Hour),
+	dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3)),
+	dbop.ClassifyBy(classifyFn),
+)
+
+func TestChainInAPackageVariable(t *testing.T) {
+	var _ dbop.Decorator = resilient // Chain returns a Decorator
+	t.Run("Op[int]", func(t *testing.T) {
+		op, calls := counted(errBusy, errBusy)
+		v, err := op.With(resilient).Run(context.Background())
+		if v != 1 || err != nil || *calls != 3 {
+			t.Errorf("got %d, %v after %d calls; want 1, nil after 3", v, err, *calls)
+		}
+	})
+	t.Run("Op[[]string]", func(t *testing.T) {
+		calls := 0
+		op := dbop.Op[[]string](func(context.Context) ([]string, error) {
+			if calls++; calls < 3 {
+				return nil, errBusy
+			}
+			return []string{"ada", "bob"}, nil
+		})
+		v, err := op.With(resilient).Run(context.Background())
+		if diff := cmp.Diff([]string{"ada", "bob"}, v); diff != "" || err != nil || calls != 3 {
+			t.Errorf("err = %v after %d calls, want nil after 3; value (-want +got):\n%s", err, calls, diff)
+		}
+	})
+	t.Run("exhausted", func(t *testing.T) {
+		op, calls := counted(errBusy, errBusy, errBusy)
+		_, err := op.With(resilient).Run(context.Background())
+		if !errors.Is(err, dbop.ErrRetriesExhausted) || !errors.Is(err, errBusy) || *calls != 3 {
+			t.Errorf("err = %v after %d calls, want the policy's 3 attempts exhausted", err, *calls)
+		}
+	})
 }

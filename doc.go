@@ -18,9 +18,9 @@
 //	).Run(ctx)
 //
 // The built-in decorators ([WithRetry], [WithTimeout], [ClassifyBy],
-// [Before], [After], [Around]) need no type arguments. A [Pipeline] built
-// with [Chain] is a value that can live in a package variable and decorate
-// operations of any result type:
+// [Before], [Around]) need no type arguments. A pipeline built with [Chain]
+// is a value that can live in a package variable and decorate operations of
+// any result type:
 //
 //	var resilient = dbop.Chain(
 //		dbop.WithRetry(dbop.FullJitter(dbop.Exponential(20*time.Millisecond, time.Second))),
@@ -30,7 +30,8 @@
 //	rows, err := listOrders.With(resilient).Run(ctx)   // an Op[[]Order]
 //
 // Decorators that need the result type, such as [OrDefault] and [Fallback],
-// infer it from their arguments; a user-written typed decorator is a [Func].
+// infer it from their arguments; a user-written typed decorator is a
+// [DecoratorFunc].
 //
 // # Order is meaning
 //

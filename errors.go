@@ -72,16 +72,5 @@ func outcomeUnknown(final, unknown error, n int) error {
 		re = &RetryError{Attempts: n, Reason: errStoppedAfterUnknown, Err: final}
 	}
 	re.Unknown = unknown
-	return &ClassifiedError{Verdict: Ambiguous, Err: re}
-}
-
-// Attempts returns how many attempts the outermost [WithRetry] made before
-// returning err, and false when err did not come from giving up (a success
-// or an error returned without retrying carries no count).
-func Attempts(err error) (int, bool) {
-	var re *RetryError
-	if errors.As(err, &re) {
-		return re.Attempts, true
-	}
-	return 0, false
+	return &classified{verdict: Ambiguous, err: re}
 }

@@ -6,22 +6,27 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/dboptest"
 )
 
 // Exponential doubles the delay before each retry until it reaches the cap.
 func ExampleExponential() {
 	b := dbop.Exponential(100*time.Millisecond, time.Second)
-	fmt.Println(dbop.Schedule(b, 6, nil))
+	for n := 1; n <= 6; n++ {
+		fmt.Print(b.Delay(n, 0, 0), " ")
+	}
+	fmt.Println()
 	// Output:
-	// [100ms 200ms 400ms 800ms 1s 1s]
+	// 100ms 200ms 400ms 800ms 1s 1s
 }
 
-// A seeded source makes a jittered schedule reproducible. Here each delay of
-// an exponential backoff is varied by up to ±20%, and never beyond its 2s
-// cap: at the cap, the delay is spread over [1.6s, 2s].
-func ExampleSchedule() {
+// Jitter varies each delay of an exponential backoff by up to ±20%, and
+// never beyond its 2s cap: at the cap, the delay is spread over [1.6s, 2s].
+// dboptest.Schedule, given a seeded source, lists the delays a retry would
+// wait.
+func ExampleJitter() {
 	b := dbop.Jitter(dbop.Exponential(100*time.Millisecond, 2*time.Second), 0.2)
-	for i, d := range dbop.Schedule(b, 6, rand.NewPCG(1, 2)) {
+	for i, d := range dboptest.Schedule(b, 6, rand.NewPCG(1, 2)) {
 		fmt.Printf("retry %d: %v\n", i+1, d.Round(time.Millisecond))
 	}
 	// Output:

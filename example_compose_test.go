@@ -174,16 +174,17 @@ func ExampleBulkhead() {
 
 // During an outage a shared budget refuses most retries: a bucket of 2
 // tokens, refilled by 0.25 a first attempt, each retry costing 1.
-func ExampleNewBudget() {
-	budget := dbop.NewBudget(0.25, dbop.BudgetMax(2))
-	down := dbop.Transient(errors.New("connection refused"))
+func ExampleBudget() {
+	budget := &dbop.Budget{Ratio: 0.25, Max: 2}
+	down := dbop.Classify(errors.New("connection refused"), dbop.RetryTransaction)
 	query := dbop.Op[int](func(context.Context) (int, error) { return 0, down }).
 		With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), dbop.WithBudget(budget)))
 
 	for i := 1; i <= 6; i++ {
 		_, err := query.Run(context.Background())
-		n, _ := dbop.Attempts(err)
-		fmt.Printf("operation %d: %d attempts, budget exhausted: %v\n", i, n, errors.Is(err, dbop.ErrBudgetExhausted))
+		var re *dbop.RetryError
+		errors.As(err, &re)
+		fmt.Printf("operation %d: %d attempts, budget exhausted: %v\n", i, re.Attempts, errors.Is(err, dbop.ErrBudgetExhausted))
 	}
 	// Output:
 	// operation 1: 3 attempts, budget exhausted: false
@@ -197,7 +198,9 @@ func ExampleNewBudget() {
 // One budget serves every retry that loads the same database, whatever the
 // result type; keep it next to the pool.
 func ExampleWithBudget() {
-	budget := dbop.NewBudget(0.1, dbop.BudgetMinRate(5))
+	// The default Ratio (0.1) and Max (100 tokens), with a floor of 5
+	// retries a second for when the bucket is empty.
+	budget := &dbop.Budget{MinRate: 5}
 	resilient := dbop.Chain(
 		dbop.WithRetry(dbop.Exponential(20*time.Millisecond, time.Second), dbop.WithBudget(budget)),
 	)

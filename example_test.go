@@ -40,7 +40,7 @@ func ExampleChain() {
 	// 42 <nil>
 }
 
-// One Pipeline, stored once, serves operations of any result type.
+// One Chain, built once, serves operations of any result type.
 func ExampleChain_reuse() {
 	resilient := dbop.Chain(
 		dbop.WithTimeout(10*time.Second), // outside the retry: the overall budget
@@ -61,7 +61,7 @@ func ExampleWithRetry() {
 	op := dbop.Op[string](func(context.Context) (string, error) {
 		calls++
 		if calls < 3 {
-			return "", dbop.Transient(errors.New("deadlock detected"))
+			return "", dbop.Classify(errors.New("deadlock detected"), dbop.RetryTransaction)
 		}
 		return "committed", nil
 	})
@@ -74,10 +74,12 @@ func ExampleWithRetry() {
 // reaches the last attempt's.
 func ExampleWithRetry_exhausted() {
 	errLocked := errors.New("database is locked")
-	op := dbop.Op[int](func(context.Context) (int, error) { return 0, dbop.Transient(errLocked) })
+	op := dbop.Op[int](func(context.Context) (int, error) { return 0, dbop.Classify(errLocked, dbop.RetryTransaction) })
 	_, err := op.With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))).Run(context.Background())
-	n, _ := dbop.Attempts(err)
-	fmt.Println(errors.Is(err, dbop.ErrRetriesExhausted), errors.Is(err, errLocked), n)
+	var re *dbop.RetryError
+	if errors.As(err, &re) {
+		fmt.Println(errors.Is(err, dbop.ErrRetriesExhausted), errors.Is(err, errLocked), re.Attempts)
+	}
 	fmt.Println(err)
 	// Output:
 	// true true 3
@@ -92,7 +94,7 @@ func ExampleWithRetry_onRetry() {
 		}
 		return 7, nil
 	})
-	logRetry := dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) {
+	logRetry := dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) {
 		fmt.Printf("attempt %d failed (%v, %s); next in %v\n", e.Attempt, e.Err, e.Verdict, e.Delay)
 	})
 	v, _ := op.With(dbop.WithRetry(dbop.Exponential(10*time.Millisecond, time.Second), logRetry)).Run(context.Background())
@@ -103,8 +105,8 @@ func ExampleWithRetry_onRetry() {
 	// 7
 }
 
-// WithRetry retries only the errors it recognises as retryable: marked with
-// Transient or Classify, given a verdict by ClassifyBy, or a SQLSTATE it
+// WithRetry retries only the errors it recognises as retryable: given a
+// verdict by hand with Classify or by a classifier with ClassifyBy, or a SQLSTATE it
 // knows, such as 40001. Any other error may have done anything, so it is
 // returned at once, as the Op returned it.
 func ExampleWithRetry_unclassified() {
@@ -116,16 +118,23 @@ func ExampleWithRetry_unclassified() {
 	// Output: 1 true unclassified
 }
 
-// A permanent error stops the retry at once.
-func ExamplePermanent() {
-	calls := 0
-	op := dbop.Op[int](func(context.Context) (int, error) {
-		calls++
-		return 0, dbop.Permanent(errors.New("duplicate key"))
-	})
-	_, err := op.With(dbop.WithRetry(dbop.Constant(0))).Run(context.Background())
-	fmt.Println(err, calls)
-	// Output: duplicate key 1
+// Classify says by hand what an error means to a retry: RetryTransaction
+// runs the work again, NotRetryable stops the retry at once. The error
+// keeps its message, and errors.Is still reaches it.
+func ExampleClassify() {
+	errDuplicate := errors.New("duplicate key")
+	for _, err := range []error{
+		dbop.Classify(errors.New("deadlock detected"), dbop.RetryTransaction),
+		dbop.Classify(errDuplicate, dbop.NotRetryable),
+	} {
+		calls := 0
+		op := dbop.Op[int](func(context.Context) (int, error) { calls++; return 0, err })
+		_, err := op.With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))).Run(context.Background())
+		fmt.Println(calls, dbop.VerdictOf(err), errors.Is(err, errDuplicate))
+	}
+	// Output:
+	// 3 retry-transaction false
+	// 1 not-retryable true
 }
 
 // A classifier inside the retry feeds it; the original error stays reachable.
@@ -169,8 +178,9 @@ func ExampleWithTimeout() {
 	})
 	var timeouts int
 	v, err := slowOnce.With(
-		dbop.WithRetry(dbop.Constant(0), dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) {
-			if errors.Is(e.Err, dbop.ErrTimeout) {
+		dbop.WithRetry(dbop.Constant(0), dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) {
+			var te *dbop.TimeoutError // this WithTimeout's deadline, not the caller's
+			if errors.As(e.Err, &te) {
 				timeouts++
 			}
 		})),
@@ -186,7 +196,7 @@ func ExampleBefore() {
 	attempt := 0
 	op := dbop.Op[int](func(context.Context) (int, error) {
 		if attempt < 2 {
-			return 0, dbop.Transient(errors.New("busy"))
+			return 0, dbop.Classify(errors.New("busy"), dbop.RetryTransaction)
 		}
 		return attempt, nil
 	})
@@ -205,18 +215,32 @@ func ExampleBefore() {
 	// 2
 }
 
-func ExampleAfter() {
-	op := dbop.Op[int](func(context.Context) (int, error) { return 0, errors.New("no route to host") })
-	_, _ = op.With(dbop.After(func(_ context.Context, err error) {
+// An Around that only looks at what next returned is an after-hook. Listed
+// before WithRetry, it sees the outcome of the whole operation once.
+func ExampleAround_outcome() {
+	calls := 0
+	op := dbop.Op[int](func(context.Context) (int, error) {
+		calls++
+		return 0, dbop.Classify(errors.New("no route to host"), dbop.RetryTransaction)
+	})
+	finished := dbop.Around(func(ctx context.Context, next func(context.Context) error) error {
+		err := next(ctx)
 		fmt.Println("finished:", err)
-	})).Run(context.Background())
-	// Output: finished: no route to host
+		return err
+	})
+	_, _ = op.With(finished, dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(2))).Run(context.Background())
+	fmt.Println(calls, "attempts")
+	// Output:
+	// finished: dbop: retries exhausted after 2 attempts: no route to host
+	// 2 attempts
 }
 
 // OrDefault is dbop-core's raises=False, default=... Listed before the
 // retry, it applies once retries are over.
 func ExampleOrDefault() {
-	op := dbop.Op[int](func(context.Context) (int, error) { return 0, dbop.Transient(errors.New("connection refused")) })
+	op := dbop.Op[int](func(context.Context) (int, error) {
+		return 0, dbop.Classify(errors.New("connection refused"), dbop.RetryTransaction)
+	})
 	v, err := op.With(dbop.OrDefault(-1), dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(2))).Run(context.Background())
 	fmt.Println(v, err)
 	// Output: -1 <nil>
@@ -259,7 +283,7 @@ func ExampleSlogObserver() {
 	calls := 0
 	op := dbop.Op[int](func(context.Context) (int, error) {
 		if calls++; calls < 2 {
-			return 0, dbop.Transient(errors.New("deadlock detected"))
+			return 0, dbop.Classify(errors.New("deadlock detected"), dbop.RetryTransaction)
 		}
 		return 1, nil
 	})
@@ -270,8 +294,8 @@ func ExampleSlogObserver() {
 }
 
 // Typed decorators are ordinary functions from Op[T] to Op[T].
-func ExampleFunc() {
-	double := dbop.Func[int](func(op dbop.Op[int]) dbop.Op[int] {
+func ExampleDecoratorFunc() {
+	double := dbop.DecoratorFunc[int](func(op dbop.Op[int]) dbop.Op[int] {
 		return func(ctx context.Context) (int, error) {
 			v, err := op(ctx)
 			return v * 2, err
@@ -293,7 +317,7 @@ func ExampleAround() {
 	})
 	op := dbop.Op[string](func(context.Context) (string, error) {
 		if attempts < 3 {
-			return "", dbop.Transient(errors.New("busy"))
+			return "", dbop.Classify(errors.New("busy"), dbop.RetryTransaction)
 		}
 		return "done", nil
 	})

@@ -110,7 +110,7 @@ func (f fallback[T]) handles(ctx context.Context, err error) bool {
 	switch {
 	case m != nil && m.Kind == txmark.Doomed:
 		return false
-	case IsWithinTx(ctx) && (m == nil || m.Kind == txmark.None):
+	case isWithinTx(ctx) && (m == nil || m.Kind == txmark.None):
 		// Inside a transaction an error nobody undid may have rolled the
 		// transaction back (a MySQL deadlock) or aborted it: going on as
 		// if the Op had succeeded would commit half of it.

@@ -17,18 +17,3 @@ func Before(fn func(ctx context.Context) error) Decorator {
 type before func(ctx context.Context) error
 
 func (before) decorator() {}
-
-// After returns a Decorator that calls fn with the decorated Op's error (nil
-// on success) once it returns. Listed before [WithRetry], it sees the
-// operation's outcome; listed after it, each attempt's. It panics if fn is
-// nil.
-func After(fn func(ctx context.Context, err error)) Decorator {
-	if fn == nil {
-		panic("dbop: After(nil)")
-	}
-	return after(fn)
-}
-
-type after func(ctx context.Context, err error)
-
-func (after) decorator() {}

@@ -234,7 +234,7 @@ func bubbleGoroutines() map[string]string {
 
 // errLeakTransient is a retryable failure: marked, since WithRetry retries
 // only errors it recognises.
-var errLeakTransient = dbop.Transient(errors.New("transient"))
+var errLeakTransient = dbop.Classify(errors.New("transient"), dbop.RetryTransaction)
 
 // blockUntilDone is an operation that waits for its context to end.
 func blockUntilDone(ctx context.Context) (int, error) {
@@ -290,6 +290,7 @@ func TestNoLeaksAfterCall(t *testing.T) {
 		cancelAfter time.Duration // when the caller cancels; 0: never
 		wantElapsed time.Duration
 		wantErr     []error // errors.Is targets; none: success
+		wantTimeout bool    // err carries a *dbop.TimeoutError
 	}{
 		{
 			name: "retry: the caller cancels during the wait",
@@ -321,7 +322,8 @@ func TestNoLeaksAfterCall(t *testing.T) {
 				return err
 			},
 			wantElapsed: 3*10*time.Second + 2*time.Second,
-			wantErr:     []error{dbop.ErrRetriesExhausted, dbop.ErrTimeout, context.DeadlineExceeded},
+			wantErr:     []error{dbop.ErrRetriesExhausted, context.DeadlineExceeded},
+			wantTimeout: true,
 		},
 		{
 			name: "per-attempt timeout stopped when the attempt returns first",
@@ -338,7 +340,8 @@ func TestNoLeaksAfterCall(t *testing.T) {
 				return err
 			},
 			wantElapsed: 5 * time.Second,
-			wantErr:     []error{dbop.ErrTimeout, context.DeadlineExceeded, errLeakTransient},
+			wantErr:     []error{context.DeadlineExceeded, errLeakTransient},
+			wantTimeout: true,
 		},
 		{
 			name: "overall timeout fires during an attempt",
@@ -347,7 +350,8 @@ func TestNoLeaksAfterCall(t *testing.T) {
 				return err
 			},
 			wantElapsed: 5 * time.Second,
-			wantErr:     []error{dbop.ErrTimeout, context.DeadlineExceeded},
+			wantErr:     []error{context.DeadlineExceeded},
+			wantTimeout: true,
 		},
 		{
 			name: "overall and per-attempt timeouts stopped on success",
@@ -385,7 +389,7 @@ func TestNoLeaksAfterCall(t *testing.T) {
 		{
 			name: "budget refuses the retry",
 			call: func(ctx context.Context, p *leakProbe) error {
-				budget := dbop.NewBudget(0, dbop.BudgetMax(0))
+				budget := &dbop.Budget{Max: 0.5} // never a whole token
 				_, err := watch(p, failTimes(1)).With(dbop.WithRetry(dbop.Constant(time.Hour), dbop.WithBudget(budget)), dbop.WithTimeout(time.Hour)).Run(ctx)
 				return err
 			},
@@ -492,6 +496,9 @@ func TestNoLeaksAfterCall(t *testing.T) {
 					if !errors.Is(err, target) {
 						t.Errorf("err = %v, does not match %v", err, target)
 					}
+				}
+				if tt.wantTimeout && !isTimeout(err) {
+					t.Errorf("err = %v, want a *dbop.TimeoutError in it", err)
 				}
 				// Whatever leaked under the caller's context ends with it,
 				// so that one leak fails this case rather than the bubble.

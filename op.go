@@ -1,9 +1,6 @@
 package dbop
 
-import (
-	"context"
-	"errors"
-)
+import "context"
 
 // Op is one logical database step: a function of a context that yields a
 // value of type T or an error. An Op is a value; behaviour such as retries,
@@ -14,14 +11,11 @@ import (
 // function it wraps is safe for that.
 type Op[T any] func(ctx context.Context) (T, error)
 
-// ErrNilOp is returned by [Op.Run] on a nil Op.
-var ErrNilOp = errors.New("dbop: nil Op")
-
-// Run runs the operation with ctx. Running a nil Op returns [ErrNilOp].
+// Run runs the operation with ctx. Running a nil Op is a programmer error
+// and panics with a message saying so.
 func (op Op[T]) Run(ctx context.Context) (T, error) {
 	if op == nil {
-		var zero T
-		return zero, ErrNilOp
+		panic("dbop: Run called on a nil Op[" + typeName[T]() + "]")
 	}
 	return op(ctx)
 }
@@ -33,7 +27,7 @@ func (op Op[T]) Run(ctx context.Context) (T, error) {
 //
 // With does all of its work at build time: the returned Op runs the
 // decorators without re-assembling them on each call. It panics if op or one
-// of ds is nil, or if a typed decorator ([Func]) was written for another
+// of ds is nil, or if a typed decorator ([DecoratorFunc]) was written for another
 // result type: those are programmer errors.
 func (op Op[T]) With(ds ...Decorator) Op[T] {
 	if op == nil {

@@ -69,7 +69,7 @@ func (r *retrier) loop(ctx context.Context, txKeys []any, attempt func(context.C
 		}
 		if stop == nil {
 			if r.onRetry != nil {
-				r.onRetry(opCtx, RetryEvent{Attempt: n, Err: err, Verdict: v, Delay: delay})
+				r.onRetry(opCtx, AttemptEvent{Attempt: n, Err: err, Verdict: v, Retry: true, Delay: delay})
 			}
 			stop = sleep(ctx, delay, n, err)
 		}
@@ -151,7 +151,7 @@ func (r *retrier) decide(ctx context.Context, n int, err error, v Verdict, txKey
 func retryableHere(ctx context.Context, err error, txKeys []any, doomed []*txmark.Mark) bool {
 	m := txmark.Of(err)
 	if m == nil {
-		return !IsWithinTx(ctx)
+		return !isWithinTx(ctx)
 	}
 	if slices.Contains(doomed, m) {
 		return false
@@ -161,14 +161,14 @@ func retryableHere(ctx context.Context, err error, txKeys []any, doomed []*txmar
 		return true
 	case txmark.Doomed:
 		switch {
-		case IsWithinTx(ctx),
+		case isWithinTx(ctx),
 			slices.Contains(txKeys, m.Key),
 			txmark.RetriedErr(ctx, m.Key) != nil:
 			return false
 		}
 		return true
 	}
-	return !IsWithinTx(ctx)
+	return !isWithinTx(ctx)
 }
 
 // sleep waits d or until ctx is done, whichever comes first; it returns a

@@ -7,12 +7,10 @@ import (
 	"time"
 )
 
-// DefaultMaxAttempts is the attempt limit of a [WithRetry] given no
-// [MaxAttempts] option: one attempt and five retries, as dbop-core's default
-// RetryPolicy. Raise it for work that meets heavy contention: in the
-// contention benchmark (benchmarks/README.md), serializable transfers on hot
-// rows gave up hundreds of times per run with 6 attempts and never with 50.
-const DefaultMaxAttempts = 6
+// defaultMaxAttempts is the attempt limit of a WithRetry given no
+// MaxAttempts option: one attempt and five retries, as dbop-core's default
+// RetryPolicy.
+const defaultMaxAttempts = 6
 
 // A RetryOption configures [WithRetry].
 type RetryOption func(*retrier)
@@ -40,7 +38,7 @@ type RetryOption func(*retrier)
 //     owner, whose retry runs the whole transaction again.
 //
 // It gives up with a [*RetryError] when the attempt limit ([MaxAttempts],
-// default [DefaultMaxAttempts]) or the elapsed-time limit ([MaxElapsed]) is
+// default 6, dbop-core's: raise it for work that meets heavy contention) or the elapsed-time limit ([MaxElapsed]) is
 // reached, a shared retry budget ([WithBudget]) refuses, or the caller's
 // context ends while it waits. The wait returns as soon as the context
 // ends.
@@ -51,7 +49,7 @@ func WithRetry(b Backoff, opts ...RetryOption) Decorator {
 	if b == nil {
 		panic("dbop: WithRetry: a Backoff is required (use Constant(0) for immediate retries)")
 	}
-	r := &retrier{backoff: b, maxAttempts: DefaultMaxAttempts}
+	r := &retrier{backoff: b, maxAttempts: defaultMaxAttempts}
 	for i, o := range opts {
 		if o == nil {
 			panic(fmt.Sprintf("dbop: WithRetry: option %d of %d is nil", i+1, len(opts)))
@@ -107,9 +105,10 @@ func WithRand(src rand.Source) RetryOption {
 }
 
 // OnRetry calls fn before each wait between attempts with what failed and
-// what happens next. fn runs on the goroutine running the operation and must
+// what happens next (an AttemptEvent with Retry set, as an [Observer]
+// receives it). fn runs on the goroutine running the operation and must
 // not block for long. It panics if fn is nil.
-func OnRetry(fn func(ctx context.Context, e RetryEvent)) RetryOption {
+func OnRetry(fn func(ctx context.Context, e AttemptEvent)) RetryOption {
 	if fn == nil {
 		panic("dbop: OnRetry(nil)")
 	}
@@ -141,15 +140,6 @@ func Named(name string) RetryOption {
 	return func(r *retrier) { r.name = name }
 }
 
-// RetryEvent describes a failed attempt that will be retried; [OnRetry]
-// receives one before each wait.
-type RetryEvent struct {
-	Attempt int           // the attempt that failed, from 1
-	Err     error         // its error
-	Verdict Verdict       // the verdict attached to Err
-	Delay   time.Duration // the wait before the next attempt
-}
-
 // retrier is the Decorator built by WithRetry. It is immutable once built.
 type retrier struct {
 	backoff     Backoff
@@ -157,7 +147,7 @@ type retrier struct {
 	maxElapsed  time.Duration
 	idempotent  bool
 	random      func() uint64
-	onRetry     func(context.Context, RetryEvent)
+	onRetry     func(context.Context, AttemptEvent)
 	observer    Observer
 	name        string
 	budget      *Budget

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/dboptest"
 	"github.com/dbop-go/dbop/internal/txmark"
 )
 
@@ -54,7 +55,7 @@ func repeat(err error, n int) []error {
 func TestRetryDecisions(t *testing.T) {
 	drv := &driverError{code: "40001"}
 	plain := errors.New("connection reset")
-	transient := dbop.Transient(plain)
+	transient := dbop.Classify(plain, dbop.RetryTransaction)
 	tests := []struct {
 		name      string
 		errs      []error
@@ -70,25 +71,25 @@ func TestRetryDecisions(t *testing.T) {
 		{name: "unclassified errors are not retried", errs: []error{plain, plain}, wantCalls: 1, wantErr: plain, same: true},
 		{name: "unclassified errors are not retried inside a transaction", errs: []error{plain, plain}, withinTx: true, wantCalls: 1, wantErr: plain, same: true},
 		{name: "transient errors are retried", errs: []error{transient, transient}, wantCalls: 3, wantValue: "ok"},
-		{name: "default limit is six attempts", errs: repeat(transient, 10), wantCalls: dbop.DefaultMaxAttempts, wantErr: transient, exhausted: true},
+		{name: "default limit is six attempts", errs: repeat(transient, 10), wantCalls: 6, wantErr: transient, exhausted: true},
 		{name: "MaxAttempts limits attempts", errs: repeat(transient, 10), opts: []dbop.RetryOption{dbop.MaxAttempts(3)}, wantCalls: 3, wantErr: transient, exhausted: true},
 		{name: "MaxAttempts(1) never retries", errs: []error{transient}, opts: []dbop.RetryOption{dbop.MaxAttempts(1)}, wantCalls: 1, wantErr: transient, exhausted: true},
 		{name: "success on the last allowed attempt", errs: repeat(transient, 2), opts: []dbop.RetryOption{dbop.MaxAttempts(3)}, wantCalls: 3, wantValue: "ok"},
-		{name: "permanent stops at once", errs: []error{dbop.Permanent(drv)}, wantCalls: 1, wantErr: drv},
-		{name: "permanent after retries", errs: []error{transient, dbop.Permanent(drv)}, wantCalls: 2, wantErr: drv},
+		{name: "permanent stops at once", errs: []error{dbop.Classify(drv, dbop.NotRetryable)}, wantCalls: 1, wantErr: drv},
+		{name: "permanent after retries", errs: []error{transient, dbop.Classify(drv, dbop.NotRetryable)}, wantCalls: 2, wantErr: drv},
 		{name: "unclassified after retries", errs: []error{transient, plain}, wantCalls: 2, wantErr: plain, same: true},
 		{name: "ambiguous is not retried", errs: []error{dbop.Classify(drv, dbop.Ambiguous)}, wantCalls: 1, wantErr: drv},
 		{name: "ambiguous is retried when idempotent", errs: []error{dbop.Classify(drv, dbop.Ambiguous)}, opts: []dbop.RetryOption{dbop.Idempotent()}, wantCalls: 2, wantValue: "ok"},
 		{name: "statement verdict is retried", errs: []error{dbop.Classify(drv, dbop.RetryStatement)}, wantCalls: 2, wantValue: "ok"},
-		{name: "transaction verdict is retried outside a transaction", errs: []error{dbop.Transient(drv)}, wantCalls: 2, wantValue: "ok"},
-		{name: "transaction verdict escapes a retry inside a transaction", errs: []error{dbop.Transient(drv)}, withinTx: true, wantCalls: 1, wantErr: drv},
+		{name: "transaction verdict is retried outside a transaction", errs: []error{dbop.Classify(drv, dbop.RetryTransaction)}, wantCalls: 2, wantValue: "ok"},
+		{name: "transaction verdict escapes a retry inside a transaction", errs: []error{dbop.Classify(drv, dbop.RetryTransaction)}, withinTx: true, wantCalls: 1, wantErr: drv},
 		{name: "statement verdict no savepoint undid escapes a retry inside a transaction", errs: []error{dbop.Classify(drv, dbop.RetryStatement)}, withinTx: true, wantCalls: 1, wantErr: drv},
 		{name: "statement verdict a savepoint undid is retried inside a transaction", errs: []error{undoneAtSavepoint(dbop.Classify(drv, dbop.RetryStatement))}, withinTx: true, wantCalls: 2, wantValue: "ok"},
 		{name: "ambiguous escapes a retry inside a transaction even when idempotent", errs: []error{dbop.Classify(drv, dbop.Ambiguous)}, opts: []dbop.RetryOption{dbop.Idempotent()}, withinTx: true, wantCalls: 1, wantErr: drv},
-		{name: "verdict found through wrapping", errs: []error{fmt.Errorf("transfer: %w", dbop.Permanent(drv))}, wantCalls: 1, wantErr: drv},
-		{name: "verdict found through a join", errs: []error{errors.Join(plain, dbop.Permanent(drv))}, wantCalls: 1, wantErr: drv},
+		{name: "verdict found through wrapping", errs: []error{fmt.Errorf("transfer: %w", dbop.Classify(drv, dbop.NotRetryable))}, wantCalls: 1, wantErr: drv},
+		{name: "verdict found through a join", errs: []error{errors.Join(plain, dbop.Classify(drv, dbop.NotRetryable))}, wantCalls: 1, wantErr: drv},
 		{name: "an op's own context error, unclassified, is not retried", errs: []error{context.DeadlineExceeded}, wantCalls: 1, wantErr: context.DeadlineExceeded, same: true},
-		{name: "an op's own context error marked transient is retried while the caller's context lives", errs: []error{dbop.Transient(context.DeadlineExceeded)}, wantCalls: 2, wantValue: "ok"},
+		{name: "an op's own context error marked transient is retried while the caller's context lives", errs: []error{dbop.Classify(context.DeadlineExceeded, dbop.RetryTransaction)}, wantCalls: 2, wantValue: "ok"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,8 +115,9 @@ func TestRetryDecisions(t *testing.T) {
 				t.Errorf("errors.Is(err, ErrRetriesExhausted) = %v, want %v (err: %v)", got, tt.exhausted, err)
 			}
 			if tt.exhausted {
-				if n, ok := dbop.Attempts(err); !ok || n != tt.wantCalls {
-					t.Errorf("Attempts(err) = %d, %v; want %d, true", n, ok, tt.wantCalls)
+				var re *dbop.RetryError
+				if !errors.As(err, &re) || re.Attempts != tt.wantCalls {
+					t.Errorf("err = %#v, want a *RetryError after %d attempts", err, tt.wantCalls)
 				}
 			}
 		})
@@ -124,7 +126,7 @@ func TestRetryDecisions(t *testing.T) {
 
 func TestRetryExhaustedKeepsDriverError(t *testing.T) {
 	drv := &driverError{code: "40P01"}
-	op, _ := failing(repeat(fmt.Errorf("exec: %w", dbop.Transient(drv)), 5)...)
+	op, _ := failing(repeat(fmt.Errorf("exec: %w", dbop.Classify(drv, dbop.RetryTransaction)), 5)...)
 	_, err := op.With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(2))).Run(context.Background())
 	var got *driverError
 	if !errors.As(err, &got) || got != drv {
@@ -163,7 +165,7 @@ func TestRetryStopsWhenCallerContextEnds(t *testing.T) {
 		op := dbop.Op[int](func(context.Context) (int, error) {
 			calls++
 			cancel()
-			return 0, dbop.Transient(drv)
+			return 0, dbop.Classify(drv, dbop.RetryTransaction)
 		})
 		_, err := op.With(dbop.WithRetry(dbop.Constant(0))).Run(ctx)
 		if calls != 1 || !errors.Is(err, drv) {
@@ -188,8 +190,9 @@ func TestRetryStopsWhenCallerContextEnds(t *testing.T) {
 			if !errors.Is(err, stop) || !errors.Is(err, drv) || errors.Is(err, dbop.ErrRetriesExhausted) {
 				t.Errorf("err = %v: want the cancel cause and the driver error, not exhaustion", err)
 			}
-			if n, ok := dbop.Attempts(err); !ok || n != 1 {
-				t.Errorf("Attempts = %d, %v; want 1, true", n, ok)
+			var re *dbop.RetryError
+			if !errors.As(err, &re) || re.Attempts != 1 {
+				t.Errorf("err = %#v, want a *RetryError after 1 attempt", err)
 			}
 		})
 	})
@@ -207,7 +210,7 @@ func TestRetryStopsWhenCallerContextEnds(t *testing.T) {
 			if *calls != 4 { // at 0s, 3s, 6s, 9s
 				t.Errorf("calls = %d, want 4", *calls)
 			}
-			if !errors.Is(err, dbop.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+			if !isTimeout(err) || !errors.Is(err, context.DeadlineExceeded) {
 				t.Errorf("err = %v, want a dbop timeout", err)
 			}
 		})
@@ -260,7 +263,7 @@ func (negativeBackoff) Delay(int, time.Duration, uint64) time.Duration { return 
 func TestNegativeDelayIsClamped(t *testing.T) {
 	var delays []time.Duration
 	op, _ := failing(errRetryable)
-	_, err := op.With(dbop.WithRetry(negativeBackoff{}, dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) {
+	_, err := op.With(dbop.WithRetry(negativeBackoff{}, dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) {
 		delays = append(delays, e.Delay)
 	}))).Run(context.Background())
 	if err != nil || len(delays) != 1 || delays[0] != 0 {
@@ -274,7 +277,7 @@ func TestWithRandIsReproducible(t *testing.T) {
 		op, _ := failing(repeat(errRetryable, 5)...)
 		_, _ = op.With(dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Nanosecond, time.Nanosecond<<10)),
 			dbop.WithRand(rand.NewPCG(1, 2)),
-			dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) { got = append(got, e.Delay) }),
+			dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) { got = append(got, e.Delay) }),
 		)).Run(context.Background())
 		return got
 	}
@@ -285,31 +288,52 @@ func TestWithRandIsReproducible(t *testing.T) {
 	if diff := cmp.Diff(first, second); diff != "" {
 		t.Errorf("same seed, different schedules (-first +second):\n%s", diff)
 	}
-	want := dbop.Schedule(dbop.FullJitter(dbop.Exponential(time.Nanosecond, time.Nanosecond<<10)), 5, rand.NewPCG(1, 2))
+	want := dboptest.Schedule(dbop.FullJitter(dbop.Exponential(time.Nanosecond, time.Nanosecond<<10)), 5, rand.NewPCG(1, 2))
 	if diff := cmp.Diff(want, first); diff != "" {
-		t.Errorf("retry loop and Schedule disagree (-Schedule +loop):\n%s", diff)
+		t.Errorf("retry loop and dboptest.Schedule disagree (-Schedule +loop):\n%s", diff)
 	}
 }
 
 func TestOnRetryEvents(t *testing.T) {
 	drv := &driverError{code: "1205"}
 	stmt := dbop.Classify(drv, dbop.RetryStatement)
-	reset := dbop.Transient(errors.New("reset"))
+	reset := dbop.Classify(errors.New("reset"), dbop.RetryTransaction)
 	op, _ := failing(stmt, reset)
-	var got []dbop.RetryEvent
+	var got []dbop.AttemptEvent
+	obs := &eventObserver{}
 	_, err := op.With(dbop.WithRetry(dbop.Exponential(time.Nanosecond, time.Microsecond),
-		dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) { got = append(got, e) }))).Run(context.Background())
+		dbop.Observe(obs),
+		dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) { got = append(got, e) }))).Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []dbop.RetryEvent{
-		{Attempt: 1, Err: stmt, Verdict: dbop.RetryStatement, Delay: time.Nanosecond},
-		{Attempt: 2, Err: reset, Verdict: dbop.RetryTransaction, Delay: 2 * time.Nanosecond},
+	want := []dbop.AttemptEvent{
+		{Attempt: 1, Err: stmt, Verdict: dbop.RetryStatement, Retry: true, Delay: time.Nanosecond},
+		{Attempt: 2, Err: reset, Verdict: dbop.RetryTransaction, Retry: true, Delay: 2 * time.Nanosecond},
 	}
 	if diff := cmp.Diff(want, got, cmpopts.EquateErrors()); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
+	// An Observer's AttemptEnd receives the same events for these attempts,
+	// and then the success.
+	want = append(want, dbop.AttemptEvent{Attempt: 3})
+	if diff := cmp.Diff(want, obs.events, cmpopts.EquateErrors()); diff != "" {
+		t.Errorf("the observer's events (-want +got):\n%s", diff)
+	}
 }
+
+// eventObserver is an Observer that keeps the events of AttemptEnd.
+type eventObserver struct{ events []dbop.AttemptEvent }
+
+func (*eventObserver) OperationStart(ctx context.Context, _ string) context.Context { return ctx }
+
+func (*eventObserver) AttemptStart(ctx context.Context, _ int) context.Context { return ctx }
+
+func (o *eventObserver) AttemptEnd(_ context.Context, e dbop.AttemptEvent) {
+	o.events = append(o.events, e)
+}
+
+func (*eventObserver) OperationEnd(context.Context, dbop.OperationEvent) {}
 
 // recorder is an Observer that logs what it is told.
 type recorder struct {
@@ -346,7 +370,7 @@ func (r *recorder) OperationEnd(ctx context.Context, e dbop.OperationEvent) {
 func TestObserver(t *testing.T) {
 	t.Run("retries then success", func(t *testing.T) {
 		rec := &recorder{}
-		op, _ := failing(dbop.Transient(errors.New("deadlock")))
+		op, _ := failing(dbop.Classify(errors.New("deadlock"), dbop.RetryTransaction))
 		var seen any
 		traced := dbop.Op[string](func(ctx context.Context) (string, error) {
 			seen = ctx.Value(ctxTag{rec})
@@ -453,8 +477,8 @@ func TestObserversEachGetTheirOwnContext(t *testing.T) {
 // applied: however the retry ends, short of success, the error must say so.
 func TestIdempotentRetryKeepsTheUnknownOutcome(t *testing.T) {
 	commitLost := dbop.Classify(&driverError{code: "08006"}, dbop.Ambiguous)
-	refused := dbop.Transient(errors.New("connection refused"))
-	duplicate := dbop.Permanent(&driverError{code: "23505"})
+	refused := dbop.Classify(errors.New("connection refused"), dbop.RetryTransaction)
+	duplicate := dbop.Classify(&driverError{code: "23505"}, dbop.NotRetryable)
 	tests := []struct {
 		name      string
 		errs      []error

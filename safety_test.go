@@ -60,11 +60,11 @@ func TestUnclassifiedErrorIsFinal(t *testing.T) {
 	tests := []struct {
 		name  string
 		ctx   func() context.Context
-		chain dbop.Pipeline
+		chain dbop.Decorator
 	}{
 		{name: "bare retry", chain: dbop.Chain(dbop.WithRetry(dbop.Constant(0)))},
 		{name: "retry with an observer", chain: dbop.Chain(dbop.WithRetry(dbop.Constant(0), dbop.Observe(&recorder{})))},
-		{name: "retry with a budget", chain: dbop.Chain(dbop.WithRetry(dbop.Constant(0), dbop.WithBudget(dbop.NewBudget(1))))},
+		{name: "retry with a budget", chain: dbop.Chain(dbop.WithRetry(dbop.Constant(0), dbop.WithBudget(&dbop.Budget{Ratio: 1})))},
 		{name: "idempotent retry", chain: dbop.Chain(dbop.WithRetry(dbop.Constant(0), dbop.Idempotent()))},
 		{name: "retry with a per-attempt timeout", chain: dbop.Chain(dbop.WithRetry(dbop.Constant(0)), dbop.WithTimeout(time.Hour))},
 		{name: "retry with a classifier that does not know it", chain: dbop.Chain(dbop.WithRetry(dbop.Constant(0)), dbop.ClassifyBy(ignorant))},
@@ -85,8 +85,9 @@ func TestUnclassifiedErrorIsFinal(t *testing.T) {
 			if err != errUnknown {
 				t.Errorf("err = %#v, want the Op's error itself", err)
 			}
-			if _, ok := dbop.Attempts(err); ok {
-				t.Errorf("err carries an attempt count: it was wrapped")
+			var re *dbop.RetryError
+			if errors.As(err, &re) {
+				t.Errorf("err is a *RetryError after %d attempts: it was wrapped", re.Attempts)
 			}
 		})
 	}
@@ -111,7 +112,7 @@ func TestClassifyByWrapsOnlyWhatChangesTheRetry(t *testing.T) {
 		{"agreeing with what dbop recognises", always(dbop.RetryTransaction), deadlock, true, dbop.RetryTransaction, 3},
 		{"RetryStatement on an unclassified error", always(dbop.RetryStatement), plain, false, dbop.RetryStatement, 3},
 		{"NotRetryable overriding a recognised SQLSTATE", always(dbop.NotRetryable), deadlock, false, dbop.NotRetryable, 1},
-		{"an error that already carries a verdict", always(dbop.RetryStatement), dbop.Permanent(plain), true, dbop.NotRetryable, 1},
+		{"an error that already carries a verdict", always(dbop.RetryStatement), dbop.Classify(plain, dbop.NotRetryable), true, dbop.NotRetryable, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -261,7 +262,7 @@ func TestFallbacksPassAmbiguousThrough(t *testing.T) {
 	commitLost := dbop.Classify(errors.New("connection lost during COMMIT"), dbop.Ambiguous)
 	unknown := &sqlStateError{code: "40003"}
 	down := errors.New("connection refused")
-	doomed := &txmark.Mark{Kind: txmark.Doomed, Key: new(int), Err: dbop.Transient(errors.New("deadlock"))}
+	doomed := &txmark.Mark{Kind: txmark.Doomed, Key: new(int), Err: dbop.Classify(errors.New("deadlock"), dbop.RetryTransaction)}
 	fallbacks := []struct {
 		name string
 		dec  func(opts ...dbop.FallbackOption) dbop.Decorator
@@ -334,6 +335,7 @@ func TestPerAttemptTimeoutIsRetried(t *testing.T) {
 		wantCalls   int
 		wantElapsed time.Duration
 		wantErr     []error // errors.Is targets; none: success
+		wantTimeout bool    // err carries a *dbop.TimeoutError
 	}{
 		{
 			name:        "the attempt returns its context's error",
@@ -353,7 +355,8 @@ func TestPerAttemptTimeoutIsRetried(t *testing.T) {
 			outer:       true,
 			wantCalls:   1,
 			wantElapsed: time.Second,
-			wantErr:     []error{dbop.ErrTimeout, context.DeadlineExceeded},
+			wantErr:     []error{context.DeadlineExceeded},
+			wantTimeout: true,
 		},
 		{
 			name: "a deadline the op set itself is unclassified",
@@ -394,6 +397,9 @@ func TestPerAttemptTimeoutIsRetried(t *testing.T) {
 					if diff := cmp.Diff(target, err, cmpopts.EquateErrors()); diff != "" {
 						t.Errorf("err = %v, want it to match %v", err, target)
 					}
+				}
+				if isTimeout(err) != tt.wantTimeout {
+					t.Errorf("err = %v, carries a *dbop.TimeoutError: %v, want %v", err, isTimeout(err), tt.wantTimeout)
 				}
 			})
 		})

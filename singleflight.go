@@ -124,7 +124,7 @@ func (s *shared) run(ctx context.Context, call func(context.Context) (any, error
 	if s.keyOf != nil {
 		key, ok = s.keyOf(ctx)
 	}
-	if !ok || IsWithinTx(ctx) {
+	if !ok || isWithinTx(ctx) {
 		return call(ctx)
 	}
 	if err := ctx.Err(); err != nil {

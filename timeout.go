@@ -2,21 +2,16 @@ package dbop
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 )
 
-// ErrTimeout is matched, through errors.Is, by a [*TimeoutError] and by the
-// cause of a context whose deadline [WithTimeout] set.
-var ErrTimeout = errors.New("dbop: timeout")
-
 // TimeoutError reports that a deadline set by [WithTimeout] expired. It is
 // both the cause of the context WithTimeout hands to the Op (see
 // [context.Cause]) and, wrapping the Op's own error, what WithTimeout returns
-// when that deadline fired. It matches [ErrTimeout] and
-// [context.DeadlineExceeded] with errors.Is, and unwraps to the Op's error so
-// the driver's error stays reachable.
+// when that deadline fired: errors.As(err, &timeoutErr) tells this deadline
+// from the caller's. It matches [context.DeadlineExceeded] with errors.Is,
+// and unwraps to the Op's error so the driver's error stays reachable.
 type TimeoutError struct {
 	Timeout time.Duration // the limit that expired
 	Err     error         // the Op's error, or context.DeadlineExceeded for the cause
@@ -29,10 +24,8 @@ func (e *TimeoutError) Error() string {
 	return fmt.Sprintf("dbop: timed out after %v: %v", e.Timeout, e.Err)
 }
 
-// Is reports whether target is ErrTimeout or context.DeadlineExceeded.
-func (e *TimeoutError) Is(target error) bool {
-	return target == ErrTimeout || target == context.DeadlineExceeded
-}
+// Is reports whether target is context.DeadlineExceeded.
+func (e *TimeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
 
 // Unwrap returns the Op's error.
 func (e *TimeoutError) Unwrap() error { return e.Err }

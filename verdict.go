@@ -61,8 +61,15 @@ func (v Verdict) final() bool { return v == Unclassified || v == NotRetryable }
 // A Classifier maps an error to a [Verdict]. It returns Unclassified when it
 // has no opinion, so classifiers can be tried in turn. A Classifier must be
 // safe for concurrent use and must not block; the classifiers in
-// github.com/dbop-go/dbop/classifiers are.
+// github.com/dbop-go/dbop/classifiers are. To ask several in turn, pass
+// them all to [ClassifyBy], or use [Classifier.Or].
 type Classifier func(error) Verdict
+
+// Or returns a Classifier that asks c and, where c has no opinion
+// (Unclassified), next.
+func (c Classifier) Or(next Classifier) Classifier {
+	return firstOf("Classifier.Or", []Classifier{c, next})
+}
 
 // Classify returns err with c's verdict attached, when that verdict changes
 // what a retry does with err, and err itself otherwise: an error that
@@ -72,37 +79,33 @@ type Classifier func(error) Verdict
 // what [ClassifyBy] and the transaction scopes do with each error.
 func (c Classifier) Classify(err error) error { return classifyWith(c, err) }
 
-// ClassifiedError is an error with a [Verdict] attached. It unwraps to the
+// classified is an error with a [Verdict] attached. It unwraps to the
 // original error, so errors.Is and errors.As still reach the driver's error.
-type ClassifiedError struct {
-	Verdict Verdict
-	Err     error
+type classified struct {
+	verdict Verdict
+	err     error
 }
 
-func (e *ClassifiedError) Error() string { return e.Err.Error() }
+func (e *classified) Error() string { return e.err.Error() }
 
-// Unwrap returns the classified error.
-func (e *ClassifiedError) Unwrap() error { return e.Err }
+func (e *classified) Unwrap() error { return e.err }
 
-// Classify attaches verdict v to err. It returns nil for a nil err, and err
-// itself when it already carries v.
+// Classify returns err with verdict v attached: the one way to say by hand
+// what an error means to a retry. Classify(err, RetryTransaction) makes an
+// error of your own retryable by running the whole unit of work again (the
+// safe choice when the scope is unknown); Classify(err, NotRetryable) stops
+// every retry at it. The result unwraps to err, so errors.Is and errors.As
+// still reach it, and [VerdictOf] reads v. Classify returns nil for a nil
+// err, and err itself when it already carries v.
 func Classify(err error, v Verdict) error {
 	if err == nil {
 		return nil
 	}
-	if ce, ok := err.(*ClassifiedError); ok && ce.Verdict == v {
+	if ce, ok := err.(*classified); ok && ce.verdict == v {
 		return err
 	}
-	return &ClassifiedError{Verdict: v, Err: err}
+	return &classified{verdict: v, err: err}
 }
-
-// Permanent marks err as not retryable: [WithRetry] returns it at once.
-// Permanent(nil) is nil.
-func Permanent(err error) error { return Classify(err, NotRetryable) }
-
-// Transient marks err as retryable by retrying the whole unit of work, the
-// safe choice when the scope is unknown. Transient(nil) is nil.
-func Transient(err error) error { return Classify(err, RetryTransaction) }
 
 // VerdictOf returns the verdict [WithRetry] acts on for err:
 //
@@ -128,8 +131,8 @@ func VerdictOf(err error) Verdict {
 func attached(err error) Verdict {
 	for err != nil {
 		switch e := err.(type) {
-		case *ClassifiedError:
-			return e.Verdict
+		case *classified:
+			return e.verdict
 		case interface{ Unwrap() error }:
 			err = e.Unwrap()
 		case interface{ Unwrap() []error }:
@@ -182,18 +185,41 @@ func classifyWith(c Classifier, err error) error {
 	if cur := recognised(err); v == Unclassified || v == cur || (v.final() && cur.final()) {
 		return err
 	}
-	return &ClassifiedError{Verdict: v, Err: err}
+	return &classified{verdict: v, err: err}
 }
 
-// FirstOf returns a Classifier that asks each of cs in turn and returns the
-// first verdict other than Unclassified. Nil classifiers are skipped.
-func FirstOf(cs ...Classifier) Classifier {
-	list := make([]Classifier, 0, len(cs))
-	for _, c := range cs {
-		if c != nil {
-			list = append(list, c)
+// ClassifyBy returns a Decorator that attaches a verdict to the errors the
+// decorated Op returns: the first of cs, asked in order, that recognises
+// the error decides. Listed after [WithRetry], it decides what the
+// retry does; listing it before the retry in the same pipeline, where it
+// could only label the final error, panics when the pipeline is built.
+//
+// An error that already carries a verdict keeps it. An error c does not
+// recognise, or calls NotRetryable, is returned as it is (err == the Op's
+// error holds), since no retry acts on it; so is an error whose verdict c
+// agrees with [VerdictOf]. Otherwise the error is wrapped in a
+// verdict, and errors.As still reaches the driver's error. ClassifyBy
+// panics if cs is empty or one of cs is nil.
+func ClassifyBy(cs ...Classifier) Decorator {
+	return classify(firstOf("ClassifyBy", cs))
+}
+
+// firstOf returns a Classifier asking each of cs in turn, the first verdict
+// other than Unclassified winning. It panics, naming caller, if cs is empty
+// or holds a nil classifier.
+func firstOf(caller string, cs []Classifier) Classifier {
+	if len(cs) == 0 {
+		panic("dbop: " + caller + "(): a Classifier is required")
+	}
+	for i, c := range cs {
+		if c == nil {
+			panic(fmt.Sprintf("dbop: %s: classifier %d of %d is nil", caller, i+1, len(cs)))
 		}
 	}
+	if len(cs) == 1 {
+		return cs[0]
+	}
+	list := append([]Classifier(nil), cs...)
 	return func(err error) Verdict {
 		for _, c := range list {
 			if v := c(err); v != Unclassified {
@@ -202,24 +228,6 @@ func FirstOf(cs ...Classifier) Classifier {
 		}
 		return Unclassified
 	}
-}
-
-// ClassifyBy returns a Decorator that attaches c's verdict to the errors
-// the decorated Op returns. Listed after [WithRetry], it decides what the
-// retry does; listing it before the retry in the same pipeline, where it
-// could only label the final error, panics when the pipeline is built.
-//
-// An error that already carries a verdict keeps it. An error c does not
-// recognise, or calls NotRetryable, is returned as it is (err == the Op's
-// error holds), since no retry acts on it; so is an error whose verdict c
-// agrees with [VerdictOf]. Otherwise the error is wrapped in a
-// [*ClassifiedError], and errors.As still reaches the driver's error.
-// ClassifyBy panics if c is nil.
-func ClassifyBy(c Classifier) Decorator {
-	if c == nil {
-		panic("dbop: ClassifyBy(nil): a Classifier is required")
-	}
-	return classify(c)
 }
 
 type classify Classifier
@@ -240,12 +248,12 @@ func (c classify) apply(err error) error { return classifyWith(Classifier(c), er
 // it: a failure that doomed the transaction, or one no savepoint undid,
 // travels out untouched to the transaction's owner.
 func WithinTx(ctx context.Context) context.Context {
-	if IsWithinTx(ctx) {
+	if isWithinTx(ctx) {
 		return ctx
 	}
 	return txmark.WithState(ctx, new(txmark.State))
 }
 
-// IsWithinTx reports whether ctx was marked by [WithinTx] or by a
+// isWithinTx reports whether ctx was marked by WithinTx or by a
 // transaction scope.
-func IsWithinTx(ctx context.Context) bool { return txmark.StateOf(ctx) != nil }
+func isWithinTx(ctx context.Context) bool { return txmark.StateOf(ctx) != nil }

@@ -25,6 +25,16 @@
 //	v, err := s.Op().With(policy).Run(ctx) // 42, nil
 //	s.Calls()                              // 3
 //
+// # Backoff schedules
+//
+// [Schedule] lists the delays a retry using a [github.com/dbop-go/dbop.Backoff]
+// would wait, feeding each back as the previous one; with a seeded
+// [math/rand/v2.Source] a jittered schedule is reproducible, for tests and
+// documentation:
+//
+//	dboptest.Schedule(dbop.Exponential(100*time.Millisecond, time.Second), 6, nil)
+//	// [100ms 200ms 400ms 800ms 1s 1s]
+//
 // # Recording transactions
 //
 // A [Recorder] is a fake database for github.com/dbop-go/dbop/scopes: its

@@ -101,10 +101,10 @@ func SQLiteBusy(tb testing.TB) error {
 }
 
 // SQLiteBusySnapshot provokes and returns a real SQLITE_BUSY_SNAPSHOT (517)
-// error from modernc.org/sqlite with the recipe of DB-REFERENCE §4: in WAL
-// mode a deferred transaction reads, another connection commits a write, and
-// the first transaction's write then fails. It fails the test if the error is
-// not a *sqlite.Error with code 517.
+// error from modernc.org/sqlite with the recipe of docs/backends.md §5.3: in
+// WAL mode a deferred transaction reads, another connection commits a write,
+// and the first transaction's write then fails. It fails the test if the
+// error is not a *sqlite.Error with code 517.
 func SQLiteBusySnapshot(tb testing.TB) error {
 	tb.Helper()
 	ctx := context.Background()

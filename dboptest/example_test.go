@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
+	"time"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/dboptest"
@@ -17,12 +19,12 @@ var resilient = dbop.Chain(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))
 // A scripted operation checks what a policy does with each kind of error,
 // without a database.
 func ExampleScript() {
-	deadlock := dbop.Transient(errors.New("deadlock detected"))
+	deadlock := dbop.Classify(errors.New("deadlock detected"), dbop.RetryTransaction)
 	flaky := dboptest.Script(42, deadlock, deadlock)
 	v, err := flaky.Op().With(resilient).Run(context.Background())
 	fmt.Println(v, err, flaky.Calls())
 
-	duplicate := dbop.Permanent(errors.New("duplicate key"))
+	duplicate := dbop.Classify(errors.New("duplicate key"), dbop.NotRetryable)
 	broken := dboptest.Script(42, duplicate)
 	_, err = broken.Op().With(resilient).Run(context.Background())
 	fmt.Println(err, broken.Calls())
@@ -60,7 +62,7 @@ func placeOrder[X ordersTx](begin scopes.BeginFunc[X]) dbop.Op[int] {
 func ExampleRecorder() {
 	var db dboptest.Recorder
 	lockTimeout := dbop.Classify(errors.New("lock timeout"), dbop.RetryStatement)
-	deadlock := dbop.Transient(errors.New("deadlock detected"))
+	deadlock := dbop.Classify(errors.New("deadlock detected"), dbop.RetryTransaction)
 	db.FailNext("UPDATE stock", lockTimeout, deadlock)
 
 	id, err := placeOrder(db.Begin).Run(context.Background())
@@ -102,4 +104,21 @@ func ExampleRecorder_FailNext() {
 	// <nil> false
 	// scopes: commit outcome unknown: connection reset by peer true
 	// [BEGIN INSERT a COMMIT BEGIN INSERT a COMMIT]
+}
+
+// A seeded source makes a jittered schedule reproducible. Here each delay of
+// an exponential backoff is varied by up to ±20%, and never beyond its 2s
+// cap: at the cap, the delay is spread over [1.6s, 2s].
+func ExampleSchedule() {
+	b := dbop.Jitter(dbop.Exponential(100*time.Millisecond, 2*time.Second), 0.2)
+	for i, d := range dboptest.Schedule(b, 6, rand.NewPCG(1, 2)) {
+		fmt.Printf("retry %d: %v\n", i+1, d.Round(time.Millisecond))
+	}
+	// Output:
+	// retry 1: 111ms
+	// retry 2: 209ms
+	// retry 3: 446ms
+	// retry 4: 895ms
+	// retry 5: 1.43s
+	// retry 6: 1.616s
 }

@@ -70,7 +70,7 @@ type Tx struct {
 
 // Begin begins a transaction, logging "BEGIN", or "BEGIN READ ONLY" when
 // opts.ReadOnly is set. It has the type [scopes.BeginFunc][*Tx].
-func (r *Recorder) Begin(ctx context.Context, opts scopes.TxOptions) (*Tx, error) {
+func (r *Recorder) Begin(ctx context.Context, opts scopes.BeginOptions) (*Tx, error) {
 	stmt := "BEGIN"
 	if opts.ReadOnly {
 		stmt = "BEGIN READ ONLY"

@@ -26,7 +26,7 @@ func checkLog(t *testing.T, want []string, rec *dboptest.Recorder) {
 	}
 }
 
-func mustBegin(t *testing.T, rec *dboptest.Recorder, opts scopes.TxOptions) *dboptest.Tx {
+func mustBegin(t *testing.T, rec *dboptest.Recorder, opts scopes.BeginOptions) *dboptest.Tx {
 	t.Helper()
 	tx, err := rec.Begin(t.Context(), opts)
 	if err != nil {
@@ -38,7 +38,7 @@ func mustBegin(t *testing.T, rec *dboptest.Recorder, opts scopes.TxOptions) *dbo
 func TestRecorderLogsStatements(t *testing.T) {
 	var rec dboptest.Recorder
 	ctx := t.Context()
-	tx := mustBegin(t, &rec, scopes.TxOptions{})
+	tx := mustBegin(t, &rec, scopes.BeginOptions{})
 	for _, err := range []error{
 		tx.Exec(ctx, "INSERT a"),
 		tx.Savepoint(ctx, "s1"),
@@ -50,7 +50,7 @@ func TestRecorderLogsStatements(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ro := mustBegin(t, &rec, scopes.TxOptions{ReadOnly: true})
+	ro := mustBegin(t, &rec, scopes.BeginOptions{ReadOnly: true})
 	if err := ro.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestRecorderFailNext(t *testing.T) {
 	rec.FailNext("INSERT x", nil, errA) // the second INSERT x fails
 	rec.FailNext("INSERT x", errB)      // then the third
 	rec.FailNext("ROLLBACK", errC)      // matches ROLLBACK exactly, not ROLLBACK TO SAVEPOINT
-	tx := mustBegin(t, &rec, scopes.TxOptions{})
+	tx := mustBegin(t, &rec, scopes.BeginOptions{})
 	ctx := t.Context()
 	_ = tx.Savepoint(ctx, "s")
 	got := []error{
@@ -101,7 +101,7 @@ func TestRecorderFailBegin(t *testing.T) {
 	errDown := errors.New("server down")
 	var rec dboptest.Recorder
 	rec.FailNext("BEGIN READ ONLY", errDown)
-	tx, err := rec.Begin(t.Context(), scopes.TxOptions{ReadOnly: true})
+	tx, err := rec.Begin(t.Context(), scopes.BeginOptions{ReadOnly: true})
 	if tx != nil || err != errDown {
 		t.Errorf("Begin = %v, %v; want nil, %v", tx, err, errDown)
 	}
@@ -147,7 +147,7 @@ func TestTxSavepoints(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var rec dboptest.Recorder
 			rec.FailNext("SAVEPOINT failing", errors.New("no"))
-			tx := mustBegin(t, &rec, scopes.TxOptions{})
+			tx := mustBegin(t, &rec, scopes.BeginOptions{})
 			_ = tx.Savepoint(t.Context(), "failing")
 			if err := tt.run(t.Context(), tx); !errors.Is(err, tt.wantErr) {
 				t.Errorf("error = %v, want %v", err, tt.wantErr)
@@ -175,7 +175,7 @@ func TestTxDone(t *testing.T) {
 			for stmt, err := range tt.script {
 				rec.FailNext(stmt, err)
 			}
-			tx := mustBegin(t, &rec, scopes.TxOptions{})
+			tx := mustBegin(t, &rec, scopes.BeginOptions{})
 			_ = tt.end(tx, t.Context())
 			for _, err := range []error{
 				tx.Exec(t.Context(), "INSERT a"),
@@ -194,13 +194,13 @@ func TestTxDone(t *testing.T) {
 
 func TestRecorderContextDone(t *testing.T) {
 	var rec dboptest.Recorder
-	tx := mustBegin(t, &rec, scopes.TxOptions{})
+	tx := mustBegin(t, &rec, scopes.BeginOptions{})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if err := tx.Exec(ctx, "INSERT a"); !errors.Is(err, context.Canceled) {
 		t.Errorf("Exec error = %v, want context.Canceled", err)
 	}
-	if _, err := rec.Begin(ctx, scopes.TxOptions{}); !errors.Is(err, context.Canceled) {
+	if _, err := rec.Begin(ctx, scopes.BeginOptions{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Begin error = %v, want context.Canceled", err)
 	}
 	checkLog(t, []string{"BEGIN"}, &rec)
@@ -208,7 +208,7 @@ func TestRecorderContextDone(t *testing.T) {
 
 func TestRecorderLogIsACopy(t *testing.T) {
 	var rec dboptest.Recorder
-	mustBegin(t, &rec, scopes.TxOptions{})
+	mustBegin(t, &rec, scopes.BeginOptions{})
 	rec.Log()[0] = "changed"
 	checkLog(t, []string{"BEGIN"}, &rec)
 }
@@ -220,7 +220,7 @@ func TestRecorderConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			tx, err := rec.Begin(t.Context(), scopes.TxOptions{})
+			tx, err := rec.Begin(t.Context(), scopes.BeginOptions{})
 			if err != nil {
 				t.Error(err)
 				return

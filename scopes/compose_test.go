@@ -77,7 +77,7 @@ type modelDB struct {
 	nextID     int
 }
 
-func (db *modelDB) begin(ctx context.Context, _ scopes.TxOptions) (*modelTx, error) {
+func (db *modelDB) begin(ctx context.Context, _ scopes.BeginOptions) (*modelTx, error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	db.nextID++
@@ -241,7 +241,13 @@ var palette = []deco{
 	{"ClassifyBy", func(*modelTx) dbop.Decorator { return dbop.ClassifyBy(modelClassify) }},
 	{"WithTimeout", func(*modelTx) dbop.Decorator { return dbop.WithTimeout(time.Hour) }},
 	{"Before", func(*modelTx) dbop.Decorator { return dbop.Before(func(context.Context) error { return nil }) }},
-	{"After", func(*modelTx) dbop.Decorator { return dbop.After(func(context.Context, error) {}) }},
+	{"Around(after)", func(*modelTx) dbop.Decorator { // an after-hook: looks at the outcome only
+		return dbop.Around(func(ctx context.Context, next func(context.Context) error) error {
+			err := next(ctx)
+			_ = dbop.VerdictOf(err)
+			return err
+		})
+	}},
 	{"Around", func(*modelTx) dbop.Decorator {
 		return dbop.Around(func(ctx context.Context, next func(context.Context) error) error { return next(ctx) })
 	}},
@@ -351,7 +357,7 @@ func run(c composition) (out outcome) {
 			n, err = decorated.Run(stepCtx)
 		}()
 		if out.rejected != nil {
-			return 0, dbop.Permanent(err)
+			return 0, dbop.Classify(err, dbop.NotRetryable)
 		}
 		if err != nil {
 			return 0, err
@@ -365,7 +371,7 @@ func run(c composition) (out outcome) {
 	default:
 		// The caller's own transaction: begin, run, commit or roll back.
 		owner = func(ctx context.Context) (int, error) {
-			tx, _ := db.begin(ctx, scopes.TxOptions{})
+			tx, _ := db.begin(ctx, scopes.BeginOptions{})
 			n, err := body(ctx, tx)
 			if err != nil {
 				_ = tx.Rollback(ctx)
@@ -537,7 +543,7 @@ func TestRetryAroundSavepointStopsAtOnce(t *testing.T) {
 						stepCtx = context.Background()
 					}
 					_, err := step.With(
-						dbop.WithRetry(dbop.Constant(time.Hour), dbop.OnRetry(func(context.Context, dbop.RetryEvent) { retries++ })),
+						dbop.WithRetry(dbop.Constant(time.Hour), dbop.OnRetry(func(context.Context, dbop.AttemptEvent) { retries++ })),
 						scopes.InSavepoint(tx, scopes.ClassifyBy(modelClassify)),
 					).Run(stepCtx)
 					return 0, err
@@ -547,7 +553,7 @@ func TestRetryAroundSavepointStopsAtOnce(t *testing.T) {
 					owner = scopes.InTx(db.begin, body, scopes.ClassifyBy(modelClassify))
 				} else {
 					owner = func(ctx context.Context) (int, error) {
-						tx, _ := db.begin(ctx, scopes.TxOptions{})
+						tx, _ := db.begin(ctx, scopes.BeginOptions{})
 						n, err := body(ctx, tx)
 						if err != nil {
 							_ = tx.Rollback(ctx)

@@ -22,7 +22,7 @@
 //	id, err := transfer.With(dbop.WithRetry(backoff)).Run(ctx) // whole transaction retried
 //
 // begin is a [BeginFunc]: an adapter's, bound to a pool or a connection. It
-// receives [TxOptions]; [ReadOnly] sets TxOptions.ReadOnly, which the adapter
+// receives [BeginOptions]; [ReadOnly] sets BeginOptions.ReadOnly, which the adapter
 // turns into the driver's own option (BEGIN READ ONLY, sql.TxOptions).
 //
 // InTx builds, rather than decorates, because the function needs the
@@ -159,11 +159,11 @@
 // An adapter supplies a [BeginFunc] whose transaction implements [Tx] (and,
 // for savepoints, a [Savepointer]), and passes its options along:
 //
-//	func InTx[T any](pool *pgxpool.Pool, fn func(context.Context, pgx.Tx) (T, error), opts ...scopes.Option) dbop.Op[T] {
-//		begin := func(ctx context.Context, o scopes.TxOptions) (pgx.Tx, error) {
+//	func InTx[T any](pool *pgxpool.Pool, fn func(context.Context, pgx.Tx) (T, error), opts ...scopes.TxOption) dbop.Op[T] {
+//		begin := func(ctx context.Context, o scopes.BeginOptions) (pgx.Tx, error) {
 //			return pool.BeginTx(ctx, pgx.TxOptions{AccessMode: accessMode(o.ReadOnly)})
 //		}
-//		return scopes.InTx(begin, fn, append([]scopes.Option{
+//		return scopes.InTx(begin, fn, append([]scopes.TxOption{
 //			scopes.ClassifyBy(classifiers.Postgres),
 //			scopes.CommitOutcome(commitOutcome),
 //		}, opts...)...)

@@ -15,7 +15,7 @@ import (
 // transaction-level failure such as a deadlock.
 func ExampleInTx() {
 	var db dboptest.Recorder // a fake database that logs statements
-	db.FailNext("UPDATE accounts", dbop.Transient(errors.New("deadlock detected")))
+	db.FailNext("UPDATE accounts", dbop.Classify(errors.New("deadlock detected"), dbop.RetryTransaction))
 
 	transfer := scopes.InTx(db.Begin, func(ctx context.Context, tx *dboptest.Tx) (int64, error) {
 		if err := tx.Exec(ctx, "SELECT balance"); err != nil {

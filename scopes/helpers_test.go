@@ -1,6 +1,7 @@
 package scopes_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -47,4 +48,17 @@ func mustPanic(t *testing.T, f func()) (v any) {
 	f()
 	t.Fatal("did not panic")
 	return nil
+}
+
+// isWithinTx reports whether ctx is marked as inside a transaction
+// (dbop.WithinTx), as a retry run with it sees: it does not run again after
+// a RetryTransaction error that no savepoint undid. ctx must not be done.
+func isWithinTx(ctx context.Context) bool {
+	calls := 0
+	probe := dbop.Op[struct{}](func(context.Context) (struct{}, error) {
+		calls++
+		return struct{}{}, dbop.Classify(errors.New("probe"), dbop.RetryTransaction)
+	})
+	_, _ = probe.With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(2))).Run(ctx)
+	return calls == 1
 }

@@ -12,10 +12,32 @@ import (
 // [RollbackTimeout] option is given.
 const DefaultRollbackTimeout = 5 * time.Second
 
-// An Option configures [InTx] or [InSavepoint]. [ClassifyBy] and
-// [RollbackTimeout] apply to both; [ReadOnly] and [CommitOutcome] apply to
-// InTx only, and passing them to InSavepoint panics.
-type Option func(*config)
+// A TxOption configures [InTx] and [Do]: [ReadOnly], [CommitOutcome], and
+// every [Option].
+type TxOption interface{ applyTx(*config) }
+
+// A SavepointOption configures [InSavepoint]: every [Option]. A TxOption
+// that is not an Option does not compile as a SavepointOption, so a
+// transaction-only setting cannot be given to a savepoint.
+type SavepointOption interface{ applySavepoint(*config) }
+
+// An Option configures transactions and savepoints alike: [ClassifyBy] and
+// [RollbackTimeout].
+type Option interface {
+	TxOption
+	SavepointOption
+}
+
+// txOnly is a TxOption that is not an Option.
+type txOnly func(*config)
+
+func (f txOnly) applyTx(c *config) { f(c) }
+
+// both is an Option.
+type both func(*config)
+
+func (f both) applyTx(c *config)        { f(c) }
+func (f both) applySavepoint(c *config) { f(c) }
 
 // config is what the options set. It is built once, when the scope is
 // built, and never changed afterwards.
@@ -28,30 +50,40 @@ type config struct {
 }
 
 // ReadOnly makes [InTx] begin read-only transactions: the begin function
-// receives [TxOptions] with ReadOnly set, which an adapter turns into the
+// receives [BeginOptions] with ReadOnly set, which an adapter turns into the
 // driver's own option (BEGIN READ ONLY, sql.TxOptions{ReadOnly: true}).
-func ReadOnly() Option {
-	return func(c *config) { c.readOnly = true }
+func ReadOnly() TxOption {
+	return txOnly(func(c *config) { c.readOnly = true })
 }
 
-// ClassifyBy attaches c's verdict to the errors a scope returns that carry
-// none yet: the operation's error, and the errors of BEGIN and of the
-// savepoint statements. A retry around the scope then acts on the verdicts,
-// and [InSavepoint] uses them to decide whether rolling back to the
-// savepoint can help. Adapters pass their backend's classifier. Several
-// ClassifyBy options are asked in the order given, as [dbop.FirstOf] does.
-// It panics if c is nil.
-func ClassifyBy(c dbop.Classifier) Option {
-	if c == nil {
-		panic("scopes: ClassifyBy(nil): a Classifier is required")
+// ClassifyBy attaches a verdict, from the first of cs that recognises the
+// error, to the errors a scope returns that carry none yet: the
+// operation's error, and the errors of BEGIN and of the savepoint
+// statements, where the verdict changes what a retry does (see
+// [dbop.Classifier.Classify]). A retry around the scope then acts on the
+// verdicts, and [InSavepoint] uses them to decide whether rolling back to
+// the savepoint can help. Adapters pass their backend's classifier after
+// the caller's. Several ClassifyBy options are asked in the order given.
+// It panics if cs is empty or one of cs is nil.
+func ClassifyBy(cs ...dbop.Classifier) Option {
+	if len(cs) == 0 {
+		panic("scopes: ClassifyBy(): a Classifier is required")
 	}
-	return func(cfg *config) {
-		if cfg.classifier == nil {
-			cfg.classifier = c
-			return
+	for i, c := range cs {
+		if c == nil {
+			panic(fmt.Sprintf("scopes: ClassifyBy: classifier %d of %d is nil", i+1, len(cs)))
 		}
-		cfg.classifier = dbop.FirstOf(cfg.classifier, c)
 	}
+	cs = append([]dbop.Classifier(nil), cs...)
+	return both(func(cfg *config) {
+		for _, c := range cs {
+			if cfg.classifier == nil {
+				cfg.classifier = c
+			} else {
+				cfg.classifier = cfg.classifier.Or(c)
+			}
+		}
+	})
 }
 
 // CommitOutcome tells [InTx] how to judge an error from COMMIT. fn returns
@@ -66,11 +98,11 @@ func ClassifyBy(c dbop.Classifier) Option {
 // a network or context error after the send is ambiguous (see
 // [AmbiguousCommitError]). If several are given, the last wins. It panics if
 // fn is nil.
-func CommitOutcome(fn func(err error) dbop.Verdict) Option {
+func CommitOutcome(fn func(err error) dbop.Verdict) TxOption {
 	if fn == nil {
 		panic("scopes: CommitOutcome(nil): a function is required")
 	}
-	return func(c *config) { c.commitOutcome = fn }
+	return txOnly(func(c *config) { c.commitOutcome = fn })
 }
 
 // RollbackTimeout bounds the rollback a scope runs when its operation fails
@@ -84,19 +116,35 @@ func RollbackTimeout(d time.Duration) Option {
 	if d <= 0 {
 		panic(fmt.Sprintf("scopes: RollbackTimeout(%v): the timeout must be positive", d))
 	}
-	return func(c *config) { c.rollbackTimeout = d }
+	return both(func(c *config) { c.rollbackTimeout = d })
 }
 
-// newConfig applies opts for the function named caller, panicking on a nil
-// option.
-func newConfig(caller string, opts []Option) *config {
+// newTxConfig applies the options of InTx or Do, panicking on a nil one.
+func newTxConfig(caller string, opts []TxOption) *config {
 	c := &config{rollbackTimeout: DefaultRollbackTimeout}
 	for i, o := range opts {
 		if o == nil {
 			panic(fmt.Sprintf("scopes: %s: option %d of %d is nil", caller, i+1, len(opts)))
 		}
-		o(c)
+		o.applyTx(c)
 	}
+	return c.done()
+}
+
+// newSavepointConfig applies the options of InSavepoint, panicking on a nil
+// one.
+func newSavepointConfig(opts []SavepointOption) *config {
+	c := &config{rollbackTimeout: DefaultRollbackTimeout}
+	for i, o := range opts {
+		if o == nil {
+			panic(fmt.Sprintf("scopes: InSavepoint: option %d of %d is nil", i+1, len(opts)))
+		}
+		o.applySavepoint(c)
+	}
+	return c.done()
+}
+
+func (c *config) done() *config {
 	c.rollbackCause = fmt.Errorf("scopes: rollback did not finish within %v: %w", c.rollbackTimeout, context.DeadlineExceeded)
 	return c
 }

@@ -80,22 +80,16 @@ func savepointDepth(ctx context.Context) int {
 // in the context. sp identifies the transaction, so it must be comparable,
 // and one sp must serve one transaction. The Decorator is safe for
 // concurrent use, but a transaction, and so sp, serves one goroutine at a
-// time. InSavepoint panics if sp is nil or not comparable, an option is
-// nil, or [ReadOnly] or [CommitOutcome] is given.
-func InSavepoint(sp Savepointer, opts ...Option) dbop.Decorator {
+// time. InSavepoint panics if sp is nil or not comparable, or an option is
+// nil.
+func InSavepoint(sp Savepointer, opts ...SavepointOption) dbop.Decorator {
 	if sp == nil {
 		panic("scopes: InSavepoint: the Savepointer is nil")
 	}
 	if !txmark.Comparable(sp) {
 		panic(fmt.Sprintf("scopes: InSavepoint: the Savepointer %T is not comparable: use a pointer or a struct of comparable fields", sp))
 	}
-	c := newConfig("InSavepoint", opts)
-	if c.readOnly {
-		panic("scopes: InSavepoint: ReadOnly applies to InTx only")
-	}
-	if c.commitOutcome != nil {
-		panic("scopes: InSavepoint: CommitOutcome applies to InTx only")
-	}
+	c := newSavepointConfig(opts)
 	return dbop.AroundTx(sp, func(ctx context.Context, next func(context.Context) error) error {
 		return runSavepoint(ctx, c, sp, next)
 	})

@@ -61,7 +61,7 @@ func TestInSavepointStatementRetryKeepsEarlierWork(t *testing.T) {
 // the retry around the savepoint, and the retry around InTx restarts the
 // whole transaction.
 func TestInSavepointTransactionErrorEscapes(t *testing.T) {
-	deadlock := dbop.Transient(errDeadlock) // as a classifying adapter returns it
+	deadlock := dbop.Classify(errDeadlock, dbop.RetryTransaction) // as a classifying adapter returns it
 	var rec dboptest.Recorder
 	rec.FailNext("UPDATE b", deadlock)
 	var escaped []error
@@ -114,7 +114,7 @@ func TestInSavepointTransactionErrorEscapes(t *testing.T) {
 // with INSERT a before it and INSERT c after it, and returns the step's
 // error and the transaction's. fn ignores the step's error and goes on, so
 // the transaction commits unless a scope saw it doomed.
-func runInTx(t *testing.T, rec *dboptest.Recorder, step func(ctx context.Context, tx *dboptest.Tx) error, opts ...scopes.Option) (stepErr, txErr error) {
+func runInTx(t *testing.T, rec *dboptest.Recorder, step func(ctx context.Context, tx *dboptest.Tx) error, opts ...scopes.SavepointOption) (stepErr, txErr error) {
 	t.Helper()
 	op := scopes.InTx(rec.Begin, func(ctx context.Context, tx *dboptest.Tx) (int, error) {
 		if err := tx.Exec(ctx, "INSERT a"); err != nil {
@@ -134,7 +134,7 @@ func TestInSavepointErrors(t *testing.T) {
 	tests := []struct {
 		name        string
 		fail        map[string][]error // FailNext scripts
-		opts        []scopes.Option
+		opts        []scopes.SavepointOption
 		wantIs      []error
 		wantVerdict dbop.Verdict
 		wantPrefix  string // of the error message
@@ -147,7 +147,7 @@ func TestInSavepointErrors(t *testing.T) {
 		{
 			name:        "permanent error rolls back and releases",
 			fail:        map[string][]error{"UPDATE b": {errUnique}},
-			opts:        []scopes.Option{scopes.ClassifyBy(classifier)},
+			opts:        []scopes.SavepointOption{scopes.ClassifyBy(classifier)},
 			wantIs:      []error{errUnique},
 			wantVerdict: dbop.Unclassified, // NotRetryable is not attached: nothing retries it anyway (I7)
 			wantLog: []string{"SAVEPOINT dbop_sp_1", "UPDATE b",
@@ -175,7 +175,7 @@ func TestInSavepointErrors(t *testing.T) {
 				"UPDATE b":                        {errLockTimeout},
 				"ROLLBACK TO SAVEPOINT dbop_sp_1": {errBroken},
 			},
-			opts:        []scopes.Option{scopes.ClassifyBy(classifier)},
+			opts:        []scopes.SavepointOption{scopes.ClassifyBy(classifier)},
 			wantIs:      []error{errLockTimeout, errBroken},
 			wantVerdict: dbop.RetryTransaction,
 			wantPrefix:  "lock timeout (scopes: rollback to savepoint dbop_sp_1: connection broken)",
@@ -188,7 +188,7 @@ func TestInSavepointErrors(t *testing.T) {
 				"UPDATE b":                    {errLockTimeout},
 				"RELEASE SAVEPOINT dbop_sp_1": {errBroken},
 			},
-			opts:        []scopes.Option{scopes.ClassifyBy(classifier)},
+			opts:        []scopes.SavepointOption{scopes.ClassifyBy(classifier)},
 			wantIs:      []error{errLockTimeout, errBroken},
 			wantVerdict: dbop.RetryTransaction,
 			wantLog: []string{"SAVEPOINT dbop_sp_1", "UPDATE b",
@@ -207,7 +207,7 @@ func TestInSavepointErrors(t *testing.T) {
 		{
 			name:        "failed SAVEPOINT is classified and the step does not run",
 			fail:        map[string][]error{"SAVEPOINT dbop_sp_1": {errLockTimeout}},
-			opts:        []scopes.Option{scopes.ClassifyBy(classifier)},
+			opts:        []scopes.SavepointOption{scopes.ClassifyBy(classifier)},
 			wantIs:      []error{errLockTimeout},
 			wantVerdict: dbop.RetryStatement,
 			wantPrefix:  "scopes: savepoint dbop_sp_1: lock timeout",
@@ -295,7 +295,7 @@ func TestInSavepointNested(t *testing.T) {
 	var rec dboptest.Recorder
 	rec.FailNext("UPDATE c", errLockTimeout)
 	err, txErr := runInTx(t, &rec, func(ctx context.Context, tx *dboptest.Tx) error {
-		if !dbop.IsWithinTx(ctx) {
+		if !isWithinTx(ctx) {
 			t.Error("the context handed to the op is not marked WithinTx")
 		}
 		if err := tx.Exec(ctx, "UPDATE b"); err != nil {
@@ -331,7 +331,7 @@ func TestInSavepointNested(t *testing.T) {
 // refuses statements whose context is done).
 func TestInSavepointCancelledCaller(t *testing.T) {
 	var rec dboptest.Recorder
-	tx, err := rec.Begin(t.Context(), scopes.TxOptions{})
+	tx, err := rec.Begin(t.Context(), scopes.BeginOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,10 +361,9 @@ func TestInSavepointPanicsOnProgrammerError(t *testing.T) {
 	}{
 		{"nil Savepointer", func() { scopes.InSavepoint(nil) }, "scopes: InSavepoint: the Savepointer is nil"},
 		{"nil option", func() { scopes.InSavepoint(tx, nil) }, "scopes: InSavepoint: option 1 of 1 is nil"},
-		{"ReadOnly", func() { scopes.InSavepoint(tx, scopes.ReadOnly()) }, "scopes: InSavepoint: ReadOnly applies to InTx only"},
-		{"CommitOutcome", func() {
-			scopes.InSavepoint(tx, scopes.CommitOutcome(func(error) dbop.Verdict { return dbop.Ambiguous }))
-		}, "scopes: InSavepoint: CommitOutcome applies to InTx only"},
+		// ReadOnly and CommitOutcome given to InSavepoint used to panic
+		// here; they are only TxOptions now, so such a call does not
+		// compile (see TestOptionKinds).
 		{"depth 0", func() { scopes.SavepointName(0) }, "scopes: SavepointName(0): depth starts at 1"},
 	}
 	for _, tt := range tests {

@@ -22,12 +22,12 @@ type Tx interface {
 
 // BeginFunc starts a transaction with the given options. An adapter returns
 // one bound to its pool or connection; InTx calls it once per attempt.
-type BeginFunc[X Tx] func(ctx context.Context, opts TxOptions) (X, error)
+type BeginFunc[X Tx] func(ctx context.Context, opts BeginOptions) (X, error)
 
-// TxOptions are the options [InTx] passes to its [BeginFunc]. Adapters map
+// BeginOptions are the options [InTx] passes to its [BeginFunc]. Adapters map
 // them onto their driver's options and add what only their driver has, such
 // as an isolation level, themselves.
-type TxOptions struct {
+type BeginOptions struct {
 	// ReadOnly asks for a read-only transaction (see [ReadOnly]).
 	ReadOnly bool
 }
@@ -61,25 +61,39 @@ type TxOptions struct {
 // The operation is safe for concurrent use if begin and fn are: each run has
 // its own transaction. InTx panics if begin or fn is nil, or an option is
 // nil.
-func InTx[X Tx, T any](begin BeginFunc[X], fn func(ctx context.Context, tx X) (T, error), opts ...Option) dbop.Op[T] {
+func InTx[X Tx, T any](begin BeginFunc[X], fn func(ctx context.Context, tx X) (T, error), opts ...TxOption) dbop.Op[T] {
+	return inTx("InTx", begin, fn, opts)
+}
+
+// inTx is InTx for the function named caller.
+func inTx[X Tx, T any](caller string, begin BeginFunc[X], fn func(ctx context.Context, tx X) (T, error), opts []TxOption) dbop.Op[T] {
 	if begin == nil {
-		panic("scopes: InTx: the BeginFunc is nil")
+		panic("scopes: " + caller + ": the BeginFunc is nil")
 	}
 	if fn == nil {
-		panic("scopes: InTx: the function to run in the transaction is nil")
+		panic("scopes: " + caller + ": the function to run in the transaction is nil")
 	}
-	c := newConfig("InTx", opts)
-	txOpts := TxOptions{ReadOnly: c.readOnly}
+	c := newTxConfig(caller, opts)
+	txOpts := BeginOptions{ReadOnly: c.readOnly}
 	return func(ctx context.Context) (T, error) {
 		return runTx(ctx, c, txOpts, begin, fn)
 	}
+}
+
+// Do is [InTx] for work with no result: fn returns only an error, and the
+// operation's value is struct{}. It panics as InTx does.
+func Do[X Tx](begin BeginFunc[X], fn func(ctx context.Context, tx X) error, opts ...TxOption) dbop.Op[struct{}] {
+	if fn == nil {
+		panic("scopes: Do: the function to run in the transaction is nil")
+	}
+	return inTx("Do", begin, func(ctx context.Context, tx X) (struct{}, error) { return struct{}{}, fn(ctx, tx) }, opts)
 }
 
 // runTx runs one transaction. InTx is the transaction's owner: every error
 // it returns leaves the transaction ended, so an error a retry may act on
 // is marked released (txmark.Released), and any retry around InTx may run
 // it again, whatever marks scopes inside the transaction left on it.
-func runTx[X Tx, T any](ctx context.Context, c *config, opts TxOptions, begin BeginFunc[X], fn func(context.Context, X) (T, error)) (T, error) {
+func runTx[X Tx, T any](ctx context.Context, c *config, opts BeginOptions, begin BeginFunc[X], fn func(context.Context, X) (T, error)) (T, error) {
 	var zero T
 	tx, err := begin(ctx, opts)
 	if err != nil {

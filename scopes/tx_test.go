@@ -17,7 +17,7 @@ import (
 func TestInTxCommits(t *testing.T) {
 	var rec dboptest.Recorder
 	op := scopes.InTx(rec.Begin, func(ctx context.Context, tx *dboptest.Tx) (int, error) {
-		if !dbop.IsWithinTx(ctx) {
+		if !isWithinTx(ctx) {
 			t.Error("the context handed to fn is not marked WithinTx")
 		}
 		return 7, tx.Exec(ctx, "INSERT a")
@@ -109,6 +109,70 @@ func TestInTxRetryRestartsTransaction(t *testing.T) {
 	}, rec.Log())
 }
 
+// Do is InTx for a function with no result: one transaction per run,
+// committed on success, rolled back on failure, retried whole, with the
+// same options.
+func TestDo(t *testing.T) {
+	tests := []struct {
+		name    string
+		fail    map[string]error // statement: its error, the first time it runs
+		opts    []scopes.TxOption
+		wantErr error
+		wantLog []string
+	}{
+		{
+			name:    "commits",
+			wantLog: []string{"BEGIN", "INSERT a", "UPDATE b", "COMMIT"},
+		},
+		{
+			name:    "read-only",
+			opts:    []scopes.TxOption{scopes.ReadOnly()},
+			wantLog: []string{"BEGIN READ ONLY", "INSERT a", "UPDATE b", "COMMIT"},
+		},
+		{
+			name:    "rolls back a failure nobody recognises, not retried",
+			fail:    map[string]error{"UPDATE b": errUnique},
+			opts:    []scopes.TxOption{scopes.ClassifyBy(classifier)},
+			wantErr: errUnique,
+			wantLog: []string{"BEGIN", "INSERT a", "UPDATE b", "ROLLBACK"},
+		},
+		{
+			name:    "retries the whole transaction",
+			fail:    map[string]error{"UPDATE b": errDeadlock},
+			opts:    []scopes.TxOption{scopes.ClassifyBy(classifier)},
+			wantLog: []string{"BEGIN", "INSERT a", "UPDATE b", "ROLLBACK", "BEGIN", "INSERT a", "UPDATE b", "COMMIT"},
+		},
+		{
+			name:    "an ambiguous COMMIT",
+			fail:    map[string]error{"COMMIT": errNetwork},
+			wantErr: scopes.ErrAmbiguousCommit,
+			wantLog: []string{"BEGIN", "INSERT a", "UPDATE b", "COMMIT"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var rec dboptest.Recorder
+			for stmt, err := range tt.fail {
+				rec.FailNext(stmt, err)
+			}
+			op := scopes.Do(rec.Begin, func(ctx context.Context, tx *dboptest.Tx) error {
+				if !isWithinTx(ctx) {
+					t.Error("the context handed to fn is not marked WithinTx")
+				}
+				if err := tx.Exec(ctx, "INSERT a"); err != nil {
+					return err
+				}
+				return tx.Exec(ctx, "UPDATE b")
+			}, tt.opts...)
+			v, err := op.With(retry).Run(t.Context())
+			if v != (struct{}{}) || !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
+				t.Errorf("Run = %v, %v; want {}, %v", v, err, tt.wantErr)
+			}
+			checkLog(t, tt.wantLog, rec.Log())
+		})
+	}
+}
+
 func TestInTxPanic(t *testing.T) {
 	var rec dboptest.Recorder
 	type boom struct{ msg string }
@@ -163,7 +227,7 @@ func TestInTxCommitError(t *testing.T) {
 	tests := []struct {
 		name          string
 		commitErr     error
-		opts          []scopes.Option
+		opts          []scopes.TxOption
 		retryOpts     []dbop.RetryOption
 		wantErr       bool
 		wantAmbiguous bool
@@ -172,7 +236,7 @@ func TestInTxCommitError(t *testing.T) {
 		{
 			name:          "ambiguous by default and not retried",
 			commitErr:     errNetwork,
-			opts:          []scopes.Option{scopes.ClassifyBy(classifier)}, // does not override the default
+			opts:          []scopes.TxOption{scopes.ClassifyBy(classifier)}, // does not override the default
 			wantErr:       true,
 			wantAmbiguous: true,
 			wantLog:       []string{"BEGIN", "INSERT a", "COMMIT"},
@@ -186,13 +250,13 @@ func TestInTxCommitError(t *testing.T) {
 		{
 			name:      "not committed per CommitOutcome is retried",
 			commitErr: errDeadlock,
-			opts:      []scopes.Option{scopes.CommitOutcome(notCommitted)},
+			opts:      []scopes.TxOption{scopes.CommitOutcome(notCommitted)},
 			wantLog:   []string{"BEGIN", "INSERT a", "COMMIT", "BEGIN", "INSERT a", "COMMIT"},
 		},
 		{
 			name:      "Unclassified from CommitOutcome defers to ClassifyBy",
 			commitErr: errDeadlock,
-			opts: []scopes.Option{
+			opts: []scopes.TxOption{
 				scopes.CommitOutcome(func(error) dbop.Verdict { return dbop.Unclassified }),
 				scopes.ClassifyBy(classifier),
 			},
@@ -201,7 +265,7 @@ func TestInTxCommitError(t *testing.T) {
 		{
 			name:          "ambiguous per CommitOutcome",
 			commitErr:     errNetwork,
-			opts:          []scopes.Option{scopes.CommitOutcome(notCommitted)},
+			opts:          []scopes.TxOption{scopes.CommitOutcome(notCommitted)},
 			wantErr:       true,
 			wantAmbiguous: true,
 			wantLog:       []string{"BEGIN", "INSERT a", "COMMIT"},
@@ -288,17 +352,17 @@ func (tx *hangingTx) Rollback(ctx context.Context) error {
 func TestInTxRollbackTimeout(t *testing.T) {
 	tests := []struct {
 		name string
-		opts []scopes.Option
+		opts []scopes.TxOption
 		want time.Duration
 	}{
 		{"default", nil, scopes.DefaultRollbackTimeout},
-		{"RollbackTimeout", []scopes.Option{scopes.RollbackTimeout(time.Second)}, time.Second},
+		{"RollbackTimeout", []scopes.TxOption{scopes.RollbackTimeout(time.Second)}, time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				tx := &hangingTx{}
-				begin := func(context.Context, scopes.TxOptions) (*hangingTx, error) { return tx, nil }
+				begin := func(context.Context, scopes.BeginOptions) (*hangingTx, error) { return tx, nil }
 				ctx, cancel := context.WithCancel(t.Context())
 				op := scopes.InTx(begin, func(context.Context, *hangingTx) (int, error) {
 					cancel()
@@ -330,7 +394,7 @@ func TestInTxRollbackContextIsCancelledOnReturn(t *testing.T) {
 	// stopped when Run returns.
 	var rbCtx context.Context
 	tx := &fastTx{rollback: func(ctx context.Context) error { rbCtx = ctx; return nil }}
-	begin := func(context.Context, scopes.TxOptions) (*fastTx, error) { return tx, nil }
+	begin := func(context.Context, scopes.BeginOptions) (*fastTx, error) { return tx, nil }
 	op := scopes.InTx(begin, func(context.Context, *fastTx) (int, error) { return 0, errUnique })
 	_, _ = op.Run(t.Context())
 	if rbCtx == nil || !errors.Is(rbCtx.Err(), context.Canceled) {
@@ -354,7 +418,10 @@ func TestInTxPanicsOnProgrammerError(t *testing.T) {
 		{"nil begin", func() { scopes.InTx(nil, fn) }, "scopes: InTx: the BeginFunc is nil"},
 		{"nil fn", func() { scopes.InTx[*dboptest.Tx, int](rec.Begin, nil) }, "scopes: InTx: the function to run in the transaction is nil"},
 		{"nil option", func() { scopes.InTx(rec.Begin, fn, scopes.ReadOnly(), nil) }, "scopes: InTx: option 2 of 2 is nil"},
-		{"nil classifier", func() { scopes.ClassifyBy(nil) }, "scopes: ClassifyBy(nil): a Classifier is required"},
+		{"no classifier", func() { scopes.ClassifyBy() }, "scopes: ClassifyBy(): a Classifier is required"},
+		{"nil classifier", func() { scopes.ClassifyBy(nil) }, "scopes: ClassifyBy: classifier 1 of 1 is nil"},
+		{"nil classifier among others", func() { scopes.ClassifyBy(classifier, nil) }, "scopes: ClassifyBy: classifier 2 of 2 is nil"},
+		{"Do with a nil fn", func() { scopes.Do[*dboptest.Tx](rec.Begin, nil) }, "scopes: Do: the function to run in the transaction is nil"},
 		{"nil commit outcome", func() { scopes.CommitOutcome(nil) }, "scopes: CommitOutcome(nil): a function is required"},
 		{"zero rollback timeout", func() { scopes.RollbackTimeout(0) }, "scopes: RollbackTimeout(0s): the timeout must be positive"},
 	}

@@ -87,9 +87,9 @@ func TestFaultIdempotentRetryKeepsAmbiguity(t *testing.T) {
 				}
 				return wrote, err
 			})
-			var retried []dbop.RetryEvent
+			var retried []dbop.AttemptEvent
 			_, err := op.With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), dbop.Idempotent(),
-				dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) { retried = append(retried, e) }),
+				dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) { retried = append(retried, e) }),
 			)).Run(t.Context())
 
 			pool.Close()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/adapters/mysqldb"
 	"github.com/dbop-go/dbop/adapters/sqldb"
 	"github.com/dbop-go/dbop/internal/faultproxy"
 	"github.com/dbop-go/dbop/internal/testdb"
@@ -39,7 +40,7 @@ func myTransferFn(tr transfer) func(ctx context.Context, tx *sql.Tx) (bool, erro
 				return false, err
 			}
 			if n, err := res.RowsAffected(); err != nil || n != 1 {
-				return false, dbop.Permanent(fmt.Errorf("account %d: updated %d rows (%v)", u.id, n, err))
+				return false, dbop.Classify(fmt.Errorf("account %d: updated %d rows (%v)", u.id, n, err), dbop.NotRetryable)
 			}
 		}
 		return true, nil
@@ -133,7 +134,7 @@ func TestFaultMariaDBTransfers(t *testing.T) {
 		}
 		retry := dbop.WithRetry(backoff, retryOpts...)
 		runs[w] = func(ctx context.Context, tr transfer) (bool, error) {
-			return sqldb.InTx(db, sqldb.MariaDB, myTransferFn(tr), limit).With(retry).Run(ctx)
+			return sqldb.InTx(db, mysqldb.MariaDB, myTransferFn(tr), limit).With(retry).Run(ctx)
 		}
 		t.Logf("worker %d: %v", w, spec)
 	}

@@ -73,7 +73,7 @@ func (tb pgTables) transferFn(tr transfer) func(ctx context.Context, tx pgx.Tx) 
 				return false, err
 			}
 			if tag.RowsAffected() != 1 {
-				return false, dbop.Permanent(fmt.Errorf("account %d: updated %d rows", u.id, tag.RowsAffected()))
+				return false, dbop.Classify(fmt.Errorf("account %d: updated %d rows", u.id, tag.RowsAffected()), dbop.NotRetryable)
 			}
 		}
 		return true, nil

@@ -222,7 +222,7 @@ func (s *stats) round() {
 }
 
 // onRetry is every worker's dbop.OnRetry.
-func (s *stats) onRetry(ctx context.Context, e dbop.RetryEvent) {
+func (s *stats) onRetry(ctx context.Context, e dbop.AttemptEvent) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.retries++

@@ -2,7 +2,7 @@
 //
 // A test asks for a backend with [Postgres] or [MySQL]. When the variable
 // naming that backend is unset the test is skipped with a message naming
-// the variable, so `go test ./...` passes on a machine with no database.
+// the variable, so `go test work` passes on a machine with no database.
 // When DBOP_TEST_REQUIRE is set (CI sets it), a missing variable fails the
 // test instead: in CI a skipped integration test is a failure.
 package testdb
