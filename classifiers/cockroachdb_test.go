@@ -16,14 +16,14 @@ func TestCockroachDB(t *testing.T) {
 		{"CR000 legacy retry", pg("CR000", "restart transaction"), dbop.RetryTransaction},
 		{"CR000 via another SQLState type", &sqlStateError{"CR000", "restart transaction"}, dbop.RetryTransaction},
 		{"40003 result is ambiguous", pg("40003", "result is ambiguous (error=rpc error: code = Unavailable)"), dbop.Ambiguous},
-		// YugabyteDB YSQL (DB-REFERENCE §5): 40001 and 40P01 retryable by
+		// YugabyteDB YSQL (docs/backends.md §6.6): 40001 and 40P01 retryable by
 		// the client; 25P02, 2D000 and 3B001 not.
 		{"YSQL 40P01", pg("40P01", "deadlock detected"), dbop.RetryTransaction},
 		{"YSQL 25P02", pg("25P02", "current transaction is aborted"), dbop.NotRetryable},
 		{"YSQL 2D000", pg("2D000", "invalid transaction termination"), dbop.NotRetryable},
 		{"YSQL 3B001", pg("3B001", "savepoint does not exist"), dbop.NotRetryable},
 		{"MySQL 1213 is not CockroachDB", dboptest.MySQLError(1213, "Deadlock found"), dbop.Unclassified},
-		{"pgx.ErrTxCommitRollback", pgx.ErrTxCommitRollback, dbop.NotRetryable},
+		{"pgx.ErrTxCommitRollback is pgxdb's", pgx.ErrTxCommitRollback, dbop.Unclassified},
 	}
 	checkVerdicts(t, "CockroachDB", classifiers.CockroachDB, cases)
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -24,7 +23,10 @@ func TestPostgresCommit(t *testing.T) {
 	idle.SeverityUnlocalized = "FATAL"
 	checkVerdicts(t, "PostgresCommit", classifiers.PostgresCommit, []verdictCase{
 		{"conn closed: pgx's lost answer", pgconn.ErrConnClosed, dbop.Ambiguous},
-		{"SafeToRetry: nothing sent", &safeToRetryError{safe: true}, dbop.RetryTransaction},
+		// pgx calls a lost answer SafeToRetry too (docs/backends.md §2.4):
+		// without pgx's types, SafeToRetry at COMMIT proves nothing.
+		{"SafeToRetry: sent or not, unknown without pgx", &safeToRetryError{safe: true}, dbop.Ambiguous},
+		{"SafeToRetry false", &safeToRetryError{safe: false}, dbop.Ambiguous},
 		{"conn busy: not sent, a bug", pgxConnBusy(t), dbop.Unclassified},
 		{"conn closed before send: pgx's lost answer too", pgxConnClosed(t), dbop.Ambiguous},
 		{"ErrBadConn: lib/pq's lost answer", driver.ErrBadConn, dbop.Ambiguous},
@@ -34,24 +36,18 @@ func TestPostgresCommit(t *testing.T) {
 		{"08006 connection failure", dboptest.PgError("08006", "connection failure"), dbop.Ambiguous},
 		{"57P01 FATAL admin shutdown", fatal, dbop.Ambiguous},
 		{"57P02 crash shutdown", dboptest.PgError("57P02", "crash shutdown"), dbop.Ambiguous},
-		{"any FATAL", otherFatal, dbop.Ambiguous},
+		// The severity is a field of pgx's type: pgxdb judges a FATAL
+		// answer ambiguous; without it, a server answer is a refusal.
+		{"any FATAL: pgxdb's", otherFatal, dbop.Unclassified},
 		{"25P03 FATAL idle timeout: before COMMIT was read", idle, dbop.Unclassified},
-		{"ErrTxCommitRollback", pgx.ErrTxCommitRollback, dbop.Unclassified},
+		{"lib/pq's 57P01 through SQLState", &sqlStateError{"57P01", "terminating connection"}, dbop.Ambiguous},
+		{"lib/pq's 40001 through SQLState", &sqlStateError{"40001", "could not serialize access"}, dbop.Unclassified},
+		// Not committed, but only pgx's sentinel says so: pgxdb judges it
+		// precisely; without it, the safe side.
+		{"ErrTxCommitRollback: pgxdb's", pgx.ErrTxCommitRollback, dbop.Ambiguous},
 		{"deadline after the send", context.DeadlineExceeded, dbop.Ambiguous},
 		{"network error", dboptest.NetworkError(), dbop.Ambiguous},
 		{"unknown", errors.New("?"), dbop.Ambiguous},
-	})
-}
-
-func TestMySQLCommit(t *testing.T) {
-	checkVerdicts(t, "MySQLCommit", classifiers.MySQLCommit, []verdictCase{
-		{"ErrBadConn: nothing written", driver.ErrBadConn, dbop.RetryTransaction},
-		{"1213 answering COMMIT", dboptest.MySQLError(1213, "Deadlock found"), dbop.Unclassified},
-		{"1927 connection killed", dboptest.MySQLError(1927, "Connection was killed"), dbop.Ambiguous},
-		{"1053 server shutdown", dboptest.MySQLError(1053, "Server shutdown in progress"), dbop.Ambiguous},
-		{"1317 interrupted", dboptest.MySQLError(1317, "Query execution was interrupted"), dbop.Ambiguous},
-		{"ErrInvalidConn: read failed after the write", mysql.ErrInvalidConn, dbop.Ambiguous},
-		{"context error", context.Canceled, dbop.Ambiguous},
 	})
 }
 
@@ -65,7 +61,7 @@ func TestSQLiteCommit(t *testing.T) {
 }
 
 func TestCommitNil(t *testing.T) {
-	for name, c := range map[string]dbop.Classifier{"PostgresCommit": classifiers.PostgresCommit, "MySQLCommit": classifiers.MySQLCommit, "SQLiteCommit": classifiers.SQLiteCommit} {
+	for name, c := range map[string]dbop.Classifier{"PostgresCommit": classifiers.PostgresCommit, "SQLiteCommit": classifiers.SQLiteCommit} {
 		if v := c(nil); v != dbop.Unclassified {
 			t.Errorf("%s(nil) = %v", name, v)
 		}

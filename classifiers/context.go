@@ -12,8 +12,8 @@ import (
 //   - [context.DeadlineExceeded] is RetryTransaction. With pgx (by default)
 //     and go-sql-driver/mysql a deadline closes the connection, and
 //     database/sql rolls the transaction back, so the transaction is dead
-//     (DB-REFERENCE pitfall 5). A deadline of a per-attempt timeout is
-//     exactly the case a retry is for.
+//     (docs/backends.md §2.6, §2.7, §4.6, §10.3). A deadline of a
+//     per-attempt timeout is exactly the case a retry is for.
 //   - [context.Canceled] is NotRetryable: someone cancelled on purpose.
 //
 // The retry loop itself stops when the caller's own context is done, so this

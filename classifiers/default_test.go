@@ -13,15 +13,12 @@ import (
 	"github.com/dbop-go/dbop/classifiers"
 	"github.com/dbop-go/dbop/dboptest"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// TestSummaryTable has one case per row of the summary table of
-// DB-REFERENCE.md that a classifier can decide, named after the row, all
-// classified by Default.
+// TestSummaryTable has one case per rule of docs/backends.md §12 that
+// Default can decide without a driver, named after the rule.
 func TestSummaryTable(t *testing.T) {
 	pg := func(code, message string) error { return dboptest.PgError(code, message) }
-	my := func(n uint16, message string) error { return dboptest.MySQLError(n, message) }
 	cases := []verdictCase{
 		{"40001 PG", pg("40001", "could not serialize access due to concurrent update"), dbop.RetryTransaction},
 		{"40001 CRDB", pg("40001", "restart transaction: TransactionRetryWithProtoRefreshError"), dbop.RetryTransaction},
@@ -34,7 +31,7 @@ func TestSummaryTable(t *testing.T) {
 		{"network error before send", &safeToRetryError{safe: true}, dbop.RetryTransaction},
 		{"network error after send", dboptest.NetworkError(), dbop.RetryTransaction},
 		{"ctx deadline after send", context.DeadlineExceeded, dbop.RetryTransaction},
-		{"pgconn.ErrConnClosed", pgconn.ErrConnClosed, dbop.RetryTransaction},
+		{"pgconn conn closed", pgxConnClosed(t), dbop.RetryTransaction},
 		{"57P01", pg("57P01", "terminating connection due to administrator command"), dbop.RetryTransaction},
 		{"57P02", pg("57P02", "terminating connection because of crash of another server process"), dbop.RetryTransaction},
 		{"57P03", pg("57P03", "the database system is starting up"), dbop.RetryTransaction},
@@ -46,18 +43,9 @@ func TestSummaryTable(t *testing.T) {
 		{"0A000 cached plan", pg("0A000", "cached plan must not change result type"), dbop.RetryTransaction},
 		{"23505", pg("23505", "duplicate key value violates unique constraint"), dbop.NotRetryable},
 		{"23P01", pg("23P01", "conflicting key value violates exclusion constraint"), dbop.NotRetryable},
-		{"pgx.ErrTxCommitRollback", pgx.ErrTxCommitRollback, dbop.NotRetryable},
 		{"pgx.ErrTxCommitRollback after root cause", errors.Join(pg("40001", "could not serialize"), pgx.ErrTxCommitRollback), dbop.RetryTransaction},
 		{"40003 CRDB", pg("40003", "result is ambiguous"), dbop.Ambiguous},
-		{"1213", my(1213, "Deadlock found when trying to get lock; try restarting transaction"), dbop.RetryTransaction},
-		{"1205", my(1205, "Lock wait timeout exceeded; try restarting transaction"), dbop.RetryStatement},
-		{"3572", my(3572, "Statement aborted because lock(s) could not be acquired immediately and NOWAIT is set."), dbop.RetryStatement},
-		{"3024", my(3024, "Query execution was interrupted, maximum statement execution time exceeded"), dbop.RetryStatement},
-		{"1969", my(1969, "Query execution was interrupted (max_statement_time exceeded)"), dbop.RetryStatement},
-		{"1317", my(1317, "Query execution was interrupted"), dbop.NotRetryable},
-		{"1040", my(1040, "Too many connections"), dbop.RetryTransaction},
 		{"driver.ErrBadConn", dboptest.BadConn(), dbop.RetryTransaction},
-		{"mysql.ErrInvalidConn", dboptest.InvalidConn(), dbop.RetryTransaction},
 		{"SQLITE_BUSY 5", dboptest.SQLiteBusy(t), dbop.RetryTransaction},
 		{"SQLITE_BUSY_SNAPSHOT 517", dboptest.SQLiteBusySnapshot(t), dbop.RetryTransaction},
 		{"SQLITE_LOCKED 6", dboptest.SQLiteLocked(t), dbop.RetryTransaction},
@@ -76,7 +64,7 @@ func TestDefaultAgreesWithBackends(t *testing.T) {
 		cases []verdictCase
 	}{
 		{"postgres", postgresCases(t)},
-		{"mysql", mysqlCases()},
+		{"pgx sentinels", pgxSentinelCases()},
 		{"sqlite", sqliteCases(t)},
 		{"network", networkCases(t)},
 	} {
@@ -87,15 +75,18 @@ func TestDefaultAgreesWithBackends(t *testing.T) {
 }
 
 // The order of Default: server errors, then transport, then context errors,
-// then the pgx.ErrTxCommitRollback rule.
+// then the sql.ErrTxDone rule.
 func TestDefaultOrder(t *testing.T) {
 	cases := []verdictCase{
 		{"server error before deadline", errors.Join(context.DeadlineExceeded, dboptest.PgError("23505", "duplicate key")), dbop.NotRetryable},
-		{"server error before cancel", errors.Join(context.Canceled, dboptest.MySQLError(1205, "Lock wait timeout")), dbop.RetryStatement},
+		{"server error before cancel", errors.Join(context.Canceled, dboptest.PgError("55P03", "canceling statement due to lock timeout")), dbop.RetryStatement},
 		{"network before cancel", errors.Join(context.Canceled, dboptest.NetworkError()), dbop.RetryTransaction},
 		{"ErrTxCommitRollback after network", errors.Join(pgx.ErrTxCommitRollback, dboptest.NetworkError()), dbop.RetryTransaction},
 		{"ErrTxCommitRollback after cancel", errors.Join(pgx.ErrTxCommitRollback, context.Canceled), dbop.NotRetryable},
-		{"PostgreSQL before MySQL", errors.Join(dboptest.MySQLError(1205, "Lock wait timeout"), dboptest.PgError("40001", "could not serialize")), dbop.RetryTransaction},
+		{"PostgreSQL before SQLite", errors.Join(dboptest.SQLiteBusy(t), dboptest.PgError("23505", "duplicate key")), dbop.NotRetryable},
+		{"SQLite before network", errors.Join(dboptest.NetworkError(), dboptest.SQLiteConstraintUnique(t)), dbop.NotRetryable},
+		{"a MySQL error needs mysqldb", dboptest.MySQLError(1213, "Deadlock found"), dbop.Unclassified},
+		{"mysql.ErrInvalidConn needs mysqldb", dboptest.InvalidConn(), dbop.Unclassified},
 		{"unknown error", errors.New("boom"), dbop.Unclassified},
 		{"io.EOF", io.EOF, dbop.Unclassified},
 		{"sql.ErrNoRows", sql.ErrNoRows, dbop.Unclassified},
@@ -109,11 +100,11 @@ func TestDefaultOrder(t *testing.T) {
 	checkVerdicts(t, "Default", classifiers.Default, cases)
 }
 
-// Every exported classifier fits dbop.Classifier and composes with FirstOf.
+// Every exported classifier fits dbop.Classifier and composes with Or.
 func TestClassifierType(t *testing.T) {
-	c := dbop.FirstOf(classifiers.MySQL, classifiers.Postgres)
+	c := dbop.Classifier(classifiers.SQLite).Or(classifiers.Postgres)
 	if got := c(dboptest.PgError("40P01", "deadlock detected")); got != dbop.RetryTransaction {
-		t.Errorf("FirstOf(MySQL, Postgres)(40P01) = %v, want retry-transaction", got)
+		t.Errorf("SQLite.Or(Postgres)(40P01) = %v, want retry-transaction", got)
 	}
 }
 
@@ -124,7 +115,8 @@ func TestDefaultDoesNotAllocate(t *testing.T) {
 		err  error
 	}{
 		{"wrapped PgError", fmt.Errorf("transfer: %w", dboptest.PgError("40001", "could not serialize"))},
-		{"MySQLError", dboptest.MySQLError(1205, "Lock wait timeout exceeded")},
+		{"another driver's error", dboptest.MySQLError(1205, "Lock wait timeout exceeded")},
+		{"SafeToRetry", pgxConnClosed(t)},
 		{"network error", dboptest.NetworkError()},
 		{"context error", context.Canceled},
 		{"unknown error", errors.New("boom")},

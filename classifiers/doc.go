@@ -1,16 +1,20 @@
 // Package classifiers maps the errors of database drivers to [dbop.Verdict]
-// values: one classifier per backend, and [Default] for all of them.
+// values: one classifier per backend, and [Default] for all of them. It
+// imports no driver: it recognises errors by capability and by the
+// standard library's errors.
 //
 // Every classifier has the signature of a [dbop.Classifier]: it takes an
 // error and returns a verdict, or Unclassified when the error is not one it
-// knows, so that classifiers can be tried in turn with [dbop.FirstOf].
-// Classifiers look through wrapped errors (fmt.Errorf with %w) and joined
-// errors (errors.Join); the first error of a kind in the tree decides. They
-// keep no state, are safe for concurrent use and never block.
+// knows, so that classifiers can be asked in turn with [dbop.ClassifyBy]
+// (or [dbop.Classifier.Or]). Classifiers look through wrapped errors
+// (fmt.Errorf with %w) and joined errors (errors.Join); the first error of
+// a kind in the tree decides. They keep no state, are safe for concurrent
+// use and never block.
 //
-// Which error means what is taken from the project's DB-REFERENCE.md, which
-// cites the server documentation and driver sources; each rule in the code
-// names its source.
+// Which error means what is taken from the repository's backend reference,
+// docs/backends.md, which cites the server documentation and driver
+// sources; each rule in the code names its section there (§12 maps every
+// rule to its sections).
 //
 // # Usage
 //
@@ -21,6 +25,34 @@
 //
 // A classifier for one backend is a little cheaper and cannot misread an
 // error from another: dbop.ClassifyBy(classifiers.Postgres).
+//
+// # Capabilities, not drivers
+//
+// A driver's error is recognised by what it can do, found with errors.As
+// on an interface:
+//
+//   - SQLState() string: pgx's *pgconn.PgError, lib/pq's *pq.Error, and any
+//     other driver of the PostgreSQL protocol ([Postgres], [CockroachDB]);
+//   - SafeToRetry() bool: pgx's errors raised before anything was sent
+//     ([Postgres]);
+//   - Code() int: modernc.org/sqlite's *sqlite.Error ([SQLite]);
+//   - the standard library's errors: [driver.ErrBadConn], net.Error,
+//     syscall errors, [io.ErrUnexpectedEOF] ([Network]), context errors
+//     ([Context]).
+//
+// So a program links only the drivers it imports itself. Rules that need a
+// driver's own error type live with that driver:
+//
+//   - MySQL and MariaDB (go-sql-driver/mysql's *mysql.MySQLError, its
+//     ErrInvalidConn): github.com/dbop-go/dbop/adapters/mysqldb's
+//     Classifier, and its MySQL and MariaDB dialects of the sqldb adapter;
+//   - pgx's sentinel errors and fields (pgconn.ErrConnClosed,
+//     pgx.ErrTxCommitRollback, pgx.ErrTxClosed, the severity of a
+//     *pgconn.PgError): github.com/dbop-go/dbop/adapters/pgxdb's
+//     Classifier; [Postgres] leaves them Unclassified, which no retry acts
+//     on;
+//   - mattn/go-sqlite3, which needs cgo: the module
+//     github.com/dbop-go/dbop/classifiers/mattnsqlite.
 //
 // # Verdicts by backend
 //
@@ -44,20 +76,8 @@
 //	             class 23 (23505, 23P01, …) constraints   NotRetryable
 //	pgx          SafeToRetry() == true (nothing sent)     RetryTransaction
 //	             pgconn "conn busy" (a bug, not a fault)  NotRetryable
-//	             pgconn.ErrConnClosed                     RetryTransaction
-//	             pgx.ErrTxCommitRollback alone            NotRetryable
-//	             pgx.ErrTxClosed alone                    NotRetryable
 //	CockroachDB  40001, CR000 restart transaction         RetryTransaction
 //	             40003 result is ambiguous                Ambiguous
-//	MySQL        1213 deadlock                            RetryTransaction
-//	MariaDB      1205 lock wait timeout                   RetryStatement
-//	             3572 lock NOWAIT                         RetryStatement
-//	             3024, 1969 statement time limit          RetryStatement
-//	             1040 too many connections                RetryTransaction
-//	             1317 query interrupted                   NotRetryable
-//	             1062, 1451, 1452 constraints             NotRetryable
-//	             1193 unknown system variable             NotRetryable
-//	             mysql.ErrInvalidConn                     RetryTransaction
 //	SQLite       517 BUSY_SNAPSHOT                        RetryTransaction
 //	(modernc)    5 BUSY and its extended codes            RetryTransaction
 //	             6 LOCKED and its extended codes          RetryTransaction
@@ -72,10 +92,6 @@
 //	             context.Canceled                         NotRetryable
 //	             sql.ErrTxDone alone (Default only)       NotRetryable
 //
-// mattn/go-sqlite3 needs cgo, so its classifier lives in the separate package
-// github.com/dbop-go/dbop/classifiers/mattnsqlite; Default does not include
-// it.
-//
 // # Commits
 //
 // A classifier sees only the error, not the statement that returned it. A
@@ -86,9 +102,8 @@
 // knows when it is committing, reports them as Ambiguous. Only errors that
 // are ambiguous wherever they occur (40003, 08007) are Ambiguous here.
 //
-// # Importing
-//
-// This package imports pgx, go-sql-driver/mysql and modernc.org/sqlite for
-// their error types. Importing the last two registers their database/sql
-// drivers, named "mysql" and "sqlite".
+// [PostgresCommit] and [SQLiteCommit] are the scopes' judgement of a COMMIT
+// error: not committed, or unknown. Without a driver's types they call
+// ambiguous what they cannot tell apart (docs/backends.md §11): the
+// adapters named after a driver judge its errors precisely.
 package classifiers

@@ -15,8 +15,9 @@ func ExampleDefault() {
 		dboptest.PgError("40001", "could not serialize access due to concurrent update"))
 	fmt.Println(classifiers.Default(err))
 
-	// MySQL's lock wait timeout rolls back only the statement.
-	err = dboptest.MySQLError(1205, "Lock wait timeout exceeded; try restarting transaction")
+	// PostgreSQL's lock_timeout ends only the statement: a savepoint
+	// rollback undoes it.
+	err = dboptest.PgError("55P03", "canceling statement due to lock timeout")
 	fmt.Println(classifiers.Default(err))
 
 	// An error no classifier knows.

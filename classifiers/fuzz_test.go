@@ -64,7 +64,8 @@ func FuzzClassifiers(f *testing.F) {
 				}
 			}
 		}
-		// In a tree holding both, Default prefers the PostgreSQL verdict.
+		// In a tree holding both, Default prefers the PostgreSQL verdict: it
+		// does not read MySQL errors at all (that is mysqldb's Classifier).
 		pgV, myV := classifiers.Default(pgErr), classifiers.Default(myErr)
 		want := pgV
 		if want == dbop.Unclassified {

@@ -82,7 +82,6 @@ func allClassifiers() []namedClassifier {
 	return []namedClassifier{
 		{"Postgres", classifiers.Postgres},
 		{"CockroachDB", classifiers.CockroachDB},
-		{"MySQL", classifiers.MySQL},
 		{"SQLite", classifiers.SQLite},
 		{"Network", classifiers.Network},
 		{"Context", classifiers.Context},

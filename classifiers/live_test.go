@@ -2,16 +2,14 @@ package classifiers_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"strings"
 	"testing"
 
 	"github.com/dbop-go/dbop"
-	"github.com/dbop-go/dbop/adapters/pgxdb"
 	"github.com/dbop-go/dbop/classifiers"
 	"github.com/dbop-go/dbop/internal/testdb"
-	"github.com/go-sql-driver/mysql"
+	"github.com/dbop-go/dbop/scopes"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -44,8 +42,9 @@ func TestLivePgxConnBusy(t *testing.T) {
 }
 
 // A transaction function that leaves rows open fails with "conn busy",
-// on its next statement or on the scope's COMMIT; pgxdb.InTx under a
-// retry runs it once and returns that error.
+// on its next statement or on the scope's COMMIT; a transaction scope
+// judged by these classifiers alone (as the sqldb adapter's Postgres
+// dialect is), under a retry, runs it once and returns that error.
 func TestLivePgxConnBusyIsNotRetried(t *testing.T) {
 	pool, err := pgxpool.New(t.Context(), testdb.Postgres(t))
 	if err != nil {
@@ -64,46 +63,21 @@ func TestLivePgxConnBusyIsNotRetried(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var calls int
-			_, err := pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (int, error) {
+			begin := func(ctx context.Context, _ scopes.BeginOptions) (pgx.Tx, error) { return pool.Begin(ctx) }
+			_, err := scopes.InTx(begin, func(ctx context.Context, tx pgx.Tx) (int, error) {
 				calls++
 				if _, err := tx.Query(ctx, "SELECT generate_series(1, 3)"); err != nil { // rows left open
 					return 0, err
 				}
 				return 0, tc.next(ctx, tx)
-			}).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))).Run(t.Context())
+			},
+				scopes.ClassifyBy(classifiers.Postgres),
+				scopes.CommitOutcome(classifiers.PostgresCommit),
+			).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))).Run(t.Context())
 			if calls != 1 || err == nil || !strings.Contains(err.Error(), "conn busy") || dbop.VerdictOf(err).Retryable() {
 				t.Errorf("ran %d times, returned %v (verdict %v); want one run ending in conn busy, not retryable",
 					calls, err, dbop.VerdictOf(err))
 			}
-		})
-	}
-}
-
-// Setting a system variable the server does not have fails with 1193 on
-// every attempt. MariaDB has no max_execution_time (MySQL's statement time
-// limit), which is how a MySQL setting reaches it.
-func TestLiveMySQLUnknownSystemVariable(t *testing.T) {
-	db, err := sql.Open("mysql", testdb.MySQL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var version string
-	if err := db.QueryRowContext(t.Context(), "SELECT VERSION()").Scan(&version); err != nil {
-		t.Fatal(err)
-	}
-	stmts := []string{"SET SESSION dbop_no_such_variable = 1"}
-	if strings.Contains(version, "MariaDB") {
-		stmts = append(stmts, "SET SESSION max_execution_time = 1000")
-	}
-	for _, stmt := range stmts {
-		t.Run(stmt, func(t *testing.T) {
-			_, err := db.ExecContext(t.Context(), stmt)
-			if me, ok := errors.AsType[*mysql.MySQLError](err); !ok || me.Number != 1193 {
-				t.Fatalf("%s on %s: got %v, want error 1193", stmt, version, err)
-			}
-			checkVerdicts(t, "MySQL", classifiers.MySQL, []verdictCase{{"MySQL", err, dbop.NotRetryable}})
-			checkVerdicts(t, "Default", classifiers.Default, []verdictCase{{"Default", err, dbop.NotRetryable}})
 		})
 	}
 }

@@ -12,7 +12,8 @@ import (
 
 // Network classifies the transport errors that any driver passes up when a
 // connection breaks. Each of these is RetryTransaction, because a broken
-// connection takes its transaction with it:
+// connection takes its transaction with it (docs/backends.md §2.7, §4.3,
+// §4.6, §7.7, §10.1):
 //
 //   - [driver.ErrBadConn]: the driver sent nothing (database/sql driver.go:
 //     it "should NOT be returned if there's a possibility that the database
@@ -25,7 +26,7 @@ import (
 // says nothing about a connection by itself.
 //
 // A network error that answers a COMMIT leaves the outcome unknown
-// (DB-REFERENCE pitfall 1). Only the transaction scope knows that the failed
+// (docs/backends.md §11). Only the transaction scope knows that the failed
 // statement was the COMMIT, so it is the scope that reports such an error as
 // Ambiguous.
 //

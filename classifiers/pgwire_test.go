@@ -220,10 +220,11 @@ func TestPgxTransportErrors(t *testing.T) {
 		SafeToRetry, Timeout, ConnClosed, Canceled, Deadline, UnexpectedEOF bool
 	}
 	for _, tc := range []struct {
-		name  string
-		run   func(t *testing.T) error
-		facts facts
-		want  dbop.Verdict
+		name   string
+		run    func(t *testing.T) error
+		facts  facts
+		want   dbop.Verdict
+		commit dbop.Verdict // of PostgresCommit, when set
 	}{{
 		name: "closed before send",
 		run: func(t *testing.T) error {
@@ -298,15 +299,18 @@ func TestPgxTransportErrors(t *testing.T) {
 		// ⚠ pgx v5.12.0: the server committed (CommandComplete "COMMIT")
 		// and the connection dropped before ReadyForQuery; pgx still says
 		// SafeToRetry. A transaction scope must not read SafeToRetry on a
-		// COMMIT error as "not committed" (DB-REFERENCE §6 says it may).
+		// COMMIT error as "not committed" (docs/backends.md §2.4):
+		// PostgresCommit, which cannot see pgconn.ErrConnClosed, calls
+		// every SafeToRetry error at COMMIT ambiguous.
 		name: "COMMIT done, connection dropped before ReadyForQuery",
 		run: func(t *testing.T) error {
 			pc := pipeConn(t, dropAfter(&pgproto3.CommandComplete{CommandTag: []byte("COMMIT")}))
 			_, err := pc.Exec(context.Background(), "commit").ReadAll()
 			return err
 		},
-		facts: facts{SafeToRetry: true, ConnClosed: true},
-		want:  dbop.RetryTransaction,
+		facts:  facts{SafeToRetry: true, ConnClosed: true},
+		want:   dbop.RetryTransaction,
+		commit: dbop.Ambiguous,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.run(t)
@@ -326,6 +330,11 @@ func TestPgxTransportErrors(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, classifiers.Default(err)); diff != "" {
 				t.Errorf("Default(%v) (-want +got):\n%s", err, diff)
+			}
+			if tc.commit != dbop.Unclassified {
+				if diff := cmp.Diff(tc.commit, classifiers.PostgresCommit(err)); diff != "" {
+					t.Errorf("PostgresCommit(%v) (-want +got):\n%s", err, diff)
+				}
 			}
 		})
 	}

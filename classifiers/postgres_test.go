@@ -13,9 +13,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// postgresCases are the PostgreSQL rows of DB-REFERENCE's summary table and
-// the codes of its §1, with the messages the server sends, and pgx's own
-// errors, real ones where a test can make them.
+// postgresCases are the PostgreSQL rules of docs/backends.md §12 and the
+// codes of its §1, with the messages the server sends, and pgx's errors
+// that carry a capability, real ones where a test can make them.
 func postgresCases(t *testing.T) []verdictCase {
 	pg := func(code, message string) error { return dboptest.PgError(code, message) }
 	return []verdictCase{
@@ -57,26 +57,35 @@ func postgresCases(t *testing.T) []verdictCase {
 		{"42601 syntax_error", pg("42601", "syntax error at or near \"SELEC\""), dbop.NotRetryable},
 		{"SafeToRetry true", &safeToRetryError{safe: true}, dbop.RetryTransaction},
 		{"SafeToRetry false", &safeToRetryError{safe: false}, dbop.Unclassified},
-		{"pgconn.ErrConnClosed", pgconn.ErrConnClosed, dbop.RetryTransaction},
 		{"pgconn conn closed", pgxConnClosed(t), dbop.RetryTransaction},
 		{"pgconn conn busy: a bug, not a fault", pgxConnBusy(t), dbop.NotRetryable},
 		{"conn busy look-alike without SafeToRetry", errors.New("conn busy"), dbop.Unclassified},
 		{"SafeToRetry saying conn busy, not shaped like pgconn's", busyLookAlike{}, dbop.RetryTransaction},
-		{"pgx.ErrTxClosed", pgx.ErrTxClosed, dbop.NotRetryable},
 		{"pgx.ErrTxClosed after 40001", errors.Join(pgx.ErrTxClosed, pg("40001", "could not serialize access")), dbop.RetryTransaction},
-		{"pgx.ErrTxCommitRollback", pgx.ErrTxCommitRollback, dbop.NotRetryable},
 		{"pgx.ErrTxCommitRollback after 40001", errors.Join(pg("40001", "could not serialize access"), pgx.ErrTxCommitRollback), dbop.RetryTransaction},
 		{"pgx.ErrTxCommitRollback after 23505", errors.Join(pgx.ErrTxCommitRollback, pg("23505", "duplicate key")), dbop.NotRetryable},
 	}
 }
 
+// pgxSentinelCases are pgx's errors that have neither a SQLSTATE nor a
+// capability: only pgx's own sentinels name them, so the driver-free
+// classifiers leave them Unclassified, which no retry acts on.
+// github.com/dbop-go/dbop/adapters/pgxdb's Classifier recognises them.
+func pgxSentinelCases() []verdictCase {
+	return []verdictCase{
+		{"bare pgconn.ErrConnClosed", pgconn.ErrConnClosed, dbop.Unclassified},
+		{"pgx.ErrTxClosed", pgx.ErrTxClosed, dbop.Unclassified},
+		{"pgx.ErrTxCommitRollback", pgx.ErrTxCommitRollback, dbop.Unclassified},
+	}
+}
+
 func TestPostgres(t *testing.T) {
-	cases := append(postgresCases(t),
+	cases := append(append(postgresCases(t), pgxSentinelCases()...),
 		verdictCase{"CR000 is CockroachDB's", dboptest.PgError("CR000", "restart transaction"), dbop.Unclassified},
 		verdictCase{"MySQL 1213 is not PostgreSQL", dboptest.MySQLError(1213, "Deadlock found"), dbop.Unclassified},
 		verdictCase{"network error is Network's", dboptest.NetworkError(), dbop.Unclassified},
 		verdictCase{"deadline is Context's", context.DeadlineExceeded, dbop.Unclassified},
-		verdictCase{"ErrTxCommitRollback with network error", errors.Join(pgx.ErrTxCommitRollback, dboptest.NetworkError()), dbop.NotRetryable},
+		verdictCase{"ErrTxCommitRollback with network error", errors.Join(pgx.ErrTxCommitRollback, dboptest.NetworkError()), dbop.Unclassified},
 		verdictCase{"sql.ErrTxDone is Default's", sql.ErrTxDone, dbop.Unclassified},
 	)
 	checkVerdicts(t, "Postgres", classifiers.Postgres, cases)

@@ -26,10 +26,11 @@ type sqliteCoder interface {
 
 // SQLite classifies the errors of modernc.org/sqlite, the pure-Go SQLite
 // driver, by the result code of the first error in the tree with a
-// Code() int method, as *sqlite.Error has. The
-// driver enables extended result codes, so Code() may be an extended code
-// such as 517; its low byte is the primary code (DB-REFERENCE §4). For
-// mattn/go-sqlite3 use github.com/dbop-go/dbop/classifiers/mattnsqlite.
+// Code() int method, as *sqlite.Error has; it does not import the driver.
+// The driver enables extended result codes, so Code() may be an extended
+// code such as 517; its low byte is the primary code (docs/backends.md
+// §5.7). For mattn/go-sqlite3 use
+// github.com/dbop-go/dbop/classifiers/mattnsqlite.
 //
 //	517 BUSY_SNAPSHOT                   RetryTransaction (only a new transaction
 //	                                    sees the other connection's write)
@@ -43,16 +44,17 @@ type sqliteCoder interface {
 // BUSY is not RetryStatement although outside a transaction a statement
 // retry would do: inside one, SQLite may already have rolled the whole
 // transaction back on its own ("SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM,
-// SQLITE_BUSY, and SQLITE_INTERRUPT" may, c3ref/get_autocommit), and a
+// SQLITE_BUSY, and SQLITE_INTERRUPT" may, §5.5), and a
 // classifier cannot see whether it did. Retrying the whole transaction is
 // right in both cases. INTERRUPT rolls back "the entire transaction" and
-// its savepoints (DB-REFERENCE §4); LOCKED gets the same safe scope.
+// its savepoints (§5.6); LOCKED gets the same safe scope (§12: ⚠
+// unverified).
 //
 // On context cancellation the driver returns the context's error, not an
 // *sqlite.Error; [Context] classifies it.
 //
 // Code() int is not unique to SQLite drivers. [Default] asks SQLite after
-// the PostgreSQL and MySQL classifiers, whose errors have no such method.
+// the PostgreSQL classifiers, whose drivers' errors have no such method.
 //
 // Any other error is Unclassified. SQLite is safe for concurrent use.
 func SQLite(err error) dbop.Verdict {
@@ -64,15 +66,15 @@ func SQLite(err error) dbop.Verdict {
 		return dbop.Unclassified
 	}
 	code := se.Code()
-	if code == sqliteBusySnapshot { // 517: (E) statement retry fails again, ROLLBACK works (DB-REFERENCE §4)
+	if code == sqliteBusySnapshot { // 517: a statement retry fails again, ROLLBACK works (§5.1, §5.3)
 		return dbop.RetryTransaction
 	}
 	switch code & 0xff {
-	case sqliteBusy, // 5: may silently roll the transaction back (c3ref/get_autocommit)
-		sqliteLocked,    // 6: "⚠ statement / whole tx" in DB-REFERENCE: take the safe scope
-		sqliteInterrupt: // 9: rolls back "the entire transaction" (crawshaw/sqlite#73)
+	case sqliteBusy, // 5: may silently roll the transaction back (§5.2, §5.4, §5.5)
+		sqliteLocked,    // 6: scope unverified (§12 ⚠): take the safe one
+		sqliteInterrupt: // 9: rolls back "the entire transaction" (§5.6)
 		return dbop.RetryTransaction
-	case sqliteConstraint: // 19 and its extended codes: "never" (DB-REFERENCE summary)
+	case sqliteConstraint: // 19 and its extended codes: fail on every attempt (§5 table, §12)
 		return dbop.NotRetryable
 	}
 	return dbop.Unclassified

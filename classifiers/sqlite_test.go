@@ -13,7 +13,7 @@ import (
 	"github.com/dbop-go/dbop/dboptest"
 )
 
-// sqliteCases are the SQLite rows of DB-REFERENCE's summary table, with real
+// sqliteCases are the SQLite rules of docs/backends.md §12, with real
 // modernc.org/sqlite errors provoked against temporary databases.
 func sqliteCases(tb testing.TB) []verdictCase {
 	return []verdictCase{
@@ -35,7 +35,7 @@ func TestSQLite(t *testing.T) {
 }
 
 // modernc.org/sqlite ends a busy wait when the context is done and returns
-// the context's error, not an *sqlite.Error (DB-REFERENCE §4), so a
+// the context's error, not an *sqlite.Error (docs/backends.md §5.9), so a
 // per-attempt deadline reaches Default as context.DeadlineExceeded.
 func TestSQLiteBusyWaitDeadline(t *testing.T) {
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "wait.db")+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")

@@ -31,8 +31,8 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/adapters/mysqldb"
 	"github.com/dbop-go/dbop/adapters/sqldb"
-	"github.com/dbop-go/dbop/classifiers"
 	"github.com/dbop-go/dbop/internal/faultproxy"
 	"github.com/dbop-go/dbop/scopes"
 	"github.com/go-sql-driver/mysql"
@@ -50,7 +50,7 @@ func mdbTable(name string) string {
 type mdbFault struct {
 	name    string
 	number  uint16
-	verdict dbop.Verdict // what classifiers.MySQL says of it
+	verdict dbop.Verdict // what mysqldb.Classifier says of it
 }
 
 var (
@@ -206,7 +206,7 @@ func (s *mdbScene) look() {
 // looks at the tables from another connection, and releases the 1205
 // blocker, so that the next attempt can take row 1.
 func (s *mdbScene) onRetry(r *recorder) dbop.RetryOption {
-	return dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) {
+	return dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) {
 		r.add(e.Err)
 		s.look()
 		s.releaseBlocker()
@@ -304,9 +304,9 @@ func (s *mdbScene) retry(r *recorder) dbop.Decorator {
 }
 
 // inTxOpts returns InTx's options: for 1205, innodb_lock_wait_timeout = 1.
-func (s *mdbScene) inTxOpts() []sqldb.Option {
+func (s *mdbScene) inTxOpts() []sqldb.TxOption {
 	if s.fault == mdbLockWait {
-		return []sqldb.Option{sqldb.LockTimeout(time.Second)}
+		return []sqldb.TxOption{sqldb.LockTimeout(time.Second)}
 	}
 	return nil
 }
@@ -326,14 +326,14 @@ func TestLiveComposeMariaDBRetryInsideInTx(t *testing.T) {
 				s := newMDBScene(t, fmt.Sprintf("inner_%s_%v", fault.name, classify), fault)
 				var inner, outer recorder
 				attempts := 0
-				op := sqldb.InTx(s.db, sqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
+				op := sqldb.InTx(s.db, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
 					attempts++
 					if err := s.write(ctx, tx, "A"); err != nil {
 						return 0, err
 					}
 					ds := []dbop.Decorator{s.retry(&inner)}
 					if classify {
-						ds = append(ds, dbop.ClassifyBy(classifiers.MySQL))
+						ds = append(ds, dbop.ClassifyBy(mysqldb.Classifier))
 					}
 					if _, err := s.step(tx).With(ds...).Run(ctx); err != nil {
 						return 0, err
@@ -391,7 +391,7 @@ func TestLiveComposeMariaDBByHandSavepoint(t *testing.T) {
 					_ = tx.Rollback()
 					return 0, err
 				}
-				_, err = s.step(tx).With(s.retry(&inner), sqldb.InSavepoint(tx, sqldb.MariaDB)).Run(context.Background())
+				_, err = s.step(tx).With(s.retry(&inner), sqldb.InSavepoint(tx, mysqldb.MariaDB)).Run(context.Background())
 				if err != nil {
 					callerErrs = append(callerErrs, err)
 					s.look() // before the rollback: nothing may be committed already
@@ -406,7 +406,7 @@ func TestLiveComposeMariaDBByHandSavepoint(t *testing.T) {
 			})
 			var n int
 			err := s.run(t, func(ctx context.Context) (err error) {
-				n, err = caller.With(s.retry(&outer), dbop.ClassifyBy(classifiers.MySQL)).Run(ctx)
+				n, err = caller.With(s.retry(&outer), dbop.ClassifyBy(mysqldb.Classifier)).Run(ctx)
 				return err
 			})
 			if err != nil {
@@ -453,7 +453,7 @@ func TestLiveComposeMariaDBNestedSavepoints(t *testing.T) {
 			s := newMDBScene(t, "nested_"+fault.name, fault)
 			var innermost, middle, outer recorder
 			attempts, outerStepRuns := 0, 0
-			op := sqldb.InTx(s.db, sqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
+			op := sqldb.InTx(s.db, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
 				attempts++
 				if err := s.write(ctx, tx, "A"); err != nil {
 					return 0, err
@@ -463,9 +463,9 @@ func TestLiveComposeMariaDBNestedSavepoints(t *testing.T) {
 					if err := s.write(ctx, tx, "B"); err != nil {
 						return 0, err
 					}
-					return s.step(tx).With(s.retry(&innermost), sqldb.InSavepoint(tx, sqldb.MariaDB)).Run(ctx)
+					return s.step(tx).With(s.retry(&innermost), sqldb.InSavepoint(tx, mysqldb.MariaDB)).Run(ctx)
 				})
-				if _, err := outerStep.With(s.retry(&middle), sqldb.InSavepoint(tx, sqldb.MariaDB)).Run(ctx); err != nil {
+				if _, err := outerStep.With(s.retry(&middle), sqldb.InSavepoint(tx, mysqldb.MariaDB)).Run(ctx); err != nil {
 					return 0, err
 				}
 				return attempts, s.write(ctx, tx, "C")
@@ -513,19 +513,19 @@ func TestLiveComposeMariaDBSwallowedDeadlock(t *testing.T) {
 	var inner, outer recorder
 	var swallowed, refused []error
 	attempts, laterRuns := 0, 0
-	op := sqldb.InTx(s.db, sqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
+	op := sqldb.InTx(s.db, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
 		attempts++
 		if err := s.write(ctx, tx, "A"); err != nil {
 			return 0, err
 		}
-		if _, err := s.step(tx).With(s.retry(&inner), sqldb.InSavepoint(tx, sqldb.MariaDB)).Run(ctx); err != nil {
+		if _, err := s.step(tx).With(s.retry(&inner), sqldb.InSavepoint(tx, mysqldb.MariaDB)).Run(ctx); err != nil {
 			swallowed = append(swallowed, err)
 		}
 		later := dbop.Op[int](func(ctx context.Context) (int, error) {
 			laterRuns++
 			return 0, s.write(ctx, tx, "later")
 		})
-		if _, err := later.With(s.retry(&inner), sqldb.InSavepoint(tx, sqldb.MariaDB)).Run(ctx); err != nil {
+		if _, err := later.With(s.retry(&inner), sqldb.InSavepoint(tx, mysqldb.MariaDB)).Run(ctx); err != nil {
 			refused = append(refused, err)
 		}
 		return attempts, nil // whatever happened
@@ -581,7 +581,7 @@ func TestLiveComposeMariaDBFinalErrorsUnchanged(t *testing.T) {
 	}
 	shapes := []struct {
 		name     string
-		classify bool // ClassifyBy(classifiers.MySQL) after the retry around InTx
+		classify bool // ClassifyBy(mysqldb.Classifier) after the retry around InTx
 		inside   bool // the fault runs through a retry inside the function
 	}{
 		{"InTx", false, false},
@@ -595,7 +595,7 @@ func TestLiveComposeMariaDBFinalErrorsUnchanged(t *testing.T) {
 				var retried recorder
 				var orig error
 				runs := 0
-				op := sqldb.InTx(db, sqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
+				op := sqldb.InTx(db, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
 					runs++
 					if _, err := tx.ExecContext(ctx, "INSERT INTO "+tbl+" VALUES ('A')"); err != nil {
 						return 0, err
@@ -611,7 +611,7 @@ func TestLiveComposeMariaDBFinalErrorsUnchanged(t *testing.T) {
 				})
 				ds := []dbop.Decorator{dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), retried.option())}
 				if sh.classify {
-					ds = append(ds, dbop.ClassifyBy(classifiers.MySQL))
+					ds = append(ds, dbop.ClassifyBy(mysqldb.Classifier))
 				}
 				_, err := op.With(ds...).Run(t.Context())
 				if f.number == 0 && orig != sql.ErrNoRows {
@@ -670,7 +670,7 @@ func TestLiveComposeMariaDBAmbiguousCommit(t *testing.T) {
 			cuts := p.Cuts()
 			var retried recorder
 			runs := 0
-			op := sqldb.InTx(db, sqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
+			op := sqldb.InTx(db, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
 				runs++
 				if _, err := tx.ExecContext(ctx, "INSERT INTO "+tbl+" VALUES (?, 1) ON DUPLICATE KEY UPDATE v = v", key); err != nil {
 					return 0, err

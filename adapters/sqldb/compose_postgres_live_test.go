@@ -133,7 +133,7 @@ func pgcRows(t *testing.T, db *sql.DB, tbl string) string {
 }
 
 // pgcRetries records the OnRetry events of a retry.
-type pgcRetries struct{ events []dbop.RetryEvent }
+type pgcRetries struct{ events []dbop.AttemptEvent }
 
 // strings returns each retried error as "SQLSTATE verdict".
 func (r *pgcRetries) strings() []string {
@@ -215,8 +215,8 @@ func newPgcRival(t *testing.T, admin *sql.DB, tbl, code string) *pgcRival {
 	return r
 }
 
-func (r *pgcRival) txOptions() []sqldb.Option {
-	opts := []sqldb.Option{sqldb.Isolation(sql.LevelRepeatableRead)}
+func (r *pgcRival) txOptions() []sqldb.TxOption {
+	opts := []sqldb.TxOption{sqldb.Isolation(sql.LevelRepeatableRead)}
 	if r.code == "55P03" {
 		opts = append(opts, sqldb.LockTimeout(50*time.Millisecond))
 	}
@@ -259,7 +259,7 @@ func (r *pgcRival) beforeStep() {
 // event in rec and releases a 55P03 rival's lock, so that the attempt after
 // the retried one can take it.
 func (r *pgcRival) onRetry(rec *pgcRetries) dbop.RetryOption {
-	return dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) {
+	return dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) {
 		rec.events = append(rec.events, e)
 		r.release()
 	})
@@ -270,7 +270,7 @@ func (r *pgcRival) onRetry(rec *pgcRetries) dbop.RetryOption {
 // unblocked by the rollback, has ended its own transaction, so that the
 // next attempt cannot lose the race for row A and deadlock again.
 func (r *pgcRival) ownerRetry(rec *pgcRetries) dbop.RetryOption {
-	return dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) {
+	return dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) {
 		rec.events = append(rec.events, e)
 		r.release()
 		r.await()
@@ -692,7 +692,7 @@ func TestLiveComposePostgresAmbiguousCommit(t *testing.T) {
 				}
 				return 1, nil
 			})
-			retry := dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) {
+			retry := dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) {
 				rec.events = append(rec.events, e)
 			}))
 			v, err := op.With(tt.decos(retry)...).Run(t.Context())

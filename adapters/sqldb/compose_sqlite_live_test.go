@@ -106,7 +106,7 @@ func (s *liteScene) read(ctx context.Context, tx *sql.Tx) (int, error) {
 	if first && s.fault == liteSnapshot {
 		if _, err := s.other.ExecContext(ctx, "UPDATE sqldb_cmp_counter SET n = n + 100 WHERE id = 1"); err != nil {
 			s.armErr = err
-			return 0, dbop.Permanent(err)
+			return 0, dbop.Classify(err, dbop.NotRetryable)
 		}
 	}
 	return n, nil
@@ -163,7 +163,7 @@ func (s *liteScene) look() {
 // retry records the retried error in r, looks at the database from another
 // connection, and releases the write lock of BUSY.
 func (s *liteScene) retry(r *recorder) dbop.Decorator {
-	return dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) {
+	return dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) {
 		r.add(e.Err)
 		s.look()
 		s.releaseHolder()

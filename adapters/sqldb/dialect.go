@@ -1,83 +1,79 @@
 package sqldb
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/classifiers"
+	"github.com/dbop-go/dbop/internal/sqldialect"
 )
 
-// Dialect names the database behind a *sql.DB. It picks the classifier, the
-// rules that judge a failed COMMIT ([Dialect.CommitOutcome]), how per-attempt
-// server timeouts are set, and how savepoint names are quoted. The zero
-// Dialect is invalid: the functions of this package panic on it.
-type Dialect uint8
+// Dialect describes the database and driver behind a *sql.DB: its Name,
+// its Family (the SQL it speaks: how savepoint names are quoted and how
+// per-attempt server timeouts are set), its classifier (Classify, wired in
+// after the [ClassifyBy] classifiers) and the rules that judge a failed
+// COMMIT (CommitOutcome). It is a value: this package declares [Postgres]
+// and [SQLite], and github.com/dbop-go/dbop/adapters/mysqldb declares
+// mysqldb.MySQL and mysqldb.MariaDB, which need go-sql-driver/mysql's
+// error type.
+//
+// [InTx], [Do] and [InSavepoint] copy the Dialect they are given, so a
+// value changed later does not change an operation already built. To change
+// one rule, copy a declared Dialect and set the field:
+//
+//	d := sqldb.Postgres
+//	d.Name = "postgres+pgx"
+//	d.CommitOutcome = myCommitRules
+//
+// Never assign to the declared variables themselves: every user of the
+// package shares them. The zero Dialect, or one missing a field, is
+// invalid: the functions of this package panic on it, naming what is
+// missing.
+type Dialect = sqldialect.Dialect
 
-const (
-	// Postgres is PostgreSQL (or a database on its wire protocol) through
-	// the pgx stdlib driver (github.com/jackc/pgx/v5/stdlib) or lib/pq.
-	Postgres Dialect = iota + 1
-	// MySQL is MySQL through github.com/go-sql-driver/mysql.
-	MySQL
-	// MariaDB is MariaDB through github.com/go-sql-driver/mysql. It differs
-	// from MySQL in its statement time limit (max_statement_time, any
-	// statement, error 1969, instead of max_execution_time, SELECT only,
-	// error 3024).
-	MariaDB
-	// SQLite is SQLite through modernc.org/sqlite, the pure-Go driver. For
-	// mattn/go-sqlite3, pass its classifier
-	// (github.com/dbop-go/dbop/classifiers/mattnsqlite) with
-	// [WithClassifier].
-	SQLite
-)
-
-// String returns the dialect's name: "postgres", "mysql", "mariadb" or
-// "sqlite".
-func (d Dialect) String() string {
-	switch d {
-	case Postgres:
-		return "postgres"
-	case MySQL:
-		return "mysql"
-	case MariaDB:
-		return "mariadb"
-	case SQLite:
-		return "sqlite"
-	}
-	return fmt.Sprintf("Dialect(%d)", uint8(d))
+// Postgres is PostgreSQL, or a database on its wire protocol, through pgx's
+// database/sql driver (github.com/jackc/pgx/v5/stdlib) or lib/pq. Its
+// classifier is [classifiers.Postgres], then [classifiers.Network], then
+// [classifiers.Context]; its COMMIT rules are [classifiers.PostgresCommit].
+// Both recognise errors by capability and link no driver; pgx's sentinel
+// errors (pgx.ErrTxClosed, pgx.ErrTxCommitRollback, a bare
+// pgconn.ErrConnClosed) are then Unclassified, and a COMMIT error only pgx
+// could tell apart is ambiguous. On pgx's driver, add
+// ClassifyBy(pgxdb.Classifier) (github.com/dbop-go/dbop/adapters/pgxdb) for
+// its sentinels.
+var Postgres = Dialect{
+	Name:          "postgres",
+	Family:        sqldialect.Postgres,
+	Classify:      postgresClassify,
+	CommitOutcome: classifiers.PostgresCommit,
 }
 
-// valid reports whether d is one of the declared dialects.
-func (d Dialect) valid() bool { return d >= Postgres && d <= SQLite }
-
-// mustBeValid panics, naming caller, when d is not a declared dialect.
-func (d Dialect) mustBeValid(caller string) {
-	if !d.valid() {
-		panic(fmt.Sprintf("sqldb: %s: invalid %v: use sqldb.Postgres, MySQL, MariaDB or SQLite", caller, d))
-	}
+// SQLite is SQLite through modernc.org/sqlite, the pure-Go driver, which it
+// does not link. Its classifier is [classifiers.SQLite], then
+// [classifiers.Network], then [classifiers.Context]; its COMMIT rules are
+// [classifiers.SQLiteCommit]. For mattn/go-sqlite3, add its classifier
+// (github.com/dbop-go/dbop/classifiers/mattnsqlite) with [ClassifyBy].
+var SQLite = Dialect{
+	Name:          "sqlite",
+	Family:        sqldialect.SQLite,
+	Classify:      sqliteClassify,
+	CommitOutcome: classifiers.SQLiteCommit,
 }
 
-// Classify is the dialect's classifier, the one [InTx] and [InSavepoint]
-// wire in: the backend's classifier from github.com/dbop-go/dbop/classifiers
-// ([classifiers.Postgres], [classifiers.MySQL] for MySQL and MariaDB,
-// [classifiers.SQLite]), then [classifiers.Network], then
-// [classifiers.Context]. The first verdict other than Unclassified wins. Use
-// the method value d.Classify wherever a [dbop.Classifier] is wanted.
-func (d Dialect) Classify(err error) dbop.Verdict {
-	if err == nil {
-		return dbop.Unclassified
-	}
-	var v dbop.Verdict
-	switch d {
-	case Postgres:
-		v = classifiers.Postgres(err)
-	case MySQL, MariaDB:
-		v = classifiers.MySQL(err)
-	case SQLite:
-		v = classifiers.SQLite(err)
-	}
-	if v != dbop.Unclassified {
+// postgresClassify is the classifier of [Postgres].
+func postgresClassify(err error) dbop.Verdict {
+	return withTransport(classifiers.Postgres(err), err)
+}
+
+// sqliteClassify is the classifier of [SQLite].
+func sqliteClassify(err error) dbop.Verdict {
+	return withTransport(classifiers.SQLite(err), err)
+}
+
+// withTransport returns v, the backend's verdict on err, or, when the
+// backend had none, the verdict of the transport and context rules.
+func withTransport(v dbop.Verdict, err error) dbop.Verdict {
+	if v != dbop.Unclassified || err == nil {
 		return v
 	}
 	if v := classifiers.Network(err); v != dbop.Unclassified {
@@ -86,12 +82,19 @@ func (d Dialect) Classify(err error) dbop.Verdict {
 	return classifiers.Context(err)
 }
 
+// mustBeValid panics, naming caller, when d is not a usable Dialect.
+func mustBeValid(d Dialect, caller string) {
+	if err := sqldialect.Check(d); err != nil {
+		panic("sqldb: " + caller + ": " + err.Error() + ": use sqldb.Postgres, sqldb.SQLite, mysqldb.MySQL or mysqldb.MariaDB, or a copy of one")
+	}
+}
+
 // quote returns name as a quoted SQL identifier: `name` for MySQL and
 // MariaDB, "name" for PostgreSQL and SQLite, with the quote character
 // doubled inside.
-func (d Dialect) quote(name string) string {
+func quote(f sqldialect.Family, name string) string {
 	q := `"`
-	if d == MySQL || d == MariaDB {
+	if f == sqldialect.MySQL || f == sqldialect.MariaDB {
 		q = "`"
 	}
 	return q + strings.ReplaceAll(name, q, q+q) + q

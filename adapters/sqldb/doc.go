@@ -3,38 +3,60 @@
 // savepoints over *sql.Tx, and per-attempt server timeouts that never leave
 // a setting behind on a pooled connection.
 //
-//	transfer := sqldb.InTx(db, sqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int64, error) {
+//	transfer := sqldb.InTx(db, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int64, error) {
 //		… tx.ExecContext(ctx, …) …
 //	}, sqldb.LockTimeout(2*time.Second))
 //	n, err := transfer.With(dbop.WithRetry(backoff)).Run(ctx)
 //
-// Which error means what comes from the project's DB-REFERENCE.md; the
-// comments in the code cite the section each rule comes from.
+// Which error means what comes from the repository's backend reference,
+// docs/backends.md; the comments in the code cite the section each rule
+// comes from.
 //
 // # Dialects
 //
-// A [Dialect] names the database and driver behind a *sql.DB: [Postgres]
-// (pgx stdlib or lib/pq), [MySQL] and [MariaDB] (go-sql-driver/mysql), and
-// [SQLite] (modernc.org/sqlite). It picks the classifier ([Dialect.Classify]:
-// the backend's classifier from github.com/dbop-go/dbop/classifiers, then
-// Network, then Context), the rules that judge a failed COMMIT
-// ([Dialect.CommitOutcome]), how per-attempt timeouts are set, and how
-// savepoint names are quoted.
+// A [Dialect] is a value that describes the database and driver behind a
+// *sql.DB: this package declares [Postgres] (pgx's database/sql driver or
+// lib/pq) and [SQLite] (modernc.org/sqlite), and
+// github.com/dbop-go/dbop/adapters/mysqldb declares mysqldb.MySQL and
+// mysqldb.MariaDB (go-sql-driver/mysql). A Dialect carries its classifier
+// (Classify: the backend's classifier, then classifiers.Network, then
+// classifiers.Context), the rules that judge a failed COMMIT
+// (CommitOutcome), and its Family, which decides how per-attempt timeouts
+// are set and how savepoint names are quoted.
+//
+// # Options
+//
+// [InTx] and [Do] take [TxOption] values, [InSavepoint] takes
+// [SavepointOption] values, and an [Option] is both:
+//
+//	option               InTx, Do   InSavepoint
+//	ClassifyBy(c…)       yes        yes
+//	RollbackTimeout(d)   yes        yes
+//	ReadOnly()           yes        –
+//	Isolation(level)     yes        –
+//	LockTimeout(d)       yes        –
+//	StatementTimeout(d)  yes        –
+//
+// A transaction-only option given to InSavepoint does not compile. The
+// timeouts are per transaction because MySQL's and MariaDB's session
+// variables are not undone by ROLLBACK TO SAVEPOINT (docs/backends.md
+// §3.10).
 //
 // # Transactions
 //
 // [InTx] builds an operation that begins a transaction on a [Beginner] (a
 // *sql.DB or a *sql.Conn) each time it runs, calls fn with it, and commits;
-// it is [scopes.InTx] over *sql.Tx. Retrying it with [dbop.WithRetry]
-// retries whole transactions, fn's reads included. fn receives a context
-// marked [dbop.WithinTx]: a retry inside it, such as one around
-// [InSavepoint], retries only statement-level errors. fn must not commit or
-// roll back tx itself.
+// it is [scopes.InTx] over *sql.Tx, and [Do] is the same for a function
+// with no result. Retrying the operation with [dbop.WithRetry] retries
+// whole transactions, fn's reads included. fn receives a context marked
+// [dbop.WithinTx]: a retry inside it, such as one around [InSavepoint],
+// retries only statement-level errors. fn must not commit or roll back tx
+// itself.
 //
 // [ReadOnly] and [Isolation] become sql.TxOptions. database/sql's Commit and
 // Rollback take no context: the driver uses the one given to BeginTx, and if
 // that context ends first, database/sql rolls the transaction back by itself
-// (DB-REFERENCE §7).
+// (docs/backends.md §10.3).
 //
 // # Commit outcomes
 //
@@ -42,52 +64,57 @@
 // as an [*scopes.AmbiguousCommitError] with verdict [dbop.Ambiguous],
 // retried only by a retry marked [dbop.Idempotent], unless the dialect's rules
 // show that nothing was committed; then the error is classified like any
-// other (DB-REFERENCE §6, pitfall 1):
+// other (docs/backends.md §11):
 //
 //	dialect           COMMIT error                                  committed?  verdict
 //	all               database/sql returned before sending COMMIT   no          as classified (context: deadline →
 //	                  (its context was done: ctx.Err(), or                      retry-transaction, cancel → not-retryable)
 //	                  sql.ErrTxDone after its own rollback)
 //	                  sql.ErrTxDone, context alive (fn ended tx)    unknown     not-retryable
-//	MySQL, MariaDB    driver.ErrBadConn (nothing was written)       no          retry-transaction
-//	                  *mysql.MySQLError answering the COMMIT        no          as classified (1213 → retry-transaction)
+//	Postgres          pgconn "conn busy" (not sent; a bug)          no          as classified (not-retryable)
+//	                  SafeToRetry (pgx: also a lost answer)         unknown     ambiguous
+//	                  driver.ErrBadConn (lib/pq: FATAL or EOF       unknown     ambiguous
+//	                  after the send)
+//	                  server error answering the COMMIT (40001,     no          as classified
+//	                  23xxx deferred constraint, 25P03, …)
+//	                  class 08, 57P01, 57P02, 57P03, 40003          unknown     ambiguous
+//	                  network or context error, anything else       unknown     ambiguous
+//	                  (pgx.ErrTxCommitRollback included)
+//	SQLite            driver.ErrBadConn                             no          retry-transaction
+//	                  *sqlite.Error (modernc forces a ROLLBACK)     no          as classified (BUSY → retry-transaction)
+//	                  context error, anything else                  unknown     ambiguous
+//	mysqldb.MySQL,    driver.ErrBadConn (nothing was written)       no          retry-transaction
+//	mysqldb.MariaDB   *mysql.MySQLError answering the COMMIT        no          as classified (1213 → retry-transaction)
 //	                  1927 connection killed, 1053 shutdown,        ⚠ unknown   ambiguous
 //	                  1317 interrupted
 //	                  mysql.ErrInvalidConn (read failed after the   unknown     ambiguous
 //	                  write), a context error, anything else
-//	Postgres          pgconn.ErrConnClosed (pgx: answer lost)       unknown     ambiguous
-//	                  SafeToRetry (nothing sent)                    no          retry-transaction
-//	                  driver.ErrBadConn (lib/pq: FATAL or EOF       unknown     ambiguous
-//	                  after the send)
-//	                  server error answering the COMMIT (40001,     no          as classified
-//	                  23xxx deferred constraint, 25P03, …),
-//	                  pgx.ErrTxCommitRollback
-//	                  class 08, 57P01, 57P02, 57P03, 40003, any     unknown     ambiguous
-//	                  other FATAL or PANIC
-//	                  network or context error, anything else       unknown     ambiguous
-//	SQLite            driver.ErrBadConn                             no          retry-transaction
-//	                  *sqlite.Error (modernc forces a ROLLBACK)     no          as classified (BUSY → retry-transaction)
-//	                  context error, anything else                  unknown     ambiguous
 //
-// The rules are [classifiers.PostgresCommit], [classifiers.MySQLCommit] and
+// The rules of Postgres and SQLite are [classifiers.PostgresCommit] and
 // [classifiers.SQLiteCommit], shared with the other adapters; their
-// documentation gives the source of each. The PostgreSQL rules come from
-// github.com/dbop-go/dbop/adapters/pgxdb's live tests, which found that pgx
-// reports a lost answer to COMMIT as "conn closed" while claiming
-// SafeToRetry, plus lib/pq's use of driver.ErrBadConn after a send.
+// documentation gives the source of each. They link no driver, so what
+// only a driver's types reveal stays on the safe side: pgx reports a
+// lost answer to COMMIT as "conn closed" while claiming SafeToRetry
+// (docs/backends.md §2.4), which only pgx's pgconn.ErrConnClosed tells
+// apart from an error raised before sending, so every SafeToRetry error at
+// COMMIT is ambiguous here; so is pgx.ErrTxCommitRollback, which means
+// "not committed". github.com/dbop-go/dbop/adapters/pgxdb judges pgx's
+// errors precisely; a copy of Postgres whose CommitOutcome applies pgx's
+// rules first brings that precision to database/sql.
 //
-// go-sql-driver watches the context only during BeginTx, not during Commit,
-// so over database/sql a context error from its COMMIT can only come from
-// database/sql itself, before sending; it is still judged ambiguous unless
-// the context was already done when Commit was called, the safe side.
+// go-sql-driver watches the context only during BeginTx, not during Commit
+// (docs/backends.md §4.7), so over database/sql a context error from its
+// COMMIT can only come from database/sql itself, before sending; it is
+// still judged ambiguous unless the context was already done when Commit
+// was called, the safe side.
 //
 // # Per-attempt server timeouts
 //
 // [LockTimeout] and [StatementTimeout] set server-side limits for each
 // attempt. They are preferable to a context deadline ([dbop.WithTimeout]),
 // which with go-sql-driver and pgx closes the connection, kills the
-// transaction and makes a COMMIT in flight ambiguous (DB-REFERENCE pitfall
-// 5). None of them outlives the attempt:
+// transaction and makes a COMMIT in flight ambiguous (docs/backends.md
+// §2.7, §4.6, §10.7). None of them outlives the attempt:
 //
 //	dialect    LockTimeout                       StatementTimeout
 //	Postgres   SET LOCAL lock_timeout (ms)       SET LOCAL statement_timeout (ms)
@@ -97,44 +124,44 @@
 //
 // Values are rounded up, never to 0, which disables each of these limits:
 // innodb_lock_wait_timeout takes whole seconds, at least 1, so a
-// LockTimeout of 1.2s waits up to 2s.
+// LockTimeout of 1.2s waits up to 2s (docs/backends.md §3.4).
 //
 // On PostgreSQL the SET LOCAL statements run first in the transaction, in
-// one round trip, and end with it.
+// one round trip, and end with it (docs/backends.md §1.4).
 //
 // MySQL, MariaDB and SQLite have no transaction-scoped form, so the settings
-// are session settings, and a session belongs to a pooled connection. For
-// each attempt InTx pins a connection (db.Conn when db is a *sql.DB; a
-// *sql.Conn passed as db is used as it is and stays the caller's), reads the
-// settings' current values, sets the attempt's, begins the transaction on
-// that connection, and after the COMMIT or ROLLBACK sets the previous values
-// back before releasing the connection. That restore runs even when the
-// caller's context has ended, bounded by [RollbackTimeout]. If it fails, the
-// connection is discarded, not pooled (sql.Conn.Raw returning
-// driver.ErrBadConn makes database/sql close it); a transaction that
-// committed still succeeds. A caller's *sql.Conn is discarded too, and then
-// returns sql.ErrConnDone. The cost is three statements per attempt (read,
-// set, restore) on top of the transaction.
+// are session settings, and a session belongs to a pooled connection
+// (docs/backends.md §3.10). For each attempt InTx pins a connection
+// (db.Conn when db is a *sql.DB; a *sql.Conn passed as db is used as it is
+// and stays the caller's), reads the settings' current values, sets the
+// attempt's, begins the transaction on that connection, and after the
+// COMMIT or ROLLBACK sets the previous values back before releasing the
+// connection. That restore runs even when the caller's context has ended,
+// bounded by [RollbackTimeout]. If it fails, the connection is discarded,
+// not pooled (sql.Conn.Raw returning driver.ErrBadConn makes database/sql
+// close it, docs/backends.md §10.6); a transaction that committed still
+// succeeds. A caller's *sql.Conn is discarded too, and then returns
+// sql.ErrConnDone. The cost is three statements per attempt (read, set,
+// restore) on top of the transaction.
 //
 // MariaDB's per-query SET STATEMENT … FOR cannot cover a whole transaction,
 // which is why the session form is used there too.
 //
 // # Savepoints
 //
-// [Savepoints] adapts a *sql.Tx to [scopes.Savepointer], quoting names as
+// [InSavepoint] is [scopes.InSavepoint] over a *sql.Tx, quoting names as
 // the dialect wants ("name" on PostgreSQL and SQLite, `name` on MySQL and
-// MariaDB); [InSavepoint] is [scopes.InSavepoint] over it with the dialect's
-// classifier. A statement-level error (1205, 1969, 55P03, 57014 statement
-// timeout) is retried at the savepoint, keeping the transaction's earlier
-// work; a transaction-level one passes out, without ROLLBACK TO, to the
-// retry around InTx.
+// MariaDB) and with the dialect's classifier. A statement-level error
+// (1205, 1969, 55P03, 57014 statement timeout) is retried at the
+// savepoint, keeping the transaction's earlier work; a transaction-level
+// one passes out, without ROLLBACK TO, to the retry around InTx.
 //
 // On MariaDB (10.11, observed by this package's tests) a deadlock (1213)
 // rolls back and ends the whole transaction: @@in_transaction is 0 after
 // it, ROLLBACK TO SAVEPOINT fails with 1305, and a statement run afterwards
 // is outside any transaction, so it autocommits and survives a later
-// ROLLBACK. Code that swallows a 1213 and goes on commits part of its work;
-// let the error out of fn.
+// ROLLBACK (docs/backends.md §3.2). Code that swallows a 1213 and goes on
+// commits part of its work; let the error out of fn.
 //
 // # SQLite
 //
@@ -143,28 +170,32 @@
 // dialect retries as a whole transaction. A deferred transaction (BEGIN) that
 // reads and then writes after another connection committed fails with
 // SQLITE_BUSY_SNAPSHOT (517) at once, whatever busy_timeout says; only a new
-// transaction can succeed, and the dialect retries it so (DB-REFERENCE §4).
-// Beginning writers with BEGIN IMMEDIATE avoids that, but database/sql
-// cannot send it through BeginTx: set it in the DSN with modernc's
-// _txlock=immediate. [SQLiteDSN] builds a DSN with that, WAL and a busy
-// timeout; transactions begun with [ReadOnly] still use a plain BEGIN in
-// modernc and take no write lock.
+// transaction can succeed, and the dialect retries it so (docs/backends.md
+// §5.3). Beginning writers with BEGIN IMMEDIATE avoids that (§5.4), but
+// database/sql cannot send it through BeginTx: set it in the DSN with
+// modernc's _txlock=immediate. [SQLiteDSN] builds a DSN with that, WAL and
+// a busy timeout; transactions begun with [ReadOnly] still use a plain
+// BEGIN in modernc and take no write lock.
 //
 // For mattn/go-sqlite3 use the [SQLite] dialect with its classifier passed
-// through [WithClassifier] (github.com/dbop-go/dbop/classifiers/mattnsqlite);
-// mattn ignores sql.TxOptions.
+// through [ClassifyBy] (github.com/dbop-go/dbop/classifiers/mattnsqlite);
+// mattn ignores sql.TxOptions (docs/backends.md §5.13), and its COMMIT
+// errors are judged ambiguous (§11).
 //
 // # Concurrency
 //
-// Operations built by InTx and decorators built by InSavepoint are immutable
-// and safe for concurrent use, as far as their database handle is: a
-// *sql.DB serves many goroutines, a *sql.Conn or *sql.Tx one at a time.
+// Operations built by InTx and Do and decorators built by InSavepoint are
+// immutable and safe for concurrent use, as far as their database handle
+// is: a *sql.DB serves many goroutines, a *sql.Conn or *sql.Tx one at a
+// time.
 //
 // # Importing
 //
-// This package links no SQLite driver: it recognises modernc.org/sqlite's
-// errors by their Code method. It imports go-sql-driver/mysql for its error
-// type, which registers the "mysql" database/sql driver. Import the driver
-// you use yourself: modernc.org/sqlite ("sqlite"),
-// github.com/jackc/pgx/v5/stdlib ("pgx") or lib/pq.
+// This package links no driver: the Postgres and SQLite dialects recognise
+// errors by capability (github.com/dbop-go/dbop/classifiers), and the
+// MySQL and MariaDB dialects, which need go-sql-driver/mysql's error type,
+// live in github.com/dbop-go/dbop/adapters/mysqldb. Import the driver you
+// use yourself: modernc.org/sqlite ("sqlite"),
+// github.com/jackc/pgx/v5/stdlib ("pgx"), lib/pq, or
+// github.com/go-sql-driver/mysql through mysqldb ("mysql").
 package sqldb

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/adapters/mysqldb"
 	"github.com/dbop-go/dbop/adapters/sqldb"
 	"github.com/dbop-go/dbop/scopes"
 )
@@ -21,7 +22,7 @@ func ExampleInTx() {
 		log.Fatal(err)
 	}
 	transfer := func(from, to int64, cents int64) dbop.Op[int64] {
-		return sqldb.InTx(db, sqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int64, error) {
+		return sqldb.InTx(db, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int64, error) {
 			if _, err := tx.ExecContext(ctx, "UPDATE accounts SET cents = cents - ? WHERE id = ?", cents, from); err != nil {
 				return 0, err
 			}
@@ -51,7 +52,7 @@ func ExampleInSavepoint() {
 	}
 	retry := dbop.WithRetry(dbop.Exponential(10*time.Millisecond, 200*time.Millisecond), dbop.MaxAttempts(4))
 
-	order := sqldb.InTx(db, sqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int64, error) {
+	order := sqldb.InTx(db, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int64, error) {
 		res, err := tx.ExecContext(ctx, "INSERT INTO orders (customer) VALUES (?)", 42)
 		if err != nil {
 			return 0, err
@@ -64,7 +65,7 @@ func ExampleInSavepoint() {
 			_, err := tx.ExecContext(ctx, "UPDATE stock SET reserved = reserved + 1 WHERE sku = ?", "A-1")
 			return id, err
 		})
-		return reserve.With(retry, sqldb.InSavepoint(tx, sqldb.MariaDB)).Run(ctx)
+		return reserve.With(retry, sqldb.InSavepoint(tx, mysqldb.MariaDB)).Run(ctx)
 	}, sqldb.LockTimeout(time.Second))
 
 	id, err := order.With(retry).Run(context.Background())
@@ -116,7 +117,7 @@ func ExampleInTx_sqlite() {
 
 // A single statement outside a transaction, classified by the dialect's
 // rules: a lock wait timeout is retried, a duplicate key is not.
-func ExampleDialect_Classify() {
+func ExampleDialect() {
 	db, err := sql.Open("mysql", "app@tcp(127.0.0.1:3306)/app")
 	if err != nil {
 		log.Fatal(err)
@@ -130,7 +131,36 @@ func ExampleDialect_Classify() {
 	})
 	n, err := touch.With(
 		dbop.WithRetry(dbop.Constant(20*time.Millisecond), dbop.MaxAttempts(3)),
-		dbop.ClassifyBy(sqldb.MariaDB.Classify),
+		dbop.ClassifyBy(mysqldb.MariaDB.Classify),
 	).Run(context.Background())
 	fmt.Println(n, err)
+}
+
+// A dialect is a value: a copy with one rule changed serves a driver the
+// declared ones do not know, here pgx's database/sql driver with pgx's own
+// classifier asked first.
+func ExampleDialect_copy() {
+	pgxClassifier := func(err error) dbop.Verdict { return dbop.Unclassified } // say, pgxdb.Classifier
+	d := sqldb.Postgres
+	d.Name = "postgres+pgx"
+	d.Classify = dbop.Classifier(pgxClassifier).Or(sqldb.Postgres.Classify)
+	fmt.Println(d, d.Family)
+	// Output:
+	// postgres+pgx postgres
+}
+
+// Work with no result: Do commits it, or rolls it back and lets the retry
+// run it again.
+func ExampleDo() {
+	db, err := sql.Open("sqlite", sqldb.SQLiteDSN("jobs.db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	claim := sqldb.Do(db, sqldb.SQLite, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "UPDATE jobs SET owner = ? WHERE id = ? AND owner IS NULL", "worker-1", 42)
+		return err
+	}, sqldb.LockTimeout(50*time.Millisecond))
+
+	_, err = claim.With(dbop.WithRetry(dbop.Exponential(time.Millisecond, 100*time.Millisecond), dbop.MaxAttempts(5))).Run(context.Background())
+	fmt.Println(err)
 }

@@ -9,8 +9,17 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/sqldialect"
 	"github.com/dbop-go/dbop/internal/testdb"
 	_ "modernc.org/sqlite"
+)
+
+// mySQL and mariaDB stand in for github.com/dbop-go/dbop/adapters/mysqldb's
+// dialects, which import this package: what is tested here depends only on
+// their family.
+var (
+	mySQL   = Dialect{Name: "mysql", Family: sqldialect.MySQL, Classify: Postgres.Classify, CommitOutcome: Postgres.CommitOutcome}
+	mariaDB = Dialect{Name: "mariadb", Family: sqldialect.MariaDB, Classify: Postgres.Classify, CommitOutcome: Postgres.CommitOutcome}
 )
 
 // Timeouts are rounded up, never to 0 (which disables them), and capped.
@@ -49,20 +58,20 @@ func TestTimeoutStatements(t *testing.T) {
 	}{
 		{Postgres, both, "SET LOCAL lock_timeout = 2000; SET LOCAL statement_timeout = 300", "", "", ""},
 		{Postgres, &config{statementTimeout: time.Second}, "SET LOCAL statement_timeout = 1000", "", "", ""},
-		{MySQL, both, "",
+		{mySQL, both, "",
 			"SELECT @@SESSION.innodb_lock_wait_timeout, @@SESSION.max_execution_time",
 			"SET @@SESSION.innodb_lock_wait_timeout = 2, @@SESSION.max_execution_time = 300",
 			"SET @@SESSION.innodb_lock_wait_timeout = 50, @@SESSION.max_execution_time = 0"},
-		{MariaDB, both, "",
+		{mariaDB, both, "",
 			"SELECT @@SESSION.innodb_lock_wait_timeout, @@SESSION.max_statement_time",
 			"SET @@SESSION.innodb_lock_wait_timeout = 2, @@SESSION.max_statement_time = 0.300000",
 			"SET @@SESSION.innodb_lock_wait_timeout = 50, @@SESSION.max_execution_time = 0"},
 		{SQLite, &config{lockTimeout: 20 * time.Millisecond}, "", "PRAGMA busy_timeout", "PRAGMA busy_timeout = 20", "PRAGMA busy_timeout = 50"},
-		{MariaDB, &config{}, "", "", "", ""},
+		{mariaDB, &config{}, "", "", "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.d.String(), func(t *testing.T) {
-			got := newTimeouts(tt.d, tt.c)
+			got := newTimeouts("InTx", tt.d, tt.c)
 			if got.local != tt.local {
 				t.Errorf("local = %q, want %q", got.local, tt.local)
 			}
@@ -80,7 +89,7 @@ func TestTimeoutStatements(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if tt.d != MariaDB && rest != tt.rest {
+			if tt.d.Family != mariaDB.Family && rest != tt.rest {
 				t.Errorf("restore = %q, want %q", rest, tt.rest)
 			}
 		})
@@ -90,7 +99,7 @@ func TestTimeoutStatements(t *testing.T) {
 // Values read from the server are written back as plain decimal numbers;
 // anything else is refused.
 func TestRestoreValues(t *testing.T) {
-	s := newTimeouts(MariaDB, &config{statementTimeout: time.Second}).session
+	s := newTimeouts("InTx", mariaDB, &config{statementTimeout: time.Second}).session
 	for _, v := range []string{"", "1; DROP TABLE x", "-1", "1.2.3", "NaN", "Inf", "0x10"} {
 		if got, err := s.restoreSQL([]string{v}); err == nil {
 			t.Errorf("restoreSQL(%q) = %q, want an error", v, got)
@@ -122,11 +131,11 @@ func TestQuote(t *testing.T) {
 	}{
 		{Postgres, "dbop_sp_1", `"dbop_sp_1"`},
 		{SQLite, `a"b`, `"a""b"`},
-		{MySQL, "dbop_sp_1", "`dbop_sp_1`"},
-		{MariaDB, "a`b", "`a``b`"},
+		{mySQL, "dbop_sp_1", "`dbop_sp_1`"},
+		{mariaDB, "a`b", "`a``b`"},
 	} {
-		if got := tt.d.quote(tt.name); got != tt.want {
-			t.Errorf("%v.quote(%q) = %s, want %s", tt.d, tt.name, got, tt.want)
+		if got := quote(tt.d.Family, tt.name); got != tt.want {
+			t.Errorf("quote(%v, %q) = %s, want %s", tt.d.Family, tt.name, got, tt.want)
 		}
 	}
 }
@@ -145,7 +154,7 @@ func TestCommitError(t *testing.T) {
 	if _, ok := errors.AsType[*notSentError](err); !ok || !errors.Is(err, cause) || !errors.Is(err, sql.ErrTxDone) {
 		t.Errorf("ErrTxDone after the context ended: %v, want not sent, with the cause", err)
 	}
-	if v := MySQL.CommitOutcome(err); v != dbop.Unclassified {
+	if v := commitOutcome(Postgres.CommitOutcome)(err); v != dbop.Unclassified {
 		t.Errorf("outcome %v, want unclassified (not committed)", v)
 	}
 	// The context was done before Commit: database/sql returned ctx.Err().
@@ -159,7 +168,7 @@ func TestCommitError(t *testing.T) {
 	}
 	// fn ended the transaction.
 	err = commitError(live, nil, sql.ErrTxDone)
-	if !errors.Is(err, errEndedInFn) || Postgres.CommitOutcome(err) != dbop.NotRetryable {
+	if !errors.Is(err, errEndedInFn) || commitOutcome(Postgres.CommitOutcome)(err) != dbop.NotRetryable {
 		t.Errorf("ErrTxDone with a live context: %v, want errEndedInFn, not retryable", err)
 	}
 	// Any other error is left to the dialect.
@@ -185,7 +194,7 @@ func TestReleaseDiscardsOnFailedRestore(t *testing.T) {
 	if _, err := db.ExecContext(ctx, "CREATE TEMP TABLE sqldb_marker (x INTEGER)"); err != nil {
 		t.Fatal(err)
 	}
-	s := newTimeouts(SQLite, &config{lockTimeout: 25 * time.Millisecond}).session
+	s := newTimeouts("InTx", SQLite, &config{lockTimeout: 25 * time.Millisecond}).session
 	p, err := pin(ctx, poolSource{db}, s, time.Second)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/adapters/mysqldb"
 	"github.com/dbop-go/dbop/adapters/sqldb"
 )
 
@@ -75,7 +76,7 @@ func TestMariaDBDeadlockRetried(t *testing.T) {
 
 	increment := func(first, second int) dbop.Op[int] {
 		attempts := 0
-		return sqldb.InTx(db, sqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
+		return sqldb.InTx(db, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
 			attempts++
 			if _, err := tx.ExecContext(ctx, "UPDATE "+tbl+" SET n = n + 1 WHERE id = ?", first); err != nil {
 				return 0, err
@@ -84,7 +85,7 @@ func TestMariaDBDeadlockRetried(t *testing.T) {
 				// Both transactions hold their first row before either
 				// asks for its second: a deadlock, forced.
 				if err := both.wait(ctx); err != nil {
-					return 0, dbop.Permanent(err)
+					return 0, dbop.Classify(err, dbop.NotRetryable)
 				}
 			}
 			_, err := tx.ExecContext(ctx, "UPDATE "+tbl+" SET n = n + 1 WHERE id = ?", second)
@@ -127,7 +128,7 @@ func TestMariaDBDeadlockInSavepointRetriesTransaction(t *testing.T) {
 	proceed := make(chan struct{})
 	var outerRuns, stepRuns int
 	var stepRetried, outerRetried recorder
-	op := sqldb.InTx(db, sqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
+	op := sqldb.InTx(db, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
 		outerRuns++
 		attempt := outerRuns
 		if _, err := tx.ExecContext(ctx, "INSERT INTO "+log+" VALUES ('earlier')"); err != nil {
@@ -147,7 +148,7 @@ func TestMariaDBDeadlockInSavepointRetriesTransaction(t *testing.T) {
 		})
 		return step.With(
 			dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), stepRetried.option()),
-			sqldb.InSavepoint(tx, sqldb.MariaDB),
+			sqldb.InSavepoint(tx, mysqldb.MariaDB),
 		).Run(ctx)
 	})
 
@@ -187,7 +188,7 @@ func TestMariaDBDeadlockInSavepointRetriesTransaction(t *testing.T) {
 }
 
 // What MariaDB does after a deadlock inside a savepoint, recorded live
-// (DB-REFERENCE §3 marks it ⚠, inferred): the whole transaction is rolled
+// (docs/backends.md §3.2; MySQL 8.x ⚠ not tested): the whole transaction is rolled
 // back and ended, so ROLLBACK TO SAVEPOINT fails with 1305, and — unlike the
 // 5.1 manual's "further SQL statements become part of the transaction" — a
 // statement run afterwards is not in any transaction: it autocommits and

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/adapters/mysqldb"
 	"github.com/dbop-go/dbop/adapters/sqldb"
 	"github.com/dbop-go/dbop/internal/faultproxy"
 	"github.com/dbop-go/dbop/internal/testdb"
@@ -35,7 +36,7 @@ func (r *recorder) add(err error) {
 }
 
 func (r *recorder) option() dbop.RetryOption {
-	return dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) { r.add(e.Err) })
+	return dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) { r.add(e.Err) })
 }
 
 func (r *recorder) all() []error {
@@ -78,7 +79,7 @@ func TestMariaDBLockWaitTimeoutRetriedAtSavepoint(t *testing.T) {
 	var outerRuns, stepRuns int
 	var waited time.Duration
 	var stepRetried, outerRetried recorder
-	op := sqldb.InTx(db, sqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int64, error) {
+	op := sqldb.InTx(db, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int64, error) {
 		outerRuns++
 		if _, err := tx.ExecContext(ctx, "INSERT INTO "+log+" VALUES ('earlier')"); err != nil {
 			return 0, err
@@ -95,12 +96,12 @@ func TestMariaDBLockWaitTimeoutRetriedAtSavepoint(t *testing.T) {
 		})
 		return step.With(
 			dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3),
-				dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) {
+				dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) {
 					stepRetried.add(e.Err)
 					// The lock holder gives up before the retry at the savepoint.
 					mustExec(t, blocker, "ROLLBACK")
 				})),
-			sqldb.InSavepoint(tx, sqldb.MariaDB),
+			sqldb.InSavepoint(tx, mysqldb.MariaDB),
 		).Run(ctx)
 	}, sqldb.LockTimeout(time.Second))
 
@@ -132,7 +133,7 @@ func TestMariaDBKilledConnectionRetried(t *testing.T) {
 
 	var ids []int64
 	var retried recorder
-	op := sqldb.InTx(db, sqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
+	op := sqldb.InTx(db, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
 		var id int64
 		if err := tx.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
 			return 0, err
@@ -143,7 +144,7 @@ func TestMariaDBKilledConnectionRetried(t *testing.T) {
 		}
 		if len(ids) == 1 {
 			if _, err := killer.ExecContext(ctx, fmt.Sprintf("KILL %d", id)); err != nil {
-				return 0, dbop.Permanent(err)
+				return 0, dbop.Classify(err, dbop.NotRetryable)
 			}
 		}
 		_, err := tx.ExecContext(ctx, "UPDATE "+tbl+" SET n = n + 1 WHERE k = 'once'")
@@ -189,7 +190,7 @@ func TestMariaDBCommitCutIsAmbiguous(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cuts := p.Cuts()
 			runs := 0
-			op := sqldb.InTx(db, sqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
+			op := sqldb.InTx(db, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
 				runs++
 				if _, err := tx.ExecContext(ctx, tt.query); err != nil {
 					return 0, err
@@ -273,7 +274,7 @@ func TestMariaDBSessionTimeoutsRestored(t *testing.T) {
 
 		var inside string
 		start := time.Now()
-		_, err := sqldb.InTx(db, sqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
+		_, err := sqldb.InTx(db, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
 			if err := tx.QueryRowContext(ctx, "SELECT @@SESSION.innodb_lock_wait_timeout").Scan(&inside); err != nil {
 				return 0, err
 			}
@@ -291,7 +292,7 @@ func TestMariaDBSessionTimeoutsRestored(t *testing.T) {
 
 	t.Run("statement time limit", func(t *testing.T) {
 		var inside float64
-		_, err := sqldb.InTx(db, sqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
+		_, err := sqldb.InTx(db, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
 			if err := tx.QueryRowContext(ctx, "SELECT @@SESSION.max_statement_time").Scan(&inside); err != nil {
 				return 0, err
 			}
@@ -309,7 +310,7 @@ func TestMariaDBSessionTimeoutsRestored(t *testing.T) {
 
 	t.Run("caller's connection", func(t *testing.T) {
 		c := conn(t, db) // the pool's only connection, pinned by the caller
-		_, err := sqldb.InTx(c, sqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
+		_, err := sqldb.InTx(c, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
 			_, err := tx.ExecContext(ctx, "UPDATE "+tbl+" SET n = n + 1 WHERE id = 1")
 			return 0, err
 		}, sqldb.LockTimeout(3*time.Second), sqldb.StatementTimeout(time.Second)).Run(t.Context())

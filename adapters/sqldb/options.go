@@ -9,11 +9,37 @@ import (
 	"github.com/dbop-go/dbop/scopes"
 )
 
-// An Option configures [InTx].
-type Option func(*config)
+// A TxOption configures [InTx] and [Do]: [ReadOnly], [Isolation],
+// [LockTimeout], [StatementTimeout], and every [Option].
+type TxOption interface{ applyTx(*config) }
 
-// config is what the options set. It is built once, by InTx, and never
-// changed afterwards.
+// A SavepointOption configures [InSavepoint]: every [Option]. A TxOption
+// that is not an Option does not compile as a SavepointOption, so a
+// transaction-only setting cannot be given to a savepoint: MySQL's and
+// MariaDB's session timeouts are not undone by ROLLBACK TO SAVEPOINT
+// (docs/backends.md §3.10), so the timeouts here apply per transaction.
+type SavepointOption interface{ applySavepoint(*config) }
+
+// An Option configures transactions and savepoints alike: [ClassifyBy] and
+// [RollbackTimeout].
+type Option interface {
+	TxOption
+	SavepointOption
+}
+
+// txOnly is a TxOption that is not an Option.
+type txOnly func(*config)
+
+func (f txOnly) applyTx(c *config) { f(c) }
+
+// both is an Option.
+type both func(*config)
+
+func (f both) applyTx(c *config)        { f(c) }
+func (f both) applySavepoint(c *config) { f(c) }
+
+// config is what the options set. It is built once, when the operation or
+// decorator is built, and never changed afterwards.
 type config struct {
 	isolation        sql.IsolationLevel
 	readOnly         bool
@@ -25,20 +51,21 @@ type config struct {
 
 // Isolation sets the isolation level of every transaction [InTx] begins
 // (sql.TxOptions.Isolation). The driver applies it: go-sql-driver/mysql runs
-// SET TRANSACTION ISOLATION LEVEL before START TRANSACTION, pgx begins with
-// ISOLATION LEVEL; modernc.org/sqlite ignores it (SQLite transactions are
-// serializable).
-func Isolation(level sql.IsolationLevel) Option {
-	return func(c *config) { c.isolation = level }
+// SET TRANSACTION ISOLATION LEVEL before START TRANSACTION
+// (docs/backends.md §4.8), pgx begins with ISOLATION LEVEL;
+// modernc.org/sqlite ignores it (SQLite transactions are serializable).
+func Isolation(level sql.IsolationLevel) TxOption {
+	return txOnly(func(c *config) { c.isolation = level })
 }
 
 // ReadOnly makes [InTx] begin read-only transactions
 // (sql.TxOptions{ReadOnly: true}): START TRANSACTION READ ONLY on
 // MySQL/MariaDB, BEGIN READ ONLY on PostgreSQL. modernc.org/sqlite begins a
 // read-only transaction with a plain BEGIN, whatever _txlock the DSN sets, so
-// readers do not take the write lock; mattn/go-sqlite3 ignores the option.
-func ReadOnly() Option {
-	return func(c *config) { c.readOnly = true }
+// readers do not take the write lock (docs/backends.md §5.8);
+// mattn/go-sqlite3 ignores the option (§5.13).
+func ReadOnly() TxOption {
+	return txOnly(func(c *config) { c.readOnly = true })
 }
 
 // LockTimeout bounds, on the server, how long each statement of an attempt
@@ -52,11 +79,11 @@ func ReadOnly() Option {
 // See "Per-attempt server timeouts" in the package documentation for how the
 // session settings of MySQL, MariaDB and SQLite are restored. LockTimeout
 // panics if d <= 0.
-func LockTimeout(d time.Duration) Option {
+func LockTimeout(d time.Duration) TxOption {
 	if d <= 0 {
 		panic(fmt.Sprintf("sqldb: LockTimeout(%v): the timeout must be positive", d))
 	}
-	return func(c *config) { c.lockTimeout = d }
+	return txOnly(func(c *config) { c.lockTimeout = d })
 }
 
 // StatementTimeout bounds, on the server, how long each statement of an
@@ -69,57 +96,79 @@ func LockTimeout(d time.Duration) Option {
 //   - MariaDB: max_statement_time, in seconds with microsecond precision,
 //     any statement (1969).
 //
-// SQLite has no such setting: [InTx] panics if it is given with
-// [SQLite]. Use [dbop.WithTimeout] there: modernc.org/sqlite interrupts the
-// statement and keeps the connection (DB-REFERENCE §7). StatementTimeout
-// panics if d <= 0.
-func StatementTimeout(d time.Duration) Option {
+// SQLite has no such setting: [InTx] panics if it is given with the
+// [SQLite] dialect. Use [dbop.WithTimeout] there: modernc.org/sqlite
+// interrupts the statement and keeps the connection (docs/backends.md
+// §5.9, §10.7). StatementTimeout panics if d <= 0.
+func StatementTimeout(d time.Duration) TxOption {
 	if d <= 0 {
 		panic(fmt.Sprintf("sqldb: StatementTimeout(%v): the timeout must be positive", d))
 	}
-	return func(c *config) { c.statementTimeout = d }
+	return txOnly(func(c *config) { c.statementTimeout = d })
 }
 
-// WithClassifier adds c in front of the dialect's classifier
-// ([Dialect.Classify]): c is asked first, and the dialect's classifier
-// decides what c leaves Unclassified. Several are asked in the order given.
-// WithClassifier panics if c is nil.
-func WithClassifier(c dbop.Classifier) Option {
-	if c == nil {
-		panic("sqldb: WithClassifier(nil): a Classifier is required")
+// ClassifyBy asks cs, in order, before the dialect's classifier
+// (Dialect.Classify): the first verdict other than Unclassified decides,
+// and the dialect's classifier decides what cs leave Unclassified. Several
+// ClassifyBy options are asked in the order given. With pgx's database/sql
+// driver, ClassifyBy(pgxdb.Classifier) adds pgx's own sentinel errors
+// (github.com/dbop-go/dbop/adapters/pgxdb); with mattn/go-sqlite3, pass the
+// classifier of github.com/dbop-go/dbop/classifiers/mattnsqlite. It panics
+// if cs is empty or one of cs is nil.
+func ClassifyBy(cs ...dbop.Classifier) Option {
+	if len(cs) == 0 {
+		panic("sqldb: ClassifyBy(): a Classifier is required")
 	}
-	return func(cfg *config) { cfg.classifiers = append(cfg.classifiers, c) }
+	for i, c := range cs {
+		if c == nil {
+			panic(fmt.Sprintf("sqldb: ClassifyBy: classifier %d of %d is nil", i+1, len(cs)))
+		}
+	}
+	cs = append([]dbop.Classifier(nil), cs...)
+	return both(func(c *config) { c.classifiers = append(c.classifiers, cs...) })
 }
 
-// RollbackTimeout bounds the ROLLBACK run when an attempt fails
-// ([scopes.RollbackTimeout]) and the statement that restores session
-// settings after an attempt (see [LockTimeout]); both run even when the
-// caller's context has ended. The default is [scopes.DefaultRollbackTimeout].
-// RollbackTimeout panics if d <= 0.
+// RollbackTimeout bounds the rollback run when an attempt fails (ROLLBACK
+// for [InTx], ROLLBACK TO SAVEPOINT and RELEASE for [InSavepoint]; see
+// [scopes.RollbackTimeout]) and the statement that restores session
+// settings after an attempt (see [LockTimeout]); all of them run even when
+// the caller's context has ended. The default is
+// [scopes.DefaultRollbackTimeout]. RollbackTimeout panics if d <= 0.
 func RollbackTimeout(d time.Duration) Option {
 	if d <= 0 {
 		panic(fmt.Sprintf("sqldb: RollbackTimeout(%v): the timeout must be positive", d))
 	}
-	return func(c *config) { c.rollbackTimeout = d }
+	return both(func(c *config) { c.rollbackTimeout = d })
 }
 
-// newConfig applies opts, panicking on a nil option.
-func newConfig(opts []Option) *config {
+// newTxConfig applies the options of InTx or Do, panicking, naming caller,
+// on a nil one.
+func newTxConfig(caller string, opts []TxOption) *config {
 	c := &config{rollbackTimeout: scopes.DefaultRollbackTimeout}
 	for i, o := range opts {
 		if o == nil {
-			panic(fmt.Sprintf("sqldb: InTx: option %d of %d is nil", i+1, len(opts)))
+			panic(fmt.Sprintf("sqldb: %s: option %d of %d is nil", caller, i+1, len(opts)))
 		}
-		o(c)
+		o.applyTx(c)
 	}
 	return c
 }
 
-// classifier returns the classifier InTx wires in: the WithClassifier ones,
-// then the dialect's.
-func (c *config) classifier(d Dialect) dbop.Classifier {
-	if len(c.classifiers) == 0 {
-		return d.Classify
+// newSavepointConfig applies the options of InSavepoint, panicking on a
+// nil one.
+func newSavepointConfig(opts []SavepointOption) *config {
+	c := &config{rollbackTimeout: scopes.DefaultRollbackTimeout}
+	for i, o := range opts {
+		if o == nil {
+			panic(fmt.Sprintf("sqldb: InSavepoint: option %d of %d is nil", i+1, len(opts)))
+		}
+		o.applySavepoint(c)
 	}
-	return dbop.FirstOf(append(append([]dbop.Classifier(nil), c.classifiers...), d.Classify)...)
+	return c
+}
+
+// classifyBy returns the scopes option that wires in the ClassifyBy
+// classifiers, then the dialect's.
+func (c *config) classifyBy(d Dialect) scopes.Option {
+	return scopes.ClassifyBy(append(append([]dbop.Classifier(nil), c.classifiers...), d.Classify)...)
 }

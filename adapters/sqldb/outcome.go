@@ -7,37 +7,27 @@ import (
 	"fmt"
 
 	"github.com/dbop-go/dbop"
-	"github.com/dbop-go/dbop/classifiers"
 )
 
-// CommitOutcome judges an error returned by COMMIT for dialect d: it returns
-// [dbop.Ambiguous] when the transaction may have been committed,
-// [dbop.RetryTransaction] when nothing was sent, and [dbop.Unclassified]
-// when the server (or, for SQLite, the engine) refused the COMMIT, so that
-// the error is classified like any other. [InTx] passes it to
-// [scopes.CommitOutcome]; it is exported for code that runs its own
-// [scopes.InTx] over *sql.Tx. The rules, per dialect, are tabled in the
-// package documentation ("Commit outcomes"), each with its source.
-func (d Dialect) CommitOutcome(err error) dbop.Verdict {
-	if err == nil {
-		return dbop.Unclassified
+// commitOutcome returns the judgement InTx passes to
+// [scopes.CommitOutcome]: rules, the dialect's CommitOutcome, for the errors
+// the driver returned from COMMIT, after two cases of database/sql's own:
+// a COMMIT database/sql never sent is not committed, and classified as
+// usual (see commitError); a transaction fn ended itself cannot be retried
+// into success (errEndedInFn).
+func commitOutcome(rules func(error) dbop.Verdict) func(error) dbop.Verdict {
+	return func(err error) dbop.Verdict {
+		if err == nil {
+			return dbop.Unclassified
+		}
+		if _, ok := errors.AsType[*notSentError](err); ok {
+			return dbop.Unclassified
+		}
+		if errors.Is(err, errEndedInFn) {
+			return dbop.NotRetryable
+		}
+		return rules(err)
 	}
-	if _, ok := errors.AsType[*notSentError](err); ok {
-		// database/sql never sent the COMMIT (see commitError).
-		return dbop.Unclassified
-	}
-	if errors.Is(err, errEndedInFn) {
-		return dbop.NotRetryable
-	}
-	switch d {
-	case Postgres:
-		return classifiers.PostgresCommit(err)
-	case MySQL, MariaDB:
-		return classifiers.MySQLCommit(err)
-	case SQLite:
-		return classifiers.SQLiteCommit(err)
-	}
-	return dbop.Ambiguous
 }
 
 // notSentError marks a COMMIT error that database/sql produced without
@@ -56,13 +46,14 @@ var errEndedInFn = errors.New("sqldb: the transaction was committed or rolled ba
 //
 // database/sql's Tx.Commit (sql.go) checks its context before anything
 // else: if it is done, it returns ErrTxDone (when the awaitDone goroutine
-// has already rolled back) or ctx.Err(), without sending COMMIT. ErrTxDone
-// is also what a transaction that fn ended itself returns.
+// has already rolled back) or ctx.Err(), without sending COMMIT
+// (docs/backends.md §10.3). ErrTxDone is also what a transaction that fn
+// ended itself returns.
 func commitError(ctx context.Context, doneBefore, err error) error {
 	switch {
 	case errors.Is(err, sql.ErrTxDone) && ctx.Err() != nil:
 		// The context ended and database/sql rolled the transaction back
-		// (DB-REFERENCE §6, last row): report the context's cause.
+		// (docs/backends.md §10.3, §11): report the context's cause.
 		return &notSentError{fmt.Errorf("%w (%w)", context.Cause(ctx), err)}
 	case errors.Is(err, sql.ErrTxDone):
 		return fmt.Errorf("%w: %w", errEndedInFn, err)

@@ -14,10 +14,10 @@ import (
 )
 
 // safeToRetry is an error with pgconn's SafeToRetry capability, as pgx
-// returns when nothing was sent.
+// returns when nothing was sent, and, at COMMIT, after a lost answer too.
 type safeToRetry struct{}
 
-func (safeToRetry) Error() string     { return "conn busy" }
+func (safeToRetry) Error() string     { return "write failed" }
 func (safeToRetry) SafeToRetry() bool { return true }
 
 type outcomeCase struct {
@@ -41,28 +41,6 @@ func checkOutcomes(t *testing.T, d sqldb.Dialect, cases []outcomeCase) {
 	}
 }
 
-// DB-REFERENCE §3 "Commit" and §6: go-sql-driver's ErrBadConn was not sent,
-// a server error answers the COMMIT, ErrInvalidConn and context errors are
-// ambiguous.
-func TestCommitOutcomeMySQL(t *testing.T) {
-	cases := []outcomeCase{
-		{"ErrBadConn: nothing written", dboptest.BadConn(), dbop.RetryTransaction},
-		{"1213 answering COMMIT", dboptest.MySQLError(1213, "Deadlock found"), dbop.Unclassified},
-		{"1205 answering COMMIT", dboptest.MySQLError(1205, "Lock wait timeout"), dbop.Unclassified},
-		{"1062 answering COMMIT", dboptest.MySQLError(1062, "Duplicate entry"), dbop.Unclassified},
-		{"1927 connection killed", dboptest.MySQLError(1927, "Connection was killed"), dbop.Ambiguous},
-		{"1053 server shutdown", dboptest.MySQLError(1053, "Server shutdown in progress"), dbop.Ambiguous},
-		{"1317 query interrupted", dboptest.MySQLError(1317, "Query execution was interrupted"), dbop.Ambiguous},
-		{"ErrInvalidConn: read failed after the write", dboptest.InvalidConn(), dbop.Ambiguous},
-		{"context deadline", context.DeadlineExceeded, dbop.Ambiguous},
-		{"context canceled", context.Canceled, dbop.Ambiguous},
-		{"network error", dboptest.NetworkError(), dbop.Ambiguous},
-		{"unknown error", errors.New("what happened"), dbop.Ambiguous},
-	}
-	checkOutcomes(t, sqldb.MySQL, cases)
-	checkOutcomes(t, sqldb.MariaDB, cases)
-}
-
 // fatal is a PostgreSQL error of severity FATAL.
 func fatal(code, message string) error {
 	e := dboptest.PgError(code, message)
@@ -70,22 +48,25 @@ func fatal(code, message string) error {
 	return e
 }
 
-// DB-REFERENCE §2 and §6: SafeToRetry was not sent, a server error answers
-// the COMMIT unless it says the session broke, network and context errors
-// after the send are ambiguous. pgx's "conn closed" and lib/pq's ErrBadConn
-// can come after the send too.
+// docs/backends.md §2, §11: a server error answers the COMMIT unless it
+// says the session broke; network and context errors after the send are
+// ambiguous. pgx's "conn closed" (SafeToRetry) and lib/pq's ErrBadConn can
+// come after the send too, and without pgx's types a SafeToRetry error
+// raised before sending cannot be told apart from a lost answer: ambiguous.
+// The MySQL and MariaDB rules are tested with them, in
+// github.com/dbop-go/dbop/adapters/mysqldb.
 func TestCommitOutcomePostgres(t *testing.T) {
 	checkOutcomes(t, sqldb.Postgres, []outcomeCase{
 		{"ErrBadConn (lib/pq: also after the send)", dboptest.BadConn(), dbop.Ambiguous},
-		{"SafeToRetry", safeToRetry{}, dbop.RetryTransaction},
+		{"SafeToRetry: sent or not, only pgx knows", safeToRetry{}, dbop.Ambiguous},
 		{"conn closed (pgx: also after the send)", pgconn.ErrConnClosed, dbop.Ambiguous},
 		{"conn closed, claiming SafeToRetry", errors.Join(pgconn.ErrConnClosed, safeToRetry{}), dbop.Ambiguous},
 		{"25P03 idle in transaction timeout", fatal("25P03", "terminating connection due to idle-in-transaction timeout"), dbop.Unclassified},
-		{"FATAL answering COMMIT", fatal("XX000", "terminating connection"), dbop.Ambiguous},
+		{"FATAL answering COMMIT: severity is pgx's", fatal("XX000", "terminating connection"), dbop.Unclassified},
 		{"40001 answering COMMIT", dboptest.PgError("40001", "could not serialize access"), dbop.Unclassified},
 		{"40P01 answering COMMIT", dboptest.PgError("40P01", "deadlock detected"), dbop.Unclassified},
 		{"23505 deferred constraint", dboptest.PgError("23505", "duplicate key value"), dbop.Unclassified},
-		{"ErrTxCommitRollback", pgx.ErrTxCommitRollback, dbop.Unclassified},
+		{"ErrTxCommitRollback: pgx's sentinel, the safe side", pgx.ErrTxCommitRollback, dbop.Ambiguous},
 		{"08006 connection failure", dboptest.PgError("08006", "connection failure"), dbop.Ambiguous},
 		{"08007 transaction resolution unknown", dboptest.PgError("08007", "transaction resolution unknown"), dbop.Ambiguous},
 		{"57P01 admin shutdown", dboptest.PgError("57P01", "terminating connection due to administrator command"), dbop.Ambiguous},
@@ -97,8 +78,8 @@ func TestCommitOutcomePostgres(t *testing.T) {
 	})
 }
 
-// DB-REFERENCE §4: modernc's failed Commit forces a ROLLBACK, so an engine
-// error means not committed; a context error is judged ambiguous.
+// docs/backends.md §5.10: modernc's failed Commit forces a ROLLBACK, so an
+// engine error means not committed; a context error is judged ambiguous.
 func TestCommitOutcomeSQLite(t *testing.T) {
 	checkOutcomes(t, sqldb.SQLite, []outcomeCase{
 		{"BUSY", dboptest.SQLiteBusy(t), dbop.Unclassified},
@@ -112,16 +93,9 @@ func TestCommitOutcomeSQLite(t *testing.T) {
 }
 
 func TestCommitOutcomeNil(t *testing.T) {
-	for _, d := range []sqldb.Dialect{sqldb.Postgres, sqldb.MySQL, sqldb.MariaDB, sqldb.SQLite} {
+	for _, d := range []sqldb.Dialect{sqldb.Postgres, sqldb.SQLite} {
 		if got := d.CommitOutcome(nil); got != dbop.Unclassified {
 			t.Errorf("%v.CommitOutcome(nil) = %v, want unclassified", d, got)
 		}
-	}
-}
-
-// An invalid dialect knows nothing: every COMMIT error is ambiguous.
-func TestCommitOutcomeInvalidDialect(t *testing.T) {
-	if got := sqldb.Dialect(0).CommitOutcome(dboptest.BadConn()); got != dbop.Ambiguous {
-		t.Errorf("got %v, want ambiguous", got)
 	}
 }

@@ -79,8 +79,9 @@ func pin(ctx context.Context, src connSource, s *session, timeout time.Duration)
 // discard it. Conn.Raw hands the error its function returns to the
 // connection's release function, which closes the *sql.Conn on
 // driver.ErrBadConn, and DB.putConn then closes the driver connection
-// instead of returning it to the pool (Go 1.26 database/sql, sql.go:
-// Conn.Raw, Conn.closemuRUnlockCondReleaseConn, DB.putConn). A connection
+// instead of returning it to the pool (docs/backends.md §10.6; Go 1.26
+// database/sql, sql.go: Conn.Raw, Conn.closemuRUnlockCondReleaseConn,
+// DB.putConn). A connection
 // the caller passed is discarded too: its *sql.Conn then returns
 // sql.ErrConnDone, rather than silently keeping a changed session.
 func (p *pinned) release(ctx context.Context) {

@@ -47,12 +47,12 @@ func TestPostgresDeadlockRetried(t *testing.T) {
 			}
 			if attempts == 1 {
 				if err := both.wait(ctx); err != nil { // both hold their first row: a deadlock, forced
-					return 0, dbop.Permanent(err)
+					return 0, dbop.Classify(err, dbop.NotRetryable)
 				}
 			}
 			_, err := tx.ExecContext(ctx, "UPDATE "+tbl+" SET n = n + 1 WHERE id = $1", second)
 			return attempts, err
-		}).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) {
+		}).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) {
 			mu.Lock()
 			defer mu.Unlock()
 			retried = append(retried, e.Err)
@@ -169,7 +169,7 @@ func TestPostgresLockTimeoutRetriedAtSavepoint(t *testing.T) {
 			return res.RowsAffected()
 		})
 		return step.With(
-			dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) {
+			dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) {
 				retried = append(retried, e.Err)
 				mustExec(t, blocker, "ROLLBACK") // the lock holder gives up before the retry
 			})),

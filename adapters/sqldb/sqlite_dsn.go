@@ -24,7 +24,8 @@ type sqliteDSN struct {
 //
 //   - busy_timeout 5s (as mattn/go-sqlite3's default), through
 //     _pragma=busy_timeout(N), which every modernc version honours (the
-//     _busy_timeout shorthand exists only since v1.55.0; DB-REFERENCE §4);
+//     _busy_timeout shorthand exists only since v1.55.0; docs/backends.md
+//     §5.8);
 //   - journal_mode WAL, so readers do not block the writer;
 //   - _txlock=immediate, so a transaction takes the write lock at BEGIN.
 //
@@ -32,7 +33,7 @@ type sqliteDSN struct {
 // IMMEDIATE through BeginTx, and a deferred transaction that reads and then
 // writes fails with SQLITE_BUSY_SNAPSHOT (517) when another connection wrote
 // in between: at once, whatever busy_timeout says, and only a whole new
-// transaction can succeed (DB-REFERENCE §4, pitfall 3). With _txlock=immediate
+// transaction can succeed (docs/backends.md §5.3, §5.4). With _txlock=immediate
 // writers queue at BEGIN, under busy_timeout, instead. Read-only transactions
 // ([ReadOnly]) still begin with a plain BEGIN in modernc, so readers take no
 // write lock.

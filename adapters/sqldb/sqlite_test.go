@@ -54,7 +54,7 @@ func TestSQLiteBusyConcurrentWriters(t *testing.T) {
 		var once sync.Once
 		retry := dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Millisecond, 10*time.Millisecond)),
 			dbop.MaxAttempts(1000),
-			dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) {
+			dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) {
 				mu.Lock()
 				retried = append(retried, e.Err)
 				mu.Unlock()
@@ -105,7 +105,7 @@ func TestSQLiteBusyConcurrentWriters(t *testing.T) {
 
 // 8. SQLITE_BUSY_SNAPSHOT (517) in WAL mode: a deferred transaction reads,
 // another connection commits a write, and the first transaction's write
-// fails. Only a whole new transaction can succeed (DB-REFERENCE §4): it is
+// fails. Only a whole new transaction can succeed (docs/backends.md §5.3): it is
 // rerun, its read included, and writes from the fresh read.
 func TestSQLiteBusySnapshotRetriesWholeTransaction(t *testing.T) {
 	path := testdb.SQLiteFile(t)
@@ -130,14 +130,14 @@ func TestSQLiteBusySnapshotRetriesWholeTransaction(t *testing.T) {
 				otherWrote <- err
 			}()
 			if err := <-otherWrote; err != nil {
-				return 0, dbop.Permanent(err)
+				return 0, dbop.Classify(err, dbop.NotRetryable)
 			}
 		}
 		_, err := tx.ExecContext(ctx, "UPDATE sqldb_snapshot SET n = ? WHERE id = 1", n+1)
 		return n + 1, err
 	})
 	got, err := op.With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3),
-		dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) { retried = append(retried, e.Err) }))).Run(t.Context())
+		dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) { retried = append(retried, e.Err) }))).Run(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestSQLiteBusyTimeoutRestored(t *testing.T) {
 		fail func(cancel context.CancelFunc) error
 	}{
 		{"commit", func(context.CancelFunc) error { return nil }},
-		{"error", func(context.CancelFunc) error { return dbop.Permanent(errBoom) }},
+		{"error", func(context.CancelFunc) error { return dbop.Classify(errBoom, dbop.NotRetryable) }},
 		{"cancelled", func(cancel context.CancelFunc) error { cancel(); return nil }},
 	}
 	for _, tt := range tests {

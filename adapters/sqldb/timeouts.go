@@ -6,42 +6,46 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dbop-go/dbop/internal/sqldialect"
 )
 
 // timeouts is how InTx applies LockTimeout and StatementTimeout for one
-// dialect (DB-REFERENCE §3 "Per-attempt timeouts", pitfall 5). It is built
-// once, by InTx.
+// dialect: server-side limits instead of context deadlines, which close
+// the connection (docs/backends.md §2.7, §4.6, §10.7). It is built once, by
+// InTx.
 type timeouts struct {
 	// local holds PostgreSQL's SET LOCAL statements, run first in each
 	// transaction; "" when there are none. SET LOCAL lasts until the end of
-	// the transaction (PostgreSQL docs, sql-set.html), so nothing outlives
-	// the attempt.
+	// the transaction (docs/backends.md §1.4), so nothing outlives the
+	// attempt.
 	local string
 	// session holds the session settings of MySQL, MariaDB and SQLite, which
-	// have no transaction-scoped form; nil when there are none.
+	// have no transaction-scoped form and stay on a pooled connection
+	// (docs/backends.md §3.10); nil when there are none.
 	session *session
 }
 
 // session describes session settings applied to a pinned connection for the
 // length of one attempt, and restored to their previous values afterwards.
 type session struct {
-	d     Dialect
-	names []string // the settings, in the order read reads them
-	read  string   // reads the current values
-	set   string   // sets the attempt's values
+	family sqldialect.Family
+	names  []string // the settings, in the order read reads them
+	read   string   // reads the current values
+	set    string   // sets the attempt's values
 }
 
-// newTimeouts plans the per-attempt timeouts of c for dialect d. It panics
-// on a combination the dialect cannot honour.
-func newTimeouts(d Dialect, c *config) timeouts {
+// newTimeouts plans the per-attempt timeouts of c for dialect d. It panics,
+// naming caller, on a combination the dialect cannot honour.
+func newTimeouts(caller string, d Dialect, c *config) timeouts {
 	lock, stmt := c.lockTimeout, c.statementTimeout
 	if lock == 0 && stmt == 0 {
 		return timeouts{}
 	}
 	type setting struct{ name, value string }
 	var settings []setting
-	switch d {
-	case Postgres:
+	switch f := d.Family; f {
+	case sqldialect.Postgres:
 		var stmts []string
 		if lock > 0 {
 			stmts = append(stmts, "SET LOCAL lock_timeout = "+millis(lock))
@@ -49,27 +53,28 @@ func newTimeouts(d Dialect, c *config) timeouts {
 		if stmt > 0 {
 			stmts = append(stmts, "SET LOCAL statement_timeout = "+millis(stmt))
 		}
-		// One round trip: with no arguments pgx (conn.go exec) and lib/pq
-		// use the simple query protocol, which runs several statements.
+		// One round trip: with no arguments pgx (docs/backends.md §2.5) and
+		// lib/pq use the simple query protocol, which runs several
+		// statements.
 		return timeouts{local: strings.Join(stmts, "; ")}
-	case MySQL, MariaDB:
-		if lock > 0 {
+	case sqldialect.MySQL, sqldialect.MariaDB:
+		if lock > 0 { // §3.4
 			settings = append(settings, setting{"innodb_lock_wait_timeout", lockWaitSeconds(lock)})
 		}
-		if stmt > 0 && d == MySQL {
+		if stmt > 0 && f == sqldialect.MySQL { // §3.6
 			settings = append(settings, setting{"max_execution_time", millis(stmt)})
 		}
-		if stmt > 0 && d == MariaDB {
+		if stmt > 0 && f == sqldialect.MariaDB { // §3.7, §3.8
 			settings = append(settings, setting{"max_statement_time", statementSeconds(stmt)})
 		}
-	case SQLite:
+	case sqldialect.SQLite:
 		if stmt > 0 {
-			panic("sqldb: InTx: StatementTimeout does not exist for SQLite; use dbop.WithTimeout, which interrupts the statement and keeps the connection")
+			panic("sqldb: " + caller + ": StatementTimeout does not exist for SQLite; use dbop.WithTimeout, which interrupts the statement and keeps the connection")
 		}
-		s := &session{d: d, names: []string{"busy_timeout"}, read: "PRAGMA busy_timeout", set: "PRAGMA busy_timeout = " + millis(lock)}
+		s := &session{family: f, names: []string{"busy_timeout"}, read: "PRAGMA busy_timeout", set: "PRAGMA busy_timeout = " + millis(lock)}
 		return timeouts{session: s}
 	}
-	s := &session{d: d}
+	s := &session{family: d.Family}
 	var reads, sets []string
 	for _, st := range settings {
 		s.names = append(s.names, st.name)
@@ -100,7 +105,7 @@ func (s *session) restoreSQL(prev []string) (string, error) {
 		}
 		values[i] = strconv.FormatFloat(f, 'f', -1, 64)
 	}
-	if s.d == SQLite {
+	if s.family == sqldialect.SQLite {
 		return "PRAGMA busy_timeout = " + values[0], nil
 	}
 	sets := make([]string, len(values))

@@ -20,21 +20,22 @@ type Beginner interface {
 // transaction begun on db. Retry it with [dbop.WithRetry] to retry whole
 // transactions:
 //
-//	transfer := sqldb.InTx(db, sqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int64, error) {
+//	transfer := sqldb.InTx(db, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int64, error) {
 //		…
 //	}, sqldb.LockTimeout(2*time.Second))
 //	n, err := transfer.With(dbop.WithRetry(backoff)).Run(ctx)
 //
-// The dialect's classifier ([Dialect.Classify], after any [WithClassifier])
-// classifies fn's error and the errors of BEGIN, and its commit rules
-// ([Dialect.CommitOutcome]) judge a failed COMMIT: only a COMMIT whose
-// outcome is unknown becomes an [*scopes.AmbiguousCommitError], retried only
-// by a retry marked [dbop.Idempotent].
+// The [ClassifyBy] classifiers, then the dialect's classifier
+// (Dialect.Classify), classify fn's error and the errors of BEGIN, and the
+// dialect's commit rules (Dialect.CommitOutcome) judge a failed COMMIT:
+// only a COMMIT whose outcome is unknown becomes an
+// [*scopes.AmbiguousCommitError], retried only by a retry marked
+// [dbop.Idempotent].
 //
 // fn receives a context marked [dbop.WithinTx]: run its statements with it.
 // fn must neither commit nor roll back tx; InTx does, and reports a
-// transaction fn ended as a permanent error. If fn panics, the transaction
-// is rolled back and the panic goes on.
+// transaction fn ended as an error no retry acts on. If fn panics, the
+// transaction is rolled back and the panic goes on.
 //
 // [LockTimeout] and [StatementTimeout] apply per attempt (see the package
 // documentation); on MySQL, MariaDB and SQLite they need a connection to
@@ -45,36 +46,51 @@ type Beginner interface {
 // a *sql.Conn serves one transaction at a time. InTx panics if db or fn is
 // nil, d is invalid, an option is nil, or the options cannot be honoured
 // with d and db.
-func InTx[T any](db Beginner, d Dialect, fn func(ctx context.Context, tx *sql.Tx) (T, error), opts ...Option) dbop.Op[T] {
-	if isNil(db) {
-		panic("sqldb: InTx: the Beginner is nil" + nilType(db))
-	}
-	d.mustBeValid("InTx")
+func InTx[T any](db Beginner, d Dialect, fn func(ctx context.Context, tx *sql.Tx) (T, error), opts ...TxOption) dbop.Op[T] {
 	if fn == nil {
 		panic("sqldb: InTx: the function to run in the transaction is nil")
 	}
-	b := newBegin(db, d, newConfig(opts))
+	b := newBegin("InTx", db, d, opts)
 	return scopes.InTx(b.begin, func(ctx context.Context, t *txn) (T, error) {
 		return fn(ctx, t.tx)
 	}, b.scopeOpts...)
 }
 
-// begin is InTx's scopes.BeginFunc and what it needs. It is immutable once
-// built.
+// Do is [InTx] for work with no result: fn returns only an error, and the
+// operation's value is struct{}. It panics as InTx does.
+func Do(db Beginner, d Dialect, fn func(ctx context.Context, tx *sql.Tx) error, opts ...TxOption) dbop.Op[struct{}] {
+	if fn == nil {
+		panic("sqldb: Do: the function to run in the transaction is nil")
+	}
+	b := newBegin("Do", db, d, opts)
+	return scopes.Do(b.begin, func(ctx context.Context, t *txn) error {
+		return fn(ctx, t.tx)
+	}, b.scopeOpts...)
+}
+
+// begin is the scopes.BeginFunc of InTx and Do, and what it needs. It is
+// immutable once built.
 type begin struct {
 	db        Beginner
 	isolation sql.IsolationLevel
 	timeouts  timeouts
 	src       connSource // where to pin a connection when timeouts.session is set
 	restoreTO time.Duration
-	scopeOpts []scopes.Option
+	scopeOpts []scopes.TxOption
 }
 
-func newBegin(db Beginner, d Dialect, c *config) *begin {
+// newBegin checks the arguments of InTx or Do, named caller, and plans
+// their transactions.
+func newBegin(caller string, db Beginner, d Dialect, opts []TxOption) *begin {
+	if isNil(db) {
+		panic("sqldb: " + caller + ": the Beginner is nil" + nilType(db))
+	}
+	mustBeValid(d, caller)
+	c := newTxConfig(caller, opts)
 	b := &begin{
 		db:        db,
 		isolation: c.isolation,
-		timeouts:  newTimeouts(d, c),
+		timeouts:  newTimeouts(caller, d, c),
 		restoreTO: c.rollbackTimeout,
 	}
 	if b.timeouts.session != nil {
@@ -86,12 +102,12 @@ func newBegin(db Beginner, d Dialect, c *config) *begin {
 		}:
 			b.src = poolSource{db}
 		default:
-			panic(fmt.Sprintf("sqldb: InTx: %v session timeouts need a connection to pin: pass a *sql.DB or a *sql.Conn, not a %T", d, db))
+			panic(fmt.Sprintf("sqldb: %s: %v session timeouts need a connection to pin: pass a *sql.DB or a *sql.Conn, not a %T", caller, d, db))
 		}
 	}
-	b.scopeOpts = []scopes.Option{
-		scopes.ClassifyBy(c.classifier(d)),
-		scopes.CommitOutcome(d.CommitOutcome),
+	b.scopeOpts = []scopes.TxOption{
+		c.classifyBy(d),
+		scopes.CommitOutcome(commitOutcome(d.CommitOutcome)),
 		scopes.RollbackTimeout(c.rollbackTimeout),
 	}
 	if c.readOnly {
@@ -101,7 +117,7 @@ func newBegin(db Beginner, d Dialect, c *config) *begin {
 }
 
 // begin starts one attempt's transaction, with its timeouts applied.
-func (b *begin) begin(ctx context.Context, o scopes.TxOptions) (*txn, error) {
+func (b *begin) begin(ctx context.Context, o scopes.BeginOptions) (*txn, error) {
 	opts := &sql.TxOptions{Isolation: b.isolation, ReadOnly: o.ReadOnly}
 	if b.timeouts.session == nil {
 		tx, err := b.db.BeginTx(ctx, opts)
@@ -137,7 +153,7 @@ type txn struct {
 }
 
 // Commit commits. database/sql's Commit takes no context: the driver uses
-// the one given to BeginTx.
+// the one given to BeginTx (docs/backends.md §10.3).
 func (t *txn) Commit(ctx context.Context) error {
 	doneBefore := ctx.Err()
 	err := t.tx.Commit()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/adapters/mysqldb"
 	"github.com/dbop-go/dbop/adapters/sqldb"
 	"github.com/dbop-go/dbop/dboptest"
 	"github.com/dbop-go/dbop/scopes"
@@ -24,7 +25,7 @@ var retry = dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))
 // it anyway (invariant 7), so VerdictOf then reports Unclassified.
 func final(v dbop.Verdict) bool { return v == dbop.Unclassified || v == dbop.NotRetryable }
 
-func insertOp(db sqldb.Beginner, d sqldb.Dialect, runs *int, opts ...sqldb.Option) dbop.Op[int] {
+func insertOp(db sqldb.Beginner, d sqldb.Dialect, runs *int, opts ...sqldb.TxOption) dbop.Op[int] {
 	return sqldb.InTx(db, d, func(ctx context.Context, tx *sql.Tx) (int, error) {
 		*runs++
 		_, err := tx.ExecContext(ctx, "INSERT a")
@@ -53,11 +54,11 @@ func TestInTxCommitOutcome(t *testing.T) {
 		verdict    dbop.Verdict
 		ambiguous  bool
 	}{
-		{"mysql bad conn: not sent, retried", sqldb.MySQL, dboptest.BadConn(), false, 2, false, 0, false},
-		{"mysql server deadlock answering COMMIT: retried", sqldb.MariaDB, dboptest.MySQLError(1213, "Deadlock"), false, 2, false, 0, false},
-		{"mysql server dup key answering COMMIT: permanent", sqldb.MariaDB, dboptest.MySQLError(1062, "Duplicate"), false, 1, true, dbop.NotRetryable, false}, // final: see below
-		{"mysql invalid conn: ambiguous, not retried", sqldb.MySQL, dboptest.InvalidConn(), false, 1, true, dbop.Ambiguous, true},
-		{"mysql invalid conn, idempotent: retried", sqldb.MySQL, dboptest.InvalidConn(), true, 2, false, 0, false},
+		{"mysql bad conn: not sent, retried", mysqldb.MySQL, dboptest.BadConn(), false, 2, false, 0, false},
+		{"mysql server deadlock answering COMMIT: retried", mysqldb.MariaDB, dboptest.MySQLError(1213, "Deadlock"), false, 2, false, 0, false},
+		{"mysql server dup key answering COMMIT: permanent", mysqldb.MariaDB, dboptest.MySQLError(1062, "Duplicate"), false, 1, true, dbop.NotRetryable, false}, // final: see below
+		{"mysql invalid conn: ambiguous, not retried", mysqldb.MySQL, dboptest.InvalidConn(), false, 1, true, dbop.Ambiguous, true},
+		{"mysql invalid conn, idempotent: retried", mysqldb.MySQL, dboptest.InvalidConn(), true, 2, false, 0, false},
 		{"postgres serialization failure answering COMMIT: retried", sqldb.Postgres, dboptest.PgError("40001", "could not serialize"), false, 2, false, 0, false},
 		{"postgres admin shutdown answering COMMIT: ambiguous", sqldb.Postgres, dboptest.PgError("57P01", "terminating connection"), false, 1, true, dbop.Ambiguous, true},
 		{"postgres network error: ambiguous", sqldb.Postgres, dboptest.NetworkError(), false, 1, true, dbop.Ambiguous, true},
@@ -108,7 +109,7 @@ func TestInTxCommitOutcome(t *testing.T) {
 func TestInTxFnEndsTransaction(t *testing.T) {
 	db, f := openFake(t)
 	runs := 0
-	op := sqldb.InTx(db, sqldb.MySQL, func(ctx context.Context, tx *sql.Tx) (int, error) {
+	op := sqldb.InTx(db, mysqldb.MySQL, func(ctx context.Context, tx *sql.Tx) (int, error) {
 		runs++
 		return 0, tx.Commit()
 	})
@@ -158,7 +159,7 @@ func TestInTxSessionTimeoutsRestored(t *testing.T) {
 		}, "INSERT a", "COMMIT"},
 		{"error", func(ctx context.Context, tx *sql.Tx) (int, error) {
 			_, err := tx.ExecContext(ctx, "INSERT a")
-			return 0, errors.Join(err, dbop.Permanent(errors.New("boom")))
+			return 0, errors.Join(err, dbop.Classify(errors.New("boom"), dbop.NotRetryable))
 		}, "INSERT a", "ROLLBACK"},
 		{"panic", func(ctx context.Context, tx *sql.Tx) (int, error) {
 			_, _ = tx.ExecContext(ctx, "INSERT a")
@@ -169,7 +170,7 @@ func TestInTxSessionTimeoutsRestored(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			db, f := openFake(t)
 			f.answer(read, "50", "0.000000")
-			op := sqldb.InTx(db, sqldb.MariaDB, tt.fn, sqldb.LockTimeout(1200*time.Millisecond), sqldb.StatementTimeout(250*time.Millisecond))
+			op := sqldb.InTx(db, mysqldb.MariaDB, tt.fn, sqldb.LockTimeout(1200*time.Millisecond), sqldb.StatementTimeout(250*time.Millisecond))
 			func() {
 				defer func() { _ = recover() }()
 				_, _ = op.Run(t.Context())
@@ -197,7 +198,7 @@ func TestInTxFailedRestoreDiscardsConnection(t *testing.T) {
 	f.answer(read, "0")
 	f.failNext("SET @@SESSION.max_execution_time = 0", errors.New("restore failed"))
 	runs := 0
-	if _, err := insertOp(db, sqldb.MySQL, &runs, sqldb.StatementTimeout(time.Second)).Run(t.Context()); err != nil {
+	if _, err := insertOp(db, mysqldb.MySQL, &runs, sqldb.StatementTimeout(time.Second)).Run(t.Context()); err != nil {
 		t.Fatalf("a failed restore failed the committed operation: %v", err)
 	}
 	if n := f.openConns(); n != 0 {
@@ -236,21 +237,33 @@ func TestInTxPanics(t *testing.T) {
 		name, want string
 		build      func()
 	}{
-		{"nil db", "Beginner is nil", func() { sqldb.InTx[int](nil, sqldb.MySQL, fn) }},
-		{"nil *sql.DB", "Beginner is nil (a nil *sql.DB)", func() { sqldb.InTx((*sql.DB)(nil), sqldb.MySQL, fn) }},
-		{"nil *sql.Conn", "Beginner is nil (a nil *sql.Conn)", func() { sqldb.InTx((*sql.Conn)(nil), sqldb.MySQL, fn) }},
-		{"zero dialect", "invalid Dialect(0)", func() { sqldb.InTx(db, 0, fn) }},
-		{"nil fn", "function to run", func() { sqldb.InTx[int](db, sqldb.MySQL, nil) }},
-		{"nil option", "option 1 of 1 is nil", func() { sqldb.InTx(db, sqldb.MySQL, fn, nil) }},
+		{"nil db", "Beginner is nil", func() { sqldb.InTx[int](nil, mysqldb.MySQL, fn) }},
+		{"nil *sql.DB", "Beginner is nil (a nil *sql.DB)", func() { sqldb.InTx((*sql.DB)(nil), mysqldb.MySQL, fn) }},
+		{"nil *sql.Conn", "Beginner is nil (a nil *sql.Conn)", func() { sqldb.InTx((*sql.Conn)(nil), mysqldb.MySQL, fn) }},
+		{"zero dialect", "InTx: the zero Dialect", func() { sqldb.InTx(db, sqldb.Dialect{}, fn) }},
+		{"nil fn", "function to run", func() { sqldb.InTx[int](db, mysqldb.MySQL, nil) }},
+		{"nil option", "InTx: option 1 of 1 is nil", func() { sqldb.InTx(db, mysqldb.MySQL, fn, nil) }},
+		{"Do: nil db", "Do: the Beginner is nil", func() { sqldb.Do(nil, sqldb.Postgres, func(context.Context, *sql.Tx) error { return nil }) }},
+		{"Do: nil fn", "Do: the function to run", func() { sqldb.Do(db, sqldb.Postgres, nil) }},
+		{"Do: nil option", "Do: option 2 of 2 is nil", func() {
+			sqldb.Do(db, sqldb.Postgres, func(context.Context, *sql.Tx) error { return nil }, sqldb.ReadOnly(), nil)
+		}},
+		{"Do: sqlite statement timeout", "Do: StatementTimeout does not exist for SQLite", func() {
+			sqldb.Do(db, sqldb.SQLite, func(context.Context, *sql.Tx) error { return nil }, sqldb.StatementTimeout(time.Second))
+		}},
+		{"InSavepoint: nil tx", "InSavepoint: the transaction tx is a nil *sql.Tx", func() { sqldb.InSavepoint(nil, sqldb.Postgres) }},
+		{"InSavepoint: nil option", "InSavepoint: option 1 of 1 is nil", func() { sqldb.InSavepoint(new(sql.Tx), sqldb.Postgres, nil) }},
 		{"sqlite statement timeout", "StatementTimeout does not exist for SQLite", func() {
 			sqldb.InTx(db, sqldb.SQLite, fn, sqldb.StatementTimeout(time.Second))
 		}},
 		{"no connection to pin", "need a connection to pin", func() {
-			sqldb.InTx(beginnerOnly{db}, sqldb.MariaDB, fn, sqldb.LockTimeout(time.Second))
+			sqldb.InTx(beginnerOnly{db}, mysqldb.MariaDB, fn, sqldb.LockTimeout(time.Second))
 		}},
 		{"negative lock timeout", "LockTimeout(-1s)", func() { sqldb.LockTimeout(-time.Second) }},
 		{"zero statement timeout", "StatementTimeout(0s)", func() { sqldb.StatementTimeout(0) }},
-		{"nil classifier", "WithClassifier(nil)", func() { sqldb.WithClassifier(nil) }},
+		{"nil classifier", "ClassifyBy: classifier 2 of 2 is nil", func() { sqldb.ClassifyBy(sqldb.Postgres.Classify, nil) }},
+		{"no classifier", "ClassifyBy(): a Classifier is required", func() { sqldb.ClassifyBy() }},
+		{"zero rollback timeout", "RollbackTimeout(0s)", func() { sqldb.RollbackTimeout(0) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -262,7 +275,7 @@ func TestInTxPanics(t *testing.T) {
 	}
 	// A Beginner without Conn is fine when nothing needs pinning, and for
 	// PostgreSQL, whose timeouts are SET LOCAL.
-	sqldb.InTx(beginnerOnly{db}, sqldb.MariaDB, fn)
+	sqldb.InTx(beginnerOnly{db}, mysqldb.MariaDB, fn)
 	sqldb.InTx(beginnerOnly{db}, sqldb.Postgres, fn, sqldb.LockTimeout(time.Second))
 }
 
@@ -273,16 +286,16 @@ func (b beginnerOnly) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx
 	return b.db.BeginTx(ctx, opts)
 }
 
-// WithClassifier is asked before the dialect's classifier.
-func TestInTxWithClassifier(t *testing.T) {
+// ClassifyBy is asked before the dialect's classifier.
+func TestInTxClassifyBy(t *testing.T) {
 	db, _ := openFake(t)
 	errMine := errors.New("mine")
 	mineAndDeadlock := errors.Join(errMine, dboptest.MySQLError(1213, "Deadlock"))
 	runs := 0
-	op := sqldb.InTx(db, sqldb.MySQL, func(ctx context.Context, tx *sql.Tx) (int, error) {
+	op := sqldb.InTx(db, mysqldb.MySQL, func(ctx context.Context, tx *sql.Tx) (int, error) {
 		runs++
 		return 0, mineAndDeadlock
-	}, sqldb.WithClassifier(func(err error) dbop.Verdict {
+	}, sqldb.ClassifyBy(func(err error) dbop.Verdict {
 		if errors.Is(err, errMine) {
 			return dbop.NotRetryable
 		}
@@ -290,7 +303,7 @@ func TestInTxWithClassifier(t *testing.T) {
 	}))
 	_, err := op.With(retry).Run(t.Context())
 	// The dialect's classifier would retry the 1213: one run shows that
-	// WithClassifier's NotRetryable came first. That verdict is final, so
+	// ClassifyBy's NotRetryable came first. That verdict is final, so
 	// the error is returned as fn returned it (invariant 7).
 	if !final(dbop.VerdictOf(err)) || err != mineAndDeadlock || runs != 1 {
 		t.Errorf("Run = %v (verdict %v) after %d runs, want fn's error itself, final, after 1", err, dbop.VerdictOf(err), runs)
@@ -304,4 +317,45 @@ func mustPanic(t *testing.T, f func()) (v any) {
 	f()
 	t.Fatal("did not panic")
 	return nil
+}
+
+// Do is InTx for a function with no result: it commits, rolls back and
+// retries the same way.
+func TestDo(t *testing.T) {
+	db, f := openFake(t)
+	f.failNext("INSERT a", dboptest.PgError("40001", "could not serialize access"))
+	runs := 0
+	v, err := sqldb.Do(db, sqldb.Postgres, func(ctx context.Context, tx *sql.Tx) error {
+		runs++
+		_, err := tx.ExecContext(ctx, "INSERT a")
+		return err
+	}, sqldb.ReadOnly()).With(retry).Run(t.Context())
+	if err != nil || v != (struct{}{}) || runs != 2 {
+		t.Fatalf("Do = %v, %v after %d runs; want success after 2", v, err, runs)
+	}
+	checkLog(t, []string{"BEGIN READ ONLY", "INSERT a", "ROLLBACK", "BEGIN READ ONLY", "INSERT a", "COMMIT"}, f)
+}
+
+// ClassifyBy and RollbackTimeout fit transactions and savepoints; the
+// transaction-only options are not savepoint options, so passing one to
+// InSavepoint does not compile.
+func TestOptionKinds(t *testing.T) {
+	for name, o := range map[string]sqldb.Option{
+		"ClassifyBy":      sqldb.ClassifyBy(sqldb.Postgres.Classify),
+		"RollbackTimeout": sqldb.RollbackTimeout(time.Second),
+	} {
+		if _, ok := any(o).(sqldb.TxOption); !ok {
+			t.Errorf("%s is not a TxOption", name)
+		}
+	}
+	for name, o := range map[string]sqldb.TxOption{
+		"ReadOnly":         sqldb.ReadOnly(),
+		"Isolation":        sqldb.Isolation(sql.LevelSerializable),
+		"LockTimeout":      sqldb.LockTimeout(time.Second),
+		"StatementTimeout": sqldb.StatementTimeout(time.Second),
+	} {
+		if _, ok := o.(sqldb.SavepointOption); ok {
+			t.Errorf("%s is a SavepointOption: InSavepoint would accept a transaction-only setting", name)
+		}
+	}
 }
