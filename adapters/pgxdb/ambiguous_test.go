@@ -78,7 +78,7 @@ func TestCutDuringCommitIsAmbiguous(t *testing.T) {
 		if !errors.Is(err, pgconn.ErrConnClosed) || !errors.Is(ace.Err, pgconn.ErrConnClosed) {
 			t.Errorf("error %v does not reach pgconn.ErrConnClosed", err)
 		}
-		if _, ok := dbop.Attempts(err); ok || runs != 1 {
+		if _, ok := attempts(err); ok || runs != 1 {
 			t.Errorf("fn ran %d times, want 1: an ambiguous commit of non-idempotent work is not retried", runs)
 		}
 		if p.Cuts() != 1 {
@@ -139,7 +139,7 @@ func TestCutDuringCommitIsAmbiguous(t *testing.T) {
 			_, err := tx.Exec(ctx, "INSERT INTO pgxdb_ambiguous_release VALUES (1)")
 			p.CutAfter([]byte("RELEASE SAVEPOINT cockroach_restart"))
 			return 1, err
-		}, pgxdb.CockroachRestart(3, dbop.Constant(0)))
+		}, pgxdb.CockroachRestart(dbop.MaxAttempts(4)))
 		_, err := op.With(dbop.WithRetry(retryAtOnce)).Run(t.Context())
 		if !errors.Is(err, scopes.ErrAmbiguousCommit) || dbop.VerdictOf(err) != dbop.Ambiguous {
 			t.Errorf("error %v (verdict %v) is not an ambiguous commit", err, dbop.VerdictOf(err))
@@ -157,11 +157,12 @@ func TestCutDuringCommitIsAmbiguous(t *testing.T) {
 // pgx v5.12.0 reports a connection lost after a statement was sent with the
 // simple protocol (any Exec without arguments: COMMIT, ROLLBACK, SAVEPOINT,
 // SET LOCAL, or an autocommit INSERT) as "conn closed", an error whose
-// SafeToRetry is true. DB-REFERENCE §2 and §6 read SafeToRetry as "nothing
-// was sent": here the server received the statement and applied it. The
-// extended protocol reports the read error itself. CommitOutcome and InTx
-// are built around this; if a pgx upgrade makes this test fail, pgx has
-// changed, and the ErrConnClosed rule of CommitOutcome can be revisited.
+// SafeToRetry is true. pgconn documents SafeToRetry as "nothing was sent"
+// (docs/backends.md §2.2): here the server received the statement and
+// applied it (§2.4). The extended protocol reports the read error itself.
+// InTx's judgement of COMMIT errors is built around this; if a pgx upgrade
+// makes this test fail, pgx has changed, and its ErrConnClosed rule can be
+// revisited.
 func TestPgxReportsLostAnswerAsConnClosed(t *testing.T) {
 	tests := []struct {
 		name       string

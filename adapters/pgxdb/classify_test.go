@@ -2,6 +2,8 @@ package pgxdb_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/dbop-go/dbop"
@@ -11,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-func TestClassify(t *testing.T) {
+func TestClassifier(t *testing.T) {
 	tests := []struct {
 		name string
 		err  error
@@ -24,6 +26,7 @@ func TestClassify(t *testing.T) {
 		{"statement timeout", dboptest.PgError("57014", "canceling statement due to statement timeout"), dbop.RetryStatement},
 		{"user cancel", dboptest.PgError("57014", "canceling statement due to user request"), dbop.NotRetryable},
 		{"CockroachDB legacy retry", dboptest.PgError("CR000", "restart transaction"), dbop.RetryTransaction},
+		{"CockroachDB result is ambiguous", dboptest.PgError("40003", "result is ambiguous"), dbop.Ambiguous},
 		{"read-only transaction", dboptest.PgError("25006", "cannot execute INSERT in a read-only transaction"), dbop.NotRetryable},
 		{"in failed transaction", dboptest.PgError("25P02", "current transaction is aborted"), dbop.NotRetryable},
 		{"idle-in-transaction timeout", dboptest.PgError("25P03", "terminating connection due to idle-in-transaction timeout"), dbop.RetryTransaction},
@@ -32,22 +35,35 @@ func TestClassify(t *testing.T) {
 		{"division by zero", dboptest.PgError("22012", "division by zero"), dbop.NotRetryable},
 		{"unique violation", dboptest.PgError("23505", "duplicate key"), dbop.NotRetryable},
 		{"internal error", dboptest.PgError("XX000", "internal error"), dbop.Unclassified},
-		{"conn closed", pgconn.ErrConnClosed, dbop.RetryTransaction},
+		{"safe to retry", safeErr{safe: true}, dbop.RetryTransaction},
 		{"network", dboptest.NetworkError(), dbop.RetryTransaction},
 		{"deadline", context.DeadlineExceeded, dbop.RetryTransaction},
 		{"cancel", context.Canceled, dbop.NotRetryable},
+		{"no rows", pgx.ErrNoRows, dbop.Unclassified},
+
+		// The rules that need pgx's own error values (docs/backends.md §12).
+		{"conn closed", pgconn.ErrConnClosed, dbop.RetryTransaction},
+		{"conn closed, wrapped", fmt.Errorf("query: %w", pgconn.ErrConnClosed), dbop.RetryTransaction},
+		{"commit turned into rollback", pgx.ErrTxCommitRollback, dbop.NotRetryable},
+		{"commit turned into rollback, wrapped", fmt.Errorf("pgxdb: the transaction had failed before COMMIT: %w", pgx.ErrTxCommitRollback), dbop.NotRetryable},
+		{"tx is closed", pgx.ErrTxClosed, dbop.NotRetryable},
+		// Last resort: anything joined to them decides first.
+		{"deadline joined to tx is closed", errors.Join(pgx.ErrTxClosed, context.DeadlineExceeded), dbop.RetryTransaction},
+		{"deadline joined to commit rollback", errors.Join(pgx.ErrTxCommitRollback, context.DeadlineExceeded), dbop.RetryTransaction},
+		{"40001 joined to commit rollback", errors.Join(pgx.ErrTxCommitRollback, dboptest.PgError("40001", "could not serialize access")), dbop.RetryTransaction},
+		{"conn closed joined to tx is closed", errors.Join(pgx.ErrTxClosed, pgconn.ErrConnClosed), dbop.RetryTransaction},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := pgxdb.Classify(tt.err); got != tt.want {
-				t.Errorf("Classify(%v) = %v, want %v", tt.err, got, tt.want)
+			if got := pgxdb.Classifier(tt.err); got != tt.want {
+				t.Errorf("Classifier(%v) = %v, want %v", tt.err, got, tt.want)
 			}
 		})
 	}
 }
 
-// WithClassifier is asked first; Classify decides the rest.
-func TestWithClassifier(t *testing.T) {
+// ClassifyBy is asked first; Classifier decides the rest.
+func TestClassifyBy(t *testing.T) {
 	unique := dboptest.PgError("23505", "duplicate key")
 	retryUnique := func(err error) dbop.Verdict {
 		if pgCode(err) == "23505" {
@@ -55,6 +71,7 @@ func TestWithClassifier(t *testing.T) {
 		}
 		return dbop.Unclassified
 	}
+	never := func(error) dbop.Verdict { return dbop.Unclassified }
 	syntax := dboptest.PgError("42601", "syntax error")
 	var db fakeDB
 	db.FailNext("INSERT a", unique, syntax)
@@ -63,7 +80,7 @@ func TestWithClassifier(t *testing.T) {
 		runs++
 		_, err := tx.Exec(ctx, "INSERT a")
 		return 0, err
-	}, pgxdb.WithClassifier(retryUnique))
+	}, pgxdb.ClassifyBy(never), pgxdb.ClassifyBy(retryUnique))
 	_, err := op.With(dbop.WithRetry(retryAtOnce)).Run(t.Context())
 	// The syntax error is NotRetryable, so final and returned as the
 	// driver returned it (invariant 7).

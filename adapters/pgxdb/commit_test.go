@@ -15,9 +15,13 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-func fatal(code, message string) *pgconn.PgError {
+func fatal(code, message string) *pgconn.PgError { return severe("FATAL", "FATAL", code, message) }
+
+// severe returns a server error of the given severity, localized
+// (lc_messages) and not.
+func severe(localized, unlocalized, code, message string) *pgconn.PgError {
 	e := dboptest.PgError(code, message)
-	e.Severity, e.SeverityUnlocalized = "FATAL", "FATAL"
+	e.Severity, e.SeverityUnlocalized = localized, unlocalized
 	return e
 }
 
@@ -34,6 +38,8 @@ var commitErrors = []struct {
 	{"pgx conn closed: the answer was lost", fmt.Errorf("%w: %w", safeErr{safe: true}, pgconn.ErrConnClosed), dbop.Ambiguous},
 	{"not safe to retry", safeErr{safe: false}, dbop.Ambiguous},
 	{"commit turned into rollback", pgx.ErrTxCommitRollback, dbop.Unclassified}, // not committed: the classifier decides (NotRetryable)
+	{"commit turned into rollback, wrapped", fmt.Errorf("pgxdb: the transaction had failed before COMMIT: %w", pgx.ErrTxCommitRollback), dbop.Unclassified},
+	{"conn closed alone", pgconn.ErrConnClosed, dbop.Ambiguous},
 	{"40001 at COMMIT under SERIALIZABLE", dboptest.PgError("40001", "could not serialize access due to read/write dependencies among transactions"), dbop.Unclassified},
 	{"deferred unique violation", dboptest.PgError("23505", "duplicate key value violates unique constraint"), dbop.Unclassified},
 	{"40003 statement completion unknown", dboptest.PgError("40003", "result is ambiguous"), dbop.Ambiguous},
@@ -43,17 +49,21 @@ var commitErrors = []struct {
 	{"57P02 crash shutdown", fatal("57P02", "terminating connection because of crash of another server process"), dbop.Ambiguous},
 	{"57P01 without severity", dboptest.PgError("57P01", "terminating connection due to administrator command"), dbop.Ambiguous},
 	{"another FATAL", fatal("XX000", "internal error"), dbop.Ambiguous},
+	{"PANIC", severe("PANIC", "PANIC", "XX000", "internal error"), dbop.Ambiguous},
+	{"FATAL under translated messages", severe("ВАЖНО", "FATAL", "XX000", "internal error"), dbop.Ambiguous},
+	{"FATAL from a server too old to send it untranslated", severe("FATAL", "", "XX000", "internal error"), dbop.Ambiguous},
+	{"an ERROR answering COMMIT", dboptest.PgError("XX000", "internal error"), dbop.Unclassified},
 	{"25P03 idle-in-transaction timeout", fatal("25P03", "terminating connection due to idle-in-transaction timeout"), dbop.Unclassified}, // not committed: the classifier decides (RetryTransaction)
 	{"unexpected EOF", io.ErrUnexpectedEOF, dbop.Ambiguous},
 	{"network error", dboptest.NetworkError(), dbop.Ambiguous},
 	{"deadline during COMMIT", context.DeadlineExceeded, dbop.Ambiguous},
 }
 
-func TestCommitOutcome(t *testing.T) {
+func TestJudgeCommit(t *testing.T) {
 	for _, tt := range commitErrors {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := pgxdb.CommitOutcome(tt.err); got != tt.want {
-				t.Errorf("CommitOutcome(%v) = %v, want %v", tt.err, got, tt.want)
+			if got := pgxdb.JudgeCommit(tt.err); got != tt.want {
+				t.Errorf("JudgeCommit(%v) = %v, want %v", tt.err, got, tt.want)
 			}
 		})
 	}
@@ -74,11 +84,11 @@ func TestInTxCommitErrors(t *testing.T) {
 			})
 			_, err := op.With(dbop.WithRetry(retryAtOnce)).Run(t.Context())
 
-			// The verdict InTx attaches: CommitOutcome's, or for
+			// The verdict InTx attaches: the COMMIT judgement's, or for
 			// Unclassified the classifier's.
 			want := tt.want
 			if want == dbop.Unclassified {
-				want = pgxdb.Classify(tt.err)
+				want = pgxdb.Classifier(tt.err)
 			}
 			ambiguous := errors.Is(err, scopes.ErrAmbiguousCommit)
 			switch want {

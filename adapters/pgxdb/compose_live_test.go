@@ -166,8 +166,8 @@ func newComposeRival(t *testing.T, admin *pgxpool.Pool, tbl, code string) *compo
 }
 
 // txOptions are the options of the transaction under test.
-func (r *composeRival) txOptions() []pgxdb.Option {
-	opts := []pgxdb.Option{pgxdb.Isolation(pgx.RepeatableRead)}
+func (r *composeRival) txOptions() []pgxdb.TxOption {
+	opts := []pgxdb.TxOption{pgxdb.Isolation(pgx.RepeatableRead)}
 	if r.code == "55P03" {
 		opts = append(opts, pgxdb.LockTimeout(50*time.Millisecond))
 	}
@@ -204,8 +204,8 @@ func (r *composeRival) beforeStep() {
 // onRetry, for a retry inside the transaction under test, records the
 // event in rec and releases a 55P03 rival's lock, so that the attempt after
 // the retried one can take it.
-func (r *composeRival) onRetry(rec *retries) func(context.Context, dbop.RetryEvent) {
-	return func(ctx context.Context, e dbop.RetryEvent) {
+func (r *composeRival) onRetry(rec *retries) func(context.Context, dbop.AttemptEvent) {
+	return func(ctx context.Context, e dbop.AttemptEvent) {
 		rec.record(ctx, e)
 		r.release()
 	}
@@ -215,8 +215,8 @@ func (r *composeRival) onRetry(rec *retries) func(context.Context, dbop.RetryEve
 // which has ended the transaction: it also waits until a 40P01 rival,
 // unblocked by the rollback, has ended its own transaction, so that the
 // next attempt cannot lose the race for row A and deadlock again.
-func (r *composeRival) ownerRetry(rec *retries) func(context.Context, dbop.RetryEvent) {
-	return func(ctx context.Context, e dbop.RetryEvent) {
+func (r *composeRival) ownerRetry(rec *retries) func(context.Context, dbop.AttemptEvent) {
+	return func(ctx context.Context, e dbop.AttemptEvent) {
 		rec.record(ctx, e)
 		r.release()
 		r.await()
@@ -513,7 +513,7 @@ func TestLiveComposeSwallowedDoom(t *testing.T) {
 // S6: errors no rule retries reach the caller as the very values the
 // operation returned, after one run: pgx.ErrNoRows and a real 23505 from
 // InTx's function under a retry, and pgx.ErrNoRows from an autocommit
-// query under a retry with classifiers.Default.
+// query under a retry with pgxdb.Classifier.
 func TestLiveComposeFinalErrorsUnchanged(t *testing.T) {
 	pool, _, admin := composePools(t)
 	tbl := composeTable(t, admin, "pgxdb_compose_final")
@@ -548,19 +548,19 @@ func TestLiveComposeFinalErrorsUnchanged(t *testing.T) {
 				return 1, *opErr
 			}).With(dbop.WithRetry(retryAtOnce))
 		}, "23505"},
-		{"autocommit/ErrNoRows/ClassifyBy(Default)", func(runs *int, opErr *error) dbop.Op[int] {
+		{"autocommit/ErrNoRows/ClassifyBy(Classifier)", func(runs *int, opErr *error) dbop.Op[int] {
 			return dbop.Op[int](func(ctx context.Context) (int, error) {
 				*runs++
 				*opErr = noRows(ctx, pool)
 				return 1, *opErr
-			}).With(dbop.WithRetry(retryAtOnce), dbop.ClassifyBy(classifiers.Default))
+			}).With(dbop.WithRetry(retryAtOnce), dbop.ClassifyBy(pgxdb.Classifier))
 		}, ""},
-		{"autocommit/23505/ClassifyBy(Default)", func(runs *int, opErr *error) dbop.Op[int] {
+		{"autocommit/23505/ClassifyBy(Classifier)", func(runs *int, opErr *error) dbop.Op[int] {
 			return dbop.Op[int](func(ctx context.Context) (int, error) {
 				*runs++
 				*opErr = duplicate(ctx, pool)
 				return 1, *opErr
-			}).With(dbop.WithRetry(retryAtOnce), dbop.ClassifyBy(classifiers.Default))
+			}).With(dbop.WithRetry(retryAtOnce), dbop.ClassifyBy(pgxdb.Classifier))
 		}, "23505"},
 	}
 	for _, tt := range tests {

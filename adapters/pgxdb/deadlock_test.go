@@ -52,7 +52,7 @@ func TestDeadlockIsRetried(t *testing.T) {
 		// it could take its first row again before the winner, woken by the
 		// victim's rollback, does, and deadlock a second time: correct
 		// behaviour, but not what this test counts.
-		afterWinner := dbop.OnRetry(func(ctx context.Context, e dbop.RetryEvent) {
+		afterWinner := dbop.OnRetry(func(ctx context.Context, e dbop.AttemptEvent) {
 			rec.record(ctx, e)
 			select {
 			case <-s.other.done:

@@ -3,14 +3,19 @@
 // per-attempt server-side timeouts, and PostgreSQL's error rules wired in,
 // so that the operations need no further setup to be retried safely.
 //
+// A program that imports pgxdb links pgx and no other database driver.
+// Code comments cite the repository's backend reference, docs/backends.md,
+// by section.
+//
 // # Transactions
 //
 // [InTx] builds an operation that runs a function in a transaction of its
 // own each time it runs, begun on a [Beginner] — a *pgxpool.Pool,
-// *pgxpool.Conn or *pgx.Conn. Retrying the operation with
-// [github.com/dbop-go/dbop.WithRetry] retries the whole transaction, reads
-// included, which is what serialization failures (40001) and deadlocks
-// (40P01) require (DB-REFERENCE §1, pitfall 3):
+// *pgxpool.Conn or *pgx.Conn; [Do] is the same for a function with no
+// result. Retrying the operation with [github.com/dbop-go/dbop.WithRetry]
+// retries the whole transaction, reads included, which is what
+// serialization failures (40001) and deadlocks (40P01) require
+// (docs/backends.md §1.5, §1.6):
 //
 //	transfer := pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (int64, error) {
 //		var balance int64
@@ -23,15 +28,16 @@
 //
 //	left, err := transfer.With(dbop.WithRetry(dbop.FullJitter(dbop.Exponential(10*time.Millisecond, time.Second)))).Run(ctx)
 //
-// The options choose the isolation level ([Isolation]), [ReadOnly] and
-// [Deferrable] transactions, per-attempt server limits ([LockTimeout],
-// [StatementTimeout]), a classifier asked before the built-in one
-// ([WithClassifier]), the bound on rollbacks ([RollbackTimeout]) and
-// CockroachDB's restart protocol ([CockroachRestart]).
+// A [TxOption] configures a transaction: its isolation level
+// ([Isolation]), [ReadOnly] and [Deferrable] transactions, and
+// CockroachDB's restart protocol ([CockroachRestart]). An [Option] fits
+// transactions and savepoints alike: classifiers asked before the built-in
+// one ([ClassifyBy]), the bound on rollbacks ([RollbackTimeout]) and the
+// per-attempt server limits ([LockTimeout], [StatementTimeout]).
 //
-// A pgx.Tx is not a Beginner: pgx's nested "transactions" are savepoints,
-// which a transaction-level retry cannot use. Inside a transaction, use a
-// savepoint step.
+// A pgx.Tx is not a Beginner: pgx's nested "transactions" are savepoints
+// (§2.10), which a transaction-level retry cannot use. Inside a
+// transaction, use a savepoint step.
 //
 // # Savepoint steps
 //
@@ -39,8 +45,10 @@
 // the caller owns — the one InTx handed to fn, or any pgx.Tx — so that a
 // statement-level failure (a lock timeout, 55P03; a statement timeout,
 // 57014) is rolled back to the savepoint and tried again without losing the
-// transaction's earlier work. A transaction-level failure is not retried
-// there: it travels out, untouched, to the retry around the transaction.
+// transaction's earlier work (§1.3, §1.7). A transaction-level failure is
+// not retried there: it travels out, untouched, to the retry around the
+// transaction. It takes a [SavepointOption]: every Option, and no
+// transaction-only one, which does not compile there.
 //
 //	step := dbop.Op[int64](func(ctx context.Context) (int64, error) {
 //		tag, err := tx.Exec(ctx, "UPDATE stock SET reserved = reserved + 1 WHERE item = $1", item)
@@ -48,8 +56,7 @@
 //	})
 //	n, err := step.With(
 //		dbop.WithRetry(dbop.Constant(50*time.Millisecond), dbop.MaxAttempts(3)),
-//		pgxdb.InSavepoint(tx),
-//		pgxdb.Timeouts(tx, pgxdb.LockTimeout(200*time.Millisecond)),
+//		pgxdb.InSavepoint(tx, pgxdb.LockTimeout(200*time.Millisecond)),
 //	).Run(ctx) // the context InTx handed to fn
 //
 // [Savepoints] is the underlying [scopes.Savepointer], for use with
@@ -57,30 +64,31 @@
 //
 // # Per-attempt timeouts
 //
-// With pgx a context deadline closes the connection (DB-REFERENCE §2): the
+// With pgx a context deadline closes the connection (§2.7): the
 // transaction dies, and a deadline during COMMIT leaves its outcome
-// unknown. Server-side limits fail one statement and keep the connection,
-// so they are the per-attempt timeouts to use (pitfall 5). A [Setting]
-// ([LockTimeout], [StatementTimeout]) is SET LOCAL:
+// unknown. Server-side limits fail one statement and keep the connection
+// (§1.7), so they are the per-attempt timeouts to use. [LockTimeout] and
+// [StatementTimeout] are SET LOCAL:
 //
-//   - given to InTx, it is among the first statements of every attempt's
-//     transaction (after each in-place restart too);
-//   - given to [Timeouts] around a savepoint step, it is set at the start of
-//     every attempt and set back after it, and a failed attempt's ROLLBACK
-//     TO SAVEPOINT undoes it (DB-REFERENCE §1).
+//   - given to InTx, they are among the first statements of every
+//     attempt's transaction (after each in-place restart too);
+//   - given to InSavepoint, they are set at the start of every attempt
+//     inside its savepoint and set back after it, and a failed attempt's
+//     ROLLBACK TO SAVEPOINT undoes them (§1.4).
 //
-// SET LOCAL "lasts until the end of the transaction", so nothing is left on
-// a pooled connection either way; the tests check that with SHOW on the
-// same connection afterwards.
+// SET LOCAL lasts until the end of the transaction, committed or not, so
+// nothing is left on a pooled connection either way; the tests check that
+// with SHOW on the same connection afterwards.
 //
 // # Errors and verdicts
 //
-// [Classify] decides what each error means for a retry: it is
-// [classifiers.Default] (PostgreSQL and CockroachDB codes, then transport
-// and context errors) plus NotRetryable for the SQLSTATE classes 22, 25
-// and 42, which fail the same way every time. An error from COMMIT is
-// judged by [CommitOutcome]: an outcome that is unknown becomes an
-// [*scopes.AmbiguousCommitError] (errors.Is(err,
+// [Classifier] decides what each error means for a retry: the driver-free
+// rules of [classifiers.CockroachDB] (which include [classifiers.Postgres]),
+// the transport and context rules, and the rules that need pgx's own error
+// values (pgconn.ErrConnClosed, pgx.ErrTxCommitRollback, pgx.ErrTxClosed).
+// An error from COMMIT is judged by what it says about the transaction,
+// with [classifiers.PostgresCommit] and pgx's own rules (§11): an outcome
+// that is unknown becomes an [*scopes.AmbiguousCommitError] (errors.Is(err,
 // [scopes.ErrAmbiguousCommit])) with the verdict
 // [github.com/dbop-go/dbop.Ambiguous], which a retry retries only for
 // [github.com/dbop-go/dbop.Idempotent] work; an error that proves nothing
@@ -89,23 +97,41 @@
 //
 // pgx v5.12.0 reports a connection lost while it waits for the answer to
 // COMMIT as "conn closed", an error that claims SafeToRetry ("nothing was
-// sent"), although the COMMIT reached the server and may have been
-// applied. InTx does not trust that claim: see [CommitOutcome].
+// sent"), although the COMMIT reached the server and may have been applied
+// (§2.4). InTx does not trust that claim: it tells a COMMIT that found the
+// connection already closed, and so was never sent, from one whose answer
+// was lost.
 //
-// # CockroachDB
+// # Safety
 //
-// [CockroachRestart] follows CockroachDB's client-side retry protocol
-// (SAVEPOINT cockroach_restart; ROLLBACK TO SAVEPOINT cockroach_restart on
-// 40001; RELEASE SAVEPOINT cockroach_restart to commit) with a bounded
-// number of in-place restarts, after which the retry around InTx begins a
-// new transaction. It runs on PostgreSQL too, where in-place restarts
-// cannot heal a 40001 under REPEATABLE READ or SERIALIZABLE: the
-// transaction keeps its snapshot across the rollback.
+// The scopes keep the invariants of the package documentation of
+// github.com/dbop-go/dbop: a doomed transaction is never retried below its
+// owner (invariant 1), and a statement runs again inside a transaction only
+// where the backend kept the transaction usable, after a scope rolled it
+// back to a savepoint and certified that (invariant 2). fn and the
+// savepoint steps receive contexts that say which transaction they run in,
+// so a retry inside fn never runs again after a 40001, a 40P01 or a lost
+// connection: the error goes out to InTx, which rolls back, and to the
+// retry around InTx, which begins a new transaction.
+//
+// [CockroachRestart] is the one sanctioned in-transaction retry of a 40001,
+// and it is for CockroachDB only. CockroachDB's client-side protocol
+// (§6.2) answers a 40001 with ROLLBACK TO SAVEPOINT cockroach_restart,
+// which restores the transaction to its start and keeps it usable, and
+// runs the transaction's statements again in place. The restarts are
+// driven by one [github.com/dbop-go/dbop.WithRetry] built from the
+// option's arguments, with no wait between them (waiting would hold the
+// transaction's locks), and each is certified by that rollback, as
+// invariant 2 asks. When they are used up, the 40001 goes out to InTx and
+// the retry around it. On PostgreSQL a REPEATABLE READ or SERIALIZABLE
+// transaction keeps its snapshot across ROLLBACK TO (§1.6), so an in-place
+// restart reads the same stale rows and fails again; there the 40001
+// escalates to a new transaction after the restarts, and CockroachRestart
+// only spends round trips.
 //
 // # Concurrency
 //
 // Operations, decorators and options are immutable once built and safe for
-// concurrent use. A transaction, and so a savepoint step or a Timeouts
-// decorator built on it, serves one goroutine at a time, as does a
-// *pgx.Conn.
+// concurrent use. A transaction, and so a savepoint step built on it,
+// serves one goroutine at a time, as does a *pgx.Conn.
 package pgxdb

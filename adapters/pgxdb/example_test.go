@@ -3,6 +3,7 @@ package pgxdb_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log"
 	"time"
 
@@ -10,10 +11,11 @@ import (
 	"github.com/dbop-go/dbop/adapters/pgxdb"
 	"github.com/dbop-go/dbop/scopes"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// The examples need a server, so they are compiled but not run.
+// The examples that need a server are compiled but not run.
 
 // A transfer in a SERIALIZABLE transaction, run again as a whole on
 // serialization failures, deadlocks, timeouts and lost connections.
@@ -78,8 +80,7 @@ func ExampleInSavepoint() {
 		})
 		return reserve.With(
 			dbop.WithRetry(dbop.Constant(50*time.Millisecond), dbop.MaxAttempts(3)),
-			pgxdb.InSavepoint(tx),
-			pgxdb.Timeouts(tx, pgxdb.LockTimeout(200*time.Millisecond)),
+			pgxdb.InSavepoint(tx, pgxdb.LockTimeout(200*time.Millisecond)),
 		).Run(ctx) // the context InTx handed to fn
 	})
 
@@ -90,8 +91,32 @@ func ExampleInSavepoint() {
 	log.Printf("order %d", id)
 }
 
-// CockroachDB's client-side retry protocol: up to 10 restarts in place,
-// then new transactions.
+// Work with no result: Do runs fn in a transaction per attempt, as InTx
+// does.
+func ExampleDo() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "postgres://localhost/shop")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+
+	archive := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "INSERT INTO orders_archive SELECT * FROM orders WHERE shipped"); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "DELETE FROM orders WHERE shipped")
+		return err
+	}, pgxdb.StatementTimeout(time.Minute))
+
+	if _, err := archive.With(dbop.WithRetry(dbop.Exponential(20*time.Millisecond, time.Second))).Run(ctx); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// CockroachDB's client-side retry protocol: up to 10 runs in place, at
+// once, then new transactions begun by the retry around InTx, with its
+// backoff.
 func ExampleCockroachRestart() {
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, "postgres://root@localhost:26257/bank")
@@ -100,12 +125,36 @@ func ExampleCockroachRestart() {
 	}
 	defer pool.Close()
 
-	op := pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (struct{}, error) {
+	op := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, "UPDATE accounts SET balance = balance - 100 WHERE id = $1", 1)
-		return struct{}{}, err
-	}, pgxdb.CockroachRestart(10, dbop.FullJitter(dbop.Exponential(5*time.Millisecond, 200*time.Millisecond))))
+		return err
+	}, pgxdb.CockroachRestart(dbop.MaxAttempts(10), dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) {
+		log.Printf("restart %d after %v", e.Attempt, e.Err)
+	})))
 
 	if _, err := op.With(dbop.WithRetry(dbop.Exponential(50*time.Millisecond, 2*time.Second))).Run(ctx); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// What a retry makes of pgx's errors. Classifier is also what to give
+// dbop.ClassifyBy for work on a pgx connection outside InTx.
+func ExampleClassifier() {
+	for _, err := range []error{
+		&pgconn.PgError{Severity: "ERROR", Code: "40001", Message: "could not serialize access"},
+		&pgconn.PgError{Severity: "ERROR", Code: "55P03", Message: "canceling statement due to lock timeout"},
+		&pgconn.PgError{Severity: "ERROR", Code: "23505", Message: "duplicate key value violates unique constraint"},
+		pgconn.ErrConnClosed,
+		pgx.ErrTxCommitRollback,
+		pgx.ErrNoRows,
+	} {
+		fmt.Printf("%v: %v\n", err, pgxdb.Classifier(err))
+	}
+	// Output:
+	// ERROR: could not serialize access (SQLSTATE 40001): retry-transaction
+	// ERROR: canceling statement due to lock timeout (SQLSTATE 55P03): retry-statement
+	// ERROR: duplicate key value violates unique constraint (SQLSTATE 23505): not-retryable
+	// conn closed: retry-transaction
+	// commit unexpectedly resulted in rollback: not-retryable
+	// no rows in result set: unclassified
 }

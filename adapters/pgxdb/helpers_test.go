@@ -202,13 +202,22 @@ func checkLog(t *testing.T, want, got []string) {
 	}
 }
 
+// attempts returns how many attempts the outermost WithRetry made before
+// returning err, and false when err did not come from giving up.
+func attempts(err error) (int, bool) {
+	if re, ok := errors.AsType[*dbop.RetryError](err); ok {
+		return re.Attempts, true
+	}
+	return 0, false
+}
+
 // retries records the OnRetry events of a retry.
 type retries struct {
 	mu     sync.Mutex
-	events []dbop.RetryEvent
+	events []dbop.AttemptEvent
 }
 
-func (r *retries) record(_ context.Context, e dbop.RetryEvent) {
+func (r *retries) record(_ context.Context, e dbop.AttemptEvent) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, e)

@@ -32,7 +32,7 @@ func TestReadOnlyWriteIsNotRetried(t *testing.T) {
 	if v := dbop.VerdictOf(err); !final(v) || err != fnErr {
 		t.Errorf("Run = %v (verdict %v), want the error fn returned, final", err, v)
 	}
-	if _, retried := dbop.Attempts(err); retried || runs != 1 {
+	if _, retried := attempts(err); retried || runs != 1 {
 		t.Errorf("fn ran %d times, want 1", runs)
 	}
 	checkLog(t, []string{

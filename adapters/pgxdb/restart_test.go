@@ -35,7 +35,7 @@ func TestCockroachRestart(t *testing.T) {
 				return 0, err
 			}
 			return 1, nil
-		}, pgxdb.CockroachRestart(3, dbop.Constant(0)), pgxdb.LockTimeout(5*time.Second))
+		}, pgxdb.CockroachRestart(dbop.MaxAttempts(4)), pgxdb.LockTimeout(5*time.Second))
 
 		if _, err := op.With(dbop.WithRetry(retryAtOnce)).Run(t.Context()); err != nil {
 			t.Fatal(err)
@@ -72,7 +72,7 @@ func TestCockroachRestart(t *testing.T) {
 
 		var rec retries
 		reads, err := balanceConflict(t, winnerPool, "pgxdb_restart_conflict", func(fn func(context.Context, pgx.Tx) (int, error)) dbop.Op[int] {
-			return pgxdb.InTx(loserPool, fn, pgxdb.Isolation(pgx.Serializable), pgxdb.CockroachRestart(1, dbop.Constant(0))).
+			return pgxdb.InTx(loserPool, fn, pgxdb.Isolation(pgx.Serializable), pgxdb.CockroachRestart(dbop.MaxAttempts(2))).
 				With(dbop.WithRetry(retryAtOnce, dbop.OnRetry(rec.record)))
 		})
 		if err != nil {
@@ -90,6 +90,7 @@ func TestCockroachRestart(t *testing.T) {
 			"ROLLBACK TO SAVEPOINT cockroach_restart",
 			sel, // the same snapshot: still 100
 			upd + " -> 40001",
+			"ROLLBACK TO SAVEPOINT cockroach_restart", // each run is undone before the retry decides
 			"rollback", // restarts used up: InTx rolls back, WithRetry begins anew
 			"begin isolation level serializable",
 			"SAVEPOINT cockroach_restart",

@@ -12,7 +12,9 @@ import (
 // ROLLBACK TO SAVEPOINT and RELEASE SAVEPOINT in tx, with the name quoted
 // as an identifier (pgx.Identifier.Sanitize), so any name is safe. It does
 // not use pgx's own nested transactions (tx.Begin), whose savepoint names
-// are pgx's to choose. It panics if tx is nil.
+// are pgx's to choose (docs/backends.md §2.10). It is what [InSavepoint]
+// uses, for code that calls [scopes.InSavepoint] directly. It panics if tx
+// is nil.
 func Savepoints(tx pgx.Tx) scopes.Savepointer {
 	if isNil(tx) {
 		panic("pgxdb: Savepoints: the transaction is nil" + nilType(tx))
@@ -40,19 +42,37 @@ func (s savepointer) exec(ctx context.Context, stmt, name string) error {
 }
 
 // InSavepoint returns [scopes.InSavepoint] over [Savepoints](tx) with
-// [Classify] wired in: listed after [dbop.WithRetry], it runs each attempt
-// of a step in a savepoint of tx, so a statement-level failure (a lock
-// timeout, 55P03; a statement timeout, 57014) is rolled back to the
-// savepoint and retried without losing the transaction's earlier work,
-// while a transaction-level one (40001, 40P01, a lost connection) travels
-// out untouched to the retry around the transaction:
+// [Classifier] wired in: listed after [dbop.WithRetry], it runs each
+// attempt of a step in a savepoint of tx, so a statement-level failure (a
+// lock timeout, 55P03; a statement timeout, 57014; docs/backends.md §1.7)
+// is rolled back to the savepoint and retried without losing the
+// transaction's earlier work, while a transaction-level one (40001, 40P01,
+// a lost connection) travels out untouched to the retry around the
+// transaction:
 //
-//	step.With(dbop.WithRetry(backoff), pgxdb.InSavepoint(tx)).Run(ctx)
+//	step.With(dbop.WithRetry(backoff), pgxdb.InSavepoint(tx, pgxdb.LockTimeout(100*time.Millisecond))).Run(ctx)
 //
-// Run the step with the context [InTx] handed to fn. A [scopes.ClassifyBy]
-// among opts is asked before Classify. It panics if tx is nil, or on what
-// scopes.InSavepoint panics on.
-func InSavepoint(tx pgx.Tx, opts ...scopes.Option) dbop.Decorator {
-	sp := Savepoints(tx)
-	return scopes.InSavepoint(sp, append(opts[:len(opts):len(opts)], scopes.ClassifyBy(Classify))...)
+// Run the step with the context [InTx] handed to fn. A [ClassifyBy] among
+// opts is asked before Classifier. [LockTimeout] and [StatementTimeout]
+// apply to each attempt inside its savepoint: set at its start with
+// set_config(…, true), which is SET LOCAL; undone by the ROLLBACK TO
+// SAVEPOINT of a failed attempt (§1.4); and set back to their earlier
+// values before the RELEASE SAVEPOINT of a successful one, so the step's
+// limits do not leak into the rest of the transaction.
+//
+// The Decorator is safe for concurrent use, but tx serves one goroutine at
+// a time. It panics if tx is nil or an option is nil.
+func InSavepoint(tx pgx.Tx, opts ...SavepointOption) dbop.Decorator {
+	if isNil(tx) {
+		panic("pgxdb: InSavepoint: the transaction is nil" + nilType(tx))
+	}
+	c := newSavepointConfig(opts)
+	scope := scopes.InSavepoint(Savepoints(tx),
+		scopes.ClassifyBy(c.classifier),
+		scopes.RollbackTimeout(c.rollbackTimeout),
+	)
+	if len(c.settings) == 0 {
+		return scope
+	}
+	return dbop.Chain(scope, settingsAround(tx, c.settings))
 }

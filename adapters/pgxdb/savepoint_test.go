@@ -33,7 +33,7 @@ func TestLockTimeoutRetriedAtSavepoint(t *testing.T) {
 	// The retry's OnRetry runs after the failed attempt was rolled back to
 	// its savepoint and before the next one: the holder lets go there.
 	var rec retries
-	release := func(ctx context.Context, e dbop.RetryEvent) {
+	release := func(ctx context.Context, e dbop.AttemptEvent) {
 		rec.record(ctx, e)
 		if len(rec.codes()) == 1 {
 			if err := holder.Rollback(ctx); err != nil {
@@ -54,8 +54,7 @@ func TestLockTimeoutRetriedAtSavepoint(t *testing.T) {
 		})
 		n, err := step.With(
 			dbop.WithRetry(retryAtOnce, dbop.OnRetry(release)),
-			pgxdb.InSavepoint(tx),
-			pgxdb.Timeouts(tx, pgxdb.LockTimeout(100*time.Millisecond)),
+			pgxdb.InSavepoint(tx, pgxdb.LockTimeout(100*time.Millisecond)),
 		).Run(ctx)
 		if err != nil {
 			return 0, err

@@ -13,50 +13,61 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// A Setting is a server parameter set for one attempt with SET LOCAL: a
-// per-attempt, server-side limit. Build one with [LockTimeout] or
-// [StatementTimeout]. A Setting is an [Option] of [InTx], which applies it
-// at the start of each attempt's transaction, and an argument of
-// [Timeouts], which applies it around a step inside a transaction.
+// setting is a server parameter set for one attempt with SET LOCAL: a
+// per-attempt, server-side limit, built by LockTimeout or StatementTimeout.
 //
-// Server-side limits are what per-attempt timeouts should be with pgx
-// (DB-REFERENCE pitfall 5): a context deadline makes pgx close the
-// connection, which kills the transaction and makes a COMMIT ambiguous,
-// while a lock_timeout or statement_timeout fails one statement (55P03, or
-// 57014 "canceling statement due to statement timeout") and leaves the
-// connection, and a savepoint, usable.
-type Setting struct {
+// Server-side limits are what per-attempt timeouts should be with pgx: a
+// context deadline makes pgx close the connection, which kills the
+// transaction and makes a COMMIT ambiguous (docs/backends.md §2.7), while a
+// lock_timeout or statement_timeout fails one statement (55P03, or 57014
+// "canceling statement due to statement timeout") and leaves the
+// connection, and a savepoint, usable (§1.7).
+type setting struct {
 	name string // a PostgreSQL parameter that takes milliseconds
 	ms   int64
 }
 
-func (s Setting) apply(c *config) { c.settings = append(c.settings, s) }
-
-// String returns the setting as SQL: "SET LOCAL lock_timeout = 100".
-func (s Setting) String() string { return "SET LOCAL " + s.name + " = " + s.value() }
+func (s setting) apply(c *config) { c.settings = append(c.settings, s) }
 
 // value is the setting's value in the parameter's unit, milliseconds.
-func (s Setting) value() string { return strconv.FormatInt(s.ms, 10) }
+func (s setting) value() string { return strconv.FormatInt(s.ms, 10) }
 
-// LockTimeout returns the Setting lock_timeout = d: a statement that waits
-// longer than d for a lock fails with SQLSTATE 55P03 ("canceling statement
-// due to lock timeout", DB-REFERENCE §1), which [Classify] calls
-// [dbop.RetryStatement]. d is rounded up to whole milliseconds; 0 disables
-// the limit, as in PostgreSQL. It panics if d is negative or longer than
-// PostgreSQL accepts (2³¹-1 ms, about 24.8 days).
-func LockTimeout(d time.Duration) Setting { return newSetting("LockTimeout", "lock_timeout", d) }
-
-// StatementTimeout returns the Setting statement_timeout = d: a statement
-// that runs longer than d fails with SQLSTATE 57014 and the message
-// "canceling statement due to statement timeout" (DB-REFERENCE §1), which
-// [Classify] calls [dbop.RetryStatement]. d is rounded up to whole
-// milliseconds; 0 disables the limit, as in PostgreSQL. It panics if d is
-// negative or longer than PostgreSQL accepts (2³¹-1 ms).
-func StatementTimeout(d time.Duration) Setting {
-	return newSetting("StatementTimeout", "statement_timeout", d)
+// LockTimeout limits each attempt's waits for a lock on the server
+// (lock_timeout = d): a statement that waits longer than d fails with
+// SQLSTATE 55P03 ("canceling statement due to lock timeout",
+// docs/backends.md §1.7), which [Classifier] calls [dbop.RetryStatement].
+//
+// Given to [InTx], it is SET LOCAL among the first statements of every
+// attempt's transaction (and again after each in-place restart of
+// [CockroachRestart]). Given to [InSavepoint], it is set with
+// set_config(…, true), the function form of SET LOCAL, at the start of
+// every attempt inside the savepoint; a failed attempt's ROLLBACK TO
+// SAVEPOINT undoes it (§1.4), and after a successful one the earlier values
+// are set back before RELEASE SAVEPOINT, so the step's limit does not leak
+// into the rest of the transaction. SET LOCAL ends with the transaction
+// either way, so nothing is left on a pooled connection.
+//
+// d is rounded up to whole milliseconds; 0 disables the limit, as in
+// PostgreSQL. If LockTimeout is given twice, the last wins. It panics if d
+// is negative or longer than PostgreSQL accepts (2³¹-1 ms, about 24.8
+// days).
+func LockTimeout(d time.Duration) Option {
+	return both(newSetting("LockTimeout", "lock_timeout", d).apply)
 }
 
-func newSetting(fn, name string, d time.Duration) Setting {
+// StatementTimeout limits each statement of an attempt on the server
+// (statement_timeout = d): a statement that runs longer than d fails with
+// SQLSTATE 57014 and the message "canceling statement due to statement
+// timeout" (docs/backends.md §1.7), which [Classifier] calls
+// [dbop.RetryStatement]. It applies to [InTx] and [InSavepoint] as
+// [LockTimeout] does. d is rounded up to whole milliseconds; 0 disables the
+// limit, as in PostgreSQL. It panics if d is negative or longer than
+// PostgreSQL accepts (2³¹-1 ms).
+func StatementTimeout(d time.Duration) Option {
+	return both(newSetting("StatementTimeout", "statement_timeout", d).apply)
+}
+
+func newSetting(fn, name string, d time.Duration) setting {
 	if d < 0 {
 		panic(fmt.Sprintf("pgxdb: %s(%v): the timeout must not be negative", fn, d))
 	}
@@ -69,54 +80,48 @@ func newSetting(fn, name string, d time.Duration) Setting {
 	if ms > math.MaxInt32 {
 		panic(fmt.Sprintf("pgxdb: %s(%v): PostgreSQL accepts at most %d ms", fn, d, math.MaxInt32))
 	}
-	return Setting{name: name, ms: ms}
+	return setting{name: name, ms: ms}
 }
 
 // setLocalSQL returns the SET LOCAL statements of settings as one string,
-// or "" when there are none. pgx sends a query without arguments with the
-// simple protocol, so the statements travel in one round trip.
-func setLocalSQL(settings []Setting) string {
+// "SET LOCAL lock_timeout = 100; …", or "" when there are none, each
+// parameter once with its last value. pgx
+// sends a query without arguments with the simple protocol, so the
+// statements travel in one round trip.
+func setLocalSQL(settings []setting) string {
+	names, values := distinct(settings)
 	var b strings.Builder
-	for i, s := range settings {
+	for i := range names {
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		b.WriteString(s.String())
+		b.WriteString("SET LOCAL " + names[i] + " = " + values[i])
 	}
 	return b.String()
 }
 
-// Timeouts returns a Decorator that applies settings around each run of the
-// decorated step, inside a transaction the caller owns: before the step it
-// reads the parameters' current values and sets the new ones with
-// set_config(name, value, true), which is SET LOCAL; after the step, while
-// the transaction is still usable, it sets the earlier values back, so the
-// step's limits do not leak into the rest of the caller's transaction.
-//
-// List it after [InSavepoint] so that it runs inside each attempt's
-// savepoint:
-//
-//	step.With(dbop.WithRetry(backoff), pgxdb.InSavepoint(tx), pgxdb.Timeouts(tx, pgxdb.LockTimeout(100*time.Millisecond)))
-//
-// Then every attempt gets a fresh limit; a failed attempt's ROLLBACK TO
-// SAVEPOINT undoes the SET LOCAL with everything else the attempt did
-// (DB-REFERENCE §1: "Rolling back to an earlier savepoint undoes
-// SET/SET LOCAL"); and after a successful attempt the earlier values are
-// back before RELEASE SAVEPOINT. Without that restore a SET LOCAL made
-// inside a savepoint would survive its RELEASE and last until the end of the
-// whole transaction. Nothing outlives the transaction in any case: SET LOCAL
-// "lasts until the end of the transaction", so no setting is left on a
-// pooled connection.
-//
-// A failed restore after a successful step is returned as the step's error.
-// Timeouts panics if tx is nil or no setting is given.
-func Timeouts(tx pgx.Tx, settings ...Setting) dbop.Decorator {
-	if isNil(tx) {
-		panic("pgxdb: Timeouts: the transaction is nil" + nilType(tx))
+// applySettings runs the per-attempt SET LOCAL statements, if any.
+func (c *config) applySettings(ctx context.Context, tx pgx.Tx) error {
+	if c.setSQL == "" {
+		return nil
 	}
-	if len(settings) == 0 {
-		panic("pgxdb: Timeouts: no setting given")
+	if _, err := tx.Exec(ctx, c.setSQL); err != nil {
+		return fmt.Errorf("pgxdb: %s: %w", c.setSQL, err)
 	}
+	return nil
+}
+
+// settingsAround returns the Decorator InSavepoint runs inside each
+// attempt's savepoint when it has settings: before the step it reads the
+// parameters' current values and sets the new ones with set_config(name,
+// value, true), which is SET LOCAL; after the step, while the transaction
+// is still usable, it sets the earlier values back, so that the step's
+// limits do not survive the RELEASE SAVEPOINT and last until the end of the
+// caller's transaction. After a failed statement the transaction is aborted
+// and the ROLLBACK TO SAVEPOINT that follows undoes the settings with
+// everything else the attempt did (docs/backends.md §1.4). A failed restore
+// after a successful step is returned as the step's error.
+func settingsAround(tx pgx.Tx, settings []setting) dbop.Decorator {
 	names, values := distinct(settings)
 	return dbop.Around(func(ctx context.Context, next func(context.Context) error) error {
 		prev, err := swapSettings(ctx, tx, names, values)
@@ -141,8 +146,8 @@ func Timeouts(tx pgx.Tx, settings ...Setting) dbop.Decorator {
 // and returns its value before, in the order given. OFFSET 0 keeps the
 // subquery from being flattened into the outer query, so that, for each
 // row, current_setting is evaluated by the subquery scan before the outer
-// projection evaluates set_config. The names are distinct (see Timeouts),
-// so one row's set_config cannot change another row's earlier value.
+// projection evaluates set_config. The names are distinct, so one row's
+// set_config cannot change another row's earlier value.
 const swapSettingsSQL = `SELECT s.prev, set_config(s.name, s.value, true) FROM (
 	SELECT u.ord, u.name, u.value, current_setting(u.name) AS prev
 	FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(name, value, ord)
@@ -171,7 +176,8 @@ func swapSettings(ctx context.Context, tx pgx.Tx, names, values []string) ([]str
 }
 
 // txUsable reports whether tx's connection is inside a transaction that can
-// still run statements: its status is 'T', not 'E' (failed) or 'I'.
+// still run statements: its status is 'T', not 'E' (failed) or 'I'
+// (docs/backends.md §1.1, §2.8).
 func txUsable(tx pgx.Tx) bool {
 	conn := tx.Conn()
 	if conn == nil || conn.IsClosed() {
@@ -182,7 +188,7 @@ func txUsable(tx pgx.Tx) bool {
 
 // distinct returns the names and values of settings, each name once with
 // the value of its last occurrence, in the order of first occurrence.
-func distinct(settings []Setting) (names, values []string) {
+func distinct(settings []setting) (names, values []string) {
 	for _, s := range settings {
 		if i := slices.Index(names, s.name); i >= 0 {
 			values[i] = s.value()

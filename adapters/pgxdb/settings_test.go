@@ -10,22 +10,31 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-func TestSettingString(t *testing.T) {
+// Each timeout becomes one SET LOCAL in milliseconds, rounded up.
+func TestSettingsSQL(t *testing.T) {
 	tests := []struct {
-		setting pgxdb.Setting
-		want    string
+		opts []pgxdb.TxOption
+		want string
 	}{
-		{pgxdb.LockTimeout(100 * time.Millisecond), "SET LOCAL lock_timeout = 100"},
-		{pgxdb.LockTimeout(2 * time.Second), "SET LOCAL lock_timeout = 2000"},
-		{pgxdb.LockTimeout(0), "SET LOCAL lock_timeout = 0"},
-		{pgxdb.LockTimeout(time.Nanosecond), "SET LOCAL lock_timeout = 1"}, // never rounded down to "no limit"
-		{pgxdb.StatementTimeout(1500 * time.Microsecond), "SET LOCAL statement_timeout = 2"},
-		{pgxdb.StatementTimeout((1<<31 - 1) * time.Millisecond), "SET LOCAL statement_timeout = 2147483647"},
+		{[]pgxdb.TxOption{pgxdb.LockTimeout(100 * time.Millisecond)}, "SET LOCAL lock_timeout = 100"},
+		{[]pgxdb.TxOption{pgxdb.LockTimeout(2 * time.Second)}, "SET LOCAL lock_timeout = 2000"},
+		{[]pgxdb.TxOption{pgxdb.LockTimeout(0)}, "SET LOCAL lock_timeout = 0"},
+		{[]pgxdb.TxOption{pgxdb.LockTimeout(time.Nanosecond)}, "SET LOCAL lock_timeout = 1"}, // never rounded down to "no limit"
+		{[]pgxdb.TxOption{pgxdb.StatementTimeout(1500 * time.Microsecond)}, "SET LOCAL statement_timeout = 2"},
+		{[]pgxdb.TxOption{pgxdb.StatementTimeout((1<<31 - 1) * time.Millisecond)}, "SET LOCAL statement_timeout = 2147483647"},
+		// Given twice, the last wins, in the place of the first.
+		{[]pgxdb.TxOption{pgxdb.LockTimeout(time.Second), pgxdb.StatementTimeout(time.Minute), pgxdb.LockTimeout(2 * time.Second)},
+			"SET LOCAL lock_timeout = 2000; SET LOCAL statement_timeout = 60000"},
 	}
 	for _, tt := range tests {
-		if got := tt.setting.String(); got != tt.want {
-			t.Errorf("String() = %q, want %q", got, tt.want)
-		}
+		t.Run(tt.want, func(t *testing.T) {
+			var db fakeDB
+			op := pgxdb.InTx(&db, func(context.Context, pgx.Tx) (int, error) { return 1, nil }, tt.opts...)
+			if _, err := op.Run(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			checkLog(t, []string{"begin", tt.want, "commit"}, db.Log())
+		})
 	}
 }
 

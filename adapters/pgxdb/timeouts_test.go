@@ -40,7 +40,7 @@ func TestPerAttemptTimeoutsFireAndLeaveNothingBehind(t *testing.T) {
 
 	tests := []struct {
 		name    string
-		setting pgxdb.Setting
+		setting pgxdb.Option
 		param   string
 		sql     string
 		code    string
@@ -99,7 +99,7 @@ func TestPerAttemptTimeoutsFireAndLeaveNothingBehind(t *testing.T) {
 			if v := dbop.VerdictOf(err); v != dbop.RetryStatement {
 				t.Errorf("verdict = %v, want retry-statement", v)
 			}
-			if n, ok := dbop.Attempts(err); !ok || n != 2 {
+			if n, ok := attempts(err); !ok || n != 2 {
 				t.Errorf("attempts = %d, %t; want 2: a statement-level error is retried", n, ok)
 			}
 
@@ -113,15 +113,16 @@ func TestPerAttemptTimeoutsFireAndLeaveNothingBehind(t *testing.T) {
 			}
 		})
 	}
-	t.Run("Timeouts", func(t *testing.T) { testTimeoutsAroundSavepointStep(t, pool) })
+	t.Run("InSavepoint", func(t *testing.T) { testTimeoutsAroundSavepointStep(t, pool) })
 }
 
-// testTimeoutsAroundSavepointStep checks Timeouts around a savepoint step: the statement_timeout fires inside the
-// step, the savepoint retry runs the step again, and afterwards the
-// transaction has its own setting back — after a successful attempt because
-// Timeouts restores it, after a failed one because ROLLBACK TO SAVEPOINT
-// undoes SET LOCAL (DB-REFERENCE §1). After the transaction the pooled
-// connection has its session values.
+// testTimeoutsAroundSavepointStep checks the timeouts of InSavepoint: the
+// statement_timeout fires inside the step, the savepoint retry runs the
+// step again, and afterwards the transaction has its own setting back —
+// after a successful attempt because InSavepoint restores it, after a
+// failed one because ROLLBACK TO SAVEPOINT undoes SET LOCAL
+// (docs/backends.md §1.4). After the transaction the pooled connection has
+// its session values.
 func testTimeoutsAroundSavepointStep(t *testing.T, pool *pgxpool.Pool) {
 	pid0, lock0, stmt0 := session(t, pool)
 
@@ -155,8 +156,7 @@ func testTimeoutsAroundSavepointStep(t *testing.T, pool *pgxpool.Pool) {
 				})
 				_, stepErr = step.With(
 					dbop.WithRetry(retryAtOnce, dbop.MaxAttempts(tt.attempts)),
-					pgxdb.InSavepoint(tx),
-					pgxdb.Timeouts(tx, pgxdb.StatementTimeout(100*time.Millisecond), pgxdb.LockTimeout(time.Second)),
+					pgxdb.InSavepoint(tx, pgxdb.StatementTimeout(100*time.Millisecond), pgxdb.LockTimeout(time.Second)),
 				).Run(ctx)
 				// The transaction goes on either way: the savepoint kept it usable.
 				err := tx.QueryRow(ctx, "SHOW statement_timeout").Scan(&after)

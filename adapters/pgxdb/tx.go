@@ -14,12 +14,13 @@ import (
 // *pgxpool.Conn and *pgx.Conn satisfy it.
 //
 // pgx.Tx does not, on purpose. Its Begin has no options and opens a
-// "pseudo nested transaction", a savepoint (DB-REFERENCE §2), whose Commit
-// is a RELEASE. A retry of such a nested InTx could not heal what retries
-// are for: a serialization failure or a deadlock dooms the enclosing
-// transaction, and every later attempt would fail with 25P02. For a retried
-// step inside a transaction you own, use [InSavepoint], which lets
-// transaction-level failures out to the retry around your transaction.
+// "pseudo nested transaction", a savepoint (docs/backends.md §2.10), whose
+// Commit is a RELEASE. A retry of such a nested InTx could not heal what
+// retries are for: a serialization failure or a deadlock dooms the
+// enclosing transaction, and every later attempt would fail with 25P02
+// (§1.1). For a retried step inside a transaction you own, use
+// [InSavepoint], which lets transaction-level failures out to the retry
+// around your transaction.
 type Beginner interface {
 	BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error)
 }
@@ -40,57 +41,74 @@ type Beginner interface {
 //	RELEASE SAVEPOINT cockroach_restart          (with CockroachRestart)
 //	COMMIT                                       (ROLLBACK if anything failed)
 //
-// Errors are classified by [Classify], with any [WithClassifier] asked
-// first, so a
-// [dbop.WithRetry] around the operation retries the whole transaction, fn's
-// reads included, on serialization failures (40001), deadlocks (40P01), lock
-// and statement timeouts and lost connections, and gives up at once on
-// errors that would repeat. A COMMIT error is judged by [CommitOutcome]: an
-// outcome that is unknown is an [*scopes.AmbiguousCommitError] with the
+// Errors are classified by [Classifier], with any [ClassifyBy] classifiers
+// asked first, so a [dbop.WithRetry] around the operation retries the whole
+// transaction, fn's reads included, on serialization failures (40001),
+// deadlocks (40P01), lock and statement timeouts and lost connections, and
+// gives up at once on errors that would repeat (docs/backends.md §1.5,
+// §1.6). A COMMIT error is judged by what it says about the transaction:
+// an outcome that is unknown is an [*scopes.AmbiguousCommitError] with the
 // verdict [dbop.Ambiguous], retried only when the retry is
-// [dbop.Idempotent]. errors.As reaches the driver's error (a
+// [dbop.Idempotent]; an error that proves nothing was committed is
+// classified like any other (see "Errors and verdicts" in the package
+// documentation). errors.As reaches the driver's error (a
 // *pgconn.PgError, say) on everything InTx returns.
 //
-// The per-attempt settings are SET LOCAL, which dies with the transaction
-// (DB-REFERENCE §1), so nothing is left behind on a pooled connection.
+// The per-attempt settings are SET LOCAL, which ends with the transaction
+// (§1.4), so nothing is left behind on a pooled connection.
 //
-// fn must not call tx.Commit or tx.Rollback: InTx ends the transaction. It
-// must return the error of a failed statement rather than go on: a failed
-// statement aborts a PostgreSQL transaction, and a COMMIT after it only
-// rolls back (pgx.ErrTxCommitRollback, which is not retried). To go on
-// after an error, run the statement in [InSavepoint].
+// fn receives a context marked [dbop.WithinTx]: run the statements and any
+// savepoint steps with it. fn must not call tx.Commit or tx.Rollback: InTx
+// ends the transaction. It must return the error of a failed statement
+// rather than go on: a failed statement aborts a PostgreSQL transaction,
+// and a COMMIT after it only rolls back (pgx.ErrTxCommitRollback, which is
+// not retried, §1.1, §1.2). To go on after an error, run the statement in
+// [InSavepoint].
 //
 // The operation is safe for concurrent use when db is a pool; a *pgx.Conn
 // serves one goroutine at a time. InTx panics if db or fn is nil or an
 // option is nil.
-func InTx[T any](db Beginner, fn func(ctx context.Context, tx pgx.Tx) (T, error), opts ...Option) dbop.Op[T] {
+func InTx[T any](db Beginner, fn func(ctx context.Context, tx pgx.Tx) (T, error), opts ...TxOption) dbop.Op[T] {
+	return inTx("InTx", db, fn, opts)
+}
+
+// Do is [InTx] for work with no result: fn returns only an error, and the
+// operation's value is struct{}. It panics as InTx does.
+func Do(db Beginner, fn func(ctx context.Context, tx pgx.Tx) error, opts ...TxOption) dbop.Op[struct{}] {
+	if fn == nil {
+		return inTx[struct{}]("Do", db, nil, opts)
+	}
+	return inTx("Do", db, func(ctx context.Context, tx pgx.Tx) (struct{}, error) { return struct{}{}, fn(ctx, tx) }, opts)
+}
+
+func inTx[T any](caller string, db Beginner, fn func(context.Context, pgx.Tx) (T, error), opts []TxOption) dbop.Op[T] {
 	if isNil(db) {
-		panic("pgxdb: InTx: the Beginner is nil" + nilType(db))
+		panic("pgxdb: " + caller + ": the Beginner is nil" + nilType(db))
 	}
 	if fn == nil {
-		panic("pgxdb: InTx: the function to run in the transaction is nil")
+		panic("pgxdb: " + caller + ": the function to run in the transaction is nil")
 	}
-	c := newConfig(opts)
-	begin := func(ctx context.Context, o scopes.TxOptions) (txn, error) {
+	c := newTxConfig(caller, opts)
+	begin := func(ctx context.Context, o scopes.BeginOptions) (txn, error) {
 		tx, err := c.begin(ctx, db, o)
 		return txn{tx}, err
 	}
 	run := func(ctx context.Context, t txn) (T, error) { return fn(ctx, t.Tx) }
-	if c.restart {
+	if c.restart != nil {
 		run = func(ctx context.Context, t txn) (T, error) { return runRestarts(ctx, c, t.Tx, fn) }
 	}
-	scopeOpts := []scopes.Option{
+	return scopes.InTx(begin, run,
 		scopes.ClassifyBy(c.classifier),
-		scopes.CommitOutcome(c.commitOutcome),
+		scopes.CommitOutcome(c.commitVerdict),
 		scopes.RollbackTimeout(c.rollbackTimeout),
-	}
-	return scopes.InTx(begin, run, scopeOpts...)
+	)
 }
 
-// begin begins one attempt's transaction and runs its first statements. If
-// one of them fails it rolls the transaction back, since scopes.InTx rolls
-// back only transactions whose begin succeeded.
-func (c *config) begin(ctx context.Context, db Beginner, o scopes.TxOptions) (pgx.Tx, error) {
+// begin begins one attempt's transaction and, without CockroachRestart,
+// runs its per-attempt settings (with it, the restart scope runs them after
+// its savepoint). If the settings fail it rolls the transaction back, since
+// scopes.InTx rolls back only transactions whose begin succeeded.
+func (c *config) begin(ctx context.Context, db Beginner, o scopes.BeginOptions) (pgx.Tx, error) {
 	txOpts := c.txOptions
 	if o.ReadOnly {
 		txOpts.AccessMode = pgx.ReadOnly
@@ -99,29 +117,12 @@ func (c *config) begin(ctx context.Context, db Beginner, o scopes.TxOptions) (pg
 	if err != nil {
 		return nil, err
 	}
-	if c.restart {
-		// The restart savepoint comes first: CockroachDB wants it before any
-		// statement that touches data (DB-REFERENCE §5 gives the protocol as
-		// BEGIN; SAVEPOINT cockroach_restart; …).
-		if _, err := tx.Exec(ctx, savepointRestartSQL); err != nil {
+	if c.restart == nil {
+		if err := c.applySettings(ctx, tx); err != nil {
 			return nil, c.abandon(ctx, tx, err)
 		}
 	}
-	if err := c.applySettings(ctx, tx); err != nil {
-		return nil, c.abandon(ctx, tx, err)
-	}
 	return tx, nil
-}
-
-// applySettings runs the per-attempt SET LOCAL statements, if any.
-func (c *config) applySettings(ctx context.Context, tx pgx.Tx) error {
-	if c.setSQL == "" {
-		return nil
-	}
-	if _, err := tx.Exec(ctx, c.setSQL); err != nil {
-		return fmt.Errorf("pgxdb: %s: %w", c.setSQL, err)
-	}
-	return nil
 }
 
 // abandon rolls back a transaction whose first statements failed, with a
@@ -141,7 +142,7 @@ func (c *config) abandon(ctx context.Context, tx pgx.Tx, err error) error {
 type txn struct{ pgx.Tx }
 
 // Commit commits, telling a COMMIT that could not be sent from one whose
-// answer was lost (see CommitOutcome). pgx reports a COMMIT answered by
+// answer was lost (see commitOutcome). pgx reports a COMMIT answered by
 // ROLLBACK with the bare pgx.ErrTxCommitRollback; the cause is nearly
 // always an error fn ignored, and the error says so.
 func (t txn) Commit(ctx context.Context) error {
