@@ -30,8 +30,11 @@ import (
 const maxAttempts = 6
 
 var (
-	sink    int
-	errBusy = errors.New("busy")
+	sink int
+	// errBusy carries its verdict, as an error a classifier recognised
+	// does: dbop retries only errors it recognises, the peers retry every
+	// error, so both retry this one.
+	errBusy = dbop.Classify(errors.New("busy"), dbop.RetryStatement)
 
 	classifyBusy = func(err error) dbop.Verdict {
 		if err == errBusy {

@@ -2,73 +2,105 @@ package gormdb_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"testing"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/gormdb"
+	"github.com/dbop-go/dbop/adapters/mysqldb"
 	"github.com/dbop-go/dbop/dboptest"
 	"gorm.io/gorm"
 )
 
+// Each dialector gets its dialect's classifier, after GORM's errors: the
+// postgres one sqldb.Postgres's, the mysql one that of the Dialect given
+// (mysqldb.MariaDB here), the sqlite one sqldb.SQLite's, and one gormdb
+// does not know classifiers.Default.
 func TestClassifier(t *testing.T) {
 	pg, _ := fakeGORM(t, "postgres", nil)
 	my, _ := fakeGORM(t, "mysql", nil)
+	lite, _ := fakeGORM(t, "sqlite", nil)
+	other, _ := fakeGORM(t, "sqlserver", nil)
+	classify := map[string]dbop.Classifier{
+		"postgres":  gormdb.ClassifierOf(pg),
+		"mysql":     gormdb.ClassifierOf(my, gormdb.Dialect(mysqldb.MariaDB)),
+		"sqlite":    gormdb.ClassifierOf(lite),
+		"sqlserver": gormdb.ClassifierOf(other),
+	}
+	const (
+		u  = dbop.Unclassified
+		nr = dbop.NotRetryable
+		rt = dbop.RetryTransaction
+		rs = dbop.RetryStatement
+	)
 	tests := []struct {
-		name   string
-		err    error
-		pg, my dbop.Verdict // the verdict under each dialector
+		name                      string
+		err                       error
+		pg, my, sqlite, sqlserver dbop.Verdict // the verdict under each dialector
 	}{
-		{"nil", nil, dbop.Unclassified, dbop.Unclassified},
-		{"record not found", gorm.ErrRecordNotFound, dbop.NotRetryable, dbop.NotRetryable},
-		{"record not found, wrapped", fmt.Errorf("loading user: %w", gorm.ErrRecordNotFound), dbop.NotRetryable, dbop.NotRetryable},
-		{"duplicated key (TranslateError on mysql)", gorm.ErrDuplicatedKey, dbop.NotRetryable, dbop.NotRetryable},
+		{"nil", nil, u, u, u, u},
+		{"record not found", gorm.ErrRecordNotFound, nr, nr, nr, nr},
+		{"record not found, wrapped", fmt.Errorf("loading user: %w", gorm.ErrRecordNotFound), nr, nr, nr, nr},
+		{"duplicated key (TranslateError on mysql)", gorm.ErrDuplicatedKey, nr, nr, nr, nr},
 		{"duplicated key (TranslateError on postgres)",
-			fmt.Errorf("%w: %w", gorm.ErrDuplicatedKey, dboptest.PgError("23505", "duplicate key")), dbop.NotRetryable, dbop.NotRetryable},
-		{"foreign key", gorm.ErrForeignKeyViolated, dbop.NotRetryable, dbop.NotRetryable},
-		{"invalid transaction", gorm.ErrInvalidTransaction, dbop.NotRetryable, dbop.NotRetryable},
-		{"missing where clause", gorm.ErrMissingWhereClause, dbop.NotRetryable, dbop.NotRetryable},
-		{"deadlock (postgres)", dboptest.PgError("40P01", "deadlock detected"), dbop.RetryTransaction, dbop.Unclassified},
-		{"lock timeout (postgres)", dboptest.PgError("55P03", "canceling statement due to lock timeout"), dbop.RetryStatement, dbop.Unclassified},
-		{"deadlock (mysql)", dboptest.MySQLError(1213, "Deadlock found"), dbop.Unclassified, dbop.RetryTransaction},
-		{"lock wait timeout (mysql)", dboptest.MySQLError(1205, "Lock wait timeout exceeded"), dbop.Unclassified, dbop.RetryStatement},
-		{"read-only transaction (postgres)", dboptest.PgError("25006", "cannot execute UPDATE in a read-only transaction"), dbop.NotRetryable, dbop.NotRetryable},
-		{"read-only transaction (mysql)", dboptest.MySQLError(1792, "Cannot execute statement in a READ ONLY transaction"), dbop.NotRetryable, dbop.NotRetryable},
-		{"bad connection", dboptest.BadConn(), dbop.RetryTransaction, dbop.RetryTransaction},
-		{"network", dboptest.NetworkError(), dbop.RetryTransaction, dbop.RetryTransaction},
-		{"deadline", context.DeadlineExceeded, dbop.RetryTransaction, dbop.RetryTransaction},
-		{"canceled", context.Canceled, dbop.NotRetryable, dbop.NotRetryable},
-		{"unknown", errors.New("something else"), dbop.Unclassified, dbop.Unclassified},
+			fmt.Errorf("%w: %w", gorm.ErrDuplicatedKey, dboptest.PgError("23505", "duplicate key")), nr, nr, nr, nr},
+		{"foreign key", gorm.ErrForeignKeyViolated, nr, nr, nr, nr},
+		{"invalid transaction", gorm.ErrInvalidTransaction, nr, nr, nr, nr},
+		{"missing where clause", gorm.ErrMissingWhereClause, nr, nr, nr, nr},
+		{"transaction done", fmt.Errorf("commit: %w", sql.ErrTxDone), nr, nr, nr, nr},
+		{"deadlock (postgres)", dboptest.PgError("40P01", "deadlock detected"), rt, u, u, rt},
+		{"lock timeout (postgres)", dboptest.PgError("55P03", "canceling statement due to lock timeout"), rs, u, u, rs},
+		{"deadlock (mysql)", dboptest.MySQLError(1213, "Deadlock found"), u, rt, u, u},
+		{"lock wait timeout (mysql)", dboptest.MySQLError(1205, "Lock wait timeout exceeded"), u, rs, u, u},
+		{"busy snapshot (sqlite)", dboptest.SQLiteBusySnapshot(t), u, u, rt, rt},
+		{"read-only transaction (postgres)", dboptest.PgError("25006", "cannot execute UPDATE in a read-only transaction"), nr, u, u, nr},
+		{"read-only transaction (mysql)", dboptest.MySQLError(1792, "Cannot execute statement in a READ ONLY transaction"), u, nr, u, u},
+		{"bad connection", dboptest.BadConn(), rt, rt, rt, rt},
+		{"network", dboptest.NetworkError(), rt, rt, rt, rt},
+		{"deadline", context.DeadlineExceeded, rt, rt, rt, rt},
+		{"canceled", context.Canceled, nr, nr, nr, nr},
+		{"unknown", errors.New("something else"), u, u, u, u},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := gormdb.Classifier(pg)(tt.err); got != tt.pg {
-				t.Errorf("postgres: %v; want %v", got, tt.pg)
-			}
-			if got := gormdb.Classifier(my)(tt.err); got != tt.my {
-				t.Errorf("mysql: %v; want %v", got, tt.my)
+			for dialector, want := range map[string]dbop.Verdict{"postgres": tt.pg, "mysql": tt.my, "sqlite": tt.sqlite, "sqlserver": tt.sqlserver} {
+				if got := classify[dialector](tt.err); got != want {
+					t.Errorf("%s: %v; want %v", dialector, got, want)
+				}
 			}
 		})
 	}
 }
 
-// With no dialector, or one this package does not know, the classifier is
-// classifiers.Default's, after GORM's errors.
-func TestClassifierOtherDialectors(t *testing.T) {
-	for _, db := range []*gorm.DB{nil, {Config: &gorm.Config{}}} {
-		c := gormdb.Classifier(db)
-		for _, tt := range []struct {
-			err  error
-			want dbop.Verdict
-		}{
-			{gorm.ErrRecordNotFound, dbop.NotRetryable},
-			{dboptest.PgError("40001", "could not serialize access"), dbop.RetryTransaction},
-			{dboptest.MySQLError(1213, "Deadlock found"), dbop.RetryTransaction},
-		} {
-			if got := c(tt.err); got != tt.want {
-				t.Errorf("Classifier(%v)(%v) = %v; want %v", db, tt.err, got, tt.want)
+// A ClassifyBy classifier is asked first, before GORM's errors and the
+// dialect's classifier; several are asked in the order given.
+func TestClassifyByOrder(t *testing.T) {
+	db, _ := fakeGORM(t, "postgres", nil)
+	deadlock := dboptest.PgError("40P01", "deadlock detected")
+	says := func(target error, v dbop.Verdict) dbop.Classifier {
+		return func(err error) dbop.Verdict {
+			if errors.Is(err, target) {
+				return v
 			}
+			return dbop.Unclassified
+		}
+	}
+	c := gormdb.ClassifierOf(db,
+		gormdb.ClassifyBy(says(gorm.ErrRecordNotFound, dbop.RetryStatement)),
+		gormdb.ClassifyBy(says(gorm.ErrRecordNotFound, dbop.NotRetryable), says(deadlock, dbop.NotRetryable)),
+	)
+	for _, tt := range []struct {
+		err  error
+		want dbop.Verdict
+	}{
+		{gorm.ErrRecordNotFound, dbop.RetryStatement}, // the first ClassifyBy, before GORM's NotRetryable
+		{deadlock, dbop.NotRetryable},                 // the second, before the dialect's RetryTransaction
+		{dboptest.PgError("55P03", "lock timeout"), dbop.RetryStatement},
+	} {
+		if got := c(tt.err); got != tt.want {
+			t.Errorf("classify(%v) = %v; want %v", tt.err, got, tt.want)
 		}
 	}
 }

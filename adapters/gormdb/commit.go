@@ -5,29 +5,21 @@ import (
 	"errors"
 
 	"github.com/dbop-go/dbop"
-	"github.com/dbop-go/dbop/classifiers"
 )
 
-// commitOutcomeFor returns the rules that judge a COMMIT error for GORM's
-// dialector name: [classifiers.PostgresCommit] for "postgres" (GORM's
-// postgres dialector runs pgx's database/sql driver) and
-// [classifiers.MySQLCommit] for "mysql" (go-sql-driver/mysql). The
-// dialector, not the error type, decides, because driver.ErrBadConn means
-// "nothing was sent" from go-sql-driver but proves nothing from a
-// PostgreSQL driver. Any other dialector gets the safe default: every
-// COMMIT error is ambiguous.
+// commitOutcome returns the judgement of a COMMIT error that InTx passes to
+// scopes.CommitOutcome: the dialect's rules (Dialect.CommitOutcome), after
+// one of database/sql's own: sql.ErrTxDone is ambiguous. The transaction
+// was ended by someone else — database/sql, after the context given to
+// BEGIN ended (docs/backends.md §10.3), or fn itself — so whether fn's work
+// was committed is unknown to this scope.
 //
-// Before those rules, sql.ErrTxDone is ambiguous: the transaction was
-// ended by someone else — database/sql after its context ended, or fn
-// itself — so whether fn's work was committed is unknown to this scope.
-func commitOutcomeFor(dialector string) func(error) dbop.Verdict {
-	rules := func(error) dbop.Verdict { return dbop.Ambiguous }
-	switch dialector {
-	case "postgres":
-		rules = classifiers.PostgresCommit
-	case "mysql":
-		rules = classifiers.MySQLCommit
-	}
+// The dialect, not the error type, decides the rest, because
+// driver.ErrBadConn means "nothing was sent" from go-sql-driver (§4.3) but
+// proves nothing from a PostgreSQL driver (§2.15, §10.2). A dialector this
+// package does not know gets the safe default: every COMMIT error is
+// ambiguous (§11).
+func commitOutcome(rules func(error) dbop.Verdict) func(error) dbop.Verdict {
 	return func(err error) dbop.Verdict {
 		if errors.Is(err, sql.ErrTxDone) {
 			return dbop.Ambiguous

@@ -17,6 +17,8 @@ package gormdb_test
 //     scene's pool have innodb_lock_wait_timeout = 1 (a DSN parameter:
 //     gormdb.LockTimeout is PostgreSQL's only).
 //
+// Every scope is given gormdb.Dialect(mysqldb.MariaDB), the server CI runs.
+//
 // Each test checks that its fault fired, that another connection saw
 // nothing between attempts (no row committed on its own), and that every
 // write landed exactly once.
@@ -33,7 +35,7 @@ import (
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/gormdb"
-	"github.com/dbop-go/dbop/classifiers"
+	"github.com/dbop-go/dbop/adapters/mysqldb"
 	"github.com/dbop-go/dbop/internal/testdb"
 	"github.com/dbop-go/dbop/scopes"
 	"github.com/go-sql-driver/mysql"
@@ -52,7 +54,7 @@ func gcmpTable(name string) string {
 type gcmpFault struct {
 	name    string
 	number  uint16
-	verdict dbop.Verdict // what gormdb.Classifier says of it
+	verdict dbop.Verdict // what mysqldb.MariaDB's classifier says of it
 }
 
 var (
@@ -274,7 +276,7 @@ func (s *gcmpScene) look() {
 // r, looks at the tables from another connection, and releases the 1205
 // blocker so that the next attempt can take row 1.
 func (s *gcmpScene) retry(r *gcmpRecorder) dbop.Decorator {
-	return dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) {
+	return dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) {
 		r.add(e.Err)
 		s.look()
 		s.releaseBlocker()
@@ -389,13 +391,13 @@ func TestLiveComposeMySQLRetryInsideInTx(t *testing.T) {
 					}
 					ds := []dbop.Decorator{s.retry(&inner)}
 					if classify {
-						ds = append(ds, dbop.ClassifyBy(classifiers.MySQL))
+						ds = append(ds, dbop.ClassifyBy(mysqldb.Classifier))
 					}
 					if _, err := s.step(tx).With(ds...).Run(ctx); err != nil {
 						return 0, err
 					}
 					return attempts, s.write(ctx, tx, "C")
-				})
+				}, mariadb)
 				var n int
 				err := s.run(t, func(ctx context.Context) (err error) {
 					n, err = op.With(s.retry(&outer)).Run(ctx)
@@ -439,7 +441,7 @@ func TestLiveComposeMySQLByHandSavepoint(t *testing.T) {
 					tx.Rollback()
 					return 0, err
 				}
-				_, err := s.step(tx).With(s.retry(&inner), gormdb.InSavepoint(tx)).Run(context.Background())
+				_, err := s.step(tx).With(s.retry(&inner), gormdb.InSavepoint(tx, mariadb)).Run(context.Background())
 				if err != nil {
 					callerErrs = append(callerErrs, err)
 					s.look() // before the rollback: nothing may be committed already
@@ -454,7 +456,7 @@ func TestLiveComposeMySQLByHandSavepoint(t *testing.T) {
 			})
 			var n int
 			err := s.run(t, func(ctx context.Context) (err error) {
-				n, err = caller.With(s.retry(&outer), dbop.ClassifyBy(classifiers.MySQL)).Run(ctx)
+				n, err = caller.With(s.retry(&outer), dbop.ClassifyBy(mysqldb.Classifier)).Run(ctx)
 				return err
 			})
 			if err != nil {
@@ -511,13 +513,13 @@ func TestLiveComposeMySQLNestedSavepoints(t *testing.T) {
 					if err := s.write(ctx, tx, "B"); err != nil {
 						return 0, err
 					}
-					return s.step(tx).With(s.retry(&innermost), gormdb.InSavepoint(tx)).Run(ctx)
+					return s.step(tx).With(s.retry(&innermost), gormdb.InSavepoint(tx, mariadb)).Run(ctx)
 				})
-				if _, err := outerStep.With(s.retry(&middle), gormdb.InSavepoint(tx)).Run(ctx); err != nil {
+				if _, err := outerStep.With(s.retry(&middle), gormdb.InSavepoint(tx, mariadb)).Run(ctx); err != nil {
 					return 0, err
 				}
 				return attempts, s.write(ctx, tx, "C")
-			})
+			}, mariadb)
 			var n int
 			err := s.run(t, func(ctx context.Context) (err error) {
 				n, err = op.With(s.retry(&outer)).Run(ctx)
@@ -566,18 +568,18 @@ func TestLiveComposeMySQLSwallowedDeadlock(t *testing.T) {
 		if err := s.write(ctx, tx, "A"); err != nil {
 			return 0, err
 		}
-		if _, err := s.step(tx).With(s.retry(&inner), gormdb.InSavepoint(tx)).Run(ctx); err != nil {
+		if _, err := s.step(tx).With(s.retry(&inner), gormdb.InSavepoint(tx, mariadb)).Run(ctx); err != nil {
 			swallowed = append(swallowed, err)
 		}
 		later := dbop.Op[int](func(ctx context.Context) (int, error) {
 			laterRuns++
 			return 0, s.write(ctx, tx, "later")
 		})
-		if _, err := later.With(s.retry(&inner), gormdb.InSavepoint(tx)).Run(ctx); err != nil {
+		if _, err := later.With(s.retry(&inner), gormdb.InSavepoint(tx, mariadb)).Run(ctx); err != nil {
 			refused = append(refused, err)
 		}
 		return attempts, nil // whatever happened
-	})
+	}, mariadb)
 	var n int
 	err := s.run(t, func(ctx context.Context) (err error) {
 		n, err = op.With(s.retry(&outer)).Run(ctx)
@@ -624,7 +626,7 @@ func TestLiveComposeMySQLFinalErrorsUnchanged(t *testing.T) {
 	}
 	shapes := []struct {
 		name     string
-		classify bool // ClassifyBy(gormdb.Classifier(db)) after the retry around InTx
+		classify bool // ClassifyBy(the dialect's classifier) after the retry around InTx
 		inside   bool // the fault runs through a retry inside the function
 	}{
 		{"InTx", false, false},
@@ -636,7 +638,7 @@ func TestLiveComposeMySQLFinalErrorsUnchanged(t *testing.T) {
 			t.Run(f.name+"/"+sh.name, func(t *testing.T) {
 				exec(t, db, "DELETE FROM "+tbl+" WHERE k <> 'taken'")
 				var retried gcmpRecorder
-				onRetry := dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) { retried.add(e.Err) })
+				onRetry := dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) { retried.add(e.Err) })
 				var orig error
 				runs := 0
 				op := gormdb.InTx(db, func(ctx context.Context, tx *gorm.DB) (int, error) {
@@ -652,10 +654,10 @@ func TestLiveComposeMySQLFinalErrorsUnchanged(t *testing.T) {
 						fault = fault.With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), onRetry))
 					}
 					return fault.Run(ctx)
-				})
+				}, mariadb)
 				ds := []dbop.Decorator{dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), onRetry)}
 				if sh.classify {
-					ds = append(ds, dbop.ClassifyBy(gormdb.Classifier(db)))
+					ds = append(ds, dbop.ClassifyBy(mysqldb.MariaDB.Classify))
 				}
 				_, err := op.With(ds...).Run(t.Context())
 				if f.number == 0 && orig != gorm.ErrRecordNotFound {
@@ -694,7 +696,7 @@ func TestLiveComposeMySQLAmbiguousCommit(t *testing.T) {
 	p, db := proxiedMySQL(t)
 
 	retry := func(r *gcmpRecorder, opts ...dbop.RetryOption) dbop.Decorator {
-		onRetry := dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) { r.add(e.Err) })
+		onRetry := dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) { r.add(e.Err) })
 		return dbop.WithRetry(dbop.Constant(0), append([]dbop.RetryOption{dbop.MaxAttempts(3), onRetry}, opts...)...)
 	}
 	tests := []struct {
@@ -730,7 +732,7 @@ func TestLiveComposeMySQLAmbiguousCommit(t *testing.T) {
 					p.CutAfter([]byte("COMMIT"))
 				}
 				return runs, nil
-			})
+			}, mariadb)
 			n, err := op.With(tt.decorate(&retried)...).Run(t.Context())
 			if p.Cuts() != cuts+1 {
 				t.Fatalf("the proxy cut %d connections, want 1", p.Cuts()-cuts)

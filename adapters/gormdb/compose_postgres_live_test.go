@@ -121,7 +121,7 @@ func pgcRows(t *testing.T, db *gorm.DB, tbl string) string {
 }
 
 // pgcRetries records the OnRetry events of a retry.
-type pgcRetries struct{ events []dbop.RetryEvent }
+type pgcRetries struct{ events []dbop.AttemptEvent }
 
 // strings returns each retried error as "SQLSTATE verdict".
 func (r *pgcRetries) strings() []string {
@@ -232,8 +232,8 @@ func (r *pgcRival) exec(stmt string) {
 	}
 }
 
-func (r *pgcRival) txOptions() []gormdb.Option {
-	opts := []gormdb.Option{gormdb.Isolation(sql.LevelRepeatableRead)}
+func (r *pgcRival) txOptions() []gormdb.TxOption {
+	opts := []gormdb.TxOption{gormdb.Isolation(sql.LevelRepeatableRead)}
 	if r.code == "55P03" {
 		opts = append(opts, gormdb.LockTimeout(50*time.Millisecond))
 	}
@@ -278,7 +278,7 @@ func (r *pgcRival) beforeStep() {
 // event in rec and releases a 55P03 rival's lock, so that the attempt after
 // the retried one can take it.
 func (r *pgcRival) onRetry(rec *pgcRetries) dbop.RetryOption {
-	return dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) {
+	return dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) {
 		rec.events = append(rec.events, e)
 		r.release()
 	})
@@ -289,7 +289,7 @@ func (r *pgcRival) onRetry(rec *pgcRetries) dbop.RetryOption {
 // unblocked by the rollback, has ended its own transaction, so that the
 // next attempt cannot lose the race for row A and deadlock again.
 func (r *pgcRival) ownerRetry(rec *pgcRetries) dbop.RetryOption {
-	return dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) {
+	return dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) {
 		rec.events = append(rec.events, e)
 		r.release()
 		r.await()
@@ -706,7 +706,7 @@ func TestLiveComposePostgresAmbiguousCommit(t *testing.T) {
 				}
 				return 1, nil
 			})
-			retry := dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) {
+			retry := dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) {
 				rec.events = append(rec.events, e)
 			}))
 			v, err := op.With(tt.decos(retry)...).Run(t.Context())

@@ -9,9 +9,12 @@ import (
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/gormdb"
+	"github.com/dbop-go/dbop/adapters/mysqldb"
+	"github.com/dbop-go/dbop/adapters/sqldb"
 	"github.com/dbop-go/dbop/classifiers"
 	"github.com/dbop-go/dbop/scopes"
 	"github.com/jackc/pgx/v5/pgconn"
+	mysqldialect "gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -47,7 +50,7 @@ func ExampleInTx() {
 				return 0, err // gorm.ErrRecordNotFound is NotRetryable
 			}
 			if src.Balance < amount {
-				return 0, dbop.Permanent(errors.New("insufficient funds"))
+				return 0, errors.New("insufficient funds") // an error no rule knows is never retried
 			}
 			if err := tx.Model(&Account{}).Where("id = ?", from).Update("balance", gorm.Expr("balance - ?", amount)).Error; err != nil {
 				return 0, err
@@ -73,6 +76,21 @@ func ExampleInTx() {
 	default:
 		fmt.Println("left:", left)
 	}
+}
+
+// Do runs work with no result; here a counter bumped in a transaction of
+// its own per attempt.
+func ExampleDo() {
+	db, err := openDB("postgres://app@localhost/app")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	bump := gormdb.Do(db, func(ctx context.Context, tx *gorm.DB) error {
+		return tx.Exec("UPDATE counters SET n = n + 1 WHERE name = ?", "visits").Error
+	}, gormdb.StatementTimeout(time.Second))
+	_, err = bump.With(dbop.WithRetry(dbop.Constant(10 * time.Millisecond))).Run(context.Background())
+	fmt.Println(err)
 }
 
 // Inside the transaction, a step that may wait for a lock runs in a
@@ -101,44 +119,54 @@ func ExampleInSavepoint() {
 	fmt.Println(reserved, err)
 }
 
-// Savepoints gives the savepoint statements with their errors, which
-// GORM's own tx.RollbackTo hides on PostgreSQL.
-func ExampleSavepoints() {
-	db, err := openDB("postgres://app@localhost/app")
+// On GORM's mysql dialector, name the server: gormdb links no driver, and
+// the rules of MySQL and MariaDB need go-sql-driver/mysql's error type,
+// which mysqldb holds. Give the Dialect to every scope; without it they
+// panic when they are built.
+func ExampleDialect() {
+	db, err := gorm.Open(mysqldialect.Open("app@tcp(localhost:3306)/app?parseTime=true"), &gorm.Config{})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	ctx := context.Background()
-	tx := db.WithContext(ctx).Begin()
-	defer tx.Rollback()
-
-	fmt.Println(tx.RollbackTo("does_not_exist").Error)                          // <nil>, though the statement failed
-	fmt.Println(gormdb.Savepoints(tx).RollbackTo(ctx, "does_not_exist") != nil) // true: 3B001
+	mariadb := gormdb.Dialect(mysqldb.MariaDB)
+	order := gormdb.InTx(db, func(ctx context.Context, tx *gorm.DB) (int64, error) {
+		reserve := dbop.Op[int64](func(ctx context.Context) (int64, error) {
+			r := tx.WithContext(ctx).Exec("UPDATE stock SET qty = qty - 1 WHERE item = ? AND qty > 0", "book")
+			return r.RowsAffected, r.Error
+		})
+		// A lock wait timeout (1205) is retried here; a deadlock (1213)
+		// ends the transaction on MariaDB, and goes out to the retry
+		// around InTx.
+		return reserve.With(dbop.WithRetry(dbop.Constant(50*time.Millisecond), dbop.MaxAttempts(3)), gormdb.InSavepoint(tx, mariadb)).Run(ctx)
+	}, mariadb, gormdb.Isolation(sql.LevelRepeatableRead))
+	n, err := order.With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))).Run(context.Background())
+	fmt.Println(n, err)
 }
 
-// The classifier of a *gorm.DB can serve a retry outside InTx too, for a
-// single statement run in autocommit mode. For CockroachDB behind the
-// postgres dialector, pass its classifier to InTx with WithClassifier.
-func ExampleClassifier() {
-	db, err := openDB("postgres://app@localhost/app")
+// ClassifyBy adds rules before the dialect's: CockroachDB behind the
+// postgres dialector, say. For a statement outside a transaction (a read:
+// see "Writes outside a transaction" in the package documentation), a
+// dialect's classifier serves dbop.ClassifyBy.
+func ExampleClassifyBy() {
+	db, err := openDB("postgres://app@localhost:26257/app")
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
+	crdb := gormdb.InTx(db, func(ctx context.Context, tx *gorm.DB) (int, error) {
+		return 0, tx.Exec("UPDATE accounts SET balance = balance + 1 WHERE id = 1").Error
+	}, gormdb.ClassifyBy(classifiers.CockroachDB))
+	_, err = crdb.With(dbop.WithRetry(dbop.Constant(0))).Run(context.Background())
+	fmt.Println(err)
+
 	count := dbop.Op[int64](func(ctx context.Context) (int64, error) {
 		var n int64
 		return n, db.WithContext(ctx).Model(&Account{}).Count(&n).Error
 	})
 	n, err := count.With(
 		dbop.WithRetry(dbop.Constant(50*time.Millisecond)),
-		dbop.ClassifyBy(gormdb.Classifier(db)),
+		dbop.ClassifyBy(classifiers.CockroachDB, sqldb.Postgres.Classify),
 	).Run(context.Background())
 	fmt.Println(n, err)
-
-	crdb := gormdb.InTx(db, func(ctx context.Context, tx *gorm.DB) (int, error) {
-		return 0, tx.Exec("UPDATE accounts SET balance = balance + 1 WHERE id = 1").Error
-	}, gormdb.WithClassifier(classifiers.CockroachDB))
-	_, err = crdb.With(dbop.WithRetry(dbop.Constant(0))).Run(context.Background())
-	fmt.Println(err)
 }

@@ -19,12 +19,13 @@ import (
 
 // fakeDB is a database/sql driver, for tests without a server, that logs
 // every statement it receives ("BEGIN", "COMMIT", the SQL text of Exec and
-// Query, "PREPARE " + text) and fails the statements scripted with
-// failNext. It is safe for concurrent use.
+// Query, "PREPARE " + text), fails the statements scripted with failNext
+// and holds those scripted with blockNext. It is safe for concurrent use.
 type fakeDB struct {
-	mu   sync.Mutex
-	log  []string
-	fail map[string][]error
+	mu    sync.Mutex
+	log   []string
+	fail  map[string][]error
+	block map[string][]chan struct{}
 }
 
 // failNext makes the next len(errs) runs of stmt fail with errs in turn.
@@ -37,16 +38,44 @@ func (f *fakeDB) failNext(stmt string, errs ...error) {
 	f.fail[stmt] = append(f.fail[stmt], errs...)
 }
 
-// record logs stmt and returns the error scripted for it, if any.
-func (f *fakeDB) record(stmt string) error {
+// blockNext makes the next run of stmt wait until release is called, or,
+// for a statement run with a context (Exec and Query, not BEGIN, COMMIT or
+// ROLLBACK, whose driver calls have none), until that context ends, as a
+// driver does with a server that does not answer.
+func (f *fakeDB) blockNext(stmt string) (release func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.log = append(f.log, stmt)
-	if errs := f.fail[stmt]; len(errs) > 0 {
-		f.fail[stmt] = errs[1:]
-		return errs[0]
+	if f.block == nil {
+		f.block = map[string][]chan struct{}{}
 	}
-	return nil
+	ch := make(chan struct{})
+	f.block[stmt] = append(f.block[stmt], ch)
+	var once sync.Once
+	return func() { once.Do(func() { close(ch) }) }
+}
+
+// record logs stmt, waits if it is scripted to block, and returns the error
+// scripted for it, if any.
+func (f *fakeDB) record(ctx context.Context, stmt string) error {
+	f.mu.Lock()
+	f.log = append(f.log, stmt)
+	var wait chan struct{}
+	if chs := f.block[stmt]; len(chs) > 0 {
+		wait, f.block[stmt] = chs[0], chs[1:]
+	}
+	var err error
+	if errs := f.fail[stmt]; len(errs) > 0 {
+		err, f.fail[stmt] = errs[0], errs[1:]
+	}
+	f.mu.Unlock()
+	if wait != nil {
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return err
 }
 
 // Log returns the statements run so far and clears the log.
@@ -68,7 +97,7 @@ func (d fakeDriver) Open(string) (driver.Conn, error) { return &fakeConn{db: d.d
 type fakeConn struct{ db *fakeDB }
 
 func (c *fakeConn) Prepare(query string) (driver.Stmt, error) {
-	if err := c.db.record("PREPARE " + query); err != nil {
+	if err := c.db.record(context.Background(), "PREPARE "+query); err != nil {
 		return nil, err
 	}
 	return &fakeStmt{conn: c, query: query}, nil
@@ -79,7 +108,7 @@ func (c *fakeConn) Begin() (driver.Tx, error) {
 	return c.BeginTx(context.Background(), driver.TxOptions{})
 }
 
-func (c *fakeConn) BeginTx(_ context.Context, opts driver.TxOptions) (driver.Tx, error) {
+func (c *fakeConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
 	stmt := "BEGIN"
 	if opts.ReadOnly {
 		stmt += " READ ONLY"
@@ -87,21 +116,21 @@ func (c *fakeConn) BeginTx(_ context.Context, opts driver.TxOptions) (driver.Tx,
 	if level := sql.IsolationLevel(opts.Isolation); level != sql.LevelDefault {
 		stmt += " ISOLATION LEVEL " + strings.ToUpper(level.String())
 	}
-	if err := c.db.record(stmt); err != nil {
+	if err := c.db.record(ctx, stmt); err != nil {
 		return nil, err
 	}
 	return fakeTx{c.db}, nil
 }
 
-func (c *fakeConn) ExecContext(_ context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	if err := c.db.record(withArgs(query, args)); err != nil {
+func (c *fakeConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	if err := c.db.record(ctx, withArgs(query, args)); err != nil {
 		return nil, err
 	}
 	return driver.RowsAffected(1), nil
 }
 
-func (c *fakeConn) QueryContext(_ context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	if err := c.db.record(withArgs(query, args)); err != nil {
+func (c *fakeConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	if err := c.db.record(ctx, withArgs(query, args)); err != nil {
 		return nil, err
 	}
 	return fakeRows{}, nil
@@ -143,8 +172,9 @@ func named(args []driver.Value) []driver.NamedValue {
 
 type fakeTx struct{ db *fakeDB }
 
-func (t fakeTx) Commit() error   { return t.db.record("COMMIT") }
-func (t fakeTx) Rollback() error { return t.db.record("ROLLBACK") }
+// Commit and Rollback have no context, as database/sql's driver.Tx has none.
+func (t fakeTx) Commit() error   { return t.db.record(context.Background(), "COMMIT") }
+func (t fakeTx) Rollback() error { return t.db.record(context.Background(), "ROLLBACK") }
 
 // fakeRows is an empty result.
 type fakeRows struct{}
@@ -153,9 +183,11 @@ func (fakeRows) Columns() []string         { return nil }
 func (fakeRows) Close() error              { return nil }
 func (fakeRows) Next([]driver.Value) error { return io.EOF }
 
-// fakeGORM opens GORM with the named dialector ("postgres" or "mysql") over
-// a new fakeDB. Neither dialector talks to the server when it opens with
-// an existing connection pool (and, for mysql, SkipInitializeWithVersion).
+// fakeGORM opens GORM with the named dialector over a new fakeDB: GORM's
+// "postgres" or "mysql" dialector, or, for any other name ("sqlite",
+// "sqlserver"), the postgres dialector under that name. Neither dialector
+// talks to the server when it opens with an existing connection pool (and,
+// for mysql, SkipInitializeWithVersion).
 func fakeGORM(t *testing.T, dialector string, cfg *gorm.Config) (*gorm.DB, *fakeDB) {
 	t.Helper()
 	f := &fakeDB{}
@@ -168,7 +200,7 @@ func fakeGORM(t *testing.T, dialector string, cfg *gorm.Config) (*gorm.DB, *fake
 	case "mysql":
 		d = mysqldialect.New(mysqldialect.Config{Conn: sqlDB, SkipInitializeWithVersion: true})
 	default:
-		t.Fatalf("fakeGORM: unknown dialector %q", dialector)
+		d = namedDialector{postgres.New(postgres.Config{Conn: sqlDB}), dialector}
 	}
 	if cfg == nil {
 		cfg = &gorm.Config{}
@@ -183,3 +215,13 @@ func fakeGORM(t *testing.T, dialector string, cfg *gorm.Config) (*gorm.DB, *fake
 
 // errScripted is a failure with no meaning to any classifier.
 var errScripted = errors.New("scripted failure")
+
+// namedDialector is a dialector under another name, for the dialectors
+// this module does not depend on (the sqlite one needs cgo) and for those
+// gormdb does not know.
+type namedDialector struct {
+	gorm.Dialector
+	name string
+}
+
+func (d namedDialector) Name() string { return d.name }

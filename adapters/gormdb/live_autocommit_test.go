@@ -11,15 +11,15 @@ import (
 )
 
 // Outside a transaction, database/sql runs a statement again when the
-// driver returns driver.ErrBadConn (DB-REFERENCE §7), which pgx's
+// driver returns driver.ErrBadConn (docs/backends.md §10.1), which pgx's
 // database/sql driver returns for every error whose SafeToRetry is true
-// (§2). pgx v5.12.0 reports an answer lost after the statement was sent as
-// "conn closed", with SafeToRetry true (see commitOutcome). Together: an
-// autocommit INSERT whose answer is lost is applied twice, and GORM reports
-// success. This test shows it on a live server, against DB-REFERENCE's
-// reading of SafeToRetry; the package documentation tells users to write
-// inside InTx, where database/sql does not retry. go-sql-driver reports the
-// same loss as mysql.ErrInvalidConn, which database/sql does not retry.
+// (§2.14). pgx v5.12.0 reports an answer lost after the statement was sent
+// as "conn closed", with SafeToRetry true (§2.4). Together: an autocommit
+// INSERT whose answer is lost is applied twice, and GORM reports success.
+// This test shows it on a live server; the package documentation tells
+// users to write inside InTx, where database/sql does not retry.
+// go-sql-driver reports the same loss as mysql.ErrInvalidConn, which
+// database/sql does not retry (§4.4).
 func TestLiveAutocommitStatementAfterLostAnswer(t *testing.T) {
 	for _, b := range []struct {
 		name, table, columns string

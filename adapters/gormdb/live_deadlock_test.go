@@ -21,7 +21,7 @@ import (
 func TestLivePostgresDeadlock(t *testing.T) {
 	db := livePostgres(t, nil)
 	createTable(t, db, "gormdb_deadlock_pg", "id int PRIMARY KEY, n int NOT NULL")
-	deadlockRetried(t, db, "gormdb_deadlock_pg", func(err error) bool {
+	deadlockRetried(t, db, nil, "gormdb_deadlock_pg", func(err error) bool {
 		pe, ok := errors.AsType[*pgconn.PgError](err)
 		return ok && pe.Code == "40P01"
 	})
@@ -30,20 +30,20 @@ func TestLivePostgresDeadlock(t *testing.T) {
 func TestLiveMySQLDeadlock(t *testing.T) {
 	db := liveMySQL(t, nil)
 	createTable(t, db, "gormdb_deadlock_my", "id int PRIMARY KEY, n int NOT NULL")
-	deadlockRetried(t, db, "gormdb_deadlock_my", func(err error) bool { return isMySQL(err, 1213) })
+	deadlockRetried(t, db, []gormdb.TxOption{mariadb}, "gormdb_deadlock_my", func(err error) bool { return isMySQL(err, 1213) })
 }
 
-func deadlockRetried(t *testing.T, db *gorm.DB, table string, isDeadlock func(error) bool) {
+func deadlockRetried(t *testing.T, db *gorm.DB, opts []gormdb.TxOption, table string, isDeadlock func(error) bool) {
 	t.Helper()
 	ctx := t.Context()
 	exec(t, db, "INSERT INTO "+table+" (id, n) VALUES (1, 0), (2, 0)")
 
 	bothLocked := newBarrier(2)
 	var mu sync.Mutex
-	var retried []dbop.RetryEvent
+	var retried []dbop.AttemptEvent
 	done := [2]chan struct{}{make(chan struct{}), make(chan struct{})}
 	onRetry := func(side int) dbop.RetryOption {
-		return dbop.OnRetry(func(ctx context.Context, e dbop.RetryEvent) {
+		return dbop.OnRetry(func(ctx context.Context, e dbop.AttemptEvent) {
 			mu.Lock()
 			retried = append(retried, e)
 			mu.Unlock()
@@ -67,11 +67,11 @@ func deadlockRetried(t *testing.T, db *gorm.DB, table string, isDeadlock func(er
 			}
 			if runs == 1 {
 				if err := bothLocked.arrive(ctx); err != nil {
-					return 0, dbop.Permanent(err)
+					return 0, dbop.Classify(err, dbop.NotRetryable)
 				}
 			}
 			return runs, tx.Exec(update, second).Error
-		}).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), onRetry(side)))
+		}, opts...).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), onRetry(side)))
 	}
 
 	var wg sync.WaitGroup

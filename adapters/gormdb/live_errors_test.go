@@ -21,6 +21,7 @@ func TestLiveDriverErrorReachable(t *testing.T) {
 	type backend struct {
 		name  string
 		open  func(*testing.T, *gorm.Config) *gorm.DB
+		opts  []gormdb.TxOption // the Dialect, on mysql
 		table string
 		// a query whose first rows do not scan into an int and whose third
 		// row fails on the server: GORM adds a scan error per row, then the
@@ -39,7 +40,7 @@ func TestLiveDriverErrorReachable(t *testing.T) {
 			chainCode:  func(err error) bool { return pgCode(err) == "22012" }, // division_by_zero
 		},
 		{
-			name: "mysql", open: liveMySQL, table: "gormdb_reach_my",
+			name: "mysql", open: liveMySQL, opts: []gormdb.TxOption{mariadb}, table: "gormdb_reach_my",
 			chainQuery: "SELECT CASE WHEN seq < 3 THEN 'abc' ELSE (SELECT seq UNION SELECT seq + 1) END AS n FROM seq_1_to_5",
 			isDriver:   func(err error) bool { _, ok := errors.AsType[*mysql.MySQLError](err); return ok },
 			dupCode:    func(err error) bool { return isMySQL(err, 1062) },
@@ -59,7 +60,7 @@ func TestLiveDriverErrorReachable(t *testing.T) {
 				_, err := gormdb.InTx(db, func(ctx context.Context, tx *gorm.DB) (int, error) {
 					calls++
 					return 0, fn(tx)
-				}).With(retry).Run(t.Context())
+				}, b.opts...).With(retry).Run(t.Context())
 				return calls, err
 			}
 
@@ -74,7 +75,7 @@ func TestLiveDriverErrorReachable(t *testing.T) {
 			})
 
 			// GORM chains several errors on one *gorm.DB with "%v; %w"
-			// (DB-REFERENCE §8). When the driver's error comes last, as
+			// (docs/backends.md §9.4). When the driver's error comes last, as
 			// the server's does after scan errors, it stays reachable.
 			t.Run("GORM chained several errors, the driver's last", func(t *testing.T) {
 				_, err := run(t, db, func(tx *gorm.DB) error {
@@ -91,7 +92,7 @@ func TestLiveDriverErrorReachable(t *testing.T) {
 
 			// Only the last error of a chain stays reachable: an earlier
 			// driver error survives as text only. This is GORM's
-			// behaviour (DB-REFERENCE §8, pitfall 4), shown here so that
+			// behaviour (docs/backends.md §9.4), shown here so that
 			// a change in GORM is noticed; the package documentation tells
 			// users to return a statement's .Error as soon as it fails.
 			t.Run("GORM chained several errors, the driver's first", func(t *testing.T) {
@@ -107,7 +108,7 @@ func TestLiveDriverErrorReachable(t *testing.T) {
 					t.Fatalf("Run = %v; want the chain of the duplicate key error and the audit error", err)
 				}
 				if b.isDriver(err) {
-					t.Errorf("Run = %v: the earlier driver error is reachable; GORM no longer chains with %%v (update DB-REFERENCE §8 and the package documentation)", err)
+					t.Errorf("Run = %v: the earlier driver error is reachable; GORM no longer chains with %%v (update docs/backends.md §9.4 and the package documentation)", err)
 				}
 				// The consequence: with the unique violation out of reach
 				// the error is unclassified, and an unclassified error is
@@ -120,7 +121,7 @@ func TestLiveDriverErrorReachable(t *testing.T) {
 
 			// With TranslateError, GORM's postgres dialector keeps the
 			// *pgconn.PgError inside its sentinel; the mysql one replaces
-			// the *mysql.MySQLError by the bare sentinel (DB-REFERENCE §8).
+			// the *mysql.MySQLError by the bare sentinel (docs/backends.md §9.5).
 			// The classifier's verdict is NotRetryable either way, so the
 			// error is final and returned as fn returned it (invariant 7).
 			t.Run("TranslateError", func(t *testing.T) {
@@ -138,7 +139,7 @@ func TestLiveDriverErrorReachable(t *testing.T) {
 	}
 }
 
-// A server error answering COMMIT means "not committed" (DB-REFERENCE §6):
+// A server error answering COMMIT means "not committed" (docs/backends.md §11):
 // a deferred unique constraint fails at COMMIT with 23505, which InTx
 // classifies as usual instead of reporting an ambiguous commit, with the
 // *pgconn.PgError reachable.
@@ -167,11 +168,12 @@ func TestLiveReadOnly(t *testing.T) {
 	for _, b := range []struct {
 		name   string
 		open   func(*testing.T, *gorm.Config) *gorm.DB
+		opts   []gormdb.TxOption
 		table  string
 		isCode func(error) bool
 	}{
-		{"postgres", livePostgres, "gormdb_read_only_pg", func(err error) bool { return pgCode(err) == "25006" }},
-		{"mysql", liveMySQL, "gormdb_read_only_my", func(err error) bool { return isMySQL(err, 1792) }},
+		{"postgres", livePostgres, nil, "gormdb_read_only_pg", func(err error) bool { return pgCode(err) == "25006" }},
+		{"mysql", liveMySQL, []gormdb.TxOption{mariadb}, "gormdb_read_only_my", func(err error) bool { return isMySQL(err, 1792) }},
 	} {
 		t.Run(b.name, func(t *testing.T) {
 			db := b.open(t, nil)
@@ -187,7 +189,7 @@ func TestLiveReadOnly(t *testing.T) {
 				}
 				fnErr = tx.Exec("UPDATE " + b.table + " SET n = n + 1").Error
 				return n, fnErr
-			}, gormdb.ReadOnly()).With(retry).Run(t.Context())
+			}, append(b.opts, gormdb.ReadOnly())...).With(retry).Run(t.Context())
 			// NotRetryable, so final and returned as fn returned it
 			// (invariant 7).
 			if !b.isCode(err) || err != fnErr || !final(dbop.VerdictOf(err)) || calls != 1 || n != 0 {

@@ -16,7 +16,7 @@ import (
 )
 
 // GORM's postgres dialector hides a failed ROLLBACK TO SAVEPOINT
-// (DB-REFERENCE §8 (E), shown here on a live server): tx.RollbackTo returns
+// (docs/backends.md §9.3, shown here on a live server): tx.RollbackTo returns
 // no error, and the transaction is left aborted. Savepoints returns the
 // server's error.
 func TestLivePostgresSavepointFailures(t *testing.T) {
@@ -27,7 +27,7 @@ func TestLivePostgresSavepointFailures(t *testing.T) {
 		tx := db.WithContext(ctx).Begin()
 		defer tx.Rollback()
 		if err := tx.RollbackTo("does_not_exist").Error; err != nil {
-			t.Errorf("GORM's tx.RollbackTo(%q).Error = %v; DB-REFERENCE §8 says nil", "does_not_exist", err)
+			t.Errorf("GORM's tx.RollbackTo(%q).Error = %v; docs/backends.md §9.3 says nil", "does_not_exist", err)
 		}
 		// The statement did fail: the transaction is aborted.
 		err := tx.Exec("SELECT 1").Error
@@ -51,7 +51,7 @@ func TestLivePostgresSavepointFailures(t *testing.T) {
 		if !ok || pe.Code != "3B001" {
 			t.Fatalf("Savepoints(tx).RollbackTo = %v; want the *pgconn.PgError 3B001", err)
 		}
-		if got := gormdb.Classifier(db)(err); got != dbop.NotRetryable {
+		if got := gormdb.ClassifierOf(db)(err); got != dbop.NotRetryable {
 			t.Errorf("verdict = %v; want not-retryable", got)
 		}
 	})
@@ -75,7 +75,7 @@ func TestLivePostgresSavepointFailures(t *testing.T) {
 	})
 }
 
-// The mysql dialector does return savepoint errors (DB-REFERENCE §8);
+// The mysql dialector does return savepoint errors (docs/backends.md §9.3);
 // Savepoints returns the same *mysql.MySQLError.
 func TestLiveMySQLSavepointFailures(t *testing.T) {
 	db := liveMySQL(t, nil)
@@ -83,9 +83,9 @@ func TestLiveMySQLSavepointFailures(t *testing.T) {
 	tx := db.WithContext(ctx).Begin()
 	defer tx.Rollback()
 	if err := tx.RollbackTo("does_not_exist").Error; !isMySQL(err, 1305) {
-		t.Errorf("GORM's tx.RollbackTo = %v; want error 1305 (DB-REFERENCE §8: the mysql dialector returns it)", err)
+		t.Errorf("GORM's tx.RollbackTo = %v; want error 1305 (docs/backends.md §9.3: the mysql dialector returns it)", err)
 	}
-	if err := gormdb.Savepoints(tx).RollbackTo(ctx, "does_not_exist"); !isMySQL(err, 1305) {
+	if err := gormdb.Savepoints(tx, mariadb).RollbackTo(ctx, "does_not_exist"); !isMySQL(err, 1305) {
 		t.Errorf("Savepoints(tx).RollbackTo = %v; want the *mysql.MySQLError 1305", err)
 	}
 }
@@ -109,7 +109,7 @@ func TestLivePostgresLockTimeoutRetriedAtSavepoint(t *testing.T) {
 	unblock := func() { release.Do(func() { blocker.Rollback() }) }
 	t.Cleanup(unblock)
 
-	var retried []dbop.RetryEvent
+	var retried []dbop.AttemptEvent
 	txRuns, stepRuns := 0, 0
 	op := gormdb.InTx(db, func(ctx context.Context, tx *gorm.DB) (int64, error) {
 		txRuns++
@@ -122,7 +122,7 @@ func TestLivePostgresLockTimeoutRetriedAtSavepoint(t *testing.T) {
 			return r.RowsAffected, r.Error
 		})
 		return step.With(
-			dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), dbop.OnRetry(func(_ context.Context, e dbop.RetryEvent) {
+			dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) {
 				retried = append(retried, e)
 				unblock() // the lock is free once the retry starts: no timer decides
 			})),
@@ -174,14 +174,14 @@ func TestLiveMySQLSavepointKeepsEarlierWork(t *testing.T) {
 			stepErr = tx.WithContext(ctx).Exec("INSERT INTO " + table + " VALUES (1, 0)").Error // duplicate
 			return 0, stepErr
 		})
-		_, err := step.With(dbop.WithRetry(dbop.Constant(0)), gormdb.InSavepoint(tx)).Run(ctx)
+		_, err := step.With(dbop.WithRetry(dbop.Constant(0)), gormdb.InSavepoint(tx, mariadb)).Run(ctx)
 		// InSavepoint may wrap the error it undid in a transparent mark
 		// (same text, unwrapping to it), so errors.Is, not ==.
 		if !isMySQL(err, 1062) || !errors.Is(err, stepErr) || err.Error() != stepErr.Error() || !final(dbop.VerdictOf(err)) {
 			t.Errorf("step = %v (verdict %v); want the 1062 the step returned, final", err, dbop.VerdictOf(err))
 		}
 		return 0, tx.Exec("INSERT INTO " + table + " VALUES (4, 0)").Error
-	}).Run(ctx)
+	}, mariadb).Run(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dbop-go/dbop/adapters/gormdb"
+	"github.com/dbop-go/dbop/adapters/mysqldb"
 	"github.com/dbop-go/dbop/internal/faultproxy"
 	"github.com/dbop-go/dbop/internal/testdb"
 	"github.com/go-sql-driver/mysql"
@@ -25,6 +27,10 @@ import (
 // Integration tests of other packages run at the same time on the same
 // databases: every table here is named gormdb_<test>, created at the start
 // and dropped when the test ends.
+
+// mariadb is the Dialect the scopes on the mysql dialector are given: the
+// MySQL-family server the tests run against is MariaDB.
+var mariadb = gormdb.Dialect(mysqldb.MariaDB)
 
 // livePostgres opens GORM's postgres dialector on the test database, or
 // skips the test (see testdb). cfg may be nil.

@@ -6,29 +6,58 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop"
-	"gorm.io/gorm"
+	"github.com/dbop-go/dbop/adapters/sqldb"
+	"github.com/dbop-go/dbop/internal/sqldialect"
+	"github.com/dbop-go/dbop/scopes"
 )
 
-// An Option configures [InTx].
-type Option func(*config)
+// A TxOption configures [InTx] and [Do]: [ReadOnly], [Isolation],
+// [LockTimeout], [StatementTimeout], and every [Option].
+type TxOption interface{ applyTx(*config) }
 
-// config is what the options set. It is built once, when InTx builds the
-// operation, and never changed afterwards.
+// A SavepointOption configures [InSavepoint]: every [Option]. A TxOption
+// that is not an Option does not compile as a SavepointOption, so a
+// transaction-only setting cannot be given to a savepoint.
+type SavepointOption interface{ applySavepoint(*config) }
+
+// An Option configures transactions and savepoints alike: [ClassifyBy],
+// [RollbackTimeout] and [Dialect].
+type Option interface {
+	TxOption
+	SavepointOption
+}
+
+// txOnly is a TxOption that is not an Option.
+type txOnly func(*config)
+
+func (f txOnly) applyTx(c *config) { f(c) }
+
+// both is an Option.
+type both func(*config)
+
+func (f both) applyTx(c *config)        { f(c) }
+func (f both) applySavepoint(c *config) { f(c) }
+
+// config is what the options set. It is built once, when InTx, Do or
+// InSavepoint is called, and never changed afterwards, so one operation
+// serves many goroutines.
 type config struct {
 	readOnly         bool
 	isolation        sql.IsolationLevel
-	classifier       dbop.Classifier // replaces the backend classifier; nil: chosen from the dialector
-	lockTimeout      time.Duration   // 0: not set
-	statementTimeout time.Duration   // 0: not set
+	lockTimeout      time.Duration // 0: not set
+	statementTimeout time.Duration // 0: not set
+	classifiers      []dbop.Classifier
+	rollbackTimeout  time.Duration
+	dialect          *sqldb.Dialect // nil: chosen from the dialector
 }
 
 // ReadOnly makes [InTx] begin read-only transactions, through the driver's
 // own option: sql.TxOptions{ReadOnly: true}, which pgx turns into BEGIN
-// READ ONLY and go-sql-driver/mysql into START TRANSACTION READ ONLY. A
-// write then fails (PostgreSQL 25006, MySQL and MariaDB 1792), and
-// [Classifier] judges that NotRetryable.
-func ReadOnly() Option {
-	return func(c *config) { c.readOnly = true }
+// READ ONLY and go-sql-driver/mysql into START TRANSACTION READ ONLY
+// (docs/backends.md §4.8). A write then fails (PostgreSQL 25006, MySQL and
+// MariaDB 1792), which is not retried (§1.11, §3).
+func ReadOnly() TxOption {
+	return txOnly(func(c *config) { c.readOnly = true })
 }
 
 // Isolation sets the isolation level of the transactions [InTx] begins
@@ -37,66 +66,120 @@ func ReadOnly() Option {
 // For the postgres dialector the levels pgx's database/sql driver accepts
 // are allowed (LevelSnapshot means REPEATABLE READ there); for mysql those
 // go-sql-driver/mysql accepts, which it sets with SET TRANSACTION ISOLATION
-// LEVEL before START TRANSACTION (DB-REFERENCE §3): for the next
-// transaction only, so nothing leaks onto the pooled connection
-// (TestLiveMySQLOptionsReachTheServer checks both on the server). InTx panics, when it builds the operation, on
-// a level the dialector's driver would refuse at every BEGIN.
-func Isolation(level sql.IsolationLevel) Option {
-	return func(c *config) { c.isolation = level }
-}
-
-// WithClassifier makes [InTx] classify errors with c instead of the
-// classifier chosen from the dialector's name (see [Classifier]). GORM's own
-// errors are still classified first, as Classifier does; an error that
-// already carries a verdict keeps it. For CockroachDB behind GORM's
-// postgres dialector, pass classifiers.CockroachDB. It panics if c is nil.
-func WithClassifier(c dbop.Classifier) Option {
-	if c == nil {
-		panic("gormdb: WithClassifier(nil): a Classifier is required")
-	}
-	return func(cfg *config) { cfg.classifier = c }
+// LEVEL before START TRANSACTION, for the next transaction only, so nothing
+// leaks onto the pooled connection (docs/backends.md §4.8;
+// TestLiveMySQLOptionsReachTheServer checks both on the server). InTx
+// panics, when it builds the operation, on a level the dialector's driver
+// would refuse at every BEGIN.
+func Isolation(level sql.IsolationLevel) TxOption {
+	return txOnly(func(c *config) { c.isolation = level })
 }
 
 // LockTimeout bounds each wait for a lock inside every transaction [InTx]
 // begins to d, with PostgreSQL's lock_timeout set for that transaction only
 // (see [StatementTimeout] for how). A wait that exceeds it fails with 55P03
-// lock_not_available, which the classifier judges RetryStatement: inside
-// [InSavepoint] the retry runs the statement again, and the transaction's
-// earlier work survives.
+// lock_not_available, which is RetryStatement: inside [InSavepoint] the
+// retry runs the statement again, and the transaction's earlier work
+// survives (docs/backends.md §1.7).
 //
-// The value is rounded up to whole milliseconds. LockTimeout panics if
-// d <= 0 or d exceeds PostgreSQL's limit (2147483647 ms), and InTx panics
-// if the dialector is not postgres: see the package documentation for MySQL
-// and MariaDB.
-func LockTimeout(d time.Duration) Option {
+// It is PostgreSQL's only: InTx panics unless the dialect is of the
+// PostgreSQL family (the postgres dialector's). See the package
+// documentation for MySQL and MariaDB. The value is rounded up to whole
+// milliseconds. LockTimeout panics if d <= 0 or d exceeds PostgreSQL's
+// limit (2147483647 ms).
+func LockTimeout(d time.Duration) TxOption {
 	ms := timeoutMillis("LockTimeout", d)
-	return func(c *config) { c.lockTimeout = time.Duration(ms) * time.Millisecond }
+	return txOnly(func(c *config) { c.lockTimeout = time.Duration(ms) * time.Millisecond })
 }
 
 // StatementTimeout bounds every statement inside every transaction [InTx]
 // begins to d, with PostgreSQL's statement_timeout. A statement that
 // exceeds it fails with 57014 "canceling statement due to statement
-// timeout", which the classifier judges RetryStatement.
+// timeout", which is RetryStatement (docs/backends.md §1.7).
 //
 // Right after BEGIN, InTx runs
 //
 //	SELECT set_config('lock_timeout', '…ms', true), set_config('statement_timeout', '…ms', true)
 //
-// (only the settings given). set_config with is_local true is SET LOCAL
-// (PostgreSQL docs, functions-admin): the settings last until the end of
-// the transaction and never reach the next user of the pooled connection
-// (DB-REFERENCE §1, pitfall 5). Being one statement with no parameters it
-// needs one round trip and works with prepared statements too. The server
-// ends only the statement, not the connection, so these limits are safe
-// where a context deadline is not: with pgx a deadline closes the
-// connection, and at COMMIT makes the outcome unknown (pitfall 5).
+// (only the settings given). set_config with is_local true is SET LOCAL:
+// the settings last until the end of the transaction and never reach the
+// next user of the pooled connection (§1.4). Being one statement with no
+// parameters it needs one round trip and works with prepared statements
+// too. The server ends only the statement, not the connection, so these
+// limits are safe where a context deadline is not: pgx closes the
+// connection when a deadline expires, and at COMMIT the outcome is then
+// unknown (§2.7, §11).
 //
-// The value is rounded up to whole milliseconds. StatementTimeout panics
-// if d <= 0 or exceeds PostgreSQL's limit, and InTx panics if the
-// dialector is not postgres.
-func StatementTimeout(d time.Duration) Option {
+// It is PostgreSQL's only, as [LockTimeout] is. The value is rounded up to
+// whole milliseconds. StatementTimeout panics if d <= 0 or exceeds
+// PostgreSQL's limit.
+func StatementTimeout(d time.Duration) TxOption {
 	ms := timeoutMillis("StatementTimeout", d)
-	return func(c *config) { c.statementTimeout = time.Duration(ms) * time.Millisecond }
+	return txOnly(func(c *config) { c.statementTimeout = time.Duration(ms) * time.Millisecond })
+}
+
+// ClassifyBy asks cs, in order, before this package's own rules: GORM's
+// errors (see the package documentation), then the dialect's classifier
+// (Dialect.Classify). The first verdict other than Unclassified decides.
+// Several ClassifyBy options are asked in the order given. On the postgres
+// dialector, ClassifyBy(classifiers.CockroachDB) adds CockroachDB's rules;
+// on the sqlite dialector (mattn/go-sqlite3), the classifier of
+// github.com/dbop-go/dbop/classifiers/mattnsqlite. It panics if cs is empty
+// or one of cs is nil.
+func ClassifyBy(cs ...dbop.Classifier) Option {
+	if len(cs) == 0 {
+		panic("gormdb: ClassifyBy(): a Classifier is required")
+	}
+	for i, c := range cs {
+		if c == nil {
+			panic(fmt.Sprintf("gormdb: ClassifyBy: classifier %d of %d is nil", i+1, len(cs)))
+		}
+	}
+	cs = append([]dbop.Classifier(nil), cs...)
+	return both(func(c *config) { c.classifiers = append(c.classifiers, cs...) })
+}
+
+// RollbackTimeout bounds the rollback run when an attempt fails: the
+// ROLLBACK of [InTx] and [Do], the ROLLBACK TO SAVEPOINT and RELEASE of
+// [InSavepoint] (see [scopes.RollbackTimeout]). It runs even when the
+// caller's context has ended; the default is [scopes.DefaultRollbackTimeout].
+//
+// database/sql's ROLLBACK takes no context: the driver uses the one given
+// to BEGIN (docs/backends.md §10.3). So when the bound expires InTx stops
+// waiting and cancels the context the transaction was begun with, which
+// pgx's driver obeys by closing the connection (§2.7); go-sql-driver/mysql
+// does not watch a context during ROLLBACK (§4.7), and its rollback goes on
+// in the background until the connection answers or fails. Either way the
+// attempt's error, with the rollback's joined to it, is returned when the
+// bound expires. RollbackTimeout panics if d <= 0.
+func RollbackTimeout(d time.Duration) Option {
+	if d <= 0 {
+		panic(fmt.Sprintf("gormdb: RollbackTimeout(%v): the timeout must be positive", d))
+	}
+	return both(func(c *config) { c.rollbackTimeout = d })
+}
+
+// Dialect names the database and driver behind the *gorm.DB: its
+// classifier, its COMMIT rules and its SQL family (see [sqldb.Dialect]).
+//
+// The postgres and sqlite dialectors need none: [sqldb.Postgres] and
+// [sqldb.SQLite] are chosen for them. The mysql dialector serves MySQL and
+// MariaDB through go-sql-driver/mysql, whose error type its rules need, and
+// this package links no driver: pass Dialect(mysqldb.MySQL) or
+// Dialect(mysqldb.MariaDB) (github.com/dbop-go/dbop/adapters/mysqldb), or
+// [InTx], [Do] and [InSavepoint] panic when they are called. A dialect of
+// another family than the dialector's (sqldb.Postgres for a mysql
+// dialector, say) panics there too. Pass a copy of a declared Dialect to
+// change a rule (a CommitOutcome of your own, say); for a dialector this
+// package does not know, a Dialect of any family is taken as it is.
+//
+// Dialect panics if d is not a usable Dialect (the zero Dialect, or one
+// missing a field).
+func Dialect(d sqldb.Dialect) Option {
+	if err := sqldialect.Check(d); err != nil {
+		panic("gormdb: Dialect: " + err.Error() + ": use sqldb.Postgres, sqldb.SQLite, mysqldb.MySQL or mysqldb.MariaDB, or a copy of one")
+	}
+	return both(func(c *config) { c.dialect = &d })
 }
 
 // maxTimeoutMillis is the largest value PostgreSQL accepts for lock_timeout
@@ -116,38 +199,28 @@ func timeoutMillis(fn string, d time.Duration) int64 {
 	return int64((d + time.Millisecond - 1) / time.Millisecond)
 }
 
-// newConfig applies opts for InTx on db and checks them against db's
-// dialector, panicking on a programmer error.
-func newConfig(db *gorm.DB, opts []Option) *config {
-	c := &config{}
+// newTxConfig applies the options of InTx or Do, named caller, panicking on
+// a nil one.
+func newTxConfig(caller string, opts []TxOption) *config {
+	c := &config{rollbackTimeout: scopes.DefaultRollbackTimeout}
 	for i, o := range opts {
 		if o == nil {
-			panic(fmt.Sprintf("gormdb: InTx: option %d of %d is nil", i+1, len(opts)))
+			panic(fmt.Sprintf("gormdb: %s: option %d of %d is nil", caller, i+1, len(opts)))
 		}
-		o(c)
-	}
-	name := dialectorName(db)
-	if (c.lockTimeout > 0 || c.statementTimeout > 0) && name != postgresDialect {
-		panic(fmt.Sprintf("gormdb: InTx: LockTimeout and StatementTimeout are implemented for the postgres dialector only, not %q; "+
-			"for MySQL and MariaDB see the package documentation", name))
-	}
-	if !isolationSupported(name, c.isolation) {
-		panic(fmt.Sprintf("gormdb: InTx: the %s dialector's driver does not support the isolation level %v", name, c.isolation))
+		o.applyTx(c)
 	}
 	return c
 }
 
-// isolationSupported reports whether the driver under the named dialector
-// accepts level; unknown dialectors accept every level (their driver
-// decides at BEGIN).
-func isolationSupported(dialector string, level sql.IsolationLevel) bool {
-	switch level {
-	case sql.LevelDefault, sql.LevelReadUncommitted, sql.LevelReadCommitted, sql.LevelRepeatableRead, sql.LevelSerializable:
-		return true
-	case sql.LevelSnapshot:
-		// pgx stdlib BeginTx maps it to REPEATABLE READ; go-sql-driver's
-		// mapIsolationLevel refuses it.
-		return dialector != mysqlDialect
+// newSavepointConfig applies the options of InSavepoint, panicking on a
+// nil one.
+func newSavepointConfig(opts []SavepointOption) *config {
+	c := &config{rollbackTimeout: scopes.DefaultRollbackTimeout}
+	for i, o := range opts {
+		if o == nil {
+			panic(fmt.Sprintf("gormdb: InSavepoint: option %d of %d is nil", i+1, len(opts)))
+		}
+		o.applySavepoint(c)
 	}
-	return dialector != postgresDialect && dialector != mysqlDialect
+	return c
 }

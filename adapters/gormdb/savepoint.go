@@ -3,7 +3,6 @@ package gormdb
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/dbop-go/dbop"
@@ -11,45 +10,13 @@ import (
 	"gorm.io/gorm"
 )
 
-// Savepoints returns the scopes.Savepointer of tx, a *gorm.DB inside a
+// InSavepoint returns [scopes.InSavepoint] for tx, a *gorm.DB inside a
 // transaction (the one [InTx] hands to its function, or one from
-// db.Begin). It runs SAVEPOINT, ROLLBACK TO SAVEPOINT and RELEASE SAVEPOINT
-// with tx.Exec and returns the .Error of that very statement.
-//
-// GORM's own tx.SavePoint and tx.RollbackTo call the dialector, and the
-// postgres dialector runs the statement and returns nil whatever happened
-// (DB-REFERENCE §8): a failed ROLLBACK TO SAVEPOINT goes unnoticed, and the
-// transaction stays aborted. GORM never issues RELEASE SAVEPOINT at all.
-// This Savepointer sees every failure and returns the driver's error as it
-// is (*pgconn.PgError, *mysql.MySQLError), unless TranslateError translated
-// it.
-//
-// Names are quoted as identifiers: with backquotes for the mysql
-// dialector, with double quotes (SQL standard) for every other one. Each
-// statement runs on a new session of tx with ctx, so tx itself is left as
-// it was; with PrepareStmt, the statement bypasses the prepared-statement
-// cache, as GORM's own SavePoint does (GORM cites MySQL's limits on what
-// a prepared statement may contain).
-//
-// A statement fails with an error matching gorm.ErrInvalidTransaction,
-// without reaching the database, when tx is not inside a transaction
-// (SAVEPOINT on a pool would run on whichever connection is free), and
-// with tx.Error when tx carries an error. A Savepointer serves one
-// goroutine at a time, as its transaction does. Savepoints panics if tx is
-// nil.
-func Savepoints(tx *gorm.DB) scopes.Savepointer {
-	if tx == nil {
-		panic("gormdb: Savepoints: the *gorm.DB is nil")
-	}
-	return savepointer{tx: tx, backquote: dialectorName(tx) == mysqlDialect}
-}
-
-// InSavepoint returns scopes.InSavepoint for tx, a *gorm.DB inside a
-// transaction, with [Classifier](tx) wired in: each attempt of the
-// decorated operation runs between SAVEPOINT and RELEASE SAVEPOINT, and a
-// failed attempt whose verdict allows it is undone with ROLLBACK TO
-// SAVEPOINT, keeping the transaction's earlier work. Listed after
-// dbop.WithRetry, it makes the retry a statement-level one:
+// db.Begin): each attempt of the decorated operation runs between
+// SAVEPOINT and RELEASE SAVEPOINT, and a failed attempt whose verdict
+// allows it is undone with ROLLBACK TO SAVEPOINT, keeping the
+// transaction's earlier work. Listed after dbop.WithRetry, it makes the
+// retry a statement-level one:
 //
 //	step := dbop.Op[int64](func(ctx context.Context) (int64, error) {
 //		r := tx.WithContext(ctx).Exec("UPDATE stock SET n = n - 1 WHERE id = ?", id)
@@ -61,20 +28,44 @@ func Savepoints(tx *gorm.DB) scopes.Savepointer {
 // failure (a deadlock, a serialization failure) travels out to the retry
 // around InTx instead of being retried here.
 //
-// opts are scopes options (ClassifyBy, RollbackTimeout); a classifier
-// given with scopes.ClassifyBy is asked before Classifier(tx). The
-// statements run through [Savepoints](tx). InSavepoint panics if tx is
-// nil, an option is nil, or scopes.ReadOnly or scopes.CommitOutcome is
-// given.
-func InSavepoint(tx *gorm.DB, opts ...scopes.Option) dbop.Decorator {
-	sp := Savepoints(tx)
-	return scopes.InSavepoint(sp, slices.Concat(opts, []scopes.Option{scopes.ClassifyBy(Classifier(tx))})...)
+// Errors are classified as InTx classifies them: the [ClassifyBy]
+// classifiers, GORM's errors, then the dialect's classifier; on the mysql
+// dialector pass the [Dialect] here too.
+//
+// InSavepoint runs the three statements itself, with tx.Exec on a new
+// session of tx, and returns each one's own error. GORM's tx.SavePoint and
+// tx.RollbackTo go through the dialector, and the postgres and sqlite
+// dialectors return nil even when the statement failed: a failed ROLLBACK
+// TO SAVEPOINT would go unnoticed, the transaction left aborted
+// (docs/backends.md §9.3). GORM never releases a savepoint either. Names
+// are quoted as identifiers: with backquotes for MySQL and MariaDB, with
+// double quotes (SQL standard) for every other dialect. With PrepareStmt,
+// the statements bypass the prepared-statement cache, as GORM's own
+// SavePoint does. A statement fails with an error matching
+// gorm.ErrInvalidTransaction, without reaching the database, when tx is
+// not inside a transaction, and with tx.Error when tx carries an error.
+//
+// The Decorator is safe for concurrent use, but tx serves one goroutine at
+// a time. InSavepoint panics if tx is nil, an option is nil, tx is on the
+// mysql dialector without a Dialect, or the Dialect does not fit tx's
+// dialector.
+func InSavepoint(tx *gorm.DB, opts ...SavepointOption) dbop.Decorator {
+	if tx == nil {
+		panic("gormdb: InSavepoint: the *gorm.DB is nil")
+	}
+	c := newSavepointConfig(opts)
+	b := backendFor("InSavepoint", tx, c.dialect)
+	return scopes.InSavepoint(savepointer{tx: tx, backquote: b.backquotes()},
+		scopes.ClassifyBy(c.classifier(b)),
+		scopes.RollbackTimeout(c.rollbackTimeout),
+	)
 }
 
-// savepointer is the scopes.Savepointer of a GORM transaction.
+// savepointer is the scopes.Savepointer of a GORM transaction. It is
+// comparable, as scopes.InSavepoint requires.
 type savepointer struct {
 	tx        *gorm.DB
-	backquote bool // quote names with ` (mysql) rather than "
+	backquote bool // quote names with ` (MySQL, MariaDB) rather than "
 }
 
 func (s savepointer) Savepoint(ctx context.Context, name string) error {
@@ -100,6 +91,7 @@ func (s savepointer) exec(ctx context.Context, stmt string) error {
 		db.Statement.ConnPool = pool.Tx // as gorm's SavePoint does: no prepared SAVEPOINT
 	case gorm.TxCommitter:
 	default:
+		// SAVEPOINT on a pool would run on whichever connection is free.
 		return fmt.Errorf("gormdb: %s: the *gorm.DB is not inside a transaction: %w", stmt, gorm.ErrInvalidTransaction)
 	}
 	return db.Exec(stmt).Error

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/gormdb"
+	"github.com/dbop-go/dbop/adapters/mysqldb"
 	"github.com/dbop-go/dbop/dboptest"
-	"github.com/dbop-go/dbop/scopes"
 	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 )
@@ -32,7 +34,11 @@ func TestSavepointsStatements(t *testing.T) {
 		t.Run(tt.dialector+"/"+tt.name, func(t *testing.T) {
 			db, fake := fakeGORM(t, tt.dialector, nil)
 			tx := db.Begin()
-			sp := gormdb.Savepoints(tx)
+			var opts []gormdb.SavepointOption
+			if tt.dialector == "mysql" {
+				opts = append(opts, gormdb.Dialect(mysqldb.MySQL))
+			}
+			sp := gormdb.Savepoints(tx, opts...)
 			ctx := t.Context()
 			for _, f := range []func(context.Context, string) error{sp.Savepoint, sp.RollbackTo, sp.Release} {
 				if err := f(ctx, tt.name); err != nil {
@@ -74,7 +80,7 @@ func TestSavepointsRefuse(t *testing.T) {
 		if !errors.Is(err, gorm.ErrInvalidTransaction) {
 			t.Errorf("Savepoint on a pool = %v; want gorm.ErrInvalidTransaction", err)
 		}
-		if got := dbop.VerdictOf(dbop.Classify(err, gormdb.Classifier(db)(err))); got != dbop.NotRetryable {
+		if got := dbop.VerdictOf(dbop.Classify(err, gormdb.ClassifierOf(db)(err))); got != dbop.NotRetryable {
 			t.Errorf("verdict = %v; want not-retryable", got)
 		}
 		checkLog(t, nil, fake.Log())
@@ -102,7 +108,7 @@ func TestSavepointsPreparedStatements(t *testing.T) {
 	step := dbop.Op[int](func(ctx context.Context) (int, error) {
 		return 0, tx.WithContext(ctx).Exec("UPDATE t SET n = ?", 1).Error
 	})
-	if _, err := step.With(gormdb.InSavepoint(tx)).Run(dbop.WithinTx(t.Context())); err != nil {
+	if _, err := step.With(gormdb.InSavepoint(tx, gormdb.Dialect(mysqldb.MariaDB))).Run(dbop.WithinTx(t.Context())); err != nil {
 		t.Fatal(err)
 	}
 	tx.Commit()
@@ -158,7 +164,7 @@ func TestInSavepointRetries(t *testing.T) {
 	}, fake.Log())
 }
 
-// A classifier given with scopes.ClassifyBy is asked before the GORM one.
+// A classifier given with ClassifyBy is asked before GORM's rules.
 func TestInSavepointClassifierOrder(t *testing.T) {
 	db, fake := fakeGORM(t, "postgres", nil)
 	tx := db.Begin()
@@ -177,8 +183,36 @@ func TestInSavepointClassifierOrder(t *testing.T) {
 		}
 		return 1, nil
 	})
-	if _, err := step.With(retry, gormdb.InSavepoint(tx, scopes.ClassifyBy(mine))).Run(dbop.WithinTx(t.Context())); err != nil || calls != 2 {
+	if _, err := step.With(retry, gormdb.InSavepoint(tx, gormdb.ClassifyBy(mine))).Run(dbop.WithinTx(t.Context())); err != nil || calls != 2 {
 		t.Errorf("Run = %v after %d calls; want nil after 2", err, calls)
 	}
 	_ = fake.Log()
+}
+
+// The savepoint statements run with the context scopes gives them, so
+// RollbackTimeout bounds a ROLLBACK TO SAVEPOINT the server never answers;
+// the transaction's state is then unknown, and the error dooms it
+// (RetryTransaction), the step's error first (fake time: synctest).
+func TestInSavepointRollbackTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db, fake := fakeGORM(t, "postgres", nil)
+		tx := db.Begin()
+		defer tx.Rollback()
+		lockTimeout := dboptest.PgError("55P03", "canceling statement due to lock timeout")
+		fake.failNext("UPDATE b", lockTimeout)
+		release := fake.blockNext(`ROLLBACK TO SAVEPOINT "dbop_sp_1"`)
+		defer release()
+		step := dbop.Op[int](func(ctx context.Context) (int, error) {
+			return 1, tx.WithContext(ctx).Exec("UPDATE b").Error
+		})
+		start := time.Now()
+		_, err := step.With(retry, gormdb.InSavepoint(tx, gormdb.RollbackTimeout(time.Second))).Run(dbop.WithinTx(t.Context()))
+		if elapsed := time.Since(start); elapsed != time.Second {
+			t.Errorf("Run returned after %v; want 1s, the rollback timeout", elapsed)
+		}
+		if !errors.Is(err, lockTimeout) || !errors.Is(err, context.DeadlineExceeded) || dbop.VerdictOf(err) != dbop.RetryTransaction {
+			t.Errorf("Run = %v (verdict %v); want the lock timeout and the deadline, retry-transaction", err, dbop.VerdictOf(err))
+		}
+		checkLog(t, []string{"BEGIN", `SAVEPOINT "dbop_sp_1"`, "UPDATE b", `ROLLBACK TO SAVEPOINT "dbop_sp_1"`}, fake.Log())
+	})
 }

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/gormdb"
+	"github.com/dbop-go/dbop/adapters/mysqldb"
+	"github.com/dbop-go/dbop/adapters/sqldb"
 	"github.com/dbop-go/dbop/dboptest"
 	"github.com/dbop-go/dbop/scopes"
 	"github.com/google/go-cmp/cmp"
@@ -39,22 +42,28 @@ func update(ctx context.Context, tx *gorm.DB) (int64, error) {
 	return r.RowsAffected, r.Error
 }
 
+// updateOnly is update for Do.
+func updateOnly(ctx context.Context, tx *gorm.DB) error {
+	_, err := update(ctx, tx)
+	return err
+}
+
 func TestInTxStatements(t *testing.T) {
 	tests := []struct {
 		name string
-		opts []gormdb.Option
+		opts []gormdb.TxOption
 		want []string
 	}{
 		{"plain", nil, []string{"BEGIN", "UPDATE t SET n = n + 1", "COMMIT"}},
-		{"read only", []gormdb.Option{gormdb.ReadOnly()},
+		{"read only", []gormdb.TxOption{gormdb.ReadOnly()},
 			[]string{"BEGIN READ ONLY", "UPDATE t SET n = n + 1", "COMMIT"}},
-		{"isolation", []gormdb.Option{gormdb.Isolation(sql.LevelSerializable)},
+		{"isolation", []gormdb.TxOption{gormdb.Isolation(sql.LevelSerializable)},
 			[]string{"BEGIN ISOLATION LEVEL SERIALIZABLE", "UPDATE t SET n = n + 1", "COMMIT"}},
-		{"lock timeout", []gormdb.Option{gormdb.LockTimeout(250 * time.Millisecond)}, []string{
+		{"lock timeout", []gormdb.TxOption{gormdb.LockTimeout(250 * time.Millisecond)}, []string{
 			"BEGIN",
 			"SELECT set_config('lock_timeout', '250ms', true)",
 			"UPDATE t SET n = n + 1", "COMMIT"}},
-		{"both timeouts, rounded up to milliseconds", []gormdb.Option{
+		{"both timeouts, rounded up to milliseconds", []gormdb.TxOption{
 			gormdb.StatementTimeout(1500 * time.Microsecond), gormdb.LockTimeout(time.Nanosecond)}, []string{
 			"BEGIN",
 			"SELECT set_config('lock_timeout', '1ms', true), set_config('statement_timeout', '2ms', true)",
@@ -70,6 +79,30 @@ func TestInTxStatements(t *testing.T) {
 			checkLog(t, tt.want, fake.Log())
 		})
 	}
+}
+
+// Do is InTx for a function with no result, with the same options and
+// the same retries.
+func TestDo(t *testing.T) {
+	db, fake := fakeGORM(t, "postgres", nil)
+	fake.failNext("UPDATE t SET n = n + 1", dboptest.PgError("40001", "could not serialize access"))
+	_, err := gormdb.Do(db, updateOnly, gormdb.ReadOnly(), gormdb.LockTimeout(time.Second)).With(retry).Run(t.Context())
+	if err != nil {
+		t.Fatalf("Run = %v; want nil", err)
+	}
+	setup := "SELECT set_config('lock_timeout', '1000ms', true)"
+	checkLog(t, []string{
+		"BEGIN READ ONLY", setup, "UPDATE t SET n = n + 1", "ROLLBACK",
+		"BEGIN READ ONLY", setup, "UPDATE t SET n = n + 1", "COMMIT",
+	}, fake.Log())
+
+	my, fake := fakeGORM(t, "mysql", nil)
+	fake.failNext("UPDATE t SET n = n + 1", dboptest.MySQLError(1062, "Duplicate entry"))
+	_, err = gormdb.Do(my, updateOnly, gormdb.Dialect(mysqldb.MariaDB)).With(retry).Run(t.Context())
+	if !isMySQL(err, 1062) || !final(dbop.VerdictOf(err)) {
+		t.Errorf("Run = %v (verdict %v); want the 1062, final", err, dbop.VerdictOf(err))
+	}
+	checkLog(t, []string{"BEGIN", "UPDATE t SET n = n + 1", "ROLLBACK"}, fake.Log())
 }
 
 // A transaction-level error rolls back, and the retry around InTx runs the
@@ -108,35 +141,44 @@ func TestInTxCommitErrors(t *testing.T) {
 		name        string
 		commitErr   error
 		ambiguous   bool
-		wantVerdict dbop.Verdict
+		wantVerdict dbop.Verdict // NotRetryable: final, the COMMIT error itself
 	}{
 		{"postgres: ErrBadConn proves nothing (lib/pq returns it after sending COMMIT)", dboptest.BadConn(), true, dbop.Ambiguous},
 		{"server answered", dboptest.PgError("40001", "could not serialize access"), false, dbop.RetryTransaction},
-		{"server answered with a constraint", dboptest.PgError("23505", "duplicate key"), false, dbop.NotRetryable}, // final: see below
+		{"server answered with a constraint", dboptest.PgError("23505", "duplicate key"), false, dbop.NotRetryable},
 		{"server shutting down", dboptest.PgError("57P01", "terminating connection due to administrator command"), true, dbop.Ambiguous},
 		{"connection exception", dboptest.PgError("08006", "connection failure"), true, dbop.Ambiguous},
-		{"session ended", fatal(dboptest.PgError("XX000", "internal error")), true, dbop.Ambiguous},
 		{"idle in transaction timeout", fatal(dboptest.PgError("25P03", "terminating connection due to idle-in-transaction timeout")), false, dbop.RetryTransaction},
 		{"mysql: server answered", dboptest.MySQLError(1213, "Deadlock found"), false, dbop.RetryTransaction},
 		{"mysql: read failed after the write", dboptest.InvalidConn(), true, dbop.Ambiguous},
 		{"mysql: nothing sent", dboptest.BadConn(), false, dbop.RetryTransaction},
+		{"mysql: connection killed", dboptest.MySQLError(1927, "Connection was killed"), true, dbop.Ambiguous},
 		{"network error after the send", dboptest.NetworkError(), true, dbop.Ambiguous},
 		{"context", context.DeadlineExceeded, true, dbop.Ambiguous},
 		{"unknown", errScripted, true, dbop.Ambiguous},
-		{"pgx: nothing sent", safeToRetry{}, false, dbop.RetryTransaction},
 		{"pgx: conn closed while waiting for the answer", connClosed{}, true, dbop.Ambiguous},
-		{"server answered ROLLBACK", pgx.ErrTxCommitRollback, false, dbop.NotRetryable}, // final: see below
 		{"transaction already ended", sql.ErrTxDone, true, dbop.Ambiguous},
+		// What only pgx's own types tell apart (classifiers.PostgresCommit,
+		// "What needs pgx's own types"): gormdb links no driver, so
+		// sqldb.Postgres judges them without pgx. pgx.ErrTxCommitRollback
+		// and a SafeToRetry error other than "conn closed" mean "not
+		// committed", but are ambiguous here, the safe side; a FATAL answer
+		// of an unlisted code counts as the server's refusal.
+		{"pgx: nothing sent, not told from conn closed", safeToRetry{}, true, dbop.Ambiguous},
+		{"server answered ROLLBACK, not told without pgx", pgx.ErrTxCommitRollback, true, dbop.Ambiguous},
+		{"session ended with an unlisted code", fatal(dboptest.PgError("XX000", "internal error")), false, dbop.NotRetryable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dialector := "postgres"
+			var opts []gormdb.TxOption
 			if strings.HasPrefix(tt.name, "mysql: ") {
 				dialector = "mysql"
+				opts = append(opts, gormdb.Dialect(mysqldb.MariaDB))
 			}
 			db, fake := fakeGORM(t, dialector, nil)
 			fake.failNext("COMMIT", tt.commitErr)
-			_, err := gormdb.InTx(db, update).Run(t.Context())
+			_, err := gormdb.InTx(db, update, opts...).Run(t.Context())
 			if !errors.Is(err, tt.commitErr) {
 				t.Errorf("Run = %v; want it to wrap the COMMIT error %v", err, tt.commitErr)
 			}
@@ -156,6 +198,38 @@ func TestInTxCommitErrors(t *testing.T) {
 			}
 			checkLog(t, []string{"BEGIN", "UPDATE t SET n = n + 1", "COMMIT"}, fake.Log())
 		})
+	}
+}
+
+// A Dialect given to InTx brings its own COMMIT rules: here a copy of
+// sqldb.Postgres that knows pgx's sentinel, so that a COMMIT answered with
+// ROLLBACK is "not committed", classified as usual (final), instead of
+// ambiguous. sql.ErrTxDone stays ambiguous whatever the dialect says.
+func TestInTxDialectCommitOutcome(t *testing.T) {
+	d := sqldb.Postgres
+	d.Name = "postgres+pgx"
+	d.CommitOutcome = func(err error) dbop.Verdict {
+		if errors.Is(err, pgx.ErrTxCommitRollback) {
+			return dbop.Unclassified
+		}
+		return sqldb.Postgres.CommitOutcome(err)
+	}
+	for _, tt := range []struct {
+		commitErr error
+		ambiguous bool
+	}{
+		{pgx.ErrTxCommitRollback, false},
+		{sql.ErrTxDone, true},
+	} {
+		db, fake := fakeGORM(t, "postgres", nil)
+		fake.failNext("COMMIT", tt.commitErr)
+		_, err := gormdb.InTx(db, update, gormdb.Dialect(d)).Run(t.Context())
+		if got := errors.Is(err, scopes.ErrAmbiguousCommit); got != tt.ambiguous || !errors.Is(err, tt.commitErr) {
+			t.Errorf("COMMIT error %v: Run = %v, ambiguous %v; want ambiguous %v", tt.commitErr, err, got, tt.ambiguous)
+		}
+		if !tt.ambiguous && (err != tt.commitErr || !final(dbop.VerdictOf(err))) {
+			t.Errorf("Run = %v (verdict %v); want the COMMIT error itself, final", err, dbop.VerdictOf(err))
+		}
 	}
 }
 
@@ -262,7 +336,7 @@ func TestInTxInsideATransaction(t *testing.T) {
 func TestInTxBeginError(t *testing.T) {
 	db, fake := fakeGORM(t, "mysql", nil)
 	fake.failNext("BEGIN", dboptest.MySQLError(1040, "Too many connections"))
-	n, err := gormdb.InTx(db, update).With(retry).Run(t.Context())
+	n, err := gormdb.InTx(db, update, gormdb.Dialect(mysqldb.MariaDB)).With(retry).Run(t.Context())
 	if err != nil || n != 1 {
 		t.Fatalf("Run = %d, %v; want 1, nil", n, err)
 	}
@@ -306,44 +380,36 @@ func TestInTxRollbackErrors(t *testing.T) {
 	})
 }
 
-func TestInTxPanics(t *testing.T) {
-	pg, _ := fakeGORM(t, "postgres", nil)
-	my, _ := fakeGORM(t, "mysql", nil)
-	tests := []struct {
-		name string
-		f    func()
-	}{
-		{"nil db", func() { gormdb.InTx(nil, update) }},
-		{"nil fn", func() { gormdb.InTx[int](pg, nil) }},
-		{"nil option", func() { gormdb.InTx(pg, update, nil) }},
-		{"lock timeout on mysql", func() { gormdb.InTx(my, update, gormdb.LockTimeout(time.Second)) }},
-		{"statement timeout on mysql", func() { gormdb.InTx(my, update, gormdb.StatementTimeout(time.Second)) }},
-		{"snapshot isolation on mysql", func() { gormdb.InTx(my, update, gormdb.Isolation(sql.LevelSnapshot)) }},
-		{"linearizable isolation on postgres", func() { gormdb.InTx(pg, update, gormdb.Isolation(sql.LevelLinearizable)) }},
-		{"zero lock timeout", func() { gormdb.LockTimeout(0) }},
-		{"negative statement timeout", func() { gormdb.StatementTimeout(-time.Second) }},
-		{"timeout beyond PostgreSQL's range", func() { gormdb.LockTimeout(1 << 31 * time.Millisecond) }},
-		{"nil classifier", func() { gormdb.WithClassifier(nil) }},
-		{"nil Savepoints", func() { gormdb.Savepoints(nil) }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			defer func() {
-				if recover() == nil {
-					t.Error("did not panic")
-				}
-			}()
-			tt.f()
-		})
-	}
-	// The limits themselves are accepted.
-	gormdb.InTx(pg, update, gormdb.LockTimeout((1<<31-1)*time.Millisecond), gormdb.Isolation(sql.LevelSnapshot))
-	gormdb.InTx(my, update, gormdb.Isolation(sql.LevelSerializable), gormdb.ReadOnly())
+// RollbackTimeout bounds the ROLLBACK after a failed attempt, although
+// database/sql's Rollback takes no context: here the driver never answers
+// it, and InTx returns fn's error, its verdict kept, with the rollback's
+// deadline joined, once the bound has passed (fake time: synctest).
+func TestInTxRollbackTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db, fake := fakeGORM(t, "postgres", nil)
+		lockTimeout := dboptest.PgError("55P03", "canceling statement due to lock timeout")
+		fake.failNext("UPDATE t SET n = n + 1", lockTimeout)
+		release := fake.blockNext("ROLLBACK")
+		start := time.Now()
+		_, err := gormdb.InTx(db, update, gormdb.RollbackTimeout(250*time.Millisecond)).Run(t.Context())
+		if elapsed := time.Since(start); elapsed != 250*time.Millisecond {
+			t.Errorf("Run returned after %v; want 250ms, the rollback timeout", elapsed)
+		}
+		if !errors.Is(err, lockTimeout) || dbop.VerdictOf(err) != dbop.RetryStatement {
+			t.Errorf("Run = %v (verdict %v); want the lock timeout, retry-statement", err, dbop.VerdictOf(err))
+		}
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "ROLLBACK did not finish in time") {
+			t.Errorf("Run = %v; want the rollback's deadline joined", err)
+		}
+		release() // the driver answers at last; the rollback ends in the background
+		synctest.Wait()
+		checkLog(t, []string{"BEGIN", "UPDATE t SET n = n + 1", "ROLLBACK"}, fake.Log())
+	})
 }
 
-// WithClassifier replaces the backend classifier; GORM's errors are still
-// classified first.
-func TestInTxWithClassifier(t *testing.T) {
+// ClassifyBy is asked before GORM's errors and the dialect's classifier:
+// it decides the errors it knows, and leaves the rest to them.
+func TestInTxClassifyBy(t *testing.T) {
 	db, _ := fakeGORM(t, "postgres", nil)
 	custom := func(err error) dbop.Verdict {
 		if errors.Is(err, errScripted) {
@@ -356,16 +422,14 @@ func TestInTxWithClassifier(t *testing.T) {
 		want dbop.Verdict
 	}{
 		{errScripted, dbop.RetryStatement},
-		// Still GORM's NotRetryable, so final, returned as fn returned it
-		// (invariant 7).
+		// Left to GORM's rules: NotRetryable, so final, returned as fn
+		// returned it (invariant 7).
 		{gorm.ErrRecordNotFound, dbop.NotRetryable},
-		// The backend classifier is replaced: classifiers.Postgres would
-		// call 55P03 RetryStatement. (Not 40P01: VerdictOf recognises that
-		// SQLSTATE by itself, whatever the classifier, invariant 3.)
-		{dboptest.PgError("55P03", "canceling statement due to lock timeout"), dbop.Unclassified},
+		// Left to the dialect's classifier, classifiers.Postgres's rules.
+		{dboptest.PgError("55P03", "canceling statement due to lock timeout"), dbop.RetryStatement},
 	} {
 		_, err := gormdb.InTx(db, func(context.Context, *gorm.DB) (int, error) { return 0, tt.err },
-			gormdb.WithClassifier(custom)).Run(t.Context())
+			gormdb.ClassifyBy(custom)).Run(t.Context())
 		got := dbop.VerdictOf(err)
 		if tt.want == dbop.NotRetryable {
 			if !final(got) || err != tt.err {

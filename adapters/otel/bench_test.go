@@ -56,7 +56,7 @@ func BenchmarkObserver(b *testing.B) {
 		{"noop/1-retry", noop, 1},
 		{"sdk/1-retry", sdk, 1},
 	}
-	failure := dbop.Transient(errors.New("deadlock detected"))
+	failure := dbop.Classify(errors.New("deadlock detected"), dbop.RetryTransaction)
 	for _, bm := range benchmarks {
 		b.Run(bm.name, func(b *testing.B) {
 			opts := []dbop.RetryOption{dbop.Named("transfer")}

@@ -68,10 +68,15 @@
 //	dbop.attempts            Int64Counter     {attempt}    dbop.outcome (success, retry, error)
 //	dbop.retries             Int64Counter     {retry}      dbop.verdict of the error that was retried
 //
-// dbop.operation.name is a metric attribute, so the names given to
-// [dbop.Named] should be constants, never built from request data. An
-// Observer caches the attributes of its first 1000 names and builds those of
-// any later name on each call.
+// dbop.operation.name is a metric attribute, so each name is a time series
+// of every instrument, and the names given to [dbop.Named] should be
+// constants, never built from request data. The cardinality is bounded all
+// the same: an Observer's metrics report its first 100 distinct names
+// ([WithMaxOperationNames] sets the cap) and every later one as
+// [OverflowOperationName], "dbop.other"; the first name past the cap is
+// reported to [otel.Handle]. Spans keep every name: a span is one record,
+// not a series. The attributes of the names under the cap are computed once;
+// those of a name past it, on each call.
 //
 // # Providers
 //

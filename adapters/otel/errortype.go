@@ -42,19 +42,30 @@ func errorType(err error) string {
 	return semconv.ErrorType(cause).Value.AsString()
 }
 
-// unwrapDbop strips the wrappers dbop puts around an attempt's error: a
-// *dbop.RetryError gives way to its last attempt's error, a
-// *dbop.ClassifiedError to the error it classifies, and a transaction
-// scope's mark (undone, doomed, released) to the error it marks.
+// unwrapDbop strips the wrappers dbop puts around an attempt's error, which
+// name no class of their own: a *dbop.RetryError gives way to its last
+// attempt's error, and a transaction scope's mark (undone, doomed, released)
+// to the error it marks. dbop's verdict (attached by a classifier, a scope
+// or [dbop.Classify]) is an unexported wrapper, recognised by what it is:
+// a single-cause wrapper that says exactly what its cause says. Any wrapper
+// of that shape adds nothing a reader of the telemetry could tell apart, so
+// it is looked through too, unless it names its class with an ErrorType
+// method.
 func unwrapDbop(err error) error {
 	for {
 		switch e := err.(type) {
 		case *dbop.RetryError:
 			err = e.Err
-		case *dbop.ClassifiedError:
-			err = e.Err
 		case *txmark.Mark:
 			err = e.Err
+		case interface{ ErrorType() string }:
+			return err
+		case interface{ Unwrap() error }:
+			cause := e.Unwrap()
+			if cause == nil || cause.Error() != err.Error() {
+				return err
+			}
+			err = cause
 		default:
 			return err
 		}

@@ -35,7 +35,7 @@ func Example() {
 	transfer := dbop.Op[string](func(ctx context.Context) (string, error) {
 		calls++
 		if calls < 3 {
-			return "", dbop.Transient(errors.New("deadlock detected"))
+			return "", dbop.Classify(errors.New("deadlock detected"), dbop.RetryTransaction)
 		}
 		return "done", nil
 	}).With(dbop.WithRetry(dbop.Constant(0), dbop.Observe(obs), dbop.Named("transfer")))

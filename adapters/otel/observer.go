@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -58,10 +59,13 @@ var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5,
 // precomputed: those of attempt 1 to successTable-1.
 const successTable = 16
 
-// maxNames bounds how many operation names get precomputed attributes. Names
-// from [dbop.Named] are meant to be constants; past this many, an operation's
-// attributes are built on each call instead of being cached.
-const maxNames = 1000
+// OverflowOperationName is the dbop.operation.name that metrics report for
+// every operation name past an Observer's cap ([WithMaxOperationNames]).
+const OverflowOperationName = "dbop.other"
+
+// defaultMaxNames is the cap on distinct operation names in metrics when
+// [WithMaxOperationNames] does not set one.
+const defaultMaxNames = 100
 
 // Observer is a [dbop.Observer] that records OpenTelemetry spans and metrics:
 // a span per operation with a child span per attempt, and the counters and
@@ -83,9 +87,13 @@ type Observer struct {
 	opSucceeded      [successTable][]attribute.KeyValue
 
 	unnamed  *opInstr
-	names    sync.Map // operation name → *opInstr
-	numNames atomic.Int64
-	overflow sync.Once
+	other    *opInstr // the metric attributes of names past the cap
+	maxNames int
+	names    sync.Map // operation name → *opInstr, at most maxNames of them
+	mu       sync.Mutex
+	numNames int         // len(names), guarded by mu
+	full     atomic.Bool // numNames == maxNames
+	overflow sync.Once   // reports the first name past the cap
 }
 
 var _ dbop.Observer = (*Observer)(nil)
@@ -96,7 +104,7 @@ var _ dbop.Observer = (*Observer)(nil)
 // created is replaced by one that records nothing, and the error is reported
 // to [otel.Handle].
 func NewObserver(opts ...Option) *Observer {
-	var c config
+	c := config{maxNames: defaultMaxNames}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&c)
@@ -109,8 +117,9 @@ func NewObserver(opts ...Option) *Observer {
 		c.mp = otel.GetMeterProvider()
 	}
 	o := &Observer{
-		tracer: c.tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL)),
-		base:   c.attrs,
+		tracer:   c.tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL)),
+		base:     c.attrs,
+		maxNames: c.maxNames,
 	}
 	meter := c.mp.Meter(ScopeName, metric.WithSchemaURL(semconv.SchemaURL))
 	var err error
@@ -143,7 +152,8 @@ func NewObserver(opts ...Option) *Observer {
 		o.attemptSucceeded[n] = succeeded(AttemptKey, n)
 		o.opSucceeded[n] = succeeded(AttemptsKey, n)
 	}
-	o.unnamed = o.newOpInstr("")
+	o.unnamed = o.newOpInstr("", "")
+	o.other = o.newOpInstr(OverflowOperationName, OverflowOperationName)
 	return o
 }
 
@@ -317,7 +327,7 @@ func (o *Observer) state(ctx context.Context, name string) *opState {
 // an observed operation that succeeds builds no attributes at all.
 type opInstr struct {
 	spanName     string
-	attrs        []attribute.KeyValue // the base attributes and the operation name
+	attrs        []attribute.KeyValue // metric attributes: the base ones and the operation name
 	opStart      []trace.SpanStartOption
 	attemptStart []trace.SpanStartOption
 
@@ -331,7 +341,9 @@ type opInstr struct {
 const numVerdicts = int(dbop.Ambiguous) + 1
 
 // opInstr returns the opInstr for the operation name, creating and caching
-// it on first use.
+// it on first use while fewer than maxNames names are cached. A name past
+// the cap gets an opInstr of its own spans and the overflow name's metric
+// attributes, built on each call.
 func (o *Observer) opInstr(name string) *opInstr {
 	if name == "" {
 		return o.unnamed
@@ -339,32 +351,71 @@ func (o *Observer) opInstr(name string) *opInstr {
 	if in, ok := o.names.Load(name); ok {
 		return in.(*opInstr)
 	}
-	if o.numNames.Load() >= maxNames {
-		o.overflow.Do(func() {
-			otel.Handle(fmt.Errorf("dbop/adapters/otel: more than %d operation names; "+
-				"names passed to dbop.Named should be constants", maxNames))
-		})
-		return o.newOpInstr(name)
+	if !o.full.Load() {
+		if in := o.addName(name); in != nil {
+			return in
+		}
 	}
-	in, loaded := o.names.LoadOrStore(name, o.newOpInstr(name))
-	if !loaded {
-		o.numNames.Add(1)
-	}
-	return in.(*opInstr)
+	o.overflow.Do(func() {
+		otel.Handle(fmt.Errorf("dbop/adapters/otel: more than %d operation names; "+
+			"metrics report the others as %s; names passed to dbop.Named should be constants",
+			o.maxNames, OverflowOperationName))
+	})
+	return o.overflowInstr(name)
 }
 
-func (o *Observer) newOpInstr(name string) *opInstr {
+// addName caches and returns the opInstr of a name not cached when the
+// cache was looked at, or returns nil if the cache is full.
+func (o *Observer) addName(name string) *opInstr {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if in, ok := o.names.Load(name); ok { // added by another goroutine meanwhile
+		return in.(*opInstr)
+	}
+	if o.numNames >= o.maxNames {
+		return nil
+	}
+	in := o.newOpInstr(name, name)
+	o.names.Store(name, in)
+	o.numNames++
+	o.full.Store(o.numNames >= o.maxNames)
+	return in
+}
+
+// overflowInstr returns the opInstr of a name past the cap: the spans carry
+// the name, the metrics [OverflowOperationName].
+func (o *Observer) overflowInstr(name string) *opInstr {
+	in := *o.other
+	in.spanName = name
+	in.opStart = spanStart(append(slices.Clip(o.base), OperationNameKey.String(name)))
+	in.attemptStart = in.opStart
+	return &in
+}
+
+// spanStart returns the start options of an operation or attempt span with
+// attrs.
+func spanStart(attrs []attribute.KeyValue) []trace.SpanStartOption {
+	return []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...)}
+}
+
+// newOpInstr computes the opInstr of an operation whose spans are named
+// name and whose metrics carry metricName as dbop.operation.name; "" is the
+// unnamed operation.
+func (o *Observer) newOpInstr(name, metricName string) *opInstr {
 	in := &opInstr{spanName: defaultOperationSpan}
-	in.attrs = append(in.attrs, o.base...)
+	spanAttrs := slices.Clip(o.base)
 	if name != "" {
 		in.spanName = name
-		in.attrs = append(in.attrs, OperationNameKey.String(name))
+		spanAttrs = append(spanAttrs, OperationNameKey.String(name))
 	}
-	in.attrs = in.attrs[:len(in.attrs):len(in.attrs)] // appends by users of attrs copy
-	startAttrs := trace.WithAttributes(in.attrs...)
-	in.opStart = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal), startAttrs}
+	in.opStart = spanStart(spanAttrs)
 	in.attemptStart = in.opStart
 
+	in.attrs = slices.Clip(o.base)
+	if metricName != "" {
+		in.attrs = append(in.attrs, OperationNameKey.String(metricName))
+	}
+	in.attrs = slices.Clip(in.attrs) // appends by users of attrs copy
 	with := func(kv attribute.KeyValue) metric.MeasurementOption {
 		attrs := append(in.attrs, kv)
 		return metric.WithAttributeSet(attribute.NewSet(attrs...))

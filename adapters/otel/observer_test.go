@@ -176,9 +176,9 @@ func attrString(s attribute.Set) string {
 }
 
 func TestObserver(t *testing.T) {
-	deadlock := dbop.Transient(&pgError{code: "40P01", msg: "deadlock detected"})
-	serialization := dbop.Transient(&pgError{code: "40001", msg: "could not serialize access"})
-	unique := dbop.Permanent(&pgError{code: "23505", msg: "duplicate key"})
+	deadlock := dbop.Classify(&pgError{code: "40P01", msg: "deadlock detected"}, dbop.RetryTransaction)
+	serialization := dbop.Classify(&pgError{code: "40001", msg: "could not serialize access"}, dbop.RetryTransaction)
+	unique := dbop.Classify(&pgError{code: "23505", msg: "duplicate key"}, dbop.NotRetryable)
 	tests := []struct {
 		name        string
 		opts        []dbopotel.Option
@@ -302,7 +302,7 @@ func TestObserver(t *testing.T) {
 		},
 		// Marked retryable: an unclassified error is final (invariant 3),
 		// and this case is about the spans of a retried attempt.
-		errs: []error{dbop.Transient(errors.New("connection reset"))},
+		errs: []error{dbop.Classify(errors.New("connection reset"), dbop.RetryTransaction)},
 		wantSpans: []spanView{{
 			Name: "dbop.attempt", Parent: "dbop.operation", Kind: trace.SpanKindInternal,
 			Attrs: map[string]any{
@@ -370,7 +370,7 @@ func TestInstruments(t *testing.T) {
 	h := newHarness(t)
 	// Retryable, so that every instrument records (an unclassified error
 	// would not be retried: invariant 3).
-	if _, err := h.run([]error{dbop.Transient(errors.New("boom"))}, dbop.Named("op")); err != nil {
+	if _, err := h.run([]error{dbop.Classify(errors.New("boom"), dbop.RetryTransaction)}, dbop.Named("op")); err != nil {
 		t.Fatal(err)
 	}
 	var rm metricdata.ResourceMetrics
@@ -429,7 +429,7 @@ func TestNestedRetries(t *testing.T) {
 	outer := dbop.Op[int](func(ctx context.Context) (int, error) {
 		calls++
 		if calls == 1 {
-			return 0, dbop.Transient(errors.New("connection lost"))
+			return 0, dbop.Classify(errors.New("connection lost"), dbop.RetryTransaction)
 		}
 		return inner.Run(ctx)
 	}).With(dbop.WithRetry(dbop.Constant(0), dbop.Observe(h.obs), dbop.Named("outer")))
@@ -474,7 +474,7 @@ func TestZeroObserver(t *testing.T) {
 			t.Error("the zero Observer started a span")
 		}
 		if calls == 1 {
-			return 0, dbop.Transient(errors.New("once")) // retryable: invariant 3
+			return 0, dbop.Classify(errors.New("once"), dbop.RetryTransaction) // retryable: invariant 3
 		}
 		return 1, nil
 	}).With(dbop.WithRetry(dbop.Constant(0), dbop.Observe(&obs)))
@@ -489,7 +489,7 @@ func TestNoopProviders(t *testing.T) {
 	obs := dbopotel.NewObserver(
 		dbopotel.WithTracerProvider(tracenoop.NewTracerProvider()),
 		dbopotel.WithMeterProvider(metricnoop.NewMeterProvider()))
-	op := dbop.Op[int](func(context.Context) (int, error) { return 0, dbop.Transient(errors.New("down")) }).
+	op := dbop.Op[int](func(context.Context) (int, error) { return 0, dbop.Classify(errors.New("down"), dbop.RetryTransaction) }).
 		With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(2), dbop.Observe(obs)))
 	if _, err := op.Run(context.Background()); !errors.Is(err, dbop.ErrRetriesExhausted) {
 		t.Errorf("Run: err = %v, want one matching ErrRetriesExhausted", err)
@@ -555,7 +555,7 @@ func TestInstrumentErrors(t *testing.T) {
 	if diff := cmp.Diff(want, log.get()); diff != "" {
 		t.Errorf("reported errors (-want +got):\n%s", diff)
 	}
-	op := dbop.Op[int](func(context.Context) (int, error) { return 0, dbop.Transient(errors.New("down")) }).
+	op := dbop.Op[int](func(context.Context) (int, error) { return 0, dbop.Classify(errors.New("down"), dbop.RetryTransaction) }).
 		With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(2), dbop.Observe(obs)))
 	if _, err := op.Run(context.Background()); err == nil {
 		t.Error("Run succeeded")
@@ -565,26 +565,178 @@ func TestInstrumentErrors(t *testing.T) {
 	}
 }
 
-// TestManyNames checks that names past the cache limit still get their own
-// attributes, and that the limit is reported once.
-func TestManyNames(t *testing.T) {
-	log := captureErrors(t)
-	h := newHarness(t)
-	const n = 1005
-	for i := range n {
-		op := dbop.Op[int](func(context.Context) (int, error) { return 1, nil }).
-			With(dbop.WithRetry(dbop.Constant(0), dbop.Observe(h.obs), dbop.Named(fmt.Sprintf("op%d", i))))
-		if _, err := op.Run(context.Background()); err != nil {
-			t.Fatal(err)
+// runNamed runs, observed by h, an Op named name that fails with errs in
+// turn and then succeeds.
+func (h *harness) runNamed(t *testing.T, name string, errs ...error) {
+	t.Helper()
+	if _, err := h.run(errs, dbop.Named(name)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pointsOf returns the data points of the named instrument, keyed by their
+// attributes.
+func pointsOf(points map[string]int64, instrument string) map[string]int64 {
+	out := map[string]int64{}
+	for k, v := range points {
+		if rest, ok := strings.CutPrefix(k, instrument+"{"); ok {
+			out["{"+rest] = v
 		}
 	}
-	want := []string{"dbop/adapters/otel: more than 1000 operation names; names passed to dbop.Named should be constants"}
+	return out
+}
+
+// TestNameCap checks that names past the cap are counted under the
+// overflow name, on the success and the failure paths, while their spans
+// keep their own names, and that the first such name is reported once.
+func TestNameCap(t *testing.T) {
+	log := captureErrors(t)
+	h := newHarness(t, dbopotel.WithMaxOperationNames(2))
+	busy := dbop.Classify(&pgError{code: "40001", msg: "could not serialize access"}, dbop.RetryTransaction)
+	h.runNamed(t, "a")
+	h.runNamed(t, "b", busy)
+	h.runNamed(t, "c")
+	h.runNamed(t, "d", busy)
+	h.runNamed(t, "a")
+	unique := dbop.Classify(&pgError{code: "23505", msg: "duplicate key"}, dbop.NotRetryable)
+	op := dbop.Op[int](func(context.Context) (int, error) { return 0, unique }).
+		With(dbop.WithRetry(dbop.Constant(0), dbop.Observe(h.obs), dbop.Named("e")))
+	if _, err := op.Run(context.Background()); err == nil {
+		t.Fatal("e succeeded")
+	}
+	op = dbop.Op[int](func(context.Context) (int, error) { return 1, nil }).
+		With(dbop.WithRetry(dbop.Constant(0), dbop.Observe(h.obs)))
+	if _, err := op.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	points := collect(t, h.reader)
+	wantOps := map[string]int64{
+		"{dbop.operation.name=a,dbop.outcome=success}":                         2,
+		"{dbop.operation.name=b,dbop.outcome=success}":                         1,
+		"{dbop.operation.name=dbop.other,dbop.outcome=success}":                2, // c, d
+		"{dbop.operation.name=dbop.other,dbop.outcome=error,error.type=23505}": 1, // e
+		"{dbop.outcome=success}":                                               1, // unnamed
+	}
+	if diff := cmp.Diff(wantOps, pointsOf(points, "dbop.operations")); diff != "" {
+		t.Errorf("dbop.operations (-want +got):\n%s", diff)
+	}
+	wantRetries := map[string]int64{
+		"{dbop.operation.name=b,dbop.verdict=retry-transaction}":          1,
+		"{dbop.operation.name=dbop.other,dbop.verdict=retry-transaction}": 1, // d
+	}
+	if diff := cmp.Diff(wantRetries, pointsOf(points, "dbop.retries")); diff != "" {
+		t.Errorf("dbop.retries (-want +got):\n%s", diff)
+	}
+	wantAttempts := map[string]int64{
+		"{dbop.operation.name=a,dbop.outcome=success}":          2,
+		"{dbop.operation.name=b,dbop.outcome=retry}":            1,
+		"{dbop.operation.name=b,dbop.outcome=success}":          1,
+		"{dbop.operation.name=dbop.other,dbop.outcome=error}":   1, // e
+		"{dbop.operation.name=dbop.other,dbop.outcome=retry}":   1, // d
+		"{dbop.operation.name=dbop.other,dbop.outcome=success}": 2, // c, d
+		"{dbop.outcome=success}":                                1,
+	}
+	if diff := cmp.Diff(wantAttempts, pointsOf(points, "dbop.attempts")); diff != "" {
+		t.Errorf("dbop.attempts (-want +got):\n%s", diff)
+	}
+
+	// Spans keep the names; the attempt spans carry them too.
+	named := map[string][]string{}
+	for _, s := range h.spans.Ended() {
+		if s.Name() == "caller" {
+			continue
+		}
+		name := "<none>"
+		for _, kv := range s.Attributes() {
+			if kv.Key == dbopotel.OperationNameKey {
+				name = kv.Value.AsString()
+			}
+		}
+		named[s.Name()] = append(named[s.Name()], name)
+	}
+	wantSpans := map[string][]string{
+		"a":              {"a", "a"},
+		"b":              {"b"},
+		"c":              {"c"},
+		"d":              {"d"},
+		"e":              {"e"},
+		"dbop.operation": {"<none>"},
+		"dbop.attempt":   {"a", "b", "b", "c", "d", "d", "a", "e", "<none>"},
+	}
+	if diff := cmp.Diff(wantSpans, named); diff != "" {
+		t.Errorf("span names and their dbop.operation.name (-want +got):\n%s", diff)
+	}
+
+	want := []string{"dbop/adapters/otel: more than 2 operation names; metrics report the others as dbop.other; " +
+		"names passed to dbop.Named should be constants"}
 	if diff := cmp.Diff(want, log.get()); diff != "" {
 		t.Errorf("reported errors (-want +got):\n%s", diff)
 	}
-	points := collect(t, h.reader)
-	if got := points["dbop.operations{dbop.operation.name=op1004,dbop.outcome=success}"]; got != 1 {
-		t.Errorf("operations of op1004 = %d, want 1", got)
+}
+
+// TestDefaultNameCap checks the default cap: 100 names.
+func TestDefaultNameCap(t *testing.T) {
+	captureErrors(t)
+	h := newHarness(t)
+	for i := range 102 {
+		h.runNamed(t, fmt.Sprintf("op%d", i))
+	}
+	points := pointsOf(collect(t, h.reader), "dbop.operations")
+	for name, want := range map[string]int64{"op0": 1, "op99": 1, "op100": 0, "op101": 0, "dbop.other": 2} {
+		if got := points["{dbop.operation.name="+name+",dbop.outcome=success}"]; got != want {
+			t.Errorf("operations counted under %s = %d, want %d", name, got, want)
+		}
+	}
+}
+
+// TestNameCapConcurrent races distinct names for the last places under the
+// cap: exactly cap names get series of their own, and every operation is
+// counted once.
+func TestNameCapConcurrent(t *testing.T) {
+	captureErrors(t)
+	const limit, goroutines = 8, 64
+	h := newHarness(t, dbopotel.WithMaxOperationNames(limit))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			<-start
+			op := dbop.Op[int](func(context.Context) (int, error) { return 1, nil }).
+				With(dbop.WithRetry(dbop.Constant(0), dbop.Observe(h.obs), dbop.Named(fmt.Sprintf("op%d", g))))
+			if _, err := op.Run(context.Background()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	points := pointsOf(collect(t, h.reader), "dbop.operations")
+	own, total := 0, int64(0)
+	for k, v := range points {
+		total += v
+		if !strings.Contains(k, "name=dbop.other,") {
+			own++
+		}
+	}
+	if own != limit || total != goroutines {
+		t.Errorf("%d names with series of their own, %d operations counted; want %d and %d: %v", own, total, limit, goroutines, points)
+	}
+	if got := points["{dbop.operation.name=dbop.other,dbop.outcome=success}"]; got != goroutines-limit {
+		t.Errorf("dbop.other counted %d operations, want %d", got, goroutines-limit)
+	}
+}
+
+func TestWithMaxOperationNamesPanics(t *testing.T) {
+	for _, n := range []int{0, -1} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("WithMaxOperationNames(%d) did not panic", n)
+				}
+			}()
+			dbopotel.WithMaxOperationNames(n)
+		})
 	}
 }
 
@@ -600,7 +752,7 @@ func TestConcurrentUse(t *testing.T) {
 			op := dbop.Op[int](func(context.Context) (int, error) {
 				calls++
 				if calls == 1 {
-					return 0, dbop.Transient(errors.New("busy"))
+					return 0, dbop.Classify(errors.New("busy"), dbop.RetryTransaction)
 				}
 				return 1, nil
 			}).With(dbop.WithRetry(dbop.Constant(0), dbop.Observe(h.obs), dbop.Named(fmt.Sprintf("op%d", g%names))))
@@ -633,7 +785,7 @@ func TestTwoObservers(t *testing.T) {
 	op := dbop.Op[int](func(context.Context) (int, error) {
 		calls++
 		if calls == 1 {
-			return 0, dbop.Transient(errors.New("busy"))
+			return 0, dbop.Classify(errors.New("busy"), dbop.RetryTransaction)
 		}
 		return 1, nil
 	}).With(dbop.WithRetry(dbop.Constant(0), dbop.Observe(a), dbop.Observe(b), dbop.Named("transfer")))

@@ -1,6 +1,8 @@
 package otel
 
 import (
+	"fmt"
+
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -11,9 +13,10 @@ import (
 type Option func(*config)
 
 type config struct {
-	tp    trace.TracerProvider
-	mp    metric.MeterProvider
-	attrs []attribute.KeyValue
+	tp       trace.TracerProvider
+	mp       metric.MeterProvider
+	attrs    []attribute.KeyValue
+	maxNames int
 }
 
 // WithTracerProvider makes the Observer create its spans with tp instead of
@@ -57,4 +60,17 @@ func WithDBSystem(name string) Option {
 // and of low cardinality (a service or pool name, not a user ID).
 func WithAttributes(attrs ...attribute.KeyValue) Option {
 	return func(c *config) { c.attrs = append(c.attrs, attrs...) }
+}
+
+// WithMaxOperationNames caps at n the distinct operation names ([dbop.Named])
+// that the Observer's metrics report, 100 by default. Each name is a time
+// series of every instrument; past the cap, metrics report an operation
+// under [OverflowOperationName] instead, while its spans keep its name. The
+// first name past the cap is reported to [go.opentelemetry.io/otel.Handle].
+// It panics if n < 1.
+func WithMaxOperationNames(n int) Option {
+	if n < 1 {
+		panic(fmt.Sprintf("dbop/adapters/otel: WithMaxOperationNames(%d): the cap must be at least 1", n))
+	}
+	return func(c *config) { c.maxNames = n }
 }

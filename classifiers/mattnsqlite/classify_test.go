@@ -69,7 +69,7 @@ func busy(t *testing.T) error {
 	return err
 }
 
-// busySnapshot is the WAL recipe of DB-REFERENCE §4: a deferred transaction
+// busySnapshot is the WAL recipe of docs/backends.md §5.3: a deferred transaction
 // reads, another connection commits a write, the first one then writes.
 func busySnapshot(t *testing.T) error {
 	ctx := context.Background()
@@ -142,14 +142,14 @@ func TestClassifyCodes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) { checkForms(t, tc.err, tc.want) })
 	}
-	if got := mattnsqlite.Classify(nil); got != dbop.Unclassified {
+	if got := mattnsqlite.Classifier(nil); got != dbop.Unclassified {
 		t.Errorf("Classify(nil) = %v, want unclassified", got)
 	}
 }
 
-// Together with classifiers.Default through dbop.FirstOf.
+// Together with classifiers.Default, asked after it.
 func TestClassifyWithDefault(t *testing.T) {
-	c := dbop.FirstOf(mattnsqlite.Classify, classifiers.Default)
+	c := dbop.Classifier(mattnsqlite.Classifier).Or(classifiers.Default)
 	if got := c(busySnapshot(t)); got != dbop.RetryTransaction {
 		t.Errorf("BUSY_SNAPSHOT: got %v, want retry-transaction", got)
 	}
@@ -170,7 +170,7 @@ func checkForms(t *testing.T, err error, want dbop.Verdict) {
 		{"joined", errors.Join(errors.New("unrelated"), err)},
 	} {
 		t.Run(form.name, func(t *testing.T) {
-			if diff := cmp.Diff(want, mattnsqlite.Classify(form.err)); diff != "" {
+			if diff := cmp.Diff(want, mattnsqlite.Classifier(form.err)); diff != "" {
 				t.Errorf("Classify(%v) (-want +got):\n%s", form.err, diff)
 			}
 		})

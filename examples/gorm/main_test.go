@@ -3,14 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/dbop-go/dbop/examples/internal/demo/demotest"
 	"github.com/dbop-go/dbop/internal/testdb"
 )
 
+// TestGorm runs the example against the test database: every transfer
+// commits once, the books balance, and the forced conflict is retried
+// exactly once, from BEGIN.
 func TestGorm(t *testing.T) {
 	dsn := testdb.Postgres(t)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -20,43 +25,73 @@ func TestGorm(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
-	if !rep.Consistent() {
+	if !rep.Consistent() || rep.Committed != 2+8*15 {
 		t.Fatalf("inconsistent: %+v\n%s", rep, out.String())
 	}
-	// Phase 1 forces exactly one serialization failure: the second writer's
-	// snapshot predates the first one's commit.
-	if rep.ForcedConflicts != 1 {
-		t.Errorf("phase 1 retried %d serialization failures, want 1\n%s", rep.ForcedConflicts, out.String())
+	if rep.Attempts != rep.Committed+total(rep.Retries) {
+		t.Errorf("%d attempts for %d commits and %d retries\n%s", rep.Attempts, rep.Committed, total(rep.Retries), out.String())
+	}
+	for code := range rep.Retries {
+		if code != "40001" {
+			t.Errorf("retried on %s; want serialization failures (40001) only\n%s", code, out.String())
+		}
 	}
 	for _, want := range []string{
-		"through GORM, transfers at SERIALIZABLE",
-		"transfer forced-2, attempt 1: 40001 serialization_failure (retry-transaction); the transaction runs again",
-		"2 transfers committed, 3 attempts",
-		"122 (122 committed, 0 gave up)",
-		"40001 serialization_failure (retry-transaction)\n",
-		"122 transfer records for 122 commits, 0 balances disagree",
-		"OK: no money created or lost",
+		"transfers at SERIALIZABLE through GORM",
+		// The forced conflict: forced-2's snapshot predates forced-1's
+		// commit, so its first attempt fails and the second succeeds.
+		"  transfer forced-2, attempt 1: 40001 (retry-transaction); the transaction runs again\n",
+		"122 committed, 0 gave up",
+		"check: sum of balances 0, 122 transfer records, 0 balances disagree with the records: OK",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
+	if n := strings.Count(out.String(), "transfer forced-"); n != 1 {
+		t.Errorf("the forced conflict was retried %d times, want once:\n%s", n, out.String())
+	}
 }
 
-func TestMissingDSN(t *testing.T) {
-	msg := dsnVar.Message()
-	for _, want := range []string{"set " + dsnVar.Name, "export " + dsnVar.Name + "='postgres://"} {
-		if !strings.Contains(msg, want) {
-			t.Errorf("Message() = %q, want it to contain %q", msg, want)
+func total(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func TestRunChecksItsConfig(t *testing.T) {
+	if _, err := run(t.Context(), config{}, &bytes.Buffer{}); !errors.Is(err, errNoDSN) {
+		t.Errorf("run without a DSN: %v, want errNoDSN", err)
+	}
+	if _, err := run(t.Context(), config{DSN: "postgres://x", Workers: 1, Transfers: 1, Accounts: 2}, &bytes.Buffer{}); err == nil {
+		t.Error("run with 2 accounts: no error; the forced conflict needs 3")
+	}
+}
+
+// TestMainWithoutDSN runs main in a child process with neither -dsn nor
+// DBOP_POSTGRES_DSN: it must say what to set and exit with status 2.
+func TestMainWithoutDSN(t *testing.T) {
+	if os.Getenv("DBOP_EXAMPLE_RUN_MAIN") == "1" {
+		os.Args = os.Args[:1]
+		main()
+		t.Fatal("main returned without a DSN")
+	}
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestMainWithoutDSN$")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, dsnVar+"=") {
+			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	if _, err := run(t.Context(), config{}, &bytes.Buffer{}); err == nil || err.Error() != msg {
-		t.Errorf("run without a DSN: err = %v, want %q", err, msg)
+	cmd.Env = append(cmd.Env, "DBOP_EXAMPLE_RUN_MAIN=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if exit, ok := errors.AsType[*exec.ExitError](err); !ok || exit.ExitCode() != 2 {
+		t.Fatalf("main without a DSN: %v, want exit status 2\n%s", err, stderr.String())
 	}
-}
-
-// TestMainWithoutDSN runs main in a child process with no DSN in its
-// environment: it must say what to set and exit with status 2.
-func TestMainWithoutDSN(t *testing.T) {
-	demotest.CheckMainWithoutDSN(t, dsnVar, main)
+	if want := "gorm example: " + errNoDSN.Error(); !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr = %q, want it to contain %q", stderr.String(), want)
+	}
 }

@@ -29,16 +29,14 @@ func DBOP(name string, p DBOPParams) Strategy {
 		pipeline = dbop.Chain(pipeline, dbop.Bulkhead(int64(p.Bulkhead)))
 	}
 	pipeline = dbop.Chain(pipeline, uncancelledAttempts)
-	var settings []pgxdb.Option
+	var settings []pgxdb.TxOption
 	if p.LockTimeout > 0 {
 		settings = append(settings, pgxdb.LockTimeout(p.LockTimeout))
 	}
 	return Strategy{
 		Name: name,
 		Transfer: func(ctx context.Context, pool *pgxpool.Pool, opts pgx.TxOptions, fn TxFunc) error {
-			op := pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (struct{}, error) {
-				return struct{}{}, fn(ctx, tx)
-			}, append(settings[:len(settings):len(settings)], pgxdb.Isolation(opts.IsoLevel))...)
+			op := pgxdb.Do(pool, fn, append(settings[:len(settings):len(settings)], pgxdb.Isolation(opts.IsoLevel))...)
 			_, err := op.With(pipeline).Run(ctx)
 			return err
 		},
