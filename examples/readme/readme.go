@@ -1,6 +1,7 @@
 // Package readme holds every Go code block of the repository's README.md,
 // compiled. TestReadmeCodeBlocks fails when a block in the README is not
-// found here, so the README cannot drift from code that builds.
+// found here or in readme_test.go, so the README cannot drift from code
+// that builds.
 package readme
 
 import (
@@ -16,12 +17,34 @@ import (
 	"github.com/dbop-go/dbop/classifiers"
 )
 
+// retried is how every transfer runs: on a deadlock or a serialization
+// failure, the whole transaction again, with jittered exponential backoff.
+var retried = dbop.WithRetry(
+	dbop.FullJitter(dbop.Exponential(5*time.Millisecond, time.Second)),
+	dbop.MaxAttempts(50),
+)
+
+// transfer moves amount between two accounts and returns the ledger row's id.
+func transfer(ctx context.Context, pool *pgxpool.Pool, from, to, amount int64) (int64, error) {
+	op := pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (int64, error) {
+		if _, err := tx.Exec(ctx, "UPDATE accounts SET balance = balance - $1 WHERE id = $2", amount, from); err != nil {
+			return 0, err
+		}
+		if _, err := tx.Exec(ctx, "UPDATE accounts SET balance = balance + $1 WHERE id = $2", amount, to); err != nil {
+			return 0, err
+		}
+		var id int64
+		err := tx.QueryRow(ctx, "INSERT INTO ledger (src, dst, amount) VALUES ($1, $2, $3) RETURNING id", from, to, amount).Scan(&id)
+		return id, err
+	}, pgxdb.Isolation(pgx.Serializable), pgxdb.LockTimeout(2*time.Second))
+	return op.With(retried).Run(ctx)
+}
+
 // Built once, stored in a variable, applied to operations of any result type.
 var resilient = dbop.Chain(
-	dbop.WithTimeout(10*time.Second), // outside the retry: the overall budget
+	dbop.WithTimeout(10*time.Second), // before the retry: one budget for the whole operation, waits included
 	dbop.WithRetry(dbop.FullJitter(dbop.Exponential(20*time.Millisecond, time.Second))),
-	dbop.WithTimeout(2*time.Second), // inside the retry: each attempt
-	dbop.ClassifyBy(classifiers.Default),
+	dbop.ClassifyBy(classifiers.Default), // after the retry: it classifies each attempt's error
 )
 
 func countOrders(ctx context.Context, db *sql.DB) (int, error) {
@@ -33,26 +56,6 @@ func countOrders(ctx context.Context, db *sql.DB) (int, error) {
 	return count.With(resilient).Run(ctx)
 }
 
-func transferMoney(ctx context.Context, pool *pgxpool.Pool, from, to, amount int64) (int64, error) {
-	// The whole transaction is retried: reads included, as 40001 and 40P01 require.
-	transfer := pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (int64, error) {
-		var id int64
-		if _, err := tx.Exec(ctx, "UPDATE accounts SET balance = balance - $1 WHERE id = $2", amount, from); err != nil {
-			return 0, err
-		}
-		if _, err := tx.Exec(ctx, "UPDATE accounts SET balance = balance + $1 WHERE id = $2", amount, to); err != nil {
-			return 0, err
-		}
-		err := tx.QueryRow(ctx, "INSERT INTO ledger (src, dst, amount) VALUES ($1, $2, $3) RETURNING id", from, to, amount).Scan(&id)
-		return id, err
-	}, pgxdb.Isolation(pgx.Serializable))
-	id, err := transfer.With(dbop.WithRetry(
-		dbop.FullJitter(dbop.Exponential(5*time.Millisecond, time.Second)),
-		dbop.MaxAttempts(50),
-	)).Run(ctx)
-	return id, err
-}
-
 func claimJob(ctx context.Context, tx pgx.Tx, jobID int64) (int64, error) {
 	step := dbop.Op[int64](func(ctx context.Context) (int64, error) {
 		tag, err := tx.Exec(ctx, "UPDATE jobs SET state = 'claimed' WHERE id = $1", jobID)
@@ -60,8 +63,7 @@ func claimJob(ctx context.Context, tx pgx.Tx, jobID int64) (int64, error) {
 	})
 	n, err := step.With(
 		dbop.WithRetry(dbop.Constant(50*time.Millisecond), dbop.MaxAttempts(3)),
-		pgxdb.InSavepoint(tx),                              // each attempt in its own savepoint
-		pgxdb.Timeouts(tx, pgxdb.LockTimeout(time.Second)), // SET LOCAL lock_timeout, undone with the savepoint
+		pgxdb.InSavepoint(tx, pgxdb.LockTimeout(time.Second)), // each attempt in its own savepoint, with SET LOCAL lock_timeout
 	).Run(ctx)
 	return n, err
 }
@@ -88,12 +90,13 @@ func compose() (dbop.Op[Money], dbop.Op[[]Page]) {
 }
 
 // Shared by every operation of a service: retries stop growing the load when
-// the database is down, and resume when it recovers.
-var budget = dbop.NewBudget(0.1)
+// the database is down, and resume when it recovers. The zero Budget lets
+// retries add 10% to the operations, after a burst of 100.
+var budget dbop.Budget
 var guarded = dbop.Chain(
-	dbop.WithRetry(dbop.Exponential(10*time.Millisecond, time.Second), dbop.WithBudget(budget)),
+	dbop.WithRetry(dbop.Exponential(10*time.Millisecond, time.Second), dbop.WithBudget(&budget)),
 	dbop.Bulkhead(16), // at most 16 attempts in flight: retries cannot exhaust the pool
 )
 
 // The README's snippets are reached from here, so nothing is unused.
-var _ = []any{countOrders, transferMoney, claimJob, compose, guarded}
+var _ = []any{transfer, countOrders, claimJob, compose, guarded}

@@ -10,10 +10,28 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/adapters/pgxdb"
 	"github.com/dbop-go/dbop/classifiers"
 	"github.com/dbop-go/dbop/dboptest"
 	"github.com/dbop-go/dbop/scopes"
 )
+
+func TestTransferRetriesConflicts(t *testing.T) {
+	deadlock := dboptest.PgError("40P01", "deadlock detected")
+	conflict := dboptest.PgError("40001", "could not serialize access due to concurrent update")
+	fake := dboptest.Script(int64(42), deadlock, conflict) // fails twice, then returns 42
+	id, err := fake.Op().With(retried, dbop.ClassifyBy(pgxdb.Classifier)).Run(context.Background())
+	if err != nil || id != 42 || fake.Calls() != 3 {
+		t.Fatalf("got %d, %v after %d calls; want 42, nil after 3", id, err, fake.Calls())
+	}
+
+	duplicate := dboptest.PgError("23505", "duplicate key value violates unique constraint")
+	fake = dboptest.Script(int64(0), duplicate)
+	_, err = fake.Op().With(retried, dbop.ClassifyBy(pgxdb.Classifier)).Run(context.Background())
+	if err != duplicate || fake.Calls() != 1 {
+		t.Fatalf("got %v after %d calls; want the 23505 itself after 1", err, fake.Calls())
+	}
+}
 
 func placeOrder(ctx context.Context, tx *dboptest.Tx) (int, error) {
 	return 1, tx.Exec(ctx, "INSERT INTO orders")
