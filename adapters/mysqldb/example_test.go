@@ -58,8 +58,10 @@ func ExampleClassifier_autocommit() {
 		}
 		return res.RowsAffected()
 	})
+	// Setting seen to NOW() twice leaves the row as once does: the
+	// statement is idempotent, so a lost answer may be retried.
 	n, err := touch.With(
-		dbop.WithRetry(dbop.Constant(20*time.Millisecond), dbop.MaxAttempts(3)),
+		dbop.WithRetry(dbop.Constant(20*time.Millisecond), dbop.MaxAttempts(3), dbop.Idempotent()),
 		dbop.ClassifyBy(mysqldb.Classifier, classifiers.Default),
 	).Run(context.Background())
 	fmt.Println(n, err)

@@ -129,8 +129,10 @@ func ExampleDialect() {
 		}
 		return res.RowsAffected()
 	})
+	// Setting seen to NOW() twice leaves the row as once does: the
+	// statement is idempotent, so a lost answer may be retried.
 	n, err := touch.With(
-		dbop.WithRetry(dbop.Constant(20*time.Millisecond), dbop.MaxAttempts(3)),
+		dbop.WithRetry(dbop.Constant(20*time.Millisecond), dbop.MaxAttempts(3), dbop.Idempotent()),
 		dbop.ClassifyBy(mysqldb.MariaDB.Classify),
 	).Run(context.Background())
 	fmt.Println(n, err)

@@ -143,6 +143,7 @@ func TestMariaDBKilledConnectionRetried(t *testing.T) {
 			return 0, err
 		}
 		if len(ids) == 1 {
+			//dbopvet:ignore the test kills the transaction's connection from another one on purpose
 			if _, err := killer.ExecContext(ctx, fmt.Sprintf("KILL %d", id)); err != nil {
 				return 0, dbop.Classify(err, dbop.NotRetryable)
 			}

@@ -126,6 +126,7 @@ func TestSQLiteBusySnapshotRetriesWholeTransaction(t *testing.T) {
 		if len(reads) == 1 {
 			// Another connection commits a write after this read.
 			go func() {
+				//dbopvet:ignore the test needs a write from another connection, outside the transaction
 				_, err := other.ExecContext(ctx, "UPDATE sqldb_snapshot SET n = n + 100 WHERE id = 1")
 				otherWrote <- err
 			}()

@@ -111,7 +111,7 @@ func TestInTxFnEndsTransaction(t *testing.T) {
 	runs := 0
 	op := sqldb.InTx(db, mysqldb.MySQL, func(ctx context.Context, tx *sql.Tx) (int, error) {
 		runs++
-		return 0, tx.Commit()
+		return 0, tx.Commit() //dbopvet:ignore the test is that InTx copes with fn ending the transaction
 	})
 	_, err := op.With(retry).Run(t.Context())
 	if !errors.Is(err, sql.ErrTxDone) || !final(dbop.VerdictOf(err)) {

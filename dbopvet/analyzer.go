@@ -1,0 +1,142 @@
+package dbopvet
+
+import (
+	"fmt"
+	"go/ast"
+	"go/token"
+	"go/types"
+	"strings"
+
+	"golang.org/x/tools/go/analysis"
+)
+
+// Analyzer reports transaction misuse in code that uses dbop: see the
+// package documentation.
+var Analyzer = &analysis.Analyzer{
+	Name:      "dbopvet",
+	Doc:       doc,
+	URL:       "https://pkg.go.dev/github.com/dbop-go/dbop/dbopvet",
+	Run:       run,
+	FactTypes: []analysis.Fact{new(txFuncFact), new(endsTxFact)},
+}
+
+const doc = `report transaction misuse in code that uses dbop
+
+dbopvet finds the mistakes no runtime check can catch in time:
+
+  - outside-tx: inside a function run by InTx or Do (of scopes, pgxdb,
+    sqldb or gormdb), a statement through a pool, *sql.DB, *gorm.DB or
+    connection from outside instead of the transaction handed in;
+  - ends-tx: such a function committing or rolling back the transaction it
+    was handed;
+  - retry-in-tx: a dbop.WithRetry around statements on a transaction begun
+    by hand (or handed in by InTx), with no savepoint scope inside the retry
+    and a context not marked by dbop.WithinTx;
+  - autocommit-retry: an INSERT, UPDATE or DELETE through a pool, *sql.DB
+    or *gorm.DB in an operation decorated with dbop.WithRetry that is not
+    marked dbop.Idempotent().
+
+A comment //dbopvet:ignore <reason> on the line of a finding, or on the
+line before, silences it; the reason is required.`
+
+// Categories of the findings, one per check.
+const (
+	catOutsideTx       = "outside-tx"
+	catEndsTx          = "ends-tx"
+	catRetryInTx       = "retry-in-tx"
+	catAutocommitRetry = "autocommit-retry"
+	catIgnore          = "ignore"
+)
+
+const ignoreDirective = "//dbopvet:ignore"
+
+// checker is the state of one pass.
+type checker struct {
+	pass *analysis.Pass
+	ix   *index
+
+	txFuncs      map[ast.Node]*txFunc
+	localTxFuncs map[*types.Func][]txParam
+	localEndsTx  map[*types.Func]map[int]string
+
+	// ignores are the lines silenced by a //dbopvet:ignore comment, by file.
+	ignores  map[string]map[int]bool
+	reported map[token.Pos]bool
+}
+
+func run(pass *analysis.Pass) (any, error) {
+	c := &checker{
+		pass:         pass,
+		ix:           newIndex(pass),
+		localTxFuncs: map[*types.Func][]txParam{},
+		localEndsTx:  map[*types.Func]map[int]string{},
+		ignores:      map[string]map[int]bool{},
+		reported:     map[token.Pos]bool{},
+	}
+	c.readIgnores()
+	c.computeFacts()
+	c.checkTxFuncs()
+	c.checkOps()
+	return nil, nil
+}
+
+// readIgnores collects the //dbopvet:ignore comments and reports those
+// that give no reason.
+func (c *checker) readIgnores() {
+	for _, f := range c.pass.Files {
+		for _, group := range f.Comments {
+			for _, cm := range group.List {
+				text, ok := strings.CutPrefix(cm.Text, ignoreDirective)
+				if !ok || (text != "" && !strings.HasPrefix(text, " ") && !strings.HasPrefix(text, "\t")) {
+					continue
+				}
+				pos := c.pass.Fset.Position(cm.Slash)
+				lines := c.ignores[pos.Filename]
+				if lines == nil {
+					lines = map[int]bool{}
+					c.ignores[pos.Filename] = lines
+				}
+				lines[pos.Line] = true
+				if strings.TrimSpace(text) == "" {
+					c.pass.Report(analysis.Diagnostic{
+						Pos:      cm.Slash,
+						Category: catIgnore,
+						Message: "//dbopvet:ignore needs a reason: say why the finding does not apply, " +
+							"as in //dbopvet:ignore the audit log is another database, on purpose",
+					})
+				}
+			}
+		}
+	}
+}
+
+// report reports a finding at pos, unless a //dbopvet:ignore comment on
+// its line or the line before silences it, or it was reported already.
+func (c *checker) report(pos token.Pos, category, msg string) {
+	if c.reported[pos] {
+		return
+	}
+	c.reported[pos] = true
+	p := c.pass.Fset.Position(pos)
+	if lines := c.ignores[p.Filename]; lines[p.Line] || lines[p.Line-1] {
+		return
+	}
+	c.pass.Report(analysis.Diagnostic{Pos: pos, Category: category, Message: msg})
+}
+
+// posLine returns "line N" for pos, with the file when it is another one
+// than that of at.
+func (c *checker) posLine(pos, at token.Pos) string {
+	p, a := c.pass.Fset.Position(pos), c.pass.Fset.Position(at)
+	if p.Filename != a.Filename {
+		return fmt.Sprintf("%s:%d", shortFile(p.Filename), p.Line)
+	}
+	return fmt.Sprintf("line %d", p.Line)
+}
+
+func shortFile(name string) string {
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		return name[i+1:]
+	}
+	return name
+}

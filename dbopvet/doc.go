@@ -1,0 +1,75 @@
+// Package dbopvet is an analyzer that reports transaction misuse in code
+// that uses github.com/dbop-go/dbop: the mistakes no runtime check can
+// catch in time. Its command, github.com/dbop-go/dbop/dbopvet/cmd/dbopvet,
+// runs on its own (dbopvet ./...) and as go vet's tool (go vet
+// -vettool=$(which dbopvet) ./...); package gclplugin makes it a
+// golangci-lint module plugin.
+//
+// # What it knows
+//
+// The InTx family: InTx and Do of scopes, pgxdb, sqldb and gormdb, with
+// the function they run given as a function literal, a named function or
+// method, or a local variable holding a literal; and the user's own
+// wrappers of them (a function that passes its function parameter on to
+// InTx, or calls it with InTx's transaction), across packages, as facts.
+// The savepoint scopes: InSavepoint of scopes, pgxdb, sqldb and gormdb, and
+// dbop.AroundTx. Operations (dbop.Op), their With lists, dbop.Chain,
+// dbop.WithRetry and its options, followed through variables assigned
+// once. Contexts marked by dbop.WithinTx, and the context a transaction
+// scope hands over. The database handles of pgx (*pgxpool.Pool,
+// *pgxpool.Conn, *pgx.Conn, pgx.Tx), database/sql (*sql.DB, *sql.Conn,
+// *sql.Tx) and GORM (*gorm.DB, a pool or a transaction as it was made).
+//
+// # The checks
+//
+// outside-tx: inside a function run by InTx or Do, a statement through a
+// pool, a *sql.DB, a *gorm.DB or a connection from outside instead of the
+// transaction handed in, or such a handle passed to a function where the
+// transaction would fit (an interface the transaction implements, as
+// sqlc's DBTX): it runs outside the transaction, commits on its own, stays
+// applied when the transaction rolls back, and runs again on every retry.
+//
+// ends-tx: such a function committing or rolling back the transaction it
+// was handed (tx.Commit, a deferred tx.Rollback, tx.Exec("COMMIT"), or a
+// function that does it, known across packages as a fact): the scope ends
+// the transaction itself, and its own COMMIT then fails.
+//
+// retry-in-tx: a dbop.WithRetry in the With list of an operation whose
+// function runs statements on a transaction begun by hand (tx, err :=
+// pool.Begin(ctx)) or handed in by InTx, with no savepoint scope inside
+// the retry, run with a context that is not marked: derived from neither
+// dbop.WithinTx nor the context a transaction scope handed in
+// (context.Background(), t.Context(), the caller's context). This is the
+// one composition dbop's runtime cannot see: after a deadlock or a
+// serialization failure the retry runs the next attempt inside the doomed
+// transaction.
+//
+// autocommit-retry: an INSERT, UPDATE or DELETE (the constant text of the
+// statement, in any case, after white space and comments) through a pool,
+// a *sql.DB or a *gorm.DB known to be a pool, in an operation decorated
+// with a dbop.WithRetry not marked dbop.Idempotent(): if the answer is
+// lost, the retry may apply the write twice.
+//
+// # Precision first
+//
+// A finding is reported only where the analyzer sees every fact it rests
+// on; where it cannot see one, it stays silent. It does not report a
+// *gorm.DB it cannot tell from a transaction (a parameter that is not the
+// one the transaction was begun on, a struct field), a statement on the
+// connection the transaction was begun on, a transaction or a context
+// from a parameter whose caller it cannot see, a decorator or a retry
+// option it cannot see into, a function literal kept for after the
+// transaction (returned, or stored outside the function), a statement
+// text that is not a constant, or a write that does not begin with
+// INSERT, UPDATE or DELETE (WITH … INSERT).
+//
+// # Silencing a finding
+//
+// A comment //dbopvet:ignore followed by a reason, on the line of a
+// finding or on the line before, silences it:
+//
+//	//dbopvet:ignore the audit log is another database, and keeps failed attempts on purpose
+//	_, err := audit.Exec(ctx, "INSERT INTO attempts VALUES (now())")
+//
+// A directive without a reason is itself reported.
+package dbopvet

@@ -1,0 +1,154 @@
+package dbopvet
+
+import (
+	"fmt"
+	"go/ast"
+	"go/types"
+)
+
+// checkOutside reports a statement, inside a function run in a
+// transaction, on a database handle from outside it (check 1), and a
+// handle from outside passed to a function where the transaction fits.
+func (c *checker) checkOutside(tf *txFunc, call *ast.CallExpr) {
+	info := c.pass.TypesInfo
+	fn := callee(info, call)
+	if fn == nil {
+		return
+	}
+	if sel, ok := ast.Unparen(call.Fun).(*ast.SelectorExpr); ok && recvNamed(fn) != nil {
+		t := info.TypeOf(sel.X)
+		if h := handleOf(t); h != notHandle && h != tx && isStatement(t, fn.Name()) {
+			if r, ok := c.ix.rootOf(sel.X); ok && c.outside(tf, r, h) {
+				c.report(sel.X.Pos(), catOutsideTx, fmt.Sprintf(
+					"%s (%s) runs this statement outside the transaction %s handed in: it commits on its own, "+
+						"stays applied if the transaction rolls back, and runs again on every retry of the transaction; "+
+						"run it on %s",
+					rootString(sel.X), typeName(t), tf.scope, tf.tx.Name()))
+			}
+			return
+		}
+	}
+	// A handle from outside passed where the transaction would fit.
+	if isLibrary(funcPath(fn)) {
+		return
+	}
+	sig, _ := fn.Type().(*types.Signature)
+	if sig == nil || call.Ellipsis.IsValid() {
+		return
+	}
+	if sel, ok := ast.Unparen(call.Fun).(*ast.SelectorExpr); ok {
+		if s := info.Selections[sel]; s != nil && s.Kind() == types.MethodExpr {
+			return // T.M(recv, …): the arguments are shifted by the receiver
+		}
+	}
+	for i, arg := range call.Args {
+		h := handleOf(info.TypeOf(arg))
+		if h != pool && h != gormDB {
+			continue
+		}
+		pi := i
+		if sig.Variadic() && pi >= sig.Params().Len()-1 {
+			continue
+		}
+		pt := sig.Params().At(pi).Type()
+		if !c.txFits(tf, pt) {
+			continue
+		}
+		if r, ok := c.ix.rootOf(arg); ok && c.outside(tf, r, h) {
+			c.report(arg.Pos(), catOutsideTx, fmt.Sprintf(
+				"%s (%s) is passed to %s where the transaction fits: its statements run outside the transaction "+
+					"%s handed in, commit on their own, and run again on every retry of the transaction; pass %s",
+				rootString(arg), typeName(info.TypeOf(arg)), qualifiedName(fn), tf.scope, tf.tx.Name()))
+		}
+	}
+}
+
+// txFits reports whether tf's transaction could be passed for a parameter
+// of type pt: an interface with methods that the transaction implements,
+// or *gorm.DB for a GORM transaction.
+func (c *checker) txFits(tf *txFunc, pt types.Type) bool {
+	txt := tf.tx.Type()
+	if handleOf(pt) == gormDB {
+		return handleOf(txt) == gormDB
+	}
+	iface, ok := pt.Underlying().(*types.Interface)
+	if !ok || iface.NumMethods() == 0 {
+		return false
+	}
+	return types.Implements(txt, iface)
+}
+
+// outside reports whether the handle rooted at r, of kind h, used inside
+// tf, is one from outside tf's transaction.
+func (c *checker) outside(tf *txFunc, r root, h handle) bool {
+	if r.begun {
+		return false
+	}
+	r = c.resolveLocal(r)
+	if r.begun || r.v == tf.tx || r.v == tf.ctx {
+		return false
+	}
+	if within(r.v.Pos(), tf.node) {
+		// Declared inside: a local the analyzer could not follow, or a
+		// parameter. A method's receiver (s in s.pool) is from outside.
+		d, ok := tf.node.(*ast.FuncDecl)
+		if !ok || d.Recv == nil || len(d.Recv.List) == 0 || !within(r.v.Pos(), d.Recv) {
+			return false
+		}
+	}
+	for _, f := range r.path {
+		for _, pos := range c.ix.fieldWrites[f] {
+			if within(pos, tf.node) {
+				return false // the field is set inside: it may hold the transaction
+			}
+		}
+	}
+	isBeginner := false
+	for _, b := range tf.beginners {
+		isBeginner = isBeginner || b.same(r)
+	}
+	switch h {
+	case pool:
+		return true
+	case conn:
+		// A statement on the connection the transaction was begun on runs
+		// inside it.
+		return !tf.unknown && !isBeginner
+	case gormDB:
+		// A *gorm.DB is a pool or a transaction: report only one known to
+		// be a pool.
+		return isBeginner || c.gormPool(r)
+	}
+	return false
+}
+
+// gormPool reports whether the *gorm.DB rooted at r is known to be a
+// pool: a package-level variable or a local one assigned only from
+// gorm.Open or from another pool, never from Begin.
+func (c *checker) gormPool(r root) bool {
+	if len(r.path) > 0 || c.ix.paramOf[r.v] != nil {
+		return false
+	}
+	ds := c.ix.defs[r.v]
+	if len(ds) == 0 {
+		return false
+	}
+	for _, d := range ds {
+		if d.rhs == nil {
+			return false
+		}
+		if call, ok := ast.Unparen(d.rhs).(*ast.CallExpr); ok {
+			if fn := callee(c.pass.TypesInfo, call); fn != nil && isFunc(fn, gormPath, "Open") && d.index <= 0 {
+				continue
+			}
+		}
+		if d.index >= 0 {
+			return false
+		}
+		next, ok := c.ix.rootOf(d.rhs)
+		if !ok || next.begun || next.v == r.v || !c.gormPool(next) {
+			return false
+		}
+	}
+	return true
+}

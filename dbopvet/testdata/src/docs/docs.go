@@ -1,0 +1,108 @@
+// Package docs holds the examples of docs/dbopvet.md, one per check:
+// TestDocs finds each Go block of the document here, and each message the
+// document shows among the findings on this package.
+package docs
+
+import (
+	"context"
+	"time"
+
+	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/adapters/pgxdb"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+var retried = dbop.WithRetry(dbop.Exponential(5*time.Millisecond, time.Second), dbop.MaxAttempts(50))
+
+// outside-tx
+
+func transfer(ctx context.Context, pool *pgxpool.Pool, from, to, amount int64) error {
+	_, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "UPDATE accounts SET balance = balance - $1 WHERE id = $2", amount, from); err != nil {
+			return err
+		}
+		_, err := pool.Exec(ctx, "UPDATE accounts SET balance = balance + $1 WHERE id = $2", amount, to) // want `^pool \(\*pgxpool.Pool\) runs this statement outside`
+		return err
+	}).With(retried).Run(ctx)
+	return err
+}
+
+// ends-tx
+
+func placeOrder(ctx context.Context, pool *pgxpool.Pool, customer int64) (int64, error) {
+	op := pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (int64, error) {
+		defer tx.Rollback(ctx) // want `^deferred tx.Rollback rolls back`
+		var id int64
+		err := tx.QueryRow(ctx, "INSERT INTO orders (customer) VALUES ($1) RETURNING id", customer).Scan(&id)
+		return id, err
+	})
+	return op.With(retried).Run(ctx)
+}
+
+// retry-in-tx
+
+func claimJob(ctx context.Context, pool *pgxpool.Pool, jobID int64) error {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	claim := dbop.Op[int64](func(ctx context.Context) (int64, error) {
+		tag, err := tx.Exec(ctx, "UPDATE jobs SET state = 'claimed' WHERE id = $1", jobID)
+		return tag.RowsAffected(), err
+	})
+	if _, err := claim.With(dbop.WithRetry(dbop.Constant(50 * time.Millisecond))).Run(ctx); err != nil { // want `^dbop.WithRetry runs the statements on tx again`
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// autocommit-retry
+
+func recordPayment(ctx context.Context, pool *pgxpool.Pool, orderID, amount int64) error {
+	record := dbop.Op[int64](func(ctx context.Context) (int64, error) {
+		tag, err := pool.Exec(ctx, "INSERT INTO payments (order_id, amount) VALUES ($1, $2)", orderID, amount) // want `^INSERT through pool`
+		return tag.RowsAffected(), err
+	})
+	_, err := record.With(retried, dbop.ClassifyBy(pgxdb.Classifier)).Run(ctx)
+	return err
+}
+
+// The fixes: silent.
+
+func transferFixed(ctx context.Context, pool *pgxpool.Pool, from, to, amount int64) error {
+	_, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "UPDATE accounts SET balance = balance - $1 WHERE id = $2", amount, from); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "UPDATE accounts SET balance = balance + $1 WHERE id = $2", amount, to)
+		return err
+	}).With(retried).Run(ctx)
+	return err
+}
+
+func claimJobFixed(ctx context.Context, tx pgx.Tx, claim dbop.Op[int64]) error {
+	_, err := claim.With(dbop.WithRetry(dbop.Constant(50*time.Millisecond)), pgxdb.InSavepoint(tx)).Run(ctx)
+	return err
+}
+
+func recordPaymentFixed(ctx context.Context, pool *pgxpool.Pool, orderID, amount int64) error {
+	record := dbop.Op[int64](func(ctx context.Context) (int64, error) {
+		tag, err := pool.Exec(ctx, "INSERT INTO payments (order_id, amount) VALUES ($1, $2) ON CONFLICT (order_id) DO NOTHING", orderID, amount)
+		return tag.RowsAffected(), err
+	})
+	_, err := record.With(dbop.WithRetry(dbop.Constant(time.Second), dbop.Idempotent()), dbop.ClassifyBy(pgxdb.Classifier)).Run(ctx)
+	return err
+}
+
+// Silenced.
+
+func transferAudited(ctx context.Context, pool, audit *pgxpool.Pool) error {
+	_, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+		//dbopvet:ignore the audit log is another database, and keeps failed attempts on purpose
+		_, err := audit.Exec(ctx, "INSERT INTO attempts (op) VALUES ('transfer')")
+		return err
+	}).Run(ctx)
+	return err
+}

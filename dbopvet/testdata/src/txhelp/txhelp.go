@@ -1,0 +1,47 @@
+// Package txhelp wraps the InTx functions, as applications do; the
+// analyzer learns the wrappers through facts and checks their callers in
+// package usetxhelp.
+package txhelp
+
+import (
+	"context"
+
+	"github.com/dbop-go/dbop/adapters/pgxdb"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+type Store struct{ Pool *pgxpool.Pool }
+
+// InTx passes fn on to pgxdb.Do.
+func (s *Store) InTx(ctx context.Context, fn func(context.Context, pgx.Tx) error) error { // want InTx:"txFunc\\(param 1: tx 1 ctx 0\\)"
+	_, err := pgxdb.Do(s.Pool, fn).Run(ctx)
+	return err
+}
+
+// WithTx calls fn, with the transaction only, inside pgxdb.Do's function.
+func WithTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error { // want WithTx:"txFunc\\(param 2: tx 0 ctx -1\\)"
+	_, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+		return fn(tx)
+	}).Run(ctx)
+	return err
+}
+
+// Tx passes fn on to the wrapper above.
+func Tx(ctx context.Context, s *Store, fn func(context.Context, pgx.Tx) error) error { // want Tx:"txFunc\\(param 2: tx 1 ctx 0\\)"
+	return s.InTx(ctx, fn)
+}
+
+// Done commits tx.
+func Done(ctx context.Context, tx pgx.Tx) error { // want Done:"endsTx\\(param 1 commits\\)"
+	return tx.Commit(ctx)
+}
+
+// Abandon rolls tx back, through Discard.
+func Abandon(ctx context.Context, tx pgx.Tx) { // want Abandon:"endsTx\\(param 1 rolls back\\)"
+	discard(ctx, tx)
+}
+
+func discard(ctx context.Context, tx pgx.Tx) { // want discard:"endsTx\\(param 1 rolls back\\)"
+	defer func() { _ = tx.Rollback(ctx) }()
+}
