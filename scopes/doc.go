@@ -129,7 +129,26 @@
 //
 // If the caller's context ends while the function runs, InTx rolls back
 // instead of sending a COMMIT that could only fail, ambiguously, and returns
-// the context's cause: the outcome is then known.
+// the context's cause: the outcome is then known. Once COMMIT is sent, the
+// caller's cancellation no longer reaches it: it runs with the context's
+// values only, bounded by [RollbackTimeout], so that a deadline expiring
+// while COMMIT is on the wire cannot make the driver close the connection
+// and leave the outcome unknown.
+//
+// # Resolving a lost COMMIT answer
+//
+// With [ResolveCommit], a COMMIT judged ambiguous is not returned at once:
+// InTx asks the transaction, when it is a [CommitResolver], what became of
+// it. The adapters' transactions are, with their own ResolveCommit option:
+// they ask the server on another connection (PostgreSQL's pg_xact_status,
+// a commit marker row on MySQL and MariaDB). Committed, or nothing
+// written: InTx returns the function's value and a nil error. Aborted: an
+// [*AbortedCommitError] with the verdict [dbop.RetryTransaction], which a
+// retry runs again without [dbop.Idempotent], since the work is known not
+// to have happened. Still unknown: the *AmbiguousCommitError of old, its
+// Resolve field saying why. [OnCommitResolved] reports every resolution,
+// those that end in success included, to the functions the context carries
+// (the OpenTelemetry adapter adds one that records a span event).
 //
 // # Panics, cancellation and rollback
 //

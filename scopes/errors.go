@@ -14,13 +14,20 @@ var ErrAmbiguousCommit = errors.New("scopes: commit outcome unknown")
 // [github.com/dbop-go/dbop.Idempotent]; otherwise the caller alone can find
 // out what happened.
 //
+// With [ResolveCommit], InTx returns one only when the resolution failed
+// too; Resolve then says why (the server was unreachable, say).
+//
 // It matches [ErrAmbiguousCommit] with errors.Is and unwraps to the COMMIT
 // error, so errors.As still reaches the driver's error.
 type AmbiguousCommitError struct {
-	Err error // the error COMMIT returned
+	Err     error // the error COMMIT returned
+	Resolve error // why ResolveCommit could not tell the outcome; nil when it was not tried
 }
 
 func (e *AmbiguousCommitError) Error() string {
+	if e.Resolve != nil {
+		return "scopes: commit outcome unknown: " + e.Err.Error() + " (resolution failed: " + e.Resolve.Error() + ")"
+	}
 	return "scopes: commit outcome unknown: " + e.Err.Error()
 }
 

@@ -12,8 +12,8 @@ import (
 // [RollbackTimeout] option is given.
 const DefaultRollbackTimeout = 5 * time.Second
 
-// A TxOption configures [InTx] and [Do]: [ReadOnly], [CommitOutcome], and
-// every [Option].
+// A TxOption configures [InTx] and [Do]: [ReadOnly], [CommitOutcome],
+// [ResolveCommit], and every [Option].
 type TxOption interface{ applyTx(*config) }
 
 // A SavepointOption configures [InSavepoint]: every [Option]. A TxOption
@@ -45,8 +45,10 @@ type config struct {
 	readOnly        bool
 	classifier      dbop.Classifier
 	commitOutcome   func(error) dbop.Verdict
+	resolve         bool // ResolveCommit
 	rollbackTimeout time.Duration
 	rollbackCause   error // the cause of a rollback's expired deadline, built once
+	commitCause     error // the cause of a COMMIT's expired deadline, built once
 }
 
 // ReadOnly makes [InTx] begin read-only transactions: the begin function
@@ -111,7 +113,11 @@ func CommitOutcome(fn func(err error) dbop.Verdict) TxOption {
 // runs with [context.WithoutCancel] of the caller's context, so it still
 // happens when the caller's context was cancelled or a per-attempt timeout
 // fired, and the deadline keeps a dead connection from blocking the caller.
-// It panics if d <= 0.
+//
+// InTx's COMMIT and the resolution of [ResolveCommit] run the same way,
+// with the same bound: a deadline of the caller's that expires while
+// COMMIT is on the wire must not make the driver close the connection and
+// leave the outcome unknown. It panics if d <= 0.
 func RollbackTimeout(d time.Duration) Option {
 	if d <= 0 {
 		panic(fmt.Sprintf("scopes: RollbackTimeout(%v): the timeout must be positive", d))
@@ -146,6 +152,7 @@ func newSavepointConfig(opts []SavepointOption) *config {
 
 func (c *config) done() *config {
 	c.rollbackCause = fmt.Errorf("scopes: rollback did not finish within %v: %w", c.rollbackTimeout, context.DeadlineExceeded)
+	c.commitCause = fmt.Errorf("scopes: commit did not finish within %v: %w", c.rollbackTimeout, context.DeadlineExceeded)
 	return c
 }
 
@@ -163,4 +170,11 @@ func (c *config) classify(err error) error {
 // call the returned cancel function, which stops the timer.
 func (c *config) cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeoutCause(context.WithoutCancel(ctx), c.rollbackTimeout, c.rollbackCause)
+}
+
+// commitContext returns the context a COMMIT runs with: ctx's values
+// without its cancellation, bounded by the rollback timeout, whose expiry
+// says so. The caller must call the returned cancel function.
+func (c *config) commitContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(context.WithoutCancel(ctx), c.rollbackTimeout, c.commitCause)
 }

@@ -38,7 +38,9 @@ type BeginOptions struct {
 // [github.com/dbop-go/dbop.WithinTx], and then:
 //
 //   - if fn succeeds, it commits and returns fn's value; a COMMIT error is
-//     judged by [CommitOutcome], by default as an [*AmbiguousCommitError];
+//     judged by [CommitOutcome], by default as an [*AmbiguousCommitError],
+//     and with [ResolveCommit] an ambiguous one is resolved by asking the
+//     transaction (a [CommitResolver]) what became of it;
 //   - if fn fails, it rolls back and returns fn's error, classified by the
 //     [ClassifyBy] options; a failed rollback is joined to it, fn's error
 //     first, without changing its verdict;
@@ -49,8 +51,9 @@ type BeginOptions struct {
 //     context's cause ([context.Cause]).
 //
 // A BEGIN error is classified and returned; nothing is rolled back. The
-// rollback runs with a context that ignores the caller's cancellation,
-// bounded by [RollbackTimeout]. The errors InTx returns wrap the driver's
+// COMMIT and the rollback run with a context that ignores the caller's
+// cancellation, bounded by [RollbackTimeout]: a deadline that expires once
+// fn has returned cannot cut a COMMIT short and leave its outcome unknown. The errors InTx returns wrap the driver's
 // errors, so errors.As reaches them. On any error the value is the zero T.
 //
 // Retrying the returned operation ([github.com/dbop-go/dbop.WithRetry])
@@ -133,8 +136,22 @@ func runTx[X Tx, T any](ctx context.Context, c *config, opts BeginOptions, begin
 		return zero, released(err)
 	}
 
-	if err := tx.Commit(ctx); err != nil {
-		return zero, released(c.commitError(err))
+	// COMMIT runs without the caller's cancellation, bounded: a deadline
+	// that expired while COMMIT was on the wire would make pgx and
+	// go-sql-driver close the connection, and the outcome unknown.
+	cctx, cancel := c.commitContext(ctx)
+	err = tx.Commit(cctx)
+	cancel()
+	if err != nil {
+		cerr := c.commitError(err)
+		if c.resolve && dbop.VerdictOf(cerr) == dbop.Ambiguous {
+			if r, ok := any(tx).(CommitResolver); ok {
+				cerr = c.resolveCommit(ctx, r, err, cerr)
+			}
+		}
+		if cerr != nil {
+			return zero, released(cerr)
+		}
 	}
 	return v, nil
 }

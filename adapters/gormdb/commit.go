@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/resolve"
 )
 
 // commitOutcome returns the judgement of a COMMIT error that InTx passes to
@@ -21,6 +22,9 @@ import (
 // ambiguous (§11).
 func commitOutcome(rules func(error) dbop.Verdict) func(error) dbop.Verdict {
 	return func(err error) dbop.Verdict {
+		if _, ok := errors.AsType[*resolve.BeforeCommitError](err); ok {
+			return dbop.Unclassified // ResolveCommit's statement before COMMIT failed: COMMIT was not sent
+		}
 		if errors.Is(err, sql.ErrTxDone) {
 			return dbop.Ambiguous
 		}

@@ -41,6 +41,7 @@
 //	Isolation(level)     yes        –
 //	LockTimeout(d)       yes        –   (PostgreSQL only)
 //	StatementTimeout(d)  yes        –   (PostgreSQL only)
+//	ResolveCommit()      yes        –   (postgres and mysql dialectors)
 //
 // A transaction-only option given to InSavepoint does not compile.
 // [ReadOnly] and [Isolation] map onto sql.TxOptions, the driver's own way to
@@ -157,6 +158,12 @@
 // *scopes.AmbiguousCommitError with the verdict dbop.Ambiguous, which
 // dbop.WithRetry retries only when marked dbop.Idempotent.
 //
+// [ResolveCommit] asks the server instead, on another connection of the
+// *sql.DB under db: pg_xact_status on PostgreSQL, a commit marker row on
+// MySQL and MariaDB. Committed work returns fn's value; work known not
+// committed is retried without Idempotent; only what the server cannot
+// tell stays ambiguous. See docs/ambiguity.md.
+//
 // # Writes outside a transaction
 //
 // Run writes inside InTx, even single statements. Outside a transaction,
@@ -169,24 +176,39 @@
 //
 // # Per-attempt timeouts
 //
-// A context deadline makes a poor per-attempt timeout for a transaction:
-// database/sql rolls the transaction back when the context given to BEGIN
-// ends (§10.3), pgx and go-sql-driver close the connection (§2.7, §4.6),
-// and a deadline during COMMIT makes its outcome unknown (§11). Server-side
-// limits end only the statement. On PostgreSQL, [LockTimeout] and
+// A context deadline alone makes a poor per-attempt timeout for a
+// transaction: pgx and go-sql-driver close the connection when it expires
+// during a statement (§2.7, §4.6). InTx begins each transaction with a
+// context that carries the caller's values but not its cancellation, so
+// that database/sql does not roll back by itself when the caller's
+// context ends (§10.3) and a deadline never cuts a COMMIT short (it is
+// bounded by [RollbackTimeout] instead); fn receives the transaction with
+// the caller's context (tx.WithContext(ctx)), so its statements still end
+// with it. Server-side limits end only the statement. On PostgreSQL, [LockTimeout] and
 // [StatementTimeout] set lock_timeout and statement_timeout for each
 // transaction InTx begins, as SET LOCAL does, so they never outlive it on
 // the pooled connection (§1.4); a statement that exceeds them fails with
 // 55P03 or 57014, which is RetryStatement: inside [InSavepoint] only the
 // statement runs again (§1.7).
 //
-// They are PostgreSQL's only, and InTx panics if they are given with a
-// dialect of another family. On MySQL and MariaDB the limits are session
+// When the context has a deadline, each attempt also derives limits from
+// the time left less a margin, the smaller of 10 % and 50 ms: on
+// PostgreSQL statement_timeout and lock_timeout (lowered further by the
+// options), set with the others; on MySQL and MariaDB the session limits
+// of a connection pinned for the attempt, saved and set in one statement
+// and restored in another after the transaction, the connection discarded
+// if the restore fails (MariaDB's max_statement_time, every statement;
+// MySQL's max_execution_time, read-only SELECT only, and
+// innodb_lock_wait_timeout in whole seconds when a second is left). The
+// server then ends a statement that would outlast the deadline, and the
+// connection survives.
+//
+// The options are PostgreSQL's only, and InTx panics if they are given with
+// a dialect of another family. On MySQL and MariaDB the limits are session
 // variables (innodb_lock_wait_timeout, MariaDB's max_statement_time) with no
-// transaction-scoped form, which ROLLBACK does not undo (§3.10), so setting
-// them per attempt needs a pinned connection whose settings are restored, or
-// discarded, after each attempt, which GORM's transaction API does not
-// offer. Use github.com/dbop-go/dbop/adapters/sqldb for that, or set them
+// transaction-scoped form, which ROLLBACK does not undo (§3.10): beyond
+// those derived from a deadline, use github.com/dbop-go/dbop/adapters/sqldb
+// for fixed ones, or set them
 // once for every connection in the DSN (go-sql-driver sends DSN parameters
 // it does not know as SET statements when it connects, §4.9), or per
 // statement with MariaDB's SET STATEMENT max_statement_time=N FOR … and

@@ -12,7 +12,7 @@ import (
 )
 
 // A TxOption configures [InTx] and [Do]: [ReadOnly], [Isolation],
-// [LockTimeout], [StatementTimeout], and every [Option].
+// [LockTimeout], [StatementTimeout], [ResolveCommit], and every [Option].
 type TxOption interface{ applyTx(*config) }
 
 // A SavepointOption configures [InSavepoint]: every [Option]. A TxOption
@@ -49,6 +49,7 @@ type config struct {
 	classifiers      []dbop.Classifier
 	rollbackTimeout  time.Duration
 	dialect          *sqldb.Dialect // nil: chosen from the dialector
+	resolve          bool           // ResolveCommit
 }
 
 // ReadOnly makes [InTx] begin read-only transactions, through the driver's

@@ -3,11 +3,13 @@ package gormdb
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/resolve"
 	"github.com/dbop-go/dbop/internal/sqldialect"
 	"github.com/dbop-go/dbop/scopes"
 	"gorm.io/gorm"
@@ -23,9 +25,9 @@ import (
 //	transfer := gormdb.InTx(db, func(ctx context.Context, tx *gorm.DB) (int64, error) { … })
 //	id, err := transfer.With(dbop.WithRetry(backoff)).Run(ctx)
 //
-// fn must run every statement on tx (or on tx.WithContext(ctx), so that a
-// deadline of ctx applies to it), must return the .Error of each one that
-// fails, and must not call tx.Commit or tx.Rollback.
+// fn must run every statement on tx, which carries ctx, must return the
+// .Error of each one that fails, and must not call tx.Commit or
+// tx.Rollback.
 //
 // Errors are classified by the [ClassifyBy] classifiers, then GORM's own
 // errors, then the dialect's classifier (see [Dialect]). A COMMIT error is
@@ -38,11 +40,13 @@ import (
 //
 // database/sql ends the transaction with the context given to Begin: COMMIT
 // and ROLLBACK run with it, and when it ends database/sql rolls the
-// transaction back by itself (§10.3). So a per-attempt dbop.WithTimeout
-// listed after the retry bounds the whole transaction, COMMIT included (and
-// with pgx and go-sql-driver its expiry closes the connection, §2.7, §4.6);
-// prefer the server-side [LockTimeout] and [StatementTimeout]. The rollback
-// after a failure is bounded by [RollbackTimeout].
+// transaction back by itself (§10.3). InTx therefore begins with a context
+// that has ctx's values but not its cancellation, and hands fn the
+// transaction with ctx: a per-attempt dbop.WithTimeout listed after the
+// retry bounds fn's statements (with pgx and go-sql-driver its expiry
+// closes the connection, §2.7, §4.6, which the limits InTx derives from
+// the deadline avoid; see the package documentation), while COMMIT and
+// ROLLBACK are bounded by [RollbackTimeout] and never cut short by it.
 //
 // db must not be inside a transaction: BEGIN then fails with
 // gorm.ErrInvalidTransaction, NotRetryable. Use [InSavepoint] there. Before
@@ -66,7 +70,7 @@ func InTx[T any](db *gorm.DB, fn func(ctx context.Context, tx *gorm.DB) (T, erro
 	}
 	b := newBeginner("InTx", db, opts)
 	return scopes.InTx(b.begin, func(ctx context.Context, t *txn) (T, error) {
-		return fn(ctx, t.db)
+		return fn(ctx, t.fnDB)
 	}, b.scopeOpts...)
 }
 
@@ -81,7 +85,7 @@ func Do(db *gorm.DB, fn func(ctx context.Context, tx *gorm.DB) error, opts ...Tx
 	}
 	b := newBeginner("Do", db, opts)
 	return scopes.Do(b.begin, func(ctx context.Context, t *txn) error {
-		return fn(ctx, t.db)
+		return fn(ctx, t.fnDB)
 	}, b.scopeOpts...)
 }
 
@@ -90,9 +94,11 @@ func Do(db *gorm.DB, fn func(ctx context.Context, tx *gorm.DB) error, opts ...Tx
 type beginner struct {
 	caller          string
 	db              *gorm.DB
+	family          sqldialect.Family // 0 for a dialector this package does not know
 	isolation       sql.IsolationLevel
-	setLocal        string // run right after BEGIN; "" for none
+	lock, stmt      time.Duration // LockTimeout, StatementTimeout; 0 when not given
 	rollbackTimeout time.Duration
+	resolve         bool // ResolveCommit, on a family that has a resolution
 	scopeOpts       []scopes.TxOption
 }
 
@@ -111,9 +117,12 @@ func newBeginner(caller string, db *gorm.DB, opts []TxOption) *beginner {
 	b := &beginner{
 		caller:          caller,
 		db:              db,
+		family:          be.family,
 		isolation:       c.isolation,
-		setLocal:        setLocalSQL(c.lockTimeout, c.statementTimeout),
+		lock:            c.lockTimeout,
+		stmt:            c.statementTimeout,
 		rollbackTimeout: c.rollbackTimeout,
+		resolve:         c.resolve && (be.family == sqldialect.Postgres || be.backquotes()),
 		scopeOpts: []scopes.TxOption{
 			scopes.ClassifyBy(c.classifier(be)),
 			scopes.CommitOutcome(commitOutcome(be.commitOutcome)),
@@ -122,6 +131,9 @@ func newBeginner(caller string, db *gorm.DB, opts []TxOption) *beginner {
 	}
 	if c.readOnly {
 		b.scopeOpts = append(b.scopeOpts, scopes.ReadOnly())
+	}
+	if b.resolve {
+		b.scopeOpts = append(b.scopeOpts, scopes.ResolveCommit())
 	}
 	return b
 }
@@ -141,22 +153,56 @@ func isolationSupported(dialector string, level sql.IsolationLevel) bool {
 	return dialector != postgresDialector && dialector != mysqlDialector
 }
 
-// begin is the scopes.BeginFunc of InTx and Do. The transaction is begun
-// with a context of its own, derived from ctx, that Rollback can cancel
-// when the rollback outlasts its bound.
+// begin is the scopes.BeginFunc of InTx and Do.
+//
+// The transaction is begun with a context of its own that carries ctx's
+// values but not its cancellation: database/sql runs COMMIT and ROLLBACK
+// with the context given to BEGIN, and rolls the transaction back by
+// itself when that context ends (docs/backends.md §10.3), so a deadline of
+// the caller's would cut a COMMIT short and leave its outcome unknown.
+// Rollback and Commit cancel it when their own bound expires. fn receives
+// the transaction with ctx (tx.WithContext(ctx)), so its statements still
+// end with the caller's context.
+//
+// When ctx has a deadline, the attempt's server-side limits are derived
+// from the time left (serverLimits).
 func (b *beginner) begin(ctx context.Context, o scopes.BeginOptions) (*txn, error) {
 	if err := b.db.Error; err != nil {
 		return nil, dbop.Classify(fmt.Errorf("gormdb: the *gorm.DB given to %s carries an error: %w", b.caller, err), dbop.NotRetryable)
 	}
-	txCtx, cancel := context.WithCancelCause(ctx)
-	tx := b.db.WithContext(txCtx).Begin(&sql.TxOptions{Isolation: b.isolation, ReadOnly: o.ReadOnly})
+	setLocal, pinSet, pinRestore := b.serverLimits(ctx)
+	txCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	t := &txn{cancel: cancel, restoreTO: b.rollbackTimeout}
+	base := b.db.WithContext(txCtx)
+	if pinSet != "" {
+		p, err := pinConn(ctx, b.db, pinSet, pinRestore, b.rollbackTimeout)
+		if err != nil {
+			cancel(nil)
+			return nil, err
+		}
+		t.pin = p
+		base.Statement.ConnPool = p.conn // WithContext cloned the statement
+	}
+	stop := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
+	tx := base.Begin(&sql.TxOptions{Isolation: b.isolation, ReadOnly: o.ReadOnly})
+	if !stop() {
+		// ctx ended during BEGIN: the transaction's context is cancelled,
+		// and database/sql rolls back a transaction it had begun.
+		t.release(ctx)
+		cancel(nil)
+		return nil, context.Cause(ctx)
+	}
 	if err := tx.Error; err != nil {
+		t.release(ctx)
 		cancel(nil)
 		return nil, err
 	}
-	t := &txn{db: tx, cancel: cancel}
-	if b.setLocal != "" {
-		if err := tx.Exec(b.setLocal).Error; err != nil {
+	t.db, t.fnDB = tx, tx.WithContext(ctx)
+	if b.resolve {
+		t.res = &resolve.SQLTx{Family: b.family, ReadOnly: o.ReadOnly, Serializable: b.isolation == sql.LevelSerializable}
+	}
+	if setLocal != "" {
+		if err := tx.Exec(setLocal).Error; err != nil {
 			// scopes.InTx does not roll back after a BEGIN error: do it
 			// here, bounded as scopes bounds its own rollbacks.
 			rctx, stop := context.WithTimeout(context.WithoutCancel(ctx), b.rollbackTimeout)
@@ -170,19 +216,142 @@ func (b *beginner) begin(ctx context.Context, o scopes.BeginOptions) (*txn, erro
 	return t, nil
 }
 
-// txn is a GORM transaction as scopes.InTx sees it. scopes.InTx calls
-// exactly one of Commit and Rollback on it.
-type txn struct {
-	db     *gorm.DB                // from Begin
-	cancel context.CancelCauseFunc // cancels the context the transaction was begun with
+// serverLimits returns one attempt's server-side limits: on PostgreSQL the
+// set_config statement of the limits given, lowered to the time left on
+// ctx less a margin (resolve.ServerLimit) where that is smaller; on MySQL
+// and MariaDB, when ctx has a deadline, the session settings to apply on a
+// pinned connection and the statement that restores them
+// (resolve.MySQLSessionLimits). SQLite needs none: a context deadline
+// interrupts the statement and keeps the connection (§5.9, §10.7).
+func (b *beginner) serverLimits(ctx context.Context) (setLocal, pinSet, pinRestore string) {
+	limit, ok := resolve.ServerLimit(ctx)
+	switch {
+	case b.family == sqldialect.Postgres && !ok:
+		return setLocalSQL(b.lock, b.stmt), "", ""
+	case b.family == sqldialect.Postgres:
+		lower := func(given time.Duration) time.Duration {
+			if given > 0 && given < limit {
+				return given
+			}
+			return limit.Truncate(time.Millisecond)
+		}
+		return setLocalSQL(lower(b.lock), lower(b.stmt)), "", ""
+	case ok && b.backquotes():
+		set, restore := resolve.MySQLSessionLimits(b.family == sqldialect.MariaDB, limit)
+		return "", set, restore
+	}
+	return "", "", ""
 }
 
-// Commit commits with GORM's Commit and returns its .Error. The context is
-// unused: database/sql commits with the context given to Begin
-// (docs/backends.md §10.3).
-func (t *txn) Commit(context.Context) error {
-	defer t.cancel(nil)
-	return t.end((*gorm.DB).Commit)
+// backquotes reports whether the family is MySQL's or MariaDB's.
+func (b *beginner) backquotes() bool {
+	return b.family == sqldialect.MySQL || b.family == sqldialect.MariaDB
+}
+
+// pinned is a connection of db's pool that carries an attempt's session
+// settings, for MySQL and MariaDB, whose limits have no transaction-scoped
+// form (docs/backends.md §3.10).
+type pinned struct {
+	conn    *sql.Conn
+	restore string
+	timeout time.Duration
+}
+
+// pinConn takes a connection from db's pool and applies set to it.
+func pinConn(ctx context.Context, db *gorm.DB, set, restore string, timeout time.Duration) (*pinned, error) {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("gormdb: the *gorm.DB has no *sql.DB to pin a connection of: %w", err)
+	}
+	conn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("gormdb: pin a connection: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, set); err != nil {
+		_ = conn.Close() // one SET changes all of its variables or none
+		return nil, fmt.Errorf("gormdb: %s: %w", set, err)
+	}
+	return &pinned{conn: conn, restore: restore, timeout: timeout}, nil
+}
+
+// release sets the session back and gives the connection back; if the
+// restore fails, the connection is discarded rather than pooled with the
+// attempt's settings (Conn.Raw returning driver.ErrBadConn,
+// docs/backends.md §10.6). It runs without the caller's cancellation,
+// bounded.
+func (p *pinned) release(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
+	defer cancel()
+	if _, err := p.conn.ExecContext(rctx, p.restore); err != nil {
+		_ = p.conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	_ = p.conn.Close()
+}
+
+// txn is a GORM transaction as scopes.InTx sees it. scopes.InTx calls
+// exactly one of Commit and Rollback on it, and with ResolveCommit maybe
+// ResolveCommit after Commit.
+type txn struct {
+	db        *gorm.DB                // from Begin, with the transaction's own context
+	fnDB      *gorm.DB                // db with the caller's context, for fn
+	cancel    context.CancelCauseFunc // cancels the context the transaction was begun with
+	pin       *pinned                 // nil unless session settings were applied
+	restoreTO time.Duration
+	res       *resolve.SQLTx // nil without ResolveCommit
+}
+
+// Commit commits with GORM's Commit and returns its .Error. database/sql
+// commits with the context given to Begin (docs/backends.md §10.3), which
+// carries no cancellation; ctx, which scopes.InTx bounds, cancels it when
+// it ends. With ResolveCommit, the id's read or the marker's write runs
+// first, in its own round trip.
+func (t *txn) Commit(ctx context.Context) error {
+	if t.res != nil {
+		if err := t.res.BeforeCommit(ctx, rawConnPool(t.db)); err != nil {
+			_ = t.Rollback(ctx)
+			return fmt.Errorf("gormdb: %w", err)
+		}
+	}
+	stop := context.AfterFunc(ctx, func() { t.cancel(context.Cause(ctx)) })
+	err := t.end((*gorm.DB).Commit)
+	stop()
+	t.cancel(nil)
+	if err == nil && t.res != nil {
+		if t.pin != nil {
+			_, _ = t.res.AfterCommit(ctx, t.pin.conn) // a failed cleanup fails nothing
+		} else if sqlDB, derr := t.db.DB(); derr == nil {
+			_, _ = t.res.AfterCommit(ctx, sqlDB)
+		}
+	}
+	t.release(ctx)
+	return err
+}
+
+// ResolveCommit implements scopes.CommitResolver: see [ResolveCommit].
+func (t *txn) ResolveCommit(ctx context.Context, _ error) (scopes.Resolution, error) {
+	if t.res == nil {
+		return scopes.Unresolved, errors.New("gormdb: ResolveCommit was not given")
+	}
+	sqlDB, err := t.db.DB()
+	if err != nil {
+		return scopes.Unresolved, fmt.Errorf("gormdb: ResolveCommit: no *sql.DB for another connection: %w", err)
+	}
+	r, err := t.res.Resolve(ctx, sqlDB)
+	if err != nil {
+		err = fmt.Errorf("gormdb: %w", err)
+	}
+	return r, err
+}
+
+// rawConnPool returns the connection pool of tx's statement, below GORM's
+// prepared-statement cache: the statements ResolveCommit runs carry a new
+// token each time, and must not fill the cache.
+func rawConnPool(tx *gorm.DB) resolve.SQLConn {
+	pool := tx.Statement.ConnPool
+	if p, ok := pool.(*gorm.PreparedStmtTX); ok && p.Tx != nil {
+		return p.Tx
+	}
+	return pool
 }
 
 // Rollback rolls back with GORM's Rollback and returns its .Error, waiting
@@ -204,10 +373,19 @@ func (t *txn) Rollback(ctx context.Context) error {
 		err = fmt.Errorf("gormdb: ROLLBACK did not finish in time: %w", context.Cause(ctx))
 	}
 	t.cancel(nil)
+	t.release(ctx)
 	if errors.Is(err, sql.ErrTxDone) {
 		return nil
 	}
 	return err
+}
+
+// release gives back the pinned connection, if any, once.
+func (t *txn) release(ctx context.Context) {
+	if t.pin != nil {
+		t.pin.release(ctx)
+		t.pin = nil
+	}
 }
 
 // end runs Commit or Rollback on a new session of the transaction whose

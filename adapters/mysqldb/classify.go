@@ -21,6 +21,9 @@ import (
 //	3024 ER_QUERY_TIMEOUT         RetryStatement (MySQL max_execution_time)
 //	1969 ER_STATEMENT_TIMEOUT     RetryStatement (MariaDB max_statement_time)
 //	1040 ER_CON_COUNT_ERROR       RetryTransaction (connect again with backoff)
+//	1047 WSREP not ready (Galera) RetryTransaction (a node outside the primary
+//	                              component: a node-level failure; another node
+//	                              can serve the transaction, see [Nodes])
 //	1317 ER_QUERY_INTERRUPTED     NotRetryable (KILL QUERY: stopped on purpose)
 //	1062 ER_DUP_ENTRY             NotRetryable
 //	1792 read-only transaction    NotRetryable
@@ -39,9 +42,11 @@ import (
 // dialects, not this classifier, that reports such an error as Ambiguous
 // (docs/backends.md §4.4, §4.7, §11).
 //
-// Galera's 1047 (a node without quorum) has no rule: it is Unclassified,
-// never retried, since only another node can serve the request (§7.5,
-// §7.9). Transport and context errors other than the two above are left to
+// Galera's 1047 ("WSREP has not yet prepared node for application use")
+// answers every statement, BEGIN included, on a node that is outside the
+// primary component; nothing ran (§7.5). The transaction can run on another
+// node, or on this one once it has rejoined: [Nodes] begins the next attempt
+// elsewhere. Transport and context errors other than the two above are left to
 // github.com/dbop-go/dbop/classifiers' Network and Context, which the
 // dialects ask next.
 //
@@ -77,6 +82,10 @@ func number(n uint16) dbop.Verdict {
 		1969: // ER_STATEMENT_TIMEOUT (MariaDB): leaves the transaction and connection as they were (§3.7)
 		return dbop.RetryStatement
 	case 1040: // ER_CON_COUNT_ERROR (08004): max_connections reached, retry connect with backoff (§3.11)
+		return dbop.RetryTransaction
+	case 1047: // ER_UNKNOWN_COM_ERROR (08S01), Galera's "WSREP has not yet prepared node": a node outside
+		// the primary component refuses every statement before running it; a new transaction can run on
+		// another node, or here once quorum is back (docs/backends.md §7.5, §7.9)
 		return dbop.RetryTransaction
 	case 1317: // ER_QUERY_INTERRUPTED: KILL QUERY, stopped on purpose (§3.11)
 		return dbop.NotRetryable

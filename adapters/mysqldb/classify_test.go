@@ -19,6 +19,7 @@ func mysqlCases() []verdictCase {
 		{"3024 max_execution_time", my(3024, "Query execution was interrupted, maximum statement execution time exceeded"), dbop.RetryStatement},
 		{"1969 max_statement_time", my(1969, "Query execution was interrupted (max_statement_time exceeded)"), dbop.RetryStatement},
 		{"1040 too many connections", my(1040, "Too many connections"), dbop.RetryTransaction},
+		{"1047 Galera node outside the primary component", my(1047, "WSREP has not yet prepared node for application use"), dbop.RetryTransaction},
 		{"1317 query interrupted", my(1317, "Query execution was interrupted"), dbop.NotRetryable},
 		{"1792 read-only transaction", my(1792, "Cannot execute statement in a READ ONLY transaction."), dbop.NotRetryable},
 		{"1305 savepoint does not exist", my(1305, "SAVEPOINT dbop_sp_1 does not exist"), dbop.NotRetryable},
@@ -34,7 +35,6 @@ func mysqlCases() []verdictCase {
 func TestClassifier(t *testing.T) {
 	cases := append(mysqlCases(),
 		verdictCase{"1146 no such table", dboptest.MySQLError(1146, "Table 'app.nope' doesn't exist"), dbop.Unclassified},
-		verdictCase{"1047 Galera node without quorum: no rule", dboptest.MySQLError(1047, "WSREP has not yet prepared node for application use"), dbop.Unclassified},
 		verdictCase{"PostgreSQL 40001 is not MySQL", dboptest.PgError("40001", "could not serialize"), dbop.Unclassified},
 		verdictCase{"deadline is Context's", context.DeadlineExceeded, dbop.Unclassified},
 		verdictCase{"network error is Network's", dboptest.NetworkError(), dbop.Unclassified},

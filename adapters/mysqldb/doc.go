@@ -47,6 +47,45 @@
 // §3.2). The classifier calls it RetryTransaction, so a savepoint scope
 // lets it out to the retry around the transaction.
 //
+// # Galera: several nodes
+//
+// On a MariaDB Galera cluster (docs/backends.md §7) a certification
+// conflict is 1213, on any statement or answering COMMIT, and nothing was
+// committed: RetryTransaction, as a deadlock (§7.2). A node outside the
+// primary component answers 1047 (§7.5): RetryTransaction too, since
+// nothing ran and another node can serve the transaction. [Nodes] gives a
+// [NodeSet], a Beginner over one *sql.DB per node for sqldb.InTx and
+// sqldb.Do: each attempt begins on one node, and with [NodeSet.Failover]
+// on the retry, an attempt that failed at the node level (a connection
+// refused or lost, 1047, no answer within the attempt's deadline) sends
+// the next one to another node. Moving happens only where a transaction
+// begins, under the retry, so the safety invariants hold as on one
+// server. Failover also closes the connection of a failed attempt that
+// may still be in a transaction: a COMMIT or ROLLBACK refused with 1047
+// leaves it open, and the next BEGIN on a pooled connection would commit
+// it (§7.11).
+//
+// Writers on several nodes must write transactions as relative updates
+// (SET cents = cents - ?) or as reads first, then compare-and-set writes
+// whose miss returns a RetryTransaction error: a transaction that reads
+// after it holds row locks can lose its atomicity without any error
+// (§7.3; see [NodeSet] and its examples, and docs/clusters.md).
+//
+// # Commit markers
+//
+// MySQL and MariaDB cannot say, after the fact, whether a transaction
+// committed. For sqldb.ResolveCommit and gormdb.ResolveCommit, each
+// read-write transaction inserts a random token into [CommitMarkerTable]
+// just before COMMIT; after a lost COMMIT answer the token is looked for on
+// another connection by a locking read, which InnoDB makes wait until the
+// transaction that inserted it has ended (its connection is ended with KILL
+// CONNECTION while it is still open), so that the answer is final
+// (docs/ambiguity.md). [CreateCommitMarkers] creates the table — once, with
+// your migrations; nothing creates it silently, and without it those
+// transactions fail with [ErrNoCommitMarkers]. [DeleteCommitMarkers] deletes
+// old markers; one transaction in 64 that wrote one deletes some old ones
+// after its COMMIT. No goroutine is started.
+//
 // # Importing
 //
 // This package imports github.com/go-sql-driver/mysql, which registers the

@@ -48,6 +48,15 @@
 // records the error the operation returned; a success leaves the status
 // Unset, as the conventions ask of instrumentation.
 //
+// When a transaction scope with ResolveCommit (pgxdb, sqldb, gormdb) learns
+// what became of a COMMIT whose answer was lost, the attempt span gets an
+// event "dbop.commit_resolved" ([CommitResolvedEvent]) with
+// dbop.commit.resolution (committed, not-written, aborted or unresolved),
+// dbop.commit.resolution.duration (seconds) and, when unresolved,
+// exception.message saying why. It is the one trace of a resolution that
+// ends in success. The Observer adds it through scopes.OnCommitResolved,
+// after any function the caller set there.
+//
 // error.type is a low-cardinality class of the error, looked up through
 // dbop's own wrappers: an ErrorType() string method if the error has one;
 // else the SQLSTATE of an error with an SQLState() string method (such as

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/scopes"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -32,7 +33,19 @@ const (
 	OutcomeKey       = attribute.Key("dbop.outcome")        // string: how an attempt or operation ended
 	VerdictKey       = attribute.Key("dbop.verdict")        // string: the [dbop.Verdict] of the error
 	RetryDelayKey    = attribute.Key("dbop.retry.delay")    // float: the wait before the next attempt, in seconds
+
+	// ResolutionKey and ResolutionDurationKey are the attributes of the
+	// CommitResolvedEvent: what the resolution of a lost COMMIT answer
+	// found (committed, not-written, aborted, unresolved), and how long it
+	// took, in seconds.
+	ResolutionKey         = attribute.Key("dbop.commit.resolution")
+	ResolutionDurationKey = attribute.Key("dbop.commit.resolution.duration")
 )
+
+// CommitResolvedEvent is the event added to the attempt span when a
+// transaction scope with ResolveCommit resolved a COMMIT whose answer was
+// lost (scopes.OnCommitResolved).
+const CommitResolvedEvent = "dbop.commit_resolved"
 
 // Span names. An operation span is named after the operation ([dbop.Named]),
 // or defaultOperationSpan when it has no name.
@@ -202,7 +215,24 @@ func (o *Observer) AttemptStart(ctx context.Context, _ int) context.Context {
 	}
 	st := o.state(ctx, "")
 	ctx, st.attempt = o.tracer.Start(ctx, attemptSpan, st.in.attemptStart...)
-	return ctx
+	return scopes.OnCommitResolved(ctx, commitResolved)
+}
+
+// commitResolved adds the CommitResolvedEvent to the span of the context
+// the transaction ran with: the attempt's, or a driver's span under it.
+func commitResolved(ctx context.Context, r scopes.ResolvedCommit) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	attrs := []attribute.KeyValue{
+		ResolutionKey.String(r.Resolution.String()),
+		ResolutionDurationKey.Float64(r.Elapsed.Seconds()),
+	}
+	if r.Err != nil {
+		attrs = append(attrs, semconv.ExceptionMessage(r.Err.Error()))
+	}
+	span.AddEvent(CommitResolvedEvent, trace.WithAttributes(attrs...))
 }
 
 // AttemptEnd ends the attempt span and counts the attempt, and the retry

@@ -21,6 +21,7 @@ import (
 //
 //	error                                             committed?  verdict
 //	*closedBeforeError (InTx saw the conn closed)     no          RetryTransaction
+//	*beforeCommitError (ResolveCommit's read failed)  no          Unclassified
 //	pgconn.ErrConnClosed                              unknown     Ambiguous
 //	classifiers.PostgresCommit's table                …           its verdict, except:
 //	  other SafeToRetry errors (but "conn busy")      no          RetryTransaction
@@ -66,6 +67,9 @@ func commitOutcome(err error) dbop.Verdict {
 	}
 	if _, ok := errors.AsType[*closedBeforeError](err); ok {
 		return dbop.RetryTransaction
+	}
+	if _, ok := errors.AsType[*beforeCommitError](err); ok {
+		return dbop.Unclassified // not sent; the classifier decides
 	}
 	if errors.Is(err, pgconn.ErrConnClosed) {
 		return dbop.Ambiguous

@@ -440,7 +440,7 @@ func TestLiveComposeNestedSavepoints(t *testing.T) {
 				composeDiff(t, "outer step runs per transaction", []int{1}, outerSteps)
 				composeDiff(t, "inner step runs per transaction", []int{2}, innerSteps)
 				checkLog(t, []string{
-					"begin isolation level repeatable read", "SET LOCAL lock_timeout = 50", a,
+					"begin isolation level repeatable read; SET LOCAL lock_timeout = 50", a,
 					sp1, c, sp2, b + " -> 55P03", "ROLLBACK TO " + sp2, "RELEASE " + sp2,
 					sp2, b, "RELEASE " + sp2, "RELEASE " + sp1, "commit",
 				}, log.Log())

@@ -29,8 +29,9 @@
 //	left, err := transfer.With(dbop.WithRetry(dbop.FullJitter(dbop.Exponential(10*time.Millisecond, time.Second)))).Run(ctx)
 //
 // A [TxOption] configures a transaction: its isolation level
-// ([Isolation]), [ReadOnly] and [Deferrable] transactions, and
-// CockroachDB's restart protocol ([CockroachRestart]). An [Option] fits
+// ([Isolation]), [ReadOnly] and [Deferrable] transactions, the resolution
+// of lost COMMIT answers ([ResolveCommit]), and CockroachDB's restart
+// protocol ([CockroachRestart]). An [Option] fits
 // transactions and savepoints alike: classifiers asked before the built-in
 // one ([ClassifyBy]), the bound on rollbacks ([RollbackTimeout]) and the
 // per-attempt server limits ([LockTimeout], [StatementTimeout]).
@@ -78,7 +79,33 @@
 //
 // SET LOCAL lasts until the end of the transaction, committed or not, so
 // nothing is left on a pooled connection either way; the tests check that
-// with SHOW on the same connection afterwards.
+// with SHOW on the same connection afterwards. InTx sends them with BEGIN,
+// in one round trip (TxOptions.BeginQuery).
+//
+// When the context InTx runs with has a deadline — a per-attempt
+// [github.com/dbop-go/dbop.WithTimeout], or the caller's — each attempt
+// also lowers statement_timeout and lock_timeout to the time left less a
+// margin, the smaller of 10 % and 50 ms, unless LockTimeout or
+// StatementTimeout set a smaller one. A statement that would outlast the
+// deadline is then ended by the server (57014, 55P03, retried like any
+// other), and the connection and its pool slot survive; this costs
+// nothing, since it travels with BEGIN. The limit is set at BEGIN: a
+// statement started late in a long transaction can still be overtaken by
+// the deadline. COMMIT runs without the caller's cancellation, bounded by
+// [RollbackTimeout], so a deadline never cuts it short (PostgreSQL runs
+// COMMIT without statement_timeout, so that bound is the only one).
+//
+// # Lost COMMIT answers
+//
+// A COMMIT whose answer is lost leaves the outcome unknown: InTx returns an
+// [*scopes.AmbiguousCommitError], retried only by an Idempotent retry. With
+// [ResolveCommit], InTx reads the transaction's id before COMMIT and, after
+// a lost answer, asks pg_xact_status on a new connection: committed work
+// returns fn's value, aborted work is retried without Idempotent, and only
+// what the server cannot tell (it is unreachable, or not the server that
+// ran the transaction) stays ambiguous. It costs one round trip per
+// read-write transaction, so it is not on by default; docs/ambiguity.md
+// has the measurements.
 //
 // # Errors and verdicts
 //

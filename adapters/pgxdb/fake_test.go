@@ -54,6 +54,9 @@ func (db *fakeDB) BeginTx(_ context.Context, opts pgx.TxOptions) (pgx.Tx, error)
 			stmt += " " + o
 		}
 	}
+	if opts.BeginQuery != "" {
+		stmt = opts.BeginQuery
+	}
 	if err := db.run(stmt); err != nil {
 		return nil, err
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 // A TxOption configures [InTx] and [Do]: [ReadOnly], [Isolation],
-// [Deferrable], [CockroachRestart], and every [Option].
+// [Deferrable], [CockroachRestart], [ResolveCommit], and every [Option].
 type TxOption interface{ applyTx(*config) }
 
 // A SavepointOption configures [InSavepoint]: every [Option]. A TxOption
@@ -45,6 +45,7 @@ type config struct {
 	caller          dbop.Classifier // the ClassifyBy classifiers, nil when none
 	rollbackTimeout time.Duration
 	restart         dbop.Decorator // CockroachRestart's WithRetry, nil when not given
+	resolve         bool           // ResolveCommit
 
 	// Derived from the above by done.
 	classifier dbop.Classifier // caller, then Classifier

@@ -90,7 +90,7 @@ type restartKey struct{ tx pgx.Tx }
 // end them, after which the 40001 goes out to the retry around InTx; a
 // RELEASE error is judged like a COMMIT error (commitOutcome) rather than
 // always ambiguous; and only a 40001 or CR000 restarts.
-func runRestarts[T any](ctx context.Context, c *config, tx pgx.Tx, fn func(context.Context, pgx.Tx) (T, error)) (T, error) {
+func runRestarts[T any](ctx context.Context, c *config, tx pgx.Tx, setSQL string, fn func(context.Context, pgx.Tx) (T, error)) (T, error) {
 	key := &restartKey{tx}
 	placed := false // SAVEPOINT cockroach_restart has run
 	scope := dbop.AroundTx(key, func(ctx context.Context, next func(context.Context) error) error {
@@ -103,20 +103,21 @@ func runRestarts[T any](ctx context.Context, c *config, tx pgx.Tx, fn func(conte
 			}
 			placed = true
 		}
-		return c.restartRun(ctx, tx, key, next)
+		return c.restartRun(ctx, tx, key, setSQL, next)
 	})
 	op := dbop.Op[T](func(ctx context.Context) (T, error) { return fn(ctx, tx) })
 	return op.With(c.restart, scope).Run(ctx)
 }
 
 // restartRun runs one run of fn (next) after the restart savepoint: the
-// settings, fn, and RELEASE SAVEPOINT cockroach_restart. It certifies a
+// settings (setSQL, the attempt's), fn, and RELEASE SAVEPOINT
+// cockroach_restart. It certifies a
 // run undone after a 40001 (txmark.Undone), so that the retry of
 // CockroachRestart may restart in place, and marks any other error that a
 // retry could act on as dooming the transaction (txmark.Doomed), so that it
 // goes out to InTx.
-func (c *config) restartRun(ctx context.Context, tx pgx.Tx, key *restartKey, next func(context.Context) error) error {
-	if err := c.applySettings(ctx, tx); err != nil {
+func (c *config) restartRun(ctx context.Context, tx pgx.Tx, key *restartKey, setSQL string, next func(context.Context) error) error {
+	if err := applySettings(ctx, tx, setSQL); err != nil {
 		return c.doomRestart(key, c.classify(err))
 	}
 	// fn runs with a state of its own, as in a transaction of its own: a

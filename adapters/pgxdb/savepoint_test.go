@@ -78,8 +78,7 @@ func TestLockTimeoutRetriedAtSavepoint(t *testing.T) {
 
 	const swap = `SELECT s.prev, set_config(s.name, s.value, true) FROM ( SELECT u.ord, u.name, u.value, current_setting(u.name) AS prev FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(name, value, ord) OFFSET 0 ) s ORDER BY s.ord`
 	checkLog(t, []string{
-		"begin",
-		"SET LOCAL lock_timeout = 5000",
+		"begin; SET LOCAL lock_timeout = 5000",
 		"INSERT INTO pgxdb_savepoint_lock VALUES ('X', 0)",
 		`SAVEPOINT "dbop_sp_1"`,
 		swap, // lock_timeout 100 ms

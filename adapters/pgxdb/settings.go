@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/resolve"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -100,15 +101,91 @@ func setLocalSQL(settings []setting) string {
 	return b.String()
 }
 
-// applySettings runs the per-attempt SET LOCAL statements, if any.
-func (c *config) applySettings(ctx context.Context, tx pgx.Tx) error {
-	if c.setSQL == "" {
+// applySettings runs setSQL, one attempt's SET LOCAL statements, if any.
+func applySettings(ctx context.Context, tx pgx.Tx, setSQL string) error {
+	if setSQL == "" {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, c.setSQL); err != nil {
-		return fmt.Errorf("pgxdb: %s: %w", c.setSQL, err)
+	if _, err := tx.Exec(ctx, setSQL); err != nil {
+		return fmt.Errorf("pgxdb: %s: %w", setSQL, err)
 	}
 	return nil
+}
+
+// attemptSettings returns the SET LOCAL statements of an attempt that
+// begins now, or "": the settings given ([LockTimeout], [StatementTimeout])
+// and, when ctx has a deadline, statement_timeout and lock_timeout lowered
+// to the time left on it less a margin (resolve.ServerLimit), where that
+// is smaller than the setting given or none was. The server then ends a
+// statement that would outlast the deadline with 57014 or 55P03, which
+// keeps the connection and the pool's slot, instead of pgx closing the
+// connection when the context expires (docs/backends.md §1.7, §2.7).
+//
+// Without a deadline it returns the statements built once, allocating
+// nothing.
+func (c *config) attemptSettings(ctx context.Context) string {
+	limit, ok := resolve.ServerLimit(ctx)
+	if !ok {
+		return c.setSQL
+	}
+	ms := int64(limit / time.Millisecond) // rounded down: the margin stays whole
+	names, values := distinctMillis(c.settings)
+	for _, name := range [...]string{"statement_timeout", "lock_timeout"} {
+		i := slices.Index(names, name)
+		switch {
+		case i < 0:
+			names = append(names, name)
+			values = append(values, ms)
+		case values[i] == 0 || values[i] > ms: // 0 is "no limit"
+			values[i] = ms
+		}
+	}
+	var b strings.Builder
+	for i := range names {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString("SET LOCAL " + names[i] + " = " + strconv.FormatInt(values[i], 10))
+	}
+	return b.String()
+}
+
+// distinctMillis is distinct with the values in milliseconds.
+func distinctMillis(settings []setting) (names []string, values []int64) {
+	for _, s := range settings {
+		if i := slices.Index(names, s.name); i >= 0 {
+			values[i] = s.ms
+			continue
+		}
+		names = append(names, s.name)
+		values = append(values, s.ms)
+	}
+	return names, values
+}
+
+// beginSQL returns the statement that begins a transaction with opts, as
+// pgx writes it (pgx v5.12.0, tx.go, renderBeginSQL), followed by setSQL
+// when it is not "": pgx sends a BeginQuery with the simple protocol, so
+// BEGIN and the SET LOCAL statements travel in one round trip
+// (docs/backends.md §2.5, §2.11). The values are integers this package
+// wrote, which cannot fail; were one to, BeginTx would fail, and pgxpool
+// destroys a connection released inside a transaction.
+func beginSQL(opts pgx.TxOptions, setSQL string) string {
+	var b strings.Builder
+	b.WriteString("begin")
+	if opts.IsoLevel != "" {
+		b.WriteString(" isolation level " + string(opts.IsoLevel))
+	}
+	if opts.AccessMode != "" {
+		b.WriteString(" " + string(opts.AccessMode))
+	}
+	if opts.DeferrableMode != "" {
+		b.WriteString(" " + string(opts.DeferrableMode))
+	}
+	if setSQL != "" {
+		b.WriteString("; " + setSQL)
+	}
+	return b.String()
 }
 
 // settingsAround returns the Decorator InSavepoint runs inside each

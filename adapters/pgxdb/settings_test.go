@@ -3,6 +3,7 @@ package pgxdb_test
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/dbop-go/dbop"
@@ -33,12 +34,12 @@ func TestSettingsSQL(t *testing.T) {
 			if _, err := op.Run(t.Context()); err != nil {
 				t.Fatal(err)
 			}
-			checkLog(t, []string{"begin", tt.want, "commit"}, db.Log())
+			checkLog(t, []string{"begin; " + tt.want, "commit"}, db.Log())
 		})
 	}
 }
 
-// The settings are the first statements of each attempt, in one round trip.
+// The settings travel with each attempt's BEGIN, in one round trip.
 func TestInTxAppliesSettingsPerAttempt(t *testing.T) {
 	var db fakeDB
 	db.FailNext("INSERT a", errDeadlock())
@@ -49,23 +50,15 @@ func TestInTxAppliesSettingsPerAttempt(t *testing.T) {
 	if _, err := op.With(dbop.WithRetry(retryAtOnce)).Run(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	checkLog(t, []string{
-		"begin serializable",
-		"SET LOCAL lock_timeout = 1000; SET LOCAL statement_timeout = 60000",
-		"INSERT a",
-		"rollback",
-		"begin serializable",
-		"SET LOCAL lock_timeout = 1000; SET LOCAL statement_timeout = 60000",
-		"INSERT a",
-		"commit",
-	}, db.Log())
+	begin := "begin isolation level serializable; SET LOCAL lock_timeout = 1000; SET LOCAL statement_timeout = 60000"
+	checkLog(t, []string{begin, "INSERT a", "rollback", begin, "INSERT a", "commit"}, db.Log())
 }
 
-// A failed SET LOCAL rolls the new transaction back and is classified
-// like any error; fn does not run.
+// A failed BEGIN with its SET LOCAL is classified like any error; fn does
+// not run.
 func TestInTxSettingsFailure(t *testing.T) {
 	var db fakeDB
-	db.FailNext("SET LOCAL lock_timeout = 1000", safeErr{safe: true})
+	db.FailNext("begin; SET LOCAL lock_timeout = 1000", safeErr{safe: true})
 	var runs int
 	op := pgxdb.InTx(&db, func(ctx context.Context, tx pgx.Tx) (int, error) {
 		runs++
@@ -77,10 +70,7 @@ func TestInTxSettingsFailure(t *testing.T) {
 	if runs != 1 {
 		t.Errorf("fn ran %d times, want 1", runs)
 	}
-	checkLog(t, []string{
-		"begin", "SET LOCAL lock_timeout = 1000", "rollback",
-		"begin", "SET LOCAL lock_timeout = 1000", "commit",
-	}, db.Log())
+	checkLog(t, []string{"begin; SET LOCAL lock_timeout = 1000", "begin; SET LOCAL lock_timeout = 1000", "commit"}, db.Log())
 }
 
 func TestInTxTransactionModes(t *testing.T) {
@@ -104,5 +94,49 @@ func TestInTxPanic(t *testing.T) {
 	if got := mustPanic(t, func() { _, _ = op.With(dbop.WithRetry(retryAtOnce)).Run(t.Context()) }); got != (boom{}) {
 		t.Errorf("panic value = %v, want boom{}", got)
 	}
-	checkLog(t, []string{"begin", "SET LOCAL lock_timeout = 1000", "INSERT a", "rollback"}, db.Log())
+	checkLog(t, []string{"begin; SET LOCAL lock_timeout = 1000", "INSERT a", "rollback"}, db.Log())
+}
+
+// With a deadline on the context, each attempt's BEGIN lowers
+// statement_timeout and lock_timeout to the time left less the margin
+// (the smaller of 10 % and 50 ms), unless a smaller one was given; an
+// explicit 0 ("no limit") does not win. Without a deadline nothing is
+// added.
+func TestInTxDerivesServerLimitsFromTheDeadline(t *testing.T) {
+	tests := []struct {
+		name    string
+		timeout time.Duration // 0: no deadline
+		opts    []pgxdb.TxOption
+		want    string
+	}{
+		{name: "no deadline", want: "begin"},
+		{name: "two seconds", timeout: 2 * time.Second,
+			want: "begin; SET LOCAL statement_timeout = 1950; SET LOCAL lock_timeout = 1950"},
+		{name: "200ms keeps 10 percent", timeout: 200 * time.Millisecond,
+			want: "begin; SET LOCAL statement_timeout = 180; SET LOCAL lock_timeout = 180"},
+		{name: "a smaller explicit limit wins", timeout: 2 * time.Second,
+			opts: []pgxdb.TxOption{pgxdb.LockTimeout(100 * time.Millisecond), pgxdb.StatementTimeout(time.Minute)},
+			want: "begin; SET LOCAL lock_timeout = 100; SET LOCAL statement_timeout = 1950"},
+		{name: "an explicit 0 is no limit", timeout: 2 * time.Second,
+			opts: []pgxdb.TxOption{pgxdb.StatementTimeout(0), pgxdb.Isolation(pgx.RepeatableRead)},
+			want: "begin isolation level repeatable read; SET LOCAL statement_timeout = 1950; SET LOCAL lock_timeout = 1950"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var db fakeDB
+				op := pgxdb.InTx(&db, func(context.Context, pgx.Tx) (int, error) { return 1, nil }, tt.opts...)
+				ctx := t.Context()
+				if tt.timeout > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, tt.timeout)
+					defer cancel()
+				}
+				if _, err := op.Run(ctx); err != nil {
+					t.Fatal(err)
+				}
+				checkLog(t, []string{tt.want, "commit"}, db.Log())
+			})
+		})
+	}
 }

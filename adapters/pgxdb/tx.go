@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/resolve"
 	"github.com/dbop-go/dbop/scopes"
 	"github.com/jackc/pgx/v5"
 )
@@ -34,11 +35,13 @@ type Beginner interface {
 //
 // Each attempt runs
 //
-//	BEGIN [ISOLATION LEVEL …] [READ ONLY] [DEFERRABLE]
-//	SAVEPOINT cockroach_restart                  (with CockroachRestart)
-//	SET LOCAL lock_timeout = …; …                (with LockTimeout, StatementTimeout)
+//	BEGIN [ISOLATION LEVEL …] [READ ONLY] [DEFERRABLE]; SET LOCAL …
+//	                                             (SET LOCAL with LockTimeout, StatementTimeout,
+//	                                              or a deadline on ctx: one round trip)
+//	SAVEPOINT cockroach_restart                  (with CockroachRestart; SET LOCAL then here)
 //	fn
 //	RELEASE SAVEPOINT cockroach_restart          (with CockroachRestart)
+//	SELECT pg_current_xact_id_if_assigned() …    (with ResolveCommit)
 //	COMMIT                                       (ROLLBACK if anything failed)
 //
 // Errors are classified by [Classifier], with any [ClassifyBy] classifiers
@@ -55,7 +58,11 @@ type Beginner interface {
 // *pgconn.PgError, say) on everything InTx returns.
 //
 // The per-attempt settings are SET LOCAL, which ends with the transaction
-// (§1.4), so nothing is left behind on a pooled connection.
+// (§1.4), so nothing is left behind on a pooled connection. With a
+// deadline on ctx, statement_timeout and lock_timeout are lowered to the
+// time left less a margin (see "Per-attempt timeouts" in the package
+// documentation), and COMMIT runs without ctx's cancellation, bounded by
+// [RollbackTimeout].
 //
 // fn receives a context marked [dbop.WithinTx]: run the statements and any
 // savepoint steps with it. fn must not call tx.Commit or tx.Rollback: InTx
@@ -89,63 +96,73 @@ func inTx[T any](caller string, db Beginner, fn func(context.Context, pgx.Tx) (T
 		panic("pgxdb: " + caller + ": the function to run in the transaction is nil")
 	}
 	c := newTxConfig(caller, opts)
-	begin := func(ctx context.Context, o scopes.BeginOptions) (txn, error) {
-		tx, err := c.begin(ctx, db, o)
-		return txn{tx}, err
+	var res *resolver
+	if c.resolve {
+		res = newResolver(caller, db, c)
 	}
-	run := func(ctx context.Context, t txn) (T, error) { return fn(ctx, t.Tx) }
+	begin := func(ctx context.Context, o scopes.BeginOptions) (*txn, error) {
+		return c.begin(ctx, db, o, res)
+	}
+	run := func(ctx context.Context, t *txn) (T, error) { return fn(ctx, t.Tx) }
 	if c.restart != nil {
-		run = func(ctx context.Context, t txn) (T, error) { return runRestarts(ctx, c, t.Tx, fn) }
+		run = func(ctx context.Context, t *txn) (T, error) { return runRestarts(ctx, c, t.Tx, t.setSQL, fn) }
 	}
-	return scopes.InTx(begin, run,
+	scopeOpts := []scopes.TxOption{
 		scopes.ClassifyBy(c.classifier),
 		scopes.CommitOutcome(c.commitVerdict),
 		scopes.RollbackTimeout(c.rollbackTimeout),
-	)
+	}
+	if res != nil {
+		scopeOpts = append(scopeOpts, scopes.ResolveCommit())
+	}
+	return scopes.InTx(begin, run, scopeOpts...)
 }
 
-// begin begins one attempt's transaction and, without CockroachRestart,
-// runs its per-attempt settings (with it, the restart scope runs them after
-// its savepoint). If the settings fail it rolls the transaction back, since
-// scopes.InTx rolls back only transactions whose begin succeeded.
-func (c *config) begin(ctx context.Context, db Beginner, o scopes.BeginOptions) (pgx.Tx, error) {
+// begin begins one attempt's transaction with its per-attempt settings
+// (attemptSettings): in the BEGIN round trip itself, or, with
+// CockroachRestart, left in the txn for the restart scope to run after its
+// savepoint.
+func (c *config) begin(ctx context.Context, db Beginner, o scopes.BeginOptions, res *resolver) (*txn, error) {
 	txOpts := c.txOptions
 	if o.ReadOnly {
 		txOpts.AccessMode = pgx.ReadOnly
+	}
+	setSQL := c.attemptSettings(ctx)
+	if c.restart == nil && setSQL != "" {
+		txOpts.BeginQuery = beginSQL(txOpts, setSQL)
+		setSQL = ""
 	}
 	tx, err := db.BeginTx(ctx, txOpts)
 	if err != nil {
 		return nil, err
 	}
-	if c.restart == nil {
-		if err := c.applySettings(ctx, tx); err != nil {
-			return nil, c.abandon(ctx, tx, err)
-		}
-	}
-	return tx, nil
-}
-
-// abandon rolls back a transaction whose first statements failed, with a
-// context that survives the caller's cancellation, bounded by the rollback
-// timeout, and returns err joined with a rollback failure.
-func (c *config) abandon(ctx context.Context, tx pgx.Tx, err error) error {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.rollbackTimeout)
-	defer cancel()
-	if rbErr := tx.Rollback(rctx); rbErr != nil {
-		return fmt.Errorf("%w (rollback: %w)", err, rbErr)
-	}
-	return err
+	return &txn{Tx: tx, setSQL: setSQL, res: res, readOnly: txOpts.AccessMode == pgx.ReadOnly}, nil
 }
 
 // txn is the transaction InTx hands to scopes.InTx: a pgx.Tx whose Commit
-// says more than pgx does when COMMIT turned into ROLLBACK.
-type txn struct{ pgx.Tx }
+// says more than pgx does when COMMIT turned into ROLLBACK, and which, with
+// ResolveCommit, reads the transaction's id before COMMIT and is a
+// scopes.CommitResolver.
+type txn struct {
+	pgx.Tx
+	setSQL   string    // the settings the restart scope runs; "" without CockroachRestart
+	res      *resolver // nil without ResolveCommit
+	readOnly bool      // begun READ ONLY: it cannot have written
+	pg       resolve.PGTx
+	idRead   bool // pg was read before COMMIT
+}
 
 // Commit commits, telling a COMMIT that could not be sent from one whose
 // answer was lost (see commitOutcome). pgx reports a COMMIT answered by
 // ROLLBACK with the bare pgx.ErrTxCommitRollback; the cause is nearly
-// always an error fn ignored, and the error says so.
-func (t txn) Commit(ctx context.Context) error {
+// always an error fn ignored, and the error says so. With ResolveCommit it
+// first reads the transaction's id (see resolver).
+func (t *txn) Commit(ctx context.Context) error {
+	if t.res != nil && !t.readOnly {
+		if err := t.readID(ctx); err != nil {
+			return err
+		}
+	}
 	err := sendCommit(t.Tx, func() error { return t.Tx.Commit(ctx) })
 	if errors.Is(err, pgx.ErrTxCommitRollback) {
 		return fmt.Errorf("pgxdb: the transaction had failed before COMMIT (a statement's error was not returned by fn): %w", err)

@@ -36,6 +36,7 @@
 //	Isolation(level)     yes        –
 //	LockTimeout(d)       yes        –
 //	StatementTimeout(d)  yes        –
+//	ResolveCommit()      yes        –
 //
 // A transaction-only option given to InSavepoint does not compile. The
 // timeouts are per transaction because MySQL's and MariaDB's session
@@ -56,7 +57,11 @@
 // [ReadOnly] and [Isolation] become sql.TxOptions. database/sql's Commit and
 // Rollback take no context: the driver uses the one given to BeginTx, and if
 // that context ends first, database/sql rolls the transaction back by itself
-// (docs/backends.md §10.3).
+// (docs/backends.md §10.3). So InTx begins each transaction with a context
+// that carries the caller's values but not its cancellation: fn's
+// statements still run with the caller's context, InTx rolls back when that
+// context ended while fn ran, and COMMIT, once sent, is not cut short by a
+// deadline (it is bounded by [RollbackTimeout] instead).
 //
 // # Commit outcomes
 //
@@ -108,13 +113,20 @@
 // still judged ambiguous unless the context was already done when Commit
 // was called, the safe side.
 //
+// [ResolveCommit] resolves the ambiguous outcomes where the server can
+// tell: pg_xact_status on PostgreSQL, a commit marker row on MySQL and
+// MariaDB (mysqldb.CreateCommitMarkers creates its table). Committed work
+// then returns fn's value; work known not committed is retried without
+// Idempotent. See docs/ambiguity.md for what each backend can and cannot
+// resolve, and what it costs.
+//
 // # Per-attempt server timeouts
 //
 // [LockTimeout] and [StatementTimeout] set server-side limits for each
-// attempt. They are preferable to a context deadline ([dbop.WithTimeout]),
-// which with go-sql-driver and pgx closes the connection, kills the
-// transaction and makes a COMMIT in flight ambiguous (docs/backends.md
-// §2.7, §4.6, §10.7). None of them outlives the attempt:
+// attempt. They are preferable to a context deadline ([dbop.WithTimeout])
+// alone, which with go-sql-driver and pgx closes the connection and kills
+// the transaction (docs/backends.md §2.7, §4.6, §10.7). None of them
+// outlives the attempt:
 //
 //	dialect    LockTimeout                       StatementTimeout
 //	Postgres   SET LOCAL lock_timeout (ms)       SET LOCAL statement_timeout (ms)
@@ -133,16 +145,44 @@
 // are session settings, and a session belongs to a pooled connection
 // (docs/backends.md §3.10). For each attempt InTx pins a connection
 // (db.Conn when db is a *sql.DB; a *sql.Conn passed as db is used as it is
-// and stays the caller's), reads the settings' current values, sets the
-// attempt's, begins the transaction on that connection, and after the
-// COMMIT or ROLLBACK sets the previous values back before releasing the
-// connection. That restore runs even when the caller's context has ended,
-// bounded by [RollbackTimeout]. If it fails, the connection is discarded,
-// not pooled (sql.Conn.Raw returning driver.ErrBadConn makes database/sql
-// close it, docs/backends.md §10.6); a transaction that committed still
-// succeeds. A caller's *sql.Conn is discarded too, and then returns
-// sql.ErrConnDone. The cost is three statements per attempt (read, set,
-// restore) on top of the transaction.
+// and stays the caller's), sets the attempt's values, begins the
+// transaction on that connection, and after the COMMIT or ROLLBACK sets the
+// previous values back before releasing the connection. On MySQL and
+// MariaDB one SET saves the old values in user variables
+// (@dbop_saved_<name>) and sets the new ones — it changes all of them or,
+// when one fails, none — and one SET puts them back and clears the
+// variables; SQLite's PRAGMA is read first and written back. That restore
+// runs even when the caller's context has ended, bounded by
+// [RollbackTimeout]. If it fails, the connection is discarded, not pooled
+// (sql.Conn.Raw returning driver.ErrBadConn makes database/sql close it,
+// docs/backends.md §10.6); a transaction that committed still succeeds. A
+// caller's *sql.Conn is discarded too, and then returns sql.ErrConnDone.
+// The cost is two statements per attempt on MySQL and MariaDB (three on
+// SQLite) on top of the transaction.
+//
+// # Limits derived from a deadline
+//
+// When the context InTx runs with has a deadline (a per-attempt
+// [dbop.WithTimeout], or the caller's), each attempt also sets server-side
+// limits from the time left less a margin, the smaller of 10 % and 50 ms,
+// unless a smaller limit was given, so that the server ends a statement
+// that would outlast the deadline and the connection survives:
+//
+//	dialect    derived from the deadline                        cost per attempt
+//	Postgres   SET LOCAL statement_timeout, lock_timeout (ms)    one statement, after BEGIN
+//	MariaDB    max_statement_time (every statement, lock waits)  two statements, pinned connection
+//	MySQL      max_execution_time (read-only SELECT only),      two statements, pinned connection
+//	           innodb_lock_wait_timeout (whole seconds, ≥ 1 s)
+//	SQLite     —: a deadline interrupts the statement and keeps the connection (§5.9)
+//
+// On MySQL an UPDATE that runs long for a reason other than a row lock,
+// and any lock wait when less than a second is left, is not covered: the
+// deadline still closes the connection then. The limits are set when the
+// attempt begins, so a statement that starts late in a long transaction
+// can still be overtaken by the deadline. On MySQL and MariaDB the
+// settings need a connection to pin: they are derived only when db is a
+// *sql.DB or a *sql.Conn, not another Beginner (mysqldb.NodeSet, say,
+// which chooses its connection at BeginTx).
 //
 // MariaDB's per-query SET STATEMENT … FOR cannot cover a whole transaction,
 // which is why the session form is used there too.

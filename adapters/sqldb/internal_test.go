@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/dbop-go/dbop"
@@ -48,7 +49,9 @@ func TestTimeoutFormatting(t *testing.T) {
 	}
 }
 
-// The statements each dialect runs for its per-attempt timeouts.
+// The statements each dialect runs for its per-attempt timeouts: on MySQL
+// and MariaDB one SET saves the old values in user variables and sets the
+// new ones, and one SET puts the old ones back; SQLite reads, then sets.
 func TestTimeoutStatements(t *testing.T) {
 	both := &config{lockTimeout: 2 * time.Second, statementTimeout: 300 * time.Millisecond}
 	tests := []struct {
@@ -58,15 +61,17 @@ func TestTimeoutStatements(t *testing.T) {
 	}{
 		{Postgres, both, "SET LOCAL lock_timeout = 2000; SET LOCAL statement_timeout = 300", "", "", ""},
 		{Postgres, &config{statementTimeout: time.Second}, "SET LOCAL statement_timeout = 1000", "", "", ""},
-		{mySQL, both, "",
-			"SELECT @@SESSION.innodb_lock_wait_timeout, @@SESSION.max_execution_time",
-			"SET @@SESSION.innodb_lock_wait_timeout = 2, @@SESSION.max_execution_time = 300",
-			"SET @@SESSION.innodb_lock_wait_timeout = 50, @@SESSION.max_execution_time = 0"},
-		{mariaDB, both, "",
-			"SELECT @@SESSION.innodb_lock_wait_timeout, @@SESSION.max_statement_time",
-			"SET @@SESSION.innodb_lock_wait_timeout = 2, @@SESSION.max_statement_time = 0.300000",
-			"SET @@SESSION.innodb_lock_wait_timeout = 50, @@SESSION.max_execution_time = 0"},
-		{SQLite, &config{lockTimeout: 20 * time.Millisecond}, "", "PRAGMA busy_timeout", "PRAGMA busy_timeout = 20", "PRAGMA busy_timeout = 50"},
+		{mySQL, both, "", "",
+			"SET @dbop_saved_innodb_lock_wait_timeout = @@SESSION.innodb_lock_wait_timeout, @@SESSION.innodb_lock_wait_timeout = 2, " +
+				"@dbop_saved_max_execution_time = @@SESSION.max_execution_time, @@SESSION.max_execution_time = 300",
+			"SET @@SESSION.innodb_lock_wait_timeout = @dbop_saved_innodb_lock_wait_timeout, @dbop_saved_innodb_lock_wait_timeout = NULL, " +
+				"@@SESSION.max_execution_time = @dbop_saved_max_execution_time, @dbop_saved_max_execution_time = NULL"},
+		{mariaDB, both, "", "",
+			"SET @dbop_saved_innodb_lock_wait_timeout = @@SESSION.innodb_lock_wait_timeout, @@SESSION.innodb_lock_wait_timeout = 2, " +
+				"@dbop_saved_max_statement_time = @@SESSION.max_statement_time, @@SESSION.max_statement_time = 0.300000",
+			"SET @@SESSION.innodb_lock_wait_timeout = @dbop_saved_innodb_lock_wait_timeout, @dbop_saved_innodb_lock_wait_timeout = NULL, " +
+				"@@SESSION.max_statement_time = @dbop_saved_max_statement_time, @dbop_saved_max_statement_time = NULL"},
+		{SQLite, &config{lockTimeout: 20 * time.Millisecond}, "", "PRAGMA busy_timeout", "PRAGMA busy_timeout = 20", ""},
 		{mariaDB, &config{}, "", "", "", ""},
 	}
 	for _, tt := range tests {
@@ -75,47 +80,84 @@ func TestTimeoutStatements(t *testing.T) {
 			if got.local != tt.local {
 				t.Errorf("local = %q, want %q", got.local, tt.local)
 			}
-			if tt.read == "" {
+			if tt.set == "" {
 				if got.session != nil {
 					t.Errorf("session = %+v, want none", got.session)
 				}
 				return
 			}
-			if got.session.read != tt.read || got.session.set != tt.set {
-				t.Errorf("read, set = %q, %q; want %q, %q", got.session.read, got.session.set, tt.read, tt.set)
-			}
-			prev := []string{"50", "0"}[:len(got.session.names)]
-			rest, err := got.session.restoreSQL(prev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tt.d.Family != mariaDB.Family && rest != tt.rest {
-				t.Errorf("restore = %q, want %q", rest, tt.rest)
+			if got.session.read != tt.read || got.session.set != tt.set || got.session.restore != tt.rest {
+				t.Errorf("read, set, restore = %q, %q, %q;\nwant %q, %q, %q",
+					got.session.read, got.session.set, got.session.restore, tt.read, tt.set, tt.rest)
 			}
 		})
 	}
 }
 
-// Values read from the server are written back as plain decimal numbers;
-// anything else is refused.
+// With a deadline on the context, each attempt lowers the limits to the
+// time left less the margin, where that is smaller than the limit given:
+// PostgreSQL's statement_timeout and lock_timeout, MariaDB's
+// max_statement_time, MySQL's max_execution_time and, in whole seconds
+// rounded down, innodb_lock_wait_timeout; nothing on SQLite.
+func TestTimeoutsFromDeadline(t *testing.T) {
+	tests := []struct {
+		name    string
+		d       Dialect
+		c       *config
+		timeout time.Duration
+		local   string
+		set     string
+	}{
+		{name: "postgres", d: Postgres, c: &config{}, timeout: 2 * time.Second,
+			local: "SET LOCAL lock_timeout = 1950; SET LOCAL statement_timeout = 1950"},
+		{name: "postgres, smaller lock timeout given", d: Postgres, c: &config{lockTimeout: 100 * time.Millisecond, statementTimeout: time.Minute}, timeout: 2 * time.Second,
+			local: "SET LOCAL lock_timeout = 100; SET LOCAL statement_timeout = 1950"},
+		{name: "mariadb", d: mariaDB, c: &config{}, timeout: 300 * time.Millisecond,
+			set: "SET @dbop_saved_max_statement_time = @@SESSION.max_statement_time, @@SESSION.max_statement_time = 0.270000"},
+		{name: "mariadb, lock timeout given", d: mariaDB, c: &config{lockTimeout: time.Second}, timeout: 300 * time.Millisecond,
+			set: "SET @dbop_saved_innodb_lock_wait_timeout = @@SESSION.innodb_lock_wait_timeout, @@SESSION.innodb_lock_wait_timeout = 1, " +
+				"@dbop_saved_max_statement_time = @@SESSION.max_statement_time, @@SESSION.max_statement_time = 0.270000"},
+		{name: "mysql, under a second", d: mySQL, c: &config{}, timeout: 300 * time.Millisecond,
+			set: "SET @dbop_saved_max_execution_time = @@SESSION.max_execution_time, @@SESSION.max_execution_time = 270"},
+		{name: "mysql, seconds", d: mySQL, c: &config{lockTimeout: 10 * time.Second}, timeout: 2500 * time.Millisecond,
+			set: "SET @dbop_saved_innodb_lock_wait_timeout = @@SESSION.innodb_lock_wait_timeout, @@SESSION.innodb_lock_wait_timeout = 2, " +
+				"@dbop_saved_max_execution_time = @@SESSION.max_execution_time, @@SESSION.max_execution_time = 2450"},
+		{name: "sqlite", d: SQLite, c: &config{}, timeout: time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(t.Context(), tt.timeout)
+				defer cancel()
+				local, s := newTimeouts("InTx", tt.d, tt.c).attempt(ctx)
+				set := ""
+				if s != nil {
+					set = s.set
+				}
+				if local != tt.local || set != tt.set {
+					t.Errorf("attempt = %q, %q;\nwant %q, %q", local, set, tt.local, tt.set)
+				}
+			})
+		})
+	}
+}
+
+// SQLite's busy_timeout, read from the server, is written back as a plain
+// decimal number; anything else is refused.
 func TestRestoreValues(t *testing.T) {
-	s := newTimeouts("InTx", mariaDB, &config{statementTimeout: time.Second}).session
+	s := newTimeouts("InTx", SQLite, &config{lockTimeout: time.Second}).session
 	for _, v := range []string{"", "1; DROP TABLE x", "-1", "1.2.3", "NaN", "Inf", "0x10"} {
 		if got, err := s.restoreSQL([]string{v}); err == nil {
 			t.Errorf("restoreSQL(%q) = %q, want an error", v, got)
 		}
 	}
 	for v, want := range map[string]string{
-		"0":        "0",
-		"50":       "50",
-		"0.000000": "0",
-		"7.5":      "7.5",
-		"1e-06":    "0.000001", // as MariaDB reports max_statement_time = 0.000001
-		"2e-06":    "0.000002",
-		"123456.5": "123456.5",
+		"0":     "0",
+		"5000":  "5000",
+		"1e+03": "1000",
 	} {
 		got, err := s.restoreSQL([]string{v})
-		if want := "SET @@SESSION.max_statement_time = " + want; got != want || err != nil {
+		if want := "PRAGMA busy_timeout = " + want; got != want || err != nil {
 			t.Errorf("restoreSQL(%q) = %q, %v; want %q", v, got, err, want)
 		}
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 // A TxOption configures [InTx] and [Do]: [ReadOnly], [Isolation],
-// [LockTimeout], [StatementTimeout], and every [Option].
+// [LockTimeout], [StatementTimeout], [ResolveCommit], and every [Option].
 type TxOption interface{ applyTx(*config) }
 
 // A SavepointOption configures [InSavepoint]: every [Option]. A TxOption
@@ -47,6 +47,7 @@ type config struct {
 	statementTimeout time.Duration
 	classifiers      []dbop.Classifier
 	rollbackTimeout  time.Duration
+	resolve          bool // ResolveCommit
 }
 
 // Isolation sets the isolation level of every transaction [InTx] begins

@@ -7,13 +7,15 @@ import (
 	"fmt"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/resolve"
 )
 
 // commitOutcome returns the judgement InTx passes to
 // [scopes.CommitOutcome]: rules, the dialect's CommitOutcome, for the errors
-// the driver returned from COMMIT, after two cases of database/sql's own:
-// a COMMIT database/sql never sent is not committed, and classified as
-// usual (see commitError); a transaction fn ended itself cannot be retried
+// the driver returned from COMMIT, after three cases of its own: a COMMIT
+// database/sql never sent is not committed, and classified as usual (see
+// commitError); so is one not sent because the statement ResolveCommit
+// runs before it failed; a transaction fn ended itself cannot be retried
 // into success (errEndedInFn).
 func commitOutcome(rules func(error) dbop.Verdict) func(error) dbop.Verdict {
 	return func(err error) dbop.Verdict {
@@ -22,6 +24,9 @@ func commitOutcome(rules func(error) dbop.Verdict) func(error) dbop.Verdict {
 		}
 		if _, ok := errors.AsType[*notSentError](err); ok {
 			return dbop.Unclassified
+		}
+		if _, ok := errors.AsType[*resolve.BeforeCommitError](err); ok {
+			return dbop.Unclassified // ResolveCommit's statement before COMMIT failed: COMMIT was not sent
 		}
 		if errors.Is(err, errEndedInFn) {
 			return dbop.NotRetryable

@@ -40,30 +40,40 @@ type pinned struct {
 	timeout time.Duration // bounds restore
 }
 
-// pin takes a connection from src, reads the current values of the
-// settings s changes, and applies the attempt's values.
+// pin takes a connection from src and applies the attempt's settings s:
+// on MySQL and MariaDB in one statement that also saves the values it
+// replaces; on SQLite after reading the current value.
 func pin(ctx context.Context, src connSource, s *session, timeout time.Duration) (*pinned, error) {
 	conn, owned, err := src.conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("sqldb: pin a connection: %w", err)
 	}
-	p := &pinned{conn: conn, owned: owned, timeout: timeout}
-	prev := make([]string, len(s.names))
-	dest := make([]any, len(prev))
-	for i := range prev {
-		dest[i] = &prev[i]
-	}
-	if err := conn.QueryRowContext(ctx, s.read).Scan(dest...); err != nil {
-		p.close() // nothing was changed yet
-		return nil, fmt.Errorf("sqldb: %s: %w", s.read, err)
-	}
-	if p.restore, err = s.restoreSQL(prev); err != nil {
-		p.close()
-		return nil, err
+	p := &pinned{conn: conn, owned: owned, timeout: timeout, restore: s.restore}
+	if s.read != "" {
+		prev := make([]string, len(s.names))
+		dest := make([]any, len(prev))
+		for i := range prev {
+			dest[i] = &prev[i]
+		}
+		if err := conn.QueryRowContext(ctx, s.read).Scan(dest...); err != nil {
+			p.close() // nothing was changed yet
+			return nil, fmt.Errorf("sqldb: %s: %w", s.read, err)
+		}
+		if p.restore, err = s.restoreSQL(prev); err != nil {
+			p.close()
+			return nil, err
+		}
 	}
 	if _, err := conn.ExecContext(ctx, s.set); err != nil {
-		// The statement may have taken effect in part: restore.
-		p.release(ctx)
+		if s.read == "" {
+			// MySQL's SET changes all of its variables or none
+			// (docs/backends.md §3.10): nothing to restore. But the
+			// error may have broken the connection: let database/sql
+			// judge it.
+			p.close()
+		} else {
+			p.release(ctx) // a PRAGMA may have taken effect: restore
+		}
 		return nil, fmt.Errorf("sqldb: %s: %w", s.set, err)
 	}
 	return p, nil

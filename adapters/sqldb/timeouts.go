@@ -1,98 +1,207 @@
 package sqldb
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/dbop-go/dbop/internal/resolve"
 	"github.com/dbop-go/dbop/internal/sqldialect"
 )
 
-// timeouts is how InTx applies LockTimeout and StatementTimeout for one
+// timeouts is how InTx applies LockTimeout and StatementTimeout, and the
+// limits it derives from the time left on the caller's context, for one
 // dialect: server-side limits instead of context deadlines, which close
 // the connection (docs/backends.md §2.7, §4.6, §10.7). It is built once, by
-// InTx.
+// InTx; [timeouts.attempt] gives one attempt's statements.
 type timeouts struct {
-	// local holds PostgreSQL's SET LOCAL statements, run first in each
-	// transaction; "" when there are none. SET LOCAL lasts until the end of
-	// the transaction (docs/backends.md §1.4), so nothing outlives the
-	// attempt.
+	family     sqldialect.Family
+	lock, stmt time.Duration // given; 0 when not
+
+	// local holds PostgreSQL's SET LOCAL statements for the limits given,
+	// run first in each transaction; "" when there are none. SET LOCAL
+	// lasts until the end of the transaction (docs/backends.md §1.4), so
+	// nothing outlives the attempt.
 	local string
-	// session holds the session settings of MySQL, MariaDB and SQLite, which
-	// have no transaction-scoped form and stay on a pooled connection
-	// (docs/backends.md §3.10); nil when there are none.
+	// session holds the session settings of MySQL, MariaDB and SQLite for
+	// the limits given, which have no transaction-scoped form and stay on a
+	// pooled connection (docs/backends.md §3.10); nil when there are none.
 	session *session
 }
 
 // session describes session settings applied to a pinned connection for the
 // length of one attempt, and restored to their previous values afterwards.
+//
+// On MySQL and MariaDB one statement saves each setting's value in a user
+// variable and sets the attempt's (a SET with several assignments changes
+// all of them or, when one fails, none), and one statement sets the saved
+// values back and clears the variables: two round trips, and nothing read
+// from the server reaches the SQL text. SQLite's PRAGMA has no such form:
+// its value is read (read), checked and written back (restoreSQL).
 type session struct {
-	family sqldialect.Family
-	names  []string // the settings, in the order read reads them
-	read   string   // reads the current values
-	set    string   // sets the attempt's values
+	family  sqldialect.Family
+	names   []string // the settings, in the order read reads them
+	read    string   // SQLite: reads the current values; "" on MySQL and MariaDB
+	set     string   // sets the attempt's values (and saves the old ones)
+	restore string   // MySQL and MariaDB: sets the saved values back
+}
+
+// sessionVar is the user variable in which a session setting's value is
+// kept while an attempt runs.
+func sessionVar(name string) string { return "@dbop_saved_" + name }
+
+// newSession returns the session that sets names to values on MySQL or
+// MariaDB.
+func newSession(f sqldialect.Family, names, values []string) *session {
+	s := &session{family: f, names: names}
+	var sets, restores []string
+	for i, name := range names {
+		sets = append(sets, sessionVar(name)+" = @@SESSION."+name, "@@SESSION."+name+" = "+values[i])
+		restores = append(restores, "@@SESSION."+name+" = "+sessionVar(name), sessionVar(name)+" = NULL")
+	}
+	s.set = "SET " + strings.Join(sets, ", ")
+	s.restore = "SET " + strings.Join(restores, ", ")
+	return s
 }
 
 // newTimeouts plans the per-attempt timeouts of c for dialect d. It panics,
 // naming caller, on a combination the dialect cannot honour.
 func newTimeouts(caller string, d Dialect, c *config) timeouts {
-	lock, stmt := c.lockTimeout, c.statementTimeout
-	if lock == 0 && stmt == 0 {
-		return timeouts{}
+	t := timeouts{family: d.Family, lock: c.lockTimeout, stmt: c.statementTimeout}
+	if d.Family == sqldialect.SQLite && t.stmt > 0 {
+		panic("sqldb: " + caller + ": StatementTimeout does not exist for SQLite; use dbop.WithTimeout, which interrupts the statement and keeps the connection")
 	}
-	type setting struct{ name, value string }
-	var settings []setting
-	switch f := d.Family; f {
+	if t.lock == 0 && t.stmt == 0 {
+		return t
+	}
+	switch t.family {
 	case sqldialect.Postgres:
-		var stmts []string
-		if lock > 0 {
-			stmts = append(stmts, "SET LOCAL lock_timeout = "+millis(lock))
-		}
-		if stmt > 0 {
-			stmts = append(stmts, "SET LOCAL statement_timeout = "+millis(stmt))
-		}
-		// One round trip: with no arguments pgx (docs/backends.md §2.5) and
-		// lib/pq use the simple query protocol, which runs several
-		// statements.
-		return timeouts{local: strings.Join(stmts, "; ")}
-	case sqldialect.MySQL, sqldialect.MariaDB:
-		if lock > 0 { // §3.4
-			settings = append(settings, setting{"innodb_lock_wait_timeout", lockWaitSeconds(lock)})
-		}
-		if stmt > 0 && f == sqldialect.MySQL { // §3.6
-			settings = append(settings, setting{"max_execution_time", millis(stmt)})
-		}
-		if stmt > 0 && f == sqldialect.MariaDB { // §3.7, §3.8
-			settings = append(settings, setting{"max_statement_time", statementSeconds(stmt)})
-		}
+		t.local = t.localSQL(t.lock, t.stmt)
 	case sqldialect.SQLite:
-		if stmt > 0 {
-			panic("sqldb: " + caller + ": StatementTimeout does not exist for SQLite; use dbop.WithTimeout, which interrupts the statement and keeps the connection")
-		}
-		s := &session{family: f, names: []string{"busy_timeout"}, read: "PRAGMA busy_timeout", set: "PRAGMA busy_timeout = " + millis(lock)}
-		return timeouts{session: s}
+		t.session = &session{family: t.family, names: []string{"busy_timeout"}, read: "PRAGMA busy_timeout", set: "PRAGMA busy_timeout = " + millis(t.lock)}
+	default:
+		t.session = t.mySession(t.lockSeconds(), t.stmt, "")
 	}
-	s := &session{family: d.Family}
-	var reads, sets []string
-	for _, st := range settings {
-		s.names = append(s.names, st.name)
-		reads = append(reads, "@@SESSION."+st.name)
-		sets = append(sets, "@@SESSION."+st.name+" = "+st.value)
-	}
-	s.read = "SELECT " + strings.Join(reads, ", ")
-	s.set = "SET " + strings.Join(sets, ", ")
-	return timeouts{session: s}
+	return t
 }
 
-// restoreSQL returns the statement that sets the settings back to prev, the
-// values read before the attempt. The values are parsed as numbers and
-// written back in plain decimal notation: the server may report them in
-// exponent notation (MariaDB returns max_statement_time 0.000001 as
-// "1e-06"), and nothing read from the server reaches the SQL text
-// unchecked. It fails on anything but a finite number >= 0, which every one
-// of these settings is.
+// lockSeconds formats the lock timeout given for innodb_lock_wait_timeout,
+// or returns "" when none was given.
+func (t timeouts) lockSeconds() string {
+	if t.lock <= 0 {
+		return ""
+	}
+	return lockWaitSeconds(t.lock)
+}
+
+// localSQL returns PostgreSQL's SET LOCAL statements for lock and stmt
+// (0: not set), in one string: with no arguments pgx (docs/backends.md
+// §2.5) and lib/pq use the simple query protocol, which runs several
+// statements in one round trip.
+func (t timeouts) localSQL(lock, stmt time.Duration) string {
+	var stmts []string
+	if lock > 0 {
+		stmts = append(stmts, "SET LOCAL lock_timeout = "+millis(lock))
+	}
+	if stmt > 0 {
+		stmts = append(stmts, "SET LOCAL statement_timeout = "+millis(stmt))
+	}
+	return strings.Join(stmts, "; ")
+}
+
+// mySession returns the session settings of MySQL or MariaDB for a lock
+// wait limit in whole seconds (lockSeconds, "" for none) and a statement
+// limit stmt (0 for none), or nil when there are none. stmtValue, when
+// not "", is stmt already formatted (a derived limit, rounded down).
+func (t timeouts) mySession(lockSeconds string, stmt time.Duration, stmtValue string) *session {
+	var names, values []string
+	if lockSeconds != "" { // §3.4
+		names, values = append(names, "innodb_lock_wait_timeout"), append(values, lockSeconds)
+	}
+	if stmt > 0 {
+		switch t.family {
+		case sqldialect.MySQL: // §3.6
+			if stmtValue == "" {
+				stmtValue = millis(stmt)
+			}
+			names, values = append(names, "max_execution_time"), append(values, stmtValue)
+		case sqldialect.MariaDB: // §3.7, §3.8
+			if stmtValue == "" {
+				stmtValue = statementSeconds(stmt)
+			}
+			names, values = append(names, "max_statement_time"), append(values, stmtValue)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	return newSession(t.family, names, values)
+}
+
+// attempt returns the statements of one attempt that begins now: the SET
+// LOCAL statements on PostgreSQL, or the session settings elsewhere, for
+// the limits given and, when ctx has a deadline, for the limits derived
+// from the time left on it less a margin (resolve.ServerLimit), where
+// those are smaller or none was given:
+//
+//   - PostgreSQL: statement_timeout and lock_timeout, in milliseconds.
+//   - MariaDB: max_statement_time, which covers every statement and the
+//     lock waits within it; innodb_lock_wait_timeout only as given.
+//   - MySQL: max_execution_time, which covers read-only SELECT only
+//     (§3.6), and innodb_lock_wait_timeout in whole seconds, rounded down,
+//     when at least one second is left; an UPDATE that runs long for
+//     another reason than a row lock is not covered.
+//   - SQLite: nothing; a context deadline interrupts the statement and
+//     keeps the connection there (§5.9).
+//
+// A derived limit is rounded down, so that the margin stays whole. Without
+// a deadline it returns what newTimeouts built, allocating nothing.
+func (t timeouts) attempt(ctx context.Context) (local string, s *session) {
+	limit, ok := resolve.ServerLimit(ctx)
+	if !ok || t.family == sqldialect.SQLite {
+		return t.local, t.session
+	}
+	lower := func(given time.Duration) time.Duration {
+		if given > 0 && given < limit {
+			return given
+		}
+		return limit
+	}
+	switch t.family {
+	case sqldialect.Postgres:
+		return t.localSQL(lower(t.lock), lower(t.stmt)), nil
+	case sqldialect.MariaDB:
+		lock := t.lockSeconds()
+		stmt := lower(t.stmt)
+		value := ""
+		if stmt == limit {
+			value = statementSecondsDown(limit)
+		}
+		return "", t.mySession(lock, stmt, value)
+	}
+	// MySQL
+	lock := t.lockSeconds()
+	if secs := int64(limit / time.Second); secs >= 1 {
+		if lock == "" || t.lock > time.Duration(secs)*time.Second {
+			lock = strconv.FormatInt(secs, 10)
+		}
+	}
+	stmt := lower(t.stmt)
+	value := ""
+	if stmt == limit {
+		value = strconv.FormatInt(int64(limit/time.Millisecond), 10)
+	}
+	return "", t.mySession(lock, stmt, value)
+}
+
+// restoreSQL returns the statement that sets SQLite's busy_timeout back to
+// prev, the value read before the attempt. The value is parsed as a number
+// and written back in plain decimal notation, so that nothing read from
+// the server reaches the SQL text unchecked. It fails on anything but a
+// finite number >= 0.
 func (s *session) restoreSQL(prev []string) (string, error) {
 	if len(prev) != len(s.names) {
 		return "", fmt.Errorf("sqldb: read %d session values, want %d", len(prev), len(s.names))
@@ -105,14 +214,7 @@ func (s *session) restoreSQL(prev []string) (string, error) {
 		}
 		values[i] = strconv.FormatFloat(f, 'f', -1, 64)
 	}
-	if s.family == sqldialect.SQLite {
-		return "PRAGMA busy_timeout = " + values[0], nil
-	}
-	sets := make([]string, len(values))
-	for i, v := range values {
-		sets[i] = "@@SESSION." + s.names[i] + " = " + v
-	}
-	return "SET " + strings.Join(sets, ", "), nil
+	return "PRAGMA busy_timeout = " + values[0], nil
 }
 
 // ceilDiv returns d/unit rounded up, for d > 0.
@@ -142,6 +244,13 @@ func lockWaitSeconds(d time.Duration) string {
 // seconds: microseconds rounded up, capped at 31536000 (one year, its
 // maximum).
 func statementSeconds(d time.Duration) string {
-	us := min(ceilDiv(d, time.Microsecond), 31536000*1e6)
-	return fmt.Sprintf("%d.%06d", us/1e6, us%1e6)
+	return formatMicros(min(ceilDiv(d, time.Microsecond), 31536000*1e6))
 }
+
+// statementSecondsDown is statementSeconds rounded down, for a limit
+// derived from a deadline; d is at least a millisecond.
+func statementSecondsDown(d time.Duration) string {
+	return formatMicros(min(int64(d/time.Microsecond), 31536000*1e6))
+}
+
+func formatMicros(us int64) string { return fmt.Sprintf("%d.%06d", us/1e6, us%1e6) }

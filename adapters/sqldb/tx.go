@@ -3,10 +3,13 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/resolve"
+	"github.com/dbop-go/dbop/internal/sqldialect"
 	"github.com/dbop-go/dbop/scopes"
 )
 
@@ -72,10 +75,14 @@ func Do(db Beginner, d Dialect, fn func(ctx context.Context, tx *sql.Tx) error, 
 // immutable once built.
 type begin struct {
 	db        Beginner
+	family    sqldialect.Family
 	isolation sql.IsolationLevel
 	timeouts  timeouts
-	src       connSource // where to pin a connection when timeouts.session is set
+	src       connSource // where to pin a connection for session settings; nil when db has none to give
+	derive    bool       // session limits may be derived from a deadline: db is a *sql.DB or a *sql.Conn
 	restoreTO time.Duration
+	resolve   resolve.Conner // another connection for ResolveCommit; nil without it
+	readOnly  bool
 	scopeOpts []scopes.TxOption
 }
 
@@ -89,21 +96,34 @@ func newBegin(caller string, db Beginner, d Dialect, opts []TxOption) *begin {
 	c := newTxConfig(caller, opts)
 	b := &begin{
 		db:        db,
+		family:    d.Family,
 		isolation: c.isolation,
 		timeouts:  newTimeouts(caller, d, c),
 		restoreTO: c.rollbackTimeout,
+		readOnly:  c.readOnly,
 	}
-	if b.timeouts.session != nil {
-		switch db := db.(type) {
-		case *sql.Conn:
-			b.src = callerConn{db}
-		case interface {
-			Conn(context.Context) (*sql.Conn, error)
-		}:
-			b.src = poolSource{db}
-		default:
-			panic(fmt.Sprintf("sqldb: %s: %v session timeouts need a connection to pin: pass a *sql.DB or a *sql.Conn, not a %T", caller, d, db))
+	switch db := db.(type) {
+	case *sql.Conn:
+		b.src, b.derive = callerConn{db}, true
+	case *sql.DB:
+		b.src, b.derive = poolSource{db}, true
+	case interface {
+		Conn(context.Context) (*sql.Conn, error)
+	}:
+		// A Beginner of the caller's (mysqldb.NodeSet, say) chooses its
+		// connection at BeginTx: InTx pins one through its Conn only for
+		// the session timeouts given, and derives none from a deadline.
+		b.src = poolSource{db}
+	}
+	if b.timeouts.session != nil && b.src == nil {
+		panic(fmt.Sprintf("sqldb: %s: %v session timeouts need a connection to pin: pass a *sql.DB or a *sql.Conn, not a %T", caller, d, db))
+	}
+	if c.resolve && d.Family != sqldialect.SQLite {
+		pool, ok := db.(resolve.Conner)
+		if _, conn := db.(*sql.Conn); !ok || conn {
+			panic(fmt.Sprintf("sqldb: %s: ResolveCommit asks on another connection: pass a *sql.DB, not a %T", caller, db))
 		}
+		b.resolve = pool
 	}
 	b.scopeOpts = []scopes.TxOption{
 		c.classifyBy(d),
@@ -113,68 +133,164 @@ func newBegin(caller string, db Beginner, d Dialect, opts []TxOption) *begin {
 	if c.readOnly {
 		b.scopeOpts = append(b.scopeOpts, scopes.ReadOnly())
 	}
+	if b.resolve != nil {
+		b.scopeOpts = append(b.scopeOpts, scopes.ResolveCommit())
+	}
 	return b
 }
 
 // begin starts one attempt's transaction, with its timeouts applied.
+//
+// The transaction is begun with a context of its own that carries ctx's
+// values but not its cancellation (txContext): database/sql runs COMMIT
+// and ROLLBACK with the context given to BeginTx, and rolls the
+// transaction back by itself when that context ends (docs/backends.md
+// §10.3), so a deadline of the caller's would otherwise cut a COMMIT short
+// and leave its outcome unknown. fn's statements still run with ctx, and
+// InTx rolls back when ctx ended while fn ran.
 func (b *begin) begin(ctx context.Context, o scopes.BeginOptions) (*txn, error) {
 	opts := &sql.TxOptions{Isolation: b.isolation, ReadOnly: o.ReadOnly}
-	if b.timeouts.session == nil {
-		tx, err := b.db.BeginTx(ctx, opts)
+	local, sess := b.timeouts.attempt(ctx)
+	if !b.derive {
+		sess = b.timeouts.session // no session limits derived (see newBegin)
+	}
+	t := &txn{restoreTO: b.restoreTO}
+	if b.resolve != nil {
+		t.res = &resolve.SQLTx{Family: b.family, ReadOnly: o.ReadOnly, Serializable: b.isolation == sql.LevelSerializable}
+		t.other = b.resolve
+	}
+	var beginner Beginner = b.db
+	if sess != nil {
+		p, err := pin(ctx, b.src, sess, b.restoreTO)
 		if err != nil {
 			return nil, err
 		}
-		if b.timeouts.local != "" {
-			if _, err := tx.ExecContext(ctx, b.timeouts.local); err != nil {
-				_ = tx.Rollback()
-				return nil, fmt.Errorf("sqldb: %s: %w", b.timeouts.local, err)
-			}
+		t.pin, beginner = p, p.conn
+	}
+	txCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	t.cancel = cancel
+	tx, err := beginWhile(ctx, txCtx, cancel, beginner, opts)
+	if err != nil {
+		cancel()
+		t.release(ctx)
+		return nil, err
+	}
+	t.tx = tx
+	if local != "" {
+		if _, err := tx.ExecContext(ctx, local); err != nil {
+			// scopes.InTx rolls back only transactions whose begin
+			// succeeded: roll back here, bounded as it bounds its own.
+			rctx, stop := context.WithTimeout(context.WithoutCancel(ctx), b.restoreTO)
+			defer stop()
+			_ = t.Rollback(rctx)
+			return nil, fmt.Errorf("sqldb: %s: %w", local, err)
 		}
-		return &txn{tx: tx}, nil
 	}
-	p, err := pin(ctx, b.src, b.timeouts.session, b.restoreTO)
-	if err != nil {
-		return nil, err
+	return t, nil
+}
+
+// execer runs a statement outside a transaction: *sql.DB and *sql.Conn.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// beginWhile begins a transaction on db with txCtx, which ctx's end
+// cancels while BeginTx runs, so that the caller's deadline still bounds
+// BEGIN. If ctx ended meanwhile, the transaction is rolled back and ctx's
+// cause returned.
+func beginWhile(ctx, txCtx context.Context, cancel context.CancelFunc, db Beginner, opts *sql.TxOptions) (*sql.Tx, error) {
+	stop := context.AfterFunc(ctx, cancel)
+	tx, err := db.BeginTx(txCtx, opts)
+	if !stop() {
+		// ctx ended: txCtx is cancelled, and database/sql rolls back a
+		// transaction it had begun.
+		if err == nil {
+			_ = tx.Rollback()
+		}
+		return nil, context.Cause(ctx)
 	}
-	tx, err := p.conn.BeginTx(ctx, opts)
-	if err != nil {
-		p.release(ctx)
-		return nil, err
-	}
-	return &txn{tx: tx, pin: p}, nil
+	return tx, err
 }
 
 // txn adapts *sql.Tx to [scopes.Tx] and releases the pinned connection, if
 // any, once the transaction has ended. scopes.InTx calls exactly one of
-// Commit and Rollback on it.
+// Commit and Rollback on it, and with ResolveCommit, maybe ResolveCommit
+// after Commit.
 type txn struct {
-	tx  *sql.Tx
-	pin *pinned // nil when no connection was pinned
+	tx        *sql.Tx
+	cancel    context.CancelFunc // cancels the context tx was begun with
+	pin       *pinned            // nil when no connection was pinned
+	restoreTO time.Duration
+	res       *resolve.SQLTx // nil without ResolveCommit
+	other     resolve.Conner
 }
 
 // Commit commits. database/sql's Commit takes no context: the driver uses
-// the one given to BeginTx (docs/backends.md §10.3).
+// the one given to BeginTx (docs/backends.md §10.3), which carries no
+// cancellation; ctx, which scopes.InTx bounds by RollbackTimeout, cancels
+// it when it ends, so that a COMMIT that hangs still ends (pgx's driver
+// closes the connection; go-sql-driver does not watch the context during
+// COMMIT, §4.7). With ResolveCommit, the id's read or the marker's write
+// runs first, in its own round trip.
 func (t *txn) Commit(ctx context.Context) error {
-	doneBefore := ctx.Err()
-	err := t.tx.Commit()
-	if t.pin != nil {
-		// After a successful COMMIT a failed restore must not fail the
-		// operation (a retry would apply it twice): release discards the
-		// connection instead.
-		t.pin.release(ctx)
+	if t.res != nil {
+		if err := t.res.BeforeCommit(ctx, t.tx); err != nil {
+			_ = t.Rollback(ctx)
+			return fmt.Errorf("sqldb: %w", err)
+		}
 	}
+	doneBefore := ctx.Err()
+	stop := context.AfterFunc(ctx, t.cancel)
+	err := t.tx.Commit()
+	stop()
+	t.cancel()
+	if err == nil && t.res != nil {
+		// One transaction in 64 that wrote a commit marker deletes old
+		// ones, on the same connection when it is pinned.
+		if t.pin != nil {
+			_, _ = t.res.AfterCommit(ctx, t.pin.conn) // a failed cleanup fails nothing
+		} else if db, ok := t.other.(execer); ok {
+			_, _ = t.res.AfterCommit(ctx, db)
+		}
+	}
+	t.release(ctx)
 	if err != nil {
 		return commitError(ctx, doneBefore, err)
 	}
 	return nil
 }
 
-// Rollback rolls back. database/sql's Rollback takes no context; ctx bounds
-// only the restore of the session settings.
-func (t *txn) Rollback(ctx context.Context) error {
-	err := t.tx.Rollback()
-	if t.pin != nil {
-		t.pin.release(ctx)
+// ResolveCommit implements scopes.CommitResolver: see [ResolveCommit].
+func (t *txn) ResolveCommit(ctx context.Context, _ error) (scopes.Resolution, error) {
+	if t.res == nil {
+		return scopes.Unresolved, errors.New("sqldb: ResolveCommit was not given")
 	}
+	r, err := t.res.Resolve(ctx, t.other)
+	if err != nil {
+		err = fmt.Errorf("sqldb: %w", err)
+	}
+	return r, err
+}
+
+// Rollback rolls back. database/sql's Rollback takes no context; ctx,
+// bounded by scopes.InTx, cancels the context the transaction was begun
+// with when it ends, and bounds the restore of the session settings.
+func (t *txn) Rollback(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, t.cancel)
+	err := t.tx.Rollback()
+	stop()
+	t.cancel()
+	t.release(ctx)
 	return err
+}
+
+// release gives back the pinned connection, if any, once.
+func (t *txn) release(ctx context.Context) {
+	if t.pin != nil {
+		// After a successful COMMIT a failed restore must not fail the
+		// operation (a retry would apply it twice): release discards the
+		// connection instead.
+		t.pin.release(ctx)
+		t.pin = nil
+	}
 }

@@ -143,10 +143,9 @@ func TestInTxPostgresSetLocal(t *testing.T) {
 }
 
 // MySQL and MariaDB timeouts are session variables on a pinned connection:
-// read, set, and restored after the transaction, whether it commits, fails
-// or panics.
+// saved and set in one statement, and restored after the transaction,
+// whether it commits, fails or panics.
 func TestInTxSessionTimeoutsRestored(t *testing.T) {
-	const read = "SELECT @@SESSION.innodb_lock_wait_timeout, @@SESSION.max_statement_time"
 	tests := []struct {
 		name  string
 		fn    func(ctx context.Context, tx *sql.Tx) (int, error)
@@ -169,19 +168,19 @@ func TestInTxSessionTimeoutsRestored(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			db, f := openFake(t)
-			f.answer(read, "50", "0.000000")
 			op := sqldb.InTx(db, mysqldb.MariaDB, tt.fn, sqldb.LockTimeout(1200*time.Millisecond), sqldb.StatementTimeout(250*time.Millisecond))
 			func() {
 				defer func() { _ = recover() }()
 				_, _ = op.Run(t.Context())
 			}()
 			checkLog(t, []string{
-				read,
-				"SET @@SESSION.innodb_lock_wait_timeout = 2, @@SESSION.max_statement_time = 0.250000",
+				"SET @dbop_saved_innodb_lock_wait_timeout = @@SESSION.innodb_lock_wait_timeout, @@SESSION.innodb_lock_wait_timeout = 2, " +
+					"@dbop_saved_max_statement_time = @@SESSION.max_statement_time, @@SESSION.max_statement_time = 0.250000",
 				"BEGIN",
 				tt.wantQ,
 				tt.end,
-				"SET @@SESSION.innodb_lock_wait_timeout = 50, @@SESSION.max_statement_time = 0",
+				"SET @@SESSION.innodb_lock_wait_timeout = @dbop_saved_innodb_lock_wait_timeout, @dbop_saved_innodb_lock_wait_timeout = NULL, " +
+					"@@SESSION.max_statement_time = @dbop_saved_max_statement_time, @dbop_saved_max_statement_time = NULL",
 			}, f)
 			if n := f.openConns(); n != 1 {
 				t.Errorf("%d open connections, want the one pooled", n)
@@ -193,10 +192,8 @@ func TestInTxSessionTimeoutsRestored(t *testing.T) {
 // When the restore fails, the connection is discarded, not pooled; a
 // committed transaction still succeeds.
 func TestInTxFailedRestoreDiscardsConnection(t *testing.T) {
-	const read = "SELECT @@SESSION.max_execution_time"
 	db, f := openFake(t)
-	f.answer(read, "0")
-	f.failNext("SET @@SESSION.max_execution_time = 0", errors.New("restore failed"))
+	f.failNext("SET @@SESSION.max_execution_time = @dbop_saved", errors.New("restore failed"))
 	runs := 0
 	if _, err := insertOp(db, mysqldb.MySQL, &runs, sqldb.StatementTimeout(time.Second)).Run(t.Context()); err != nil {
 		t.Fatalf("a failed restore failed the committed operation: %v", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,7 +15,9 @@ import (
 	"github.com/dbop-go/dbop/adapters/mysqldb"
 	"github.com/dbop-go/dbop/adapters/sqldb"
 	"github.com/dbop-go/dbop/internal/faultproxy"
+	"github.com/dbop-go/dbop/internal/resolve"
 	"github.com/dbop-go/dbop/internal/testdb"
+	"github.com/dbop-go/dbop/scopes"
 	"github.com/go-sql-driver/mysql"
 )
 
@@ -88,6 +91,7 @@ func TestFaultMariaDBTransfers(t *testing.T) {
 		"CREATE DATABASE " + q,
 		"CREATE TABLE " + q + ".accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL) ENGINE=InnoDB",
 		"CREATE TABLE " + q + ".ledger (k VARCHAR(64) PRIMARY KEY, src INT NOT NULL, dst INT NOT NULL, amount BIGINT NOT NULL) ENGINE=InnoDB",
+		"CREATE TABLE " + q + "." + strings.TrimPrefix(resolve.CreateMarkersSQL, "CREATE TABLE IF NOT EXISTS "),
 	} {
 		if _, err := admin.ExecContext(t.Context(), stmt); err != nil {
 			t.Fatalf("%s: %v", stmt, err)
@@ -133,8 +137,12 @@ func TestFaultMariaDBTransfers(t *testing.T) {
 			retryOpts = append(retryOpts, dbop.Idempotent())
 		}
 		retry := dbop.WithRetry(backoff, retryOpts...)
+		opts := []sqldb.TxOption{limit}
+		if spec.resolve {
+			opts = append(opts, sqldb.ResolveCommit())
+		}
 		runs[w] = func(ctx context.Context, tr transfer) (bool, error) {
-			return sqldb.InTx(db, mysqldb.MariaDB, myTransferFn(tr), limit).With(retry).Run(ctx)
+			return sqldb.InTx(db, mysqldb.MariaDB, myTransferFn(tr), opts...).With(retry).Run(scopes.OnCommitResolved(ctx, st.onResolved))
 		}
 		t.Logf("worker %d: %v", w, spec)
 	}
@@ -145,17 +153,16 @@ func TestFaultMariaDBTransfers(t *testing.T) {
 
 	direct.Close()
 	proxied.Close()
-	waitUntil(t, "the workers' connections end", func() (bool, error) {
-		var n int
-		err := admin.QueryRowContext(t.Context(), "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ?", faultDB).Scan(&n)
-		return n == 0, err
-	})
 	ledger, balances := readMyState(t, base, q)
 	verify(t, specs, outcomes, ledger, balances, st)
 	checkFaults(t, cfg, st, myFaultMinimums)
 }
 
-// readMyState reads the ledger and the balances with a pool of its own.
+// readMyState reads the ledger and the balances with a pool of its own, in
+// one transaction of locking reads: each waits (up to 30 s) for every
+// transaction still writing those rows to end — a worker's session the
+// server has not yet seen go, a COMMIT still being applied — so the state
+// read is final and the two reads agree. It needs no information_schema.
 func readMyState(t *testing.T, cfg *mysql.Config, q string) (map[string]ledgerRow, []int64) {
 	t.Helper()
 	db, err := sql.Open("mysql", cfg.FormatDSN())
@@ -163,8 +170,14 @@ func readMyState(t *testing.T, cfg *mysql.Config, q string) (map[string]ledgerRo
 		t.Fatal(err)
 	}
 	defer db.Close()
+	tx, err := db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	const locking = "SET STATEMENT innodb_lock_wait_timeout = 30 FOR "
 	ledger := map[string]ledgerRow{}
-	rows, err := db.QueryContext(t.Context(), "SELECT k, src, dst, amount FROM "+q+".ledger")
+	rows, err := tx.QueryContext(t.Context(), locking+"SELECT k, src, dst, amount FROM "+q+".ledger LOCK IN SHARE MODE")
 	if err != nil {
 		t.Fatalf("read the ledger: %v", err)
 	}
@@ -180,7 +193,7 @@ func readMyState(t *testing.T, cfg *mysql.Config, q string) (map[string]ledgerRo
 		t.Fatalf("read the ledger: %v", err)
 	}
 	balances := make([]int64, numAccounts)
-	rows, err = db.QueryContext(t.Context(), "SELECT id, balance FROM "+q+".accounts")
+	rows, err = tx.QueryContext(t.Context(), locking+"SELECT id, balance FROM "+q+".accounts LOCK IN SHARE MODE")
 	if err != nil {
 		t.Fatalf("read the balances: %v", err)
 	}

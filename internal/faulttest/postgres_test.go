@@ -14,6 +14,7 @@ import (
 	"github.com/dbop-go/dbop/adapters/pgxdb"
 	"github.com/dbop-go/dbop/internal/faultproxy"
 	"github.com/dbop-go/dbop/internal/testdb"
+	"github.com/dbop-go/dbop/scopes"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -228,8 +229,12 @@ func TestFaultPostgresTransfers(t *testing.T) {
 			retryOpts = append(retryOpts, dbop.Idempotent())
 		}
 		retry := dbop.WithRetry(backoff, retryOpts...)
+		opts := []pgxdb.TxOption{limit}
+		if spec.resolve {
+			opts = append(opts, pgxdb.ResolveCommit())
+		}
 		runs[w] = func(ctx context.Context, tr transfer) (bool, error) {
-			return pgxdb.InTx(pool, tables.transferFn(tr), limit).With(retry).Run(ctx)
+			return pgxdb.InTx(pool, tables.transferFn(tr), opts...).With(retry).Run(scopes.OnCommitResolved(ctx, st.onResolved))
 		}
 		t.Logf("worker %d: %v", w, spec)
 	}

@@ -114,6 +114,7 @@ type workerSpec struct {
 	idempotent bool // the retry is dbop.Idempotent
 	proxied    bool // through the fault proxy
 	lockLimit  bool // per-attempt lock timeout; otherwise statement timeout
+	resolve    bool // InTx resolves lost COMMIT answers (ResolveCommit)
 }
 
 func (s workerSpec) String() string {
@@ -133,11 +134,16 @@ func (s workerSpec) String() string {
 	} else {
 		parts = append(parts, "statement timeout")
 	}
+	if s.resolve {
+		parts = append(parts, "ResolveCommit")
+	}
 	return strings.Join(parts, ", ")
 }
 
 // workerSpecs covers every combination of idempotent × proxied, and each
-// kind of per-attempt limit on both halves.
+// kind of per-attempt limit on both halves. The workers that are not
+// idempotent resolve lost COMMIT answers (ResolveCommit), so the proxied
+// one among them meets the cuts after COMMIT with resolution on.
 func workerSpecs() []workerSpec {
 	specs := make([]workerSpec, numWorkers)
 	for w := range specs {
@@ -145,6 +151,7 @@ func workerSpecs() []workerSpec {
 			idempotent: w < numWorkers/2,
 			proxied:    w == 2 || w == 5,
 			lockLimit:  w%2 == 0,
+			resolve:    w >= numWorkers/2,
 		}
 	}
 	return specs
@@ -199,10 +206,22 @@ type stats struct {
 	retryVerdicts map[string]int
 	retryCauses   map[string]int
 	history       map[string][]string // each transfer's retried errors, by key
+	resolutions   map[scopes.Resolution]int
 }
 
 func newStats() *stats {
-	return &stats{faults: map[string]int{}, retryVerdicts: map[string]int{}, retryCauses: map[string]int{}, history: map[string][]string{}}
+	return &stats{faults: map[string]int{}, retryVerdicts: map[string]int{}, retryCauses: map[string]int{},
+		history: map[string][]string{}, resolutions: map[scopes.Resolution]int{}}
+}
+
+// onResolved is every ResolveCommit worker's scopes.OnCommitResolved.
+func (s *stats) onResolved(ctx context.Context, r scopes.ResolvedCommit) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resolutions[r.Resolution]++
+	if key, ok := ctx.Value(transferKey{}).(string); ok {
+		s.history[key] = append(s.history[key], fmt.Sprintf("commit answer lost, resolved %v (%v): %v", r.Resolution, r.Elapsed, r.CommitErr))
+	}
 }
 
 // transferKey is the context key under which a worker passes the key of
@@ -396,6 +415,8 @@ func verify(t *testing.T, specs []workerSpec, outcomes []outcome, ledger map[str
 	t.Logf("transfers: attempted %d, acknowledged %d (%d by an idempotent retry that found its ledger row already written), failed %d, ambiguous %d (%d applied, %d not applied); ledger rows %d",
 		len(outcomes), acked, replayed, failed, ambiguousApplied+ambiguousNotYet, ambiguousApplied, ambiguousNotYet, len(ledger))
 	t.Logf("faults injected in %d injector rounds: %s", st.rounds, counts(st.faults))
+	t.Logf("ambiguous commits (ResolveCommit workers): resolved committed %d / resolved aborted %d / wrote nothing %d / unresolved %d",
+		st.resolutions[scopes.Committed], st.resolutions[scopes.Aborted], st.resolutions[scopes.NotWritten], st.resolutions[scopes.Unresolved])
 	t.Logf("retries: %d; by verdict: %s", st.retries, counts(st.retryVerdicts))
 	t.Logf("retried causes: %s", counts(st.retryCauses))
 	t.Logf("unacknowledged outcomes by cause: %s", counts(finalCauses))

@@ -1,15 +1,18 @@
 // Package testdb gives integration tests their database connection strings.
 //
-// A test asks for a backend with [Postgres] or [MySQL]. When the variable
-// naming that backend is unset the test is skipped with a message naming
-// the variable, so `go test work` passes on a machine with no database.
-// When DBOP_TEST_REQUIRE is set (CI sets it), a missing variable fails the
-// test instead: in CI a skipped integration test is a failure.
+// A test asks for a backend with [Postgres] or [MySQL], or for one of the
+// clusters that scripts/clusters.sh starts with [Galera], [PGFailover] and
+// [ClusterScript]. When the variable naming that backend is unset the test
+// is skipped with a message naming the variable, so `go test work` passes on
+// a machine with no database. When DBOP_TEST_REQUIRE is set (CI sets it), a
+// missing variable fails the test instead: in CI a skipped integration test
+// is a failure.
 package testdb
 
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -18,7 +21,20 @@ const (
 	PostgresEnv = "DBOP_TEST_POSTGRES" // a pgx connection string, e.g. postgres://postgres@127.0.0.1:5432/dbop_test?sslmode=disable
 	MySQLEnv    = "DBOP_TEST_MYSQL"    // a go-sql-driver DSN, e.g. root@tcp(127.0.0.1:3306)/dbop_test
 	RequireEnv  = "DBOP_TEST_REQUIRE"  // when set, a missing database fails the test instead of skipping it
+
+	// GaleraEnv lists the nodes of a MariaDB Galera cluster, go-sql-driver
+	// DSNs separated by commas, one per node.
+	GaleraEnv = "DBOP_TEST_GALERA"
+	// PGFailoverEnv is a pgx multi-host connection string over a PostgreSQL
+	// primary and its standby, with target_session_attrs=read-write.
+	PGFailoverEnv = "DBOP_TEST_PG_FAILOVER"
+	// ClusterScriptEnv is the path of scripts/clusters.sh, which kills,
+	// pauses, resumes, restarts and promotes the clusters' nodes.
+	ClusterScriptEnv = "DBOP_CLUSTER_SCRIPT"
 )
+
+// `eval "$(scripts/clusters.sh env)"` sets GaleraEnv, PGFailoverEnv and
+// ClusterScriptEnv.
 
 // Postgres returns the PostgreSQL connection string, or skips tb (fails it
 // under DBOP_TEST_REQUIRE) when none is configured.
@@ -32,6 +48,39 @@ func Postgres(tb testing.TB) string {
 func MySQL(tb testing.TB) string {
 	tb.Helper()
 	return lookup(tb, MySQLEnv, "MySQL/MariaDB")
+}
+
+// Galera returns the DSNs of the Galera cluster's nodes, in order, or skips
+// tb (fails it under DBOP_TEST_REQUIRE) when none is configured.
+func Galera(tb testing.TB) []string {
+	tb.Helper()
+	list := lookup(tb, GaleraEnv, "Galera cluster")
+	var dsns []string
+	for dsn := range strings.SplitSeq(list, ",") {
+		if dsn = strings.TrimSpace(dsn); dsn != "" {
+			dsns = append(dsns, dsn)
+		}
+	}
+	if len(dsns) < 2 {
+		tb.Fatalf("%s=%q: want the DSNs of at least two nodes, separated by commas", GaleraEnv, list)
+	}
+	return dsns
+}
+
+// PGFailover returns the multi-host connection string of the PostgreSQL
+// primary and standby, or skips tb (fails it under DBOP_TEST_REQUIRE) when
+// none is configured.
+func PGFailover(tb testing.TB) string {
+	tb.Helper()
+	return lookup(tb, PGFailoverEnv, "PostgreSQL failover pair")
+}
+
+// ClusterScript returns the path of the script that drives the clusters'
+// nodes, or skips tb (fails it under DBOP_TEST_REQUIRE) when none is
+// configured.
+func ClusterScript(tb testing.TB) string {
+	tb.Helper()
+	return lookup(tb, ClusterScriptEnv, "cluster fault")
 }
 
 // SQLiteFile returns the path of a new database file in a temporary

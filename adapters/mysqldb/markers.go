@@ -1,0 +1,85 @@
+package mysqldb
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/dbop-go/dbop/internal/resolve"
+)
+
+// CommitMarkerTable is the table in which sqldb.ResolveCommit and
+// gormdb.ResolveCommit write a commit marker for each read-write
+// transaction on MySQL and MariaDB: dbop_commit_markers, in the
+// connection's current database. [CreateCommitMarkers] creates it.
+const CommitMarkerTable = resolve.MarkerTable
+
+// ErrNoCommitMarkers is matched, through errors.Is, by the error of a
+// transaction with ResolveCommit run on a database that has no
+// [CommitMarkerTable]: create it once with [CreateCommitMarkers]. The
+// transaction was rolled back, and is not retried.
+var ErrNoCommitMarkers = resolve.ErrNoMarkerTable
+
+// CreateCommitMarkers creates the table of commit markers, if it does not
+// exist, in the current database of db (a *sql.DB, *sql.Conn or *sql.Tx):
+// run it once, as part of your migrations, before using
+// sqldb.ResolveCommit or gormdb.ResolveCommit on MySQL or MariaDB. They
+// never create it themselves; without it, every read-write transaction
+// fails with [ErrNoCommitMarkers].
+//
+// The table (InnoDB, with a primary key, as Galera requires) is
+//
+//	CREATE TABLE dbop_commit_markers (
+//		token   BINARY(16) NOT NULL PRIMARY KEY,      -- random, one per transaction
+//		conn    BIGINT UNSIGNED NOT NULL,             -- CONNECTION_ID(), server hash << 32
+//		created TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+//		KEY dbop_commit_markers_created (created)
+//	) ENGINE=InnoDB
+//
+// Each read-write transaction adds one row (about 40 bytes). One in 64,
+// chosen at random, deletes up to 500 markers older than 15 minutes right
+// after its COMMIT, as a statement of its own that waits at most a second
+// for a row lock and whose failure fails nothing; that keeps the table at
+// about 15 minutes' worth of markers (900 000 rows at 1 000 transactions a
+// second). No goroutine is started. [DeleteCommitMarkers] trims it at
+// will.
+func CreateCommitMarkers(ctx context.Context, db interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}) error {
+	if _, err := db.ExecContext(ctx, resolve.CreateMarkersSQL); err != nil {
+		return fmt.Errorf("mysqldb: CreateCommitMarkers: %w", err)
+	}
+	return nil
+}
+
+// DeleteCommitMarkers deletes the commit markers older than olderThan from
+// the current database of db, in batches of 10 000 rows, and returns how
+// many it deleted. A marker is needed only until the resolution of its
+// transaction, which runs right after a lost COMMIT answer and is bounded
+// by the rollback timeout (seconds), so any olderThan above a minute is
+// safe; the transactions themselves delete markers older than 15 minutes.
+// It panics if olderThan < time.Minute.
+func DeleteCommitMarkers(ctx context.Context, db interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}, olderThan time.Duration) (int64, error) {
+	if olderThan < time.Minute {
+		panic(fmt.Sprintf("mysqldb: DeleteCommitMarkers(%v): keep markers at least a minute, so that a resolution in progress still finds its own", olderThan))
+	}
+	const batch = 10000
+	var total int64
+	for {
+		res, err := db.ExecContext(ctx, resolve.DeleteSQL(olderThan, batch))
+		if err != nil {
+			return total, fmt.Errorf("mysqldb: DeleteCommitMarkers: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("mysqldb: DeleteCommitMarkers: %w", err)
+		}
+		total += n
+		if n < batch {
+			return total, nil
+		}
+	}
+}

@@ -1,0 +1,73 @@
+package resolve
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+func TestLimitFor(t *testing.T) {
+	tests := []struct {
+		left, want time.Duration
+		ok         bool
+	}{
+		{left: 10 * time.Second, want: 10*time.Second - 50*time.Millisecond, ok: true},
+		{left: time.Second, want: 950 * time.Millisecond, ok: true},
+		{left: 500 * time.Millisecond, want: 450 * time.Millisecond, ok: true},
+		{left: 300 * time.Millisecond, want: 270 * time.Millisecond, ok: true},
+		{left: 10 * time.Millisecond, want: 9 * time.Millisecond, ok: true},
+		{left: 1100 * time.Microsecond, want: 990 * time.Microsecond}, // below a millisecond: the context ends it
+		{left: 0},
+		{left: -time.Second},
+	}
+	for _, tt := range tests {
+		got, ok := limitFor(tt.left)
+		if ok != tt.ok || (ok && got != tt.want) {
+			t.Errorf("limitFor(%v) = %v, %t; want %v, %t", tt.left, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestServerLimit(t *testing.T) {
+	if _, ok := ServerLimit(context.Background()); ok {
+		t.Error("a context without a deadline gave a limit")
+	}
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		if got, ok := ServerLimit(ctx); !ok || got != 1950*time.Millisecond {
+			t.Errorf("ServerLimit with 2s left = %v, %t; want 1.95s", got, ok)
+		}
+		time.Sleep(1900 * time.Millisecond)
+		if got, ok := ServerLimit(ctx); !ok || got != 90*time.Millisecond {
+			t.Errorf("ServerLimit with 100ms left = %v, %t; want 90ms", got, ok)
+		}
+	})
+}
+
+func TestMySQLSessionLimits(t *testing.T) {
+	tests := []struct {
+		mariadb      bool
+		limit        time.Duration
+		set, restore string
+	}{
+		{true, 270 * time.Millisecond,
+			"SET @dbop_saved_max_statement_time = @@SESSION.max_statement_time, @@SESSION.max_statement_time = 0.270000",
+			"SET @@SESSION.max_statement_time = @dbop_saved_max_statement_time, @dbop_saved_max_statement_time = NULL"},
+		{false, 270 * time.Millisecond,
+			"SET @dbop_saved_max_execution_time = @@SESSION.max_execution_time, @@SESSION.max_execution_time = 270",
+			"SET @@SESSION.max_execution_time = @dbop_saved_max_execution_time, @dbop_saved_max_execution_time = NULL"},
+		{false, 2450 * time.Millisecond,
+			"SET @dbop_saved_innodb_lock_wait_timeout = @@SESSION.innodb_lock_wait_timeout, @@SESSION.innodb_lock_wait_timeout = 2, " +
+				"@dbop_saved_max_execution_time = @@SESSION.max_execution_time, @@SESSION.max_execution_time = 2450",
+			"SET @@SESSION.innodb_lock_wait_timeout = @dbop_saved_innodb_lock_wait_timeout, @dbop_saved_innodb_lock_wait_timeout = NULL, " +
+				"@@SESSION.max_execution_time = @dbop_saved_max_execution_time, @dbop_saved_max_execution_time = NULL"},
+	}
+	for _, tt := range tests {
+		set, restore := MySQLSessionLimits(tt.mariadb, tt.limit)
+		if set != tt.set || restore != tt.restore {
+			t.Errorf("MySQLSessionLimits(%t, %v) =\n%q, %q; want\n%q, %q", tt.mariadb, tt.limit, set, restore, tt.set, tt.restore)
+		}
+	}
+}

@@ -1,0 +1,252 @@
+package resolve
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dbop-go/dbop/scopes"
+)
+
+// MarkerTable is the table of commit markers on MySQL and MariaDB, in the
+// connection's current database. [CreateMarkersSQL] creates it.
+const MarkerTable = "dbop_commit_markers"
+
+// CreateMarkersSQL creates the marker table: a random token per
+// transaction, the connection that wrote it (with a hash of the server's
+// host and port in the high 32 bits), and when. InnoDB with a primary key,
+// as Galera requires (docs/backends.md §7.8).
+const CreateMarkersSQL = "CREATE TABLE IF NOT EXISTS " + MarkerTable + ` (
+	token BINARY(16) NOT NULL PRIMARY KEY,
+	conn BIGINT UNSIGNED NOT NULL,
+	created TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+	KEY ` + MarkerTable + `_created (created)
+) ENGINE=InnoDB`
+
+// connExpr is the value of the conn column, and of LAST_INSERT_ID(), which
+// the OK packet of the INSERT carries back: the connection's id, and in
+// the high 32 bits a hash of the server's host and port, so that one
+// round trip writes the marker and tells the client which connection on
+// which server to end after a lost answer.
+const connExpr = "LAST_INSERT_ID(CONNECTION_ID() | (CRC32(CONCAT(@@hostname, ':', @@port)) << 32))"
+
+// serverExpr is the hash of connExpr for the server a connection is on.
+const serverExpr = "CRC32(CONCAT(@@hostname, ':', @@port))"
+
+// ErrNoMarkerTable is returned at the first transaction that tries to
+// write a commit marker into a database that has no marker table.
+var ErrNoMarkerTable = errors.New("the commit marker table " + MarkerTable +
+	" does not exist in the connection's database: create it once with mysqldb.CreateCommitMarkers(ctx, db)")
+
+// Marker is one transaction's commit marker. The zero Marker has not been
+// written: [NewMarker] makes one.
+type Marker struct {
+	token [16]byte
+	id    uint64 // the conn column: CONNECTION_ID() | server hash << 32
+	// written is true once the INSERT succeeded.
+	written bool
+}
+
+// NewMarker returns a marker with a new random token.
+func NewMarker() *Marker {
+	m := new(Marker)
+	_, _ = crand.Read(m.token[:]) // never fails (crypto/rand, Go 1.24+)
+	return m
+}
+
+// Written reports whether the marker row was inserted in the transaction.
+func (m *Marker) Written() bool { return m != nil && m.written }
+
+// literal returns the token as a SQL hex literal: the statements carry no
+// arguments, so go-sql-driver sends them in one round trip each, without
+// preparing them.
+func (m *Marker) literal() string { return "X'" + hex.EncodeToString(m.token[:]) + "'" }
+
+// ExecFunc runs a statement and returns the last insert id of its OK
+// packet.
+type ExecFunc func(ctx context.Context, query string) (lastInsertID int64, err error)
+
+// Write inserts the marker in the transaction exec runs statements in, one
+// round trip. When the INSERT fails because the table is missing — the
+// server's ER_NO_SUCH_TABLE, 1146, which go-sql-driver writes as "Error
+// 1146" before the server's message, and that message names the table in
+// every language — the error wraps [ErrNoMarkerTable]. Nothing else is
+// sent: no look into information_schema.
+func (m *Marker) Write(ctx context.Context, exec ExecFunc) error {
+	id, err := exec(ctx, "INSERT INTO "+MarkerTable+" (token, conn) VALUES ("+m.literal()+", "+connExpr+")")
+	if err != nil {
+		if msg := err.Error(); strings.Contains(msg, "Error 1146") && strings.Contains(msg, MarkerTable) {
+			return fmt.Errorf("%w (%w)", ErrNoMarkerTable, err)
+		}
+		return fmt.Errorf("writing the commit marker: %w", err)
+	}
+	m.id, m.written = uint64(id), true
+	return nil
+}
+
+// MarkerConn is what [Marker.Resolve] needs of another connection.
+type MarkerConn struct {
+	QueryRow QueryRowFunc
+	Exec     ExecFunc
+}
+
+// markerLockWait bounds each locking read of [Marker.Resolve]: how long it
+// waits, at most, for the transaction that wrote the marker to end, before
+// it looks again (while the resolution's bound allows).
+const markerLockWait = 1 // second: innodb_lock_wait_timeout takes whole seconds
+
+// Resolve finds out, on c, a connection other than the transaction's,
+// whether the transaction that wrote m committed. mariadb selects
+// MariaDB's syntax, and makes the first read wait until a Galera node has
+// applied everything the cluster committed (wsrep_sync_wait = 1,
+// docs/backends.md §7.4); on a server without that variable the read runs
+// without it. ctx bounds it.
+//
+// It reads nothing from information_schema, and relies on InnoDB's row
+// locks alone (docs/backends.md §11.2):
+//
+//  1. A plain read of the marker: found means committed, for good.
+//  2. On another server than the transaction's (a Galera node behind a
+//     load balancer), a marker not found leaves the outcome unknown.
+//  3. A locking read (LOCK IN SHARE MODE, MySQL's FOR SHARE) that does not
+//     wait. The marker's INSERT holds an implicit lock on its record until
+//     its transaction ends, by COMMIT or by the end of its rollback, which
+//     also removes the record; a locking read reads the latest committed
+//     version. So a locking read that returns without waiting gives the
+//     final answer: found means committed, not found means rolled back.
+//  4. A locking read that would wait means the transaction is still open:
+//     committing right now, or idle after a partition, waiting for a
+//     COMMIT that may still arrive. Only then is the old connection ended
+//     (KILL CONNECTION; "no such thread", 1094, means it ended already),
+//     so that a COMMIT still on its way can never run, and the locking
+//     read repeated, waiting at most markerLockWait each time, until it
+//     returns or ctx ends (Unresolved).
+func (m *Marker) Resolve(ctx context.Context, c MarkerConn, mariadb bool) (scopes.Resolution, error) {
+	found, server, err := m.look(ctx, c, mariadb)
+	if err != nil {
+		return scopes.Unresolved, err
+	}
+	if found {
+		return scopes.Committed, nil
+	}
+	conn := m.id & 0xffffffff
+	if server != m.id>>32 {
+		return scopes.Unresolved, fmt.Errorf("resolve: marker not found, and connection %d cannot be ended from here: %w", conn, ErrOtherServer)
+	}
+	found, err = m.lockingLook(ctx, c, mariadb, false)
+	if err == nil {
+		return committedOrAborted(found), nil
+	}
+	// The marker is locked (or the read failed; the reads below say which):
+	// its transaction is still open. End its connection.
+	_, killErr := c.Exec(ctx, "KILL CONNECTION "+strconv.FormatUint(conn, 10))
+	wait := pollStart
+	for {
+		found, err = m.lockingLook(ctx, c, mariadb, true)
+		if err == nil {
+			return committedOrAborted(found), nil
+		}
+		if serr := sleep(ctx, wait); serr != nil {
+			if killErr != nil {
+				err = fmt.Errorf("%w (KILL CONNECTION %d: %w)", err, conn, killErr)
+			}
+			return scopes.Unresolved, fmt.Errorf("resolve: the transaction of connection %d was still open: %w", conn, err)
+		}
+		wait = min(2*wait, pollMax)
+	}
+}
+
+func committedOrAborted(found bool) scopes.Resolution {
+	if found {
+		return scopes.Committed
+	}
+	return scopes.Aborted
+}
+
+// look reports whether the marker is in the table, by a plain consistent
+// read, and the server hash of c's server.
+func (m *Marker) look(ctx context.Context, c MarkerConn, mariadb bool) (found bool, server uint64, err error) {
+	query := "SELECT " + serverExpr + ", COUNT(*) FROM " + MarkerTable + " WHERE token = " + m.literal()
+	var n int64
+	if mariadb {
+		if err = c.QueryRow(ctx, "SET STATEMENT wsrep_sync_wait = 1 FOR "+query, nil, &server, &n); err == nil {
+			return n > 0, server, nil
+		}
+		// No wsrep_sync_wait on this server: not a Galera node. A broken
+		// connection fails the plain read below too.
+	}
+	if err = c.QueryRow(ctx, query, nil, &server, &n); err != nil {
+		return false, 0, fmt.Errorf("resolve: looking for the commit marker: %w", err)
+	}
+	return n > 0, server, nil
+}
+
+// LockingLookSQL is the locking read of a marker: with wait false it
+// fails at once when the marker's record is locked (NOWAIT: MariaDB 10.3+,
+// MySQL 8.0+); with wait true it waits at most markerLockWait seconds.
+func LockingLookSQL(mariadb, wait bool, token string) string {
+	from := " COUNT(*) FROM " + MarkerTable + " WHERE token = " + token
+	switch {
+	case mariadb && wait:
+		return "SET STATEMENT innodb_lock_wait_timeout = " + strconv.Itoa(markerLockWait) + " FOR SELECT" + from + " LOCK IN SHARE MODE"
+	case mariadb:
+		return "SELECT" + from + " LOCK IN SHARE MODE NOWAIT"
+	case wait:
+		return "SELECT /*+ SET_VAR(innodb_lock_wait_timeout = " + strconv.Itoa(markerLockWait) + ") */" + from + " FOR SHARE"
+	default:
+		return "SELECT" + from + " FOR SHARE NOWAIT"
+	}
+}
+
+// lockingLook reports whether the marker is in the table, by a locking
+// read ([LockingLookSQL]).
+func (m *Marker) lockingLook(ctx context.Context, c MarkerConn, mariadb, wait bool) (bool, error) {
+	var n int64
+	if err := c.QueryRow(ctx, LockingLookSQL(mariadb, wait, m.literal()), nil, &n); err != nil {
+		return false, fmt.Errorf("resolve: locking read of the commit marker: %w", err)
+	}
+	return n > 0, nil
+}
+
+// Marker retention and cleanup: a marker is needed only until the
+// resolution of its transaction, which runs right after the lost answer,
+// bounded by the rollback timeout (seconds). Markers older than
+// MarkerRetention are deleted, at most cleanupBatch at a time, by one
+// transaction in cleanupEvery that wrote a marker, right after its COMMIT
+// succeeded ([CleanupSQL]), and by mysqldb.DeleteCommitMarkers.
+const (
+	MarkerRetention = 15 * time.Minute
+	cleanupEvery    = 64
+	cleanupBatch    = 500
+)
+
+// CleanupDue reports whether this transaction should run [CleanupSQL]
+// after its COMMIT: one in cleanupEvery, drawn at random so that no
+// counter is shared between transactions.
+func CleanupDue() bool { return rand.IntN(cleanupEvery) == 0 }
+
+// CleanupSQL deletes up to cleanupBatch markers older than
+// MarkerRetention, waiting at most a second for a row lock (another
+// cleanup deleting the same rows): MariaDB's SET STATEMENT, MySQL's
+// SET_VAR hint.
+func CleanupSQL(mariadb bool) string {
+	del := " FROM " + MarkerTable + " WHERE created < NOW(6) - INTERVAL " +
+		strconv.Itoa(int(MarkerRetention/time.Second)) + " SECOND LIMIT " + strconv.Itoa(cleanupBatch)
+	if mariadb {
+		return "SET STATEMENT innodb_lock_wait_timeout = 1 FOR DELETE" + del
+	}
+	return "DELETE /*+ SET_VAR(innodb_lock_wait_timeout = 1) */" + del
+}
+
+// DeleteSQL deletes up to limit markers older than olderThan, for
+// mysqldb.DeleteCommitMarkers.
+func DeleteSQL(olderThan time.Duration, limit int) string {
+	return "DELETE FROM " + MarkerTable + " WHERE created < NOW(6) - INTERVAL " +
+		strconv.FormatInt(olderThan.Microseconds(), 10) + " MICROSECOND LIMIT " + strconv.Itoa(limit)
+}
