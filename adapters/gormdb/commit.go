@@ -28,6 +28,14 @@ func commitOutcome(rules func(error) dbop.Verdict) func(error) dbop.Verdict {
 		if errors.Is(err, sql.ErrTxDone) {
 			return dbop.Ambiguous
 		}
+		if errors.Is(err, errConnDiscarded) {
+			// The caller's *sql.Conn was closed (txn.Commit): no retry
+			// can begin on it.
+			if rules(err) == dbop.Ambiguous {
+				return dbop.Ambiguous
+			}
+			return dbop.NotRetryable
+		}
 		return rules(err)
 	}
 }

@@ -55,6 +55,18 @@ import (
 // BEGIN and leaves the transaction open. Such an error is returned as
 // NotRetryable, and nothing is begun.
 //
+// On MySQL and MariaDB each transaction runs on a *sql.Conn of db's pool
+// that InTx takes for it (no extra round trip), or on db's own *sql.Conn
+// (db.Connection). A Galera node outside the primary component answers
+// COMMIT and ROLLBACK with 1047 and keeps the transaction open, and
+// database/sql would pool that connection, whose next BEGIN commits the
+// leftover (docs/backends.md §7.11): after a failed COMMIT or ROLLBACK,
+// InTx asks SELECT @@in_transaction and closes the connection unless the
+// answer is 0; a connection of the caller's so closed makes the error say
+// so, not retried. A pool that is neither a *sql.DB (plain or under
+// PrepareStmt, whose cache such a transaction does not use) nor a
+// *sql.Conn, such as a resolver plugin's, is not guarded.
+//
 // The operation is safe for concurrent use if fn is: each run has its own
 // transaction. InTx panics if db or fn is nil, an option is nil, db is on
 // the mysql dialector without a [Dialect], the Dialect does not fit db's
@@ -174,26 +186,48 @@ func (b *beginner) begin(ctx context.Context, o scopes.BeginOptions) (*txn, erro
 	txCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	t := &txn{cancel: cancel, restoreTO: b.rollbackTimeout}
 	base := b.db.WithContext(txCtx)
-	if pinSet != "" {
-		p, err := pinConn(ctx, b.db, pinSet, pinRestore, b.rollbackTimeout)
+	t.guard = b.backquotes()
+	hold := func() error {
+		p, err := holdConn(ctx, b.db, pinSet, pinRestore, b.rollbackTimeout, t.guard)
 		if err != nil {
+			return err
+		}
+		if t.pin = p; p != nil {
+			base.Statement.ConnPool = p.conn // WithContext cloned the statement
+		}
+		return nil
+	}
+	if err := hold(); err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	opts := &sql.TxOptions{Isolation: b.isolation, ReadOnly: o.ReadOnly}
+	stop := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
+	tx := base.Begin(opts)
+	for try := 1; try < maxBadConnTries && pinSet == "" && t.pin != nil && t.pin.owned && errors.Is(tx.Error, driver.ErrBadConn); try++ {
+		// *sql.DB.BeginTx takes another connection when BEGIN finds a
+		// pooled one broken (driver.ErrBadConn: nothing was sent,
+		// docs/backends.md §10.1); *sql.Conn.BeginTx does not, and has
+		// discarded this one: take another as it would.
+		_ = t.pin.conn.Close()
+		t.pin = nil
+		if err := hold(); err != nil {
+			stop()
 			cancel(nil)
 			return nil, err
 		}
-		t.pin = p
-		base.Statement.ConnPool = p.conn // WithContext cloned the statement
+		tx = base.Begin(opts)
 	}
-	stop := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
-	tx := base.Begin(&sql.TxOptions{Isolation: b.isolation, ReadOnly: o.ReadOnly})
 	if !stop() {
 		// ctx ended during BEGIN: the transaction's context is cancelled,
-		// and database/sql rolls back a transaction it had begun.
-		t.release(ctx)
+		// and database/sql rolls back a transaction it had begun, which
+		// may fail too.
+		t.release(ctx, context.Cause(ctx))
 		cancel(nil)
 		return nil, context.Cause(ctx)
 	}
 	if err := tx.Error; err != nil {
-		t.release(ctx)
+		t.release(ctx, nil) // a BEGIN refused leaves no transaction open
 		cancel(nil)
 		return nil, err
 	}
@@ -248,30 +282,80 @@ func (b *beginner) backquotes() bool {
 	return b.family == sqldialect.MySQL || b.family == sqldialect.MariaDB
 }
 
-// pinned is a connection of db's pool that carries an attempt's session
-// settings, for MySQL and MariaDB, whose limits have no transaction-scoped
-// form (docs/backends.md §3.10).
+// pinned is the connection an attempt's transaction runs on, when InTx
+// holds it: on MySQL and MariaDB, to carry the attempt's session settings,
+// whose limits have no transaction-scoped form (docs/backends.md §3.10),
+// and to keep a transaction that COMMIT or ROLLBACK may have left open out
+// of the pool (settle).
 type pinned struct {
 	conn    *sql.Conn
-	restore string
+	owned   bool   // taken from the pool: close it after the attempt
+	restore string // "" when no session setting was changed
 	timeout time.Duration
 }
 
-// pinConn takes a connection from db's pool and applies set to it.
-func pinConn(ctx context.Context, db *gorm.DB, set, restore string, timeout time.Duration) (*pinned, error) {
-	sqlDB, err := db.DB()
-	if err != nil {
-		return nil, fmt.Errorf("gormdb: the *gorm.DB has no *sql.DB to pin a connection of: %w", err)
+// maxBadConnTries is how many connections begin tries while BEGIN finds
+// them broken, as *sql.DB.BeginTx does (database/sql's maxBadConnRetries
+// plus one, docs/backends.md §10.1).
+const maxBadConnTries = 3
+
+// holdConn returns the connection the attempt's transaction is to run on,
+// with set applied to it when set is not "", or nil when InTx need not
+// hold one (set is "" and guard false) or cannot: a connection pool GORM
+// was given that is neither a *sql.DB (plain or under GORM's
+// PreparedStmtDB) nor a *sql.Conn, such as a resolver plugin's, is left to
+// begin on its own. A *sql.Conn in db's statement (db.Connection's) is the
+// caller's: it is used, never closed after a success. *sql.DB.Conn sends
+// nothing to the server, so holding a connection costs no round trip.
+//
+// Under PreparedStmtDB, statements in a held transaction are prepared on
+// that transaction alone, not kept in GORM's cache: a statement prepared
+// on one connection cannot be cached for the pool.
+func holdConn(ctx context.Context, db *gorm.DB, set, restore string, timeout time.Duration, guard bool) (*pinned, error) {
+	pool := db.ConnPool
+	if db.Statement != nil && db.Statement.ConnPool != nil {
+		pool = db.Statement.ConnPool
+	}
+	var sqlDB *sql.DB
+	switch p := pool.(type) {
+	case *sql.Conn:
+		if set != "" {
+			if _, err := p.ExecContext(ctx, set); err != nil {
+				return nil, fmt.Errorf("gormdb: %s: %w", set, err)
+			}
+		}
+		return &pinned{conn: p, restore: restore, timeout: timeout}, nil
+	case *sql.DB:
+		sqlDB = p
+	case *gorm.PreparedStmtDB:
+		sqlDB, _ = p.ConnPool.(*sql.DB)
+	}
+	if sqlDB == nil {
+		if set == "" {
+			return nil, nil // unguarded: see the package documentation
+		}
+		var err error
+		if sqlDB, err = db.DB(); err != nil {
+			return nil, fmt.Errorf("gormdb: the *gorm.DB has no *sql.DB to pin a connection of: %w", err)
+		}
+	}
+	if set == "" && !guard {
+		return nil, nil
 	}
 	conn, err := sqlDB.Conn(ctx)
 	if err != nil {
+		if set == "" {
+			return nil, err // as BEGIN on the pool would have failed
+		}
 		return nil, fmt.Errorf("gormdb: pin a connection: %w", err)
 	}
-	if _, err := conn.ExecContext(ctx, set); err != nil {
-		_ = conn.Close() // one SET changes all of its variables or none
-		return nil, fmt.Errorf("gormdb: %s: %w", set, err)
+	if set != "" {
+		if _, err := conn.ExecContext(ctx, set); err != nil {
+			_ = conn.Close() // one SET changes all of its variables or none
+			return nil, fmt.Errorf("gormdb: %s: %w", set, err)
+		}
 	}
-	return &pinned{conn: conn, restore: restore, timeout: timeout}, nil
+	return &pinned{conn: conn, owned: true, restore: restore, timeout: timeout}, nil
 }
 
 // release sets the session back and gives the connection back; if the
@@ -280,12 +364,54 @@ func pinConn(ctx context.Context, db *gorm.DB, set, restore string, timeout time
 // docs/backends.md §10.6). It runs without the caller's cancellation,
 // bounded.
 func (p *pinned) release(ctx context.Context) {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
-	defer cancel()
-	if _, err := p.conn.ExecContext(rctx, p.restore); err != nil {
-		_ = p.conn.Raw(func(any) error { return driver.ErrBadConn })
+	if p.restore != "" {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
+		defer cancel()
+		if _, err := p.conn.ExecContext(rctx, p.restore); err != nil {
+			_ = p.conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
 	}
-	_ = p.conn.Close()
+	if p.owned {
+		_ = p.conn.Close()
+	}
+}
+
+// maxGuardWait bounds the question settle asks: a healthy server answers
+// it at once, and so does a Galera node outside the primary component
+// (docs/backends.md §7.5).
+const maxGuardWait = time.Second
+
+// settle gives the connection back once the transaction on it has ended,
+// with endErr the error of BEGIN, COMMIT or ROLLBACK, and reports whether
+// it closed a connection that was still open.
+//
+// A Galera node outside the primary component answers COMMIT and ROLLBACK
+// with 1047 and keeps the transaction open (docs/backends.md §7.11);
+// database/sql would pool that connection after any error but
+// driver.ErrBadConn, and the next BEGIN on it would commit the leftover,
+// work InTx judged not committed and may have run again. So on MySQL and
+// MariaDB (guard), after an error, settle asks SELECT @@in_transaction (a
+// failure path only) and discards the connection, which rolls the leftover
+// back, unless the answer is 0. The caller's *sql.Conn is discarded too:
+// its next BEGIN, a retry's included, would commit the leftover.
+func (p *pinned) settle(ctx context.Context, endErr error, guard bool) (discarded bool) {
+	if endErr == nil || !guard {
+		p.release(ctx)
+		return false
+	}
+	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(p.timeout, maxGuardWait))
+	var open int64
+	err := p.conn.QueryRowContext(qctx, "SELECT @@in_transaction").Scan(&open)
+	cancel()
+	if err == nil && open == 0 {
+		p.release(ctx)
+		return false
+	}
+	discarded = errors.Is(p.conn.Raw(func(any) error { return driver.ErrBadConn }), driver.ErrBadConn)
+	if p.owned {
+		_ = p.conn.Close()
+	}
+	return discarded
 }
 
 // txn is a GORM transaction as scopes.InTx sees it. scopes.InTx calls
@@ -295,7 +421,8 @@ type txn struct {
 	db        *gorm.DB                // from Begin, with the transaction's own context
 	fnDB      *gorm.DB                // db with the caller's context, for fn
 	cancel    context.CancelCauseFunc // cancels the context the transaction was begun with
-	pin       *pinned                 // nil unless session settings were applied
+	pin       *pinned                 // nil when InTx holds no connection
+	guard     bool                    // settle pin after a failed end (pinned.settle)
 	restoreTO time.Duration
 	res       *resolve.SQLTx // nil without ResolveCommit
 }
@@ -323,9 +450,19 @@ func (t *txn) Commit(ctx context.Context) error {
 			_, _ = t.res.AfterCommit(ctx, sqlDB)
 		}
 	}
-	t.release(ctx)
+	if t.release(ctx, err) {
+		err = fmt.Errorf("%w (%w)", err, errConnDiscarded)
+	}
 	return err
 }
+
+// errConnDiscarded is joined to the error of a COMMIT or ROLLBACK that
+// failed on a *sql.Conn of the caller's (db.Connection's), which InTx then
+// closed because the transaction may have stayed open on it
+// (docs/backends.md §7.11). A COMMIT error carrying it is not retried,
+// since no retry can begin on that connection, unless its outcome is
+// unknown (commitOutcome).
+var errConnDiscarded = errors.New("gormdb: the *sql.Conn was closed: the transaction may have stayed open on it")
 
 // ResolveCommit implements scopes.CommitResolver: see [ResolveCommit].
 func (t *txn) ResolveCommit(ctx context.Context, _ error) (scopes.Resolution, error) {
@@ -362,30 +499,59 @@ func rawConnPool(tx *gorm.DB) resolve.SQLConn {
 // closes the connection, §2.7), and returns ctx's cause without waiting
 // further. sql.ErrTxDone is not an error here: database/sql has already
 // rolled the transaction back, because the context given to Begin ended.
+//
+// When ctx ends first, the connection is settled (pinned.settle) by that
+// goroutine once ROLLBACK returns, as after a failed ROLLBACK: the
+// connection cannot be asked or closed while ROLLBACK still holds it.
 func (t *txn) Rollback(ctx context.Context) error {
-	done := make(chan error, 1)
-	go func() { done <- t.end((*gorm.DB).Rollback) }()
+	done := make(chan error)
+	abandoned := make(chan struct{})
+	p, guard := t.pin, t.guard
+	t.pin = nil
+	go func() {
+		err := t.end((*gorm.DB).Rollback)
+		select {
+		case done <- err:
+		case <-abandoned:
+			if p != nil {
+				p.settle(ctx, errors.New("gormdb: ROLLBACK did not finish in time"), guard)
+			}
+		}
+	}()
 	var err error
 	select {
 	case err = <-done:
 	case <-ctx.Done():
+		close(abandoned)
 		t.cancel(context.Cause(ctx))
-		err = fmt.Errorf("gormdb: ROLLBACK did not finish in time: %w", context.Cause(ctx))
+		t.cancel(nil)
+		return fmt.Errorf("gormdb: ROLLBACK did not finish in time: %w", context.Cause(ctx))
 	}
 	t.cancel(nil)
-	t.release(ctx)
 	if errors.Is(err, sql.ErrTxDone) {
+		// database/sql rolled back: its ROLLBACK's error, if any, is not
+		// reported; the guard asks the connection all the same.
+		t.pin = p
+		t.release(ctx, err)
 		return nil
+	}
+	t.pin = p
+	if t.release(ctx, err) {
+		err = fmt.Errorf("%w (%w)", err, errConnDiscarded)
 	}
 	return err
 }
 
-// release gives back the pinned connection, if any, once.
-func (t *txn) release(ctx context.Context) {
-	if t.pin != nil {
-		t.pin.release(ctx)
-		t.pin = nil
+// release gives back the held connection, if any, once, after the
+// transaction ended with endErr (nil when it ended well), and reports
+// whether it closed a *sql.Conn of the caller's (see pinned.settle).
+func (t *txn) release(ctx context.Context, endErr error) (callerConnLost bool) {
+	if t.pin == nil {
+		return false
 	}
+	p := t.pin
+	t.pin = nil
+	return p.settle(ctx, endErr, t.guard) && !p.owned
 }
 
 // end runs Commit or Rollback on a new session of the transaction whose

@@ -202,7 +202,7 @@ func first[T any](ctx context.Context, n *NodeSet, open func(*sql.DB) (T, error)
 // held until the attempt ends, so an attempt whose COMMIT answer is lost
 // and resolved (sqldb.ResolveCommit) uses two connections at once: size
 // the pools for it. Transactions that sqldb begins on a connection it pins
-// itself (session timeouts such as sqldb.LockTimeout) are not guarded.
+// itself (session timeouts such as sqldb.LockTimeout) are guarded by sqldb.
 func (n *NodeSet) Failover() dbop.RetryOption {
 	return dbop.Observe(failover{n})
 }

@@ -16,11 +16,20 @@ import (
 // database/sql never sent is not committed, and classified as usual (see
 // commitError); so is one not sent because the statement ResolveCommit
 // runs before it failed; a transaction fn ended itself cannot be retried
-// into success (errEndedInFn).
+// into success (errEndedInFn). A COMMIT that failed on a *sql.Conn of the
+// caller's that InTx then closed (connDiscardedError) is not retried, since
+// no retry can begin on that connection, unless its outcome is unknown.
 func commitOutcome(rules func(error) dbop.Verdict) func(error) dbop.Verdict {
-	return func(err error) dbop.Verdict {
+	var judge func(error) dbop.Verdict
+	judge = func(err error) dbop.Verdict {
 		if err == nil {
 			return dbop.Unclassified
+		}
+		if e, ok := err.(*connDiscardedError); ok {
+			if judge(e.err) == dbop.Ambiguous {
+				return dbop.Ambiguous
+			}
+			return dbop.NotRetryable
 		}
 		if _, ok := errors.AsType[*notSentError](err); ok {
 			return dbop.Unclassified
@@ -33,6 +42,7 @@ func commitOutcome(rules func(error) dbop.Verdict) func(error) dbop.Verdict {
 		}
 		return rules(err)
 	}
+	return judge
 }
 
 // notSentError marks a COMMIT error that database/sql produced without

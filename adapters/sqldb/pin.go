@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -32,12 +33,26 @@ type callerConn struct{ c *sql.Conn }
 
 func (cc callerConn) conn(context.Context) (*sql.Conn, bool, error) { return cc.c, false, nil }
 
-// pinned is a connection carrying an attempt's session settings.
+// pinned is the connection an attempt's transaction runs on, when InTx
+// holds it: to carry the attempt's session settings, or, on MySQL and
+// MariaDB, to keep a transaction that COMMIT or ROLLBACK may have left open
+// out of the pool (see settle).
 type pinned struct {
 	conn    *sql.Conn
 	owned   bool          // close it after the attempt
-	restore string        // sets the session back to its previous values
-	timeout time.Duration // bounds restore
+	restore string        // sets the session back to its previous values; "" when none were changed
+	timeout time.Duration // bounds restore and the question of settle
+}
+
+// take takes a connection from src with no settings to apply.
+// *sql.DB.Conn sends nothing to the server (a pooled connection is reset
+// lazily by the driver), so the transaction costs no extra round trip.
+func take(ctx context.Context, src connSource, timeout time.Duration) (*pinned, error) {
+	conn, owned, err := src.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &pinned{conn: conn, owned: owned, timeout: timeout}, nil
 }
 
 // pin takes a connection from src and applies the attempt's settings s:
@@ -95,12 +110,52 @@ func pin(ctx context.Context, src connSource, s *session, timeout time.Duration)
 // the caller passed is discarded too: its *sql.Conn then returns
 // sql.ErrConnDone, rather than silently keeping a changed session.
 func (p *pinned) release(ctx context.Context) {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
-	defer cancel()
-	if _, err := p.conn.ExecContext(rctx, p.restore); err != nil {
-		discard(p.conn)
+	if p.restore != "" {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
+		defer cancel()
+		if _, err := p.conn.ExecContext(rctx, p.restore); err != nil {
+			discard(p.conn)
+		}
 	}
 	p.close()
+}
+
+// maxGuardWait bounds the question settle asks, whatever the rollback
+// timeout: it is answered at once by a healthy server, and by a Galera node
+// outside the primary component too (docs/backends.md §7.5).
+const maxGuardWait = time.Second
+
+// settle gives the connection back once the transaction on it has ended,
+// with endErr the error of its COMMIT or ROLLBACK (or of BEGIN), and
+// reports whether it discarded a connection that is still open.
+//
+// On MySQL and MariaDB (guard), a COMMIT or ROLLBACK that failed may have
+// left the transaction open on the session: a Galera node outside the
+// primary component answers both with 1047 and keeps it (docs/backends.md
+// §7.11). database/sql would give that connection back to its pool after
+// any error but driver.ErrBadConn, and the next BEGIN on it would commit
+// the leftover, work InTx judged not committed and may have run again. So
+// after an error, settle asks SELECT @@in_transaction (a failure path
+// only: a successful end asks nothing), and discards the connection, which
+// closes the session and so rolls the leftover back, unless the answer is
+// 0. A connection database/sql already closed (driver.ErrBadConn) needs
+// nothing.
+func (p *pinned) settle(ctx context.Context, endErr error, guard bool) (discarded bool) {
+	if endErr == nil || !guard {
+		p.release(ctx)
+		return false
+	}
+	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(p.timeout, maxGuardWait))
+	var open int64
+	err := p.conn.QueryRowContext(qctx, "SELECT @@in_transaction").Scan(&open)
+	cancel()
+	if err == nil && open == 0 {
+		p.release(ctx)
+		return false
+	}
+	discarded = discard(p.conn)
+	p.close()
+	return discarded
 }
 
 // close gives back a connection InTx owns.
@@ -111,8 +166,8 @@ func (p *pinned) close() {
 }
 
 // discard closes conn and makes database/sql close its driver connection
-// rather than pool it (see pinned.release). On a conn already closed it does
-// nothing.
-func discard(conn *sql.Conn) {
-	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+// rather than pool it (see pinned.release), and reports whether it did. On
+// a conn already closed it does nothing (Raw returns sql.ErrConnDone).
+func discard(conn *sql.Conn) bool {
+	return errors.Is(conn.Raw(func(any) error { return driver.ErrBadConn }), driver.ErrBadConn)
 }

@@ -3,6 +3,7 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"time"
@@ -45,6 +46,17 @@ type Beginner interface {
 // pin, so db must then be a *sql.Conn or have a Conn(ctx) (*sql.Conn, error)
 // method as *sql.DB has.
 //
+// On MySQL and MariaDB, when db is a *sql.DB, each transaction runs on a
+// *sql.Conn InTx takes for it (no extra round trip). A Galera node outside
+// the primary component answers COMMIT and ROLLBACK with 1047 and keeps the
+// transaction open, and database/sql would pool that connection, whose next
+// BEGIN commits the leftover (docs/backends.md §7.11): after a failed
+// COMMIT or ROLLBACK, InTx asks SELECT @@in_transaction and closes the
+// connection unless the answer is 0. A *sql.Conn db is closed the same way,
+// and the error says so; it is not retried, since no retry can begin on
+// it. A Beginner of the caller's chooses and guards its connection itself
+// (mysqldb.NodeSet under its Failover option).
+//
 // The operation is safe for concurrent use when db is a *sql.DB and fn is;
 // a *sql.Conn serves one transaction at a time. InTx panics if db or fn is
 // nil, d is invalid, an option is nil, or the options cannot be honoured
@@ -83,6 +95,8 @@ type begin struct {
 	restoreTO time.Duration
 	resolve   resolve.Conner // another connection for ResolveCommit; nil without it
 	readOnly  bool
+	guard     bool // MySQL or MariaDB: keep a transaction a failed end may have left open out of the pool (pinned.settle)
+	own       bool // guard over a *sql.DB or *sql.Conn: hold the connection even without session settings
 	scopeOpts []scopes.TxOption
 }
 
@@ -115,6 +129,14 @@ func newBegin(caller string, db Beginner, d Dialect, opts []TxOption) *begin {
 		// the session timeouts given, and derives none from a deadline.
 		b.src = poolSource{db}
 	}
+	// On MySQL and MariaDB every connection InTx holds is guarded; over a
+	// *sql.DB or a *sql.Conn InTx holds one for every transaction, so that
+	// it can keep one a failed COMMIT or ROLLBACK left in a transaction out
+	// of the pool (docs/backends.md §7.11). A Beginner of the caller's
+	// chooses its own connection, and guards it or not (mysqldb.NodeSet's
+	// Failover does).
+	b.guard = d.Family == sqldialect.MySQL || d.Family == sqldialect.MariaDB
+	b.own = b.guard && b.derive
 	if b.timeouts.session != nil && b.src == nil {
 		panic(fmt.Sprintf("sqldb: %s: %v session timeouts need a connection to pin: pass a *sql.DB or a *sql.Conn, not a %T", caller, d, db))
 	}
@@ -160,19 +182,46 @@ func (b *begin) begin(ctx context.Context, o scopes.BeginOptions) (*txn, error) 
 		t.other = b.resolve
 	}
 	var beginner Beginner = b.db
-	if sess != nil {
+	switch {
+	case sess != nil:
 		p, err := pin(ctx, b.src, sess, b.restoreTO)
 		if err != nil {
 			return nil, err
 		}
 		t.pin, beginner = p, p.conn
+	case b.own:
+		p, err := take(ctx, b.src, b.restoreTO)
+		if err != nil {
+			return nil, err
+		}
+		t.pin, beginner = p, p.conn
 	}
+	t.guard = b.guard
 	txCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	t.cancel = cancel
 	tx, err := beginWhile(ctx, txCtx, cancel, beginner, opts)
+	for try := 1; try < maxBadConnTries && sess == nil && b.own && t.pin.owned && errors.Is(err, driver.ErrBadConn); try++ {
+		// *sql.DB.BeginTx takes another connection when BEGIN finds a
+		// pooled one broken (driver.ErrBadConn: nothing was sent,
+		// docs/backends.md §10.1); *sql.Conn.BeginTx does not, and has
+		// discarded this one: take another as it would.
+		t.pin.close()
+		p, perr := take(ctx, b.src, b.restoreTO)
+		if perr != nil {
+			t.pin = nil
+			cancel()
+			return nil, perr
+		}
+		t.pin, beginner = p, p.conn
+		tx, err = beginWhile(ctx, txCtx, cancel, beginner, opts)
+	}
 	if err != nil {
 		cancel()
-		t.release(ctx)
+		var endErr error // a BEGIN refused leaves no transaction open…
+		if ctx.Err() != nil {
+			endErr = err // …but one cut short is rolled back, and that may fail
+		}
+		t.release(ctx, endErr)
 		return nil, err
 	}
 	t.tx = tx
@@ -219,7 +268,8 @@ func beginWhile(ctx, txCtx context.Context, cancel context.CancelFunc, db Beginn
 type txn struct {
 	tx        *sql.Tx
 	cancel    context.CancelFunc // cancels the context tx was begun with
-	pin       *pinned            // nil when no connection was pinned
+	pin       *pinned            // nil when InTx holds no connection
+	guard     bool               // settle pin after a failed end (pinned.settle)
 	restoreTO time.Duration
 	res       *resolve.SQLTx // nil without ResolveCommit
 	other     resolve.Conner
@@ -253,9 +303,13 @@ func (t *txn) Commit(ctx context.Context) error {
 			_, _ = t.res.AfterCommit(ctx, db)
 		}
 	}
-	t.release(ctx)
+	lost := t.release(ctx, err)
 	if err != nil {
-		return commitError(ctx, doneBefore, err)
+		err = commitError(ctx, doneBefore, err)
+		if lost {
+			err = &connDiscardedError{err}
+		}
+		return err
 	}
 	return nil
 }
@@ -280,17 +334,42 @@ func (t *txn) Rollback(ctx context.Context) error {
 	err := t.tx.Rollback()
 	stop()
 	t.cancel()
-	t.release(ctx)
+	if t.release(ctx, err) {
+		err = &connDiscardedError{err}
+	}
 	return err
 }
 
-// release gives back the pinned connection, if any, once.
-func (t *txn) release(ctx context.Context) {
-	if t.pin != nil {
-		// After a successful COMMIT a failed restore must not fail the
-		// operation (a retry would apply it twice): release discards the
-		// connection instead.
-		t.pin.release(ctx)
-		t.pin = nil
+// release gives back the pinned connection, if any, once, after the
+// transaction ended with endErr (nil when it ended well), and reports
+// whether it closed a *sql.Conn of the caller's (see pinned.settle).
+func (t *txn) release(ctx context.Context, endErr error) (callerConnLost bool) {
+	if t.pin == nil {
+		return false
 	}
+	// After a successful COMMIT a failed restore must not fail the
+	// operation (a retry would apply it twice): release discards the
+	// connection instead.
+	p := t.pin
+	t.pin = nil
+	return p.settle(ctx, endErr, t.guard) && !p.owned
 }
+
+// maxBadConnTries is how many connections begin tries while BEGIN finds
+// them broken, as *sql.DB.BeginTx does (database/sql's maxBadConnRetries
+// plus one, docs/backends.md §10.1).
+const maxBadConnTries = 3
+
+// connDiscardedError is the error of a COMMIT or ROLLBACK that failed on a
+// *sql.Conn the caller passed, which InTx then closed because the
+// transaction may have stayed open on it (docs/backends.md §7.11): the
+// caller's *sql.Conn now returns sql.ErrConnDone, and a retry cannot begin
+// on it, so the error is not retried (commitOutcome) unless the COMMIT's
+// outcome is unknown.
+type connDiscardedError struct{ err error }
+
+func (e *connDiscardedError) Error() string {
+	return e.err.Error() + " (sqldb: the *sql.Conn was closed: the transaction may have stayed open on it)"
+}
+
+func (e *connDiscardedError) Unwrap() error { return e.err }
