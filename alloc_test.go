@@ -32,10 +32,16 @@ func TestAllocations(t *testing.T) {
 		{"two transient failures then success", flaky.With(dbop.WithRetry(dbop.Constant(0)), dbop.ClassifyBy(classifyFn), dbop.Before(noopHook)), 3},
 		{"success through retry with a budget and a bulkhead", ok.With(dbop.WithRetry(dbop.Constant(0), dbop.WithBudget(&dbop.Budget{Ratio: 0.1})), dbop.Bulkhead(4)), 0},
 		{"success through retry with a zero budget", ok.With(dbop.WithRetry(dbop.Constant(0), dbop.WithBudget(new(dbop.Budget)))), 0},
+		{"success through retry and a HotSpot that saw no conflict lately", ok.With(benchPipeline(), dbop.HotSpot()), 0},
 		{"observer absent, budget-free jittered backoff", ok.With(dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Millisecond, time.Second)))), 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// Warm up: a HotSpot starts cautious, and lets attempts
+			// through at once after calm successes.
+			for range 1000 {
+				tt.op.Run(ctx)
+			}
 			got := testing.AllocsPerRun(200, func() {
 				if _, err := tt.op.Run(ctx); err != nil {
 					t.Fatal(err)

@@ -94,3 +94,17 @@ func BenchmarkTwoFailures(b *testing.B) {
 		dbop.Before(noopHook),
 	))
 }
+
+// BenchmarkUncontended is the success path of the pipeline of
+// BenchmarkSuccess without and with a HotSpot after the retry, which has
+// seen no conflict: `benchstat -col /hotspot` gives what a HotSpot costs
+// where nothing contends.
+func BenchmarkUncontended(b *testing.B) {
+	op := dbop.Op[int](func(context.Context) (int, error) { return 1, nil })
+	b.Run("hotspot=off", func(b *testing.B) {
+		runBench(b, op.With(benchPipeline()))
+	})
+	b.Run("hotspot=on", func(b *testing.B) {
+		runBench(b, op.With(benchPipeline(), dbop.HotSpot()))
+	})
+}

@@ -20,6 +20,9 @@ import (
 // adds no allocation. A second step that is itself a decorated Op is run
 // from f: return ordersOf(u).With(p).Run(ctx).
 //
+// A second step that cannot fail converts the value: Then(getUser,
+// func(_ context.Context, u User) (string, error) { return u.Name, nil }).
+//
 // Decorators applied to the result wrap both steps: a [WithRetry] around a
 // Then runs the whole sequence again. To retry one step alone, decorate that
 // step. Then panics if op or f is nil.
@@ -37,26 +40,6 @@ func Then[A, B any](op Op[A], f func(ctx context.Context, a A) (B, error)) Op[B]
 			return zero, err
 		}
 		return f(ctx, a)
-	}
-}
-
-// Map returns an Op that runs op and converts its value with f. When op
-// fails, f is not called and the error is returned as it is. Map panics if
-// op or f is nil.
-func Map[A, B any](op Op[A], f func(A) B) Op[B] {
-	if op == nil {
-		panic("dbop: Map: op is nil")
-	}
-	if f == nil {
-		panic("dbop: Map: f is nil")
-	}
-	return func(ctx context.Context) (B, error) {
-		a, err := op(ctx)
-		if err != nil {
-			var zero B
-			return zero, err
-		}
-		return f(a), nil
 	}
 }
 

@@ -102,24 +102,25 @@ func TestThenUnderRetry(t *testing.T) {
 	}
 }
 
-func TestMap(t *testing.T) {
+// Then with a second step that cannot fail converts a value (what Map did).
+func TestThenConverts(t *testing.T) {
 	errQuery := errors.New("query failed")
 	called := 0
-	length := func(s string) int { called++; return len(s) }
+	length := func(_ context.Context, s string) (int, error) { called++; return len(s), nil }
 
-	if got, err := dbop.Map(value("four"), length).Run(context.Background()); got != 4 || err != nil {
-		t.Errorf("Map on success = %d, %v; want 4, nil", got, err)
+	if got, err := dbop.Then(value("four"), length).Run(context.Background()); got != 4 || err != nil {
+		t.Errorf("Then on success = %d, %v; want 4, nil", got, err)
 	}
-	got, err := dbop.Map(failure[string](errQuery), length).Run(context.Background())
+	got, err := dbop.Then(failure[string](errQuery), length).Run(context.Background())
 	if got != 0 || err != errQuery {
-		t.Errorf("Map on failure = %d, %v; want 0, %v", got, err, errQuery)
+		t.Errorf("Then on failure = %d, %v; want 0, %v", got, err, errQuery)
 	}
 	if called != 1 {
 		t.Errorf("f called %d times, want 1: never on failure", called)
 	}
 }
 
-func TestThenMapAllPanicOnNil(t *testing.T) {
+func TestThenAllPanicOnNil(t *testing.T) {
 	tests := []struct {
 		name  string
 		build func()
@@ -127,8 +128,6 @@ func TestThenMapAllPanicOnNil(t *testing.T) {
 	}{
 		{"Then nil op", func() { dbop.Then(nil, func(context.Context, int) (int, error) { return 0, nil }) }, "dbop: Then: op is nil"},
 		{"Then nil f", func() { dbop.Then[int, int](value(1), nil) }, "dbop: Then: f is nil"},
-		{"Map nil op", func() { dbop.Map(nil, func(int) int { return 0 }) }, "dbop: Map: op is nil"},
-		{"Map nil f", func() { dbop.Map[int, int](value(1), nil) }, "dbop: Map: f is nil"},
 		{"All nil op", func() { dbop.All(0, value(1), nil, value(3)) }, "dbop: All: op 2 of 3 is nil"},
 		{"AllKeyed nil op", func() { dbop.AllKeyed(0, map[string]dbop.Op[int]{"a": value(1), "b": nil}) }, "dbop: AllKeyed: op for key b is nil"},
 	}

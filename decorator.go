@@ -9,7 +9,7 @@ import (
 
 // A Decorator adds behaviour to an [Op] of any result type. The built-in
 // decorators ([WithRetry], [WithTimeout], [ClassifyBy], [Before], [Bulkhead],
-// [Flight.Share], [Around], [AroundTx], [Chain]) are plain values that need
+// [HotSpot], [Flight.Share], [Around], [AroundTx], [Chain]) are plain values that need
 // no type arguments; a decorator for one result type only is a
 // [DecoratorFunc].
 //
@@ -106,14 +106,24 @@ func (*aroundTx) decorator() {}
 func decorateAll[T any](op Op[T], ds []Decorator, caller string) Op[T] {
 	flat := flatten(nil, ds, caller)
 	validate(flat)
-	var txKeys []any // the transactions of the scopes compiled so far
+	var in inner
 	for i := len(flat) - 1; i >= 0; i-- {
-		op = decorate(op, flat[i], txKeys)
-		if s, ok := flat[i].(*aroundTx); ok {
-			txKeys = append(txKeys[:len(txKeys):len(txKeys)], s.key)
+		op = decorate(op, flat[i], in)
+		switch d := flat[i].(type) {
+		case *aroundTx:
+			in.txKeys = append(in.txKeys[:len(in.txKeys):len(in.txKeys)], d.key)
+		case *hotSpot:
+			in.hotSpot = d // the nearest one to a retry listed before it
 		}
 	}
 	return op
+}
+
+// inner is what a decorator is told, when it is compiled, about the
+// decorators listed after it in the same pipeline.
+type inner struct {
+	txKeys  []any    // the transactions of the scopes inside it
+	hotSpot *hotSpot // the HotSpot nearest inside it, which paces its retries after conflicts
 }
 
 // flatten appends ds to out with every Pipeline expanded in place.
@@ -158,6 +168,12 @@ func validate(flat []Decorator) {
 					"it turns every failed attempt into a success, so the retry never runs again; list OrDefault before WithRetry",
 					i+1, j+1))
 			}
+		case *hotSpot:
+			if retryAt(0, i) < 0 && retryAt(i+1, len(flat)) >= 0 {
+				panic(fmt.Sprintf("dbop: HotSpot (decorator %d) is listed before WithRetry (decorator %d): "+
+					"it would hold its slot across the retry's waits and could not tell retries from newcomers; list HotSpot after WithRetry",
+					i+1, retryAt(i+1, len(flat))+1))
+			}
 		case *aroundTx:
 			j := retryAt(i+1, len(flat))
 			if j < 0 {
@@ -186,7 +202,7 @@ func validate(flat []Decorator) {
 // through an interface method would have to box its result, one allocation
 // per call, and validate needs to know each decorator's kind anyway. Users
 // extend the set with Around and DecoratorFunc.
-func decorate[T any](op Op[T], d Decorator, txKeys []any) Op[T] {
+func decorate[T any](op Op[T], d Decorator, in inner) Op[T] {
 	switch d := d.(type) {
 	case DecoratorFunc[T]:
 		out := d(op)
@@ -198,26 +214,31 @@ func decorate[T any](op Op[T], d Decorator, txKeys []any) Op[T] {
 		return d.wrap(op)
 	case *retrier:
 		if d.direct() {
+			hs := in.hotSpot
 			return func(ctx context.Context) (T, error) {
+				var mark uint64
+				if hs != nil {
+					mark = hs.progress.Load()
+				}
 				v, err := op(ctx)
 				if err == nil {
 					return v, nil
 				}
-				err = d.loop(ctx, txKeys, func(ctx context.Context) error {
+				err = d.loop(ctx, in, func(ctx context.Context) error {
 					var err error
 					v, err = op(ctx)
 					return err
-				}, err)
+				}, err, mark)
 				return v, err
 			}
 		}
 		return func(ctx context.Context) (T, error) {
 			var v T
-			err := d.loop(ctx, txKeys, func(ctx context.Context) error {
+			err := d.loop(ctx, in, func(ctx context.Context) error {
 				var err error
 				v, err = op(ctx)
 				return err
-			}, nil)
+			}, nil, 0)
 			return v, err
 		}
 	case *timeout:
@@ -283,6 +304,23 @@ func decorate[T any](op Op[T], d Decorator, txKeys []any) Op[T] {
 			}
 			defer d.release()
 			return op(ctx)
+		}
+	case *hotSpot:
+		return func(ctx context.Context) (T, error) {
+			if d.open() {
+				v, err := op(ctx)
+				if err != nil {
+					d.settle(ticket{}, outcomeOf(err, false), 0)
+				}
+				return v, err
+			}
+			var v T
+			err := d.run(ctx, func(ctx context.Context) error {
+				var err error
+				v, err = op(ctx)
+				return err
+			})
+			return v, err
 		}
 	case *shared:
 		return func(ctx context.Context) (T, error) {

@@ -135,10 +135,13 @@
 // concurrent use. A [Backoff] is a pure function of the attempt number, so a
 // shared pipeline keeps no state between calls.
 //
-// For work spread over many goroutines and processes: [Then], [Map], [All]
-// and [AllKeyed] compose operations with their types; a [Flight] collapses
-// identical concurrent reads; a [Bulkhead] caps concurrent attempts so
-// retries cannot exhaust a connection pool; and a [Budget] shared by many
-// operations ([WithBudget]) stops retries from multiplying the load while
-// the database is down.
+// For work spread over many goroutines and processes: [Then], [All] and
+// [AllKeyed] compose operations with their types; a [Flight] collapses
+// identical concurrent reads; a [HotSpot] admits the attempts of work that
+// contends on the same rows as many at a time as succeed together, oldest
+// first, with lock waits bounded (docs/contention.md); a [Bulkhead] caps
+// concurrent attempts so retries cannot exhaust a connection pool; and a
+// [Budget] shared by many operations ([WithBudget]) stops retries from
+// multiplying the load while the database is down. These three hold state
+// shared by every pipeline they are part of, which is their point.
 package dbop

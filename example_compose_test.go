@@ -33,10 +33,13 @@ func ExampleThen() {
 	// Output: [{100 7} {101 7}] <nil>
 }
 
-func ExampleMap() {
+// A second step that cannot fail converts the first one's value.
+func ExampleThen_convert() {
 	getUser := dbop.Op[User](func(context.Context) (User, error) { return User{ID: 7, Name: "ada"}, nil })
 
-	name, err := dbop.Map(getUser, func(u User) string { return strings.ToUpper(u.Name) }).Run(context.Background())
+	name, err := dbop.Then(getUser, func(_ context.Context, u User) (string, error) {
+		return strings.ToUpper(u.Name), nil
+	}).Run(context.Background())
 	fmt.Println(name, err)
 	// Output: ADA <nil>
 }

@@ -22,10 +22,22 @@ func (r *retrier) direct() bool {
 // runs the decorated Op once; it is only ever called, never stored, so the
 // closure the caller builds around its result stays on the caller's stack.
 //
-// txKeys are the transactions of the scopes listed inside this retry in the
-// same pipeline (see AroundTx): every attempt runs inside each of them, so
-// an error that doomed one of them is never retried here.
-func (r *retrier) loop(ctx context.Context, txKeys []any, attempt func(context.Context) error, first error) error {
+// in.txKeys are the transactions of the scopes listed inside this retry in
+// the same pipeline (see AroundTx): every attempt runs inside each of them,
+// so an error that doomed one of them is never retried here.
+//
+// When a HotSpot is listed inside it (in.hotSpot), every attempt after the
+// first carries a retryState in its context, allocated at the first
+// failure, and an attempt that lost a conflict to work that got done
+// meanwhile (the HotSpot's progress moved past mark, read before the
+// attempt) runs again without the backoff's wait: the HotSpot's queue,
+// where it goes before the operations that arrived after it, is its wait.
+// After a failure with no progress anywhere (the database is down, say)
+// the backoff applies as usual.
+func (r *retrier) loop(ctx context.Context, in inner, attempt func(context.Context) error, first error, mark uint64) error {
+	txKeys := in.txKeys
+	hs := in.hotSpot
+	var rs *retryState
 	obs := r.observer
 	var start time.Time
 	if r.maxElapsed > 0 || obs != nil {
@@ -49,6 +61,9 @@ func (r *retrier) loop(ctx context.Context, txKeys []any, attempt func(context.C
 		}
 		err := first
 		if n > 1 || first == nil {
+			if hs != nil {
+				mark = hs.progress.Load()
+			}
 			err = attempt(attemptCtx)
 		}
 		if err == nil {
@@ -61,6 +76,9 @@ func (r *retrier) loop(ctx context.Context, txKeys []any, attempt func(context.C
 
 		v := VerdictOf(err)
 		delay, stop := r.decide(ctx, n, err, v, txKeys, doomed, start, prev)
+		if stop == nil && hs != nil && hs.paces(mark) {
+			delay = 0
+		}
 		if stop == nil && v == Ambiguous && unknown == nil {
 			unknown = err // retried: from here on, the work may already be applied
 		}
@@ -81,6 +99,13 @@ func (r *retrier) loop(ctx context.Context, txKeys []any, attempt func(context.C
 				obs.OperationEnd(opCtx, OperationEvent{Name: r.name, Attempts: n, Err: stop, Duration: time.Since(start)})
 			}
 			return stop
+		}
+		if hs != nil {
+			if rs == nil {
+				rs = &retryState{first: time.Now().UnixNano()}
+				base = context.WithValue(base, retryStateKey{}, rs)
+			}
+			rs.attempt = n + 1
 		}
 		if keys := txmark.DoomKeys(err); len(keys) > 0 {
 			// The next attempts must not run in a transaction err doomed:

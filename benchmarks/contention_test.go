@@ -18,10 +18,11 @@ const (
 // TestContentionShort runs the contention benchmark's short mode (2 s per
 // strategy) against PostgreSQL and asserts its invariants: no money created
 // or lost, the ledger equal to the committed transfers, no lost update. It
-// runs every strategy on the serializable variant, and on the deadlock
-// variant the two that finish in seconds there (the others wait out
-// PostgreSQL's 1 s deadlock_timeout again and again; README.md). It asserts
-// no performance target: those are for the benchmark on a quiet machine.
+// runs every strategy on the serializable variant, and HotSpot and the
+// reference on the lockcycle and deadlock variants (the others wait out
+// PostgreSQL's 1 s deadlock_timeout again and again there; README.md), in
+// about 30 s. It asserts no performance target: those are for the
+// benchmark on a quiet machine.
 func TestContentionShort(t *testing.T) {
 	dsn := os.Getenv(benchEnv)
 	if dsn == "" {
@@ -39,12 +40,13 @@ func TestContentionShort(t *testing.T) {
 		strategies []string
 	}{
 		{contention.Serializable, contention.Names},
-		{contention.Deadlock, []string{"dbop+bulkhead", "reference"}},
+		{contention.LockCycle, []string{"dbop+hotspot", "reference"}},
+		{contention.Deadlock, []string{"dbop+hotspot", "reference"}},
 	}
 	for _, run := range runs {
 		variant := run.variant
 		cfg := contention.Config{
-			DSN:          dsn,
+			Backend:      contention.Backend{Kind: contention.Postgres, DSNs: []string{dsn}},
 			Workers:      16,
 			Accounts:     4,
 			Duration:     2 * time.Second,

@@ -1,26 +1,34 @@
-// Command contention measures goodput under real contention on PostgreSQL:
-// N workers move money between K hot accounts in conflicting transactions,
-// once per retry strategy, and the invariants (money conserved, ledger equal
-// to the committed transfers, no lost update) are checked after each run.
+// Command contention measures goodput under real contention: N workers move
+// money between K hot accounts in conflicting transactions, once per retry
+// strategy, against PostgreSQL, MariaDB or a Galera cluster, from one OS
+// process or several, and the invariants (money conserved, ledger equal to
+// the committed transfers, no lost update) are checked after each run.
 //
-//	go run ./cmd/contention                      # 16 workers, 4 accounts, 10 s per strategy
-//	go run ./cmd/contention -short               # 2 s per strategy
-//	go run ./cmd/contention -variant deadlock    # READ COMMITTED + FOR UPDATE in random order
+//	go run ./cmd/contention                           # PostgreSQL, serializable, 16 workers, 4 accounts, 10 s per strategy
+//	go run ./cmd/contention -short                    # 2 s per strategy
+//	go run ./cmd/contention -variant lockcycle        # writes in the transfer's order: lock cycles
+//	go run ./cmd/contention -backend mariadb          # MariaDB through database/sql and sqldb
+//	go run ./cmd/contention -processes 2              # the workers split between 2 OS processes
+//	go run ./cmd/contention -rounds 3 -charts results/pg-serializable
 //	go run ./cmd/contention -sweep 1ms:100ms:20,5ms:1s:0 -rounds 3
 //
-// The database is -dsn, else $DBOP_BENCH_POSTGRES, else the local dbop_test
-// database. It prints a Markdown table and exits with status 1 when an
-// invariant fails (2 on a setup error).
+// PostgreSQL is -dsn, else $DBOP_BENCH_POSTGRES, else $DBOP_TEST_POSTGRES,
+// else the local dbop_test database; MariaDB is -mysql-dsn, else
+// $DBOP_BENCH_MYSQL, else $DBOP_TEST_MYSQL, else the local dbop_test
+// database; Galera is -galera, else $DBOP_BENCH_GALERA, else
+// $DBOP_TEST_GALERA (comma-separated DSNs, one per node). It prints
+// Markdown tables and exits with status 1 when an invariant fails (2 on a
+// setup error).
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -28,25 +36,30 @@ import (
 )
 
 func main() {
+	if os.Getenv(contention.ChildEnv) != "" {
+		os.Exit(contention.ChildMain())
+	}
 	os.Exit(run())
 }
 
 func run() int {
-	dsn := os.Getenv("DBOP_BENCH_POSTGRES")
-	if dsn == "" {
-		dsn = contention.DefaultDSN
-	}
 	var (
 		cfg        contention.Config
 		short      = flag.Bool("short", false, "2 s per strategy (overrides -duration)")
-		variant    = flag.String("variant", "serializable", "serializable (40001) or deadlock (40P01)")
+		backend    = flag.String("backend", "postgres", "postgres, mariadb or galera")
+		pgDSN      = flag.String("dsn", cmp.Or(os.Getenv("DBOP_BENCH_POSTGRES"), os.Getenv("DBOP_TEST_POSTGRES"), contention.DefaultDSN), "PostgreSQL connection string")
+		myDSN      = flag.String("mysql-dsn", cmp.Or(os.Getenv("DBOP_BENCH_MYSQL"), os.Getenv("DBOP_TEST_MYSQL"), contention.DefaultMySQLDSN), "MariaDB DSN (go-sql-driver)")
+		galera     = flag.String("galera", cmp.Or(os.Getenv("DBOP_BENCH_GALERA"), os.Getenv("DBOP_TEST_GALERA")), "Galera node DSNs, comma-separated")
+		variant    = flag.String("variant", "serializable", "serializable, lockcycle or deadlock")
 		strategies = flag.String("strategies", strings.Join(contention.Names, ","), "comma-separated strategies to run")
-		sweep      = flag.String("sweep", "", "comma-separated dbop pipelines base:max:attempts[:bulkhead[:lock-timeout]] (attempts and bulkhead 0: none) to run, with the reference, instead of -strategies")
+		sweep      = flag.String("sweep", "", "comma-separated dbop pipelines base:max:attempts[:bulkhead[:lock-timeout[:hotspot]]] (attempts and bulkhead 0: none; hotspot 1: HotSpot() after the retry) to run, with the reference, instead of -strategies")
 		rounds     = flag.Int("rounds", 1, "run the strategies this many times, interleaved, and summarise by the median")
+		charts     = flag.String("charts", "", "write PREFIX-goodput.png and PREFIX-latency.png")
+		limits     = flag.String("limits", "standin", "how an attempt's deadline becomes server-side limits: standin (the benchmark sets them and takes the deadline off the context) or adapter (the adapters derive them, the deadline stays)")
 		verbose    = flag.Bool("v", false, "print each run's duration and an example error of each give-up reason to stderr")
 	)
-	flag.StringVar(&cfg.DSN, "dsn", dsn, "PostgreSQL connection string ($DBOP_BENCH_POSTGRES)")
-	flag.IntVar(&cfg.Workers, "workers", 16, "concurrent workers (pool size)")
+	flag.IntVar(&cfg.Workers, "workers", 16, "concurrent workers in all (pool size)")
+	flag.IntVar(&cfg.Processes, "processes", 1, "OS processes the workers are split among (the reference always runs in one)")
 	flag.IntVar(&cfg.Accounts, "accounts", 4, "hot accounts")
 	flag.DurationVar(&cfg.Duration, "duration", 10*time.Second, "time each strategy starts new transfers")
 	flag.IntVar(&cfg.Transfers, "transfers", 0, "a fixed number of transfers per strategy instead of -duration")
@@ -55,40 +68,60 @@ func run() int {
 	rec := contention.Recommended
 	flag.DurationVar(&cfg.DBOP.Base, "base", rec.Base, "dbop: base delay of FullJitter(Exponential(base, max))")
 	flag.DurationVar(&cfg.DBOP.Max, "max", rec.Max, "dbop: maximum delay")
-	flag.IntVar(&cfg.DBOP.MaxAttempts, "attempts", rec.MaxAttempts, "dbop: MaxAttempts (0: dbop.DefaultMaxAttempts)")
-	flag.DurationVar(&cfg.DBOP.LockTimeout, "lock-timeout", rec.LockTimeout, "dbop: pgxdb.LockTimeout on each attempt (0: none)")
+	flag.IntVar(&cfg.DBOP.MaxAttempts, "attempts", rec.MaxAttempts, "dbop: MaxAttempts (0: dbop's default)")
+	flag.DurationVar(&cfg.DBOP.LockTimeout, "lock-timeout", rec.LockTimeout, "dbop: the adapter's LockTimeout on each attempt (0: none)")
 	flag.IntVar(&cfg.DBOP.Bulkhead, "bulkhead", rec.Bulkhead, "dbop: cap concurrent attempts with Bulkhead(n) after the retry (0: none)")
 	flag.IntVar(&cfg.ImmediateCap, "immediate-cap", 1000, "immediate: attempt limit")
 	flag.Parse()
 	if *short {
 		cfg.Duration = 2 * time.Second
 	}
-	v, err := contention.ParseVariant(*variant)
+	switch *limits {
+	case "standin":
+	case "adapter":
+		cfg.DBOP.AdapterLimits = true
+	default:
+		fmt.Fprintf(os.Stderr, "-limits %q: want standin or adapter\n", *limits)
+		return 2
+	}
+	kind, err := contention.ParseKind(*backend)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	cfg.Variant = v
+	cfg.Backend.Kind = kind
+	switch kind {
+	case contention.Postgres:
+		cfg.Backend.DSNs = []string{*pgDSN}
+	case contention.MariaDB:
+		cfg.Backend.DSNs = []string{*myDSN}
+	case contention.Galera:
+		if *galera == "" {
+			fmt.Fprintln(os.Stderr, "-backend galera: no DSNs (-galera, $DBOP_BENCH_GALERA or $DBOP_TEST_GALERA; scripts/clusters.sh env)")
+			return 2
+		}
+		cfg.Backend.DSNs = strings.Split(*galera, ",")
+	}
+	if cfg.Variant, err = contention.ParseVariant(*variant); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
 
-	var list []contention.Strategy
+	var names []string
 	if *sweep != "" {
 		for _, spec := range strings.Split(*sweep, ",") {
-			p, err := parseSpec(spec)
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "-sweep: %v\n", err)
-				return 2
-			}
-			list = append(list, contention.DBOP("dbop "+p.String(), p))
+			names = append(names, "dbop "+strings.TrimSpace(spec))
 		}
-		list = append(list, contention.None("reference", 1))
+		names = append(names, "reference")
 	} else {
 		for _, name := range strings.Split(*strategies, ",") {
-			s, err := contention.StrategyByName(strings.TrimSpace(name), cfg)
-			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return 2
-			}
-			list = append(list, s)
+			names = append(names, strings.TrimSpace(name))
+		}
+	}
+	for _, name := range names {
+		if _, err := contention.StrategyByName(name, cfg); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
 		}
 	}
 
@@ -99,15 +132,18 @@ func run() int {
 	if cfg.Transfers > 0 {
 		mode = fmt.Sprintf("%d transfers per strategy", cfg.Transfers)
 	}
-	fmt.Printf("variant=%s workers=%d accounts=%d %s, GOMAXPROCS=%d\n", cfg.Variant, cfg.Workers, cfg.Accounts, mode, runtime.GOMAXPROCS(0))
-	fmt.Printf("dbop: pgxdb.InTx(pool, fn, pgxdb.Isolation(…)).With(%s); dbop+bulkhead adds Bulkhead(%d) unless -bulkhead is set\n\n",
-		cfg.DBOP, contention.HotSpotBulkhead)
+	fmt.Printf("backend=%s variant=%s workers=%d processes=%d accounts=%d %s, GOMAXPROCS=%d\n",
+		cfg.Backend, cfg.Variant, cfg.Workers, max(cfg.Processes, 1), cfg.Accounts, mode, runtime.GOMAXPROCS(0))
+	fmt.Printf("dbop: InTx(…).With(%s); dbop+bulkhead adds Bulkhead(%d), dbop+hotspot adds HotSpot(); attempt deadlines to server limits: -limits %s\n",
+		cfg.DBOP, contention.HotSpotBulkhead, *limits)
+	fmt.Printf("load before: %s\n\n", loadavg())
 	contention.TableHeader(os.Stdout)
 
 	var results []contention.Result
 	failed := false
 	for range max(*rounds, 1) {
-		for _, s := range list {
+		for _, name := range names {
+			s, _ := contention.StrategyByName(name, cfg) // a fresh pipeline, and HotSpot, per run
 			r, err := contention.Run(ctx, cfg, s)
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "%s: %v\n", s.Name, err)
@@ -115,7 +151,7 @@ func run() int {
 			}
 			contention.Row(os.Stdout, r)
 			if *verbose {
-				fmt.Fprintf(os.Stderr, "%s: %v from the first transfer to the last\n", r.Strategy, r.Elapsed)
+				fmt.Fprintf(os.Stderr, "%s: %v from the first transfer to the last; load %s\n", r.Strategy, r.Elapsed, loadavg())
 				for why, msg := range r.Sample {
 					fmt.Fprintf(os.Stderr, "%s: gave up (%s): %s\n", r.Strategy, why, msg)
 				}
@@ -126,18 +162,16 @@ func run() int {
 			}
 		}
 	}
-	if *rounds > 1 {
-		fmt.Printf("\nmedian of %d rounds:\n\n", *rounds)
-		contention.MedianHeader(os.Stdout)
-		for _, s := range list {
-			var rs []contention.Result
-			for _, r := range results {
-				if r.Strategy == s.Name {
-					rs = append(rs, r)
-				}
-			}
-			contention.MedianRow(os.Stdout, contention.Summarize(rs))
-		}
+	fmt.Printf("\nload after: %s\n", loadavg())
+
+	byName := map[string][]contention.Result{}
+	for _, r := range results {
+		byName[r.Strategy] = append(byName[r.Strategy], r)
+	}
+	fmt.Printf("\nmedian of %d round(s); × reference is each round's goodput over the reference's in the same round:\n\n", max(*rounds, 1))
+	contention.MedianHeader(os.Stdout)
+	for _, name := range names {
+		contention.MedianRow(os.Stdout, contention.Summarize(byName[name], byName["reference"]))
 	}
 
 	fmt.Println()
@@ -153,7 +187,32 @@ func run() int {
 	}
 	fmt.Printf("invariants hold in %d of %d runs: balances sum to 0, the ledger holds exactly the committed transfers (count and sum), every balance equals its ledger net\n",
 		passed, len(results))
-	printTargets(results)
+
+	if hs, ok := byName["dbop+hotspot"]; ok && len(byName["reference"]) > 0 {
+		goal := contention.Goal{MinRatio: 1.0}
+		if cfg.Processes > 1 || kind == contention.Galera {
+			goal.MinRatio = 0.9
+		}
+		met, lines := goal.Check(contention.Summarize(hs, byName["reference"]))
+		fmt.Printf("\ndbop+hotspot against the goal (%s, %d process(es)):\n", cfg.Backend, max(cfg.Processes, 1))
+		for _, l := range lines {
+			fmt.Println("  " + l)
+		}
+		if met {
+			fmt.Println("  goal met")
+		} else {
+			fmt.Println("  goal MISSED")
+		}
+	}
+
+	if *charts != "" {
+		title := fmt.Sprintf("%s %s, %d workers in %d process(es)", cfg.Backend, cfg.Variant, cfg.Workers, max(cfg.Processes, 1))
+		if err := contention.WriteCharts(*charts, title, results); err != nil {
+			fmt.Fprintln(os.Stderr, "charts:", err)
+			return 2
+		}
+		fmt.Printf("\ncharts: %s-goodput.png, %s-latency.png\n", *charts, *charts)
+	}
 	if failed {
 		fmt.Println("FAIL")
 		return 1
@@ -162,65 +221,15 @@ func run() int {
 	return 0
 }
 
-// parseSpec parses base:max:attempts[:bulkhead[:lock-timeout]].
-func parseSpec(spec string) (contention.DBOPParams, error) {
-	var p contention.DBOPParams
-	f := strings.Split(strings.TrimSpace(spec), ":")
-	if len(f) < 3 || len(f) > 5 {
-		return p, fmt.Errorf("%q: want base:max:attempts[:bulkhead[:lock-timeout]]", spec)
+// loadavg returns the first three fields of /proc/loadavg, or "?".
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
 	}
-	var err error
-	if p.Base, err = time.ParseDuration(f[0]); err != nil {
-		return p, err
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
 	}
-	if p.Max, err = time.ParseDuration(f[1]); err != nil {
-		return p, err
-	}
-	if p.MaxAttempts, err = strconv.Atoi(f[2]); err != nil {
-		return p, err
-	}
-	if len(f) >= 4 {
-		if p.Bulkhead, err = strconv.Atoi(f[3]); err != nil {
-			return p, err
-		}
-	}
-	if len(f) == 5 {
-		if p.LockTimeout, err = time.ParseDuration(f[4]); err != nil {
-			return p, err
-		}
-	}
-	if p.Base <= 0 || p.Max < p.Base || p.MaxAttempts < 0 || p.Bulkhead < 0 {
-		return p, fmt.Errorf("%q: want 0 < base <= max, attempts >= 0, bulkhead >= 0", spec)
-	}
-	return p, nil
-}
-
-// printTargets compares the dbop strategies with the targets and the
-// reference, on the medians of the rounds.
-func printTargets(results []contention.Result) {
-	byName := map[string][]contention.Result{}
-	for _, r := range results {
-		byName[r.Strategy] = append(byName[r.Strategy], r)
-	}
-	yes := func(ok bool) string {
-		if ok {
-			return "met"
-		}
-		return "MISSED"
-	}
-	for _, name := range []string{"dbop", "dbop+bulkhead"} {
-		d, ok := byName[name]
-		if !ok {
-			continue
-		}
-		sum := contention.Summarize(d)
-		fmt.Printf("\n%s targets:\n", name)
-		if ref, ok := byName["reference"]; ok {
-			refSum := contention.Summarize(ref)
-			fmt.Printf("  goodput >= reference: %s (%.0f vs %.0f tx/s, median)\n", yes(sum.Goodput >= refSum.Goodput), sum.Goodput, refSum.Goodput)
-		}
-		fmt.Printf("  zero give-ups:        %s (%d)\n", yes(sum.GiveUps == 0), sum.GiveUps)
-		fmt.Printf("  p99 < 250 ms:         %s (worst round %v; %d transfers over 250 ms, slowest %v)\n",
-			yes(sum.WorstP99 < contention.SlowThreshold), sum.WorstP99.Round(100*time.Microsecond), sum.Slow, sum.Max.Round(time.Millisecond))
-	}
+	return strings.Join(f[:3], " ")
 }

@@ -1,8 +1,9 @@
 // Package contention measures goodput under real contention: workers moving
-// money between a few hot accounts of a PostgreSQL database, in
-// transactions that conflict, under several retry strategies. After each run
-// it checks that no money was created or lost and that the ledger holds
-// exactly the committed transfers.
+// money between a few hot accounts of a PostgreSQL, MariaDB or Galera
+// database, in transactions that conflict, under several retry strategies,
+// from one OS process or several. After each run it checks that no money
+// was created or lost and that the ledger holds exactly the committed
+// transfers.
 package contention
 
 import (
@@ -18,30 +19,41 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop"
-	"github.com/jackc/pgx/v5"
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// SlowThreshold is the latency target of a transfer: Result.Slow counts
+// SlowThreshold is the p99 latency target of a transfer: Result.Slow counts
 // the committed transfers that took longer.
 const SlowThreshold = 250 * time.Millisecond
 
-// DefaultDSN is the database used when none is given.
+// MaxThreshold is the target for the slowest committed transfer.
+const MaxThreshold = 500 * time.Millisecond
+
+// DefaultDSN is the PostgreSQL database used when none is given.
 const DefaultDSN = "postgres://postgres@127.0.0.1:5432/dbop_test?sslmode=disable"
+
+// DefaultMySQLDSN is the MariaDB database used when none is given.
+const DefaultMySQLDSN = "root@tcp(127.0.0.1:3306)/dbop_test?parseTime=true"
+
+// Bucket is the width of the goodput-over-time series.
+const Bucket = 100 * time.Millisecond
 
 // Config describes a run.
 type Config struct {
-	DSN      string
-	Workers  int           // concurrent workers, each with its own connection
+	Backend  Backend
+	Workers  int           // concurrent workers in all, each with its own connection
 	Accounts int           // hot accounts, at least 2
 	Duration time.Duration // how long workers start new transfers
+	// Processes, when above 1, splits the workers among that many OS
+	// processes (the running executable, started again; see ChildMain),
+	// which start together and whose results are added up.
+	Processes int
 	// Transfers, when positive, replaces Duration: the run ends after this
 	// many transfers (committed or given up), shared among the workers.
 	Transfers int
 	// Drain bounds how long transfers in flight at the end of Duration may
-	// take to finish; those still running then are cancelled and count as
-	// given up.
+	// take to finish: it ends their waits, never a transaction in flight.
 	Drain        time.Duration
 	Variant      Variant
 	Seed         uint64
@@ -52,7 +64,10 @@ type Config struct {
 // Result is what one strategy achieved.
 type Result struct {
 	Strategy  string
+	Backend   string
+	Variant   Variant
 	Workers   int
+	Processes int
 	Window    time.Duration // the measurement window: Duration, or the whole run with Transfers
 	Elapsed   time.Duration // from the first transfer's start to the last one's end
 	Commits   int64         // committed transfers, drained ones included
@@ -67,7 +82,11 @@ type Result struct {
 	// MaxTries is the most attempts one committed transfer needed;
 	// P99Tries the 99th percentile.
 	MaxTries, P99Tries int
-	Invariants         Invariants
+	// Series counts the transfers committed in each Bucket of the window.
+	Series []int64
+	// Latencies are every committed transfer's latency, sorted.
+	Latencies  []time.Duration
+	Invariants Invariants
 }
 
 // Goodput is transfers committed within the window per second of it.
@@ -109,76 +128,138 @@ func (r Result) Reasons() string {
 
 // Run resets the tables, runs s under cfg and checks the invariants. The
 // returned error is for setup failures; give-ups and broken invariants are
-// in the Result.
+// in the Result. The reference (a strategy with its own worker count) always
+// runs in one process.
 func Run(ctx context.Context, cfg Config, s Strategy) (Result, error) {
 	if cfg.Accounts < 2 {
 		return Result{}, fmt.Errorf("need at least 2 accounts, got %d", cfg.Accounts)
 	}
 	workers := cfg.Workers
+	procs := max(cfg.Processes, 1)
 	if s.Workers > 0 {
-		workers = s.Workers
+		workers, procs = s.Workers, 1
 	}
-	if workers < 1 {
-		return Result{}, fmt.Errorf("need at least 1 worker, got %d", workers)
-	}
-
-	admin, err := pgx.Connect(ctx, cfg.DSN)
-	if err != nil {
-		return Result{}, fmt.Errorf("connect: %w", err)
-	}
-	defer admin.Close(context.WithoutCancel(ctx))
-	if _, err := admin.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(lockKey)); err != nil {
-		return Result{}, fmt.Errorf("advisory lock: %w", err)
-	}
-	defer admin.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(lockKey))
-	if err := reset(ctx, admin, cfg.Accounts); err != nil {
-		return Result{}, err
+	if workers < procs {
+		return Result{}, fmt.Errorf("need at least one worker per process, got %d workers for %d processes", workers, procs)
 	}
 
-	pool, err := newPool(ctx, cfg.DSN, workers)
+	adm, err := cfg.Backend.connectAdmin(ctx)
 	if err != nil {
 		return Result{}, err
 	}
-	defer pool.Close()
+	defer adm.close()
+	if err := adm.reset(ctx, cfg.Accounts); err != nil {
+		return Result{}, err
+	}
 
-	res := run(ctx, cfg, s, pool, workers)
-	res.Invariants = check(ctx, admin, res.Commits, res.committedSum)
-	return res.Result, nil
+	var p partial
+	if procs == 1 {
+		p, err = runProcess(ctx, cfg, s, workers, 0, nil)
+	} else {
+		p, err = runFleet(ctx, cfg, s, workers, procs)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	r := p.result(cfg, s.Name, workers, procs)
+	r.Invariants = adm.check(ctx, r.Commits, p.Sum)
+	return r, nil
 }
 
-// newPool opens a pool of exactly workers connections, all established
-// before the clock starts.
-func newPool(ctx context.Context, dsn string, workers int) (*pgxpool.Pool, error) {
-	pc, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		return nil, fmt.Errorf("parse DSN: %w", err)
-	}
-	pc.MaxConns = int32(workers)
-	pc.MinConns = int32(workers)
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		return nil, fmt.Errorf("pool: %w", err)
-	}
-	conns := make([]*pgxpool.Conn, 0, workers)
-	defer func() {
-		for _, c := range conns {
-			c.Release()
-		}
-	}()
-	for range workers {
-		c, err := pool.Acquire(ctx)
-		if err != nil {
-			pool.Close()
-			return nil, fmt.Errorf("warm the pool: %w", err)
-		}
-		conns = append(conns, c)
-	}
-	return pool, nil
+// partial is what one process measured; a fleet's partials are added up.
+type partial struct {
+	Commits, InWindow, Attempts, GiveUps, Sum int64
+	Why                                       map[string]int64
+	Sample                                    map[string]string
+	Latencies                                 []time.Duration
+	Tries                                     []int
+	Series                                    []int64
+	Elapsed                                   time.Duration
 }
 
-type runResult struct {
-	Result
-	committedSum int64
+func (p *partial) add(q partial) {
+	p.Commits += q.Commits
+	p.InWindow += q.InWindow
+	p.Attempts += q.Attempts
+	p.GiveUps += q.GiveUps
+	p.Sum += q.Sum
+	if p.Why == nil {
+		p.Why, p.Sample = map[string]int64{}, map[string]string{}
+	}
+	for k, v := range q.Why {
+		p.Why[k] += v
+	}
+	for k, v := range q.Sample {
+		p.Sample[k] = v
+	}
+	p.Latencies = append(p.Latencies, q.Latencies...)
+	p.Tries = append(p.Tries, q.Tries...)
+	for i, n := range q.Series {
+		if i >= len(p.Series) {
+			p.Series = append(p.Series, 0)
+		}
+		p.Series[i] += n
+	}
+	p.Elapsed = max(p.Elapsed, q.Elapsed)
+}
+
+func (p partial) result(cfg Config, name string, workers, procs int) Result {
+	window := cfg.Duration
+	if cfg.Transfers > 0 {
+		window = p.Elapsed
+	}
+	r := Result{
+		Strategy:  name,
+		Backend:   cfg.Backend.String(),
+		Variant:   cfg.Variant,
+		Workers:   workers,
+		Processes: procs,
+		Window:    window,
+		Elapsed:   p.Elapsed,
+		Commits:   p.Commits,
+		InWindow:  p.InWindow,
+		Attempts:  p.Attempts,
+		GiveUps:   p.GiveUps,
+		GiveUpWhy: p.Why,
+		Sample:    p.Sample,
+		Series:    p.Series,
+	}
+	if r.GiveUpWhy == nil {
+		r.GiveUpWhy, r.Sample = map[string]int64{}, map[string]string{}
+	}
+	lat := slices.Clone(p.Latencies)
+	slices.Sort(lat)
+	r.Latencies = lat
+	r.P50, r.P99 = percentile(lat, 50), percentile(lat, 99)
+	if len(lat) > 0 {
+		r.Max = lat[len(lat)-1]
+	}
+	for i := len(lat) - 1; i >= 0 && lat[i] > SlowThreshold; i-- {
+		r.Slow++
+	}
+	tries := slices.Clone(p.Tries)
+	slices.Sort(tries)
+	r.P99Tries, r.MaxTries = percentile(tries, 99), percentile(tries, 100)
+	return r
+}
+
+// runProcess runs workers workers of process index in this process. When
+// ready is not nil it is called once the connections are open, and returns
+// the time to start at.
+func runProcess(ctx context.Context, cfg Config, s Strategy, workers, index int, ready func() (time.Time, error)) (partial, error) {
+	pl, err := cfg.Backend.open(ctx, cfg.Variant, workers)
+	if err != nil {
+		return partial{}, err
+	}
+	defer pl.Close()
+	start := time.Now()
+	if ready != nil {
+		if start, err = ready(); err != nil {
+			return partial{}, err
+		}
+		time.Sleep(time.Until(start))
+	}
+	return work(ctx, cfg, s, pl.dbs, index, start), nil
 }
 
 // worker tallies are merged once at the end.
@@ -189,48 +270,63 @@ type tally struct {
 	tries                 []int
 	why                   map[string]int64
 	sample                map[string]string
+	series                []int64
 }
 
-func run(ctx context.Context, cfg Config, s Strategy, pool *pgxpool.Pool, workers int) runResult {
+// idBits leaves room for each process's transfer ids: process i numbers
+// its transfers from i<<idBits.
+const idBits = 40
+
+func work(ctx context.Context, cfg Config, s Strategy, dbs []DB, index int, start time.Time) partial {
+	workers := len(dbs)
 	var (
 		attempts atomic.Int64
 		claimed  atomic.Int64
 		wg       sync.WaitGroup
 		tallies  = make([]tally, workers)
 	)
-	start := time.Now()
 	deadline := start.Add(cfg.Duration)
 	// At the deadline workers stop starting transfers; those in flight may
 	// finish during the drain period. Its end stops their waits, not their
 	// transactions (see Strategy).
 	drainEnd := deadline.Add(cfg.Drain)
+	quota := int64(0)
 	if cfg.Transfers > 0 {
 		drainEnd = time.Time{} // no deadline: the run ends when the transfers are done
+		procs := int64(max(cfg.Processes, 1))
+		quota = int64(cfg.Transfers) / procs
+		if int64(index) < int64(cfg.Transfers)%procs {
+			quota++
+		}
 	}
 	runCtx, cancel := withOptionalDeadline(ctx, drainEnd)
 	defer cancel()
-	opts := cfg.Variant.TxOptions()
+	runCtx = context.WithValue(runCtx, drainKey{}, drainEnd)
+	sqls := cfg.Backend.statements()
+	buckets := int(cfg.Duration / Bucket)
 
 	for w := range workers {
 		wg.Go(func() {
 			t := &tallies[w]
 			t.why = map[string]int64{}
 			t.sample = map[string]string{}
-			rng := rand.New(rand.NewPCG(cfg.Seed, uint64(w)))
+			t.series = make([]int64, buckets)
+			rng := rand.New(rand.NewPCG(cfg.Seed, uint64(index)<<16|uint64(w)))
+			db := dbs[w]
 			for {
-				id := claimed.Add(1)
-				if cfg.Transfers > 0 && id > int64(cfg.Transfers) {
+				n := claimed.Add(1)
+				if cfg.Transfers > 0 && n > quota {
 					return
 				}
 				if cfg.Transfers <= 0 && !time.Now().Before(deadline) {
 					return
 				}
-				tr := newTransfer(rng, id, cfg.Accounts)
+				tr := newTransfer(rng, int64(index)<<idBits|n, cfg.Accounts)
 				begun := time.Now()
 				tries := 0
-				err := s.Transfer(runCtx, pool, opts, func(ctx context.Context, tx pgx.Tx) error {
+				err := s.Transfer(runCtx, db, func(ctx context.Context, tx Tx) error {
 					tries++
-					return cfg.Variant.body(ctx, tx, tr)
+					return cfg.Variant.body(ctx, tx, sqls, tr)
 				})
 				ended := time.Now()
 				attempts.Add(int64(tries))
@@ -245,6 +341,9 @@ func run(ctx context.Context, cfg Config, s Strategy, pool *pgxpool.Pool, worker
 				t.commits++
 				if cfg.Transfers > 0 || ended.Before(deadline) {
 					t.inWindow++
+					if b := int(ended.Sub(start) / Bucket); b >= 0 && b < buckets {
+						t.series[b]++
+					}
 				}
 				t.sum += tr.Amount
 				t.latencies = append(t.latencies, ended.Sub(begun))
@@ -253,48 +352,15 @@ func run(ctx context.Context, cfg Config, s Strategy, pool *pgxpool.Pool, worker
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	window := cfg.Duration
-	if cfg.Transfers > 0 {
-		window = elapsed
-	}
 
-	r := runResult{Result: Result{
-		Strategy:  s.Name,
-		Workers:   workers,
-		Window:    window,
-		Elapsed:   elapsed,
-		Attempts:  attempts.Load(),
-		GiveUpWhy: map[string]int64{},
-		Sample:    map[string]string{},
-	}}
-	var lat []time.Duration
-	var tries []int
+	p := partial{Elapsed: time.Since(start), Attempts: attempts.Load(), Why: map[string]int64{}, Sample: map[string]string{}}
 	for _, t := range tallies {
-		r.Commits += t.commits
-		r.InWindow += t.inWindow
-		tries = append(tries, t.tries...)
-		r.GiveUps += t.giveUps
-		r.committedSum += t.sum
-		lat = append(lat, t.latencies...)
-		for k, v := range t.why {
-			r.GiveUpWhy[k] += v
-		}
-		for k, v := range t.sample {
-			r.Sample[k] = v
-		}
+		p.add(partial{
+			Commits: t.commits, InWindow: t.inWindow, GiveUps: t.giveUps, Sum: t.sum,
+			Why: t.why, Sample: t.sample, Latencies: t.latencies, Tries: t.tries, Series: t.series,
+		})
 	}
-	slices.Sort(lat)
-	r.P50, r.P99 = percentile(lat, 50), percentile(lat, 99)
-	if len(lat) > 0 {
-		r.Max = lat[len(lat)-1]
-	}
-	for i := len(lat) - 1; i >= 0 && lat[i] > SlowThreshold; i-- {
-		r.Slow++
-	}
-	slices.Sort(tries)
-	r.P99Tries, r.MaxTries = percentile(tries, 99), percentile(tries, 100)
-	return r
+	return p
 }
 
 // withOptionalDeadline is context.WithDeadline, or WithCancel for a zero t.
@@ -328,18 +394,21 @@ func percentile[T any](sorted []T, p int) T {
 	return sorted[max(rank, 1)-1]
 }
 
-// reason names why a transfer was given up: the SQLSTATE of the last
-// error, prefixed when a retry limit ended it.
+// reason names why a transfer was given up: the SQLSTATE or error number
+// of the last error, prefixed when a retry limit ended it.
 func reason(err error) string {
 	var why string
-	var pgErr *pgconn.PgError
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		why = "cancelled at drain"
-	case errors.As(err, &pgErr):
-		why = pgErr.Code
 	default:
-		why = err.Error()
+		if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok {
+			why = pgErr.Code
+		} else if myErr, ok := errors.AsType[*mysql.MySQLError](err); ok {
+			why = fmt.Sprint(myErr.Number)
+		} else {
+			why = err.Error()
+		}
 	}
 	if errors.Is(err, dbop.ErrRetriesExhausted) {
 		why = "exhausted:" + why

@@ -1,47 +1,6 @@
 package contention
 
-import (
-	"context"
-	"fmt"
-
-	"github.com/jackc/pgx/v5"
-)
-
-// lockKey serialises runs of the benchmark against one database: two runs at
-// once would share the tables and break each other's invariants.
-const lockKey = 0x6462_6f70_6265_6e63 // "dbopbenc"
-
-const schema = `
-CREATE TABLE IF NOT EXISTS bench_accounts (
-	id      integer PRIMARY KEY,
-	balance bigint  NOT NULL
-);
-CREATE TABLE IF NOT EXISTS bench_ledger (
-	transfer_id bigint  PRIMARY KEY,
-	from_id     integer NOT NULL,
-	to_id       integer NOT NULL,
-	amount      bigint  NOT NULL
-);`
-
-// reset creates the tables if needed and empties them: accounts hot accounts,
-// numbered from 1, all at balance 0, and an empty ledger.
-func reset(ctx context.Context, conn *pgx.Conn, accounts int) error {
-	if _, err := conn.Exec(ctx, schema); err != nil {
-		return fmt.Errorf("create tables: %w", err)
-	}
-	if _, err := conn.Exec(ctx, `TRUNCATE bench_accounts, bench_ledger`); err != nil {
-		return fmt.Errorf("truncate: %w", err)
-	}
-	if _, err := conn.Exec(ctx,
-		`INSERT INTO bench_accounts (id, balance) SELECT g, 0 FROM generate_series(1, $1::int) AS g`,
-		accounts); err != nil {
-		return fmt.Errorf("insert accounts: %w", err)
-	}
-	if _, err := conn.Exec(ctx, `VACUUM ANALYZE bench_accounts`); err != nil {
-		return fmt.Errorf("vacuum: %w", err)
-	}
-	return nil
-}
+import "fmt"
 
 // Invariants is what the database holds after a run, checked against what
 // the workers saw committed.
@@ -62,22 +21,24 @@ func (iv Invariants) OK() bool { return len(iv.failureReasons) == 0 }
 // Failures lists the invariants that do not hold.
 func (iv Invariants) Failures() []string { return iv.failureReasons }
 
-// check reads the tables and compares them with what was committed.
-func check(ctx context.Context, conn *pgx.Conn, wantRows, wantSum int64) Invariants {
+// checkSQL reads what the invariants are checked on, on every backend.
+const checkSQL = `
+	SELECT
+		(SELECT coalesce(sum(balance), 0) FROM bench_accounts),
+		(SELECT count(*) FROM bench_ledger),
+		(SELECT coalesce(sum(amount), 0) FROM bench_ledger),
+		(SELECT count(*) FROM bench_accounts a
+		  WHERE a.balance <> coalesce((SELECT sum(amount) FROM bench_ledger WHERE to_id = a.id), 0)
+		                   - coalesce((SELECT sum(amount) FROM bench_ledger WHERE from_id = a.id), 0))`
+
+// checkWith reads the tables with scan and compares them with what was
+// committed.
+func checkWith(wantRows, wantSum int64, scan func(dst ...any) error) Invariants {
 	iv := Invariants{WantRows: wantRows, WantSum: wantSum}
 	fail := func(format string, args ...any) {
 		iv.failureReasons = append(iv.failureReasons, fmt.Sprintf(format, args...))
 	}
-	err := conn.QueryRow(ctx, `
-		SELECT
-			(SELECT coalesce(sum(balance), 0) FROM bench_accounts),
-			(SELECT count(*) FROM bench_ledger),
-			(SELECT coalesce(sum(amount), 0) FROM bench_ledger),
-			(SELECT count(*) FROM bench_accounts a
-			  WHERE a.balance <> coalesce((SELECT sum(amount) FROM bench_ledger WHERE to_id = a.id), 0)
-			                   - coalesce((SELECT sum(amount) FROM bench_ledger WHERE from_id = a.id), 0))`,
-	).Scan(&iv.BalanceSum, &iv.LedgerRows, &iv.LedgerSum, &iv.AccountsOff)
-	if err != nil {
+	if err := scan(&iv.BalanceSum, &iv.LedgerRows, &iv.LedgerSum, &iv.AccountsOff); err != nil {
 		iv.CheckErr = err
 		fail("check query: %v", err)
 		return iv

@@ -2,22 +2,18 @@ package contention
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// TxFunc is one attempt of a transfer inside the transaction tx.
-type TxFunc func(ctx context.Context, tx pgx.Tx) error
-
-// A Strategy runs one logical transfer to completion: it begins transactions
-// on pool with opts, runs fn in them, and retries as it sees fit. It returns
-// nil once a transaction committed and the error it gave up on otherwise.
+// A Strategy runs one logical transfer to completion: it begins
+// transactions on db, runs fn in them, and retries as it sees fit. It
+// returns nil once a transaction committed and the error it gave up on
+// otherwise.
 //
 // ctx ends when the run's drain period is over. A strategy runs each attempt
 // with [context.WithoutCancel] of it, so that the end of the drain stops its
@@ -26,30 +22,35 @@ type TxFunc func(ctx context.Context, tx pgx.Tx) error
 // known.
 type Strategy struct {
 	Name string
-	// Workers overrides Config.Workers when positive.
+	// Workers overrides Config.Workers when positive, and makes the
+	// strategy run in one process.
 	Workers  int
-	Transfer func(ctx context.Context, pool *pgxpool.Pool, opts pgx.TxOptions, fn TxFunc) error
+	Transfer func(ctx context.Context, db DB, fn TxFunc) error
 }
 
-// Names of the strategies that [Strategies] knows.
-var Names = []string{"dbop", "dbop+bulkhead", "immediate", "cenkalti", "none", "reference"}
+// Names of the strategies that [StrategyByName] knows.
+var Names = []string{"dbop", "dbop+bulkhead", "dbop+hotspot", "immediate", "cenkalti", "none", "reference"}
 
-// Recommended is the dbop pipeline the benchmark runs by default; README.md
-// gives the sweep that chose it.
+// Recommended is the retry of the dbop strategies: the README's
+// recommendation for hot spots, which benchmarks/README.md's sweeps chose.
 var Recommended = DBOPParams{Base: 5 * time.Millisecond, Max: time.Second, MaxAttempts: 50}
 
 // HotSpotBulkhead is the Bulkhead the dbop+bulkhead strategy adds to the
-// configured pipeline: one attempt at a time, because on this workload the
-// database commits about one transfer at a time whatever the concurrency
-// (README.md, "Why a bulkhead").
+// configured pipeline: one attempt at a time, the README's advice before
+// dbop.HotSpot.
 const HotSpotBulkhead = 1
 
-// DBOPParams configures the dbop strategy's pipeline.
+// DBOPParams configures a dbop strategy's pipeline.
 type DBOPParams struct {
 	Base, Max   time.Duration // FullJitter(Exponential(Base, Max))
-	MaxAttempts int           // 0: dbop.DefaultMaxAttempts
+	MaxAttempts int           // 0: dbop's default
 	Bulkhead    int           // when positive, dbop.Bulkhead(Bulkhead) after the retry: concurrent attempts capped
-	LockTimeout time.Duration // when positive, pgxdb.LockTimeout(LockTimeout) on each attempt
+	LockTimeout time.Duration // when positive, the adapter's LockTimeout on each attempt
+	HotSpot     bool          // dbop.HotSpot() after the retry
+	// AdapterLimits leaves the deadlines of attempts to the adapters,
+	// which derive server-side limits from them (adapterLimits), instead
+	// of the benchmark's stand-in (serverLimits).
+	AdapterLimits bool
 }
 
 func (p DBOPParams) String() string {
@@ -61,14 +62,25 @@ func (p DBOPParams) String() string {
 	if p.Bulkhead > 0 {
 		s += fmt.Sprintf(", Bulkhead(%d)", p.Bulkhead)
 	}
+	if p.HotSpot {
+		s += ", HotSpot()"
+	}
 	if p.LockTimeout > 0 {
 		s += fmt.Sprintf(" + LockTimeout(%v)", p.LockTimeout)
 	}
 	return s
 }
 
-// StrategyByName returns the named strategy.
+// StrategyByName returns the named strategy: one of Names, or "dbop " and a
+// sweep spec (see ParseSpec).
 func StrategyByName(name string, cfg Config) (Strategy, error) {
+	if spec, ok := strings.CutPrefix(name, "dbop "); ok {
+		p, err := ParseSpec(spec)
+		if err != nil {
+			return Strategy{}, err
+		}
+		return DBOP(name, p), nil
+	}
 	switch name {
 	case "dbop":
 		return DBOP("dbop", cfg.DBOP), nil
@@ -78,6 +90,10 @@ func StrategyByName(name string, cfg Config) (Strategy, error) {
 			p.Bulkhead = HotSpotBulkhead
 		}
 		return DBOP("dbop+bulkhead", p), nil
+	case "dbop+hotspot":
+		p := cfg.DBOP
+		p.HotSpot = true
+		return DBOP("dbop+hotspot", p), nil
 	case "immediate":
 		return Immediate(cfg.ImmediateCap), nil
 	case "cenkalti":
@@ -87,43 +103,70 @@ func StrategyByName(name string, cfg Config) (Strategy, error) {
 	case "reference":
 		return None("reference", 1), nil
 	}
-	return Strategy{}, fmt.Errorf("unknown strategy %q (want one of %v)", name, Names)
+	return Strategy{}, fmt.Errorf("unknown strategy %q (want one of %v, or \"dbop \" and a spec)", name, Names)
 }
 
-// attemptOnce runs fn in one transaction with pgx's own helper: commit on
-// success, roll back on error.
-func attemptOnce(ctx context.Context, pool *pgxpool.Pool, opts pgx.TxOptions, fn TxFunc) error {
-	ctx = context.WithoutCancel(ctx)
-	return pgx.BeginTxFunc(ctx, pool, opts, func(tx pgx.Tx) error { return fn(ctx, tx) })
+// ParseSpec parses base:max:attempts[:bulkhead[:lock-timeout[:hotspot]]],
+// where hotspot is 1 for dbop.HotSpot() after the retry.
+func ParseSpec(spec string) (DBOPParams, error) {
+	var p DBOPParams
+	f := strings.Split(strings.TrimSpace(spec), ":")
+	if len(f) < 3 || len(f) > 6 {
+		return p, fmt.Errorf("%q: want base:max:attempts[:bulkhead[:lock-timeout[:hotspot]]]", spec)
+	}
+	var err error
+	if p.Base, err = time.ParseDuration(f[0]); err != nil {
+		return p, err
+	}
+	if p.Max, err = time.ParseDuration(f[1]); err != nil {
+		return p, err
+	}
+	if p.MaxAttempts, err = strconv.Atoi(f[2]); err != nil {
+		return p, err
+	}
+	if len(f) >= 4 {
+		if p.Bulkhead, err = strconv.Atoi(f[3]); err != nil {
+			return p, err
+		}
+	}
+	if len(f) >= 5 && f[4] != "0" {
+		if p.LockTimeout, err = time.ParseDuration(f[4]); err != nil {
+			return p, err
+		}
+	}
+	if len(f) == 6 {
+		p.HotSpot = f[5] == "1"
+	}
+	if p.Base <= 0 || p.Max < p.Base || p.MaxAttempts < 0 || p.Bulkhead < 0 {
+		return p, fmt.Errorf("%q: want 0 < base <= max, attempts >= 0, bulkhead >= 0", spec)
+	}
+	return p, nil
 }
 
 // None makes one attempt and gives up on any error. With workers = 1 and no
 // one else writing, it is the conflict-free reference.
 func None(name string, workers int) Strategy {
-	return Strategy{Name: name, Workers: workers, Transfer: attemptOnce}
+	return Strategy{Name: name, Workers: workers, Transfer: func(ctx context.Context, db DB, fn TxFunc) error {
+		return db.Attempt(ctx, fn)
+	}}
 }
 
-// Immediate retries serialization failures and deadlocks at once, with no
-// wait, up to maxAttempts attempts: what cockroach-go's crdb.ExecuteInTx
-// does (it retries SQLSTATE 40001 in a loop without backoff).
+// Immediate retries conflicts (what the backend's classifier calls
+// retryable) at once, with no wait, up to maxAttempts attempts: what
+// cockroach-go's crdb.ExecuteInTx does (it retries SQLSTATE 40001 in a loop
+// without backoff).
 func Immediate(maxAttempts int) Strategy {
 	return Strategy{
 		Name: "immediate",
-		Transfer: func(ctx context.Context, pool *pgxpool.Pool, opts pgx.TxOptions, fn TxFunc) error {
+		Transfer: func(ctx context.Context, db DB, fn TxFunc) error {
 			for n := 1; ; n++ {
-				err := attemptOnce(ctx, pool, opts, fn)
-				if err == nil || !conflict(err) || n >= maxAttempts || ctx.Err() != nil {
+				err := db.Attempt(ctx, fn)
+				if err == nil || !db.Classifier(err).Retryable() || n >= maxAttempts || ctx.Err() != nil {
 					return err
 				}
 			}
 		},
 	}
-}
-
-// conflict reports whether err is a serialization failure or a deadlock.
-func conflict(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
 }
 
 // Cenkalti wraps the transaction in backoff.Retry with cenkalti/backoff/v5's
@@ -132,9 +175,9 @@ func conflict(err error) bool {
 func Cenkalti() Strategy {
 	return Strategy{
 		Name: "cenkalti",
-		Transfer: func(ctx context.Context, pool *pgxpool.Pool, opts pgx.TxOptions, fn TxFunc) error {
+		Transfer: func(ctx context.Context, db DB, fn TxFunc) error {
 			_, err := backoff.Retry(ctx, func() (struct{}, error) {
-				return struct{}{}, attemptOnce(ctx, pool, opts, fn)
+				return struct{}{}, db.Attempt(ctx, fn)
 			})
 			return err
 		},

@@ -1,0 +1,450 @@
+package dbop
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// HotSpot is experimental: it does not yet reach the goodput its issue
+// sets (docs/contention.md has every measured case), and its behaviour may
+// change; for one process, Bulkhead(1) after the retry does as well today.
+//
+// HotSpot returns a Decorator for work that contends on the same rows — a
+// few hot accounts, a counter, the head of a queue — that needs no number
+// chosen for it. Listed after [WithRetry] in the same pipeline, it decides
+// when each attempt may start:
+//
+//   - It admits as many attempts at once as get the most done. It starts
+//     at one, doubles while attempts do not conflict, halves when more
+//     than one attempt in eight conflicts, and now and then tries one slot more
+//     or one fewer for a moment, keeping the change only if more (or, for
+//     fewer, not less) work got done. Once nobody has waited for a slot
+//     for a while (128 successes in a row), it lets every attempt through
+//     at once, until an attempt fails with a retryable verdict (a
+//     serialization failure, a deadlock, a lock or statement timeout).
+//   - Attempts that wait are admitted oldest first: the retry of an
+//     operation that lost a conflict goes before every operation that
+//     arrived after it lost, and is retried without the backoff's wait
+//     when it lost to work that got done (the queue is its wait); an
+//     operation that lost twice runs its next attempt alone, so it cannot
+//     lose to this process again. While attempts lose conflicts to other
+//     processes, a new operation waits as long as the fastest recent
+//     attempt took before it starts, so that the retries of every process
+//     take their rows first. After a failure while nothing gets done (the database is
+//     down, say) the backoff applies as usual.
+//   - While more than one attempt runs at once, or attempts lose conflicts
+//     to other processes, each attempt gets a deadline derived from the
+//     durations of recent successful ones (their mean plus four
+//     deviations, as TCP derives its retransmission timeout; at least
+//     5 ms), doubled for each attempt its operation already lost, and at
+//     most 200 ms, a fifth of PostgreSQL's default deadlock_timeout. An
+//     attempt caught in a lock cycle, or queued behind another process's
+//     locks, fails within a few attempts' time instead of waiting for the
+//     deadlock detector, with a [*TimeoutError] the retry retries. The
+//     adapters' transaction scopes turn the deadline into server-side
+//     limits less a margin, so that the server usually ends the statement
+//     first and the connection stays; when the context ends it first, the
+//     driver closes the connection (docs/contention.md measures the cost).
+//
+// One HotSpot is one set of shared rows: build it once and use it in every
+// pipeline that writes them, as with a [Bulkhead]. It limits one process;
+// across processes, the deadlines keep lock cycles short and the head
+// start of retries keeps losers from losing again, but nothing admits one
+// process's attempts by another's: docs/contention.md has what that
+// costs.
+//
+// Placement is meaning: listed after WithRetry it admits each attempt, and
+// frees its slot between attempts; listed before a WithRetry in the same
+// pipeline, where it could tell retries from newcomers no more than free
+// its slot between them, it panics when the pipeline is built. It must
+// decorate whole transactions (an [Op] that begins and ends its
+// transaction, as the adapters' InTx do): inside a transaction (a context
+// marked [WithinTx]) it lets attempts through, since waiting for a slot
+// while holding locks could wait for ever.
+//
+// Waiting for a slot respects the context, as a Bulkhead does: when it
+// ends first, the attempt fails with an error matching the context's error,
+// and the Op is not run.
+//
+// Whenever it lets attempts through at once, a HotSpot costs one atomic
+// load per attempt and no allocation. A HotSpot
+// is safe for concurrent use.
+func HotSpot() Decorator {
+	h := &hotSpot{lo: minBound, hi: maxBound, p: params{window: window, maxHold: maxHold, gain: gain}, calmAfter: calmAfter, soloAfter: soloAfter}
+	h.startLimiting()
+	return h
+}
+
+const (
+	// minBound is the least deadline an attempt gets while a HotSpot
+	// bounds lock waits: below it, scheduling noise on a busy client
+	// would fail attempts that wait for nothing.
+	minBound = 5 * time.Millisecond
+	// maxBound is the most: a fifth of PostgreSQL's default
+	// deadlock_timeout (1 s, docs/backends.md §1.12), so that a lock cycle is
+	// broken by the deadline well before the detector would run.
+	maxBound = 200 * time.Millisecond
+	// soloAfter is the number of attempts an operation may lose before
+	// its next attempt runs alone: nothing else of the HotSpot's is
+	// admitted while it runs, so it cannot lose to this process again.
+	soloAfter = 2
+	// probation and externalFor are the numbers of admissions for which
+	// deadlines stay on at one slot: after the HotSpot starts limiting,
+	// until it knows whether attempts conflict with other processes; and
+	// after a conflict of an attempt that ran alone in this process, so
+	// with another process or client (newcomers also yield for as long,
+	// see yieldLocked).
+	probation, externalFor = 1024, 4096
+	// epochLen is the number of successful attempts over which a HotSpot
+	// takes the shortest duration, for the newcomers' yield.
+	epochLen = 128
+)
+
+// The state word of a hotSpot: limiting, set while the HotSpot admits
+// attempts by its level, and in the low 32 bits the attempts it admitted
+// that are in flight.
+const (
+	inflightMask = 1<<32 - 1
+	limiting     = 1 << 32
+)
+
+type hotSpot struct {
+	state atomic.Uint64
+	// progress counts the attempts that succeeded while limiting: a retry
+	// reads it before an attempt, to tell a lost conflict from an outage.
+	progress atomic.Uint64
+
+	// Fixed at construction.
+	lo, hi    time.Duration
+	p         params
+	calmAfter int
+	soloAfter int
+
+	mu    sync.Mutex
+	queue waitQueue // attempts waiting for a slot, oldest operation first
+	level levelSearch
+
+	// Durations of successful attempts, for the deadlines.
+	srtt, rttvar float64 // smoothed duration and deviation, ns
+	// The shortest duration of the last two epochs of epochLen successful
+	// attempts (the current one and the one before), ns: what an attempt
+	// takes when it waits for nothing, for yieldLocked.
+	fastest, fastestPrev float64
+	epochLeft            int
+	sampled              bool
+
+	admitted      uint64 // attempts admitted while limiting
+	externalUntil uint64 // deadlines stay on at one slot until admitted passes this
+	yieldUntil    uint64 // newcomers yield to retries until admitted passes this (see yieldLocked)
+	calm          int    // successive successes with nobody waiting (see calmAfter)
+	solo          bool   // a solo attempt is in flight
+}
+
+func (*hotSpot) decorator() {}
+
+// open reports whether the HotSpot lets attempts through at once. An
+// attempt it lets through is not counted: it reports its end only when it
+// fails, through settle with a zero ticket.
+func (h *hotSpot) open() bool { return h.state.Load()&limiting == 0 }
+
+// ticket is an attempt admitted while limiting.
+type ticket struct {
+	seq     uint64 // its admission number, from 1
+	alone   bool   // nothing else of the HotSpot's was in flight when it was admitted
+	solo    bool   // nothing else may be admitted while it runs
+	bounded bool   // it needs a deadline
+	// yield is how long a newcomer waits before it starts, while attempts
+	// lose conflicts to other processes (see yieldLocked); 0 for a retry.
+	yield time.Duration
+}
+
+// run runs an attempt that found the HotSpot limiting: admission, deadline,
+// and the account of its outcome.
+func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) error {
+	if isWithinTx(ctx) {
+		return attempt(ctx)
+	}
+	rs := retryStateOf(ctx)
+	t, err := h.admit(ctx, rs)
+	if err != nil {
+		return err
+	}
+	if t.seq == 0 { // it stopped limiting meanwhile
+		err := attempt(ctx)
+		if err != nil {
+			h.settle(t, outcomeOf(err, false), 0)
+		}
+		return err
+	}
+	if t.yield > 0 {
+		timer := time.NewTimer(t.yield)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			h.leave(t, neutral, 0)
+			return fmt.Errorf("dbop: waiting for a hot spot's slot: %w", ctx.Err())
+		}
+	}
+	start := time.Now()
+	if !t.bounded {
+		err := attempt(ctx)
+		h.leave(t, outcomeOf(err, false), time.Since(start))
+		return err
+	}
+	bound := h.bound(rs)
+	cause := &TimeoutError{Timeout: bound, Err: context.DeadlineExceeded}
+	actx, cancel := context.WithDeadlineCause(ctx, start.Add(bound), cause)
+	err = attempt(actx)
+	fired := context.Cause(actx) == error(cause)
+	cancel()
+	h.leave(t, outcomeOf(err, fired), time.Since(start))
+	if err != nil && fired {
+		err = &TimeoutError{Timeout: bound, Err: err}
+	}
+	return err
+}
+
+// admit waits for a slot and returns the attempt's ticket, a zero one if
+// the HotSpot no longer limits.
+func (h *hotSpot) admit(ctx context.Context, rs *retryState) (ticket, error) {
+	solo := rs != nil && rs.attempt > h.soloAfter
+	retry := rs != nil
+	h.mu.Lock()
+	s := h.state.Load()
+	if s&limiting == 0 {
+		h.mu.Unlock()
+		return ticket{}, nil
+	}
+	if len(h.queue.items) == 0 && h.admissible(solo, int(s&inflightMask)) {
+		t := h.admitLocked(solo, retry)
+		h.mu.Unlock()
+		return t, nil
+	}
+	w := &waiter{ready: make(chan struct{}), solo: solo, retry: retry}
+	if rs != nil {
+		w.key = rs.first
+	} else {
+		w.key = time.Now().UnixNano()
+	}
+	h.queue.push(w)
+	h.calm = 0
+	h.mu.Unlock()
+	select {
+	case <-w.ready:
+		return w.ticket, nil
+	case <-ctx.Done():
+	}
+	h.mu.Lock()
+	if w.index >= 0 {
+		h.queue.remove(w)
+		h.mu.Unlock()
+	} else {
+		// Admitted as the context ended: give the slot back.
+		h.mu.Unlock()
+		h.leave(w.ticket, neutral, 0)
+	}
+	return ticket{}, fmt.Errorf("dbop: waiting for a hot spot's slot: %w", ctx.Err())
+}
+
+// admissible reports whether an attempt may be admitted with inflight
+// attempts in flight: a solo one only alone, any other only below the
+// level, and none while a solo one runs.
+func (h *hotSpot) admissible(solo bool, inflight int) bool {
+	switch {
+	case h.solo:
+		return false
+	case solo:
+		return inflight == 0
+	}
+	return inflight < h.level.slots
+}
+
+// admitLocked counts an attempt in. Whether it needs a deadline is
+// decided now, at the level it is admitted at.
+func (h *hotSpot) admitLocked(solo, retry bool) ticket {
+	alone := h.state.Add(1)&inflightMask == 1
+	h.admitted++
+	h.solo = solo
+	t := ticket{seq: h.admitted, alone: alone, solo: solo, bounded: h.boundedLocked()}
+	if !retry {
+		t.yield = h.yieldLocked()
+	}
+	return t
+}
+
+// yieldLocked returns how long a newcomer waits before its first attempt
+// starts: while attempts lose conflicts to other processes, half the
+// smoothed duration of a successful attempt, else 0. Each process's queue
+// puts its retries before its newcomers, but nothing orders them across
+// processes: a retry that starts as another process's newcomer does races
+// it for the rows, and under SERIALIZABLE whoever writes second loses, so
+// an unlucky operation could lose again and again. The newcomers' head
+// start to the retries of every process makes a retry take its locks
+// first: it is the newcomer that loses, and then is a retry itself.
+func (h *hotSpot) yieldLocked() time.Duration {
+	if h.admitted >= h.yieldUntil || !h.sampled {
+		return 0
+	}
+	return time.Duration(min(h.fastest, h.fastestPrev))
+}
+
+// boundedLocked reports whether attempts need a deadline: when more than
+// one runs at once, they can form lock cycles among themselves; when
+// another process or client may hold the rows, with it. Only a lost
+// conflict of an attempt that ran alone, nothing of this HotSpot's
+// admitted from its start to its end, shows another party: a timeout may
+// be this client's own slowness.
+func (h *hotSpot) boundedLocked() bool {
+	return h.level.slots > 1 || h.admitted < h.externalUntil
+}
+
+// bound is the deadline of an attempt admitted while limiting.
+func (h *hotSpot) bound(rs *retryState) time.Duration {
+	h.mu.Lock()
+	b := h.hi
+	if h.sampled {
+		b = max(time.Duration(h.srtt+4*h.rttvar), h.lo)
+	}
+	h.mu.Unlock()
+	if rs != nil {
+		for i := 1; i < rs.attempt && b < h.hi; i++ {
+			b *= 2
+		}
+	}
+	return min(b, h.hi)
+}
+
+// paces reports whether the HotSpot is limiting and an attempt succeeded
+// since progress read mark: a retry then runs its next attempt without
+// waiting, and the HotSpot's queue paces it.
+func (h *hotSpot) paces(mark uint64) bool {
+	return h.state.Load()&limiting != 0 && h.progress.Load() != mark
+}
+
+// leave ends an attempt admitted while limiting.
+func (h *hotSpot) leave(t ticket, o outcome, d time.Duration) {
+	h.state.Add(^uint64(0))
+	h.settle(t, o, d)
+}
+
+// outcome is what the end of an attempt says about the contention.
+type outcome uint8
+
+const (
+	neutral  outcome = iota // nothing: an error no retry acts on, or no attempt
+	success                 // the attempt succeeded
+	timedOut                // its deadline fired, or the server's lock or statement timeout (RetryStatement)
+	lost                    // it lost a conflict: a serialization failure, a deadlock (RetryTransaction)
+)
+
+// conflicted reports whether o is a conflict of either kind.
+func (o outcome) conflicted() bool { return o >= timedOut }
+
+func outcomeOf(err error, fired bool) outcome {
+	if err == nil {
+		return success
+	}
+	switch v := VerdictOf(err); {
+	case v == RetryTransaction && !fired:
+		return lost
+	case fired || v.Retryable():
+		return timedOut
+	}
+	return neutral
+}
+
+// settle accounts for the outcome o of an attempt that has left its slot,
+// and admits waiters into the slots that are free. t is the attempt's
+// ticket, zero when it was let through at once; d its duration.
+func (h *hotSpot) settle(t ticket, o outcome, d time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t.solo {
+		h.solo = false
+	}
+	s := h.state.Load()
+	if s&limiting == 0 {
+		if o.conflicted() {
+			h.startLimiting()
+		}
+		return
+	}
+	inflight := int(s & inflightMask)
+	switch {
+	case o.conflicted():
+		h.calm = 0
+		if t.alone && inflight == 0 && h.admitted == t.seq && o == lost {
+			h.externalUntil = h.admitted + externalFor
+			h.yieldUntil = h.admitted + externalFor
+		}
+	case o == success:
+		h.progress.Add(1)
+		if t.seq > 0 {
+			x := float64(d)
+			if h.epochLeft--; h.epochLeft <= 0 {
+				h.fastestPrev, h.fastest, h.epochLeft = h.fastest, x, epochLen
+			}
+			h.fastest = min(h.fastest, x)
+			if !h.sampled {
+				h.srtt, h.rttvar, h.sampled = x, x/2, true
+				h.fastestPrev = x
+			} else {
+				h.rttvar += (abs(h.srtt-x) - h.rttvar) / 4
+				h.srtt += (x - h.srtt) / 8
+			}
+		}
+		if len(h.queue.items) == 0 && inflight < h.level.slots {
+			if h.calm++; h.calm >= h.calmAfter {
+				h.calm = 0
+				h.state.Add(^uint64(limiting - 1)) // stop limiting
+				return
+			}
+		} else {
+			h.calm = 0
+		}
+	}
+	if o != neutral {
+		h.level.measure(o == success, len(h.queue.items) > 0, h.p)
+	}
+	for len(h.queue.items) > 0 && h.admissible(h.queue.items[0].solo, int(h.state.Load()&inflightMask)) {
+		w := h.queue.pop()
+		w.ticket = h.admitLocked(w.solo, w.retry)
+		close(w.ready)
+	}
+}
+
+// startLimiting makes the HotSpot limit, after the first conflict.
+func (h *hotSpot) startLimiting() {
+	h.state.Add(limiting)
+	h.solo = false
+	h.calm = 0
+	h.externalUntil = h.admitted + probation
+	h.level.start()
+}
+
+func abs(x float64) float64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// retryState is what a WithRetry tells the HotSpot listed after it about
+// the attempt it admits: it is a retry, its operation first lost at first.
+// The retry puts it in the context of every attempt after the first, so a
+// success costs nothing.
+type retryState struct {
+	first   int64 // when the first attempt failed, in Unix nanoseconds
+	attempt int   // the attempt about to run, from 2
+}
+
+type retryStateKey struct{}
+
+func retryStateOf(ctx context.Context) *retryState {
+	rs, _ := ctx.Value(retryStateKey{}).(*retryState)
+	return rs
+}

@@ -1,0 +1,365 @@
+package dbop_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/dbop-go/dbop"
+)
+
+// errConflict is a serialization failure: retryable, as a classifier
+// would call SQLSTATE 40001.
+var errConflict = dbop.Classify(errors.New("could not serialize access"), dbop.RetryTransaction)
+
+// hotRow is a row under optimistic concurrency, as SERIALIZABLE treats it:
+// an attempt reads its version, works for a millisecond, and commits only
+// if nobody committed meanwhile; otherwise it fails with errConflict.
+type hotRow struct {
+	version  atomic.Int64
+	attempts atomic.Int64
+	g        gauge
+}
+
+func (r *hotRow) update(ctx context.Context) error {
+	r.attempts.Add(1)
+	r.g.enter()
+	defer r.g.leave()
+	v := r.version.Load()
+	time.Sleep(time.Millisecond)
+	if !r.version.CompareAndSwap(v, v+1) {
+		return errConflict
+	}
+	return nil
+}
+
+// hammer runs ops operations from each of workers goroutines, and returns
+// the most attempts one operation needed.
+func hammer(t *testing.T, workers, ops int, run func(tries *int) error) int {
+	t.Helper()
+	var mu sync.Mutex
+	most := 0
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range ops {
+				tries := 0
+				if err := run(&tries); err != nil {
+					t.Errorf("operation failed after %d attempts: %v", tries, err)
+				}
+				mu.Lock()
+				most = max(most, tries)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return most
+}
+
+// On a row that admits one writer at a time, 16 goroutines with a plain
+// retry collide on most attempts; with a HotSpot after the retry, the first
+// conflicts make it admit one attempt at a time, and an operation that lost
+// twice runs alone, so no operation needs more than three attempts.
+func TestHotSpotAdmitsWhatSucceedsTogether(t *testing.T) {
+	retry := dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Millisecond, 100*time.Millisecond)), dbop.MaxAttempts(1000))
+	for _, tt := range []struct {
+		name    string
+		chain   dbop.Decorator
+		maxRate float64 // attempts per operation at most
+		most    int     // attempts of one operation at most; 0: any
+	}{
+		{"retry alone", retry, 0, 0},
+		{"retry and HotSpot", dbop.Chain(retry, dbop.HotSpot()), 1.2, 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const workers, ops = 16, 100
+				var row hotRow
+				most := hammer(t, workers, ops, func(tries *int) error {
+					_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
+						*tries++
+						return 0, row.update(ctx)
+					}).With(tt.chain).Run(context.Background())
+					return err
+				})
+				rate := float64(row.attempts.Load()) / (workers * ops)
+				t.Logf("%.2f attempts per operation, at most %d for one, peak concurrency %d", rate, most, row.g.peak.Load())
+				if tt.maxRate > 0 && rate > tt.maxRate {
+					t.Errorf("%.2f attempts per operation, want at most %.2f", rate, tt.maxRate)
+				}
+				if tt.most > 0 && most > tt.most {
+					t.Errorf("an operation needed %d attempts, want at most %d", most, tt.most)
+				}
+			})
+		})
+	}
+}
+
+// Rows that do not conflict are not limited for long: a HotSpot starts
+// cautious, one attempt at a time with deadlines, doubles its slots while
+// nothing conflicts, and once nobody waits for a slot it lets 16
+// goroutines on 16 rows of their own run at once, with no deadline.
+func TestHotSpotLeavesDisjointWorkAlone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hs := dbop.Chain(dbop.WithRetry(dbop.Constant(time.Millisecond)), dbop.HotSpot())
+		var g gauge
+		deadlines := 0
+		var mu sync.Mutex
+		run := func(*int) error {
+			_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
+				g.enter()
+				defer g.leave()
+				if _, ok := ctx.Deadline(); ok {
+					mu.Lock()
+					deadlines++
+					mu.Unlock()
+				}
+				time.Sleep(time.Millisecond)
+				return 1, nil
+			}).With(hs).Run(context.Background())
+			return err
+		}
+		hammer(t, 16, 20, run) // the cautious start
+		g.peak.Store(0)
+		deadlines = 0
+		hammer(t, 16, 20, run)
+		if p := g.peak.Load(); p != 16 {
+			t.Errorf("peak concurrency %d, want 16", p)
+		}
+		if deadlines != 0 {
+			t.Errorf("%d attempts got a deadline, though nothing conflicted", deadlines)
+		}
+	})
+}
+
+// An attempt stuck in a lock wait that would end only when the database's
+// deadlock detector runs (here: never, until its context ends) is cut short
+// by the deadline a limiting HotSpot derives, well below PostgreSQL's 1 s
+// deadlock_timeout, and the retry runs it again.
+func TestHotSpotBoundsLockWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var (
+			attempts int
+			waited   []time.Duration
+			errs     []error
+		)
+		op := dbop.Op[int](func(ctx context.Context) (int, error) {
+			attempts++
+			switch attempts {
+			case 1:
+				// Lost to another process's transaction: the HotSpot
+				// limits, and bounds lock waits from now on.
+				time.Sleep(time.Millisecond)
+				return 0, errConflict
+			case 2:
+				// A lock cycle with another process: wait until the
+				// context ends.
+				start := time.Now()
+				<-ctx.Done()
+				waited = append(waited, time.Since(start))
+				return 0, context.Cause(ctx)
+			}
+			time.Sleep(time.Millisecond)
+			return 1, nil
+		}).With(dbop.WithRetry(dbop.Constant(0), dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) {
+			errs = append(errs, e.Err)
+		})), dbop.HotSpot())
+		start := time.Now()
+		v, err := op.Run(context.Background())
+		if v != 1 || err != nil {
+			t.Fatalf("got %d, %v; want 1, nil", v, err)
+		}
+		if attempts != 3 {
+			t.Errorf("%d attempts, want 3", attempts)
+		}
+		if len(waited) != 1 || waited[0] <= 0 || waited[0] > 200*time.Millisecond {
+			t.Errorf("the stuck attempt waited %v, want a deadline in (0, 200ms]", waited)
+		}
+		if elapsed := time.Since(start); elapsed >= time.Second {
+			t.Errorf("the operation took %v, want less than PostgreSQL's deadlock_timeout (1s)", elapsed)
+		}
+		if len(errs) != 2 {
+			t.Fatalf("retried %d errors, want 2", len(errs))
+		}
+		var te *dbop.TimeoutError
+		if !errors.As(errs[1], &te) || !errors.Is(errs[1], context.DeadlineExceeded) {
+			t.Errorf("the stuck attempt failed with %v, want a *dbop.TimeoutError", errs[1])
+		}
+	})
+}
+
+// A conflict lost to work that got done is retried at once: the HotSpot's
+// queue is the wait. A failure while nothing gets done (the database is
+// down) waits for the backoff as usual.
+func TestHotSpotPacesRetriesAfterLostConflicts(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		progress bool // another operation succeeds while the first attempt waits for its slot
+		minWait  time.Duration
+		maxWait  time.Duration
+	}{
+		{"lost to work that got done", true, 0, 10 * time.Millisecond},
+		{"nothing gets done", false, time.Second, 2 * time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				pipeline := dbop.Chain(dbop.WithRetry(dbop.Constant(time.Second), dbop.MaxAttempts(10)), dbop.HotSpot())
+				startLimiting(pipeline)
+				hold, held := make(chan struct{}), make(chan struct{})
+				var wg sync.WaitGroup
+				if tt.progress {
+					wg.Go(func() {
+						dbop.Op[int](func(context.Context) (int, error) {
+							close(held)
+							<-hold
+							return 1, nil
+						}).With(pipeline).Run(context.Background())
+					})
+					<-held
+				}
+				attempts := 0
+				op := dbop.Op[int](func(context.Context) (int, error) {
+					attempts++
+					if attempts == 1 {
+						return 0, errConflict
+					}
+					return 1, nil
+				}).With(pipeline)
+				start := time.Now()
+				if tt.progress {
+					go func() {
+						time.Sleep(time.Millisecond) // the op is queued
+						close(hold)
+					}()
+				}
+				if _, err := op.Run(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				wg.Wait()
+				if took := time.Since(start); took < tt.minWait || took > tt.maxWait {
+					t.Errorf("took %v, want between %v and %v", took, tt.minWait, tt.maxWait)
+				}
+			})
+		})
+	}
+}
+
+// startLimiting makes the HotSpot of pipeline limit, at one slot: one
+// attempt conflicts, and the retry runs it again.
+func startLimiting(pipeline dbop.Decorator) {
+	once := true
+	dbop.Op[int](func(context.Context) (int, error) {
+		if once {
+			once = false
+			return 0, errConflict
+		}
+		return 1, nil
+	}).With(pipeline).Run(context.Background())
+}
+
+// Inside a transaction a HotSpot lets attempts through: waiting for a slot
+// while holding the transaction's locks could wait for ever.
+func TestHotSpotInsideTransactionDoesNotWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hs := dbop.HotSpot()
+		pipeline := dbop.Chain(dbop.WithRetry(dbop.Constant(0)), hs)
+		// Limit at one attempt at a time, and hold the slot.
+		startLimiting(pipeline)
+		hold, held := make(chan struct{}), make(chan struct{})
+		go dbop.Op[int](func(context.Context) (int, error) {
+			close(held)
+			<-hold
+			return 1, nil
+		}).With(pipeline).Run(context.Background())
+		<-held
+		inTx := dbop.WithinTx(context.Background())
+		ran := false
+		if _, err := dbop.Op[int](func(context.Context) (int, error) { ran = true; return 1, nil }).With(hs).Run(inTx); err != nil || !ran {
+			t.Errorf("inside a transaction: ran %v, err %v; want it run at once", ran, err)
+		}
+		close(hold)
+	})
+}
+
+// A HotSpot listed before the WithRetry whose attempts it would admit is
+// refused when the pipeline is built.
+func TestHotSpotPlacement(t *testing.T) {
+	op := dbop.Op[int](func(context.Context) (int, error) { return 1, nil })
+	defer func() {
+		msg, _ := recover().(string)
+		if !strings.Contains(msg, "HotSpot (decorator 1) is listed before WithRetry (decorator 2)") {
+			t.Errorf("panic %q, want one naming HotSpot and WithRetry", msg)
+		}
+	}()
+	op.With(dbop.HotSpot(), dbop.WithRetry(dbop.Constant(0)))
+	t.Error("no panic")
+}
+
+// Waiting for a slot ends with the context, and the Op is not run.
+func TestHotSpotWaitRespectsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pipeline := dbop.Chain(dbop.WithRetry(dbop.Constant(0)), dbop.HotSpot())
+		startLimiting(pipeline)
+		hold, held := make(chan struct{}), make(chan struct{})
+		go dbop.Op[int](func(context.Context) (int, error) {
+			close(held)
+			<-hold
+			return 1, nil
+		}).With(pipeline).Run(context.Background())
+		<-held
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		defer cancel()
+		ran := false
+		_, err := dbop.Op[int](func(context.Context) (int, error) { ran = true; return 1, nil }).With(pipeline).Run(ctx)
+		if ran || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("ran %v, err %v; want not run and context.DeadlineExceeded", ran, err)
+		}
+		close(hold)
+	})
+}
+
+// After an attempt lost a conflict while it ran alone in this process,
+// so to another process, a newcomer waits a successful attempt's duration
+// before it starts, and a retry does not: across processes, the retries
+// take their locks before the newcomers.
+func TestHotSpotNewcomersYieldToRetries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const took = 10 * time.Millisecond
+		pipeline := dbop.Chain(dbop.WithRetry(dbop.Constant(0)), dbop.HotSpot())
+		// Lost to another process, then a success that took 10 ms.
+		attempts := 0
+		dbop.Op[int](func(context.Context) (int, error) {
+			attempts++
+			time.Sleep(took)
+			if attempts == 1 {
+				return 0, errConflict
+			}
+			return 1, nil
+		}).With(pipeline).Run(context.Background())
+
+		var starts []time.Duration
+		failed := time.Time{}
+		begin := time.Now()
+		_, err := dbop.Op[int](func(context.Context) (int, error) {
+			if failed.IsZero() {
+				starts = append(starts, time.Since(begin))
+				failed = time.Now()
+				return 0, errConflict
+			}
+			starts = append(starts, time.Since(failed))
+			return 1, nil
+		}).With(pipeline).Run(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(starts) != 2 || starts[0] < took || starts[1] != 0 {
+			t.Errorf("the newcomer and its retry started after %v; want at least %v, then 0", starts, took)
+		}
+	})
+}
