@@ -64,6 +64,7 @@ func Galera(tb testing.TB) []string {
 	if len(dsns) < 2 {
 		tb.Fatalf("%s=%q: want the DSNs of at least two nodes, separated by commas", GaleraEnv, list)
 	}
+	lockClusters(tb)
 	return dsns
 }
 
@@ -72,7 +73,9 @@ func Galera(tb testing.TB) []string {
 // none is configured.
 func PGFailover(tb testing.TB) string {
 	tb.Helper()
-	return lookup(tb, PGFailoverEnv, "PostgreSQL failover pair")
+	dsn := lookup(tb, PGFailoverEnv, "PostgreSQL failover pair")
+	lockClusters(tb)
+	return dsn
 }
 
 // ClusterScript returns the path of the script that drives the clusters'
