@@ -373,9 +373,10 @@ func overshoot(b *testing.B, limit time.Duration, stmt func() error) {
 // BenchmarkDeadlineMargin runs a transaction whose statement sleeps past a
 // per-attempt deadline of 10 ms to 1 s, through pgxdb and sqldb on
 // MariaDB, and reports the share of attempts the context ended rather than
-// the server (context-won): with InTx's margin (the smaller of 10 % and 50
-// ms) it must be 0, and every attempt must end with the server's
-// statement timeout on a connection that stays open.
+// the server (context-won). InTx's margin (the smaller of 10 % and 50 ms)
+// is meant to keep it near 0; on a loaded machine the server's answer can
+// arrive later than the margin, and short deadlines lose more often
+// (results/resolve-margin.txt, docs/ambiguity.md).
 func BenchmarkDeadlineMargin(b *testing.B) {
 	deadlines := []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, time.Second}
 	b.Run("postgres", func(b *testing.B) {
