@@ -3,193 +3,20 @@ package gormdb_test
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
-	"fmt"
-	"io"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/gormdb"
 	"github.com/dbop-go/dbop/adapters/mysqldb"
 	"github.com/dbop-go/dbop/dboptest"
+	"github.com/dbop-go/dbop/internal/sessionfake"
 	mysqldialect "gorm.io/driver/mysql"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 )
-
-// sessionServer is a fake MySQL-family server whose sessions keep their
-// transaction as MariaDB's do: a COMMIT or ROLLBACK that fails leaves it
-// open (Galera's 1047, docs/backends.md §7.11), a BEGIN while one is open
-// commits it first, and closing the session rolls it back. It counts the
-// UPDATEs committed, so that a test sees work applied twice.
-type sessionServer struct {
-	mu        sync.Mutex
-	log       []string
-	beginErrs []error // errors of the next BEGINs (nil: succeeds)
-	stmtErrs  map[string][]error
-	endErrs   []error // errors of the next COMMITs and ROLLBACKs, which leave the transaction open
-	endsTx    bool    // a failed COMMIT or ROLLBACK ends the transaction all the same (MariaDB's 1213)
-	applied   int     // UPDATEs committed
-	conns     int
-	closed    int
-}
-
-func newSessionServer() *sessionServer { return &sessionServer{stmtErrs: map[string][]error{}} }
-
-func (s *sessionServer) logf(format string, args ...any) {
-	s.log = append(s.log, fmt.Sprintf(format, args...))
-}
-
-// Log returns the statements run so far, each with its session, and clears it.
-func (s *sessionServer) Log() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	l := s.log
-	s.log = nil
-	return l
-}
-
-func (s *sessionServer) counts() (applied, conns, closed int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.applied, s.conns, s.closed
-}
-
-func next(errs *[]error) error {
-	if len(*errs) == 0 {
-		return nil
-	}
-	err := (*errs)[0]
-	*errs = (*errs)[1:]
-	return err
-}
-
-func (s *sessionServer) Connect(context.Context) (driver.Conn, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.conns++
-	return &session{s: s, id: s.conns}, nil
-}
-
-func (s *sessionServer) Driver() driver.Driver { return fakeDriver{} } // Open is not used: sql.OpenDB
-
-// session is one connection. pending is the number of UPDATEs of its open
-// transaction; inTx whether one is open.
-type session struct {
-	s       *sessionServer
-	id      int
-	inTx    bool
-	pending int
-	closed  bool
-}
-
-func (c *session) Prepare(string) (driver.Stmt, error) { return nil, errors.New("fake: no prepare") }
-func (c *session) Begin() (driver.Tx, error)           { return nil, errors.New("fake: use BeginTx") }
-
-func (c *session) Close() error {
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
-	c.s.closed++
-	c.closed = true
-	c.inTx, c.pending = false, 0 // the server rolls back the session's transaction
-	return nil
-}
-
-// ResetSession and IsValid are go-sql-driver's: neither looks at the
-// server's transaction status (docs/backends.md §7.11).
-func (c *session) ResetSession(context.Context) error { return nil }
-func (c *session) IsValid() bool                      { return !c.closed }
-
-func (c *session) BeginTx(context.Context, driver.TxOptions) (driver.Tx, error) {
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
-	if err := next(&c.s.beginErrs); err != nil {
-		c.s.logf("BEGIN %d: %v", c.id, err)
-		return nil, err
-	}
-	if c.inTx {
-		c.s.logf("implicit COMMIT %d", c.id)
-		c.s.applied += c.pending
-	}
-	c.s.logf("BEGIN %d", c.id)
-	c.inTx, c.pending = true, 0
-	return sessionTx{c}, nil
-}
-
-func (c *session) ExecContext(_ context.Context, query string, _ []driver.NamedValue) (driver.Result, error) {
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
-	c.s.logf("%s %d", query, c.id)
-	if errs := c.s.stmtErrs[query]; len(errs) > 0 {
-		c.s.stmtErrs[query] = errs[1:]
-		return nil, errs[0]
-	}
-	if query == "UPDATE" {
-		if c.inTx {
-			c.pending++
-		} else {
-			c.s.applied++
-		}
-	}
-	return driver.RowsAffected(1), nil
-}
-
-func (c *session) QueryContext(_ context.Context, query string, _ []driver.NamedValue) (driver.Rows, error) {
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
-	c.s.logf("%s %d", query, c.id)
-	if query != "SELECT @@in_transaction" {
-		return nil, fmt.Errorf("fake: no answer for %q", query)
-	}
-	v := int64(0)
-	if c.inTx {
-		v = 1
-	}
-	return &oneValue{v: v}, nil
-}
-
-type sessionTx struct{ c *session }
-
-func (t sessionTx) Commit() error   { return t.end("COMMIT", true) }
-func (t sessionTx) Rollback() error { return t.end("ROLLBACK", false) }
-
-func (t sessionTx) end(stmt string, commit bool) error {
-	s := t.c.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := next(&s.endErrs); err != nil {
-		s.logf("%s %d: %v", stmt, t.c.id, err)
-		if s.endsTx {
-			t.c.inTx, t.c.pending = false, 0
-		}
-		return err
-	}
-	s.logf("%s %d", stmt, t.c.id)
-	if commit {
-		s.applied += t.c.pending
-	}
-	t.c.inTx, t.c.pending = false, 0
-	return nil
-}
-
-type oneValue struct {
-	v    int64
-	done bool
-}
-
-func (r *oneValue) Columns() []string { return []string{"@@in_transaction"} }
-func (r *oneValue) Close() error      { return nil }
-func (r *oneValue) Next(dest []driver.Value) error {
-	if r.done {
-		return io.EOF
-	}
-	r.done, dest[0] = true, r.v
-	return nil
-}
 
 var (
 	wsrepNotReady = dboptest.MySQLError(1047, "WSREP has not yet prepared node for application use")
@@ -197,7 +24,7 @@ var (
 )
 
 // sessionGORM opens GORM's mysql dialector over srv.
-func sessionGORM(t *testing.T, srv *sessionServer, prepare bool) (*gorm.DB, *sql.DB) {
+func sessionGORM(t *testing.T, srv *sessionfake.Server, prepare bool) (*gorm.DB, *sql.DB) {
 	t.Helper()
 	sqlDB := sql.OpenDB(srv)
 	t.Cleanup(func() { sqlDB.Close() })
@@ -221,23 +48,23 @@ func TestInTxLeftOpenTransactionNotPooled(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		fn      func(context.Context, *gorm.DB) error
-		fault   func(*sessionServer)
+		fault   func(*sessionfake.Server)
 		prepare bool
 	}{
-		{name: "COMMIT refused with 1047", fn: gormUpdate, fault: func(s *sessionServer) { s.endErrs = []error{wsrepNotReady} }},
-		{name: "COMMIT refused with 1047, PrepareStmt", fn: gormUpdate, fault: func(s *sessionServer) { s.endErrs = []error{wsrepNotReady} }, prepare: true},
+		{name: "COMMIT refused with 1047", fn: gormUpdate, fault: func(s *sessionfake.Server) { s.EndErrs = []error{wsrepNotReady} }},
+		{name: "COMMIT refused with 1047, PrepareStmt", fn: gormUpdate, fault: func(s *sessionfake.Server) { s.EndErrs = []error{wsrepNotReady} }, prepare: true},
 		{name: "statement and ROLLBACK refused with 1047", fn: func(ctx context.Context, tx *gorm.DB) error {
 			if err := tx.Exec("UPDATE").Error; err != nil {
 				return err
 			}
 			return tx.Exec("CHECK").Error
-		}, fault: func(s *sessionServer) {
-			s.stmtErrs["CHECK"] = []error{wsrepNotReady}
-			s.endErrs = []error{wsrepNotReady}
+		}, fault: func(s *sessionfake.Server) {
+			s.StmtErrs["CHECK"] = []error{wsrepNotReady}
+			s.EndErrs = []error{wsrepNotReady}
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := newSessionServer()
+			srv := sessionfake.New()
 			db, _ := sessionGORM(t, srv, tc.prepare)
 			tc.fault(srv)
 			op := gormdb.Do(db, tc.fn, gormdb.Dialect(mysqldb.MariaDB)).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(2)))
@@ -250,7 +77,7 @@ func TestInTxLeftOpenTransactionNotPooled(t *testing.T) {
 				}
 			}
 			log := srv.Log()
-			applied, _, closed := srv.counts()
+			applied, _, closed := srv.Counts()
 			leftover := slices.ContainsFunc(log, func(s string) bool { return strings.HasPrefix(s, "implicit") })
 			if leftover || applied != 1 {
 				t.Errorf("UPDATE applied %d times, want 1; a BEGIN committed a leftover transaction: %v\nlog %q", applied, leftover, log)
@@ -268,8 +95,8 @@ func TestInTxLeftOpenTransactionNotPooled(t *testing.T) {
 // A COMMIT refused by a server error that ends the transaction (1213) keeps
 // its connection; a transaction that ends well sends nothing more.
 func TestInTxGuardKeepsConnection(t *testing.T) {
-	srv := newSessionServer()
-	srv.endErrs, srv.endsTx = []error{certFailed}, true
+	srv := sessionfake.New()
+	srv.EndErrs, srv.EndsTx = []error{certFailed}, true
 	db, _ := sessionGORM(t, srv, false)
 	op := gormdb.Do(db, gormUpdate, gormdb.Dialect(mysqldb.MariaDB)).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(2)))
 	if _, err := op.Run(t.Context()); err != nil {
@@ -283,7 +110,7 @@ func TestInTxGuardKeepsConnection(t *testing.T) {
 	if log := srv.Log(); !slices.Equal(log, want) {
 		t.Errorf("log %q\nwant %q", log, want)
 	}
-	if applied, conns, closed := srv.counts(); applied != 2 || conns != 1 || closed != 0 {
+	if applied, conns, closed := srv.Counts(); applied != 2 || conns != 1 || closed != 0 {
 		t.Errorf("applied %d, connections opened %d, closed %d; want 2, 1, 0", applied, conns, closed)
 	}
 }
@@ -292,8 +119,8 @@ func TestInTxGuardKeepsConnection(t *testing.T) {
 // transaction open is closed: its next BEGIN, a retry's included, would
 // commit the leftover. The error says so and is not retried.
 func TestInTxCallerConnLeftOpenIsClosed(t *testing.T) {
-	srv := newSessionServer()
-	srv.endErrs = []error{wsrepNotReady}
+	srv := sessionfake.New()
+	srv.EndErrs = []error{wsrepNotReady}
 	db, _ := sessionGORM(t, srv, false)
 	attempts := 0
 	var runErr, after error
@@ -315,7 +142,7 @@ func TestInTxCallerConnLeftOpenIsClosed(t *testing.T) {
 	if !errors.Is(after, sql.ErrConnDone) {
 		t.Errorf("the caller's connection after the failed COMMIT: %v, want sql.ErrConnDone", after)
 	}
-	if applied, _, closed := srv.counts(); applied != 0 || closed != 1 {
+	if applied, _, closed := srv.Counts(); applied != 0 || closed != 1 {
 		t.Errorf("applied %d, connections closed %d; want 0, 1", applied, closed)
 	}
 }
