@@ -3,9 +3,14 @@ package dbop
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
+	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dbop-go/dbop/internal/hotlock"
 )
 
 // HotSpot is experimental: it does not yet reach the goodput its issue
@@ -73,7 +78,7 @@ import (
 // load per attempt and no allocation. A HotSpot
 // is safe for concurrent use.
 func HotSpot() Decorator {
-	h := &hotSpot{lo: minBound, hi: maxBound, p: params{window: window, maxHold: maxHold, gain: gain}, calmAfter: calmAfter, soloAfter: soloAfter}
+	h := &hotSpot{lo: minBound, hi: maxBound, p: params{window: window, maxHold: maxHold, gain: gain}, calmAfter: calmAfter, soloAfter: soloAfter, key: callerKey()}
 	h.startLimiting()
 	return h
 }
@@ -136,6 +141,14 @@ type hotSpot struct {
 	epochLeft            int
 	sampled              bool
 
+	// key names the HotSpot to every process that runs the same code: the
+	// lock the transaction scopes take for it (hotlock).
+	key int64
+	// coordinated is set once a transaction scope took the HotSpot's lock:
+	// the processes' attempts then run one at a time, so this process
+	// admits one at a time and newcomers need not yield.
+	coordinated bool
+
 	admitted      uint64 // attempts admitted while limiting
 	externalUntil uint64 // deadlines stay on at one slot until admitted passes this
 	yieldUntil    uint64 // newcomers yield to retries until admitted passes this (see yieldLocked)
@@ -156,6 +169,9 @@ type ticket struct {
 	alone   bool   // nothing else of the HotSpot's was in flight when it was admitted
 	solo    bool   // nothing else may be admitted while it runs
 	bounded bool   // it needs a deadline
+	// coordinate asks its transaction scope to take the HotSpot's lock,
+	// while attempts lose conflicts to other processes (hotlock).
+	coordinate bool
 	// yield is how long a newcomer waits before it starts, while attempts
 	// lose conflicts to other processes (see yieldLocked); 0 for a retry.
 	yield time.Duration
@@ -185,14 +201,19 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 		case <-timer.C:
 		case <-ctx.Done():
 			timer.Stop()
-			h.leave(t, neutral, 0)
+			h.leave(t, neutral, 0, nil)
 			return fmt.Errorf("dbop: waiting for a hot spot's slot: %w", ctx.Err())
 		}
+	}
+	var req *hotlock.Request
+	if t.coordinate {
+		req = &hotlock.Request{Key: h.key}
+		ctx = hotlock.With(ctx, req)
 	}
 	start := time.Now()
 	if !t.bounded {
 		err := attempt(ctx)
-		h.leave(t, outcomeOf(err, false), time.Since(start))
+		h.leave(t, outcomeOf(err, false), time.Since(start), req)
 		return err
 	}
 	bound := h.bound(rs)
@@ -201,7 +222,7 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 	err = attempt(actx)
 	fired := context.Cause(actx) == error(cause)
 	cancel()
-	h.leave(t, outcomeOf(err, fired), time.Since(start))
+	h.leave(t, outcomeOf(err, fired), time.Since(start), req)
 	if err != nil && fired {
 		err = &TimeoutError{Timeout: bound, Err: err}
 	}
@@ -245,7 +266,7 @@ func (h *hotSpot) admit(ctx context.Context, rs *retryState) (ticket, error) {
 	} else {
 		// Admitted as the context ended: give the slot back.
 		h.mu.Unlock()
-		h.leave(w.ticket, neutral, 0)
+		h.leave(w.ticket, neutral, 0, nil)
 	}
 	return ticket{}, fmt.Errorf("dbop: waiting for a hot spot's slot: %w", ctx.Err())
 }
@@ -257,7 +278,7 @@ func (h *hotSpot) admissible(solo bool, inflight int) bool {
 	switch {
 	case h.solo:
 		return false
-	case solo:
+	case solo, h.coordinated && h.admitted < h.yieldUntil:
 		return inflight == 0
 	}
 	return inflight < h.level.slots
@@ -269,7 +290,7 @@ func (h *hotSpot) admitLocked(solo, retry bool) ticket {
 	alone := h.state.Add(1)&inflightMask == 1
 	h.admitted++
 	h.solo = solo
-	t := ticket{seq: h.admitted, alone: alone, solo: solo, bounded: h.boundedLocked()}
+	t := ticket{seq: h.admitted, alone: alone, solo: solo, bounded: h.boundedLocked(), coordinate: h.admitted < h.yieldUntil}
 	if !retry {
 		t.yield = h.yieldLocked()
 	}
@@ -286,7 +307,7 @@ func (h *hotSpot) admitLocked(solo, retry bool) ticket {
 // start to the retries of every process makes a retry take its locks
 // first: it is the newcomer that loses, and then is a retry itself.
 func (h *hotSpot) yieldLocked() time.Duration {
-	if h.admitted >= h.yieldUntil || !h.sampled {
+	if h.admitted >= h.yieldUntil || !h.sampled || h.coordinated {
 		return 0
 	}
 	return time.Duration(min(h.fastest, h.fastestPrev))
@@ -325,9 +346,26 @@ func (h *hotSpot) paces(mark uint64) bool {
 	return h.state.Load()&limiting != 0 && h.progress.Load() != mark
 }
 
-// leave ends an attempt admitted while limiting.
-func (h *hotSpot) leave(t ticket, o outcome, d time.Duration) {
+// leave ends an attempt admitted while limiting. req is the lock request
+// the attempt carried, nil if none.
+func (h *hotSpot) leave(t ticket, o outcome, d time.Duration, req *hotlock.Request) {
 	h.state.Add(^uint64(0))
+	if req != nil {
+		took, waited := req.Outcome()
+		if took || waited {
+			h.mu.Lock()
+			if took {
+				h.coordinated = true
+			}
+			if waited {
+				// Another process still writes the rows: keep
+				// coordinating.
+				h.yieldUntil = max(h.yieldUntil, h.admitted+externalFor)
+				h.externalUntil = max(h.externalUntil, h.admitted+externalFor)
+			}
+			h.mu.Unlock()
+		}
+	}
 	h.settle(t, o, d)
 }
 
@@ -447,4 +485,20 @@ type retryStateKey struct{}
 func retryStateOf(ctx context.Context) *retryState {
 	rs, _ := ctx.Value(retryStateKey{}).(*retryState)
 	return rs
+}
+
+// callerKey names the HotSpot being built by where HotSpot was called: the
+// function (qualified by its package path) and the line. Every process
+// running the same build computes the same key, and so takes the same
+// lock (hotlock); two HotSpots built at different places take different
+// ones.
+func callerKey() int64 {
+	pc, _, line, ok := runtime.Caller(2)
+	name := "?"
+	if f := runtime.FuncForPC(pc); ok && f != nil {
+		name = f.Name()
+	}
+	h := fnv.New64a()
+	h.Write([]byte("dbop.HotSpot " + name + ":" + strconv.Itoa(line)))
+	return int64(h.Sum64())
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/hotlock"
 )
 
 // errConflict is a serialization failure: retryable, as a classifier
@@ -360,6 +361,74 @@ func TestHotSpotNewcomersYieldToRetries(t *testing.T) {
 		}
 		if len(starts) != 2 || starts[0] < took || starts[1] != 0 {
 			t.Errorf("the newcomer and its retry started after %v; want at least %v, then 0", starts, took)
+		}
+	})
+}
+
+// newHotSpot builds every HotSpot of TestHotSpotAsksForTheFleetLock at one
+// place, as the same code does in every process of a fleet.
+func newHotSpot() dbop.Decorator { return dbop.HotSpot() }
+
+// Once an attempt lost a conflict while it ran alone in this process, so to
+// another process, the HotSpot asks each attempt's transaction scope to
+// take its lock (internal/hotlock), under a key that the same code computes
+// in every process and a HotSpot built elsewhere does not; once a scope
+// took it, newcomers no longer yield, since the lock orders the processes.
+func TestHotSpotAsksForTheFleetLock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const took = 10 * time.Millisecond
+		keys := map[string]int64{}
+		for _, c := range []struct {
+			name string
+			hs   dbop.Decorator
+		}{{"process 1", newHotSpot()}, {"process 2", newHotSpot()}, {"elsewhere", dbop.HotSpot()}} {
+			pipeline := dbop.Chain(dbop.WithRetry(dbop.Constant(0)), c.hs)
+			var reqs []*hotlock.Request
+			attempts := 0
+			dbop.Op[int](func(ctx context.Context) (int, error) {
+				attempts++
+				reqs = append(reqs, hotlock.From(ctx))
+				time.Sleep(took)
+				if attempts == 1 {
+					return 0, errConflict // lost while alone: another process
+				}
+				return 1, nil
+			}).With(pipeline).Run(context.Background())
+			if len(reqs) != 2 || reqs[0] != nil || reqs[1] == nil {
+				t.Fatalf("%s: requests %v; want none on the first attempt, one on the retry", c.name, reqs)
+			}
+			keys[c.name] = reqs[1].Key
+
+			// A scope takes the lock, as pgxdb's and sqldb's do.
+			begin := time.Now()
+			var start time.Duration
+			_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
+				start = time.Since(begin)
+				req := hotlock.From(ctx)
+				if req == nil || !req.Claim() {
+					t.Fatalf("%s: no request to claim", c.name)
+				}
+				if req.Claim() {
+					t.Errorf("%s: a request claimed twice", c.name)
+				}
+				req.Took()
+				time.Sleep(took)
+				return 1, nil
+			}).With(pipeline).Run(context.Background())
+			if err != nil || start < took {
+				t.Fatalf("%s: before the lock was taken, a newcomer started after %v (err %v); want a yield of %v", c.name, start, err, took)
+			}
+			begin = time.Now()
+			dbop.Op[int](func(ctx context.Context) (int, error) {
+				start = time.Since(begin)
+				return 1, nil
+			}).With(pipeline).Run(context.Background())
+			if start != 0 {
+				t.Errorf("%s: once the lock was taken, a newcomer started after %v; want at once", c.name, start)
+			}
+		}
+		if keys["process 1"] != keys["process 2"] || keys["process 1"] == keys["elsewhere"] {
+			t.Errorf("keys %v: want one key for the HotSpots built at one place, another elsewhere", keys)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/dbop-go/dbop/internal/hotlock"
 	"github.com/dbop-go/dbop/internal/resolve"
 )
 
@@ -82,4 +83,37 @@ func DeleteCommitMarkers(ctx context.Context, db interface {
 			return total, nil
 		}
 	}
+}
+
+// HotSpotLockTable is the table whose rows dbop.HotSpot's transactions
+// lock, on MySQL and MariaDB, to run the attempts of every process one at
+// a time once attempts lose conflicts to another process:
+// dbop_hotspot_locks, in the connection's current database.
+// [CreateHotSpotLocks] creates it.
+const HotSpotLockTable = hotlock.MySQLTable
+
+// CreateHotSpotLocks creates the table of dbop.HotSpot's locks, if it does
+// not exist, in the current database of db (a *sql.DB, *sql.Conn or
+// *sql.Tx): run it once, as part of your migrations, where processes share
+// hot rows on MySQL or MariaDB. Without it a HotSpot still works in each
+// process, but nothing coordinates processes (docs/contention.md).
+//
+// The table is
+//
+//	CREATE TABLE dbop_hotspot_locks (id BIGINT NOT NULL PRIMARY KEY) ENGINE=InnoDB
+//
+// with one row per HotSpot, added the first time its lock is taken. A
+// transaction that takes the lock reads its row with SELECT … FOR UPDATE
+// as its first statement, which waits while another transaction holds it;
+// InnoDB releases it at COMMIT or ROLLBACK, so nothing outlives the
+// transaction on a pooled connection. On a Galera cluster the row lock
+// holds on one node only: it coordinates the processes that write through
+// the same node.
+func CreateHotSpotLocks(ctx context.Context, db interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}) error {
+	if _, err := db.ExecContext(ctx, hotlock.MySQLCreate); err != nil {
+		return fmt.Errorf("mysqldb: CreateHotSpotLocks: %w", err)
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/resolve"
@@ -100,8 +101,12 @@ func inTx[T any](caller string, db Beginner, fn func(context.Context, pgx.Tx) (T
 	if c.resolve {
 		res = newResolver(caller, db, c)
 	}
+	var uncoordinated atomic.Bool // the server has no advisory locks (coordinated)
 	begin := func(ctx context.Context, o scopes.BeginOptions) (*txn, error) {
-		return c.begin(ctx, db, o, res)
+		if c.restart != nil {
+			return c.begin(ctx, db, o, res)
+		}
+		return coordinated(ctx, o, c.classify, &uncoordinated, func() (*txn, error) { return c.begin(ctx, db, o, res) })
 	}
 	run := func(ctx context.Context, t *txn) (T, error) { return fn(ctx, t.Tx) }
 	if c.restart != nil {

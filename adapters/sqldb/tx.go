@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/dbop-go/dbop"
@@ -66,7 +67,7 @@ func InTx[T any](db Beginner, d Dialect, fn func(ctx context.Context, tx *sql.Tx
 		panic("sqldb: InTx: the function to run in the transaction is nil")
 	}
 	b := newBegin("InTx", db, d, opts)
-	return scopes.InTx(b.begin, func(ctx context.Context, t *txn) (T, error) {
+	return scopes.InTx(b.coordinated, func(ctx context.Context, t *txn) (T, error) {
 		return fn(ctx, t.tx)
 	}, b.scopeOpts...)
 }
@@ -78,7 +79,7 @@ func Do(db Beginner, d Dialect, fn func(ctx context.Context, tx *sql.Tx) error, 
 		panic("sqldb: Do: the function to run in the transaction is nil")
 	}
 	b := newBegin("Do", db, d, opts)
-	return scopes.Do(b.begin, func(ctx context.Context, t *txn) error {
+	return scopes.Do(b.coordinated, func(ctx context.Context, t *txn) error {
 		return fn(ctx, t.tx)
 	}, b.scopeOpts...)
 }
@@ -98,6 +99,10 @@ type begin struct {
 	guard     bool // MySQL or MariaDB: keep a transaction a failed end may have left open out of the pool (pinned.settle)
 	own       bool // guard over a *sql.DB or *sql.Conn: hold the connection even without session settings
 	scopeOpts []scopes.TxOption
+	classify  dbop.Classifier // the caller's classifiers, then the dialect's
+	// uncoordinated is set once the server refused a HotSpot's lock
+	// (coordinated): later transactions take none.
+	uncoordinated atomic.Bool
 }
 
 // newBegin checks the arguments of InTx or Do, named caller, and plans
@@ -147,6 +152,10 @@ func newBegin(caller string, db Beginner, d Dialect, opts []TxOption) *begin {
 		}
 		b.resolve = pool
 	}
+	b.classify = d.Classify
+	for i := len(c.classifiers) - 1; i >= 0; i-- {
+		b.classify = c.classifiers[i].Or(b.classify)
+	}
 	b.scopeOpts = []scopes.TxOption{
 		c.classifyBy(d),
 		scopes.CommitOutcome(commitOutcome(d.CommitOutcome)),
@@ -161,7 +170,7 @@ func newBegin(caller string, db Beginner, d Dialect, opts []TxOption) *begin {
 	return b
 }
 
-// begin starts one attempt's transaction, with its timeouts applied.
+// beginOnce starts one attempt's transaction, with its timeouts applied.
 //
 // The transaction is begun with a context of its own that carries ctx's
 // values but not its cancellation (txContext): database/sql runs COMMIT
@@ -170,7 +179,7 @@ func newBegin(caller string, db Beginner, d Dialect, opts []TxOption) *begin {
 // §10.3), so a deadline of the caller's would otherwise cut a COMMIT short
 // and leave its outcome unknown. fn's statements still run with ctx, and
 // InTx rolls back when ctx ended while fn ran.
-func (b *begin) begin(ctx context.Context, o scopes.BeginOptions) (*txn, error) {
+func (b *begin) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, error) {
 	opts := &sql.TxOptions{Isolation: b.isolation, ReadOnly: o.ReadOnly}
 	local, sess := b.timeouts.attempt(ctx)
 	if !b.derive {

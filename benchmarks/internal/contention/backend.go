@@ -450,6 +450,12 @@ func (a *sqlAdmin) reset(ctx context.Context, accounts int) error {
 			return fmt.Errorf("%s: %w", stmt, err)
 		}
 	}
+	// dbop.HotSpot coordinates processes through this table's rows
+	// (mysqldb.CreateHotSpotLocks), as an application's migration would
+	// create it.
+	if err := mysqldb.CreateHotSpotLocks(ctx, a.conn); err != nil {
+		return err
+	}
 	rows := make([]string, accounts)
 	for i := range rows {
 		rows[i] = fmt.Sprintf("(%d, 0)", i+1)

@@ -1,0 +1,177 @@
+package sqldb_test
+
+import (
+	"context"
+	"database/sql"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/dbop-go/dbop/adapters/mysqldb"
+	"github.com/dbop-go/dbop/adapters/sqldb"
+	"github.com/dbop-go/dbop/internal/hotlock"
+)
+
+// hotLockCase is one backend of TestHotSpotLockWaitsForAnotherProcess: how
+// another process holds a HotSpot's lock, and how to tell that the attempt
+// waits for it.
+type hotLockCase struct {
+	name    string
+	open    func(t *testing.T) *sql.DB
+	dialect sqldb.Dialect
+	hold    string // takes the lock key ($1 or ?)
+	// waiting counts the sessions waiting for it; "" where the server
+	// does not tell without reading its process list (MariaDB's waiter
+	// waits in the optimizer's const-row read, "Statistics", before
+	// InnoDB lists it), and the test waits 300 ms after the attempt began
+	// instead.
+	waiting string
+	update  string // writes v ($1 or ?)
+	begins  map[sql.IsolationLevel]int
+}
+
+// When a dbop.HotSpot asks for its lock (internal/hotlock), InTx takes it
+// before fn runs: on PostgreSQL a transaction-scoped advisory lock, on
+// MariaDB a row of mysqldb.CreateHotSpotLocks's table locked FOR UPDATE.
+// Held by another process's transaction, the attempt waits for it and then
+// commits on top of the holder's write, once: a PostgreSQL REPEATABLE READ
+// or SERIALIZABLE transaction begins again, since its snapshot predates
+// the holder's commit (docs/backends.md §1.13); a MariaDB locking read
+// takes no snapshot, and the transaction goes on (§3.12).
+func TestHotSpotLockWaitsForAnotherProcess(t *testing.T) {
+	for _, c := range []hotLockCase{{
+		name:    "postgres",
+		open:    func(t *testing.T) *sql.DB { return openPostgres(t) },
+		dialect: sqldb.Postgres,
+		hold:    "SELECT pg_advisory_xact_lock($1)",
+		waiting: "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = ($1::bigint & 4294967295)::oid",
+		update:  "UPDATE sqldb_hotlock SET v = $1 WHERE id = 1",
+		begins:  map[sql.IsolationLevel]int{sql.LevelReadCommitted: 1, sql.LevelRepeatableRead: 2, sql.LevelSerializable: 2},
+	}, {
+		name: "mariadb",
+		open: func(t *testing.T) *sql.DB {
+			db := openMariaDB(t)
+			if err := mysqldb.CreateHotSpotLocks(t.Context(), db); err != nil {
+				t.Fatal(err)
+			}
+			return db
+		},
+		dialect: mysqldb.MariaDB,
+		hold:    "SELECT id FROM dbop_hotspot_locks WHERE id = ? FOR UPDATE",
+		update:  "UPDATE sqldb_hotlock SET v = ? WHERE id = 1",
+		begins:  map[sql.IsolationLevel]int{sql.LevelReadCommitted: 1, sql.LevelRepeatableRead: 1, sql.LevelSerializable: 1},
+	}} {
+		t.Run(c.name, func(t *testing.T) {
+			db := c.open(t)
+			table(t, db, "sqldb_hotlock", "(id int PRIMARY KEY, v int NOT NULL)")
+			mustExec(t, db, "INSERT INTO sqldb_hotlock VALUES (1, 0)")
+			for _, iso := range []sql.IsolationLevel{sql.LevelReadCommitted, sql.LevelRepeatableRead, sql.LevelSerializable} {
+				t.Run(iso.String(), func(t *testing.T) { hotLockWait(t, db, c, iso) })
+			}
+		})
+	}
+}
+
+func hotLockWait(t *testing.T, db *sql.DB, c hotLockCase, iso sql.IsolationLevel) {
+	key := rand.Int64()
+	if c.name == "mariadb" {
+		mustExec(t, db, "INSERT IGNORE INTO dbop_hotspot_locks (id) VALUES (?)", key)
+	}
+	before := scalar[int](t, db, "SELECT v FROM sqldb_hotlock WHERE id = 1")
+	holder, err := db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback()
+	mustExec(t, holder, c.hold, key)
+	mustExec(t, holder, "UPDATE sqldb_hotlock SET v = v + 1 WHERE id = 1")
+
+	req := &hotlock.Request{Key: key}
+	begins := 0
+	begun := make(chan struct{}, 4)
+	done := make(chan error, 1)
+	go func() {
+		_, err := sqldb.InTx(countingBeginner{db, &begins, begun}, c.dialect, func(ctx context.Context, tx *sql.Tx) (struct{}, error) {
+			var v int
+			if err := tx.QueryRowContext(ctx, "SELECT v FROM sqldb_hotlock WHERE id = 1").Scan(&v); err != nil {
+				return struct{}{}, err
+			}
+			_, err := tx.ExecContext(ctx, c.update, v+1)
+			return struct{}{}, err
+		}, sqldb.Isolation(iso)).Run(hotlock.With(t.Context(), req))
+		done <- err
+	}()
+	if c.waiting == "" {
+		<-begun
+		time.Sleep(300 * time.Millisecond)
+	} else {
+		eventually(t, "the attempt waits for the lock", func() bool {
+			return scalar[int](t, db, c.waiting, key) > 0
+		})
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the attempt ended while the lock was held: %v", err)
+	default:
+	}
+	if err := holder.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the attempt that waited for the lock: %v", err)
+	}
+	if got, want := scalar[int](t, db, "SELECT v FROM sqldb_hotlock WHERE id = 1"), before+2; got != want {
+		t.Errorf("v = %d, want %d: the holder's write and the attempt's, each once", got, want)
+	}
+	if took, waited := req.Outcome(); !took || !waited {
+		t.Errorf("request outcome took=%v waited=%v, want both", took, waited)
+	}
+	if want := c.begins[iso]; begins != want {
+		t.Errorf("%d transactions begun, want %d", begins, want)
+	}
+}
+
+// Without mysqldb.CreateHotSpotLocks's table, a MariaDB transaction asked
+// for the lock goes on uncoordinated, and commits.
+func TestHotSpotLockWithoutTableGoesOn(t *testing.T) {
+	db := openMariaDB(t)
+	c := conn(t, db)
+	mustExec(t, c, "CREATE DATABASE IF NOT EXISTS dbop_hotlock_none")
+	mustExec(t, c, "USE dbop_hotlock_none")
+	mustExec(t, c, "DROP TABLE IF EXISTS dbop_hotspot_locks")
+	mustExec(t, c, "CREATE TABLE IF NOT EXISTS sqldb_hotlock_none (id int PRIMARY KEY)")
+	req := &hotlock.Request{Key: 1}
+	_, err := sqldb.InTx(c, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (struct{}, error) {
+		_, err := tx.ExecContext(ctx, "INSERT INTO sqldb_hotlock_none VALUES (1)")
+		return struct{}{}, err
+	}).Run(hotlock.With(t.Context(), req))
+	if err != nil {
+		t.Fatalf("without the lock table: %v", err)
+	}
+	if n := scalar[int](t, c, "SELECT count(*) FROM sqldb_hotlock_none"); n != 1 {
+		t.Errorf("%d rows, want 1", n)
+	}
+	if took, _ := req.Outcome(); took {
+		t.Error("the lock was reported taken without its table")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c.ExecContext(ctx, "DROP DATABASE dbop_hotlock_none")
+}
+
+// countingBeginner counts the transactions begun on a pool.
+type countingBeginner struct {
+	db    *sql.DB
+	n     *int
+	begun chan<- struct{} // told of each
+}
+
+func (b countingBeginner) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
+	*b.n++
+	tx, err := b.db.BeginTx(ctx, opts)
+	select {
+	case b.begun <- struct{}{}:
+	default:
+	}
+	return tx, err
+}

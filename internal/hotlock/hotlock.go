@@ -1,0 +1,85 @@
+// Package hotlock is what a dbop.HotSpot and the adapters' transaction
+// scopes tell each other about coordinating processes: when a HotSpot has
+// seen its attempts lose conflicts to another process, it asks the scope
+// that begins an attempt's transaction to take a lock that every process
+// running the same HotSpot takes, held until the transaction ends, so that
+// the processes' attempts on the hot rows run one at a time instead of
+// failing each other.
+//
+// It is internal so that the protocol can change without changing the
+// public API: users see it through dbop.HotSpot's documentation and
+// docs/contention.md, never its types.
+package hotlock
+
+import (
+	"context"
+	"sync/atomic"
+)
+
+// Request asks the scope that begins a transaction to take the
+// coordinating lock Key in it before anything else. A Request serves one
+// attempt: the first transaction scope to [Request.Claim] it takes the
+// lock; a transaction begun inside that one's function (on another
+// connection) finds it claimed and takes none, since waiting for a lock
+// its own caller holds would wait for ever.
+type Request struct {
+	// Key identifies the HotSpot across processes: the same HotSpot
+	// built by the same code in every process has the same Key.
+	Key     int64
+	claimed atomic.Bool
+	took    atomic.Bool
+	waited  atomic.Bool
+}
+
+// Claim reports whether the caller is the first to claim r; only that
+// caller takes the lock.
+func (r *Request) Claim() bool { return r.claimed.CompareAndSwap(false, true) }
+
+// Took records that the lock was taken: the HotSpot then knows that its
+// attempts are coordinated across processes.
+func (r *Request) Took() { r.took.Store(true) }
+
+// Waited records that the lock was held by another transaction and the
+// scope waited for it: another process is still writing the rows.
+func (r *Request) Waited() { r.waited.Store(true) }
+
+// Outcome returns what the scope recorded.
+func (r *Request) Outcome() (took, waited bool) { return r.took.Load(), r.waited.Load() }
+
+type key struct{}
+
+// With returns a context that asks the transaction scope an attempt runs
+// in to take the lock r names.
+func With(ctx context.Context, r *Request) context.Context {
+	return context.WithValue(ctx, key{}, r)
+}
+
+// From returns the request ctx carries, or nil.
+func From(ctx context.Context) *Request {
+	r, _ := ctx.Value(key{}).(*Request)
+	return r
+}
+
+// PostgresTry and PostgresWait are the statements a PostgreSQL scope runs
+// (docs/backends.md §1.13): the first tries the lock without waiting and
+// reports the transaction's isolation level; the second waits for it.
+const (
+	PostgresTry  = "SELECT pg_try_advisory_xact_lock($1), current_setting('transaction_isolation')"
+	PostgresWait = "SELECT pg_advisory_xact_lock($1)"
+)
+
+// The MySQL and MariaDB coordinator: neither has a transaction-scoped
+// advisory lock (GET_LOCK's locks belong to the session and outlive the
+// transaction on a pooled connection), so the lock is a row of
+// MySQLTable locked with SELECT … FOR UPDATE, which InnoDB releases at
+// COMMIT or ROLLBACK. A locking read reads the latest committed rows and
+// takes no snapshot, so the transaction's later reads see the holder's
+// writes at every isolation level (docs/backends.md §3.12). The table is
+// created by mysqldb.CreateHotSpotLocks; without it, transactions go on
+// uncoordinated.
+const (
+	MySQLTable  = "dbop_hotspot_locks"
+	MySQLCreate = "CREATE TABLE IF NOT EXISTS " + MySQLTable + " (id BIGINT NOT NULL PRIMARY KEY) ENGINE=InnoDB"
+	MySQLLock   = "SELECT id FROM " + MySQLTable + " WHERE id = ? FOR UPDATE"
+	MySQLAdd    = "INSERT IGNORE INTO " + MySQLTable + " (id) VALUES (?)"
+)
