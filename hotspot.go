@@ -41,25 +41,38 @@ import (
 //     take their rows first. After a failure while nothing gets done (the database is
 //     down, say) the backoff applies as usual.
 //   - While more than one attempt runs at once, or attempts lose conflicts
-//     to other processes, each attempt gets a deadline derived from the
-//     durations of recent successful ones (their mean plus four
-//     deviations, as TCP derives its retransmission timeout; at least
-//     5 ms), doubled for each attempt its operation already lost, and at
-//     most 200 ms, a fifth of PostgreSQL's default deadlock_timeout. An
-//     attempt caught in a lock cycle, or queued behind another process's
-//     locks, fails within a few attempts' time instead of waiting for the
-//     deadlock detector, with a [*TimeoutError] the retry retries. The
-//     adapters' transaction scopes turn the deadline into server-side
-//     limits less a margin, so that the server usually ends the statement
-//     first and the connection stays; when the context ends it first, the
-//     driver closes the connection (docs/contention.md measures the cost).
+//     to other processes that take no lock (below), each attempt is
+//     bounded by a time derived from the durations of recent successful
+//     ones (their mean plus four deviations, as TCP derives its
+//     retransmission timeout; at least 5 ms), doubled for each attempt its
+//     operation already lost, and at most 200 ms, a fifth of PostgreSQL's
+//     default deadlock_timeout. The adapters' transaction scopes set it as
+//     the server's limit on lock waits and statements (lock_timeout and
+//     statement_timeout, max_statement_time), so that an attempt caught in
+//     a lock cycle fails within a few attempts' time, with an error the
+//     retry retries, instead of waiting for the deadlock detector, and its
+//     connection stays. The attempt's context ends at twice the bound plus
+//     50 ms, for what the server does not end (an Op of your own, MySQL's
+//     lock waits), with a [*TimeoutError]; the driver then closes the
+//     connection.
 //
 // One HotSpot is one set of shared rows: build it once and use it in every
-// pipeline that writes them, as with a [Bulkhead]. It limits one process;
-// across processes, the deadlines keep lock cycles short and the head
-// start of retries keeps losers from losing again, but nothing admits one
-// process's attempts by another's: docs/contention.md has what that
-// costs.
+// pipeline that writes them, as with a [Bulkhead]. Its queue is per
+// process. Across processes, once an attempt that ran alone in its process
+// lost a conflict, so to another process, the HotSpot asks the adapters'
+// transaction scopes to take a lock, as the first statement of each
+// attempt's transaction, that every process takes for the HotSpot built at
+// the same place (the function and line that call HotSpot) in the same
+// code: on PostgreSQL a transaction-scoped advisory lock (pgxdb, sqldb,
+// gormdb), on MySQL and MariaDB a row of the table mysqldb.CreateHotSpotLocks
+// creates (sqldb, gormdb). COMMIT or ROLLBACK releases it. The processes'
+// attempts then run one at a time, and each process admits one at a time.
+// Where no lock is taken (no such table, SQLite, an Op that is not an
+// adapter's transaction), the deadlines keep lock cycles short and the
+// head start of retries keeps losers from losing again, but nothing orders
+// one process's attempts against another's; on a Galera cluster the row
+// lock orders the processes that write through the same node only.
+// docs/contention.md measures both.
 //
 // Placement is meaning: listed after WithRetry it admits each attempt, and
 // frees its slot between attempts; listed before a WithRetry in the same
@@ -103,6 +116,11 @@ const (
 	// with another process or client (newcomers also yield for as long,
 	// see yieldLocked).
 	probation, externalFor = 1024, 4096
+	// backstopMargin is added to twice an attempt's bound for its
+	// context's deadline: the server's answer to a limit it enforced can
+	// arrive tens of milliseconds late on a loaded machine
+	// (docs/backends.md §11.3).
+	backstopMargin = 50 * time.Millisecond
 	// epochLen is the number of successful attempts over which a HotSpot
 	// takes the shortest duration, for the newcomers' yield.
 	epochLen = 128
@@ -217,14 +235,20 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 		return err
 	}
 	bound := h.bound(rs)
-	cause := &TimeoutError{Timeout: bound, Err: context.DeadlineExceeded}
-	actx, cancel := context.WithDeadlineCause(ctx, start.Add(bound), cause)
+	// The server ends the attempt's statements at bound (the adapters
+	// derive their limits from it, hotlock.WithServerDeadline); the
+	// context, whose end makes the driver close the connection, only
+	// later, for what the server does not end.
+	backstop := 2*bound + backstopMargin
+	cause := &TimeoutError{Timeout: backstop, Err: context.DeadlineExceeded}
+	actx, cancel := context.WithDeadlineCause(ctx, start.Add(backstop), cause)
+	actx = hotlock.WithServerDeadline(actx, start.Add(bound))
 	err = attempt(actx)
 	fired := context.Cause(actx) == error(cause)
 	cancel()
 	h.leave(t, outcomeOf(err, fired), time.Since(start), req)
 	if err != nil && fired {
-		err = &TimeoutError{Timeout: bound, Err: err}
+		err = &TimeoutError{Timeout: backstop, Err: err}
 	}
 	return err
 }
@@ -318,9 +342,11 @@ func (h *hotSpot) yieldLocked() time.Duration {
 // another process or client may hold the rows, with it. Only a lost
 // conflict of an attempt that ran alone, nothing of this HotSpot's
 // admitted from its start to its end, shows another party: a timeout may
-// be this client's own slowness.
+// be this client's own slowness. Once the processes take the HotSpot's
+// lock, they no longer form lock cycles with each other: attempts then wait
+// for the lock, in its order, without a bound of the HotSpot's.
 func (h *hotSpot) boundedLocked() bool {
-	return h.level.slots > 1 || h.admitted < h.externalUntil
+	return h.level.slots > 1 || (h.admitted < h.externalUntil && !h.coordinated)
 }
 
 // bound is the deadline of an attempt admitted while limiting.

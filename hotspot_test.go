@@ -141,14 +141,17 @@ func TestHotSpotLeavesDisjointWorkAlone(t *testing.T) {
 
 // An attempt stuck in a lock wait that would end only when the database's
 // deadlock detector runs (here: never, until its context ends) is cut short
-// by the deadline a limiting HotSpot derives, well below PostgreSQL's 1 s
-// deadlock_timeout, and the retry runs it again.
+// by the bound a limiting HotSpot derives, well below PostgreSQL's 1 s
+// deadlock_timeout, and the retry runs it again: the bound is a server
+// deadline for the adapters (hotlock.WithServerDeadline), and the context
+// ends at twice it plus 50 ms for an Op that does not enforce it.
 func TestHotSpotBoundsLockWaits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var (
-			attempts int
-			waited   []time.Duration
-			errs     []error
+			attempts    int
+			waited      []time.Duration
+			serverBound time.Duration
+			errs        []error
 		)
 		op := dbop.Op[int](func(ctx context.Context) (int, error) {
 			attempts++
@@ -160,8 +163,12 @@ func TestHotSpotBoundsLockWaits(t *testing.T) {
 				return 0, errConflict
 			case 2:
 				// A lock cycle with another process: wait until the
-				// context ends.
+				// context ends. The adapters would have the server end
+				// the wait at the server deadline; this Op ignores it.
 				start := time.Now()
+				if at, ok := hotlock.ServerDeadline(ctx); ok {
+					serverBound = at.Sub(start)
+				}
 				<-ctx.Done()
 				waited = append(waited, time.Since(start))
 				return 0, context.Cause(ctx)
@@ -179,8 +186,11 @@ func TestHotSpotBoundsLockWaits(t *testing.T) {
 		if attempts != 3 {
 			t.Errorf("%d attempts, want 3", attempts)
 		}
-		if len(waited) != 1 || waited[0] <= 0 || waited[0] > 200*time.Millisecond {
-			t.Errorf("the stuck attempt waited %v, want a deadline in (0, 200ms]", waited)
+		if serverBound <= 0 || serverBound > 200*time.Millisecond {
+			t.Errorf("the stuck attempt's server deadline was %v after its start, want one in (0, 200ms]", serverBound)
+		}
+		if len(waited) != 1 || waited[0] != 2*serverBound+50*time.Millisecond {
+			t.Errorf("the stuck attempt waited %v, want its context to end at twice the server's bound plus 50ms, %v", waited, 2*serverBound+50*time.Millisecond)
 		}
 		if elapsed := time.Since(start); elapsed >= time.Second {
 			t.Errorf("the operation took %v, want less than PostgreSQL's deadlock_timeout (1s)", elapsed)

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/dbop-go/dbop"
@@ -81,7 +82,7 @@ func InTx[T any](db *gorm.DB, fn func(ctx context.Context, tx *gorm.DB) (T, erro
 		panic("gormdb: InTx: the function to run in the transaction is nil")
 	}
 	b := newBeginner("InTx", db, opts)
-	return scopes.InTx(b.begin, func(ctx context.Context, t *txn) (T, error) {
+	return scopes.InTx(b.coordinated, func(ctx context.Context, t *txn) (T, error) {
 		return fn(ctx, t.fnDB)
 	}, b.scopeOpts...)
 }
@@ -96,7 +97,7 @@ func Do(db *gorm.DB, fn func(ctx context.Context, tx *gorm.DB) error, opts ...Tx
 		panic("gormdb: Do: the function to run in the transaction is nil")
 	}
 	b := newBeginner("Do", db, opts)
-	return scopes.Do(b.begin, func(ctx context.Context, t *txn) error {
+	return scopes.Do(b.coordinated, func(ctx context.Context, t *txn) error {
 		return fn(ctx, t.fnDB)
 	}, b.scopeOpts...)
 }
@@ -112,6 +113,10 @@ type beginner struct {
 	rollbackTimeout time.Duration
 	resolve         bool // ResolveCommit, on a family that has a resolution
 	scopeOpts       []scopes.TxOption
+	classify        dbop.Classifier // the caller's, GORM's, then the backend's
+	// uncoordinated is set once the server refused a HotSpot's lock
+	// (coordinated): later transactions take none.
+	uncoordinated atomic.Bool
 }
 
 // newBeginner checks the options of InTx or Do, named caller, against db's
@@ -127,6 +132,7 @@ func newBeginner(caller string, db *gorm.DB, opts []TxOption) *beginner {
 		panic(fmt.Sprintf("gormdb: %s: the %s dialector's driver does not support the isolation level %v", caller, name, c.isolation))
 	}
 	b := &beginner{
+		classify:        c.classifier(be),
 		caller:          caller,
 		db:              db,
 		family:          be.family,
@@ -165,7 +171,8 @@ func isolationSupported(dialector string, level sql.IsolationLevel) bool {
 	return dialector != postgresDialector && dialector != mysqlDialector
 }
 
-// begin is the scopes.BeginFunc of InTx and Do.
+// beginOnce begins one attempt's transaction, for coordinated, the
+// scopes.BeginFunc of InTx and Do.
 //
 // The transaction is begun with a context of its own that carries ctx's
 // values but not its cancellation: database/sql runs COMMIT and ROLLBACK
@@ -178,7 +185,7 @@ func isolationSupported(dialector string, level sql.IsolationLevel) bool {
 //
 // When ctx has a deadline, the attempt's server-side limits are derived
 // from the time left (serverLimits).
-func (b *beginner) begin(ctx context.Context, o scopes.BeginOptions) (*txn, error) {
+func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, error) {
 	if err := b.db.Error; err != nil {
 		return nil, dbop.Classify(fmt.Errorf("gormdb: the *gorm.DB given to %s carries an error: %w", b.caller, err), dbop.NotRetryable)
 	}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/hotlock"
@@ -32,7 +31,7 @@ import (
 // MySQL and MariaDB have no transaction-scoped advisory lock: there the
 // lock is a row of mysqldb.CreateHotSpotLocks's table, locked with
 // SELECT … FOR UPDATE, which waits in place at every isolation level
-// (docs/backends.md §3.12). Without the table, transactions go on
+// (docs/backends.md §3.13). Without the table, transactions go on
 // uncoordinated. SQLite runs one writer at a time already.
 func (b *begin) coordinated(ctx context.Context, o scopes.BeginOptions) (*txn, error) {
 	t, err := b.beginOnce(ctx, o)
@@ -43,30 +42,17 @@ func (b *begin) coordinated(ctx context.Context, o scopes.BeginOptions) (*txn, e
 	if req == nil || !req.Claim() {
 		return t, nil
 	}
-	if b.family != sqldialect.Postgres {
-		return b.lockRow(ctx, o, t, req)
-	}
 	for {
-		var got bool
-		var isolation string
-		err := t.tx.QueryRowContext(ctx, hotlock.PostgresTry, req.Key).Scan(&got, &isolation)
-		if err == nil && got {
-			req.Took()
+		step, err := hotlock.TakeSQL(ctx, t.tx, b.family == sqldialect.Postgres, req)
+		if err == nil && step == hotlock.Held {
 			return t, nil
-		}
-		if err == nil {
-			req.Waited()
-			_, err = t.tx.ExecContext(ctx, hotlock.PostgresWait, req.Key)
-			if err == nil && isolation == "read committed" {
-				req.Took()
-				return t, nil
-			}
 		}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.restoreTO)
 		_ = t.Rollback(rctx)
 		cancel()
 		if err != nil {
-			if !dbop.VerdictOf(b.classify.Classify(err)).Retryable() {
+			if !dbop.VerdictOf(b.classify.Classify(err)).Retryable() || errors.Is(err, sql.ErrNoRows) {
+				// No lock function, no lock table (1146), say.
 				b.uncoordinated.Store(true)
 				return b.beginOnce(ctx, o)
 			}
@@ -77,39 +63,3 @@ func (b *begin) coordinated(ctx context.Context, o scopes.BeginOptions) (*txn, e
 		}
 	}
 }
-
-// lockRow takes the HotSpot's lock on MySQL or MariaDB: the row req.Key of
-// the lock table, added the first time.
-func (b *begin) lockRow(ctx context.Context, o scopes.BeginOptions, t *txn, req *hotlock.Request) (*txn, error) {
-	for added := false; ; added = true {
-		start := time.Now()
-		var id int64
-		err := t.tx.QueryRowContext(ctx, hotlock.MySQLLock, req.Key).Scan(&id)
-		if err == nil {
-			req.Took()
-			if time.Since(start) > lockWaited {
-				req.Waited()
-			}
-			return t, nil
-		}
-		if errors.Is(err, sql.ErrNoRows) && !added {
-			if _, err = t.tx.ExecContext(ctx, hotlock.MySQLAdd, req.Key); err == nil {
-				continue
-			}
-		}
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.restoreTO)
-		_ = t.Rollback(rctx)
-		cancel()
-		if !dbop.VerdictOf(b.classify.Classify(err)).Retryable() || errors.Is(err, sql.ErrNoRows) {
-			b.uncoordinated.Store(true) // no lock table, say (1146)
-			return b.beginOnce(ctx, o)
-		}
-		return nil, fmt.Errorf("sqldb: waiting for the hot spot's lock: %w", err)
-	}
-}
-
-// lockWaited is how long a locking read of the lock row must take for the
-// HotSpot to hear that another transaction held it: InnoDB does not say
-// whether a lock was waited for, and an uncontended read takes well under
-// a millisecond on a local server.
-const lockWaited = 2 * time.Millisecond

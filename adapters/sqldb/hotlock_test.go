@@ -37,7 +37,7 @@ type hotLockCase struct {
 // commits on top of the holder's write, once: a PostgreSQL REPEATABLE READ
 // or SERIALIZABLE transaction begins again, since its snapshot predates
 // the holder's commit (docs/backends.md §1.13); a MariaDB locking read
-// takes no snapshot, and the transaction goes on (§3.12).
+// takes no snapshot, and the transaction goes on (§3.13).
 func TestHotSpotLockWaitsForAnotherProcess(t *testing.T) {
 	for _, c := range []hotLockCase{{
 		name:    "postgres",

@@ -14,6 +14,7 @@ package hotlock
 import (
 	"context"
 	"sync/atomic"
+	"time"
 )
 
 // Request asks the scope that begins a transaction to take the
@@ -74,7 +75,7 @@ const (
 // MySQLTable locked with SELECT … FOR UPDATE, which InnoDB releases at
 // COMMIT or ROLLBACK. A locking read reads the latest committed rows and
 // takes no snapshot, so the transaction's later reads see the holder's
-// writes at every isolation level (docs/backends.md §3.12). The table is
+// writes at every isolation level (docs/backends.md §3.13). The table is
 // created by mysqldb.CreateHotSpotLocks; without it, transactions go on
 // uncoordinated.
 const (
@@ -83,3 +84,23 @@ const (
 	MySQLLock   = "SELECT id FROM " + MySQLTable + " WHERE id = ? FOR UPDATE"
 	MySQLAdd    = "INSERT IGNORE INTO " + MySQLTable + " (id) VALUES (?)"
 )
+
+type serverKey struct{}
+
+// WithServerDeadline returns a context that asks the transaction scope an
+// attempt runs in to have the server end the attempt's statements by at:
+// the scopes that derive server-side limits from a deadline
+// (resolve.ServerLimit) use at where it is earlier than the context's own
+// deadline less their margin. A dbop.HotSpot bounds an attempt's lock
+// waits this way, and sets the context's deadline well after at, so that
+// the server's error (which keeps the connection) comes first and the
+// context (which makes the driver close it) is only the backstop.
+func WithServerDeadline(ctx context.Context, at time.Time) context.Context {
+	return context.WithValue(ctx, serverKey{}, at)
+}
+
+// ServerDeadline returns the deadline WithServerDeadline put on ctx.
+func ServerDeadline(ctx context.Context) (time.Time, bool) {
+	at, ok := ctx.Value(serverKey{}).(time.Time)
+	return at, ok
+}

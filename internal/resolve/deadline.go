@@ -2,6 +2,8 @@ package resolve
 
 import (
 	"context"
+
+	"github.com/dbop-go/dbop/internal/hotlock"
 	"fmt"
 	"strconv"
 	"strings"
@@ -41,14 +43,23 @@ const (
 
 // ServerLimit returns the limit a server-side timeout set now should have
 // so that the server ends a statement before ctx's deadline does: the time
-// left, less the smaller of a tenth of it and MaxMargin. ok is false when
-// ctx has no deadline, or less than a millisecond would be left.
+// left, less the smaller of a tenth of it and MaxMargin. Where a
+// dbop.HotSpot asked for an earlier server deadline
+// (hotlock.WithServerDeadline), the time left until that one, at least a
+// millisecond. ok is false when ctx has neither, or its deadline leaves
+// less than a millisecond.
 func ServerLimit(ctx context.Context) (limit time.Duration, ok bool) {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		return 0, false
+	if deadline, has := ctx.Deadline(); has {
+		if limit, ok = limitFor(time.Until(deadline)); !ok {
+			return 0, false
+		}
 	}
-	return limitFor(time.Until(deadline))
+	if at, has := hotlock.ServerDeadline(ctx); has {
+		if l := max(time.Until(at), minLimit); !ok || l < limit {
+			limit, ok = l, true
+		}
+	}
+	return limit, ok
 }
 
 // limitFor returns the server-side limit for left, the time left before

@@ -55,7 +55,7 @@ func run() int {
 		sweep      = flag.String("sweep", "", "comma-separated dbop pipelines base:max:attempts[:bulkhead[:lock-timeout[:hotspot]]] (attempts and bulkhead 0: none; hotspot 1: HotSpot() after the retry) to run, with the reference, instead of -strategies")
 		rounds     = flag.Int("rounds", 1, "run the strategies this many times, interleaved, and summarise by the median")
 		charts     = flag.String("charts", "", "write PREFIX-goodput.png and PREFIX-latency.png")
-		limits     = flag.String("limits", "standin", "how an attempt's deadline becomes server-side limits: standin (the benchmark sets them and takes the deadline off the context) or adapter (the adapters derive them, the deadline stays)")
+		limits     = flag.String("limits", "adapter", "how an attempt's deadline becomes server-side limits: standin (the benchmark sets them and takes the deadline off the context) or adapter (the adapters derive them, the deadline stays)")
 		verbose    = flag.Bool("v", false, "print each run's duration and an example error of each give-up reason to stderr")
 	)
 	flag.IntVar(&cfg.Workers, "workers", 16, "concurrent workers in all (pool size)")

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/hotlock"
 )
 
 // drainKey carries the end of the run's drain period, the one deadline of
@@ -25,6 +26,11 @@ type limitKey struct{}
 // context.WithoutCancel.
 var serverLimits = dbop.Around(func(ctx context.Context, next func(context.Context) error) error {
 	dl, ok := ctx.Deadline()
+	if at, has := hotlock.ServerDeadline(ctx); has {
+		// The bound HotSpot asked the server to enforce, without the
+		// margin limitOf takes off a context's deadline.
+		dl, ok = at.Add(time.Until(at)/9), true
+	}
 	drain, _ := ctx.Value(drainKey{}).(time.Time)
 	ctx = context.WithoutCancel(ctx)
 	if ok && (drain.IsZero() || dl.Before(drain)) {
