@@ -2,12 +2,12 @@ package resolve
 
 import (
 	"context"
-
-	"github.com/dbop-go/dbop/internal/hotlock"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dbop-go/dbop/internal/hotlock"
 )
 
 // MaxMargin is the most of the time left on a context that [ServerLimit]
