@@ -163,9 +163,22 @@ type hotSpot struct {
 	// lock the transaction scopes take for it (hotlock).
 	key int64
 	// coordinated is set once a transaction scope took the HotSpot's lock:
-	// the processes' attempts then run one at a time, so this process
-	// admits one at a time and newcomers need not yield.
-	coordinated bool
+	// while attempts take it (coordinating), the processes' attempts run
+	// one at a time, so newcomers need not yield and attempts need no
+	// bound. inPlace: the last scope that took it waits for it in place
+	// (hotlock.Request.InPlace), so every attempt takes it while the
+	// HotSpot limits, even in one process, and one attempt may wait for it
+	// in the server while another holds it; else this process admits one
+	// at a time. probed: an attempt of this limiting spell asked for the
+	// lock, to learn inPlace.
+	coordinated, inPlace, probed bool
+	// leakyUntil: an attempt that held the lock still lost a conflict, so
+	// the lock does not order every writer of the rows (a Galera cluster,
+	// whose row locks hold on one node; a client without the HotSpot):
+	// until admitted passes it, no attempt waits for the lock beside one
+	// that holds it, and attempts ask for it only while conflicts are
+	// lost to other processes.
+	leakyUntil uint64
 
 	admitted      uint64 // attempts admitted while limiting
 	externalUntil uint64 // deadlines stay on at one slot until admitted passes this
@@ -302,7 +315,11 @@ func (h *hotSpot) admissible(solo bool, inflight int) bool {
 	switch {
 	case h.solo:
 		return false
-	case solo, h.coordinated && h.admitted < h.yieldUntil:
+	case solo:
+		return inflight == 0
+	case h.coordinating() && h.pipelines():
+		return inflight < 2
+	case h.coordinating():
 		return inflight == 0
 	}
 	return inflight < h.level.slots
@@ -314,7 +331,7 @@ func (h *hotSpot) admitLocked(solo, retry bool) ticket {
 	alone := h.state.Add(1)&inflightMask == 1
 	h.admitted++
 	h.solo = solo
-	t := ticket{seq: h.admitted, alone: alone, solo: solo, bounded: h.boundedLocked(), coordinate: h.admitted < h.yieldUntil}
+	t := ticket{seq: h.admitted, alone: alone, solo: solo, bounded: h.boundedLocked(), coordinate: h.asksLocked()}
 	if !retry {
 		t.yield = h.yieldLocked()
 	}
@@ -331,7 +348,7 @@ func (h *hotSpot) admitLocked(solo, retry bool) ticket {
 // start to the retries of every process makes a retry take its locks
 // first: it is the newcomer that loses, and then is a retry itself.
 func (h *hotSpot) yieldLocked() time.Duration {
-	if h.admitted >= h.yieldUntil || !h.sampled || h.coordinated {
+	if h.admitted >= h.yieldUntil || !h.sampled || h.coordinating() {
 		return 0
 	}
 	return time.Duration(min(h.fastest, h.fastestPrev))
@@ -346,8 +363,33 @@ func (h *hotSpot) yieldLocked() time.Duration {
 // lock, they no longer form lock cycles with each other: attempts then wait
 // for the lock, in its order, without a bound of the HotSpot's.
 func (h *hotSpot) boundedLocked() bool {
-	return h.level.slots > 1 || (h.admitted < h.externalUntil && !h.coordinated)
+	if h.coordinating() {
+		return false
+	}
+	return h.level.slots > 1 || h.admitted < h.externalUntil
 }
+
+// asksLocked reports whether an attempt admitted now asks its transaction
+// scope to take the HotSpot's lock: while attempts lose conflicts to other
+// processes; while limiting at all, where the scopes wait for the lock in
+// place; and once per limiting spell, to learn whether they do.
+func (h *hotSpot) asksLocked() bool {
+	if !h.probed {
+		h.probed = true
+		return true
+	}
+	return h.admitted < h.yieldUntil || (h.coordinated && h.pipelines())
+}
+
+// coordinating reports whether attempts take the HotSpot's lock now.
+func (h *hotSpot) coordinating() bool {
+	return h.coordinated && (h.pipelines() || h.admitted < h.yieldUntil)
+}
+
+// pipelines reports whether an attempt may wait for the lock in the server
+// while another holds it: the scopes wait in place, and the lock has not
+// been seen to leak.
+func (h *hotSpot) pipelines() bool { return h.inPlace && h.admitted >= h.leakyUntil }
 
 // bound is the deadline of an attempt admitted while limiting.
 func (h *hotSpot) bound(rs *retryState) time.Duration {
@@ -377,11 +419,14 @@ func (h *hotSpot) paces(mark uint64) bool {
 func (h *hotSpot) leave(t ticket, o outcome, d time.Duration, req *hotlock.Request) {
 	h.state.Add(^uint64(0))
 	if req != nil {
-		took, waited := req.Outcome()
+		took, waited, inPlace := req.Outcome()
 		if took || waited {
 			h.mu.Lock()
 			if took {
-				h.coordinated = true
+				h.coordinated, h.inPlace = true, inPlace
+				if o == lost {
+					h.leakyUntil = h.admitted + externalFor
+				}
 			}
 			if waited {
 				// Another process still writes the rows: keep
@@ -485,6 +530,7 @@ func (h *hotSpot) settle(t ticket, o outcome, d time.Duration) {
 func (h *hotSpot) startLimiting() {
 	h.state.Add(limiting)
 	h.solo = false
+	h.probed = false
 	h.calm = 0
 	h.externalUntil = h.admitted + probation
 	h.level.start()

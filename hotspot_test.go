@@ -381,7 +381,7 @@ func newHotSpot() dbop.Decorator { return dbop.HotSpot() }
 
 // Once an attempt lost a conflict while it ran alone in this process, so to
 // another process, the HotSpot asks each attempt's transaction scope to
-// take its lock (internal/hotlock), under a key that the same code computes
+// take its lock (before, only the first attempt asks) (internal/hotlock), under a key that the same code computes
 // in every process and a HotSpot built elsewhere does not; once a scope
 // took it, newcomers no longer yield, since the lock orders the processes.
 func TestHotSpotAsksForTheFleetLock(t *testing.T) {
@@ -393,6 +393,18 @@ func TestHotSpotAsksForTheFleetLock(t *testing.T) {
 			hs   dbop.Decorator
 		}{{"process 1", newHotSpot()}, {"process 2", newHotSpot()}, {"elsewhere", dbop.HotSpot()}} {
 			pipeline := dbop.Chain(dbop.WithRetry(dbop.Constant(0)), c.hs)
+			// The first attempt of a limiting spell asks, to learn
+			// whether the scope waits for the lock in place; this one
+			// takes none, as an Op of one's own.
+			var probe *hotlock.Request
+			dbop.Op[int](func(ctx context.Context) (int, error) {
+				probe = hotlock.From(ctx)
+				time.Sleep(took)
+				return 1, nil
+			}).With(pipeline).Run(context.Background())
+			if probe == nil {
+				t.Fatalf("%s: the first attempt did not ask for the lock", c.name)
+			}
 			var reqs []*hotlock.Request
 			attempts := 0
 			dbop.Op[int](func(ctx context.Context) (int, error) {
@@ -439,6 +451,57 @@ func TestHotSpotAsksForTheFleetLock(t *testing.T) {
 		}
 		if keys["process 1"] != keys["process 2"] || keys["process 1"] == keys["elsewhere"] {
 			t.Errorf("keys %v: want one key for the HotSpots built at one place, another elsewhere", keys)
+		}
+	})
+}
+
+// A scope that waits for the lock in place (MariaDB's row lock, say) is
+// asked on every attempt while the HotSpot limits, even with no other
+// process, and two attempts are admitted at once: one holds the lock, the
+// other waits for it in the server, its BEGIN done.
+func TestHotSpotLetsOneWaitInTheServer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pipeline := dbop.Chain(dbop.WithRetry(dbop.Constant(0)), dbop.HotSpot())
+		takeInPlace := func(ctx context.Context) bool {
+			req := hotlock.From(ctx)
+			if req == nil || !req.Claim() {
+				return false
+			}
+			req.Took()
+			req.InPlace()
+			return true
+		}
+		dbop.Op[int](func(ctx context.Context) (int, error) {
+			if !takeInPlace(ctx) {
+				t.Fatal("the first attempt did not ask for the lock")
+			}
+			return 1, nil
+		}).With(pipeline).Run(context.Background())
+
+		var asked, inFlight, most atomic.Int32
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() {
+				dbop.Op[int](func(ctx context.Context) (int, error) {
+					if takeInPlace(ctx) {
+						asked.Add(1)
+					}
+					n := inFlight.Add(1)
+					for {
+						m := most.Load()
+						if n <= m || most.CompareAndSwap(m, n) {
+							break
+						}
+					}
+					time.Sleep(10 * time.Millisecond)
+					inFlight.Add(-1)
+					return 1, nil
+				}).With(pipeline).Run(context.Background())
+			})
+		}
+		wg.Wait()
+		if asked.Load() != 3 || most.Load() != 2 {
+			t.Errorf("%d of 3 attempts asked for the lock, at most %d ran at once; want 3 and 2", asked.Load(), most.Load())
 		}
 	})
 }

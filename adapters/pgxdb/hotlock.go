@@ -44,6 +44,9 @@ func coordinated(ctx context.Context, o scopes.BeginOptions, classify func(error
 		err := t.Tx.QueryRow(ctx, hotlock.PostgresTry, req.Key).Scan(&got, &isolation)
 		if err == nil && got {
 			req.Took()
+			if isolation == "read committed" {
+				req.InPlace()
+			}
 			return t, nil
 		}
 		if err == nil {
@@ -51,6 +54,7 @@ func coordinated(ctx context.Context, o scopes.BeginOptions, classify func(error
 			_, err = t.Tx.Exec(ctx, hotlock.PostgresWait, req.Key)
 			if err == nil && isolation == "read committed" {
 				req.Took()
+				req.InPlace()
 				return t, nil
 			}
 		}

@@ -59,9 +59,9 @@ func TestHotSpotLockWaitsForAnotherProcess(t *testing.T) {
 			if got, want := queryInt(t, pool, "SELECT v FROM pgxdb_hotlock WHERE id = 1"), before+2; got != want {
 				t.Errorf("v = %d, want %d: the holder's write and the attempt's, each once", got, want)
 			}
-			took, waited := req.Outcome()
-			if !took || !waited {
-				t.Errorf("request outcome took=%v waited=%v, want both", took, waited)
+			took, waited, inPlace := req.Outcome()
+			if wantInPlace := iso == pgx.ReadCommitted; !took || !waited || inPlace != wantInPlace {
+				t.Errorf("request outcome took=%v waited=%v inPlace=%v, want true, true, %v", took, waited, inPlace, wantInPlace)
 			}
 			wantBegins := 2 // the snapshot of the first was stale
 			if iso == pgx.ReadCommitted {
@@ -105,8 +105,9 @@ func TestHotSpotLockHeldForTheTransactionOnly(t *testing.T) {
 	if outer != 1 || inner != 0 {
 		t.Errorf("lock held %d times in the attempt's transaction and %d in one begun inside it; want 1 and 0", outer, inner)
 	}
-	if took, waited := req.Outcome(); !took || waited {
-		t.Errorf("request outcome took=%v waited=%v, want took only", took, waited)
+	// The server's default isolation, READ COMMITTED, waits in place.
+	if took, waited, inPlace := req.Outcome(); !took || waited || !inPlace {
+		t.Errorf("request outcome took=%v waited=%v inPlace=%v, want true, false, true", took, waited, inPlace)
 	}
 	n := queryInt(t, pool, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = (($1::bigint >> 32) & 4294967295)::oid AND objid = ($1::bigint & 4294967295)::oid`, key)
 	if n != 0 {

@@ -30,6 +30,7 @@ type Request struct {
 	claimed atomic.Bool
 	took    atomic.Bool
 	waited  atomic.Bool
+	inPlace atomic.Bool
 }
 
 // Claim reports whether the caller is the first to claim r; only that
@@ -44,8 +45,18 @@ func (r *Request) Took() { r.took.Store(true) }
 // scope waited for it: another process is still writing the rows.
 func (r *Request) Waited() { r.waited.Store(true) }
 
+// InPlace records that the scope took the lock with a statement that waits
+// for it in place and leaves the transaction usable (MySQL's and MariaDB's
+// row lock, PostgreSQL's advisory lock under READ COMMITTED): a waiting
+// attempt then gets the lock from the server the moment its holder ends,
+// with its BEGIN already done, so the HotSpot lets one attempt wait in the
+// server while another holds the lock.
+func (r *Request) InPlace() { r.inPlace.Store(true) }
+
 // Outcome returns what the scope recorded.
-func (r *Request) Outcome() (took, waited bool) { return r.took.Load(), r.waited.Load() }
+func (r *Request) Outcome() (took, waited, inPlace bool) {
+	return r.took.Load(), r.waited.Load(), r.inPlace.Load()
+}
 
 type key struct{}
 

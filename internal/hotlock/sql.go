@@ -48,6 +48,9 @@ func TakeSQL(ctx context.Context, tx SQLTx, postgres bool, r *Request) (Step, er
 		}
 		if got {
 			r.Took()
+			if isolation == "read committed" {
+				r.InPlace()
+			}
 			return Held, nil
 		}
 		r.Waited()
@@ -58,6 +61,7 @@ func TakeSQL(ctx context.Context, tx SQLTx, postgres bool, r *Request) (Step, er
 			return Again, nil
 		}
 		r.Took()
+		r.InPlace()
 		return Held, nil
 	}
 	for added := false; ; added = true {
@@ -66,6 +70,7 @@ func TakeSQL(ctx context.Context, tx SQLTx, postgres bool, r *Request) (Step, er
 		err := tx.QueryRowContext(ctx, MySQLLock, r.Key).Scan(&id)
 		if err == nil {
 			r.Took()
+			r.InPlace()
 			if time.Since(start) > waited {
 				r.Waited()
 			}
