@@ -179,6 +179,9 @@ type hotSpot struct {
 	// that holds it, and attempts ask for it only while conflicts are
 	// lost to other processes.
 	leakyUntil uint64
+	// waitedUntil: an attempt that ran alone in this process waited for
+	// the lock, so another process holds it, until admitted passes this.
+	waitedUntil uint64
 
 	admitted      uint64 // attempts admitted while limiting
 	externalUntil uint64 // deadlines stay on at one slot until admitted passes this
@@ -348,7 +351,7 @@ func (h *hotSpot) admitLocked(solo, retry bool) ticket {
 // start to the retries of every process makes a retry take its locks
 // first: it is the newcomer that loses, and then is a retry itself.
 func (h *hotSpot) yieldLocked() time.Duration {
-	if h.admitted >= h.yieldUntil || !h.sampled || h.coordinating() {
+	if h.admitted >= h.yieldUntil || !h.sampled || h.coordinating() || h.leaky() {
 		return 0
 	}
 	return time.Duration(min(h.fastest, h.fastestPrev))
@@ -363,7 +366,7 @@ func (h *hotSpot) yieldLocked() time.Duration {
 // lock, they no longer form lock cycles with each other: attempts then wait
 // for the lock, in its order, without a bound of the HotSpot's.
 func (h *hotSpot) boundedLocked() bool {
-	if h.coordinating() {
+	if h.coordinating() || h.leaky() {
 		return false
 	}
 	return h.level.slots > 1 || h.admitted < h.externalUntil
@@ -378,13 +381,37 @@ func (h *hotSpot) asksLocked() bool {
 		h.probed = true
 		return true
 	}
-	return h.admitted < h.yieldUntil || (h.coordinated && h.pipelines())
+	return h.asking()
 }
 
-// coordinating reports whether attempts take the HotSpot's lock now.
-func (h *hotSpot) coordinating() bool {
-	return h.coordinated && (h.pipelines() || h.admitted < h.yieldUntil)
+// asking reports whether attempts ask for the HotSpot's lock now, the
+// probe aside: while the scopes wait for it in place (pipelines); while
+// attempts lose conflicts to other processes, unless the lock was seen to
+// leak and no attempt alone in this process waited for it since (on a
+// Galera cluster in one process, conflicts come from the other nodes
+// applying this process's own writes, and a lock nobody else holds only
+// costs a round trip).
+func (h *hotSpot) asking() bool {
+	if h.coordinated && h.pipelines() {
+		return true
+	}
+	if h.leaky() && h.admitted >= h.waitedUntil {
+		return false
+	}
+	return h.admitted < h.yieldUntil
 }
+
+// leaky reports whether an attempt that held the lock still lost a
+// conflict lately: the conflicts come from writers the lock does not
+// order, which on a Galera cluster are other nodes' write-sets, certified
+// at COMMIT, not lock waits. Neither a bound on lock waits nor the
+// newcomers' yield helps against those, and both cost (a bound is a
+// session setting on MariaDB, two round trips): a leaky HotSpot uses
+// neither, and admits one attempt at a time.
+func (h *hotSpot) leaky() bool { return h.admitted < h.leakyUntil }
+
+// coordinating reports whether attempts take the HotSpot's lock now.
+func (h *hotSpot) coordinating() bool { return h.coordinated && h.asking() }
 
 // pipelines reports whether an attempt may wait for the lock in the server
 // while another holds it: the scopes wait in place, and the lock has not
@@ -428,11 +455,13 @@ func (h *hotSpot) leave(t ticket, o outcome, d time.Duration, req *hotlock.Reque
 					h.leakyUntil = h.admitted + externalFor
 				}
 			}
-			if waited {
-				// Another process still writes the rows: keep
-				// coordinating.
+			if waited && t.alone {
+				// It waited with nothing else of this process's in
+				// flight: another process still writes the rows, so
+				// keep coordinating.
 				h.yieldUntil = max(h.yieldUntil, h.admitted+externalFor)
 				h.externalUntil = max(h.externalUntil, h.admitted+externalFor)
+				h.waitedUntil = h.admitted + externalFor
 			}
 			h.mu.Unlock()
 		}
