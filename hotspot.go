@@ -13,10 +13,6 @@ import (
 	"github.com/dbop-go/dbop/internal/hotlock"
 )
 
-// HotSpot is experimental: it does not yet reach the goodput its issue
-// sets (docs/contention.md has every measured case), and its behaviour may
-// change; for one process, Bulkhead(1) after the retry does as well today.
-//
 // HotSpot returns a Decorator for work that contends on the same rows — a
 // few hot accounts, a counter, the head of a queue — that needs no number
 // chosen for it. Listed after [WithRetry] in the same pipeline, it decides
@@ -58,21 +54,27 @@ import (
 //
 // One HotSpot is one set of shared rows: build it once and use it in every
 // pipeline that writes them, as with a [Bulkhead]. Its queue is per
-// process. Across processes, once an attempt that ran alone in its process
-// lost a conflict, so to another process, the HotSpot asks the adapters'
-// transaction scopes to take a lock, as the first statement of each
-// attempt's transaction, that every process takes for the HotSpot built at
-// the same place (the function and line that call HotSpot) in the same
+// process; the database orders the processes. The HotSpot asks the
+// adapters' transaction scopes to take a lock as the first statement of an
+// attempt's transaction, a lock every process takes for the HotSpot built
+// at the same place (the function and line that call HotSpot) in the same
 // code: on PostgreSQL a transaction-scoped advisory lock (pgxdb, sqldb,
-// gormdb), on MySQL and MariaDB a row of the table mysqldb.CreateHotSpotLocks
-// creates (sqldb, gormdb). COMMIT or ROLLBACK releases it. The processes'
-// attempts then run one at a time, and each process admits one at a time.
-// Where no lock is taken (no such table, SQLite, an Op that is not an
-// adapter's transaction), the deadlines keep lock cycles short and the
-// head start of retries keeps losers from losing again, but nothing orders
-// one process's attempts against another's; on a Galera cluster the row
-// lock orders the processes that write through the same node only.
-// docs/contention.md measures both.
+// gormdb), on MySQL and MariaDB a row of the table
+// mysqldb.CreateHotSpotLocks creates (sqldb, gormdb); COMMIT or ROLLBACK
+// releases it. It asks once an attempt that ran alone in its process lost
+// a conflict, so to another process; and where the lock waits in place
+// (MySQL, MariaDB, PostgreSQL under READ COMMITTED), on every attempt while
+// it limits, admitting two at once: one holds the lock, the other waits for
+// it in the server, its BEGIN done, and gets it the moment the holder ends.
+// While the lock is taken, attempts carry no bound and newcomers do not
+// yield. Where no lock is taken (no such table, SQLite, an Op that is not
+// an adapter's transaction), the bounds keep lock cycles short and the
+// head start of retries keeps losers from losing again. An attempt that
+// held the lock and still lost shows writers the lock does not order (on
+// a Galera cluster, whose row locks hold on one node, the other nodes'
+// write-sets): for a while the HotSpot then admits one attempt at a time,
+// with no bound or yield, and takes the lock only while another process is
+// seen waiting for it. docs/contention.md measures every case.
 //
 // Placement is meaning: listed after WithRetry it admits each attempt, and
 // frees its slot between attempts; listed before a WithRetry in the same

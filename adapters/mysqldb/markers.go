@@ -87,16 +87,17 @@ func DeleteCommitMarkers(ctx context.Context, db interface {
 
 // HotSpotLockTable is the table whose rows dbop.HotSpot's transactions
 // lock, on MySQL and MariaDB, to run the attempts of every process one at
-// a time once attempts lose conflicts to another process:
+// a time, the next one already waiting in the server:
 // dbop_hotspot_locks, in the connection's current database.
 // [CreateHotSpotLocks] creates it.
 const HotSpotLockTable = hotlock.MySQLTable
 
 // CreateHotSpotLocks creates the table of dbop.HotSpot's locks, if it does
 // not exist, in the current database of db (a *sql.DB, *sql.Conn or
-// *sql.Tx): run it once, as part of your migrations, where processes share
-// hot rows on MySQL or MariaDB. Without it a HotSpot still works in each
-// process, but nothing coordinates processes (docs/contention.md).
+// *sql.Tx): run it once, as part of your migrations, where a HotSpot runs
+// on MySQL or MariaDB. Without it a HotSpot still works in each process,
+// but nothing orders the processes, and no attempt waits for the lock in
+// the server while another holds it (docs/contention.md).
 //
 // The table is
 //

@@ -100,3 +100,11 @@ var guarded = dbop.Chain(
 
 // The README's snippets are reached from here, so nothing is unused.
 var _ = []any{transfer, countOrders, claimJob, compose, guarded}
+
+// hot is how transfers run when they all write the same few accounts:
+// the retry, then a HotSpot that admits their attempts as many at a time
+// as succeed together, oldest first, and has the database order processes.
+var hot = dbop.Chain(retried, dbop.HotSpot())
+
+// The README runs transfers with op.With(hot).
+var _ = hot
