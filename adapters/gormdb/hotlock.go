@@ -32,7 +32,7 @@ func (b *beginner) coordinated(ctx context.Context, o scopes.BeginOptions) (*txn
 		return t, nil
 	}
 	for {
-		step, err := hotlock.TakeSQL(ctx, rawConnPool(t.db), b.family == sqldialect.Postgres, req)
+		step, err := hotlock.Take(ctx, hotlock.SQL(rawConnPool(t.db)), b.family == sqldialect.Postgres, req)
 		if err == nil && step == hotlock.Held {
 			return t, nil
 		}

@@ -28,8 +28,9 @@ import (
 // to the holder's rows would fail with 40001 (docs/backends.md §1.13).
 //
 // A server without the function (42883, say) makes the transaction go on
-// uncoordinated, and off remembers that for the operation.
-func coordinated(ctx context.Context, o scopes.BeginOptions, classify func(error) error, off *atomic.Bool, begin func() (*txn, error)) (*txn, error) {
+// uncoordinated, and off remembers that for the operation. The statements
+// are hotlock.Take's, as sqldb's and gormdb's are.
+func (c *config) coordinated(ctx context.Context, o scopes.BeginOptions, off *atomic.Bool, begin func() (*txn, error)) (*txn, error) {
 	t, err := begin()
 	if err != nil || o.ReadOnly || off.Load() {
 		return t, err
@@ -39,29 +40,16 @@ func coordinated(ctx context.Context, o scopes.BeginOptions, classify func(error
 		return t, nil
 	}
 	for {
-		var got bool
-		var isolation string
-		err := t.Tx.QueryRow(ctx, hotlock.PostgresTry, req.Key).Scan(&got, &isolation)
-		if err == nil && got {
-			req.Took()
-			if isolation == "read committed" {
-				req.InPlace()
-			}
+		step, err := hotlock.Take(ctx, pgxTx{t.Tx}, true, req)
+		if err == nil && step == hotlock.Held {
 			return t, nil
 		}
-		if err == nil {
-			req.Waited()
-			_, err = t.Tx.Exec(ctx, hotlock.PostgresWait, req.Key)
-			if err == nil && isolation == "read committed" {
-				req.Took()
-				req.InPlace()
-				return t, nil
-			}
-		}
-		abandon(ctx, t.Tx)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.rollbackTimeout)
+		_ = t.Tx.Rollback(rctx)
+		cancel()
 		if err != nil {
-			if !dbop.VerdictOf(classify(err)).Retryable() {
-				off.Store(true)
+			if !dbop.VerdictOf(c.classify(err)).Retryable() {
+				off.Store(true) // no advisory locks on this server (42883, say)
 				return begin()
 			}
 			return nil, fmt.Errorf("pgxdb: waiting for the hot spot's lock: %w", err)
@@ -72,10 +60,14 @@ func coordinated(ctx context.Context, o scopes.BeginOptions, classify func(error
 	}
 }
 
-// abandon rolls back a transaction begun for an attempt that will not run
-// in it, bounded as scopes.InTx bounds its rollbacks, whatever ctx's state.
-func abandon(ctx context.Context, tx pgx.Tx) {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), scopes.DefaultRollbackTimeout)
-	defer cancel()
-	_ = tx.Rollback(rctx)
+// pgxTx adapts a pgx.Tx to hotlock.Tx.
+type pgxTx struct{ tx pgx.Tx }
+
+func (t pgxTx) QueryRow(ctx context.Context, query string, args ...any) interface{ Scan(dst ...any) error } {
+	return t.tx.QueryRow(ctx, query, args...)
+}
+
+func (t pgxTx) Exec(ctx context.Context, query string, args ...any) error {
+	_, err := t.tx.Exec(ctx, query, args...)
+	return err
 }

@@ -106,7 +106,7 @@ func inTx[T any](caller string, db Beginner, fn func(context.Context, pgx.Tx) (T
 		if c.restart != nil {
 			return c.begin(ctx, db, o, res)
 		}
-		return coordinated(ctx, o, c.classify, &uncoordinated, func() (*txn, error) { return c.begin(ctx, db, o, res) })
+		return c.coordinated(ctx, o, &uncoordinated, func() (*txn, error) { return c.begin(ctx, db, o, res) })
 	}
 	run := func(ctx context.Context, t *txn) (T, error) { return fn(ctx, t.Tx) }
 	if c.restart != nil {

@@ -43,7 +43,7 @@ func (b *begin) coordinated(ctx context.Context, o scopes.BeginOptions) (*txn, e
 		return t, nil
 	}
 	for {
-		step, err := hotlock.TakeSQL(ctx, t.tx, b.family == sqldialect.Postgres, req)
+		step, err := hotlock.Take(ctx, hotlock.SQL(t.tx), b.family == sqldialect.Postgres, req)
 		if err == nil && step == hotlock.Held {
 			return t, nil
 		}

@@ -7,14 +7,35 @@ import (
 	"time"
 )
 
-// SQLTx is what a transaction scope over database/sql runs the lock's
-// statements on: a *sql.Tx, or GORM's connection pool of one.
+// Tx is what [Take] runs the lock's statements on: one transaction, through
+// whatever driver API the scope has ([SQL] adapts database/sql's).
+type Tx interface {
+	QueryRow(ctx context.Context, query string, args ...any) interface{ Scan(dst ...any) error }
+	Exec(ctx context.Context, query string, args ...any) error
+}
+
+// SQLTx is a transaction of database/sql: a *sql.Tx, or GORM's connection
+// pool of one.
 type SQLTx interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// Step is what the scope does after [TakeSQL].
+// SQL adapts a database/sql transaction to [Tx].
+func SQL(tx SQLTx) Tx { return sqlTx{tx} }
+
+type sqlTx struct{ tx SQLTx }
+
+func (t sqlTx) QueryRow(ctx context.Context, query string, args ...any) interface{ Scan(dst ...any) error } {
+	return t.tx.QueryRowContext(ctx, query, args...)
+}
+
+func (t sqlTx) Exec(ctx context.Context, query string, args ...any) error {
+	_, err := t.tx.ExecContext(ctx, query, args...)
+	return err
+}
+
+// Step is what the scope does after [Take].
 type Step int
 
 const (
@@ -33,17 +54,17 @@ const (
 // well under a millisecond on a local server.
 const waited = 2 * time.Millisecond
 
-// TakeSQL takes r's lock in tx, as the first statements of the
+// Take takes r's lock in tx, as the first statements of the
 // transaction: on PostgreSQL (postgres true) the advisory lock, tried
 // without waiting and then waited for; on MySQL and MariaDB the lock
 // table's row, added the first time. It records on r what it did. An
 // error is a statement's, and the caller rolls tx back; sql.ErrNoRows
 // means the lock row could not be added.
-func TakeSQL(ctx context.Context, tx SQLTx, postgres bool, r *Request) (Step, error) {
+func Take(ctx context.Context, tx Tx, postgres bool, r *Request) (Step, error) {
 	if postgres {
 		var got bool
 		var isolation string
-		if err := tx.QueryRowContext(ctx, PostgresTry, r.Key).Scan(&got, &isolation); err != nil {
+		if err := tx.QueryRow(ctx, PostgresTry, r.Key).Scan(&got, &isolation); err != nil {
 			return Held, err
 		}
 		if got {
@@ -54,7 +75,7 @@ func TakeSQL(ctx context.Context, tx SQLTx, postgres bool, r *Request) (Step, er
 			return Held, nil
 		}
 		r.Waited()
-		if _, err := tx.ExecContext(ctx, PostgresWait, r.Key); err != nil {
+		if err := tx.Exec(ctx, PostgresWait, r.Key); err != nil {
 			return Held, err
 		}
 		if isolation != "read committed" {
@@ -67,7 +88,7 @@ func TakeSQL(ctx context.Context, tx SQLTx, postgres bool, r *Request) (Step, er
 	for added := false; ; added = true {
 		start := time.Now()
 		var id int64
-		err := tx.QueryRowContext(ctx, MySQLLock, r.Key).Scan(&id)
+		err := tx.QueryRow(ctx, MySQLLock, r.Key).Scan(&id)
 		if err == nil {
 			r.Took()
 			r.InPlace()
@@ -79,7 +100,7 @@ func TakeSQL(ctx context.Context, tx SQLTx, postgres bool, r *Request) (Step, er
 		if !errors.Is(err, sql.ErrNoRows) || added {
 			return Held, err
 		}
-		if _, err := tx.ExecContext(ctx, MySQLAdd, r.Key); err != nil {
+		if err := tx.Exec(ctx, MySQLAdd, r.Key); err != nil {
 			return Held, err
 		}
 	}
