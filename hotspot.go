@@ -69,12 +69,13 @@ import (
 // While the lock is taken, attempts carry no bound and newcomers do not
 // yield. Where no lock is taken (no such table, SQLite, an Op that is not
 // an adapter's transaction), the bounds keep lock cycles short and the
-// head start of retries keeps losers from losing again. An attempt that
-// held the lock and still lost shows writers the lock does not order (on
-// a Galera cluster, whose row locks hold on one node, the other nodes'
-// write-sets): for a while the HotSpot then admits one attempt at a time,
-// with no bound or yield, and takes the lock only while another process is
-// seen waiting for it. docs/contention.md measures every case.
+// head start of retries keeps losers from losing again. Attempts that
+// held the lock and still lost (more than one in eight) show writers the
+// lock does not order (on a Galera cluster, whose row locks hold on one
+// node, the other nodes' write-sets): for a while the HotSpot then admits
+// one attempt at a time, makes no newcomer yield, and takes the lock only
+// while another process is seen waiting for it. docs/contention.md
+// measures every case.
 //
 // Placement is meaning: listed after WithRetry it admits each attempt, and
 // frees its slot between attempts; listed before a WithRetry in the same
@@ -118,6 +119,9 @@ const (
 	// with another process or client (newcomers also yield for as long,
 	// see yieldLocked).
 	probation, externalFor = 1024, 4096
+	// leakWindow is the number of attempts that held the lock over which
+	// a HotSpot judges whether the lock leaks (judgeLeakLocked).
+	leakWindow = 32
 	// backstopMargin is added to twice an attempt's bound for its
 	// context's deadline: the server's answer to a limit it enforced can
 	// arrive tens of milliseconds late on a loaded machine
@@ -181,6 +185,9 @@ type hotSpot struct {
 	// that holds it, and attempts ask for it only while conflicts are
 	// lost to other processes.
 	leakyUntil uint64
+	// held and heldLost count attempts that held the lock, and those of
+	// them that lost a conflict, for judgeLeakLocked.
+	held, heldLost int
 	// waitedUntil: an attempt that ran alone in this process waited for
 	// the lock, so another process holds it, until admitted passes this.
 	waitedUntil uint64
@@ -368,7 +375,7 @@ func (h *hotSpot) yieldLocked() time.Duration {
 // lock, they no longer form lock cycles with each other: attempts then wait
 // for the lock, in its order, without a bound of the HotSpot's.
 func (h *hotSpot) boundedLocked() bool {
-	if h.coordinating() || h.leaky() {
+	if h.coordinating() || (h.leaky() && h.inPlace) {
 		return false
 	}
 	return h.level.slots > 1 || h.admitted < h.externalUntil
@@ -408,9 +415,34 @@ func (h *hotSpot) asking() bool {
 // order, which on a Galera cluster are other nodes' write-sets, certified
 // at COMMIT, not lock waits. Neither a bound on lock waits nor the
 // newcomers' yield helps against those, and both cost (a bound is a
-// session setting on MariaDB, two round trips): a leaky HotSpot uses
-// neither, and admits one attempt at a time.
+// session setting on MariaDB, two round trips): a leaky HotSpot makes no
+// newcomer yield, bounds no attempt where the lock waits in place (MySQL,
+// MariaDB, Galera), and admits one attempt at a time. Where it does not
+// (PostgreSQL under SERIALIZABLE) attempts stay bounded: a lock cycle with
+// a writer the lock does not order would otherwise wait for the deadlock
+// detector.
 func (h *hotSpot) leaky() bool { return h.admitted < h.leakyUntil }
+
+// judgeLeakLocked counts an attempt that held the lock, and whether it
+// lost a conflict all the same. A few such losses prove nothing: on
+// PostgreSQL under SERIALIZABLE the snapshot is taken by the statement
+// that tries the lock, a moment before it gets it, and a holder that
+// committed in that moment fails the write with 40001. Only when more than
+// one in crowdShare of leakWindow attempts that held the lock lost is the
+// lock judged leaky.
+func (h *hotSpot) judgeLeakLocked(lost bool) {
+	h.held++
+	if lost {
+		h.heldLost++
+	}
+	if h.held < leakWindow {
+		return
+	}
+	if h.heldLost*crowdShare > h.held {
+		h.leakyUntil = h.admitted + externalFor
+	}
+	h.held, h.heldLost = 0, 0
+}
 
 // coordinating reports whether attempts take the HotSpot's lock now.
 func (h *hotSpot) coordinating() bool { return h.coordinated && h.asking() }
@@ -453,9 +485,7 @@ func (h *hotSpot) leave(t ticket, o outcome, d time.Duration, req *hotlock.Reque
 			h.mu.Lock()
 			if took {
 				h.coordinated, h.inPlace = true, inPlace
-				if o == lost {
-					h.leakyUntil = h.admitted + externalFor
-				}
+				h.judgeLeakLocked(o == lost)
 			}
 			if waited && t.alone {
 				// It waited with nothing else of this process's in

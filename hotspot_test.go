@@ -505,3 +505,56 @@ func TestHotSpotLetsOneWaitInTheServer(t *testing.T) {
 		}
 	})
 }
+
+// An attempt that held the lock and still lost a conflict shows a writer
+// the lock does not order (another Galera node, say), but one such loss in
+// 32 is PostgreSQL's snapshot taken a moment before the lock: only when
+// more than one in eight of the attempts that held the lock lost does the
+// HotSpot stop letting one wait for it in the server.
+func TestHotSpotJudgesALeakingLock(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		lostEach int // every lostEach-th attempt that holds the lock loses
+		most     int32
+	}{{"one loss in 32", 32, 2}, {"every other lost", 2, 1}} {
+		synctest.Test(t, func(t *testing.T) {
+			pipeline := dbop.Chain(dbop.WithRetry(dbop.Constant(0)), dbop.HotSpot())
+			takeInPlace := func(ctx context.Context) {
+				if req := hotlock.From(ctx); req != nil && req.Claim() {
+					req.Took()
+					req.InPlace()
+				}
+			}
+			n := 0
+			for range 40 {
+				dbop.Op[int](func(ctx context.Context) (int, error) {
+					takeInPlace(ctx)
+					time.Sleep(time.Millisecond)
+					if n++; n%c.lostEach == 0 {
+						return 0, errConflict
+					}
+					return 1, nil
+				}).With(pipeline).Run(context.Background())
+			}
+			var inFlight, most atomic.Int32
+			var wg sync.WaitGroup
+			for range 3 {
+				wg.Go(func() {
+					dbop.Op[int](func(ctx context.Context) (int, error) {
+						takeInPlace(ctx)
+						n := inFlight.Add(1)
+						for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+						}
+						time.Sleep(10 * time.Millisecond)
+						inFlight.Add(-1)
+						return 1, nil
+					}).With(pipeline).Run(context.Background())
+				})
+			}
+			wg.Wait()
+			if most.Load() != c.most {
+				t.Errorf("%s: at most %d attempts ran at once, want %d", c.name, most.Load(), c.most)
+			}
+		})
+	}
+}
