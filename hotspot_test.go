@@ -462,15 +462,6 @@ func TestHotSpotAsksForTheFleetLock(t *testing.T) {
 func TestHotSpotLetsOneWaitInTheServer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pipeline := dbop.Chain(dbop.WithRetry(dbop.Constant(0)), dbop.HotSpot())
-		takeInPlace := func(ctx context.Context) bool {
-			req := hotlock.From(ctx)
-			if req == nil || !req.Claim() {
-				return false
-			}
-			req.Took()
-			req.InPlace()
-			return true
-		}
 		dbop.Op[int](func(ctx context.Context) (int, error) {
 			if !takeInPlace(ctx) {
 				t.Fatal("the first attempt did not ask for the lock")
@@ -486,15 +477,7 @@ func TestHotSpotLetsOneWaitInTheServer(t *testing.T) {
 					if takeInPlace(ctx) {
 						asked.Add(1)
 					}
-					n := inFlight.Add(1)
-					for {
-						m := most.Load()
-						if n <= m || most.CompareAndSwap(m, n) {
-							break
-						}
-					}
-					time.Sleep(10 * time.Millisecond)
-					inFlight.Add(-1)
+					busy(&inFlight, &most)
 					return 1, nil
 				}).With(pipeline).Run(context.Background())
 			})
@@ -519,12 +502,6 @@ func TestHotSpotJudgesALeakingLock(t *testing.T) {
 	}{{"one loss in 32", 32, 2}, {"every other lost", 2, 1}} {
 		synctest.Test(t, func(t *testing.T) {
 			pipeline := dbop.Chain(dbop.WithRetry(dbop.Constant(0)), dbop.HotSpot())
-			takeInPlace := func(ctx context.Context) {
-				if req := hotlock.From(ctx); req != nil && req.Claim() {
-					req.Took()
-					req.InPlace()
-				}
-			}
 			n := 0
 			for range 40 {
 				dbop.Op[int](func(ctx context.Context) (int, error) {
@@ -542,11 +519,7 @@ func TestHotSpotJudgesALeakingLock(t *testing.T) {
 				wg.Go(func() {
 					dbop.Op[int](func(ctx context.Context) (int, error) {
 						takeInPlace(ctx)
-						n := inFlight.Add(1)
-						for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-						}
-						time.Sleep(10 * time.Millisecond)
-						inFlight.Add(-1)
+						busy(&inFlight, &most)
 						return 1, nil
 					}).With(pipeline).Run(context.Background())
 				})
@@ -557,4 +530,26 @@ func TestHotSpotJudgesALeakingLock(t *testing.T) {
 			}
 		})
 	}
+}
+
+// takeInPlace claims the lock request on ctx, if any, as a scope whose
+// lock waits in place (MariaDB's row lock) does, and reports whether it did.
+func takeInPlace(ctx context.Context) bool {
+	req := hotlock.From(ctx)
+	if req == nil || !req.Claim() {
+		return false
+	}
+	req.Took()
+	req.InPlace()
+	return true
+}
+
+// busy is an attempt that takes 10 ms, counted in inFlight while it runs,
+// with the most in flight at once kept in most.
+func busy(inFlight, most *atomic.Int32) {
+	n := inFlight.Add(1)
+	for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+	}
+	time.Sleep(10 * time.Millisecond)
+	inFlight.Add(-1)
 }

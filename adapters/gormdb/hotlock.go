@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/hotlock"
@@ -22,32 +21,23 @@ import (
 // go on uncoordinated, and b remembers that. SQLite and dialectors this
 // package does not know are never coordinated.
 func (b *beginner) coordinated(ctx context.Context, o scopes.BeginOptions) (*txn, error) {
-	t, err := b.beginOnce(ctx, o)
-	known := b.family == sqldialect.Postgres || b.backquotes()
-	if err != nil || !known || o.ReadOnly || b.uncoordinated.Load() {
-		return t, err
+	begin := func() (*txn, error) { return b.beginOnce(ctx, o) }
+	if !(b.family == sqldialect.Postgres || b.backquotes()) || o.ReadOnly {
+		return begin()
 	}
-	req := hotlock.From(ctx)
-	if req == nil || !req.Claim() {
-		return t, nil
-	}
-	for {
-		step, err := hotlock.Take(ctx, hotlock.SQL(rawConnPool(t.db)), b.family == sqldialect.Postgres, req)
-		if err == nil && step == hotlock.Held {
-			return t, nil
-		}
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.rollbackTimeout)
-		_ = t.Rollback(rctx)
-		cancel()
-		if err != nil {
-			if !dbop.VerdictOf(b.classify.Classify(err)).Retryable() || errors.Is(err, sql.ErrNoRows) {
-				b.uncoordinated.Store(true)
-				return b.beginOnce(ctx, o)
-			}
-			return nil, fmt.Errorf("gormdb: waiting for the hot spot's lock: %w", err)
-		}
-		if t, err = b.beginOnce(ctx, o); err != nil {
-			return nil, err
-		}
-	}
+	return hotlock.Begin(ctx, hotlock.Scope[*txn]{
+		Begin: begin,
+		Tx:    func(t *txn) hotlock.Tx { return hotlock.SQL(rawConnPool(t.db)) },
+		Rollback: func(t *txn) {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.rollbackTimeout)
+			defer cancel()
+			_ = t.Rollback(rctx)
+		},
+		Refused: func(err error) bool {
+			return !dbop.VerdictOf(b.classify.Classify(err)).Retryable() || errors.Is(err, sql.ErrNoRows)
+		},
+		Off:      &b.uncoordinated,
+		Postgres: b.family == sqldialect.Postgres,
+		Name:     "gormdb",
+	})
 }

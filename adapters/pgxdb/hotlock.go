@@ -2,7 +2,6 @@ package pgxdb
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 
 	"github.com/dbop-go/dbop"
@@ -31,33 +30,23 @@ import (
 // uncoordinated, and off remembers that for the operation. The statements
 // are hotlock.Take's, as sqldb's and gormdb's are.
 func (c *config) coordinated(ctx context.Context, o scopes.BeginOptions, off *atomic.Bool, begin func() (*txn, error)) (*txn, error) {
-	t, err := begin()
-	if err != nil || o.ReadOnly || off.Load() {
-		return t, err
+	if o.ReadOnly {
+		return begin()
 	}
-	req := hotlock.From(ctx)
-	if req == nil || !req.Claim() {
-		return t, nil
-	}
-	for {
-		step, err := hotlock.Take(ctx, pgxTx{t.Tx}, true, req)
-		if err == nil && step == hotlock.Held {
-			return t, nil
-		}
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.rollbackTimeout)
-		_ = t.Tx.Rollback(rctx)
-		cancel()
-		if err != nil {
-			if !dbop.VerdictOf(c.classify(err)).Retryable() {
-				off.Store(true) // no advisory locks on this server (42883, say)
-				return begin()
-			}
-			return nil, fmt.Errorf("pgxdb: waiting for the hot spot's lock: %w", err)
-		}
-		if t, err = begin(); err != nil {
-			return nil, err
-		}
-	}
+	return hotlock.Begin(ctx, hotlock.Scope[*txn]{
+		Begin: begin,
+		Tx:    func(t *txn) hotlock.Tx { return pgxTx{t.Tx} },
+		Rollback: func(t *txn) {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.rollbackTimeout)
+			defer cancel()
+			_ = t.Tx.Rollback(rctx)
+		},
+		// No advisory locks on this server (42883, say).
+		Refused:  func(err error) bool { return !dbop.VerdictOf(c.classify(err)).Retryable() },
+		Off:      off,
+		Postgres: true,
+		Name:     "pgxdb",
+	})
 }
 
 // pgxTx adapts a pgx.Tx to hotlock.Tx.

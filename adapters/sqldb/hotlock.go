@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/hotlock"
@@ -34,32 +33,24 @@ import (
 // (docs/backends.md §3.13). Without the table, transactions go on
 // uncoordinated. SQLite runs one writer at a time already.
 func (b *begin) coordinated(ctx context.Context, o scopes.BeginOptions) (*txn, error) {
-	t, err := b.beginOnce(ctx, o)
-	if err != nil || b.family == sqldialect.SQLite || o.ReadOnly || b.readOnly || b.uncoordinated.Load() {
-		return t, err
+	begin := func() (*txn, error) { return b.beginOnce(ctx, o) }
+	if b.family == sqldialect.SQLite || o.ReadOnly || b.readOnly {
+		return begin()
 	}
-	req := hotlock.From(ctx)
-	if req == nil || !req.Claim() {
-		return t, nil
-	}
-	for {
-		step, err := hotlock.Take(ctx, hotlock.SQL(t.tx), b.family == sqldialect.Postgres, req)
-		if err == nil && step == hotlock.Held {
-			return t, nil
-		}
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.restoreTO)
-		_ = t.Rollback(rctx)
-		cancel()
-		if err != nil {
-			if !dbop.VerdictOf(b.classify.Classify(err)).Retryable() || errors.Is(err, sql.ErrNoRows) {
-				// No lock function, no lock table (1146), say.
-				b.uncoordinated.Store(true)
-				return b.beginOnce(ctx, o)
-			}
-			return nil, fmt.Errorf("sqldb: waiting for the hot spot's lock: %w", err)
-		}
-		if t, err = b.beginOnce(ctx, o); err != nil {
-			return nil, err
-		}
-	}
+	return hotlock.Begin(ctx, hotlock.Scope[*txn]{
+		Begin: begin,
+		Tx:    func(t *txn) hotlock.Tx { return hotlock.SQL(t.tx) },
+		Rollback: func(t *txn) {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.restoreTO)
+			defer cancel()
+			_ = t.Rollback(rctx)
+		},
+		// No lock function, no lock table (1146), say.
+		Refused: func(err error) bool {
+			return !dbop.VerdictOf(b.classify.Classify(err)).Retryable() || errors.Is(err, sql.ErrNoRows)
+		},
+		Off:      &b.uncoordinated,
+		Postgres: b.family == sqldialect.Postgres,
+		Name:     "sqldb",
+	})
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -102,6 +104,58 @@ func Take(ctx context.Context, tx Tx, postgres bool, r *Request) (Step, error) {
 		}
 		if err := tx.Exec(ctx, MySQLAdd, r.Key); err != nil {
 			return Held, err
+		}
+	}
+}
+
+// Scope is what [Begin] needs of an adapter's transaction scope.
+type Scope[T any] struct {
+	// Begin begins one attempt's transaction.
+	Begin func() (T, error)
+	// Tx is the transaction's statements, for [Take].
+	Tx func(T) Tx
+	// Rollback rolls back a transaction the attempt will not run in,
+	// bounded by the scope's rollback timeout.
+	Rollback func(T)
+	// Refused reports whether an error of the lock's statements means the
+	// server has no such lock (no function, no table): the scope then
+	// goes on uncoordinated, and Off remembers it for later transactions.
+	Refused  func(error) bool
+	Off      *atomic.Bool
+	Postgres bool
+	// Name prefixes the error of a wait that failed: "pgxdb", "sqldb", ….
+	Name string
+}
+
+// Begin begins an attempt's transaction with s and, when ctx carries a
+// request no scope has claimed, takes the lock in it ([Take]), beginning
+// again while Take says so. A wait that failed (a lock or statement
+// timeout, a lost connection) is returned for the retry to judge.
+func Begin[T any](ctx context.Context, s Scope[T]) (T, error) {
+	t, err := s.Begin()
+	if err != nil || s.Off.Load() {
+		return t, err
+	}
+	req := From(ctx)
+	if req == nil || !req.Claim() {
+		return t, nil
+	}
+	for {
+		step, err := Take(ctx, s.Tx(t), s.Postgres, req)
+		if err == nil && step == Held {
+			return t, nil
+		}
+		s.Rollback(t)
+		if err != nil {
+			if s.Refused(err) {
+				s.Off.Store(true)
+				return s.Begin()
+			}
+			var zero T
+			return zero, fmt.Errorf("%s: waiting for the hot spot's lock: %w", s.Name, err)
+		}
+		if t, err = s.Begin(); err != nil {
+			return t, err
 		}
 	}
 }
