@@ -13,6 +13,7 @@
 #                                                 Galera nodes (IST), rebuild a dead or
 #                                                 demoted PostgreSQL node as a standby
 #   scripts/clusters.sh status                    one line per node
+#   scripts/clusters.sh diagnose [galera|pgha|all] states and the ends of the logs
 #   scripts/clusters.sh env                       the test variables, for eval
 #   scripts/clusters.sh node galera N start|kill|stop|pause|resume|pid|state|size
 #   scripts/clusters.sh node pgha N|primary|standby start|kill|stop|promote|port
@@ -192,13 +193,60 @@ galera_node() { # galera_node N start|kill|stop|pause|resume|pid
 	esac
 }
 
-galera_repair() { # every node running and synced
+galera_primary() { [ "$(galera_status "$1" wsrep_cluster_status)" = Primary ]; }
+
+# galera_repair: every node running, synced, in one primary component of
+# three. A node that runs but stays out of the group (non-primary after a
+# partition, or stuck joining) is killed and restarted; when every running
+# node has lost the primary component, the most advanced one bootstraps it
+# again (pc.bootstrap, the documented recovery from a lost quorum), and the
+# others rejoin it.
+galera_repair() {
+	local n pid running=() best="" best_seqno=-2 s
 	for n in 1 2 3; do
-		local pid
 		pid=$(galera_pid "$n")
-		[ -n "$pid" ] && kill -CONT "$pid"
+		[ -n "$pid" ] && { kill -CONT "$pid"; running+=("$n"); }
 	done
-	galera_start
+	[ -d "$(gdir 1)/data/mysql" ] && [ ${#running[@]} -gt 0 ] || { galera_start; return; }
+	# A view change may be under way: give the group a moment to form.
+	for _ in $(seq 1 100); do
+		for n in "${running[@]}"; do galera_primary "$n" && break 2; done
+		sleep 0.2
+	done
+	local primary=""
+	for n in "${running[@]}"; do galera_primary "$n" && { primary=$n; break; }; done
+	if [ -z "$primary" ]; then
+		for n in "${running[@]}"; do
+			s=$(galera_status "$n" wsrep_last_committed)
+			if [ -n "$s" ] && [ "$s" -gt "$best_seqno" ]; then best=$n best_seqno=$s; fi
+		done
+		[ -n "$best" ] || die "galera: no running node answers"
+		log "galera: no primary component; node $best (seqno $best_seqno) bootstraps it again"
+		mariadb --socket="$(gdir "$best")/mysqld.sock" -uroot -e "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'"
+		wait_for 60 "galera node $best as a primary component" galera_ready "$best"
+	fi
+	for n in 1 2 3; do
+		if [ -z "$(galera_pid "$n")" ]; then galera_node_start "$n" >/dev/null; continue; fi
+		for _ in $(seq 1 150); do galera_ready "$n" && break; sleep 0.2; done
+		if ! galera_ready "$n"; then
+			log "galera: node $n runs but is $(galera_state "$n" || true) outside the group; restarting it"
+			galera_node "$n" kill
+			galera_node_start "$n" >/dev/null
+		fi
+	done
+	s=$(galera_status 1 wsrep_cluster_size)
+	[ "$s" = 3 ] || die "galera: repaired, but node 1 sees a cluster of ${s:-0}"
+	log "galera: 3 nodes synced on ports ${GALERA_PORTS[*]}"
+}
+
+# galera_diagnose: what each node says of itself and the end of its log,
+# for a test or CI run that failed.
+galera_diagnose() {
+	local n
+	for n in 1 2 3; do
+		echo "--- galera node $n: pid $(galera_pid "$n" || true), state $(galera_state "$n" || true), cluster $(galera_status "$n" wsrep_cluster_status || true) of $(galera_status "$n" wsrep_cluster_size || true), last committed $(galera_status "$n" wsrep_last_committed || true)"
+		[ -f "$(gdir "$n")/error.log" ] && grep -E 'WSREP|ERROR|Warning' "$(gdir "$n")/error.log" | grep -vE 'Aborted connection|^\s*$' | tail -n 25 | cut -c1-240
+	done
 }
 
 galera_stop() {
@@ -332,6 +380,15 @@ pgha_repair() {
 	log "pgha: node $primary (port $(pgport "$primary")) is the primary, replicating synchronously to the standby"
 }
 
+# pgha_diagnose: each node's role and the end of its log.
+pgha_diagnose() {
+	local n
+	for n in 1 2; do
+		echo "--- pgha node $n (port $(pgport "$n")): $(pg_role "$n")"
+		[ -f "$(pgdir "$n")/log" ] && tail -n 15 "$(pgdir "$n")/log" | cut -c1-240
+	done
+}
+
 pgha_stop() {
 	for n in 1 2; do
 		[ -f "$(pgdir $n)/data/PG_VERSION" ] && as_user postgres "$PGBIN/pg_ctl" -D "$(pgdir $n)/data" -m immediate -w stop >/dev/null 2>&1 || true
@@ -371,6 +428,8 @@ repair)
 stop)
 	case $what in galera) galera_stop ;; pgha) pgha_stop ;; all) galera_stop; pgha_stop ;; *) die "stop what? $what" ;; esac ;;
 status) status ;;
+diagnose)
+	case $what in galera) galera_diagnose ;; pgha) pgha_diagnose ;; all) galera_diagnose; pgha_diagnose ;; *) die "diagnose what? $what" ;; esac ;;
 env) print_env ;;
 node)
 	case ${2:-} in

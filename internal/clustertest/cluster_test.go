@@ -43,14 +43,30 @@ func clusterScript(ctx context.Context, path string, args ...string) (string, er
 	return strings.TrimSpace(out.String()), nil
 }
 
-// repairAtEnd makes sure the cluster is whole again when t ends, whatever
-// the test did to it, so the next test finds every node up.
-func repairAtEnd(t *testing.T, script, which string) {
+// wholeAround makes sure the cluster is whole before t injects its fault
+// (a node left out of the group by an earlier test would turn the fault
+// into a lost quorum) and again when t ends, whatever the test did to it,
+// so the next test finds every node up. When t failed, the nodes' states
+// and the ends of their logs go into its output first.
+func wholeAround(t *testing.T, script, which string) {
 	t.Helper()
-	t.Cleanup(func() {
+	repair := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		if _, err := clusterScript(ctx, script, "repair", which); err != nil {
+		_, err := clusterScript(ctx, script, "repair", which)
+		return err
+	}
+	if err := repair(); err != nil {
+		t.Fatalf("the %s cluster is not whole before the fault: %v", which, err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			out, err := clusterScript(ctx, script, "diagnose", which)
+			cancel()
+			t.Logf("the %s cluster as the test failed (%v):\n%s", which, err, out)
+		}
+		if err := repair(); err != nil {
 			t.Errorf("repair the %s cluster: %v", which, err)
 		}
 	})

@@ -489,7 +489,7 @@ func TestGaleraKill(t *testing.T) {
 	}
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
-			repairAtEnd(t, script, "galera")
+			wholeAround(t, script, "galera")
 			galeraFaultRun(t, v.name, v.warmup, v.before, v.after, func(ctx context.Context, m *marks) error {
 				m.inject("kill -9 node 2")
 				if _, err := clusterScript(ctx, script, "node", "galera", "2", "kill"); err != nil {
@@ -539,7 +539,7 @@ func suspectTimeout(t *testing.T, db *sql.DB) time.Duration {
 func TestGaleraPause(t *testing.T) {
 	skipUnlessLong(t)
 	script := testdb.ClusterScript(t)
-	repairAtEnd(t, script, "galera")
+	wholeAround(t, script, "galera")
 	probe := openGalera(t, 1)
 	suspect := suspectTimeout(t, probe.dbs[0])
 	pause := suspect + 3*time.Second
@@ -603,7 +603,7 @@ func TestGaleraPause(t *testing.T) {
 func TestGaleraLeftOpenTransaction(t *testing.T) {
 	skipUnlessLong(t)
 	script := testdb.ClusterScript(t)
-	repairAtEnd(t, script, "galera")
+	wholeAround(t, script, "galera")
 	g := openGalera(t, 1)
 	if err := execAll(t.Context(), g.cfgs[0], "CREATE TABLE leftover (id INT PRIMARY KEY) ENGINE=InnoDB"); err != nil {
 		t.Fatal(err)

@@ -269,7 +269,7 @@ func TestPGSerializableStandIn(t *testing.T) {
 func TestPGFailover(t *testing.T) {
 	skipUnlessLong(t)
 	script := testdb.ClusterScript(t)
-	repairAtEnd(t, script, "pgha")
+	wholeAround(t, script, "pgha")
 	const workers, accounts = 8, 8
 	pool := openPG(t, workers+2)
 	b := createPGBank(t, pool, accounts)
