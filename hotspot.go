@@ -74,8 +74,10 @@ import (
 // lock does not order (on a Galera cluster, whose row locks hold on one
 // node, the other nodes' write-sets): for a while the HotSpot then admits
 // one attempt at a time, makes no newcomer yield, and takes the lock only
-// while another process is seen waiting for it. docs/contention.md
-// measures every case.
+// while another process is seen waiting for it. On a Galera cluster reached
+// through a mysqldb.NodeSet, the attempts a HotSpot admits while it limits
+// begin on one node, the same in every process, so that the lock orders
+// them there. docs/contention.md measures every case.
 //
 // Placement is meaning: listed after WithRetry it admits each attempt, and
 // frees its slot between attempts; listed before a WithRetry in the same
@@ -252,6 +254,8 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 	if t.coordinate {
 		req = &hotlock.Request{Key: h.key}
 		ctx = hotlock.With(ctx, req)
+	} else {
+		ctx = hotlock.WithSpot(ctx, h.key)
 	}
 	start := time.Now()
 	if !t.bounded {

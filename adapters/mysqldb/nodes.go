@@ -9,11 +9,15 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/hotlock"
 	"github.com/go-sql-driver/mysql"
 )
 
@@ -50,6 +54,7 @@ func Nodes(dbs ...*sql.DB) *NodeSet {
 		dbs:   append([]*sql.DB(nil), dbs...),
 		until: make([]atomic.Int64, len(dbs)),
 		epoch: time.Now(),
+		ids:   make([]string, len(dbs)),
 	}
 }
 
@@ -86,7 +91,12 @@ func Nodes(dbs ...*sql.DB) *NodeSet {
 // sends all transactions to the first healthy node, which avoids
 // certification conflicts between nodes altogether; workers with NodeSets
 // listing the same dbs in different orders spread the load, and each moves
-// on its own when its node fails. A NodeSet is safe for concurrent use.
+// on its own when its node fails. The attempts of a [dbop.HotSpot] are the
+// exception: every NodeSet over the cluster, in every process, begins them
+// on the same node, chosen by the HotSpot and the nodes' identities rather
+// than the order of the dbs, so that the hot rows' writers meet where row
+// locks order them (see NodeSet.BeginTx). A NodeSet is safe for concurrent
+// use.
 //
 // Writers on several nodes must know one trap. Galera certifies the rows a
 // transaction wrote, not the ones it read, and a row lock holds on one node
@@ -105,6 +115,13 @@ type NodeSet struct {
 	dbs   []*sql.DB
 	until []atomic.Int64 // per node: avoid it until epoch+until (ns); 0 = never failed
 	epoch time.Time      // monotonic origin of until
+
+	// ids holds each node's identity (host:port, as the node reports
+	// it) once known, and byID the nodes sorted by it once every
+	// identity is: the order hot spots route by (hotOrder).
+	idMu sync.Mutex
+	ids  []string
+	byID atomic.Pointer[[]int]
 }
 
 // BeginTx begins a transaction on the node a NodeSet prefers now (see
@@ -113,6 +130,16 @@ type NodeSet struct {
 // tries the next, as pgx tries the hosts of a multi-host connection string,
 // until one begins or every node has failed; then it returns their errors,
 // joined. A context that ends stops it at once.
+//
+// An attempt that a [dbop.HotSpot] admitted while it limits begins on the
+// HotSpot's node instead of the preferred one: the nodes sorted by the
+// host name and port each reports (asked once per node, bounded by a
+// second), rotated by a key of the HotSpot's that every process computes
+// alike. Writers of hot rows on several Galera nodes fail each other at
+// certification, and no lock orders them, since a row lock holds on one
+// node (docs/backends.md §7.2); on one node they queue on the row locks,
+// and on the HotSpot's own lock (docs/contention.md). A node that failed
+// lately is passed over as it is for any transaction.
 //
 // Under [NodeSet.Failover], BeginTx takes the connection for the
 // transaction itself and keeps it until the attempt ends; then Failover
@@ -159,9 +186,10 @@ func (n *NodeSet) Conn(ctx context.Context) (*sql.Conn, error) {
 func first[T any](ctx context.Context, n *NodeSet, open func(*sql.DB) (T, error)) (T, error) {
 	tried := make([]bool, len(n.dbs))
 	s, _ := ctx.Value(slotKey{n}).(*slot)
+	order := n.hotOrder(ctx)
 	var errs []error
 	for {
-		i := n.pick(tried)
+		i := n.pick(tried, order)
 		if s != nil {
 			s.node.Store(int32(i) + 1)
 		}
@@ -208,11 +236,16 @@ func (n *NodeSet) Failover() dbop.RetryOption {
 }
 
 // pick returns the node to begin on: the first untried one that has not
-// failed lately, else the untried one whose failure is oldest.
-func (n *NodeSet) pick(tried []bool) int {
+// failed lately, else the untried one whose failure is oldest. Nodes are
+// taken in the order of preference, or in order when it is not nil.
+func (n *NodeSet) pick(tried []bool, order []int) int {
 	now := int64(time.Since(n.epoch))
 	best, bestUntil := -1, int64(0)
-	for i := range n.until {
+	for j := range n.until {
+		i := j
+		if order != nil {
+			i = order[j]
+		}
 		if tried[i] {
 			continue
 		}
@@ -225,6 +258,83 @@ func (n *NodeSet) pick(tried []bool) int {
 		}
 	}
 	return best
+}
+
+// identityTimeout bounds the question that learns a node's identity, so
+// that a node that accepts connections and never answers (a paused one)
+// delays a hot spot's attempt by at most this, once per cooldown.
+const identityTimeout = time.Second
+
+// hotOrder returns the order in which the attempts of a dbop.HotSpot try
+// the nodes, or nil when ctx is not such an attempt (hotlock.Spot). Every
+// process that runs the same HotSpot over the same cluster computes the
+// same order, whatever the order of its dbs: the nodes sorted by identity
+// (the host name and port each reports, learnt once per node), rotated by
+// the HotSpot's key. So the hot spot's writers of every process meet on one
+// node, whose row locks order them and the HotSpot's lock among them,
+// where writers on several nodes would fail each other at certification
+// (docs/backends.md §7.2); Galera's documentation advises the same for hot
+// rows. Different hot spots spread over the nodes. A node that failed
+// lately is passed over as in any begin, and every process passes over it
+// alike once it has seen it fail. A node whose identity is not known yet
+// (it failed when asked) comes after the others.
+func (n *NodeSet) hotOrder(ctx context.Context) []int {
+	key, ok := hotlock.Spot(ctx)
+	if !ok || len(n.dbs) == 1 {
+		return nil
+	}
+	sorted := n.sortedByID(ctx)
+	order := make([]int, 0, len(n.dbs))
+	if m := len(sorted); m > 0 {
+		r := int(uint64(key) % uint64(m))
+		order = append(append(order, sorted[r:]...), sorted[:r]...)
+	}
+	for i := range n.dbs {
+		if !slices.Contains(order, i) {
+			order = append(order, i)
+		}
+	}
+	return order
+}
+
+// sortedByID returns the nodes whose identity is known, sorted by it,
+// asking the nodes not asked yet (and not failed lately) first.
+func (n *NodeSet) sortedByID(ctx context.Context) []int {
+	if p := n.byID.Load(); p != nil {
+		return *p
+	}
+	n.idMu.Lock()
+	defer n.idMu.Unlock()
+	if p := n.byID.Load(); p != nil {
+		return *p
+	}
+	now := int64(time.Since(n.epoch))
+	var known []int
+	for i, db := range n.dbs {
+		if n.ids[i] == "" && n.until[i].Load() <= now {
+			qctx, cancel := context.WithTimeout(ctx, identityTimeout)
+			var host string
+			var port int64
+			err := db.QueryRowContext(qctx, "SELECT @@hostname, @@port").Scan(&host, &port)
+			cancel()
+			if err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				n.until[i].Store(int64(time.Since(n.epoch) + nodeCooldown))
+				continue
+			}
+			n.ids[i] = host + ":" + strconv.FormatInt(port, 10)
+		}
+		if n.ids[i] != "" {
+			known = append(known, i)
+		}
+	}
+	slices.SortStableFunc(known, func(a, b int) int { return strings.Compare(n.ids[a], n.ids[b]) })
+	if len(known) == len(n.dbs) {
+		n.byID.Store(&known)
+	}
+	return known
 }
 
 // failed marks node i when err is a node-level failure.

@@ -21,6 +21,7 @@ import (
 	"github.com/dbop-go/dbop/adapters/mysqldb"
 	"github.com/dbop-go/dbop/adapters/sqldb"
 	"github.com/dbop-go/dbop/dboptest"
+	"github.com/dbop-go/dbop/internal/hotlock"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -37,12 +38,13 @@ type cluster struct {
 type fakeNode struct {
 	c        *cluster
 	name     string
-	refuse   bool  // Connect fails with "connection refused"
-	stall    bool  // BEGIN and statements wait for the context to end
-	beginErr error // BEGIN fails with it
-	stmtErr  error // every statement but BEGIN, COMMIT and ROLLBACK fails with it
-	endErr   error // COMMIT and ROLLBACK fail with it, leaving the transaction open (Galera's 1047)
-	closed   int   // driver connections closed
+	host     string // what it answers to SELECT @@hostname; its name when empty
+	refuse   bool   // Connect fails with "connection refused"
+	stall    bool   // BEGIN and statements wait for the context to end
+	beginErr error  // BEGIN fails with it
+	stmtErr  error  // every statement but BEGIN, COMMIT and ROLLBACK fails with it
+	endErr   error  // COMMIT and ROLLBACK fail with it, leaving the transaction open (Galera's 1047)
+	closed   int    // driver connections closed
 }
 
 // newCluster opens n fake nodes, closed when the test (or synctest bubble)
@@ -145,34 +147,47 @@ func (c *fakeNodeConn) BeginTx(ctx context.Context, _ driver.TxOptions) (driver.
 	return fakeNodeTx{c}, nil
 }
 
-// QueryContext answers SELECT @@in_transaction.
+// QueryContext answers SELECT @@in_transaction, and SELECT @@hostname,
+// @@port with the node's host and 3306.
 func (c *fakeNodeConn) QueryContext(ctx context.Context, query string, _ []driver.NamedValue) (driver.Rows, error) {
-	if query != "SELECT @@in_transaction" {
-		return nil, errors.New("fake node: only SELECT @@in_transaction")
+	if query != "SELECT @@in_transaction" && query != identityQuery {
+		return nil, errors.New("fake node: only SELECT @@in_transaction and " + identityQuery)
 	}
 	if err := c.f.run(ctx, query); err != nil {
 		return nil, err
+	}
+	if query == identityQuery {
+		c.f.c.mu.Lock()
+		host := c.f.host
+		if host == "" {
+			host = c.f.name
+		}
+		c.f.c.mu.Unlock()
+		return &oneRow{v: []driver.Value{host, int64(3306)}}, nil
 	}
 	v := int64(0)
 	if c.inTx {
 		v = 1
 	}
-	return &oneRow{v: v}, nil
+	return &oneRow{v: []driver.Value{v}}, nil
 }
 
-// oneRow is a result of one row and one column.
+const identityQuery = "SELECT @@hostname, @@port"
+
+// oneRow is a result of one row.
 type oneRow struct {
-	v    int64
+	v    []driver.Value
 	done bool
 }
 
-func (r *oneRow) Columns() []string { return []string{"v"} }
+func (r *oneRow) Columns() []string { return []string{"a", "b"}[:len(r.v)] }
 func (r *oneRow) Close() error      { return nil }
 func (r *oneRow) Next(dest []driver.Value) error {
 	if r.done {
 		return io.EOF
 	}
-	r.done, dest[0] = true, r.v
+	r.done = true
+	copy(dest, r.v)
 	return nil
 }
 
@@ -204,7 +219,7 @@ func update(ctx context.Context, tx *sql.Tx) error {
 
 var (
 	refused  = func(n *fakeNode) { n.refuse = true }
-	healthy  = func(n *fakeNode) { *n = fakeNode{c: n.c, name: n.name} }
+	healthy  = func(n *fakeNode) { *n = fakeNode{c: n.c, name: n.name, host: n.host} }
 	stalls   = func(n *fakeNode) { n.stall = true }
 	fails    = func(err error) func(*fakeNode) { return func(n *fakeNode) { n.stmtErr = err } }
 	refuses  = func(err error) func(*fakeNode) { return func(n *fakeNode) { n.beginErr = err } }
@@ -487,4 +502,111 @@ func TestNodesPanics(t *testing.T) {
 			f()
 		})
 	}
+}
+
+// The attempts of a dbop.HotSpot (hotlock.Spot) begin on the node every
+// NodeSet over the cluster chooses for the HotSpot's key, whatever the
+// order of its dbs: the nodes sorted by the identity each reports, rotated
+// by the key. A node that failed lately is passed over alike, and one that
+// could not be asked its identity comes last until it can.
+func TestNodesRouteAHotSpot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, dbs, closeAll := newCluster(3)
+		defer closeAll()
+		// Sorted by identity: node2 (db-a), node3 (db-b), node1 (db-c).
+		for i, h := range []string{"db-c", "db-a", "db-b"} {
+			c.set(i, func(f *fakeNode) { f.host = h })
+		}
+		a := mysqldb.Nodes(dbs[0], dbs[1], dbs[2])
+		b := mysqldb.Nodes(dbs[2], dbs[0], dbs[1])
+		begin := func(n *mysqldb.NodeSet, ctx context.Context) string {
+			t.Helper()
+			tx, err := n.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = tx.Rollback()
+			var begun []string
+			for _, s := range c.Log() {
+				if strings.HasPrefix(s, "BEGIN ") {
+					begun = append(begun, strings.TrimPrefix(s, "BEGIN "))
+				}
+			}
+			return strings.Join(begun, ",")
+		}
+		if got := begin(a, t.Context()) + " " + begin(b, t.Context()); got != "node1 node3" {
+			t.Errorf("outside a hot spot, the NodeSets began on %s, want each on its first node (node1 node3)", got)
+		}
+		for key, want := range map[int64]string{0: "node2", 1: "node3", 2: "node1", 3: "node2", -1: "node2"} {
+			ctx := hotlock.WithSpot(t.Context(), key)
+			if got := begin(a, ctx); got != want {
+				t.Errorf("hot spot %d: NodeSet a began on %s, want %s", key, got, want)
+			}
+			if got := begin(b, ctx); got != want {
+				t.Errorf("hot spot %d: NodeSet b began on %s, want %s", key, got, want)
+			}
+		}
+		// A lock request carries its hot spot too.
+		if got := begin(b, hotlock.With(t.Context(), &hotlock.Request{Key: 1})); got != "node3" {
+			t.Errorf("a lock request for hot spot 1: began on %s, want node3", got)
+		}
+		// The hot spot's node refuses: both go on to the next in the
+		// sorted order, not to their own preference.
+		c.set(1, refuses(wsrep))
+		ctx := hotlock.WithSpot(t.Context(), 0)
+		if got := begin(a, ctx); got != "node2,node3" {
+			t.Errorf("node2 refusing: NodeSet a tried %s, want node2,node3", got)
+		}
+		if got := begin(b, ctx); got != "node2,node3" {
+			t.Errorf("node2 refusing: NodeSet b tried %s, want node2,node3", got)
+		}
+		if got := begin(a, ctx); got != "node3" {
+			t.Errorf("node2 cooling: NodeSet a began on %s, want node3", got)
+		}
+		c.set(1, healthy)
+
+		// Each node is asked its identity once per NodeSet.
+		fresh := mysqldb.Nodes(dbs...)
+		c.set(2, fails(wsrep))
+		ctx = hotlock.WithSpot(t.Context(), 1)
+		tx, err := fresh.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = tx.Rollback()
+		log := c.Log()
+		if n := countPrefix(log, identityQuery); n != 3 {
+			t.Errorf("asked %d nodes their identity, want 3 (node3 fails to answer): %q", n, log)
+		}
+		// Known: node2 (db-a), node1 (db-c); key 1 picks node1, node3 last.
+		if got := slices.DeleteFunc(log, func(s string) bool { return !strings.HasPrefix(s, "BEGIN") }); !slices.Equal(got, []string{"BEGIN node1"}) {
+			t.Errorf("with node3 unknown, hot spot 1 began: %q, want node1", got)
+		}
+		c.set(2, healthy)
+		time.Sleep(6 * time.Second) // node3's cooldown ends
+		if got := begin(fresh, ctx); got != "node3" {
+			t.Errorf("node3 known again: hot spot 1 began on %s, want node3", got)
+		}
+		for range 3 {
+			begin(fresh, ctx)
+		}
+		tx, err = fresh.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = tx.Rollback()
+		if n := countPrefix(c.Log(), identityQuery); n != 0 {
+			t.Errorf("asked %d more identities once every node was known", n)
+		}
+	})
+}
+
+func countPrefix(log []string, prefix string) int {
+	n := 0
+	for _, s := range log {
+		if strings.HasPrefix(s, prefix) {
+			n++
+		}
+	}
+	return n
 }

@@ -198,6 +198,37 @@ func verifyGalera(t *testing.T, name string, g *galera, accounts int, outcomes [
 	return verifyBank(t, name, outcomes, first, rs)
 }
 
+// TestGaleraHotSpotOnOneNode checks that the attempts a dbop.HotSpot admits
+// begin on one node through every NodeSet, whatever the order of its
+// nodes, while other transactions begin on each NodeSet's first node
+// (mysqldb.NodeSet.BeginTx): the nodes' identities it sorts by are those
+// the live servers report.
+func TestGaleraHotSpotOnOneNode(t *testing.T) {
+	g := openGalera(t, 2)
+	hot := dbop.HotSpot()
+	port := func(n *mysqldb.NodeSet, ds ...dbop.Decorator) int64 {
+		t.Helper()
+		var p int64
+		op := sqldb.Do(n, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) error {
+			return tx.QueryRowContext(ctx, "SELECT @@port").Scan(&p)
+		})
+		if _, err := op.With(append([]dbop.Decorator{dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))}, ds...)...).Run(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a := mysqldb.Nodes(g.dbs[0], g.dbs[1], g.dbs[2])
+	b := mysqldb.Nodes(g.dbs[2], g.dbs[1], g.dbs[0])
+	if pa, pb := port(a), port(b); pa == pb {
+		t.Fatalf("without a HotSpot both NodeSets began on port %d; each should begin on its first node", pa)
+	}
+	for range 5 {
+		if pa, pb := port(a, hot), port(b, hot); pa != pb {
+			t.Errorf("a HotSpot's attempts began on port %d through one NodeSet and %d through the other", pa, pb)
+		}
+	}
+}
+
 // TestGaleraSmoke checks that every node is synced in one primary
 // component, and that a certification conflict — answered on COMMIT or on
 // the next statement (docs/backends.md §7.2) — is classified

@@ -96,6 +96,28 @@ const (
 	MySQLAdd    = "INSERT IGNORE INTO " + MySQLTable + " (id) VALUES (?)"
 )
 
+type spotKey struct{}
+
+// WithSpot returns a context that tells the scopes an attempt runs in
+// that it belongs to the hot spot key, without asking for the lock: a
+// scope that chooses among the nodes of a cluster (mysqldb.NodeSet) then
+// begins it on the node every process chooses for key, so that the hot
+// spot's writers meet on one node, whose row locks order them, instead of
+// failing each other at certification (docs/backends.md §7.2).
+func WithSpot(ctx context.Context, key int64) context.Context {
+	return context.WithValue(ctx, spotKey{}, key)
+}
+
+// Spot returns the hot spot an attempt belongs to: the key of the
+// Request ctx carries, else the one WithSpot put on it.
+func Spot(ctx context.Context) (int64, bool) {
+	if r := From(ctx); r != nil {
+		return r.Key, true
+	}
+	k, ok := ctx.Value(spotKey{}).(int64)
+	return k, ok
+}
+
 type serverKey struct{}
 
 // WithServerDeadline returns a context that asks the transaction scope an
