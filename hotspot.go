@@ -70,9 +70,10 @@ import (
 // yield. Where no lock is taken (no such table, SQLite, an Op that is not
 // an adapter's transaction), the bounds keep lock cycles short and the
 // head start of retries keeps losers from losing again. Attempts that
-// held the lock and still lost (more than one in eight) show writers the
-// lock does not order (on a Galera cluster, whose row locks hold on one
-// node, the other nodes' write-sets): for a while the HotSpot then admits
+// held the lock and still lost (more than one in eight, in two windows of
+// 32 in a row) show writers the lock does not order (on a Galera cluster
+// reached without a NodeSet, whose row locks hold on one node, the other
+// nodes' write-sets): for a while the HotSpot then admits
 // one attempt at a time, makes no newcomer yield, and takes the lock only
 // while another process is seen waiting for it. On a Galera cluster reached
 // through a mysqldb.NodeSet, the attempts a HotSpot admits while it limits
@@ -122,8 +123,9 @@ const (
 	// see yieldLocked).
 	probation, externalFor = 1024, 4096
 	// leakWindow is the number of attempts that held the lock over which
-	// a HotSpot judges whether the lock leaks (judgeLeakLocked).
-	leakWindow = 32
+	// a HotSpot judges whether the lock leaks, and leakWindows the number
+	// of such windows in a row that must show it (judgeLeakLocked).
+	leakWindow, leakWindows = 32, 2
 	// backstopMargin is added to twice an attempt's bound for its
 	// context's deadline: the server's answer to a limit it enforced can
 	// arrive tens of milliseconds late on a loaded machine
@@ -188,8 +190,9 @@ type hotSpot struct {
 	// lost to other processes.
 	leakyUntil uint64
 	// held and heldLost count attempts that held the lock, and those of
-	// them that lost a conflict, for judgeLeakLocked.
-	held, heldLost int
+	// them that lost a conflict, for judgeLeakLocked; leakStreak the
+	// windows in a row in which too many lost.
+	held, heldLost, leakStreak int
 	// waitedUntil: an attempt that ran alone in this process waited for
 	// the lock, so another process holds it, until admitted passes this.
 	waitedUntil uint64
@@ -431,9 +434,12 @@ func (h *hotSpot) leaky() bool { return h.admitted < h.leakyUntil }
 // lost a conflict all the same. A few such losses prove nothing: on
 // PostgreSQL under SERIALIZABLE the snapshot is taken by the statement
 // that tries the lock, a moment before it gets it, and a holder that
-// committed in that moment fails the write with 40001. Only when more than
-// one in crowdShare of leakWindow attempts that held the lock lost is the
-// lock judged leaky.
+// committed in that moment fails the write with 40001. Nor does a burst:
+// when processes start, one may take the lock while another does not yet
+// (it has not seen a conflict with a process), and the first one's holders
+// lose to it until it does. Only when more than one in crowdShare of
+// leakWindow attempts that held the lock lost, in leakWindows windows in
+// a row, is the lock judged leaky.
 func (h *hotSpot) judgeLeakLocked(lost bool) {
 	h.held++
 	if lost {
@@ -442,8 +448,11 @@ func (h *hotSpot) judgeLeakLocked(lost bool) {
 	if h.held < leakWindow {
 		return
 	}
-	if h.heldLost*crowdShare > h.held {
+	if h.heldLost*crowdShare <= h.held {
+		h.leakStreak = 0
+	} else if h.leakStreak++; h.leakStreak >= leakWindows {
 		h.leakyUntil = h.admitted + externalFor
+		h.leakStreak = 0
 	}
 	h.held, h.heldLost = 0, 0
 }

@@ -491,23 +491,30 @@ func TestHotSpotLetsOneWaitInTheServer(t *testing.T) {
 
 // An attempt that held the lock and still lost a conflict shows a writer
 // the lock does not order (another Galera node, say), but one such loss in
-// 32 is PostgreSQL's snapshot taken a moment before the lock: only when
-// more than one in eight of the attempts that held the lock lost does the
-// HotSpot stop letting one wait for it in the server.
+// 32 is PostgreSQL's snapshot taken a moment before the lock, and a burst
+// of them another process that does not take the lock yet: only when more
+// than one in eight of the attempts that held the lock lost, in two
+// windows of 32 in a row, does the HotSpot stop letting one wait for it in
+// the server.
 func TestHotSpotJudgesALeakingLock(t *testing.T) {
 	for _, c := range []struct {
-		name     string
-		lostEach int // every lostEach-th attempt that holds the lock loses
-		most     int32
-	}{{"one loss in 32", 32, 2}, {"every other lost", 2, 1}} {
+		name string
+		lose func(n int) bool // whether the n-th attempt that holds the lock loses
+		most int32
+	}{
+		{"one loss in 32", func(n int) bool { return n%32 == 0 }, 2},
+		{"every other lost", func(n int) bool { return n%2 == 0 }, 1},
+		// Processes starting: another one does not take the lock yet.
+		{"every other lost, then none", func(n int) bool { return n <= 40 && n%2 == 0 }, 2},
+	} {
 		synctest.Test(t, func(t *testing.T) {
 			pipeline := dbop.Chain(dbop.WithRetry(dbop.Constant(0)), dbop.HotSpot())
 			n := 0
-			for range 40 {
+			for range 60 {
 				dbop.Op[int](func(ctx context.Context) (int, error) {
 					takeInPlace(ctx)
 					time.Sleep(time.Millisecond)
-					if n++; n%c.lostEach == 0 {
+					if n++; c.lose(n) {
 						return 0, errConflict
 					}
 					return 1, nil
