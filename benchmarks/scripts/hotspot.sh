@@ -14,7 +14,7 @@ if [ -z "$bin" ]; then
 	trap 'rm -rf "$(dirname "$bin")"' EXIT
 	go build -o "$bin" ./cmd/contention
 fi
-common="-strategies dbop+hotspot,dbop+bulkhead,reference -duration 10s -rounds 2"
+common="-strategies dbop+hotspot,dbop+bulkhead,reference -duration 10s -rounds 3"
 run() {
 	name=$1
 	shift

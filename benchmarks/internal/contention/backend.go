@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,8 +27,10 @@ const (
 	// sqldb with mysqldb.MariaDB.
 	MariaDB
 	// Galera: a MariaDB Galera cluster, one DSN per node; each process
-	// spreads its workers over the nodes, so transfers on different nodes
-	// conflict at certification (docs/backends.md §7.1, §7.2).
+	// spreads its workers over the nodes, each worker through a
+	// mysqldb.NodeSet that prefers its own node, so transfers on different
+	// nodes conflict at certification (docs/backends.md §7.1, §7.2); the
+	// attempts a dbop.HotSpot admits begin on one node in every process.
 	Galera
 )
 
@@ -146,6 +149,11 @@ func (b Backend) open(ctx context.Context, v Variant, workers int) (*pools, erro
 		if i < workers%nodes {
 			share++
 		}
+		if b.Kind == Galera {
+			// Any node may serve every worker: a HotSpot's attempts all
+			// begin on one node (mysqldb.NodeSet).
+			share = workers
+		}
 		db, err := newSQLPool(ctx, b.DSNs[i], share)
 		if err != nil {
 			p.Close()
@@ -160,7 +168,14 @@ func (b Backend) open(ctx context.Context, v Variant, workers int) (*pools, erro
 		}
 	}
 	for w := range workers {
-		p.dbs = append(p.dbs, sqlDB{db: p.sqlDBs[w%nodes], iso: iso, sql: sqls})
+		var db sqldb.Beginner = p.sqlDBs[w%nodes]
+		if b.Kind == Galera {
+			// Each worker prefers its own node, as a service spreads its
+			// load over a cluster; a mysqldb.NodeSet begins the attempts a
+			// dbop.HotSpot admits on the HotSpot's node instead.
+			db = mysqldb.Nodes(append(slices.Clone(p.sqlDBs[w%nodes:]), p.sqlDBs[:w%nodes]...)...)
+		}
+		p.dbs = append(p.dbs, sqlDB{db: db, iso: iso, sql: sqls})
 	}
 	return p, nil
 }
@@ -296,7 +311,7 @@ func (pgDB) Classifier(err error) dbop.Verdict { return pgxdb.Classifier(err) }
 
 // sqlDB runs transfers through database/sql and go-sql-driver.
 type sqlDB struct {
-	db  *sql.DB
+	db  sqldb.Beginner
 	iso sql.IsolationLevel
 	sql statements
 }
