@@ -70,8 +70,8 @@ import (
 // yield. Where no lock is taken (no such table, SQLite, an Op that is not
 // an adapter's transaction), the bounds keep lock cycles short and the
 // head start of retries keeps losers from losing again. Attempts that
-// held the lock and still lost (more than one in eight, in two windows of
-// 32 in a row) show writers the lock does not order (on a Galera cluster
+// held the lock and still lost (more than one in eight, in four windows
+// of 32 in a row) show writers the lock does not order (on a Galera cluster
 // reached without a NodeSet, whose row locks hold on one node, the other
 // nodes' write-sets): for a while the HotSpot then admits
 // one attempt at a time, makes no newcomer yield, and takes the lock only
@@ -125,7 +125,7 @@ const (
 	// leakWindow is the number of attempts that held the lock over which
 	// a HotSpot judges whether the lock leaks, and leakWindows the number
 	// of such windows in a row that must show it (judgeLeakLocked).
-	leakWindow, leakWindows = 32, 2
+	leakWindow, leakWindows = 32, 4
 	// backstopMargin is added to twice an attempt's bound for its
 	// context's deadline: the server's answer to a limit it enforced can
 	// arrive tens of milliseconds late on a loaded machine
