@@ -73,9 +73,9 @@ import (
 // held the lock and still lost (more than one in eight, in four windows
 // of 32 in a row) show writers the lock does not order (on a Galera cluster
 // reached without a NodeSet, whose row locks hold on one node, the other
-// nodes' write-sets): for a while the HotSpot then admits
-// one attempt at a time, makes no newcomer yield, and takes the lock only
-// while another process is seen waiting for it. On a Galera cluster reached
+// nodes' write-sets): for a while the HotSpot then lets no attempt wait
+// for the lock beside its holder, makes no newcomer yield, and takes the
+// lock only while another process is seen waiting for it. On a Galera cluster reached
 // through a mysqldb.NodeSet, the attempts a HotSpot admits while it limits
 // begin on one node, the same in every process, so that the lock orders
 // them there. docs/contention.md measures every case.
@@ -424,7 +424,8 @@ func (h *hotSpot) asking() bool {
 // newcomers' yield helps against those, and both cost (a bound is a
 // session setting on MariaDB, two round trips): a leaky HotSpot makes no
 // newcomer yield, bounds no attempt where the lock waits in place (MySQL,
-// MariaDB, Galera), and admits one attempt at a time. Where it does not
+// MariaDB, Galera), and lets no attempt wait for the lock beside its
+// holder (the level search alone decides how many run). Where it does not
 // (PostgreSQL under SERIALIZABLE) attempts stay bounded: a lock cycle with
 // a writer the lock does not order would otherwise wait for the deadlock
 // detector.

@@ -137,7 +137,7 @@ type NodeSet struct {
 // second), rotated by a key of the HotSpot's that every process computes
 // alike. Writers of hot rows on several Galera nodes fail each other at
 // certification, and no lock orders them, since a row lock holds on one
-// node (docs/backends.md §7.2); on one node they queue on the row locks,
+// node (docs/backends.md §7.2, §7.12); on one node they queue on the row locks,
 // and on the HotSpot's own lock (docs/contention.md). A node that failed
 // lately is passed over as it is for any transaction.
 //
@@ -273,8 +273,8 @@ const identityTimeout = time.Second
 // the HotSpot's key. So the hot spot's writers of every process meet on one
 // node, whose row locks order them and the HotSpot's lock among them,
 // where writers on several nodes would fail each other at certification
-// (docs/backends.md §7.2); Galera's documentation advises the same for hot
-// rows. Different hot spots spread over the nodes. A node that failed
+// (docs/backends.md §7.2, §7.12). Different hot spots spread over the
+// nodes. A node that failed
 // lately is passed over as in any begin, and every process passes over it
 // alike once it has seen it fail. A node whose identity is not known yet
 // (it failed when asked) comes after the others.
