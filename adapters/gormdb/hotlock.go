@@ -2,8 +2,6 @@ package gormdb
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/hotlock"
@@ -26,18 +24,13 @@ func (b *beginner) coordinated(ctx context.Context, o scopes.BeginOptions) (*txn
 		return begin()
 	}
 	return hotlock.Begin(ctx, hotlock.Scope[*txn]{
-		Begin: begin,
-		Tx:    func(t *txn) hotlock.Tx { return hotlock.SQL(rawConnPool(t.db)) },
-		Rollback: func(t *txn) {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.rollbackTimeout)
-			defer cancel()
-			_ = t.Rollback(rctx)
-		},
-		Refused: func(err error) bool {
-			return !dbop.VerdictOf(b.classify.Classify(err)).Retryable() || errors.Is(err, sql.ErrNoRows)
-		},
-		Off:      &b.uncoordinated,
-		Postgres: b.family == sqldialect.Postgres,
-		Name:     "gormdb",
+		Begin:           begin,
+		Tx:              func(t *txn) hotlock.Tx { return hotlock.SQL(rawConnPool(t.db)) },
+		Rollback:        func(ctx context.Context, t *txn) error { return t.Rollback(ctx) },
+		RollbackTimeout: b.rollbackTimeout,
+		Retryable:       func(err error) bool { return dbop.VerdictOf(b.classify.Classify(err)).Retryable() },
+		Off:             &b.uncoordinated,
+		Postgres:        b.family == sqldialect.Postgres,
+		Name:            "gormdb",
 	})
 }

@@ -34,18 +34,14 @@ func (c *config) coordinated(ctx context.Context, o scopes.BeginOptions, off *at
 		return begin()
 	}
 	return hotlock.Begin(ctx, hotlock.Scope[*txn]{
-		Begin: begin,
-		Tx:    func(t *txn) hotlock.Tx { return pgxTx{t.Tx} },
-		Rollback: func(t *txn) {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.rollbackTimeout)
-			defer cancel()
-			_ = t.Tx.Rollback(rctx)
-		},
-		// No advisory locks on this server (42883, say).
-		Refused:  func(err error) bool { return !dbop.VerdictOf(c.classify(err)).Retryable() },
-		Off:      off,
-		Postgres: true,
-		Name:     "pgxdb",
+		Begin:           begin,
+		Tx:              func(t *txn) hotlock.Tx { return pgxTx{t.Tx} },
+		Rollback:        func(ctx context.Context, t *txn) error { return t.Tx.Rollback(ctx) },
+		RollbackTimeout: c.rollbackTimeout,
+		Retryable:       func(err error) bool { return dbop.VerdictOf(c.classify(err)).Retryable() },
+		Off:             off,
+		Postgres:        true,
+		Name:            "pgxdb",
 	})
 }
 

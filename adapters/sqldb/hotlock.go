@@ -2,8 +2,6 @@ package sqldb
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/hotlock"
@@ -38,19 +36,13 @@ func (b *begin) coordinated(ctx context.Context, o scopes.BeginOptions) (*txn, e
 		return begin()
 	}
 	return hotlock.Begin(ctx, hotlock.Scope[*txn]{
-		Begin: begin,
-		Tx:    func(t *txn) hotlock.Tx { return hotlock.SQL(t.tx) },
-		Rollback: func(t *txn) {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.restoreTO)
-			defer cancel()
-			_ = t.Rollback(rctx)
-		},
-		// No lock function, no lock table (1146), say.
-		Refused: func(err error) bool {
-			return !dbop.VerdictOf(b.classify.Classify(err)).Retryable() || errors.Is(err, sql.ErrNoRows)
-		},
-		Off:      &b.uncoordinated,
-		Postgres: b.family == sqldialect.Postgres,
-		Name:     "sqldb",
+		Begin:           begin,
+		Tx:              func(t *txn) hotlock.Tx { return hotlock.SQL(t.tx) },
+		Rollback:        func(ctx context.Context, t *txn) error { return t.Rollback(ctx) },
+		RollbackTimeout: b.restoreTO,
+		Retryable:       func(err error) bool { return dbop.VerdictOf(b.classify.Classify(err)).Retryable() },
+		Off:             &b.uncoordinated,
+		Postgres:        b.family == sqldialect.Postgres,
+		Name:            "sqldb",
 	})
 }

@@ -114,15 +114,20 @@ type Scope[T any] struct {
 	Begin func() (T, error)
 	// Tx is the transaction's statements, for [Take].
 	Tx func(T) Tx
-	// Rollback rolls back a transaction the attempt will not run in,
-	// bounded by the scope's rollback timeout.
-	Rollback func(T)
-	// Refused reports whether an error of the lock's statements means the
-	// server has no such lock (no function, no table): the scope then
-	// goes on uncoordinated, and Off remembers it for later transactions.
-	Refused  func(error) bool
-	Off      *atomic.Bool
-	Postgres bool
+	// Rollback rolls back a transaction the attempt will not run in;
+	// Begin bounds it by RollbackTimeout, on a context the attempt's end
+	// does not cancel.
+	Rollback        func(ctx context.Context, t T) error
+	RollbackTimeout time.Duration
+	// Retryable reports whether the scope's classifier retries an error.
+	// An error of the lock's statements that it does not retry (no lock
+	// function, 42883; no lock table, 1146), or a lock row that could not
+	// be added (sql.ErrNoRows), means the server has no such lock: the
+	// scope then goes on uncoordinated, and Off remembers it for later
+	// transactions.
+	Retryable func(error) bool
+	Off       *atomic.Bool
+	Postgres  bool
 	// Name prefixes the error of a wait that failed: "pgxdb", "sqldb", ….
 	Name string
 }
@@ -145,9 +150,11 @@ func Begin[T any](ctx context.Context, s Scope[T]) (T, error) {
 		if err == nil && step == Held {
 			return t, nil
 		}
-		s.Rollback(t)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.RollbackTimeout)
+		_ = s.Rollback(rctx, t)
+		cancel()
 		if err != nil {
-			if s.Refused(err) {
+			if !s.Retryable(err) || errors.Is(err, sql.ErrNoRows) {
 				s.Off.Store(true)
 				return s.Begin()
 			}
