@@ -2,11 +2,14 @@ package gormdb
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/hotlock"
 	"github.com/dbop-go/dbop/internal/sqldialect"
 	"github.com/dbop-go/dbop/scopes"
+	"gorm.io/gorm"
 )
 
 // coordinated begins an attempt's transaction with b.beginOnce and, when a
@@ -29,8 +32,37 @@ func (b *beginner) coordinated(ctx context.Context, o scopes.BeginOptions) (*txn
 		Rollback:        func(ctx context.Context, t *txn) error { return t.Rollback(ctx) },
 		RollbackTimeout: b.rollbackTimeout,
 		Retryable:       func(err error) bool { return dbop.VerdictOf(b.classify.Classify(err)).Retryable() },
-		Off:             &b.uncoordinated,
+		State:           &b.locks,
 		Postgres:        b.family == sqldialect.Postgres,
 		Name:            "gormdb",
 	})
+}
+
+// CreateHotSpotLocks creates the tables whose locks dbop.HotSpot's
+// transactions take, if they do not exist, through db: on the postgres
+// dialector the tables dbop_hotspot_lock_0 to dbop_hotspot_lock_15 (see
+// sqldb.CreateHotSpotLocks), on the mysql dialector the table
+// dbop_hotspot_locks (MySQL and MariaDB alike), on the sqlite dialector
+// nothing. Run it once, as part of your migrations, where a HotSpot runs.
+// A dialector this package does not know is an error naming it.
+func CreateHotSpotLocks(ctx context.Context, db *gorm.DB) error {
+	if db == nil {
+		return errors.New("gormdb: CreateHotSpotLocks: db is nil")
+	}
+	var postgres bool
+	switch name := dialectorName(db); name {
+	case postgresDialector:
+		postgres = true
+	case mysqlDialector:
+	case sqliteDialector:
+		return nil
+	default:
+		return fmt.Errorf("gormdb: CreateHotSpotLocks: the %q dialector is not one whose locks a HotSpot takes (postgres, mysql)", name)
+	}
+	for _, stmt := range hotlock.Create(postgres) {
+		if err := db.WithContext(ctx).Exec(stmt).Error; err != nil {
+			return fmt.Errorf("gormdb: CreateHotSpotLocks: %w", err)
+		}
+	}
+	return nil
 }

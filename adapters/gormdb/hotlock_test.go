@@ -10,23 +10,33 @@ import (
 	"github.com/dbop-go/dbop/adapters/gormdb"
 	"github.com/dbop-go/dbop/adapters/mysqldb"
 	"github.com/dbop-go/dbop/internal/hotlock"
+	"github.com/dbop-go/dbop/internal/testdb"
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 )
 
 // When a dbop.HotSpot asks for its lock (internal/hotlock), InTx takes it
 // before fn runs, as sqldb does: held by another process's transaction,
 // the attempt waits for it and then commits on top of the holder's write,
-// once. Under SERIALIZABLE on PostgreSQL that takes a new transaction
-// after the wait (docs/backends.md §1.13); on MariaDB the locking read
-// takes no snapshot (§3.13).
+// once. Under SERIALIZABLE on PostgreSQL with CreateHotSpotLocks's tables,
+// and on MariaDB, the lock takes no snapshot and waits in place
+// (docs/backends.md §1.14, §3.13); with PostgreSQL's advisory lock, where
+// the tables are missing, that takes a new transaction after the wait
+// (§1.13).
 func TestHotSpotLockWaitsForAnotherProcess(t *testing.T) {
 	for _, c := range []struct {
-		name string
-		open func(t *testing.T) *gorm.DB
-		hold string
-		opts []gormdb.TxOption
+		name    string
+		open    func(t *testing.T) *gorm.DB
+		hold    func(key int64) (string, []any)
+		opts    []gormdb.TxOption
+		inPlace bool
 	}{
-		{"postgres", func(t *testing.T) *gorm.DB { return livePostgres(t, nil) }, "SELECT pg_advisory_xact_lock(?)", nil},
+		{"postgres-tables", func(t *testing.T) *gorm.DB { return postgresInSchema(t, "gormdb_hotlock_tables", true) },
+			func(key int64) (string, []any) {
+				return "LOCK TABLE " + hotlock.PostgresTable(key) + " IN EXCLUSIVE MODE", nil
+			}, nil, true},
+		{"postgres-advisory", func(t *testing.T) *gorm.DB { return postgresInSchema(t, "gormdb_hotlock_advisory", false) },
+			func(key int64) (string, []any) { return "SELECT pg_advisory_xact_lock(?)", []any{key} }, nil, false},
 		{"mariadb", func(t *testing.T) *gorm.DB {
 			db := liveMySQL(t, nil)
 			sqlDB, err := db.DB()
@@ -37,7 +47,10 @@ func TestHotSpotLockWaitsForAnotherProcess(t *testing.T) {
 				t.Fatal(err)
 			}
 			return db
-		}, "SELECT id FROM dbop_hotspot_locks WHERE id = ? FOR UPDATE", []gormdb.TxOption{gormdb.Dialect(mysqldb.MariaDB)}},
+		}, func(key int64) (string, []any) {
+			return "SELECT id FROM dbop_hotspot_locks WHERE id = ? FOR UPDATE", []any{key}
+		},
+			[]gormdb.TxOption{gormdb.Dialect(mysqldb.MariaDB)}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			db := c.open(t)
@@ -52,7 +65,8 @@ func TestHotSpotLockWaitsForAnotherProcess(t *testing.T) {
 				t.Fatal(holder.Error)
 			}
 			defer holder.Rollback()
-			exec(t, holder, c.hold, key)
+			query, args := c.hold(key)
+			exec(t, holder, query, args...)
 			exec(t, holder, "UPDATE gormdb_hotlock SET v = v + 1 WHERE id = 1")
 
 			req := &hotlock.Request{Key: key}
@@ -88,10 +102,39 @@ func TestHotSpotLockWaitsForAnotherProcess(t *testing.T) {
 			if v != 2 {
 				t.Errorf("v = %d, want 2: the holder's write and the attempt's, each once", v)
 			}
-			// SERIALIZABLE: PostgreSQL begins again, MariaDB waits in place.
-			if took, waited, inPlace := req.Outcome(); !took || !waited || inPlace != (c.name == "mariadb") {
-				t.Errorf("request outcome took=%v waited=%v inPlace=%v, want true, true, %v", took, waited, inPlace, c.name == "mariadb")
+			if took, waited, inPlace := req.Outcome(); !took || !waited || inPlace != c.inPlace {
+				t.Errorf("request outcome took=%v waited=%v inPlace=%v, want true, true, %v", took, waited, inPlace, c.inPlace)
 			}
 		})
 	}
+}
+
+// postgresInSchema opens GORM on the test database with its connections in
+// schema, which it creates empty, with CreateHotSpotLocks's tables when
+// tables is set: tests of other packages share the database, and a lock
+// table in their schema would change what their HotSpots take.
+func postgresInSchema(t *testing.T, schema string, tables bool) *gorm.DB {
+	t.Helper()
+	admin := livePostgres(t, nil)
+	exec(t, admin, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+	exec(t, admin, "CREATE SCHEMA "+schema)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := admin.WithContext(ctx).Exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE").Error; err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	cc, err := pgx.ParseConfig(testdb.Postgres(t))
+	if err != nil {
+		t.Fatalf("parsing %s: %v", testdb.PostgresEnv, err)
+	}
+	cc.RuntimeParams["search_path"] = schema
+	db := openPostgres(t, cc, nil)
+	if tables {
+		if err := gormdb.CreateHotSpotLocks(t.Context(), db); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db
 }

@@ -6,10 +6,10 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/hotlock"
 	"github.com/dbop-go/dbop/internal/resolve"
 	"github.com/dbop-go/dbop/internal/sqldialect"
 	"github.com/dbop-go/dbop/scopes"
@@ -114,9 +114,9 @@ type beginner struct {
 	resolve         bool // ResolveCommit, on a family that has a resolution
 	scopeOpts       []scopes.TxOption
 	classify        dbop.Classifier // the caller's, GORM's, then the backend's
-	// uncoordinated is set once the server refused a HotSpot's lock
-	// (coordinated): later transactions take none.
-	uncoordinated atomic.Bool
+	// locks remembers what the server said of a HotSpot's locks
+	// (coordinated): none at all, or no PostgreSQL lock tables.
+	locks hotlock.State
 }
 
 // newBeginner checks the options of InTx or Do, named caller, against db's

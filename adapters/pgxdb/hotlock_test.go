@@ -2,6 +2,7 @@ package pgxdb_test
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -9,16 +10,31 @@ import (
 	"github.com/dbop-go/dbop/adapters/pgxdb"
 	"github.com/dbop-go/dbop/internal/hotlock"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// When a dbop.HotSpot asks for its lock (internal/hotlock), InTx takes the
-// transaction-scoped advisory lock before fn runs. Held by another
-// process's transaction, it waits for it; a REPEATABLE READ or SERIALIZABLE
-// transaction then begins again, since its snapshot predates the holder's
-// commit and its write would fail with 40001 (docs/backends.md §1.13): the
-// attempt commits, once, on top of the holder's write.
+// When a dbop.HotSpot asks for its lock (internal/hotlock), InTx takes it
+// before fn runs, and waits for it while another process's transaction
+// holds it; the attempt then commits, once, on top of the holder's write.
+// With CreateHotSpotLocks's tables the lock is LOCK TABLE, which takes no
+// snapshot and waits in place at every isolation level (docs/backends.md
+// §1.14). Without them it is the transaction-scoped advisory lock (the
+// first transaction finds the table missing and begins again), and a
+// REPEATABLE READ or SERIALIZABLE transaction begins again after the wait,
+// since its snapshot predates the holder's commit and its write would fail
+// with 40001 (§1.13).
 func TestHotSpotLockWaitsForAnotherProcess(t *testing.T) {
-	pool := newPool(t, 4)
+	for _, tables := range []bool{true, false} {
+		name := map[bool]string{true: "tables", false: "advisory"}[tables]
+		t.Run(name, func(t *testing.T) {
+			pool := newPool(t, 4, inSchema(t, "pgxdb_hotlock_"+name, tables))
+			hotLockWait(t, pool, tables)
+		})
+	}
+}
+
+func hotLockWait(t *testing.T, pool *pgxpool.Pool, tables bool) {
 	createTable(t, pool, "pgxdb_hotlock", "id int PRIMARY KEY, v int NOT NULL", "INSERT INTO pgxdb_hotlock VALUES (1, 0)")
 	for _, iso := range []pgx.TxIsoLevel{pgx.ReadCommitted, pgx.RepeatableRead, pgx.Serializable} {
 		t.Run(string(iso), func(t *testing.T) {
@@ -31,7 +47,11 @@ func TestHotSpotLockWaitsForAnotherProcess(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer holder.Rollback(context.Background())
-			exec(t, holder, "SELECT pg_advisory_xact_lock($1)", key)
+			if tables {
+				exec(t, holder, "LOCK TABLE "+hotlock.PostgresTable(key)+" IN EXCLUSIVE MODE")
+			} else {
+				exec(t, holder, "SELECT pg_advisory_xact_lock($1)", key)
+			}
 			exec(t, holder, "UPDATE pgxdb_hotlock SET v = v + 1 WHERE id = 1")
 
 			req := &hotlock.Request{Key: key}
@@ -49,7 +69,10 @@ func TestHotSpotLockWaitsForAnotherProcess(t *testing.T) {
 				}, pgxdb.Isolation(iso)).Run(ctx)
 				done <- err
 			}()
-			waitForAdvisoryWaiter(t, pool, key)
+			waitForLockWaiter(t, pool, key, tables)
+			// A lock taken in place counts as waited for by its time:
+			// let the wait outlast hotlock's threshold.
+			time.Sleep(20 * time.Millisecond)
 			if err := holder.Commit(t.Context()); err != nil {
 				t.Fatal(err)
 			}
@@ -60,12 +83,15 @@ func TestHotSpotLockWaitsForAnotherProcess(t *testing.T) {
 				t.Errorf("v = %d, want %d: the holder's write and the attempt's, each once", got, want)
 			}
 			took, waited, inPlace := req.Outcome()
-			if wantInPlace := iso == pgx.ReadCommitted; !took || !waited || inPlace != wantInPlace {
+			if wantInPlace := tables || iso == pgx.ReadCommitted; !took || !waited || inPlace != wantInPlace {
 				t.Errorf("request outcome took=%v waited=%v inPlace=%v, want true, true, %v", took, waited, inPlace, wantInPlace)
 			}
-			wantBegins := 2 // the snapshot of the first was stale
-			if iso == pgx.ReadCommitted {
-				wantBegins = 1 // waits in place
+			wantBegins := 1 // waits in place
+			if !tables {
+				wantBegins++ // the LOCK TABLE of the first found no table
+				if iso != pgx.ReadCommitted {
+					wantBegins++ // the snapshot of the second was stale
+				}
 			}
 			if begins != wantBegins {
 				t.Errorf("%d transactions begun, want %d", begins, wantBegins)
@@ -76,49 +102,57 @@ func TestHotSpotLockWaitsForAnotherProcess(t *testing.T) {
 
 // Uncontended, the lock is taken in the attempt's transaction and released
 // with it; without a request, or in a transaction begun inside fn (the
-// request is claimed), none is taken.
+// request is claimed), none is taken. Both locks wait in place here: LOCK
+// TABLE at every level, the advisory lock under the server's default
+// isolation, READ COMMITTED.
 func TestHotSpotLockHeldForTheTransactionOnly(t *testing.T) {
-	pool := newPool(t, 4)
-	key := rand.Int64()
-	held := func(ctx context.Context, tx pgx.Tx) int {
-		var n int
-		err := tx.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
-			AND classid = (($1::bigint >> 32) & 4294967295)::oid AND objid = ($1::bigint & 4294967295)::oid AND objsubid = 1 AND granted`, key).Scan(&n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	req := &hotlock.Request{Key: key}
-	var outer, inner int
-	_, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
-		outer = held(ctx, tx)
-		_, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
-			inner = held(ctx, tx)
-			return nil
-		}).Run(ctx)
-		return err
-	}).Run(hotlock.With(t.Context(), req))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if outer != 1 || inner != 0 {
-		t.Errorf("lock held %d times in the attempt's transaction and %d in one begun inside it; want 1 and 0", outer, inner)
-	}
-	// The server's default isolation, READ COMMITTED, waits in place.
-	if took, waited, inPlace := req.Outcome(); !took || waited || !inPlace {
-		t.Errorf("request outcome took=%v waited=%v inPlace=%v, want true, false, true", took, waited, inPlace)
-	}
-	n := queryInt(t, pool, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = (($1::bigint >> 32) & 4294967295)::oid AND objid = ($1::bigint & 4294967295)::oid`, key)
-	if n != 0 {
-		t.Errorf("%d advisory locks left after the transaction", n)
-	}
-	_, err = pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
-		outer = held(ctx, tx)
-		return nil
-	}).Run(t.Context())
-	if err != nil || outer != 0 {
-		t.Errorf("without a request: lock held %d times, err %v; want none", outer, err)
+	for _, tables := range []bool{true, false} {
+		name := map[bool]string{true: "tables", false: "advisory"}[tables]
+		t.Run(name, func(t *testing.T) {
+			pool := newPool(t, 4, inSchema(t, "pgxdb_hotlock_held_"+name, tables))
+			key := rand.Int64()
+			query, arg := `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+				AND classid = (($1::bigint >> 32) & 4294967295)::oid AND objid = ($1::bigint & 4294967295)::oid AND objsubid = 1`, any(key)
+			if tables {
+				query, arg = `SELECT count(*) FROM pg_locks WHERE locktype = 'relation' AND relation = $1::regclass AND mode = 'ExclusiveLock'`, hotlock.PostgresTable(key)
+			}
+			held := func(ctx context.Context, tx pgx.Tx) int {
+				var n int
+				if err := tx.QueryRow(ctx, query+" AND granted AND pid = pg_backend_pid()", arg).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			req := &hotlock.Request{Key: key}
+			var outer, inner int
+			_, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+				outer = held(ctx, tx)
+				_, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+					inner = held(ctx, tx)
+					return nil
+				}).Run(ctx)
+				return err
+			}).Run(hotlock.With(t.Context(), req))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if outer != 1 || inner != 0 {
+				t.Errorf("lock held %d times in the attempt's transaction and %d in one begun inside it; want 1 and 0", outer, inner)
+			}
+			if took, waited, inPlace := req.Outcome(); !took || waited || !inPlace {
+				t.Errorf("request outcome took=%v waited=%v inPlace=%v, want true, false, true", took, waited, inPlace)
+			}
+			if n := queryInt(t, pool, query, arg); n != 0 {
+				t.Errorf("%d locks left after the transaction", n)
+			}
+			_, err = pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+				outer = held(ctx, tx)
+				return nil
+			}).Run(t.Context())
+			if err != nil || outer != 0 {
+				t.Errorf("without a request: lock held %d times, err %v; want none", outer, err)
+			}
+		})
 	}
 }
 
@@ -135,26 +169,225 @@ func (c countBegins) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, e
 	return c.pool.BeginTx(ctx, opts)
 }
 
-// waitForAdvisoryWaiter waits until a backend waits for the advisory lock
-// key.
-func waitForAdvisoryWaiter(t *testing.T, pool interface {
+// waitForLockWaiter waits until a backend waits for the lock of key: its
+// lock table (tables) or its advisory lock.
+func waitForLockWaiter(t *testing.T, pool interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
-}, key int64) {
+}, key int64, tables bool) {
 	t.Helper()
+	query, arg := `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+			AND classid = (($1::bigint >> 32) & 4294967295)::oid AND objid = ($1::bigint & 4294967295)::oid`, any(key)
+	if tables {
+		query, arg = `SELECT count(*) FROM pg_locks WHERE locktype = 'relation' AND NOT granted AND relation = $1::regclass`, hotlock.PostgresTable(key)
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var n int
-		err := pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
-			AND classid = (($1::bigint >> 32) & 4294967295)::oid AND objid = ($1::bigint & 4294967295)::oid`, key).Scan(&n)
-		if err != nil {
+		if err := pool.QueryRow(t.Context(), query, arg).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		if n > 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("nobody waited for the advisory lock within 10s")
+			t.Fatal("nobody waited for the lock within 10s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// inSchema returns a pool modifier that makes the pool's connections use
+// schema, which it creates empty, with CreateHotSpotLocks's tables when
+// tables is set: tests of other packages share the database, and a lock
+// table in their schema would change what their HotSpots take.
+func inSchema(t *testing.T, schema string, tables bool) func(*pgxpool.Config) {
+	t.Helper()
+	admin := newPool(t, 1)
+	ident := pgx.Identifier{schema}.Sanitize()
+	exec(t, admin, "DROP SCHEMA IF EXISTS "+ident+" CASCADE")
+	exec(t, admin, "CREATE SCHEMA "+ident)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := admin.Exec(ctx, "DROP SCHEMA IF EXISTS "+ident+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	if tables {
+		conn, err := admin.Acquire(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Release()
+		exec(t, conn, "SET search_path TO "+ident)
+		if err := pgxdb.CreateHotSpotLocks(t.Context(), conn); err != nil {
+			t.Fatal(err)
+		}
+		exec(t, conn, "RESET search_path")
+	}
+	return func(cfg *pgxpool.Config) { cfg.ConnConfig.RuntimeParams["search_path"] = schema }
+}
+
+// A role without the right to lock the tables (42501: LOCK … IN EXCLUSIVE
+// MODE needs UPDATE, DELETE or TRUNCATE, docs/backends.md §1.14) gets the
+// advisory lock instead: the first transaction of the operation is refused
+// and begins again, and later ones take the advisory lock at once.
+func TestHotSpotLockTablesRefused(t *testing.T) {
+	const schema, role = "pgxdb_hotlock_refused", "pgxdb_hotlock_noright"
+	inSchema(t, schema, true) // the tables, created by the test's role
+	admin := newPool(t, 1)
+	exec(t, admin, "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '"+role+"') THEN CREATE ROLE "+role+" LOGIN; END IF; END $$")
+	exec(t, admin, "GRANT USAGE ON SCHEMA "+schema+" TO "+role)
+	exec(t, admin, "CREATE TABLE "+schema+".pgxdb_hotlock_refused (id int PRIMARY KEY)")
+	exec(t, admin, "GRANT SELECT, INSERT ON "+schema+".pgxdb_hotlock_refused TO "+role)
+	for _, name := range pgxdb.HotSpotLockTables() {
+		exec(t, admin, "GRANT SELECT ON "+schema+"."+name+" TO "+role)
+	}
+	pool := newPool(t, 2, func(cfg *pgxpool.Config) {
+		cfg.ConnConfig.User = role
+		cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	})
+	begins := 0
+	insert := pgxdb.Do(countBegins{pool, &begins}, func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "INSERT INTO pgxdb_hotlock_refused VALUES ((SELECT count(*) FROM pgxdb_hotlock_refused) + 1)")
+		return err
+	})
+	for i, want := range []int{2, 3} {
+		req := &hotlock.Request{Key: rand.Int64()}
+		if _, err := insert.Run(hotlock.With(t.Context(), req)); err != nil {
+			t.Fatalf("operation %d: %v", i+1, err)
+		}
+		if took, _, inPlace := req.Outcome(); !took || !inPlace {
+			t.Errorf("operation %d: took=%v inPlace=%v, want the advisory lock, in place under READ COMMITTED", i+1, took, inPlace)
+		}
+		if begins != want {
+			t.Errorf("after operation %d: %d transactions begun, want %d", i+1, begins, want)
+		}
+	}
+	if n := queryInt(t, admin, "SELECT count(*) FROM "+schema+".pgxdb_hotlock_refused"); n != 2 {
+		t.Errorf("%d rows, want 2: each operation's, once", n)
+	}
+	var direct *pgconn.PgError
+	_, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "LOCK TABLE "+pgxdb.HotSpotLockTables()[0]+" IN EXCLUSIVE MODE")
+		return err
+	}).Run(t.Context())
+	if !errors.As(err, &direct) || direct.Code != "42501" {
+		t.Errorf("LOCK TABLE as the role without UPDATE: %v, want 42501", err)
+	}
+}
+
+// On pgx's own handles the lock table's LOCK travels in the BEGIN round
+// trip, and the attempt runs no statement of the lock's own. Where the
+// tables are missing, that batch fails with 42P01 after BEGIN: a pool
+// destroys the connection, a *pgx.Conn of the caller's is rolled back and
+// serves on, and the operation takes the advisory lock with statements of
+// their own from then on (a REPEATABLE READ transaction that waited for
+// it begins again, §1.13). The statements are checked one by one.
+func TestHotSpotLockInBegin(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		tables bool
+		conn   bool // a *pgx.Conn, not the pool
+		iso    pgx.TxIsoLevel
+		want   func(lock string) []string // the attempt's statements, the holder committing during the first wait
+	}{
+		{"tables/pool/serializable", true, false, pgx.Serializable, func(lock string) []string {
+			return []string{"begin isolation level serializable; " + lock, "SELECT v FROM pgxdb_hotlock WHERE id = 1", "UPDATE pgxdb_hotlock SET v = $1 WHERE id = 1", "commit"}
+		}},
+		{"tables/conn/read committed", true, true, pgx.ReadCommitted, func(lock string) []string {
+			return []string{"begin isolation level read committed; " + lock, "SELECT v FROM pgxdb_hotlock WHERE id = 1", "UPDATE pgxdb_hotlock SET v = $1 WHERE id = 1", "commit"}
+		}},
+		{"advisory/pool/repeatable read", false, false, pgx.RepeatableRead, func(lock string) []string {
+			return []string{"begin isolation level repeatable read; " + lock + " -> 42P01",
+				"begin isolation level repeatable read", hotlock.PostgresTry, hotlock.PostgresWait, "rollback",
+				"begin isolation level repeatable read", hotlock.PostgresTry,
+				"SELECT v FROM pgxdb_hotlock WHERE id = 1", "UPDATE pgxdb_hotlock SET v = $1 WHERE id = 1", "commit"}
+		}},
+		{"advisory/conn/read committed", false, true, pgx.ReadCommitted, func(lock string) []string {
+			return []string{"begin isolation level read committed; " + lock + " -> 42P01", "ROLLBACK",
+				"begin isolation level read committed", hotlock.PostgresTry, hotlock.PostgresWait,
+				"SELECT v FROM pgxdb_hotlock WHERE id = 1", "UPDATE pgxdb_hotlock SET v = $1 WHERE id = 1", "commit"}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			schema := map[bool]string{true: "pgxdb_hotlock_begin_tables", false: "pgxdb_hotlock_begin_advisory"}[c.tables]
+			inPool := inSchema(t, schema, c.tables)
+			admin := newPool(t, 2, inPool)
+			createTable(t, admin, "pgxdb_hotlock", "id int PRIMARY KEY, v int NOT NULL", "INSERT INTO pgxdb_hotlock VALUES (1, 0)")
+			log := &sqlLog{}
+			var db pgxdb.Beginner = newPool(t, 2, inPool, traced(log))
+			if c.conn {
+				cfg, err := pgx.ParseConfig(admin.Config().ConnConfig.ConnString())
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg.RuntimeParams["search_path"] = schema
+				cfg.Tracer = log
+				conn, err := pgx.ConnectConfig(t.Context(), cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { conn.Close(context.Background()) })
+				db = conn
+			}
+			key := rand.Int64()
+			lock := "LOCK TABLE " + hotlock.PostgresTable(key) + " IN EXCLUSIVE MODE"
+			op := pgxdb.Do(db, func(ctx context.Context, tx pgx.Tx) error {
+				var v int
+				if err := tx.QueryRow(ctx, "SELECT v FROM pgxdb_hotlock WHERE id = 1").Scan(&v); err != nil {
+					return err
+				}
+				_, err := tx.Exec(ctx, "UPDATE pgxdb_hotlock SET v = $1 WHERE id = 1", v+1)
+				return err
+			}, pgxdb.Isolation(c.iso))
+
+			holder, err := admin.Begin(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer holder.Rollback(context.Background())
+			if c.tables {
+				exec(t, holder, lock)
+			} else {
+				exec(t, holder, "SELECT pg_advisory_xact_lock($1)", key)
+			}
+			exec(t, holder, "UPDATE pgxdb_hotlock SET v = v + 1 WHERE id = 1")
+			req := &hotlock.Request{Key: key}
+			done := make(chan error, 1)
+			go func() {
+				_, err := op.Run(hotlock.With(t.Context(), req))
+				done <- err
+			}()
+			waitForLockWaiter(t, admin, key, c.tables)
+			time.Sleep(20 * time.Millisecond)
+			if err := holder.Commit(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Fatalf("the attempt that waited for the lock: %v", err)
+			}
+			if v := queryInt(t, admin, "SELECT v FROM pgxdb_hotlock WHERE id = 1"); v != 2 {
+				t.Errorf("v = %d, want 2: the holder's write and the attempt's, each once", v)
+			}
+			if took, waited, inPlace := req.Outcome(); !took || !waited || inPlace != (c.tables || c.iso == pgx.ReadCommitted) {
+				t.Errorf("request outcome took=%v waited=%v inPlace=%v", took, waited, inPlace)
+			}
+			checkLog(t, c.want(lock), log.Log())
+
+			// The operation remembers: uncontended, its next attempt takes
+			// the same lock the same way, without the refused batch.
+			log.Reset()
+			if _, err := op.Run(hotlock.With(t.Context(), &hotlock.Request{Key: key})); err != nil {
+				t.Fatal(err)
+			}
+			first := "begin isolation level " + string(c.iso) + "; " + lock
+			if !c.tables {
+				first = "begin isolation level " + string(c.iso)
+			}
+			if got := log.Log(); len(got) == 0 || got[0] != first {
+				t.Errorf("the next operation began with %q, want %q", got, first)
+			}
+		})
 	}
 }

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/hotlock"
 	"github.com/dbop-go/dbop/internal/resolve"
 	"github.com/dbop-go/dbop/scopes"
 	"github.com/jackc/pgx/v5"
@@ -101,12 +101,12 @@ func inTx[T any](caller string, db Beginner, fn func(context.Context, pgx.Tx) (T
 	if c.resolve {
 		res = newResolver(caller, db, c)
 	}
-	var uncoordinated atomic.Bool // the server has no advisory locks (coordinated)
+	var locks hotlock.State // what the server said of the HotSpot's locks (coordinated)
 	begin := func(ctx context.Context, o scopes.BeginOptions) (*txn, error) {
 		if c.restart != nil {
-			return c.begin(ctx, db, o, res)
+			return c.begin(ctx, db, o, res, "")
 		}
-		return c.coordinated(ctx, o, &uncoordinated, func() (*txn, error) { return c.begin(ctx, db, o, res) })
+		return c.coordinated(ctx, db, o, res, &locks)
 	}
 	run := func(ctx context.Context, t *txn) (T, error) { return fn(ctx, t.Tx) }
 	if c.restart != nil {
@@ -126,15 +126,16 @@ func inTx[T any](caller string, db Beginner, fn func(context.Context, pgx.Tx) (T
 // begin begins one attempt's transaction with its per-attempt settings
 // (attemptSettings): in the BEGIN round trip itself, or, with
 // CockroachRestart, left in the txn for the restart scope to run after its
-// savepoint.
-func (c *config) begin(ctx context.Context, db Beginner, o scopes.BeginOptions, res *resolver) (*txn, error) {
+// savepoint. A lock statement that is not "" follows the settings in the
+// same round trip (coordinated).
+func (c *config) begin(ctx context.Context, db Beginner, o scopes.BeginOptions, res *resolver, lock string) (*txn, error) {
 	txOpts := c.txOptions
 	if o.ReadOnly {
 		txOpts.AccessMode = pgx.ReadOnly
 	}
 	setSQL := c.attemptSettings(ctx)
-	if c.restart == nil && setSQL != "" {
-		txOpts.BeginQuery = beginSQL(txOpts, setSQL)
+	if c.restart == nil && (setSQL != "" || lock != "") {
+		txOpts.BeginQuery = beginSQL(txOpts, joinSQL(setSQL, lock))
 		setSQL = ""
 	}
 	tx, err := db.BeginTx(ctx, txOpts)

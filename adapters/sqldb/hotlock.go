@@ -2,6 +2,9 @@ package sqldb
 
 import (
 	"context"
+	"database/sql"
+	"errors"
+	"fmt"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/hotlock"
@@ -41,8 +44,47 @@ func (b *begin) coordinated(ctx context.Context, o scopes.BeginOptions) (*txn, e
 		Rollback:        func(ctx context.Context, t *txn) error { return t.Rollback(ctx) },
 		RollbackTimeout: b.restoreTO,
 		Retryable:       func(err error) bool { return dbop.VerdictOf(b.classify.Classify(err)).Retryable() },
-		Off:             &b.uncoordinated,
+		State:           &b.locks,
 		Postgres:        b.family == sqldialect.Postgres,
 		Name:            "sqldb",
 	})
+}
+
+// PostgresHotSpotLockTables returns the names of the tables
+// [CreateHotSpotLocks] creates on PostgreSQL, for a migration that grants
+// a role the right to lock them (GRANT UPDATE ON … TO …) or drops them.
+func PostgresHotSpotLockTables() []string { return hotlock.PostgresTableNames() }
+
+// CreateHotSpotLocks creates the tables whose locks dbop.HotSpot's
+// transactions take, if they do not exist, on the server of d's family,
+// through db (a *sql.DB, *sql.Conn or *sql.Tx). Run it once, as part of
+// your migrations, where a HotSpot runs on PostgreSQL, MySQL or MariaDB.
+//
+//   - PostgreSQL: the tables dbop_hotspot_lock_0 to dbop_hotspot_lock_15,
+//     in the first schema of the search_path, as pgxdb.CreateHotSpotLocks
+//     makes them (its documentation says how they are used). Without
+//     them a HotSpot takes a transaction-scoped advisory lock, which waits
+//     in place only under READ COMMITTED (docs/backends.md §1.13, §1.14).
+//   - MySQL and MariaDB: the table dbop_hotspot_locks, as
+//     mysqldb.CreateHotSpotLocks makes it. Without it nothing orders the
+//     processes (§3.13).
+//   - SQLite: nothing; it runs one writer at a time already.
+//
+// It panics, as InTx does, when d is not a usable Dialect.
+func CreateHotSpotLocks(ctx context.Context, db interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}, d Dialect) error {
+	mustBeValid(d, "CreateHotSpotLocks")
+	if d.Family == sqldialect.SQLite {
+		return nil
+	}
+	if db == nil {
+		return errors.New("sqldb: CreateHotSpotLocks: db is nil")
+	}
+	for _, stmt := range hotlock.Create(d.Family == sqldialect.Postgres) {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("sqldb: CreateHotSpotLocks (%s): %w", d.Name, err)
+		}
+	}
+	return nil
 }

@@ -19,34 +19,58 @@ type hotLockCase struct {
 	name    string
 	open    func(t *testing.T) *sql.DB
 	dialect sqldb.Dialect
-	hold    string // takes the lock key ($1 or ?)
-	// waiting counts the sessions waiting for it; "" where the server
-	// does not tell without reading its process list (MariaDB's waiter
-	// waits in the optimizer's const-row read, "Statistics", before
-	// InnoDB lists it), and the test waits 300 ms after the attempt began
-	// instead.
-	waiting string
+	// hold takes the lock of key: the statement and its argument.
+	hold func(key int64) (string, any)
+	// waiting counts the sessions waiting for the lock of key; nil where
+	// the server does not tell without reading its process list
+	// (MariaDB's waiter waits in the optimizer's const-row read,
+	// "Statistics", before InnoDB lists it), and the test waits 300 ms
+	// after the attempt began instead.
+	waiting func(key int64) (string, any)
 	update  string // writes v ($1 or ?)
 	begins  map[sql.IsolationLevel]int
+	inPlace map[sql.IsolationLevel]bool
 }
 
 // When a dbop.HotSpot asks for its lock (internal/hotlock), InTx takes it
-// before fn runs: on PostgreSQL a transaction-scoped advisory lock, on
+// before fn runs: on PostgreSQL one of CreateHotSpotLocks's tables with
+// LOCK TABLE, or without them a transaction-scoped advisory lock; on
 // MariaDB a row of mysqldb.CreateHotSpotLocks's table locked FOR UPDATE.
 // Held by another process's transaction, the attempt waits for it and then
-// commits on top of the holder's write, once: a PostgreSQL REPEATABLE READ
-// or SERIALIZABLE transaction begins again, since its snapshot predates
-// the holder's commit (docs/backends.md §1.13); a MariaDB locking read
-// takes no snapshot, and the transaction goes on (§3.13).
+// commits on top of the holder's write, once. LOCK TABLE and MariaDB's
+// locking read take no snapshot, and the transaction goes on
+// (docs/backends.md §1.14, §3.13); after the advisory lock a REPEATABLE
+// READ or SERIALIZABLE transaction begins again, since its snapshot
+// predates the holder's commit (§1.13). Without the tables, the first
+// transaction of the operation finds them missing and begins again.
 func TestHotSpotLockWaitsForAnotherProcess(t *testing.T) {
+	everyLevel := func(v bool) map[sql.IsolationLevel]bool {
+		return map[sql.IsolationLevel]bool{sql.LevelReadCommitted: v, sql.LevelRepeatableRead: v, sql.LevelSerializable: v}
+	}
 	for _, c := range []hotLockCase{{
-		name:    "postgres",
-		open:    func(t *testing.T) *sql.DB { return openPostgres(t) },
+		name:    "postgres-tables",
+		open:    func(t *testing.T) *sql.DB { return postgresInSchema(t, "sqldb_hotlock_tables", true) },
 		dialect: sqldb.Postgres,
-		hold:    "SELECT pg_advisory_xact_lock($1)",
-		waiting: "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = ($1::bigint & 4294967295)::oid",
+		hold: func(key int64) (string, any) {
+			return "LOCK TABLE " + hotlock.PostgresTable(key) + " IN EXCLUSIVE MODE", nil
+		},
+		waiting: func(key int64) (string, any) {
+			return "SELECT count(*) FROM pg_locks WHERE locktype = 'relation' AND NOT granted AND relation = $1::regclass", hotlock.PostgresTable(key)
+		},
 		update:  "UPDATE sqldb_hotlock SET v = $1 WHERE id = 1",
-		begins:  map[sql.IsolationLevel]int{sql.LevelReadCommitted: 1, sql.LevelRepeatableRead: 2, sql.LevelSerializable: 2},
+		begins:  map[sql.IsolationLevel]int{sql.LevelReadCommitted: 1, sql.LevelRepeatableRead: 1, sql.LevelSerializable: 1},
+		inPlace: everyLevel(true),
+	}, {
+		name:    "postgres-advisory",
+		open:    func(t *testing.T) *sql.DB { return postgresInSchema(t, "sqldb_hotlock_advisory", false) },
+		dialect: sqldb.Postgres,
+		hold:    func(key int64) (string, any) { return "SELECT pg_advisory_xact_lock($1)", key },
+		waiting: func(key int64) (string, any) {
+			return "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = ($1::bigint & 4294967295)::oid", key
+		},
+		update:  "UPDATE sqldb_hotlock SET v = $1 WHERE id = 1",
+		begins:  map[sql.IsolationLevel]int{sql.LevelReadCommitted: 2, sql.LevelRepeatableRead: 3, sql.LevelSerializable: 3},
+		inPlace: map[sql.IsolationLevel]bool{sql.LevelReadCommitted: true},
 	}, {
 		name: "mariadb",
 		open: func(t *testing.T) *sql.DB {
@@ -57,9 +81,10 @@ func TestHotSpotLockWaitsForAnotherProcess(t *testing.T) {
 			return db
 		},
 		dialect: mysqldb.MariaDB,
-		hold:    "SELECT id FROM dbop_hotspot_locks WHERE id = ? FOR UPDATE",
+		hold:    func(key int64) (string, any) { return "SELECT id FROM dbop_hotspot_locks WHERE id = ? FOR UPDATE", key },
 		update:  "UPDATE sqldb_hotlock SET v = ? WHERE id = 1",
 		begins:  map[sql.IsolationLevel]int{sql.LevelReadCommitted: 1, sql.LevelRepeatableRead: 1, sql.LevelSerializable: 1},
+		inPlace: everyLevel(true),
 	}} {
 		t.Run(c.name, func(t *testing.T) {
 			db := c.open(t)
@@ -83,7 +108,11 @@ func hotLockWait(t *testing.T, db *sql.DB, c hotLockCase, iso sql.IsolationLevel
 		t.Fatal(err)
 	}
 	defer holder.Rollback()
-	mustExec(t, holder, c.hold, key)
+	if query, arg := c.hold(key); arg == nil {
+		mustExec(t, holder, query)
+	} else {
+		mustExec(t, holder, query, arg)
+	}
 	mustExec(t, holder, "UPDATE sqldb_hotlock SET v = v + 1 WHERE id = 1")
 
 	req := &hotlock.Request{Key: key}
@@ -101,13 +130,17 @@ func hotLockWait(t *testing.T, db *sql.DB, c hotLockCase, iso sql.IsolationLevel
 		}, sqldb.Isolation(iso)).Run(hotlock.With(t.Context(), req))
 		done <- err
 	}()
-	if c.waiting == "" {
+	if c.waiting == nil {
 		<-begun
 		time.Sleep(300 * time.Millisecond)
 	} else {
 		eventually(t, "the attempt waits for the lock", func() bool {
-			return scalar[int](t, db, c.waiting, key) > 0
+			query, arg := c.waiting(key)
+			return scalar[int](t, db, query, arg) > 0
 		})
+		// A lock taken in place counts as waited for by its time: let
+		// the wait outlast hotlock's threshold.
+		time.Sleep(20 * time.Millisecond)
 	}
 	select {
 	case err := <-done:
@@ -123,8 +156,7 @@ func hotLockWait(t *testing.T, db *sql.DB, c hotLockCase, iso sql.IsolationLevel
 	if got, want := scalar[int](t, db, "SELECT v FROM sqldb_hotlock WHERE id = 1"), before+2; got != want {
 		t.Errorf("v = %d, want %d: the holder's write and the attempt's, each once", got, want)
 	}
-	// PostgreSQL waits in place under READ COMMITTED only; MariaDB always.
-	wantInPlace := c.name == "mariadb" || iso == sql.LevelReadCommitted
+	wantInPlace := c.inPlace[iso]
 	if took, waited, inPlace := req.Outcome(); !took || !waited || inPlace != wantInPlace {
 		t.Errorf("request outcome took=%v waited=%v inPlace=%v, want true, true, %v", took, waited, inPlace, wantInPlace)
 	}
@@ -176,4 +208,29 @@ func (b countingBeginner) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sq
 	default:
 	}
 	return tx, err
+}
+
+// postgresInSchema returns a pool whose connections use schema, which it
+// creates empty, with CreateHotSpotLocks's tables when tables is set:
+// tests of other packages share the database, and a lock table in their
+// schema would change what their HotSpots take.
+func postgresInSchema(t *testing.T, schema string, tables bool) *sql.DB {
+	t.Helper()
+	admin := openPostgres(t)
+	mustExec(t, admin, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+	mustExec(t, admin, "CREATE SCHEMA "+schema)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := admin.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	db := openPostgres(t, "search_path="+schema)
+	if tables {
+		if err := sqldb.CreateHotSpotLocks(t.Context(), db, sqldb.Postgres); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db
 }

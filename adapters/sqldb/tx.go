@@ -6,10 +6,10 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/hotlock"
 	"github.com/dbop-go/dbop/internal/resolve"
 	"github.com/dbop-go/dbop/internal/sqldialect"
 	"github.com/dbop-go/dbop/scopes"
@@ -100,9 +100,9 @@ type begin struct {
 	own       bool // guard over a *sql.DB or *sql.Conn: hold the connection even without session settings
 	scopeOpts []scopes.TxOption
 	classify  dbop.Classifier // the caller's classifiers, then the dialect's
-	// uncoordinated is set once the server refused a HotSpot's lock
-	// (coordinated): later transactions take none.
-	uncoordinated atomic.Bool
+	// locks remembers what the server said of a HotSpot's locks
+	// (coordinated): none at all, or no PostgreSQL lock tables.
+	locks hotlock.State
 }
 
 // newBegin checks the arguments of InTx or Do, named caller, and plans

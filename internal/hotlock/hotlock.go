@@ -13,6 +13,7 @@ package hotlock
 
 import (
 	"context"
+	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -47,7 +48,8 @@ func (r *Request) Waited() { r.waited.Store(true) }
 
 // InPlace records that the scope took the lock with a statement that waits
 // for it in place and leaves the transaction usable (MySQL's and MariaDB's
-// row lock, PostgreSQL's advisory lock under READ COMMITTED): a waiting
+// row lock, PostgreSQL's lock tables, and its advisory lock under READ
+// COMMITTED): a waiting
 // attempt then gets the lock from the server the moment its holder ends,
 // with its BEGIN already done, so the HotSpot lets one attempt wait in the
 // server while another holds the lock.
@@ -73,12 +75,63 @@ func From(ctx context.Context) *Request {
 }
 
 // PostgresTry and PostgresWait are the statements a PostgreSQL scope runs
-// (docs/backends.md §1.13): the first tries the lock without waiting and
-// reports the transaction's isolation level; the second waits for it.
+// where the lock tables are missing (docs/backends.md §1.13): the first
+// tries the advisory lock without waiting and reports the transaction's
+// isolation level; the second waits for it.
 const (
 	PostgresTry  = "SELECT pg_try_advisory_xact_lock($1), current_setting('transaction_isolation')"
 	PostgresWait = "SELECT pg_advisory_xact_lock($1)"
 )
+
+// The PostgreSQL coordinator where the lock tables exist: LOCK TABLE, as
+// the transaction's first statement, takes no snapshot, so it waits for
+// the holder in place at every isolation level, and the statements after
+// it see what the holder committed (docs/backends.md §1.14). A key locks
+// one of PostgresTables empty tables, the one PostgresTable names; COMMIT
+// or ROLLBACK releases it. The tables are created by pgxdb's, sqldb's and
+// gormdb's CreateHotSpotLocks ([PostgresCreate]); without them a scope
+// takes the advisory lock.
+const (
+	// PostgresTables is how many lock tables there are: two HotSpots
+	// whose keys share a table order each other's attempts, which is
+	// correct but orders more than it must.
+	PostgresTables = 16
+	// PostgresLockMode is the mode of the lock: EXCLUSIVE conflicts with
+	// itself and with every mode but ACCESS SHARE, so that reading the
+	// (empty) table is never blocked.
+	PostgresLockMode = "EXCLUSIVE"
+)
+
+// PostgresTableNames returns the names of the lock tables.
+func PostgresTableNames() []string { return append([]string(nil), postgresTables[:]...) }
+
+// PostgresTable returns the name of the lock table of key.
+func PostgresTable(key int64) string { return postgresTables[uint64(key)%PostgresTables] }
+
+// PostgresLock returns the statement that locks key's table.
+func PostgresLock(key int64) string { return postgresLocks[uint64(key)%PostgresTables] }
+
+var postgresTables, postgresLocks = func() (names, locks [PostgresTables]string) {
+	for i := range names {
+		names[i] = "dbop_hotspot_lock_" + strconv.Itoa(i)
+		locks[i] = "LOCK TABLE " + names[i] + " IN " + PostgresLockMode + " MODE"
+	}
+	return names, locks
+}()
+
+// PostgresCreate returns the statements that create the lock tables, if
+// they do not exist, in the first schema of the search_path: one CREATE
+// TABLE and one COMMENT per table, each a statement of its own, so that
+// every driver can run them with or without parameters.
+func PostgresCreate() []string {
+	stmts := make([]string, 0, 2*PostgresTables)
+	for _, name := range postgresTables {
+		stmts = append(stmts,
+			"CREATE TABLE IF NOT EXISTS "+name+" ()",
+			"COMMENT ON TABLE "+name+" IS 'dbop.HotSpot''s lock: never written, locked IN "+PostgresLockMode+" MODE for the length of a transaction'")
+	}
+	return stmts
+}
 
 // The MySQL and MariaDB coordinator: neither has a transaction-scoped
 // advisory lock (GET_LOCK's locks belong to the session and outlive the
@@ -136,4 +189,14 @@ func WithServerDeadline(ctx context.Context, at time.Time) context.Context {
 func ServerDeadline(ctx context.Context) (time.Time, bool) {
 	at, ok := ctx.Value(serverKey{}).(time.Time)
 	return at, ok
+}
+
+// Create returns the statements that create the lock tables of a
+// PostgreSQL server (postgres true) or of MySQL and MariaDB, each to be
+// run on its own.
+func Create(postgres bool) []string {
+	if postgres {
+		return PostgresCreate()
+	}
+	return []string{MySQLCreate}
 }

@@ -56,14 +56,38 @@ const (
 // well under a millisecond on a local server.
 const waited = 2 * time.Millisecond
 
-// Take takes r's lock in tx, as the first statements of the
-// transaction: on PostgreSQL (postgres true) the advisory lock, tried
-// without waiting and then waited for; on MySQL and MariaDB the lock
-// table's row, added the first time. It records on r what it did. An
-// error is a statement's, and the caller rolls tx back; sql.ErrNoRows
-// means the lock row could not be added.
-func Take(ctx context.Context, tx Tx, postgres bool, r *Request) (Step, error) {
-	if postgres {
+// Kind is the lock [Take] takes.
+type Kind int
+
+const (
+	// MySQLRow: the row of MySQLTable, added the first time (MySQL,
+	// MariaDB).
+	MySQLRow Kind = iota
+	// PostgresLockTable: one of the PostgreSQL lock tables, with LOCK
+	// TABLE (docs/backends.md §1.14).
+	PostgresLockTable
+	// PostgresAdvisory: PostgreSQL's transaction-scoped advisory lock,
+	// where the lock tables are missing (§1.13).
+	PostgresAdvisory
+)
+
+// Take takes r's lock of kind k in tx, as the first statements of the
+// transaction, and records on r what it did. A lock that waits in place
+// (all but the advisory lock outside READ COMMITTED) is taken with one
+// statement, and whether it was waited for is judged by its time (no
+// server says so), as waited. An error is a statement's, and the caller
+// rolls tx back; sql.ErrNoRows means the MySQL lock row could not be
+// added.
+func Take(ctx context.Context, tx Tx, k Kind, r *Request) (Step, error) {
+	switch k {
+	case PostgresLockTable:
+		start := time.Now()
+		if err := tx.Exec(ctx, PostgresLock(r.Key)); err != nil {
+			return Held, err
+		}
+		TookInPlace(r, start)
+		return Held, nil
+	case PostgresAdvisory:
 		var got bool
 		var isolation string
 		if err := tx.QueryRow(ctx, PostgresTry, r.Key).Scan(&got, &isolation); err != nil {
@@ -92,11 +116,7 @@ func Take(ctx context.Context, tx Tx, postgres bool, r *Request) (Step, error) {
 		var id int64
 		err := tx.QueryRow(ctx, MySQLLock, r.Key).Scan(&id)
 		if err == nil {
-			r.Took()
-			r.InPlace()
-			if time.Since(start) > waited {
-				r.Waited()
-			}
+			TookInPlace(r, start)
 			return Held, nil
 		}
 		if !errors.Is(err, sql.ErrNoRows) || added {
@@ -107,6 +127,37 @@ func Take(ctx context.Context, tx Tx, postgres bool, r *Request) (Step, error) {
 		}
 	}
 }
+
+// TookInPlace records on r a lock taken in place by a statement that
+// started at start: waited for if it took longer than waited.
+func TookInPlace(r *Request, start time.Time) {
+	r.Took()
+	r.InPlace()
+	if time.Since(start) > waited {
+		r.Waited()
+	}
+}
+
+// State is what an operation's scope remembers of the server's answers to
+// the lock's statements, for all its attempts.
+type State struct {
+	// off: the server has no lock (no advisory lock function, no MySQL
+	// lock table); transactions go on uncoordinated.
+	off atomic.Bool
+	// noTables: PostgreSQL refused the lock tables (missing, or LOCK not
+	// allowed); transactions take the advisory lock.
+	noTables atomic.Bool
+}
+
+// Off reports whether the server was found to have no lock.
+func (s *State) Off() bool { return s.off.Load() }
+
+// Tables reports whether a PostgreSQL scope may try the lock tables: the
+// server has refused neither them nor every lock.
+func (s *State) Tables() bool { return !s.off.Load() && !s.noTables.Load() }
+
+// RefuseTables remembers that the server refused the lock tables.
+func (s *State) RefuseTables() { s.noTables.Store(true) }
 
 // Scope is what [Begin] needs of an adapter's transaction scope.
 type Scope[T any] struct {
@@ -120,13 +171,15 @@ type Scope[T any] struct {
 	Rollback        func(ctx context.Context, t T) error
 	RollbackTimeout time.Duration
 	// Retryable reports whether the scope's classifier retries an error.
-	// An error of the lock's statements that it does not retry (no lock
-	// function, 42883; no lock table, 1146), or a lock row that could not
-	// be added (sql.ErrNoRows), means the server has no such lock: the
-	// scope then goes on uncoordinated, and Off remembers it for later
-	// transactions.
+	// An error of the lock's statements that it does not retry means the
+	// server has no such lock: no lock tables on PostgreSQL (42P01), or
+	// no right to lock them (42501), and the scope takes the advisory
+	// lock instead; no advisory lock function (42883), no MySQL lock
+	// table (1146), or a MySQL lock row that could not be added
+	// (sql.ErrNoRows), and the scope goes on uncoordinated. State
+	// remembers either for later transactions.
 	Retryable func(error) bool
-	Off       *atomic.Bool
+	State     *State
 	Postgres  bool
 	// Name prefixes the error of a wait that failed: "pgxdb", "sqldb", ….
 	Name string
@@ -137,16 +190,28 @@ type Scope[T any] struct {
 // again while Take says so. A wait that failed (a lock or statement
 // timeout, a lost connection) is returned for the retry to judge.
 func Begin[T any](ctx context.Context, s Scope[T]) (T, error) {
+	req := From(ctx)
+	if req == nil || s.State.off.Load() || !req.Claim() {
+		return s.Begin()
+	}
+	return BeginClaimed(ctx, s, req)
+}
+
+// BeginClaimed is [Begin] for a request the caller has claimed.
+func BeginClaimed[T any](ctx context.Context, s Scope[T], req *Request) (T, error) {
 	t, err := s.Begin()
-	if err != nil || s.Off.Load() {
+	if err != nil || s.State.off.Load() {
 		return t, err
 	}
-	req := From(ctx)
-	if req == nil || !req.Claim() {
-		return t, nil
-	}
 	for {
-		step, err := Take(ctx, s.Tx(t), s.Postgres, req)
+		k := MySQLRow
+		if s.Postgres {
+			k = PostgresLockTable
+			if s.State.noTables.Load() {
+				k = PostgresAdvisory
+			}
+		}
+		step, err := Take(ctx, s.Tx(t), k, req)
 		if err == nil && step == Held {
 			return t, nil
 		}
@@ -154,12 +219,15 @@ func Begin[T any](ctx context.Context, s Scope[T]) (T, error) {
 		_ = s.Rollback(rctx, t)
 		cancel()
 		if err != nil {
-			if !s.Retryable(err) || errors.Is(err, sql.ErrNoRows) {
-				s.Off.Store(true)
+			if s.Retryable(err) && !errors.Is(err, sql.ErrNoRows) {
+				var zero T
+				return zero, fmt.Errorf("%s: waiting for the hot spot's lock: %w", s.Name, err)
+			}
+			if k != PostgresLockTable {
+				s.State.off.Store(true)
 				return s.Begin()
 			}
-			var zero T
-			return zero, fmt.Errorf("%s: waiting for the hot spot's lock: %w", s.Name, err)
+			s.State.noTables.Store(true)
 		}
 		if t, err = s.Begin(); err != nil {
 			return t, err
