@@ -58,16 +58,20 @@ import (
 // adapters' transaction scopes to take a lock as the first statement of an
 // attempt's transaction, a lock every process takes for the HotSpot built
 // at the same place (the function and line that call HotSpot) in the same
-// code: on PostgreSQL a transaction-scoped advisory lock (pgxdb, sqldb,
-// gormdb), on MySQL and MariaDB a row of the table
+// code: on PostgreSQL a LOCK TABLE on one of the tables the adapters'
+// CreateHotSpotLocks create, or without them a transaction-scoped advisory
+// lock (pgxdb, sqldb, gormdb); on MySQL and MariaDB a row of the table
 // mysqldb.CreateHotSpotLocks creates (sqldb, gormdb); COMMIT or ROLLBACK
 // releases it. It asks once an attempt that ran alone in its process lost
-// a conflict, so to another process; and where the lock waits in place
-// (MySQL, MariaDB, PostgreSQL under READ COMMITTED), on every attempt while
-// it limits, admitting two at once: one holds the lock, the other waits for
-// it in the server, its BEGIN done, and gets it the moment the holder ends.
-// While the lock is taken, attempts carry no bound and newcomers do not
-// yield. Where no lock is taken (no such table, SQLite, an Op that is not
+// a conflict, or waited for the lock, so to another process; and where the
+// lock waits in place (MySQL, MariaDB, PostgreSQL's lock tables at every
+// isolation level, its advisory lock under READ COMMITTED), it admits two
+// at once, each asking: one holds the lock, the other waits for it in the
+// server, its BEGIN done, and gets it the moment the holder ends. Alone in
+// its process it does so only while the level search finds that two
+// attempts so get more done than one at a time without the lock (level
+// one). While the lock is taken, attempts carry no bound and newcomers do
+// not yield. Where no lock is taken (no such table, SQLite, an Op that is not
 // an adapter's transaction), the bounds keep lock cycles short and the
 // head start of retries keeps losers from losing again. Attempts that
 // held the lock and still lost (more than one in eight, in four windows
@@ -196,6 +200,16 @@ type hotSpot struct {
 	// waitedUntil: an attempt that ran alone in this process waited for
 	// the lock, so another process holds it, until admitted passes this.
 	waitedUntil uint64
+
+	// fleet: an attempt lost a conflict, or waited for the lock, while
+	// nothing else of this process's was in flight, so other processes
+	// (or clients) write the rows. Until then the lock only lets one
+	// attempt wait in the server while another holds it, which the level
+	// search weighs against one attempt at a time without the lock
+	// (pipelines).
+	fleet bool
+	// locking counts the attempts in flight that asked for the lock.
+	locking int
 
 	admitted      uint64 // attempts admitted while limiting
 	externalUntil uint64 // deadlines stay on at one slot until admitted passes this
@@ -337,7 +351,10 @@ func (h *hotSpot) admissible(solo bool, inflight int) bool {
 	case solo:
 		return inflight == 0
 	case h.coordinating() && h.pipelines():
-		return inflight < 2
+		// At level two, one holds the lock and one waits for it; not
+		// beside an attempt that runs without it, with which it could
+		// form a lock cycle.
+		return inflight == 0 || (inflight < min(h.level.slots, 2) && h.locking == inflight)
 	case h.coordinating():
 		return inflight == 0
 	}
@@ -351,6 +368,9 @@ func (h *hotSpot) admitLocked(solo, retry bool) ticket {
 	h.admitted++
 	h.solo = solo
 	t := ticket{seq: h.admitted, alone: alone, solo: solo, bounded: h.boundedLocked(), coordinate: h.asksLocked()}
+	if t.coordinate {
+		h.locking++
+	}
 	if !retry {
 		t.yield = h.yieldLocked()
 	}
@@ -401,14 +421,19 @@ func (h *hotSpot) asksLocked() bool {
 }
 
 // asking reports whether attempts ask for the HotSpot's lock now, the
-// probe aside: while the scopes wait for it in place (pipelines); while
+// probe aside: while the scopes wait for it in place (pipelines) and
+// other processes were seen or the level search found two attempts at
+// once, one waiting for the lock, to get more done than one at a time
+// without it (on a server whose round trips cost little beside its
+// context switches, PostgreSQL on a small machine, the lock's statement
+// and the wake-up of its waiter cost more than they save); while
 // attempts lose conflicts to other processes, unless the lock was seen to
 // leak and no attempt alone in this process waited for it since (on a
 // Galera cluster in one process, conflicts come from the other nodes
 // applying this process's own writes, and a lock nobody else holds only
 // costs a round trip).
 func (h *hotSpot) asking() bool {
-	if h.coordinated && h.pipelines() {
+	if h.coordinated && h.pipelines() && (h.fleet || h.level.slots > 1) {
 		return true
 	}
 	if h.leaky() && h.admitted >= h.waitedUntil {
@@ -508,6 +533,7 @@ func (h *hotSpot) leave(t ticket, o outcome, d time.Duration, req *hotlock.Reque
 				h.yieldUntil = max(h.yieldUntil, h.admitted+externalFor)
 				h.externalUntil = max(h.externalUntil, h.admitted+externalFor)
 				h.waitedUntil = h.admitted + externalFor
+				h.fleet = true
 			}
 			h.mu.Unlock()
 		}
@@ -550,6 +576,9 @@ func (h *hotSpot) settle(t ticket, o outcome, d time.Duration) {
 	if t.solo {
 		h.solo = false
 	}
+	if t.coordinate {
+		h.locking--
+	}
 	s := h.state.Load()
 	if s&limiting == 0 {
 		if o.conflicted() {
@@ -564,6 +593,7 @@ func (h *hotSpot) settle(t ticket, o outcome, d time.Duration) {
 		if t.alone && inflight == 0 && h.admitted == t.seq && o == lost {
 			h.externalUntil = h.admitted + externalFor
 			h.yieldUntil = h.admitted + externalFor
+			h.fleet = true
 		}
 	case o == success:
 		h.progress.Add(1)
@@ -592,6 +622,14 @@ func (h *hotSpot) settle(t ticket, o outcome, d time.Duration) {
 		}
 	}
 	if o != neutral {
+		// With a lock that waits in place, the search weighs one
+		// attempt at a time (without the lock, alone in its process)
+		// against two, one waiting for the lock in the server: more
+		// slots add nothing.
+		h.level.ceiling = 0
+		if h.coordinated && h.pipelines() {
+			h.level.ceiling = 2
+		}
 		h.level.measure(o == success, len(h.queue.items) > 0, h.p)
 	}
 	for len(h.queue.items) > 0 && h.admissible(h.queue.items[0].solo, int(h.state.Load()&inflightMask)) {

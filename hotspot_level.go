@@ -65,6 +65,9 @@ type levelSearch struct {
 	lastHold     float64
 	trialRate    float64
 	trialCrowded bool
+	// ceiling, when above 0, is the most slots worth a trial: the
+	// HotSpot sets it before each measure.
+	ceiling int
 
 	winStart            time.Time
 	winN, winOK         int
@@ -110,12 +113,22 @@ func (l *levelSearch) measure(ok, waiting bool, p params) {
 		case l.phase == starting && !clean:
 			l.hold(l.slots)
 			return
+		case l.phase == starting && waiting && l.ceiling > 0 && l.slots >= l.ceiling:
+			l.hold(l.ceiling)
+			return
 		case l.phase == starting && waiting:
 			l.slots *= 2
+			if l.ceiling > 0 {
+				l.slots = min(l.slots, l.ceiling)
+			}
 			l.base = l.slots
 			l.newWindow(time.Now())
 			return
 		}
+	}
+	if l.ceiling > 0 && l.base > l.ceiling {
+		l.hold(l.ceiling)
+		return
 	}
 	if l.phase == starting || l.winN < p.window {
 		return
@@ -134,6 +147,9 @@ func (l *levelSearch) measure(ok, waiting bool, p params) {
 		l.trialDir = 1
 		if l.base > 1 {
 			l.trialDir, l.nextDir = l.nextDir, -l.nextDir
+		}
+		if l.ceiling > 0 && l.base+l.trialDir > l.ceiling {
+			l.trialDir = -1
 		}
 		l.phase, l.slots = trying, l.base+l.trialDir
 	case trying:

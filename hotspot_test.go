@@ -455,38 +455,83 @@ func TestHotSpotAsksForTheFleetLock(t *testing.T) {
 	})
 }
 
-// A scope that waits for the lock in place (MariaDB's row lock, say) is
-// asked on every attempt while the HotSpot limits, even with no other
-// process, and two attempts are admitted at once: one holds the lock, the
-// other waits for it in the server, its BEGIN done.
+// A scope that waits for the lock in place (MariaDB's row lock, say) lets
+// two attempts run at once in one process: one holds the lock, the other
+// waits for it in the server, its BEGIN done. Alone in its process the
+// HotSpot does that only where it gets more done than one attempt at a
+// time without the lock, which the level search finds out: here each
+// attempt begins in 2 ms, then holds the rows for 10 ms, and the lock's
+// statement costs lockCost, spent holding it. A waiting attempt's BEGIN
+// overlaps its holder's work, so pipelining wins with a cheap lock (10 ms
+// per transfer against 12) and loses with a dear one (13 against 12).
 func TestHotSpotLetsOneWaitInTheServer(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		pipeline := dbop.Chain(dbop.WithRetry(dbop.Constant(0)), dbop.HotSpot())
-		dbop.Op[int](func(ctx context.Context) (int, error) {
-			if !takeInPlace(ctx) {
-				t.Fatal("the first attempt did not ask for the lock")
-			}
-			return 1, nil
-		}).With(pipeline).Run(context.Background())
-
-		var asked, inFlight, most atomic.Int32
-		var wg sync.WaitGroup
-		for range 3 {
-			wg.Go(func() {
+	for _, c := range []struct {
+		name     string
+		lockCost time.Duration
+		pipeline bool
+	}{
+		{"the lock pays", 0, true},
+		{"the lock costs more than it saves", 3 * time.Millisecond, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				pipeline := dbop.Chain(dbop.WithRetry(dbop.Constant(0)), dbop.HotSpot())
+				// A HotSpot starts limiting; its first attempt learns
+				// that the lock waits in place.
 				dbop.Op[int](func(ctx context.Context) (int, error) {
-					if takeInPlace(ctx) {
-						asked.Add(1)
+					if !takeInPlace(ctx) {
+						t.Fatal("the first attempt did not ask for the lock")
 					}
-					busy(&inFlight, &most)
 					return 1, nil
 				}).With(pipeline).Run(context.Background())
+
+				rows := make(chan struct{}, 1) // the hot rows, or the lock that orders them
+				const workers, each, last = 8, 200, 400
+				var n, asked, inFlight, most atomic.Int32
+				var wg sync.WaitGroup
+				for range workers {
+					wg.Go(func() {
+						for range each {
+							dbop.Op[int](func(ctx context.Context) (int, error) {
+								late := n.Add(1) > workers*each-last
+								if late {
+									k := inFlight.Add(1)
+									defer inFlight.Add(-1)
+									for m := most.Load(); k > m && !most.CompareAndSwap(m, k); m = most.Load() {
+									}
+								}
+								time.Sleep(2 * time.Millisecond) // BEGIN
+								locked := takeInPlace(ctx)
+								rows <- struct{}{}
+								if locked {
+									time.Sleep(c.lockCost)
+								}
+								if late && locked {
+									asked.Add(1)
+								}
+								time.Sleep(10 * time.Millisecond)
+								<-rows
+								return 1, nil
+							}).With(pipeline).Run(context.Background())
+						}
+					})
+				}
+				wg.Wait()
+				// Of the last attempts, a trial of the other level may
+				// take one window of 96.
+				if c.pipeline && asked.Load() < last-96 {
+					t.Errorf("%d of the last %d attempts asked for the lock, want at least %d", asked.Load(), last, last-96)
+				}
+				if !c.pipeline && asked.Load() > 96 {
+					t.Errorf("%d of the last %d attempts asked for the lock, want at most 96", asked.Load(), last)
+				}
+				// Never more than the holder and one waiter.
+				if want := map[bool]int32{true: 2, false: most.Load()}[c.pipeline]; most.Load() != want || most.Load() > 2 {
+					t.Errorf("at most %d attempts ran at once", most.Load())
+				}
 			})
-		}
-		wg.Wait()
-		if asked.Load() != 3 || most.Load() != 2 {
-			t.Errorf("%d of 3 attempts asked for the lock, at most %d ran at once; want 3 and 2", asked.Load(), most.Load())
-		}
-	})
+		})
+	}
 }
 
 // An attempt that held the lock and still lost a conflict shows a writer
@@ -494,20 +539,20 @@ func TestHotSpotLetsOneWaitInTheServer(t *testing.T) {
 // 32 is PostgreSQL's snapshot taken a moment before the lock, and a burst
 // of them another process that does not take the lock yet: only when more
 // than one in eight of the attempts that held the lock lost, in four
-// windows of 32 in a row, does the HotSpot stop letting one wait for it in
-// the server.
+// windows of 32 in a row, does the HotSpot stop asking for it on every
+// attempt (and letting one wait for it in the server).
 func TestHotSpotJudgesALeakingLock(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		lose func(n int) bool // whether the n-th attempt that holds the lock loses
-		most int32
+		asks bool             // whether attempts still ask for the lock
 	}{
-		{"one loss in 32", func(n int) bool { return n%32 == 0 }, 2},
-		{"every other lost", func(n int) bool { return n%2 == 0 }, 1},
+		{"one loss in 32", func(n int) bool { return n%32 == 0 }, true},
+		{"every other lost", func(n int) bool { return n%2 == 0 }, false},
 		// Processes starting: another one does not take the lock yet
 		// (in two-process PostgreSQL runs, the first two windows).
-		{"every other lost, then none", func(n int) bool { return n <= 40 && n%2 == 0 }, 2},
-		{"every other lost for three windows, then none", func(n int) bool { return n <= 96 && n%2 == 0 }, 2},
+		{"every other lost, then none", func(n int) bool { return n <= 40 && n%2 == 0 }, true},
+		{"every other lost for three windows, then none", func(n int) bool { return n <= 96 && n%2 == 0 }, true},
 	} {
 		synctest.Test(t, func(t *testing.T) {
 			pipeline := dbop.Chain(dbop.WithRetry(dbop.Constant(0)), dbop.HotSpot())
@@ -525,20 +570,22 @@ func TestHotSpotJudgesALeakingLock(t *testing.T) {
 					return 1, nil
 				}).With(pipeline).Run(context.Background())
 			}
-			var inFlight, most atomic.Int32
+			var asked atomic.Int32
 			var wg sync.WaitGroup
 			for range 3 {
 				wg.Go(func() {
 					dbop.Op[int](func(ctx context.Context) (int, error) {
-						takeInPlace(ctx)
-						busy(&inFlight, &most)
+						if takeInPlace(ctx) {
+							asked.Add(1)
+						}
+						time.Sleep(10 * time.Millisecond)
 						return 1, nil
 					}).With(pipeline).Run(context.Background())
 				})
 			}
 			wg.Wait()
-			if most.Load() != c.most {
-				t.Errorf("%s: at most %d attempts ran at once, want %d", c.name, most.Load(), c.most)
+			if want := map[bool]int32{true: 3, false: 0}[c.asks]; asked.Load() != want {
+				t.Errorf("%s: %d of 3 attempts asked for the lock, want %d", c.name, asked.Load(), want)
 			}
 		})
 	}
@@ -554,14 +601,4 @@ func takeInPlace(ctx context.Context) bool {
 	req.Took()
 	req.InPlace()
 	return true
-}
-
-// busy is an attempt that takes 10 ms, counted in inFlight while it runs,
-// with the most in flight at once kept in most.
-func busy(inFlight, most *atomic.Int32) {
-	n := inFlight.Add(1)
-	for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-	}
-	time.Sleep(10 * time.Millisecond)
-	inFlight.Add(-1)
 }
