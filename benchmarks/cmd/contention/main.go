@@ -61,6 +61,7 @@ func run() int {
 	flag.IntVar(&cfg.Workers, "workers", 16, "concurrent workers in all (pool size)")
 	flag.IntVar(&cfg.Processes, "processes", 1, "OS processes the workers are split among (the reference always runs in one)")
 	flag.IntVar(&cfg.Accounts, "accounts", 4, "hot accounts")
+	flag.BoolVar(&cfg.NoLockTables, "no-lock-tables", false, "drop dbop.HotSpot's lock tables instead of creating them (PostgreSQL: HotSpot takes an advisory lock; MariaDB: none)")
 	flag.DurationVar(&cfg.Duration, "duration", 10*time.Second, "time each strategy starts new transfers")
 	flag.IntVar(&cfg.Transfers, "transfers", 0, "a fixed number of transfers per strategy instead of -duration")
 	flag.DurationVar(&cfg.Drain, "drain", 60*time.Second, "time allowed for transfers in flight at the end of -duration")

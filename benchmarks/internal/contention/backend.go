@@ -355,7 +355,7 @@ func (sqlDB) Classifier(err error) dbop.Verdict { return mysqldb.Classifier(err)
 // admin is the connection that serialises runs, resets the tables and
 // checks the invariants.
 type admin interface {
-	reset(ctx context.Context, accounts int) error
+	reset(ctx context.Context, accounts int, lockTables bool) error
 	check(ctx context.Context, wantRows, wantSum int64) Invariants
 	close()
 }
@@ -416,10 +416,23 @@ func (a pgAdmin) close() {
 }
 
 // reset creates the tables if needed and empties them: accounts hot
-// accounts, numbered from 1, all at balance 0, and an empty ledger.
-func (a pgAdmin) reset(ctx context.Context, accounts int) error {
+// accounts, numbered from 1, all at balance 0, and an empty ledger. With
+// lockTables it creates dbop.HotSpot's lock tables, as an application's
+// migration would (pgxdb.CreateHotSpotLocks); without, it drops them.
+func (a pgAdmin) reset(ctx context.Context, accounts int, lockTables bool) error {
 	if _, err := a.conn.Exec(ctx, pgSchema); err != nil {
 		return fmt.Errorf("create tables: %w", err)
+	}
+	if lockTables {
+		if err := pgxdb.CreateHotSpotLocks(ctx, a.conn); err != nil {
+			return err
+		}
+	} else {
+		for _, name := range pgxdb.HotSpotLockTables() {
+			if _, err := a.conn.Exec(ctx, "DROP TABLE IF EXISTS "+name); err != nil {
+				return fmt.Errorf("drop lock tables: %w", err)
+			}
+		}
 	}
 	if _, err := a.conn.Exec(ctx, `TRUNCATE bench_accounts, bench_ledger`); err != nil {
 		return fmt.Errorf("truncate: %w", err)
@@ -454,7 +467,7 @@ func (a *sqlAdmin) close() {
 	a.db.Close()
 }
 
-func (a *sqlAdmin) reset(ctx context.Context, accounts int) error {
+func (a *sqlAdmin) reset(ctx context.Context, accounts int, lockTables bool) error {
 	for _, stmt := range []string{
 		`CREATE TABLE IF NOT EXISTS bench_accounts (id int PRIMARY KEY, balance bigint NOT NULL) ENGINE=InnoDB`,
 		`CREATE TABLE IF NOT EXISTS bench_ledger (transfer_id bigint PRIMARY KEY, from_id int NOT NULL, to_id int NOT NULL, amount bigint NOT NULL) ENGINE=InnoDB`,
@@ -467,9 +480,13 @@ func (a *sqlAdmin) reset(ctx context.Context, accounts int) error {
 	}
 	// dbop.HotSpot coordinates processes through this table's rows
 	// (mysqldb.CreateHotSpotLocks), as an application's migration would
-	// create it.
-	if err := mysqldb.CreateHotSpotLocks(ctx, a.conn); err != nil {
-		return err
+	// create it; without lockTables, it is dropped.
+	if lockTables {
+		if err := mysqldb.CreateHotSpotLocks(ctx, a.conn); err != nil {
+			return err
+		}
+	} else if _, err := a.conn.ExecContext(ctx, "DROP TABLE IF EXISTS "+mysqldb.HotSpotLockTable); err != nil {
+		return fmt.Errorf("drop lock table: %w", err)
 	}
 	rows := make([]string, accounts)
 	for i := range rows {

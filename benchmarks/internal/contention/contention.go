@@ -54,7 +54,12 @@ type Config struct {
 	Transfers int
 	// Drain bounds how long transfers in flight at the end of Duration may
 	// take to finish: it ends their waits, never a transaction in flight.
-	Drain        time.Duration
+	Drain time.Duration
+	// NoLockTables drops the tables whose locks dbop.HotSpot takes
+	// (pgxdb.CreateHotSpotLocks, mysqldb.CreateHotSpotLocks) instead of
+	// creating them, as an application without that migration: on
+	// PostgreSQL HotSpot then takes an advisory lock, on MariaDB none.
+	NoLockTables bool
 	Variant      Variant
 	Seed         uint64
 	DBOP         DBOPParams
@@ -148,7 +153,7 @@ func Run(ctx context.Context, cfg Config, s Strategy) (Result, error) {
 		return Result{}, err
 	}
 	defer adm.close()
-	if err := adm.reset(ctx, cfg.Accounts); err != nil {
+	if err := adm.reset(ctx, cfg.Accounts, !cfg.NoLockTables); err != nil {
 		return Result{}, err
 	}
 
