@@ -58,9 +58,10 @@ func run() int {
 		limits     = flag.String("limits", "adapter", "how an attempt's deadline becomes server-side limits: standin (the benchmark sets them and takes the deadline off the context) or adapter (the adapters derive them, the deadline stays)")
 		verbose    = flag.Bool("v", false, "print each run's duration and an example error of each give-up reason to stderr")
 	)
-	flag.IntVar(&cfg.Workers, "workers", 16, "concurrent workers in all (pool size)")
+	flag.IntVar(&cfg.Workers, "workers", 16, "concurrent workers in all (each with a connection of its own, unless -pool)")
 	flag.IntVar(&cfg.Processes, "processes", 1, "OS processes the workers are split among (the reference always runs in one)")
 	flag.IntVar(&cfg.Accounts, "accounts", 4, "hot accounts")
+	flag.IntVar(&cfg.Pool, "pool", 0, "connections per process, shared by its workers (0: one per worker)")
 	flag.BoolVar(&cfg.NoLockTables, "no-lock-tables", false, "drop dbop.HotSpot's lock tables instead of creating them (PostgreSQL: HotSpot takes an advisory lock; MariaDB: none)")
 	flag.DurationVar(&cfg.Duration, "duration", 10*time.Second, "time each strategy starts new transfers")
 	flag.IntVar(&cfg.Transfers, "transfers", 0, "a fixed number of transfers per strategy instead of -duration")
@@ -132,6 +133,9 @@ func run() int {
 	mode := fmt.Sprintf("%v per strategy", cfg.Duration)
 	if cfg.Transfers > 0 {
 		mode = fmt.Sprintf("%d transfers per strategy", cfg.Transfers)
+	}
+	if cfg.Pool > 0 {
+		mode += fmt.Sprintf(", %d connection(s) per process shared by its workers", cfg.Pool)
 	}
 	fmt.Printf("backend=%s variant=%s workers=%d processes=%d accounts=%d %s, GOMAXPROCS=%d\n",
 		cfg.Backend, cfg.Variant, cfg.Workers, max(cfg.Processes, 1), cfg.Accounts, mode, runtime.GOMAXPROCS(0))

@@ -118,13 +118,14 @@ func (p *pools) Close() {
 	}
 }
 
-// open opens exactly workers connections, all established before the
-// clock starts, and returns the DB of each worker.
-func (b Backend) open(ctx context.Context, v Variant, workers int) (*pools, error) {
+// open opens exactly conns connections (per node on Galera), all
+// established before the clock starts, and returns the DB of each of
+// workers workers, which share them.
+func (b Backend) open(ctx context.Context, v Variant, workers, conns int) (*pools, error) {
 	p := &pools{}
 	sqls := b.statements()
 	if b.Kind == Postgres {
-		pool, err := newPGPool(ctx, b.DSNs[0], workers)
+		pool, err := newPGPool(ctx, b.DSNs[0], conns)
 		if err != nil {
 			return nil, err
 		}
@@ -145,14 +146,14 @@ func (b Backend) open(ctx context.Context, v Variant, workers int) (*pools, erro
 		iso = sql.LevelSerializable
 	}
 	for i := range nodes {
-		share := workers / nodes
-		if i < workers%nodes {
+		share := max(conns/nodes, 1)
+		if i < conns%nodes {
 			share++
 		}
 		if b.Kind == Galera {
 			// Any node may serve every worker: a HotSpot's attempts all
 			// begin on one node (mysqldb.NodeSet).
-			share = workers
+			share = conns
 		}
 		db, err := newSQLPool(ctx, b.DSNs[i], share)
 		if err != nil {

@@ -60,6 +60,10 @@ type Config struct {
 	// creating them, as an application without that migration: on
 	// PostgreSQL HotSpot then takes an advisory lock, on MariaDB none.
 	NoLockTables bool
+	// Pool, when above 0, is how many connections each process opens
+	// for its workers to share (at most one per worker); 0 opens one
+	// per worker. The reference always has one.
+	Pool         int
 	Variant      Variant
 	Seed         uint64
 	DBOP         DBOPParams
@@ -252,7 +256,11 @@ func (p partial) result(cfg Config, name string, workers, procs int) Result {
 // ready is not nil it is called once the connections are open, and returns
 // the time to start at.
 func runProcess(ctx context.Context, cfg Config, s Strategy, workers, index int, ready func() (time.Time, error)) (partial, error) {
-	pl, err := cfg.Backend.open(ctx, cfg.Variant, workers)
+	conns := workers
+	if cfg.Pool > 0 {
+		conns = min(cfg.Pool, workers)
+	}
+	pl, err := cfg.Backend.open(ctx, cfg.Variant, workers, conns)
 	if err != nil {
 		return partial{}, err
 	}
