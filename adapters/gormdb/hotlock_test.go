@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/dbop-go/dbop/adapters/mysqldb"
 	"github.com/dbop-go/dbop/internal/hotlock"
 	"github.com/dbop-go/dbop/internal/testdb"
+	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 )
@@ -137,4 +139,35 @@ func postgresInSchema(t *testing.T, schema string, tables bool) *gorm.DB {
 		}
 	}
 	return db
+}
+
+// CreateHotSpotLocks makes the tables the dialector's HotSpot locks take:
+// PostgreSQL's sixteen, MySQL's one, none for SQLite; a dialector gormdb
+// does not know is an error naming it, and a nil *gorm.DB one too.
+func TestCreateHotSpotLocks(t *testing.T) {
+	for _, c := range []struct {
+		dialector string
+		want      []string
+		err       string
+	}{
+		{"postgres", hotlock.Create(true), ""},
+		{"mysql", hotlock.Create(false), ""},
+		{"sqlite", nil, ""},
+		{"clickhouse", nil, `gormdb: CreateHotSpotLocks: the "clickhouse" dialector is not one whose locks a HotSpot takes (postgres, mysql)`},
+	} {
+		t.Run(c.dialector, func(t *testing.T) {
+			db, f := fakeGORM(t, c.dialector, nil)
+			f.Log()
+			err := gormdb.CreateHotSpotLocks(t.Context(), db)
+			if (err == nil) != (c.err == "") || (err != nil && err.Error() != c.err) {
+				t.Fatalf("err = %v, want %q", err, c.err)
+			}
+			if diff := cmp.Diff(c.want, f.Log()); diff != "" {
+				t.Errorf("statements (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if err := gormdb.CreateHotSpotLocks(t.Context(), nil); err == nil || !strings.Contains(err.Error(), "db is nil") {
+		t.Errorf("nil db: %v", err)
+	}
 }

@@ -391,3 +391,15 @@ func TestHotSpotLockInBegin(t *testing.T) {
 		})
 	}
 }
+
+// A nil pool, typed or not, is an error naming the argument, not a panic.
+func TestCreateHotSpotLocksNil(t *testing.T) {
+	var pool *pgxpool.Pool
+	for _, db := range []interface {
+		Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+	}{nil, pool} {
+		if err := pgxdb.CreateHotSpotLocks(t.Context(), db); err == nil || err.Error() != "pgxdb: CreateHotSpotLocks: db is nil" {
+			t.Errorf("%T: %v", db, err)
+		}
+	}
+}

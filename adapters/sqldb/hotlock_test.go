@@ -3,7 +3,9 @@ package sqldb_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,7 +77,7 @@ func TestHotSpotLockWaitsForAnotherProcess(t *testing.T) {
 		name: "mariadb",
 		open: func(t *testing.T) *sql.DB {
 			db := openMariaDB(t)
-			if err := mysqldb.CreateHotSpotLocks(t.Context(), db); err != nil {
+			if err := sqldb.CreateHotSpotLocks(t.Context(), db, mysqldb.MariaDB); err != nil {
 				t.Fatal(err)
 			}
 			return db
@@ -233,4 +235,21 @@ func postgresInSchema(t *testing.T, schema string, tables bool) *sql.DB {
 		}
 	}
 	return db
+}
+
+// CreateHotSpotLocks needs nothing on SQLite, refuses a nil db elsewhere,
+// and panics on a Dialect that is not one, as InTx does.
+func TestCreateHotSpotLocksArguments(t *testing.T) {
+	if err := sqldb.CreateHotSpotLocks(t.Context(), nil, sqldb.SQLite); err != nil {
+		t.Errorf("SQLite: %v, want nil", err)
+	}
+	if err := sqldb.CreateHotSpotLocks(t.Context(), nil, sqldb.Postgres); err == nil || err.Error() != "sqldb: CreateHotSpotLocks: db is nil" {
+		t.Errorf("nil db: %v", err)
+	}
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "sqldb: CreateHotSpotLocks:") {
+			t.Errorf("zero Dialect: recovered %v, want a panic naming CreateHotSpotLocks", r)
+		}
+	}()
+	sqldb.CreateHotSpotLocks(t.Context(), nil, sqldb.Dialect{})
 }
