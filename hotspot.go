@@ -65,13 +65,13 @@ import (
 // releases it. It asks once an attempt that ran alone in its process lost
 // a conflict, or waited for the lock, so to another process; and where the
 // lock waits in place (MySQL, MariaDB, PostgreSQL's lock tables at every
-// isolation level, its advisory lock under READ COMMITTED), it admits two
-// at once, each asking: one holds the lock, the other waits for it in the
-// server, its BEGIN done, and gets it the moment the holder ends. Alone in
-// its process it does so only while the level search finds that two
-// attempts so get more done than one at a time without the lock (level
-// one). While the lock is taken, attempts carry no bound and newcomers do
-// not yield. Where no lock is taken (no such table, SQLite, an Op that is not
+// isolation level, its advisory lock under READ COMMITTED), it may admit
+// two at once, each asking: one holds the lock, the other waits for it in
+// the server, its BEGIN done, and gets it the moment the holder ends. It
+// does so while the level search finds that this gets more done than one
+// attempt at a time (level one, which takes the lock only while other
+// processes are seen). While the lock is taken, attempts carry no bound
+// and newcomers do not yield. Where no lock is taken (no such table, SQLite, an Op that is not
 // an adapter's transaction), the bounds keep lock cycles short and the
 // head start of retries keeps losers from losing again. Attempts that
 // held the lock and still lost (more than one in eight, in four windows
@@ -201,13 +201,6 @@ type hotSpot struct {
 	// the lock, so another process holds it, until admitted passes this.
 	waitedUntil uint64
 
-	// fleet: an attempt lost a conflict, or waited for the lock, while
-	// nothing else of this process's was in flight, so other processes
-	// (or clients) write the rows. Until then the lock only lets one
-	// attempt wait in the server while another holds it, which the level
-	// search weighs against one attempt at a time without the lock
-	// (pipelines).
-	fleet bool
 	// locking counts the attempts in flight that asked for the lock.
 	locking int
 
@@ -433,7 +426,7 @@ func (h *hotSpot) asksLocked() bool {
 // applying this process's own writes, and a lock nobody else holds only
 // costs a round trip).
 func (h *hotSpot) asking() bool {
-	if h.coordinated && h.pipelines() && (h.fleet || h.level.slots > 1) {
+	if h.coordinated && h.pipelines() && (h.fleet() || h.level.slots > 1) {
 		return true
 	}
 	if h.leaky() && h.admitted >= h.waitedUntil {
@@ -482,6 +475,16 @@ func (h *hotSpot) judgeLeakLocked(lost bool) {
 	}
 	h.held, h.heldLost = 0, 0
 }
+
+// fleet reports whether other processes (or clients) were seen writing
+// the rows lately: an attempt lost a conflict, or waited for the lock,
+// while nothing else of this process's was in flight. Otherwise the lock
+// only lets one attempt wait in the server while another holds it, which
+// the level search weighs against one attempt at a time without it. A
+// lock taken in place is judged waited for by its time, so a slow BEGIN
+// can pass for a wait: that makes attempts ask for the lock for a while,
+// never for good.
+func (h *hotSpot) fleet() bool { return h.admitted < h.yieldUntil || h.admitted < h.waitedUntil }
 
 // coordinating reports whether attempts take the HotSpot's lock now.
 func (h *hotSpot) coordinating() bool { return h.coordinated && h.asking() }
@@ -533,7 +536,6 @@ func (h *hotSpot) leave(t ticket, o outcome, d time.Duration, req *hotlock.Reque
 				h.yieldUntil = max(h.yieldUntil, h.admitted+externalFor)
 				h.externalUntil = max(h.externalUntil, h.admitted+externalFor)
 				h.waitedUntil = h.admitted + externalFor
-				h.fleet = true
 			}
 			h.mu.Unlock()
 		}
@@ -593,7 +595,6 @@ func (h *hotSpot) settle(t ticket, o outcome, d time.Duration) {
 		if t.alone && inflight == 0 && h.admitted == t.seq && o == lost {
 			h.externalUntil = h.admitted + externalFor
 			h.yieldUntil = h.admitted + externalFor
-			h.fleet = true
 		}
 	case o == success:
 		h.progress.Add(1)

@@ -139,7 +139,9 @@ func TestHotSpotLockHeldForTheTransactionOnly(t *testing.T) {
 			if outer != 1 || inner != 0 {
 				t.Errorf("lock held %d times in the attempt's transaction and %d in one begun inside it; want 1 and 0", outer, inner)
 			}
-			if took, waited, inPlace := req.Outcome(); !took || waited || !inPlace {
+			// Waited is exact for the advisory lock (it is tried first); a
+			// lock table's is judged by time, which a slow machine can pass.
+			if took, waited, inPlace := req.Outcome(); !took || (waited && !tables) || !inPlace {
 				t.Errorf("request outcome took=%v waited=%v inPlace=%v, want true, false, true", took, waited, inPlace)
 			}
 			if n := queryInt(t, pool, query, arg); n != 0 {
