@@ -158,3 +158,32 @@ func ExampleClassifier() {
 	// commit unexpectedly resulted in rollback: not-retryable
 	// no rows in result set: unclassified
 }
+
+// A HotSpot's lock tables, created once as part of the migrations; the
+// transfers that write the same few accounts then run through a HotSpot
+// whose attempts, in every process, wait for one another in the server at
+// any isolation level.
+func ExampleCreateHotSpotLocks() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "postgres://localhost/bank")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+
+	if err := pgxdb.CreateHotSpotLocks(ctx, pool); err != nil {
+		log.Fatal(err)
+	}
+
+	hot := dbop.Chain(dbop.WithRetry(dbop.FullJitter(dbop.Exponential(5*time.Millisecond, time.Second)), dbop.MaxAttempts(50)), dbop.HotSpot())
+	transfer := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "UPDATE accounts SET balance = balance - 100 WHERE id = $1", 1); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "UPDATE accounts SET balance = balance + 100 WHERE id = $1", 2)
+		return err
+	}, pgxdb.Isolation(pgx.Serializable))
+	if _, err := transfer.With(hot).Run(ctx); err != nil {
+		log.Fatal(err)
+	}
+}
