@@ -627,11 +627,11 @@ func (h *hotSpot) settle(t ticket, o outcome, d time.Duration) {
 		// attempt at a time (without the lock, alone in its process)
 		// against two, one waiting for the lock in the server: more
 		// slots add nothing.
-		h.level.ceiling = 0
+		ceiling := 0
 		if h.coordinated && h.pipelines() {
-			h.level.ceiling = 2
+			ceiling = 2
 		}
-		h.level.measure(o == success, len(h.queue.items) > 0, h.p)
+		h.level.measure(o == success, len(h.queue.items) > 0, ceiling, h.p)
 	}
 	for len(h.queue.items) > 0 && h.admissible(h.queue.items[0].solo, int(h.state.Load()&inflightMask)) {
 		w := h.queue.pop()

@@ -65,9 +65,6 @@ type levelSearch struct {
 	lastHold     float64
 	trialRate    float64
 	trialCrowded bool
-	// ceiling, when above 0, is the most slots worth a trial: the
-	// HotSpot sets it before each measure.
-	ceiling int
 
 	winStart            time.Time
 	winN, winOK         int
@@ -93,8 +90,9 @@ func (l *levelSearch) hold(slots int) {
 }
 
 // measure counts an attempt's end, a success or a conflict; waiting says
-// whether attempts wait for a slot.
-func (l *levelSearch) measure(ok, waiting bool, p params) {
+// whether attempts wait for a slot, and ceiling, when above 0, is the most
+// slots worth having.
+func (l *levelSearch) measure(ok, waiting bool, ceiling int, p params) {
 	l.winN++
 	if ok {
 		l.winOK++
@@ -113,21 +111,21 @@ func (l *levelSearch) measure(ok, waiting bool, p params) {
 		case l.phase == starting && !clean:
 			l.hold(l.slots)
 			return
-		case l.phase == starting && waiting && l.ceiling > 0 && l.slots >= l.ceiling:
-			l.hold(l.ceiling)
+		case l.phase == starting && waiting && ceiling > 0 && l.slots >= ceiling:
+			l.hold(ceiling)
 			return
 		case l.phase == starting && waiting:
 			l.slots *= 2
-			if l.ceiling > 0 {
-				l.slots = min(l.slots, l.ceiling)
+			if ceiling > 0 {
+				l.slots = min(l.slots, ceiling)
 			}
 			l.base = l.slots
 			l.newWindow(time.Now())
 			return
 		}
 	}
-	if l.ceiling > 0 && l.base > l.ceiling {
-		l.hold(l.ceiling)
+	if ceiling > 0 && l.base > ceiling {
+		l.hold(ceiling)
 		return
 	}
 	if l.phase == starting || l.winN < p.window {
@@ -148,7 +146,7 @@ func (l *levelSearch) measure(ok, waiting bool, p params) {
 		if l.base > 1 {
 			l.trialDir, l.nextDir = l.nextDir, -l.nextDir
 		}
-		if l.ceiling > 0 && l.base+l.trialDir > l.ceiling {
+		if ceiling > 0 && l.base+l.trialDir > ceiling {
 			l.trialDir = -1
 		}
 		l.phase, l.slots = trying, l.base+l.trialDir

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/hotlock"
@@ -40,32 +39,10 @@ import (
 // operation.
 func (c *config) coordinated(ctx context.Context, db Beginner, o scopes.BeginOptions, res *resolver, locks *hotlock.State) (*txn, error) {
 	begin := func() (*txn, error) { return c.begin(ctx, db, o, res, "") }
-	req := hotlock.From(ctx)
-	if o.ReadOnly || req == nil || locks.Off() || !req.Claim() {
+	if o.ReadOnly {
 		return begin()
 	}
-	if owner, batches := batchesBegin(db); batches && locks.Tables() {
-		start := time.Now()
-		t, err := c.begin(ctx, db, o, res, hotlock.PostgresLock(req.Key))
-		if err == nil {
-			hotlock.TookInPlace(req, start)
-			return t, nil
-		}
-		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) {
-			return nil, err
-		}
-		if owner != nil {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.rollbackTimeout)
-			_, _ = owner.Exec(rctx, "ROLLBACK")
-			cancel()
-		}
-		if dbop.VerdictOf(c.classify(err)).Retryable() {
-			return nil, fmt.Errorf("pgxdb: waiting for the hot spot's lock: %w", err)
-		}
-		locks.RefuseTables()
-	}
-	return hotlock.BeginClaimed(ctx, hotlock.Scope[*txn]{
+	s := hotlock.Scope[*txn]{
 		Begin:           begin,
 		Tx:              func(t *txn) hotlock.Tx { return pgxTx{t.Tx} },
 		Rollback:        func(ctx context.Context, t *txn) error { return t.Tx.Rollback(ctx) },
@@ -74,7 +51,21 @@ func (c *config) coordinated(ctx context.Context, db Beginner, o scopes.BeginOpt
 		State:           locks,
 		Postgres:        true,
 		Name:            "pgxdb",
-	}, req)
+	}
+	if owner, ok := batchesBegin(db); ok {
+		s.BeginLocked = func(lock string) (*txn, error) { return c.begin(ctx, db, o, res, lock) }
+		s.AfterBegin = func(err error) bool {
+			var pgErr *pgconn.PgError
+			return errors.As(err, &pgErr)
+		}
+		if owner != nil {
+			s.Abort = func(ctx context.Context) error {
+				_, err := owner.Exec(ctx, "ROLLBACK")
+				return err
+			}
+		}
+	}
+	return hotlock.Begin(ctx, s)
 }
 
 // batchesBegin reports whether db is one of pgx's own handles, which send

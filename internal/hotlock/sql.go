@@ -149,16 +149,6 @@ type State struct {
 	noTables atomic.Bool
 }
 
-// Off reports whether the server was found to have no lock.
-func (s *State) Off() bool { return s.off.Load() }
-
-// Tables reports whether a PostgreSQL scope may try the lock tables: the
-// server has refused neither them nor every lock.
-func (s *State) Tables() bool { return !s.off.Load() && !s.noTables.Load() }
-
-// RefuseTables remembers that the server refused the lock tables.
-func (s *State) RefuseTables() { s.noTables.Store(true) }
-
 // Scope is what [Begin] needs of an adapter's transaction scope.
 type Scope[T any] struct {
 	// Begin begins one attempt's transaction.
@@ -183,22 +173,62 @@ type Scope[T any] struct {
 	Postgres  bool
 	// Name prefixes the error of a wait that failed: "pgxdb", "sqldb", ….
 	Name string
+
+	// BeginLocked, where the driver can send statements in the BEGIN
+	// round trip (pgx's own handles), begins a transaction whose BEGIN
+	// is followed by lock, so that the PostgreSQL lock table's LOCK costs
+	// no round trip of its own; nil elsewhere. When it fails with an
+	// error AfterBegin recognizes (the server's answer), BEGIN ran and
+	// the connection is left in a failed transaction: Abort, when not
+	// nil, rolls it back (a pool discards such a connection itself).
+	BeginLocked func(lock string) (T, error)
+	AfterBegin  func(error) bool
+	Abort       func(ctx context.Context) error
+}
+
+// bounded runs f on a context that ctx's end does not cancel, bounded by
+// s.RollbackTimeout: a rollback after the attempt has failed.
+func (s Scope[T]) bounded(ctx context.Context, f func(context.Context) error) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.RollbackTimeout)
+	_ = f(rctx)
+	cancel()
+}
+
+// waitFailed is the error of a wait for the lock that failed, for the
+// retry to judge.
+func (s Scope[T]) waitFailed(err error) error {
+	return fmt.Errorf("%s: waiting for the hot spot's lock: %w", s.Name, err)
 }
 
 // Begin begins an attempt's transaction with s and, when ctx carries a
-// request no scope has claimed, takes the lock in it ([Take]), beginning
-// again while Take says so. A wait that failed (a lock or statement
+// request no scope has claimed, takes the lock in it: with BeginLocked
+// where the scope has it and the PostgreSQL lock tables were not refused,
+// else with [Take], beginning again while Take says so. A wait that failed (a lock or statement
 // timeout, a lost connection) is returned for the retry to judge.
 func Begin[T any](ctx context.Context, s Scope[T]) (T, error) {
 	req := From(ctx)
 	if req == nil || s.State.off.Load() || !req.Claim() {
 		return s.Begin()
 	}
-	return BeginClaimed(ctx, s, req)
-}
-
-// BeginClaimed is [Begin] for a request the caller has claimed.
-func BeginClaimed[T any](ctx context.Context, s Scope[T], req *Request) (T, error) {
+	if s.Postgres && s.BeginLocked != nil && !s.State.noTables.Load() {
+		start := time.Now()
+		t, err := s.BeginLocked(PostgresLock(req.Key))
+		if err == nil {
+			TookInPlace(req, start)
+			return t, nil
+		}
+		if !s.AfterBegin(err) {
+			return t, err
+		}
+		if s.Abort != nil {
+			s.bounded(ctx, s.Abort)
+		}
+		if s.Retryable(err) {
+			var zero T
+			return zero, s.waitFailed(err)
+		}
+		s.State.noTables.Store(true)
+	}
 	t, err := s.Begin()
 	if err != nil || s.State.off.Load() {
 		return t, err
@@ -215,13 +245,11 @@ func BeginClaimed[T any](ctx context.Context, s Scope[T], req *Request) (T, erro
 		if err == nil && step == Held {
 			return t, nil
 		}
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.RollbackTimeout)
-		_ = s.Rollback(rctx, t)
-		cancel()
+		s.bounded(ctx, func(ctx context.Context) error { return s.Rollback(ctx, t) })
 		if err != nil {
 			if s.Retryable(err) && !errors.Is(err, sql.ErrNoRows) {
 				var zero T
-				return zero, fmt.Errorf("%s: waiting for the hot spot's lock: %w", s.Name, err)
+				return zero, s.waitFailed(err)
 			}
 			if k != PostgresLockTable {
 				s.State.off.Store(true)
