@@ -80,10 +80,16 @@ func PGFailover(tb testing.TB) string {
 
 // ClusterScript returns the path of the script that drives the clusters'
 // nodes, or skips tb (fails it under DBOP_TEST_REQUIRE) when none is
-// configured.
+// configured. A test that drives the nodes holds the cluster lock from
+// here until it ends, so that the repair it runs before and after its
+// fault (after the lock taken by [Galera] or [PGFailover] is released,
+// cleanups running last-in first-out) happens while no other package's
+// test uses the clusters.
 func ClusterScript(tb testing.TB) string {
 	tb.Helper()
-	return lookup(tb, ClusterScriptEnv, "cluster fault")
+	script := lookup(tb, ClusterScriptEnv, "cluster fault")
+	lockClusters(tb)
+	return script
 }
 
 // SQLiteFile returns the path of a new database file in a temporary
