@@ -317,6 +317,10 @@ func work(ctx context.Context, cfg Config, s Strategy, dbs []DB, index int, star
 	runCtx = context.WithValue(runCtx, drainKey{}, drainEnd)
 	sqls := cfg.Backend.statements()
 	buckets := int(cfg.Duration / Bucket)
+	if s.Start != nil {
+		stop := s.Start()
+		defer stop()
+	}
 
 	for w := range workers {
 		wg.Go(func() {

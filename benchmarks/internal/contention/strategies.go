@@ -26,10 +26,13 @@ type Strategy struct {
 	// strategy run in one process.
 	Workers  int
 	Transfer func(ctx context.Context, db DB, fn TxFunc) error
+	// Start, when set, is called in each process before its workers
+	// start; what it returns is called once they have all returned.
+	Start func() (stop func())
 }
 
 // Names of the strategies that [StrategyByName] knows.
-var Names = []string{"dbop", "dbop+bulkhead", "dbop+hotspot", "immediate", "cenkalti", "none", "reference"}
+var Names = []string{"dbop", "dbop+bulkhead", "dbop+hotspot", "immediate", "cenkalti", "none", "executor", "reference"}
 
 // Recommended is the retry of the dbop strategies: the README's
 // recommendation for hot spots, which benchmarks/README.md's sweeps chose.
@@ -102,6 +105,8 @@ func StrategyByName(name string, cfg Config) (Strategy, error) {
 		return None("none", 0), nil
 	case "reference":
 		return None("reference", 1), nil
+	case "executor":
+		return Executor(), nil
 	}
 	return Strategy{}, fmt.Errorf("unknown strategy %q (want one of %v, or \"dbop \" and a spec)", name, Names)
 }
