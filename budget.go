@@ -1,16 +1,11 @@
 package dbop
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"sync/atomic"
 	"time"
 )
-
-// ErrBudgetExhausted is the Reason of the [*RetryError] a [WithRetry]
-// returns when its [Budget] refused a retry.
-var ErrBudgetExhausted = errors.New("dbop: retry budget exhausted")
 
 // A Budget limits retries across every operation that shares it, so that
 // when the database is down a fleet of callers does not multiply its load by

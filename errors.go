@@ -5,10 +5,16 @@ import (
 	"fmt"
 )
 
-// ErrRetriesExhausted is matched, through errors.Is, by the error
-// [WithRetry] returns when it gives up on a retryable error because the
-// attempt limit or the elapsed-time limit was reached.
-var ErrRetriesExhausted = errors.New("dbop: retries exhausted")
+// The reasons a [WithRetry] gives up on a retryable error.
+var (
+	// ErrRetriesExhausted is matched, through errors.Is, by the error
+	// [WithRetry] returns when it gives up on a retryable error because
+	// the attempt limit or the elapsed-time limit was reached.
+	ErrRetriesExhausted = errors.New("dbop: retries exhausted")
+	// ErrBudgetExhausted is the Reason of the [*RetryError] a [WithRetry]
+	// returns when its [Budget] refused a retry.
+	ErrBudgetExhausted = errors.New("dbop: retry budget exhausted")
+)
 
 // errElapsed is the reason for giving up at the elapsed-time limit.
 var errElapsed = fmt.Errorf("%w: elapsed-time limit reached", ErrRetriesExhausted)

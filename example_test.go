@@ -343,3 +343,21 @@ func ExampleIdempotent() {
 	// idempotent=false: 1 call(s), err=connection lost during COMMIT
 	// idempotent=true: 2 call(s), err=<nil>
 }
+
+// Transfers between a few hot accounts go through one HotSpot after the
+// retry; each runs with the accounts it writes as its keys, so that while
+// the HotSpot limits, transfers that share an account never run at once in
+// the process and transfers of disjoint accounts may.
+func ExampleHotSpotKeys() {
+	hot := dbop.Chain(dbop.WithRetry(dbop.FullJitter(dbop.Exponential(5*time.Millisecond, time.Second)), dbop.MaxAttempts(50)), dbop.HotSpot())
+	transfer := func(ctx context.Context, from, to int64) error {
+		ctx = dbop.HotSpotKeys(ctx, from, to)
+		_, err := dbop.Op[struct{}](func(ctx context.Context) (struct{}, error) {
+			// In an application: pgxdb.InTx(pool, …) moving money from → to.
+			return struct{}{}, nil
+		}).With(hot).Run(ctx)
+		return err
+	}
+	fmt.Println(transfer(context.Background(), 1, 2), transfer(context.Background(), 3, 4))
+	// Output: <nil> <nil>
+}

@@ -204,6 +204,22 @@ type hotSpot struct {
 	// locking counts the attempts in flight that asked for the lock.
 	locking int
 
+	// keyedSeen is set once an attempt with keys (HotSpotKeys) was
+	// admitted: the queue then admits by keys (admitWaitersLocked), and in
+	// one process attempts run side by side without the lock.
+	keyedSeen bool
+	// keyedIn and unkeyedIn count the admitted attempts in flight with and
+	// without keys; keysIn holds the keys of the keyed ones.
+	keyedIn, unkeyedIn int
+	keysIn             []int64
+	// keysLieUntil: a keyed attempt admitted beside others lost a
+	// conflict, so the keys do not keep apart the rows attempts write;
+	// until admitted passes it, attempts side by side are bounded again.
+	keysLieUntil uint64
+	// scratch and reserved are admitWaitersLocked's buffers.
+	scratch  []*waiter
+	reserved []int64
+
 	admitted      uint64 // attempts admitted while limiting
 	externalUntil uint64 // deadlines stay on at one slot until admitted passes this
 	yieldUntil    uint64 // newcomers yield to retries until admitted passes this (see yieldLocked)
@@ -230,6 +246,8 @@ type ticket struct {
 	// yield is how long a newcomer waits before it starts, while attempts
 	// lose conflicts to other processes (see yieldLocked); 0 for a retry.
 	yield time.Duration
+	// keys are its operation's keys (HotSpotKeys), nil if none.
+	keys hotKeys
 }
 
 // run runs an attempt that found the HotSpot limiting: admission, deadline,
@@ -239,7 +257,7 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 		return attempt(ctx)
 	}
 	rs := retryStateOf(ctx)
-	t, err := h.admit(ctx, rs)
+	t, err := h.admit(ctx, rs, hotKeysOf(ctx))
 	if err != nil {
 		return err
 	}
@@ -294,7 +312,7 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 
 // admit waits for a slot and returns the attempt's ticket, a zero one if
 // the HotSpot no longer limits.
-func (h *hotSpot) admit(ctx context.Context, rs *retryState) (ticket, error) {
+func (h *hotSpot) admit(ctx context.Context, rs *retryState, keys hotKeys) (ticket, error) {
 	solo := rs != nil && rs.attempt > h.soloAfter
 	retry := rs != nil
 	h.mu.Lock()
@@ -303,12 +321,12 @@ func (h *hotSpot) admit(ctx context.Context, rs *retryState) (ticket, error) {
 		h.mu.Unlock()
 		return ticket{}, nil
 	}
-	if len(h.queue.items) == 0 && h.admissible(solo, int(s&inflightMask)) {
-		t := h.admitLocked(solo, retry)
+	if len(h.queue.items) == 0 && h.admissible(solo, int(s&inflightMask)) && h.keysFit(keys) {
+		t := h.admitLocked(solo, retry, keys)
 		h.mu.Unlock()
 		return t, nil
 	}
-	w := &waiter{ready: make(chan struct{}), solo: solo, retry: retry}
+	w := &waiter{ready: make(chan struct{}), solo: solo, retry: retry, keys: keys}
 	if rs != nil {
 		w.key = rs.first
 	} else {
@@ -316,6 +334,10 @@ func (h *hotSpot) admit(ctx context.Context, rs *retryState) (ticket, error) {
 	}
 	h.queue.push(w)
 	h.calm = 0
+	if h.keyedSeen {
+		// Its keys may let it pass the waiters before it.
+		h.admitWaitersLocked()
+	}
 	h.mu.Unlock()
 	select {
 	case <-w.ready:
@@ -356,11 +378,15 @@ func (h *hotSpot) admissible(solo bool, inflight int) bool {
 
 // admitLocked counts an attempt in. Whether it needs a deadline is
 // decided now, at the level it is admitted at.
-func (h *hotSpot) admitLocked(solo, retry bool) ticket {
+func (h *hotSpot) admitLocked(solo, retry bool, keys hotKeys) ticket {
 	alone := h.state.Add(1)&inflightMask == 1
 	h.admitted++
 	h.solo = solo
-	t := ticket{seq: h.admitted, alone: alone, solo: solo, bounded: h.boundedLocked(), coordinate: h.asksLocked()}
+	if keys != nil {
+		h.keyedSeen = true
+	}
+	h.holdKeys(keys)
+	t := ticket{seq: h.admitted, alone: alone, solo: solo, bounded: h.boundedLocked(), coordinate: h.asksLocked(), keys: keys}
 	if t.coordinate {
 		h.locking++
 	}
@@ -398,8 +424,14 @@ func (h *hotSpot) boundedLocked() bool {
 	if h.coordinating() || (h.leaky() && h.inPlace) {
 		return false
 	}
-	return h.level.slots > 1 || h.admitted < h.externalUntil
+	return (h.level.slots > 1 && h.keysMayCycle()) || h.admitted < h.externalUntil
 }
+
+// keysMayCycle reports whether attempts admitted side by side may form
+// lock cycles among themselves: unless their keys keep apart the rows they
+// write, which the HotSpot believes until an attempt that had company lost
+// a conflict all the same (keysLieUntil).
+func (h *hotSpot) keysMayCycle() bool { return !h.keyedSeen || h.admitted < h.keysLieUntil }
 
 // asksLocked reports whether an attempt admitted now asks its transaction
 // scope to take the HotSpot's lock: while attempts lose conflicts to other
@@ -426,7 +458,7 @@ func (h *hotSpot) asksLocked() bool {
 // applying this process's own writes, and a lock nobody else holds only
 // costs a round trip).
 func (h *hotSpot) asking() bool {
-	if h.coordinated && h.pipelines() && (h.fleet() || h.level.slots > 1) {
+	if h.coordinated && h.pipelines() && (h.fleet() || (h.level.slots > 1 && !h.keyedSeen)) {
 		return true
 	}
 	if h.leaky() && h.admitted >= h.waitedUntil {
@@ -581,6 +613,9 @@ func (h *hotSpot) settle(t ticket, o outcome, d time.Duration) {
 	if t.coordinate {
 		h.locking--
 	}
+	if t.seq > 0 {
+		h.dropKeys(t.keys)
+	}
 	s := h.state.Load()
 	if s&limiting == 0 {
 		if o.conflicted() {
@@ -592,6 +627,9 @@ func (h *hotSpot) settle(t ticket, o outcome, d time.Duration) {
 	switch {
 	case o.conflicted():
 		h.calm = 0
+		if t.keys != nil && !t.alone {
+			h.keysLieUntil = h.admitted + externalFor
+		}
 		if t.alone && inflight == 0 && h.admitted == t.seq && o == lost {
 			h.externalUntil = h.admitted + externalFor
 			h.yieldUntil = h.admitted + externalFor
@@ -628,16 +666,16 @@ func (h *hotSpot) settle(t ticket, o outcome, d time.Duration) {
 		// against two, one waiting for the lock in the server: more
 		// slots add nothing.
 		ceiling := 0
-		if h.coordinated && h.pipelines() {
+		if h.coordinated && h.pipelines() && (!h.keyedSeen || h.fleet()) {
 			ceiling = 2
 		}
-		h.level.measure(o == success, len(h.queue.items) > 0, ceiling, h.p)
+		// Attempts wait for a slot when the level admitted as many as it
+		// allows; with keys they may wait for their keys instead, which
+		// more slots do not help.
+		waiting := len(h.queue.items) > 0 && inflight+1 >= h.level.slots
+		h.level.measure(o == success, waiting, ceiling, h.p)
 	}
-	for len(h.queue.items) > 0 && h.admissible(h.queue.items[0].solo, int(h.state.Load()&inflightMask)) {
-		w := h.queue.pop()
-		w.ticket = h.admitLocked(w.solo, w.retry)
-		close(w.ready)
-	}
+	h.admitWaitersLocked()
 }
 
 // startLimiting makes the HotSpot limit, after the first conflict.

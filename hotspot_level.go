@@ -28,6 +28,8 @@ const (
 	// calmAfter is the number of successive successes with nobody waiting
 	// after which a HotSpot stops limiting.
 	calmAfter = 128
+	// maxLevel bounds the level's doubling.
+	maxLevel = 1 << 16
 )
 
 // The phases of the search for the level.
@@ -114,7 +116,7 @@ func (l *levelSearch) measure(ok, waiting bool, ceiling int, p params) {
 		case l.phase == starting && waiting && ceiling > 0 && l.slots >= ceiling:
 			l.hold(ceiling)
 			return
-		case l.phase == starting && waiting:
+		case l.phase == starting && waiting && l.slots < maxLevel:
 			l.slots *= 2
 			if ceiling > 0 {
 				l.slots = min(l.slots, ceiling)

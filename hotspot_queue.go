@@ -2,12 +2,14 @@ package dbop
 
 // waiter is an attempt waiting for a slot.
 type waiter struct {
-	key    int64  // when its operation arrived or first lost, in Unix nanoseconds
-	order  uint64 // the order it queued in, for equal keys
-	ticket ticket // its admission, once admitted
-	index  int    // its place in the queue; -1 once out of it
-	solo   bool   // it must run alone
-	retry  bool   // its operation already lost a conflict
+	key    int64   // when its operation arrived or first lost, in Unix nanoseconds
+	order  uint64  // the order it queued in, for equal keys
+	ticket ticket  // its admission, once admitted
+	index  int     // its place in the queue; -1 once out of it
+	solo   bool    // it must run alone
+	retry  bool    // its operation already lost a conflict
+	keys   hotKeys // its operation's keys (HotSpotKeys), nil if none
+	passes int     // later waiters admitted before it (admitWaitersLocked)
 	ready  chan struct{}
 }
 
