@@ -341,7 +341,7 @@ func work(ctx context.Context, cfg Config, s Strategy, dbs []DB, index int, star
 				tr := newTransfer(rng, int64(index)<<idBits|n, cfg.Accounts)
 				begun := time.Now()
 				tries := 0
-				err := s.Transfer(runCtx, db, func(ctx context.Context, tx Tx) error {
+				err := s.Transfer(context.WithValue(runCtx, transferKey{}, tr), db, func(ctx context.Context, tx Tx) error {
 					tries++
 					return cfg.Variant.body(ctx, tx, sqls, tr)
 				})
@@ -386,6 +386,14 @@ func withOptionalDeadline(ctx context.Context, t time.Time) (context.Context, co
 		return context.WithCancel(ctx)
 	}
 	return context.WithDeadline(ctx, t)
+}
+
+type transferKey struct{}
+
+// TransferOf returns the transfer a Strategy's Transfer was called for.
+func TransferOf(ctx context.Context) Transfer {
+	t, _ := ctx.Value(transferKey{}).(Transfer)
+	return t
 }
 
 // newTransfer picks two distinct accounts, an amount and a lock order.

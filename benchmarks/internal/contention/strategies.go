@@ -32,7 +32,7 @@ type Strategy struct {
 }
 
 // Names of the strategies that [StrategyByName] knows.
-var Names = []string{"dbop", "dbop+bulkhead", "dbop+hotspot", "immediate", "cenkalti", "none", "executor", "reference"}
+var Names = []string{"dbop", "dbop+bulkhead", "dbop+hotspot", "dbop+hotspot+keys", "immediate", "cenkalti", "none", "executor", "keyed", "reference"}
 
 // Recommended is the retry of the dbop strategies: the README's
 // recommendation for hot spots, which benchmarks/README.md's sweeps chose.
@@ -50,6 +50,7 @@ type DBOPParams struct {
 	Bulkhead    int           // when positive, dbop.Bulkhead(Bulkhead) after the retry: concurrent attempts capped
 	LockTimeout time.Duration // when positive, the adapter's LockTimeout on each attempt
 	HotSpot     bool          // dbop.HotSpot() after the retry
+	Keys        bool          // each transfer's accounts as its dbop.HotSpotKeys
 	// AdapterLimits leaves the deadlines of attempts to the adapters,
 	// which derive server-side limits from them (adapterLimits), instead
 	// of the benchmark's stand-in (serverLimits).
@@ -67,6 +68,9 @@ func (p DBOPParams) String() string {
 	}
 	if p.HotSpot {
 		s += ", HotSpot()"
+	}
+	if p.Keys {
+		s += " + HotSpotKeys(from, to)"
 	}
 	if p.LockTimeout > 0 {
 		s += fmt.Sprintf(" + LockTimeout(%v)", p.LockTimeout)
@@ -97,6 +101,10 @@ func StrategyByName(name string, cfg Config) (Strategy, error) {
 		p := cfg.DBOP
 		p.HotSpot = true
 		return DBOP("dbop+hotspot", p), nil
+	case "dbop+hotspot+keys":
+		p := cfg.DBOP
+		p.HotSpot, p.Keys = true, true
+		return DBOP("dbop+hotspot+keys", p), nil
 	case "immediate":
 		return Immediate(cfg.ImmediateCap), nil
 	case "cenkalti":
@@ -105,6 +113,8 @@ func StrategyByName(name string, cfg Config) (Strategy, error) {
 		return None("none", 0), nil
 	case "reference":
 		return None("reference", 1), nil
+	case "keyed":
+		return Keyed(), nil
 	case "executor":
 		return Executor(), nil
 	}

@@ -98,6 +98,10 @@ func DBOP(name string, p DBOPParams) Strategy {
 	return Strategy{
 		Name: name,
 		Transfer: func(ctx context.Context, db DB, fn TxFunc) error {
+			if p.Keys {
+				tr := TransferOf(ctx)
+				ctx = dbop.HotSpotKeys(ctx, int64(tr.From), int64(tr.To))
+			}
 			_, err := db.Op(fn, p.LockTimeout).With(chain).Run(ctx)
 			return err
 		},
