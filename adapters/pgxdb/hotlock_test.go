@@ -3,6 +3,7 @@ package pgxdb_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -416,69 +417,93 @@ func TestCreateHotSpotLocksNil(t *testing.T) {
 // commits exactly once (balances sum to 0, one ledger row each, every
 // balance equals its ledger net), and the lock travelled in BEGIN.
 func TestHotSpotComposedWithTables(t *testing.T) {
-	const workers, each = 8, 25
 	for _, iso := range []pgx.TxIsoLevel{pgx.ReadCommitted, pgx.Serializable} {
-		t.Run(string(iso), func(t *testing.T) {
-			inPool := inSchema(t, "pgxdb_hotlock_composed", true)
-			admin := newPool(t, 2, inPool)
-			createTable(t, admin, "pgxdb_hot_accounts", "id int PRIMARY KEY, balance bigint NOT NULL", "INSERT INTO pgxdb_hot_accounts VALUES (1, 0), (2, 0)")
-			createTable(t, admin, "pgxdb_hot_ledger", "id int PRIMARY KEY, from_id int NOT NULL, to_id int NOT NULL")
-			log := &sqlLog{}
-			pool := newPool(t, workers, inPool, traced(log))
-			hot := dbop.Chain(dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Millisecond, 50*time.Millisecond)), dbop.MaxAttempts(50)), dbop.HotSpot())
-			var wg sync.WaitGroup
-			errs := make(chan error, workers*each)
-			for w := range workers {
-				wg.Go(func() {
-					for i := range each {
-						id, from, to := w*each+i, 1+(w+i)%2, 2-(w+i)%2
-						_, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
-							if _, err := tx.Exec(ctx, "UPDATE pgxdb_hot_accounts SET balance = balance - 1 WHERE id = $1", from); err != nil {
-								return err
-							}
-							// A step of its own, retried in a savepoint.
-							_, err := dbop.Op[struct{}](func(ctx context.Context) (struct{}, error) {
-								_, err := tx.Exec(ctx, "INSERT INTO pgxdb_hot_ledger VALUES ($1, $2, $3)", id, from, to)
-								return struct{}{}, err
-							}).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3)), pgxdb.InSavepoint(tx)).Run(ctx)
-							if err != nil {
-								return err
-							}
-							_, err = tx.Exec(ctx, "UPDATE pgxdb_hot_accounts SET balance = balance + 1 WHERE id = $1", to)
-							return err
-						}, pgxdb.Isolation(iso)).With(hot).Run(t.Context())
-						if err != nil {
-							errs <- err
-						}
+		t.Run(string(iso), func(t *testing.T) { composedTransfers(t, iso, 2, false) })
+	}
+}
+
+// The same with 4 accounts and each transfer's accounts as its
+// dbop.HotSpotKeys: transfers of disjoint accounts may run side by side,
+// and every invariant still holds.
+func TestHotSpotKeysComposed(t *testing.T) {
+	for _, iso := range []pgx.TxIsoLevel{pgx.ReadCommitted, pgx.Serializable} {
+		t.Run(string(iso), func(t *testing.T) { composedTransfers(t, iso, 4, true) })
+	}
+}
+
+// composedTransfers runs 8 workers × 25 transfers among accounts hot
+// accounts through WithRetry, HotSpot and InTx at iso, with the accounts as
+// HotSpotKeys when keyed, and checks the invariants.
+func composedTransfers(t *testing.T, iso pgx.TxIsoLevel, accounts int, keyed bool) {
+	const workers, each = 8, 25
+	inPool := inSchema(t, "pgxdb_hotlock_composed", true)
+	admin := newPool(t, 2, inPool)
+	rows := make([]string, accounts)
+	for i := range rows {
+		rows[i] = fmt.Sprintf("(%d, 0)", i+1)
+	}
+	createTable(t, admin, "pgxdb_hot_accounts", "id int PRIMARY KEY, balance bigint NOT NULL", "INSERT INTO pgxdb_hot_accounts VALUES "+strings.Join(rows, ", "))
+	createTable(t, admin, "pgxdb_hot_ledger", "id int PRIMARY KEY, from_id int NOT NULL, to_id int NOT NULL")
+	log := &sqlLog{}
+	pool := newPool(t, workers, inPool, traced(log))
+	hot := dbop.Chain(dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Millisecond, 50*time.Millisecond)), dbop.MaxAttempts(50)), dbop.HotSpot())
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				id := w*each + i
+				from := 1 + (w+i)%accounts
+				to := 1 + (w+i+1+i%(accounts-1))%accounts
+				ctx := t.Context()
+				if keyed {
+					ctx = dbop.HotSpotKeys(ctx, int64(from), int64(to))
+				}
+				_, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+					if _, err := tx.Exec(ctx, "UPDATE pgxdb_hot_accounts SET balance = balance - 1 WHERE id = $1", from); err != nil {
+						return err
 					}
-				})
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				t.Errorf("transfer: %v", err)
-			}
-			if n := queryInt(t, admin, "SELECT count(*) FROM pgxdb_hot_ledger"); n != workers*each {
-				t.Errorf("%d ledger rows, want %d: each transfer once", n, workers*each)
-			}
-			if sum := queryInt(t, admin, "SELECT COALESCE(sum(balance), 0) FROM pgxdb_hot_accounts"); sum != 0 {
-				t.Errorf("balances sum to %d, want 0", sum)
-			}
-			bad := queryInt(t, admin, `SELECT count(*) FROM pgxdb_hot_accounts a WHERE a.balance <>
-				(SELECT count(*) FILTER (WHERE to_id = a.id) - count(*) FILTER (WHERE from_id = a.id) FROM pgxdb_hot_ledger)`)
-			if bad != 0 {
-				t.Errorf("%d balances disagree with the ledger", bad)
-			}
-			locked := 0
-			for _, stmt := range log.Log() {
-				if strings.HasPrefix(stmt, "begin") && strings.Contains(stmt, "LOCK TABLE dbop_hotspot_lock_") {
-					locked++
+					// A step of its own, retried in a savepoint.
+					_, err := dbop.Op[struct{}](func(ctx context.Context) (struct{}, error) {
+						_, err := tx.Exec(ctx, "INSERT INTO pgxdb_hot_ledger VALUES ($1, $2, $3)", id, from, to)
+						return struct{}{}, err
+					}).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3)), pgxdb.InSavepoint(tx)).Run(ctx)
+					if err != nil {
+						return err
+					}
+					_, err = tx.Exec(ctx, "UPDATE pgxdb_hot_accounts SET balance = balance + 1 WHERE id = $1", to)
+					return err
+				}, pgxdb.Isolation(iso)).With(hot).Run(ctx)
+				if err != nil {
+					errs <- err
 				}
 			}
-			if locked == 0 {
-				t.Error("no transaction took the HotSpot's lock in its BEGIN")
-			}
-			t.Logf("%d of the transactions took the lock in BEGIN", locked)
 		})
 	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("transfer: %v", err)
+	}
+	if n := queryInt(t, admin, "SELECT count(*) FROM pgxdb_hot_ledger"); n != workers*each {
+		t.Errorf("%d ledger rows, want %d: each transfer once", n, workers*each)
+	}
+	if sum := queryInt(t, admin, "SELECT COALESCE(sum(balance), 0) FROM pgxdb_hot_accounts"); sum != 0 {
+		t.Errorf("balances sum to %d, want 0", sum)
+	}
+	bad := queryInt(t, admin, `SELECT count(*) FROM pgxdb_hot_accounts a WHERE a.balance <>
+		(SELECT count(*) FILTER (WHERE to_id = a.id) - count(*) FILTER (WHERE from_id = a.id) FROM pgxdb_hot_ledger)`)
+	if bad != 0 {
+		t.Errorf("%d balances disagree with the ledger", bad)
+	}
+	locked := 0
+	for _, stmt := range log.Log() {
+		if strings.HasPrefix(stmt, "begin") && strings.Contains(stmt, "LOCK TABLE dbop_hotspot_lock_") {
+			locked++
+		}
+	}
+	if !keyed && locked == 0 {
+		t.Error("no transaction took the HotSpot's lock in its BEGIN")
+	}
+	t.Logf("%d of the transactions took the lock in BEGIN", locked)
 }
