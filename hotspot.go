@@ -204,21 +204,21 @@ type hotSpot struct {
 	// locking counts the attempts in flight that asked for the lock.
 	locking int
 
-	// keyedSeen is set once an attempt with keys (HotSpotKeys) was
-	// admitted: the queue then admits by keys (admitWaitersLocked), and in
-	// one process attempts run side by side without the lock.
-	keyedSeen bool
+	// keyedUntil: an operation with keys (HotSpotKeys) arrived lately,
+	// until admitted passes it: in one process attempts then run side by
+	// side without the lock (keyed).
+	keyedUntil uint64
 	// keyedIn and unkeyedIn count the admitted attempts in flight with and
-	// without keys; keysIn holds the keys of the keyed ones.
+	// without keys; keysIn counts the keys of the keyed ones.
 	keyedIn, unkeyedIn int
-	keysIn             []int64
+	keysIn             map[int64]int32
 	// keysLieUntil: a keyed attempt admitted beside others lost a
 	// conflict, so the keys do not keep apart the rows attempts write;
 	// until admitted passes it, attempts side by side are bounded again.
 	keysLieUntil uint64
 	// scratch and reserved are admitWaitersLocked's buffers.
 	scratch  []*waiter
-	reserved []int64
+	reserved map[int64]int32
 
 	admitted      uint64 // attempts admitted while limiting
 	externalUntil uint64 // deadlines stay on at one slot until admitted passes this
@@ -321,6 +321,9 @@ func (h *hotSpot) admit(ctx context.Context, rs *retryState, keys hotKeys) (tick
 		h.mu.Unlock()
 		return ticket{}, nil
 	}
+	if keys != nil {
+		h.keyedUntil = h.admitted + externalFor
+	}
 	if len(h.queue.items) == 0 && h.admissible(solo, int(s&inflightMask)) && h.keysFit(keys) {
 		t := h.admitLocked(solo, retry, keys)
 		h.mu.Unlock()
@@ -334,7 +337,7 @@ func (h *hotSpot) admit(ctx context.Context, rs *retryState, keys hotKeys) (tick
 	}
 	h.queue.push(w)
 	h.calm = 0
-	if h.keyedSeen {
+	if keys != nil {
 		// Its keys may let it pass the waiters before it.
 		h.admitWaitersLocked()
 	}
@@ -347,6 +350,8 @@ func (h *hotSpot) admit(ctx context.Context, rs *retryState, keys hotKeys) (tick
 	h.mu.Lock()
 	if w.index >= 0 {
 		h.queue.remove(w)
+		// It may have held back the waiters after it.
+		h.admitWaitersLocked()
 		h.mu.Unlock()
 	} else {
 		// Admitted as the context ended: give the slot back.
@@ -382,11 +387,8 @@ func (h *hotSpot) admitLocked(solo, retry bool, keys hotKeys) ticket {
 	alone := h.state.Add(1)&inflightMask == 1
 	h.admitted++
 	h.solo = solo
-	if keys != nil {
-		h.keyedSeen = true
-	}
 	h.holdKeys(keys)
-	t := ticket{seq: h.admitted, alone: alone, solo: solo, bounded: h.boundedLocked(), coordinate: h.asksLocked(), keys: keys}
+	t := ticket{seq: h.admitted, alone: alone, solo: solo, bounded: h.boundedLocked(keys), coordinate: h.asksLocked(), keys: keys}
 	if t.coordinate {
 		h.locking++
 	}
@@ -420,18 +422,22 @@ func (h *hotSpot) yieldLocked() time.Duration {
 // be this client's own slowness. Once the processes take the HotSpot's
 // lock, they no longer form lock cycles with each other: attempts then wait
 // for the lock, in its order, without a bound of the HotSpot's.
-func (h *hotSpot) boundedLocked() bool {
+func (h *hotSpot) boundedLocked(keys hotKeys) bool {
 	if h.coordinating() || (h.leaky() && h.inPlace) {
 		return false
 	}
-	return (h.level.slots > 1 && h.keysMayCycle()) || h.admitted < h.externalUntil
+	return (h.level.slots > 1 && h.mayCycle(keys)) || h.admitted < h.externalUntil
 }
 
-// keysMayCycle reports whether attempts admitted side by side may form
-// lock cycles among themselves: unless their keys keep apart the rows they
-// write, which the HotSpot believes until an attempt that had company lost
-// a conflict all the same (keysLieUntil).
-func (h *hotSpot) keysMayCycle() bool { return !h.keyedSeen || h.admitted < h.keysLieUntil }
+// mayCycle reports whether an attempt with keys admitted beside others may
+// form a lock cycle with them: an unkeyed one may (it runs only beside
+// unkeyed ones); a keyed one only if the keys do not keep apart the rows
+// attempts write, which the HotSpot believes until an attempt that had
+// company lost a conflict all the same (keysLieUntil).
+func (h *hotSpot) mayCycle(keys hotKeys) bool { return keys == nil || h.admitted < h.keysLieUntil }
+
+// keyed reports whether operations with keys arrived lately.
+func (h *hotSpot) keyed() bool { return h.admitted < h.keyedUntil }
 
 // asksLocked reports whether an attempt admitted now asks its transaction
 // scope to take the HotSpot's lock: while attempts lose conflicts to other
@@ -458,7 +464,7 @@ func (h *hotSpot) asksLocked() bool {
 // applying this process's own writes, and a lock nobody else holds only
 // costs a round trip).
 func (h *hotSpot) asking() bool {
-	if h.coordinated && h.pipelines() && (h.fleet() || (h.level.slots > 1 && !h.keyedSeen)) {
+	if h.coordinated && h.pipelines() && (h.fleet() || (h.level.slots > 1 && !h.keyed())) {
 		return true
 	}
 	if h.leaky() && h.admitted >= h.waitedUntil {
@@ -666,7 +672,7 @@ func (h *hotSpot) settle(t ticket, o outcome, d time.Duration) {
 		// against two, one waiting for the lock in the server: more
 		// slots add nothing.
 		ceiling := 0
-		if h.coordinated && h.pipelines() && (!h.keyedSeen || h.fleet()) {
+		if h.coordinated && h.pipelines() && (!h.keyed() || h.fleet()) {
 			ceiling = 2
 		}
 		// Attempts wait for a slot when the level admitted as many as it

@@ -13,9 +13,10 @@ import (
 // attempts whose keys are disjoint side by side, as many as its level
 // search finds worth it, without the deadlines it gives attempts that may
 // form lock cycles among themselves. Waiters are admitted oldest first,
-// except that one whose keys are taken may be passed by a later one whose
-// keys are free, at most four times: then it keeps its keys until it
-// starts. Without keys an attempt overlaps every other.
+// except that one whose keys are taken may be passed by later ones whose
+// keys are free; once four have started before it, it keeps its keys: no
+// later one that shares a key with it starts before it. Without keys an
+// attempt overlaps every other.
 //
 // The keys guide admission; they are not locks. An operation that writes a
 // row its keys do not name still runs correctly: it may conflict, and the
@@ -58,10 +59,10 @@ func hotKeysOf(ctx context.Context) hotKeys {
 	return ks
 }
 
-// overlapsAny reports whether a shares a key with the unsorted multiset b.
-func (a hotKeys) overlapsAny(b []int64) bool {
-	for _, k := range b {
-		if _, ok := slices.BinarySearch(a, k); ok {
+// overlapsAny reports whether a shares a key with b.
+func (a hotKeys) overlapsAny(b map[int64]int32) bool {
+	for _, k := range a {
+		if b[k] > 0 {
 			return true
 		}
 	}
@@ -85,8 +86,13 @@ func (h *hotSpot) holdKeys(ks hotKeys) {
 		h.unkeyedIn++
 		return
 	}
+	if h.keysIn == nil {
+		h.keysIn = make(map[int64]int32, len(ks))
+	}
 	h.keyedIn++
-	h.keysIn = append(h.keysIn, ks...)
+	for _, k := range ks {
+		h.keysIn[k]++
+	}
 }
 
 func (h *hotSpot) dropKeys(ks hotKeys) {
@@ -94,20 +100,21 @@ func (h *hotSpot) dropKeys(ks hotKeys) {
 		h.unkeyedIn--
 		return
 	}
-	h.keyedIn--
+	if h.keyedIn--; h.keyedIn == 0 {
+		h.keysIn = nil // a burst of many keys leaves nothing behind
+		return
+	}
 	for _, k := range ks {
-		if i := slices.Index(h.keysIn, k); i >= 0 {
-			last := len(h.keysIn) - 1
-			h.keysIn[i] = h.keysIn[last]
-			h.keysIn = h.keysIn[:last]
+		if h.keysIn[k]--; h.keysIn[k] <= 0 {
+			delete(h.keysIn, k)
 		}
 	}
 }
 
 // admitWaitersLocked admits the waiters that may start now, oldest first.
-// A waiter whose keys do not fit may be passed by later ones whose keys
-// do, at most maxPasses times; from then on it keeps its keys: no later
-// waiter whose keys overlap them is admitted before it, so it starts once
+// A waiter whose keys are taken may be passed by later waiters whose keys
+// are free; once maxPasses have started before it, it keeps its keys: no
+// later waiter that shares one of them starts before it, so it starts once
 // the attempts in flight on them end. Nothing passes an unkeyed or a solo
 // waiter. So none waits for ever, and none long.
 func (h *hotSpot) admitWaitersLocked() {
@@ -115,9 +122,9 @@ func (h *hotSpot) admitWaitersLocked() {
 	if len(q.items) == 0 {
 		return
 	}
-	if !h.keyedSeen {
-		// Without keys, strictly oldest first.
-		for len(q.items) > 0 && h.admissible(q.items[0].solo, int(h.state.Load()&inflightMask)) {
+	if !h.keyed() && h.keyedIn == 0 {
+		// No keys lately: strictly oldest first.
+		for len(q.items) > 0 && h.admissible(q.items[0].solo, int(h.state.Load()&inflightMask)) && h.keysFit(q.items[0].keys) {
 			h.admitWaiterLocked(q.pop())
 		}
 		return
@@ -130,7 +137,16 @@ func (h *hotSpot) admitWaitersLocked() {
 		return cmpInt64(int64(a.order), int64(b.order))
 	})
 	n := len(order)
-	reserved := h.reserved[:0]
+	reserved := h.reserved
+	clear(reserved)
+	reserve := func(w *waiter) {
+		if reserved == nil {
+			reserved = make(map[int64]int32, len(w.keys))
+		}
+		for _, k := range w.keys {
+			reserved[k]++
+		}
+	}
 	passed := order[:0] // the waiters passed over so far, in place
 	for _, w := range order {
 		ahead := w.keys == nil && len(passed) > 0 // an unkeyed one overlaps every waiter it would pass
@@ -138,7 +154,9 @@ func (h *hotSpot) admitWaitersLocked() {
 			q.remove(w)
 			h.admitWaiterLocked(w)
 			for _, p := range passed {
-				p.passes++
+				if p.passes++; p.passes == maxPasses {
+					reserve(p)
+				}
 			}
 			continue
 		}
@@ -147,11 +165,17 @@ func (h *hotSpot) admitWaitersLocked() {
 		}
 		passed = append(passed, w)
 		if w.passes >= maxPasses {
-			reserved = append(reserved, w.keys...)
+			reserve(w)
 		}
 	}
 	clear(order[:n])
-	h.scratch, h.reserved = order[:0], reserved[:0]
+	if cap(order) > 1024 {
+		order = nil
+	}
+	if len(reserved) > 1024 {
+		reserved = nil
+	}
+	h.scratch, h.reserved = order[:0], reserved
 }
 
 // admitWaiterLocked admits w, out of the queue, and wakes it.
