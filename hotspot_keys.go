@@ -1,6 +1,7 @@
 package dbop
 
 import (
+	"cmp"
 	"context"
 	"slices"
 )
@@ -131,10 +132,10 @@ func (h *hotSpot) admitWaitersLocked() {
 	}
 	order := append(h.scratch[:0], q.items...)
 	slices.SortFunc(order, func(a, b *waiter) int {
-		if c := cmpInt64(a.key, b.key); c != 0 {
+		if c := cmp.Compare(a.key, b.key); c != 0 {
 			return c
 		}
-		return cmpInt64(int64(a.order), int64(b.order))
+		return cmp.Compare(a.order, b.order)
 	})
 	n := len(order)
 	reserved := h.reserved
@@ -182,14 +183,4 @@ func (h *hotSpot) admitWaitersLocked() {
 func (h *hotSpot) admitWaiterLocked(w *waiter) {
 	w.ticket = h.admitLocked(w.solo, w.retry, w.keys)
 	close(w.ready)
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

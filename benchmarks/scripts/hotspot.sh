@@ -8,12 +8,7 @@
 set -eu
 # CONTENTION_BIN runs a binary built from ./cmd/contention instead of
 # building one.
-bin=${CONTENTION_BIN:-}
-if [ -z "$bin" ]; then
-	bin=$(mktemp -d)/contention
-	trap 'rm -rf "$(dirname "$bin")"' EXIT
-	go build -o "$bin" ./cmd/contention
-fi
+. scripts/bin.sh
 common="-strategies dbop+hotspot,dbop+bulkhead,reference -duration 10s -rounds 3"
 run() {
 	name=$1

@@ -7,12 +7,9 @@
 # and MariaDB, one process, both SERIALIZABLE variants. Its output goes to results/keyed.txt; docs/contention.md reads
 # it. Run it from benchmarks/ with DBOP_TEST_POSTGRES and DBOP_TEST_MYSQL set.
 set -eu
-bin=${CONTENTION_BIN:-}
-if [ -z "$bin" ]; then
-	bin=$(mktemp -d)/contention
-	trap 'rm -rf "$(dirname "$bin")"' EXIT
-	go build -o "$bin" ./cmd/contention
-fi
+# CONTENTION_BIN runs a binary built from ./cmd/contention instead of
+# building one.
+. scripts/bin.sh
 out=results/keyed.txt
 common="-strategies dbop+hotspot+keys,keyed,dbop+hotspot,reference -duration 10s -rounds 3"
 {
