@@ -61,6 +61,7 @@ func run() int {
 	flag.IntVar(&cfg.Workers, "workers", 16, "concurrent workers in all (each with a connection of its own, unless -pool)")
 	flag.IntVar(&cfg.Processes, "processes", 1, "OS processes the workers are split among (the reference always runs in one)")
 	flag.IntVar(&cfg.Accounts, "accounts", 4, "hot accounts")
+	flag.IntVar(&cfg.Cold, "cold", 0, "more accounts in the table that no transfer touches (PostgreSQL then reads the hot ones by index, and SERIALIZABLE locks rows instead of the table)")
 	flag.IntVar(&cfg.Pool, "pool", 0, "connections per process, shared by its workers (0: one per worker)")
 	flag.BoolVar(&cfg.NoLockTables, "no-lock-tables", false, "drop dbop.HotSpot's lock tables instead of creating them (PostgreSQL: HotSpot takes an advisory lock; MariaDB: none)")
 	flag.DurationVar(&cfg.Duration, "duration", 10*time.Second, "time each strategy starts new transfers")
@@ -137,8 +138,12 @@ func run() int {
 	if cfg.Pool > 0 {
 		mode += fmt.Sprintf(", %d connection(s) per process shared by its workers", cfg.Pool)
 	}
-	fmt.Printf("backend=%s variant=%s workers=%d processes=%d accounts=%d %s, GOMAXPROCS=%d\n",
-		cfg.Backend, cfg.Variant, cfg.Workers, max(cfg.Processes, 1), cfg.Accounts, mode, runtime.GOMAXPROCS(0))
+	cold := ""
+	if cfg.Cold > 0 {
+		cold = fmt.Sprintf(" (+%d cold)", cfg.Cold)
+	}
+	fmt.Printf("backend=%s variant=%s workers=%d processes=%d accounts=%d%s %s, GOMAXPROCS=%d\n",
+		cfg.Backend, cfg.Variant, cfg.Workers, max(cfg.Processes, 1), cfg.Accounts, cold, mode, runtime.GOMAXPROCS(0))
 	fmt.Printf("dbop: InTx(…).With(%s); dbop+bulkhead adds Bulkhead(%d), dbop+hotspot adds HotSpot(); attempt deadlines to server limits: -limits %s\n",
 		cfg.DBOP, contention.HotSpotBulkhead, *limits)
 	fmt.Printf("load before: %s\n\n", loadavg())

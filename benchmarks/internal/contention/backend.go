@@ -416,8 +416,8 @@ func (a pgAdmin) close() {
 	a.conn.Close(ctx)
 }
 
-// reset creates the tables if needed and empties them: accounts hot
-// accounts, numbered from 1, all at balance 0, and an empty ledger. With
+// reset creates the tables if needed and empties them: accounts
+// accounts (the hot ones and the cold ones), numbered from 1, all at balance 0, and an empty ledger. With
 // lockTables it creates dbop.HotSpot's lock tables, as an application's
 // migration would (pgxdb.CreateHotSpotLocks); without, it drops them.
 func (a pgAdmin) reset(ctx context.Context, accounts int, lockTables bool) error {

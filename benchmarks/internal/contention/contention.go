@@ -42,8 +42,15 @@ const Bucket = 100 * time.Millisecond
 // Config describes a run.
 type Config struct {
 	Backend  Backend
-	Workers  int           // concurrent workers in all, each with its own connection
-	Accounts int           // hot accounts, at least 2
+	Workers  int // concurrent workers in all, each with its own connection
+	Accounts int // hot accounts, at least 2
+	// Cold is how many more accounts the table holds that no transfer
+	// touches, numbered after the hot ones. A table of a few rows is
+	// read by sequential scan, and PostgreSQL's SERIALIZABLE then takes a
+	// predicate lock on the whole table (docs/backends.md §1.15), so that
+	// transfers between disjoint accounts conflict; with cold rows the
+	// planner reads by primary key and locks only the rows read.
+	Cold     int
 	Duration time.Duration // how long workers start new transfers
 	// Processes, when above 1, splits the workers among that many OS
 	// processes (the running executable, started again; see ChildMain),
@@ -143,6 +150,9 @@ func Run(ctx context.Context, cfg Config, s Strategy) (Result, error) {
 	if cfg.Accounts < 2 {
 		return Result{}, fmt.Errorf("need at least 2 accounts, got %d", cfg.Accounts)
 	}
+	if cfg.Cold < 0 {
+		return Result{}, fmt.Errorf("cold accounts must not be negative, got %d", cfg.Cold)
+	}
 	workers := cfg.Workers
 	procs := max(cfg.Processes, 1)
 	if s.Workers > 0 {
@@ -157,7 +167,7 @@ func Run(ctx context.Context, cfg Config, s Strategy) (Result, error) {
 		return Result{}, err
 	}
 	defer adm.close()
-	if err := adm.reset(ctx, cfg.Accounts, !cfg.NoLockTables); err != nil {
+	if err := adm.reset(ctx, cfg.Accounts+cfg.Cold, !cfg.NoLockTables); err != nil {
 		return Result{}, err
 	}
 
