@@ -248,6 +248,10 @@ type ticket struct {
 	yield time.Duration
 	// keys are its operation's keys (HotSpotKeys), nil if none.
 	keys hotKeys
+	// lockKeys: the keys are believed (not mayCycle), so a coordinated
+	// attempt locks its keys' stripes and the HotSpot's lock only in a
+	// shared mode (hotlock.Request.Keys).
+	lockKeys bool
 }
 
 // run runs an attempt that found the HotSpot limiting: admission, deadline,
@@ -281,6 +285,9 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 	var req *hotlock.Request
 	if t.coordinate {
 		req = &hotlock.Request{Key: h.key}
+		if t.lockKeys {
+			req.Keys = t.keys
+		}
 		ctx = hotlock.With(ctx, req)
 	} else {
 		ctx = hotlock.WithSpot(ctx, h.key)
@@ -373,8 +380,14 @@ func (h *hotSpot) admissible(solo bool, inflight int) bool {
 	case h.coordinating() && h.pipelines():
 		// At level two, one holds the lock and one waits for it; not
 		// beside an attempt that runs without it, with which it could
-		// form a lock cycle.
-		return inflight == 0 || (inflight < min(h.level.slots, 2) && h.locking == inflight)
+		// form a lock cycle. Keyed attempts whose keys are believed
+		// take a lock per key, and run as many at once as the level
+		// says (keysFit keeps their keys apart).
+		most := min(h.level.slots, 2)
+		if h.keyed() && h.admitted >= h.keysLieUntil {
+			most = h.level.slots
+		}
+		return inflight == 0 || (inflight < most && h.locking == inflight)
 	case h.coordinating():
 		return inflight == 0
 	}
@@ -388,7 +401,7 @@ func (h *hotSpot) admitLocked(solo, retry bool, keys hotKeys) ticket {
 	h.admitted++
 	h.solo = solo
 	h.holdKeys(keys)
-	t := ticket{seq: h.admitted, alone: alone, solo: solo, bounded: h.boundedLocked(keys), coordinate: h.asksLocked(), keys: keys}
+	t := ticket{seq: h.admitted, alone: alone, solo: solo, bounded: h.boundedLocked(keys), coordinate: h.asksLocked(), keys: keys, lockKeys: !h.mayCycle(keys)}
 	if t.coordinate {
 		h.locking++
 	}
@@ -670,9 +683,10 @@ func (h *hotSpot) settle(t ticket, o outcome, d time.Duration) {
 		// With a lock that waits in place, the search weighs one
 		// attempt at a time (without the lock, alone in its process)
 		// against two, one waiting for the lock in the server: more
-		// slots add nothing.
+		// slots add nothing. Keys that are believed lock their own
+		// stripes, and more slots may run more of them.
 		ceiling := 0
-		if h.coordinated && h.pipelines() && (!h.keyed() || h.fleet()) {
+		if h.coordinated && h.pipelines() && (!h.keyed() || (h.fleet() && h.admitted < h.keysLieUntil)) {
 			ceiling = 2
 		}
 		// Attempts wait for a slot when the level admitted as many as it

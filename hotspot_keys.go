@@ -23,8 +23,15 @@ import (
 // row its keys do not name still runs correctly: it may conflict, and the
 // retry handles the conflict as it would without keys (an operation that
 // lost twice runs alone), and the HotSpot bounds attempts side by side
-// again for a while. Across processes the HotSpot's lock still orders
-// every attempt that takes it, whatever its keys. Where the database
+// again for a while, and takes its lock across processes as if they had
+// no keys. Across processes, while the HotSpot takes its lock, an attempt
+// with keys takes the lock shared and a lock per key exclusively: on
+// PostgreSQL with the lock tables, one of fifteen tables per key; on MySQL
+// and MariaDB, one of 256 rows per key; so attempts of different
+// processes whose keys fall on different locks run side by side, and an
+// attempt without keys runs alone (docs/backends.md §1.16, §3.14).
+// PostgreSQL's advisory lock, taken where the lock tables are missing,
+// orders every attempt, whatever its keys. Where the database
 // reports conflicts between transactions that write disjoint rows
 // (PostgreSQL's SERIALIZABLE reading a small table by a sequential scan,
 // which locks the whole table for its conflict checks,

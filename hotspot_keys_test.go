@@ -3,6 +3,7 @@ package dbop_test
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/hotlock"
 )
 
 // ledger is a few accounts under optimistic concurrency, as SERIALIZABLE
@@ -233,4 +235,85 @@ func TestHotSpotKeysWithoutKeys(t *testing.T) {
 	if got := dbop.HotSpotKeys(ctx); got != ctx {
 		t.Error("HotSpotKeys with no keys returned a new context")
 	}
+}
+
+// Across processes, once the HotSpot takes its lock, an attempt with keys
+// asks its scope for the lock with its keys (sorted, once each), so that
+// the scope takes a lock per key (internal/hotlock); one without keys asks
+// for the HotSpot's lock alone. Once a keyed attempt that ran beside
+// another loses a conflict, the keys are not believed, and attempts ask
+// for the HotSpot's lock alone again.
+func TestHotSpotKeysAskForLocksPerKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const took = 10 * time.Millisecond
+		pipeline := dbop.Chain(dbop.WithRetry(dbop.Constant(0)), dbop.HotSpot())
+		run := func(ctx context.Context, lose bool) *hotlock.Request {
+			var last *hotlock.Request
+			attempts := 0
+			_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
+				attempts++
+				last = hotlock.From(ctx)
+				takeInPlace(ctx)
+				time.Sleep(took)
+				if lose && attempts == 1 {
+					return 0, errConflict
+				}
+				return 1, nil
+			}).With(pipeline).Run(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return last
+		}
+		bg := context.Background()
+		run(bg, false) // the probe: the scope waits in place
+		run(bg, true)  // lost alone: another process writes the rows
+		if req := run(dbop.HotSpotKeys(bg, 4, 2, 4), false); req == nil || !slices.Equal(req.Keys, []int64{2, 4}) {
+			t.Fatalf("a keyed attempt asked for %+v, want the lock with keys [2 4]", req)
+		}
+		if req := run(bg, false); req == nil || req.Keys != nil {
+			t.Fatalf("an attempt without keys asked for %+v, want the lock without keys", req)
+		}
+
+		// A burst of keyed work, disjoint, lets the level grow above one.
+		var wg sync.WaitGroup
+		for w := range 16 {
+			wg.Go(func() {
+				for range 50 {
+					run(dbop.HotSpotKeys(bg, int64(100+w)), false)
+				}
+			})
+		}
+		wg.Wait()
+
+		// Two keyed operations at once, whose keys lie: the second,
+		// admitted beside the first, loses.
+		var retried *hotlock.Request
+		started := make(chan struct{})
+		wg.Go(func() {
+			dbop.Op[int](func(ctx context.Context) (int, error) {
+				close(started)
+				takeInPlace(ctx)
+				time.Sleep(3 * took)
+				return 1, nil
+			}).With(pipeline).Run(dbop.HotSpotKeys(bg, 2))
+		})
+		wg.Go(func() {
+			<-started
+			attempts := 0
+			dbop.Op[int](func(ctx context.Context) (int, error) {
+				takeInPlace(ctx)
+				if attempts++; attempts == 1 {
+					time.Sleep(took)
+					return 0, errConflict
+				}
+				retried = hotlock.From(ctx)
+				return 1, nil
+			}).With(pipeline).Run(dbop.HotSpotKeys(bg, 1))
+		})
+		wg.Wait()
+		if retried == nil || retried.Keys != nil {
+			t.Errorf("after keys were caught lying, the retry asked for %+v, want the lock without keys", retried)
+		}
+	})
 }

@@ -107,7 +107,12 @@ const HotSpotLockTable = hotlock.MySQLTable
 // transaction that takes the lock reads its row with SELECT … FOR UPDATE
 // as its first statement, which waits while another transaction holds it;
 // InnoDB releases it at COMMIT or ROLLBACK, so nothing outlives the
-// transaction on a pooled connection. On a Galera cluster the row lock
+// transaction on a pooled connection. An attempt whose operation names
+// its rows (dbop.HotSpotKeys) reads the HotSpot's row LOCK IN SHARE MODE
+// instead, and then its keys' rows FOR UPDATE: 256 more rows per HotSpot,
+// each key on one of them, all added by the first attempt with keys. So
+// attempts of different processes whose keys fall on different rows run
+// side by side (docs/backends.md §3.14). On a Galera cluster the row lock
 // holds on one node only: it coordinates the processes that write through
 // the same node.
 func CreateHotSpotLocks(ctx context.Context, db interface {

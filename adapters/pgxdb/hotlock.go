@@ -116,7 +116,11 @@ func HotSpotLockTables() []string { return hotlock.PostgresTableNames() }
 // transaction then sees what the holder committed (docs/backends.md
 // §1.14): one attempt can wait for the lock in the server while another
 // holds it, under REPEATABLE READ and SERIALIZABLE too
-// (docs/contention.md).
+// (docs/contention.md). An attempt whose operation names its rows
+// (dbop.HotSpotKeys) locks the HotSpot's table IN ROW SHARE MODE instead,
+// and for each key one of the other fifteen tables IN EXCLUSIVE MODE, all
+// in the tables' order: attempts of different processes whose keys fall
+// on different tables run side by side (docs/backends.md §1.16).
 //
 // Without the tables (or without the right to lock them: LOCK … IN
 // EXCLUSIVE MODE needs the UPDATE, DELETE or TRUNCATE privilege on the

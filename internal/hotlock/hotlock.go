@@ -13,7 +13,9 @@ package hotlock
 
 import (
 	"context"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -27,7 +29,16 @@ import (
 type Request struct {
 	// Key identifies the HotSpot across processes: the same HotSpot
 	// built by the same code in every process has the same Key.
-	Key     int64
+	Key int64
+	// Keys, when not nil, are the rows the attempt writes
+	// (dbop.HotSpotKeys), sorted and distinct: the scope then takes the
+	// HotSpot's lock in a shared mode, and an exclusive lock on each
+	// key's stripe (see PostgresLocks, MySQLKeyRow), so that attempts of
+	// different processes whose keys fall on different stripes run side
+	// by side, while an attempt without keys, which takes the HotSpot's
+	// lock exclusively, still runs alone. Nil: the HotSpot's lock,
+	// exclusively.
+	Keys    []int64
 	claimed atomic.Bool
 	took    atomic.Bool
 	waited  atomic.Bool
@@ -102,6 +113,53 @@ const (
 	PostgresLockMode = "EXCLUSIVE"
 )
 
+// PostgresLocks returns the statements that take the lock of key, for an
+// attempt with keys (Request.Keys), as the first statements of a
+// transaction. Without keys it is PostgresLock(key). With keys, key's
+// table is locked IN ROW SHARE MODE, which conflicts with EXCLUSIVE but
+// not with itself, and each key's stripe, one of the other
+// PostgresTables-1 tables, IN EXCLUSIVE MODE: attempts whose keys fall on
+// different stripes do not wait for each other, an attempt without keys
+// waits for all of them and they for it. The tables are locked in the
+// order of their numbers, whichever HotSpot's key or stripe each is for,
+// and each once, in the strongest mode the attempt needs: every
+// transaction that takes these locks takes them in the same order, so
+// they form no cycle among themselves. Consecutive keys fall on different
+// stripes, up to PostgresTables-1 of them.
+func PostgresLocks(key int64, keys []int64) []string {
+	if len(keys) == 0 {
+		return []string{PostgresLock(key)}
+	}
+	const share, exclusive = 1, 2
+	var modes [PostgresTables]uint8
+	spot := uint64(key) % PostgresTables
+	modes[spot] = share
+	for _, k := range keys {
+		modes[(spot+1+uint64(k)%(PostgresTables-1))%PostgresTables] = exclusive
+	}
+	stmts := make([]string, 0, len(keys)+1)
+	for i, m := range modes {
+		switch m {
+		case share:
+			stmts = append(stmts, postgresShareLocks[i])
+		case exclusive:
+			stmts = append(stmts, postgresLocks[i])
+		}
+	}
+	return stmts
+}
+
+// PostgresShareMode is the mode in which an attempt with keys locks its
+// HotSpot's table: it conflicts with PostgresLockMode and not with itself.
+const PostgresShareMode = "ROW SHARE"
+
+var postgresShareLocks = func() (locks [PostgresTables]string) {
+	for i := range locks {
+		locks[i] = "LOCK TABLE " + postgresTables[i] + " IN " + PostgresShareMode + " MODE"
+	}
+	return locks
+}()
+
 // PostgresTableNames returns the names of the lock tables.
 func PostgresTableNames() []string { return append([]string(nil), postgresTables[:]...) }
 
@@ -146,8 +204,66 @@ const (
 	MySQLTable  = "dbop_hotspot_locks"
 	MySQLCreate = "CREATE TABLE IF NOT EXISTS " + MySQLTable + " (id BIGINT NOT NULL PRIMARY KEY) ENGINE=InnoDB"
 	MySQLLock   = "SELECT id FROM " + MySQLTable + " WHERE id = ? FOR UPDATE"
-	MySQLAdd    = "INSERT IGNORE INTO " + MySQLTable + " (id) VALUES (?)"
+	// MySQLShare locks a HotSpot's row for an attempt with keys, which
+	// then locks its keys' rows (MySQLKeyRow) with MySQLKeysLock.
+	MySQLShare = "SELECT id FROM " + MySQLTable + " WHERE id = ? LOCK IN SHARE MODE"
+	// MySQLStripes is how many rows of MySQLTable a HotSpot's keys fall on:
+	// attempts whose keys fall on different rows run side by side across
+	// processes. The first attempt with keys that finds one missing adds
+	// them all.
+	MySQLStripes = 256
 )
+
+// MySQLKeyRow returns the id of the row of MySQLTable that stands for key
+// k of the HotSpot whose own row is spot: one of MySQLStripes rows per
+// HotSpot, consecutive keys on different rows, spread over the ids by a
+// mixing function so that they meet neither a HotSpot's own row nor
+// another HotSpot's stripes but by a 64-bit coincidence.
+func MySQLKeyRow(spot, k int64) int64 {
+	x := uint64(spot) ^ (uint64(k)%MySQLStripes+1)*0x9e3779b97f4a7c15
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return int64(x)
+}
+
+// mySQLKeysLock returns the statement that locks the rows of keys of the
+// HotSpot spot (MySQLKeyRow) and counts those that exist, and its
+// arguments, the rows' ids, sorted and distinct: InnoDB reads the primary
+// key's ranges in ascending order and locks the rows as it reads them, so
+// that every transaction locks them in the same order.
+func mySQLKeysLock(spot int64, keys []int64) (string, []any) {
+	ids := make([]int64, 0, len(keys))
+	for _, k := range keys {
+		ids = append(ids, MySQLKeyRow(spot, k))
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	marks := "?" + strings.Repeat(", ?", len(ids)-1)
+	return "SELECT COUNT(*) FROM " + MySQLTable + " WHERE id IN (" + marks + ") FOR UPDATE", args
+}
+
+// mySQLStripeRows returns the ids of all the stripes of the HotSpot spot,
+// for the statement that adds them.
+func mySQLStripeRows(spot int64) []any {
+	ids := make([]any, MySQLStripes)
+	for k := range ids {
+		ids[k] = MySQLKeyRow(spot, int64(k))
+	}
+	return ids
+}
+
+// mySQLAdd returns the statement that adds the rows of n ids, those that
+// exist left as they are.
+func mySQLAdd(n int) string {
+	return "INSERT IGNORE INTO " + MySQLTable + " (id) VALUES (?)" + strings.Repeat(", (?)", n-1)
+}
 
 type spotKey struct{}
 

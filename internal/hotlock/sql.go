@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -82,12 +83,18 @@ func Take(ctx context.Context, tx Tx, k Kind, r *Request) (Step, error) {
 	switch k {
 	case PostgresLockTable:
 		start := time.Now()
-		if err := tx.Exec(ctx, PostgresLock(r.Key)); err != nil {
-			return Held, err
+		for _, stmt := range PostgresLocks(r.Key, r.Keys) {
+			if err := tx.Exec(ctx, stmt); err != nil {
+				return Held, err
+			}
 		}
 		TookInPlace(r, start)
 		return Held, nil
 	case PostgresAdvisory:
+		// One lock for the HotSpot, keys or not: advisory locks that
+		// are tried and then waited for take a snapshot between the two
+		// under REPEATABLE READ and SERIALIZABLE (§1.13), so a set of
+		// them in order would begin the transaction again per key.
 		var got bool
 		var isolation string
 		if err := tx.QueryRow(ctx, PostgresTry, r.Key).Scan(&got, &isolation); err != nil {
@@ -111,19 +118,52 @@ func Take(ctx context.Context, tx Tx, k Kind, r *Request) (Step, error) {
 		r.InPlace()
 		return Held, nil
 	}
+	start := time.Now()
+	lock := MySQLLock
+	if len(r.Keys) > 0 {
+		lock = MySQLShare
+	}
+	if err := mySQLRows(ctx, tx, lock, []any{r.Key}, nil); err != nil {
+		return Held, err
+	}
+	if len(r.Keys) > 0 {
+		stmt, ids := mySQLKeysLock(r.Key, r.Keys)
+		if err := mySQLRows(ctx, tx, stmt, ids, mySQLStripeRows(r.Key)); err != nil {
+			return Held, err
+		}
+	}
+	TookInPlace(r, start)
+	return Held, nil
+}
+
+// mySQLRows locks the rows of MySQLTable whose ids are args with the
+// statement lock, which reads one id (MySQLLock, MySQLShare; stripes nil)
+// or counts the rows it locked (mySQLKeysLock). The first time rows are
+// missing it adds them, and with them stripes, the ids of every stripe of
+// the HotSpot, so that this happens once per HotSpot and server: rows
+// added are locked until the transaction ends, and a locking read of the
+// others waits for them meanwhile (and may deadlock with another
+// transaction adding rows, an error the retry handles). sql.ErrNoRows
+// means rows could not be added.
+func mySQLRows(ctx context.Context, tx Tx, lock string, args, stripes []any) error {
 	for added := false; ; added = true {
-		start := time.Now()
-		var id int64
-		err := tx.QueryRow(ctx, MySQLLock, r.Key).Scan(&id)
+		var got int64
+		err := tx.QueryRow(ctx, lock, args...).Scan(&got)
+		if stripes != nil && err == nil && got < int64(len(args)) {
+			err = sql.ErrNoRows
+		}
 		if err == nil {
-			TookInPlace(r, start)
-			return Held, nil
+			return nil
 		}
 		if !errors.Is(err, sql.ErrNoRows) || added {
-			return Held, err
+			return err
 		}
-		if err := tx.Exec(ctx, MySQLAdd, r.Key); err != nil {
-			return Held, err
+		add := args
+		if stripes != nil {
+			add = stripes
+		}
+		if err := tx.Exec(ctx, mySQLAdd(len(add)), add...); err != nil {
+			return err
 		}
 	}
 }
@@ -212,7 +252,7 @@ func Begin[T any](ctx context.Context, s Scope[T]) (T, error) {
 	}
 	if s.Postgres && s.BeginLocked != nil && !s.State.noTables.Load() {
 		start := time.Now()
-		t, err := s.BeginLocked(PostgresLock(req.Key))
+		t, err := s.BeginLocked(strings.Join(PostgresLocks(req.Key, req.Keys), "; "))
 		if err == nil {
 			TookInPlace(req, start)
 			return t, nil
