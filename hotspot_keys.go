@@ -137,6 +137,9 @@ func (h *hotSpot) admitWaitersLocked() {
 		}
 		return
 	}
+	if !h.admissible(false, int(h.state.Load()&inflightMask)) {
+		return // the level is full: no waiter may start, whatever its keys
+	}
 	order := append(h.scratch[:0], q.items...)
 	slices.SortFunc(order, func(a, b *waiter) int {
 		if c := cmp.Compare(a.key, b.key); c != 0 {
@@ -157,6 +160,9 @@ func (h *hotSpot) admitWaitersLocked() {
 	}
 	passed := order[:0] // the waiters passed over so far, in place
 	for _, w := range order {
+		if !h.admissible(false, int(h.state.Load()&inflightMask)) {
+			break // no later waiter may start either
+		}
 		ahead := w.keys == nil && len(passed) > 0 // an unkeyed one overlaps every waiter it would pass
 		if !ahead && h.admissible(w.solo, int(h.state.Load()&inflightMask)) && h.keysFit(w.keys) && !w.keys.overlapsAny(reserved) {
 			q.remove(w)
