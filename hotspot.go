@@ -216,6 +216,10 @@ type hotSpot struct {
 	// conflict, so the keys do not keep apart the rows attempts write;
 	// until admitted passes it, attempts side by side are bounded again.
 	keysLieUntil uint64
+	// keysHeld: the scope of the last coordinated attempt with keys took
+	// a lock per key (hotlock.Request.KeysHeld), not the HotSpot's lock
+	// alone (too many stripes, PostgreSQL's advisory lock).
+	keysHeld bool
 	// scratch and reserved are admitWaitersLocked's buffers.
 	scratch  []*waiter
 	reserved map[int64]int32
@@ -248,9 +252,9 @@ type ticket struct {
 	yield time.Duration
 	// keys are its operation's keys (HotSpotKeys), nil if none.
 	keys hotKeys
-	// lockKeys: the keys are believed (not mayCycle), so a coordinated
-	// attempt locks its keys' stripes and the HotSpot's lock only in a
-	// shared mode (hotlock.Request.Keys).
+	// lockKeys: the keys are believed (not mayCycle) and the attempt is
+	// not solo, so a coordinated attempt locks its keys' stripes and the
+	// HotSpot's lock only in a shared mode (hotlock.Request.Keys).
 	lockKeys bool
 }
 
@@ -331,7 +335,7 @@ func (h *hotSpot) admit(ctx context.Context, rs *retryState, keys hotKeys) (tick
 	if keys != nil {
 		h.keyedUntil = h.admitted + externalFor
 	}
-	if len(h.queue.items) == 0 && h.admissible(solo, int(s&inflightMask)) && h.keysFit(keys) {
+	if len(h.queue.items) == 0 && h.admissible(solo, keys, int(s&inflightMask)) && h.keysFit(keys) {
 		t := h.admitLocked(solo, retry, keys)
 		h.mu.Unlock()
 		return t, nil
@@ -368,10 +372,10 @@ func (h *hotSpot) admit(ctx context.Context, rs *retryState, keys hotKeys) (tick
 	return ticket{}, fmt.Errorf("dbop: waiting for a hot spot's slot: %w", ctx.Err())
 }
 
-// admissible reports whether an attempt may be admitted with inflight
-// attempts in flight: a solo one only alone, any other only below the
-// level, and none while a solo one runs.
-func (h *hotSpot) admissible(solo bool, inflight int) bool {
+// admissible reports whether an attempt with keys may be admitted with
+// inflight attempts in flight: a solo one only alone, any other only below
+// the level, and none while a solo one runs.
+func (h *hotSpot) admissible(solo bool, keys hotKeys, inflight int) bool {
 	switch {
 	case h.solo:
 		return false
@@ -384,7 +388,7 @@ func (h *hotSpot) admissible(solo bool, inflight int) bool {
 		// take a lock per key, and run as many at once as the level
 		// says (keysFit keeps their keys apart).
 		most := min(h.level.slots, 2)
-		if h.keyed() && h.admitted >= h.keysLieUntil {
+		if h.locksKeys(keys) {
 			most = h.level.slots
 		}
 		return inflight == 0 || (inflight < most && h.locking == inflight)
@@ -401,7 +405,7 @@ func (h *hotSpot) admitLocked(solo, retry bool, keys hotKeys) ticket {
 	h.admitted++
 	h.solo = solo
 	h.holdKeys(keys)
-	t := ticket{seq: h.admitted, alone: alone, solo: solo, bounded: h.boundedLocked(keys), coordinate: h.asksLocked(), keys: keys, lockKeys: !h.mayCycle(keys)}
+	t := ticket{seq: h.admitted, alone: alone, solo: solo, bounded: h.boundedLocked(keys), coordinate: h.asksLocked(), keys: keys, lockKeys: !h.mayCycle(keys) && !solo}
 	if t.coordinate {
 		h.locking++
 	}
@@ -448,6 +452,15 @@ func (h *hotSpot) boundedLocked(keys hotKeys) bool {
 // attempts write, which the HotSpot believes until an attempt that had
 // company lost a conflict all the same (keysLieUntil).
 func (h *hotSpot) mayCycle(keys hotKeys) bool { return keys == nil || h.admitted < h.keysLieUntil }
+
+// locksKeys reports whether an attempt with keys, coordinated, takes a
+// lock per key, as far as the HotSpot knows: its keys are believed, and the
+// scope took the lock per key for the last one that asked.
+func (h *hotSpot) locksKeys(keys hotKeys) bool { return !h.mayCycle(keys) && h.keysHeld }
+
+// anyKeys stands for an attempt with keys in admissible, where a round of
+// admission asks whether any waiter may start.
+var anyKeys = hotKeys{}
 
 // keyed reports whether operations with keys arrived lately.
 func (h *hotSpot) keyed() bool { return h.admitted < h.keyedUntil }
@@ -579,6 +592,16 @@ func (h *hotSpot) leave(t ticket, o outcome, d time.Duration, req *hotlock.Reque
 			if took {
 				h.coordinated, h.inPlace = true, inPlace
 				h.judgeLeakLocked(o == lost)
+				if req.Keys != nil {
+					h.keysHeld = req.KeysHeld()
+					if h.keysHeld && o == lost {
+						// It held its keys' locks, so no attempt of
+						// any process that keeps to its keys wrote
+						// its rows: the keys lie, or the database
+						// reports conflicts between disjoint rows.
+						h.keysLieUntil = h.admitted + externalFor
+					}
+				}
 			}
 			if waited && t.alone {
 				// It waited with nothing else of this process's in
@@ -686,7 +709,7 @@ func (h *hotSpot) settle(t ticket, o outcome, d time.Duration) {
 		// slots add nothing. Keys that are believed lock their own
 		// stripes, and more slots may run more of them.
 		ceiling := 0
-		if h.coordinated && h.pipelines() && (!h.keyed() || (h.fleet() && h.admitted < h.keysLieUntil)) {
+		if h.coordinated && h.pipelines() && (!h.keyed() || (h.fleet() && !h.locksKeys(anyKeys))) {
 			ceiling = 2
 		}
 		// Attempts wait for a slot when the level admitted as many as it

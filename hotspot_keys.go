@@ -29,7 +29,11 @@ import (
 // PostgreSQL with the lock tables, one of fifteen tables per key; on MySQL
 // and MariaDB, one of 256 rows per key; so attempts of different
 // processes whose keys fall on different locks run side by side, and an
-// attempt without keys runs alone (docs/backends.md §1.16, §3.14).
+// attempt without keys runs alone (docs/backends.md §1.16, §3.14). An
+// attempt whose keys fall on more than four such locks, or whose
+// operation lost twice, takes the HotSpot's lock alone, as without keys;
+// so do all for a while after one that held its keys' locks still lost a
+// conflict.
 // PostgreSQL's advisory lock, taken where the lock tables are missing,
 // orders every attempt, whatever its keys. Where the database
 // reports conflicts between transactions that write disjoint rows
@@ -132,12 +136,12 @@ func (h *hotSpot) admitWaitersLocked() {
 	}
 	if !h.keyed() && h.keyedIn == 0 {
 		// No keys lately: strictly oldest first.
-		for len(q.items) > 0 && h.admissible(q.items[0].solo, int(h.state.Load()&inflightMask)) && h.keysFit(q.items[0].keys) {
+		for len(q.items) > 0 && h.admissible(q.items[0].solo, q.items[0].keys, int(h.state.Load()&inflightMask)) && h.keysFit(q.items[0].keys) {
 			h.admitWaiterLocked(q.pop())
 		}
 		return
 	}
-	if !h.admissible(false, int(h.state.Load()&inflightMask)) {
+	if !h.admissible(false, anyKeys, int(h.state.Load()&inflightMask)) {
 		return // the level is full: no waiter may start, whatever its keys
 	}
 	order := append(h.scratch[:0], q.items...)
@@ -160,11 +164,11 @@ func (h *hotSpot) admitWaitersLocked() {
 	}
 	passed := order[:0] // the waiters passed over so far, in place
 	for _, w := range order {
-		if !h.admissible(false, int(h.state.Load()&inflightMask)) {
+		if !h.admissible(false, anyKeys, int(h.state.Load()&inflightMask)) {
 			break // no later waiter may start either
 		}
 		ahead := w.keys == nil && len(passed) > 0 // an unkeyed one overlaps every waiter it would pass
-		if !ahead && h.admissible(w.solo, int(h.state.Load()&inflightMask)) && h.keysFit(w.keys) && !w.keys.overlapsAny(reserved) {
+		if !ahead && h.admissible(w.solo, w.keys, int(h.state.Load()&inflightMask)) && h.keysFit(w.keys) && !w.keys.overlapsAny(reserved) {
 			q.remove(w)
 			h.admitWaiterLocked(w)
 			for _, p := range passed {

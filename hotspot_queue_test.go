@@ -13,7 +13,6 @@ func BenchmarkAdmitWaitersManyOnOneKey(b *testing.B) {
 		b.Run(fmt.Sprintf("waiters=%d/level=%d", c.n, c.level), func(b *testing.B) {
 			n := c.n
 			h := HotSpot().(*hotSpot)
-			h.startLimiting()
 			h.keyedUntil = 1 << 62 // keys lately
 			h.level.slots = c.level
 			for i := range n {

@@ -109,8 +109,9 @@ const HotSpotLockTable = hotlock.MySQLTable
 // InnoDB releases it at COMMIT or ROLLBACK, so nothing outlives the
 // transaction on a pooled connection. An attempt whose operation names
 // its rows (dbop.HotSpotKeys) reads the HotSpot's row LOCK IN SHARE MODE
-// instead, and then its keys' rows FOR UPDATE: 256 more rows per HotSpot,
-// each key on one of them, all added by the first attempt with keys. So
+// instead, and then its keys' rows FOR UPDATE (at most four; with more it
+// takes the HotSpot's row alone): 256 more rows per HotSpot, each key on
+// one of them, all added by the first attempt with keys. So
 // attempts of different processes whose keys fall on different rows run
 // side by side (docs/backends.md §3.14). On a Galera cluster the row lock
 // holds on one node only: it coordinates the processes that write through

@@ -118,9 +118,10 @@ func HotSpotLockTables() []string { return hotlock.PostgresTableNames() }
 // holds it, under REPEATABLE READ and SERIALIZABLE too
 // (docs/contention.md). An attempt whose operation names its rows
 // (dbop.HotSpotKeys) locks the HotSpot's table IN ROW SHARE MODE instead,
-// and for each key one of the other fifteen tables IN EXCLUSIVE MODE, all
-// in the tables' order: attempts of different processes whose keys fall
-// on different tables run side by side (docs/backends.md §1.16).
+// and for each key one of the other fifteen tables IN EXCLUSIVE MODE (at
+// most four; with more, the HotSpot's table alone), all in the tables'
+// order: attempts of different processes whose keys fall on different
+// tables run side by side (docs/backends.md §1.16).
 //
 // Without the tables (or without the right to lock them: LOCK … IN
 // EXCLUSIVE MODE needs the UPDATE, DELETE or TRUNCATE privilege on the

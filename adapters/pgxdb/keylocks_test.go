@@ -52,7 +52,8 @@ func TestHotSpotKeyLocksInBegin(t *testing.T) {
 	u.mustEnter(t, "the attempt without keys, once the keyed ones committed")
 	u.finish(t)
 
-	want := "begin isolation level read committed; " + strings.Join(hotlock.PostgresLocks(key, []int64{1, 2}), "; ")
+	locks, _ := hotlock.PostgresLocks(key, []int64{1, 2})
+	want := "begin isolation level read committed; " + strings.Join(locks, "; ")
 	found := false
 	for _, stmt := range log.Log() {
 		if stmt == want {

@@ -75,6 +75,30 @@ func TestHotSpotKeyLocks(t *testing.T) {
 			unkeyed.finish(t)
 			keyed.mustEnter(t, "the keyed attempt, once the one without keys committed")
 			keyed.finish(t)
+
+			// Keys on more than hotlock.MaxStripes stripes: the
+			// HotSpot's lock alone, exclusively, as without keys (on
+			// MariaDB a long list of ids would be read by a scan that
+			// locks every row, the HotSpot's own included, and two
+			// such attempts would deadlock).
+			many := func(from int64) []int64 {
+				keys := make([]int64, 60)
+				for i := range keys {
+					keys[i] = from + int64(i)
+				}
+				return keys
+			}
+			wide := start(many(100)...)
+			wide.mustEnter(t, "an attempt with 60 keys")
+			other = start(1, 2)
+			other.mustWait(t, "a keyed attempt, while one with 60 keys holds the HotSpot's lock")
+			wide2 := start(many(200)...)
+			wide2.mustWait(t, "a second attempt with 60 other keys")
+			wide.finish(t)
+			other.mustEnter(t, "the keyed attempt, once the one with 60 keys committed")
+			other.finish(t)
+			wide2.mustEnter(t, "the second attempt with 60 keys")
+			wide2.finish(t)
 		})
 	}
 }
@@ -147,8 +171,8 @@ func (h *heldAttempt) abandon() {
 	}
 }
 
-// Attempts with overlapping keys, and attempts without keys, of many
-// sessions at once, never deadlock on the HotSpot's locks: every
+// Attempts with overlapping keys, with keys on too many stripes, and
+// without keys, of many sessions at once, never deadlock on the HotSpot's locks: every
 // transaction takes them in one order. Each attempt checks that no other
 // attempt holding one of its keys, or any attempt when it has none, is in
 // its function at the same time.
@@ -215,7 +239,13 @@ func TestHotSpotKeyLocksNeverDeadlock(t *testing.T) {
 					rng := rand.New(rand.NewPCG(uint64(w), 1))
 					for range 25 {
 						var keys []int64
-						if rng.IntN(5) > 0 {
+						switch rng.IntN(6) {
+						case 0: // none
+						case 1: // more than hotlock.MaxStripes
+							for k := range int64(6) {
+								keys = append(keys, k)
+							}
+						default:
 							a, b := rng.Int64N(6), rng.Int64N(6)
 							if a == b {
 								b = (a + 1) % 6

@@ -38,11 +38,12 @@ type Request struct {
 	// by side, while an attempt without keys, which takes the HotSpot's
 	// lock exclusively, still runs alone. Nil: the HotSpot's lock,
 	// exclusively.
-	Keys    []int64
-	claimed atomic.Bool
-	took    atomic.Bool
-	waited  atomic.Bool
-	inPlace atomic.Bool
+	Keys     []int64
+	claimed  atomic.Bool
+	keysHeld atomic.Bool
+	took     atomic.Bool
+	waited   atomic.Bool
+	inPlace  atomic.Bool
 }
 
 // Claim reports whether the caller is the first to claim r; only that
@@ -65,6 +66,13 @@ func (r *Request) Waited() { r.waited.Store(true) }
 // with its BEGIN already done, so the HotSpot lets one attempt wait in the
 // server while another holds the lock.
 func (r *Request) InPlace() { r.inPlace.Store(true) }
+
+// HeldKeys records that the scope took the lock per key, not the
+// HotSpot's lock alone (too many stripes, the advisory lock).
+func (r *Request) HeldKeys() { r.keysHeld.Store(true) }
+
+// KeysHeld reports whether the scope took the lock per key.
+func (r *Request) KeysHeld() bool { return r.keysHeld.Load() }
 
 // Outcome returns what the scope recorded.
 func (r *Request) Outcome() (took, waited, inPlace bool) {
@@ -115,29 +123,41 @@ const (
 
 // PostgresLocks returns the statements that take the lock of key, for an
 // attempt with keys (Request.Keys), as the first statements of a
-// transaction. Without keys it is PostgresLock(key). With keys, key's
-// table is locked IN ROW SHARE MODE, which conflicts with EXCLUSIVE but
-// not with itself, and each key's stripe, one of the other
+// transaction, and whether they lock the keys. Without keys, or with keys
+// on more than MaxStripes stripes, it is PostgresLock(key) alone. With
+// keys, key's table is locked IN ROW SHARE MODE, which conflicts with
+// EXCLUSIVE but not with itself, and each key's stripe, one of the other
 // PostgresTables-1 tables, IN EXCLUSIVE MODE: attempts whose keys fall on
 // different stripes do not wait for each other, an attempt without keys
 // waits for all of them and they for it. The tables are locked in the
 // order of their numbers, whichever HotSpot's key or stripe each is for,
 // and each once, in the strongest mode the attempt needs: every
 // transaction that takes these locks takes them in the same order, so
-// they form no cycle among themselves. Consecutive keys fall on different
-// stripes, up to PostgresTables-1 of them.
-func PostgresLocks(key int64, keys []int64) []string {
+// they form no cycle among themselves. Consecutive keys, negative ones
+// too, fall on different stripes, up to PostgresTables-1 of them. The
+// stripes are the tables of other HotSpots' keys too: a stripe that is
+// another HotSpot's table orders that HotSpot's attempts while it is held
+// (correct, and more than it must).
+func PostgresLocks(key int64, keys []int64) ([]string, bool) {
 	if len(keys) == 0 {
-		return []string{PostgresLock(key)}
+		return []string{PostgresLock(key)}, false
 	}
 	const share, exclusive = 1, 2
 	var modes [PostgresTables]uint8
 	spot := uint64(key) % PostgresTables
-	modes[spot] = share
+	stripes := 0
 	for _, k := range keys {
-		modes[(spot+1+uint64(k)%(PostgresTables-1))%PostgresTables] = exclusive
+		i := (spot + 1 + uint64(((k%(PostgresTables-1))+(PostgresTables-1))%(PostgresTables-1))) % PostgresTables
+		if modes[i] == 0 {
+			stripes++
+		}
+		modes[i] = exclusive
 	}
-	stmts := make([]string, 0, len(keys)+1)
+	if stripes > MaxStripes {
+		return []string{PostgresLock(key)}, false
+	}
+	modes[spot] = share
+	stmts := make([]string, 0, stripes+1)
 	for i, m := range modes {
 		switch m {
 		case share:
@@ -146,8 +166,17 @@ func PostgresLocks(key int64, keys []int64) []string {
 			stmts = append(stmts, postgresLocks[i])
 		}
 	}
-	return stmts
+	return stmts, true
 }
+
+// MaxStripes is the most stripes an attempt locks one by one. An attempt
+// whose keys fall on more takes its HotSpot's lock exclusively, as one
+// without keys does: it would lock most of the stripes anyway (on
+// PostgreSQL most of the lock tables, which are other HotSpots' too), and
+// on MySQL and MariaDB the optimizer reads a long list of ids by a scan of
+// the whole table, which would lock every row of it, the HotSpot's own
+// included (docs/backends.md §3.14).
+const MaxStripes = 4
 
 // PostgresShareMode is the mode in which an attempt with keys locks its
 // HotSpot's table: it conflicts with PostgresLockMode and not with itself.
@@ -231,9 +260,10 @@ func MySQLKeyRow(spot, k int64) int64 {
 
 // mySQLKeysLock returns the statement that locks the rows of keys of the
 // HotSpot spot (MySQLKeyRow) and counts those that exist, and its
-// arguments, the rows' ids, sorted and distinct: InnoDB reads the primary
-// key's ranges in ascending order and locks the rows as it reads them, so
-// that every transaction locks them in the same order.
+// arguments, the rows' ids, sorted and distinct; nil when they are more
+// than MaxStripes. InnoDB reads a short list of primary-key values as
+// ranges, in ascending order, and locks the rows as it reads them, so that
+// every transaction locks them in the same order.
 func mySQLKeysLock(spot int64, keys []int64) (string, []any) {
 	ids := make([]int64, 0, len(keys))
 	for _, k := range keys {
@@ -241,6 +271,9 @@ func mySQLKeysLock(spot int64, keys []int64) (string, []any) {
 	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
+	if len(ids) > MaxStripes {
+		return "", nil
+	}
 	args := make([]any, len(ids))
 	for i, id := range ids {
 		args[i] = id

@@ -68,11 +68,18 @@ func TestPostgresLocksOfKeys(t *testing.T) {
 		number[n] = i
 	}
 	for _, key := range []int64{0, 5, 15, -1, math.MinInt64, 0x6462_6f70} {
-		if got := PostgresLocks(key, nil); len(got) != 1 || got[0] != PostgresLock(key) {
-			t.Errorf("key %d without keys: %q, want %q", key, got, PostgresLock(key))
+		if got, keyed := PostgresLocks(key, nil); len(got) != 1 || got[0] != PostgresLock(key) || keyed {
+			t.Errorf("key %d without keys: %q, %v, want %q, false", key, got, keyed, PostgresLock(key))
 		}
-		for _, keys := range [][]int64{{1}, {1, 2}, {3, 4, 5, 6}, {-7, 0, 8}, {1, 16}, {0, 15}} {
-			stmts := PostgresLocks(key, keys)
+		// Five stripes or more: the HotSpot's lock alone, exclusively.
+		if got, keyed := PostgresLocks(key, []int64{1, 2, 3, 4, 5}); len(got) != 1 || got[0] != PostgresLock(key) || keyed {
+			t.Errorf("key %d with keys on 5 stripes: %q, %v, want %q, false", key, got, keyed, PostgresLock(key))
+		}
+		for _, keys := range [][]int64{{1}, {1, 2}, {3, 4, 5, 6}, {-7, 0, 8}, {1, 16}, {0, 15}, {-1, 0}, {-2, -1, 0, 1}, {1, 16, 31, 46, 61}} {
+			stmts, keyed := PostgresLocks(key, keys)
+			if !keyed {
+				t.Errorf("key %d, keys %d: not keyed", key, keys)
+			}
 			last, shared, exclusive := -1, 0, 0
 			for _, stmt := range stmts {
 				name, mode, ok := strings.Cut(strings.TrimPrefix(stmt, "LOCK TABLE "), " IN ")
@@ -99,10 +106,11 @@ func TestPostgresLocksOfKeys(t *testing.T) {
 					t.Errorf("key %d, keys %d: mode %q", key, keys, mode)
 				}
 			}
-			// Keys 15 apart share a stripe; others do not.
-			stripes := map[uint64]bool{}
+			// Keys 15 apart share a stripe; others do not, negative
+			// ones included.
+			stripes := map[int64]bool{}
 			for _, k := range keys {
-				stripes[uint64(k)%(PostgresTables-1)] = true
+				stripes[((k%(PostgresTables-1))+PostgresTables-1)%(PostgresTables-1)] = true
 			}
 			if shared != 1 || exclusive != len(stripes) {
 				t.Errorf("key %d, keys %d: %d shared and %d exclusive locks, want 1 and %d: %q", key, keys, shared, exclusive, len(stripes), stmts)
@@ -132,6 +140,9 @@ func TestMySQLKeyRows(t *testing.T) {
 				t.Errorf("HotSpot %d: keys %d and %d on rows %d and %d, want one stripe", spot, k, k+MySQLStripes, id, again)
 			}
 		}
+	}
+	if stmt, args := mySQLKeysLock(7, []int64{1, 2, 3, 4, 5}); stmt != "" || args != nil {
+		t.Errorf("keys on 5 rows: %q %v, want none (the HotSpot's row alone)", stmt, args)
 	}
 	stmt, args := mySQLKeysLock(7, []int64{3, 1, 2, 1 + MySQLStripes})
 	if want := "SELECT COUNT(*) FROM " + MySQLTable + " WHERE id IN (?, ?, ?) FOR UPDATE"; stmt != want {

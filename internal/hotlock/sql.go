@@ -82,13 +82,16 @@ const (
 func Take(ctx context.Context, tx Tx, k Kind, r *Request) (Step, error) {
 	switch k {
 	case PostgresLockTable:
-		start := time.Now()
-		for _, stmt := range PostgresLocks(r.Key, r.Keys) {
+		stmts, keyed := PostgresLocks(r.Key, r.Keys)
+		var longest time.Duration
+		for _, stmt := range stmts {
+			start := time.Now()
 			if err := tx.Exec(ctx, stmt); err != nil {
 				return Held, err
 			}
+			longest = max(longest, time.Since(start))
 		}
-		TookInPlace(r, start)
+		tookInPlace(r, longest, keyed)
 		return Held, nil
 	case PostgresAdvisory:
 		// One lock for the HotSpot, keys or not: advisory locks that
@@ -118,21 +121,27 @@ func Take(ctx context.Context, tx Tx, k Kind, r *Request) (Step, error) {
 		r.InPlace()
 		return Held, nil
 	}
-	start := time.Now()
-	lock := MySQLLock
+	stmt, ids := "", []any(nil)
 	if len(r.Keys) > 0 {
+		stmt, ids = mySQLKeysLock(r.Key, r.Keys)
+	}
+	lock := MySQLLock
+	if ids != nil {
 		lock = MySQLShare
 	}
+	start := time.Now()
 	if err := mySQLRows(ctx, tx, lock, []any{r.Key}, nil); err != nil {
 		return Held, err
 	}
-	if len(r.Keys) > 0 {
-		stmt, ids := mySQLKeysLock(r.Key, r.Keys)
+	longest := time.Since(start)
+	if ids != nil {
+		start = time.Now()
 		if err := mySQLRows(ctx, tx, stmt, ids, mySQLStripeRows(r.Key)); err != nil {
 			return Held, err
 		}
+		longest = max(longest, time.Since(start))
 	}
-	TookInPlace(r, start)
+	tookInPlace(r, longest, ids != nil)
 	return Held, nil
 }
 
@@ -170,10 +179,18 @@ func mySQLRows(ctx context.Context, tx Tx, lock string, args, stripes []any) err
 
 // TookInPlace records on r a lock taken in place by a statement that
 // started at start: waited for if it took longer than waited.
-func TookInPlace(r *Request, start time.Time) {
+func TookInPlace(r *Request, start time.Time) { tookInPlace(r, time.Since(start), false) }
+
+// tookInPlace records on r a lock taken in place, whose statement that took
+// longest took d (a wait is judged per statement, not over the round trips
+// of several), and whether the lock per key was taken.
+func tookInPlace(r *Request, d time.Duration, keyed bool) {
 	r.Took()
 	r.InPlace()
-	if time.Since(start) > waited {
+	if keyed {
+		r.HeldKeys()
+	}
+	if d > waited {
 		r.Waited()
 	}
 }
@@ -252,9 +269,10 @@ func Begin[T any](ctx context.Context, s Scope[T]) (T, error) {
 	}
 	if s.Postgres && s.BeginLocked != nil && !s.State.noTables.Load() {
 		start := time.Now()
-		t, err := s.BeginLocked(strings.Join(PostgresLocks(req.Key, req.Keys), "; "))
+		stmts, keyed := PostgresLocks(req.Key, req.Keys)
+		t, err := s.BeginLocked(strings.Join(stmts, "; "))
 		if err == nil {
-			TookInPlace(req, start)
+			tookInPlace(req, time.Since(start), keyed)
 			return t, nil
 		}
 		if !s.AfterBegin(err) {
