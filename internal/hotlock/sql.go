@@ -177,10 +177,6 @@ func mySQLRows(ctx context.Context, tx Tx, lock string, args, stripes []any) err
 	}
 }
 
-// TookInPlace records on r a lock taken in place by a statement that
-// started at start: waited for if it took longer than waited.
-func TookInPlace(r *Request, start time.Time) { tookInPlace(r, time.Since(start), false) }
-
 // tookInPlace records on r a lock taken in place, whose statement that took
 // longest took d (a wait is judged per statement, not over the round trips
 // of several), and whether the lock per key was taken.
