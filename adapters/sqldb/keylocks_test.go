@@ -12,6 +12,7 @@ import (
 	"github.com/dbop-go/dbop/adapters/mysqldb"
 	"github.com/dbop-go/dbop/adapters/sqldb"
 	"github.com/dbop-go/dbop/internal/hotlock"
+	"github.com/dbop-go/dbop/internal/testdb"
 )
 
 // keyLockBackends are the servers whose scopes take a HotSpot's lock per
@@ -47,34 +48,34 @@ func TestHotSpotKeyLocks(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			db := b.open(t)
 			key := rand.Int64()
-			start := func(keys ...int64) *heldAttempt { return holdAttempt(t, db, b.d, key, keys) }
+			start := func(keys ...int64) *testdb.Held { return holdAttempt(t, db, b.d, key, keys) }
 			// The first attempt with keys adds the HotSpot's lock rows
 			// on MariaDB, and holds them until it commits.
 			first := start(1)
-			first.mustEnter(t, "the first attempt with keys")
-			first.finish(t)
+			first.MustEnter(t, "the first attempt with keys")
+			first.Finish(t)
 
 			a := start(1, 2)
-			a.mustEnter(t, "the first attempt")
+			a.MustEnter(t, "the first attempt")
 			other := start(3, 4)
-			other.mustEnter(t, "an attempt whose keys are disjoint from the holder's")
+			other.MustEnter(t, "an attempt whose keys are disjoint from the holder's")
 			shares := start(2, 5)
-			shares.mustWait(t, "an attempt that shares key 2 with the holder")
-			a.finish(t)
-			shares.mustEnter(t, "the attempt that shared key 2, once the holder committed")
+			shares.MustWait(t, "an attempt that shares key 2 with the holder")
+			a.Finish(t)
+			shares.MustEnter(t, "the attempt that shared key 2, once the holder committed")
 
 			unkeyed := start()
-			unkeyed.mustWait(t, "an attempt without keys, while keyed ones hold")
-			other.finish(t)
-			unkeyed.mustWait(t, "an attempt without keys, while a keyed one still holds")
-			shares.finish(t)
-			unkeyed.mustEnter(t, "the attempt without keys, once the keyed ones committed")
+			unkeyed.MustWait(t, "an attempt without keys, while keyed ones hold")
+			other.Finish(t)
+			unkeyed.MustWait(t, "an attempt without keys, while a keyed one still holds")
+			shares.Finish(t)
+			unkeyed.MustEnter(t, "the attempt without keys, once the keyed ones committed")
 
 			keyed := start(7, 8)
-			keyed.mustWait(t, "a keyed attempt, while one without keys holds")
-			unkeyed.finish(t)
-			keyed.mustEnter(t, "the keyed attempt, once the one without keys committed")
-			keyed.finish(t)
+			keyed.MustWait(t, "a keyed attempt, while one without keys holds")
+			unkeyed.Finish(t)
+			keyed.MustEnter(t, "the keyed attempt, once the one without keys committed")
+			keyed.Finish(t)
 
 			// Keys on more than hotlock.MaxStripes stripes: the
 			// HotSpot's lock alone, exclusively, as without keys (on
@@ -89,86 +90,31 @@ func TestHotSpotKeyLocks(t *testing.T) {
 				return keys
 			}
 			wide := start(many(100)...)
-			wide.mustEnter(t, "an attempt with 60 keys")
+			wide.MustEnter(t, "an attempt with 60 keys")
 			other = start(1, 2)
-			other.mustWait(t, "a keyed attempt, while one with 60 keys holds the HotSpot's lock")
+			other.MustWait(t, "a keyed attempt, while one with 60 keys holds the HotSpot's lock")
 			wide2 := start(many(200)...)
-			wide2.mustWait(t, "a second attempt with 60 other keys")
-			wide.finish(t)
-			other.mustEnter(t, "the keyed attempt, once the one with 60 keys committed")
-			other.finish(t)
-			wide2.mustEnter(t, "the second attempt with 60 keys")
-			wide2.finish(t)
+			wide2.MustWait(t, "a second attempt with 60 other keys")
+			wide.Finish(t)
+			other.MustEnter(t, "the keyed attempt, once the one with 60 keys committed")
+			other.Finish(t)
+			wide2.MustEnter(t, "the second attempt with 60 keys")
+			wide2.Finish(t)
 		})
 	}
 }
 
-// heldAttempt is an attempt that holds its transaction open, with the
-// HotSpot's lock taken, until the test finishes it.
-type heldAttempt struct {
-	entered, release chan struct{}
-	done             chan error
-	finished         bool
-}
-
-func holdAttempt(t *testing.T, db *sql.DB, d sqldb.Dialect, key int64, keys []int64) *heldAttempt {
-	h := &heldAttempt{entered: make(chan struct{}), release: make(chan struct{}), done: make(chan error, 1)}
+// holdAttempt starts an attempt with keys that holds its transaction open,
+// with the HotSpot key's lock taken, until the test finishes it.
+func holdAttempt(t *testing.T, db *sql.DB, d sqldb.Dialect, key int64, keys []int64) *testdb.Held {
 	req := &hotlock.Request{Key: key, Keys: keys}
-	go func() {
+	return testdb.Hold(t, func(ctx context.Context, inside func()) error {
 		_, err := sqldb.InTx(db, d, func(ctx context.Context, tx *sql.Tx) (struct{}, error) {
-			close(h.entered)
-			<-h.release
+			inside()
 			return struct{}{}, nil
-		}).Run(hotlock.With(t.Context(), req))
-		h.done <- err
-	}()
-	t.Cleanup(h.abandon)
-	return h
-}
-
-func (h *heldAttempt) mustEnter(t *testing.T, what string) {
-	t.Helper()
-	select {
-	case <-h.entered:
-	case err := <-h.done:
-		t.Fatalf("%s failed: %v", what, err)
-	case <-time.After(10 * time.Second):
-		t.Fatalf("%s did not begin within 10 s", what)
-	}
-}
-
-// mustWait checks that the attempt has not begun its function 300 ms
-// after it was started: it waits for a lock.
-func (h *heldAttempt) mustWait(t *testing.T, what string) {
-	t.Helper()
-	select {
-	case <-h.entered:
-		t.Fatalf("%s began: it should wait for the lock", what)
-	case err := <-h.done:
-		t.Fatalf("%s ended: %v", what, err)
-	case <-time.After(300 * time.Millisecond):
-	}
-}
-
-func (h *heldAttempt) finish(t *testing.T) {
-	t.Helper()
-	h.finished = true
-	close(h.release)
-	if err := <-h.done; err != nil {
-		t.Fatal(err)
-	}
-}
-
-// abandon ends an attempt the test did not finish, when it failed first:
-// its context, the test's, is cancelled before the cleanups run, which ends
-// an attempt still waiting for a lock, and the release ends one that holds
-// its locks.
-func (h *heldAttempt) abandon() {
-	if !h.finished {
-		h.finished = true
-		close(h.release)
-		<-h.done
-	}
+		}).Run(hotlock.With(ctx, req))
+		return err
+	})
 }
 
 // Attempts with overlapping keys, with keys on too many stripes, and

@@ -7,6 +7,9 @@
 // a machine with no database. When DBOP_TEST_REQUIRE is set (CI sets it), a
 // missing variable fails the test instead: in CI a skipped integration test
 // is a failure.
+//
+// [Hold] holds an operation inside its transaction until the test lets it
+// commit, for tests of which transactions wait for which.
 package testdb
 
 import (
