@@ -418,7 +418,7 @@ func TestCreateHotSpotLocksNil(t *testing.T) {
 // balance equals its ledger net), and the lock travelled in BEGIN.
 func TestHotSpotComposedWithTables(t *testing.T) {
 	for _, iso := range []pgx.TxIsoLevel{pgx.ReadCommitted, pgx.Serializable} {
-		t.Run(string(iso), func(t *testing.T) { composedTransfers(t, iso, 2, false) })
+		t.Run(string(iso), func(t *testing.T) { composedTransfers(t, iso, 2, false, 1) })
 	}
 }
 
@@ -427,14 +427,37 @@ func TestHotSpotComposedWithTables(t *testing.T) {
 // and every invariant still holds.
 func TestHotSpotKeysComposed(t *testing.T) {
 	for _, iso := range []pgx.TxIsoLevel{pgx.ReadCommitted, pgx.Serializable} {
-		t.Run(string(iso), func(t *testing.T) { composedTransfers(t, iso, 4, true) })
+		t.Run(string(iso), func(t *testing.T) { composedTransfers(t, iso, 4, true, 1) })
+	}
+}
+
+// Two HotSpots built at one place stand for two processes: each sees the
+// other's attempts as another process's, and their attempts take the
+// HotSpot's lock with a lock per key (the lock tables IN ROW SHARE MODE and
+// IN EXCLUSIVE MODE). Every transfer lands once.
+func TestHotSpotKeysComposedAcrossProcesses(t *testing.T) {
+	for _, iso := range []pgx.TxIsoLevel{pgx.ReadCommitted, pgx.Serializable} {
+		t.Run(string(iso), func(t *testing.T) {
+			log := composedTransfers(t, iso, 4, true, 2)
+			shared := 0
+			for _, stmt := range log.Log() {
+				if strings.Contains(stmt, "IN "+hotlock.PostgresShareMode+" MODE") {
+					shared++
+				}
+			}
+			if shared == 0 {
+				t.Error("no transaction took the HotSpot's lock with a lock per key")
+			}
+		})
 	}
 }
 
 // composedTransfers runs 8 workers × 25 transfers among accounts hot
 // accounts through WithRetry, HotSpot and InTx at iso, with the accounts as
-// HotSpotKeys when keyed, and checks the invariants.
-func composedTransfers(t *testing.T, iso pgx.TxIsoLevel, accounts int, keyed bool) {
+// HotSpotKeys when keyed, and checks the invariants. The workers share
+// processes HotSpots built at one place, as processes would, and the
+// statements are logged.
+func composedTransfers(t *testing.T, iso pgx.TxIsoLevel, accounts int, keyed bool, processes int) *sqlLog {
 	const workers, each = 8, 25
 	inPool := inSchema(t, "pgxdb_hotlock_composed", true)
 	admin := newPool(t, 2, inPool)
@@ -446,10 +469,14 @@ func composedTransfers(t *testing.T, iso pgx.TxIsoLevel, accounts int, keyed boo
 	createTable(t, admin, "pgxdb_hot_ledger", "id int PRIMARY KEY, from_id int NOT NULL, to_id int NOT NULL")
 	log := &sqlLog{}
 	pool := newPool(t, workers, inPool, traced(log))
-	hot := dbop.Chain(dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Millisecond, 50*time.Millisecond)), dbop.MaxAttempts(50)), dbop.HotSpot())
+	hots := make([]dbop.Decorator, processes)
+	for i := range hots {
+		hots[i] = dbop.Chain(dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Millisecond, 50*time.Millisecond)), dbop.MaxAttempts(50)), dbop.HotSpot())
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*each)
 	for w := range workers {
+		hot := hots[w%processes]
 		wg.Go(func() {
 			for i := range each {
 				id := w*each + i
@@ -506,4 +533,5 @@ func composedTransfers(t *testing.T, iso pgx.TxIsoLevel, accounts int, keyed boo
 		t.Error("no transaction took the HotSpot's lock in its BEGIN")
 	}
 	t.Logf("%d of the transactions took the lock in BEGIN", locked)
+	return log
 }

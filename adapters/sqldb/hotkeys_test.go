@@ -27,24 +27,45 @@ func TestHotSpotKeysComposedMariaDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, iso := range []sql.IsolationLevel{sql.LevelRepeatableRead, sql.LevelSerializable} {
-		t.Run(iso.String(), func(t *testing.T) { keyedTransfers(t, db, mysqldb.MariaDB, sqldb.Isolation(iso)) })
+		t.Run(iso.String(), func(t *testing.T) { keyedTransfers(t, db, mysqldb.MariaDB, 1, sqldb.Isolation(iso)) })
+	}
+}
+
+// The same with two HotSpots built at one place, standing for two
+// processes: each sees the other's attempts as another process's, and their
+// attempts take the HotSpot's row in share mode and their keys' rows
+// (docs/backends.md §3.14).
+func TestHotSpotKeysComposedMariaDBAcrossProcesses(t *testing.T) {
+	db := openMariaDB(t)
+	if err := sqldb.CreateHotSpotLocks(t.Context(), db, mysqldb.MariaDB); err != nil {
+		t.Fatal(err)
+	}
+	for _, iso := range []sql.IsolationLevel{sql.LevelReadCommitted, sql.LevelSerializable} {
+		t.Run(iso.String(), func(t *testing.T) { keyedTransfers(t, db, mysqldb.MariaDB, 2, sqldb.Isolation(iso)) })
 	}
 }
 
 func TestHotSpotKeysComposedSQLite(t *testing.T) {
-	keyedTransfers(t, openSQLite(t, testdb.SQLiteFile(t)), sqldb.SQLite)
+	keyedTransfers(t, openSQLite(t, testdb.SQLiteFile(t)), sqldb.SQLite, 1)
 }
 
-func keyedTransfers(t *testing.T, db *sql.DB, d sqldb.Dialect, opts ...sqldb.TxOption) {
+// keyedTransfers runs 8 workers × 25 keyed transfers among 4 accounts, the
+// workers sharing processes HotSpots built at one place, and checks the
+// invariants.
+func keyedTransfers(t *testing.T, db *sql.DB, d sqldb.Dialect, processes int, opts ...sqldb.TxOption) {
 	const workers, each, accounts = 8, 25, 4
 	db.SetMaxOpenConns(workers + 2)
 	table(t, db, "sqldb_hotkeys_accounts", "(id int PRIMARY KEY, balance bigint NOT NULL)")
 	table(t, db, "sqldb_hotkeys_ledger", "(id int PRIMARY KEY, from_id int NOT NULL, to_id int NOT NULL)")
 	mustExec(t, db, "INSERT INTO sqldb_hotkeys_accounts VALUES (1, 0), (2, 0), (3, 0), (4, 0)")
-	hot := dbop.Chain(dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Millisecond, 50*time.Millisecond)), dbop.MaxAttempts(50)), dbop.HotSpot())
+	hots := make([]dbop.Decorator, processes)
+	for i := range hots {
+		hots[i] = dbop.Chain(dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Millisecond, 50*time.Millisecond)), dbop.MaxAttempts(50)), dbop.HotSpot())
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*each)
 	for w := range workers {
+		hot := hots[w%processes]
 		wg.Go(func() {
 			for i := range each {
 				id := w*each + i
