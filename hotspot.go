@@ -23,9 +23,11 @@ import (
 //     than one attempt in eight conflicts, and now and then tries one slot more
 //     or one fewer for a moment, keeping the change only if more (or, for
 //     fewer, not less) work got done. Once nobody has waited for a slot
-//     for a while (128 successes in a row), it lets every attempt through
-//     at once, until an attempt fails with a retryable verdict (a
-//     serialization failure, a deadlock, a lock or statement timeout).
+//     for a while (128 successes in a row, none of them taking the
+//     HotSpot's lock beside another attempt, below, and no other process
+//     seen lately), it lets every attempt through at once, until an
+//     attempt fails with a retryable verdict (a serialization failure, a
+//     deadlock, a lock or statement timeout).
 //   - Attempts that wait are admitted oldest first: the retry of an
 //     operation that lost a conflict goes before every operation that
 //     arrived after it lost, and is retried without the backoff's wait
@@ -692,7 +694,7 @@ func (h *hotSpot) settle(t ticket, o outcome, d time.Duration) {
 				h.srtt += (x - h.srtt) / 8
 			}
 		}
-		if len(h.queue.items) == 0 && inflight < h.level.slots {
+		if len(h.queue.items) == 0 && inflight < h.level.slots && h.unneeded(t, inflight) {
 			if h.calm++; h.calm >= h.calmAfter {
 				h.calm = 0
 				h.state.Add(^uint64(limiting - 1)) // stop limiting
@@ -719,6 +721,22 @@ func (h *hotSpot) settle(t ticket, o outcome, d time.Duration) {
 		h.level.measure(o == success, waiting, ceiling, h.p)
 	}
 	h.admitWaitersLocked()
+}
+
+// unneeded reports whether the success of attempt t, with inflight others
+// in flight now, shows that the HotSpot is not needed: it did not take the
+// HotSpot's lock beside another attempt of this process's, and no other
+// process was seen lately. Attempts that the lock put in order, one
+// waiting for it in the server while another held it, would run side by
+// side unbounded once the HotSpot let every attempt through, and could
+// form lock cycles that only the deadlock detector ends (after a second on
+// PostgreSQL); other processes' attempts too, which nothing of this
+// process's queue shows.
+func (h *hotSpot) unneeded(t ticket, inflight int) bool {
+	if h.fleet() {
+		return false
+	}
+	return !t.coordinate || (t.alone && inflight == 0 && h.admitted == t.seq)
 }
 
 // startLimiting makes the HotSpot limit, after the first conflict.

@@ -602,3 +602,81 @@ func takeInPlace(ctx context.Context) bool {
 	req.InPlace()
 	return true
 }
+
+// A HotSpot lets every attempt through at once only when that is safe: not
+// while the attempts it admits run side by side because its lock puts them
+// in order (two workers, one holding the lock, one waiting for it in the
+// server), nor while another process's attempts write the rows. Let
+// through unordered, opposite transfers wait for each other until the
+// deadlock detector ends one, a second later on PostgreSQL. The rows here
+// are such a pair: an attempt that writes them beside another without
+// holding the lock waits until its deadline, or a second.
+func TestHotSpotStaysWhileItsLockOrdersAttempts(t *testing.T) {
+	for _, c := range []struct {
+		name               string
+		processes, workers int
+	}{
+		{"two workers in one process", 1, 2},
+		{"one worker in each of two processes", 2, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				lock := make(chan struct{}, 1) // the HotSpot's lock, across processes
+				var inFlight, unordered, cycles atomic.Int32
+				attempt := func(ctx context.Context) (int, error) {
+					time.Sleep(100 * time.Microsecond) // BEGIN
+					if req := hotlock.From(ctx); req != nil && req.Claim() {
+						req.Took()
+						req.InPlace()
+						select {
+						case lock <- struct{}{}:
+						default:
+							req.Waited()
+							lock <- struct{}{}
+						}
+						defer func() { <-lock }()
+						time.Sleep(500 * time.Microsecond)
+						return 1, nil
+					}
+					if inFlight.Add(1) > 1 || len(lock) > 0 {
+						// Beside another writer, unordered: a lock
+						// cycle, ended by the attempt's deadline or
+						// the deadlock detector.
+						defer inFlight.Add(-1)
+						unordered.Add(1)
+						timer := time.NewTimer(time.Second)
+						defer timer.Stop()
+						select {
+						case <-timer.C:
+							cycles.Add(1)
+							return 0, errConflict
+						case <-ctx.Done():
+							return 0, ctx.Err()
+						}
+					}
+					time.Sleep(500 * time.Microsecond)
+					inFlight.Add(-1)
+					return 1, nil
+				}
+				var wg sync.WaitGroup
+				for range c.processes {
+					// Built at one place: the same lock in every process.
+					pipeline := dbop.Chain(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(20)), dbop.HotSpot())
+					for range c.workers {
+						wg.Go(func() {
+							for range 2000 {
+								if _, err := dbop.Op[int](attempt).With(pipeline).Run(context.Background()); err != nil {
+									t.Errorf("transfer failed: %v", err)
+								}
+							}
+						})
+					}
+				}
+				wg.Wait()
+				if n := cycles.Load(); n > 0 {
+					t.Errorf("%d attempts waited a second in a lock cycle (%d ran unordered beside another), want none", n, unordered.Load())
+				}
+			})
+		})
+	}
+}
