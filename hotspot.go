@@ -65,7 +65,12 @@ import (
 // lock (pgxdb, sqldb, gormdb); on MySQL and MariaDB a row of the table
 // mysqldb.CreateHotSpotLocks creates (sqldb, gormdb); COMMIT or ROLLBACK
 // releases it. It asks once an attempt that ran alone in its process lost
-// a conflict, or waited for the lock, so to another process; and where the
+// a conflict, or waited for the lock, so to another process (a statement
+// that took the lock in place waited when it took more than twice the
+// fastest such statement lately, plus 250 µs, or 2 ms); on its way to
+// letting every attempt through, it asks every attempt it admits alone, so
+// that a process whose attempts win every conflict still learns of
+// another whose attempts take the lock and lose to it; and where the
 // lock waits in place (MySQL, MariaDB, PostgreSQL's lock tables at every
 // isolation level, its advisory lock under READ COMMITTED), it may admit
 // two at once, each asking: one holds the lock, the other waits for it in
@@ -174,6 +179,10 @@ type hotSpot struct {
 	fastest, fastestPrev float64
 	epochLeft            int
 	sampled              bool
+	// The same for the statements that took the lock in place
+	// (hotlock.Request.LockTime), for lockWaitedLocked.
+	lockFastest, lockFastestPrev time.Duration
+	lockEpochLeft                int
 
 	// key names the HotSpot to every process that runs the same code: the
 	// lock the transaction scopes take for it (hotlock).
@@ -407,7 +416,7 @@ func (h *hotSpot) admitLocked(solo, retry bool, keys hotKeys) ticket {
 	h.admitted++
 	h.solo = solo
 	h.holdKeys(keys)
-	t := ticket{seq: h.admitted, alone: alone, solo: solo, bounded: h.boundedLocked(keys), coordinate: h.asksLocked(), keys: keys, lockKeys: !h.mayCycle(keys) && !solo}
+	t := ticket{seq: h.admitted, alone: alone, solo: solo, bounded: h.boundedLocked(keys), coordinate: h.asksLocked() || (alone && h.calm > 0), keys: keys, lockKeys: !h.mayCycle(keys) && !solo}
 	if t.coordinate {
 		h.locking++
 	}
@@ -591,6 +600,9 @@ func (h *hotSpot) leave(t ticket, o outcome, d time.Duration, req *hotlock.Reque
 		took, waited, inPlace := req.Outcome()
 		if took || waited {
 			h.mu.Lock()
+			if h.lockWaitedLocked(req.LockTime()) {
+				waited = true
+			}
 			if took {
 				h.coordinated, h.inPlace = true, inPlace
 				h.judgeLeakLocked(o == lost)
@@ -617,6 +629,33 @@ func (h *hotSpot) leave(t ticket, o outcome, d time.Duration, req *hotlock.Reque
 		}
 	}
 	h.settle(t, o, d)
+}
+
+// lockWaitSlack is what a statement that took the lock in place may take
+// beyond twice the fastest such statement lately before lockWaitedLocked
+// calls it a wait: room for the scheduling of a busy client and server.
+const lockWaitSlack = 250 * time.Microsecond
+
+// lockWaitedLocked reports whether a statement that took the lock in place
+// in d (0: none timed) waited for another transaction: it took more than
+// twice the fastest such statement of the last two epochs, plus
+// lockWaitSlack. The scopes' own threshold (2 ms, hotlock) misses the
+// waits for the short transactions of a hot spot on a nearby server, a
+// fraction of a millisecond each: a process whose attempts wait for
+// another's that briefly would take it for gone, stop taking the lock,
+// and let its attempts form lock cycles with the other's, or starve them.
+func (h *hotSpot) lockWaitedLocked(d time.Duration) bool {
+	if d <= 0 {
+		return false
+	}
+	if h.lockEpochLeft--; h.lockEpochLeft <= 0 {
+		if h.lockFastest == 0 {
+			h.lockFastest = d
+		}
+		h.lockFastestPrev, h.lockFastest, h.lockEpochLeft = h.lockFastest, d, epochLen
+	}
+	h.lockFastest = min(h.lockFastest, d)
+	return d > 2*min(h.lockFastest, h.lockFastestPrev)+lockWaitSlack
 }
 
 // outcome is what the end of an attempt says about the contention.

@@ -381,7 +381,7 @@ func newHotSpot() dbop.Decorator { return dbop.HotSpot() }
 
 // Once an attempt lost a conflict while it ran alone in this process, so to
 // another process, the HotSpot asks each attempt's transaction scope to
-// take its lock (before, only the first attempt asks) (internal/hotlock), under a key that the same code computes
+// take its lock (internal/hotlock), under a key that the same code computes
 // in every process and a HotSpot built elsewhere does not; once a scope
 // took it, newcomers no longer yield, since the lock orders the processes.
 func TestHotSpotAsksForTheFleetLock(t *testing.T) {
@@ -416,8 +416,12 @@ func TestHotSpotAsksForTheFleetLock(t *testing.T) {
 				}
 				return 1, nil
 			}).With(pipeline).Run(context.Background())
-			if len(reqs) != 2 || reqs[0] != nil || reqs[1] == nil {
-				t.Fatalf("%s: requests %v; want none on the first attempt, one on the retry", c.name, reqs)
+			// The first attempt asks too: after a success with
+			// nobody waiting, the HotSpot heads for letting every
+			// attempt through, and asks each attempt admitted alone
+			// for the lock, to learn whether another process holds it.
+			if len(reqs) != 2 || reqs[0] == nil || reqs[1] == nil {
+				t.Fatalf("%s: requests %v; want one on the first attempt (on the way to calm) and one on the retry", c.name, reqs)
 			}
 			keys[c.name] = reqs[1].Key
 
@@ -679,4 +683,56 @@ func TestHotSpotStaysWhileItsLockOrdersAttempts(t *testing.T) {
 			})
 		})
 	}
+}
+
+// A process whose attempts win every conflict never loses one, so only the
+// HotSpot's lock can tell it of another process, whose attempts take the
+// lock and lose to it again and again (under SERIALIZABLE the faster writer
+// wins). Before it lets every attempt through, a HotSpot therefore asks
+// the attempts it admits alone for the lock, and one that waited for it,
+// even briefly, keeps it limiting and taking the lock.
+func TestHotSpotLearnsOfAnotherProcessBeforeItStops(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lock := make(chan struct{}, 1) // the HotSpot's lock, across processes
+		ctx, stop := context.WithCancel(context.Background())
+		var other sync.WaitGroup
+		other.Go(func() {
+			// The other process: its attempts hold the lock for a
+			// millisecond, then leave it free for one.
+			for ctx.Err() == nil {
+				lock <- struct{}{}
+				time.Sleep(time.Millisecond)
+				<-lock
+				time.Sleep(time.Millisecond)
+			}
+		})
+		pipeline := dbop.Chain(dbop.WithRetry(dbop.Constant(0)), dbop.HotSpot())
+		unlocked := 0
+		for i := range 3000 {
+			dbop.Op[int](func(ctx context.Context) (int, error) {
+				req := hotlock.From(ctx)
+				if req == nil || !req.Claim() {
+					if i >= 1000 {
+						unlocked++
+					}
+					time.Sleep(300 * time.Microsecond)
+					return 1, nil
+				}
+				start := time.Now()
+				time.Sleep(50 * time.Microsecond) // the statement's round trip
+				lock <- struct{}{}
+				req.Took()
+				req.InPlace()
+				req.TookFor(time.Since(start))
+				time.Sleep(300 * time.Microsecond)
+				<-lock
+				return 1, nil
+			}).With(pipeline).Run(context.Background())
+		}
+		stop()
+		other.Wait()
+		if unlocked > 0 {
+			t.Errorf("%d of the last 2000 attempts ran without the lock while another process took it, want none", unlocked)
+		}
+	})
 }

@@ -44,6 +44,7 @@ type Request struct {
 	took     atomic.Bool
 	waited   atomic.Bool
 	inPlace  atomic.Bool
+	lockTime atomic.Int64
 }
 
 // Claim reports whether the caller is the first to claim r; only that
@@ -66,6 +67,15 @@ func (r *Request) Waited() { r.waited.Store(true) }
 // with its BEGIN already done, so the HotSpot lets one attempt wait in the
 // server while another holds the lock.
 func (r *Request) InPlace() { r.inPlace.Store(true) }
+
+// TookFor records how long the statement that took the lock in place
+// took, for the HotSpot to judge against the fastest it has seen: a wait
+// for another process's transaction shorter than the scope's fixed
+// threshold (waited) is still a wait.
+func (r *Request) TookFor(d time.Duration) { r.lockTime.Store(int64(d)) }
+
+// LockTime returns what TookFor recorded, 0 if nothing.
+func (r *Request) LockTime() time.Duration { return time.Duration(r.lockTime.Load()) }
 
 // HeldKeys records that the scope took the lock per key, not the
 // HotSpot's lock alone (too many stripes, the advisory lock).

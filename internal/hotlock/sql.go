@@ -183,6 +183,7 @@ func mySQLRows(ctx context.Context, tx Tx, lock string, args, stripes []any) err
 func tookInPlace(r *Request, d time.Duration, keyed bool) {
 	r.Took()
 	r.InPlace()
+	r.TookFor(d)
 	if keyed {
 		r.HeldKeys()
 	}
