@@ -65,9 +65,9 @@ import (
 // lock (pgxdb, sqldb, gormdb); on MySQL and MariaDB a row of the table
 // mysqldb.CreateHotSpotLocks creates (sqldb, gormdb); COMMIT or ROLLBACK
 // releases it. It asks once an attempt that ran alone in its process lost
-// a conflict, or waited for the lock, so to another process (a statement
-// that took the lock in place waited when it took more than twice the
-// fastest such statement lately, plus 250 µs, or 2 ms); on its way to
+// a conflict, or waited for the lock, so to another process (its lock
+// statement took 2 ms, or more than one in eight of 32 attempts admitted
+// alone took more than twice the fastest lately, plus 250 µs); on its way to
 // letting every attempt through, it asks every attempt it admits alone, so
 // that a process whose attempts win every conflict still learns of
 // another whose attempts take the lock and lose to it; and where the
@@ -180,9 +180,13 @@ type hotSpot struct {
 	epochLeft            int
 	sampled              bool
 	// The same for the statements that took the lock in place
-	// (hotlock.Request.LockTime), for lockWaitedLocked.
+	// (hotlock.Request.LockTime), for lockWaitsLocked.
 	lockFastest, lockFastestPrev time.Duration
 	lockEpochLeft                int
+	// lockTimed and lockSlow count the attempts admitted alone whose
+	// lock statement was timed, and those of them that took long, in a
+	// window of leakWindow (lockWaitsLocked).
+	lockTimed, lockSlow int
 
 	// key names the HotSpot to every process that runs the same code: the
 	// lock the transaction scopes take for it (hotlock).
@@ -600,7 +604,7 @@ func (h *hotSpot) leave(t ticket, o outcome, d time.Duration, req *hotlock.Reque
 		took, waited, inPlace := req.Outcome()
 		if took || waited {
 			h.mu.Lock()
-			if h.lockWaitedLocked(req.LockTime()) {
+			if h.lockWaitsLocked(req.LockTime(), t.alone) {
 				waited = true
 			}
 			if took {
@@ -632,22 +636,44 @@ func (h *hotSpot) leave(t ticket, o outcome, d time.Duration, req *hotlock.Reque
 }
 
 // lockWaitSlack is what a statement that took the lock in place may take
-// beyond twice the fastest such statement lately before lockWaitedLocked
+// beyond twice the fastest such statement lately before lockWaitsLocked
 // calls it a wait: room for the scheduling of a busy client and server.
 const lockWaitSlack = 250 * time.Microsecond
 
-// lockWaitedLocked reports whether a statement that took the lock in place
-// in d (0: none timed) waited for another transaction: it took more than
-// twice the fastest such statement of the last two epochs, plus
-// lockWaitSlack. The scopes' own threshold (2 ms, hotlock) misses the
-// waits for the short transactions of a hot spot on a nearby server, a
-// fraction of a millisecond each: a process whose attempts wait for
-// another's that briefly would take it for gone, stop taking the lock,
-// and let its attempts form lock cycles with the other's, or starve them.
-func (h *hotSpot) lockWaitedLocked(d time.Duration) bool {
+// lockWaitsLocked reports whether the attempts admitted alone wait for
+// another process's transactions to take the lock, judged by the time d
+// their lock statement took (0: none timed): when more than one in
+// crowdShare of a window of leakWindow such statements took more than
+// twice the fastest of the last two epochs, plus lockWaitSlack. The
+// scopes' own threshold (2 ms, hotlock) misses the waits for the short
+// transactions of a hot spot on a nearby server, a fraction of a
+// millisecond each: a process whose attempts wait for another's that
+// briefly would take it for gone, stop taking the lock, and let its
+// attempts form lock cycles with the other's, or starve them. One slow
+// statement proves nothing: a busy client or server delays some.
+func (h *hotSpot) lockWaitsLocked(d time.Duration, alone bool) bool {
 	if d <= 0 {
 		return false
 	}
+	slow := h.lockSlowLocked(d)
+	if !alone {
+		return false
+	}
+	h.lockTimed++
+	if slow {
+		h.lockSlow++
+	}
+	if h.lockTimed < leakWindow {
+		return false
+	}
+	many := h.lockSlow*crowdShare > h.lockTimed
+	h.lockTimed, h.lockSlow = 0, 0
+	return many
+}
+
+// lockSlowLocked reports whether a lock statement that took d took more
+// than twice the fastest of the last two epochs, plus lockWaitSlack.
+func (h *hotSpot) lockSlowLocked(d time.Duration) bool {
 	if h.lockEpochLeft--; h.lockEpochLeft <= 0 {
 		if h.lockFastest == 0 {
 			h.lockFastest = d
