@@ -1,6 +1,7 @@
 package benchmarks
 
 import (
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -76,5 +77,78 @@ func TestContentionShort(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestMain lets the test binary serve as a contention child process
+// (contention.ChildMain) for runs with Processes above 1.
+func TestMain(m *testing.M) {
+	if os.Getenv(contention.ChildEnv) != "" {
+		os.Exit(contention.ChildMain())
+	}
+	os.Exit(m.Run())
+}
+
+// TestContentionHotSpotFewWorkers runs HotSpot on lock-cycle transfers with
+// two workers, in one process and one in each of two: cases where nobody
+// waits for a slot, so the HotSpot keeps asking itself whether to stop
+// limiting. It must never let attempts form a lock cycle that waits for
+// PostgreSQL's deadlock detector (deadlock_timeout, 1 s), nor let one
+// process's attempts starve the other's: two workers once did the first
+// every few hundred transfers, and one process of two stopped limiting
+// while the other's operations lost to it 14–19 times in a row. The bounds
+// asserted are those lapses', not a performance target.
+func TestContentionHotSpotFewWorkers(t *testing.T) {
+	dsn := os.Getenv(benchEnv)
+	if dsn == "" {
+		dsn = os.Getenv(testEnv)
+	}
+	if dsn == "" {
+		if os.Getenv(requireEnv) != "" {
+			t.Fatalf("PostgreSQL is required (%s is set) but %s and %s are empty", requireEnv, benchEnv, testEnv)
+		}
+		t.Skipf("PostgreSQL contention test: set %s or %s to run it", benchEnv, testEnv)
+	}
+	params := contention.Recommended
+	params.AdapterLimits = true // as the contention command runs it
+	for _, processes := range []int{1, 2} {
+		t.Run(fmt.Sprintf("%d process(es)", processes), func(t *testing.T) {
+			cfg := contention.Config{
+				Backend:   contention.Backend{Kind: contention.Postgres, DSNs: []string{dsn}},
+				Workers:   2,
+				Processes: processes,
+				Accounts:  4,
+				Duration:  5 * time.Second,
+				Drain:     60 * time.Second,
+				Variant:   contention.LockCycle,
+				Seed:      1,
+				DBOP:      params,
+			}
+			s, err := contention.StrategyByName("dbop+hotspot", cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := contention.Run(t.Context(), cfg, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%d committed, %.0f tx/s, %.2f attempts/commit (max %d), %d give-ups %s, p50 %v, p99 %v, max %v",
+				r.Commits, r.Goodput(), r.AttemptsPerCommit(), r.MaxTries, r.GiveUps, r.Reasons(), r.P50, r.P99, r.Max)
+			if r.Commits == 0 {
+				t.Fatal("no transfer committed")
+			}
+			for _, f := range r.Invariants.Failures() {
+				t.Error(f)
+			}
+			if r.GiveUps > 0 {
+				t.Errorf("%d transfers gave up, want none", r.GiveUps)
+			}
+			if r.Max >= time.Second {
+				t.Errorf("a transfer took %v: it waited for the deadlock detector, or lost again and again", r.Max)
+			}
+			if r.MaxTries > 8 {
+				t.Errorf("a transfer needed %d attempts: it lost again and again", r.MaxTries)
+			}
+		})
 	}
 }
