@@ -109,7 +109,7 @@ import (
 // is safe for concurrent use.
 func HotSpot() Decorator {
 	h := &hotSpot{lo: minBound, hi: maxBound, p: params{window: window, maxHold: maxHold, gain: gain}, calmAfter: calmAfter, soloAfter: soloAfter, key: callerKey()}
-	h.startLimiting()
+	h.startLimiting(false)
 	return h
 }
 
@@ -201,6 +201,9 @@ type hotSpot struct {
 	// at a time. probed: an attempt of this limiting spell asked for the
 	// lock, to learn inPlace.
 	coordinated, inPlace, probed bool
+	// conflicted: the limiting spell began with a conflict (see
+	// contended).
+	conflicted bool
 	// leakyUntil: an attempt that held the lock still lost a conflict, so
 	// the lock does not order every writer of the rows (a Galera cluster,
 	// whose row locks hold on one node; a client without the HotSpot):
@@ -505,7 +508,7 @@ func (h *hotSpot) asksLocked() bool {
 // applying this process's own writes, and a lock nobody else holds only
 // costs a round trip).
 func (h *hotSpot) asking() bool {
-	if h.coordinated && h.pipelines() && (h.fleet() || (h.level.slots > 1 && !h.keyed())) {
+	if h.coordinated && h.pipelines() && (h.fleet() || (h.level.slots > 1 && !h.keyed() && h.contended())) {
 		return true
 	}
 	if h.leaky() && h.admitted >= h.waitedUntil {
@@ -728,7 +731,7 @@ func (h *hotSpot) settle(t ticket, o outcome, d time.Duration) {
 	s := h.state.Load()
 	if s&limiting == 0 {
 		if o.conflicted() {
-			h.startLimiting()
+			h.startLimiting(true)
 		}
 		return
 	}
@@ -776,7 +779,7 @@ func (h *hotSpot) settle(t ticket, o outcome, d time.Duration) {
 		// slots add nothing. Keys that are believed lock their own
 		// stripes, and more slots may run more of them.
 		ceiling := 0
-		if h.coordinated && h.pipelines() && (!h.keyed() || (h.fleet() && !h.locksKeys(anyKeys))) {
+		if h.coordinated && h.pipelines() && h.contended() && (!h.keyed() || (h.fleet() && !h.locksKeys(anyKeys))) {
 			ceiling = 2
 		}
 		// Attempts wait for a slot when the level admitted as many as it
@@ -804,9 +807,22 @@ func (h *hotSpot) unneeded(t ticket, inflight int) bool {
 	return !t.coordinate || (t.alone && inflight == 0 && h.admitted == t.seq)
 }
 
-// startLimiting makes the HotSpot limit, after the first conflict.
-func (h *hotSpot) startLimiting() {
+// contended reports whether the HotSpot has seen a reason to put its
+// attempts in the lock's order: the limiting spell began with a conflict,
+// conflicts were too many in a block of attempts since (levelSearch), or
+// other processes were seen. A HotSpot starts limiting when it is built,
+// before any conflict, and a deadline that fires now and then on a busy
+// machine is no contention: work that conflicts with nothing is let
+// through as its level grows, never put in the lock's order one attempt at
+// a time (where the lock waits in place, the level search finds two
+// attempts ordered by the lock no better than one, and keeps one).
+func (h *hotSpot) contended() bool { return h.conflicted || h.level.crowdedSeen || h.fleet() }
+
+// startLimiting makes the HotSpot limit: when it is built, and after the
+// first conflict (conflict) of attempts it let through.
+func (h *hotSpot) startLimiting(conflict bool) {
 	h.state.Add(limiting)
+	h.conflicted = conflict
 	h.solo = false
 	h.probed = false
 	h.calm = 0

@@ -67,6 +67,9 @@ type levelSearch struct {
 	lastHold     float64
 	trialRate    float64
 	trialCrowded bool
+	// crowdedSeen: conflicts were too many in a block of crowdCheck
+	// attempts since start.
+	crowdedSeen bool
 
 	winStart            time.Time
 	winN, winOK         int
@@ -106,6 +109,7 @@ func (l *levelSearch) measure(ok, waiting bool, ceiling int, p params) {
 	if (l.subOK+l.subConflicts)%crowdCheck == 0 {
 		crowded, clean := tooMany(l.subConflicts, l.subOK), l.subConflicts == 0
 		l.subOK, l.subConflicts = 0, 0
+		l.crowdedSeen = l.crowdedSeen || crowded
 		switch {
 		case crowded && l.slots > 1 && (l.phase == starting || l.phase == holding):
 			l.hold(max(1, l.slots/2))

@@ -18,6 +18,10 @@ import (
 // would call SQLSTATE 40001.
 var errConflict = dbop.Classify(errors.New("could not serialize access"), dbop.RetryTransaction)
 
+// errLockTimeout is a lock timeout: the statement may be retried, as a
+// classifier would call SQLSTATE 55P03.
+var errLockTimeout = dbop.Classify(errors.New("canceling statement due to lock timeout"), dbop.RetryStatement)
+
 // hotRow is a row under optimistic concurrency, as SERIALIZABLE treats it:
 // an attempt reads its version, works for a millisecond, and commits only
 // if nobody committed meanwhile; otherwise it fails with errConflict.
@@ -135,6 +139,45 @@ func TestHotSpotLeavesDisjointWorkAlone(t *testing.T) {
 		}
 		if deadlines != 0 {
 			t.Errorf("%d attempts got a deadline, though nothing conflicted", deadlines)
+		}
+	})
+}
+
+// The same where the transaction scopes take the HotSpot's lock when asked
+// (PostgreSQL with the lock tables, MariaDB): a HotSpot's first attempt
+// asks for it, to learn that it waits in place, but work that never
+// conflicted is not put in the lock's order, one attempt at a time; it is
+// let through as above.
+func TestHotSpotLeavesDisjointWorkAloneWhereTheLockWaitsInPlace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hs := dbop.Chain(dbop.WithRetry(dbop.Constant(time.Millisecond)), dbop.HotSpot())
+		lock := make(chan struct{}, 1)
+		var g gauge
+		var asked atomic.Int32
+		run := func(*int) error {
+			_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
+				time.Sleep(100 * time.Microsecond) // BEGIN
+				if takeInPlace(ctx) {
+					asked.Add(1)
+					lock <- struct{}{}
+					defer func() { <-lock }()
+				}
+				g.enter()
+				defer g.leave()
+				time.Sleep(time.Millisecond)
+				return 1, nil
+			}).With(hs).Run(context.Background())
+			return err
+		}
+		hammer(t, 16, 100, run) // the cautious start
+		g.peak.Store(0)
+		asked.Store(0)
+		hammer(t, 16, 20, run)
+		if p := g.peak.Load(); p != 16 {
+			t.Errorf("peak concurrency %d, want 16", p)
+		}
+		if n := asked.Load(); n != 0 {
+			t.Errorf("%d attempts took the lock, though nothing conflicted", n)
 		}
 	})
 }
@@ -480,11 +523,28 @@ func TestHotSpotLetsOneWaitInTheServer(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				pipeline := dbop.Chain(dbop.WithRetry(dbop.Constant(0)), dbop.HotSpot())
-				// A HotSpot starts limiting; its first attempt learns
-				// that the lock waits in place.
+				// Work that never conflicted is not put in the lock's
+				// order (TestHotSpotLeavesDisjointWorkAloneWhereTheLockWaitsInPlace):
+				// uncontended, the HotSpot lets attempts through; then
+				// one conflicts (a lock timeout), and it limits again.
+				// The first attempt of the spell learns that the lock
+				// waits in place.
+				for range 2 * 128 {
+					dbop.Op[int](func(ctx context.Context) (int, error) {
+						takeInPlace(ctx)
+						return 1, nil
+					}).With(pipeline).Run(context.Background())
+				}
+				attempt := 0
 				dbop.Op[int](func(ctx context.Context) (int, error) {
+					if attempt++; attempt == 1 {
+						if hotlock.From(ctx) != nil {
+							t.Fatal("the HotSpot still limits after 256 uncontended operations")
+						}
+						return 0, errLockTimeout
+					}
 					if !takeInPlace(ctx) {
-						t.Fatal("the first attempt did not ask for the lock")
+						t.Fatal("the first attempt of the spell did not ask for the lock")
 					}
 					return 1, nil
 				}).With(pipeline).Run(context.Background())
