@@ -19,10 +19,10 @@ import (
 // when each attempt may start:
 //
 //   - It admits as many attempts at once as get the most done. It starts
-//     at one, doubles while attempts do not conflict, halves when more
-//     than one attempt in eight conflicts, and now and then tries one slot more
-//     or one fewer for a moment, keeping the change only if more (or, for
-//     fewer, not less) work got done. Once nobody has waited for a slot
+//     at one, doubles while no more than one attempt in eight conflicts,
+//     halves when more do, and now and then tries one slot more or one
+//     fewer for a moment, keeping the change only if more (or, for fewer,
+//     not less) work got done. Once nobody has waited for a slot
 //     for a while (128 successes in a row, none of them taking the
 //     HotSpot's lock beside another attempt, below, and no other process
 //     seen lately), it lets every attempt through at once, until an
@@ -109,7 +109,7 @@ import (
 // is safe for concurrent use.
 func HotSpot() Decorator {
 	h := &hotSpot{lo: minBound, hi: maxBound, p: params{window: window, maxHold: maxHold, gain: gain}, calmAfter: calmAfter, soloAfter: soloAfter, key: callerKey()}
-	h.startLimiting(false)
+	h.startLimiting()
 	return h
 }
 
@@ -201,9 +201,11 @@ type hotSpot struct {
 	// at a time. probed: an attempt of this limiting spell asked for the
 	// lock, to learn inPlace.
 	coordinated, inPlace, probed bool
-	// conflicted: the limiting spell began with a conflict (see
-	// contended).
-	conflicted bool
+	// contendedUntil: conflicts were too many in a block of attempts
+	// (levelSearch.crowdedSeen), until admitted passes it; ordering: the
+	// HotSpot was contended at the last outcome (see contended).
+	contendedUntil uint64
+	ordering       bool
 	// leakyUntil: an attempt that held the lock still lost a conflict, so
 	// the lock does not order every writer of the rows (a Galera cluster,
 	// whose row locks hold on one node; a client without the HotSpot):
@@ -731,7 +733,7 @@ func (h *hotSpot) settle(t ticket, o outcome, d time.Duration) {
 	s := h.state.Load()
 	if s&limiting == 0 {
 		if o.conflicted() {
-			h.startLimiting(true)
+			h.startLimiting()
 		}
 		return
 	}
@@ -787,6 +789,18 @@ func (h *hotSpot) settle(t ticket, o outcome, d time.Duration) {
 		// more slots do not help.
 		waiting := len(h.queue.items) > 0 && inflight+1 >= h.level.slots
 		h.level.measure(o == success, waiting, ceiling, h.p)
+		if h.level.crowdedSeen {
+			h.level.crowdedSeen = false
+			h.contendedUntil = h.admitted + externalFor
+		}
+		if c := h.contended(); c != h.ordering {
+			h.ordering = c
+			if !c {
+				// Contention is gone: the search starts again from
+				// one slot, doubling while nothing conflicts.
+				h.level.start()
+			}
+		}
 	}
 	h.admitWaitersLocked()
 }
@@ -808,21 +822,23 @@ func (h *hotSpot) unneeded(t ticket, inflight int) bool {
 }
 
 // contended reports whether the HotSpot has seen a reason to put its
-// attempts in the lock's order: the limiting spell began with a conflict,
-// conflicts were too many in a block of attempts since (levelSearch), or
-// other processes were seen. A HotSpot starts limiting when it is built,
-// before any conflict, and a deadline that fires now and then on a busy
-// machine is no contention: work that conflicts with nothing is let
-// through as its level grows, never put in the lock's order one attempt at
-// a time (where the lock waits in place, the level search finds two
-// attempts ordered by the lock no better than one, and keeps one).
-func (h *hotSpot) contended() bool { return h.conflicted || h.level.crowdedSeen || h.fleet() }
+// attempts in the lock's order lately: conflicts too many in a block of
+// crowdCheck attempts (more than one in crowdShare), within the last
+// externalFor admissions, or other processes seen. A HotSpot starts
+// limiting when it is built, or after one conflict; a lock cycle now and
+// then among disjoint work, or a deadline that fires on a busy machine, is
+// no contention: such work is let through as its level grows, never put
+// in the lock's order one attempt at a time (where the lock waits in place,
+// the level search finds two attempts ordered by the lock no better than
+// one, and keeps one). Attempts in the lock's order do not conflict, so
+// contention expires; the level search then starts again from one slot,
+// and finds it again if it is still there.
+func (h *hotSpot) contended() bool { return h.admitted < h.contendedUntil || h.fleet() }
 
-// startLimiting makes the HotSpot limit: when it is built, and after the
-// first conflict (conflict) of attempts it let through.
-func (h *hotSpot) startLimiting(conflict bool) {
+// startLimiting makes the HotSpot limit: when it is built, and after a
+// conflict of attempts it let through.
+func (h *hotSpot) startLimiting() {
 	h.state.Add(limiting)
-	h.conflicted = conflict
 	h.solo = false
 	h.probed = false
 	h.calm = 0

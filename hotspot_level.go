@@ -5,8 +5,8 @@ import "time"
 const (
 	// crowdCheck is how often, in attempts, a HotSpot looks at the
 	// conflicts among its last attempts: it halves the level when they
-	// outnumber the successes, and while it starts, doubles it when there
-	// were none.
+	// are too many (tooMany), and while it starts, doubles it when they
+	// were not.
 	crowdCheck = 16
 	// window is the number of attempts over which a HotSpot measures the
 	// rate of successes at a level.
@@ -45,8 +45,10 @@ const (
 // held.
 //
 // It starts at one slot and doubles every crowdCheck attempts as long as
-// none of them conflicted and attempts wait for a slot (TCP's slow start).
-// From the first conflict on it holds a level for holdLen windows; then
+// no more than one in crowdShare of them conflicted and attempts wait for
+// a slot (TCP's slow start; a deadline that fires now and then on a busy
+// machine does not end it). From then on it holds a level for holdLen
+// windows; then
 // one window tries a neighbour, and one more window at the held level
 // follows, so that the trial is compared with the windows just before and
 // just after it, and a change in the load around it cancels out. One more
@@ -68,7 +70,7 @@ type levelSearch struct {
 	trialRate    float64
 	trialCrowded bool
 	// crowdedSeen: conflicts were too many in a block of crowdCheck
-	// attempts since start.
+	// attempts; the HotSpot reads and clears it after each measure.
 	crowdedSeen bool
 
 	winStart            time.Time
@@ -107,14 +109,14 @@ func (l *levelSearch) measure(ok, waiting bool, ceiling int, p params) {
 		l.subConflicts++
 	}
 	if (l.subOK+l.subConflicts)%crowdCheck == 0 {
-		crowded, clean := tooMany(l.subConflicts, l.subOK), l.subConflicts == 0
+		crowded := tooMany(l.subConflicts, l.subOK)
 		l.subOK, l.subConflicts = 0, 0
 		l.crowdedSeen = l.crowdedSeen || crowded
 		switch {
 		case crowded && l.slots > 1 && (l.phase == starting || l.phase == holding):
 			l.hold(max(1, l.slots/2))
 			return
-		case l.phase == starting && !clean:
+		case l.phase == starting && crowded:
 			l.hold(l.slots)
 			return
 		case l.phase == starting && waiting && ceiling > 0 && l.slots >= ceiling:

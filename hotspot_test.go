@@ -170,16 +170,67 @@ func TestHotSpotLeavesDisjointWorkAloneWhereTheLockWaitsInPlace(t *testing.T) {
 			return err
 		}
 		hammer(t, 16, 100, run) // the cautious start
-		g.peak.Store(0)
-		asked.Store(0)
-		hammer(t, 16, 20, run)
-		if p := g.peak.Load(); p != 16 {
-			t.Errorf("peak concurrency %d, want 16", p)
-		}
-		if n := asked.Load(); n != 0 {
-			t.Errorf("%d attempts took the lock, though nothing conflicted", n)
-		}
+		wantLetThrough(t, run, &g, &asked)
 	})
+}
+
+// Contention that is gone does not keep work in the lock's order: attempts
+// that the lock orders do not conflict, so a HotSpot cannot see it end;
+// contention expires, and the HotSpot starts again from one attempt,
+// doubling while nothing conflicts, until it lets every attempt through.
+func TestHotSpotLetsWorkThroughOnceContentionIsGone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hs := dbop.Chain(dbop.WithRetry(dbop.Constant(time.Millisecond)), dbop.HotSpot())
+		lock := make(chan struct{}, 1)
+		var g gauge
+		var asked atomic.Int32
+		var contended atomic.Bool
+		run := func(*int) error {
+			first := true
+			_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
+				time.Sleep(100 * time.Microsecond) // BEGIN
+				locked := takeInPlace(ctx)
+				if locked {
+					asked.Add(1)
+					lock <- struct{}{}
+					defer func() { <-lock }()
+				}
+				g.enter()
+				defer g.leave()
+				time.Sleep(time.Millisecond)
+				if contended.Load() && first && !locked {
+					first = false
+					return 0, errLockTimeout
+				}
+				return 1, nil
+			}).With(hs).Run(context.Background())
+			return err
+		}
+		contended.Store(true)
+		hammer(t, 16, 50, run) // contention: the lock orders the attempts
+		if asked.Load() < 100 {
+			t.Fatalf("%d attempts took the lock under contention, want most", asked.Load())
+		}
+		contended.Store(false)
+		hammer(t, 16, 400, run) // gone
+		wantLetThrough(t, run, &g, &asked)
+	})
+}
+
+// wantLetThrough runs 20 operations from each of 16 goroutines and checks
+// that a HotSpot let them all run at once, none taking its lock (asked
+// counts those that did).
+func wantLetThrough(t *testing.T, run func(*int) error, g *gauge, asked *atomic.Int32) {
+	t.Helper()
+	g.peak.Store(0)
+	asked.Store(0)
+	hammer(t, 16, 20, run)
+	if p := g.peak.Load(); p != 16 {
+		t.Errorf("peak concurrency %d, want 16", p)
+	}
+	if n := asked.Load(); n != 0 {
+		t.Errorf("%d attempts took the lock, though nothing conflicted lately", n)
+	}
 }
 
 // An attempt stuck in a lock wait that would end only when the database's
@@ -523,12 +574,13 @@ func TestHotSpotLetsOneWaitInTheServer(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				pipeline := dbop.Chain(dbop.WithRetry(dbop.Constant(0)), dbop.HotSpot())
-				// Work that never conflicted is not put in the lock's
+				// Work that does not conflict is not put in the lock's
 				// order (TestHotSpotLeavesDisjointWorkAloneWhereTheLockWaitsInPlace):
 				// uncontended, the HotSpot lets attempts through; then
-				// one conflicts (a lock timeout), and it limits again.
-				// The first attempt of the spell learns that the lock
-				// waits in place.
+				// one conflicts (a lock timeout), and it limits again,
+				// and its next attempts too, more than one in eight:
+				// contention. The first attempt of the spell learns
+				// that the lock waits in place.
 				for range 2 * 128 {
 					dbop.Op[int](func(ctx context.Context) (int, error) {
 						takeInPlace(ctx)
@@ -537,16 +589,15 @@ func TestHotSpotLetsOneWaitInTheServer(t *testing.T) {
 				}
 				attempt := 0
 				dbop.Op[int](func(ctx context.Context) (int, error) {
-					if attempt++; attempt == 1 {
-						if hotlock.From(ctx) != nil {
-							t.Fatal("the HotSpot still limits after 256 uncontended operations")
-						}
-						return 0, errLockTimeout
-					}
-					if !takeInPlace(ctx) {
+					switch attempt++; {
+					case attempt == 1 && hotlock.From(ctx) != nil:
+						t.Fatal("the HotSpot still limits after 256 uncontended operations")
+					case attempt == 2 && !takeInPlace(ctx):
 						t.Fatal("the first attempt of the spell did not ask for the lock")
+					case attempt > 4:
+						return 1, nil
 					}
-					return 1, nil
+					return 0, errLockTimeout
 				}).With(pipeline).Run(context.Background())
 
 				rows := make(chan struct{}, 1) // the hot rows, or the lock that orders them
