@@ -142,8 +142,9 @@ const (
 	// arrive tens of milliseconds late on a loaded machine
 	// (docs/backends.md §11.3).
 	backstopMargin = 50 * time.Millisecond
-	// epochLen is the number of successful attempts over which a HotSpot
-	// takes the shortest duration, for the newcomers' yield.
+	// epochLen is the number of durations over which a HotSpot takes the
+	// shortest (shortest): of successful attempts, for the newcomers'
+	// yield; of the statements that took the lock, for its waits.
 	epochLen = 128
 )
 
@@ -173,16 +174,12 @@ type hotSpot struct {
 
 	// Durations of successful attempts, for the deadlines.
 	srtt, rttvar float64 // smoothed duration and deviation, ns
-	// The shortest duration of the last two epochs of epochLen successful
-	// attempts (the current one and the one before), ns: what an attempt
-	// takes when it waits for nothing, for yieldLocked.
-	fastest, fastestPrev float64
-	epochLeft            int
-	sampled              bool
-	// The same for the statements that took the lock in place
-	// (hotlock.Request.LockTime), for lockWaitsLocked.
-	lockFastest, lockFastestPrev time.Duration
-	lockEpochLeft                int
+	sampled      bool
+	// fastest: what a successful attempt takes when it waits for
+	// nothing, for yieldLocked; lockFastest: the same for the statements
+	// that took the lock in place (hotlock.Request.LockTime), for
+	// lockWaitsLocked.
+	fastest, lockFastest shortest
 	// lockTimed and lockSlow count the attempts admitted alone whose
 	// lock statement was timed, and those of them that took long, in a
 	// window of leakWindow (lockWaitsLocked).
@@ -448,7 +445,7 @@ func (h *hotSpot) yieldLocked() time.Duration {
 	if h.admitted >= h.yieldUntil || !h.sampled || h.coordinating() || h.leaky() {
 		return 0
 	}
-	return time.Duration(min(h.fastest, h.fastestPrev))
+	return h.fastest.get()
 }
 
 // boundedLocked reports whether attempts need a deadline: when more than
@@ -679,15 +676,31 @@ func (h *hotSpot) lockWaitsLocked(d time.Duration, alone bool) bool {
 // lockSlowLocked reports whether a lock statement that took d took more
 // than twice the fastest of the last two epochs, plus lockWaitSlack.
 func (h *hotSpot) lockSlowLocked(d time.Duration) bool {
-	if h.lockEpochLeft--; h.lockEpochLeft <= 0 {
-		if h.lockFastest == 0 {
-			h.lockFastest = d
-		}
-		h.lockFastestPrev, h.lockFastest, h.lockEpochLeft = h.lockFastest, d, epochLen
-	}
-	h.lockFastest = min(h.lockFastest, d)
-	return d > 2*min(h.lockFastest, h.lockFastestPrev)+lockWaitSlack
+	h.lockFastest.add(d)
+	return d > 2*h.lockFastest.get()+lockWaitSlack
 }
+
+// shortest is the shortest of a series of durations over the last two
+// epochs of epochLen of them (the current one and the one before): what
+// they take when they wait for nothing, lately.
+type shortest struct {
+	cur, prev time.Duration
+	left      int // durations left in the current epoch
+	seen      bool
+}
+
+func (s *shortest) add(d time.Duration) {
+	if !s.seen {
+		s.cur, s.seen = d, true
+	}
+	if s.left--; s.left <= 0 {
+		s.prev, s.cur, s.left = s.cur, d, epochLen
+	}
+	s.cur = min(s.cur, d)
+}
+
+// get returns the shortest duration, 0 before the first.
+func (s *shortest) get() time.Duration { return min(s.cur, s.prev) }
 
 // outcome is what the end of an attempt says about the contention.
 type outcome uint8
@@ -751,14 +764,10 @@ func (h *hotSpot) settle(t ticket, o outcome, d time.Duration) {
 	case o == success:
 		h.progress.Add(1)
 		if t.seq > 0 {
+			h.fastest.add(d)
 			x := float64(d)
-			if h.epochLeft--; h.epochLeft <= 0 {
-				h.fastestPrev, h.fastest, h.epochLeft = h.fastest, x, epochLen
-			}
-			h.fastest = min(h.fastest, x)
 			if !h.sampled {
 				h.srtt, h.rttvar, h.sampled = x, x/2, true
-				h.fastestPrev = x
 			} else {
 				h.rttvar += (abs(h.srtt-x) - h.rttvar) / 4
 				h.srtt += (x - h.srtt) / 8
