@@ -1,6 +1,7 @@
 package benchmarks
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"testing"
@@ -16,6 +17,21 @@ const (
 	requireEnv = "DBOP_TEST_REQUIRE" // set in CI: a skipped integration test is a failure
 )
 
+// contentionDSN returns the PostgreSQL connection string of the contention
+// tests: DBOP_BENCH_POSTGRES, else DBOP_TEST_POSTGRES. Without either the
+// test is skipped, or fails where DBOP_TEST_REQUIRE is set (CI).
+func contentionDSN(t *testing.T) string {
+	t.Helper()
+	dsn := cmp.Or(os.Getenv(benchEnv), os.Getenv(testEnv))
+	if dsn == "" {
+		if os.Getenv(requireEnv) != "" {
+			t.Fatalf("PostgreSQL is required (%s is set) but %s and %s are empty", requireEnv, benchEnv, testEnv)
+		}
+		t.Skipf("PostgreSQL contention test: set %s or %s to run it", benchEnv, testEnv)
+	}
+	return dsn
+}
+
 // TestContentionShort runs the contention benchmark's short mode (2 s per
 // strategy) against PostgreSQL and asserts its invariants: no money created
 // or lost, the ledger equal to the committed transfers, no lost update. It
@@ -25,16 +41,7 @@ const (
 // about 30 s. It asserts no performance target: those are for the
 // benchmark on a quiet machine.
 func TestContentionShort(t *testing.T) {
-	dsn := os.Getenv(benchEnv)
-	if dsn == "" {
-		dsn = os.Getenv(testEnv)
-	}
-	if dsn == "" {
-		if os.Getenv(requireEnv) != "" {
-			t.Fatalf("PostgreSQL is required (%s is set) but %s and %s are empty", requireEnv, benchEnv, testEnv)
-		}
-		t.Skipf("PostgreSQL contention test: set %s or %s to run it", benchEnv, testEnv)
-	}
+	dsn := contentionDSN(t)
 
 	runs := []struct {
 		variant    contention.Variant
@@ -99,16 +106,7 @@ func TestMain(m *testing.M) {
 // while the other's operations lost to it 14–19 times in a row. The bounds
 // asserted are those lapses', not a performance target.
 func TestContentionHotSpotFewWorkers(t *testing.T) {
-	dsn := os.Getenv(benchEnv)
-	if dsn == "" {
-		dsn = os.Getenv(testEnv)
-	}
-	if dsn == "" {
-		if os.Getenv(requireEnv) != "" {
-			t.Fatalf("PostgreSQL is required (%s is set) but %s and %s are empty", requireEnv, benchEnv, testEnv)
-		}
-		t.Skipf("PostgreSQL contention test: set %s or %s to run it", benchEnv, testEnv)
-	}
+	dsn := contentionDSN(t)
 	params := contention.Recommended
 	params.AdapterLimits = true // as the contention command runs it
 	for _, processes := range []int{1, 2} {
