@@ -150,27 +150,9 @@ func TestHotSpotLeavesDisjointWorkAlone(t *testing.T) {
 // let through as above.
 func TestHotSpotLeavesDisjointWorkAloneWhereTheLockWaitsInPlace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hs := dbop.Chain(dbop.WithRetry(dbop.Constant(time.Millisecond)), dbop.HotSpot())
-		lock := make(chan struct{}, 1)
-		var g gauge
-		var asked atomic.Int32
-		run := func(*int) error {
-			_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
-				time.Sleep(100 * time.Microsecond) // BEGIN
-				if takeInPlace(ctx) {
-					asked.Add(1)
-					lock <- struct{}{}
-					defer func() { <-lock }()
-				}
-				g.enter()
-				defer g.leave()
-				time.Sleep(time.Millisecond)
-				return 1, nil
-			}).With(hs).Run(context.Background())
-			return err
-		}
-		hammer(t, 16, 100, run) // the cautious start
-		wantLetThrough(t, run, &g, &asked)
+		w := newLockedWork()
+		hammer(t, 16, 100, w.run) // the cautious start
+		wantLetThrough(t, w)
 	})
 }
 
@@ -180,55 +162,72 @@ func TestHotSpotLeavesDisjointWorkAloneWhereTheLockWaitsInPlace(t *testing.T) {
 // doubling while nothing conflicts, until it lets every attempt through.
 func TestHotSpotLetsWorkThroughOnceContentionIsGone(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hs := dbop.Chain(dbop.WithRetry(dbop.Constant(time.Millisecond)), dbop.HotSpot())
-		lock := make(chan struct{}, 1)
-		var g gauge
-		var asked atomic.Int32
-		var contended atomic.Bool
-		run := func(*int) error {
-			first := true
-			_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
-				time.Sleep(100 * time.Microsecond) // BEGIN
-				locked := takeInPlace(ctx)
-				if locked {
-					asked.Add(1)
-					lock <- struct{}{}
-					defer func() { <-lock }()
-				}
-				g.enter()
-				defer g.leave()
-				time.Sleep(time.Millisecond)
-				if contended.Load() && first && !locked {
-					first = false
-					return 0, errLockTimeout
-				}
-				return 1, nil
-			}).With(hs).Run(context.Background())
-			return err
+		w := newLockedWork()
+		w.contended.Store(true)
+		hammer(t, 16, 50, w.run) // contention: the lock orders the attempts
+		if w.asked.Load() < 100 {
+			t.Fatalf("%d attempts took the lock under contention, want most", w.asked.Load())
 		}
-		contended.Store(true)
-		hammer(t, 16, 50, run) // contention: the lock orders the attempts
-		if asked.Load() < 100 {
-			t.Fatalf("%d attempts took the lock under contention, want most", asked.Load())
-		}
-		contended.Store(false)
-		hammer(t, 16, 400, run) // gone
-		wantLetThrough(t, run, &g, &asked)
+		w.contended.Store(false)
+		hammer(t, 16, 400, w.run) // gone
+		wantLetThrough(t, w)
 	})
 }
 
-// wantLetThrough runs 20 operations from each of 16 goroutines and checks
-// that a HotSpot let them all run at once, none taking its lock (asked
-// counts those that did).
-func wantLetThrough(t *testing.T, run func(*int) error, g *gauge, asked *atomic.Int32) {
+// lockedWork is work on rows of its own run through a HotSpot, by a scope
+// that takes the HotSpot's lock in place when asked: an attempt begins in
+// 100 µs and works for a millisecond. While contended is set, an
+// operation's first attempt that did not take the lock fails with a lock
+// timeout.
+type lockedWork struct {
+	hs        dbop.Decorator
+	lock      chan struct{}
+	g         gauge
+	asked     atomic.Int32 // attempts that took the lock
+	contended atomic.Bool
+}
+
+func newLockedWork() *lockedWork {
+	return &lockedWork{
+		hs:   dbop.Chain(dbop.WithRetry(dbop.Constant(time.Millisecond)), dbop.HotSpot()),
+		lock: make(chan struct{}, 1),
+	}
+}
+
+// run runs one operation; hammer's tries is unused.
+func (w *lockedWork) run(*int) error {
+	first := true
+	_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
+		time.Sleep(100 * time.Microsecond) // BEGIN
+		locked := takeInPlace(ctx)
+		if locked {
+			w.asked.Add(1)
+			w.lock <- struct{}{}
+			defer func() { <-w.lock }()
+		}
+		w.g.enter()
+		defer w.g.leave()
+		time.Sleep(time.Millisecond)
+		if w.contended.Load() && first && !locked {
+			first = false
+			return 0, errLockTimeout
+		}
+		return 1, nil
+	}).With(w.hs).Run(context.Background())
+	return err
+}
+
+// wantLetThrough runs 20 operations of w from each of 16 goroutines and
+// checks that its HotSpot let them all run at once, none taking its lock.
+func wantLetThrough(t *testing.T, w *lockedWork) {
 	t.Helper()
-	g.peak.Store(0)
-	asked.Store(0)
-	hammer(t, 16, 20, run)
-	if p := g.peak.Load(); p != 16 {
+	w.g.peak.Store(0)
+	w.asked.Store(0)
+	hammer(t, 16, 20, w.run)
+	if p := w.g.peak.Load(); p != 16 {
 		t.Errorf("peak concurrency %d, want 16", p)
 	}
-	if n := asked.Load(); n != 0 {
+	if n := w.asked.Load(); n != 0 {
 		t.Errorf("%d attempts took the lock, though nothing conflicted lately", n)
 	}
 }
