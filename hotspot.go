@@ -49,10 +49,11 @@ import (
 //     statement_timeout, max_statement_time), so that an attempt caught in
 //     a lock cycle fails within a few attempts' time, with an error the
 //     retry retries, instead of waiting for the deadlock detector, and its
-//     connection stays. The attempt's context ends at twice the bound plus
-//     50 ms, for what the server does not end (an Op of your own, MySQL's
-//     lock waits), with a [*TimeoutError]; the driver then closes the
-//     connection.
+//     connection stays (a limit the server reports as a cancel is retried
+//     too, see [WithTimeout]). The attempt's context ends at twice
+//     the bound plus 50 ms, for what the server does not end (an Op of your
+//     own, MySQL's lock waits), with a [*TimeoutError]; the driver then
+//     closes the connection.
 //
 // One HotSpot is one set of shared rows: build it once and use it in every
 // pipeline that writes them, as with a [Bulkhead]. Its queue is per
@@ -331,7 +332,11 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 	err = attempt(actx)
 	fired := context.Cause(actx) == error(cause)
 	cancel()
-	h.leave(t, outcomeOf(err, fired), time.Since(start), req)
+	d := time.Since(start)
+	if err != nil && !fired {
+		err = serverLimitFired(ctx, err, d, bound)
+	}
+	h.leave(t, outcomeOf(err, fired), d, req)
 	if err != nil && fired {
 		err = &TimeoutError{Timeout: backstop, Err: err}
 	}

@@ -2,8 +2,11 @@ package dbop
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/dbop-go/dbop/internal/hotlock"
 )
 
 // TimeoutError reports that a deadline set by [WithTimeout] expired. It is
@@ -38,23 +41,37 @@ func (e *TimeoutError) Unwrap() error { return e.Err }
 // Op fails after the deadline fired the error is wrapped in one too.
 //
 // Prefer a server-side limit where the driver closes the connection on a
-// context deadline (pgx, go-sql-driver): the adapters set those per attempt.
+// context deadline (pgx, go-sql-driver): the adapters set those per attempt,
+// from the deadline, and where the server reports its limit as a cancel
+// rather than a timeout (SQLSTATE 57014 "… due to user request",
+// docs/backends.md §1.8), the retry goes on all the same: an attempt that
+// ran for at least that limit, while the caller's context is live, fails
+// with the driver's error wrapped and classified RetryStatement.
 // WithTimeout panics if d <= 0.
 func WithTimeout(d time.Duration) Decorator {
 	if d <= 0 {
 		panic(fmt.Sprintf("dbop: WithTimeout(%v): the timeout must be positive", d))
 	}
-	return &timeout{d: d, cause: &TimeoutError{Timeout: d, Err: context.DeadlineExceeded}}
+	limit, _ := hotlock.LimitFor(d)
+	return &timeout{d: d, limit: limit, cause: &TimeoutError{Timeout: d, Err: context.DeadlineExceeded}}
 }
 
 type timeout struct {
-	d     time.Duration
+	d time.Duration
+	// limit is the server-side limit the adapters derive from a deadline
+	// d away (hotlock.LimitFor), 0 if none: an attempt that failed with a
+	// cancel after running that long may have met it (serverLimitFired).
+	limit time.Duration
 	cause *TimeoutError // built once: a deadline costs only what context.WithTimeoutCause allocates
 }
 
 func (*timeout) decorator() {}
 
 func (t *timeout) run(ctx context.Context, attempt func(context.Context) error) error {
+	var start time.Time
+	if t.limit > 0 {
+		start = time.Now()
+	}
 	tctx, cancel := context.WithTimeoutCause(ctx, t.d, t.cause)
 	err := attempt(tctx)
 	fired := context.Cause(tctx) == error(t.cause)
@@ -62,5 +79,53 @@ func (t *timeout) run(ctx context.Context, attempt func(context.Context) error) 
 	if err != nil && fired {
 		return &TimeoutError{Timeout: t.d, Err: err}
 	}
+	if err != nil && t.limit > 0 {
+		err = serverLimitFired(ctx, err, time.Since(start), t.limit)
+	}
 	return err
+}
+
+// serverLimitError reports that the server ended a statement of an attempt
+// at the limit the adapters set from the attempt's deadline (a
+// [WithTimeout] listed after the retry, or a [HotSpot]'s bound), and
+// reported it as a cancel: SQLSTATE 57014 "canceling statement due to
+// user request" rather than "… due to statement timeout". PostgreSQL
+// names the cause by a flag that the next statement's start clears, so a
+// statement_timeout whose signal arrives late, after its statement
+// ended, on a busy server, fails the next statement with the message of a
+// deliberate cancel (docs/backends.md §1.8; seen live under a HotSpot,
+// benchmarks/results/disjoint.txt). No client sent one: dbop's deadline had
+// not ended the attempt's context, the caller's context was live, and the
+// attempt had run for at least the limit. It carries the verdict
+// RetryStatement, as a statement timeout does, and unwraps to the
+// driver's error.
+type serverLimitError struct {
+	limit time.Duration // the server-side limit derived from the deadline
+	err   error         // the driver's error, SQLSTATE 57014
+}
+
+func (e *serverLimitError) Error() string {
+	return fmt.Sprintf("dbop: the server ended a statement at the attempt's limit (%v) and reported it as a cancel: %v", e.limit, e.err)
+}
+
+func (e *serverLimitError) Unwrap() error { return e.err }
+
+// serverLimitFired returns err as a serverLimitError classified
+// RetryStatement when it is the server's statement limit of an attempt
+// reported as a cancel (see serverLimitError): SQLSTATE 57014 (read
+// through an SQLState() method) with a verdict that no retry acts on,
+// after the attempt ran at least limit, while ctx, the context the
+// attempt's deadline was derived from, is live. Otherwise err as it is.
+func serverLimitFired(ctx context.Context, err error, elapsed, limit time.Duration) error {
+	if elapsed < limit || ctx.Err() != nil || !VerdictOf(err).final() {
+		return err
+	}
+	se, ok := errors.AsType[interface {
+		error
+		SQLState() string
+	}](err)
+	if !ok || se.SQLState() != "57014" {
+		return err
+	}
+	return Classify(&serverLimitError{limit: limit, err: err}, RetryStatement)
 }

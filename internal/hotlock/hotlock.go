@@ -359,3 +359,47 @@ func Create(postgres bool) []string {
 	}
 	return []string{MySQLCreate}
 }
+
+// MaxMargin is the most of the time left on a context that LimitFor keeps
+// for the client: the server's limit fires this long before the context's
+// deadline at most. MarginFraction is the share of the time left it keeps
+// when that is less.
+//
+// The margin must cover what separates the server's timer from the
+// client's: the statement's trip to the server (the server's timer starts
+// when it reads the statement), the timer's own lateness, and the error's
+// trip back. benchmarks/resolve_test.go measures it
+// (BenchmarkServerTimeoutOvershoot, BenchmarkDeadlineMargin; saved in
+// benchmarks/results/resolve-margin.txt, discussed in docs/ambiguity.md):
+// on a local server the error arrives a median 0.4–0.6 ms after the limit,
+// but on a machine loaded several times over its cores the 99th
+// percentile reached tens of milliseconds, and with deadlines of 50 ms or
+// less the context then often wins. 50 ms leaves room for a network and
+// for such stalls on long deadlines; 10 % keeps short deadlines useful. A
+// context that wins costs the connection and the attempt, never an
+// ambiguous COMMIT: COMMIT runs without the caller's cancellation.
+//
+// The limit is derived once, when the attempt begins, and applies to each
+// statement from its own start: a statement that starts late in the
+// attempt gets more time than is left, and a slow one may still be ended
+// by the context.
+const (
+	MaxMargin      = 50 * time.Millisecond
+	MarginFraction = 10
+	// MinLimit is the smallest limit worth setting: below it the context
+	// ends the statement anyway.
+	MinLimit = time.Millisecond
+)
+
+// LimitFor returns the server-side limit for left, the time left before a
+// context's deadline: left less the smaller of a tenth of it and
+// MaxMargin; ok is false below MinLimit. The adapters set it
+// (resolve.ServerLimit), and dbop's deadlines use it to recognise the
+// server's limit firing in an attempt's error.
+func LimitFor(left time.Duration) (limit time.Duration, ok bool) {
+	limit = left - min(left/MarginFraction, MaxMargin)
+	if limit < MinLimit {
+		return 0, false
+	}
+	return limit, true
+}

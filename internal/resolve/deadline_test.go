@@ -5,6 +5,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/dbop-go/dbop/internal/hotlock"
 )
 
 func TestLimitFor(t *testing.T) {
@@ -22,9 +24,9 @@ func TestLimitFor(t *testing.T) {
 		{left: -time.Second},
 	}
 	for _, tt := range tests {
-		got, ok := limitFor(tt.left)
+		got, ok := hotlock.LimitFor(tt.left)
 		if ok != tt.ok || (ok && got != tt.want) {
-			t.Errorf("limitFor(%v) = %v, %t; want %v, %t", tt.left, got, ok, tt.want, tt.ok)
+			t.Errorf("LimitFor(%v) = %v, %t; want %v, %t", tt.left, got, ok, tt.want, tt.ok)
 		}
 	}
 }

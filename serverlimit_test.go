@@ -1,0 +1,132 @@
+package dbop_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/hotlock"
+)
+
+// errCancelled is what PostgreSQL answers to a cancel request, and, when
+// the signal of a statement_timeout arrives after its statement ended, to
+// the next statement (docs/backends.md §1.8).
+// Its message aside (dbop reads only the SQLSTATE), it is sqlStateError.
+var errCancelled = &sqlStateError{"57014"}
+
+// failsAfter returns an Op whose first attempt fails with err after d (or,
+// if d is 0, after its server deadline and a millisecond more), and whose
+// next succeeds; the errors retried, and the server deadline the first
+// attempt saw, relative to its start.
+func failsAfter(d time.Duration, err error) (op dbop.Op[int], calls *int, serverBound *time.Duration) {
+	calls, serverBound = new(int), new(time.Duration)
+	op = func(ctx context.Context) (int, error) {
+		if *calls++; *calls > 1 {
+			return *calls, nil
+		}
+		start := time.Now()
+		if at, ok := hotlock.ServerDeadline(ctx); ok {
+			*serverBound = at.Sub(start)
+		}
+		if d == 0 {
+			d = *serverBound + time.Millisecond
+		}
+		time.Sleep(d)
+		return 0, err
+	}
+	return op, calls, serverBound
+}
+
+func retried(errs *[]error) dbop.RetryOption {
+	return dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) { *errs = append(*errs, e.Err) })
+}
+
+// wantServerLimit checks that err is the server's limit of limit reported
+// as a cancel, retried as a statement timeout.
+func wantServerLimit(t *testing.T, err error, limit time.Duration) {
+	t.Helper()
+	want := fmt.Sprintf("dbop: the server ended a statement at the attempt's limit (%v) and reported it as a cancel: %v", limit, errCancelled)
+	if err == nil || err.Error() != want || !errors.Is(err, errCancelled) || dbop.VerdictOf(err) != dbop.RetryStatement {
+		t.Errorf("retried %v (verdict %v), want %q wrapping the driver's error, RetryStatement", err, dbop.VerdictOf(err), want)
+	}
+}
+
+func TestWithTimeoutRetriesItsServerLimitReportedAsACancel(t *testing.T) {
+	// WithTimeout(100ms): the adapters set the server's limits to 90ms
+	// (the time left less a tenth, hotlock.LimitFor).
+	const timeout, limit = 100 * time.Millisecond, 90 * time.Millisecond
+	t.Run("after the limit: the server's limit, retried", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			op, calls, _ := failsAfter(95*time.Millisecond, errCancelled)
+			var errs []error
+			v, err := op.With(dbop.WithRetry(dbop.Constant(0), retried(&errs)), dbop.WithTimeout(timeout)).Run(context.Background())
+			if v != 2 || err != nil || *calls != 2 {
+				t.Fatalf("got %d, %v after %d calls; want 2, nil after 2", v, err, *calls)
+			}
+			wantServerLimit(t, errs[0], limit)
+		})
+	})
+	t.Run("before the limit: a deliberate cancel, final", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			op, calls, _ := failsAfter(50*time.Millisecond, errCancelled)
+			_, err := op.With(dbop.WithRetry(dbop.Constant(0)), dbop.WithTimeout(timeout)).Run(context.Background())
+			if err != error(errCancelled) || *calls != 1 {
+				t.Errorf("got %v after %d calls; want the driver's error itself after 1", err, *calls)
+			}
+		})
+	})
+	t.Run("another SQLSTATE after the limit: untouched", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			unique := &sqlStateError{"23505"}
+			op, calls, _ := failsAfter(95*time.Millisecond, unique)
+			_, err := op.With(dbop.WithRetry(dbop.Constant(0)), dbop.WithTimeout(timeout)).Run(context.Background())
+			if err != error(unique) || *calls != 1 {
+				t.Errorf("got %v after %d calls; want the driver's error itself after 1", err, *calls)
+			}
+		})
+	})
+	t.Run("the caller cancelled: its cancel, final", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			op := dbop.Op[int](func(context.Context) (int, error) {
+				time.Sleep(95 * time.Millisecond)
+				cancel()
+				return 0, errCancelled
+			})
+			_, err := op.With(dbop.WithTimeout(timeout)).Run(ctx)
+			if err != error(errCancelled) {
+				t.Errorf("got %v, want the driver's error itself", err)
+			}
+		})
+	})
+}
+
+func TestHotSpotRetriesItsServerLimitReportedAsACancel(t *testing.T) {
+	t.Run("after the bound: the server's limit, retried", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			op, calls, bound := failsAfter(0, errCancelled)
+			var errs []error
+			v, err := op.With(dbop.WithRetry(dbop.Constant(0), retried(&errs)), dbop.HotSpot()).Run(context.Background())
+			if *bound <= 0 {
+				t.Fatal("the first attempt of a new HotSpot carried no server deadline")
+			}
+			if v != 2 || err != nil || *calls != 2 {
+				t.Fatalf("got %d, %v after %d calls; want 2, nil after 2", v, err, *calls)
+			}
+			wantServerLimit(t, errs[0], *bound)
+		})
+	})
+	t.Run("before the bound: a deliberate cancel, final", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			op, calls, _ := failsAfter(time.Millisecond, errCancelled)
+			_, err := op.With(dbop.WithRetry(dbop.Constant(0)), dbop.HotSpot()).Run(context.Background())
+			if err != error(errCancelled) || *calls != 1 {
+				t.Errorf("got %v after %d calls; want the driver's error itself after 1", err, *calls)
+			}
+		})
+	})
+}
