@@ -45,8 +45,10 @@ import (
 //     retransmission timeout; at least 5 ms), doubled for each attempt its
 //     operation already lost, and at most 200 ms, a fifth of PostgreSQL's
 //     default deadlock_timeout. The adapters' transaction scopes set it as
-//     the server's limit on lock waits and statements (lock_timeout and
-//     statement_timeout, max_statement_time), so that an attempt caught in
+//     the server's limit on lock waits (PostgreSQL's lock_timeout, whose
+//     statement_timeout keeps the limit of the context's deadline below, so
+//     that a statement slow on a busy server is no conflict; MariaDB's
+//     max_statement_time, which covers both), so that an attempt caught in
 //     a lock cycle fails within a few attempts' time, with an error the
 //     retry retries, instead of waiting for the deadlock detector, and its
 //     connection stays (a limit the server reports as a cancel is retried

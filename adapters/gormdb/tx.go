@@ -259,26 +259,27 @@ func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, 
 
 // serverLimits returns one attempt's server-side limits: on PostgreSQL the
 // set_config statement of the limits given, lowered to the time left on
-// ctx less a margin (resolve.ServerLimit) where that is smaller; on MySQL
+// ctx less a margin (resolve.ServerLimits) where that is smaller, and the
+// lock timeout to a dbop.HotSpot's bound on lock waits; on MySQL
 // and MariaDB, when ctx has a deadline, the session settings to apply on a
 // pinned connection and the statement that restores them
 // (resolve.MySQLSessionLimits). SQLite needs none: a context deadline
 // interrupts the statement and keeps the connection (§5.9, §10.7).
 func (b *beginner) serverLimits(ctx context.Context) (setLocal, pinSet, pinRestore string) {
-	limit, ok := resolve.ServerLimit(ctx)
+	stmtLimit, lockLimit, ok := resolve.ServerLimits(ctx)
 	switch {
 	case b.family == sqldialect.Postgres && !ok:
 		return setLocalSQL(b.lock, b.stmt), "", ""
 	case b.family == sqldialect.Postgres:
-		lower := func(given time.Duration) time.Duration {
+		lower := func(given, limit time.Duration) time.Duration {
 			if given > 0 && given < limit {
 				return given
 			}
 			return limit.Truncate(time.Millisecond)
 		}
-		return setLocalSQL(lower(b.lock), lower(b.stmt)), "", ""
+		return setLocalSQL(lower(b.lock, lockLimit), lower(b.stmt, stmtLimit)), "", ""
 	case ok && b.backquotes():
-		set, restore := resolve.MySQLSessionLimits(b.family == sqldialect.MariaDB, limit)
+		set, restore := resolve.MySQLSessionLimits(b.family == sqldialect.MariaDB, min(stmtLimit, lockLimit))
 		return "", set, restore
 	}
 	return "", "", ""

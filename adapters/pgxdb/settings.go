@@ -115,8 +115,9 @@ func applySettings(ctx context.Context, tx pgx.Tx, setSQL string) error {
 // attemptSettings returns the SET LOCAL statements of an attempt that
 // begins now, or "": the settings given ([LockTimeout], [StatementTimeout])
 // and, when ctx has a deadline, statement_timeout and lock_timeout lowered
-// to the time left on it less a margin (resolve.ServerLimit), where that
-// is smaller than the setting given or none was. The server then ends a
+// to the time left on it less a margin (resolve.ServerLimits), where that
+// is smaller than the setting given or none was; lock_timeout to a
+// dbop.HotSpot's bound on lock waits, where that is smaller still. The server then ends a
 // statement that would outlast the deadline with 57014 or 55P03, which
 // keeps the connection and the pool's slot, instead of pgx closing the
 // connection when the context expires (docs/backends.md §1.7, §2.7).
@@ -124,17 +125,20 @@ func applySettings(ctx context.Context, tx pgx.Tx, setSQL string) error {
 // Without a deadline it returns the statements built once, allocating
 // nothing.
 func (c *config) attemptSettings(ctx context.Context) string {
-	limit, ok := resolve.ServerLimit(ctx)
+	stmt, lock, ok := resolve.ServerLimits(ctx)
 	if !ok {
 		return c.setSQL
 	}
-	ms := int64(limit / time.Millisecond) // rounded down: the margin stays whole
 	names, values := distinctMillis(c.settings)
-	for _, name := range [...]string{"statement_timeout", "lock_timeout"} {
-		i := slices.Index(names, name)
+	for _, l := range [...]struct {
+		name  string
+		limit time.Duration
+	}{{"statement_timeout", stmt}, {"lock_timeout", lock}} {
+		ms := int64(l.limit / time.Millisecond) // rounded down: the margin stays whole
+		i := slices.Index(names, l.name)
 		switch {
 		case i < 0:
-			names = append(names, name)
+			names = append(names, l.name)
 			values = append(values, ms)
 		case values[i] == 0 || values[i] > ms: // 0 is "no limit"
 			values[i] = ms

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/hotlock"
 	"github.com/dbop-go/dbop/internal/sqldialect"
 	"github.com/dbop-go/dbop/internal/testdb"
 	_ "modernc.org/sqlite"
@@ -105,6 +106,7 @@ func TestTimeoutsFromDeadline(t *testing.T) {
 		d       Dialect
 		c       *config
 		timeout time.Duration
+		bound   time.Duration // a dbop.HotSpot's server deadline; 0: none
 		local   string
 		set     string
 	}{
@@ -112,6 +114,10 @@ func TestTimeoutsFromDeadline(t *testing.T) {
 			local: "SET LOCAL lock_timeout = 1950; SET LOCAL statement_timeout = 1950"},
 		{name: "postgres, smaller lock timeout given", d: Postgres, c: &config{lockTimeout: 100 * time.Millisecond, statementTimeout: time.Minute}, timeout: 2 * time.Second,
 			local: "SET LOCAL lock_timeout = 100; SET LOCAL statement_timeout = 1950"},
+		{name: "postgres, a HotSpot's bound limits lock waits only", d: Postgres, c: &config{}, timeout: 60 * time.Millisecond, bound: 5 * time.Millisecond,
+			local: "SET LOCAL lock_timeout = 5; SET LOCAL statement_timeout = 54"},
+		{name: "mariadb, a HotSpot's bound limits everything", d: mariaDB, c: &config{}, timeout: 60 * time.Millisecond, bound: 5 * time.Millisecond,
+			set: "SET @dbop_saved_max_statement_time = @@SESSION.max_statement_time, @@SESSION.max_statement_time = 0.005000"},
 		{name: "mariadb", d: mariaDB, c: &config{}, timeout: 300 * time.Millisecond,
 			set: "SET @dbop_saved_max_statement_time = @@SESSION.max_statement_time, @@SESSION.max_statement_time = 0.270000"},
 		{name: "mariadb, lock timeout given", d: mariaDB, c: &config{lockTimeout: time.Second}, timeout: 300 * time.Millisecond,
@@ -129,6 +135,9 @@ func TestTimeoutsFromDeadline(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(t.Context(), tt.timeout)
 				defer cancel()
+				if tt.bound > 0 {
+					ctx = hotlock.WithServerDeadline(ctx, time.Now().Add(tt.bound))
+				}
 				local, s := newTimeouts("InTx", tt.d, tt.c).attempt(ctx)
 				set := ""
 				if s != nil {

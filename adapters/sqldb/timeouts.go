@@ -147,7 +147,9 @@ func (t timeouts) mySession(lockSeconds string, stmt time.Duration, stmtValue st
 // from the time left on it less a margin (resolve.ServerLimit), where
 // those are smaller or none was given:
 //
-//   - PostgreSQL: statement_timeout and lock_timeout, in milliseconds.
+//   - PostgreSQL: statement_timeout and lock_timeout, in milliseconds;
+//     lock_timeout lowered to a dbop.HotSpot's bound on lock waits, where
+//     that is smaller (resolve.ServerLimits).
 //   - MariaDB: max_statement_time, which covers every statement and the
 //     lock waits within it; innodb_lock_wait_timeout only as given.
 //   - MySQL: max_execution_time, which covers read-only SELECT only
@@ -160,19 +162,23 @@ func (t timeouts) mySession(lockSeconds string, stmt time.Duration, stmtValue st
 // A derived limit is rounded down, so that the margin stays whole. Without
 // a deadline it returns what newTimeouts built, allocating nothing.
 func (t timeouts) attempt(ctx context.Context) (local string, s *session) {
-	limit, ok := resolve.ServerLimit(ctx)
+	stmtLimit, lockLimit, ok := resolve.ServerLimits(ctx)
 	if !ok || t.family == sqldialect.SQLite {
 		return t.local, t.session
 	}
-	lower := func(given time.Duration) time.Duration {
+	lowerTo := func(given, limit time.Duration) time.Duration {
 		if given > 0 && given < limit {
 			return given
 		}
 		return limit
 	}
+	if t.family == sqldialect.Postgres {
+		return t.localSQL(lowerTo(t.lock, lockLimit), lowerTo(t.stmt, stmtLimit)), nil
+	}
+	// One limit covers statements and lock waits: the smaller.
+	limit := min(stmtLimit, lockLimit)
+	lower := func(given time.Duration) time.Duration { return lowerTo(given, limit) }
 	switch t.family {
-	case sqldialect.Postgres:
-		return t.localSQL(lower(t.lock), lower(t.stmt)), nil
 	case sqldialect.MariaDB:
 		lock := t.lockSeconds()
 		stmt := lower(t.stmt)

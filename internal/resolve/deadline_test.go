@@ -73,3 +73,43 @@ func TestMySQLSessionLimits(t *testing.T) {
 		}
 	}
 }
+
+// A HotSpot's server deadline bounds lock waits only: statements keep the
+// limit of the context's deadline.
+func TestServerLimits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		base := t.Context()
+		withDeadline := func(d time.Duration) context.Context {
+			ctx, cancel := context.WithTimeout(base, d)
+			t.Cleanup(cancel)
+			return ctx
+		}
+		tests := []struct {
+			name            string
+			ctx             context.Context
+			stmt, lock, min time.Duration
+			ok              bool
+		}{
+			{name: "neither", ctx: base},
+			{name: "a deadline", ctx: withDeadline(200 * time.Millisecond),
+				stmt: 180 * time.Millisecond, lock: 180 * time.Millisecond, min: 180 * time.Millisecond, ok: true},
+			{name: "a HotSpot's bound of 5ms, its context 60ms", ctx: hotlock.WithServerDeadline(withDeadline(60*time.Millisecond), time.Now().Add(5*time.Millisecond)),
+				stmt: 54 * time.Millisecond, lock: 5 * time.Millisecond, min: 5 * time.Millisecond, ok: true},
+			{name: "a server deadline later than the context's", ctx: hotlock.WithServerDeadline(withDeadline(60*time.Millisecond), time.Now().Add(time.Second)),
+				stmt: 54 * time.Millisecond, lock: 54 * time.Millisecond, min: 54 * time.Millisecond, ok: true},
+			{name: "a server deadline alone", ctx: hotlock.WithServerDeadline(base, time.Now().Add(5*time.Millisecond)),
+				stmt: 5 * time.Millisecond, lock: 5 * time.Millisecond, min: 5 * time.Millisecond, ok: true},
+			{name: "a server deadline passed", ctx: hotlock.WithServerDeadline(base, time.Now().Add(-time.Second)),
+				stmt: time.Millisecond, lock: time.Millisecond, min: time.Millisecond, ok: true},
+		}
+		for _, tt := range tests {
+			stmt, lock, ok := ServerLimits(tt.ctx)
+			if stmt != tt.stmt || lock != tt.lock || ok != tt.ok {
+				t.Errorf("%s: ServerLimits = %v, %v, %t; want %v, %v, %t", tt.name, stmt, lock, ok, tt.stmt, tt.lock, tt.ok)
+			}
+			if m, ok := ServerLimit(tt.ctx); m != tt.min || ok != tt.ok {
+				t.Errorf("%s: ServerLimit = %v, %t; want %v, %t", tt.name, m, ok, tt.min, tt.ok)
+			}
+		}
+	})
+}
