@@ -70,10 +70,12 @@ import (
 // releases it. It asks once an attempt that ran alone in its process lost
 // a conflict, or waited for the lock, so to another process (its lock
 // statement took 2 ms, or more than one in eight of 32 attempts admitted
-// alone took more than twice the fastest lately, plus 250 µs); on its way to
+// alone took more than twice the fastest lately, plus 250 µs); on its first
+// 32 attempts admitted alone after it begins to limit, and on its way to
 // letting every attempt through, it asks every attempt it admits alone, so
-// that a process whose attempts win every conflict still learns of
-// another whose attempts take the lock and lose to it; and where the
+// that a process whose attempts win every conflict (under SERIALIZABLE,
+// the one whose transactions commit first) still learns of another whose
+// attempts take the lock and lose to it; and where the
 // lock waits in place (MySQL, MariaDB, PostgreSQL's lock tables at every
 // isolation level, its advisory lock under READ COMMITTED), it may admit
 // two at once, each asking: one holds the lock, the other waits for it in
@@ -220,6 +222,17 @@ type hotSpot struct {
 	// waitedUntil: an attempt that ran alone in this process waited for
 	// the lock, so another process holds it, until admitted passes this.
 	waitedUntil uint64
+	// probes is the number of attempts admitted alone that still ask for
+	// the lock since the HotSpot began to limit: one window of leakWindow,
+	// which lockWaitsLocked judges. Under SERIALIZABLE the transaction that
+	// commits first wins, so a process whose short transactions win every
+	// conflict never loses one to learn of another process, and the
+	// other's attempts, which lose and so take the lock, would lose to it
+	// again and again. Taking the lock from the start, each process waits
+	// for the other's, and the waits keep them taking it (fleet). Alone, a
+	// process pays the lock for 32 attempts, and its level search hardly
+	// notices.
+	probes int
 
 	// locking counts the attempts in flight that asked for the lock.
 	locking int
@@ -429,7 +442,10 @@ func (h *hotSpot) admitLocked(solo, retry bool, keys hotKeys) ticket {
 	h.admitted++
 	h.solo = solo
 	h.holdKeys(keys)
-	t := ticket{seq: h.admitted, alone: alone, solo: solo, bounded: h.boundedLocked(keys), coordinate: h.asksLocked() || (alone && h.calm > 0), keys: keys, lockKeys: !h.mayCycle(keys) && !solo}
+	t := ticket{seq: h.admitted, alone: alone, solo: solo, bounded: h.boundedLocked(keys), coordinate: h.asksLocked() || (alone && (h.calm > 0 || h.probes > 0)), keys: keys, lockKeys: !h.mayCycle(keys) && !solo}
+	if alone && h.probes > 0 {
+		h.probes--
+	}
 	if t.coordinate {
 		h.locking++
 	}
@@ -859,6 +875,7 @@ func (h *hotSpot) startLimiting() {
 	h.probed = false
 	h.calm = 0
 	h.externalUntil = h.admitted + probation
+	h.probes = leakWindow
 	h.level.start()
 }
 
