@@ -705,6 +705,18 @@ func TestHotSpotJudgesALeakingLock(t *testing.T) {
 	}
 }
 
+// takeTimed takes lock for a request already claimed, as a scope whose
+// lock waits in place does, and times its statement (a 50 µs round trip
+// and the wait), as the scopes time it for lockWaitsLocked.
+func takeTimed(req *hotlock.Request, lock chan struct{}) {
+	start := time.Now()
+	time.Sleep(50 * time.Microsecond) // the statement's round trip
+	lock <- struct{}{}
+	req.Took()
+	req.InPlace()
+	req.TookFor(time.Since(start))
+}
+
 // takeInPlace claims the lock request on ctx, if any, as a scope whose
 // lock waits in place (MariaDB's row lock) does, and reports whether it did.
 func takeInPlace(ctx context.Context) bool {
@@ -828,12 +840,7 @@ func TestHotSpotLearnsOfAnotherProcessBeforeItStops(t *testing.T) {
 					time.Sleep(300 * time.Microsecond)
 					return 1, nil
 				}
-				start := time.Now()
-				time.Sleep(50 * time.Microsecond) // the statement's round trip
-				lock <- struct{}{}
-				req.Took()
-				req.InPlace()
-				req.TookFor(time.Since(start))
+				takeTimed(req, lock)
 				time.Sleep(300 * time.Microsecond)
 				<-lock
 				return 1, nil
@@ -869,12 +876,7 @@ func TestHotSpotsOfTwoProcessesFindEachOtherWhenOneWinsEveryConflict(t *testing.
 			req := hotlock.From(ctx)
 			locked := req != nil && req.Claim()
 			if locked {
-				start := time.Now()
-				time.Sleep(50 * time.Microsecond) // the statement's round trip
-				lock <- struct{}{}
-				req.Took()
-				req.InPlace()
-				req.TookFor(time.Since(start))
+				takeTimed(req, lock)
 				defer func() { <-lock }()
 			}
 			if winner {
