@@ -68,10 +68,6 @@ type timeout struct {
 func (*timeout) decorator() {}
 
 func (t *timeout) run(ctx context.Context, attempt func(context.Context) error) error {
-	var start time.Time
-	if t.limit > 0 {
-		start = time.Now()
-	}
 	tctx, cancel := context.WithTimeoutCause(ctx, t.d, t.cause)
 	err := attempt(tctx)
 	fired := context.Cause(tctx) == error(t.cause)
@@ -80,7 +76,13 @@ func (t *timeout) run(ctx context.Context, attempt func(context.Context) error) 
 		return &TimeoutError{Timeout: t.d, Err: err}
 	}
 	if err != nil && t.limit > 0 {
-		err = serverLimitFired(ctx, err, time.Since(start), t.limit)
+		// The time the attempt ran, read from its deadline, where that
+		// is this one's (an earlier deadline of the caller's sets the
+		// server's limits itself): nothing is timed on success.
+		dl, _ := tctx.Deadline()
+		if parent, has := ctx.Deadline(); !has || parent.After(dl) {
+			err = serverLimitFired(ctx, err, t.d-time.Until(dl), t.limit)
+		}
 	}
 	return err
 }
