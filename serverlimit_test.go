@@ -89,6 +89,21 @@ func TestWithTimeoutRetriesItsServerLimitReportedAsACancel(t *testing.T) {
 			}
 		})
 	})
+	t.Run("the caller's earlier deadline set the limits: untouched", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			// The caller's deadline, 100ms away, comes before
+			// WithTimeout's 105ms: the server's limits came from the
+			// caller's, and WithTimeout leaves the error as it is (with
+			// 1ms left, another attempt could not run anyway).
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			op, calls, _ := failsAfter(99*time.Millisecond, errCancelled)
+			_, err := op.With(dbop.WithTimeout(105 * time.Millisecond)).Run(ctx)
+			if err != error(errCancelled) || *calls != 1 {
+				t.Errorf("got %v after %d calls; want the driver's error itself after 1", err, *calls)
+			}
+		})
+	})
 	t.Run("the caller cancelled: its cancel, final", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
