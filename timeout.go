@@ -2,7 +2,6 @@ package dbop
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -119,14 +118,7 @@ func (e *serverLimitError) Unwrap() error { return e.err }
 // after the attempt ran at least limit, while ctx, the context the
 // attempt's deadline was derived from, is live. Otherwise err as it is.
 func serverLimitFired(ctx context.Context, err error, elapsed, limit time.Duration) error {
-	if elapsed < limit || ctx.Err() != nil || !VerdictOf(err).final() {
-		return err
-	}
-	se, ok := errors.AsType[interface {
-		error
-		SQLState() string
-	}](err)
-	if !ok || se.SQLState() != "57014" {
+	if elapsed < limit || ctx.Err() != nil || !VerdictOf(err).final() || sqlState(err) != "57014" {
 		return err
 	}
 	return Classify(&serverLimitError{limit: limit, err: err}, RetryStatement)

@@ -158,18 +158,26 @@ func recognised(err error) Verdict {
 	if _, ok := errors.AsType[*TimeoutError](err); ok {
 		return RetryTransaction
 	}
+	switch sqlState(err) {
+	case "40001", "40P01": // SQL standard class 40, transaction rollback
+		return RetryTransaction
+	case "40003":
+		return Ambiguous
+	}
+	return Unclassified
+}
+
+// sqlState returns the SQLSTATE of the first error in err's chain that
+// reports one through an SQLState() string method (*pgconn.PgError, lib/pq's
+// *pq.Error), or "".
+func sqlState(err error) string {
 	if se, ok := errors.AsType[interface {
 		error
 		SQLState() string
 	}](err); ok {
-		switch se.SQLState() {
-		case "40001", "40P01": // SQL standard class 40, transaction rollback
-			return RetryTransaction
-		case "40003":
-			return Ambiguous
-		}
+		return se.SQLState()
 	}
-	return Unclassified
+	return ""
 }
 
 // classifyWith returns err with c's verdict attached, when the verdict

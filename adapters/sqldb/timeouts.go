@@ -144,7 +144,7 @@ func (t timeouts) mySession(lockSeconds string, stmt time.Duration, stmtValue st
 // attempt returns the statements of one attempt that begins now: the SET
 // LOCAL statements on PostgreSQL, or the session settings elsewhere, for
 // the limits given and, when ctx has a deadline, for the limits derived
-// from the time left on it less a margin (resolve.ServerLimit), where
+// from the time left on it less a margin (resolve.ServerLimits), where
 // those are smaller or none was given:
 //
 //   - PostgreSQL: statement_timeout and lock_timeout, in milliseconds;

@@ -335,7 +335,7 @@ type serverKey struct{}
 // WithServerDeadline returns a context that asks the transaction scope an
 // attempt runs in to have the server end the attempt's statements by at:
 // the scopes that derive server-side limits from a deadline
-// (resolve.ServerLimit) use at where it is earlier than the context's own
+// (resolve.ServerLimits) use at where it is earlier than the context's own
 // deadline less their margin. A dbop.HotSpot bounds an attempt's lock
 // waits this way, and sets the context's deadline well after at, so that
 // the server's error (which keeps the connection) comes first and the
@@ -394,7 +394,7 @@ const (
 // LimitFor returns the server-side limit for left, the time left before a
 // context's deadline: left less the smaller of a tenth of it and
 // MaxMargin; ok is false below MinLimit. The adapters set it
-// (resolve.ServerLimit), and dbop's deadlines use it to recognise the
+// (resolve.ServerLimits), and dbop's deadlines use it to recognise the
 // server's limit firing in an attempt's error.
 func LimitFor(left time.Duration) (limit time.Duration, ok bool) {
 	limit = left - min(left/MarginFraction, MaxMargin)

@@ -10,32 +10,20 @@ import (
 	"github.com/dbop-go/dbop/internal/hotlock"
 )
 
-// ServerLimit returns the limit a server-side timeout set now should have
-// so that the server ends a statement before ctx's deadline does: the time
-// left, less the smaller of a tenth of it and hotlock.MaxMargin
-// (hotlock.LimitFor). Where a dbop.HotSpot asked for an earlier server
-// deadline (hotlock.WithServerDeadline), the time left until that one, at
-// least a millisecond. ok is false when ctx has neither, or its deadline
-// leaves less than a millisecond. It is the smaller of [ServerLimits]'s
-// two: what a server with one limit for both (MariaDB's
-// max_statement_time) gets.
-func ServerLimit(ctx context.Context) (limit time.Duration, ok bool) {
-	stmt, lock, ok := ServerLimits(ctx)
-	return min(stmt, lock), ok
-}
-
 // ServerLimits returns the limits on statements and on lock waits that
-// server-side timeouts set now should have, for a server that has one of
-// each (PostgreSQL's statement_timeout and lock_timeout): stmt from ctx's
-// deadline, as [ServerLimit] derives it, and lock the smaller of that and
+// server-side timeouts set now should have, so that the server ends a
+// statement before ctx's deadline does: stmt the time left on ctx, less
+// the smaller of a tenth of it and hotlock.MaxMargin (hotlock.LimitFor),
+// and lock the smaller of that and
 // the time left until a dbop.HotSpot's server deadline, at least a
 // millisecond. A HotSpot's deadline bounds lock waits, the waits of a lock
 // cycle; a statement that is slow because the server is busy is left to
 // run until the margin before the context's deadline, so that a busy
 // machine does not fail attempts that wait for no lock, nor make the
 // HotSpot take them for contention. With no deadline on ctx, stmt is the
-// server deadline's limit too. ok is false when ctx has neither, or its
-// deadline leaves less than a millisecond.
+// server deadline's limit too. A server with one limit for both
+// (MariaDB's max_statement_time) gets the smaller. ok is false when ctx
+// has neither, or its deadline leaves less than a millisecond.
 func ServerLimits(ctx context.Context) (stmt, lock time.Duration, ok bool) {
 	if deadline, has := ctx.Deadline(); has {
 		if stmt, ok = hotlock.LimitFor(time.Until(deadline)); !ok {
@@ -55,9 +43,9 @@ func ServerLimits(ctx context.Context) (stmt, lock time.Duration, ok bool) {
 }
 
 // MySQLSessionLimits returns the statements that set, on a pinned MySQL or
-// MariaDB connection, the session limits derived from limit (a
-// [ServerLimit]), saving the values they replace in user variables, and
-// the statement that sets those back: MariaDB's max_statement_time
+// MariaDB connection, the session limits derived from limit (the smaller
+// of [ServerLimits]'s two), saving the values they replace in user
+// variables, and the statement that sets those back: MariaDB's max_statement_time
 // (seconds, every statement, lock waits included); MySQL's
 // max_execution_time (milliseconds, read-only SELECT only) and, when at
 // least a second is left, innodb_lock_wait_timeout in whole seconds, both

@@ -31,19 +31,19 @@ func TestLimitFor(t *testing.T) {
 	}
 }
 
-func TestServerLimit(t *testing.T) {
-	if _, ok := ServerLimit(context.Background()); ok {
-		t.Error("a context without a deadline gave a limit")
+func TestServerLimitsFollowTheTimeLeft(t *testing.T) {
+	if _, _, ok := ServerLimits(context.Background()); ok {
+		t.Error("a context without a deadline gave limits")
 	}
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 		defer cancel()
-		if got, ok := ServerLimit(ctx); !ok || got != 1950*time.Millisecond {
-			t.Errorf("ServerLimit with 2s left = %v, %t; want 1.95s", got, ok)
+		if stmt, lock, ok := ServerLimits(ctx); !ok || stmt != 1950*time.Millisecond || lock != stmt {
+			t.Errorf("ServerLimits with 2s left = %v, %v, %t; want 1.95s for both", stmt, lock, ok)
 		}
 		time.Sleep(1900 * time.Millisecond)
-		if got, ok := ServerLimit(ctx); !ok || got != 90*time.Millisecond {
-			t.Errorf("ServerLimit with 100ms left = %v, %t; want 90ms", got, ok)
+		if stmt, lock, ok := ServerLimits(ctx); !ok || stmt != 90*time.Millisecond || lock != stmt {
+			t.Errorf("ServerLimits with 100ms left = %v, %v, %t; want 90ms for both", stmt, lock, ok)
 		}
 	})
 }
@@ -85,30 +85,27 @@ func TestServerLimits(t *testing.T) {
 			return ctx
 		}
 		tests := []struct {
-			name            string
-			ctx             context.Context
-			stmt, lock, min time.Duration
-			ok              bool
+			name       string
+			ctx        context.Context
+			stmt, lock time.Duration
+			ok         bool
 		}{
 			{name: "neither", ctx: base},
 			{name: "a deadline", ctx: withDeadline(200 * time.Millisecond),
-				stmt: 180 * time.Millisecond, lock: 180 * time.Millisecond, min: 180 * time.Millisecond, ok: true},
+				stmt: 180 * time.Millisecond, lock: 180 * time.Millisecond, ok: true},
 			{name: "a HotSpot's bound of 5ms, its context 60ms", ctx: hotlock.WithServerDeadline(withDeadline(60*time.Millisecond), time.Now().Add(5*time.Millisecond)),
-				stmt: 54 * time.Millisecond, lock: 5 * time.Millisecond, min: 5 * time.Millisecond, ok: true},
+				stmt: 54 * time.Millisecond, lock: 5 * time.Millisecond, ok: true},
 			{name: "a server deadline later than the context's", ctx: hotlock.WithServerDeadline(withDeadline(60*time.Millisecond), time.Now().Add(time.Second)),
-				stmt: 54 * time.Millisecond, lock: 54 * time.Millisecond, min: 54 * time.Millisecond, ok: true},
+				stmt: 54 * time.Millisecond, lock: 54 * time.Millisecond, ok: true},
 			{name: "a server deadline alone", ctx: hotlock.WithServerDeadline(base, time.Now().Add(5*time.Millisecond)),
-				stmt: 5 * time.Millisecond, lock: 5 * time.Millisecond, min: 5 * time.Millisecond, ok: true},
+				stmt: 5 * time.Millisecond, lock: 5 * time.Millisecond, ok: true},
 			{name: "a server deadline passed", ctx: hotlock.WithServerDeadline(base, time.Now().Add(-time.Second)),
-				stmt: time.Millisecond, lock: time.Millisecond, min: time.Millisecond, ok: true},
+				stmt: time.Millisecond, lock: time.Millisecond, ok: true},
 		}
 		for _, tt := range tests {
 			stmt, lock, ok := ServerLimits(tt.ctx)
 			if stmt != tt.stmt || lock != tt.lock || ok != tt.ok {
 				t.Errorf("%s: ServerLimits = %v, %v, %t; want %v, %v, %t", tt.name, stmt, lock, ok, tt.stmt, tt.lock, tt.ok)
-			}
-			if m, ok := ServerLimit(tt.ctx); m != tt.min || ok != tt.ok {
-				t.Errorf("%s: ServerLimit = %v, %t; want %v, %t", tt.name, m, ok, tt.min, tt.ok)
 			}
 		}
 	})

@@ -43,7 +43,7 @@ var serverLimits = dbop.Around(func(ctx context.Context, next func(context.Conte
 // not cancel, as serverLimits does, but keeps the deadline an attempt got
 // from dbop.HotSpot on it: the adapters' transaction scopes (pgxdb.Do,
 // sqldb.Do) then turn the time left into server-side limits themselves
-// (resolve.ServerLimit), as they do in an application. A statement the
+// (resolve.ServerLimits), as they do in an application. A statement the
 // server has not ended when the deadline passes is ended by the driver,
 // which closes its connection. -limits adapter selects it.
 var adapterLimits = dbop.Around(func(ctx context.Context, next func(context.Context) error) error {
