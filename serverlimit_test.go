@@ -55,6 +55,17 @@ func wantServerLimit(t *testing.T, err error, limit time.Duration) {
 	}
 }
 
+// wantFinal runs, under ctx and with decorators, an Op whose first attempt
+// fails with driverErr after d, and checks that the operation ends with
+// driverErr itself after that one attempt.
+func wantFinal(t *testing.T, ctx context.Context, d time.Duration, driverErr error, decorators ...dbop.Decorator) {
+	t.Helper()
+	op, calls, _ := failsAfter(d, driverErr)
+	if _, err := op.With(decorators...).Run(ctx); err != driverErr || *calls != 1 {
+		t.Errorf("got %v after %d calls; want the driver's error itself after 1", err, *calls)
+	}
+}
+
 func TestWithTimeoutRetriesItsServerLimitReportedAsACancel(t *testing.T) {
 	// WithTimeout(100ms): the adapters set the server's limits to 90ms
 	// (the time left less a tenth, hotlock.LimitFor).
@@ -72,21 +83,13 @@ func TestWithTimeoutRetriesItsServerLimitReportedAsACancel(t *testing.T) {
 	})
 	t.Run("before the limit: a deliberate cancel, final", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			op, calls, _ := failsAfter(50*time.Millisecond, errCancelled)
-			_, err := op.With(dbop.WithRetry(dbop.Constant(0)), dbop.WithTimeout(timeout)).Run(context.Background())
-			if err != error(errCancelled) || *calls != 1 {
-				t.Errorf("got %v after %d calls; want the driver's error itself after 1", err, *calls)
-			}
+			wantFinal(t, context.Background(), 50*time.Millisecond, errCancelled, dbop.WithRetry(dbop.Constant(0)), dbop.WithTimeout(timeout))
 		})
 	})
 	t.Run("another SQLSTATE after the limit: untouched", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			unique := &sqlStateError{"23505"}
-			op, calls, _ := failsAfter(95*time.Millisecond, unique)
-			_, err := op.With(dbop.WithRetry(dbop.Constant(0)), dbop.WithTimeout(timeout)).Run(context.Background())
-			if err != error(unique) || *calls != 1 {
-				t.Errorf("got %v after %d calls; want the driver's error itself after 1", err, *calls)
-			}
+			wantFinal(t, context.Background(), 95*time.Millisecond, unique, dbop.WithRetry(dbop.Constant(0)), dbop.WithTimeout(timeout))
 		})
 	})
 	t.Run("the caller's earlier deadline set the limits: untouched", func(t *testing.T) {
@@ -97,11 +100,7 @@ func TestWithTimeoutRetriesItsServerLimitReportedAsACancel(t *testing.T) {
 			// 1ms left, another attempt could not run anyway).
 			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 			defer cancel()
-			op, calls, _ := failsAfter(99*time.Millisecond, errCancelled)
-			_, err := op.With(dbop.WithTimeout(105 * time.Millisecond)).Run(ctx)
-			if err != error(errCancelled) || *calls != 1 {
-				t.Errorf("got %v after %d calls; want the driver's error itself after 1", err, *calls)
-			}
+			wantFinal(t, ctx, 99*time.Millisecond, errCancelled, dbop.WithTimeout(105*time.Millisecond))
 		})
 	})
 	t.Run("the caller cancelled: its cancel, final", func(t *testing.T) {
@@ -137,11 +136,7 @@ func TestHotSpotRetriesItsServerLimitReportedAsACancel(t *testing.T) {
 	})
 	t.Run("before the bound: a deliberate cancel, final", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			op, calls, _ := failsAfter(time.Millisecond, errCancelled)
-			_, err := op.With(dbop.WithRetry(dbop.Constant(0)), dbop.HotSpot()).Run(context.Background())
-			if err != error(errCancelled) || *calls != 1 {
-				t.Errorf("got %v after %d calls; want the driver's error itself after 1", err, *calls)
-			}
+			wantFinal(t, context.Background(), time.Millisecond, errCancelled, dbop.WithRetry(dbop.Constant(0)), dbop.HotSpot())
 		})
 	})
 }

@@ -45,8 +45,8 @@ func ServerLimits(ctx context.Context) (stmt, lock time.Duration, ok bool) {
 // MySQLSessionLimits returns the statements that set, on a pinned MySQL or
 // MariaDB connection, the session limits derived from limit (the smaller
 // of [ServerLimits]'s two), saving the values they replace in user
-// variables, and the statement that sets those back: MariaDB's max_statement_time
-// (seconds, every statement, lock waits included); MySQL's
+// variables, and the statement that sets those back: MariaDB's
+// max_statement_time (seconds, every statement, lock waits included); MySQL's
 // max_execution_time (milliseconds, read-only SELECT only) and, when at
 // least a second is left, innodb_lock_wait_timeout in whole seconds, both
 // rounded down. One SET changes all of its variables or none.
