@@ -142,6 +142,11 @@ const (
 	// a HotSpot judges whether the lock leaks, and leakWindows the number
 	// of such windows in a row that must show it (judgeLeakLocked).
 	leakWindow, leakWindows = 32, 4
+	// probeEvery: while a HotSpot limits and has not seen another process
+	// lately, one in every probeEvery attempts it admits alone asks for the
+	// lock, so that a process that starts, or comes back, while this one
+	// wins every conflict finds it (see probes).
+	probeEvery = 16
 	// backstopMargin is added to twice an attempt's bound for its
 	// context's deadline: the server's answer to a limit it enforced can
 	// arrive tens of milliseconds late on a loaded machine
@@ -182,7 +187,8 @@ type hotSpot struct {
 	sampled      bool
 	// fastest: what a successful attempt takes when it waits for
 	// nothing, for yieldLocked; lockFastest: the same for the statements
-	// that took the lock in place (hotlock.Request.LockTime), for
+	// that took the lock in place (hotlock.Request.LockTime), learnt from
+	// attempts admitted alone while no other process was seen, for
 	// lockWaitsLocked.
 	fastest, lockFastest shortest
 	// lockTimed and lockSlow count the attempts admitted alone whose
@@ -231,7 +237,13 @@ type hotSpot struct {
 	// again and again. Taking the lock from the start, each process waits
 	// for the other's, and the waits keep them taking it (fleet). Alone, a
 	// process pays the lock for 32 attempts, and its level search hardly
-	// notices.
+	// notices. Later, one attempt in probeEvery admitted alone asks, for
+	// as long as the HotSpot limits without having seen another process:
+	// a process that starts, or comes back from a pause, while this one
+	// limits takes the lock and loses to this one's attempts, which do not
+	// take it, until one of them waits for it. Alone, a HotSpot pays a lock
+	// statement on one attempt in probeEvery while it limits (on pgx's own
+	// handles the LOCK travels with the BEGIN).
 	probes int
 
 	// locking counts the attempts in flight that asked for the lock.
@@ -442,7 +454,7 @@ func (h *hotSpot) admitLocked(solo, retry bool, keys hotKeys) ticket {
 	h.admitted++
 	h.solo = solo
 	h.holdKeys(keys)
-	t := ticket{seq: h.admitted, alone: alone, solo: solo, bounded: h.boundedLocked(keys), coordinate: h.asksLocked() || (alone && (h.calm > 0 || h.probes > 0)), keys: keys, lockKeys: !h.mayCycle(keys) && !solo}
+	t := ticket{seq: h.admitted, alone: alone, solo: solo, bounded: h.boundedLocked(keys), coordinate: h.asksLocked() || (alone && (h.calm > 0 || h.probes > 0 || (h.admitted%probeEvery == 0 && !h.fleet()))), keys: keys, lockKeys: !h.mayCycle(keys) && !solo}
 	if alone && h.probes > 0 {
 		h.probes--
 	}
@@ -635,6 +647,20 @@ func (h *hotSpot) leave(t ticket, o outcome, d time.Duration, req *hotlock.Reque
 			if took {
 				h.coordinated, h.inPlace = true, inPlace
 				h.judgeLeakLocked(o == lost)
+				if o == lost && t.alone && inPlace && !h.leaky() {
+					// It held the lock, alone in this process, and
+					// lost all the same: to a process that does not
+					// take the lock yet, not having seen this one,
+					// and whose transaction committed. Work got done,
+					// so the retry runs again at once (paces) and
+					// holds the lock again soon, where that process's
+					// next request for it waits and shows it this
+					// one. After a backoff's wait it would hold the
+					// lock too seldom to be seen (seen live: a process
+					// that started while another limited lost 10
+					// times in a row, 1.8 s).
+					h.progress.Add(1)
+				}
 				if req.Keys != nil {
 					h.keysHeld = req.KeysHeld()
 					if h.keysHeld && o == lost {
@@ -670,6 +696,13 @@ const lockWaitSlack = 250 * time.Microsecond
 // their lock statement took (0: none timed): when more than one in
 // crowdShare of a window of leakWindow such statements took more than
 // twice the fastest of the last two epochs, plus lockWaitSlack. The
+// fastest are learnt only from statements that could wait for nobody
+// else of this process's (alone) while no other process was seen: where
+// two processes take the lock one after the other, every statement waits,
+// and a fastest learnt from those would hide the waits (seen live: the
+// fastest rose from 30 µs to 1.5 ms, so that, once the other process was
+// forgotten, no wait for it looked slow, and its operations lost to this
+// one's for seconds). The
 // scopes' own threshold (2 ms, hotlock) misses the waits for the short
 // transactions of a hot spot on a nearby server, a fraction of a
 // millisecond each: a process whose attempts wait for another's that
@@ -677,30 +710,32 @@ const lockWaitSlack = 250 * time.Microsecond
 // attempts form lock cycles with the other's, or starve them. One slow
 // statement proves nothing: a busy client or server delays some.
 func (h *hotSpot) lockWaitsLocked(d time.Duration, alone bool) bool {
-	if d <= 0 {
+	if d <= 0 || !alone {
 		return false
 	}
-	slow := h.lockSlowLocked(d)
-	if !alone {
-		return false
+	if !h.fleet() {
+		h.lockFastest.add(d)
 	}
+	slow := d > 2*h.lockFastest.get()+lockWaitSlack
 	h.lockTimed++
 	if slow {
 		h.lockSlow++
+		if !h.fleet() {
+			// Look again soon: the next attempts admitted alone ask
+			// too, so that a process that waits for this one's
+			// operations is found within a few of them.
+			h.probes = max(h.probes, crowdShare)
+		}
 	}
-	if h.lockTimed < leakWindow {
+	// Too many slow ones for a window are too many before it ends: the
+	// operations of a process that waits for this one's need not wait for
+	// the rest of a window that one probe in probeEvery fills slowly.
+	many := h.lockSlow*crowdShare > leakWindow
+	if !many && h.lockTimed < leakWindow {
 		return false
 	}
-	many := h.lockSlow*crowdShare > h.lockTimed
 	h.lockTimed, h.lockSlow = 0, 0
 	return many
-}
-
-// lockSlowLocked reports whether a lock statement that took d took more
-// than twice the fastest of the last two epochs, plus lockWaitSlack.
-func (h *hotSpot) lockSlowLocked(d time.Duration) bool {
-	h.lockFastest.add(d)
-	return d > 2*h.lockFastest.get()+lockWaitSlack
 }
 
 // shortest is the shortest of a series of durations over the last two

@@ -26,8 +26,8 @@ func TestHotSpotJudgesLockWaitsByTheirShare(t *testing.T) {
 	} {
 		h := HotSpot().(*hotSpot)
 		h.mu.Lock()
-		for range 64 { // the fastest, over two epochs' worth
-			h.lockWaitsLocked(fast, false)
+		for range 64 { // the fastest, learnt from attempts admitted alone
+			h.lockWaitsLocked(fast, true)
 		}
 		got := false
 		for i := range leakWindow {
@@ -41,5 +41,34 @@ func TestHotSpotJudgesLockWaitsByTheirShare(t *testing.T) {
 		if got != c.want {
 			t.Errorf("%s: judged waiting %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// While another process is seen, both take the lock one after the other and
+// every statement waits: those statements do not teach the HotSpot what a
+// statement that waits for nobody takes, or, the other process forgotten,
+// no wait for it would look slow.
+func TestHotSpotLearnsTheFastestLockStatementsAlone(t *testing.T) {
+	const fast, slow = 100 * time.Microsecond, time.Millisecond
+	h := HotSpot().(*hotSpot)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for range 64 {
+		h.lockWaitsLocked(fast, true)
+	}
+	h.waitedUntil = h.admitted + externalFor // another process seen
+	for range 4 * epochLen {
+		h.lockWaitsLocked(slow, true)
+	}
+	if got := h.lockFastest.get(); got != fast {
+		t.Errorf("after the statements waited for another process, the fastest is %v, want %v", got, fast)
+	}
+	h.waitedUntil = 0 // forgotten
+	got := false
+	for i := range leakWindow {
+		got = h.lockWaitsLocked(map[bool]time.Duration{true: slow, false: fast}[i%4 == 0], true) || got
+	}
+	if !got {
+		t.Error("once the other process was forgotten, 8 waits in 32 statements were not judged waits")
 	}
 }

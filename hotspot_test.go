@@ -3,6 +3,7 @@ package dbop_test
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -854,6 +855,112 @@ func TestHotSpotLearnsOfAnotherProcessBeforeItStops(t *testing.T) {
 	})
 }
 
+// serializableFleet simulates two processes writing the same rows under
+// SERIALIZABLE, with the HotSpot's lock between them: the winning one's
+// short transactions commit first, so it loses only to its own; the losing
+// one's lose to any of the winner's that ran meanwhile without the lock.
+type serializableFleet struct {
+	lock                                      chan struct{} // the HotSpot's lock, across processes
+	winnersUnlocked, winnerRuns, winnerLocked atomic.Int64
+	winners, losers                           dbop.Decorator
+	mu                                        sync.Mutex
+	rng                                       *rand.Rand
+}
+
+// write is how long a transaction writes the rows: a millisecond, give or
+// take a fifth, as a server's answers vary (in lockstep, the processes'
+// lock statements would all wait exactly as long, which no server does).
+func (f *serializableFleet) write() {
+	f.mu.Lock()
+	d := 800*time.Microsecond + time.Duration(f.rng.Int64N(int64(400*time.Microsecond)))
+	f.mu.Unlock()
+	time.Sleep(d)
+}
+
+// newSerializableFleet: the losing process retries after wait, at most
+// loserAttempts times.
+func newSerializableFleet(wait dbop.Backoff, loserAttempts int) *serializableFleet {
+	return &serializableFleet{
+		lock:    make(chan struct{}, 1),
+		rng:     rand.New(rand.NewPCG(1, 2)),
+		winners: dbop.Chain(dbop.WithRetry(dbop.Constant(0)), dbop.HotSpot()),
+		losers:  dbop.Chain(dbop.WithRetry(wait, dbop.MaxAttempts(loserAttempts)), dbop.HotSpot()),
+	}
+}
+
+// attempt runs one attempt of a process's operation: it takes the lock if
+// asked (timing the wait, as the scopes do), writes the rows (write), and
+// loses a conflict: in the winning process, when another
+// of its transactions ran beside it, neither holding the lock; in the
+// losing one, when a transaction of the winning one that did not take the
+// lock ran meanwhile.
+func (f *serializableFleet) attempt(ctx context.Context, winner bool) error {
+	req := hotlock.From(ctx)
+	locked := req != nil && req.Claim()
+	if locked {
+		takeTimed(req, f.lock)
+		defer func() { <-f.lock }()
+	}
+	if winner {
+		if locked {
+			f.winnerLocked.Add(1)
+		} else {
+			f.winnersUnlocked.Add(1)
+			defer f.winnersUnlocked.Add(-1)
+		}
+		f.winnerRuns.Add(1)
+		f.write()
+		if !locked && f.winnersUnlocked.Load() > 1 {
+			return errConflict // with its own process's other transaction
+		}
+		return nil
+	}
+	before, during := f.winnerRuns.Load(), f.winnersUnlocked.Load() > 0
+	f.write()
+	if during || (f.winnerRuns.Load() != before && f.winnersUnlocked.Load() > 0) {
+		return errConflict
+	}
+	return nil
+}
+
+// win runs the winning process's two workers until ctx ends.
+func (f *serializableFleet) win(ctx context.Context, wg *sync.WaitGroup) {
+	for range 2 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				dbop.Op[int](func(ctx context.Context) (int, error) { return 1, f.attempt(ctx, true) }).With(f.winners).Run(context.Background())
+			}
+		})
+	}
+}
+
+// lose runs ops operations in each of the losing process's two workers and
+// reports how many gave up, the most attempts one took and the longest one
+// took.
+func (f *serializableFleet) lose(ops int) (gaveUp, most int32, longest time.Duration) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for range ops {
+				tries, start := int32(0), time.Now()
+				_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
+					tries++
+					return 1, f.attempt(ctx, false)
+				}).With(f.losers).Run(context.Background())
+				mu.Lock()
+				if err != nil {
+					gaveUp++
+				}
+				most, longest = max(most, tries), max(longest, time.Since(start))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return gaveUp, most, longest
+}
+
 // Under SERIALIZABLE the transaction that commits first wins: a process
 // whose short transactions win every conflict never loses one, so nothing
 // of its own shows it another process, and the other's attempts, which lose
@@ -864,79 +971,49 @@ func TestHotSpotLearnsOfAnotherProcessBeforeItStops(t *testing.T) {
 // waits for the other's, and the waits keep both taking it.
 func TestHotSpotsOfTwoProcessesFindEachOtherWhenOneWinsEveryConflict(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		lock := make(chan struct{}, 1) // the HotSpot's lock, across processes
-		var winnersUnlocked, winnerRuns, winnerLocked atomic.Int64
-		// attempt runs one attempt of a process's operation: it takes
-		// the lock if asked (timing the wait, as the scopes do), writes
-		// the rows for a millisecond, and loses a conflict: in the winning
-		// process, when another of its transactions ran beside it, neither
-		// holding the lock; in the losing one, when a transaction of the
-		// winning one that did not take the lock ran meanwhile.
-		attempt := func(ctx context.Context, winner bool) error {
-			req := hotlock.From(ctx)
-			locked := req != nil && req.Claim()
-			if locked {
-				takeTimed(req, lock)
-				defer func() { <-lock }()
-			}
-			if winner {
-				if locked {
-					winnerLocked.Add(1)
-				}
-				if !locked {
-					winnersUnlocked.Add(1)
-					defer winnersUnlocked.Add(-1)
-				}
-				winnerRuns.Add(1)
-				time.Sleep(time.Millisecond)
-				if !locked && winnersUnlocked.Load() > 1 {
-					return errConflict // with its own process's other transaction
-				}
-				return nil
-			}
-			before, during := winnerRuns.Load(), winnersUnlocked.Load() > 0
-			time.Sleep(time.Millisecond)
-			if during || (winnerRuns.Load() != before && winnersUnlocked.Load() > 0) {
-				return errConflict
-			}
-			return nil
-		}
-		winners := dbop.Chain(dbop.WithRetry(dbop.Constant(0)), dbop.HotSpot())
-		losers := dbop.Chain(dbop.WithRetry(dbop.Constant(time.Millisecond), dbop.MaxAttempts(10)), dbop.HotSpot())
+		f := newSerializableFleet(dbop.Constant(time.Millisecond), 10)
 		ctx, stop := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
-		for range 2 {
-			wg.Go(func() {
-				for ctx.Err() == nil {
-					dbop.Op[int](func(ctx context.Context) (int, error) { return 1, attempt(ctx, true) }).With(winners).Run(context.Background())
-				}
-			})
-		}
-		var gaveUp, most atomic.Int32
-		var losing sync.WaitGroup
-		for range 2 {
-			losing.Go(func() {
-				for range 300 {
-					tries := int32(0)
-					_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
-						tries++
-						return 1, attempt(ctx, false)
-					}).With(losers).Run(context.Background())
-					if err != nil {
-						gaveUp.Add(1)
-					}
-					for m := most.Load(); tries > m && !most.CompareAndSwap(m, tries); m = most.Load() {
-					}
-				}
-			})
-		}
-		losing.Wait()
+		f.win(ctx, &wg)
+		gaveUp, most, _ := f.lose(300)
 		stop()
 		wg.Wait()
 		// Until the processes find each other, the loser's first
 		// operations lose a few times.
-		if gaveUp.Load() > 0 || most.Load() > 6 {
-			t.Errorf("the losing process gave up %d of 600 operations, and one took %d attempts; want none, and at most 6 (the winning process took the lock in %d of its %d attempts)", gaveUp.Load(), most.Load(), winnerLocked.Load(), winnerRuns.Load())
+		if gaveUp > 0 || most > 6 {
+			t.Errorf("the losing process gave up %d of 600 operations, and one took %d attempts; want none, and at most 6 (the winning process took the lock in %d of its %d attempts)", gaveUp, most, f.winnerLocked.Load(), f.winnerRuns.Load())
+		}
+	})
+}
+
+// The same two processes, when the losing one pauses for longer than the
+// winning one remembers another process (externalFor admissions) and comes
+// back while the winning one still limits (its own two workers keep its
+// queue busy); the same holds for a process that starts while another
+// limits. The winner takes the lock only while it sees the other, so the
+// returning process's attempts, which take it, lose to the winner's, which
+// do not, until the winner asks for the lock again: a HotSpot that limits
+// asks on one attempt in probeEvery it admits alone, and on the next few
+// after one that waited. The returning operations wait for a few of the
+// winner's attempts, not for good: none gives up with the README's 50
+// attempts, and none takes long.
+func TestHotSpotFindsAProcessThatCameBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newSerializableFleet(dbop.FullJitter(dbop.Exponential(5*time.Millisecond, time.Second)), 50)
+		ctx, stop := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		f.win(ctx, &wg)
+		f.lose(100)
+		// The winner runs alone for 8 s: some 8000 admissions, one at a
+		// time, twice what it remembers.
+		runs, locked := f.winnerRuns.Load(), f.winnerLocked.Load()
+		time.Sleep(8 * time.Second)
+		runs, locked = f.winnerRuns.Load()-runs, f.winnerLocked.Load()-locked
+		gaveUp, most, longest := f.lose(300)
+		stop()
+		wg.Wait()
+		if gaveUp > 0 || longest > 100*time.Millisecond {
+			t.Errorf("back after a pause, the losing process gave up %d of 600 operations, and one took %v (%d attempts); want none, and at most 100ms (while it paused, the winner ran %d attempts, %d of them with the lock)", gaveUp, longest, most, runs, locked)
 		}
 	})
 }
