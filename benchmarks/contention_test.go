@@ -112,10 +112,11 @@ func TestContentionHotSpotFewWorkers(t *testing.T) {
 	for _, c := range []struct {
 		variant            contention.Variant
 		workers, processes int
-		tries              int // the most attempts a transfer may need
+		stagger            time.Duration // the second process starts this much later
+		tries              int           // the most attempts a transfer may need
 	}{
-		{contention.LockCycle, 2, 1, 8},
-		{contention.LockCycle, 2, 2, 8},
+		{contention.LockCycle, 2, 1, 0, 8},
+		{contention.LockCycle, 2, 2, 0, 8},
 		// Two workers in each process: at the start one process's
 		// transactions won every conflict, never learned of the other,
 		// and the other's lost again and again (7 to 15 attempts without
@@ -123,13 +124,25 @@ func TestContentionHotSpotFewWorkers(t *testing.T) {
 		// in most runs; TestHotSpotsOfTwoProcessesFindEachOtherWhenOneWinsEveryConflict,
 		// in the root package, in every one). Since, no transfer needed a
 		// second attempt in 20 rounds.
-		{contention.Serializable, 4, 2, 3},
+		{contention.Serializable, 4, 2, 0, 3},
+		// The same, the second process starting 3 s after the first:
+		// the first, limiting since its start, had asked for the lock
+		// only on its first attempts, so it never learned of the
+		// latecomer, whose transfers lost to its own (up to 11
+		// attempts and 2.2 s in 3 of 8 rounds of scripts/stagger.sh,
+		// results/stagger-before.txt).
+		{contention.Serializable, 4, 2, 3 * time.Second, 6},
 	} {
-		t.Run(fmt.Sprintf("%v, %d workers, %d process(es)", c.variant, c.workers, c.processes), func(t *testing.T) {
+		name := fmt.Sprintf("%v, %d workers, %d process(es)", c.variant, c.workers, c.processes)
+		if c.stagger > 0 {
+			name += fmt.Sprintf(", the second %v later", c.stagger)
+		}
+		t.Run(name, func(t *testing.T) {
 			cfg := contention.Config{
 				Backend:   contention.Backend{Kind: contention.Postgres, DSNs: []string{dsn}},
 				Workers:   c.workers,
 				Processes: c.processes,
+				Stagger:   c.stagger,
 				Accounts:  4,
 				Duration:  5 * time.Second,
 				Drain:     60 * time.Second,

@@ -62,6 +62,7 @@ func run() int {
 	flag.IntVar(&cfg.Processes, "processes", 1, "OS processes the workers are split among (the reference always runs in one)")
 	flag.IntVar(&cfg.Accounts, "accounts", 4, "hot accounts")
 	flag.IntVar(&cfg.Cold, "cold", 0, "more accounts in the table that no transfer touches (PostgreSQL then reads the hot ones by index, and SERIALIZABLE locks rows instead of the table)")
+	flag.DurationVar(&cfg.Stagger, "stagger", 0, "start process i (from 0) i×stagger after the first; all stop together")
 	flag.IntVar(&cfg.Pool, "pool", 0, "connections per process, shared by its workers (0: one per worker)")
 	flag.BoolVar(&cfg.NoLockTables, "no-lock-tables", false, "drop dbop.HotSpot's lock tables instead of creating them (PostgreSQL: HotSpot takes an advisory lock; MariaDB: none)")
 	flag.DurationVar(&cfg.Duration, "duration", 10*time.Second, "time each strategy starts new transfers")
@@ -137,6 +138,9 @@ func run() int {
 	}
 	if cfg.Pool > 0 {
 		mode += fmt.Sprintf(", %d connection(s) per process shared by its workers", cfg.Pool)
+	}
+	if cfg.Stagger > 0 {
+		mode += fmt.Sprintf(", process i starts i×%v after the first", cfg.Stagger)
 	}
 	cold := ""
 	if cfg.Cold > 0 {

@@ -56,6 +56,11 @@ type Config struct {
 	// processes (the running executable, started again; see ChildMain),
 	// which start together and whose results are added up.
 	Processes int
+	// Stagger, when positive, starts process i (from 0) i×Stagger after
+	// the first; all stop starting transfers at the same time. It shows
+	// what a process meets that starts, or comes back, while the others
+	// are busy with the rows.
+	Stagger time.Duration
 	// Transfers, when positive, replaces Duration: the run ends after this
 	// many transfers (committed or given up), shared among the workers.
 	Transfers int
@@ -152,6 +157,12 @@ func Run(ctx context.Context, cfg Config, s Strategy) (Result, error) {
 	}
 	if cfg.Cold < 0 {
 		return Result{}, fmt.Errorf("cold accounts must not be negative, got %d", cfg.Cold)
+	}
+	if cfg.Stagger < 0 {
+		return Result{}, fmt.Errorf("stagger must not be negative, got %v", cfg.Stagger)
+	}
+	if last := time.Duration(max(cfg.Processes, 1)-1) * cfg.Stagger; cfg.Stagger > 0 && (cfg.Transfers > 0 || last >= cfg.Duration) {
+		return Result{}, fmt.Errorf("stagger %v: the last process would start %v after the first, which needs a -duration longer than that and no -transfers (duration %v, transfers %d)", cfg.Stagger, last, cfg.Duration, cfg.Transfers)
 	}
 	workers := cfg.Workers
 	procs := max(cfg.Processes, 1)
@@ -340,6 +351,15 @@ func work(ctx context.Context, cfg Config, s Strategy, dbs []DB, index int, star
 			t.series = make([]int64, buckets)
 			rng := rand.New(rand.NewPCG(cfg.Seed, uint64(index)<<16|uint64(w)))
 			db := dbs[w]
+			if cfg.Stagger > 0 && index > 0 {
+				wait := time.NewTimer(time.Duration(index) * cfg.Stagger)
+				select {
+				case <-wait.C:
+				case <-runCtx.Done():
+					wait.Stop()
+					return
+				}
+			}
 			for {
 				n := claimed.Add(1)
 				if cfg.Transfers > 0 && n > quota {
