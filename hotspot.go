@@ -146,7 +146,7 @@ const (
 	// lately, one in every probeEvery attempts it admits alone asks for the
 	// lock, so that a process that starts, or comes back, while this one
 	// wins every conflict finds it (see probes).
-	probeEvery = 16
+	probeEvery = 4
 	// backstopMargin is added to twice an attempt's bound for its
 	// context's deadline: the server's answer to a limit it enforced can
 	// arrive tens of milliseconds late on a loaded machine

@@ -633,12 +633,15 @@ func TestHotSpotLetsOneWaitInTheServer(t *testing.T) {
 				}
 				wg.Wait()
 				// Of the last attempts, a trial of the other level may
-				// take one window of 96.
+				// take one window of 96. One at a time, every attempt
+				// is admitted alone, and one in four of those asks all
+				// the same, to find a process that may have started
+				// meanwhile (TestHotSpotFindsAProcessThatCameBack).
 				if c.pipeline && asked.Load() < last-96 {
 					t.Errorf("%d of the last %d attempts asked for the lock, want at least %d", asked.Load(), last, last-96)
 				}
-				if !c.pipeline && asked.Load() > 96 {
-					t.Errorf("%d of the last %d attempts asked for the lock, want at most 96", asked.Load(), last)
+				if want := int32(96 + last/4); !c.pipeline && asked.Load() > want {
+					t.Errorf("%d of the last %d attempts asked for the lock, want at most %d", asked.Load(), last, want)
 				}
 				// Never more than the holder and one waiter.
 				if most.Load() > 2 || (c.pipeline && most.Load() != 2) {
@@ -996,7 +999,9 @@ func TestHotSpotsOfTwoProcessesFindEachOtherWhenOneWinsEveryConflict(t *testing.
 // asks on one attempt in probeEvery it admits alone, and on the next few
 // after one that waited. The returning operations wait for a few of the
 // winner's attempts, not for good: none gives up with the README's 50
-// attempts, and none takes long.
+// attempts, none takes long, and none needs many attempts (one in 16
+// attempts asking: 15 and 19 attempts in 2 of 10 runs; one in 4: at most
+// 8 in 100).
 func TestHotSpotFindsAProcessThatCameBack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newSerializableFleet(dbop.FullJitter(dbop.Exponential(5*time.Millisecond, time.Second)), 50)
@@ -1012,8 +1017,8 @@ func TestHotSpotFindsAProcessThatCameBack(t *testing.T) {
 		gaveUp, most, longest := f.lose(300)
 		stop()
 		wg.Wait()
-		if gaveUp > 0 || longest > 100*time.Millisecond {
-			t.Errorf("back after a pause, the losing process gave up %d of 600 operations, and one took %v (%d attempts); want none, and at most 100ms (while it paused, the winner ran %d attempts, %d of them with the lock)", gaveUp, longest, most, runs, locked)
+		if gaveUp > 0 || longest > 100*time.Millisecond || most > 10 {
+			t.Errorf("back after a pause, the losing process gave up %d of 600 operations, and one took %v and %d attempts; want none, at most 100ms and at most 10 attempts (while it paused, the winner ran %d attempts, %d of them with the lock)", gaveUp, longest, most, runs, locked)
 		}
 	})
 }
