@@ -1,6 +1,6 @@
 #!/bin/sh
 # galera-bf-victim.sh: the simplest brute-force abort of a victim that
-# waits for another local transaction's lock (docs/backends.md §7.12), with
+# waits for another local transaction's lock (docs/backends.md §7.13), with
 # the mariadb client, on the cluster of scripts/clusters.sh (node 1: 3311,
 # node 2: 3312). On node 1 a holder locks a gate row and sleeps; the victim
 # updates a row, then waits for the gate; a second later node 2 updates the

@@ -725,3 +725,145 @@ func TestGaleraLeftOpenTransaction(t *testing.T) {
 		})
 	}
 }
+
+// TestGaleraBruteForceVictimInALockWait: a transaction that waits for
+// another local transaction's lock while a replicated write-set needs a row
+// it wrote is the write-set's brute-force victim (docs/backends.md §7.13).
+// MariaDB 10.11.19 wakes it with 1213 most of the time; now and then the
+// abort does not wake it, and it waits until its own limit: its
+// innodb_lock_wait_timeout (1205), or the max_statement_time a deadline on
+// the attempt sets (1969). Either way sqldb retries it whole and each write
+// lands once — the victim's rolled back, node 2's applied, the retry's
+// applied — and with a deadline the attempt ends at the deadline, however
+// long the lock wait timeout.
+func TestGaleraBruteForceVictimInALockWait(t *testing.T) {
+	g := openGalera(t, 4)
+	if err := execAll(t.Context(), g.cfgs[0],
+		"CREATE TABLE bf_rows (id INT PRIMARY KEY, c INT NOT NULL) ENGINE=InnoDB",
+		"CREATE TABLE bf_gate (id INT PRIMARY KEY) ENGINE=InnoDB",
+		"INSERT INTO bf_rows VALUES (1, 0)",
+		"INSERT INTO bf_gate VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "node 2 has the rows", func(ctx context.Context) error {
+		var c int
+		return g.dbs[1].QueryRowContext(ctx, "SELECT c FROM bf_rows WHERE id = 1").Scan(&c)
+	})
+	const rounds = 5
+	for _, c := range []struct {
+		name     string
+		lockWait int           // the victim's innodb_lock_wait_timeout, seconds
+		deadline time.Duration // 0: none
+	}{
+		{"no deadline", 3, 0},
+		{"WithTimeout(1s)", 30, time.Second},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			notWoken := 0
+			for round := range rounds {
+				took, first := bruteForceVictim(t, g, c.lockWait, c.deadline)
+				me, _ := errors.AsType[*mysql.MySQLError](first)
+				var code uint16
+				if me != nil {
+					code = me.Number
+				}
+				t.Logf("round %d: the victim's attempt ended with %d, the operation took %v", round+1, code, took.Round(time.Millisecond))
+				switch {
+				case code == 1213:
+				case code == 1205 && c.deadline == 0:
+					notWoken++
+				case code == 1969 && c.deadline > 0:
+					notWoken++
+				default:
+					t.Fatalf("round %d: the victim's attempt ended with %v", round+1, first)
+				}
+				limit := time.Duration(c.lockWait)*time.Second + 2*time.Second
+				if c.deadline > 0 {
+					limit = c.deadline + time.Second
+				}
+				if took > limit {
+					t.Errorf("round %d: the operation took %v, want at most %v", round+1, took, limit)
+				}
+			}
+			t.Logf("the abort did not wake the victim in %d of %d rounds", notWoken, rounds)
+		})
+	}
+}
+
+// bruteForceVictim runs one operation through sqldb on node 1 whose first
+// attempt writes a row, then waits for a gate row another transaction
+// holds, while node 2 writes the same row; it checks that the row changed
+// once by each, and returns how long the operation took and how its first
+// attempt ended.
+func bruteForceVictim(t *testing.T, g *galera, lockWait int, deadline time.Duration) (took time.Duration, first error) {
+	t.Helper()
+	ctx := t.Context()
+	var before int
+	if err := g.dbs[0].QueryRowContext(ctx, "SELECT c FROM bf_rows WHERE id = 1").Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := g.dbs[0].BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback()
+	if _, err := holder.ExecContext(ctx, "SELECT id FROM bf_gate WHERE id = 1 FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	var attempts atomic.Int32
+	op := sqldb.Do(g.dbs[0], mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) error {
+		if attempts.Add(1) > 1 {
+			_, err := tx.ExecContext(ctx, "UPDATE bf_rows SET c = c + 1 WHERE id = 1")
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("SET SESSION innodb_lock_wait_timeout = %d", lockWait)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE bf_rows SET c = c + 1 WHERE id = 1"); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, "SELECT id FROM bf_gate WHERE id = 1 FOR UPDATE")
+		return err
+	})
+	ds := []dbop.Decorator{dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(2), dbop.OnRetry(func(ctx context.Context, ev dbop.AttemptEvent) {
+		first = ev.Err
+	}))}
+	if deadline > 0 {
+		ds = append(ds, dbop.WithTimeout(deadline))
+	}
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		_, err := op.With(ds...).Run(ctx)
+		done <- err
+	}()
+	waitFor(t, 10*time.Second, "the victim waits for the gate", func(ctx context.Context) error {
+		var n int
+		if err := g.dbs[0].QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.innodb_trx t JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id WHERE t.trx_state = 'LOCK WAIT' AND p.db = DATABASE()").Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return errors.New("no transaction waits for a lock")
+		}
+		return nil
+	})
+	if _, err := g.dbs[1].ExecContext(ctx, "UPDATE bf_rows SET c = c + 10 WHERE id = 1"); err != nil {
+		t.Fatalf("node 2's write: %v", err)
+	}
+	err = <-done
+	took = time.Since(start)
+	if err != nil {
+		t.Fatalf("the operation failed after %v: %v", took, err)
+	}
+	if n := attempts.Load(); n != 2 {
+		t.Fatalf("%d attempts, want 2: the first the abort's victim", n)
+	}
+	var after int
+	if err := g.dbs[0].QueryRowContext(ctx, "SET STATEMENT wsrep_sync_wait = 1 FOR SELECT c FROM bf_rows WHERE id = 1").Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if after != before+11 {
+		t.Errorf("the row went from %d to %d, want +11: node 2's write once and the operation's once", before, after)
+	}
+	return took, first
+}
