@@ -124,7 +124,7 @@ func TestContentionHotSpotFewWorkers(t *testing.T) {
 		// in most runs; TestHotSpotsOfTwoProcessesFindEachOtherWhenOneWinsEveryConflict,
 		// in the root package, in every one). At ecd8e4a no transfer
 		// needed a second attempt in 20 rounds; since a retry that held
-		// the lock and lost runs again at once (c0a628c), one at the
+		// the lock and lost runs again at once (60f702e), one at the
 		// start may lose a few times within milliseconds (5 attempts,
 		// 18 ms, in 1 of 3 runs), so the bound is WithRetry's default
 		// number of attempts: what a user who chose none would give up
