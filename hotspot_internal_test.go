@@ -66,7 +66,11 @@ func TestHotSpotLearnsTheFastestLockStatementsAlone(t *testing.T) {
 	h.waitedUntil = 0 // forgotten
 	got := false
 	for i := range leakWindow {
-		got = h.lockWaitsLocked(map[bool]time.Duration{true: slow, false: fast}[i%4 == 0], true) || got
+		d := fast
+		if i%4 == 0 {
+			d = slow
+		}
+		got = h.lockWaitsLocked(d, true) || got
 	}
 	if !got {
 		t.Error("once the other process was forgotten, 8 waits in 32 statements were not judged waits")

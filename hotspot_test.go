@@ -926,14 +926,21 @@ func (f *serializableFleet) attempt(ctx context.Context, winner bool) error {
 	return nil
 }
 
-// win runs the winning process's two workers until ctx ends.
-func (f *serializableFleet) win(ctx context.Context, wg *sync.WaitGroup) {
+// win starts the winning process's two workers; stop ends them and waits
+// for them.
+func (f *serializableFleet) win() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
 	for range 2 {
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				dbop.Op[int](func(ctx context.Context) (int, error) { return 1, f.attempt(ctx, true) }).With(f.winners).Run(context.Background())
 			}
 		})
+	}
+	return func() {
+		cancel()
+		wg.Wait()
 	}
 }
 
@@ -975,12 +982,9 @@ func (f *serializableFleet) lose(ops int) (gaveUp, most int32, longest time.Dura
 func TestHotSpotsOfTwoProcessesFindEachOtherWhenOneWinsEveryConflict(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newSerializableFleet(dbop.Constant(time.Millisecond), 10)
-		ctx, stop := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		f.win(ctx, &wg)
+		stop := f.win()
 		gaveUp, most, _ := f.lose(300)
 		stop()
-		wg.Wait()
 		// Until the processes find each other, the loser's first
 		// operations lose a few times.
 		if gaveUp > 0 || most > 6 {
@@ -1005,9 +1009,7 @@ func TestHotSpotsOfTwoProcessesFindEachOtherWhenOneWinsEveryConflict(t *testing.
 func TestHotSpotFindsAProcessThatCameBack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newSerializableFleet(dbop.FullJitter(dbop.Exponential(5*time.Millisecond, time.Second)), 50)
-		ctx, stop := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		f.win(ctx, &wg)
+		stop := f.win()
 		f.lose(100)
 		// The winner runs alone for 8 s: some 8000 admissions, one at a
 		// time, twice what it remembers.
@@ -1016,7 +1018,6 @@ func TestHotSpotFindsAProcessThatCameBack(t *testing.T) {
 		runs, locked = f.winnerRuns.Load()-runs, f.winnerLocked.Load()-locked
 		gaveUp, most, longest := f.lose(300)
 		stop()
-		wg.Wait()
 		if gaveUp > 0 || longest > 100*time.Millisecond || most > 10 {
 			t.Errorf("back after a pause, the losing process gave up %d of 600 operations, and one took %v and %d attempts; want none, at most 100ms and at most 10 attempts (while it paused, the winner ran %d attempts, %d of them with the lock)", gaveUp, longest, most, runs, locked)
 		}
