@@ -259,6 +259,7 @@ var palette = []deco{
 	{"InSavepoint", func(tx *modelTx) dbop.Decorator {
 		return scopes.InSavepoint(tx, scopes.ClassifyBy(modelClassify))
 	}},
+	{"HotSpot", func(*modelTx) dbop.Decorator { return dbop.HotSpot() }},
 }
 
 // scopeKind is who owns the transaction the step runs in, and which
