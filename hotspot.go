@@ -70,7 +70,8 @@ import (
 // releases it. It asks once an attempt that ran alone in its process lost
 // a conflict, or waited for the lock, so to another process (its lock
 // statement took 2 ms, or more than one in eight of 32 attempts admitted
-// alone took more than twice the fastest lately, plus 250 µs); on its first
+// alone took more than twice the fastest lately, or more than half of the
+// rest of their attempt, plus 250 µs); on its first
 // 32 attempts admitted alone after it begins to limit, and on its way to
 // letting every attempt through, it asks every attempt it admits alone, so
 // that a process whose attempts win every conflict (under SERIALIZABLE,
@@ -641,7 +642,7 @@ func (h *hotSpot) leave(t ticket, o outcome, d time.Duration, req *hotlock.Reque
 		took, waited, inPlace := req.Outcome()
 		if took || waited {
 			h.mu.Lock()
-			if h.lockWaitsLocked(req.LockTime(), t.alone) {
+			if h.lockWaitsLocked(req.LockTime(), d, t.alone) {
 				waited = true
 			}
 			if took {
@@ -695,9 +696,21 @@ const lockWaitSlack = 250 * time.Microsecond
 // another process's transactions to take the lock, judged by the time d
 // their lock statement took (0: none timed): when more than one in
 // crowdShare of a window of leakWindow such statements took more than
-// twice the fastest of the last two epochs, plus lockWaitSlack. The
-// fastest are learnt only from statements that could wait for nobody
-// else of this process's (alone) while no other process was seen: where
+// twice the fastest of the last two epochs, or more than half of the rest
+// of their attempt (attempt is the whole attempt's duration, 0 if not
+// known), plus lockWaitSlack. The second measure needs no fastest: a
+// process that starts beside another that takes the lock waits for it from
+// its first statement, so the fastest it learns are waits, and no wait
+// would look slow (in a simulation of two processes under SERIALIZABLE,
+// the one whose transactions win every conflict stopped taking the lock
+// once its first 32 statements had all waited a whole transaction, and
+// the other's operations lost up to 10 times in a row). A statement that
+// waits for nobody is one round trip of the several in its transaction,
+// and takes less than half of the rest; one that waited for the other
+// process's transaction, as short as its own, takes about as long as
+// the rest. The fastest are learnt only from statements that could wait
+// for nobody else of this process's (alone) while no other process was
+// seen: where
 // two processes take the lock one after the other, every statement waits,
 // and a fastest learnt from those would hide the waits (seen live: the
 // fastest rose from 30 µs to 1.5 ms, so that, once the other process was
@@ -709,14 +722,14 @@ const lockWaitSlack = 250 * time.Microsecond
 // briefly would take it for gone, stop taking the lock, and let its
 // attempts form lock cycles with the other's, or starve them. One slow
 // statement proves nothing: a busy client or server delays some.
-func (h *hotSpot) lockWaitsLocked(d time.Duration, alone bool) bool {
+func (h *hotSpot) lockWaitsLocked(d, attempt time.Duration, alone bool) bool {
 	if d <= 0 || !alone {
 		return false
 	}
 	if !h.fleet() {
 		h.lockFastest.add(d)
 	}
-	slow := d > 2*h.lockFastest.get()+lockWaitSlack
+	slow := d > 2*h.lockFastest.get()+lockWaitSlack || (attempt > d && d > (attempt-d)/2+lockWaitSlack)
 	h.lockTimed++
 	if slow {
 		h.lockSlow++

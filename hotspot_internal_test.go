@@ -27,7 +27,7 @@ func TestHotSpotJudgesLockWaitsByTheirShare(t *testing.T) {
 		h := HotSpot().(*hotSpot)
 		h.mu.Lock()
 		for range 64 { // the fastest, learnt from attempts admitted alone
-			h.lockWaitsLocked(fast, true)
+			h.lockWaitsLocked(fast, 0, true)
 		}
 		got := false
 		for i := range leakWindow {
@@ -35,7 +35,7 @@ func TestHotSpotJudgesLockWaitsByTheirShare(t *testing.T) {
 			if i%(leakWindow/c.slow) == 0 && i/(leakWindow/c.slow) < c.slow {
 				d = slow
 			}
-			got = h.lockWaitsLocked(d, c.alone) || got
+			got = h.lockWaitsLocked(d, 0, c.alone) || got
 		}
 		h.mu.Unlock()
 		if got != c.want {
@@ -54,11 +54,11 @@ func TestHotSpotLearnsTheFastestLockStatementsAlone(t *testing.T) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for range 64 {
-		h.lockWaitsLocked(fast, true)
+		h.lockWaitsLocked(fast, 0, true)
 	}
 	h.waitedUntil = h.admitted + externalFor // another process seen
 	for range 4 * epochLen {
-		h.lockWaitsLocked(slow, true)
+		h.lockWaitsLocked(slow, 0, true)
 	}
 	if got := h.lockFastest.get(); got != fast {
 		t.Errorf("after the statements waited for another process, the fastest is %v, want %v", got, fast)
@@ -70,9 +70,40 @@ func TestHotSpotLearnsTheFastestLockStatementsAlone(t *testing.T) {
 		if i%4 == 0 {
 			d = slow
 		}
-		got = h.lockWaitsLocked(d, true) || got
+		got = h.lockWaitsLocked(d, 0, true) || got
 	}
 	if !got {
 		t.Error("once the other process was forgotten, 8 waits in 32 statements were not judged waits")
+	}
+}
+
+// A process that starts beside another that takes the lock waits for it
+// from its first statement: the fastest it learns are waits, and by them
+// no wait looks slow. A statement that takes about as long as the rest of
+// its attempt waited all the same; one that takes a round trip of several
+// did not.
+func TestHotSpotJudgesLockWaitsByTheirAttempt(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		lock, attempt time.Duration
+		want          bool
+	}{
+		{"every statement waited a transaction as long as the rest", time.Millisecond, 2 * time.Millisecond, true},
+		{"every statement waited three quarters as long as the rest", 900 * time.Microsecond, 2100 * time.Microsecond, true},
+		{"every statement waited half as long as the rest: a busy machine may", 600 * time.Microsecond, 1800 * time.Microsecond, false},
+		{"no statement waited: a round trip of four", 100 * time.Microsecond, 500 * time.Microsecond, false},
+		{"no statement waited, on a far server: a round trip of three", time.Millisecond, 4 * time.Millisecond, false},
+		{"the attempt not timed", time.Millisecond, 0, false},
+	} {
+		h := HotSpot().(*hotSpot)
+		h.mu.Lock()
+		got := false
+		for range leakWindow {
+			got = h.lockWaitsLocked(c.lock, c.attempt, true) || got
+		}
+		h.mu.Unlock()
+		if got != c.want {
+			t.Errorf("%s (lock statements of %v in attempts of %v): judged waiting %v, want %v", c.name, c.lock, c.attempt, got, c.want)
+		}
 	}
 }

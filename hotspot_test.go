@@ -985,10 +985,14 @@ func TestHotSpotsOfTwoProcessesFindEachOtherWhenOneWinsEveryConflict(t *testing.
 		stop := f.win()
 		gaveUp, most, _ := f.lose(300)
 		stop()
-		// Until the processes find each other, the loser's first
-		// operations lose a few times.
-		if gaveUp > 0 || most > 6 {
-			t.Errorf("the losing process gave up %d of 600 operations, and one took %d attempts; want none, and at most 6 (the winning process took the lock in %d of its %d attempts)", gaveUp, most, f.winnerLocked.Load(), f.winnerRuns.Load())
+		// Each process's first lock statements wait for the other's
+		// transactions, about as long as the rest of its own attempt
+		// takes, so they find each other before the first probes end
+		// (none lost in 2000 runs under the race detector; judged by
+		// the fastest statement alone, whose first samples are such
+		// waits, 7 to 10 attempts in 5 of 300 runs, a give-up in 2).
+		if gaveUp > 0 || most > 3 {
+			t.Errorf("the losing process gave up %d of 600 operations, and one took %d attempts; want none, and at most 3 (the winning process took the lock in %d of its %d attempts)", gaveUp, most, f.winnerLocked.Load(), f.winnerRuns.Load())
 		}
 	})
 }
