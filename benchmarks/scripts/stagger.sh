@@ -15,7 +15,7 @@ set -eu
 . scripts/bin.sh
 out=${OUT:-results/stagger.txt}
 {
-	echo "command (from benchmarks/): sh scripts/stagger.sh; at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- .. || echo ' with uncommitted changes')"
+	echo "command (from benchmarks/): sh scripts/stagger.sh; at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- .. ':!results' || echo ' with uncommitted changes')"
 	echo "$(nproc) CPUs; each line: one round's dbop+hotspot row (strategy, workers, processes, committed,"
 	echo "goodput tx/s, attempts/commit, attempts p99/max, give-ups, p50, p99, max, > 250 ms, invariants)"
 	uptime
