@@ -1,0 +1,169 @@
+package gormdb_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/adapters/gormdb"
+	"github.com/dbop-go/dbop/adapters/mysqldb"
+	"github.com/dbop-go/dbop/internal/hotlock"
+	"github.com/dbop-go/dbop/internal/testdb"
+	"github.com/jackc/pgx/v5"
+	"gorm.io/gorm"
+)
+
+// dbop.HotSpot with each transfer's accounts as its dbop.HotSpotKeys,
+// through GORM, composed as a user writes it (WithRetry, HotSpot, Do, and a
+// step retried in a savepoint inside the transaction): 8 workers × 25
+// transfers among 4 accounts, each writing its two accounts in the
+// transfer's order (so lock cycles when two overlap), the workers sharing
+// one HotSpot, or two built at one place, standing for two processes: each
+// then sees the other's attempts as another process's, and their attempts
+// take the HotSpot's lock in a shared mode with a lock per key. On
+// PostgreSQL with the lock tables and on MariaDB with the lock table, under
+// READ COMMITTED and SERIALIZABLE. Every transfer commits exactly once:
+// balances sum to 0, one ledger row each, every balance equals its ledger
+// net.
+func TestHotSpotKeysComposed(t *testing.T) {
+	levels := []sql.IsolationLevel{sql.LevelReadCommitted, sql.LevelSerializable}
+	t.Run("postgres", func(t *testing.T) {
+		log := &pgcLog{}
+		db := postgresTracedInSchema(t, "gormdb_hotkeys", log)
+		for _, processes := range []int{1, 2} {
+			for _, iso := range levels {
+				t.Run(fmt.Sprintf("%dp/%s", processes, iso), func(t *testing.T) {
+					log.reset()
+					gormKeyedTransfers(t, db, processes, gormdb.Isolation(iso))
+					if processes == 1 {
+						return
+					}
+					shared := 0
+					for _, stmt := range log.log() {
+						if strings.Contains(stmt, "IN "+hotlock.PostgresShareMode+" MODE") {
+							shared++
+						}
+					}
+					if shared == 0 {
+						t.Error("no transaction took the HotSpot's lock with a lock per key")
+					}
+				})
+			}
+		}
+	})
+	t.Run("mariadb", func(t *testing.T) {
+		db := liveMySQL(t, nil)
+		sqlDB, err := db.DB()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mysqldb.CreateHotSpotLocks(t.Context(), sqlDB); err != nil {
+			t.Fatal(err)
+		}
+		for _, processes := range []int{1, 2} {
+			for _, iso := range levels {
+				t.Run(fmt.Sprintf("%dp/%s", processes, iso), func(t *testing.T) {
+					gormKeyedTransfers(t, db, processes, gormdb.Isolation(iso), mariadb)
+				})
+			}
+		}
+	})
+}
+
+// postgresTracedInSchema is postgresInSchema with the lock tables and the
+// statements traced into log.
+func postgresTracedInSchema(t *testing.T, schema string, log *pgcLog) *gorm.DB {
+	t.Helper()
+	postgresInSchema(t, schema, true) // the schema, its lock tables, and their cleanup
+	cc, err := pgx.ParseConfig(testdb.Postgres(t))
+	if err != nil {
+		t.Fatalf("parsing %s: %v", testdb.PostgresEnv, err)
+	}
+	cc.RuntimeParams["search_path"] = schema
+	cc.Tracer = log
+	return openPostgres(t, cc, nil)
+}
+
+// gormKeyedTransfers runs 8 workers × 25 keyed transfers among 4 accounts
+// through processes HotSpots built at one place, and checks the
+// invariants.
+func gormKeyedTransfers(t *testing.T, db *gorm.DB, processes int, opts ...gormdb.TxOption) {
+	const workers, each, accounts = 8, 25, 4
+	sqlDB, err := db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB.SetMaxOpenConns(workers + 2)
+	createTable(t, db, "gormdb_hotkeys_accounts", "id int PRIMARY KEY, balance bigint NOT NULL")
+	createTable(t, db, "gormdb_hotkeys_ledger", "id int PRIMARY KEY, from_id int NOT NULL, to_id int NOT NULL")
+	exec(t, db, "INSERT INTO gormdb_hotkeys_accounts VALUES (1, 0), (2, 0), (3, 0), (4, 0)")
+	var spOpts []gormdb.SavepointOption
+	for _, o := range opts {
+		if so, ok := o.(gormdb.SavepointOption); ok {
+			spOpts = append(spOpts, so)
+		}
+	}
+	hots := make([]dbop.Decorator, processes)
+	for i := range hots {
+		hots[i] = dbop.Chain(dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Millisecond, 50*time.Millisecond)), dbop.MaxAttempts(50)), dbop.HotSpot())
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for w := range workers {
+		hot := hots[w%processes]
+		wg.Go(func() {
+			for i := range each {
+				id := w*each + i
+				from := 1 + (w+i)%accounts
+				to := 1 + (w+i+1+i%(accounts-1))%accounts
+				ctx := dbop.HotSpotKeys(t.Context(), int64(from), int64(to))
+				_, err := gormdb.Do(db, func(ctx context.Context, tx *gorm.DB) error {
+					if err := tx.Exec("UPDATE gormdb_hotkeys_accounts SET balance = balance - 1 WHERE id = ?", from).Error; err != nil {
+						return err
+					}
+					// A step of its own, retried in a savepoint.
+					_, err := dbop.Op[struct{}](func(ctx context.Context) (struct{}, error) {
+						return struct{}{}, tx.WithContext(ctx).Exec("INSERT INTO gormdb_hotkeys_ledger VALUES (?, ?, ?)", id, from, to).Error
+					}).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3)), gormdb.InSavepoint(tx, spOpts...)).Run(ctx)
+					if err != nil {
+						return err
+					}
+					return tx.Exec("UPDATE gormdb_hotkeys_accounts SET balance = balance + 1 WHERE id = ?", to).Error
+				}, opts...).With(hot).Run(ctx)
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("transfer: %v", err)
+	}
+	var n, sum, bad int64
+	if err := db.Raw("SELECT count(*) FROM gormdb_hotkeys_ledger").Scan(&n).Error; err != nil {
+		t.Fatal(err)
+	}
+	if n != workers*each {
+		t.Errorf("%d ledger rows, want %d: each transfer once", n, workers*each)
+	}
+	if err := db.Raw("SELECT COALESCE(sum(balance), 0) FROM gormdb_hotkeys_accounts").Scan(&sum).Error; err != nil {
+		t.Fatal(err)
+	}
+	if sum != 0 {
+		t.Errorf("balances sum to %d, want 0", sum)
+	}
+	if err := db.Raw(`SELECT count(*) FROM gormdb_hotkeys_accounts a WHERE a.balance <>
+		(SELECT COALESCE(sum(CASE WHEN l.to_id = a.id THEN 1 WHEN l.from_id = a.id THEN -1 ELSE 0 END), 0) FROM gormdb_hotkeys_ledger l)`).Scan(&bad).Error; err != nil {
+		t.Fatal(err)
+	}
+	if bad != 0 {
+		t.Errorf("%d balances disagree with the ledger", bad)
+	}
+}
