@@ -13,6 +13,7 @@ import (
 
 	"github.com/dbop-go/dbop/internal/testdb"
 	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -164,12 +165,20 @@ func rotate[T any](dbs []T, i int) []T {
 // host, so that a dead primary is passed over quickly.
 func openPG(t *testing.T, maxConns int32) *pgxpool.Pool {
 	t.Helper()
+	return openPGTraced(t, maxConns, nil)
+}
+
+// openPGTraced is openPG with the connections' statements traced by
+// tracer, if not nil.
+func openPGTraced(t *testing.T, maxConns int32, tracer pgx.QueryTracer) *pgxpool.Pool {
+	t.Helper()
 	dsn := testdb.PGFailover(t)
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		t.Fatalf("%s: %v", testdb.PGFailoverEnv, err)
 	}
 	cfg.ConnConfig.ConnectTimeout = time.Second
+	cfg.ConnConfig.Tracer = tracer
 	cfg.MaxConns = maxConns
 	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
 	if err != nil {

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/pgxdb"
+	"github.com/dbop-go/dbop/internal/hotlock"
 	"github.com/dbop-go/dbop/internal/testdb"
 	"github.com/dbop-go/dbop/scopes"
 	"github.com/jackc/pgx/v5"
@@ -265,21 +267,47 @@ func TestPGSerializableStandIn(t *testing.T) {
 // in the middle of the bank workload and promotes the standby two seconds
 // later, as a failover manager would; the workers' pool, on pgx's
 // multi-host connection string with target_session_attrs=read-write, finds
-// the new primary by itself. A long run.
+// the new primary by itself. The second variant runs the transfers through
+// dbop.HotSpot with each transfer's accounts as its dbop.HotSpotKeys, the
+// workers split between two HotSpots built at one place (two processes),
+// so that attempts take the HotSpot's lock tables in the BEGIN's round trip
+// (pgxdb's BeginLocked) while the primary dies. A long run.
 func TestPGFailover(t *testing.T) {
 	skipUnlessLong(t)
 	script := testdb.ClusterScript(t)
+	for _, hot := range []bool{false, true} {
+		name := "postgres: kill the primary, promote the standby"
+		if hot {
+			name += ", through a HotSpot with keys in two processes"
+		}
+		t.Run(name, func(t *testing.T) { pgFailover(t, script, name, hot) })
+	}
+}
+
+func pgFailover(t *testing.T, script, name string, hot bool) {
 	wholeAround(t, script, "pgha")
 	const workers, accounts = 8, 8
-	pool := openPG(t, workers+2)
+	// locks counts the statements that took the HotSpot's lock with a
+	// lock per key once the primary was killed.
+	locks := &keyLockCount{}
+	pool := openPGTraced(t, workers+2, locks)
 	b := createPGBank(t, pool, accounts)
 	before, _, err := serverPort(t.Context(), pool)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Two HotSpots built at one place stand for two processes.
+	var hots [2]dbop.Decorator
+	if hot {
+		if err := pgxdb.CreateHotSpotLocks(t.Context(), pool); err != nil {
+			t.Fatal(err)
+		}
+		for i := range hots {
+			hots[i] = dbop.HotSpot()
+		}
+	}
 	st := newRetryStats()
 	idempotent := func(w int) bool { return w%2 == 1 }
-	const name = "postgres: kill the primary, promote the standby"
 	warmup := 2 * time.Second
 	res := bankRun{
 		name: name, workers: workers, accounts: accounts,
@@ -295,15 +323,23 @@ func TestPGFailover(t *testing.T) {
 			} else {
 				txOpts = append(txOpts, pgxdb.ResolveCommit())
 			}
-			_, err := pgxdb.Do(pool, b.relative(tr, idempotent(w)), txOpts...).With(
-				dbop.WithRetry(backoff, opts...),
-				dbop.WithTimeout(attemptTimeout),
-			).Run(scopes.OnCommitResolved(ctx, st.onResolved))
+			pipeline := []dbop.Decorator{dbop.WithRetry(backoff, opts...), dbop.WithTimeout(attemptTimeout)}
+			if hot {
+				// SERIALIZABLE: transfers of the same accounts conflict
+				// (40001) besides waiting for each other, so the
+				// HotSpots keep limiting and take their lock with a
+				// lock per key while the primary dies (checked below).
+				txOpts = append(txOpts, pgxdb.Isolation(pgx.Serializable))
+				ctx = dbop.HotSpotKeys(ctx, int64(tr.src), int64(tr.dst))
+				pipeline = []dbop.Decorator{pipeline[0], hots[w/(workers/2)], pipeline[1]}
+			}
+			_, err := pgxdb.Do(pool, b.relative(tr, idempotent(w)), txOpts...).With(pipeline...).Run(scopes.OnCommitResolved(ctx, st.onResolved))
 			return err
 		},
 		warmup: warmup, before: 10 * time.Second, after: 10 * time.Second,
 		fault: func(ctx context.Context, m *marks) error {
 			m.inject("kill the primary (pg_ctl stop -m immediate)")
+			locks.faulted.Store(true)
 			if _, err := clusterScript(ctx, script, "node", "pgha", "primary", "kill"); err != nil {
 				return err
 			}
@@ -327,4 +363,28 @@ func TestPGFailover(t *testing.T) {
 	}
 	tl := verifyBank(t, name, res.outcomes, b.read(t, pool, accounts), st)
 	report(t, name, res, measure(res, warmup), tl, st)
+	if hot {
+		n := locks.n.Load()
+		t.Logf("%s: %d transactions took the HotSpot's lock with a lock per key after the primary was killed", name, n)
+		if n == 0 {
+			t.Errorf("no transaction took the HotSpot's lock with a lock per key after the primary was killed: the variant did not test what it names")
+		}
+	}
 }
+
+// keyLockCount is a pgx.QueryTracer that counts, once faulted is set, the
+// statements that take a HotSpot's lock in the shared mode of an attempt
+// with keys (in pgxdb's BEGIN round trip).
+type keyLockCount struct {
+	faulted atomic.Bool
+	n       atomic.Int64
+}
+
+func (c *keyLockCount) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	if c.faulted.Load() && strings.Contains(data.SQL, "IN "+hotlock.PostgresShareMode+" MODE") {
+		c.n.Add(1)
+	}
+	return ctx
+}
+
+func (*keyLockCount) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
