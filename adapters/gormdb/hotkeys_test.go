@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -112,58 +111,24 @@ func gormKeyedTransfers(t *testing.T, db *gorm.DB, processes int, opts ...gormdb
 	for i := range hots {
 		hots[i] = dbop.Chain(dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Millisecond, 50*time.Millisecond)), dbop.MaxAttempts(50)), dbop.HotSpot())
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, workers*each)
-	for w := range workers {
-		hot := hots[w%processes]
-		wg.Go(func() {
-			for i := range each {
-				id := w*each + i
-				from := 1 + (w+i)%accounts
-				to := 1 + (w+i+1+i%(accounts-1))%accounts
-				ctx := dbop.HotSpotKeys(t.Context(), int64(from), int64(to))
-				_, err := gormdb.Do(db, func(ctx context.Context, tx *gorm.DB) error {
-					if err := tx.Exec("UPDATE gormdb_hotkeys_accounts SET balance = balance - 1 WHERE id = ?", from).Error; err != nil {
-						return err
-					}
-					// A step of its own, retried in a savepoint.
-					_, err := dbop.Op[struct{}](func(ctx context.Context) (struct{}, error) {
-						return struct{}{}, tx.WithContext(ctx).Exec("INSERT INTO gormdb_hotkeys_ledger VALUES (?, ?, ?)", id, from, to).Error
-					}).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3)), gormdb.InSavepoint(tx, spOpts...)).Run(ctx)
-					if err != nil {
-						return err
-					}
-					return tx.Exec("UPDATE gormdb_hotkeys_accounts SET balance = balance + 1 WHERE id = ?", to).Error
-				}, opts...).With(hot).Run(ctx)
-				if err != nil {
-					errs <- err
-				}
+	testdb.Transfers(t, workers, each, accounts, func(w int, tr testdb.Transfer) error {
+		ctx := dbop.HotSpotKeys(t.Context(), int64(tr.From), int64(tr.To))
+		_, err := gormdb.Do(db, func(ctx context.Context, tx *gorm.DB) error {
+			if err := tx.Exec("UPDATE gormdb_hotkeys_accounts SET balance = balance - 1 WHERE id = ?", tr.From).Error; err != nil {
+				return err
 			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Errorf("transfer: %v", err)
-	}
-	var n, sum, bad int64
-	if err := db.Raw("SELECT count(*) FROM gormdb_hotkeys_ledger").Scan(&n).Error; err != nil {
-		t.Fatal(err)
-	}
-	if n != workers*each {
-		t.Errorf("%d ledger rows, want %d: each transfer once", n, workers*each)
-	}
-	if err := db.Raw("SELECT COALESCE(sum(balance), 0) FROM gormdb_hotkeys_accounts").Scan(&sum).Error; err != nil {
-		t.Fatal(err)
-	}
-	if sum != 0 {
-		t.Errorf("balances sum to %d, want 0", sum)
-	}
-	if err := db.Raw(`SELECT count(*) FROM gormdb_hotkeys_accounts a WHERE a.balance <>
-		(SELECT COALESCE(sum(CASE WHEN l.to_id = a.id THEN 1 WHEN l.from_id = a.id THEN -1 ELSE 0 END), 0) FROM gormdb_hotkeys_ledger l)`).Scan(&bad).Error; err != nil {
-		t.Fatal(err)
-	}
-	if bad != 0 {
-		t.Errorf("%d balances disagree with the ledger", bad)
-	}
+			// A step of its own, retried in a savepoint.
+			_, err := dbop.Op[struct{}](func(ctx context.Context) (struct{}, error) {
+				return struct{}{}, tx.WithContext(ctx).Exec("INSERT INTO gormdb_hotkeys_ledger VALUES (?, ?, ?)", tr.ID, tr.From, tr.To).Error
+			}).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3)), gormdb.InSavepoint(tx, spOpts...)).Run(ctx)
+			if err != nil {
+				return err
+			}
+			return tx.Exec("UPDATE gormdb_hotkeys_accounts SET balance = balance + 1 WHERE id = ?", tr.To).Error
+		}, opts...).With(hots[w%processes]).Run(ctx)
+		return err
+	})
+	testdb.CheckLedger(t, workers*each, "gormdb_hotkeys_accounts", "gormdb_hotkeys_ledger", func(query string) (n int64, err error) {
+		return n, db.Raw(query).Scan(&n).Error
+	})
 }

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/pgxdb"
 	"github.com/dbop-go/dbop/internal/hotlock"
+	"github.com/dbop-go/dbop/internal/testdb"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -473,56 +473,31 @@ func composedTransfers(t *testing.T, iso pgx.TxIsoLevel, accounts int, keyed boo
 	for i := range hots {
 		hots[i] = dbop.Chain(dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Millisecond, 50*time.Millisecond)), dbop.MaxAttempts(50)), dbop.HotSpot())
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, workers*each)
-	for w := range workers {
-		hot := hots[w%processes]
-		wg.Go(func() {
-			for i := range each {
-				id := w*each + i
-				from := 1 + (w+i)%accounts
-				to := 1 + (w+i+1+i%(accounts-1))%accounts
-				ctx := t.Context()
-				if keyed {
-					ctx = dbop.HotSpotKeys(ctx, int64(from), int64(to))
-				}
-				_, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
-					if _, err := tx.Exec(ctx, "UPDATE pgxdb_hot_accounts SET balance = balance - 1 WHERE id = $1", from); err != nil {
-						return err
-					}
-					// A step of its own, retried in a savepoint.
-					_, err := dbop.Op[struct{}](func(ctx context.Context) (struct{}, error) {
-						_, err := tx.Exec(ctx, "INSERT INTO pgxdb_hot_ledger VALUES ($1, $2, $3)", id, from, to)
-						return struct{}{}, err
-					}).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3)), pgxdb.InSavepoint(tx)).Run(ctx)
-					if err != nil {
-						return err
-					}
-					_, err = tx.Exec(ctx, "UPDATE pgxdb_hot_accounts SET balance = balance + 1 WHERE id = $1", to)
-					return err
-				}, pgxdb.Isolation(iso)).With(hot).Run(ctx)
-				if err != nil {
-					errs <- err
-				}
+	testdb.Transfers(t, workers, each, accounts, func(w int, tr testdb.Transfer) error {
+		ctx := t.Context()
+		if keyed {
+			ctx = dbop.HotSpotKeys(ctx, int64(tr.From), int64(tr.To))
+		}
+		_, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "UPDATE pgxdb_hot_accounts SET balance = balance - 1 WHERE id = $1", tr.From); err != nil {
+				return err
 			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Errorf("transfer: %v", err)
-	}
-	if n := queryInt(t, admin, "SELECT count(*) FROM pgxdb_hot_ledger"); n != workers*each {
-		t.Errorf("%d ledger rows, want %d: each transfer once", n, workers*each)
-	}
-	if sum := queryInt(t, admin, "SELECT COALESCE(sum(balance), 0) FROM pgxdb_hot_accounts"); sum != 0 {
-		t.Errorf("balances sum to %d, want 0", sum)
-	}
-	bad := queryInt(t, admin, `SELECT count(*) FROM pgxdb_hot_accounts a WHERE a.balance <>
-		(SELECT count(*) FILTER (WHERE to_id = a.id) - count(*) FILTER (WHERE from_id = a.id) FROM pgxdb_hot_ledger)`)
-	if bad != 0 {
-		t.Errorf("%d balances disagree with the ledger", bad)
-	}
+			// A step of its own, retried in a savepoint.
+			_, err := dbop.Op[struct{}](func(ctx context.Context) (struct{}, error) {
+				_, err := tx.Exec(ctx, "INSERT INTO pgxdb_hot_ledger VALUES ($1, $2, $3)", tr.ID, tr.From, tr.To)
+				return struct{}{}, err
+			}).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3)), pgxdb.InSavepoint(tx)).Run(ctx)
+			if err != nil {
+				return err
+			}
+			_, err = tx.Exec(ctx, "UPDATE pgxdb_hot_accounts SET balance = balance + 1 WHERE id = $1", tr.To)
+			return err
+		}, pgxdb.Isolation(iso)).With(hots[w%processes]).Run(ctx)
+		return err
+	})
+	testdb.CheckLedger(t, workers*each, "pgxdb_hot_accounts", "pgxdb_hot_ledger", func(query string) (n int64, err error) {
+		return n, admin.QueryRow(t.Context(), query).Scan(&n)
+	})
 	locked := 0
 	for _, stmt := range log.Log() {
 		if strings.HasPrefix(stmt, "begin") && strings.Contains(stmt, "LOCK TABLE dbop_hotspot_lock_") {

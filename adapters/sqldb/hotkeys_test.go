@@ -3,7 +3,6 @@ package sqldb_test
 import (
 	"context"
 	"database/sql"
-	"sync"
 	"testing"
 	"time"
 
@@ -62,60 +61,26 @@ func keyedTransfers(t *testing.T, db *sql.DB, d sqldb.Dialect, processes int, op
 	for i := range hots {
 		hots[i] = dbop.Chain(dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Millisecond, 50*time.Millisecond)), dbop.MaxAttempts(50)), dbop.HotSpot())
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, workers*each)
-	for w := range workers {
-		hot := hots[w%processes]
-		wg.Go(func() {
-			for i := range each {
-				id := w*each + i
-				from := 1 + (w+i)%accounts
-				to := 1 + (w+i+1+i%(accounts-1))%accounts
-				ctx := dbop.HotSpotKeys(t.Context(), int64(from), int64(to))
-				_, err := sqldb.Do(db, d, func(ctx context.Context, tx *sql.Tx) error {
-					if _, err := tx.ExecContext(ctx, "UPDATE sqldb_hotkeys_accounts SET balance = balance - 1 WHERE id = ?", from); err != nil {
-						return err
-					}
-					// A step of its own, retried in a savepoint.
-					_, err := dbop.Op[struct{}](func(ctx context.Context) (struct{}, error) {
-						_, err := tx.ExecContext(ctx, "INSERT INTO sqldb_hotkeys_ledger VALUES (?, ?, ?)", id, from, to)
-						return struct{}{}, err
-					}).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3)), sqldb.InSavepoint(tx, d)).Run(ctx)
-					if err != nil {
-						return err
-					}
-					_, err = tx.ExecContext(ctx, "UPDATE sqldb_hotkeys_accounts SET balance = balance + 1 WHERE id = ?", to)
-					return err
-				}, opts...).With(hot).Run(ctx)
-				if err != nil {
-					errs <- err
-				}
+	testdb.Transfers(t, workers, each, accounts, func(w int, tr testdb.Transfer) error {
+		ctx := dbop.HotSpotKeys(t.Context(), int64(tr.From), int64(tr.To))
+		_, err := sqldb.Do(db, d, func(ctx context.Context, tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, "UPDATE sqldb_hotkeys_accounts SET balance = balance - 1 WHERE id = ?", tr.From); err != nil {
+				return err
 			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Errorf("transfer: %v", err)
-	}
-	var n, sum, bad int64
-	if err := db.QueryRowContext(t.Context(), "SELECT count(*) FROM sqldb_hotkeys_ledger").Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if n != workers*each {
-		t.Errorf("%d ledger rows, want %d: each transfer once", n, workers*each)
-	}
-	if err := db.QueryRowContext(t.Context(), "SELECT COALESCE(sum(balance), 0) FROM sqldb_hotkeys_accounts").Scan(&sum); err != nil {
-		t.Fatal(err)
-	}
-	if sum != 0 {
-		t.Errorf("balances sum to %d, want 0", sum)
-	}
-	if err := db.QueryRowContext(t.Context(), `SELECT count(*) FROM sqldb_hotkeys_accounts a WHERE a.balance <>
-		(SELECT COALESCE(sum(CASE WHEN l.to_id = a.id THEN 1 WHEN l.from_id = a.id THEN -1 ELSE 0 END), 0) FROM sqldb_hotkeys_ledger l)`).Scan(&bad); err != nil {
-		t.Fatal(err)
-	}
-	if bad != 0 {
-		t.Errorf("%d balances disagree with the ledger", bad)
-	}
+			// A step of its own, retried in a savepoint.
+			_, err := dbop.Op[struct{}](func(ctx context.Context) (struct{}, error) {
+				_, err := tx.ExecContext(ctx, "INSERT INTO sqldb_hotkeys_ledger VALUES (?, ?, ?)", tr.ID, tr.From, tr.To)
+				return struct{}{}, err
+			}).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3)), sqldb.InSavepoint(tx, d)).Run(ctx)
+			if err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, "UPDATE sqldb_hotkeys_accounts SET balance = balance + 1 WHERE id = ?", tr.To)
+			return err
+		}, opts...).With(hots[w%processes]).Run(ctx)
+		return err
+	})
+	testdb.CheckLedger(t, workers*each, "sqldb_hotkeys_accounts", "sqldb_hotkeys_ledger", func(query string) (n int64, err error) {
+		return n, db.QueryRowContext(t.Context(), query).Scan(&n)
+	})
 }
