@@ -71,8 +71,8 @@ import (
 // a conflict, or waited for the lock, so to another process (its lock
 // statement took 2 ms, or more than one in eight of 32 attempts admitted
 // alone took more than twice the fastest lately, or more than half of the
-// rest of their attempt, plus 250 µs); on its first
-// 32 attempts admitted alone after it begins to limit, and on its way to
+// rest of their attempt, plus 250 µs); on its first 32 attempts admitted
+// alone after it begins to limit, and on its way to
 // letting every attempt through, it asks every attempt it admits alone, so
 // that a process whose attempts win every conflict (under SERIALIZABLE,
 // the one whose transactions commit first) still learns of another whose
@@ -710,13 +710,11 @@ const lockWaitSlack = 250 * time.Microsecond
 // process's transaction, as short as its own, takes about as long as
 // the rest. The fastest are learnt only from statements that could wait
 // for nobody else of this process's (alone) while no other process was
-// seen: where
-// two processes take the lock one after the other, every statement waits,
-// and a fastest learnt from those would hide the waits (seen live: the
-// fastest rose from 30 µs to 1.5 ms, so that, once the other process was
-// forgotten, no wait for it looked slow, and its operations lost to this
-// one's for seconds). The
-// scopes' own threshold (2 ms, hotlock) misses the waits for the short
+// seen: where two processes take the lock one after the other, every
+// statement waits, and a fastest learnt from those would hide the waits
+// (seen live: the fastest rose from 30 µs to 1.5 ms, so that, once the
+// other process was forgotten, no wait for it looked slow, and its
+// operations lost to this one's for seconds). The scopes' own threshold (2 ms, hotlock) misses the waits for the short
 // transactions of a hot spot on a nearby server, a fraction of a
 // millisecond each: a process whose attempts wait for another's that
 // briefly would take it for gone, stop taking the lock, and let its

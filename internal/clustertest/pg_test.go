@@ -323,7 +323,8 @@ func pgFailover(t *testing.T, script, name string, hot bool) {
 			} else {
 				txOpts = append(txOpts, pgxdb.ResolveCommit())
 			}
-			pipeline := []dbop.Decorator{dbop.WithRetry(backoff, opts...), dbop.WithTimeout(attemptTimeout)}
+			retry, timeout := dbop.WithRetry(backoff, opts...), dbop.WithTimeout(attemptTimeout)
+			pipeline := []dbop.Decorator{retry, timeout}
 			if hot {
 				// SERIALIZABLE: transfers of the same accounts conflict
 				// (40001) besides waiting for each other, so the
@@ -331,7 +332,7 @@ func pgFailover(t *testing.T, script, name string, hot bool) {
 				// lock per key while the primary dies (checked below).
 				txOpts = append(txOpts, pgxdb.Isolation(pgx.Serializable))
 				ctx = dbop.HotSpotKeys(ctx, int64(tr.src), int64(tr.dst))
-				pipeline = []dbop.Decorator{pipeline[0], hots[w/(workers/2)], pipeline[1]}
+				pipeline = []dbop.Decorator{retry, hots[w/(workers/2)], timeout}
 			}
 			_, err := pgxdb.Do(pool, b.relative(tr, idempotent(w)), txOpts...).With(pipeline...).Run(scopes.OnCommitResolved(ctx, st.onResolved))
 			return err
