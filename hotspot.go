@@ -208,8 +208,11 @@ type hotSpot struct {
 	// HotSpot limits, even in one process, and one attempt may wait for it
 	// in the server while another holds it; else this process admits one
 	// at a time. probed: an attempt of this limiting spell asked for the
-	// lock, to learn inPlace.
-	coordinated, inPlace, probed bool
+	// lock, to learn inPlace. postgres: the last scope that took it is
+	// PostgreSQL's, where a bound on lock waits is a SET LOCAL sent with
+	// the lock or the BEGIN (hotlock.Request.Bound), not a session
+	// setting of round trips of its own.
+	coordinated, inPlace, probed, postgres bool
 	// contendedUntil: conflicts were too many in a block of attempts
 	// (levelSearch.crowdedSeen), until admitted passes it; ordering: the
 	// HotSpot was contended at the last outcome (see contended).
@@ -334,7 +337,10 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 	}
 	var req *hotlock.Request
 	if t.coordinate {
-		req = &hotlock.Request{Key: h.key}
+		// Holding the lock, the attempt waits only for writers the lock
+		// does not order; the scope bounds those waits (not the wait
+		// for the lock itself) where that costs no round trip.
+		req = &hotlock.Request{Key: h.key, Bound: h.bound(rs)}
 		if t.lockKeys {
 			req.Keys = t.keys
 		}
@@ -491,9 +497,11 @@ func (h *hotSpot) yieldLocked() time.Duration {
 // admitted from its start to its end, shows another party: a timeout may
 // be this client's own slowness. Once the processes take the HotSpot's
 // lock, they no longer form lock cycles with each other: attempts then wait
-// for the lock, in its order, without a bound of the HotSpot's.
+// for the lock, in its order, without a deadline of the HotSpot's (on
+// PostgreSQL their lock waits after the lock are bounded all the same,
+// hotlock.Request.Bound).
 func (h *hotSpot) boundedLocked(keys hotKeys) bool {
-	if h.coordinating() || (h.leaky() && h.inPlace) {
+	if h.coordinating() || (h.leaky() && h.inPlace && !h.postgres) {
 		return false
 	}
 	return (h.level.slots > 1 && h.mayCycle(keys)) || h.admitted < h.externalUntil
@@ -558,12 +566,12 @@ func (h *hotSpot) asking() bool {
 // at COMMIT, not lock waits. Neither a bound on lock waits nor the
 // newcomers' yield helps against those, and both cost (a bound is a
 // session setting on MariaDB, two round trips): a leaky HotSpot makes no
-// newcomer yield, bounds no attempt where the lock waits in place (MySQL,
-// MariaDB, Galera), and lets no attempt wait for the lock beside its
-// holder (the level search alone decides how many run). Where it does not
-// (PostgreSQL under SERIALIZABLE) attempts stay bounded: a lock cycle with
-// a writer the lock does not order would otherwise wait for the deadlock
-// detector.
+// newcomer yield, bounds no attempt on MySQL, MariaDB and Galera, and lets
+// no attempt wait for the lock beside its holder (the level search alone
+// decides how many run). On PostgreSQL, where the writers the lock does
+// not order are clients without the HotSpot, attempts stay bounded (a
+// SET LOCAL): a lock cycle with such a writer would otherwise wait for
+// the deadlock detector, a second.
 func (h *hotSpot) leaky() bool { return h.admitted < h.leakyUntil }
 
 // judgeLeakLocked counts an attempt that held the lock, and whether it
@@ -646,8 +654,17 @@ func (h *hotSpot) leave(t ticket, o outcome, d time.Duration, req *hotlock.Reque
 				waited = true
 			}
 			if took {
-				h.coordinated, h.inPlace = true, inPlace
+				h.coordinated, h.inPlace, h.postgres = true, inPlace, req.OnPostgres()
 				h.judgeLeakLocked(o == lost)
+				if o == timedOut && req.Bound > 0 && req.Keys == nil && h.postgres {
+					// It held the lock exclusively and a lock wait
+					// after it timed out (most likely its Bound): a
+					// writer the lock does not order holds the rows.
+					// Keep the attempts coordinated, and those that
+					// are not bounded, for a while.
+					h.yieldUntil = max(h.yieldUntil, h.admitted+externalFor)
+					h.externalUntil = max(h.externalUntil, h.admitted+externalFor)
+				}
 				if o == lost && t.alone && inPlace && !h.leaky() {
 					// It held the lock, alone in this process, and
 					// lost all the same: to a process that does not
@@ -664,7 +681,7 @@ func (h *hotSpot) leave(t ticket, o outcome, d time.Duration, req *hotlock.Reque
 				}
 				if req.Keys != nil {
 					h.keysHeld = req.KeysHeld()
-					if h.keysHeld && o == lost {
+					if h.keysHeld && (o == lost || (o == timedOut && req.Bound > 0 && h.postgres)) {
 						// It held its keys' locks, so no attempt of
 						// any process that keeps to its keys wrote
 						// its rows: the keys lie, or the database

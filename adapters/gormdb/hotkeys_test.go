@@ -132,3 +132,81 @@ func gormKeyedTransfers(t *testing.T, db *gorm.DB, processes int, opts ...gormdb
 		return n, db.Raw(query).Scan(&n).Error
 	})
 }
+
+// A writer of the hot rows that the HotSpot's lock does not order (a
+// worker whose pipeline has no HotSpot) forms lock cycles with the attempt
+// that holds the lock. Through GORM on PostgreSQL the bound on the lock
+// waits after the lock travels with the LOCK statement (SET LOCAL
+// lock_timeout after it), so a cycle ends at the bound, not a second later
+// at the deadlock detector; InnoDB ends a cycle at once. Every transfer
+// lands once.
+func TestHotSpotBoundsWaitsForWritersItsLockDoesNotOrder(t *testing.T) {
+	t.Run("postgres", func(t *testing.T) {
+		log := &pgcLog{}
+		db := postgresTracedInSchema(t, "gormdb_hot_outsider", log)
+		for _, iso := range []sql.IsolationLevel{sql.LevelReadCommitted, sql.LevelSerializable} {
+			t.Run(iso.String(), func(t *testing.T) {
+				log.reset()
+				gormBesideAnOutsider(t, db, gormdb.Isolation(iso))
+				bounded := 0
+				for _, stmt := range log.log() {
+					if strings.HasPrefix(stmt, "LOCK TABLE") && strings.Contains(stmt, "; SET LOCAL lock_timeout = ") {
+						bounded++
+					}
+				}
+				if bounded == 0 {
+					t.Error("no transaction that took the lock bounded its lock waits after it")
+				}
+			})
+		}
+	})
+	t.Run("mariadb", func(t *testing.T) {
+		db := liveMySQL(t, nil)
+		sqlDB, err := db.DB()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mysqldb.CreateHotSpotLocks(t.Context(), sqlDB); err != nil {
+			t.Fatal(err)
+		}
+		for _, iso := range []sql.IsolationLevel{sql.LevelRepeatableRead, sql.LevelSerializable} {
+			t.Run(iso.String(), func(t *testing.T) { gormBesideAnOutsider(t, db, gormdb.Isolation(iso), mariadb) })
+		}
+	})
+}
+
+// gormBesideAnOutsider runs testdb.Outsider's transfers through db for
+// 3 s, 8 workers through WithRetry and a HotSpot and one through WithRetry
+// alone, and checks the hot transfers' latencies and the ledger.
+func gormBesideAnOutsider(t *testing.T, db *gorm.DB, opts ...gormdb.TxOption) {
+	sqlDB, err := db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB.SetMaxOpenConns(12)
+	createTable(t, db, "gormdb_outsider_accounts", "id int PRIMARY KEY, balance bigint NOT NULL")
+	createTable(t, db, "gormdb_outsider_ledger", "id int PRIMARY KEY, from_id int NOT NULL, to_id int NOT NULL")
+	exec(t, db, "INSERT INTO gormdb_outsider_accounts VALUES (1, 0), (2, 0), (3, 0), (4, 0)")
+	retry := dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Millisecond, 50*time.Millisecond)), dbop.MaxAttempts(50))
+	hot := dbop.Chain(retry, dbop.HotSpot())
+	hotTimes, n := testdb.Outsider(t, 3*time.Second, 9, func(isHot bool, tr testdb.Transfer) error {
+		d := retry
+		if isHot {
+			d = hot
+		}
+		_, err := gormdb.Do(db, func(ctx context.Context, tx *gorm.DB) error {
+			if err := tx.Exec("UPDATE gormdb_outsider_accounts SET balance = balance - 1 WHERE id = ?", tr.From).Error; err != nil {
+				return err
+			}
+			if err := tx.Exec("INSERT INTO gormdb_outsider_ledger VALUES (?, ?, ?)", tr.ID, tr.From, tr.To).Error; err != nil {
+				return err
+			}
+			return tx.Exec("UPDATE gormdb_outsider_accounts SET balance = balance + 1 WHERE id = ?", tr.To).Error
+		}, opts...).With(d).Run(t.Context())
+		return err
+	})
+	testdb.CheckNoDetectorWaits(t, hotTimes)
+	testdb.CheckLedger(t, n, "gormdb_outsider_accounts", "gormdb_outsider_ledger", func(query string) (n int64, err error) {
+		return n, db.Raw(query).Scan(&n).Error
+	})
+}

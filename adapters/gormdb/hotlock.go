@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/hotlock"
+	"github.com/dbop-go/dbop/internal/resolve"
 	"github.com/dbop-go/dbop/internal/sqldialect"
 	"github.com/dbop-go/dbop/scopes"
 	"gorm.io/gorm"
@@ -34,6 +36,7 @@ func (b *beginner) coordinated(ctx context.Context, o scopes.BeginOptions) (*txn
 		Retryable:       func(err error) bool { return dbop.VerdictOf(b.classify.Classify(err)).Retryable() },
 		State:           &b.locks,
 		Postgres:        b.family == sqldialect.Postgres,
+		LockTimeout:     func() time.Duration { return resolve.LockLimit(ctx, b.lock) },
 		Name:            "gormdb",
 	})
 }

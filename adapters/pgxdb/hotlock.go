@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/hotlock"
@@ -50,6 +51,7 @@ func (c *config) coordinated(ctx context.Context, db Beginner, o scopes.BeginOpt
 		Retryable:       func(err error) bool { return dbop.VerdictOf(c.classify(err)).Retryable() },
 		State:           locks,
 		Postgres:        true,
+		LockTimeout:     func() time.Duration { return c.lockTimeout(ctx) },
 		Name:            "pgxdb",
 	}
 	if owner, ok := batchesBegin(db); ok {

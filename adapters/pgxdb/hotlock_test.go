@@ -510,3 +510,77 @@ func composedTransfers(t *testing.T, iso pgx.TxIsoLevel, accounts int, keyed boo
 	t.Logf("%d of the transactions took the lock in BEGIN", locked)
 	return log
 }
+
+// A writer of the hot rows that the HotSpot's lock does not order (here a
+// worker whose pipeline has no HotSpot) forms lock cycles with the attempt
+// that holds the lock. Holding it, an attempt waits only for such writers,
+// so its lock waits after the lock are bounded (SET LOCAL lock_timeout in
+// the BEGIN round trip, after the LOCK): a cycle ends at the bound, not a
+// second later at the deadlock detector, while the wait for the lock
+// itself stays unbounded. Before, the hot transfers waited 1–5 s. With
+// each transfer's accounts as its keys too.
+func TestHotSpotBoundsWaitsForWritersItsLockDoesNotOrder(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		keyed bool
+		iso   pgx.TxIsoLevel
+	}{
+		{"read_committed", false, pgx.ReadCommitted},
+		{"serializable", false, pgx.Serializable},
+		{"keys/read_committed", true, pgx.ReadCommitted},
+		{"keys/serializable", true, pgx.Serializable},
+	} {
+		iso := c.iso
+		t.Run(c.name, func(t *testing.T) {
+			inPool := inSchema(t, "pgxdb_hotlock_outsider", true)
+			admin := newPool(t, 2, inPool)
+			createTable(t, admin, "pgxdb_hot_accounts", "id int PRIMARY KEY, balance bigint NOT NULL", "INSERT INTO pgxdb_hot_accounts VALUES (1, 0), (2, 0), (3, 0), (4, 0)")
+			createTable(t, admin, "pgxdb_hot_ledger", "id int PRIMARY KEY, from_id int NOT NULL, to_id int NOT NULL")
+			log := &sqlLog{}
+			pool := newPool(t, 10, inPool, traced(log))
+			retry := dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Millisecond, 50*time.Millisecond)), dbop.MaxAttempts(50))
+			hot := dbop.Chain(retry, dbop.HotSpot())
+			hotTimes, n := testdb.Outsider(t, 3*time.Second, 9, func(isHot bool, tr testdb.Transfer) error {
+				d := retry
+				if isHot {
+					d = hot
+				}
+				op := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+					if _, err := tx.Exec(ctx, "UPDATE pgxdb_hot_accounts SET balance = balance - 1 WHERE id = $1", tr.From); err != nil {
+						return err
+					}
+					if _, err := tx.Exec(ctx, "INSERT INTO pgxdb_hot_ledger VALUES ($1, $2, $3)", tr.ID, tr.From, tr.To); err != nil {
+						return err
+					}
+					_, err := tx.Exec(ctx, "UPDATE pgxdb_hot_accounts SET balance = balance + 1 WHERE id = $1", tr.To)
+					return err
+				}, pgxdb.Isolation(iso))
+				ctx := t.Context()
+				if c.keyed {
+					ctx = dbop.HotSpotKeys(ctx, int64(tr.From), int64(tr.To))
+				}
+				_, err := op.With(d).Run(ctx)
+				return err
+			})
+			testdb.CheckNoDetectorWaits(t, hotTimes)
+			testdb.CheckLedger(t, n, "pgxdb_hot_accounts", "pgxdb_hot_ledger", func(query string) (n int64, err error) {
+				return n, admin.QueryRow(t.Context(), query).Scan(&n)
+			})
+			// The bound follows the lock, in the BEGIN round trip. (An
+			// attempt the HotSpot bounds as a whole, its deadline's
+			// settings before the lock, sets none after it.)
+			bounded := 0
+			for _, stmt := range log.Log() {
+				if !strings.HasPrefix(stmt, "begin") {
+					continue
+				}
+				if lock := strings.LastIndex(stmt, "LOCK TABLE"); lock >= 0 && strings.Contains(stmt[lock:], "; SET LOCAL lock_timeout = ") {
+					bounded++
+				}
+			}
+			if bounded == 0 {
+				t.Error("no transaction that took the lock bounded its lock waits after it")
+			}
+		})
+	}
+}

@@ -154,6 +154,19 @@ func (c *config) attemptSettings(ctx context.Context) string {
 	return b.String()
 }
 
+// lockTimeout returns the lock_timeout that attemptSettings sets for an
+// attempt that begins now, 0 for none: a dbop.HotSpot's bound after its
+// lock never raises it (hotlock.PostgresBound).
+func (c *config) lockTimeout(ctx context.Context) time.Duration {
+	var given time.Duration
+	for _, s := range c.settings {
+		if s.name == "lock_timeout" {
+			given = time.Duration(s.ms) * time.Millisecond
+		}
+	}
+	return resolve.LockLimit(ctx, given)
+}
+
 // distinctMillis is distinct with the values in milliseconds.
 func distinctMillis(settings []setting) (names []string, values []int64) {
 	for _, s := range settings {

@@ -3,6 +3,7 @@ package sqldb_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"testing"
 	"time"
 
@@ -81,6 +82,74 @@ func keyedTransfers(t *testing.T, db *sql.DB, d sqldb.Dialect, processes int, op
 		return err
 	})
 	testdb.CheckLedger(t, workers*each, "sqldb_hotkeys_accounts", "sqldb_hotkeys_ledger", func(query string) (n int64, err error) {
+		return n, db.QueryRowContext(t.Context(), query).Scan(&n)
+	})
+}
+
+// A writer of the hot rows that the HotSpot's lock does not order (a
+// worker whose pipeline has no HotSpot) forms lock cycles with the attempt
+// that holds the lock. On PostgreSQL the bound on the lock waits after the
+// lock travels with the LOCK statement (SET LOCAL lock_timeout), so a
+// cycle ends at the bound, not a second later at the deadlock detector
+// (the pgx twin of this test, in adapters/pgxdb, checks the statements);
+// InnoDB ends a cycle at once. Every transfer lands once.
+func TestHotSpotBoundsWaitsForWritersItsLockDoesNotOrder(t *testing.T) {
+	t.Run("postgres", func(t *testing.T) {
+		db := postgresInSchema(t, "sqldb_hot_outsider", true)
+		for _, iso := range []sql.IsolationLevel{sql.LevelReadCommitted, sql.LevelSerializable} {
+			t.Run(iso.String(), func(t *testing.T) { besideAnOutsider(t, db, sqldb.Postgres, "$%d", sqldb.Isolation(iso)) })
+		}
+	})
+	t.Run("mariadb", func(t *testing.T) {
+		db := openMariaDB(t)
+		if err := sqldb.CreateHotSpotLocks(t.Context(), db, mysqldb.MariaDB); err != nil {
+			t.Fatal(err)
+		}
+		for _, iso := range []sql.IsolationLevel{sql.LevelRepeatableRead, sql.LevelSerializable} {
+			t.Run(iso.String(), func(t *testing.T) { besideAnOutsider(t, db, mysqldb.MariaDB, "?", sqldb.Isolation(iso)) })
+		}
+	})
+}
+
+// besideAnOutsider runs testdb.Outsider's transfers on db for 3 s, 8
+// workers through WithRetry and a HotSpot and one through WithRetry alone,
+// mark being the dialect's placeholder ("?", or "$%d"), and checks the hot
+// transfers' latencies and the ledger.
+func besideAnOutsider(t *testing.T, db *sql.DB, d sqldb.Dialect, mark string, opts ...sqldb.TxOption) {
+	db.SetMaxOpenConns(12)
+	ph := func(i int) string {
+		if mark == "?" {
+			return "?"
+		}
+		return fmt.Sprintf(mark, i)
+	}
+	table(t, db, "sqldb_outsider_accounts", "(id int PRIMARY KEY, balance bigint NOT NULL)")
+	table(t, db, "sqldb_outsider_ledger", "(id int PRIMARY KEY, from_id int NOT NULL, to_id int NOT NULL)")
+	mustExec(t, db, "INSERT INTO sqldb_outsider_accounts VALUES (1, 0), (2, 0), (3, 0), (4, 0)")
+	debit := "UPDATE sqldb_outsider_accounts SET balance = balance - 1 WHERE id = " + ph(1)
+	credit := "UPDATE sqldb_outsider_accounts SET balance = balance + 1 WHERE id = " + ph(1)
+	entry := fmt.Sprintf("INSERT INTO sqldb_outsider_ledger VALUES (%s, %s, %s)", ph(1), ph(2), ph(3))
+	retry := dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Millisecond, 50*time.Millisecond)), dbop.MaxAttempts(50))
+	hot := dbop.Chain(retry, dbop.HotSpot())
+	hotTimes, n := testdb.Outsider(t, 3*time.Second, 9, func(isHot bool, tr testdb.Transfer) error {
+		dec := retry
+		if isHot {
+			dec = hot
+		}
+		_, err := sqldb.Do(db, d, func(ctx context.Context, tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, debit, tr.From); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, entry, tr.ID, tr.From, tr.To); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, credit, tr.To)
+			return err
+		}, opts...).With(dec).Run(t.Context())
+		return err
+	})
+	testdb.CheckNoDetectorWaits(t, hotTimes)
+	testdb.CheckLedger(t, n, "sqldb_outsider_accounts", "sqldb_outsider_ledger", func(query string) (n int64, err error) {
 		return n, db.QueryRowContext(t.Context(), query).Scan(&n)
 	})
 }

@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/hotlock"
+	"github.com/dbop-go/dbop/internal/resolve"
 	"github.com/dbop-go/dbop/internal/sqldialect"
 	"github.com/dbop-go/dbop/scopes"
 )
@@ -46,6 +48,7 @@ func (b *begin) coordinated(ctx context.Context, o scopes.BeginOptions) (*txn, e
 		Retryable:       func(err error) bool { return dbop.VerdictOf(b.classify.Classify(err)).Retryable() },
 		State:           &b.locks,
 		Postgres:        b.family == sqldialect.Postgres,
+		LockTimeout:     func() time.Duration { return resolve.LockLimit(ctx, b.timeouts.lock) },
 		Name:            "sqldb",
 	})
 }

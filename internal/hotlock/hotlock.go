@@ -38,8 +38,21 @@ type Request struct {
 	// by side, while an attempt without keys, which takes the HotSpot's
 	// lock exclusively, still runs alone. Nil: the HotSpot's lock,
 	// exclusively.
-	Keys     []int64
+	Keys []int64
+	// Bound, when not 0, limits the transaction's lock waits after the
+	// lock: a PostgreSQL scope sets lock_timeout to it (unless the
+	// attempt's own settings set less) in the round trip of the lock's
+	// statement, so that the wait for the lock itself stays unbounded and
+	// costs nothing more. An attempt that holds the HotSpot's lock waits
+	// after it only for writers the lock does not order (a pipeline
+	// without the HotSpot, another service): a lock cycle with one would
+	// last until the deadlock detector, a second on PostgreSQL
+	// (docs/contention.md, "Writers the lock does not order"). MySQL and
+	// MariaDB scopes ignore it: their limits are session settings, round
+	// trips of their own.
+	Bound    time.Duration
 	claimed  atomic.Bool
+	postgres atomic.Bool
 	keysHeld atomic.Bool
 	took     atomic.Bool
 	waited   atomic.Bool
@@ -83,6 +96,23 @@ func (r *Request) HeldKeys() { r.keysHeld.Store(true) }
 
 // KeysHeld reports whether the scope took the lock per key.
 func (r *Request) KeysHeld() bool { return r.keysHeld.Load() }
+
+// OnPostgres reports whether a PostgreSQL scope claimed r, where a bound on
+// lock waits costs no round trip of its own on pgx's handles and one
+// statement on database/sql's.
+func (r *Request) OnPostgres() bool { return r.postgres.Load() }
+
+// PostgresBound returns the statement that limits a PostgreSQL
+// transaction's lock waits to bound after the lock (Request.Bound), or ""
+// when bound is 0 or the attempt's own lock_timeout, current (0: none), is
+// no longer. It is sent in the lock's round trip, after its statements.
+func PostgresBound(bound, current time.Duration) string {
+	if bound <= 0 || (current > 0 && current <= bound) {
+		return ""
+	}
+	ms := (bound + time.Millisecond - 1) / time.Millisecond
+	return "SET LOCAL lock_timeout = " + strconv.FormatInt(int64(ms), 10)
+}
 
 // Outcome returns what the scope recorded.
 func (r *Request) Outcome() (took, waited, inPlace bool) {

@@ -79,12 +79,19 @@ const (
 // server says so), as waited. An error is a statement's, and the caller
 // rolls tx back; sql.ErrNoRows means the MySQL lock row could not be
 // added.
-func Take(ctx context.Context, tx Tx, k Kind, r *Request) (Step, error) {
+//
+// after, when not "", follows the last statement of a lock table's lock
+// in its round trip (PostgresBound): with no arguments, pgx and lib/pq
+// send both with the simple query protocol.
+func Take(ctx context.Context, tx Tx, k Kind, r *Request, after string) (Step, error) {
 	switch k {
 	case PostgresLockTable:
 		stmts, keyed := PostgresLocks(r.Key, r.Keys)
 		var longest time.Duration
-		for _, stmt := range stmts {
+		for i, stmt := range stmts {
+			if i == len(stmts)-1 && after != "" {
+				stmt += "; " + after
+			}
 			start := time.Now()
 			if err := tx.Exec(ctx, stmt); err != nil {
 				return Held, err
@@ -225,6 +232,10 @@ type Scope[T any] struct {
 	Retryable func(error) bool
 	State     *State
 	Postgres  bool
+	// LockTimeout, where not nil, returns the lock_timeout the attempt's
+	// own settings set on PostgreSQL (0: none), so that a request's Bound
+	// never raises it.
+	LockTimeout func() time.Duration
 	// Name prefixes the error of a wait that failed: "pgxdb", "sqldb", ….
 	Name string
 
@@ -264,9 +275,23 @@ func Begin[T any](ctx context.Context, s Scope[T]) (T, error) {
 	if req == nil || s.State.off.Load() || !req.Claim() {
 		return s.Begin()
 	}
+	after := ""
+	if s.Postgres {
+		req.postgres.Store(true)
+		if req.Bound > 0 {
+			var current time.Duration
+			if s.LockTimeout != nil {
+				current = s.LockTimeout()
+			}
+			after = PostgresBound(req.Bound, current)
+		}
+	}
 	if s.Postgres && s.BeginLocked != nil && !s.State.noTables.Load() {
 		start := time.Now()
 		stmts, keyed := PostgresLocks(req.Key, req.Keys)
+		if after != "" {
+			stmts = append(stmts, after)
+		}
 		t, err := s.BeginLocked(strings.Join(stmts, "; "))
 		if err == nil {
 			tookInPlace(req, time.Since(start), keyed)
@@ -296,7 +321,7 @@ func Begin[T any](ctx context.Context, s Scope[T]) (T, error) {
 				k = PostgresAdvisory
 			}
 		}
-		step, err := Take(ctx, s.Tx(t), k, req)
+		step, err := Take(ctx, s.Tx(t), k, req, after)
 		if err == nil && step == Held {
 			return t, nil
 		}

@@ -42,6 +42,19 @@ func ServerLimits(ctx context.Context) (stmt, lock time.Duration, ok bool) {
 	return stmt, lock, ok
 }
 
+// LockLimit returns the lock_timeout a PostgreSQL scope sets for an attempt
+// that begins now, given the one its options set (0: none): given,
+// lowered to ServerLimits' lock limit where that is smaller; 0 for none.
+// A dbop.HotSpot's bound after its lock (hotlock.PostgresBound) never
+// raises it.
+func LockLimit(ctx context.Context, given time.Duration) time.Duration {
+	_, lock, ok := ServerLimits(ctx)
+	if !ok || (given > 0 && given < lock) {
+		return given
+	}
+	return lock
+}
+
 // MySQLSessionLimits returns the statements that set, on a pinned MySQL or
 // MariaDB connection, the session limits derived from limit (the smaller
 // of [ServerLimits]'s two), saving the values they replace in user

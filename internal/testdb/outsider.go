@@ -1,0 +1,78 @@
+package testdb
+
+import (
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Outsider runs workers goroutines of transfers among 4 accounts for d,
+// each transfer with an id of its own and two distinct accounts in random
+// order, so that transfers meet on the same accounts in both orders (lock
+// cycles, where a transfer writes its accounts in its own order). The last
+// worker is the outsider, run with hot false: a writer of the same rows
+// that a dbop.HotSpot's lock does not order (a pipeline without the
+// HotSpot); the others run with hot true. It fails tb with every error run
+// returns, and returns the durations of the hot transfers and how many
+// transfers committed in all, for [CheckLedger].
+func Outsider(tb testing.TB, d time.Duration, workers int, run func(hot bool, tr Transfer) error) (hot []time.Duration, committed int) {
+	tb.Helper()
+	const accounts = 4
+	var (
+		mu   sync.Mutex
+		ids  atomic.Int64
+		wg   sync.WaitGroup
+		n    atomic.Int64
+		stop = time.Now().Add(d)
+	)
+	for w := range workers {
+		outsider := w == workers-1
+		wg.Go(func() {
+			for time.Now().Before(stop) {
+				from := 1 + rand.IntN(accounts)
+				to := 1 + (from+rand.IntN(accounts-1))%accounts
+				tr := Transfer{ID: int(ids.Add(1)), From: from, To: to}
+				start := time.Now()
+				if err := run(!outsider, tr); err != nil {
+					tb.Errorf("transfer %d (%d → %d, hot %t): %v", tr.ID, from, to, !outsider, err)
+					return
+				}
+				n.Add(1)
+				if !outsider {
+					mu.Lock()
+					hot = append(hot, time.Since(start))
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	slices.Sort(hot)
+	return hot, int(n.Load())
+}
+
+// CheckNoDetectorWaits fails tb when the hot transfers of [Outsider] show
+// lock waits that only PostgreSQL's deadlock detector ended: more than one
+// in a hundred took 900 ms or more, about deadlock_timeout (1 s). A
+// HotSpot bounds an attempt's lock waits to at most 200 ms
+// (docs/contention.md); a busy machine (the race detector, packages
+// tested side by side) stretches some transfers to half a second, never
+// a share of them to a second.
+func CheckNoDetectorWaits(tb testing.TB, hot []time.Duration) {
+	tb.Helper()
+	if len(hot) == 0 {
+		tb.Fatal("no hot transfer committed")
+	}
+	count := func(over time.Duration) int {
+		i, _ := slices.BinarySearch(hot, over) // hot is sorted
+		return len(hot) - i
+	}
+	slow := count(900 * time.Millisecond)
+	tb.Logf("%d hot transfers: p50 %v, p99 %v, max %v; %d over 500 ms, %d over 900 ms", len(hot), hot[len(hot)/2], hot[len(hot)*99/100], hot[len(hot)-1], count(500*time.Millisecond), slow)
+	if slow*100 > len(hot) {
+		tb.Errorf("%d of %d hot transfers took 900 ms or more, want at most 1 in 100: lock waits lasted until the deadlock detector (deadlock_timeout, 1 s)", slow, len(hot))
+	}
+}
