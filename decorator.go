@@ -113,7 +113,9 @@ func decorateAll[T any](op Op[T], ds []Decorator, caller string) Op[T] {
 		case *aroundTx:
 			in.txKeys = append(in.txKeys[:len(in.txKeys):len(in.txKeys)], d.key)
 		case *hotSpot:
-			in.hotSpot = d // the nearest one to a retry listed before it
+			if len(in.txKeys) == 0 { // else it lets every attempt through (decorate)
+				in.hotSpot = d // the nearest one to a retry listed before it
+			}
 		}
 	}
 	return op
@@ -306,6 +308,13 @@ func decorate[T any](op Op[T], d Decorator, in inner) Op[T] {
 			return op(ctx)
 		}
 	case *hotSpot:
+		if len(in.txKeys) > 0 {
+			// A transaction scope listed inside it (InSavepoint) runs
+			// each attempt inside a transaction the caller owns, which
+			// holds its locks while it waits: it lets them through, as
+			// it does inside a transaction (hotSpot.run).
+			return op
+		}
 		return func(ctx context.Context) (T, error) {
 			if d.open() {
 				v, err := op(ctx)

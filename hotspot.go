@@ -103,8 +103,21 @@ import (
 // its slot between them, it panics when the pipeline is built. It must
 // decorate whole transactions (an [Op] that begins and ends its
 // transaction, as the adapters' InTx do): inside a transaction (a context
-// marked [WithinTx]) it lets attempts through, since waiting for a slot
-// while holding locks could wait for ever.
+// marked [WithinTx]), with a transaction scope listed after it (InSavepoint,
+// [AroundTx]: each attempt runs inside a transaction the caller owns), and
+// inside an attempt a HotSpot admitted (an operation its Op runs, or the
+// same HotSpot listed twice) it lets attempts through, since waiting for a
+// slot while holding locks, or a slot, could wait for ever. An Op that
+// panics gives its slot back before the panic goes on.
+//
+// It learns from the verdicts of the errors its attempts return: a
+// [ClassifyBy] for an Op of your own belongs after it (the adapters
+// classify inside their transactions). Listed between WithRetry and the
+// HotSpot, a ClassifyBy leaves it blind to conflicts: it then admits as if
+// none happened. A HotSpot added outside a retry by a second call of With
+// (op.With(WithRetry(…)).With(HotSpot())) holds its slot across the
+// retry's waits, which no check at build time can see: list them in one
+// pipeline.
 //
 // Waiting for a slot respects the context, as a Bulkhead does: when it
 // ends first, the attempt fails with an error matching the context's error,
@@ -309,8 +322,17 @@ type ticket struct {
 
 // run runs an attempt that found the HotSpot limiting: admission, deadline,
 // and the account of its outcome.
+//
+// Inside a transaction, and inside an attempt a HotSpot admitted (this one
+// or another: an operation its op runs outside a transaction), it lets the
+// attempt through: waiting for a slot there would wait while holding one,
+// or the transaction's locks, for ever if the slot is the one it holds.
+// An attempt that panics gives its slot back before the panic goes on.
 func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) error {
 	if isWithinTx(ctx) {
+		return attempt(ctx)
+	}
+	if _, in := hotlock.Spot(ctx); in {
 		return attempt(ctx)
 	}
 	rs := retryStateOf(ctx)
@@ -325,13 +347,21 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 		}
 		return err
 	}
+	left := false // the attempt returned, and leave ran
+	defer func() {
+		if !left {
+			// The attempt panicked (or the wait below ended): a
+			// recovered panic must not keep the slot, which every
+			// later call would wait for.
+			h.leave(t, neutral, 0, nil)
+		}
+	}()
 	if t.yield > 0 {
 		timer := time.NewTimer(t.yield)
 		select {
 		case <-timer.C:
 		case <-ctx.Done():
 			timer.Stop()
-			h.leave(t, neutral, 0, nil)
 			return fmt.Errorf("dbop: waiting for a hot spot's slot: %w", ctx.Err())
 		}
 	}
@@ -351,6 +381,7 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 	start := time.Now()
 	if !t.bounded {
 		err := attempt(ctx)
+		left = true
 		h.leave(t, outcomeOf(err, false), time.Since(start), req)
 		return err
 	}
@@ -362,10 +393,11 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 	backstop := 2*bound + backstopMargin
 	cause := &TimeoutError{Timeout: backstop, Err: context.DeadlineExceeded}
 	actx, cancel := context.WithDeadlineCause(ctx, start.Add(backstop), cause)
+	defer cancel()
 	actx = hotlock.WithServerDeadline(actx, start.Add(bound))
 	err = attempt(actx)
+	left = true
 	fired := context.Cause(actx) == error(cause)
-	cancel()
 	d := time.Since(start)
 	if err != nil && !fired {
 		err = serverLimitFired(ctx, err, d, bound)

@@ -679,3 +679,37 @@ func TestNoBareFuncTimers(t *testing.T) {
 		})
 	}
 }
+
+// An Op that panics, under each decorator that starts something for its
+// attempts (a deadline's timer, a slot): the panic reaches the caller as it
+// was, and nothing the call started outlives it once the caller recovers.
+func TestNoLeaksAfterAPanic(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		ds   []dbop.Decorator
+	}{
+		{"WithTimeout", []dbop.Decorator{dbop.WithTimeout(time.Hour)}},
+		{"WithRetry, WithTimeout", []dbop.Decorator{dbop.WithRetry(dbop.Constant(time.Second)), dbop.WithTimeout(time.Hour)}},
+		{"Bulkhead", []dbop.Decorator{dbop.Bulkhead(1)}},
+		{"WithRetry, HotSpot", []dbop.Decorator{dbop.WithRetry(dbop.Constant(time.Second)), dbop.HotSpot()}},
+		{"WithRetry, HotSpot, WithTimeout", []dbop.Decorator{dbop.WithRetry(dbop.Constant(time.Second)), dbop.HotSpot(), dbop.WithTimeout(time.Hour)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := newLeakProbe()
+				got := func() (r any) {
+					defer func() { r = recover() }()
+					watch(p, dbop.Op[int](func(context.Context) (int, error) { panic("boom") })).With(c.ds...).Run(p.ctx)
+					return nil
+				}()
+				if got != "boom" {
+					t.Errorf("recovered %v, want the Op's panic", got)
+				}
+				for _, l := range p.leftovers() {
+					t.Error(l)
+				}
+				p.ctx.cancel()
+			})
+		})
+	}
+}

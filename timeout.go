@@ -68,9 +68,9 @@ func (*timeout) decorator() {}
 
 func (t *timeout) run(ctx context.Context, attempt func(context.Context) error) error {
 	tctx, cancel := context.WithTimeoutCause(ctx, t.d, t.cause)
+	defer cancel() // also when the attempt panics: no timer outlives the call
 	err := attempt(tctx)
 	fired := context.Cause(tctx) == error(t.cause)
-	cancel()
 	if err != nil && fired {
 		return &TimeoutError{Timeout: t.d, Err: err}
 	}

@@ -153,3 +153,83 @@ func besideAnOutsider(t *testing.T, db *sql.DB, d sqldb.Dialect, mark string, op
 		return n, db.QueryRowContext(t.Context(), query).Scan(&n)
 	})
 }
+
+// The README's HotSpot pipeline with InSavepoint listed after it, for a
+// step of a transaction the caller owns: each attempt runs inside that
+// transaction, which holds its locks while it waits, so the HotSpot lets
+// it through. Here B's transaction holds a row A's step waits for; had
+// B's step waited for A's slot, A's step would have run into the
+// HotSpot's deadline (and B's transaction with it, in a pool with more
+// writers). Both steps and both transactions complete, each write once.
+func TestHotSpotBeforeInSavepointInTheCallersTransaction(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		open func(t *testing.T) *sql.DB
+		d    sqldb.Dialect
+	}{
+		{"postgres", func(t *testing.T) *sql.DB { return openPostgres(t) }, sqldb.Postgres},
+		{"mariadb", func(t *testing.T) *sql.DB { return openMariaDB(t) }, mysqldb.MariaDB},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			db := c.open(t)
+			table(t, db, "sqldb_hot_owntx", "(id int PRIMARY KEY, v int NOT NULL)")
+			mustExec(t, db, "INSERT INTO sqldb_hot_owntx VALUES (1, 0), (2, 0)")
+			hot := dbop.Chain(dbop.WithRetry(dbop.FullJitter(dbop.Exponential(5*time.Millisecond, time.Second)), dbop.MaxAttempts(50)), dbop.HotSpot())
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			begin := func() *sql.Tx {
+				tx, err := db.BeginTx(ctx, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return tx
+			}
+			step := func(tx *sql.Tx, stmt string) error {
+				_, err := dbop.Op[struct{}](func(ctx context.Context) (struct{}, error) {
+					_, err := tx.ExecContext(ctx, stmt)
+					return struct{}{}, err
+				}).With(hot, sqldb.InSavepoint(tx, c.d)).Run(ctx)
+				return err
+			}
+			txB := begin()
+			if _, err := txB.ExecContext(ctx, "UPDATE sqldb_hot_owntx SET v = v + 1 WHERE id = 1"); err != nil {
+				t.Fatal(err)
+			}
+			txA := begin()
+			errA := make(chan error, 1)
+			go func() {
+				err := step(txA, "UPDATE sqldb_hot_owntx SET v = v + 10 WHERE id = 1") // waits for B's row
+				if err == nil {
+					err = txA.Commit()
+				} else {
+					txA.Rollback()
+				}
+				errA <- err
+			}()
+			eventually(t, "A's step waits for B's row", func() bool {
+				var waiting int
+				q := "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE sqldb_hot_owntx%'"
+				if c.name != "postgres" {
+					q = "SELECT count(*) FROM information_schema.processlist WHERE state = 'Updating' AND info LIKE 'UPDATE sqldb_hot_owntx%'"
+				}
+				return db.QueryRowContext(ctx, q).Scan(&waiting) == nil && waiting == 1
+			})
+			start := time.Now()
+			if err := step(txB, "UPDATE sqldb_hot_owntx SET v = v + 100 WHERE id = 2"); err != nil {
+				t.Fatalf("B's step: %v", err)
+			}
+			if d := time.Since(start); d > 200*time.Millisecond {
+				t.Errorf("B's step took %v: it waited for A's slot", d)
+			}
+			if err := txB.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-errA; err != nil {
+				t.Fatalf("A: %v", err)
+			}
+			if v1, v2 := scalar[int](t, db, "SELECT v FROM sqldb_hot_owntx WHERE id = 1"), scalar[int](t, db, "SELECT v FROM sqldb_hot_owntx WHERE id = 2"); v1 != 11 || v2 != 100 {
+				t.Errorf("rows %d and %d, want 11 and 100: every write once", v1, v2)
+			}
+		})
+	}
+}
