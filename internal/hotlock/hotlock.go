@@ -47,7 +47,8 @@ type Request struct {
 	// after it only for writers the lock does not order (a pipeline
 	// without the HotSpot, another service): a lock cycle with one would
 	// last until the deadlock detector, a second on PostgreSQL
-	// (docs/contention.md, "Writers the lock does not order"). MySQL and
+	// (docs/contention.md, "Writers the lock does not order"; the setting
+	// after the lock: docs/backends.md §1.17). MySQL and
 	// MariaDB scopes ignore it: their limits are session settings, round
 	// trips of their own.
 	Bound    time.Duration
