@@ -92,6 +92,7 @@ func (r *retrier) loop(ctx context.Context, in inner, attempt func(context.Conte
 			stop = sleep(ctx, delay, n, err)
 		}
 		if stop != nil {
+			doomIfRefused(ctx, err, v)
 			if unknown != nil {
 				stop = outcomeUnknown(stop, unknown, n)
 			}
@@ -114,6 +115,25 @@ func (r *retrier) loop(ctx context.Context, in inner, attempt func(context.Conte
 			doomed = append(doomed, txmark.Of(err))
 		}
 		prev = delay
+	}
+}
+
+// doomIfRefused records in the transaction ctx runs in, if any, that err
+// doomed it, when err says the whole transaction must run again
+// (RetryTransaction) or its outcome is unknown (Ambiguous) and no scope
+// marked it: the database rolled the transaction back (MySQL and MariaDB
+// after a deadlock, and then run later statements on their own, each
+// committed at once) or aborted it, and the retry, inside it, could not run
+// again. Should the function swallow the error and go on, the
+// transaction's owner then rolls back instead of committing a fragment
+// (invariant 1). An error a scope marked was judged there: undone by a
+// savepoint, released by a transaction of its own, or doomed already.
+func doomIfRefused(ctx context.Context, err error, v Verdict) {
+	if v != RetryTransaction && v != Ambiguous {
+		return
+	}
+	if s := txmark.StateOf(ctx); s != nil && txmark.Of(err) == nil {
+		s.Doom(err)
 	}
 }
 

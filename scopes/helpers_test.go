@@ -52,12 +52,15 @@ func mustPanic(t *testing.T, f func()) (v any) {
 
 // isWithinTx reports whether ctx is marked as inside a transaction
 // (dbop.WithinTx), as a retry run with it sees: it does not run again after
-// a RetryTransaction error that no savepoint undid. ctx must not be done.
+// an error that no savepoint undid. The probe's error is a statement's
+// (RetryStatement), which leaves the transaction as it is: a
+// RetryTransaction error the retry refuses there dooms the transaction.
+// ctx must not be done.
 func isWithinTx(ctx context.Context) bool {
 	calls := 0
 	probe := dbop.Op[struct{}](func(context.Context) (struct{}, error) {
 		calls++
-		return struct{}{}, dbop.Classify(errors.New("probe"), dbop.RetryTransaction)
+		return struct{}{}, dbop.Classify(errors.New("probe"), dbop.RetryStatement)
 	})
 	_, _ = probe.With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(2))).Run(ctx)
 	return calls == 1

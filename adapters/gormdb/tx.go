@@ -83,7 +83,8 @@ func InTx[T any](db *gorm.DB, fn func(ctx context.Context, tx *gorm.DB) (T, erro
 	}
 	b := newBeginner("InTx", db, opts)
 	return scopes.InTx(b.coordinated, func(ctx context.Context, t *txn) (T, error) {
-		return fn(ctx, t.fnDB)
+		v, err := fn(ctx, t.fnDB)
+		return v, sqldialect.Swallowed(ctx, b.family, "gormdb", err)
 	}, b.scopeOpts...)
 }
 
@@ -98,7 +99,7 @@ func Do(db *gorm.DB, fn func(ctx context.Context, tx *gorm.DB) error, opts ...Tx
 	}
 	b := newBeginner("Do", db, opts)
 	return scopes.Do(b.coordinated, func(ctx context.Context, t *txn) error {
-		return fn(ctx, t.fnDB)
+		return sqldialect.Swallowed(ctx, b.family, "gormdb", fn(ctx, t.fnDB))
 	}, b.scopeOpts...)
 }
 

@@ -68,7 +68,8 @@ func InTx[T any](db Beginner, d Dialect, fn func(ctx context.Context, tx *sql.Tx
 	}
 	b := newBegin("InTx", db, d, opts)
 	return scopes.InTx(b.coordinated, func(ctx context.Context, t *txn) (T, error) {
-		return fn(ctx, t.tx)
+		v, err := fn(ctx, t.tx)
+		return v, sqldialect.Swallowed(ctx, b.family, "sqldb", err)
 	}, b.scopeOpts...)
 }
 
@@ -80,7 +81,7 @@ func Do(db Beginner, d Dialect, fn func(ctx context.Context, tx *sql.Tx) error, 
 	}
 	b := newBegin("Do", db, d, opts)
 	return scopes.Do(b.coordinated, func(ctx context.Context, t *txn) error {
-		return fn(ctx, t.tx)
+		return sqldialect.Swallowed(ctx, b.family, "sqldb", fn(ctx, t.tx))
 	}, b.scopeOpts...)
 }
 
