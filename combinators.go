@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/dbop-go/dbop/internal/txmark"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -16,16 +17,21 @@ import (
 // run, for three reasons: a repository method such as
 // func (r *Repo) OrdersOf(ctx context.Context, u User) ([]Order, error) fits
 // as it is (dbop.Then(getUser, repo.OrdersOf)); the context travels to the
-// second step without being captured; and nothing is built per call, so Then
-// adds no allocation. A second step that is itself a decorated Op is run
-// from f: return ordersOf(u).With(p).Run(ctx).
+// second step without being captured; and nothing is built per call but the
+// count of the transactions its steps commit (one allocation). A second step
+// that is itself a decorated Op is run from f: return
+// ordersOf(u).With(p).Run(ctx).
 //
 // A second step that cannot fail converts the value: Then(getUser,
 // func(_ context.Context, u User) (string, error) { return u.Name, nil }).
 //
 // Decorators applied to the result wrap both steps: a [WithRetry] around a
-// Then runs the whole sequence again. To retry one step alone, decorate that
-// step. Then panics if op or f is nil.
+// Then runs the whole sequence again, as long as no transaction of its steps
+// (a transaction scope's: the adapters' InTx and Do) has committed. Once one
+// has, running the sequence again would apply it twice: the error Then
+// returns says how many committed, and the retry returns it with
+// [ErrAlreadyCommitted] instead, unless it is [Idempotent]. To retry one
+// step alone, decorate that step. Then panics if op or f is nil.
 func Then[A, B any](op Op[A], f func(ctx context.Context, a A) (B, error)) Op[B] {
 	if op == nil {
 		panic("dbop: Then: op is nil")
@@ -34,12 +40,17 @@ func Then[A, B any](op Op[A], f func(ctx context.Context, a A) (B, error)) Op[B]
 		panic("dbop: Then: f is nil")
 	}
 	return func(ctx context.Context) (B, error) {
+		ctx, commits := txmark.WithCommits(ctx)
 		a, err := op(ctx)
 		if err != nil {
 			var zero B
-			return zero, err
+			return zero, markCommitted(err, commits.Count())
 		}
-		return f(ctx, a)
+		b, err := f(ctx, a)
+		if err != nil {
+			return b, markCommitted(err, commits.Count())
+		}
+		return b, nil
 	}
 }
 
@@ -51,10 +62,15 @@ func Then[A, B any](op Op[A], f func(ctx context.Context, a A) (B, error)) Op[B]
 // soon as one of them fails; ops not yet started are then skipped. All waits
 // for every started op to return, then returns the first error: the one that
 // caused the cancellation, not the context.Canceled its siblings return
-// afterwards. On error the other results are discarded.
+// afterwards. On error the other results are discarded. When another op's
+// outcome is unknown (its COMMIT's answer was lost, [Ambiguous]), the error
+// All returns carries that verdict too and reaches both errors: some of the
+// work may have been applied.
 //
 // Each op is decorated on its own: decorate the ops to retry them one by
-// one, the Op All returns to run the whole group again. A panic in an op is
+// one, the Op All returns to run the whole group again — which, as for
+// [Then], a retry does only while none of the ops has committed a
+// transaction, unless it is [Idempotent]. A panic in an op is
 // not recovered: like any panic on a goroutine, it ends the program (a
 // transaction scope inside the op still rolls back first). All panics if one
 // of ops is nil; it copies ops, so changing the slice afterwards has no
@@ -71,10 +87,12 @@ func All[T any](limit int, ops ...Op[T]) Op[[]T] {
 	}
 	return func(ctx context.Context) ([]T, error) {
 		results := make([]T, len(ops))
-		g, gctx := errgroup.WithContext(ctx)
+		wctx, commits := txmark.WithCommits(ctx)
+		g, gctx := errgroup.WithContext(wctx)
 		if limit > 0 {
 			g.SetLimit(limit)
 		}
+		errs := make([]error, len(ops))
 		started := 0
 		for i, op := range ops {
 			if gctx.Err() != nil {
@@ -87,6 +105,7 @@ func All[T any](limit int, ops ...Op[T]) Op[[]T] {
 				}
 				v, err := op(gctx)
 				if err != nil {
+					errs[i] = err
 					return err
 				}
 				results[i] = v
@@ -94,7 +113,7 @@ func All[T any](limit int, ops ...Op[T]) Op[[]T] {
 			})
 		}
 		if err := g.Wait(); err != nil {
-			return nil, err
+			return nil, markCommitted(withUnknown(err, errs), commits.Count())
 		}
 		if started < len(ops) {
 			// No op failed, yet some were skipped: the caller's context
@@ -133,3 +152,31 @@ func AllKeyed[K comparable, T any](limit int, ops map[K]Op[T]) Op[map[K]T] {
 		return out, nil
 	}
 }
+
+// withUnknown returns first, the error All returns, joined with a
+// sibling's error whose outcome is unknown ([Ambiguous]: a COMMIT that may
+// have been applied), if first is not one itself: the first error alone
+// would hide that some of the work may have taken effect, and a fallback
+// or the caller would take the group for failed.
+func withUnknown(first error, errs []error) error {
+	if VerdictOf(first) == Ambiguous {
+		return first
+	}
+	for _, err := range errs {
+		if err != nil && VerdictOf(err) == Ambiguous {
+			return &unknownSiblingError{first: first, unknown: err}
+		}
+	}
+	return first
+}
+
+// unknownSiblingError is the error of an All whose first error is not
+// Ambiguous while another op's is. It carries the Ambiguous verdict, and
+// reaches both errors with errors.Is and errors.As.
+type unknownSiblingError struct{ first, unknown error }
+
+func (e *unknownSiblingError) Error() string {
+	return fmt.Sprintf("%v (and another op's outcome is unknown: %v)", e.first, e.unknown)
+}
+
+func (e *unknownSiblingError) Unwrap() []error { return []error{e.unknown, e.first} }

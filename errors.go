@@ -14,7 +14,60 @@ var (
 	// ErrBudgetExhausted is the Reason of the [*RetryError] a [WithRetry]
 	// returns when its [Budget] refused a retry.
 	ErrBudgetExhausted = errors.New("dbop: retry budget exhausted")
+	// ErrAlreadyCommitted is the Reason of the [*RetryError] a
+	// [WithRetry] returns instead of running again an operation built by
+	// [Then] or [All] whose failure came after one of its steps had
+	// committed a transaction: running it again would apply that
+	// transaction twice. A retry marked [Idempotent] runs it again.
+	ErrAlreadyCommitted = errors.New("dbop: not run again (a step had committed its transaction)")
 )
+
+// committedError is the error of a [Then] or [All] run in which commits
+// transactions had committed before it failed (txmark.Commits): a retry
+// around it does not run it again unless it is [Idempotent].
+type committedError struct {
+	err     error
+	commits int64
+}
+
+func (e *committedError) Error() string {
+	return fmt.Sprintf("%v (after %d transaction(s) of the operation committed)", e.err, e.commits)
+}
+
+func (e *committedError) Unwrap() error { return e.err }
+
+// committedBefore reports whether err, or an error it wraps, is a
+// committedError. It walks the chain itself: errors.As would make its
+// target escape, an allocation on every failed attempt.
+func committedBefore(err error) bool {
+	for err != nil {
+		switch e := err.(type) {
+		case *committedError:
+			return true
+		case interface{ Unwrap() error }:
+			err = e.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				if committedBefore(inner) {
+					return true
+				}
+			}
+			return false
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// markCommitted returns err marked as a failure after n commits, or err
+// when none committed.
+func markCommitted(err error, n int64) error {
+	if n == 0 || committedBefore(err) { // an inner Then or All marked it
+		return err
+	}
+	return &committedError{err: err, commits: n}
+}
 
 // errElapsed is the reason for giving up at the elapsed-time limit.
 var errElapsed = fmt.Errorf("%w: elapsed-time limit reached", ErrRetriesExhausted)

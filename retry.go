@@ -154,6 +154,11 @@ func (r *retrier) decide(ctx context.Context, n int, err error, v Verdict, txKey
 			return 0, err
 		}
 	}
+	if !r.idempotent && committedBefore(err) {
+		// A Then or All whose step committed, then failed: running it
+		// again would commit that step again.
+		return 0, &RetryError{Attempts: n, Reason: ErrAlreadyCommitted, Err: err}
+	}
 	if !retryableHere(ctx, err, txKeys, doomed) {
 		return 0, err
 	}

@@ -35,7 +35,16 @@ type RetryOption func(*retrier)
 //     or a transaction scope on that transaction ([AroundTx]) is listed
 //     inside it, and no savepoint scope certified that the failed
 //     statement was undone. The error travels out to the transaction's
-//     owner, whose retry runs the whole transaction again.
+//     owner, whose retry runs the whole transaction again. Should the
+//     error be a transaction's (RetryTransaction, Ambiguous) that no scope
+//     marked, the retry records that the transaction is doomed, so that
+//     its owner rolls back even if the function swallows the error.
+//
+// It returns a [*RetryError] with [ErrAlreadyCommitted] instead of running
+// again a [Then] or [All] that failed after one of its steps committed a
+// transaction (unless it is [Idempotent]). Around an Op of your own that
+// runs several transactions one after another, it cannot see that one
+// committed: use Then, or put the retry around each transaction.
 //
 // It gives up with a [*RetryError] when the attempt limit ([MaxAttempts],
 // default 6, dbop-core's: raise it for work that meets heavy contention) or the elapsed-time limit ([MaxElapsed]) is
@@ -81,7 +90,9 @@ func MaxElapsed(d time.Duration) RetryOption {
 // Idempotent declares that applying the operation twice has the same effect
 // as applying it once, so an [Ambiguous] outcome (a COMMIT whose result is
 // unknown) may be retried. Without it an ambiguous outcome is returned to the
-// caller, who alone can find out what happened.
+// caller, who alone can find out what happened. It also lets the retry run
+// again a [Then] or [All] that failed after one of its steps committed
+// ([ErrAlreadyCommitted]).
 //
 // Once an attempt's outcome was unknown, the work may already be applied:
 // if a later attempt then fails and the retry ends, the error it returns

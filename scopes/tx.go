@@ -153,6 +153,9 @@ func runTx[X Tx, T any](ctx context.Context, c *config, opts BeginOptions, begin
 			return zero, released(cerr)
 		}
 	}
+	// A Then or All around it counts the commit: should a later step
+	// fail, a retry around the whole must not run this one again.
+	txmark.Committed(ctx)
 	return v, nil
 }
 
