@@ -29,9 +29,10 @@ import (
 // [WithTimeout] listed before the Bulkhead that fired in the queue is
 // retried like any other attempt timeout.
 //
-// An Op decorated by a Bulkhead must not run, on the same goroutine, another
-// Op decorated by the same Bulkhead: with every slot taken by such outer
-// runs, the inner ones would wait forever.
+// An Op decorated by a Bulkhead must not run, and wait for, another Op
+// decorated by the same Bulkhead, on its own goroutine or on others ([All]
+// of such Ops): with every slot taken by such outer runs, the inner ones
+// would wait until their context ends, for ever without a deadline.
 //
 // A Bulkhead with a free slot costs no allocation. It panics if n < 1.
 func Bulkhead(n int64) Decorator {

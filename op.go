@@ -28,7 +28,13 @@ func (op Op[T]) Run(ctx context.Context) (T, error) {
 // With does all of its work at build time: the returned Op runs the
 // decorators without re-assembling them on each call. It panics if op or one
 // of ds is nil, or if a typed decorator ([DecoratorFunc]) was written for another
-// result type: those are programmer errors.
+// result type: those are programmer errors. It also panics on a decorator
+// placed where it cannot act (a ClassifyBy or a HotSpot before WithRetry,
+// an OrDefault after it, a savepoint scope before it), as far as it can see:
+// within the decorators of one call, Pipelines expanded. A second call wraps
+// an Op whose decorators it no longer sees: op.With(OrDefault(v)).With(
+// WithRetry(…)) is not refused, and its retry never runs again. List a
+// pipeline in one call, or build it with [Chain].
 func (op Op[T]) With(ds ...Decorator) Op[T] {
 	if op == nil {
 		panic("dbop: With called on a nil Op")
