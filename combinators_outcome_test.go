@@ -51,3 +51,33 @@ func TestAllKeepsASiblingsUnknownOutcome(t *testing.T) {
 		}
 	})
 }
+
+// A Then whose first step committed marks only an error a retry would act
+// on: any other reaches the caller unchanged (invariant 7), err == the
+// step's error.
+func TestThenLeavesAFinalErrorUnchanged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		committed := scopes.InTx(func(context.Context, scopes.BeginOptions) (*commitTx, error) {
+			return &commitTx{}, nil
+		}, func(context.Context, *commitTx) (int, error) { return 1, nil })
+		final := errors.New("no such account")
+		for _, c := range []struct {
+			name   string
+			err    error
+			marked bool
+		}{
+			{"final", final, false},
+			{"retryable", dbop.Classify(final, dbop.RetryTransaction), true},
+		} {
+			op := dbop.Then(committed, func(context.Context, int) (int, error) { return 0, c.err })
+			_, err := op.Run(t.Context())
+			if marked := err != c.err; marked != c.marked || !errors.Is(err, final) {
+				t.Errorf("%s: Run: %v; want it marked: %t", c.name, err, c.marked)
+			}
+			_, err = op.With(dbop.WithRetry(dbop.Constant(0))).Run(t.Context())
+			if got := errors.Is(err, dbop.ErrAlreadyCommitted); got != c.marked {
+				t.Errorf("%s: with a retry: %v; want ErrAlreadyCommitted: %t", c.name, err, c.marked)
+			}
+		}
+	})
+}

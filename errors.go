@@ -61,9 +61,11 @@ func committedBefore(err error) bool {
 }
 
 // markCommitted returns err marked as a failure after n commits, or err
-// when none committed.
+// when none committed or no retry would run again after it.
 func markCommitted(err error, n int64) error {
-	if n == 0 || committedBefore(err) { // an inner Then or All marked it
+	// Only an error a retry would act on is marked: any other reaches the
+	// caller unchanged (invariant 7); an inner Then or All marked it already.
+	if n == 0 || !VerdictOf(err).Retryable() || committedBefore(err) {
 		return err
 	}
 	return &committedError{err: err, commits: n}
