@@ -29,8 +29,15 @@ import (
 // Then runs the whole sequence again, as long as no transaction of its steps
 // (a transaction scope's: the adapters' InTx and Do) has committed. Once one
 // has, running the sequence again would apply it twice: the error Then
-// returns says how many committed, and the retry returns it with
-// [ErrAlreadyCommitted] instead, unless it is [Idempotent]. To retry one
+// returns says so (when it is one a retry would act on; any other is
+// returned as it is), and the retry returns it with [ErrAlreadyCommitted]
+// instead, unless it is [Idempotent]. A read-only transaction does not
+// count. Inside a transaction, a step run in a savepoint scope whose
+// savepoint was released keeps its work there: a retry inside that
+// transaction around the Then does not run it again either (outside, once
+// the transaction's owner rolled it back, running everything again is
+// safe). An [OrDefault] or [Fallback] passes such an error through unless
+// it has [AcceptAmbiguous]. To retry one
 // step alone, decorate that step. Then panics if op or f is nil.
 func Then[A, B any](op Op[A], f func(ctx context.Context, a A) (B, error)) Op[B] {
 	if op == nil {
@@ -44,11 +51,11 @@ func Then[A, B any](op Op[A], f func(ctx context.Context, a A) (B, error)) Op[B]
 		a, err := op(ctx)
 		if err != nil {
 			var zero B
-			return zero, markCommitted(err, commits.Count())
+			return zero, markCommitted(err, commits)
 		}
 		b, err := f(ctx, a)
 		if err != nil {
-			return b, markCommitted(err, commits.Count())
+			return b, markCommitted(err, commits)
 		}
 		return b, nil
 	}
@@ -113,7 +120,7 @@ func All[T any](limit int, ops ...Op[T]) Op[[]T] {
 			})
 		}
 		if err := g.Wait(); err != nil {
-			return nil, markCommitted(withUnknown(err, errs), commits.Count())
+			return nil, markCommitted(withUnknown(err, errs), commits)
 		}
 		if started < len(ops) {
 			// No op failed, yet some were skipped: the caller's context

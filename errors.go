@@ -1,8 +1,12 @@
 package dbop
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
+
+	"github.com/dbop-go/dbop/internal/txmark"
 )
 
 // The reasons a [WithRetry] gives up on a retryable error.
@@ -16,59 +20,93 @@ var (
 	ErrBudgetExhausted = errors.New("dbop: retry budget exhausted")
 	// ErrAlreadyCommitted is the Reason of the [*RetryError] a
 	// [WithRetry] returns instead of running again an operation built by
-	// [Then] or [All] whose failure came after one of its steps had
-	// committed a transaction: running it again would apply that
-	// transaction twice. A retry marked [Idempotent] runs it again.
-	ErrAlreadyCommitted = errors.New("dbop: not run again (a step had committed its transaction)")
+	// [Then] or [All] whose failure came after one of its steps had taken
+	// effect: committed its transaction, or, for a retry inside a
+	// transaction, released its savepoint in it. Running it again would
+	// apply that step twice. A retry marked [Idempotent] runs it again.
+	ErrAlreadyCommitted = errors.New("dbop: not run again (a step of the operation had taken effect)")
 )
 
-// committedError is the error of a [Then] or [All] run in which commits
-// transactions had committed before it failed (txmark.Commits): a retry
-// around it does not run it again unless it is [Idempotent].
+// committedError is the error of a [Then] or [All] run in which a step's
+// work had taken effect before it failed (txmark.Commits): its transaction
+// committed (committed), or its savepoint was released in one of the
+// transactions kept, which keep the work until they end. A retry around it
+// does not run it again unless it is [Idempotent]: at all after a commit,
+// and inside one of the kept transactions after a release.
 type committedError struct {
-	err     error
-	commits int64
+	err       error
+	committed bool
+	kept      []*txmark.State
 }
 
 func (e *committedError) Error() string {
-	return fmt.Sprintf("%v (after %d transaction(s) of the operation committed)", e.err, e.commits)
+	if e.committed {
+		return fmt.Sprintf("%v (after a step of the operation had committed its transaction)", e.err)
+	}
+	return fmt.Sprintf("%v (after a step of the operation had released its savepoint, keeping its work in the transaction)", e.err)
 }
 
 func (e *committedError) Unwrap() error { return e.err }
 
-// committedBefore reports whether err, or an error it wraps, is a
-// committedError. It walks the chain itself: errors.As would make its
-// target escape, an allocation on every failed attempt.
-func committedBefore(err error) bool {
+// appliedBefore reports whether err, or an error it wraps, says that a step
+// of a Then or All took effect in a way that running the operation again
+// with ctx would repeat: a commit, or a savepoint released in the
+// transaction ctx runs in. It walks the chain itself: errors.As would make
+// its target escape, an allocation on every failed attempt.
+func appliedBefore(ctx context.Context, err error) bool {
+	ce := findCommitted(err)
+	if ce == nil {
+		return false
+	}
+	if ce.committed {
+		return true
+	}
+	s := txmark.StateOf(ctx)
+	return s != nil && slices.Contains(ce.kept, s)
+}
+
+// findCommitted returns the committedError on err's chain, or nil.
+func findCommitted(err error) *committedError {
 	for err != nil {
 		switch e := err.(type) {
 		case *committedError:
-			return true
+			return e
 		case interface{ Unwrap() error }:
 			err = e.Unwrap()
 		case interface{ Unwrap() []error }:
 			for _, inner := range e.Unwrap() {
-				if committedBefore(inner) {
-					return true
+				if ce := findCommitted(inner); ce != nil {
+					return ce
 				}
 			}
-			return false
+			return nil
 		default:
-			return false
+			return nil
 		}
 	}
-	return false
+	return nil
 }
 
-// markCommitted returns err marked as a failure after n commits, or err
-// when none committed or no retry would run again after it.
-func markCommitted(err error, n int64) error {
-	// Only an error a retry would act on is marked: any other reaches the
-	// caller unchanged (invariant 7); an inner Then or All marked it already.
-	if n == 0 || !VerdictOf(err).Retryable() || committedBefore(err) {
+// markCommitted returns err marked with what c recorded (commits, kept
+// savepoints), or err when c recorded nothing or no retry would run again
+// after it: only an error a retry would act on is marked, any other
+// reaches the caller unchanged (invariant 7). A mark an inner Then or All
+// put on err is completed with what the outer one saw.
+func markCommitted(err error, c *txmark.Commits) error {
+	committed, kept := c.Count() > 0, c.Kept()
+	if (!committed && len(kept) == 0) || !VerdictOf(err).Retryable() {
 		return err
 	}
-	return &committedError{err: err, commits: n}
+	if ce := findCommitted(err); ce != nil {
+		ce.committed = ce.committed || committed
+		for _, s := range kept {
+			if !slices.Contains(ce.kept, s) {
+				ce.kept = append(ce.kept, s)
+			}
+		}
+		return err
+	}
+	return &committedError{err: err, committed: committed, kept: kept}
 }
 
 // errElapsed is the reason for giving up at the elapsed-time limit.

@@ -13,9 +13,10 @@ type fallbackConfig struct{ ambiguous bool }
 
 // AcceptAmbiguous lets [OrDefault] or [Fallback] replace an [Ambiguous]
 // outcome too: a COMMIT whose answer was lost, so the work may have been
-// applied. Without it an ambiguous outcome passes through, so that the
-// caller never reads "failed, here is the default" for work that may have
-// taken effect.
+// applied; and the failure of a [Then] or [All] after one of its steps
+// committed ([ErrAlreadyCommitted]), so part of it was. Without it such an
+// outcome passes through, so that the caller never reads "failed, here is
+// the default" for work that may have taken effect.
 func AcceptAmbiguous() FallbackOption {
 	return func(c *fallbackConfig) { c.ambiguous = true }
 }
@@ -116,5 +117,8 @@ func (f fallback[T]) handles(ctx context.Context, err error) bool {
 		// if the Op had succeeded would commit half of it.
 		return false
 	}
-	return f.cfg.ambiguous || VerdictOf(err) != Ambiguous
+	// A Then or All that failed after a step committed (ErrAlreadyCommitted)
+	// took effect in part: it is no more a plain failure than an unknown
+	// outcome is.
+	return f.cfg.ambiguous || (VerdictOf(err) != Ambiguous && !appliedBefore(ctx, err))
 }

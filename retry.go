@@ -127,14 +127,35 @@ func (r *retrier) loop(ctx context.Context, in inner, attempt func(context.Conte
 // again. Should the function swallow the error and go on, the
 // transaction's owner then rolls back instead of committing a fragment
 // (invariant 1). An error a scope marked was judged there: undone by a
-// savepoint, released by a transaction of its own, or doomed already.
+// savepoint, released by a transaction of its own, or doomed already. A
+// deadline's error is left alone (deadlineErr).
 func doomIfRefused(ctx context.Context, err error, v Verdict) {
-	if v != RetryTransaction && v != Ambiguous {
+	if (v != RetryTransaction && v != Ambiguous) || deadlineErr(err) {
 		return
 	}
 	if s := txmark.StateOf(ctx); s != nil && txmark.Of(err) == nil {
 		s.Doom(err)
 	}
+}
+
+// deadlineErr reports whether err is a per-attempt deadline's (WithTimeout, a
+// HotSpot's bound): it says the attempt took too long, not what became of
+// the transaction. If the deadline cut a statement, the driver ended it
+// (PostgreSQL aborts the transaction, MySQL's driver closes the connection)
+// and the next statement or the COMMIT fails; if it cut other work (a call
+// to another service), the transaction is as it was.
+func deadlineErr(err error) bool {
+	for err != nil {
+		switch e := err.(type) {
+		case *TimeoutError:
+			return true
+		case interface{ Unwrap() error }:
+			err = e.Unwrap()
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // decide returns the wait before the next attempt, or a non-nil error to
@@ -154,13 +175,14 @@ func (r *retrier) decide(ctx context.Context, n int, err error, v Verdict, txKey
 			return 0, err
 		}
 	}
-	if !r.idempotent && committedBefore(err) {
-		// A Then or All whose step committed, then failed: running it
-		// again would commit that step again.
-		return 0, &RetryError{Attempts: n, Reason: ErrAlreadyCommitted, Err: err}
-	}
 	if !retryableHere(ctx, err, txKeys, doomed) {
 		return 0, err
+	}
+	if !r.idempotent && appliedBefore(ctx, err) {
+		// A Then or All whose step took effect (committed, or released
+		// its savepoint in this transaction), then failed: running it
+		// again would apply that step again.
+		return 0, &RetryError{Attempts: n, Reason: ErrAlreadyCommitted, Err: err}
 	}
 	if n >= r.maxAttempts {
 		return 0, &RetryError{Attempts: n, Reason: ErrRetriesExhausted, Err: err}

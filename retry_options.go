@@ -37,12 +37,14 @@ type RetryOption func(*retrier)
 //     statement was undone. The error travels out to the transaction's
 //     owner, whose retry runs the whole transaction again. Should the
 //     error be a transaction's (RetryTransaction, Ambiguous) that no scope
-//     marked, the retry records that the transaction is doomed, so that
-//     its owner rolls back even if the function swallows the error.
+//     marked and no deadline ([WithTimeout], a HotSpot's bound) raised,
+//     the retry records that the transaction is doomed, so that its owner
+//     rolls back even if the function swallows the error.
 //
 // It returns a [*RetryError] with [ErrAlreadyCommitted] instead of running
-// again a [Then] or [All] that failed after one of its steps committed a
-// transaction (unless it is [Idempotent]). Around an Op of your own that
+// again a [Then] or [All] that failed after one of its steps took effect:
+// committed a transaction, or released a savepoint in the transaction the
+// retry runs in (unless it is [Idempotent]). Around an Op of your own that
 // runs several transactions one after another, it cannot see that one
 // committed: use Then, or put the retry around each transaction.
 //

@@ -154,8 +154,11 @@ func runTx[X Tx, T any](ctx context.Context, c *config, opts BeginOptions, begin
 		}
 	}
 	// A Then or All around it counts the commit: should a later step
-	// fail, a retry around the whole must not run this one again.
-	txmark.Committed(ctx)
+	// fail, a retry around the whole must not run this one again. A
+	// read-only transaction wrote nothing to apply twice.
+	if !opts.ReadOnly {
+		txmark.Committed(ctx)
+	}
 	return v, nil
 }
 

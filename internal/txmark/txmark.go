@@ -27,7 +27,10 @@
 // Unwrap returns it, so errors.Is and errors.As reach the driver's error.
 package txmark
 
-import "context"
+import (
+	"context"
+	"sync"
+)
 
 // State is one transaction as seen by the scopes that run inside it. A
 // transaction scope creates one per transaction and hands it down in the
@@ -35,21 +38,30 @@ import "context"
 // records the error in it, so that the owner never commits a transaction a
 // scope inside it saw doomed, even if the function swallowed the error.
 //
-// A transaction serves one goroutine at a time, and so does its State.
+// Retries inside the transaction record into it too, and they may run on
+// several goroutines at once (dbop.All's ops inside a transaction), so it
+// is safe for concurrent use.
 type State struct {
+	mu   sync.Mutex
 	doom error // the first error that doomed the transaction
 }
 
 // Doom records err as the error that doomed the transaction, unless one is
 // recorded already.
 func (s *State) Doom(err error) {
+	s.mu.Lock()
 	if s.doom == nil {
 		s.doom = err
 	}
+	s.mu.Unlock()
 }
 
 // Doomed returns the error that doomed the transaction, or nil.
-func (s *State) Doomed() error { return s.doom }
+func (s *State) Doomed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.doom
+}
 
 type stateKey struct{}
 
