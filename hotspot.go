@@ -83,8 +83,10 @@ import (
 // the server, its BEGIN done, and gets it the moment the holder ends. It
 // does so while the level search finds that this gets more done than one
 // attempt at a time (level one, which takes the lock only while other
-// processes are seen). While the lock is taken, attempts carry no bound
-// and newcomers do not yield. Where no lock is taken (no such table, SQLite, an Op that is not
+// processes are seen). While the lock is taken, attempts carry no deadline
+// and newcomers do not yield; on PostgreSQL an attempt's lock waits after
+// the lock are bounded all the same (SET LOCAL lock_timeout, sent with the
+// lock), since it then waits only for writers the lock does not order. Where no lock is taken (no such table, SQLite, an Op that is not
 // an adapter's transaction), the bounds keep lock cycles short and the
 // head start of retries keeps losers from losing again. Attempts that
 // held the lock and still lost (more than one in eight, in four windows
