@@ -32,12 +32,12 @@ import (
 // returns says so (when it is one a retry would act on; any other is
 // returned as it is), and the retry returns it with [ErrAlreadyCommitted]
 // instead, unless it is [Idempotent]. A read-only transaction does not
-// count. Inside a transaction, a step run in a savepoint scope whose
-// savepoint was released keeps its work there: a retry inside that
-// transaction around the Then does not run it again either (outside, once
-// the transaction's owner rolled it back, running everything again is
-// safe). An [OrDefault] or [Fallback] passes such an error through unless
-// it has [AcceptAmbiguous]. To retry one
+// count. An [OrDefault] or [Fallback] passes such an error through unless
+// it has [AcceptAmbiguous]. Inside a transaction, steps in savepoint scopes
+// commit nothing: a retry there around a Then of such steps runs a step
+// whose savepoint was released again, its work then twice in the
+// transaction. Put the retry on each step there
+// (step.With(WithRetry(…), InSavepoint(tx))). To retry one
 // step alone, decorate that step. Then panics if op or f is nil.
 func Then[A, B any](op Op[A], f func(ctx context.Context, a A) (B, error)) Op[B] {
 	if op == nil {

@@ -1,10 +1,8 @@
 package dbop
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/dbop-go/dbop/internal/txmark"
 )
@@ -20,93 +18,57 @@ var (
 	ErrBudgetExhausted = errors.New("dbop: retry budget exhausted")
 	// ErrAlreadyCommitted is the Reason of the [*RetryError] a
 	// [WithRetry] returns instead of running again an operation built by
-	// [Then] or [All] whose failure came after one of its steps had taken
-	// effect: committed its transaction, or, for a retry inside a
-	// transaction, released its savepoint in it. Running it again would
-	// apply that step twice. A retry marked [Idempotent] runs it again.
-	ErrAlreadyCommitted = errors.New("dbop: not run again (a step of the operation had taken effect)")
+	// [Then] or [All] whose failure came after one of its steps had
+	// committed its transaction: running it again would apply that step
+	// twice. A retry marked [Idempotent] runs it again.
+	ErrAlreadyCommitted = errors.New("dbop: not run again (a step of the operation had committed its transaction)")
 )
 
 // committedError is the error of a [Then] or [All] run in which a step's
-// work had taken effect before it failed (txmark.Commits): its transaction
-// committed (committed), or its savepoint was released in one of the
-// transactions kept, which keep the work until they end. A retry around it
-// does not run it again unless it is [Idempotent]: at all after a commit,
-// and inside one of the kept transactions after a release.
-type committedError struct {
-	err       error
-	committed bool
-	kept      []*txmark.State
-}
+// transaction had committed before it failed (txmark.Commits): a retry
+// around it does not run it again unless it is [Idempotent].
+type committedError struct{ err error }
 
 func (e *committedError) Error() string {
-	if e.committed {
-		return fmt.Sprintf("%v (after a step of the operation had committed its transaction)", e.err)
-	}
-	return fmt.Sprintf("%v (after a step of the operation had released its savepoint, keeping its work in the transaction)", e.err)
+	return fmt.Sprintf("%v (after a step of the operation had committed its transaction)", e.err)
 }
 
 func (e *committedError) Unwrap() error { return e.err }
 
-// appliedBefore reports whether err, or an error it wraps, says that a step
-// of a Then or All took effect in a way that running the operation again
-// with ctx would repeat: a commit, or a savepoint released in the
-// transaction ctx runs in. It walks the chain itself: errors.As would make
-// its target escape, an allocation on every failed attempt.
-func appliedBefore(ctx context.Context, err error) bool {
-	ce := findCommitted(err)
-	if ce == nil {
-		return false
-	}
-	if ce.committed {
-		return true
-	}
-	s := txmark.StateOf(ctx)
-	return s != nil && slices.Contains(ce.kept, s)
-}
-
-// findCommitted returns the committedError on err's chain, or nil.
-func findCommitted(err error) *committedError {
+// committedBefore reports whether err, or an error it wraps, is a
+// committedError. It walks the chain itself: errors.As would make its
+// target escape, an allocation on every failed attempt.
+func committedBefore(err error) bool {
 	for err != nil {
 		switch e := err.(type) {
 		case *committedError:
-			return e
+			return true
 		case interface{ Unwrap() error }:
 			err = e.Unwrap()
 		case interface{ Unwrap() []error }:
 			for _, inner := range e.Unwrap() {
-				if ce := findCommitted(inner); ce != nil {
-					return ce
+				if committedBefore(inner) {
+					return true
 				}
 			}
-			return nil
+			return false
 		default:
-			return nil
+			return false
 		}
 	}
-	return nil
+	return false
 }
 
-// markCommitted returns err marked with what c recorded (commits, kept
-// savepoints), or err when c recorded nothing or no retry would run again
-// after it: only an error a retry would act on is marked, any other
-// reaches the caller unchanged (invariant 7). A mark an inner Then or All
-// put on err is completed with what the outer one saw.
+// markCommitted returns err marked as a failure after a commit c counted,
+// or err when c counted none or no retry would run again after it: only an
+// error a retry would act on is marked, any other reaches the caller
+// unchanged (invariant 7). An error an inner Then or All marked is left as
+// it is (never changed in place: a Flight may hand it to several callers).
 func markCommitted(err error, c *txmark.Commits) error {
-	committed, kept := c.Count() > 0, c.Kept()
-	if (!committed && len(kept) == 0) || !VerdictOf(err).Retryable() {
+	if c.Count() == 0 || !VerdictOf(err).Retryable() || committedBefore(err) {
 		return err
 	}
-	if ce := findCommitted(err); ce != nil {
-		ce.committed = ce.committed || committed
-		for _, s := range kept {
-			if !slices.Contains(ce.kept, s) {
-				ce.kept = append(ce.kept, s)
-			}
-		}
-		return err
-	}
-	return &committedError{err: err, committed: committed, kept: kept}
+	return &committedError{err: err}
 }
 
 // errElapsed is the reason for giving up at the elapsed-time limit.

@@ -13,10 +13,13 @@ type fallbackConfig struct{ ambiguous bool }
 
 // AcceptAmbiguous lets [OrDefault] or [Fallback] replace an [Ambiguous]
 // outcome too: a COMMIT whose answer was lost, so the work may have been
-// applied; and the failure of a [Then] or [All] after one of its steps
-// committed ([ErrAlreadyCommitted]), so part of it was. Without it such an
-// outcome passes through, so that the caller never reads "failed, here is
-// the default" for work that may have taken effect.
+// applied; and a retryable failure of a [Then] or [All] after one of its
+// steps committed (which a retry returns with [ErrAlreadyCommitted]), so
+// part of it was. Without it such an outcome passes through, so that the
+// caller never reads "failed, here is the default" for work that may have
+// taken effect. A failure no retry would act on (a constraint violation
+// after a step committed, say) is left as the step returned it, and
+// replaced: Then and All mark only what a retry would run again.
 func AcceptAmbiguous() FallbackOption {
 	return func(c *fallbackConfig) { c.ambiguous = true }
 }
@@ -120,5 +123,5 @@ func (f fallback[T]) handles(ctx context.Context, err error) bool {
 	// A Then or All that failed after a step committed (ErrAlreadyCommitted)
 	// took effect in part: it is no more a plain failure than an unknown
 	// outcome is.
-	return f.cfg.ambiguous || (VerdictOf(err) != Ambiguous && !appliedBefore(ctx, err))
+	return f.cfg.ambiguous || (VerdictOf(err) != Ambiguous && !committedBefore(err))
 }

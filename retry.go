@@ -178,9 +178,8 @@ func (r *retrier) decide(ctx context.Context, n int, err error, v Verdict, txKey
 	if !retryableHere(ctx, err, txKeys, doomed) {
 		return 0, err
 	}
-	if !r.idempotent && appliedBefore(ctx, err) {
-		// A Then or All whose step took effect (committed, or released
-		// its savepoint in this transaction), then failed: running it
+	if !r.idempotent && committedBefore(err) {
+		// A Then or All whose step committed, then failed: running it
 		// again would apply that step again.
 		return 0, &RetryError{Attempts: n, Reason: ErrAlreadyCommitted, Err: err}
 	}

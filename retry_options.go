@@ -42,9 +42,8 @@ type RetryOption func(*retrier)
 //     rolls back even if the function swallows the error.
 //
 // It returns a [*RetryError] with [ErrAlreadyCommitted] instead of running
-// again a [Then] or [All] that failed after one of its steps took effect:
-// committed a transaction, or released a savepoint in the transaction the
-// retry runs in (unless it is [Idempotent]). Around an Op of your own that
+// again a [Then] or [All] that failed after one of its steps committed a
+// transaction (unless it is [Idempotent]). Around an Op of your own that
 // runs several transactions one after another, it cannot see that one
 // committed: use Then, or put the retry around each transaction.
 //

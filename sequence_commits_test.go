@@ -183,13 +183,12 @@ func TestOrDefaultKeepsAPartlyCommittedFailure(t *testing.T) {
 	}
 }
 
-// Inside a transaction, a step whose savepoint was released keeps its work
-// in the transaction: a retry there around a Then of such steps does not
-// run the released one again when a later one's statement was undone
-// (ErrAlreadyCommitted); the transaction holds each write once. Outside,
-// once the owner rolled the transaction back, the retry around it runs
-// everything again, each write once in the transaction that commits.
-func TestRetryAroundStepsKeepsReleasedSavepoints(t *testing.T) {
+// Steps in savepoint scopes commit nothing, so they never stop a retry: a
+// retry with a savepoint scope of its own around a Then of such steps
+// (the savepoint undoes the whole Then before the next attempt), and a
+// retry around the transaction's owner (which rolled it back), run it all
+// again, and the transaction that commits holds each write once.
+func TestRetryAroundStepsInSavepoints(t *testing.T) {
 	step := func(tx *dboptest.Tx, name string, fails *atomic.Int32, err error) dbop.Op[int] {
 		return dbop.Op[int](func(ctx context.Context) (int, error) {
 			if err := tx.Exec(ctx, "INSERT "+name); err != nil {
@@ -202,27 +201,35 @@ func TestRetryAroundStepsKeepsReleasedSavepoints(t *testing.T) {
 		}).With(scopes.InSavepoint(tx))
 	}
 	lockWait := dbop.Classify(dboptest.MySQLError(1205, "Lock wait timeout exceeded"), dbop.RetryStatement)
-	t.Run("a retry inside the transaction", func(t *testing.T) {
-		var rec dboptest.Recorder
-		ctx := dbop.WithinTx(t.Context())
-		tx, _ := rec.Begin(ctx, scopes.BeginOptions{})
-		a, b := step(tx, "A", nil, nil), step(tx, "B", failsLeft(1), lockWait)
-		then := dbop.Then(a, func(ctx context.Context, _ int) (int, error) { return b.Run(ctx) })
-		_, err := then.With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))).Run(ctx)
-		if !errors.Is(err, dbop.ErrAlreadyCommitted) || !errors.Is(err, lockWait) || count(&rec, "INSERT A") != 1 {
-			t.Errorf("Run: %v, log %v; want ErrAlreadyCommitted, A once", err, rec.Log())
-		}
-	})
-	t.Run("a retry around the transaction's owner", func(t *testing.T) {
-		var rec dboptest.Recorder
-		fails := failsLeft(1)
-		op := scopes.InTx(rec.Begin, func(ctx context.Context, tx *dboptest.Tx) (int, error) {
-			a, b := step(tx, "A", nil, nil), step(tx, "B", fails, errSerial)
-			return dbop.Then(a, func(ctx context.Context, _ int) (int, error) { return b.Run(ctx) }).Run(ctx)
+	for _, c := range []struct {
+		name  string
+		err   error
+		inner func(tx *dboptest.Tx) dbop.Decorator // decorates the Then inside the transaction
+		outer dbop.Decorator                       // decorates the transaction
+	}{
+		{"a retry and a savepoint around the Then", lockWait,
+			func(tx *dboptest.Tx) dbop.Decorator {
+				return dbop.Chain(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3)), scopes.InSavepoint(tx))
+			}, nil},
+		{"a retry around the transaction's owner", errSerial, nil, dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var rec dboptest.Recorder
+			fails := failsLeft(1)
+			op := scopes.InTx(rec.Begin, func(ctx context.Context, tx *dboptest.Tx) (int, error) {
+				a, b := step(tx, "A", nil, nil), step(tx, "B", fails, c.err)
+				then := dbop.Then(a, func(ctx context.Context, _ int) (int, error) { return b.Run(ctx) })
+				if c.inner != nil {
+					then = then.With(c.inner(tx))
+				}
+				return then.Run(ctx)
+			})
+			if c.outer != nil {
+				op = op.With(c.outer)
+			}
+			if _, err := op.Run(t.Context()); err != nil || count(&rec, "INSERT A") != 2 || count(&rec, "COMMIT") != 1 {
+				t.Errorf("Run: %v, log %v; want the Then run again and committed once", err, rec.Log())
+			}
 		})
-		_, err := op.With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))).Run(t.Context())
-		if err != nil || count(&rec, "INSERT A") != 2 || count(&rec, "COMMIT") != 1 {
-			t.Errorf("Run: %v, log %v; want the transaction run again and committed once", err, rec.Log())
-		}
-	})
+	}
 }

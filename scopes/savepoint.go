@@ -141,10 +141,6 @@ func runSavepoint(ctx context.Context, c *config, sp Savepointer, next func(cont
 		if err := sp.Release(ctx, name); err != nil {
 			return doom(outer, sp, releaseError(c, name, err))
 		}
-		// A Then or All around it learns that the step's work is kept in
-		// the transaction: a retry inside the transaction around them
-		// must not run it again.
-		txmark.Kept(ctx, outer)
 		return nil
 	}
 	err = c.classify(err)

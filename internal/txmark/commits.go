@@ -2,8 +2,6 @@ package txmark
 
 import (
 	"context"
-	"slices"
-	"sync"
 	"sync/atomic"
 )
 
@@ -16,21 +14,10 @@ import (
 type Commits struct {
 	n      atomic.Int64
 	parent *Commits // the Commits of an enclosing Then or All, which counts these too
-
-	mu   sync.Mutex
-	kept []*State // transactions in which a savepoint scope released its savepoint
 }
 
 // Count returns the number of commits recorded.
 func (c *Commits) Count() int64 { return c.n.Load() }
-
-// Kept returns the transactions in which a savepoint scope released its
-// savepoint, keeping a step's work in the transaction ([Kept]).
-func (c *Commits) Kept() []*State {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.kept)
-}
 
 type commitsKey struct{}
 
@@ -62,23 +49,5 @@ func Committed(ctx context.Context) {
 	c, _ := ctx.Value(commitsKey{}).(*Commits)
 	for ; c != nil; c = c.parent {
 		c.n.Add(1)
-	}
-}
-
-// Kept records that a savepoint scope run with ctx released its savepoint
-// in the transaction s: the step's work is kept in s, and running it again
-// inside s would apply it twice there, in every count ctx carries. Outside
-// s (its owner rolled it back) running it again is safe.
-func Kept(ctx context.Context, s *State) {
-	if s == nil {
-		return
-	}
-	c, _ := ctx.Value(commitsKey{}).(*Commits)
-	for ; c != nil; c = c.parent {
-		c.mu.Lock()
-		if !slices.Contains(c.kept, s) {
-			c.kept = append(c.kept, s)
-		}
-		c.mu.Unlock()
 	}
 }
