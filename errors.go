@@ -36,27 +36,10 @@ func (e *committedError) Error() string {
 func (e *committedError) Unwrap() error { return e.err }
 
 // committedBefore reports whether err, or an error it wraps, is a
-// committedError. It walks the chain itself: errors.As would make its
-// target escape, an allocation on every failed attempt.
+// committedError.
 func committedBefore(err error) bool {
-	for err != nil {
-		switch e := err.(type) {
-		case *committedError:
-			return true
-		case interface{ Unwrap() error }:
-			err = e.Unwrap()
-		case interface{ Unwrap() []error }:
-			for _, inner := range e.Unwrap() {
-				if committedBefore(inner) {
-					return true
-				}
-			}
-			return false
-		default:
-			return false
-		}
-	}
-	return false
+	_, ok := errors.AsType[*committedError](err)
+	return ok
 }
 
 // markCommitted returns err marked as a failure after a commit c counted,

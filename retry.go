@@ -2,6 +2,7 @@ package dbop
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -128,34 +129,19 @@ func (r *retrier) loop(ctx context.Context, in inner, attempt func(context.Conte
 // transaction's owner then rolls back instead of committing a fragment
 // (invariant 1). An error a scope marked was judged there: undone by a
 // savepoint, released by a transaction of its own, or doomed already. A
-// deadline's error is left alone (deadlineErr).
+// deadline's error is left alone: it says the attempt took too long, not
+// what became of the transaction (if it cut a statement, the driver ended
+// that, and the next statement or the COMMIT fails).
 func doomIfRefused(ctx context.Context, err error, v Verdict) {
-	if (v != RetryTransaction && v != Ambiguous) || deadlineErr(err) {
+	if v != RetryTransaction && v != Ambiguous {
+		return
+	}
+	if _, deadline := errors.AsType[*TimeoutError](err); deadline {
 		return
 	}
 	if s := txmark.StateOf(ctx); s != nil && txmark.Of(err) == nil {
 		s.Doom(err)
 	}
-}
-
-// deadlineErr reports whether err is a per-attempt deadline's (WithTimeout, a
-// HotSpot's bound): it says the attempt took too long, not what became of
-// the transaction. If the deadline cut a statement, the driver ended it
-// (PostgreSQL aborts the transaction, MySQL's driver closes the connection)
-// and the next statement or the COMMIT fails; if it cut other work (a call
-// to another service), the transaction is as it was.
-func deadlineErr(err error) bool {
-	for err != nil {
-		switch e := err.(type) {
-		case *TimeoutError:
-			return true
-		case interface{ Unwrap() error }:
-			err = e.Unwrap()
-		default:
-			return false
-		}
-	}
-	return false
 }
 
 // decide returns the wait before the next attempt, or a non-nil error to

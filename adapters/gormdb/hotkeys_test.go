@@ -10,7 +10,6 @@ import (
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/gormdb"
-	"github.com/dbop-go/dbop/adapters/mysqldb"
 	"github.com/dbop-go/dbop/internal/hotlock"
 	"github.com/dbop-go/dbop/internal/testdb"
 	"github.com/jackc/pgx/v5"
@@ -56,14 +55,7 @@ func TestHotSpotKeysComposed(t *testing.T) {
 		}
 	})
 	t.Run("mariadb", func(t *testing.T) {
-		db := liveMySQL(t, nil)
-		sqlDB, err := db.DB()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := mysqldb.CreateHotSpotLocks(t.Context(), sqlDB); err != nil {
-			t.Fatal(err)
-		}
+		db := mariadbWithHotLocks(t)
 		for _, processes := range []int{1, 2} {
 			for _, iso := range levels {
 				t.Run(fmt.Sprintf("%dp/%s", processes, iso), func(t *testing.T) {
@@ -148,27 +140,14 @@ func TestHotSpotBoundsWaitsForWritersItsLockDoesNotOrder(t *testing.T) {
 			t.Run(iso.String(), func(t *testing.T) {
 				log.reset()
 				gormBesideAnOutsider(t, db, gormdb.Isolation(iso))
-				bounded := 0
-				for _, stmt := range log.log() {
-					if strings.HasPrefix(stmt, "LOCK TABLE") && strings.Contains(stmt, "; SET LOCAL lock_timeout = ") {
-						bounded++
-					}
-				}
-				if bounded == 0 {
+				if testdb.BoundsAfterLock(log.log()) == 0 {
 					t.Error("no transaction that took the lock bounded its lock waits after it")
 				}
 			})
 		}
 	})
 	t.Run("mariadb", func(t *testing.T) {
-		db := liveMySQL(t, nil)
-		sqlDB, err := db.DB()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := mysqldb.CreateHotSpotLocks(t.Context(), sqlDB); err != nil {
-			t.Fatal(err)
-		}
+		db := mariadbWithHotLocks(t)
 		for _, iso := range []sql.IsolationLevel{sql.LevelRepeatableRead, sql.LevelSerializable} {
 			t.Run(iso.String(), func(t *testing.T) { gormBesideAnOutsider(t, db, gormdb.Isolation(iso), mariadb) })
 		}
@@ -187,13 +166,7 @@ func gormBesideAnOutsider(t *testing.T, db *gorm.DB, opts ...gormdb.TxOption) {
 	createTable(t, db, "gormdb_outsider_accounts", "id int PRIMARY KEY, balance bigint NOT NULL")
 	createTable(t, db, "gormdb_outsider_ledger", "id int PRIMARY KEY, from_id int NOT NULL, to_id int NOT NULL")
 	exec(t, db, "INSERT INTO gormdb_outsider_accounts VALUES (1, 0), (2, 0), (3, 0), (4, 0)")
-	retry := dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Millisecond, 50*time.Millisecond)), dbop.MaxAttempts(50))
-	hot := dbop.Chain(retry, dbop.HotSpot())
-	hotTimes, n := testdb.Outsider(t, 3*time.Second, 9, func(isHot bool, tr testdb.Transfer) error {
-		d := retry
-		if isHot {
-			d = hot
-		}
+	hotTimes, n := testdb.Outsider(t, 3*time.Second, 9, func(pipeline dbop.Decorator, tr testdb.Transfer) error {
 		_, err := gormdb.Do(db, func(ctx context.Context, tx *gorm.DB) error {
 			if err := tx.Exec("UPDATE gormdb_outsider_accounts SET balance = balance - 1 WHERE id = ?", tr.From).Error; err != nil {
 				return err
@@ -202,7 +175,7 @@ func gormBesideAnOutsider(t *testing.T, db *gorm.DB, opts ...gormdb.TxOption) {
 				return err
 			}
 			return tx.Exec("UPDATE gormdb_outsider_accounts SET balance = balance + 1 WHERE id = ?", tr.To).Error
-		}, opts...).With(d).Run(t.Context())
+		}, opts...).With(pipeline).Run(t.Context())
 		return err
 	})
 	testdb.CheckNoDetectorWaits(t, hotTimes)

@@ -39,17 +39,7 @@ func TestHotSpotLockWaitsForAnotherProcess(t *testing.T) {
 			}, nil, true},
 		{"postgres-advisory", func(t *testing.T) *gorm.DB { return postgresInSchema(t, "gormdb_hotlock_advisory", false) },
 			func(key int64) (string, []any) { return "SELECT pg_advisory_xact_lock(?)", []any{key} }, nil, false},
-		{"mariadb", func(t *testing.T) *gorm.DB {
-			db := liveMySQL(t, nil)
-			sqlDB, err := db.DB()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := mysqldb.CreateHotSpotLocks(t.Context(), sqlDB); err != nil {
-				t.Fatal(err)
-			}
-			return db
-		}, func(key int64) (string, []any) {
+		{"mariadb", mariadbWithHotLocks, func(key int64) (string, []any) {
 			return "SELECT id FROM dbop_hotspot_locks WHERE id = ? FOR UPDATE", []any{key}
 		},
 			[]gormdb.TxOption{gormdb.Dialect(mysqldb.MariaDB)}, true},
@@ -170,4 +160,19 @@ func TestCreateHotSpotLocks(t *testing.T) {
 	if err := gormdb.CreateHotSpotLocks(t.Context(), nil); err == nil || !strings.Contains(err.Error(), "db is nil") {
 		t.Errorf("nil db: %v", err)
 	}
+}
+
+// mariadbWithHotLocks returns the live MariaDB through GORM, with
+// mysqldb.CreateHotSpotLocks's table.
+func mariadbWithHotLocks(t *testing.T) *gorm.DB {
+	t.Helper()
+	db := liveMySQL(t, nil)
+	sqlDB, err := db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mysqldb.CreateHotSpotLocks(t.Context(), sqlDB); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }

@@ -538,13 +538,7 @@ func TestHotSpotBoundsWaitsForWritersItsLockDoesNotOrder(t *testing.T) {
 			createTable(t, admin, "pgxdb_hot_ledger", "id int PRIMARY KEY, from_id int NOT NULL, to_id int NOT NULL")
 			log := &sqlLog{}
 			pool := newPool(t, 10, inPool, traced(log))
-			retry := dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Millisecond, 50*time.Millisecond)), dbop.MaxAttempts(50))
-			hot := dbop.Chain(retry, dbop.HotSpot())
-			hotTimes, n := testdb.Outsider(t, 3*time.Second, 9, func(isHot bool, tr testdb.Transfer) error {
-				d := retry
-				if isHot {
-					d = hot
-				}
+			hotTimes, n := testdb.Outsider(t, 3*time.Second, 9, func(pipeline dbop.Decorator, tr testdb.Transfer) error {
 				op := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
 					if _, err := tx.Exec(ctx, "UPDATE pgxdb_hot_accounts SET balance = balance - 1 WHERE id = $1", tr.From); err != nil {
 						return err
@@ -559,7 +553,7 @@ func TestHotSpotBoundsWaitsForWritersItsLockDoesNotOrder(t *testing.T) {
 				if c.keyed {
 					ctx = dbop.HotSpotKeys(ctx, int64(tr.From), int64(tr.To))
 				}
-				_, err := op.With(d).Run(ctx)
+				_, err := op.With(pipeline).Run(ctx)
 				return err
 			})
 			testdb.CheckNoDetectorWaits(t, hotTimes)
@@ -569,15 +563,7 @@ func TestHotSpotBoundsWaitsForWritersItsLockDoesNotOrder(t *testing.T) {
 			// The bound follows the lock, in the BEGIN round trip. (An
 			// attempt the HotSpot bounds as a whole, its deadline's
 			// settings before the lock, sets none after it.)
-			bounded := 0
-			for _, stmt := range log.Log() {
-				if !strings.HasPrefix(stmt, "begin") {
-					continue
-				}
-				if lock := strings.LastIndex(stmt, "LOCK TABLE"); lock >= 0 && strings.Contains(stmt[lock:], "; SET LOCAL lock_timeout = ") {
-					bounded++
-				}
-			}
+			bounded := testdb.BoundsAfterLock(log.Log())
 			if bounded == 0 {
 				t.Error("no transaction that took the lock bounded its lock waits after it")
 			}

@@ -129,13 +129,7 @@ func besideAnOutsider(t *testing.T, db *sql.DB, d sqldb.Dialect, mark string, op
 	debit := "UPDATE sqldb_outsider_accounts SET balance = balance - 1 WHERE id = " + ph(1)
 	credit := "UPDATE sqldb_outsider_accounts SET balance = balance + 1 WHERE id = " + ph(1)
 	entry := fmt.Sprintf("INSERT INTO sqldb_outsider_ledger VALUES (%s, %s, %s)", ph(1), ph(2), ph(3))
-	retry := dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Millisecond, 50*time.Millisecond)), dbop.MaxAttempts(50))
-	hot := dbop.Chain(retry, dbop.HotSpot())
-	hotTimes, n := testdb.Outsider(t, 3*time.Second, 9, func(isHot bool, tr testdb.Transfer) error {
-		dec := retry
-		if isHot {
-			dec = hot
-		}
+	hotTimes, n := testdb.Outsider(t, 3*time.Second, 9, func(pipeline dbop.Decorator, tr testdb.Transfer) error {
 		_, err := sqldb.Do(db, d, func(ctx context.Context, tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, debit, tr.From); err != nil {
 				return err
@@ -145,7 +139,7 @@ func besideAnOutsider(t *testing.T, db *sql.DB, d sqldb.Dialect, mark string, op
 			}
 			_, err := tx.ExecContext(ctx, credit, tr.To)
 			return err
-		}, opts...).With(dec).Run(t.Context())
+		}, opts...).With(pipeline).Run(t.Context())
 		return err
 	})
 	testdb.CheckNoDetectorWaits(t, hotTimes)

@@ -3,24 +3,29 @@ package testdb
 import (
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dbop-go/dbop"
 )
 
 // Outsider runs workers goroutines of transfers among 4 accounts for d,
 // each transfer with an id of its own and two distinct accounts in random
 // order, so that transfers meet on the same accounts in both orders (lock
-// cycles, where a transfer writes its accounts in its own order). The last
-// worker is the outsider, run with hot false: a writer of the same rows
-// that a dbop.HotSpot's lock does not order (a pipeline without the
-// HotSpot); the others run with hot true. It fails tb with every error run
-// returns, and returns the durations of the hot transfers and how many
-// transfers committed in all, for [CheckLedger].
-func Outsider(tb testing.TB, d time.Duration, workers int, run func(hot bool, tr Transfer) error) (hot []time.Duration, committed int) {
+// cycles, where a transfer writes its accounts in its own order). run runs
+// a transfer through pipeline: the last worker's is WithRetry alone, the
+// outsider, a writer of the same rows that a dbop.HotSpot's lock does not
+// order; the others' is the same retry and a HotSpot, shared. It fails tb
+// with every error run returns, and returns the durations of the hot
+// transfers and how many transfers committed in all, for [CheckLedger].
+func Outsider(tb testing.TB, d time.Duration, workers int, run func(pipeline dbop.Decorator, tr Transfer) error) (hot []time.Duration, committed int) {
 	tb.Helper()
 	const accounts = 4
+	retry := dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Millisecond, 50*time.Millisecond)), dbop.MaxAttempts(50))
+	hotSpot := dbop.Chain(retry, dbop.HotSpot())
 	var (
 		mu   sync.Mutex
 		ids  atomic.Int64
@@ -35,8 +40,12 @@ func Outsider(tb testing.TB, d time.Duration, workers int, run func(hot bool, tr
 				from := 1 + rand.IntN(accounts)
 				to := 1 + (from+rand.IntN(accounts-1))%accounts
 				tr := Transfer{ID: int(ids.Add(1)), From: from, To: to}
+				pipeline := hotSpot
+				if outsider {
+					pipeline = retry
+				}
 				start := time.Now()
-				if err := run(!outsider, tr); err != nil {
+				if err := run(pipeline, tr); err != nil {
 					tb.Errorf("transfer %d (%d → %d, hot %t): %v", tr.ID, from, to, !outsider, err)
 					return
 				}
@@ -75,4 +84,17 @@ func CheckNoDetectorWaits(tb testing.TB, hot []time.Duration) {
 	if slow*100 > len(hot) {
 		tb.Errorf("%d of %d hot transfers took 900 ms or more, want at most 1 in 100: lock waits lasted until the deadlock detector (deadlock_timeout, 1 s)", slow, len(hot))
 	}
+}
+
+// BoundsAfterLock counts the statements of stmts (one round trip each, as
+// a tracer logs them) that set lock_timeout after a HotSpot's LOCK TABLE in
+// the same round trip: the bound on the lock waits after the lock.
+func BoundsAfterLock(stmts []string) int {
+	n := 0
+	for _, stmt := range stmts {
+		if lock := strings.LastIndex(stmt, "LOCK TABLE"); lock >= 0 && strings.Contains(stmt[lock:], "; SET LOCAL lock_timeout = ") {
+			n++
+		}
+	}
+	return n
 }
