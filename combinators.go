@@ -33,12 +33,18 @@ import (
 // returned as it is), and the retry returns it with [ErrAlreadyCommitted]
 // instead, unless it is [Idempotent]. A read-only transaction does not
 // count. An [OrDefault] or [Fallback] passes such an error through unless
-// it has [AcceptAmbiguous]. Inside a transaction, steps in savepoint scopes
-// commit nothing: a retry there around a Then of such steps runs a step
-// whose savepoint was released again, its work then twice in the
-// transaction. Put the retry on each step there
-// (step.With(WithRetry(…), InSavepoint(tx))). To retry one
-// step alone, decorate that step. Then panics if op or f is nil.
+// it has [AcceptAmbiguous]. Inside a transaction, a step in a savepoint
+// scope (the adapters' InSavepoint) whose savepoint was released counts the
+// same way: its work is in the transaction, and a retry there around the
+// Then does not run it again — unless a savepoint or transaction scope
+// between the step and the retry rolled back, which undoes the release, and
+// then the retry runs it all again (so step.With(WithRetry(…),
+// InSavepoint(tx)) around a Then of savepoint steps retries the whole, and
+// so does a retry around the transaction's owner). A savepoint step that
+// only reads counts too: mark that retry Idempotent. Work the scopes do not
+// see is not counted: a transaction or savepoint your own code begins and
+// ends inside a step. To retry one step alone, decorate that step. Then
+// panics if op or f is nil.
 func Then[A, B any](op Op[A], f func(ctx context.Context, a A) (B, error)) Op[B] {
 	if op == nil {
 		panic("dbop: Then: op is nil")
@@ -77,7 +83,8 @@ func Then[A, B any](op Op[A], f func(ctx context.Context, a A) (B, error)) Op[B]
 // Each op is decorated on its own: decorate the ops to retry them one by
 // one, the Op All returns to run the whole group again — which, as for
 // [Then], a retry does only while none of the ops has committed a
-// transaction, unless it is [Idempotent]. A panic in an op is
+// transaction (or, inside a transaction, released a savepoint that still
+// stands), unless it is [Idempotent]. A panic in an op is
 // not recovered: like any panic on a goroutine, it ends the program (a
 // transaction scope inside the op still rolls back first). All panics if one
 // of ops is nil; it copies ops, so changing the slice afterwards has no

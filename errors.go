@@ -19,39 +19,93 @@ var (
 	// ErrAlreadyCommitted is the Reason of the [*RetryError] a
 	// [WithRetry] returns instead of running again an operation built by
 	// [Then] or [All] whose failure came after one of its steps had
-	// committed its transaction: running it again would apply that step
-	// twice. A retry marked [Idempotent] runs it again.
-	ErrAlreadyCommitted = errors.New("dbop: not run again (a step of the operation had committed its transaction)")
+	// committed its transaction, or, inside a transaction, released its
+	// savepoint: running it again would apply that step twice. A retry
+	// marked [Idempotent] runs it again.
+	ErrAlreadyCommitted = errors.New("dbop: not run again (a step of the operation had committed its transaction or released its savepoint)")
 )
 
 // committedError is the error of a [Then] or [All] run in which a step's
-// transaction had committed before it failed (txmark.Commits): a retry
-// around it does not run it again unless it is [Idempotent].
-type committedError struct{ err error }
+// work had taken effect before it failed (txmark.Commits): a transaction
+// scope had committed, or, inside a transaction, a savepoint scope had
+// released its savepoint. A retry around it does not run it again unless it
+// is [Idempotent].
+type committedError struct {
+	err error
+	// released: no transaction had committed, only savepoints been
+	// released, whose work a savepoint or transaction rolled back around
+	// the Then undoes again (commitsOf).
+	released bool
+}
 
 func (e *committedError) Error() string {
+	if e.released {
+		return fmt.Sprintf("%v (after a step of the operation had released its savepoint: its work is in the transaction)", e.err)
+	}
 	return fmt.Sprintf("%v (after a step of the operation had committed its transaction)", e.err)
 }
 
 func (e *committedError) Unwrap() error { return e.err }
 
-// committedBefore reports whether err, or an error it wraps, is a
-// committedError.
+// committedBefore reports whether err says that some of its operation's
+// work took effect before it failed (a committedError that still stands).
 func committedBefore(err error) bool {
-	_, ok := errors.AsType[*committedError](err)
-	return ok
+	committed, released := commitsOf(err)
+	return committed || released
 }
 
-// markCommitted returns err marked as a failure after a commit c counted,
-// or err when c counted none or no retry would run again after it: only an
-// error a retry would act on is marked, any other reaches the caller
-// unchanged (invariant 7). An error an inner Then or All marked is left as
-// it is (never changed in place: a Flight may hand it to several callers).
+// commitsOf reports what the committedErrors on err's chain say still
+// stands: a commit, which nothing undoes, or a released savepoint, which
+// stands unless a scope outside the mark rolled it back since (a savepoint
+// scope that undid its attempt, or a transaction scope that ended its
+// transaction: txmark.Undone and txmark.Released above the mark).
+func commitsOf(err error) (committed, released bool) {
+	var walk func(err error, undone bool)
+	walk = func(err error, undone bool) {
+		for err != nil && !committed {
+			switch e := err.(type) {
+			case *committedError:
+				if !e.released {
+					committed = true
+					return
+				}
+				released = released || !undone
+			case *txmark.Mark:
+				undone = undone || e.Kind == txmark.Undone || e.Kind == txmark.Released
+			}
+			switch e := err.(type) {
+			case interface{ Unwrap() error }:
+				err = e.Unwrap()
+			case interface{ Unwrap() []error }:
+				for _, inner := range e.Unwrap() {
+					walk(inner, undone)
+				}
+				return
+			default:
+				return
+			}
+		}
+	}
+	walk(err, false)
+	return committed, released
+}
+
+// markCommitted returns err marked as a failure after a commit or a
+// savepoint release c counted, or err when c counted none or no retry
+// would run again after it: only an error a retry would act on is marked,
+// any other reaches the caller unchanged (invariant 7). An error an inner
+// Then or All marked as strongly is left as it is (never changed in place:
+// a Flight may hand it to several callers).
 func markCommitted(err error, c *txmark.Commits) error {
-	if c.Count() == 0 || !VerdictOf(err).Retryable() || committedBefore(err) {
+	n, rel := c.Count(), c.Releases()
+	if n == 0 && rel == 0 || !VerdictOf(err).Retryable() {
 		return err
 	}
-	return &committedError{err: err}
+	committed, released := commitsOf(err)
+	if committed || released && n == 0 {
+		return err
+	}
+	return &committedError{err: err, released: n == 0}
 }
 
 // errElapsed is the reason for giving up at the elapsed-time limit.

@@ -3,6 +3,8 @@ package dbop_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -100,8 +102,15 @@ func TestRetryAroundStepsCountsWhatCommitted(t *testing.T) {
 		var rec dboptest.Recorder
 		ops := map[string]dbop.Op[int]{"a": writeTx(&rec, "A", nil, nil), "b": writeTx(&rec, "B", failsLeft(1), errSerial)}
 		_, err := dbop.AllKeyed(1, ops).With(retry()).Run(t.Context())
-		if a := count(&rec, "INSERT A"); a > 1 || (a == 1 && !errors.Is(err, dbop.ErrAlreadyCommitted)) {
-			t.Errorf("Run: %v, A applied %d times", err, a)
+		// The map's order decides: A first commits, and B's failure is
+		// not retried; B first fails before A starts, and the retry runs
+		// both.
+		got := applied(t, &rec)
+		switch {
+		case err == nil && !(slices.Equal(got, []string{"A", "B"}) || slices.Equal(got, []string{"B", "A"})):
+			t.Errorf("Run succeeded, committed %q; want A and B once each", got)
+		case err != nil && (!errors.Is(err, dbop.ErrAlreadyCommitted) || !slices.Equal(got, []string{"A"})):
+			t.Errorf("Run: %v, committed %q; want ErrAlreadyCommitted with A committed once", err, got)
 		}
 	})
 }
@@ -183,8 +192,8 @@ func TestOrDefaultKeepsAPartlyCommittedFailure(t *testing.T) {
 	}
 }
 
-// Steps in savepoint scopes commit nothing, so they never stop a retry: a
-// retry with a savepoint scope of its own around a Then of such steps
+// A released savepoint step stops a retry only while its release stands:
+// a retry with a savepoint scope of its own around a Then of such steps
 // (the savepoint undoes the whole Then before the next attempt), and a
 // retry around the transaction's owner (which rolled it back), run it all
 // again, and the transaction that commits holds each write once.
@@ -231,5 +240,169 @@ func TestRetryAroundStepsInSavepoints(t *testing.T) {
 				t.Errorf("Run: %v, log %v; want the Then run again and committed once", err, rec.Log())
 			}
 		})
+	}
+}
+
+// applied replays rec's log as a database would and returns the INSERTs
+// that committed, in order: a savepoint's work joins the enclosing level
+// when it is released and is dropped when rolled back to, a transaction's
+// when it commits or rolls back.
+func applied(t *testing.T, rec *dboptest.Recorder) []string {
+	t.Helper()
+	var out []string
+	var levels [][]string // levels[0]: the transaction; one more per savepoint
+	for _, s := range rec.Log() {
+		switch {
+		case strings.HasPrefix(s, "BEGIN"):
+			levels = [][]string{nil}
+		case strings.HasPrefix(s, "INSERT "):
+			levels[len(levels)-1] = append(levels[len(levels)-1], strings.TrimPrefix(s, "INSERT "))
+		case strings.HasPrefix(s, "SAVEPOINT "):
+			levels = append(levels, nil)
+		case strings.HasPrefix(s, "ROLLBACK TO SAVEPOINT "):
+			levels[len(levels)-1] = nil
+		case strings.HasPrefix(s, "RELEASE SAVEPOINT "):
+			top := levels[len(levels)-1]
+			levels = levels[:len(levels)-1]
+			levels[len(levels)-1] = append(levels[len(levels)-1], top...)
+		case s == "COMMIT":
+			if len(levels) != 1 {
+				t.Fatalf("COMMIT with %d savepoints open: %v", len(levels)-1, rec.Log())
+			}
+			out = append(out, levels[0]...)
+			levels = nil
+		case s == "ROLLBACK":
+			levels = nil
+		}
+	}
+	return out
+}
+
+// Inside a transaction, a step in a savepoint scope that released its
+// savepoint has put its work in the transaction: a retry there around a
+// Then or All of such steps must not run that step again (its work would
+// be in the transaction twice), unless it is Idempotent. A savepoint or
+// transaction rolled back around the steps undoes their releases, and the
+// retry around it runs everything again: the release is counted only up to
+// the savepoint or transaction it happened in.
+func TestRetryInsideATransactionNeverRunsAReleasedStepAgain(t *testing.T) {
+	lockWait := dbop.Classify(dboptest.MySQLError(1205, "Lock wait timeout exceeded"), dbop.RetryStatement)
+	retry := func(opts ...dbop.RetryOption) dbop.Decorator {
+		return dbop.WithRetry(dbop.Constant(0), append([]dbop.RetryOption{dbop.MaxAttempts(3)}, opts...)...)
+	}
+	then := func(a, b dbop.Op[int]) dbop.Op[int] {
+		return dbop.Then(a, func(ctx context.Context, _ int) (int, error) { return b.Run(ctx) })
+	}
+	all := func(a, b dbop.Op[int]) dbop.Op[int] {
+		return dbop.Then(dbop.All(1, a, b), func(_ context.Context, vs []int) (int, error) { return len(vs), nil })
+	}
+	// In each case B fails once; C, when it fails, fails once after B.
+	type steps struct{ a, b, c dbop.Op[int] }
+	for _, c := range []struct {
+		name    string
+		body    func(s steps, tx *dboptest.Tx) dbop.Op[int] // what runs inside the transaction
+		cFails  bool
+		outer   dbop.Decorator // decorates the transaction, if not nil
+		wantErr error          // nil: success
+		want    []string       // the INSERTs committed
+	}{
+		{"a retry around a Then", func(s steps, _ *dboptest.Tx) dbop.Op[int] {
+			return then(s.a, s.b).With(retry())
+		}, false, nil, dbop.ErrAlreadyCommitted, nil},
+		{"a retry around an All", func(s steps, _ *dboptest.Tx) dbop.Op[int] {
+			return all(s.a, s.b).With(retry())
+		}, false, nil, dbop.ErrAlreadyCommitted, nil},
+		{"an Idempotent retry around a Then", func(s steps, _ *dboptest.Tx) dbop.Op[int] {
+			return then(s.a, s.b).With(retry(dbop.Idempotent()))
+		}, false, nil, nil, []string{"A", "A", "B"}},
+		{"a retry around the owner of the transaction the refusal ended", func(s steps, _ *dboptest.Tx) dbop.Op[int] {
+			return then(s.a, s.b).With(retry())
+		}, false, retry(), nil, []string{"A", "B"}},
+		{"a retry around a savepoint around the Then", func(s steps, tx *dboptest.Tx) dbop.Op[int] {
+			return then(s.a, s.b).With(retry(), scopes.InSavepoint(tx))
+		}, false, nil, nil, []string{"A", "B"}},
+		{"a retry around a Then whose savepoint step undid an inner Then", func(s steps, tx *dboptest.Tx) dbop.Op[int] {
+			// A's release is undone by the savepoint around then(A, B):
+			// the outer Then, which saw no release stand, runs again.
+			read := dbop.Op[int](func(context.Context) (int, error) { return 0, nil })
+			return then(read, then(s.a, s.b).With(scopes.InSavepoint(tx))).With(retry())
+		}, false, nil, nil, []string{"A", "B"}},
+		{"a retry around a Then after a release a savepoint undid", func(s steps, tx *dboptest.Tx) dbop.Op[int] {
+			// then(A, B) fails in its savepoint (A undone) and a default
+			// replaces it; C then fails once: nothing of the first run
+			// stands, and the retry runs it all again.
+			first := then(s.a, s.b).With(dbop.OrDefault(0), scopes.InSavepoint(tx))
+			return then(first, s.c).With(retry())
+		}, true, nil, nil, []string{"A", "B", "C"}},
+		{"a retry around a Then of a released step and a savepoint that undid a Then", func(s steps, tx *dboptest.Tx) dbop.Op[int] {
+			// C stands; then(A, B) is undone in its savepoint: the retry
+			// must not run C again.
+			return then(s.c, then(s.a, s.b).With(scopes.InSavepoint(tx))).With(retry())
+		}, false, nil, dbop.ErrAlreadyCommitted, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var rec dboptest.Recorder
+			bFails, cFails := failsLeft(1), failsLeft(0)
+			// step runs "INSERT name" in a savepoint of tx and then, while
+			// fails is positive, fails with lockWait (the savepoint undoes
+			// the INSERT).
+			step := func(tx *dboptest.Tx, name string, fails *atomic.Int32) dbop.Op[int] {
+				return dbop.Op[int](func(ctx context.Context) (int, error) {
+					if err := tx.Exec(ctx, "INSERT "+name); err != nil {
+						return 0, err
+					}
+					if fails.Add(-1) >= 0 {
+						if name == "B" && c.cFails {
+							cFails.Store(1)
+						}
+						return 0, lockWait
+					}
+					return 1, nil
+				}).With(scopes.InSavepoint(tx))
+			}
+			op := scopes.InTx(rec.Begin, func(ctx context.Context, tx *dboptest.Tx) (int, error) {
+				return c.body(steps{step(tx, "A", failsLeft(0)), step(tx, "B", bFails), step(tx, "C", cFails)}, tx).Run(ctx)
+			})
+			if c.outer != nil {
+				op = op.With(c.outer)
+			}
+			_, err := op.Run(t.Context())
+			switch {
+			case c.wantErr == nil && err != nil:
+				t.Errorf("Run: %v, want success", err)
+			case c.wantErr != nil && !errors.Is(err, c.wantErr):
+				t.Errorf("Run: %v, want an error matching %v", err, c.wantErr)
+			case c.wantErr != nil && !errors.Is(err, lockWait):
+				t.Errorf("Run: %v, want it to reach B's error", err)
+			}
+			if got := applied(t, &rec); !slices.Equal(got, c.want) {
+				t.Errorf("committed %q, want %q; log %v", got, c.want, rec.Log())
+			}
+		})
+	}
+}
+
+// A transaction rolled back undoes the savepoints released in it: a Then
+// around the transaction scope does not count them, and the retry around
+// it runs the transaction again.
+func TestRetryAroundAThenOfARolledBackTransactionWithReleasedSavepoints(t *testing.T) {
+	var rec dboptest.Recorder
+	fails := failsLeft(1)
+	tx := scopes.InTx(rec.Begin, func(ctx context.Context, tx *dboptest.Tx) (int, error) {
+		a := dbop.Op[int](func(ctx context.Context) (int, error) { return 1, tx.Exec(ctx, "INSERT A") }).With(scopes.InSavepoint(tx))
+		if _, err := a.Run(ctx); err != nil {
+			return 0, err
+		}
+		if fails.Add(-1) >= 0 {
+			return 0, errSerial
+		}
+		return 1, tx.Exec(ctx, "INSERT B")
+	})
+	op := dbop.Then(tx, func(context.Context, int) (int, error) { return 2, nil })
+	if _, err := op.With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))).Run(t.Context()); err != nil {
+		t.Errorf("Run: %v, want success", err)
+	}
+	if got, want := applied(t, &rec), []string{"A", "B"}; !slices.Equal(got, want) {
+		t.Errorf("committed %q, want %q; log %v", got, want, rec.Log())
 	}
 }

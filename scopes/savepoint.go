@@ -123,6 +123,12 @@ func runSavepoint(ctx context.Context, c *config, sp Savepointer, next func(cont
 		innerCtx = txmark.WithState(ctx, inner)
 	}
 	innerCtx = context.WithValue(innerCtx, spDepthKey{}, depth)
+	if outer != nil {
+		// A frame for the savepoints released inside this one: a Then
+		// around this scope must not count them should this one be rolled
+		// back (txmark.WithState is a frame already).
+		innerCtx = txmark.WithFrame(innerCtx)
+	}
 
 	// As in runTx: undo on panic or runtime.Goexit without recovering.
 	returned := false
@@ -141,6 +147,10 @@ func runSavepoint(ctx context.Context, c *config, sp Savepointer, next func(cont
 		if err := sp.Release(ctx, name); err != nil {
 			return doom(outer, sp, releaseError(c, name, err))
 		}
+		// The attempt's work is now the enclosing transaction's: a Then
+		// or All around this scope, inside the same transaction, counts
+		// it, so that a retry around them never runs this attempt again.
+		txmark.SavepointReleased(ctx)
 		return nil
 	}
 	err = c.classify(err)

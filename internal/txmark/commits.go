@@ -5,19 +5,31 @@ import (
 	"sync/atomic"
 )
 
-// Commits counts the transactions that committed while work ran with a
-// context that carries it ([WithCommits]): dbop.Then and dbop.All install
-// one per run, and a transaction scope that committed records it
-// ([Committed]), so that a step that fails after another committed can
-// say so, and a retry around the whole never runs the committed step
-// again.
+// Commits counts the work that took effect while work ran with a context
+// that carries it ([WithCommits]): dbop.Then and dbop.All install one per
+// run, so that a step that fails after another's work took effect can say
+// so, and a retry around the whole never runs that step again.
+//
+// Two kinds of work are counted. A transaction scope that committed
+// records it ([Committed]) in every count up the context: nothing undoes a
+// commit. A savepoint scope that released its savepoint records it
+// ([SavepointReleased]) only up to the nearest enclosing frame, the savepoint or
+// transaction it ran in ([WithFrame], [WithState]): should that frame be
+// rolled back, the release is undone with it, and the counts outside it
+// never saw it.
 type Commits struct {
-	n      atomic.Int64
-	parent *Commits // the Commits of an enclosing Then or All, which counts these too
+	n, rel atomic.Int64
+	parent *Commits // the enclosing count or frame
+	frame  bool     // a savepoint or transaction: releases inside it stop here
 }
 
 // Count returns the number of commits recorded.
 func (c *Commits) Count() int64 { return c.n.Load() }
+
+// Releases returns the number of released savepoints recorded that still
+// stand where this count was installed: none of them was inside a
+// savepoint or transaction that has been rolled back since.
+func (c *Commits) Releases() int64 { return c.rel.Load() }
 
 type commitsKey struct{}
 
@@ -34,20 +46,48 @@ func (x *commitsCtx) Value(key any) any {
 	return x.Context.Value(key)
 }
 
-// WithCommits returns a context that counts the commits of the work run
-// with it, and the count. An enclosing count (a Then inside an All) counts
-// them too.
+func commitsOf(ctx context.Context) *Commits {
+	c, _ := ctx.Value(commitsKey{}).(*Commits)
+	return c
+}
+
+// WithCommits returns a context that counts the commits and releases of
+// the work run with it, and the count. An enclosing count (a Then inside an
+// All) counts them too.
 func WithCommits(ctx context.Context) (context.Context, *Commits) {
 	x := &commitsCtx{Context: ctx}
-	x.c.parent, _ = ctx.Value(commitsKey{}).(*Commits)
+	x.c.parent = commitsOf(ctx)
 	return x, &x.c
+}
+
+// WithFrame returns a context for work that runs inside a savepoint: the
+// savepoints released inside it are counted by the counts installed inside
+// it only, until it is released itself.
+func WithFrame(ctx context.Context) context.Context {
+	x := &commitsCtx{Context: ctx}
+	x.c.parent = commitsOf(ctx)
+	x.c.frame = true
+	return x
 }
 
 // Committed records that a transaction run with ctx committed, in every
 // count ctx carries; it does nothing when ctx carries none.
 func Committed(ctx context.Context) {
-	c, _ := ctx.Value(commitsKey{}).(*Commits)
-	for ; c != nil; c = c.parent {
+	for c := commitsOf(ctx); c != nil; c = c.parent {
 		c.n.Add(1)
+	}
+}
+
+// SavepointReleased records that a savepoint whose scope ran with ctx (outside the
+// savepoint) was released: its work is now part of the enclosing savepoint
+// or transaction, which a count inside that frame must not run again, and
+// which a count outside it will see only if the frame itself is released
+// or committed.
+func SavepointReleased(ctx context.Context) {
+	for c := commitsOf(ctx); c != nil; c = c.parent {
+		if c.frame {
+			return
+		}
+		c.rel.Add(1)
 	}
 }

@@ -66,9 +66,31 @@ func (s *State) Doomed() error {
 type stateKey struct{}
 
 // WithState returns a context that marks work run with it as inside a
-// transaction, with s as that transaction's state.
+// transaction, with s as that transaction's state. It is a frame for the
+// savepoints released inside it ([SavepointReleased]): should the transaction be
+// rolled back, they are undone with it.
 func WithState(ctx context.Context, s *State) context.Context {
-	return context.WithValue(ctx, stateKey{}, s)
+	x := &stateCtx{Context: ctx, s: s}
+	x.frame.parent = commitsOf(ctx)
+	x.frame.frame = true
+	return x
+}
+
+// stateCtx carries a State and a frame in one allocation.
+type stateCtx struct {
+	context.Context
+	s     *State
+	frame Commits
+}
+
+func (x *stateCtx) Value(key any) any {
+	switch key {
+	case stateKey{}:
+		return x.s
+	case commitsKey{}:
+		return &x.frame
+	}
+	return x.Context.Value(key)
 }
 
 // StateOf returns the state of the transaction ctx runs in, or nil when ctx
