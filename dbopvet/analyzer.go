@@ -34,7 +34,10 @@ dbopvet finds the mistakes no runtime check can catch in time:
     and a context not marked by dbop.WithinTx;
   - autocommit-retry: an INSERT, UPDATE or DELETE through a pool, *sql.DB
     or *gorm.DB in an operation decorated with dbop.WithRetry that is not
-    marked dbop.Idempotent().
+    marked dbop.Idempotent();
+  - retry-commits: in such an operation, a transaction scope (InTx, Do or
+    a wrapper) run after another that committed, or inside a loop: when
+    the later one fails, the retry applies the committed one again.
 
 A comment //dbopvet:ignore <reason> on the line of a finding, or on the
 line before, silences it; the reason is required.`
@@ -45,6 +48,7 @@ const (
 	catEndsTx          = "ends-tx"
 	catRetryInTx       = "retry-in-tx"
 	catAutocommitRetry = "autocommit-retry"
+	catRetryCommits    = "retry-commits"
 	catIgnore          = "ignore"
 )
 

@@ -17,12 +17,13 @@ import (
 // costs.
 func TestAnalyzer(t *testing.T) {
 	analysistest.Run(t, analysistest.TestData(), dbopvet.Analyzer,
-		"outsidetx",  // 1: a statement through a handle from outside the transaction
-		"endstx",     // 2: a function that ends the transaction it was handed
-		"retryintx",  // 3: a retry in a transaction no scope or context protects
-		"autocommit", // 4: a write in autocommit under a retry not marked Idempotent
-		"txhelp",     // wrappers of InTx, and helpers that end a transaction: facts
-		"usetxhelp",  // their callers
-		"ignore",     // //dbopvet:ignore
+		"outsidetx",    // 1: a statement through a handle from outside the transaction
+		"endstx",       // 2: a function that ends the transaction it was handed
+		"retryintx",    // 3: a retry in a transaction no scope or context protects
+		"autocommit",   // 4: a write in autocommit under a retry not marked Idempotent
+		"retrycommits", // 5: a transaction after another committed, under a retry not marked Idempotent
+		"txhelp",       // wrappers of InTx, and helpers that end a transaction: facts
+		"usetxhelp",    // their callers
+		"ignore",       // //dbopvet:ignore
 	)
 }

@@ -9,9 +9,10 @@
 //
 // The InTx family: InTx and Do of scopes, pgxdb, sqldb and gormdb, with
 // the function they run given as a function literal, a named function or
-// method, or a local variable holding a literal; and the user's own
-// wrappers of them (a function that passes its function parameter on to
-// InTx, or calls it with InTx's transaction), across packages, as facts.
+// method, or a local variable holding a literal, and their ReadOnly
+// option; and the user's own wrappers of them (a function that passes its
+// function parameter on to InTx, or calls it with InTx's transaction, and
+// whether that transaction may be read-only), across packages, as facts.
 // The savepoint scopes: InSavepoint of scopes, pgxdb, sqldb and gormdb, and
 // dbop.AroundTx. Operations (dbop.Op), their With lists, dbop.Chain,
 // dbop.WithRetry and its options, followed through variables assigned
@@ -39,8 +40,8 @@
 // pool.Begin(ctx)) or handed in by InTx, with no savepoint scope inside
 // the retry, run with a context that is not marked: derived from neither
 // dbop.WithinTx nor the context a transaction scope handed in
-// (context.Background(), t.Context(), the caller's context). This is the
-// one composition dbop's runtime cannot see: after a deadlock or a
+// (context.Background(), t.Context(), the caller's context). This is a
+// composition dbop's runtime cannot see: after a deadlock or a
 // serialization failure the retry runs the next attempt inside the doomed
 // transaction.
 //
@@ -50,6 +51,20 @@
 // with a dbop.WithRetry not marked dbop.Idempotent(): if the answer is
 // lost, the retry may apply the write twice.
 //
+// retry-commits: in an operation decorated with a dbop.WithRetry not
+// marked dbop.Idempotent(), a function that runs a transaction scope
+// (X.Run(ctx) of an InTx or Do, or a call of a wrapper of them) after
+// another one committed, or one inside a for or range loop: if the later
+// transaction fails with an error the retry acts on, the retry runs the
+// whole function again, and the transaction that committed is applied
+// twice. dbop.Then and dbop.All refuse to run a step that committed again;
+// the runtime cannot see into the operation's own function. A transaction
+// begun with a ReadOnly() option commits nothing and does not count as the
+// first; nor do transactions in branches that exclude each other, after a
+// return, on the path taken when the first one failed, in a function
+// literal, deferred or started as a goroutine, or in a loop that ends when
+// its transaction succeeds (a retry written by hand).
+//
 // # Precision first
 //
 // A finding is reported only where the analyzer sees every fact it rests
@@ -57,11 +72,11 @@
 // *gorm.DB it cannot tell from a transaction (a parameter that is not the
 // one the transaction was begun on, a struct field), a statement on the
 // connection the transaction was begun on, a transaction or a context
-// from a parameter whose caller it cannot see, a decorator or a retry
-// option it cannot see into, a function literal kept for after the
-// transaction (returned, or stored outside the function), a statement
-// text that is not a constant, or a write that does not begin with
-// INSERT, UPDATE or DELETE (WITH … INSERT).
+// from a parameter whose caller it cannot see, a decorator, a retry
+// option or a transaction option it cannot see into, a function literal
+// kept for after the transaction (returned, or stored outside the
+// function), a statement text that is not a constant, or a write that
+// does not begin with INSERT, UPDATE or DELETE (WITH … INSERT).
 //
 // # Silencing a finding
 //

@@ -25,6 +25,10 @@ type txParam struct {
 	Param int // the index of the function parameter
 	Tx    int // the index of the transaction among that function's parameters
 	Ctx   int // the index of the marked context among them, or -1
+	// Writes: every transaction the function runs that parameter in is
+	// one the analyzer sees may commit writes (a scope call whose options
+	// it sees, none of them ReadOnly). retry-commits counts only those.
+	Writes bool
 }
 
 func (*txFuncFact) AFact() {}
@@ -32,7 +36,11 @@ func (*txFuncFact) AFact() {}
 func (f *txFuncFact) String() string {
 	var s []string
 	for _, p := range f.Params {
-		s = append(s, fmt.Sprintf("param %d: tx %d ctx %d", p.Param, p.Tx, p.Ctx))
+		w := ""
+		if p.Writes {
+			w = " writes"
+		}
+		s = append(s, fmt.Sprintf("param %d: tx %d ctx %d%s", p.Param, p.Tx, p.Ctx, w))
 	}
 	return "txFunc(" + strings.Join(s, "; ") + ")"
 }
@@ -97,7 +105,7 @@ func (c *checker) computeFacts() {
 		changed = false
 		c.findTxFuncs()
 		for fn, d := range c.ix.decls {
-			if ps := c.wrapperParams(d); len(ps) > len(c.localTxFuncs[fn]) {
+			if ps := c.wrapperParams(d); knowsMore(ps, c.localTxFuncs[fn]) {
 				c.localTxFuncs[fn] = ps
 				changed = true
 			}
@@ -120,6 +128,22 @@ func (c *checker) computeFacts() {
 	}
 }
 
+// knowsMore reports whether ps, found for a function after old, says
+// more: more parameters, or one found to run in a transaction that may not
+// write. Writes only ever goes from true to false, so that the fixed point
+// is reached.
+func knowsMore(ps, old []txParam) bool {
+	if len(ps) != len(old) {
+		return len(ps) > len(old)
+	}
+	for i := range ps {
+		if old[i].Writes && !ps[i].Writes {
+			return true
+		}
+	}
+	return false
+}
+
 // wrapperParams returns the function parameters of d that d runs inside
 // a transaction: passed on to InTx or to another wrapper, or called, inside
 // a function InTx runs, with InTx's transaction.
@@ -140,6 +164,12 @@ func (c *checker) wrapperParams(d *ast.FuncDecl) []txParam {
 		return -1
 	}
 	found := map[int]txParam{}
+	add := func(tp txParam) {
+		if old, ok := found[tp.Param]; ok {
+			tp.Writes = tp.Writes && old.Writes
+		}
+		found[tp.Param] = tp
+	}
 	ast.Inspect(d.Body, func(n ast.Node) bool {
 		call, ok := n.(*ast.CallExpr)
 		if !ok {
@@ -149,14 +179,14 @@ func (c *checker) wrapperParams(d *ast.FuncDecl) []txParam {
 		if isTxFunc(fn) {
 			if i, ok := txFuncArg(fn, call); ok {
 				if p := indexOf(call.Args[i]); p >= 0 {
-					found[p] = txParam{Param: p, Tx: 1, Ctx: 0}
+					add(txParam{Param: p, Tx: 1, Ctx: 0, Writes: c.scopeWrites(call, i)})
 				}
 			}
 		}
 		for _, tp := range c.txFuncOf(fn) {
 			if tp.Param < len(call.Args) {
 				if p := indexOf(call.Args[tp.Param]); p >= 0 {
-					found[p] = txParam{Param: p, Tx: tp.Tx, Ctx: tp.Ctx}
+					add(txParam{Param: p, Tx: tp.Tx, Ctx: tp.Ctx, Writes: tp.Writes})
 				}
 			}
 		}
@@ -164,7 +194,7 @@ func (c *checker) wrapperParams(d *ast.FuncDecl) []txParam {
 		// that function's transaction.
 		if p := indexOf(call.Fun); p >= 0 {
 			for _, tf := range c.enclosingTxFuncs(call) {
-				tp := txParam{Param: p, Tx: -1, Ctx: -1}
+				tp := txParam{Param: p, Tx: -1, Ctx: -1, Writes: tf.writes}
 				for j, arg := range call.Args {
 					if r, ok := c.ix.rootOf(arg); ok && len(r.path) == 0 && !r.begun {
 						switch {
@@ -176,7 +206,7 @@ func (c *checker) wrapperParams(d *ast.FuncDecl) []txParam {
 					}
 				}
 				if tp.Tx >= 0 {
-					found[p] = tp
+					add(tp)
 					break
 				}
 			}

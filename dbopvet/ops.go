@@ -20,6 +20,7 @@ const (
 type deco struct {
 	kind   decoKind
 	listed ast.Expr // the With argument it was listed as (a Chain variable, say)
+	name   string   // for a neutral one, the dbop function that made it
 	// For a retry:
 	retry      *ast.CallExpr
 	idempotent bool // dbop.Idempotent() is among its options
@@ -129,7 +130,7 @@ func (c *checker) resolveDeco(e, listed ast.Expr, depth int) []deco {
 		case isSavepointFunc(fn):
 			return []deco{{kind: decoSavepoint, listed: listed}}
 		case fn != nil && funcPath(fn) == dbopPath && neutralDecorators[fn.Name()] && recvNamed(fn) == nil:
-			return []deco{{kind: decoNeutral, listed: listed}}
+			return []deco{{kind: decoNeutral, listed: listed, name: fn.Name()}}
 		}
 	}
 	return unknown
@@ -158,7 +159,7 @@ func (c *checker) retryOption(e ast.Expr, depth int) string {
 	return ""
 }
 
-// checkOps runs checks 3 and 4 on every decorated operation.
+// checkOps runs checks 3, 4 and 5 on every decorated operation.
 func (c *checker) checkOps() {
 	info := c.pass.TypesInfo
 	for _, f := range c.pass.Files {
@@ -170,7 +171,9 @@ func (c *checker) checkOps() {
 			fn := callee(info, call)
 			switch {
 			case isOpMethod(fn, "With") && !c.isInnerWith(call):
-				c.checkAutocommitRetry(c.resolveOp(call, 0))
+				o := c.resolveOp(call, 0)
+				c.checkAutocommitRetry(o)
+				c.checkRetryCommits(o)
 			case isOpMethod(fn, "Run") && len(call.Args) == 1:
 				o := c.resolveOp(ast.Unparen(call.Fun).(*ast.SelectorExpr).X, 0)
 				c.checkRetryInTx(o, call.Args[0])

@@ -16,6 +16,9 @@ type txFunc struct {
 	// one per call that runs node; unknown is set when one is not known.
 	beginners []root
 	unknown   bool
+	// writes: every call that runs node is a scope call the analyzer sees
+	// may commit writes (no ReadOnly option, every option known).
+	writes bool
 }
 
 // findTxFuncs finds the functions run by InTx, Do and their wrappers.
@@ -40,12 +43,12 @@ func (c *checker) findTxFuncs() {
 					if funcPath(fn) != scopesPath && i > 0 {
 						beginner = call.Args[0]
 					}
-					c.addTxFunc(call.Args[i], qualifiedName(fn), 0, 1, beginner)
+					c.addTxFunc(call.Args[i], qualifiedName(fn), 0, 1, beginner, c.scopeWrites(call, i))
 				}
 			}
 			for _, tp := range c.txFuncOf(fn) {
 				if tp.Param < len(call.Args) {
-					c.addTxFunc(call.Args[tp.Param], qualifiedName(fn), tp.Ctx, tp.Tx, nil)
+					c.addTxFunc(call.Args[tp.Param], qualifiedName(fn), tp.Ctx, tp.Tx, nil, tp.Writes)
 				}
 			}
 			return true
@@ -53,7 +56,7 @@ func (c *checker) findTxFuncs() {
 	}
 }
 
-func (c *checker) addTxFunc(arg ast.Expr, scope string, ctxIndex, txIndex int, beginner ast.Expr) {
+func (c *checker) addTxFunc(arg ast.Expr, scope string, ctxIndex, txIndex int, beginner ast.Expr, writes bool) {
 	node := c.ix.funcNode(arg)
 	if node == nil {
 		return
@@ -64,11 +67,13 @@ func (c *checker) addTxFunc(arg ast.Expr, scope string, ctxIndex, txIndex int, b
 	}
 	tf := c.txFuncs[node]
 	if tf == nil {
-		tf = &txFunc{node: node, scope: scope, tx: params[txIndex]}
+		tf = &txFunc{node: node, scope: scope, tx: params[txIndex], writes: writes}
 		if ctxIndex >= 0 && ctxIndex < len(params) {
 			tf.ctx = params[ctxIndex]
 		}
 		c.txFuncs[node] = tf
+	} else {
+		tf.writes = tf.writes && writes
 	}
 	if r, ok := c.rootOfBeginner(beginner); ok {
 		tf.beginners = append(tf.beginners, r)

@@ -69,6 +69,27 @@ func recordPayment(ctx context.Context, pool *pgxpool.Pool, orderID, amount int6
 	return err
 }
 
+// retry-commits
+
+func shipOrder(ctx context.Context, pool *pgxpool.Pool, orderID int64) error {
+	reserve := func(ctx context.Context, tx pgx.Tx) (int64, error) {
+		tag, err := tx.Exec(ctx, "UPDATE stock SET reserved = reserved + 1 WHERE order_id = $1", orderID)
+		return tag.RowsAffected(), err
+	}
+	ship := func(ctx context.Context, tx pgx.Tx) (int64, error) {
+		tag, err := tx.Exec(ctx, "INSERT INTO shipments (order_id) VALUES ($1)", orderID)
+		return tag.RowsAffected(), err
+	}
+	op := dbop.Op[int64](func(ctx context.Context) (int64, error) {
+		if _, err := pgxdb.InTx(pool, reserve).Run(ctx); err != nil {
+			return 0, err
+		}
+		return pgxdb.InTx(pool, ship).Run(ctx) // want `^pgxdb.InTx \(line \d+\) commits before this pgxdb.InTx runs`
+	})
+	_, err := op.With(retried).Run(ctx)
+	return err
+}
+
 // The fixes: silent.
 
 func transferFixed(ctx context.Context, pool *pgxpool.Pool, from, to, amount int64) error {
@@ -93,6 +114,22 @@ func recordPaymentFixed(ctx context.Context, pool *pgxpool.Pool, orderID, amount
 		return tag.RowsAffected(), err
 	})
 	_, err := record.With(dbop.WithRetry(dbop.Constant(time.Second), dbop.Idempotent()), dbop.ClassifyBy(pgxdb.Classifier)).Run(ctx)
+	return err
+}
+
+func shipOrderFixed(ctx context.Context, pool *pgxpool.Pool, orderID int64) error {
+	reserve := func(ctx context.Context, tx pgx.Tx) (int64, error) {
+		tag, err := tx.Exec(ctx, "UPDATE stock SET reserved = reserved + 1 WHERE order_id = $1", orderID)
+		return tag.RowsAffected(), err
+	}
+	ship := func(ctx context.Context, tx pgx.Tx) (int64, error) {
+		tag, err := tx.Exec(ctx, "INSERT INTO shipments (order_id) VALUES ($1)", orderID)
+		return tag.RowsAffected(), err
+	}
+	op := dbop.Then(pgxdb.InTx(pool, reserve), func(ctx context.Context, _ int64) (int64, error) {
+		return pgxdb.InTx(pool, ship).Run(ctx)
+	})
+	_, err := op.With(retried).Run(ctx)
 	return err
 }
 

@@ -6,6 +6,7 @@ package txhelp
 import (
 	"context"
 
+	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/pgxdb"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -14,13 +15,13 @@ import (
 type Store struct{ Pool *pgxpool.Pool }
 
 // InTx passes fn on to pgxdb.Do.
-func (s *Store) InTx(ctx context.Context, fn func(context.Context, pgx.Tx) error) error { // want InTx:"txFunc\\(param 1: tx 1 ctx 0\\)"
+func (s *Store) InTx(ctx context.Context, fn func(context.Context, pgx.Tx) error) error { // want InTx:"txFunc\\(param 1: tx 1 ctx 0 writes\\)"
 	_, err := pgxdb.Do(s.Pool, fn).Run(ctx)
 	return err
 }
 
 // WithTx calls fn, with the transaction only, inside pgxdb.Do's function.
-func WithTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error { // want WithTx:"txFunc\\(param 2: tx 0 ctx -1\\)"
+func WithTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error { // want WithTx:"txFunc\\(param 2: tx 0 ctx -1 writes\\)"
 	_, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
 		return fn(tx)
 	}).Run(ctx)
@@ -28,8 +29,23 @@ func WithTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) erro
 }
 
 // Tx passes fn on to the wrapper above.
-func Tx(ctx context.Context, s *Store, fn func(context.Context, pgx.Tx) error) error { // want Tx:"txFunc\\(param 2: tx 1 ctx 0\\)"
+func Tx(ctx context.Context, s *Store, fn func(context.Context, pgx.Tx) error) error { // want Tx:"txFunc\\(param 2: tx 1 ctx 0 writes\\)"
 	return s.InTx(ctx, fn)
+}
+
+// Read runs fn in a read-only transaction: it commits no writes.
+func (s *Store) Read(ctx context.Context, fn func(context.Context, pgx.Tx) error) error { // want Read:"txFunc\\(param 1: tx 1 ctx 0\\)"
+	_, err := pgxdb.Do(s.Pool, fn, pgxdb.ReadOnly()).Run(ctx)
+	return err
+}
+
+// Op returns the operation that runs fn in a transaction, for the caller
+// to run; through Tx, it may be read-only.
+func (s *Store) Op(fn func(context.Context, pgx.Tx) error, readOnly bool) dbop.Op[struct{}] { // want Op:"txFunc\\(param 0: tx 1 ctx 0\\)"
+	if readOnly {
+		return pgxdb.Do(s.Pool, fn, pgxdb.ReadOnly())
+	}
+	return pgxdb.Do(s.Pool, fn)
 }
 
 // Done commits tx.

@@ -4,7 +4,9 @@ package usetxhelp
 
 import (
 	"context"
+	"time"
 
+	"github.com/dbop-go/dbop"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"txhelp"
@@ -52,4 +54,48 @@ func fine(ctx context.Context, s *txhelp.Store, pool *pgxpool.Pool) error {
 		_, err := tx.Exec(ctx, "UPDATE t SET n = 2")
 		return err
 	})
+}
+
+// retry-commits through the wrappers: one that runs its transaction, one
+// that returns the operation to run.
+func wrappersUnderRetry(ctx context.Context, s *txhelp.Store, pool *pgxpool.Pool, fns []func(context.Context, pgx.Tx) error) error {
+	retry := dbop.WithRetry(dbop.Constant(time.Millisecond))
+	_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
+		if err := s.InTx(ctx, fns[0]); err != nil {
+			return 0, err
+		}
+		if err := txhelp.WithTx(ctx, pool, func(tx pgx.Tx) error { return nil }); err != nil { // want `txhelp.InTx \(line 64\) commits before this txhelp.WithTx runs, under dbop.WithRetry in retry \(line 72\) without dbop.Idempotent\(\)`
+			return 0, err
+		}
+		_, err := s.Op(fns[1], false).Run(ctx) // want `txhelp.WithTx \(line 67\) commits before this txhelp.Op runs`
+		return 0, err
+	}).With(retry).Run(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = dbop.Op[int](func(ctx context.Context) (int, error) {
+		for _, fn := range fns {
+			if err := txhelp.Tx(ctx, s, fn); err != nil { // want `txhelp.Tx runs in the loop over fns \(line 77\)`
+				return 0, err
+			}
+		}
+		return 0, nil
+	}).With(retry).Run(ctx)
+	return err
+}
+
+// Negatives: a read-only transaction first; an operation a wrapper
+// returns, which may be read-only, first.
+func readOnlyWrappersUnderRetry(ctx context.Context, s *txhelp.Store, fns []func(context.Context, pgx.Tx) error) error {
+	fn := fns[0]
+	_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
+		if err := s.Read(ctx, fn); err != nil {
+			return 0, err
+		}
+		if _, err := s.Op(fn, true).Run(ctx); err != nil {
+			return 0, err
+		}
+		return 0, s.InTx(ctx, fn)
+	}).With(dbop.WithRetry(dbop.Constant(time.Millisecond))).Run(ctx)
+	return err
 }

@@ -67,3 +67,11 @@ type Classifier func(error) Verdict
 func Classify(err error, v Verdict) error { return err }
 
 func WithinTx(ctx context.Context) context.Context { return ctx }
+
+func Then[A, B any](op Op[A], f func(ctx context.Context, a A) (B, error)) Op[B] { return nil }
+
+type fallbackConfig struct{}
+
+type FallbackOption func(*fallbackConfig)
+
+func OrDefault[T any](v T, opts ...FallbackOption) Decorator { return stub{} }

@@ -39,4 +39,6 @@ func Do[X Tx](begin BeginFunc[X], fn func(ctx context.Context, tx X) error, opts
 	return nil
 }
 
+func ReadOnly() TxOption { return nil }
+
 func InSavepoint(sp Savepointer, opts ...SavepointOption) dbop.Decorator { return nil }

@@ -20,4 +20,6 @@ func Do(db *gorm.DB, fn func(ctx context.Context, tx *gorm.DB) error, opts ...Tx
 	return nil
 }
 
+func ReadOnly() TxOption { return nil }
+
 func InSavepoint(tx *gorm.DB, opts ...SavepointOption) dbop.Decorator { return nil }

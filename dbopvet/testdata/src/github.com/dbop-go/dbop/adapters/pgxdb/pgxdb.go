@@ -35,6 +35,8 @@ func InSavepoint(tx pgx.Tx, opts ...SavepointOption) dbop.Decorator { return nil
 
 func Savepoints(tx pgx.Tx) scopes.Savepointer { return nil }
 
+func ReadOnly() TxOption { return nil }
+
 func Isolation(level pgx.TxIsoLevel) TxOption { return nil }
 
 func LockTimeout(d time.Duration) Option { return nil }

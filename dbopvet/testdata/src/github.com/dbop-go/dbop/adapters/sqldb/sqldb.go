@@ -31,4 +31,8 @@ func Do(db Beginner, d Dialect, fn func(ctx context.Context, tx *sql.Tx) error, 
 	return nil
 }
 
+func ReadOnly() TxOption { return nil }
+
+func Isolation(level sql.IsolationLevel) TxOption { return nil }
+
 func InSavepoint(tx *sql.Tx, d Dialect, opts ...SavepointOption) dbop.Decorator { return nil }
