@@ -29,9 +29,11 @@ import (
 // Then runs the whole sequence again, as long as no transaction of its steps
 // (a transaction scope's: the adapters' InTx and Do) has committed. Once one
 // has, running the sequence again would apply it twice: the error Then
-// returns says so (when it is one a retry would act on; any other is
-// returned as it is), and the retry returns it with [ErrAlreadyCommitted]
-// instead, unless it is [Idempotent]. A read-only transaction does not
+// returns says so, whatever its verdict (a [ClassifyBy] or [WithTimeout]
+// between the Then and the retry may make it one the retry acts on), and
+// the retry returns it with [ErrAlreadyCommitted] instead, unless it is
+// [Idempotent]. errors.Is and errors.As reach the step's error through the
+// mark; when no step had taken effect the error is returned as it is. A read-only transaction does not
 // count. An [OrDefault] or [Fallback] passes such an error through unless
 // it has [AcceptAmbiguous]. Inside a transaction, a step in a savepoint
 // scope (the adapters' InSavepoint) whose savepoint was released counts the

@@ -52,31 +52,39 @@ func TestAllKeepsASiblingsUnknownOutcome(t *testing.T) {
 	})
 }
 
-// A Then whose first step committed marks only an error a retry would act
-// on: any other reaches the caller unchanged (invariant 7), err == the
-// step's error.
-func TestThenLeavesAFinalErrorUnchanged(t *testing.T) {
+// A Then whose first step committed marks every error after it, so that a
+// retry or a fallback around it, whatever stands between, knows part of
+// the work took effect; errors.Is and errors.As still reach the step's
+// error. A retry returns ErrAlreadyCommitted only for an error it would
+// otherwise have acted on. A Then where nothing committed returns the
+// step's error as it is (err ==).
+func TestThenMarksAnErrorAfterACommit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		committed := scopes.InTx(func(context.Context, scopes.BeginOptions) (*commitTx, error) {
 			return &commitTx{}, nil
 		}, func(context.Context, *commitTx) (int, error) { return 1, nil })
+		nothing := dbop.Op[int](func(context.Context) (int, error) { return 1, nil })
 		final := errors.New("no such account")
 		for _, c := range []struct {
-			name   string
-			err    error
-			marked bool
+			name      string
+			err       error
+			retryable bool
 		}{
 			{"final", final, false},
 			{"retryable", dbop.Classify(final, dbop.RetryTransaction), true},
 		} {
 			op := dbop.Then(committed, func(context.Context, int) (int, error) { return 0, c.err })
 			_, err := op.Run(t.Context())
-			if marked := err != c.err; marked != c.marked || !errors.Is(err, final) {
-				t.Errorf("%s: Run: %v; want it marked: %t", c.name, err, c.marked)
+			if err == c.err || !errors.Is(err, final) {
+				t.Errorf("%s: Run: %v; want it marked, reaching the step's error", c.name, err)
 			}
 			_, err = op.With(dbop.WithRetry(dbop.Constant(0))).Run(t.Context())
-			if got := errors.Is(err, dbop.ErrAlreadyCommitted); got != c.marked {
-				t.Errorf("%s: with a retry: %v; want ErrAlreadyCommitted: %t", c.name, err, c.marked)
+			if got := errors.Is(err, dbop.ErrAlreadyCommitted); got != c.retryable || !errors.Is(err, final) {
+				t.Errorf("%s: with a retry: %v; want ErrAlreadyCommitted: %t", c.name, err, c.retryable)
+			}
+			_, err = dbop.Then(nothing, func(context.Context, int) (int, error) { return 0, c.err }).Run(t.Context())
+			if err != c.err {
+				t.Errorf("%s: with nothing committed: %v; want the step's error as it is", c.name, err)
 			}
 		}
 	})

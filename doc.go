@@ -98,9 +98,15 @@
 //     without an opt-in by name ([Idempotent], [AcceptAmbiguous]).
 //  7. An error dbop did not act on reaches the caller unchanged: err ==
 //     the error the operation returned holds when dbop did not retry it,
-//     change its verdict, undo it at a savepoint, or carry it to a
-//     transaction's owner. Where dbop adds information it wraps, and
+//     change its verdict, undo it at a savepoint, carry it to a
+//     transaction's owner, or mark it as the failure of a [Then] or [All]
+//     after a step took effect (invariant 8). Where dbop adds information it wraps, and
 //     errors.Is and errors.As reach the original.
+//  8. A retry never runs again work that took effect, unless it is
+//     [Idempotent]: a step of a [Then] or [All] whose transaction
+//     committed, or, inside a transaction, whose savepoint was released
+//     and not rolled back since, is not run again; the retry returns
+//     [ErrAlreadyCommitted] instead.
 //
 // The scopes learn which transaction work runs in from the context they
 // hand over ([WithinTx]) and from the transaction a savepoint scope is
@@ -111,7 +117,12 @@
 // context.Background() inside InTx's function, or a transaction begun by
 // hand). Run work inside a transaction with the context the scope handed
 // over, or mark your own with WithinTx; the dbopvet analyzer reports the
-// rest.
+// rest. Likewise, invariant 8 holds for the steps of Then and All, which
+// count what their scopes commit; an Op of your own that runs several
+// transactions one after the other under a retry is the exception (the
+// retry cannot see the first commit at no cost on the success path): build
+// it with Then, or retry each transaction; dbopvet reports it
+// (retry-commits).
 //
 // # Errors
 //

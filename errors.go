@@ -40,7 +40,7 @@ type committedError struct {
 
 func (e *committedError) Error() string {
 	if e.released {
-		return fmt.Sprintf("%v (after a step of the operation had released its savepoint: its work is in the transaction)", e.err)
+		return fmt.Sprintf("%v (after a step of the operation had released its savepoint)", e.err)
 	}
 	return fmt.Sprintf("%v (after a step of the operation had committed its transaction)", e.err)
 }
@@ -91,14 +91,16 @@ func commitsOf(err error) (committed, released bool) {
 }
 
 // markCommitted returns err marked as a failure after a commit or a
-// savepoint release c counted, or err when c counted none or no retry
-// would run again after it: only an error a retry would act on is marked,
-// any other reaches the caller unchanged (invariant 7). An error an inner
-// Then or All marked as strongly is left as it is (never changed in place:
-// a Flight may hand it to several callers).
+// savepoint release c counted, or err when c counted none. Every error is
+// marked, whatever its verdict here: a decorator between the Then and a
+// retry may still make it one the retry acts on (a ClassifyBy that knows
+// the driver's error, a WithTimeout whose deadline cut the step), and a
+// fallback must not replace a failure whose first part took effect. An
+// error an inner Then or All marked as strongly is left as it is (never
+// changed in place: a Flight may hand it to several callers).
 func markCommitted(err error, c *txmark.Commits) error {
 	n, rel := c.Count(), c.Releases()
-	if n == 0 && rel == 0 || !VerdictOf(err).Retryable() {
+	if n == 0 && rel == 0 {
 		return err
 	}
 	committed, released := commitsOf(err)

@@ -13,13 +13,11 @@ type fallbackConfig struct{ ambiguous bool }
 
 // AcceptAmbiguous lets [OrDefault] or [Fallback] replace an [Ambiguous]
 // outcome too: a COMMIT whose answer was lost, so the work may have been
-// applied; and a retryable failure of a [Then] or [All] after one of its
-// steps committed (which a retry returns with [ErrAlreadyCommitted]), so
-// part of it was. Without it such an outcome passes through, so that the
-// caller never reads "failed, here is the default" for work that may have
-// taken effect. A failure no retry would act on (a constraint violation
-// after a step committed, say) is left as the step returned it, and
-// replaced: Then and All mark only what a retry would run again.
+// applied; and a failure of a [Then] or [All] after one of its steps took
+// effect (its transaction committed, or, inside a transaction, its
+// savepoint was released), so part of it was. Without it such an outcome
+// passes through, so that the caller never reads "failed, here is the
+// default" for work that may have taken effect.
 func AcceptAmbiguous() FallbackOption {
 	return func(c *fallbackConfig) { c.ambiguous = true }
 }
@@ -36,6 +34,9 @@ func AcceptAmbiguous() FallbackOption {
 // transaction is never committed in half:
 //
 //   - an [Ambiguous] outcome, unless [AcceptAmbiguous] is given;
+//   - the failure of a [Then] or [All] after one of its steps took effect
+//     (its transaction committed, or inside a transaction its savepoint
+//     was released), unless AcceptAmbiguous is given;
 //   - an error that doomed a transaction, which must reach the
 //     transaction's owner;
 //   - inside a transaction (a context marked [WithinTx], as the
@@ -55,9 +56,10 @@ func OrDefault[T any](v T, opts ...FallbackOption) Decorator {
 // applies once retries are over; listed after it, to each attempt.
 //
 // fn is not called for the errors that pass [OrDefault] unchanged: an
-// [Ambiguous] outcome unless [AcceptAmbiguous] is given, an error that
-// doomed a transaction, and inside a transaction an error no savepoint
-// scope undid. Fallback panics if fn or an
+// [Ambiguous] outcome and a Then's or All's failure after a step took
+// effect unless [AcceptAmbiguous] is given, an error that doomed a
+// transaction, and inside a transaction an error no savepoint scope
+// undid. Fallback panics if fn or an
 // option is nil.
 func Fallback[T any](fn func(ctx context.Context, err error) (T, error), opts ...FallbackOption) Decorator {
 	if fn == nil {

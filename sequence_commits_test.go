@@ -406,3 +406,106 @@ func TestRetryAroundAThenOfARolledBackTransactionWithReleasedSavepoints(t *testi
 		t.Errorf("committed %q, want %q; log %v", got, want, rec.Log())
 	}
 }
+
+// A decorator between a Then and the retry around it can make a step's
+// error one the retry acts on: a ClassifyBy that alone knows the driver's
+// error (the documented place, after the retry), a WithTimeout whose
+// deadline cut the step. The Then marks every error after a step took
+// effect, whatever its verdict there, so the retry never runs that step
+// again — a committed transaction, or inside a transaction a released
+// savepoint. And a fallback inside a transaction does not replace a
+// failure of a Then whose first step's work stands in it.
+func TestThenMarksWhatAnOuterDecoratorMakesRetryable(t *testing.T) {
+	rawLockWait := dboptest.MySQLError(1205, "Lock wait timeout exceeded")
+	lockWaitIsStatement := func(err error) dbop.Verdict {
+		if errors.Is(err, rawLockWait) {
+			return dbop.RetryStatement
+		}
+		return dbop.Unclassified
+	}
+	retry := dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))
+	then := func(a, b dbop.Op[int]) dbop.Op[int] {
+		return dbop.Then(a, func(ctx context.Context, _ int) (int, error) { return b.Run(ctx) })
+	}
+	// savepointStep runs "INSERT name" in a savepoint of tx and then, while
+	// fails is positive, fails with failErr, or waits for its context to
+	// end when failErr is nil.
+	savepointStep := func(tx *dboptest.Tx, name string, fails *atomic.Int32, failErr error) dbop.Op[int] {
+		return dbop.Op[int](func(ctx context.Context) (int, error) {
+			if err := tx.Exec(ctx, "INSERT "+name); err != nil {
+				return 0, err
+			}
+			if fails.Add(-1) >= 0 {
+				if failErr == nil {
+					<-ctx.Done()
+					return 0, ctx.Err()
+				}
+				return 0, failErr
+			}
+			return 1, nil
+		}).With(scopes.InSavepoint(tx))
+	}
+	waitingTx := func(rec *dboptest.Recorder, fails *atomic.Int32) dbop.Op[int] {
+		return scopes.InTx(rec.Begin, func(ctx context.Context, tx *dboptest.Tx) (int, error) {
+			if err := tx.Exec(ctx, "INSERT B"); err != nil {
+				return 0, err
+			}
+			if fails.Add(-1) >= 0 {
+				<-ctx.Done()
+				return 0, ctx.Err()
+			}
+			return 1, nil
+		})
+	}
+	for _, c := range []struct {
+		name string
+		run  func(rec *dboptest.Recorder) (int, error)
+		want []string // committed; the error must be ErrAlreadyCommitted
+	}{
+		{"ClassifyBy, savepoint steps in a transaction", func(rec *dboptest.Recorder) (int, error) {
+			return scopes.InTx(rec.Begin, func(ctx context.Context, tx *dboptest.Tx) (int, error) {
+				a, b := savepointStep(tx, "A", failsLeft(0), nil), savepointStep(tx, "B", failsLeft(1), rawLockWait)
+				return then(a, b).With(retry, dbop.ClassifyBy(lockWaitIsStatement)).Run(ctx)
+			}).Run(t.Context())
+		}, nil},
+		{"WithTimeout, savepoint steps in a transaction", func(rec *dboptest.Recorder) (int, error) {
+			return scopes.InTx(rec.Begin, func(ctx context.Context, tx *dboptest.Tx) (int, error) {
+				a, b := savepointStep(tx, "A", failsLeft(0), nil), savepointStep(tx, "B", failsLeft(1), nil)
+				return then(a, b).With(retry, dbop.WithTimeout(20*time.Millisecond)).Run(ctx)
+			}).Run(t.Context())
+		}, nil},
+		{"ClassifyBy, transactions", func(rec *dboptest.Recorder) (int, error) {
+			return then(writeTx(rec, "A", nil, nil), writeTx(rec, "B", failsLeft(1), rawLockWait)).
+				With(retry, dbop.ClassifyBy(lockWaitIsStatement)).Run(t.Context())
+		}, []string{"A"}},
+		{"WithTimeout, transactions", func(rec *dboptest.Recorder) (int, error) {
+			return then(writeTx(rec, "A", nil, nil), waitingTx(rec, failsLeft(1))).
+				With(retry, dbop.WithTimeout(20*time.Millisecond)).Run(t.Context())
+		}, []string{"A"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var rec dboptest.Recorder
+			_, err := c.run(&rec)
+			if !errors.Is(err, dbop.ErrAlreadyCommitted) {
+				t.Errorf("Run: %v, want ErrAlreadyCommitted", err)
+			}
+			if got := applied(t, &rec); !slices.Equal(got, c.want) {
+				t.Errorf("committed %q, want %q; log %v", got, c.want, rec.Log())
+			}
+		})
+	}
+	t.Run("OrDefault inside the transaction", func(t *testing.T) {
+		var rec dboptest.Recorder
+		unique := dboptest.MySQLError(1062, "Duplicate entry")
+		_, err := scopes.InTx(rec.Begin, func(ctx context.Context, tx *dboptest.Tx) (int, error) {
+			a, b := savepointStep(tx, "A", failsLeft(0), nil), savepointStep(tx, "B", failsLeft(1), unique)
+			return then(a, b).With(dbop.OrDefault(-1)).Run(ctx)
+		}).Run(t.Context())
+		if !errors.Is(err, unique) {
+			t.Errorf("Run: %v, want B's error passed through (A's work stands in the transaction)", err)
+		}
+		if got := applied(t, &rec); len(got) != 0 {
+			t.Errorf("committed %q (A without B), want nothing; log %v", got, rec.Log())
+		}
+	})
+}
