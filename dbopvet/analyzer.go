@@ -17,7 +17,7 @@ var Analyzer = &analysis.Analyzer{
 	Doc:       doc,
 	URL:       "https://pkg.go.dev/github.com/dbop-go/dbop/dbopvet",
 	Run:       run,
-	FactTypes: []analysis.Fact{new(txFuncFact), new(endsTxFact)},
+	FactTypes: []analysis.Fact{new(txFuncFact), new(endsTxFact), new(writesFact), new(commitsTxFact)},
 }
 
 const doc = `report transaction misuse in code that uses dbop
@@ -62,6 +62,11 @@ type checker struct {
 	txFuncs      map[ast.Node]*txFunc
 	localTxFuncs map[*types.Func][]txParam
 	localEndsTx  map[*types.Func]map[int]string
+	// writesMemo and commitsMemo hold what is known of the package's
+	// functions as ones that write, and ones that run a transaction that
+	// writes (writes.go).
+	writesMemo  map[ast.Node]int
+	commitsMemo map[*ast.FuncDecl]int
 
 	// ignores are the lines silenced by a //dbopvet:ignore comment, by file.
 	ignores  map[string]map[int]bool
@@ -74,6 +79,8 @@ func run(pass *analysis.Pass) (any, error) {
 		ix:           newIndex(pass),
 		localTxFuncs: map[*types.Func][]txParam{},
 		localEndsTx:  map[*types.Func]map[int]string{},
+		writesMemo:   map[ast.Node]int{},
+		commitsMemo:  map[*ast.FuncDecl]int{},
 		ignores:      map[string]map[int]bool{},
 		reported:     map[token.Pos]bool{},
 	}

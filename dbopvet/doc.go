@@ -53,17 +53,26 @@
 //
 // retry-commits: in an operation decorated with a dbop.WithRetry not
 // marked dbop.Idempotent(), a function that runs a transaction scope
-// (X.Run(ctx) of an InTx or Do, or a call of a wrapper of them) after
-// another one committed, or one inside a for or range loop: if the later
+// (X.Run(ctx) of an InTx or Do, a call of a wrapper of them, or a call of
+// a function that runs one that writes as a statement of its own and
+// returns its error, such as a repository method) after another one
+// committed, or one inside a for or range loop: if the later
 // transaction fails with an error the retry acts on, the retry runs the
 // whole function again, and the transaction that committed is applied
 // twice. dbop.Then and dbop.All refuse to run a step that committed again;
 // the runtime cannot see into the operation's own function. A transaction
-// begun with a ReadOnly() option commits nothing and does not count as the
-// first; nor do transactions in branches that exclude each other, after a
-// return, on the path taken when the first one failed, in a function
-// literal, deferred or started as a goroutine, or in a loop that ends when
-// its transaction succeeds (a retry written by hand).
+// counts as the first only when the analyzer sees its function write (a
+// statement whose constant text begins with INSERT, UPDATE or DELETE, or
+// a GORM Create, Save, Update… or Delete, there or in a function it
+// calls) and no ReadOnly() option; the later one, only when its error
+// reaches the function's return (returned, or assigned to a variable a
+// return uses). Nor do transactions count in branches that exclude each
+// other, in a branch of an if or a case the later one is not in, after a
+// return, on the path taken when the first one failed (if err != nil,
+// the cases of a switch after case err == nil, first() == nil || …), in
+// a function literal, deferred or started as a goroutine, in a loop that
+// ends when its transaction succeeds (a retry written by hand), or on a
+// path that leaves the loop right after it.
 //
 // # Precision first
 //

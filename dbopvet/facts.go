@@ -126,6 +126,18 @@ func (c *checker) computeFacts() {
 			c.pass.ExportObjectFact(fn, &endsTxFact{Params: ends})
 		}
 	}
+	// Only an exported function can be called from another package.
+	for fn, d := range c.ix.decls {
+		if !fn.Exported() {
+			continue
+		}
+		if c.nodeWrites(d) {
+			c.pass.ExportObjectFact(fn, new(writesFact))
+		}
+		if c.commitsTx(fn) {
+			c.pass.ExportObjectFact(fn, new(commitsTxFact))
+		}
+	}
 }
 
 // knowsMore reports whether ps, found for a function after old, says

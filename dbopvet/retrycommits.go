@@ -14,8 +14,9 @@ import (
 type txRun struct {
 	call  *ast.CallExpr
 	scope string // "pgxdb.InTx", or the wrapper's name
-	// writes: the transaction may commit writes: no ReadOnly option, and
-	// every option known.
+	// writes: the transaction commits writes the analyzer sees: its
+	// function writes (writes.go), with no ReadOnly option and every
+	// option known.
 	writes bool
 	// surfaces: its error reaches the function as it is, with no Fallback,
 	// OrDefault or decorator the analyzer cannot see in its With list.
@@ -53,7 +54,7 @@ func (c *checker) checkRetryCommits(o op) {
 	const fix = "build the operation with dbop.Then (its retry refuses to run a committed step again), " +
 		"put the retry on each transaction, or make the transactions idempotent and mark the retry dbop.Idempotent()"
 	for j, later := range runs {
-		if !later.surfaces {
+		if !later.surfaces || !c.reachesReturn(later.call, o.fn) {
 			continue
 		}
 		for i := j - 1; i >= 0; i-- {
@@ -71,7 +72,7 @@ func (c *checker) checkRetryCommits(o op) {
 		}
 	}
 	for _, run := range runs {
-		if !run.writes {
+		if !run.writes || !run.surfaces || !c.reachesReturn(run.call, o.fn) {
 			continue
 		}
 		loop, name := c.repeatingLoop(run.call, body)
@@ -113,6 +114,59 @@ func (c *checker) txRunsIn(body *ast.BlockStmt) (runs []txRun, ok bool) {
 	return runs, ok
 }
 
+// reachesReturn reports whether the error of the run call can reach the
+// return of fn, the function it is in: call is a result of a return of
+// fn, or the error it yields is assigned to a variable that a return of fn
+// uses (return 0, err; return 0, fmt.Errorf("…: %w", err)). An error that
+// is discarded, or handled and not returned, never reaches the retry.
+func (c *checker) reachesReturn(call *ast.CallExpr, fn ast.Node) bool {
+	body, _ := funcBody(fn)
+	if body == nil {
+		return false
+	}
+	var n ast.Node = call
+	p := c.ix.parents[n]
+	for {
+		if _, ok := p.(*ast.ParenExpr); !ok {
+			break
+		}
+		n, p = p, c.ix.parents[p]
+	}
+	var errs map[*types.Var]bool
+	switch p := p.(type) {
+	case *ast.ReturnStmt:
+		return c.innermostFunc(p) == fn
+	case *ast.AssignStmt:
+		if len(p.Rhs) != 1 || p.Rhs[0] != n {
+			return false
+		}
+		errs = c.errVars(p.Lhs)
+	case *ast.ValueSpec:
+		if len(p.Values) != 1 || p.Values[0] != n {
+			return false
+		}
+		lhs := make([]ast.Expr, len(p.Names))
+		for i, name := range p.Names {
+			lhs[i] = name
+		}
+		errs = c.errVars(lhs)
+	default:
+		return false
+	}
+	return c.returnsErr(body, errs)
+}
+
+// innermostFunc returns the function literal or declaration around n.
+func (c *checker) innermostFunc(n ast.Node) ast.Node {
+	for p := c.ix.parents[n]; p != nil; p = c.ix.parents[p] {
+		switch p.(type) {
+		case *ast.FuncLit, *ast.FuncDecl:
+			return p
+		}
+	}
+	return nil
+}
+
 // txRunOf returns the run of a transaction scope call is, if it is one.
 func (c *checker) txRunOf(call *ast.CallExpr) (txRun, bool) {
 	fn := callee(c.pass.TypesInfo, call)
@@ -126,8 +180,16 @@ func (c *checker) txRunOf(call *ast.CallExpr) (txRun, bool) {
 	}
 	// A wrapper that runs the transaction itself: it returns no operation
 	// to run.
-	if ps := c.txFuncOf(fn); len(ps) > 0 && !returnsOp(fn) {
-		return txRun{call: call, scope: qualifiedName(fn), writes: allWrite(ps), surfaces: true}, true
+	if ps := c.txFuncOf(fn); len(ps) > 0 {
+		if returnsOp(fn) {
+			return txRun{}, false
+		}
+		return txRun{call: call, scope: c.runName(call, fn), writes: c.wrapperWrites(call, ps), surfaces: true}, true
+	}
+	// A function that runs a transaction that writes, and returns its
+	// error.
+	if c.commitsTx(fn) {
+		return txRun{call: call, scope: c.runName(call, fn), writes: true, surfaces: true}, true
 	}
 	return txRun{}, false
 }
@@ -155,7 +217,8 @@ func (c *checker) txOpOf(e ast.Expr, depth int) (txRun, bool) {
 			if !ok {
 				return txRun{}, false
 			}
-			return txRun{scope: qualifiedName(fn), writes: c.scopeWrites(x, i), surfaces: true}, true
+			writes := c.scopeWrites(x, i) && c.funcWrites(x.Args[i])
+			return txRun{scope: qualifiedName(fn), writes: writes, surfaces: true}, true
 		case isOpMethod(fn, "With"):
 			r, ok := c.txOpOf(ast.Unparen(x.Fun).(*ast.SelectorExpr).X, depth+1)
 			for _, arg := range x.Args {
@@ -173,19 +236,42 @@ func (c *checker) txOpOf(e ast.Expr, depth int) (txRun, bool) {
 			}
 			return r, ok
 		case len(c.txFuncOf(fn)) > 0 && returnsOp(fn):
-			return txRun{scope: qualifiedName(fn), writes: allWrite(c.txFuncOf(fn)), surfaces: true}, true
+			return txRun{scope: c.runName(x, fn), writes: c.wrapperWrites(x, c.txFuncOf(fn)), surfaces: true}, true
 		}
 	}
 	return txRun{}, false
 }
 
-func allWrite(ps []txParam) bool {
+// wrapperWrites reports whether the call of a wrapper of InTx, whose
+// function parameters are ps, commits writes the analyzer sees: each
+// transaction the wrapper runs them in may write, and one of the functions
+// the call passes writes.
+func (c *checker) wrapperWrites(call *ast.CallExpr, ps []txParam) bool {
+	writes := false
 	for _, p := range ps {
 		if !p.Writes {
 			return false
 		}
+		if p.Param < len(call.Args) && !call.Ellipsis.IsValid() && c.funcWrites(call.Args[p.Param]) {
+			writes = true
+		}
 	}
-	return true
+	return writes
+}
+
+// runName is how a message names the function a call of a wrapper calls:
+// a method by the expression of the call (s.inTx), a function by its
+// package (store.InTx).
+func (c *checker) runName(call *ast.CallExpr, fn *types.Func) string {
+	if sel, ok := ast.Unparen(call.Fun).(*ast.SelectorExpr); ok {
+		if s := c.pass.TypesInfo.Selections[sel]; s != nil && s.Kind() == types.MethodVal {
+			return types.ExprString(sel)
+		}
+	}
+	if recv := recvNamed(fn); recv != nil {
+		return "(" + types.TypeString(fn.Type().(*types.Signature).Recv().Type(), (*types.Package).Name) + ")." + fn.Name()
+	}
+	return qualifiedName(fn)
 }
 
 // returnsOp reports whether one of fn's results is a dbop.Op.
@@ -271,6 +357,20 @@ func (c *checker) runsBefore(first, later *ast.CallExpr) bool {
 	}
 	c1, c2 := childOn(parents, first, a), childOn(parents, later, a)
 
+	// first runs on every path that reaches later, as far as blocks show:
+	// it is in no branch of an if, case of a switch or clause of a select
+	// that later is not also in (if kind == "a" { A }; if kind == "b" { B }).
+	for n := ast.Node(first); n != a; n = parents[n] {
+		switch p := parents[n].(type) {
+		case *ast.IfStmt:
+			if n == p.Body || n == p.Else {
+				return false
+			}
+		case *ast.CaseClause, *ast.CommClause:
+			return false
+		}
+	}
+
 	// first's path, when it succeeded, goes on to the end of c1.
 	errs := c.resultVars(first)
 	for n := ast.Node(first); n != c1; n = parents[n] {
@@ -317,7 +417,21 @@ func (c *checker) runsBefore(first, later *ast.CallExpr) bool {
 		}
 	}
 
-	// later is not on first's error path.
+	// later is not on first's error path: not the right operand of
+	// first() == nil || … or first() != nil && …, evaluated only when
+	// first failed,
+	for n := ast.Node(later); n != a; n = parents[n] {
+		if b, ok := parents[n].(*ast.BinaryExpr); ok && n == b.Y && within(first.Pos(), b.X) &&
+			(b.Op == token.LOR || b.Op == token.LAND) {
+			x, isBin := ast.Unparen(b.X).(*ast.BinaryExpr)
+			neq, isCheck := c.errCheck(b.X)
+			if isBin && isCheck && (ast.Unparen(x.X) == first || ast.Unparen(x.Y) == first || c.refersTo(x, errs)) &&
+				neq == (b.Op == token.LAND) {
+				return false
+			}
+		}
+	}
+	// nor in a branch taken on first's error.
 	if len(errs) == 0 {
 		return true
 	}
@@ -341,16 +455,44 @@ func (c *checker) onSuccessPath(n, p ast.Node, errs map[*types.Var]bool) bool {
 		neq, ok := c.errCheck(p.Cond)
 		return ok && ((n == p.Body && !neq) || (n == p.Else && neq))
 	case *ast.CaseClause:
+		sw, _ := c.ix.parents[c.ix.parents[p]].(*ast.SwitchStmt)
+		if sw != nil && sw.Tag != nil && c.refersTo(sw.Tag, errs) {
+			return false
+		}
 		for _, e := range p.List {
 			if c.refersTo(e, errs) {
-				return false
+				// case err == nil: the success path; case err != nil,
+				// or any other test of the error: not.
+				neq, ok := c.errCheck(e)
+				return ok && !neq && len(p.List) == 1
 			}
 		}
-		if sw, ok := c.ix.parents[c.ix.parents[p]].(*ast.SwitchStmt); ok && sw.Tag != nil && c.refersTo(sw.Tag, errs) {
-			return false
+		// In a tagless switch, the clauses after a case err == nil, and
+		// its default wherever it stands, run only when it is not nil.
+		if sw != nil && sw.Tag == nil {
+			for _, s := range sw.Body.List {
+				cc, _ := s.(*ast.CaseClause)
+				if cc == nil || (cc == p && p.List != nil) {
+					break
+				}
+				if cc != p && c.isNilCase(cc, errs) {
+					return false
+				}
+			}
 		}
 	}
 	return true
+}
+
+// isNilCase reports whether the clause cc of a tagless switch is case
+// err == nil, on one of errs.
+func (c *checker) isNilCase(cc *ast.CaseClause, errs map[*types.Var]bool) bool {
+	for _, e := range cc.List {
+		if neq, ok := c.errCheck(e); ok && !neq && c.refersTo(e, errs) {
+			return true
+		}
+	}
+	return false
 }
 
 // successEnds reports whether s is an if on first's error, errs, whose
@@ -509,6 +651,9 @@ func (c *checker) repeatingLoop(call *ast.CallExpr, body *ast.BlockStmt) (ast.St
 		if loopBody == nil || n != loopBody {
 			continue
 		}
+		if c.leavesAfter(call, p.(ast.Stmt)) {
+			return nil, "" // it runs at most once: the loop is left after it
+		}
 		if c.leavesOnError(p.(ast.Stmt), loopBody) {
 			return p.(ast.Stmt), name
 		}
@@ -516,8 +661,40 @@ func (c *checker) repeatingLoop(call *ast.CallExpr, body *ast.BlockStmt) (ast.St
 	return nil, ""
 }
 
-// leavesOnError reports whether every way out of loop inside its body is
-// taken on an error.
+// leavesAfter reports whether a statement after the one that holds call,
+// in a statement list inside loop around it, leaves loop whatever
+// happens: a return, a panic, or a break or continue to a loop outside.
+func (c *checker) leavesAfter(call *ast.CallExpr, loop ast.Stmt) bool {
+	for n := ast.Node(call); n != nil && n != ast.Node(loop); n = c.ix.parents[n] {
+		stmts := stmtList(c.ix.parents[n])
+		i := stmtIndex(stmts, n)
+		if i < 0 {
+			continue
+		}
+		for _, s := range stmts[i+1:] {
+			switch s := s.(type) {
+			case *ast.ReturnStmt:
+				return true
+			case *ast.ExprStmt:
+				if c.ends(s, loop) { // panic
+					return true
+				}
+			case *ast.BranchStmt:
+				if c.leaves(s, loop) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// leavesOnError reports whether the loop goes on after an iteration whose
+// runs succeeded: every way out of it inside its body is taken on an
+// error, or under a condition that tests no error (a cancelled context, a
+// count), which the loop goes on after when it does not hold. One taken
+// under a test of an error otherwise (if err == nil { break }), or whatever
+// happens, stops the loop on success: a retry written by hand.
 func (c *checker) leavesOnError(loop ast.Stmt, body *ast.BlockStmt) bool {
 	ok := true
 	ast.Inspect(body, func(n ast.Node) bool {
@@ -528,19 +705,80 @@ func (c *checker) leavesOnError(loop ast.Stmt, body *ast.BlockStmt) bool {
 		case *ast.FuncLit:
 			return false
 		case *ast.ReturnStmt:
-			ok = c.onErrorPath(s, loop)
+			ok = c.onErrorPath(s, loop) || c.underOtherTest(s, loop)
 		case *ast.ExprStmt:
 			if c.ends(s, loop) { // panic
-				ok = c.onErrorPath(s, loop)
+				ok = c.onErrorPath(s, loop) || c.underOtherTest(s, loop)
 			}
 		case *ast.BranchStmt:
 			if c.leaves(s, loop) {
-				ok = c.onErrorPath(s, loop)
+				ok = c.onErrorPath(s, loop) || c.underOtherTest(s, loop)
 			}
 		}
 		return true
 	})
 	return ok
+}
+
+// underOtherTest reports whether s, inside loop, is in a branch of an if,
+// a case of a switch or a clause of a select inside it, and none of the
+// conditions around it up to loop uses a variable of type error.
+func (c *checker) underOtherTest(s ast.Node, loop ast.Stmt) bool {
+	conditional := false
+	for n := s; n != nil && n != ast.Node(loop); n = c.ix.parents[n] {
+		var conds []ast.Node
+		switch p := c.ix.parents[n].(type) {
+		case *ast.IfStmt:
+			if n != p.Body && n != p.Else {
+				continue
+			}
+			conds = append(conds, p.Cond)
+			if p.Init != nil {
+				conds = append(conds, p.Init)
+			}
+		case *ast.CaseClause:
+			for _, e := range p.List {
+				conds = append(conds, e)
+			}
+			if sw, ok := c.ix.parents[c.ix.parents[p]].(*ast.SwitchStmt); ok {
+				if sw.Tag != nil {
+					conds = append(conds, sw.Tag)
+				}
+				if sw.Init != nil {
+					conds = append(conds, sw.Init)
+				}
+			} else {
+				return false // a type switch
+			}
+		case *ast.CommClause:
+			if p.Comm != nil {
+				conds = append(conds, p.Comm)
+			}
+		default:
+			continue
+		}
+		conditional = true
+		for _, cond := range conds {
+			if c.usesError(cond) {
+				return false
+			}
+		}
+	}
+	return conditional
+}
+
+// usesError reports whether e uses a variable of type error.
+func (c *checker) usesError(e ast.Node) bool {
+	found := false
+	ast.Inspect(e, func(n ast.Node) bool {
+		if id, ok := n.(*ast.Ident); ok {
+			if v, ok := c.pass.TypesInfo.Uses[id].(*types.Var); ok && isErrorType(v.Type()) {
+				found = true
+			}
+		}
+		return !found
+	})
+	return found
 }
 
 // leaves reports whether the branch statement s, inside loop, leaves it.

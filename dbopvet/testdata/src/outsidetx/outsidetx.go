@@ -110,7 +110,7 @@ type Store struct {
 	db   *gorm.DB
 }
 
-func (s *Store) Transfer(ctx context.Context) (int64, error) {
+func (s *Store) Transfer(ctx context.Context) (int64, error) { // want Transfer:"writes" Transfer:"commitsTx"
 	return pgxdb.InTx(s.pool, s.transfer).Run(ctx)
 }
 
@@ -122,7 +122,7 @@ func (s *Store) transfer(ctx context.Context, tx pgx.Tx) (int64, error) {
 	return 1, err
 }
 
-func (s *Store) Rename(ctx context.Context, u *User) error {
+func (s *Store) Rename(ctx context.Context, u *User) error { // want Rename:"writes"
 	return errOf(gormdb.Do(s.db, func(ctx context.Context, tx *gorm.DB) error {
 		return s.db.Model(u).Update("name", "x").Error // want `s.db \(\*gorm.DB\) runs this statement outside the transaction gormdb.Do handed in`
 	}).Run(ctx))

@@ -27,11 +27,11 @@ var (
 	begin   scopes.BeginFunc[pgx.Tx]
 )
 
-func debit(ctx context.Context, tx pgx.Tx) (int, error)  { return 0, nil }
-func credit(ctx context.Context, tx pgx.Tx) (int, error) { return 0, nil }
-func read(ctx context.Context, tx pgx.Tx) (int, error)   { return 0, nil }
-func apply(ctx context.Context, tx *sql.Tx) error        { return nil }
-func save(ctx context.Context, tx *gorm.DB) error        { return nil }
+// debit, credit, apply and save, at the end of the file, write; read only
+// reads. retry-commits counts a transaction as one that commits writes
+// only when it sees its function write: a statement whose text begins
+// with INSERT, UPDATE or DELETE, or a GORM Create, Save, Update… or
+// Delete.
 
 // --- true positives ---------------------------------------------------
 
@@ -93,7 +93,7 @@ func throughVariables(ctx context.Context) error {
 // A named function; a read-only transaction first, which commits nothing,
 // then two that write.
 func transfer(ctx context.Context) (int, error) {
-	if _, err := scopes.InTx(begin, read, scopes.ReadOnly()).Run(ctx); err != nil {
+	if _, err := scopes.InTx(begin, debit, scopes.ReadOnly()).Run(ctx); err != nil {
 		return 0, err
 	}
 	if _, err := scopes.InTx(begin, debit).Run(ctx); err != nil {
@@ -133,10 +133,10 @@ func silenced(ctx context.Context) (int, error) {
 func readOnlyFirst(ctx context.Context) (int, error) {
 	ro := pgxdb.ReadOnly()
 	return dbop.Op[int](func(ctx context.Context) (int, error) {
-		if _, err := pgxdb.InTx(pool, read, pgxdb.ReadOnly()).Run(ctx); err != nil {
+		if _, err := pgxdb.InTx(pool, debit, pgxdb.ReadOnly()).Run(ctx); err != nil {
 			return 0, err
 		}
-		if _, err := pgxdb.InTx(pool, read, pgxdb.Isolation(pgx.Serializable), ro).Run(ctx); err != nil {
+		if _, err := pgxdb.InTx(pool, debit, pgxdb.Isolation(pgx.Serializable), ro).Run(ctx); err != nil {
 			return 0, err
 		}
 		if _, err := gormdb.Do(gdb, save, gormdb.ReadOnly()).With(dbop.WithTimeout(time.Second)).Run(ctx); err != nil {
@@ -152,10 +152,10 @@ func readOnlyFirst(ctx context.Context) (int, error) {
 // Options the analyzer cannot see on the first: one may be ReadOnly.
 func unknownTxOptions(ctx context.Context, opts ...pgxdb.TxOption) (int, error) {
 	return dbop.Op[int](func(ctx context.Context) (int, error) {
-		if _, err := pgxdb.InTx(pool, read, opts...).Run(ctx); err != nil {
+		if _, err := pgxdb.InTx(pool, debit, opts...).Run(ctx); err != nil {
 			return 0, err
 		}
-		if _, err := pgxdb.InTx(pool, read, opts[0]).Run(ctx); err != nil {
+		if _, err := pgxdb.InTx(pool, debit, opts[0]).Run(ctx); err != nil {
 			return 0, err
 		}
 		return pgxdb.InTx(pool, credit).Run(ctx)
@@ -332,3 +332,286 @@ func withGoto(ctx context.Context) (int, error) {
 		return pgxdb.InTx(pool, credit).Run(ctx)
 	}).With(dbop.WithRetry(backoff)).Run(ctx)
 }
+
+// --- after review: true positives ----------------------------------------
+
+// A repository whose methods each run a transaction of their own that
+// writes, and return its error; and its wrapper of pgxdb.Do.
+type Repo struct{ pool *pgxpool.Pool }
+
+func (r *Repo) Reserve(ctx context.Context, id int64) error { // want Reserve:"writes" Reserve:"commitsTx"
+	_, err := pgxdb.Do(r.pool, func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "UPDATE stock SET n = n - 1 WHERE id = $1", id)
+		return err
+	}).Run(ctx)
+	return err
+}
+
+func (r *Repo) Ship(ctx context.Context, id int64) error { // want Ship:"writes" Ship:"commitsTx"
+	if err := r.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "INSERT INTO shipments (order_id) VALUES ($1)", id)
+		return err
+	}); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (r *Repo) inTx(ctx context.Context, fn func(ctx context.Context, tx pgx.Tx) error) error { // want inTx:"txFunc\\(param 1: tx 1 ctx 0 writes\\)"
+	_, err := pgxdb.Do(r.pool, fn).Run(ctx)
+	return err
+}
+
+func repositoryMethods(ctx context.Context, r *Repo, ids []int64) error {
+	_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
+		if err := r.Reserve(ctx, 1); err != nil {
+			return 0, err
+		}
+		return 0, r.Ship(ctx, 1) // want `r.Reserve \(line \d+\) commits before this r.Ship runs, under dbop.WithRetry`
+	}).With(dbop.WithRetry(backoff)).Run(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = dbop.Op[int](func(ctx context.Context) (int, error) {
+		for _, id := range ids {
+			if err := r.Reserve(ctx, id); err != nil { // want `r.Reserve runs in the loop over ids`
+				return 0, err
+			}
+		}
+		return 0, nil
+	}).With(dbop.WithRetry(backoff)).Run(ctx)
+	return err
+}
+
+// A wrapper method is named as it is called.
+func wrapperMethod(ctx context.Context, r *Repo) error {
+	_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
+		if err := r.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error { _, err := debit(ctx, tx); return err }); err != nil {
+			return 0, err
+		}
+		err := r.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error { _, err := credit(ctx, tx); return err }) // want `r.inTx \(line \d+\) commits before this r.inTx runs`
+		return 0, errors.Join(errors.New("credit"), err)
+	}).With(dbop.WithRetry(backoff)).Run(ctx)
+	return err
+}
+
+// Loops left on a cancelled context or on a count: they go on after an
+// iteration that committed.
+func loopsWithOtherExits(ctx context.Context, batches [][]int64) error {
+	_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
+		for range batches {
+			select {
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			default:
+			}
+			if _, err := pgxdb.InTx(pool, debit).Run(ctx); err != nil { // want `pgxdb.InTx runs in the loop over batches`
+				return 0, err
+			}
+		}
+		return 0, nil
+	}).With(dbop.WithRetry(backoff)).Run(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = dbop.Op[int](func(ctx context.Context) (int, error) {
+		for {
+			n, err := pgxdb.InTx(pool, debit).Run(ctx) // want `pgxdb.InTx runs in the for loop`
+			if err != nil {
+				return 0, err
+			}
+			if n == 0 {
+				break
+			}
+		}
+		return 0, nil
+	}).With(dbop.WithRetry(backoff)).Run(ctx)
+	return err
+}
+
+// case err == nil of a tagless switch is the success path.
+func successCase(ctx context.Context) (int, error) {
+	return dbop.Op[int](func(ctx context.Context) (int, error) {
+		_, err := pgxdb.InTx(pool, debit).Run(ctx)
+		switch {
+		case err == nil:
+			return pgxdb.InTx(pool, credit).Run(ctx) // want `pgxdb.InTx \(line \d+\) commits before this pgxdb.InTx runs`
+		default:
+			return 0, err
+		}
+	}).With(dbop.WithRetry(backoff)).Run(ctx)
+}
+
+// --- after review: negatives ----------------------------------------------
+
+// The clauses of a tagless switch after case err == nil, and case
+// err != nil, run when the first failed.
+func failureCases(ctx context.Context) (int, error) {
+	return dbop.Op[int](func(ctx context.Context) (int, error) {
+		_, err := pgxdb.InTx(pool, debit).Run(ctx)
+		switch {
+		case err == nil:
+			return 1, nil
+		case errors.Is(err, context.Canceled):
+			return 0, err
+		default:
+			return pgxdb.InTx(pool, credit).Run(ctx)
+		}
+	}).With(dbop.WithRetry(backoff)).Run(ctx)
+}
+
+func failureCase(ctx context.Context) (int, error) {
+	return dbop.Op[int](func(ctx context.Context) (int, error) {
+		_, err := pgxdb.InTx(pool, debit).Run(ctx)
+		switch {
+		case err != nil:
+			return pgxdb.InTx(pool, credit).Run(ctx)
+		}
+		return 1, nil
+	}).With(dbop.WithRetry(backoff)).Run(ctx)
+}
+
+// The later transaction's error never reaches the retry: handled and not
+// returned, or discarded.
+func errorNotReturned(ctx context.Context) (int, error) {
+	return dbop.Op[int](func(ctx context.Context) (int, error) {
+		if _, err := pgxdb.InTx(pool, debit).Run(ctx); err != nil {
+			return 0, err
+		}
+		if _, err := pgxdb.InTx(pool, credit).Run(ctx); err != nil {
+			logError(err)
+		}
+		_, _ = sqldb.Do(db, sqldb.Postgres, apply).Run(ctx)
+		return 1, nil
+	}).With(dbop.WithRetry(backoff)).Run(ctx)
+}
+
+// A first transaction whose function only reads, or one the analyzer
+// cannot see.
+func readsFirst(ctx context.Context) (int, error) {
+	return dbop.Op[int](func(ctx context.Context) (int, error) {
+		if _, err := pgxdb.InTx(pool, read).Run(ctx); err != nil {
+			return 0, err
+		}
+		if _, err := pgxdb.InTx(pool, opaque).Run(ctx); err != nil {
+			return 0, err
+		}
+		return pgxdb.InTx(pool, credit).Run(ctx)
+	}).With(dbop.WithRetry(backoff)).Run(ctx)
+}
+
+// Loops whose transactions' errors do not reach the retry: logged and
+// skipped, or replaced by OrDefault.
+func loopsNotReturning(ctx context.Context, ids []int64) error {
+	_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
+		failed := 0
+		for range ids {
+			if _, err := pgxdb.InTx(pool, debit).Run(ctx); err != nil {
+				logError(err)
+				failed++
+				continue
+			}
+		}
+		return failed, nil
+	}).With(dbop.WithRetry(backoff)).Run(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = dbop.Op[int](func(ctx context.Context) (int, error) {
+		for range ids {
+			n, err := pgxdb.InTx(pool, debit).With(dbop.OrDefault(0)).Run(ctx)
+			if err != nil {
+				return n, err
+			}
+		}
+		return 0, nil
+	}).With(dbop.WithRetry(backoff)).Run(ctx)
+	return err
+}
+
+// A transaction on the failing iteration's error path, followed by a
+// return: it runs at most once.
+func markFailed(ctx context.Context, ids []int64) error {
+	_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
+		for range ids {
+			if _, err := pgxdb.InTx(pool, debit).Run(ctx); err != nil { // want `pgxdb.InTx runs in the loop over ids`
+				_, markErr := pgxdb.InTx(pool, credit).Run(ctx)
+				return 0, errors.Join(err, markErr)
+			}
+		}
+		return 0, nil
+	}).With(dbop.WithRetry(backoff)).Run(ctx)
+	return err
+}
+
+// The second runs only when the first failed.
+func shortCircuit(ctx context.Context, r *Repo) (int, error) {
+	return dbop.Op[int](func(ctx context.Context) (int, error) {
+		if r.Reserve(ctx, 1) == nil || r.Ship(ctx, 1) == nil {
+			return 1, nil
+		}
+		return 0, errors.New("both failed")
+	}).With(dbop.WithRetry(backoff)).Run(ctx)
+}
+
+// Conditions the analyzer cannot compare, in two ifs.
+func byKind(ctx context.Context, kind string) (int, error) {
+	return dbop.Op[int](func(ctx context.Context) (int, error) {
+		if kind == "debit" {
+			if _, err := pgxdb.InTx(pool, debit).Run(ctx); err != nil {
+				return 0, err
+			}
+		}
+		if kind == "credit" {
+			return pgxdb.InTx(pool, credit).Run(ctx)
+		}
+		return 0, nil
+	}).With(dbop.WithRetry(backoff)).Run(ctx)
+}
+
+// A retry by hand, left when the run succeeded or on a count.
+func retryByHandCount(ctx context.Context, r *Repo) error {
+	_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
+		var err error
+		for i := 0; ; i++ {
+			if err = r.Reserve(ctx, 1); err == nil || i == 3 {
+				break
+			}
+		}
+		return 0, err
+	}).With(dbop.WithRetry(backoff)).Run(ctx)
+	return err
+}
+
+// --- the functions the transactions run ---------------------------------
+
+// The functions the transactions run: those that write, and one that only
+// reads. retry-commits counts a transaction as one that commits writes
+// only when it sees its function write.
+func debit(ctx context.Context, tx pgx.Tx) (int, error) {
+	_, err := tx.Exec(ctx, "UPDATE accounts SET balance = balance - 1 WHERE id = 1")
+	return 0, err
+}
+
+func credit(ctx context.Context, tx pgx.Tx) (int, error) {
+	_, err := tx.Exec(ctx, "UPDATE accounts SET balance = balance + 1 WHERE id = 2")
+	return 0, err
+}
+
+func read(ctx context.Context, tx pgx.Tx) (int, error) {
+	var n int
+	err := tx.QueryRow(ctx, "SELECT balance FROM accounts WHERE id = 1").Scan(&n)
+	return n, err
+}
+
+func apply(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, "DELETE FROM holds WHERE expired")
+	return err
+}
+
+func save(ctx context.Context, tx *gorm.DB) error { return tx.Create(&struct{}{}).Error }
+
+func logError(err error) {}
+
+// opaque is a function the analyzer cannot see.
+var opaque func(context.Context, pgx.Tx) (int, error)

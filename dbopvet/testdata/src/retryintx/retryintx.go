@@ -118,7 +118,7 @@ func outerCtxInsideInTx(ctx context.Context, db *sql.DB) (int, error) {
 }
 
 // A test's context is not marked either.
-func TestByHand(t *testing.T) {
+func TestByHand(t *testing.T) { // want TestByHand:"writes"
 	var pool *pgxpool.Pool
 	tx, _ := pool.Begin(t.Context())
 	step := dbop.Op[int64](func(ctx context.Context) (int64, error) { return claim(ctx, tx) })

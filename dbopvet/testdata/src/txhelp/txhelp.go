@@ -61,3 +61,13 @@ func Abandon(ctx context.Context, tx pgx.Tx) { // want Abandon:"endsTx\\(param 1
 func discard(ctx context.Context, tx pgx.Tx) { // want discard:"endsTx\\(param 1 rolls back\\)"
 	defer func() { _ = tx.Rollback(ctx) }()
 }
+
+// Reserve runs a transaction of its own that writes, and returns its
+// error: its callers count a call of it as a run of a transaction.
+func (s *Store) Reserve(ctx context.Context, id int64) error { // want Reserve:"writes" Reserve:"commitsTx"
+	_, err := pgxdb.Do(s.Pool, func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "UPDATE stock SET n = n - 1 WHERE id = $1", id)
+		return err
+	}).Run(ctx)
+	return err
+}

@@ -61,21 +61,21 @@ func fine(ctx context.Context, s *txhelp.Store, pool *pgxpool.Pool) error {
 func wrappersUnderRetry(ctx context.Context, s *txhelp.Store, pool *pgxpool.Pool, fns []func(context.Context, pgx.Tx) error) error {
 	retry := dbop.WithRetry(dbop.Constant(time.Millisecond))
 	_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
-		if err := s.InTx(ctx, fns[0]); err != nil {
+		if err := s.InTx(ctx, insert); err != nil {
 			return 0, err
 		}
-		if err := txhelp.WithTx(ctx, pool, func(tx pgx.Tx) error { return nil }); err != nil { // want `txhelp.InTx \(line 64\) commits before this txhelp.WithTx runs, under dbop.WithRetry in retry \(line 72\) without dbop.Idempotent\(\)`
+		if err := txhelp.WithTx(ctx, pool, func(tx pgx.Tx) error { return insert(ctx, tx) }); err != nil { // want `s.InTx \(line 64\) commits before this txhelp.WithTx runs, under dbop.WithRetry in retry \(line 72\) without dbop.Idempotent\(\)`
 			return 0, err
 		}
-		_, err := s.Op(fns[1], false).Run(ctx) // want `txhelp.WithTx \(line 67\) commits before this txhelp.Op runs`
+		_, err := s.Op(fns[1], false).Run(ctx) // want `txhelp.WithTx \(line 67\) commits before this s.Op runs`
 		return 0, err
 	}).With(retry).Run(ctx)
 	if err != nil {
 		return err
 	}
 	_, err = dbop.Op[int](func(ctx context.Context) (int, error) {
-		for _, fn := range fns {
-			if err := txhelp.Tx(ctx, s, fn); err != nil { // want `txhelp.Tx runs in the loop over fns \(line 77\)`
+		for range fns {
+			if err := txhelp.Tx(ctx, s, insert); err != nil { // want `txhelp.Tx runs in the loop over fns \(line 77\)`
 				return 0, err
 			}
 		}
@@ -89,13 +89,32 @@ func wrappersUnderRetry(ctx context.Context, s *txhelp.Store, pool *pgxpool.Pool
 func readOnlyWrappersUnderRetry(ctx context.Context, s *txhelp.Store, fns []func(context.Context, pgx.Tx) error) error {
 	fn := fns[0]
 	_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
-		if err := s.Read(ctx, fn); err != nil {
+		if err := s.Read(ctx, insert); err != nil {
 			return 0, err
 		}
-		if _, err := s.Op(fn, true).Run(ctx); err != nil {
+		if _, err := s.Op(insert, true).Run(ctx); err != nil {
 			return 0, err
 		}
 		return 0, s.InTx(ctx, fn)
+	}).With(dbop.WithRetry(dbop.Constant(time.Millisecond))).Run(ctx)
+	return err
+}
+
+// insert writes: retry-commits counts only a transaction whose function
+// it sees write.
+func insert(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, "INSERT INTO t VALUES (1)")
+	return err
+}
+
+// A repository method of another package that runs a transaction of its
+// own, twice.
+func repositoryMethods(ctx context.Context, s *txhelp.Store) error {
+	_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
+		if err := s.Reserve(ctx, 1); err != nil {
+			return 0, err
+		}
+		return 0, s.Reserve(ctx, 2) // want `s.Reserve \(line \d+\) commits before this s.Reserve runs`
 	}).With(dbop.WithRetry(dbop.Constant(time.Millisecond))).Run(ctx)
 	return err
 }
