@@ -41,8 +41,9 @@ import (
 // Then does not run it again — unless a savepoint or transaction scope
 // between the step and the retry rolled back, which undoes the release, and
 // then the retry runs it all again (so step.With(WithRetry(…),
-// InSavepoint(tx)) around a Then of savepoint steps retries the whole, and
-// so does a retry around the transaction's owner). A savepoint step that
+// InSavepoint(tx)) around a Then of savepoint steps retries the whole, so
+// does a retry around the transaction's owner once it rolled back, and a
+// fallback there gives its default). A savepoint step that
 // only reads counts too: mark that retry Idempotent. Work the scopes do not
 // see is not counted: a transaction or savepoint your own code begins and
 // ends inside a step. To retry one step alone, decorate that step. Then

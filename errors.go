@@ -1,8 +1,10 @@
 package dbop
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"iter"
 
 	"github.com/dbop-go/dbop/internal/txmark"
 )
@@ -25,89 +27,72 @@ var (
 	ErrAlreadyCommitted = errors.New("dbop: not run again (a step of the operation had committed its transaction or released its savepoint)")
 )
 
-// committedError is the error of a [Then] or [All] run in which a step's
-// work had taken effect before it failed (txmark.Commits): a transaction
-// scope had committed, or, inside a transaction, a savepoint scope had
-// released its savepoint. A retry around it does not run it again unless it
-// is [Idempotent].
-type committedError struct {
-	err error
-	// released: no transaction had committed, only savepoints been
-	// released, whose work a savepoint or transaction rolled back around
-	// the Then undoes again (commitsOf).
-	released bool
-}
-
-func (e *committedError) Error() string {
-	if e.released {
-		return fmt.Sprintf("%v (after a step of the operation had released its savepoint)", e.err)
-	}
-	return fmt.Sprintf("%v (after a step of the operation had committed its transaction)", e.err)
-}
-
-func (e *committedError) Unwrap() error { return e.err }
-
-// committedBefore reports whether err says that some of its operation's
-// work took effect before it failed (a committedError that still stands).
-func committedBefore(err error) bool {
-	committed, released := commitsOf(err)
-	return committed || released
-}
-
-// commitsOf reports what the committedErrors on err's chain say still
-// stands: a commit, which nothing undoes, or a released savepoint, which
-// stands unless a scope outside the mark rolled it back since (a savepoint
-// scope that undid its attempt, or a transaction scope that ended its
-// transaction: txmark.Undone and txmark.Released above the mark).
-func commitsOf(err error) (committed, released bool) {
-	var walk func(err error, undone bool)
-	walk = func(err error, undone bool) {
-		for err != nil && !committed {
-			switch e := err.(type) {
-			case *committedError:
-				if !e.released {
-					committed = true
-					return
-				}
-				released = released || !undone
-			case *txmark.Mark:
-				undone = undone || e.Kind == txmark.Undone || e.Kind == txmark.Released
-			}
-			switch e := err.(type) {
-			case interface{ Unwrap() error }:
-				err = e.Unwrap()
-			case interface{ Unwrap() []error }:
-				for _, inner := range e.Unwrap() {
-					walk(inner, undone)
-				}
-				return
-			default:
-				return
-			}
+// committedBefore reports whether err, the failure of an operation run
+// with ctx, says that some of the operation's work took effect before it
+// failed and still stands for whoever runs with ctx: a [Then] or [All]
+// whose step committed a transaction (nothing undoes a commit), or
+// released a savepoint in a savepoint or transaction ctx still runs in
+// (outside it, that savepoint or transaction has been rolled back, or
+// committed as a whole and counted as a commit).
+func committedBefore(ctx context.Context, err error) bool {
+	for a := range afterMarks(err) {
+		if !a.Released || txmark.Within(ctx, a.Frame) {
+			return true
 		}
 	}
-	walk(err, false)
-	return committed, released
+	return false
 }
 
-// markCommitted returns err marked as a failure after a commit or a
-// savepoint release c counted, or err when c counted none. Every error is
-// marked, whatever its verdict here: a decorator between the Then and a
-// retry may still make it one the retry acts on (a ClassifyBy that knows
-// the driver's error, a WithTimeout whose deadline cut the step), and a
-// fallback must not replace a failure whose first part took effect. An
-// error an inner Then or All marked as strongly is left as it is (never
-// changed in place: a Flight may hand it to several callers).
+// afterMarks yields the txmark.After marks on err's chain, through wrapped
+// and joined errors.
+func afterMarks(err error) iter.Seq[*txmark.After] {
+	return func(yield func(*txmark.After) bool) {
+		var walk func(err error) bool
+		walk = func(err error) bool {
+			for err != nil {
+				if a, ok := err.(*txmark.After); ok && !yield(a) {
+					return false
+				}
+				switch e := err.(type) {
+				case interface{ Unwrap() error }:
+					err = e.Unwrap()
+				case interface{ Unwrap() []error }:
+					for _, inner := range e.Unwrap() {
+						if !walk(inner) {
+							return false
+						}
+					}
+					return true
+				default:
+					return true
+				}
+			}
+			return true
+		}
+		walk(err)
+	}
+}
+
+// markCommitted returns err, the failure of a Then or All,
+// marked as coming after a commit or a savepoint release c counted, or err
+// when c counted none. Every error is marked, whatever its verdict here: a
+// decorator between the Then and a retry may still make it one the retry
+// acts on (a ClassifyBy that knows the driver's error, a WithTimeout whose
+// deadline cut the step), and a fallback must not replace a failure whose
+// first part took effect. An error an inner Then or All marked as strongly
+// is left as it is (never changed in place: a Flight may hand it to
+// several callers).
 func markCommitted(err error, c *txmark.Commits) error {
 	n, rel := c.Count(), c.Releases()
 	if n == 0 && rel == 0 {
 		return err
 	}
-	committed, released := commitsOf(err)
-	if committed || released && n == 0 {
-		return err
+	for a := range afterMarks(err) {
+		if !a.Released || n == 0 && a.Frame == c.Frame() {
+			return err
+		}
 	}
-	return &committedError{err: err, released: n == 0}
+	return &txmark.After{Err: err, Released: n == 0, Frame: c.Frame()}
 }
 
 // errElapsed is the reason for giving up at the elapsed-time limit.

@@ -125,5 +125,5 @@ func (f fallback[T]) handles(ctx context.Context, err error) bool {
 	// A Then or All that failed after a step committed (ErrAlreadyCommitted)
 	// took effect in part: it is no more a plain failure than an unknown
 	// outcome is.
-	return f.cfg.ambiguous || (VerdictOf(err) != Ambiguous && !committedBefore(err))
+	return f.cfg.ambiguous || (VerdictOf(err) != Ambiguous && !committedBefore(ctx, err))
 }

@@ -164,7 +164,7 @@ func (r *retrier) decide(ctx context.Context, n int, err error, v Verdict, txKey
 	if !retryableHere(ctx, err, txKeys, doomed) {
 		return 0, err
 	}
-	if !r.idempotent && committedBefore(err) {
+	if !r.idempotent && committedBefore(ctx, err) {
 		// A Then or All whose step committed, then failed: running it
 		// again would apply that step again.
 		return 0, &RetryError{Attempts: n, Reason: ErrAlreadyCommitted, Err: err}

@@ -44,8 +44,9 @@ func errorType(err error) string {
 
 // unwrapDbop strips the wrappers dbop puts around an attempt's error, which
 // name no class of their own: a *dbop.RetryError gives way to its last
-// attempt's error, and a transaction scope's mark (undone, doomed, released)
-// to the error it marks. dbop's verdict (attached by a classifier, a scope
+// attempt's error, a transaction scope's mark (undone, doomed, released)
+// to the error it marks, and so does the mark of a Then or All that failed
+// after a step took effect. dbop's verdict (attached by a classifier, a scope
 // or [dbop.Classify]) is an unexported wrapper, recognised by what it is:
 // a single-cause wrapper that says exactly what its cause says. Any wrapper
 // of that shape adds nothing a reader of the telemetry could tell apart, so
@@ -57,6 +58,8 @@ func unwrapDbop(err error) error {
 		case *dbop.RetryError:
 			err = e.Err
 		case *txmark.Mark:
+			err = e.Err
+		case *txmark.After:
 			err = e.Err
 		case interface{ ErrorType() string }:
 			return err

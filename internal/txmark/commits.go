@@ -20,7 +20,40 @@ import (
 type Commits struct {
 	n, rel atomic.Int64
 	parent *Commits // the enclosing count or frame
+	in     *Commits // the nearest frame above, nil when there is none
 	frame  bool     // a savepoint or transaction: releases inside it stop here
+}
+
+// Frame returns the savepoint attempt or transaction this count runs in:
+// the releases it counts stand there, and are undone with it. It is nil
+// when ctx carried no frame (a transaction begun by hand, not marked with
+// dbop.WithinTx).
+func (c *Commits) Frame() *Commits { return c.in }
+
+// link makes c a child of ctx's count or frame.
+func (c *Commits) link(ctx context.Context) {
+	c.parent = commitsOf(ctx)
+	if p := c.parent; p != nil {
+		c.in = p.in
+		if p.frame {
+			c.in = p
+		}
+	}
+}
+
+// Within reports whether work running with ctx runs inside frame, where
+// releases counted in frame still stand: frame is ctx's nearest frame or
+// one enclosing it. A nil frame (none was known) encloses everything.
+func Within(ctx context.Context, frame *Commits) bool {
+	if frame == nil {
+		return true
+	}
+	for c := commitsOf(ctx); c != nil; c = c.parent {
+		if c == frame {
+			return true
+		}
+	}
+	return false
 }
 
 // Count returns the number of commits recorded.
@@ -56,7 +89,7 @@ func commitsOf(ctx context.Context) *Commits {
 // All) counts them too.
 func WithCommits(ctx context.Context) (context.Context, *Commits) {
 	x := &commitsCtx{Context: ctx}
-	x.c.parent = commitsOf(ctx)
+	x.c.link(ctx)
 	return x, &x.c
 }
 
@@ -65,7 +98,7 @@ func WithCommits(ctx context.Context) (context.Context, *Commits) {
 // it only, until it is released itself.
 func WithFrame(ctx context.Context) context.Context {
 	x := &commitsCtx{Context: ctx}
-	x.c.parent = commitsOf(ctx)
+	x.c.link(ctx)
 	x.c.frame = true
 	return x
 }
@@ -91,3 +124,28 @@ func SavepointReleased(ctx context.Context) {
 		c.rel.Add(1)
 	}
 }
+
+// After is the error of a dbop.Then or dbop.All that failed after one of
+// its steps' work took effect: a transaction scope committed, or, inside
+// a transaction, a savepoint scope released its savepoint. A retry around
+// it does not run it again, and a fallback does not replace it, while that
+// work stands (dbop's committedBefore).
+type After struct {
+	Err error
+	// Released: no transaction had committed, only savepoints been
+	// released; their work stands in Frame, and only for work that runs
+	// inside it ([Within]): outside, Frame was rolled back or committed as
+	// a whole (and a commit is counted as one).
+	Released bool
+	Frame    *Commits
+}
+
+func (e *After) Error() string {
+	if e.Released {
+		return e.Err.Error() + " (after a step of the operation had released its savepoint)"
+	}
+	return e.Err.Error() + " (after a step of the operation had committed its transaction)"
+}
+
+// Unwrap returns the marked error.
+func (e *After) Unwrap() error { return e.Err }

@@ -71,7 +71,7 @@ type stateKey struct{}
 // rolled back, they are undone with it.
 func WithState(ctx context.Context, s *State) context.Context {
 	x := &stateCtx{Context: ctx, s: s}
-	x.frame.parent = commitsOf(ctx)
+	x.frame.link(ctx)
 	x.frame.frame = true
 	return x
 }
