@@ -118,11 +118,20 @@
 // hand). Run work inside a transaction with the context the scope handed
 // over, or mark your own with WithinTx; the dbopvet analyzer reports the
 // rest. Likewise, invariant 8 holds for the steps of Then and All, which
-// count what their scopes commit; an Op of your own that runs several
-// transactions one after the other under a retry is the exception (the
-// retry cannot see the first commit at no cost on the success path): build
-// it with Then, or retry each transaction; dbopvet reports it
-// (retry-commits).
+// count what their scopes commit through the context they hand the steps.
+// The exceptions, which dbopvet reports: an Op of your own that runs
+// several transactions one after the other under a retry (retry-commits;
+// the retry cannot see the first commit at no cost on the success path:
+// build it with Then, or retry each transaction), and a step of a Then
+// that runs its transaction with another context than the one Then handed
+// it (then-ctx; a savepoint released with the transaction's own context is
+// still counted). A savepoint on an outer transaction run inside the
+// function of an inner one (another connection) counts in the inner one:
+// a retry around the inner one runs it again, Then or not; keep work on
+// each transaction inside its own scope. In a transaction begun by hand
+// and not marked with WithinTx, a released savepoint counts everywhere: a
+// retry around your begin-and-commit refuses where it could run again;
+// mark the context.
 //
 // # Errors
 //

@@ -12,7 +12,10 @@ package dbop_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -228,4 +231,57 @@ func TestMarksAfterACommitCompose(t *testing.T) {
 			t.Errorf("Run: %v", err)
 		}
 	})
+}
+
+// A step that runs its savepoint scope with the transaction's context
+// rather than the one Then handed it still counts: the release reaches the
+// transaction the Then runs in, and the retry around the Then refuses
+// instead of putting A in the transaction twice (found by a review).
+func TestAStepRunWithTheTransactionsContextStillCounts(t *testing.T) {
+	lockWait := dbop.Classify(dboptest.MySQLError(1205, "Lock wait timeout exceeded"), dbop.RetryStatement)
+	var rec dboptest.Recorder
+	_, err := scopes.InTx(rec.Begin, func(txctx context.Context, tx *dboptest.Tx) (int, error) {
+		a, b := frameStep(tx, "A", failsLeft(0), nil), frameStep(tx, "B", failsLeft(1), lockWait)
+		first := dbop.Op[int](func(context.Context) (int, error) { return a.Run(txctx) })
+		return frameThen(first, b).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))).Run(txctx)
+	}).Run(t.Context())
+	if got := applied(t, &rec); len(got) != 0 || !errors.Is(err, dbop.ErrAlreadyCommitted) {
+		t.Errorf("Run: %v, committed %q; want ErrAlreadyCommitted and nothing (InTx rolled back)", err, got)
+	}
+}
+
+// The mark on a Then's error names the frame its releases stand in without
+// keeping it, or the contexts it was derived from, alive: an error kept in
+// a log or a cache does not keep the request's context values.
+func TestAThensErrorDoesNotKeepTheContextAlive(t *testing.T) {
+	lockWait := dbop.Classify(dboptest.MySQLError(1205, "Lock wait timeout exceeded"), dbop.RetryStatement)
+	type big [1 << 20]byte
+	freed := make(chan struct{})
+	var kept error
+	func() {
+		v := new(big)
+		runtime.AddCleanup(v, func(ch chan struct{}) { close(ch) }, freed)
+		ctx := context.WithValue(t.Context(), struct{ big int }{}, v)
+		var rec dboptest.Recorder
+		_, kept = scopes.InTx(rec.Begin, func(ctx context.Context, tx *dboptest.Tx) (int, error) {
+			return frameThen(frameStep(tx, "A", failsLeft(0), nil), frameStep(tx, "B", failsLeft(1), lockWait)).Run(ctx)
+		}).Run(ctx)
+	}()
+	var txmarkAfter bool
+	for e := kept; e != nil; e = errors.Unwrap(e) {
+		txmarkAfter = txmarkAfter || strings.Contains(fmt.Sprintf("%T", e), "After")
+	}
+	if !txmarkAfter {
+		t.Fatalf("Run: %v (%T); want the Then's mark on it, or the test checks nothing", kept, kept)
+	}
+	for range 10 {
+		runtime.GC()
+		select {
+		case <-freed:
+			runtime.KeepAlive(kept)
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Errorf("the error (%v) keeps the request's context values alive", kept)
 }

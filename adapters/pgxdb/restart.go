@@ -197,12 +197,18 @@ func (c *config) releaseError(err error) error {
 // still read them, and refuse to run those steps in the restarted
 // transaction; so err is then hidden behind a *restartedError, which
 // errors.Is and errors.As see through but the marks do not, with its
-// verdict attached again.
+// verdict attached again. A commit a Then or All inside fn recorded
+// (txmark.After) is not undone by the rollback — it was another
+// transaction's — and stays in sight: the restart must not run it again.
 func undone(err error) error {
 	if len(txmark.DoomKeys(err)) == 0 {
 		return err
 	}
-	return dbop.Classify(&restartedError{err}, dbop.VerdictOf(err))
+	var hidden error = &restartedError{err}
+	if a := txmark.CommitIn(err); a != nil {
+		hidden = &txmark.After{Err: hidden}
+	}
+	return dbop.Classify(hidden, dbop.VerdictOf(err))
 }
 
 // restartedError is the error of a run undone by a restart whose chain

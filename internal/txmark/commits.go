@@ -21,14 +21,27 @@ type Commits struct {
 	n, rel atomic.Int64
 	parent *Commits // the enclosing count or frame
 	in     *Commits // the nearest frame above, nil when there is none
-	frame  bool     // a savepoint or transaction: releases inside it stop here
+	// inRel is in's count of releases when this count was installed: a
+	// release into in since then came from this count's work, even if the
+	// step ran it with another context of the same transaction.
+	inRel int64
+	frame bool   // a savepoint or transaction: releases inside it stop here
+	id    uint64 // a frame's identity, for marks (which must not keep it alive)
 }
 
-// Frame returns the savepoint attempt or transaction this count runs in:
-// the releases it counts stand there, and are undone with it. It is nil
-// when ctx carried no frame (a transaction begun by hand, not marked with
-// dbop.WithinTx).
-func (c *Commits) Frame() *Commits { return c.in }
+// frameIDs numbers the frames.
+var frameIDs atomic.Uint64
+
+// Frame returns the identity of the savepoint attempt or transaction this
+// count runs in: the releases it counts stand there, and are undone with
+// it. It is 0 when ctx carried no frame (a transaction begun by hand, not
+// marked with dbop.WithinTx).
+func (c *Commits) Frame() uint64 {
+	if c.in == nil {
+		return 0
+	}
+	return c.in.id
+}
 
 // link makes c a child of ctx's count or frame.
 func (c *Commits) link(ctx context.Context) {
@@ -39,17 +52,27 @@ func (c *Commits) link(ctx context.Context) {
 			c.in = p
 		}
 	}
+	if c.in != nil {
+		c.inRel = c.in.rel.Load()
+	}
 }
 
-// Within reports whether work running with ctx runs inside frame, where
-// releases counted in frame still stand: frame is ctx's nearest frame or
-// one enclosing it. A nil frame (none was known) encloses everything.
-func Within(ctx context.Context, frame *Commits) bool {
-	if frame == nil {
+// makeFrame makes c, linked, a frame.
+func (c *Commits) makeFrame() {
+	c.frame = true
+	c.id = frameIDs.Add(1)
+}
+
+// Within reports whether work running with ctx runs inside the frame
+// whose identity is id, where releases counted in it still stand: it is
+// ctx's nearest frame or one enclosing it. Frame 0 (none was known)
+// encloses everything.
+func Within(ctx context.Context, id uint64) bool {
+	if id == 0 {
 		return true
 	}
 	for c := commitsOf(ctx); c != nil; c = c.parent {
-		if c == frame {
+		if c.frame && c.id == id {
 			return true
 		}
 	}
@@ -59,10 +82,17 @@ func Within(ctx context.Context, frame *Commits) bool {
 // Count returns the number of commits recorded.
 func (c *Commits) Count() int64 { return c.n.Load() }
 
-// Releases returns the number of released savepoints recorded that still
-// stand where this count was installed: none of them was inside a
-// savepoint or transaction that has been rolled back since.
-func (c *Commits) Releases() int64 { return c.rel.Load() }
+// Releases returns the number of released savepoints that still stand
+// where this count was installed, recorded through its context or into
+// the frame it runs in since it was installed (a step that ran a savepoint
+// with the transaction's context rather than the one it was handed).
+func (c *Commits) Releases() int64 {
+	n := c.rel.Load()
+	if c.in != nil {
+		n = max(n, c.in.rel.Load()-c.inRel)
+	}
+	return n
+}
 
 type commitsKey struct{}
 
@@ -99,7 +129,7 @@ func WithCommits(ctx context.Context) (context.Context, *Commits) {
 func WithFrame(ctx context.Context) context.Context {
 	x := &commitsCtx{Context: ctx}
 	x.c.link(ctx)
-	x.c.frame = true
+	x.c.makeFrame()
 	return x
 }
 
@@ -118,10 +148,10 @@ func Committed(ctx context.Context) {
 // or committed.
 func SavepointReleased(ctx context.Context) {
 	for c := commitsOf(ctx); c != nil; c = c.parent {
+		c.rel.Add(1)
 		if c.frame {
 			return
 		}
-		c.rel.Add(1)
 	}
 }
 
@@ -133,11 +163,12 @@ func SavepointReleased(ctx context.Context) {
 type After struct {
 	Err error
 	// Released: no transaction had committed, only savepoints been
-	// released; their work stands in Frame, and only for work that runs
-	// inside it ([Within]): outside, Frame was rolled back or committed as
-	// a whole (and a commit is counted as one).
+	// released; their work stands in the frame Frame identifies, and only
+	// for work that runs inside it ([Within]): outside, that frame was
+	// rolled back or committed as a whole (and a commit is counted as
+	// one).
 	Released bool
-	Frame    *Commits
+	Frame    uint64
 }
 
 func (e *After) Error() string {
@@ -149,3 +180,28 @@ func (e *After) Error() string {
 
 // Unwrap returns the marked error.
 func (e *After) Unwrap() error { return e.Err }
+
+// CommitIn returns the first After mark on err's chain that records a
+// commit (not only released savepoints), looking through wrapped and
+// joined errors, or nil.
+func CommitIn(err error) *After {
+	for err != nil {
+		if a, ok := err.(*After); ok && !a.Released {
+			return a
+		}
+		switch e := err.(type) {
+		case interface{ Unwrap() error }:
+			err = e.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				if a := CommitIn(inner); a != nil {
+					return a
+				}
+			}
+			return nil
+		default:
+			return nil
+		}
+	}
+	return nil
+}

@@ -72,7 +72,7 @@ type stateKey struct{}
 func WithState(ctx context.Context, s *State) context.Context {
 	x := &stateCtx{Context: ctx, s: s}
 	x.frame.link(ctx)
-	x.frame.frame = true
+	x.frame.makeFrame()
 	return x
 }
 
