@@ -37,7 +37,11 @@ dbopvet finds the mistakes no runtime check can catch in time:
     marked dbop.Idempotent();
   - retry-commits: in such an operation, a transaction scope (InTx, Do or
     a wrapper) run after another that committed, or inside a loop: when
-    the later one fails, the retry applies the committed one again.
+    the later one fails, the retry applies the committed one again;
+  - then-ctx: a step of dbop.Then, a function literal, that ignores the
+    context Then hands it (_, unnamed or unused) and runs its work with
+    another one: Then cannot count what it commits, and a retry around the
+    Then runs the committed step again.
 
 A comment //dbopvet:ignore <reason> on the line of a finding, or on the
 line before, silences it; the reason is required.`
@@ -49,6 +53,7 @@ const (
 	catRetryInTx       = "retry-in-tx"
 	catAutocommitRetry = "autocommit-retry"
 	catRetryCommits    = "retry-commits"
+	catThenCtx         = "then-ctx"
 	catIgnore          = "ignore"
 )
 

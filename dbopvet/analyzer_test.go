@@ -22,6 +22,7 @@ func TestAnalyzer(t *testing.T) {
 		"retryintx",    // 3: a retry in a transaction no scope or context protects
 		"autocommit",   // 4: a write in autocommit under a retry not marked Idempotent
 		"retrycommits", // 5: a transaction after another committed, under a retry not marked Idempotent
+		"thenctx",      // 6: a step of dbop.Then that runs its work with another context than the one Then handed it
 		"txhelp",       // wrappers of InTx, and helpers that end a transaction: facts
 		"usetxhelp",    // their callers
 		"ignore",       // //dbopvet:ignore

@@ -74,6 +74,24 @@
 // ends when its transaction succeeds (a retry written by hand), or on a
 // path that leaves the loop right after it.
 //
+// then-ctx: a step of dbop.Then, a function literal passed as its f,
+// whose context parameter is blank (_), unnamed or never used, and that
+// runs its work with another context (the caller's, context.Background(),
+// t.Context()): X.Run(ctx) of an operation, or a call of a wrapper of InTx
+// or of a function that runs a transaction that writes, with that context
+// as its first argument. Then counts what a step commits through the
+// context it hands the step, and a retry around the Then refuses to run a
+// committed step again (dbop.ErrAlreadyCommitted); a step that runs its
+// work with another context escapes the count, and the retry runs the
+// committed step again. A parameter used anywhere in the step, even in
+// one call among others, keeps the step silent; so does work in a function
+// literal inside the step (run when, and with the context, its caller
+// decides) or started as a goroutine, work run with the context of a
+// transaction (handed in by a scope, or marked by dbop.WithinTx: dbop
+// counts the savepoints a step releases into the transaction the Then
+// runs in), a call of a function the analyzer does not see run a
+// transaction, and a step that is a named function or a method value.
+//
 // # Precision first
 //
 // A finding is reported only where the analyzer sees every fact it rests

@@ -159,9 +159,14 @@ func (c *checker) retryOption(e ast.Expr, depth int) string {
 	return ""
 }
 
-// checkOps runs checks 3, 4 and 5 on every decorated operation.
+// checkOps runs checks 3, 4 and 5 on every decorated operation, and check
+// 6 on every dbop.Then.
 func (c *checker) checkOps() {
 	info := c.pass.TypesInfo
+	var thens []*ast.CallExpr
+	// thenRetries are the retries seen around a Then: the first one not
+	// marked Idempotent in a With list on it.
+	thenRetries := map[ast.Expr]*deco{}
 	for _, f := range c.pass.Files {
 		ast.Inspect(f, func(n ast.Node) bool {
 			call, ok := n.(*ast.CallExpr)
@@ -174,12 +179,25 @@ func (c *checker) checkOps() {
 				o := c.resolveOp(call, 0)
 				c.checkAutocommitRetry(o)
 				c.checkRetryCommits(o)
+				if base := c.opBase(call, 0); thenRetries[base] == nil {
+					for i := range o.decos {
+						if d := &o.decos[i]; d.kind == decoRetry && d.optsKnown && !d.idempotent {
+							thenRetries[base] = d
+							break
+						}
+					}
+				}
 			case isOpMethod(fn, "Run") && len(call.Args) == 1:
 				o := c.resolveOp(ast.Unparen(call.Fun).(*ast.SelectorExpr).X, 0)
 				c.checkRetryInTx(o, call.Args[0])
+			case isFunc(fn, dbopPath, "Then"):
+				thens = append(thens, call)
 			}
 			return true
 		})
+	}
+	for _, then := range thens {
+		c.checkThenCtx(then, thenRetries[then])
 	}
 }
 

@@ -90,6 +90,30 @@ func shipOrder(ctx context.Context, pool *pgxpool.Pool, orderID int64) error {
 	return err
 }
 
+// then-ctx
+
+type (
+	User    struct{ ID int64 }
+	Order   struct{ ID int64 }
+	Handler struct{ pool *pgxpool.Pool }
+)
+
+func getUser(id int64) dbop.Op[User] {
+	return dbop.Op[User](func(context.Context) (User, error) { return User{ID: id}, nil })
+}
+
+func createOrder(u User) dbop.Op[Order] {
+	return dbop.Op[Order](func(context.Context) (Order, error) { return Order{}, nil })
+}
+
+func (h *Handler) Checkout(ctx context.Context, id int64) error {
+	op := dbop.Then(getUser(id), func(_ context.Context, u User) (Order, error) {
+		return createOrder(u).Run(ctx) // want `^this step of dbop.Then runs createOrder\(u\) with ctx, not with the context Then handed it`
+	})
+	_, err := op.With(retried).Run(ctx)
+	return err
+}
+
 // The fixes: silent.
 
 func transferFixed(ctx context.Context, pool *pgxpool.Pool, from, to, amount int64) error {
@@ -128,6 +152,14 @@ func shipOrderFixed(ctx context.Context, pool *pgxpool.Pool, orderID int64) erro
 	}
 	op := dbop.Then(pgxdb.InTx(pool, reserve), func(ctx context.Context, _ int64) (int64, error) {
 		return pgxdb.InTx(pool, ship).Run(ctx)
+	})
+	_, err := op.With(retried).Run(ctx)
+	return err
+}
+
+func (h *Handler) CheckoutFixed(ctx context.Context, id int64) error {
+	op := dbop.Then(getUser(id), func(ctx context.Context, u User) (Order, error) {
+		return createOrder(u).Run(ctx)
 	})
 	_, err := op.With(retried).Run(ctx)
 	return err
