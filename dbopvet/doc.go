@@ -77,20 +77,28 @@
 // then-ctx: a step of dbop.Then, a function literal passed as its f,
 // whose context parameter is blank (_), unnamed or never used, and that
 // runs its work with another context (the caller's, context.Background(),
-// t.Context()): X.Run(ctx) of an operation, or a call of a wrapper of InTx
-// or of a function that runs a transaction that writes, with that context
-// as its first argument. Then counts what a step commits through the
-// context it hands the step, and a retry around the Then refuses to run a
-// committed step again (dbop.ErrAlreadyCommitted); a step that runs its
-// work with another context escapes the count, and the retry runs the
-// committed step again. A parameter used anywhere in the step, even in
-// one call among others, keeps the step silent; so does work in a function
-// literal inside the step (run when, and with the context, its caller
-// decides) or started as a goroutine, work run with the context of a
-// transaction (handed in by a scope, or marked by dbop.WithinTx: dbop
-// counts the savepoints a step releases into the transaction the Then
-// runs in), a call of a function the analyzer does not see run a
-// transaction, and a step that is a named function or a method value.
+// t.Context()) and is known to commit a transaction that writes:
+// X.Run(ctx) of an InTx or Do with no ReadOnly option, every option known
+// and a function seen to write (through With lists, variables assigned
+// once and a function of the package that returns it), or a call, with
+// that context as its first argument, of a wrapper of InTx with a
+// function that writes or of a function that runs a transaction that
+// writes. Then counts what a step commits through the context it hands
+// the step, and a retry around the Then refuses to run a committed step
+// again (dbop.ErrAlreadyCommitted); a step that runs its work with
+// another context escapes the count, and a retry would run the committed
+// step again (with no retry in sight, the message says so as a
+// condition). A parameter used anywhere in the step, even in one call
+// among others, keeps the step silent; so does work in a function literal
+// inside the step (run when, and with the context, its caller decides) or
+// started as a goroutine, work run with the context of a transaction
+// (handed in by a scope, or marked by dbop.WithinTx: dbop counts the
+// savepoints a step releases into the transaction the Then runs in), an
+// operation that is no transaction, a read-only one, one whose function
+// the analyzer does not see write, or one with a savepoint scope or a
+// decorator it cannot see into in its With list, a call of a function the
+// analyzer does not see run a transaction that writes, and a step that is
+// a named function or a method value.
 //
 // # Precision first
 //

@@ -102,11 +102,16 @@ func getUser(id int64) dbop.Op[User] {
 	return dbop.Op[User](func(context.Context) (User, error) { return User{ID: id}, nil })
 }
 
+var orders *pgxpool.Pool
+
 func createOrder(u User) dbop.Op[Order] {
-	return dbop.Op[Order](func(context.Context) (Order, error) { return Order{}, nil })
+	return pgxdb.InTx(orders, func(ctx context.Context, tx pgx.Tx) (Order, error) {
+		var o Order
+		return o, tx.QueryRow(ctx, "INSERT INTO orders (user_id) VALUES ($1) RETURNING id", u.ID).Scan(&o.ID)
+	})
 }
 
-func (h *Handler) Checkout(ctx context.Context, id int64) error {
+func (h *Handler) Checkout(ctx context.Context, id int64) error { // want Checkout:"writes"
 	op := dbop.Then(getUser(id), func(_ context.Context, u User) (Order, error) {
 		return createOrder(u).Run(ctx) // want `^this step of dbop.Then runs createOrder\(u\) with ctx, not with the context Then handed it`
 	})
@@ -157,7 +162,7 @@ func shipOrderFixed(ctx context.Context, pool *pgxpool.Pool, orderID int64) erro
 	return err
 }
 
-func (h *Handler) CheckoutFixed(ctx context.Context, id int64) error {
+func (h *Handler) CheckoutFixed(ctx context.Context, id int64) error { // want CheckoutFixed:"writes"
 	op := dbop.Then(getUser(id), func(ctx context.Context, u User) (Order, error) {
 		return createOrder(u).Run(ctx)
 	})

@@ -67,7 +67,7 @@ func unused(ctx context.Context, id int64) (Order, error) {
 // and no retry in sight: the message names none.
 func unnamed(id int64) dbop.Op[Order] {
 	return dbop.Then(getUser(id), func(context.Context, User) (Order, error) {
-		return pgxdb.InTx(pool, insertOrder).Run(context.Background()) // want `^this step of dbop.Then runs pgxdb.InTx with context.Background\(\), not with the context Then handed it \(the parameter is unnamed\): Then counts the transactions a step commits through its context, and a retry around the Then would run this committed step again; name the parameter and pass it$`
+		return pgxdb.InTx(pool, insertOrder).Run(context.Background()) // want `^this step of dbop.Then runs pgxdb.InTx with context.Background\(\), not with the context Then handed it \(the parameter is unnamed\): Then counts the transactions a step commits through its context, and a retry around this Then, if one is added, would run this committed step again; name the parameter and pass it$`
 	})
 }
 
