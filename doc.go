@@ -108,30 +108,33 @@
 //     and not rolled back since, is not run again; the retry returns
 //     [ErrAlreadyCommitted] instead.
 //
-// The scopes learn which transaction work runs in from the context they
-// hand over ([WithinTx]) and from the transaction a savepoint scope is
-// built on ([AroundTx]). One composition gives them neither, and is the
-// exception to invariants 1 and 2: a retry or a fallback around
-// statements on a transaction with no savepoint scope inside it, run with
-// a context that is not marked as inside the transaction (for instance
-// context.Background() inside InTx's function, or a transaction begun by
-// hand). Run work inside a transaction with the context the scope handed
-// over, or mark your own with WithinTx; the dbopvet analyzer reports the
-// rest. Likewise, invariant 8 holds for the steps of Then and All, which
-// count what their scopes commit through the context they hand the steps.
-// The exceptions, which dbopvet reports: an Op of your own that runs
-// several transactions one after the other under a retry (retry-commits;
-// the retry cannot see the first commit at no cost on the success path:
-// build it with Then, or retry each transaction), and a step of a Then
-// that runs its transaction with another context than the one Then handed
-// it (then-ctx; a savepoint released with the transaction's own context is
-// still counted). A savepoint on an outer transaction run inside the
-// function of an inner one (another connection) counts in the inner one:
-// a retry around the inner one runs it again, Then or not; keep work on
-// each transaction inside its own scope. In a transaction begun by hand
-// and not marked with WithinTx, a released savepoint counts everywhere: a
-// retry around your begin-and-commit refuses where it could run again;
-// mark the context.
+// The scopes learn which transaction work runs in from the context they hand
+// over ([WithinTx]) and from the transaction a savepoint scope is built on
+// ([AroundTx]). One composition gives them neither, and is the exception to
+// invariants 1 and 2: a retry or a fallback around statements on a
+// transaction with no savepoint scope inside it, run with a context that is
+// not marked as inside the transaction (for instance context.Background()
+// inside InTx's function, or a transaction begun by hand). Run work inside a
+// transaction with the context the scope handed over, or mark your own with
+// WithinTx; the dbopvet analyzer reports the rest. Likewise, invariant 8
+// holds for the steps of Then and All, which count what their scopes commit
+// through the context they hand the steps. The exceptions, which dbopvet
+// reports: an Op of your own that runs several transactions one after the
+// other under a retry (retry-commits; the retry cannot see the first commit
+// at no cost on the success path: build it with Then, or retry each
+// transaction), and a step of a Then that runs its work with another context
+// than the one Then handed it (then-ctx): a transaction it commits is not
+// seen. A savepoint scope run with the transaction's own context instead is
+// counted when the Then runs directly in that transaction; inside a
+// savepoint of its own the release bypasses it (a retry there may run it
+// again, and on MySQL and MariaDB the savepoint's name is reused and the
+// enclosing one destroyed): run savepoint scopes with the context you were
+// handed. A savepoint on an outer transaction run inside the function of an
+// inner one (another connection) counts in the inner one: a retry around the
+// inner one runs it again, Then or not; keep work on each transaction inside
+// its own scope. In a transaction begun by hand and not marked with
+// WithinTx, a released savepoint counts everywhere: a retry around your
+// begin-and-commit refuses where it could run again; mark the context.
 //
 // # Errors
 //
