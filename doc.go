@@ -125,16 +125,16 @@
 // transaction), and a step of a Then that runs its work with another context
 // than the one Then handed it (then-ctx): a transaction it commits is not
 // seen. A savepoint scope run with the transaction's own context instead is
-// counted when the Then runs directly in that transaction; inside a
-// savepoint of its own the release bypasses it (a retry there may run it
-// again, and on MySQL and MariaDB the savepoint's name is reused and the
-// enclosing one destroyed): run savepoint scopes with the context you were
-// handed. A savepoint on an outer transaction run inside the function of an
-// inner one (another connection) counts in the inner one: a retry around the
-// inner one runs it again, Then or not; keep work on each transaction inside
-// its own scope. In a transaction begun by hand and not marked with
-// WithinTx, a released savepoint counts everywhere: a retry around your
-// begin-and-commit refuses where it could run again; mark the context.
+// counted, and undone with a savepoint rolled back around it, but on MySQL
+// and MariaDB it reuses the name of the savepoint the step runs in and
+// destroys it (the transaction is then doomed): run savepoint scopes with
+// the context you were handed. A savepoint on an outer transaction run
+// inside the function of an inner one (another connection) counts in the
+// inner one: a retry around the inner one runs it again, Then or not; keep
+// work on each transaction inside its own scope. In a transaction begun by
+// hand and not marked with WithinTx, a released savepoint counts everywhere:
+// a retry around your begin-and-commit refuses where it could run again;
+// mark the context.
 //
 // # Errors
 //

@@ -285,3 +285,51 @@ func TestAThensErrorDoesNotKeepTheContextAlive(t *testing.T) {
 	}
 	t.Errorf("the error (%v) keeps the request's context values alive", kept)
 }
+
+// A step that runs its savepoint scope with the transaction's context
+// inside a savepoint the Then runs in: the release reaches the transaction,
+// not the savepoint's frame, yet it is part of the savepoint's work. It is
+// counted by the Then inside the savepoint (the retry there refuses rather
+// than put A in twice) and undone with the savepoint's rollback (a Then
+// around the savepoint runs again, and OrDefault gives its default). Found
+// by a review.
+func TestAStepRunWithTheTransactionsContextInsideASavepoint(t *testing.T) {
+	lockWait := dbop.Classify(dboptest.MySQLError(1205, "Lock wait timeout exceeded"), dbop.RetryStatement)
+	retry := dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))
+	for _, c := range []struct {
+		name    string
+		body    func(txctx context.Context, tx *dboptest.Tx, aTx, b dbop.Op[int]) dbop.Op[int]
+		wantErr error
+		want    []string
+	}{
+		{"a retry inside the savepoint", func(_ context.Context, tx *dboptest.Tx, aTx, b dbop.Op[int]) dbop.Op[int] {
+			return frameThen(aTx, b).With(retry).With(scopes.InSavepoint(tx))
+		}, dbop.ErrAlreadyCommitted, nil},
+		{"a retry around a Then around the savepoint", func(_ context.Context, tx *dboptest.Tx, aTx, b dbop.Op[int]) dbop.Op[int] {
+			read := dbop.Op[int](func(context.Context) (int, error) { return 0, nil })
+			return frameThen(read, frameThen(aTx, b).With(scopes.InSavepoint(tx))).With(retry)
+		}, nil, []string{"A", "B"}},
+		{"OrDefault around a Then around the savepoint", func(_ context.Context, tx *dboptest.Tx, aTx, b dbop.Op[int]) dbop.Op[int] {
+			read := dbop.Op[int](func(context.Context) (int, error) { return 0, nil })
+			return frameThen(read, frameThen(aTx, b).With(scopes.InSavepoint(tx))).With(dbop.OrDefault(7))
+		}, nil, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var rec dboptest.Recorder
+			_, err := scopes.InTx(rec.Begin, func(txctx context.Context, tx *dboptest.Tx) (int, error) {
+				a := frameStep(tx, "A", failsLeft(0), nil)
+				aTx := dbop.Op[int](func(context.Context) (int, error) { return a.Run(txctx) })
+				return c.body(txctx, tx, aTx, frameStep(tx, "B", failsLeft(1), lockWait)).Run(txctx)
+			}).Run(t.Context())
+			switch {
+			case c.wantErr == nil && err != nil:
+				t.Errorf("Run: %v, want success", err)
+			case c.wantErr != nil && !errors.Is(err, c.wantErr):
+				t.Errorf("Run: %v, want %v", err, c.wantErr)
+			}
+			if got := applied(t, &rec); !slices.Equal(got, c.want) {
+				t.Errorf("committed %q, want %q; log %v", got, c.want, rec.Log())
+			}
+		})
+	}
+}

@@ -130,11 +130,16 @@ func runSavepoint(ctx context.Context, c *config, sp Savepointer, next func(cont
 		innerCtx = txmark.WithFrame(innerCtx)
 	}
 
+	// Releases that reach the frames around this attempt while it runs
+	// come from inside it; should it be rolled back, they are undone too.
+	watched := txmark.StartAttempt(ctx)
+
 	// As in runTx: undo on panic or runtime.Goexit without recovering.
 	returned := false
 	defer func() {
 		if !returned {
 			_ = undo(ctx, c, sp, name)
+			watched.RolledBack()
 		}
 	}()
 	err := next(innerCtx)
@@ -174,6 +179,7 @@ func runSavepoint(ctx context.Context, c *config, sp Savepointer, next func(cont
 	if uerr := undo(ctx, c, sp, name); uerr != nil {
 		return doom(outer, sp, dbop.Classify(fmt.Errorf("%w (%w)", err, uerr), dbop.RetryTransaction))
 	}
+	watched.RolledBack()
 	// Certified: the attempt's effects are gone and the transaction is
 	// usable, so a retry inside it may run the attempt again (if the
 	// verdict allows) and a fallback may replace the error.

@@ -21,12 +21,34 @@ type Commits struct {
 	n, rel atomic.Int64
 	parent *Commits // the enclosing count or frame
 	in     *Commits // the nearest frame above, nil when there is none
-	// inRel is in's count of releases when this count was installed: a
-	// release into in since then came from this count's work, even if the
-	// step ran it with another context of the same transaction.
-	inRel int64
+	// above holds the enclosing frames, nearest first, with their counts
+	// of releases when this count was installed: a release into one of
+	// them since came from this count's work (a transaction serves one
+	// goroutine at a time), even if a step ran its savepoint scope with
+	// another context of the transaction than the one it was handed.
+	above [maxFramesAbove]frameCount
 	frame bool   // a savepoint or transaction: releases inside it stop here
 	id    uint64 // a frame's identity, for marks (which must not keep it alive)
+}
+
+// frameCount is a frame and its count of releases at some moment.
+type frameCount struct {
+	f   *Commits
+	rel int64
+}
+
+// maxFramesAbove bounds the frames a count or a savepoint attempt watches:
+// a transaction and the savepoints nested in it, rarely more than a few.
+const maxFramesAbove = 4
+
+// snapshot records the frames above c (up to maxFramesAbove) and their
+// counts of releases now.
+func snapshot(from *Commits, into *[maxFramesAbove]frameCount) {
+	i := 0
+	for f := from; f != nil && i < maxFramesAbove; f = f.in {
+		into[i] = frameCount{f, f.rel.Load()}
+		i++
+	}
 }
 
 // frameIDs numbers the frames.
@@ -52,9 +74,7 @@ func (c *Commits) link(ctx context.Context) {
 			c.in = p
 		}
 	}
-	if c.in != nil {
-		c.inRel = c.in.rel.Load()
-	}
+	snapshot(c.in, &c.above)
 }
 
 // makeFrame makes c, linked, a frame.
@@ -87,11 +107,46 @@ func (c *Commits) Count() int64 { return c.n.Load() }
 // the frame it runs in since it was installed (a step that ran a savepoint
 // with the transaction's context rather than the one it was handed).
 func (c *Commits) Releases() int64 {
-	n := c.rel.Load()
-	if c.in != nil {
-		n = max(n, c.in.rel.Load()-c.inRel)
+	var since int64
+	for _, fc := range c.above {
+		if fc.f != nil {
+			since += fc.f.rel.Load() - fc.rel
+		}
 	}
-	return n
+	return max(c.rel.Load(), since)
+}
+
+// Attempt is what a savepoint attempt watches of the frames around it.
+type Attempt struct{ above [maxFramesAbove]frameCount }
+
+// StartAttempt records, for a savepoint attempt about to run with ctx
+// (outside the savepoint), the releases counted so far in the frames
+// around it.
+func StartAttempt(ctx context.Context) (a Attempt) {
+	c := commitsOf(ctx)
+	if c == nil {
+		return a
+	}
+	f := c
+	if !f.frame {
+		f = c.in
+	}
+	snapshot(f, &a.above)
+	return a
+}
+
+// RolledBack records that the savepoint attempt a watched was rolled back:
+// releases that reached the frames around it since it started were made
+// inside it, by scopes run with a context that skipped its frame (the
+// transaction's), and the rollback undid them.
+func (a *Attempt) RolledBack() {
+	for _, fc := range a.above {
+		if fc.f != nil {
+			if d := fc.f.rel.Load() - fc.rel; d > 0 {
+				fc.f.rel.Add(-d)
+			}
+		}
+	}
 }
 
 type commitsKey struct{}
