@@ -34,6 +34,8 @@ func TestAllocations(t *testing.T) {
 		{"success through retry with a zero budget", ok.With(dbop.WithRetry(dbop.Constant(0), dbop.WithBudget(new(dbop.Budget)))), 0},
 		{"success through retry and a HotSpot that saw no conflict lately", ok.With(benchPipeline(), dbop.HotSpot()), 0},
 		{"observer absent, budget-free jittered backoff", ok.With(dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Millisecond, time.Second)))), 0},
+		// Then's count of what its steps commit is its one allocation.
+		{"success of a Then under a retry", dbop.Then(ok, func(context.Context, int) (int, error) { return 2, nil }).With(benchPipeline()), 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
