@@ -26,7 +26,8 @@ dbopvet finds the mistakes no runtime check can catch in time:
 
   - outside-tx: inside a function run by InTx or Do (of scopes, pgxdb,
     sqldb or gormdb), a statement through a pool, *sql.DB, *gorm.DB or
-    connection from outside instead of the transaction handed in;
+    connection from outside instead of the transaction handed in, or on
+    another transaction begun by hand or handed in by an enclosing InTx;
   - ends-tx: such a function committing or rolling back the transaction it
     was handed;
   - retry-in-tx: a dbop.WithRetry around statements on a transaction begun

@@ -29,6 +29,15 @@
 // transaction would fit (an interface the transaction implements, as
 // sqlc's DBTX): it runs outside the transaction, commits on its own, stays
 // applied when the transaction rolls back, and runs again on every retry.
+// The same check reports a transaction from outside: a statement on a
+// pgx.Tx, a *sql.Tx or a *gorm.DB the analyzer knows is a transaction that
+// is not the one handed in but one begun by hand outside the function (tx,
+// err := pool.Begin(ctx), db.BeginTx(ctx, nil), gdb.Begin()) or handed in
+// by an enclosing InTx (a nested InTx whose function uses the outer
+// transaction), and a savepoint scope built on such a transaction
+// (InSavepoint(outerTx) in a With list inside the function): the statement
+// runs in the outer transaction, stays applied when the inner one rolls
+// back, and runs again on every retry of it.
 //
 // ends-tx: such a function committing or rolling back the transaction it
 // was handed (tx.Commit, a deferred tx.Rollback, tx.Exec("COMMIT"), or a

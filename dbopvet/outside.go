@@ -17,6 +17,11 @@ func (c *checker) checkOutside(tf *txFunc, call *ast.CallExpr) {
 	}
 	if sel, ok := ast.Unparen(call.Fun).(*ast.SelectorExpr); ok && recvNamed(fn) != nil {
 		t := info.TypeOf(sel.X)
+		if h := handleOf(t); h != notHandle && isStatement(t, fn.Name()) &&
+			c.checkOtherTx(tf, sel.X, "this statement runs in it, stays applied when this transaction rolls back, "+
+				"and runs again on every retry of it; run it in %[1]s, or outside this function") {
+			return
+		}
 		if h := handleOf(t); h != notHandle && h != tx && isStatement(t, fn.Name()) {
 			if r, ok := c.ix.rootOf(sel.X); ok && c.outside(tf, r, h) {
 				c.report(sel.X.Pos(), catOutsideTx, fmt.Sprintf(
@@ -27,6 +32,12 @@ func (c *checker) checkOutside(tf *txFunc, call *ast.CallExpr) {
 			}
 			return
 		}
+	}
+	// A savepoint scope on another transaction, listed on an operation.
+	if fn.Name() == "InSavepoint" && isSavepointFunc(fn) && len(call.Args) > 0 && c.inWithList(call) {
+		c.checkOtherTx(tf, call.Args[0], "the operation runs in a savepoint of it, what it does stays applied "+
+			"when this transaction rolls back, and runs again on every retry of it; build the savepoint scope on %[1]s")
+		return
 	}
 	// A handle from outside passed where the transaction would fit.
 	if isLibrary(funcPath(fn)) {
@@ -151,4 +162,62 @@ func (c *checker) gormPool(r root) bool {
 		}
 	}
 	return true
+}
+
+// checkOtherTx reports e, a transaction used inside tf, when it is not the
+// one tf was handed but one the analyzer sees begun by hand outside tf or
+// handed in by a scope around it; what, a format with the name of tf's
+// transaction as its argument, says what then happens; it returns whether
+// it reported.
+func (c *checker) checkOtherTx(tf *txFunc, e ast.Expr, what string) bool {
+	t := c.pass.TypesInfo.TypeOf(e)
+	if h := handleOf(t); h != tx && h != gormDB {
+		return false
+	}
+	r, ok := c.ix.rootOf(e)
+	if !ok || r.begun {
+		return false
+	}
+	r = c.resolveLocal(r)
+	if r.begun || len(r.path) > 0 || r.v == tf.tx || within(r.v.Pos(), tf.node) {
+		return false
+	}
+	// The inner transaction may be begun on this one (a savepoint, inside
+	// which its statements run): report only when every beginner is known
+	// and none is it.
+	if tf.unknown {
+		return false
+	}
+	for _, b := range tf.beginners {
+		if b.same(r) {
+			return false
+		}
+	}
+	u, ok := c.txOrigin(r.v, tf.node)
+	if !ok {
+		return false
+	}
+	origin := "handed in by " + u.scope + " at " + c.posLine(r.v.Pos(), e.Pos())
+	if u.byHand {
+		origin = "begun by hand at " + c.posLine(c.ix.defs[r.v][0].rhs.Pos(), e.Pos())
+	}
+	name := tf.tx.Name()
+	c.report(e.Pos(), catOutsideTx, fmt.Sprintf(
+		"%s (%s, %s) is another transaction than the one %s handed in (%s): %s",
+		rootString(e), typeName(t), origin, tf.scope, name, fmt.Sprintf(what, name)))
+	return true
+}
+
+// inWithList reports whether call is listed in a With call of an operation.
+func (c *checker) inWithList(call *ast.CallExpr) bool {
+	p, ok := c.ix.parents[call].(*ast.CallExpr)
+	if !ok || !isOpMethod(callee(c.pass.TypesInfo, p), "With") {
+		return false
+	}
+	for _, a := range p.Args {
+		if a == call {
+			return true
+		}
+	}
+	return false
 }
