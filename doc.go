@@ -131,10 +131,10 @@
 // the context you were handed. A savepoint on an outer transaction run
 // inside the function of an inner one (another connection) counts in the
 // inner one: a retry around the inner one runs it again, Then or not; keep
-// work on each transaction inside its own scope. In a transaction begun by
-// hand and not marked with WithinTx, a released savepoint counts everywhere:
-// a retry around your begin-and-commit refuses where it could run again;
-// mark the context.
+// work on each transaction inside its own scope (dbopvet outside-tx reports
+// it). In a transaction begun by hand and not marked with WithinTx, a
+// released savepoint counts everywhere: a retry around your begin-and-commit
+// refuses where it could run again; mark the context.
 //
 // # Errors
 //
