@@ -11,13 +11,7 @@ func (c *checker) checkAutocommitRetry(o op) {
 	if o.fn == nil {
 		return
 	}
-	var retry *deco
-	for i := range o.decos {
-		if d := &o.decos[i]; d.kind == decoRetry && d.optsKnown && !d.idempotent {
-			retry = d
-			break
-		}
-	}
+	retry := o.unmarkedRetry()
 	if retry == nil {
 		return
 	}

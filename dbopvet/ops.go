@@ -36,6 +36,17 @@ type op struct {
 
 const maxDepth = 16
 
+// unmarkedRetry returns the outermost retry of o whose options are all
+// known and that is not marked Idempotent, or nil.
+func (o *op) unmarkedRetry() *deco {
+	for i := range o.decos {
+		if d := &o.decos[i]; d.kind == decoRetry && d.optsKnown && !d.idempotent {
+			return d
+		}
+	}
+	return nil
+}
+
 // neutralDecorators are dbop's decorators that neither retry nor run an
 // attempt in a transaction scope. Any other is unknown: it might (an
 // Around can run its own SAVEPOINT and ROLLBACK TO).
@@ -136,9 +147,10 @@ func (c *checker) resolveDeco(e, listed ast.Expr, depth int) []deco {
 	return unknown
 }
 
-// retryOption returns the name of the dbop function that made the retry
-// option e, or "" when it is not known.
-func (c *checker) retryOption(e ast.Expr, depth int) string {
+// optionMaker returns the name of the package-level function that made
+// the option e (followed through variables assigned once) when from says
+// it is one the analyzer knows, or "" otherwise.
+func (c *checker) optionMaker(e ast.Expr, depth int, from func(*types.Func) bool) string {
 	if depth > maxDepth {
 		return ""
 	}
@@ -149,14 +161,20 @@ func (c *checker) retryOption(e ast.Expr, depth int) string {
 			return ""
 		}
 		if d, ok := c.ix.singleDef(v); ok && d.index < 0 {
-			return c.retryOption(d.rhs, depth+1)
+			return c.optionMaker(d.rhs, depth+1, from)
 		}
 	case *ast.CallExpr:
-		if fn := callee(c.pass.TypesInfo, x); fn != nil && funcPath(fn) == dbopPath && recvNamed(fn) == nil {
+		if fn := callee(c.pass.TypesInfo, x); fn != nil && recvNamed(fn) == nil && from(fn) {
 			return fn.Name()
 		}
 	}
 	return ""
+}
+
+// retryOption returns the name of the dbop function that made the retry
+// option e, or "" when it is not known.
+func (c *checker) retryOption(e ast.Expr, depth int) string {
+	return c.optionMaker(e, depth, func(fn *types.Func) bool { return funcPath(fn) == dbopPath })
 }
 
 // checkOps runs checks 3, 4 and 5 on every decorated operation, and check
@@ -180,12 +198,7 @@ func (c *checker) checkOps() {
 				c.checkAutocommitRetry(o)
 				c.checkRetryCommits(o)
 				if base := c.opBase(call, 0); thenRetries[base] == nil {
-					for i := range o.decos {
-						if d := &o.decos[i]; d.kind == decoRetry && d.optsKnown && !d.idempotent {
-							thenRetries[base] = d
-							break
-						}
-					}
+					thenRetries[base] = o.unmarkedRetry()
 				}
 			case isOpMethod(fn, "Run") && len(call.Args) == 1:
 				o := c.resolveOp(ast.Unparen(call.Fun).(*ast.SelectorExpr).X, 0)

@@ -33,13 +33,7 @@ func (c *checker) checkRetryCommits(o op) {
 	if o.fn == nil {
 		return
 	}
-	var retry *deco
-	for i := range o.decos {
-		if d := &o.decos[i]; d.kind == decoRetry && d.optsKnown && !d.idempotent {
-			retry = d
-			break
-		}
-	}
+	retry := o.unmarkedRetry()
 	if retry == nil {
 		return
 	}
@@ -306,28 +300,10 @@ func (c *checker) scopeWrites(call *ast.CallExpr, fnArg int) bool {
 // txOption returns the name of the function of scopes or an adapter that
 // made the transaction option e, or "" when it is not known.
 func (c *checker) txOption(e ast.Expr, depth int) string {
-	if depth > maxDepth {
-		return ""
-	}
-	switch x := ast.Unparen(e).(type) {
-	case *ast.Ident:
-		v := c.ix.varOf(x)
-		if v == nil || v.IsField() || c.ix.paramOf[v] != nil {
-			return ""
-		}
-		if d, ok := c.ix.singleDef(v); ok && d.index < 0 {
-			return c.txOption(d.rhs, depth+1)
-		}
-	case *ast.CallExpr:
-		fn := callee(c.pass.TypesInfo, x)
-		if fn == nil || recvNamed(fn) != nil {
-			return ""
-		}
-		if _, ok := scopePackages[funcPath(fn)]; ok {
-			return fn.Name()
-		}
-	}
-	return ""
+	return c.optionMaker(e, depth, func(fn *types.Func) bool {
+		_, ok := scopePackages[funcPath(fn)]
+		return ok
+	})
 }
 
 // runsBefore reports whether, in the function both are in, the run first
