@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
 
 	"github.com/dbop-go/dbop/internal/txmark"
 )
@@ -35,42 +34,12 @@ var (
 // (outside it, that savepoint or transaction has been rolled back, or
 // committed as a whole and counted as a commit).
 func committedBefore(ctx context.Context, err error) bool {
-	for a := range afterMarks(err) {
+	for a := range txmark.Afters(err) {
 		if !a.Released || txmark.Within(ctx, a.Frame) {
 			return true
 		}
 	}
 	return false
-}
-
-// afterMarks yields the txmark.After marks on err's chain, through wrapped
-// and joined errors.
-func afterMarks(err error) iter.Seq[*txmark.After] {
-	return func(yield func(*txmark.After) bool) {
-		var walk func(err error) bool
-		walk = func(err error) bool {
-			for err != nil {
-				if a, ok := err.(*txmark.After); ok && !yield(a) {
-					return false
-				}
-				switch e := err.(type) {
-				case interface{ Unwrap() error }:
-					err = e.Unwrap()
-				case interface{ Unwrap() []error }:
-					for _, inner := range e.Unwrap() {
-						if !walk(inner) {
-							return false
-						}
-					}
-					return true
-				default:
-					return true
-				}
-			}
-			return true
-		}
-		walk(err)
-	}
 }
 
 // markCommitted returns err, the failure of a Then or All,
@@ -87,7 +56,7 @@ func markCommitted(err error, c *txmark.Commits) error {
 	if n == 0 && rel == 0 {
 		return err
 	}
-	for a := range afterMarks(err) {
+	for a := range txmark.Afters(err) {
 		if !a.Released || n == 0 && a.Frame == c.Frame() {
 			return err
 		}

@@ -427,24 +427,6 @@ func TestThenMarksWhatAnOuterDecoratorMakesRetryable(t *testing.T) {
 	then := func(a, b dbop.Op[int]) dbop.Op[int] {
 		return dbop.Then(a, func(ctx context.Context, _ int) (int, error) { return b.Run(ctx) })
 	}
-	// savepointStep runs "INSERT name" in a savepoint of tx and then, while
-	// fails is positive, fails with failErr, or waits for its context to
-	// end when failErr is nil.
-	savepointStep := func(tx *dboptest.Tx, name string, fails *atomic.Int32, failErr error) dbop.Op[int] {
-		return dbop.Op[int](func(ctx context.Context) (int, error) {
-			if err := tx.Exec(ctx, "INSERT "+name); err != nil {
-				return 0, err
-			}
-			if fails.Add(-1) >= 0 {
-				if failErr == nil {
-					<-ctx.Done()
-					return 0, ctx.Err()
-				}
-				return 0, failErr
-			}
-			return 1, nil
-		}).With(scopes.InSavepoint(tx))
-	}
 	waitingTx := func(rec *dboptest.Recorder, fails *atomic.Int32) dbop.Op[int] {
 		return scopes.InTx(rec.Begin, func(ctx context.Context, tx *dboptest.Tx) (int, error) {
 			if err := tx.Exec(ctx, "INSERT B"); err != nil {
@@ -464,13 +446,13 @@ func TestThenMarksWhatAnOuterDecoratorMakesRetryable(t *testing.T) {
 	}{
 		{"ClassifyBy, savepoint steps in a transaction", func(rec *dboptest.Recorder) (int, error) {
 			return scopes.InTx(rec.Begin, func(ctx context.Context, tx *dboptest.Tx) (int, error) {
-				a, b := savepointStep(tx, "A", failsLeft(0), nil), savepointStep(tx, "B", failsLeft(1), rawLockWait)
+				a, b := frameStep(tx, "A", failsLeft(0), nil), frameStep(tx, "B", failsLeft(1), rawLockWait)
 				return then(a, b).With(retry, dbop.ClassifyBy(lockWaitIsStatement)).Run(ctx)
 			}).Run(t.Context())
 		}, nil},
 		{"WithTimeout, savepoint steps in a transaction", func(rec *dboptest.Recorder) (int, error) {
 			return scopes.InTx(rec.Begin, func(ctx context.Context, tx *dboptest.Tx) (int, error) {
-				a, b := savepointStep(tx, "A", failsLeft(0), nil), savepointStep(tx, "B", failsLeft(1), nil)
+				a, b := frameStep(tx, "A", failsLeft(0), nil), frameStep(tx, "B", failsLeft(1), nil)
 				return then(a, b).With(retry, dbop.WithTimeout(20*time.Millisecond)).Run(ctx)
 			}).Run(t.Context())
 		}, nil},
@@ -498,7 +480,7 @@ func TestThenMarksWhatAnOuterDecoratorMakesRetryable(t *testing.T) {
 		var rec dboptest.Recorder
 		unique := dboptest.MySQLError(1062, "Duplicate entry")
 		_, err := scopes.InTx(rec.Begin, func(ctx context.Context, tx *dboptest.Tx) (int, error) {
-			a, b := savepointStep(tx, "A", failsLeft(0), nil), savepointStep(tx, "B", failsLeft(1), unique)
+			a, b := frameStep(tx, "A", failsLeft(0), nil), frameStep(tx, "B", failsLeft(1), unique)
 			return then(a, b).With(dbop.OrDefault(-1)).Run(ctx)
 		}).Run(t.Context())
 		if !errors.Is(err, unique) {

@@ -32,19 +32,7 @@ func frameThen(a, b dbop.Op[int]) dbop.Op[int] {
 // frameStep runs "INSERT name" in a savepoint of tx and then, while fails is
 // positive, fails with failErr (waits for its context when failErr is nil).
 func frameStep(tx *dboptest.Tx, name string, fails *atomic.Int32, failErr error) dbop.Op[int] {
-	return dbop.Op[int](func(ctx context.Context) (int, error) {
-		if err := tx.Exec(ctx, "INSERT "+name); err != nil {
-			return 0, err
-		}
-		if fails.Add(-1) >= 0 {
-			if failErr == nil {
-				<-ctx.Done()
-				return 0, ctx.Err()
-			}
-			return 0, failErr
-		}
-		return 1, nil
-	}).With(scopes.InSavepoint(tx))
+	return framePlainStep(tx, name, fails, failErr).With(scopes.InSavepoint(tx))
 }
 
 // framePlainStep is frameStep with no savepoint.

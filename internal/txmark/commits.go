@@ -2,6 +2,7 @@ package txmark
 
 import (
 	"context"
+	"iter"
 	"sync/atomic"
 )
 
@@ -236,26 +237,42 @@ func (e *After) Error() string {
 // Unwrap returns the marked error.
 func (e *After) Unwrap() error { return e.Err }
 
-// CommitIn returns the first After mark on err's chain that records a
-// commit (not only released savepoints), looking through wrapped and
-// joined errors, or nil.
-func CommitIn(err error) *After {
-	for err != nil {
-		if a, ok := err.(*After); ok && !a.Released {
-			return a
-		}
-		switch e := err.(type) {
-		case interface{ Unwrap() error }:
-			err = e.Unwrap()
-		case interface{ Unwrap() []error }:
-			for _, inner := range e.Unwrap() {
-				if a := CommitIn(inner); a != nil {
-					return a
+// Afters yields the After marks on err's chain, outermost first, through
+// wrapped and joined errors.
+func Afters(err error) iter.Seq[*After] {
+	return func(yield func(*After) bool) {
+		var walk func(err error) bool
+		walk = func(err error) bool {
+			for err != nil {
+				if a, ok := err.(*After); ok && !yield(a) {
+					return false
+				}
+				switch e := err.(type) {
+				case interface{ Unwrap() error }:
+					err = e.Unwrap()
+				case interface{ Unwrap() []error }:
+					for _, inner := range e.Unwrap() {
+						if !walk(inner) {
+							return false
+						}
+					}
+					return true
+				default:
+					return true
 				}
 			}
-			return nil
-		default:
-			return nil
+			return true
+		}
+		walk(err)
+	}
+}
+
+// CommitIn returns the first After mark on err's chain that records a
+// commit (not only released savepoints), or nil.
+func CommitIn(err error) *After {
+	for a := range Afters(err) {
+		if !a.Released {
+			return a
 		}
 	}
 	return nil
