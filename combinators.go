@@ -34,7 +34,9 @@ import (
 // the retry returns it with [ErrAlreadyCommitted] instead, unless it is
 // [Idempotent]. errors.Is and errors.As reach the step's error through the
 // mark; when no step had taken effect the error is returned as it is. A read-only transaction does not
-// count. An [OrDefault] or [Fallback] passes such an error through unless
+// count (the adapters' ReadOnly; pgxdb's, a pgx access mode, counts) — but
+// PostgreSQL sends a NOTIFY even from a READ ONLY transaction, at its
+// COMMIT: do not notify from a read-only step that a retry may run again. An [OrDefault] or [Fallback] passes such an error through unless
 // it has [AcceptAmbiguous]. Inside a transaction, a step in a savepoint
 // scope (the adapters' InSavepoint) whose savepoint was released counts the
 // same way: its work is in the transaction, and a retry there around the
@@ -46,7 +48,12 @@ import (
 // fallback there gives its default). A savepoint step that
 // only reads counts too: mark that retry Idempotent. Work the scopes do not
 // see is not counted: a transaction or savepoint your own code begins and
-// ends inside a step. To retry one step alone, decorate that step. Then
+// ends inside a step. And inside a transaction a retry around a Then runs
+// it again only when a savepoint scope listed inside that retry, in the
+// same pipeline, rolled the whole Then back (invariant 2): a step's own
+// savepoint undoes that step only, and the steps before it stand. To retry
+// one step alone, decorate that step: step.With(WithRetry(…),
+// InSavepoint(tx)). Then
 // panics if op or f is nil.
 func Then[A, B any](op Op[A], f func(ctx context.Context, a A) (B, error)) Op[B] {
 	if op == nil {

@@ -112,6 +112,11 @@ func decorateAll[T any](op Op[T], ds []Decorator, caller string) Op[T] {
 		switch d := flat[i].(type) {
 		case *aroundTx:
 			in.txKeys = append(in.txKeys[:len(in.txKeys):len(in.txKeys)], d.key)
+			in.covers = append(in.covers[:len(in.covers):len(in.covers)], d.key)
+		case DecoratorFunc[T], around, before, fallback[T]:
+			// Code of the caller's runs here, outside the scopes
+			// inside, and may run statements no savepoint undoes.
+			in.covers = nil
 		case *hotSpot:
 			if len(in.txKeys) == 0 { // else it lets every attempt through (decorate)
 				in.hotSpot = d // the nearest one to a retry listed before it
@@ -124,7 +129,13 @@ func decorateAll[T any](op Op[T], ds []Decorator, caller string) Op[T] {
 // inner is what a decorator is told, when it is compiled, about the
 // decorators listed after it in the same pipeline.
 type inner struct {
-	txKeys  []any    // the transactions of the scopes inside it
+	txKeys []any // the transactions of the scopes inside it
+	// covers are the transactions of the scopes inside it with none of
+	// the caller's code between (Around, Before, a DecoratorFunc, a
+	// Fallback's function): such a scope's savepoint covers all an attempt
+	// runs on its transaction, so when the scope certifies that it rolled
+	// the attempt back (txmark.Undone), nothing of it is left there.
+	covers  []any
 	hotSpot *hotSpot // the HotSpot nearest inside it, which paces its retries after conflicts
 }
 
@@ -213,7 +224,7 @@ func decorate[T any](op Op[T], d Decorator, in inner) Op[T] {
 		}
 		return out
 	case fallback[T]:
-		return d.wrap(op)
+		return d.wrap(op, in.covers)
 	case *retrier:
 		if d.direct() {
 			hs := in.hotSpot

@@ -86,7 +86,13 @@
 //     commit, even if the function swallowed the error.
 //  2. A statement is run again inside a transaction only where the backend
 //     kept the transaction usable: after a savepoint scope rolled it back
-//     to its savepoint (the scope certifies it).
+//     to its savepoint (the scope certifies it), and only by a retry that
+//     lists that scope inside it in the same pipeline, with none of your
+//     code between (step.With(WithRetry(…), InSavepoint(tx))), so that
+//     the savepoint held all the attempt ran. A retry around more than the
+//     scope — a Then whose first step ran, an Op of your own — returns the
+//     error to the transaction's owner instead, unless it is [Idempotent];
+//     a fallback there passes it through unless it has [AcceptAmbiguous].
 //  3. An error no rule recognises is not retried, with or without a
 //     classifier.
 //  4. A decorator placed where it cannot do what it says is refused when
@@ -111,10 +117,14 @@
 // The scopes learn which transaction work runs in from the context they hand
 // over ([WithinTx]) and from the transaction a savepoint scope is built on
 // ([AroundTx]). One composition gives them neither, and is the exception to
-// invariants 1 and 2: a retry or a fallback around statements on a
-// transaction with no savepoint scope inside it, run with a context that is
-// not marked as inside the transaction (for instance context.Background()
-// inside InTx's function, or a transaction begun by hand). Run work inside a
+// invariants 1 and 2: a retry or a fallback around work on a transaction,
+// run with a context that is not marked as inside the transaction (for
+// instance context.Background() inside InTx's function, or a transaction
+// begun by hand). Without the mark, a retry cannot tell whether it runs
+// inside the transaction or around the code that begins it, and takes it
+// for the latter — savepoint steps inside it or not: after a MySQL or
+// MariaDB deadlock, which ends the transaction, it runs the work again,
+// each statement then committed on its own. Run work inside a
 // transaction with the context the scope handed over, or mark your own with
 // WithinTx; the dbopvet analyzer reports the rest. Likewise, invariant 8
 // holds for the steps of Then and All, which count what their scopes commit

@@ -15,7 +15,9 @@ type fallbackConfig struct{ ambiguous bool }
 // outcome too: a COMMIT whose answer was lost, so the work may have been
 // applied; and a failure of a [Then] or [All] after one of its steps took
 // effect (its transaction committed, or, inside a transaction, its
-// savepoint was released), so part of it was. Without it such an outcome
+// savepoint was released), so part of it was; and inside a transaction a
+// failure that a savepoint scope undid for part of the Op only (a scope
+// not listed after the fallback in its pipeline). Without it such an outcome
 // passes through, so that the caller never reads "failed, here is the
 // default" for work that may have taken effect.
 func AcceptAmbiguous() FallbackOption {
@@ -41,9 +43,12 @@ func AcceptAmbiguous() FallbackOption {
 //     transaction's owner;
 //   - inside a transaction (a context marked [WithinTx], as the
 //     transaction scopes hand out), any error that a savepoint scope did
-//     not undo: the transaction may be rolled back or aborted. List the
-//     savepoint scope after OrDefault to give a step a default inside a
-//     transaction.
+//     not undo: the transaction may be rolled back or aborted; and,
+//     unless AcceptAmbiguous is given, any error that a savepoint scope
+//     listed elsewhere undid — a step of a Then, a savepoint your own Op
+//     ran — since what the Op ran before it stands. List the savepoint
+//     scope after OrDefault, in the same pipeline, to give a step a
+//     default inside a transaction.
 //
 // OrDefault panics if an option is nil.
 func OrDefault[T any](v T, opts ...FallbackOption) Decorator {
@@ -59,7 +64,7 @@ func OrDefault[T any](v T, opts ...FallbackOption) Decorator {
 // [Ambiguous] outcome and a Then's or All's failure after a step took
 // effect unless [AcceptAmbiguous] is given, an error that doomed a
 // transaction, and inside a transaction an error no savepoint scope
-// undid. Fallback panics if fn or an
+// listed after the Fallback in its pipeline undid. Fallback panics if fn or an
 // option is nil.
 func Fallback[T any](fn func(ctx context.Context, err error) (T, error), opts ...FallbackOption) Decorator {
 	if fn == nil {
@@ -96,10 +101,10 @@ type fallbackDecorator interface{ replacesErrors() bool }
 // success (OrDefault); a Fallback's fn may return an error instead.
 func (f fallback[T]) replacesErrors() bool { return f.fn == nil }
 
-func (f fallback[T]) wrap(op Op[T]) Op[T] {
+func (f fallback[T]) wrap(op Op[T], covers []any) Op[T] {
 	return func(ctx context.Context) (T, error) {
 		v, err := op(ctx)
-		if err == nil || !f.handles(ctx, err) {
+		if err == nil || !f.handles(ctx, err, covers) {
 			return v, err
 		}
 		if f.fn != nil {
@@ -110,8 +115,9 @@ func (f fallback[T]) wrap(op Op[T]) Op[T] {
 }
 
 // handles reports whether the fallback may replace err, returned by an Op
-// run with ctx.
-func (f fallback[T]) handles(ctx context.Context, err error) bool {
+// run with ctx; covers are the transactions of the scopes listed inside it
+// (inner.covers).
+func (f fallback[T]) handles(ctx context.Context, err error, covers []any) bool {
 	m := txmark.Of(err)
 	switch {
 	case m != nil && m.Kind == txmark.Doomed:
@@ -120,6 +126,11 @@ func (f fallback[T]) handles(ctx context.Context, err error) bool {
 		// Inside a transaction an error nobody undid may have rolled the
 		// transaction back (a MySQL deadlock) or aborted it: going on as
 		// if the Op had succeeded would commit half of it.
+		return false
+	case !f.cfg.ambiguous && !coveredHere(ctx, err, covers):
+		// A scope inside the Op undid its own part, but what the Op ran
+		// in the transaction before it stands: going on would commit
+		// half of the Op.
 		return false
 	}
 	// A Then or All that failed after a step committed (ErrAlreadyCommitted)

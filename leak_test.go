@@ -380,8 +380,8 @@ func TestNoLeaksAfterCall(t *testing.T) {
 			name: "retry inside a transaction scope's context",
 			call: func(ctx context.Context, p *leakProbe) error {
 				// Inside a transaction only what a savepoint undid is retried.
-				undone := undoneAtSavepoint(dbop.Classify(errors.New("lock timeout"), dbop.RetryStatement))
-				_, err := watch(p, failTimesWith(1, undone)).With(dbop.WithRetry(dbop.Constant(time.Second)), dbop.WithTimeout(time.Hour)).Run(dbop.WithinTx(ctx))
+				undone := undoneAtSavepoint("sp", dbop.Classify(errors.New("lock timeout"), dbop.RetryStatement))
+				_, err := watch(p, failTimesWith(1, undone)).With(dbop.WithRetry(dbop.Constant(time.Second)), dbop.WithTimeout(time.Hour), passScope("sp")).Run(dbop.WithinTx(ctx))
 				return err
 			},
 			wantElapsed: time.Second,

@@ -36,7 +36,6 @@ func (r *retrier) direct() bool {
 // After a failure with no progress anywhere (the database is down, say)
 // the backoff applies as usual.
 func (r *retrier) loop(ctx context.Context, in inner, attempt func(context.Context) error, first error, mark uint64) error {
-	txKeys := in.txKeys
 	hs := in.hotSpot
 	var rs *retryState
 	obs := r.observer
@@ -76,7 +75,7 @@ func (r *retrier) loop(ctx context.Context, in inner, attempt func(context.Conte
 		}
 
 		v := VerdictOf(err)
-		delay, stop := r.decide(ctx, n, err, v, txKeys, doomed, start, prev)
+		delay, stop := r.decide(ctx, n, err, v, in, doomed, start, prev)
 		if stop == nil && hs != nil && hs.paces(mark) {
 			delay = 0
 		}
@@ -136,7 +135,7 @@ func doomIfRefused(ctx context.Context, err error, v Verdict) {
 	if v != RetryTransaction && v != Ambiguous {
 		return
 	}
-	if _, deadline := errors.AsType[*TimeoutError](err); deadline {
+	if te, deadline := errors.AsType[*TimeoutError](err); deadline && deadlineOnly(te.Err) {
 		return
 	}
 	if s := txmark.StateOf(ctx); s != nil && txmark.Of(err) == nil {
@@ -144,9 +143,20 @@ func doomIfRefused(ctx context.Context, err error, v Verdict) {
 	}
 }
 
+// deadlineOnly reports whether err, the error an attempt returned when its
+// deadline fired, is the deadline's own: a context error and nothing the
+// server said.
+func deadlineOnly(err error) bool {
+	var sqlState interface{ SQLState() string }
+	if errors.As(err, &sqlState) {
+		return false
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+}
+
 // decide returns the wait before the next attempt, or a non-nil error to
 // return instead of retrying.
-func (r *retrier) decide(ctx context.Context, n int, err error, v Verdict, txKeys []any, doomed []*txmark.Mark, start time.Time, prev time.Duration) (time.Duration, error) {
+func (r *retrier) decide(ctx context.Context, n int, err error, v Verdict, in inner, doomed []*txmark.Mark, start time.Time, prev time.Duration) (time.Duration, error) {
 	if ctx.Err() != nil {
 		// The caller's context is done: nothing may be retried.
 		return 0, err
@@ -161,13 +171,18 @@ func (r *retrier) decide(ctx context.Context, n int, err error, v Verdict, txKey
 			return 0, err
 		}
 	}
-	if !retryableHere(ctx, err, txKeys, doomed) {
+	if !retryableHere(ctx, err, in, doomed) {
 		return 0, err
 	}
 	if !r.idempotent && committedBefore(ctx, err) {
 		// A Then or All whose step committed, then failed: running it
 		// again would apply that step again.
 		return 0, &RetryError{Attempts: n, Reason: ErrAlreadyCommitted, Err: err}
+	}
+	if !r.idempotent && !coveredHere(ctx, err, in.covers) {
+		// Inside a transaction, a scope undid only part of the attempt:
+		// what ran before it stands, and would run twice.
+		return 0, err
 	}
 	if n >= r.maxAttempts {
 		return 0, &RetryError{Attempts: n, Reason: ErrRetriesExhausted, Err: err}
@@ -187,14 +202,15 @@ func (r *retrier) decide(ctx context.Context, n int, err error, v Verdict, txKey
 	return delay, nil
 }
 
-// retryableHere reports whether a retry running with ctx may run again
-// after err, as far as transactions are concerned (invariants 1 and 2 of
-// the package documentation):
+// retryableHere reports whether a retry running with ctx, with the scopes
+// in lists inside it, may run again after err, as far as transactions are
+// concerned (invariants 1 and 2 of the package documentation):
 //
-//   - an error a savepoint scope undid may run again anywhere: the
-//     statement's effects are gone and its transaction is usable;
-//   - an error whose transaction's owner ended it may run again anywhere:
-//     the next attempt begins a new transaction;
+//   - an error a savepoint scope undid may run again: the transaction is
+//     usable (inside a transaction, coveredHere asks whether the scope
+//     undid all of the attempt);
+//   - an error whose transaction's owner ended it may run again: the next
+//     attempt begins a new transaction (coveredHere, as above);
 //   - an error that doomed a transaction may not run again inside that
 //     transaction: not when ctx is marked as inside a transaction, not when
 //     a scope on that transaction is listed inside this retry, and not when
@@ -205,7 +221,7 @@ func (r *retrier) decide(ctx context.Context, n int, err error, v Verdict, txKey
 //     refused to run: the retry runs inside that transaction after all;
 //   - any other error may run again only outside a transaction: inside
 //     one, nothing certified that the failed statement was undone.
-func retryableHere(ctx context.Context, err error, txKeys []any, doomed []*txmark.Mark) bool {
+func retryableHere(ctx context.Context, err error, in inner, doomed []*txmark.Mark) bool {
 	m := txmark.Of(err)
 	if m == nil {
 		return !isWithinTx(ctx)
@@ -215,17 +231,40 @@ func retryableHere(ctx context.Context, err error, txKeys []any, doomed []*txmar
 	}
 	switch m.Kind {
 	case txmark.Undone, txmark.Released:
-		return true
+		return true // coveredHere decides inside a transaction
 	case txmark.Doomed:
 		switch {
 		case isWithinTx(ctx),
-			slices.Contains(txKeys, m.Key),
+			slices.Contains(in.txKeys, m.Key),
 			txmark.RetriedErr(ctx, m.Key) != nil:
 			return false
 		}
 		return true
 	}
 	return !isWithinTx(ctx)
+}
+
+// coveredHere reports whether running the attempt again after err, once
+// retryableHere allows it, runs nothing twice that the scopes do not undo.
+// Outside a transaction it does. Inside one, an error a savepoint scope
+// undid, or whose own transaction's owner ended it, says nothing of what
+// the attempt ran on the enclosing transaction before that scope — a
+// Then's first step, statements of an Op of your own —, which stands:
+// only a savepoint scope listed inside the retry with none of the
+// caller's code between (covers, inner.covers) undid all of the attempt.
+func coveredHere(ctx context.Context, err error, covers []any) bool {
+	m := txmark.Of(err)
+	if m == nil || (m.Kind != txmark.Undone && m.Kind != txmark.Released) || !isWithinTx(ctx) {
+		return true
+	}
+	return undoneHere(m, covers)
+}
+
+// undoneHere reports whether m certifies that a savepoint scope listed in
+// covers (inner.covers) rolled the failed attempt back: that scope's
+// savepoint held all the attempt ran in the transaction.
+func undoneHere(m *txmark.Mark, covers []any) bool {
+	return m != nil && m.Kind == txmark.Undone && slices.Contains(covers, m.Key)
 }
 
 // sleep waits d or until ctx is done, whichever comes first; it returns a

@@ -37,11 +37,19 @@ func failing(errs ...error) (dbop.Op[string], *int) {
 	}, calls
 }
 
-// undoneAtSavepoint returns err as a savepoint scope returns a statement
-// failure it rolled back to its savepoint (scopes.InSavepoint does): the
-// one kind of error a retry inside a transaction may run again after.
-func undoneAtSavepoint(err error) error {
-	return &txmark.Mark{Kind: txmark.Undone, Err: err}
+// undoneAtSavepoint returns err as the savepoint scope on the transaction
+// scope returns a statement failure it rolled back to its savepoint
+// (scopes.InSavepoint does): the one kind of error a retry inside a
+// transaction may run again after, when that scope is listed inside it.
+func undoneAtSavepoint(scope any, err error) error {
+	return &txmark.Mark{Kind: txmark.Undone, Key: scope, Err: err}
+}
+
+// passScope is a transaction scope on the transaction key that runs each
+// attempt as it is: listed inside a retry, it is the scope whose
+// certificate (undoneAtSavepoint with the same key) the retry trusts.
+func passScope(key any) dbop.Decorator {
+	return dbop.AroundTx(key, func(ctx context.Context, next func(context.Context) error) error { return next(ctx) })
 }
 
 func repeat(err error, n int) []error {
@@ -60,6 +68,7 @@ func TestRetryDecisions(t *testing.T) {
 		name      string
 		errs      []error
 		opts      []dbop.RetryOption
+		scopes    []dbop.Decorator // listed after the retry
 		withinTx  bool
 		wantCalls int
 		wantValue string
@@ -84,7 +93,12 @@ func TestRetryDecisions(t *testing.T) {
 		{name: "transaction verdict is retried outside a transaction", errs: []error{dbop.Classify(drv, dbop.RetryTransaction)}, wantCalls: 2, wantValue: "ok"},
 		{name: "transaction verdict escapes a retry inside a transaction", errs: []error{dbop.Classify(drv, dbop.RetryTransaction)}, withinTx: true, wantCalls: 1, wantErr: drv},
 		{name: "statement verdict no savepoint undid escapes a retry inside a transaction", errs: []error{dbop.Classify(drv, dbop.RetryStatement)}, withinTx: true, wantCalls: 1, wantErr: drv},
-		{name: "statement verdict a savepoint undid is retried inside a transaction", errs: []error{undoneAtSavepoint(dbop.Classify(drv, dbop.RetryStatement))}, withinTx: true, wantCalls: 2, wantValue: "ok"},
+		{name: "statement verdict a savepoint scope listed inside the retry undid is retried inside a transaction", errs: []error{undoneAtSavepoint("sp", dbop.Classify(drv, dbop.RetryStatement))}, scopes: []dbop.Decorator{passScope("sp")}, withinTx: true, wantCalls: 2, wantValue: "ok"},
+		{name: "statement verdict a savepoint scope listed in another pipeline undid escapes a retry inside a transaction", errs: []error{undoneAtSavepoint("sp", dbop.Classify(drv, dbop.RetryStatement))}, withinTx: true, wantCalls: 1, wantErr: drv},
+		{name: "statement verdict another scope undid escapes a retry inside a transaction", errs: []error{undoneAtSavepoint("sp", dbop.Classify(drv, dbop.RetryStatement))}, scopes: []dbop.Decorator{passScope("other")}, withinTx: true, wantCalls: 1, wantErr: drv},
+		{name: "statement verdict a savepoint scope undid with the caller's code between escapes a retry inside a transaction", errs: []error{undoneAtSavepoint("sp", dbop.Classify(drv, dbop.RetryStatement))}, scopes: []dbop.Decorator{dbop.Around(func(ctx context.Context, next func(context.Context) error) error { return next(ctx) }), passScope("sp")}, withinTx: true, wantCalls: 1, wantErr: drv},
+		{name: "statement verdict a savepoint scope in another pipeline undid is retried inside a transaction when idempotent", errs: []error{undoneAtSavepoint("sp", dbop.Classify(drv, dbop.RetryStatement))}, opts: []dbop.RetryOption{dbop.Idempotent()}, withinTx: true, wantCalls: 2, wantValue: "ok"},
+		{name: "statement verdict a savepoint scope in another pipeline undid is retried outside a transaction", errs: []error{undoneAtSavepoint("sp", dbop.Classify(drv, dbop.RetryStatement))}, wantCalls: 2, wantValue: "ok"},
 		{name: "ambiguous escapes a retry inside a transaction even when idempotent", errs: []error{dbop.Classify(drv, dbop.Ambiguous)}, opts: []dbop.RetryOption{dbop.Idempotent()}, withinTx: true, wantCalls: 1, wantErr: drv},
 		{name: "verdict found through wrapping", errs: []error{fmt.Errorf("transfer: %w", dbop.Classify(drv, dbop.NotRetryable))}, wantCalls: 1, wantErr: drv},
 		{name: "verdict found through a join", errs: []error{errors.Join(plain, dbop.Classify(drv, dbop.NotRetryable))}, wantCalls: 1, wantErr: drv},
@@ -98,7 +112,7 @@ func TestRetryDecisions(t *testing.T) {
 			if tt.withinTx {
 				ctx = dbop.WithinTx(ctx)
 			}
-			got, err := op.With(dbop.WithRetry(dbop.Constant(0), tt.opts...)).Run(ctx)
+			got, err := op.With(append([]dbop.Decorator{dbop.WithRetry(dbop.Constant(0), tt.opts...)}, tt.scopes...)...).Run(ctx)
 			if *calls != tt.wantCalls {
 				t.Errorf("calls = %d, want %d", *calls, tt.wantCalls)
 			}

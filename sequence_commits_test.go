@@ -286,7 +286,7 @@ func applied(t *testing.T, rec *dboptest.Recorder) []string {
 // retry around it runs everything again: the release is counted only up to
 // the savepoint or transaction it happened in.
 func TestRetryInsideATransactionNeverRunsAReleasedStepAgain(t *testing.T) {
-	lockWait := dbop.Classify(dboptest.MySQLError(1205, "Lock wait timeout exceeded"), dbop.RetryStatement)
+	lockWait := errLockWait
 	retry := func(opts ...dbop.RetryOption) dbop.Decorator {
 		return dbop.WithRetry(dbop.Constant(0), append([]dbop.RetryOption{dbop.MaxAttempts(3)}, opts...)...)
 	}
@@ -322,17 +322,32 @@ func TestRetryInsideATransactionNeverRunsAReleasedStepAgain(t *testing.T) {
 			return then(s.a, s.b).With(retry(), scopes.InSavepoint(tx))
 		}, false, nil, nil, []string{"A", "B"}},
 		{"a retry around a Then whose savepoint step undid an inner Then", func(s steps, tx *dboptest.Tx) dbop.Op[int] {
-			// A's release is undone by the savepoint around then(A, B):
-			// the outer Then, which saw no release stand, runs again.
+			// A's release is undone by the savepoint around then(A, B),
+			// but the first step, which the retry cannot see into, could
+			// have written outside any savepoint: the retry does not run
+			// it again, and the transaction's owner gets B's error.
 			read := dbop.Op[int](func(context.Context) (int, error) { return 0, nil })
 			return then(read, then(s.a, s.b).With(scopes.InSavepoint(tx))).With(retry())
+		}, false, nil, errLockWait, nil},
+		{"a retry with a savepoint around a Then whose savepoint step undid an inner Then", func(s steps, tx *dboptest.Tx) dbop.Op[int] {
+			// The same inside a savepoint listed in the retry: it undid
+			// all of the attempt, and the retry runs it again.
+			read := dbop.Op[int](func(context.Context) (int, error) { return 0, nil })
+			return then(read, then(s.a, s.b).With(scopes.InSavepoint(tx))).With(retry(), scopes.InSavepoint(tx))
 		}, false, nil, nil, []string{"A", "B"}},
 		{"a retry around a Then after a release a savepoint undid", func(s steps, tx *dboptest.Tx) dbop.Op[int] {
 			// then(A, B) fails in its savepoint (A undone) and a default
-			// replaces it; C then fails once: nothing of the first run
-			// stands, and the retry runs it all again.
+			// replaces it; C then fails once in its own savepoint, which
+			// covers C alone: the retry around the Then does not run it
+			// again.
 			first := then(s.a, s.b).With(dbop.OrDefault(0), scopes.InSavepoint(tx))
 			return then(first, s.c).With(retry())
+		}, true, nil, errLockWait, nil},
+		{"a retry with a savepoint around a Then after a release a savepoint undid", func(s steps, tx *dboptest.Tx) dbop.Op[int] {
+			// The same inside a savepoint listed in the retry: nothing
+			// of the first run stands, and the retry runs it all again.
+			first := then(s.a, s.b).With(dbop.OrDefault(0), scopes.InSavepoint(tx))
+			return then(first, s.c).With(retry(), scopes.InSavepoint(tx))
 		}, true, nil, nil, []string{"A", "B", "C"}},
 		{"a retry around a Then of a released step and a savepoint that undid a Then", func(s steps, tx *dboptest.Tx) dbop.Op[int] {
 			// C stands; then(A, B) is undone in its savepoint: the retry
@@ -381,6 +396,10 @@ func TestRetryInsideATransactionNeverRunsAReleasedStepAgain(t *testing.T) {
 		})
 	}
 }
+
+// errLockWait is a lock wait timeout, which a retry runs again after only
+// where a savepoint undid it.
+var errLockWait = dbop.Classify(dboptest.MySQLError(1205, "Lock wait timeout exceeded"), dbop.RetryStatement)
 
 // A transaction rolled back undoes the savepoints released in it: a Then
 // around the transaction scope does not count them, and the retry around

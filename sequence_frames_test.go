@@ -279,8 +279,9 @@ func TestAThensErrorDoesNotKeepTheContextAlive(t *testing.T) {
 // not the savepoint's frame, yet it is part of the savepoint's work. It is
 // counted by the Then inside the savepoint (the retry there refuses rather
 // than put A in twice) and undone with the savepoint's rollback (a Then
-// around the savepoint runs again, and OrDefault gives its default). Found
-// by a review.
+// around the savepoint, in a savepoint of its own listed in the retry's
+// pipeline, runs again, and OrDefault gives its default). Found by a
+// review.
 func TestAStepRunWithTheTransactionsContextInsideASavepoint(t *testing.T) {
 	lockWait := dbop.Classify(dboptest.MySQLError(1205, "Lock wait timeout exceeded"), dbop.RetryStatement)
 	retry := dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))
@@ -295,11 +296,11 @@ func TestAStepRunWithTheTransactionsContextInsideASavepoint(t *testing.T) {
 		}, dbop.ErrAlreadyCommitted, nil},
 		{"a retry around a Then around the savepoint", func(_ context.Context, tx *dboptest.Tx, aTx, b dbop.Op[int]) dbop.Op[int] {
 			read := dbop.Op[int](func(context.Context) (int, error) { return 0, nil })
-			return frameThen(read, frameThen(aTx, b).With(scopes.InSavepoint(tx))).With(retry)
+			return frameThen(read, frameThen(aTx, b).With(scopes.InSavepoint(tx))).With(retry, scopes.InSavepoint(tx))
 		}, nil, []string{"A", "B"}},
 		{"OrDefault around a Then around the savepoint", func(_ context.Context, tx *dboptest.Tx, aTx, b dbop.Op[int]) dbop.Op[int] {
 			read := dbop.Op[int](func(context.Context) (int, error) { return 0, nil })
-			return frameThen(read, frameThen(aTx, b).With(scopes.InSavepoint(tx))).With(dbop.OrDefault(7))
+			return frameThen(read, frameThen(aTx, b).With(scopes.InSavepoint(tx))).With(dbop.OrDefault(7), scopes.InSavepoint(tx))
 		}, nil, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {

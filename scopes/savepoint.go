@@ -183,7 +183,7 @@ func runSavepoint(ctx context.Context, c *config, sp Savepointer, next func(cont
 	// Certified: the attempt's effects are gone and the transaction is
 	// usable, so a retry inside it may run the attempt again (if the
 	// verdict allows) and a fallback may replace the error.
-	return &txmark.Mark{Kind: txmark.Undone, Err: err}
+	return &txmark.Mark{Kind: txmark.Undone, Key: sp, Err: err}
 }
 
 // doom marks err as having doomed the transaction sp runs in, and records

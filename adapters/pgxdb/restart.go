@@ -143,7 +143,7 @@ func (c *config) restartRun(ctx context.Context, tx pgx.Tx, key *restartKey, set
 		if _, rbErr := tx.Exec(ctx, rollbackToRestartSQL); rbErr != nil {
 			return c.doomRestart(key, dbop.Classify(fmt.Errorf("%w (%s: %w)", err, rollbackToRestartSQL, rbErr), dbop.RetryTransaction))
 		}
-		return &txmark.Mark{Kind: txmark.Undone, Err: undone(c.classify(err))}
+		return &txmark.Mark{Kind: txmark.Undone, Key: key, Err: undone(c.classify(err))}
 	}
 	if released {
 		return c.doomRestart(key, c.releaseError(err))

@@ -113,8 +113,10 @@ const (
 // Mark is an error with a [Kind].
 type Mark struct {
 	Kind Kind
-	// Key identifies the doomed transaction for a Doomed mark: the scope's
-	// handle on it (a savepoint scope's Savepointer). It is comparable.
+	// Key identifies the transaction for a Doomed mark, and the scope
+	// for an Undone one: the scope's handle on the transaction (a
+	// savepoint scope's Savepointer, the key it is listed with in a
+	// pipeline). It is comparable.
 	Key any
 	Err error
 }
