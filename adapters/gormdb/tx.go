@@ -241,7 +241,7 @@ func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, 
 	}
 	t.db, t.fnDB = tx, tx.WithContext(ctx)
 	if b.resolve {
-		t.res = &resolve.SQLTx{Family: b.family, ReadOnly: o.ReadOnly, Serializable: b.isolation == sql.LevelSerializable}
+		t.res = &resolve.SQLTx{Family: b.family, ReadOnly: o.ReadOnly, Serializable: b.isolation == sql.LevelSerializable || b.isolation == sql.LevelDefault}
 	}
 	if setLocal != "" {
 		if err := tx.Exec(setLocal).Error; err != nil {

@@ -30,10 +30,17 @@ import (
 //     pg_terminate_backend (matched by pid and transaction id, so no other
 //     session is touched), which guarantees that a COMMIT still on its way
 //     never runs, and asks again until the answer is final.
-//   - A transaction with no id wrote nothing: its lost answer changes
-//     nothing, and InTx returns fn's value — except under SERIALIZABLE,
+//   - A transaction that has no id yet gets one in that round trip: one
+//     that wrote no row may still act at COMMIT (a NOTIFY's notification
+//     is sent then), so its outcome is asked as any other's. On a standby,
+//     where no id can be assigned, and for a READ ONLY transaction, which
+//     reads none, nothing was written: the lost answer changes nothing,
+//     and InTx returns fn's value — except under SERIALIZABLE (given with
+//     Isolation, or not given, when the server's default may be it),
 //     where even a read-only transaction can fail at COMMIT, so it is
 //     retried instead (it wrote nothing, so running it again is safe).
+//     Do not NOTIFY from a READ ONLY transaction whose answer you need
+//     resolved.
 //   - A server that cannot be reached, or one that is not the server that
 //     ran the transaction (its start time differs: a failover, a restart),
 //     leaves the outcome unknown: the [*scopes.AmbiguousCommitError] of
@@ -81,8 +88,10 @@ func newResolver(caller string, db Beginner, c *config) *resolver {
 		panic(fmt.Sprintf("pgxdb: %s: ResolveCommit needs a *pgxpool.Pool, *pgxpool.Conn or *pgx.Conn, whose configuration it copies to ask on another connection, not a %T", caller, db))
 	}
 	return &resolver{
-		connect:      func(ctx context.Context) (*pgx.Conn, error) { return pgx.ConnectConfig(ctx, cfg.Copy()) },
-		serializable: c.txOptions.IsoLevel == pgx.Serializable,
+		connect: func(ctx context.Context) (*pgx.Conn, error) { return pgx.ConnectConfig(ctx, cfg.Copy()) },
+		// Not given, the server's default (default_transaction_isolation)
+		// may be SERIALIZABLE.
+		serializable: c.txOptions.IsoLevel == pgx.Serializable || c.txOptions.IsoLevel == "",
 	}
 }
 

@@ -232,7 +232,12 @@ func beginSQL(opts pgx.TxOptions, setSQL string) string {
 // after a successful step is returned as the step's error.
 func settingsAround(tx pgx.Tx, settings []setting) dbop.Decorator {
 	names, values := distinct(settings)
+	_, millis := distinctMillis(settings)
 	return dbop.Around(func(ctx context.Context, next func(context.Context) error) error {
+		values := values
+		if stmt, lock, ok := resolve.ServerLimits(ctx); ok {
+			values = capLimits(names, millis, stmt, lock)
+		}
 		prev, err := swapSettings(ctx, tx, names, values)
 		if err != nil {
 			return fmt.Errorf("pgxdb: set %s: %w", strings.Join(names, ", "), err)
@@ -249,6 +254,32 @@ func settingsAround(tx pgx.Tx, settings []setting) dbop.Decorator {
 		}
 		return err
 	})
+}
+
+// capLimits returns the values of the settings names (millis, in
+// milliseconds) for an attempt whose context's deadline leaves the server
+// limits stmt and lock (resolve.ServerLimits): a statement_timeout or a
+// lock_timeout given longer than its limit, or 0 (none), is lowered to it,
+// so that a savepoint's own setting never lifts the limit InTx derived from
+// the deadline, and the server, not the closing of the connection, ends a
+// statement that would outlast it (docs/backends.md §1.7).
+func capLimits(names []string, millis []int64, stmt, lock time.Duration) []string {
+	out := make([]string, len(names))
+	for i, name := range names {
+		ms := millis[i]
+		var limit int64 = -1
+		switch name {
+		case "statement_timeout":
+			limit = max(int64(stmt/time.Millisecond), 1) // 0 would be no limit
+		case "lock_timeout":
+			limit = max(int64(lock/time.Millisecond), 1)
+		}
+		if limit >= 0 && (ms == 0 || ms > limit) {
+			ms = limit
+		}
+		out[i] = strconv.FormatInt(ms, 10)
+	}
+	return out
 }
 
 // swapSettingsSQL sets each named parameter for the rest of the transaction

@@ -14,8 +14,10 @@ package sqldb
 //     [dbop.Idempotent]; in progress → it ends the old backend with
 //     pg_terminate_backend (matched by pid and transaction id) so that a
 //     COMMIT still on its way never runs, and asks again. A transaction
-//     with no id wrote nothing, and its lost answer changes nothing
-//     (retried instead under [Isolation](sql.LevelSerializable)).
+//     with no id yet gets one then (a NOTIFY acts at COMMIT, with none); a
+//     READ ONLY one, and one on a standby, wrote nothing, and its lost
+//     answer changes nothing (retried instead under
+//     [Isolation](sql.LevelSerializable)).
 //   - MySQL and MariaDB (mysqldb.MySQL, mysqldb.MariaDB): just before
 //     COMMIT, InTx inserts a commit marker — a random token — into
 //     dbop_commit_markers, a table you create once with

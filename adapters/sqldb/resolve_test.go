@@ -271,7 +271,7 @@ func TestResolveCommitNeedsAPool(t *testing.T) {
 // any other (here a lost connection: retry-transaction), not ambiguous.
 func TestResolveCommitReadFailsBeforeCommit(t *testing.T) {
 	db, f := openFake(t)
-	const read = "SELECT COALESCE(pg_current_xact_id_if_assigned()::text, ''), pg_backend_pid(), pg_postmaster_start_time()::text"
+	const read = "SELECT CASE WHEN pg_is_in_recovery() THEN COALESCE(pg_current_xact_id_if_assigned()::text, '') ELSE pg_current_xact_id()::text END, pg_backend_pid(), pg_postmaster_start_time()::text"
 	f.answer(read, "", int64(7), "start")
 	f.failNext(read, driver.ErrBadConn)
 	runs := 0

@@ -188,7 +188,7 @@ func (b *begin) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, err
 	}
 	t := &txn{restoreTO: b.restoreTO}
 	if b.resolve != nil {
-		t.res = &resolve.SQLTx{Family: b.family, ReadOnly: o.ReadOnly, Serializable: b.isolation == sql.LevelSerializable}
+		t.res = &resolve.SQLTx{Family: b.family, ReadOnly: o.ReadOnly, Serializable: b.isolation == sql.LevelSerializable || b.isolation == sql.LevelDefault}
 		t.other = b.resolve
 	}
 	var beginner Beginner = b.db

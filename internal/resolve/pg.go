@@ -15,12 +15,16 @@ import (
 type QueryRowFunc func(ctx context.Context, query string, args []any, dest ...any) error
 
 // PGTxSQL reads, inside a transaction and just before its COMMIT, what
-// [PGTx.Resolve] needs: the transaction's id (empty when it has none
-// because it wrote nothing, docs/backends.md §8.8), the backend's pid, and
+// [PGTx.Resolve] needs: the transaction's id, assigned now if the
+// transaction has none yet (a transaction that wrote no row may still have
+// an effect at COMMIT: a NOTIFY, whose notification PostgreSQL sends only
+// then, and assigns no id for; docs/backends.md §8.8), except on a standby,
+// where none can be assigned and nothing is written (empty then), the
+// backend's pid, and
 // the server's start time, which tells the server that ran the transaction
 // from another one (a promoted standby, a restarted server) reached later.
 // It is one round trip, and contains no "commit".
-const PGTxSQL = "SELECT COALESCE(pg_current_xact_id_if_assigned()::text, ''), pg_backend_pid(), pg_postmaster_start_time()::text"
+const PGTxSQL = "SELECT CASE WHEN pg_is_in_recovery() THEN COALESCE(pg_current_xact_id_if_assigned()::text, '') ELSE pg_current_xact_id()::text END, pg_backend_pid(), pg_postmaster_start_time()::text"
 
 // PGTx is what [PGTxSQL] read: scan its row into &ID, &PID, &Start.
 type PGTx struct {
