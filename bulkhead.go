@@ -32,7 +32,9 @@ import (
 // An Op decorated by a Bulkhead must not run, and wait for, another Op
 // decorated by the same Bulkhead, on its own goroutine or on others ([All]
 // of such Ops): with every slot taken by such outer runs, the inner ones
-// would wait until their context ends, for ever without a deadline.
+// would wait until their context ends, for ever without a deadline. The
+// same Bulkhead listed twice in one pipeline is refused when the pipeline
+// is built, for the same reason.
 //
 // A Bulkhead with a free slot costs no allocation. It panics if n < 1.
 func Bulkhead(n int64) Decorator {

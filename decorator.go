@@ -3,6 +3,7 @@ package dbop
 import (
 	"context"
 	"fmt"
+	"reflect"
 
 	"github.com/dbop-go/dbop/internal/txmark"
 )
@@ -41,8 +42,8 @@ func (pipeline) decorator() {}
 // A(B(C(op))). Chain panics if one of ds is nil.
 func Chain(ds ...Decorator) Decorator {
 	for i, d := range ds {
-		if d == nil {
-			panic(fmt.Sprintf("dbop: decorator %d of %d passed to Chain is nil", i+1, len(ds)))
+		if isNilDecorator(d) {
+			panic(fmt.Sprintf("dbop: decorator %d of %d passed to Chain is nil%s", i+1, len(ds), nilKind(d)))
 		}
 	}
 	return append(pipeline(nil), ds...)
@@ -139,12 +140,31 @@ type inner struct {
 	hotSpot *hotSpot // the HotSpot nearest inside it, which paces its retries after conflicts
 }
 
+// isNilDecorator reports whether d is nil, or a nil function of a
+// Decorator type (a DecoratorFunc), which would fail only when run.
+func isNilDecorator(d Decorator) bool {
+	if d == nil {
+		return true
+	}
+	v := reflect.ValueOf(d)
+	return v.Kind() == reflect.Func && v.IsNil()
+}
+
+// nilKind names the type of a nil decorator that is not a nil interface.
+func nilKind(d Decorator) string {
+	if d == nil {
+		return ""
+	}
+	return fmt.Sprintf(" (a nil %T)", d)
+}
+
 // flatten appends ds to out with every Pipeline expanded in place.
 func flatten(out, ds []Decorator, caller string) []Decorator {
 	for i, d := range ds {
+		if isNilDecorator(d) {
+			panic(fmt.Sprintf("dbop: decorator %d of %d passed to %s is nil%s", i+1, len(ds), caller, nilKind(d)))
+		}
 		switch d := d.(type) {
-		case nil:
-			panic(fmt.Sprintf("dbop: decorator %d of %d passed to %s is nil", i+1, len(ds), caller))
 		case pipeline:
 			out = flatten(out, d, "Chain")
 		default:
@@ -182,10 +202,18 @@ func validate(flat []Decorator) {
 					i+1, j+1))
 			}
 		case *hotSpot:
-			if retryAt(0, i) < 0 && retryAt(i+1, len(flat)) >= 0 {
+			if j := retryAt(i+1, len(flat)); j >= 0 {
 				panic(fmt.Sprintf("dbop: HotSpot (decorator %d) is listed before WithRetry (decorator %d): "+
-					"it would hold its slot across the retry's waits and could not tell retries from newcomers; list HotSpot after WithRetry",
-					i+1, retryAt(i+1, len(flat))+1))
+					"it would hold its slot across the retry's waits and could not tell retries from newcomers; list HotSpot after every WithRetry",
+					i+1, j+1))
+			}
+		case *bulkhead:
+			for j := i + 1; j < len(flat); j++ {
+				if flat[j] == Decorator(d) {
+					panic(fmt.Sprintf("dbop: the same Bulkhead is listed twice (decorators %d and %d): "+
+						"the inner one would wait for a slot the outer one holds, for ever with a limit of one; list it once",
+						i+1, j+1))
+				}
 			}
 		case *aroundTx:
 			j := retryAt(i+1, len(flat))

@@ -2,6 +2,7 @@ package dbop_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -77,7 +78,9 @@ func TestHotSpotGivesItsSlotBackWhenTheOpPanics(t *testing.T) {
 // (or another), runs inside the attempt the HotSpot admitted: it is let
 // through, as inside a transaction, instead of waiting for the slot its
 // own caller holds. The same HotSpot listed twice in one pipeline (the
-// README's pipeline applied twice) nests the same way.
+// README's pipeline applied twice) is refused when built: its first
+// HotSpot would hold a slot across the second retry's waits
+// (TestHotSpotBeforeAnyRetryIsRefused).
 func TestHotSpotLetsThroughAnAttemptInsideItsOwn(t *testing.T) {
 	ok := dbop.Op[int](func(context.Context) (int, error) { return 1, nil })
 	for _, c := range []struct {
@@ -92,7 +95,6 @@ func TestHotSpotLetsThroughAnAttemptInsideItsOwn(t *testing.T) {
 			inner := ok.With(other)
 			return dbop.Op[int](func(ctx context.Context) (int, error) { return inner.Run(ctx) }).With(hot)
 		}},
-		{"listed twice", func(hot, _ dbop.Decorator) dbop.Op[int] { return ok.With(hot, hot) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -152,4 +154,28 @@ func TestHotSpotLetsThroughAttemptsInsideTheCallersTransaction(t *testing.T) {
 			t.Errorf("A's step: %v", errA)
 		}
 	})
+}
+
+// A HotSpot listed before a WithRetry is refused when the pipeline is
+// built, also with another retry before it (found by a review: it was
+// accepted, and held its slot across the inner retry's waits), and so is
+// the README's pipeline applied twice.
+func TestHotSpotBeforeAnyRetryIsRefused(t *testing.T) {
+	ok := dbop.Op[int](func(context.Context) (int, error) { return 1, nil })
+	retry := dbop.WithRetry(dbop.Constant(time.Millisecond))
+	hot := dbop.Chain(retry, dbop.HotSpot())
+	for name, build := range map[string]func(){
+		"between two retries": func() { ok.With(retry, dbop.HotSpot(), retry) },
+		"the pipeline twice":  func() { ok.With(hot, hot) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				msg, _ := recover().(string)
+				if !strings.Contains(msg, "HotSpot (decorator 2) is listed before WithRetry (decorator 3)") {
+					t.Errorf("panic %q, want the HotSpot before the retry named", msg)
+				}
+			}()
+			build()
+		})
+	}
 }

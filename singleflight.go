@@ -71,6 +71,9 @@ type flightCall struct {
 //
 // Here the retry, listed inside the sharing, is shared as a whole. A panic
 // in the shared run cannot be recovered by any caller and ends the program.
+// Inside the shared run of a key, the same Flight and key run as they are
+// (the Share listed twice, or an Op that runs another shared under its
+// key): joining the run would wait for itself.
 //
 // Sharing costs a goroutine and a handful of small allocations per run (the
 // value is boxed in an interface, since a Flight serves every result type):
@@ -124,7 +127,10 @@ func (s *shared) run(ctx context.Context, call func(context.Context) (any, error
 	if s.keyOf != nil {
 		key, ok = s.keyOf(ctx)
 	}
-	if !ok || isWithinTx(ctx) {
+	if !ok || isWithinTx(ctx) || inFlightRun(ctx, s.flight, key) {
+		// Inside the shared run of the same key (the same Share listed
+		// twice, or an Op that runs another sharing its key): joining it
+		// would wait for itself for ever.
 		return call(ctx)
 	}
 	if err := ctx.Err(); err != nil {
@@ -135,6 +141,7 @@ func (s *shared) run(ctx context.Context, call func(context.Context) (any, error
 	c := f.calls[key]
 	if c == nil {
 		runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+		runCtx = context.WithValue(runCtx, flightRunKey{}, &flightRun{flight: f, key: key, outer: flightRunOf(ctx)})
 		c = &flightCall{done: make(chan struct{}), cancel: cancel}
 		if f.calls == nil {
 			f.calls = make(map[string]*flightCall)
@@ -152,6 +159,32 @@ func (s *shared) run(ctx context.Context, call func(context.Context) (any, error
 		f.leave(key, c)
 		return nil, ctx.Err()
 	}
+}
+
+// flightRun marks the context of a shared run: the Flight and key it runs
+// under, and the run it runs inside, if any.
+type flightRun struct {
+	flight *Flight
+	key    string
+	outer  *flightRun
+}
+
+type flightRunKey struct{}
+
+func flightRunOf(ctx context.Context) *flightRun {
+	r, _ := ctx.Value(flightRunKey{}).(*flightRun)
+	return r
+}
+
+// inFlightRun reports whether ctx is the context of a run shared under key
+// on f, or of work inside one.
+func inFlightRun(ctx context.Context, f *Flight, key string) bool {
+	for r := flightRunOf(ctx); r != nil; r = r.outer {
+		if r.flight == f && r.key == key {
+			return true
+		}
+	}
+	return false
 }
 
 // do runs the shared call c under key and hands its outcome to the

@@ -77,7 +77,12 @@ func (c Classifier) Or(next Classifier) Classifier {
 // calls NotRetryable while [VerdictOf] finds nothing retryable in it, is
 // returned as it is, so that err == the original error still holds. It is
 // what [ClassifyBy] and the transaction scopes do with each error.
-func (c Classifier) Classify(err error) error { return classifyWith(c, err) }
+func (c Classifier) Classify(err error) error {
+	if c == nil {
+		panic("dbop: Classify called on a nil Classifier")
+	}
+	return classifyWith(c, err)
+}
 
 // classified is an error with a [Verdict] attached. It unwraps to the
 // original error, so errors.Is and errors.As still reach the driver's error.
@@ -155,14 +160,18 @@ func recognised(err error) Verdict {
 	if err == nil {
 		return Unclassified
 	}
+	state := sqlState(err)
+	if state == "40003" {
+		// The outcome is unknown, whatever else happened: a deadline
+		// that fired while the server said so does not make it known.
+		return Ambiguous
+	}
 	if _, ok := errors.AsType[*TimeoutError](err); ok {
 		return RetryTransaction
 	}
-	switch sqlState(err) {
+	switch state {
 	case "40001", "40P01": // SQL standard class 40, transaction rollback
 		return RetryTransaction
-	case "40003":
-		return Ambiguous
 	}
 	return Unclassified
 }

@@ -3,6 +3,7 @@ package scopes
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strconv"
 
 	"github.com/dbop-go/dbop"
@@ -86,6 +87,9 @@ func InSavepoint(sp Savepointer, opts ...SavepointOption) dbop.Decorator {
 	if sp == nil {
 		panic("scopes: InSavepoint: the Savepointer is nil")
 	}
+	if v := reflect.ValueOf(sp); (v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface || v.Kind() == reflect.Map || v.Kind() == reflect.Func) && v.IsNil() {
+		panic(fmt.Sprintf("scopes: InSavepoint: the Savepointer is a nil %T", sp))
+	}
 	if !txmark.Comparable(sp) {
 		panic(fmt.Sprintf("scopes: InSavepoint: the Savepointer %T is not comparable: use a pointer or a struct of comparable fields", sp))
 	}
@@ -143,12 +147,12 @@ func runSavepoint(ctx context.Context, c *config, sp Savepointer, next func(cont
 		}
 	}()
 	err := next(innerCtx)
-	returned = true
 	if err == nil {
 		err = inner.Doomed()
 	}
 
 	if err == nil {
+		returned = true
 		if err := sp.Release(ctx, name); err != nil {
 			return doom(outer, sp, releaseError(c, name, err))
 		}
@@ -158,7 +162,11 @@ func runSavepoint(ctx context.Context, c *config, sp Savepointer, next func(cont
 		txmark.SavepointReleased(ctx)
 		return nil
 	}
+	// Classified while a panic still rolls back to the savepoint (the
+	// deferred undo): a classifier that panics must not leave the failed
+	// statement's work in the transaction.
 	err = c.classify(err)
+	returned = true
 	switch m := txmark.Of(err); {
 	case m != nil && m.Kind == txmark.Doomed:
 		// A scope inside doomed a transaction; this one cannot vouch for

@@ -129,8 +129,11 @@ func runTx[X Tx, T any](ctx context.Context, c *config, opts BeginOptions, begin
 		err = context.Cause(ctx)
 	}
 	if err != nil {
+		// Roll back before classifying: a classifier that panics must not
+		// leave the transaction open on its connection.
+		rbErr := rollback(ctx, c, tx)
 		err = c.classify(err)
-		if rbErr := rollback(ctx, c, tx); rbErr != nil {
+		if rbErr != nil {
 			err = fmt.Errorf("%w (rollback: %w)", err, rbErr)
 		}
 		return zero, released(err)
