@@ -30,9 +30,11 @@ dbopvet finds the mistakes no runtime check can catch in time:
     another transaction begun by hand or handed in by an enclosing InTx;
   - ends-tx: such a function committing or rolling back the transaction it
     was handed;
-  - retry-in-tx: a dbop.WithRetry around statements on a transaction begun
-    by hand (or handed in by InTx), with no savepoint scope inside the retry
-    and a context not marked by dbop.WithinTx;
+  - retry-in-tx: a dbop.WithRetry around work on a transaction begun by
+    hand (or handed in by InTx), run with a context not marked by
+    dbop.WithinTx, with no savepoint scope listed after it in the same With
+    (one in a step of a Then or an All, in an Op of your own or in another
+    With covers only its own step);
   - autocommit-retry: an INSERT, UPDATE or DELETE through a pool, *sql.DB
     or *gorm.DB in an operation decorated with dbop.WithRetry that is not
     marked dbop.Idempotent();

@@ -45,14 +45,23 @@
 // the transaction itself, and its own COMMIT then fails.
 //
 // retry-in-tx: a dbop.WithRetry in the With list of an operation whose
-// function runs statements on a transaction begun by hand (tx, err :=
-// pool.Begin(ctx)) or handed in by InTx, with no savepoint scope inside
-// the retry, run with a context that is not marked: derived from neither
+// attempt runs work on a transaction begun by hand (tx, err :=
+// pool.Begin(ctx)) or handed in by InTx — statements in its function, in
+// the steps of a Then or an All, or a savepoint scope on the transaction —,
+// run with a context that is not marked: derived from neither
 // dbop.WithinTx nor the context a transaction scope handed in
-// (context.Background(), t.Context(), the caller's context). This is a
-// composition dbop's runtime cannot see: after a deadlock or a
-// serialization failure the retry runs the next attempt inside the doomed
-// transaction.
+// (context.Background(), t.Context(), the caller's context). Without the
+// mark the retry cannot tell that it runs inside the transaction, not
+// around the code that begins it; only a savepoint scope listed after the
+// retry in the same With (a Chain there included) tells it, and keeps the
+// check silent. Reported: a retry with no savepoint scope inside it, which
+// after a deadlock or a serialization failure runs the next attempt inside
+// the doomed transaction; and a retry whose attempt reaches savepoint
+// scopes on the transaction only elsewhere — in a With of their own inside
+// the retry's, in a step of a Then or an All, in the function of an Op of
+// your own —, each of which covers only its own step: after a deadlock,
+// which ends the transaction on MySQL and MariaDB, the retry runs the work
+// again, each statement then committed on its own.
 //
 // autocommit-retry: an INSERT, UPDATE or DELETE (the constant text of the
 // statement, in any case, after white space and comments) through a pool,

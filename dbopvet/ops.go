@@ -19,8 +19,11 @@ const (
 // A deco is one decorator of an operation, as resolved from its With lists.
 type deco struct {
 	kind   decoKind
-	listed ast.Expr // the With argument it was listed as (a Chain variable, say)
-	name   string   // for a neutral one, the dbop function that made it
+	listed ast.Expr      // the With argument it was listed as (a Chain variable, say)
+	with   *ast.CallExpr // the With call it was listed in (set by resolveOp)
+	name   string        // for a neutral one, the dbop function that made it
+	// For a savepoint scope: the call that made it (InSavepoint, AroundTx).
+	scope *ast.CallExpr
 	// For a retry:
 	retry      *ast.CallExpr
 	idempotent bool // dbop.Idempotent() is among its options
@@ -92,6 +95,9 @@ func (c *checker) resolveOp(e ast.Expr, depth int) op {
 			}
 			ds = append(ds, c.resolveDeco(arg, arg, depth+1)...)
 		}
+		for i := range ds {
+			ds[i].with = e
+		}
 		return op{fn: base.fn, decos: append(ds, base.decos...)}
 	}
 	return op{}
@@ -139,7 +145,7 @@ func (c *checker) resolveDeco(e, listed ast.Expr, depth int) []deco {
 			}
 			return ds
 		case isSavepointFunc(fn):
-			return []deco{{kind: decoSavepoint, listed: listed}}
+			return []deco{{kind: decoSavepoint, listed: listed, scope: x}}
 		case fn != nil && funcPath(fn) == dbopPath && neutralDecorators[fn.Name()] && recvNamed(fn) == nil:
 			return []deco{{kind: decoNeutral, listed: listed, name: fn.Name()}}
 		}
@@ -201,8 +207,8 @@ func (c *checker) checkOps() {
 					thenRetries[base] = o.unmarkedRetry()
 				}
 			case isOpMethod(fn, "Run") && len(call.Args) == 1:
-				o := c.resolveOp(ast.Unparen(call.Fun).(*ast.SelectorExpr).X, 0)
-				c.checkRetryInTx(o, call.Args[0])
+				x := ast.Unparen(call.Fun).(*ast.SelectorExpr).X
+				c.checkRetryInTx(x, c.resolveOp(x, 0), call.Args[0])
 			case isFunc(fn, dbopPath, "Then"):
 				thens = append(thens, call)
 			}

@@ -106,56 +106,213 @@ type txUse struct {
 	scope  string     // the scope that handed it in
 }
 
-// checkRetryInTx reports check 3: a retry around statements on a
-// transaction that no savepoint scope and no marked context protects.
-func (c *checker) checkRetryInTx(o op, ctx ast.Expr) {
-	if o.fn == nil {
-		return
-	}
-	for i, d := range o.decos {
+// checkRetryInTx reports check 3: a retry around work on a transaction
+// begun by hand or handed in by a scope, run with a context not marked as
+// inside it (ctx, passed to x.Run, where o is what x resolves to). Without
+// the mark the retry cannot tell that it runs inside the transaction, not
+// around the code that begins it; only a savepoint scope listed after it
+// in the same With (a Chain there included) tells it, and covers all its
+// attempt runs. It reports the retry when its attempt runs statements on
+// the transaction with no savepoint scope inside it, and when the
+// savepoint scopes its attempt reaches on the transaction are elsewhere:
+// in another With inside it, in a step of a Then or an All, in the
+// function of an Op of the user's.
+func (c *checker) checkRetryInTx(x ast.Expr, o op, ctx ast.Expr) {
+	for i := range o.decos {
+		d := &o.decos[i]
 		if d.kind != decoRetry {
 			continue
 		}
-		// A savepoint scope (or a decorator that may be one) inside the
-		// retry protects it; one listed before it makes With panic.
+		// A savepoint scope listed after the retry in the same With runs
+		// every attempt inside it, and the retry knows; one listed before
+		// it there makes With panic; one in a With outside it hands the
+		// retry a context marked as inside the transaction. A decorator
+		// the analyzer cannot see into, inside the retry, may be a
+		// savepoint scope.
 		protected := false
-		for j, other := range o.decos {
-			protected = protected || other.kind == decoSavepoint || (j > i && other.kind == decoUnknown)
+		var scopes []*ast.CallExpr // savepoint scopes in a With inside the retry's
+		for j := range o.decos {
+			other := &o.decos[j]
+			switch {
+			case other.kind == decoUnknown && j > i,
+				other.kind == decoSavepoint && (other.with == d.with || j < i):
+				protected = true
+			case other.kind == decoSavepoint:
+				scopes = append(scopes, other.scope)
+			}
 		}
 		if protected {
 			continue
 		}
-		use, ok := c.txUseIn(o.fn)
-		if !ok || c.markOf(ctx, 0) != unmarked {
+		if c.markOf(ctx, 0) != unmarked {
 			return
+		}
+		a := &attempt{seen: map[ast.Node]bool{}}
+		c.collectOp(x, 0, a, false)
+		scopes = append(scopes, a.scopes...)
+		// The transaction: that of a savepoint scope, or else one the
+		// functions run statements on; the scope the message names: one on
+		// that transaction, if any.
+		use, ok := txUse{}, false
+		var named *ast.CallExpr
+		for _, sc := range scopes {
+			if e := c.savepointTx(sc); e != nil {
+				if use, ok = c.txFromOutside(e, sc, a.fns); ok {
+					named = sc
+					break
+				}
+			}
+		}
+		for _, fn := range a.fns {
+			if ok {
+				break
+			}
+			use, ok = c.txUseIn(fn, a.fns)
+		}
+		if !ok {
+			return
+		}
+		if named == nil && len(scopes) > 0 {
+			named = scopes[0]
 		}
 		name := use.v.Name()
 		_, savepoint := adapterFor(use.v.Type(), name)
-		if use.byHand {
+		switch {
+		case named != nil && use.byHand:
+			c.report(d.listed.Pos(), catRetryInTx, fmt.Sprintf(
+				"%s runs the work on %s again, inside %s, with a context not marked by dbop.WithinTx: "+
+					"without the mark it cannot tell that it runs inside the transaction, not around the code "+
+					"that begins it, and the savepoint scope inside it (%s), not listed after it in the same With, "+
+					"covers only its own step: after a deadlock, which ends the transaction on MySQL and MariaDB, "+
+					"the retry runs the work again, each statement then committed on its own; Run it with "+
+					"dbop.WithinTx(ctx) so that the error reaches the code that began %s, or list %s after the "+
+					"retry in the same With",
+				retryName(d), name, use.origin, c.posLine(named.Pos(), d.listed.Pos()), name, savepoint))
+		case named != nil:
+			c.report(d.listed.Pos(), catRetryInTx, fmt.Sprintf(
+				"%s runs the work on %s again, inside %s, with a context that is not the one %s handed in: "+
+					"without the mark it cannot tell that it runs inside the transaction, not around the code "+
+					"that begins it, and the savepoint scope inside it (%s), not listed after it in the same With, "+
+					"covers only its own step: after a deadlock, which ends the transaction on MySQL and MariaDB, "+
+					"the retry runs the work again, each statement then committed on its own; Run it with the "+
+					"context %s handed in, or list %s after the retry in the same With",
+				retryName(d), name, use.origin, use.scope, c.posLine(named.Pos(), d.listed.Pos()),
+				use.scope, savepoint))
+		case use.byHand:
 			c.report(d.listed.Pos(), catRetryInTx, fmt.Sprintf(
 				"%s runs the statements on %s again, inside %s, with no savepoint scope inside the retry and "+
 					"a context not marked by dbop.WithinTx: after a deadlock or a serialization failure it retries "+
 					"inside the doomed transaction (PostgreSQL fails every attempt with 25P02; MySQL has rolled it "+
 					"back, so the attempts run in autocommit); list %s after the retry, or Run it with "+
 					"dbop.WithinTx(ctx) so that the error reaches the code that began %s",
-				retryName(&d), name, use.origin, savepoint, name))
-		} else {
+				retryName(d), name, use.origin, savepoint, name))
+		default:
 			c.report(d.listed.Pos(), catRetryInTx, fmt.Sprintf(
 				"%s runs the statements on %s again, inside %s, with no savepoint scope inside the retry and "+
 					"a context that is not the one %s handed in: after a deadlock or a serialization failure it "+
 					"retries inside the doomed transaction (PostgreSQL fails every attempt with 25P02; MySQL has "+
 					"rolled it back, so the attempts run in autocommit); Run it with the context %s handed in, "+
 					"or list %s after the retry",
-				retryName(&d), name, use.origin, use.scope, use.scope, savepoint))
+				retryName(d), name, use.origin, use.scope, use.scope, savepoint))
 		}
 		return
 	}
 }
 
-// txUseIn returns a transaction from outside fn on which fn runs
-// statements, itself or by passing it to a function, when it is one the
-// analyzer sees begun by hand or handed in by a scope.
-func (c *checker) txUseIn(fn ast.Node) (txUse, bool) {
+// An attempt is what an attempt of an operation runs, as far as the
+// analyzer sees: the functions of the user's it calls (an Op's function,
+// the steps of Then and All) and the savepoint scopes listed on the
+// operations it runs, there and in those functions.
+type attempt struct {
+	fns    []ast.Node
+	scopes []*ast.CallExpr
+	seen   map[ast.Node]bool
+}
+
+// collectOp adds to a what running the operation e runs; with decos, the
+// savepoint scopes in e's own With lists too.
+func (c *checker) collectOp(e ast.Expr, depth int, a *attempt, decos bool) {
+	if depth > maxDepth {
+		return
+	}
+	o := c.resolveOp(e, depth)
+	if decos {
+		for _, d := range o.decos {
+			if d.kind == decoSavepoint {
+				a.scopes = append(a.scopes, d.scope)
+			}
+		}
+	}
+	if o.fn != nil {
+		c.collectFunc(o.fn, depth+1, a)
+		return
+	}
+	call, ok := c.opBase(e, depth).(*ast.CallExpr)
+	if !ok || call.Ellipsis.IsValid() {
+		return
+	}
+	switch fn := callee(c.pass.TypesInfo, call); {
+	case isFunc(fn, dbopPath, "Then") && len(call.Args) == 2:
+		c.collectOp(call.Args[0], depth+1, a, true)
+		if f := c.ix.funcNode(call.Args[1]); f != nil {
+			c.collectFunc(f, depth+1, a)
+		}
+	case isFunc(fn, dbopPath, "All") && len(call.Args) > 1:
+		for _, arg := range call.Args[1:] {
+			c.collectOp(arg, depth+1, a, true)
+		}
+	}
+}
+
+// collectFunc adds fn to a, and what the operations it runs run. A
+// function run in a transaction of its own (InTx's) is left out.
+func (c *checker) collectFunc(fn ast.Node, depth int, a *attempt) {
+	if depth > maxDepth || a.seen[fn] {
+		return
+	}
+	a.seen[fn] = true
+	a.fns = append(a.fns, fn)
+	body, _ := funcBody(fn)
+	if body == nil {
+		return
+	}
+	ast.Inspect(body, func(n ast.Node) bool {
+		if lit, isLit := n.(*ast.FuncLit); isLit && c.txFuncs[lit] != nil {
+			return false
+		}
+		if call, isCall := n.(*ast.CallExpr); isCall && len(call.Args) == 1 &&
+			isOpMethod(callee(c.pass.TypesInfo, call), "Run") {
+			c.collectOp(ast.Unparen(call.Fun).(*ast.SelectorExpr).X, depth+1, a, true)
+		}
+		return true
+	})
+}
+
+// savepointTx returns the transaction a savepoint scope is built on:
+// InSavepoint's tx, scopes.InSavepoint(pgxdb.Savepoints(tx))'s, AroundTx's
+// handle; nil when it is not known.
+func (c *checker) savepointTx(scope *ast.CallExpr) ast.Expr {
+	if scope == nil || len(scope.Args) == 0 || scope.Ellipsis.IsValid() {
+		return nil
+	}
+	arg := scope.Args[0]
+	if fn := callee(c.pass.TypesInfo, scope); funcPath(fn) != scopesPath {
+		return arg
+	}
+	inner, ok := ast.Unparen(arg).(*ast.CallExpr)
+	if !ok || len(inner.Args) != 1 {
+		return nil
+	}
+	if fn := callee(c.pass.TypesInfo, inner); fn == nil || !isLibrary(funcPath(fn)) {
+		return nil
+	}
+	return inner.Args[0]
+}
+
+// txUseIn returns a transaction from outside fn and each of outside on
+// which fn runs statements, itself or by passing it to a function, when
+// it is one the analyzer sees begun by hand or handed in by a scope.
+func (c *checker) txUseIn(fn ast.Node, outside []ast.Node) (txUse, bool) {
 	body, _ := funcBody(fn)
 	if body == nil {
 		return txUse{}, false
@@ -164,24 +321,8 @@ func (c *checker) txUseIn(fn ast.Node) (txUse, bool) {
 	var found txUse
 	ok := false
 	consider := func(e ast.Expr) {
-		if ok {
-			return
-		}
-		h := handleOf(info.TypeOf(e))
-		if h != tx && h != gormDB {
-			return
-		}
-		r, rok := c.ix.rootOf(e)
-		if !rok || r.begun {
-			return
-		}
-		r = c.resolveLocal(r)
-		if r.begun || len(r.path) > 0 || within(r.v.Pos(), fn) {
-			return
-		}
-		if u, uok := c.txOrigin(r.v, fn); uok {
-			u.at = e
-			found, ok = u, true
+		if !ok {
+			found, ok = c.txFromOutside(e, fn, append([]ast.Node{fn}, outside...))
 		}
 	}
 	ast.Inspect(body, func(n ast.Node) bool {
@@ -209,6 +350,32 @@ func (c *checker) txUseIn(fn ast.Node) (txUse, bool) {
 		return true
 	})
 	return found, ok
+}
+
+// txFromOutside returns the transaction e holds, used at at, when the
+// analyzer sees it begun by hand or handed in by a scope (txOrigin),
+// outside each of fns.
+func (c *checker) txFromOutside(e ast.Expr, at ast.Node, fns []ast.Node) (txUse, bool) {
+	h := handleOf(c.pass.TypesInfo.TypeOf(e))
+	if h != tx && h != gormDB {
+		return txUse{}, false
+	}
+	r, ok := c.ix.rootOf(e)
+	if !ok || r.begun {
+		return txUse{}, false
+	}
+	r = c.resolveLocal(r)
+	if r.begun || len(r.path) > 0 {
+		return txUse{}, false
+	}
+	for _, fn := range fns {
+		if within(r.v.Pos(), fn) {
+			return txUse{}, false
+		}
+	}
+	u, ok := c.txOrigin(r.v, at)
+	u.at = e
+	return u, ok
 }
 
 // txOrigin says where the transaction in v comes from, when the analyzer

@@ -5,10 +5,12 @@ package docs
 
 import (
 	"context"
+	"database/sql"
 	"time"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/pgxdb"
+	"github.com/dbop-go/dbop/adapters/sqldb"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -56,6 +58,35 @@ func claimJob(ctx context.Context, pool *pgxpool.Pool, jobID int64) error {
 		return err
 	}
 	return tx.Commit(ctx)
+}
+
+func claimJobLogged(ctx context.Context, db *sql.DB, dialect sqldb.Dialect, jobID int64) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	logClaim := dbop.Op[int64](func(ctx context.Context) (int64, error) {
+		res, err := tx.ExecContext(ctx, "INSERT INTO job_log (job_id, event) VALUES (?, 'claimed')", jobID)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	})
+	claim := dbop.Op[int64](func(ctx context.Context) (int64, error) {
+		res, err := tx.ExecContext(ctx, "UPDATE jobs SET state = 'claimed' WHERE id = ?", jobID)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	})
+	seq := dbop.Then(logClaim, func(ctx context.Context, _ int64) (int64, error) {
+		return claim.With(sqldb.InSavepoint(tx, dialect)).Run(ctx)
+	})
+	if _, err := seq.With(dbop.WithRetry(dbop.Constant(50 * time.Millisecond))).Run(ctx); err != nil { // want `^dbop.WithRetry runs the work on tx again`
+		return err
+	}
+	return tx.Commit()
 }
 
 // autocommit-retry
@@ -135,6 +166,40 @@ func transferFixed(ctx context.Context, pool *pgxpool.Pool, from, to, amount int
 func claimJobFixed(ctx context.Context, tx pgx.Tx, claim dbop.Op[int64]) error {
 	_, err := claim.With(dbop.WithRetry(dbop.Constant(50*time.Millisecond)), pgxdb.InSavepoint(tx)).Run(ctx)
 	return err
+}
+
+func claimJobLoggedFixed(ctx context.Context, db *sql.DB, dialect sqldb.Dialect, jobID int64) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	logClaim := dbop.Op[int64](func(ctx context.Context) (int64, error) {
+		res, err := tx.ExecContext(ctx, "INSERT INTO job_log (job_id, event) VALUES (?, 'claimed')", jobID)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	})
+	claim := dbop.Op[int64](func(ctx context.Context) (int64, error) {
+		res, err := tx.ExecContext(ctx, "UPDATE jobs SET state = 'claimed' WHERE id = ?", jobID)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	})
+	seq := dbop.Then(logClaim, func(ctx context.Context, _ int64) (int64, error) {
+		return claim.With(sqldb.InSavepoint(tx, dialect)).Run(ctx)
+	})
+	// Either fix: the context marked, or the savepoint scope listed after
+	// the retry in the same With.
+	if _, err := seq.With(dbop.WithRetry(dbop.Constant(50 * time.Millisecond))).Run(dbop.WithinTx(ctx)); err != nil {
+		return err
+	}
+	if _, err := seq.With(dbop.WithRetry(dbop.Constant(50*time.Millisecond)), sqldb.InSavepoint(tx, dialect)).Run(ctx); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 func recordPaymentFixed(ctx context.Context, pool *pgxpool.Pool, orderID, amount int64) error {

@@ -134,7 +134,9 @@ func withSavepoint(ctx context.Context, pool *pgxpool.Pool, db *sql.DB, gdb *gor
 	_, _ = step.With(dbop.WithRetry(backoff), pgxdb.InSavepoint(tx, pgxdb.LockTimeout(time.Second))).Run(ctx)
 	_, _ = step.With(dbop.WithRetry(backoff), scopes.InSavepoint(pgxdb.Savepoints(tx))).Run(ctx)
 	_, _ = step.With(dbop.Chain(dbop.WithRetry(backoff), pgxdb.InSavepoint(tx))).Run(ctx)
-	_, _ = step.With(pgxdb.InSavepoint(tx)).With(dbop.WithRetry(backoff)).Run(ctx) // the first With is the inner one
+	// A savepoint scope in a With outside the retry's hands it a context
+	// marked as inside the transaction. (One in a With inside it: reach.go.)
+	_, _ = step.With(dbop.WithRetry(backoff)).With(pgxdb.InSavepoint(tx)).Run(ctx)
 
 	stx, _ := db.BeginTx(ctx, nil)
 	sstep := dbop.Op[int](func(ctx context.Context) (int, error) {

@@ -70,6 +70,8 @@ func WithinTx(ctx context.Context) context.Context { return ctx }
 
 func Then[A, B any](op Op[A], f func(ctx context.Context, a A) (B, error)) Op[B] { return nil }
 
+func All[T any](limit int, ops ...Op[T]) Op[[]T] { return nil }
+
 type fallbackConfig struct{}
 
 type FallbackOption func(*fallbackConfig)
