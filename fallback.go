@@ -127,7 +127,7 @@ func (f fallback[T]) handles(ctx context.Context, err error, covers []any) bool 
 		// transaction back (a MySQL deadlock) or aborted it: going on as
 		// if the Op had succeeded would commit half of it.
 		return false
-	case !f.cfg.ambiguous && !coveredHere(ctx, err, covers):
+	case !f.cfg.ambiguous && !coveredHere(ctx, m, covers):
 		// A scope inside the Op undid its own part, but what the Op ran
 		// in the transaction before it stands: going on would commit
 		// half of the Op.

@@ -75,7 +75,7 @@ func (r *retrier) loop(ctx context.Context, in inner, attempt func(context.Conte
 		}
 
 		v := VerdictOf(err)
-		delay, stop := r.decide(ctx, n, err, v, in, doomed, start, prev)
+		delay, stop := r.decide(ctx, n, err, v, &in, doomed, start, prev)
 		if stop == nil && hs != nil && hs.paces(mark) {
 			delay = 0
 		}
@@ -156,7 +156,7 @@ func deadlineOnly(err error) bool {
 
 // decide returns the wait before the next attempt, or a non-nil error to
 // return instead of retrying.
-func (r *retrier) decide(ctx context.Context, n int, err error, v Verdict, in inner, doomed []*txmark.Mark, start time.Time, prev time.Duration) (time.Duration, error) {
+func (r *retrier) decide(ctx context.Context, n int, err error, v Verdict, in *inner, doomed []*txmark.Mark, start time.Time, prev time.Duration) (time.Duration, error) {
 	if ctx.Err() != nil {
 		// The caller's context is done: nothing may be retried.
 		return 0, err
@@ -171,7 +171,8 @@ func (r *retrier) decide(ctx context.Context, n int, err error, v Verdict, in in
 			return 0, err
 		}
 	}
-	if !retryableHere(ctx, err, in, doomed) {
+	m := txmark.Of(err)
+	if !retryableHere(ctx, m, in, doomed) {
 		return 0, err
 	}
 	if !r.idempotent && committedBefore(ctx, err) {
@@ -179,7 +180,7 @@ func (r *retrier) decide(ctx context.Context, n int, err error, v Verdict, in in
 		// again would apply that step again.
 		return 0, &RetryError{Attempts: n, Reason: ErrAlreadyCommitted, Err: err}
 	}
-	if !r.idempotent && !coveredHere(ctx, err, in.covers) {
+	if !r.idempotent && !coveredHere(ctx, m, in.covers) {
 		// Inside a transaction, a scope undid only part of the attempt:
 		// what ran before it stands, and would run twice.
 		return 0, err
@@ -203,7 +204,8 @@ func (r *retrier) decide(ctx context.Context, n int, err error, v Verdict, in in
 }
 
 // retryableHere reports whether a retry running with ctx, with the scopes
-// in lists inside it, may run again after err, as far as transactions are
+// in lists inside it, may run again after an error whose outermost mark is
+// m (nil: none), as far as transactions are
 // concerned (invariants 1 and 2 of the package documentation):
 //
 //   - an error a savepoint scope undid may run again: the transaction is
@@ -221,8 +223,7 @@ func (r *retrier) decide(ctx context.Context, n int, err error, v Verdict, in in
 //     refused to run: the retry runs inside that transaction after all;
 //   - any other error may run again only outside a transaction: inside
 //     one, nothing certified that the failed statement was undone.
-func retryableHere(ctx context.Context, err error, in inner, doomed []*txmark.Mark) bool {
-	m := txmark.Of(err)
+func retryableHere(ctx context.Context, m *txmark.Mark, in *inner, doomed []*txmark.Mark) bool {
 	if m == nil {
 		return !isWithinTx(ctx)
 	}
@@ -244,7 +245,8 @@ func retryableHere(ctx context.Context, err error, in inner, doomed []*txmark.Ma
 	return !isWithinTx(ctx)
 }
 
-// coveredHere reports whether running the attempt again after err, once
+// coveredHere reports whether running the attempt again after an error
+// whose outermost mark is m, once
 // retryableHere allows it, runs nothing twice that the scopes do not undo.
 // Outside a transaction it does. Inside one, an error a savepoint scope
 // undid, or whose own transaction's owner ended it, says nothing of what
@@ -252,8 +254,7 @@ func retryableHere(ctx context.Context, err error, in inner, doomed []*txmark.Ma
 // Then's first step, statements of an Op of your own —, which stands:
 // only a savepoint scope listed inside the retry with none of the
 // caller's code between (covers, inner.covers) undid all of the attempt.
-func coveredHere(ctx context.Context, err error, covers []any) bool {
-	m := txmark.Of(err)
+func coveredHere(ctx context.Context, m *txmark.Mark, covers []any) bool {
 	if m == nil || (m.Kind != txmark.Undone && m.Kind != txmark.Released) || !isWithinTx(ctx) {
 		return true
 	}
