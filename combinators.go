@@ -2,6 +2,7 @@ package dbop
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/dbop-go/dbop/internal/txmark"
@@ -48,7 +49,9 @@ import (
 // fallback there gives its default). A savepoint step that
 // only reads counts too: mark that retry Idempotent. Work the scopes do not
 // see is not counted: a transaction or savepoint your own code begins and
-// ends inside a step. And inside a transaction a retry around a Then runs
+// ends inside a step. Inside a transaction, a first step that succeeded
+// counts too, whatever it ran: its statements are in the transaction. And
+// inside a transaction a retry around a Then runs
 // it again only when a savepoint scope listed inside that retry, in the
 // same pipeline, rolled the whole Then back (invariant 2): a step's own
 // savepoint undoes that step only, and the steps before it stand. To retry
@@ -68,6 +71,12 @@ func Then[A, B any](op Op[A], f func(ctx context.Context, a A) (B, error)) Op[B]
 		if err != nil {
 			var zero B
 			return zero, markCommitted(err, commits)
+		}
+		if isWithinTx(ctx) {
+			// Inside a transaction the first step's statements stand,
+			// whether or not a scope counted them: a retry there must not
+			// run them again after f fails.
+			commits.TookEffect()
 		}
 		b, err := f(ctx, a)
 		if err != nil {
@@ -132,11 +141,17 @@ func All[T any](limit int, ops ...Op[T]) Op[[]T] {
 					errs[i] = err
 					return err
 				}
+				if isWithinTx(gctx) {
+					commits.TookEffect() // as in Then
+				}
 				results[i] = v
 				return nil
 			})
 		}
 		if err := g.Wait(); err != nil {
+			if isWithinTx(ctx) {
+				err = withUncertified(err, errs)
+			}
 			return nil, markCommitted(withUnknown(err, errs), commits)
 		}
 		if started < len(ops) {
@@ -175,6 +190,31 @@ func AllKeyed[K comparable, T any](limit int, ops map[K]Op[T]) Op[map[K]T] {
 		}
 		return out, nil
 	}
+}
+
+// withUncertified returns first, the error All returns inside a
+// transaction, joined with the errors of the other ops that failed on their
+// own (not cancelled by All) with nothing undoing them, or that doomed the
+// transaction, when there are some: such an op may have doomed the transaction (a deadlock that ended it
+// on MySQL) or left part of its work in it, whatever first says of itself
+// (a transaction of its own that its owner ended, a savepoint that undid
+// its statement). The join carries no certificate, so no retry or
+// fallback inside the transaction acts on it, and it reaches the
+// transaction's owner.
+func withUncertified(first error, errs []error) error {
+	var others []error
+	for _, err := range errs {
+		if err == nil || err == first || errors.Is(err, context.Canceled) {
+			continue
+		}
+		if m := txmark.Of(err); m == nil || m.Kind == txmark.None || m.Kind == txmark.Doomed {
+			others = append(others, err)
+		}
+	}
+	if len(others) == 0 {
+		return first
+	}
+	return &txmark.Mark{Kind: txmark.None, Err: errors.Join(append([]error{first}, others...)...)}
 }
 
 // withUnknown returns first, the error All returns, joined with a

@@ -97,6 +97,19 @@ func AroundTx(tx any, fn func(ctx context.Context, next func(context.Context) er
 type aroundTx struct {
 	key any
 	fn  func(ctx context.Context, next func(context.Context) error) error
+	// certifies: built by a savepoint scope of the library's (scopes,
+	// through txmark.Certify), whose Undone marks a retry or fallback
+	// listed around it may trust; an AroundTx of the caller's is the
+	// caller's code.
+	certifies bool
+}
+
+func init() {
+	txmark.Certify = func(d any) {
+		if a, ok := d.(*aroundTx); ok {
+			a.certifies = true
+		}
+	}
 }
 
 func (*aroundTx) decorator() {}
@@ -113,10 +126,16 @@ func decorateAll[T any](op Op[T], ds []Decorator, caller string) Op[T] {
 		switch d := flat[i].(type) {
 		case *aroundTx:
 			in.txKeys = append(in.txKeys[:len(in.txKeys):len(in.txKeys)], d.key)
-			in.covers = append(in.covers[:len(in.covers):len(in.covers)], d.key)
-		case DecoratorFunc[T], around, before, fallback[T]:
-			// Code of the caller's runs here, outside the scopes
-			// inside, and may run statements no savepoint undoes.
+			if d.certifies {
+				in.covers = append(in.covers[:len(in.covers):len(in.covers)], d.key)
+			} else {
+				in.covers = nil // the caller's scope: its function is the caller's code
+			}
+		case DecoratorFunc[T], around:
+			// Code of the caller's runs around the attempt here, outside
+			// the scopes inside, and may run statements no savepoint
+			// undoes. (Hooks — Before, a Fallback's function — are
+			// documented as not running statements on the transaction.)
 			in.covers = nil
 		case *hotSpot:
 			if len(in.txKeys) == 0 { // else it lets every attempt through (decorate)
@@ -131,11 +150,12 @@ func decorateAll[T any](op Op[T], ds []Decorator, caller string) Op[T] {
 // decorators listed after it in the same pipeline.
 type inner struct {
 	txKeys []any // the transactions of the scopes inside it
-	// covers are the transactions of the scopes inside it with none of
-	// the caller's code between (Around, Before, a DecoratorFunc, a
-	// Fallback's function): such a scope's savepoint covers all an attempt
-	// runs on its transaction, so when the scope certifies that it rolled
-	// the attempt back (txmark.Undone), nothing of it is left there.
+	// covers are the transactions of the library's savepoint scopes
+	// inside it with none of the caller's code that wraps the attempt
+	// between (Around, a DecoratorFunc, an AroundTx of the caller's): such a
+	// scope's savepoint covers all an attempt runs on its transaction, so
+	// when the scope certifies that it rolled the attempt back
+	// (txmark.Undone), nothing of it is left there.
 	covers  []any
 	hotSpot *hotSpot // the HotSpot nearest inside it, which paces its retries after conflicts
 }
@@ -371,6 +391,12 @@ func decorate[T any](op Op[T], d Decorator, in inner) Op[T] {
 			return v, err
 		}
 	case *shared:
+		if len(in.txKeys) > 0 {
+			// A transaction scope listed inside it runs each attempt in
+			// a transaction the caller owns: a run shared with another
+			// caller would run in one caller's transaction only.
+			return op
+		}
 		return func(ctx context.Context) (T, error) {
 			v, err := d.run(ctx, func(ctx context.Context) (any, error) { return op(ctx) })
 			return sharedValue[T](v), err

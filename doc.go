@@ -87,9 +87,10 @@
 //  2. A statement is run again inside a transaction only where the backend
 //     kept the transaction usable: after a savepoint scope rolled it back
 //     to its savepoint (the scope certifies it), and only by a retry that
-//     lists that scope inside it in the same pipeline, with none of your
-//     code between (step.With(WithRetry(…), InSavepoint(tx))), so that
-//     the savepoint held all the attempt ran. A retry around more than the
+//     lists that scope inside it in the same pipeline, with no Around,
+//     DecoratorFunc or AroundTx of yours between
+//     (step.With(WithRetry(…), InSavepoint(tx))), so that the savepoint
+//     held all the attempt ran. A retry around more than the
 //     scope — a Then whose first step ran, an Op of your own — returns the
 //     error to the transaction's owner instead, unless it is [Idempotent];
 //     a fallback there passes it through unless it has [AcceptAmbiguous].
@@ -147,7 +148,11 @@
 // refuses where it could run again; mark the context. Inside a transaction,
 // the steps of an All share it side by side: a savepoint one of them
 // released may be counted by a Then inside another, whose retry then
-// refuses (ErrAlreadyCommitted) where it could have run again.
+// refuses (ErrAlreadyCommitted) where it could have run again. An Op of your
+// own under a retry inside a transaction that runs statements on it and
+// then a transaction of its own (another connection): when that one fails,
+// the retry runs the statements again (a Then counts them: build it with
+// Then).
 //
 // # Errors
 //

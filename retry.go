@@ -212,7 +212,7 @@ func (r *retrier) decide(ctx context.Context, n int, err error, v Verdict, in *i
 //     usable (inside a transaction, coveredHere asks whether the scope
 //     undid all of the attempt);
 //   - an error whose transaction's owner ended it may run again: the next
-//     attempt begins a new transaction (coveredHere, as above);
+//     attempt begins a new transaction;
 //   - an error that doomed a transaction may not run again inside that
 //     transaction: not when ctx is marked as inside a transaction, not when
 //     a scope on that transaction is listed inside this retry, and not when
@@ -246,16 +246,18 @@ func retryableHere(ctx context.Context, m *txmark.Mark, in *inner, doomed []*txm
 }
 
 // coveredHere reports whether running the attempt again after an error
-// whose outermost mark is m, once
-// retryableHere allows it, runs nothing twice that the scopes do not undo.
-// Outside a transaction it does. Inside one, an error a savepoint scope
-// undid, or whose own transaction's owner ended it, says nothing of what
-// the attempt ran on the enclosing transaction before that scope — a
-// Then's first step, statements of an Op of your own —, which stands:
-// only a savepoint scope listed inside the retry with none of the
-// caller's code between (covers, inner.covers) undid all of the attempt.
+// whose outermost mark is m, once retryableHere allows it, runs nothing
+// twice that the scopes do not undo. Outside a transaction it does. Inside
+// one, an error a savepoint scope undid says nothing of what the attempt
+// ran on the transaction before that scope — a Then's first step,
+// statements of an Op of your own —, which stands: only a savepoint scope
+// listed inside the retry with none of the caller's code between (covers,
+// inner.covers) undid all of the attempt. A transaction of the attempt's
+// own (another connection) that its owner ended is a new transaction the
+// next time, as outside; a Then or All whose earlier step took effect in
+// the enclosing transaction says so (committedBefore).
 func coveredHere(ctx context.Context, m *txmark.Mark, covers []any) bool {
-	if m == nil || (m.Kind != txmark.Undone && m.Kind != txmark.Released) || !isWithinTx(ctx) {
+	if m == nil || m.Kind != txmark.Undone || !isWithinTx(ctx) {
 		return true
 	}
 	return undoneHere(m, covers)

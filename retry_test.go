@@ -46,10 +46,17 @@ func undoneAtSavepoint(scope any, err error) error {
 }
 
 // passScope is a transaction scope on the transaction key that runs each
-// attempt as it is: listed inside a retry, it is the scope whose
-// certificate (undoneAtSavepoint with the same key) the retry trusts.
-func passScope(key any) dbop.Decorator {
+// attempt as it is, certified as the library's savepoint scopes are:
+// listed inside a retry, it is the scope whose certificate
+// (undoneAtSavepoint with the same key) the retry trusts. An AroundTx of
+// the caller's (ownScope) is not trusted.
+func ownScope(key any) dbop.Decorator {
 	return dbop.AroundTx(key, func(ctx context.Context, next func(context.Context) error) error { return next(ctx) })
+}
+func passScope(key any) dbop.Decorator {
+	d := dbop.AroundTx(key, func(ctx context.Context, next func(context.Context) error) error { return next(ctx) })
+	txmark.Certify(d) // as the library's savepoint scopes are
+	return d
 }
 
 func repeat(err error, n int) []error {
@@ -97,6 +104,7 @@ func TestRetryDecisions(t *testing.T) {
 		{name: "statement verdict a savepoint scope listed in another pipeline undid escapes a retry inside a transaction", errs: []error{undoneAtSavepoint("sp", dbop.Classify(drv, dbop.RetryStatement))}, withinTx: true, wantCalls: 1, wantErr: drv},
 		{name: "statement verdict another scope undid escapes a retry inside a transaction", errs: []error{undoneAtSavepoint("sp", dbop.Classify(drv, dbop.RetryStatement))}, scopes: []dbop.Decorator{passScope("other")}, withinTx: true, wantCalls: 1, wantErr: drv},
 		{name: "statement verdict a savepoint scope undid with the caller's code between escapes a retry inside a transaction", errs: []error{undoneAtSavepoint("sp", dbop.Classify(drv, dbop.RetryStatement))}, scopes: []dbop.Decorator{dbop.Around(func(ctx context.Context, next func(context.Context) error) error { return next(ctx) }), passScope("sp")}, withinTx: true, wantCalls: 1, wantErr: drv},
+		{name: "statement verdict escapes a retry inside a transaction when the scope listed is an AroundTx of the caller's", errs: []error{undoneAtSavepoint("sp", dbop.Classify(drv, dbop.RetryStatement))}, scopes: []dbop.Decorator{ownScope("sp")}, withinTx: true, wantCalls: 1, wantErr: drv},
 		{name: "statement verdict a savepoint scope in another pipeline undid is retried inside a transaction when idempotent", errs: []error{undoneAtSavepoint("sp", dbop.Classify(drv, dbop.RetryStatement))}, opts: []dbop.RetryOption{dbop.Idempotent()}, withinTx: true, wantCalls: 2, wantValue: "ok"},
 		{name: "statement verdict a savepoint scope in another pipeline undid is retried outside a transaction", errs: []error{undoneAtSavepoint("sp", dbop.Classify(drv, dbop.RetryStatement))}, wantCalls: 2, wantValue: "ok"},
 		{name: "ambiguous escapes a retry inside a transaction even when idempotent", errs: []error{dbop.Classify(drv, dbop.Ambiguous)}, opts: []dbop.RetryOption{dbop.Idempotent()}, withinTx: true, wantCalls: 1, wantErr: drv},

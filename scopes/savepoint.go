@@ -68,12 +68,17 @@ func savepointDepth(ctx context.Context) int {
 // caller's cancellation, bounded by [RollbackTimeout].
 //
 // Listed after [github.com/dbop-go/dbop.WithRetry], InSavepoint makes the
-// retry a statement-level one, with any context:
+// retry a statement-level one:
 //
 //	n, err := step.With(dbop.WithRetry(backoff), scopes.InSavepoint(sp)).Run(ctx)
 //
 // Listing it before the retry panics when the pipeline is built: every
-// attempt would run in one savepoint. Inside [InTx], run it with the
+// attempt would run in one savepoint. Inside a transaction (a context
+// marked [github.com/dbop-go/dbop.WithinTx]), a retry trusts the scope's
+// rollback only when the scope is listed inside it in the same pipeline,
+// as above, with no Around or DecoratorFunc of yours between: a savepoint
+// scope listed elsewhere (a step of a Then, an Op of your own) undoes its
+// own step only. Inside [InTx], run it with the
 // context InTx handed you: a doomed transaction is then never committed,
 // even if your function swallows the error.
 //
@@ -94,9 +99,11 @@ func InSavepoint(sp Savepointer, opts ...SavepointOption) dbop.Decorator {
 		panic(fmt.Sprintf("scopes: InSavepoint: the Savepointer %T is not comparable: use a pointer or a struct of comparable fields", sp))
 	}
 	c := newSavepointConfig(opts)
-	return dbop.AroundTx(sp, func(ctx context.Context, next func(context.Context) error) error {
+	d := dbop.AroundTx(sp, func(ctx context.Context, next func(context.Context) error) error {
 		return runSavepoint(ctx, c, sp, next)
 	})
+	txmark.Certify(d) // its Undone marks certify the rollback
+	return d
 }
 
 // runSavepoint runs one attempt inside a savepoint of the transaction sp

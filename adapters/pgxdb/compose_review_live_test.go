@@ -452,12 +452,13 @@ func rbHold(t *testing.T, admin *pgxpool.Pool, table string) func() {
 // effect: half of the sequence commits, reported as the default).
 // Without Then ("Op+retry": an Op of the caller's running the plain
 // statement and then the savepoint step) the same; and with the second
-// step a pgxdb.InTx of its own on another connection ("Op(plain,
+// step a pgxdb.InTx of its own on another connection ("Then(plain,
 // InTx)+retry"), whose Released mark the retry inside the outer
-// transaction trusts the same way.
+// transaction trusted the same way (now the Then counts its first step's
+// success inside the transaction, and the retry refuses).
 func TestRetryAroundAThenOfAPlainAndASavepointStep(t *testing.T) {
 	for _, owner := range []string{"intx", "hand"} {
-		for _, shape := range []string{"Then+retry", "All+retry", "Then+OrDefault", "Op+retry", "Op(plain, InTx)+retry"} {
+		for _, shape := range []string{"Then+retry", "All+retry", "Then+OrDefault", "Op+retry", "Then(plain, InTx)+retry"} {
 			t.Run(owner+"/"+shape, func(t *testing.T) {
 				pool := newPool(t, 4)
 				rows := "pgxdb_rb_plain_rows"
@@ -487,7 +488,7 @@ func TestRetryAroundAThenOfAPlainAndASavepointStep(t *testing.T) {
 					switch shape {
 					case "Then+retry":
 						return dbop.Then(a, func(ctx context.Context, _ int) (int, error) { return b.Run(ctx) }).With(retry).Run(ctx)
-					case "Op(plain, InTx)+retry":
+					case "Then(plain, InTx)+retry":
 						// the second step is a transaction of its own (another
 						// connection) that meets the lock timeout and rolls back
 						other := pgxdb.InTx(pool, func(ctx context.Context, txB pgx.Tx) (int, error) {
@@ -498,12 +499,7 @@ func TestRetryAroundAThenOfAPlainAndASavepointStep(t *testing.T) {
 							}
 							return 2, err
 						}, pgxdb.LockTimeout(50*time.Millisecond))
-						return dbop.Op[int](func(ctx context.Context) (int, error) {
-							if _, err := a.Run(ctx); err != nil {
-								return 0, err
-							}
-							return other.Run(ctx)
-						}).With(retry).Run(ctx)
+						return dbop.Then(a, func(ctx context.Context, _ int) (int, error) { return other.Run(ctx) }).With(retry).Run(ctx)
 					case "Op+retry":
 						// no Then: an Op of the caller's that runs the plain
 						// statement and then the savepoint step

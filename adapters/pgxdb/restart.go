@@ -105,6 +105,7 @@ func runRestarts[T any](ctx context.Context, c *config, tx pgx.Tx, setSQL string
 		}
 		return c.restartRun(ctx, tx, key, setSQL, next)
 	})
+	txmark.Certify(scope) // its Undone marks certify the ROLLBACK TO
 	op := dbop.Op[T](func(ctx context.Context) (T, error) { return fn(ctx, tx) })
 	return op.With(c.restart, scope).Run(ctx)
 }

@@ -100,6 +100,12 @@ func Within(ctx context.Context, id uint64) bool {
 	return false
 }
 
+// TookEffect records, in c alone, that a step of its Then or All succeeded
+// inside a transaction: whatever it ran there stands in the frame c runs
+// in, as a released savepoint's work does, though no scope counted it (a
+// plain statement, a read).
+func (c *Commits) TookEffect() { c.rel.Add(1) }
+
 // Count returns the number of commits recorded.
 func (c *Commits) Count() int64 { return c.n.Load() }
 

@@ -230,3 +230,10 @@ func Comparable(v any) (ok bool) {
 	_ = map[any]bool{v: true} // hashing panics on a value that is not comparable
 	return true
 }
+
+// Certify marks d, a decorator dbop.AroundTx returned, as a scope that
+// certifies what it rolls back (a savepoint scope: its Undone marks carry
+// the key it is listed with): a retry or fallback listed around it in the
+// same pipeline may trust them. The scopes call it on the decorators they
+// build; an AroundTx of the caller's is the caller's code. dbop sets it.
+var Certify func(d any)
