@@ -232,7 +232,7 @@ func retryableHere(ctx context.Context, m *txmark.Mark, in *inner, doomed []*txm
 	}
 	switch m.Kind {
 	case txmark.Undone, txmark.Released:
-		return true // coveredHere decides inside a transaction
+		return true // inside a transaction, coveredHere judges an Undone one
 	case txmark.Doomed:
 		switch {
 		case isWithinTx(ctx),

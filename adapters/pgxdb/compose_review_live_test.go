@@ -70,16 +70,7 @@ func TestResolveCommitOfANotifyOnly(t *testing.T) {
 			var res resolutions
 			_, err = op.With(dbop.WithRetry(retryAtOnce)).Run(scopes.OnCommitResolved(t.Context(), res.record))
 
-			delivered := 0
-			for {
-				wctx, cancel := context.WithTimeout(t.Context(), time.Second)
-				_, nerr := lc.Conn().WaitForNotification(wctx)
-				cancel()
-				if nerr != nil {
-					break
-				}
-				delivered++
-			}
+			delivered := notifications(t, lc.Conn())
 			t.Logf("Run: %v (verdict %v); runs %d; cuts %d; resolutions %v; notifications delivered: %d",
 				err, dbop.VerdictOf(err), runs, p.Cuts(), res.list(), delivered)
 			if p.Cuts() != 1 {
@@ -98,6 +89,22 @@ func TestResolveCommitOfANotifyOnly(t *testing.T) {
 				t.Errorf("Run = %v (verdict %v); want Ambiguous", err, dbop.VerdictOf(err))
 			}
 		})
+	}
+}
+
+// notifications counts the notifications conn receives until none has come
+// for a second.
+func notifications(t *testing.T, conn *pgx.Conn) int {
+	t.Helper()
+	n := 0
+	for {
+		wctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		_, err := conn.WaitForNotification(wctx)
+		cancel()
+		if err != nil {
+			return n
+		}
+		n++
 	}
 }
 
@@ -429,6 +436,55 @@ func rbHold(t *testing.T, admin *pgxpool.Pool, table string) func() {
 	return end
 }
 
+// lockScene is the tables of a live probe: rows, whose rows 1 and 2 start
+// at n = 0, and lock, whose row 1 another transaction holds until end is
+// called (end runs at the test's cleanup too).
+type lockScene struct {
+	pool       *pgxpool.Pool
+	rows, lock string
+	end        func()
+}
+
+// newLockScene creates the tables named prefix_rows and prefix_lock on pool
+// and takes the lock row.
+func newLockScene(t *testing.T, pool *pgxpool.Pool, prefix string) lockScene {
+	t.Helper()
+	s := lockScene{pool: pool, rows: prefix + "_rows", lock: prefix + "_lock"}
+	createTable(t, pool, s.rows, "id int PRIMARY KEY, n int NOT NULL", "INSERT INTO "+s.rows+" VALUES (1, 0), (2, 0)")
+	createTable(t, pool, s.lock, "id int PRIMARY KEY", "INSERT INTO "+s.lock+" VALUES (1)")
+	s.end = rbHold(t, pool, s.lock)
+	return s
+}
+
+// lockedStep returns a step on tx that updates the held lock row (a lock
+// timeout on its first run, under a short LockTimeout), frees it after that
+// first run, and then adds 1 to row 2; runs counts its runs.
+func (s lockScene) lockedStep(tx pgx.Tx, runs *int) dbop.Op[int] {
+	return dbop.Op[int](func(ctx context.Context) (int, error) {
+		*runs++
+		_, err := tx.Exec(ctx, "UPDATE "+s.lock+" SET id = id WHERE id = 1")
+		if *runs == 1 {
+			s.end() // the lock is free for a next attempt
+		}
+		if err == nil {
+			_, err = tx.Exec(ctx, "UPDATE "+s.rows+" SET n = n + 1 WHERE id = 2")
+		}
+		return 2, err
+	})
+}
+
+// bump adds 1 to row 1 on tx: the plain statement of a probe.
+func (s lockScene) bump(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, "UPDATE "+s.rows+" SET n = n + 1 WHERE id = 1")
+	return err
+}
+
+// committed returns the committed n of rows 1 and 2.
+func (s lockScene) committed(t *testing.T) (n1, n2 int) {
+	t.Helper()
+	return queryInt(t, s.pool, "SELECT n FROM "+s.rows+" WHERE id = 1"), queryInt(t, s.pool, "SELECT n FROM "+s.rows+" WHERE id = 2")
+}
+
 // TestRetryAroundAThenOfAPlainAndASavepointStep: inside a transaction, with
 // the context the scope handed over (pgxdb.InTx's, or dbop.WithinTx on a
 // transaction begun by hand), a retry around a Then whose first step is a
@@ -461,29 +517,14 @@ func TestRetryAroundAThenOfAPlainAndASavepointStep(t *testing.T) {
 		for _, shape := range []string{"Then+retry", "All+retry", "Then+OrDefault", "Op+retry", "Then(plain, InTx)+retry"} {
 			t.Run(owner+"/"+shape, func(t *testing.T) {
 				pool := newPool(t, 4)
-				rows := "pgxdb_rb_plain_rows"
-				lock := "pgxdb_rb_plain_lock"
-				createTable(t, pool, rows, "id int PRIMARY KEY, n int NOT NULL", "INSERT INTO "+rows+" VALUES (1, 0), (2, 0)")
-				createTable(t, pool, lock, "id int PRIMARY KEY", "INSERT INTO "+lock+" VALUES (1)")
-				end := rbHold(t, pool, lock)
+				sc := newLockScene(t, pool, "pgxdb_rb_plain")
 				aRuns, bRuns := 0, 0
 				body := func(ctx context.Context, tx pgx.Tx) (int, error) {
 					a := dbop.Op[int](func(ctx context.Context) (int, error) {
 						aRuns++
-						_, err := tx.Exec(ctx, "UPDATE "+rows+" SET n = n + 1 WHERE id = 1")
-						return 1, err
+						return 1, sc.bump(ctx, tx)
 					})
-					b := dbop.Op[int](func(ctx context.Context) (int, error) {
-						bRuns++
-						_, err := tx.Exec(ctx, "UPDATE "+lock+" SET id = id WHERE id = 1")
-						if bRuns == 1 {
-							end() // the lock is free for a next attempt
-						}
-						if err == nil {
-							_, err = tx.Exec(ctx, "UPDATE "+rows+" SET n = n + 1 WHERE id = 2")
-						}
-						return 2, err
-					}).With(pgxdb.InSavepoint(tx, pgxdb.LockTimeout(50*time.Millisecond)))
+					b := sc.lockedStep(tx, &bRuns).With(pgxdb.InSavepoint(tx, pgxdb.LockTimeout(50*time.Millisecond)))
 					retry := dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))
 					switch shape {
 					case "Then+retry":
@@ -492,12 +533,7 @@ func TestRetryAroundAThenOfAPlainAndASavepointStep(t *testing.T) {
 						// the second step is a transaction of its own (another
 						// connection) that meets the lock timeout and rolls back
 						other := pgxdb.InTx(pool, func(ctx context.Context, txB pgx.Tx) (int, error) {
-							bRuns++
-							_, err := txB.Exec(ctx, "UPDATE "+lock+" SET id = id WHERE id = 1")
-							if bRuns == 1 {
-								end()
-							}
-							return 2, err
+							return sc.lockedStep(txB, &bRuns).Run(ctx)
 						}, pgxdb.LockTimeout(50*time.Millisecond))
 						return dbop.Then(a, func(ctx context.Context, _ int) (int, error) { return other.Run(ctx) }).With(retry).Run(ctx)
 					case "Op+retry":
@@ -536,8 +572,7 @@ func TestRetryAroundAThenOfAPlainAndASavepointStep(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				n1 := queryInt(t, pool, "SELECT n FROM "+rows+" WHERE id = 1")
-				n2 := queryInt(t, pool, "SELECT n FROM "+rows+" WHERE id = 2")
+				n1, n2 := sc.committed(t)
 				t.Logf("Run = %d, %v; first step ran %d times, second %d; committed: row1 n=%d, row2 n=%d", v, err, aRuns, bRuns, n1, n2)
 				if bRuns < 1 {
 					t.Fatal("the second step never ran")
@@ -587,16 +622,7 @@ func TestReadOnlyNotifyInAThen(t *testing.T) {
 		return 1, nil
 	})
 	v, err := seq.With(dbop.WithRetry(retryAtOnce, dbop.MaxAttempts(3))).Run(t.Context())
-	got := 0
-	for {
-		wctx, cancel := context.WithTimeout(t.Context(), time.Second)
-		_, nerr := lc.Conn().WaitForNotification(wctx)
-		cancel()
-		if nerr != nil {
-			break
-		}
-		got++
-	}
+	got := notifications(t, lc.Conn())
 	t.Logf("Run = %d, %v; notifications delivered: %d", v, err, got)
 	if got != 1 {
 		t.Errorf("the READ ONLY step's notification was delivered %d times: the retry ran the committed step again", got)
@@ -612,12 +638,8 @@ func TestReadOnlyNotifyInAThen(t *testing.T) {
 // a complete success.
 func TestDerivedLockTimeoutInAThenStep(t *testing.T) {
 	pool := newPool(t, 4)
-	rows := "pgxdb_rb_dlt_rows"
-	lock := "pgxdb_rb_dlt_lock"
-	createTable(t, pool, rows, "id int PRIMARY KEY, n int NOT NULL", "INSERT INTO "+rows+" VALUES (1, 0), (2, 0)")
-	createTable(t, pool, lock, "id int PRIMARY KEY", "INSERT INTO "+lock+" VALUES (1)")
-	end := rbHold(t, pool, lock)
-	defer end()
+	sc := newLockScene(t, pool, "pgxdb_rb_dlt")
+	rows, lock := sc.rows, sc.lock
 	var cRuns, bRuns, txs int
 	var stepRetries, thenRetries, ownerRetries retries
 	op := pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (int, error) {
@@ -640,8 +662,7 @@ func TestDerivedLockTimeoutInAThenStep(t *testing.T) {
 	})
 	start := time.Now()
 	v, err := op.With(dbop.WithTimeout(3*time.Second), dbop.WithRetry(retryAtOnce, dbop.MaxAttempts(2), dbop.OnRetry(ownerRetries.record)), dbop.WithTimeout(1500*time.Millisecond)).Run(t.Context())
-	n1 := queryInt(t, pool, "SELECT n FROM "+rows+" WHERE id = 1")
-	n2 := queryInt(t, pool, "SELECT n FROM "+rows+" WHERE id = 2")
+	n1, n2 := sc.committed(t)
 	t.Logf("Run = %d, %v after %v; transactions %d, C ran %d, B %d; retries: step %v, Then %v, owner %v; committed n1=%d n2=%d",
 		v, err, time.Since(start).Round(time.Millisecond), txs, cRuns, bRuns, composeEvents(&stepRetries), composeEvents(&thenRetries), composeEvents(&ownerRetries), n1, n2)
 	if err == nil || n1 != 0 || n2 != 0 {

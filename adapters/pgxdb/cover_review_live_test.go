@@ -1,6 +1,8 @@
 package pgxdb_test
 
-// Review probes for 7a4630a/7ebede3 on a live PostgreSQL.
+// Live probes of the rule that a retry inside a transaction trusts only a
+// savepoint scope of the library's listed inside it in the same pipeline
+// (doc.go, invariant 2), from a review of that rule.
 
 import (
 	"context"
@@ -16,29 +18,13 @@ import (
 // StatementTimeout, with dbop's own decorators between the retry and the
 // scope: the 55P03 is retried in place and the earlier work kept.
 func TestInSavepointRetriesInPlaceWithDecoratorsBetween(t *testing.T) {
-	pool := newPool(t, 4)
-	rows := "pgxdb_rv_cover_rows"
-	lock := "pgxdb_rv_cover_lock"
-	createTable(t, pool, rows, "id int PRIMARY KEY, n int NOT NULL", "INSERT INTO "+rows+" VALUES (1, 0), (2, 0)")
-	createTable(t, pool, lock, "id int PRIMARY KEY", "INSERT INTO "+lock+" VALUES (1)")
-	end := rbHold(t, pool, lock)
+	sc := newLockScene(t, newPool(t, 4), "pgxdb_rv_cover")
 	bRuns := 0
-	_, err := pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (int, error) {
-		if _, err := tx.Exec(ctx, "UPDATE "+rows+" SET n = n + 1 WHERE id = 1"); err != nil {
+	_, err := pgxdb.InTx(sc.pool, func(ctx context.Context, tx pgx.Tx) (int, error) {
+		if err := sc.bump(ctx, tx); err != nil {
 			return 0, err
 		}
-		step := dbop.Op[int](func(ctx context.Context) (int, error) {
-			bRuns++
-			_, err := tx.Exec(ctx, "UPDATE "+lock+" SET id = id WHERE id = 1")
-			if bRuns == 1 {
-				end()
-			}
-			if err == nil {
-				_, err = tx.Exec(ctx, "UPDATE "+rows+" SET n = n + 1 WHERE id = 2")
-			}
-			return 2, err
-		})
-		return step.With(
+		return sc.lockedStep(tx, &bRuns).With(
 			dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), dbop.OnRetry(func(context.Context, dbop.AttemptEvent) {})),
 			dbop.ClassifyBy(func(error) dbop.Verdict { return dbop.Unclassified }),
 			dbop.HotSpot(),
@@ -47,88 +33,61 @@ func TestInSavepointRetriesInPlaceWithDecoratorsBetween(t *testing.T) {
 			pgxdb.InSavepoint(tx, pgxdb.LockTimeout(50*time.Millisecond), pgxdb.StatementTimeout(5*time.Second)),
 		).Run(ctx)
 	}).Run(t.Context())
-	n1 := queryInt(t, pool, "SELECT n FROM "+rows+" WHERE id = 1")
-	n2 := queryInt(t, pool, "SELECT n FROM "+rows+" WHERE id = 2")
+	n1, n2 := sc.committed(t)
 	if err != nil || bRuns != 2 || n1 != 1 || n2 != 1 {
 		t.Errorf("Run: %v; step ran %d times; row1 n=%d row2 n=%d; want success after 2 runs, 1 and 1", err, bRuns, n1, n2)
 	}
 }
 
-// WRONG REFUSAL (regression): a retry around a pgxdb.InTx of its own (on
-// another connection), run with the context an outer InTx handed over. The
-// inner transaction meets a lock timeout and is rolled back by its owner;
-// nothing of the attempt stands anywhere. Before 7a4630a the retry ran it
-// again; now the 55P03 goes out and rolls back the outer transaction too.
+// A retry around a pgxdb.InTx of its own (on another connection), run with
+// the context an outer InTx handed over: the inner transaction meets a lock
+// timeout and is rolled back by its owner, so nothing of the attempt stands
+// anywhere, and the retry runs it again. (The first version of the rule
+// refused it, and the 55P03 rolled back the outer transaction too.)
 func TestRetryAroundANestedInTxLive(t *testing.T) {
-	pool := newPool(t, 4)
-	rows := "pgxdb_rv_nested_rows"
-	lock := "pgxdb_rv_nested_lock"
-	createTable(t, pool, rows, "id int PRIMARY KEY, n int NOT NULL", "INSERT INTO "+rows+" VALUES (1, 0), (2, 0)")
-	createTable(t, pool, lock, "id int PRIMARY KEY", "INSERT INTO "+lock+" VALUES (1)")
-	end := rbHold(t, pool, lock)
+	sc := newLockScene(t, newPool(t, 4), "pgxdb_rv_nested")
 	innerRuns := 0
-	_, err := pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (int, error) {
-		if _, err := tx.Exec(ctx, "UPDATE "+rows+" SET n = n + 1 WHERE id = 1"); err != nil {
+	_, err := pgxdb.InTx(sc.pool, func(ctx context.Context, tx pgx.Tx) (int, error) {
+		if err := sc.bump(ctx, tx); err != nil {
 			return 0, err
 		}
-		inner := pgxdb.InTx(pool, func(ctx context.Context, itx pgx.Tx) (int, error) {
-			innerRuns++
-			_, err := itx.Exec(ctx, "UPDATE "+lock+" SET id = id WHERE id = 1")
-			if innerRuns == 1 {
-				end()
-			}
-			if err == nil {
-				_, err = itx.Exec(ctx, "UPDATE "+rows+" SET n = n + 1 WHERE id = 2")
-			}
-			return 2, err
+		inner := pgxdb.InTx(sc.pool, func(ctx context.Context, itx pgx.Tx) (int, error) {
+			return sc.lockedStep(itx, &innerRuns).Run(ctx)
 		}, pgxdb.LockTimeout(50*time.Millisecond))
 		return inner.With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))).Run(ctx)
 	}).Run(t.Context())
-	n1 := queryInt(t, pool, "SELECT n FROM "+rows+" WHERE id = 1")
-	n2 := queryInt(t, pool, "SELECT n FROM "+rows+" WHERE id = 2")
+	n1, n2 := sc.committed(t)
 	t.Logf("Run: %v (code %s); inner ran %d times; row1 n=%d row2 n=%d", err, pgCode(err), innerRuns, n1, n2)
 	if err != nil || innerRuns != 2 || n1 != 1 || n2 != 1 {
 		t.Errorf("want the nested transaction retried: success after 2 runs, row1 n=1, row2 n=1")
 	}
 }
 
-// WRONG ACCEPTANCE: a decorator of the caller's own declared with
-// AroundTx on the transaction's Savepointer (as AroundTx's doc asks: "tx is
-// the decorator's handle on that transaction") runs a statement, then the
-// step, which has its savepoint in another With. The retry counts the
-// AroundTx as a covering scope and runs the caller's statement again.
+// A decorator of the caller's own declared with AroundTx on the
+// transaction's Savepointer (as AroundTx's doc asks) runs a statement, then
+// the step, whose savepoint is in another With. A review found the retry
+// took the AroundTx for a covering savepoint scope and ran the caller's
+// statement again; only the library's scopes certify now, so the retry
+// refuses and the lock timeout rolls the transaction back.
 func TestAnAroundTxOfYourOwnDoesNotCertifyLive(t *testing.T) {
-	pool := newPool(t, 4)
-	rows := "pgxdb_rv_own_rows"
-	lock := "pgxdb_rv_own_lock"
-	createTable(t, pool, rows, "id int PRIMARY KEY, n int NOT NULL", "INSERT INTO "+rows+" VALUES (1, 0), (2, 0)")
-	createTable(t, pool, lock, "id int PRIMARY KEY", "INSERT INTO "+lock+" VALUES (1)")
-	end := rbHold(t, pool, lock)
+	sc := newLockScene(t, newPool(t, 4), "pgxdb_rv_own")
 	bRuns := 0
-	_, err := pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (int, error) {
+	_, err := pgxdb.InTx(sc.pool, func(ctx context.Context, tx pgx.Tx) (int, error) {
 		own := dbop.AroundTx(pgxdb.Savepoints(tx), func(ctx context.Context, next func(context.Context) error) error {
-			if _, err := tx.Exec(ctx, "UPDATE "+rows+" SET n = n + 1 WHERE id = 1"); err != nil {
+			if err := sc.bump(ctx, tx); err != nil {
 				return err
 			}
 			return next(ctx)
 		})
-		step := dbop.Op[int](func(ctx context.Context) (int, error) {
-			bRuns++
-			_, err := tx.Exec(ctx, "UPDATE "+lock+" SET id = id WHERE id = 1")
-			if bRuns == 1 {
-				end()
-			}
-			if err == nil {
-				_, err = tx.Exec(ctx, "UPDATE "+rows+" SET n = n + 1 WHERE id = 2")
-			}
-			return 2, err
-		}).With(pgxdb.InSavepoint(tx, pgxdb.LockTimeout(50*time.Millisecond)))
+		step := sc.lockedStep(tx, &bRuns).With(pgxdb.InSavepoint(tx, pgxdb.LockTimeout(50*time.Millisecond)))
 		return step.With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3)), own).Run(ctx)
 	}).Run(t.Context())
-	n1 := queryInt(t, pool, "SELECT n FROM "+rows+" WHERE id = 1")
-	n2 := queryInt(t, pool, "SELECT n FROM "+rows+" WHERE id = 2")
+	n1, n2 := sc.committed(t)
 	t.Logf("Run: %v; step ran %d times; row1 n=%d row2 n=%d", err, bRuns, n1, n2)
 	if n1 > 1 {
 		t.Errorf("the caller's UPDATE (in its AroundTx, outside any savepoint) committed %d times in one transaction", n1)
+	}
+	if pgCode(err) != "55P03" || bRuns != 1 || n1 != 0 || n2 != 0 {
+		t.Errorf("Run: %v (code %s); step ran %d times; want the lock timeout returned to InTx after one run, and nothing committed", err, pgCode(err), bRuns)
 	}
 }
