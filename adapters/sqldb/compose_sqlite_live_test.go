@@ -19,6 +19,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -310,6 +311,66 @@ func TestLiveComposeSQLiteByHandSavepoint(t *testing.T) {
 			}
 			if got := outer.all(); len(got) != 1 || sqliteCode(got[0]) != fault.code || dbop.VerdictOf(got[0]) != dbop.RetryTransaction {
 				t.Errorf("the caller's retry retried %v, want one code %d, retry-transaction", got, fault.code)
+			}
+		})
+	}
+}
+
+// On SQLite, inside InTx, a retry around a plain INSERT followed by a
+// savepoint step that fails once with a retryable error — as a Then, or as
+// an Op of your own (where only the savepoint's coverage protects it): the
+// savepoint undoes the step only, so the retry does not run the plain
+// INSERT again; the error reaches InTx, which rolls back. With the
+// savepoint listed in the retry's own pipeline, the whole is retried in
+// place and both rows are committed once.
+func TestLiveComposeSQLiteRetryAroundAThenOfAPlainAndASavepointStep(t *testing.T) {
+	errBusy := dbop.Classify(errors.New("step: busy"), dbop.RetryStatement)
+	for _, c := range []struct {
+		shape   string
+		covered bool
+	}{{"Then", false}, {"Op", false}, {"Then", true}, {"Op", true}} {
+		covered := c.covered
+		t.Run(fmt.Sprintf("%s/savepoint in the retry's pipeline=%v", c.shape, covered), func(t *testing.T) {
+			db := openSQLite(t, testdb.SQLiteFile(t))
+			mustExec(t, db, "CREATE TABLE log (k TEXT NOT NULL)")
+			bRuns := 0
+			_, err := sqldb.InTx(db, sqldb.SQLite, func(ctx context.Context, tx *sql.Tx) (int, error) {
+				a := dbop.Op[int](func(ctx context.Context) (int, error) {
+					_, err := tx.ExecContext(ctx, "INSERT INTO log VALUES ('A')")
+					return 1, err
+				})
+				b := dbop.Op[int](func(ctx context.Context) (int, error) {
+					bRuns++
+					if _, err := tx.ExecContext(ctx, "INSERT INTO log VALUES ('B')"); err != nil {
+						return 0, err
+					}
+					if bRuns == 1 {
+						return 0, errBusy
+					}
+					return 2, nil
+				}).With(sqldb.InSavepoint(tx, sqldb.SQLite))
+				seq := dbop.Then(a, func(ctx context.Context, _ int) (int, error) { return b.Run(ctx) })
+				if c.shape == "Op" {
+					seq = dbop.Op[int](func(ctx context.Context) (int, error) {
+						if _, err := a.Run(ctx); err != nil {
+							return 0, err
+						}
+						return b.Run(ctx)
+					})
+				}
+				retry := dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))
+				if covered {
+					return seq.With(retry, sqldb.InSavepoint(tx, sqldb.SQLite)).Run(ctx)
+				}
+				return seq.With(retry).Run(ctx)
+			}).Run(t.Context())
+			nA := scalar[int](t, db, "SELECT COUNT(*) FROM log WHERE k = 'A'")
+			nB := scalar[int](t, db, "SELECT COUNT(*) FROM log WHERE k = 'B'")
+			switch {
+			case !covered && (!errors.Is(err, errBusy) || bRuns != 1 || nA != 0 || nB != 0):
+				t.Errorf("Run: %v; B ran %d times; committed A %d, B %d; want the step's error to InTx after one run, nothing committed", err, bRuns, nA, nB)
+			case covered && (err != nil || bRuns != 2 || nA != 1 || nB != 1):
+				t.Errorf("Run: %v; B ran %d times; committed A %d, B %d; want success after 2 runs, A and B once", err, bRuns, nA, nB)
 			}
 		})
 	}
