@@ -222,8 +222,9 @@ type Scope[T any] struct {
 	Rollback        func(ctx context.Context, t T) error
 	RollbackTimeout time.Duration
 	// Retryable reports whether the scope's classifier retries an error.
-	// An error of the lock's statements that it does not retry means the
-	// server has no such lock: no lock tables on PostgreSQL (42P01), or
+	// An error of the lock's statements that it does not retry, while the
+	// attempt's context has not ended, means the server has no such lock
+	// (missing): no lock tables on PostgreSQL (42P01), or
 	// no right to lock them (42501), and the scope takes the advisory
 	// lock instead; no advisory lock function (42883), no MySQL lock
 	// table (1146), or a MySQL lock row that could not be added
@@ -265,6 +266,33 @@ func (s Scope[T]) waitFailed(err error) error {
 	return fmt.Errorf("%s: waiting for the hot spot's lock: %w", s.Name, err)
 }
 
+// missing reports whether err, an error of a lock's statements that the
+// scope's classifier does not retry, says that the server has no lock of
+// kind k, which State then remembers for every later attempt of the
+// operation — rather than that this wait failed. A wait that ended because
+// the attempt's context did (the client went away, a sibling failed, a
+// cancel request's 57014) says nothing of the server. Where the error
+// carries a SQLSTATE (PostgreSQL's drivers), only the codes that mean
+// "no such object" or "not allowed" count: 42P01 and 42501 for the lock
+// tables, a class 42 or 0A code (no such function, not supported) for the
+// advisory lock.
+func missing(ctx context.Context, err error, k Kind) bool {
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var coded interface{ SQLState() string }
+	if !errors.As(err, &coded) {
+		return true
+	}
+	switch code := coded.SQLState(); k {
+	case PostgresLockTable:
+		return code == "42P01" || code == "42501"
+	case PostgresAdvisory:
+		return strings.HasPrefix(code, "42") || strings.HasPrefix(code, "0A")
+	}
+	return true
+}
+
 // Begin begins an attempt's transaction with s and, when ctx carries a
 // request no scope has claimed, takes the lock in it: with BeginLocked
 // where the scope has it and the PostgreSQL lock tables were not refused,
@@ -303,7 +331,7 @@ func Begin[T any](ctx context.Context, s Scope[T]) (T, error) {
 		if s.Abort != nil {
 			s.bounded(ctx, s.Abort)
 		}
-		if s.Retryable(err) {
+		if s.Retryable(err) || !missing(ctx, err, PostgresLockTable) {
 			var zero T
 			return zero, s.waitFailed(err)
 		}
@@ -327,7 +355,7 @@ func Begin[T any](ctx context.Context, s Scope[T]) (T, error) {
 		}
 		s.bounded(ctx, func(ctx context.Context) error { return s.Rollback(ctx, t) })
 		if err != nil {
-			if s.Retryable(err) && !errors.Is(err, sql.ErrNoRows) {
+			if s.Retryable(err) && !errors.Is(err, sql.ErrNoRows) || !missing(ctx, err, k) {
 				var zero T
 				return zero, s.waitFailed(err)
 			}
