@@ -99,6 +99,11 @@ func Then[A, B any](op Op[A], f func(ctx context.Context, a A) (B, error)) Op[B]
 // All returns carries that verdict too and reaches both errors: some of the
 // work may have been applied.
 //
+// Inside a transaction (a context from a transaction scope, or marked with
+// [WithinTx]) All runs the ops one at a time, in order, whatever the limit:
+// the ops share the transaction, which runs one statement at a time, and
+// savepoints of ops run side by side would interleave.
+//
 // Each op is decorated on its own: decorate the ops to retry them one by
 // one, the Op All returns to run the whole group again — which, as for
 // [Then], a retry does only while none of the ops has committed a
@@ -122,7 +127,14 @@ func All[T any](limit int, ops ...Op[T]) Op[[]T] {
 		results := make([]T, len(ops))
 		wctx, commits := txmark.WithCommits(ctx)
 		g, gctx := errgroup.WithContext(wctx)
-		if limit > 0 {
+		switch {
+		case isWithinTx(ctx):
+			// One transaction serves one statement at a time, and two
+			// siblings' savepoint scopes at the same depth share a name:
+			// run side by side, one's ROLLBACK TO would undo the other's
+			// work and keep its own.
+			g.SetLimit(1)
+		case limit > 0:
 			g.SetLimit(limit)
 		}
 		errs := make([]error, len(ops))
