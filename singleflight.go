@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/dbop-go/dbop/internal/hotlock"
 )
 
 // A Flight collapses identical concurrent reads: while one run of an Op
@@ -59,7 +61,9 @@ type flightCall struct {
 // run inherits no caller's cancellation: it runs with the context of the
 // caller that started it, minus that caller's cancellation and deadline
 // ([context.WithoutCancel]), and so sees the first caller's context values
-// (a trace span, for instance). When every caller waiting for the run has
+// (a trace span, for instance) — but not those of that caller's attempt
+// (its retry's state, a HotSpot's admission and bounds), since the run
+// serves every caller joined to it. When every caller waiting for the run has
 // gone, nobody wants its result: its context is cancelled, and the key is
 // forgotten at once, so the next caller starts a fresh run instead of
 // joining one that nobody waits for. Nothing the run started outlives its
@@ -73,7 +77,9 @@ type flightCall struct {
 // in the shared run cannot be recovered by any caller and ends the program.
 // Inside the shared run of a key, the same Flight and key run as they are
 // (the Share listed twice, or an Op that runs another shared under its
-// key): joining the run would wait for itself.
+// key): joining the run would wait for itself. So does every Share inside
+// a [HotSpot]'s attempt: a run in flight may be waiting for the slot the
+// attempt holds.
 //
 // Sharing costs a goroutine and a handful of small allocations per run (the
 // value is boxed in an interface, since a Flight serves every result type):
@@ -127,10 +133,11 @@ func (s *shared) run(ctx context.Context, call func(context.Context) (any, error
 	if s.keyOf != nil {
 		key, ok = s.keyOf(ctx)
 	}
-	if !ok || isWithinTx(ctx) || inFlightRun(ctx, s.flight, key) {
+	if _, inSpot := hotlock.Spot(ctx); !ok || isWithinTx(ctx) || inSpot || inFlightRun(ctx, s.flight, key) {
 		// Inside the shared run of the same key (the same Share listed
 		// twice, or an Op that runs another sharing its key): joining it
-		// would wait for itself for ever.
+		// would wait for itself for ever. Inside a HotSpot's attempt: the
+		// run in flight may be waiting for the slot this attempt holds.
 		return call(ctx)
 	}
 	if err := ctx.Err(); err != nil {
@@ -140,7 +147,7 @@ func (s *shared) run(ctx context.Context, call func(context.Context) (any, error
 	f.mu.Lock()
 	c := f.calls[key]
 	if c == nil {
-		runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+		runCtx, cancel := context.WithCancelCause(flightContext{context.WithoutCancel(ctx)})
 		runCtx = context.WithValue(runCtx, flightRunKey{}, &flightRun{flight: f, key: key, outer: flightRunOf(ctx)})
 		c = &flightCall{done: make(chan struct{}), cancel: cancel}
 		if f.calls == nil {
@@ -159,6 +166,21 @@ func (s *shared) run(ctx context.Context, call func(context.Context) (any, error
 		f.leave(key, c)
 		return nil, ctx.Err()
 	}
+}
+
+// flightContext is the context a shared run starts from: the values of
+// the context of the caller that started it, minus those that belong to
+// that caller's attempt — its retry's state, its HotSpot's request and
+// bounds — which would otherwise be read by the run on another goroutine
+// while the caller's retry goes on, and would bound or admit the run, which
+// serves every caller joined to it, as that one caller's attempt.
+type flightContext struct{ context.Context }
+
+func (c flightContext) Value(k any) any {
+	if _, ok := k.(retryStateKey); ok || hotlock.AttemptValue(k) {
+		return nil
+	}
+	return c.Context.Value(k)
 }
 
 // flightRun marks the context of a shared run: the Flight and key it runs

@@ -363,6 +363,19 @@ func Spot(ctx context.Context) (int64, bool) {
 
 type serverKey struct{}
 
+// AttemptValue reports whether k is the key of a context value that
+// belongs to one attempt — its Request, the hot spot it belongs to, its
+// server deadline — and must not reach work that serves other callers or
+// outlives the attempt: a dbop.Flight's shared run, which another caller
+// may start inside an attempt and many join.
+func AttemptValue(k any) bool {
+	switch k.(type) {
+	case key, spotKey, serverKey:
+		return true
+	}
+	return false
+}
+
 // WithServerDeadline returns a context that asks the transaction scope an
 // attempt runs in to have the server end the attempt's statements by at:
 // the scopes that derive server-side limits from a deadline
