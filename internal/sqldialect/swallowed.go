@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/txmark"
@@ -20,9 +21,11 @@ import (
 // (docs/backends.md §3.2): what the function did after swallowing the
 // error may have been applied, and running the transaction again could
 // apply it twice. A function that returned the rollback's error itself is
-// taken at its word. Elsewhere the transaction's owner rolls back what is
-// left of the transaction and may run it again (PostgreSQL refuses
-// statements in an aborted transaction; SQLite keeps it open).
+// taken at its word. On PostgreSQL the transaction's owner rolls back what
+// is left of the transaction and may run it again: PostgreSQL refuses
+// statements in an aborted transaction. SQLite keeps a transaction open
+// after most errors but not all: see [SwallowedSQLite], which asks it.
+// Swallowed returns err as it is on every family but MySQL and MariaDB.
 func Swallowed(ctx context.Context, family Family, caller string, err error) error {
 	if family != MySQL && family != MariaDB {
 		return err
@@ -43,4 +46,89 @@ func Swallowed(ctx context.Context, family Family, caller string, err error) err
 	return dbop.Classify(fmt.Errorf("%s: the function went on after the server had rolled the transaction back (%w), and then failed (%w); "+
 		"on %v the statements it ran after the rollback were committed on their own, so what was applied is unknown: return the error instead of going on",
 		caller, doom, err, family), dbop.Ambiguous)
+}
+
+// SwallowedSQLite is [Swallowed] for SQLite, which keeps a transaction
+// open after most errors (SQLITE_BUSY on a statement, a constraint) but
+// ends it after some: an interrupted INSERT, UPDATE or DELETE (a deadline,
+// on both drivers) rolls back the entire transaction, and SQLITE_FULL,
+// IOERR, NOMEM and BUSY may (docs/backends.md §5.5, §5.6). The statements
+// that follow then run on their own, each committed at once, as on MySQL.
+// Only the transaction can tell whether it ended, so when the function
+// went on after an error — a scope or a retry inside the transaction
+// recorded the error that doomed it (txmark.State) and the function
+// returned nil or another error, or the function returned nil after ctx
+// ended — SwallowedSQLite rolls the transaction back with rollback (the
+// owner rolls it back next anyway, so this costs nothing). If SQLite
+// answers that no transaction is active ([NoTransaction]), what the
+// function ran after the error was committed, and running the transaction
+// again could apply it twice: the error returned is Ambiguous. Otherwise
+// the ROLLBACK undid everything, and err is returned as it is; rollback
+// must make the owner's own rollback report the same outcome without
+// running ROLLBACK again. A function that returned the doom itself, or
+// another error with no doom recorded, is taken at its word, and nothing
+// is rolled back here.
+func SwallowedSQLite(ctx context.Context, caller string, err error, rollback func() error) error {
+	var doom error
+	if s := txmark.StateOf(ctx); s != nil {
+		doom = s.Doomed()
+	}
+	var after string // what the function went on after
+	switch {
+	case doom != nil && err == nil:
+		after = fmt.Sprintf("the function returned nil after an error had doomed the transaction (%v)", doom)
+	case doom != nil && !errors.Is(err, doom):
+		after = fmt.Sprintf("the function went on after an error had doomed the transaction (%v), and then failed (%v)", doom, err)
+	case doom == nil && err == nil && ctx.Err() != nil:
+		after = fmt.Sprintf("the function returned nil after its context had ended (%v)", context.Cause(ctx))
+	default:
+		return err
+	}
+	rerr := rollback()
+	if !NoTransaction(rerr) {
+		return err
+	}
+	return dbop.Classify(&TxEndedError{
+		Err: rerr,
+		Msg: caller + ": " + after + ", but SQLite had already ended the transaction " +
+			"(an interrupted write rolls it back, and SQLITE_FULL, IOERR, NOMEM or BUSY may): the statements the function ran after that " +
+			"were committed on their own, so what was applied is unknown: return the error instead of going on",
+		Doom:  doom,
+		FnErr: err,
+	}, dbop.Ambiguous)
+}
+
+// TxEndedError is the error of a transaction SQLite had ended on its own
+// (docs/backends.md §5.5, §5.6) while the function went on: the
+// statements it ran after that were committed one by one. It unwraps to
+// the error that doomed the transaction, the function's own error and the
+// error of the ROLLBACK or COMMIT that found no transaction, those present,
+// in that order.
+type TxEndedError struct {
+	Msg   string // what happened, for Error
+	Err   error  // the ROLLBACK's or COMMIT's error: no transaction is active
+	Doom  error  // the error that doomed the transaction, if one was recorded
+	FnErr error  // the function's error, if it returned one
+}
+
+func (e *TxEndedError) Error() string { return e.Msg + " (" + e.Err.Error() + ")" }
+
+// Unwrap returns the errors the transaction ended with.
+func (e *TxEndedError) Unwrap() []error {
+	var errs []error
+	for _, err := range []error{e.Doom, e.FnErr, e.Err} {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// NoTransaction reports whether err, the error of a ROLLBACK or COMMIT on
+// SQLite, says that no transaction was active: SQLite had ended it before
+// ("cannot rollback - no transaction is active", "cannot commit - no
+// transaction is active"; modernc.org/sqlite prefixes "SQL logic error: ",
+// mattn/go-sqlite3 returns the message alone).
+func NoTransaction(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "no transaction is active")
 }
