@@ -217,6 +217,17 @@
 // a busy timeout; transactions begun with [ReadOnly] still use a plain
 // BEGIN in modernc and take no write lock.
 //
+// A write that a deadline interrupts rolls back the whole transaction,
+// savepoints included, and SQLITE_FULL, IOERR, NOMEM and BUSY may
+// (docs/backends.md §5.5, §5.6); the statements that follow run outside
+// any transaction and are committed at once, as after a MariaDB deadlock.
+// When fn went on after a scope or a retry saw the transaction doomed, or
+// returned nil after its context ended, InTx sends the ROLLBACK it owes
+// before judging fn's error: if SQLite answers that no transaction is
+// active, the error is Ambiguous, and so is a COMMIT that finds none. Code
+// that swallows an interrupted write and goes on commits part of its work;
+// let the error out of fn.
+//
 // For mattn/go-sqlite3 use the [SQLite] dialect with its classifier passed
 // through [ClassifyBy] (github.com/dbop-go/dbop/classifiers/mattnsqlite);
 // mattn ignores sql.TxOptions (docs/backends.md §5.13), and its COMMIT

@@ -8,17 +8,20 @@ import (
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/resolve"
+	"github.com/dbop-go/dbop/internal/sqldialect"
 )
 
 // commitOutcome returns the judgement InTx passes to
 // [scopes.CommitOutcome]: rules, the dialect's CommitOutcome, for the errors
-// the driver returned from COMMIT, after three cases of its own: a COMMIT
+// the driver returned from COMMIT, after four cases of its own: a COMMIT
 // database/sql never sent is not committed, and classified as usual (see
 // commitError); so is one not sent because the statement ResolveCommit
 // runs before it failed; a transaction fn ended itself cannot be retried
-// into success (errEndedInFn). A COMMIT that failed on a *sql.Conn of the
-// caller's that InTx then closed (connDiscardedError) is not retried, since
-// no retry can begin on that connection, unless its outcome is unknown.
+// into success (errEndedInFn); a COMMIT that found no transaction on
+// SQLite, which had ended it while fn went on, leaves what was applied
+// unknown (txEnded). A COMMIT that failed on a *sql.Conn of the caller's
+// that InTx then closed (connDiscardedError) is not retried, since no
+// retry can begin on that connection, unless its outcome is unknown.
 func commitOutcome(rules func(error) dbop.Verdict) func(error) dbop.Verdict {
 	var judge func(error) dbop.Verdict
 	judge = func(err error) dbop.Verdict {
@@ -39,6 +42,9 @@ func commitOutcome(rules func(error) dbop.Verdict) func(error) dbop.Verdict {
 		}
 		if errors.Is(err, errEndedInFn) {
 			return dbop.NotRetryable
+		}
+		if _, ok := errors.AsType[*sqldialect.TxEndedError](err); ok {
+			return dbop.Ambiguous // SQLite had ended the transaction (txEnded)
 		}
 		return rules(err)
 	}

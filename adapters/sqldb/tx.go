@@ -69,7 +69,7 @@ func InTx[T any](db Beginner, d Dialect, fn func(ctx context.Context, tx *sql.Tx
 	b := newBegin("InTx", db, d, opts)
 	return scopes.InTx(b.coordinated, func(ctx context.Context, t *txn) (T, error) {
 		v, err := fn(ctx, t.tx)
-		return v, sqldialect.Swallowed(ctx, b.family, "sqldb", err)
+		return v, b.swallowed(ctx, t, err)
 	}, b.scopeOpts...)
 }
 
@@ -81,8 +81,24 @@ func Do(db Beginner, d Dialect, fn func(ctx context.Context, tx *sql.Tx) error, 
 	}
 	b := newBegin("Do", db, d, opts)
 	return scopes.Do(b.coordinated, func(ctx context.Context, t *txn) error {
-		return sqldialect.Swallowed(ctx, b.family, "sqldb", fn(ctx, t.tx))
+		return b.swallowed(ctx, t, fn(ctx, t.tx))
 	}, b.scopeOpts...)
+}
+
+// swallowed returns the error of fn, which returned err in the transaction
+// t, judged by whether fn went on after the transaction had ended beneath
+// it: see [sqldialect.Swallowed] and, on SQLite, which keeps a transaction
+// open after most errors, [sqldialect.SwallowedSQLite], which asks it with
+// the ROLLBACK that scopes.InTx would otherwise send next.
+func (b *begin) swallowed(ctx context.Context, t *txn, err error) error {
+	if b.family != sqldialect.SQLite {
+		return sqldialect.Swallowed(ctx, b.family, "sqldb", err)
+	}
+	err = sqldialect.SwallowedSQLite(ctx, "sqldb", err, func() error { return t.rollbackEarly(ctx) })
+	if sqldialect.NoTransaction(t.endErr) {
+		t.endErr = nil // the error returned says so already
+	}
+	return err
 }
 
 // begin is the scopes.BeginFunc of InTx and Do, and what it needs. It is
@@ -186,7 +202,7 @@ func (b *begin) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, err
 	if !b.derive {
 		sess = b.timeouts.session // no session limits derived (see newBegin)
 	}
-	t := &txn{restoreTO: b.restoreTO}
+	t := &txn{restoreTO: b.restoreTO, sqlite: b.family == sqldialect.SQLite}
 	if b.resolve != nil {
 		t.res = &resolve.SQLTx{Family: b.family, ReadOnly: o.ReadOnly, Serializable: b.isolation == sql.LevelSerializable || b.isolation == sql.LevelDefault}
 		t.other = b.resolve
@@ -283,6 +299,11 @@ type txn struct {
 	restoreTO time.Duration
 	res       *resolve.SQLTx // nil without ResolveCommit
 	other     resolve.Conner
+	sqlite    bool // the SQLite family: a COMMIT may find the transaction ended (txEnded)
+	// rolledBack says that rollbackEarly rolled the transaction back, and
+	// endErr is the error to report for it when scopes.InTx rolls back.
+	rolledBack bool
+	endErr     error
 }
 
 // Commit commits. database/sql's Commit takes no context: the driver uses
@@ -316,6 +337,9 @@ func (t *txn) Commit(ctx context.Context) error {
 	lost := t.release(ctx, err)
 	if err != nil {
 		err = commitError(ctx, doneBefore, err)
+		if t.sqlite && sqldialect.NoTransaction(err) {
+			err = txEnded(err)
+		}
 		if lost {
 			err = &connDiscardedError{err}
 		}
@@ -340,6 +364,9 @@ func (t *txn) ResolveCommit(ctx context.Context, _ error) (scopes.Resolution, er
 // bounded by scopes.InTx, cancels the context the transaction was begun
 // with when it ends, and bounds the restore of the session settings.
 func (t *txn) Rollback(ctx context.Context) error {
+	if t.rolledBack {
+		return t.endErr
+	}
 	stop := context.AfterFunc(ctx, t.cancel)
 	err := t.tx.Rollback()
 	stop()
@@ -348,6 +375,31 @@ func (t *txn) Rollback(ctx context.Context) error {
 		err = &connDiscardedError{err}
 	}
 	return err
+}
+
+// rollbackEarly rolls back before scopes.InTx would, bounded as it bounds
+// its own rollback, for sqldialect.SwallowedSQLite: Rollback then returns
+// the same outcome without sending ROLLBACK again.
+func (t *txn) rollbackEarly(ctx context.Context) error {
+	rctx, stop := context.WithTimeout(context.WithoutCancel(ctx), t.restoreTO)
+	defer stop()
+	err := t.Rollback(rctx)
+	t.rolledBack, t.endErr = true, err
+	return err
+}
+
+// txEnded explains the error of a COMMIT that found no transaction on
+// SQLite: fn returned nil after an error that made SQLite end the
+// transaction (docs/backends.md §5.5, §5.6), or ended it with SQL of its
+// own, and what it ran after that was committed statement by statement.
+// commitOutcome judges it Ambiguous.
+func txEnded(err error) error {
+	return &sqldialect.TxEndedError{
+		Msg: "sqldb: COMMIT: the function returned nil, but SQLite had already ended the transaction " +
+			"(an interrupted write rolls it back, and SQLITE_FULL, IOERR, NOMEM or BUSY may): the statements the function ran after " +
+			"the error that ended it were committed on their own, so what was applied is unknown: return that error instead of going on",
+		Err: err,
+	}
 }
 
 // release gives back the pinned connection, if any, once, after the
