@@ -50,7 +50,8 @@ import (
 // ROLLBACK are bounded by [RollbackTimeout] and never cut short by it.
 //
 // db must not be inside a transaction: BEGIN then fails with
-// gorm.ErrInvalidTransaction, NotRetryable. Use [InSavepoint] there. Before
+// gorm.ErrInvalidTransaction, NotRetryable, and nothing is begun, whatever
+// ctx's deadline. Use [InSavepoint] there. Before
 // beginning, InTx checks db.Error: GORM would otherwise begin a transaction
 // and hand back a handle carrying the old error, which looks like a failed
 // BEGIN and leaves the transaction open. Such an error is returned as
@@ -190,6 +191,13 @@ func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, 
 	if err := b.db.Error; err != nil {
 		return nil, dbop.Classify(fmt.Errorf("gormdb: the *gorm.DB given to %s carries an error: %w", b.caller, err), dbop.NotRetryable)
 	}
+	if _, ok := statementPool(b.db).(gorm.TxCommitter); ok {
+		// GORM's Begin refuses a transaction's pool, but a connection
+		// pinned for the attempt (holdConn) would not: the transaction
+		// begun there would commit apart from the one db is in.
+		return nil, dbop.Classify(fmt.Errorf("gormdb: the *gorm.DB given to %s is inside a transaction (use InSavepoint there): %w",
+			b.caller, gorm.ErrInvalidTransaction), dbop.NotRetryable)
+	}
 	setLocal, pinSet, pinRestore := b.serverLimits(ctx)
 	txCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	t := &txn{cancel: cancel, restoreTO: b.rollbackTimeout}
@@ -291,6 +299,14 @@ func (b *beginner) backquotes() bool {
 	return b.family == sqldialect.MySQL || b.family == sqldialect.MariaDB
 }
 
+// statementPool returns the connection pool db's statements run on.
+func statementPool(db *gorm.DB) gorm.ConnPool {
+	if db.Statement != nil && db.Statement.ConnPool != nil {
+		return db.Statement.ConnPool
+	}
+	return db.ConnPool
+}
+
 // pinned is the connection an attempt's transaction runs on, when InTx
 // holds it: on MySQL and MariaDB, to carry the attempt's session settings,
 // whose limits have no transaction-scoped form (docs/backends.md §3.10),
@@ -321,10 +337,7 @@ const maxBadConnTries = 3
 // that transaction alone, not kept in GORM's cache: a statement prepared
 // on one connection cannot be cached for the pool.
 func holdConn(ctx context.Context, db *gorm.DB, set, restore string, timeout time.Duration, guard bool) (*pinned, error) {
-	pool := db.ConnPool
-	if db.Statement != nil && db.Statement.ConnPool != nil {
-		pool = db.Statement.ConnPool
-	}
+	pool := statementPool(db)
 	var sqlDB *sql.DB
 	switch p := pool.(type) {
 	case *sql.Conn:
@@ -342,6 +355,12 @@ func holdConn(ctx context.Context, db *gorm.DB, set, restore string, timeout tim
 	if sqlDB == nil {
 		if set == "" {
 			return nil, nil // unguarded: see the package documentation
+		}
+		if _, ok := pool.(gorm.TxCommitter); ok {
+			// db.DB() would return the *sql.DB under the transaction, and
+			// a transaction begun on another of its connections would
+			// commit apart from this one (beginOnce refuses it first).
+			return nil, gorm.ErrInvalidTransaction
 		}
 		var err error
 		if sqlDB, err = db.DB(); err != nil {
