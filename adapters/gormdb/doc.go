@@ -184,7 +184,13 @@
 // context ends (§10.3) and a deadline never cuts a COMMIT short (it is
 // bounded by [RollbackTimeout] instead); fn receives the transaction with
 // the caller's context (tx.WithContext(ctx)), so its statements still end
-// with it. Server-side limits end only the statement. On PostgreSQL, [LockTimeout] and
+// with it. For the same reason gorm.Config.DefaultTransactionTimeout does
+// not apply to the transactions InTx begins: GORM's Begin adds it to a
+// context without a deadline, and database/sql would roll the transaction
+// back by itself when it expires, in the middle of fn or of its COMMIT
+// (§9.1); bound attempts with dbop.WithTimeout instead.
+//
+// Server-side limits end only the statement. On PostgreSQL, [LockTimeout] and
 // [StatementTimeout] set lock_timeout and statement_timeout for each
 // transaction InTx begins, as SET LOCAL does, so they never outlive it on
 // the pooled connection (§1.4); a statement that exceeds them fails with

@@ -70,3 +70,37 @@ func TestInTxOnATransactionFailsWithErrInvalidTransaction(t *testing.T) {
 		}
 	}
 }
+
+// GORM's Begin adds gorm.Config.DefaultTransactionTimeout to a context
+// without a deadline, which is what InTx begins with (the caller's
+// context without its cancellation): database/sql would then roll the
+// transaction back by itself when GORM's timer fires, in the middle of the
+// function or of its COMMIT, which InTx's detached context is there to
+// prevent. A transaction that outlasts the timer (the function sleeps
+// longer, once) commits once, at the first attempt.
+func TestInTxIgnoresDefaultTransactionTimeout(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	db := livePostgres(t, &gorm.Config{DefaultTransactionTimeout: timeout})
+	table := "gormdb_default_tx_timeout"
+	createTable(t, db, table, "id int PRIMARY KEY")
+	runs := 0
+	op := gormdb.Do(db, func(ctx context.Context, tx *gorm.DB) error {
+		runs++
+		if err := tx.Exec("INSERT INTO " + table + " VALUES (1)").Error; err != nil {
+			return err
+		}
+		time.Sleep(timeout + 100*time.Millisecond) // slow work in the application
+		return tx.Exec("SELECT 1").Error
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	_, err := op.With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3))).Run(ctx)
+	var n int64
+	if e := db.Raw("SELECT COUNT(*) FROM " + table).Scan(&n).Error; e != nil {
+		t.Fatal(e)
+	}
+	if err != nil || runs != 1 || n != 1 {
+		t.Errorf("Run: %v (verdict %v) after %d runs, %d row(s); want success at the first run, one row",
+			err, dbop.VerdictOf(err), runs, n)
+	}
+}

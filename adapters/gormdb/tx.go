@@ -187,6 +187,12 @@ func isolationSupported(dialector string, level sql.IsolationLevel) bool {
 //
 // When ctx has a deadline, the attempt's server-side limits are derived
 // from the time left (serverLimits).
+//
+// GORM's Begin adds gorm.Config.DefaultTransactionTimeout to a context
+// without a deadline, such as the transaction's, and database/sql would
+// then roll the transaction back by itself when that timer fires, COMMIT
+// included. When it is set, Begin is given the transaction's context under
+// noDefaultTimeout, which reports a deadline and has none.
 func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, error) {
 	if err := b.db.Error; err != nil {
 		return nil, dbop.Classify(fmt.Errorf("gormdb: the *gorm.DB given to %s carries an error: %w", b.caller, err), dbop.NotRetryable)
@@ -201,7 +207,11 @@ func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, 
 	setLocal, pinSet, pinRestore := b.serverLimits(ctx)
 	txCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	t := &txn{cancel: cancel, restoreTO: b.rollbackTimeout}
-	base := b.db.WithContext(txCtx)
+	beginCtx := context.Context(txCtx)
+	if b.db.Config != nil && b.db.DefaultTransactionTimeout > 0 {
+		beginCtx = noDefaultTimeout{txCtx}
+	}
+	base := b.db.WithContext(beginCtx)
 	t.guard = b.backquotes()
 	hold := func() error {
 		p, err := holdConn(ctx, b.db, pinSet, pinRestore, b.rollbackTimeout, t.guard)
@@ -247,6 +257,7 @@ func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, 
 		cancel(nil)
 		return nil, err
 	}
+	tx.Statement.Context = txCtx // noDefaultTimeout's deadline is for Begin alone
 	t.db, t.fnDB = tx, tx.WithContext(ctx)
 	if b.resolve {
 		t.res = &resolve.SQLTx{Family: b.family, ReadOnly: o.ReadOnly, Serializable: b.isolation == sql.LevelSerializable || b.isolation == sql.LevelDefault}
@@ -454,6 +465,20 @@ type txn struct {
 	restoreTO time.Duration
 	res       *resolve.SQLTx // nil without ResolveCommit
 }
+
+// noDefaultTimeout is the transaction's context as GORM's Begin sees it
+// when gorm.Config.DefaultTransactionTimeout is set: it reports a deadline
+// too far off to matter, so that Begin adds no timer of its own, while its
+// Done is the transaction's context's, which Commit and Rollback cancel.
+// Nothing else reads that deadline: database/sql and the drivers never
+// ask the context given to Begin for one, and the transaction's statements
+// run with the context beginOnce sets back afterwards.
+type noDefaultTimeout struct{ context.Context }
+
+// farDeadline is the deadline noDefaultTimeout reports.
+var farDeadline = time.Date(9999, time.December, 31, 0, 0, 0, 0, time.UTC)
+
+func (noDefaultTimeout) Deadline() (time.Time, bool) { return farDeadline, true }
 
 // Commit commits with GORM's Commit and returns its .Error. database/sql
 // commits with the context given to Begin (docs/backends.md §10.3), which
