@@ -130,6 +130,13 @@ type gcmpScene struct {
 // another connection holds row 1.
 func newGcmpScene(t *testing.T, name string, fault gcmpFault) *gcmpScene {
 	t.Helper()
+	return newGcmpSceneWith(t, name, fault, nil)
+}
+
+// newGcmpSceneWith is newGcmpScene on a *gorm.DB opened with cfg (nil for
+// GORM's defaults).
+func newGcmpSceneWith(t *testing.T, name string, fault gcmpFault, cfg *gorm.Config) *gcmpScene {
+	t.Helper()
 	mc, err := mysql.ParseDSN(testdb.MySQL(t))
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +144,7 @@ func newGcmpScene(t *testing.T, name string, fault gcmpFault) *gcmpScene {
 	if fault == gcmpLockWait {
 		mc.Params = map[string]string{"innodb_lock_wait_timeout": "1"}
 	}
-	db := openMySQL(t, mc, nil)
+	db := openMySQL(t, mc, cfg)
 	sqlDB, err := db.DB()
 	if err != nil {
 		t.Fatal(err)

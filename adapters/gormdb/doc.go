@@ -104,6 +104,15 @@
 // new transaction (after a MariaDB deadlock the server has already rolled
 // the transaction back and dropped its savepoints, §3.2).
 //
+// GORM's own nested transaction, tx.Transaction inside InTx's function,
+// rolls back to its savepoint when its function fails. After a MySQL or
+// MariaDB deadlock there is neither savepoint nor transaction left; GORM
+// keeps the failed ROLLBACK TO on the handle it was called on, and what
+// the function runs next is committed on its own. InTx sees the deadlock
+// all the same (see [InTx]): it does not report success, but returns an
+// Ambiguous error. Return the nested transaction's error rather than going
+// on.
+//
 // # Classification and the driver's error
 //
 // Errors are classified by the [ClassifyBy] classifiers, in order, then by

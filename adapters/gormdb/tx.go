@@ -12,6 +12,7 @@ import (
 	"github.com/dbop-go/dbop/internal/hotlock"
 	"github.com/dbop-go/dbop/internal/resolve"
 	"github.com/dbop-go/dbop/internal/sqldialect"
+	"github.com/dbop-go/dbop/internal/txmark"
 	"github.com/dbop-go/dbop/scopes"
 	"gorm.io/gorm"
 )
@@ -49,6 +50,19 @@ import (
 // the deadline avoid; see the package documentation), while COMMIT and
 // ROLLBACK are bounded by [RollbackTimeout] and never cut short by it.
 //
+// On MySQL and MariaDB, tx runs its statements through a connection pool
+// of this package's around the transaction's own, which sees their errors
+// on tx and on every handle derived from it (tx.WithContext, tx.Session, a
+// nested tx.Transaction, whose errors GORM keeps on the derived handle).
+// Those servers end the whole transaction at a deadlock (1213) and run the
+// statements that follow on their own, each committed at once
+// (docs/backends.md §3.2): when a statement fails with an error the
+// dialect's classifier calls RetryTransaction or Ambiguous and fn goes on
+// rather than returning it, InTx does not commit but returns an Ambiguous
+// error saying so, as it does when a scope or a retry inside fn saw the
+// transaction doomed. Not seen there: an error read from a query's rows
+// (rows.Err), and the statements of a session fn opens with PrepareStmt.
+//
 // db must not be inside a transaction: BEGIN then fails with
 // gorm.ErrInvalidTransaction, NotRetryable, and nothing is begun, whatever
 // ctx's deadline. Use [InSavepoint] there. Before
@@ -84,6 +98,7 @@ func InTx[T any](db *gorm.DB, fn func(ctx context.Context, tx *gorm.DB) (T, erro
 	}
 	b := newBeginner("InTx", db, opts)
 	return scopes.InTx(b.coordinated, func(ctx context.Context, t *txn) (T, error) {
+		t.watch(ctx)
 		v, err := fn(ctx, t.fnDB)
 		return v, sqldialect.Swallowed(ctx, b.family, "gormdb", err)
 	}, b.scopeOpts...)
@@ -100,6 +115,7 @@ func Do(db *gorm.DB, fn func(ctx context.Context, tx *gorm.DB) error, opts ...Tx
 	}
 	b := newBeginner("Do", db, opts)
 	return scopes.Do(b.coordinated, func(ctx context.Context, t *txn) error {
+		t.watch(ctx)
 		return sqldialect.Swallowed(ctx, b.family, "gormdb", fn(ctx, t.fnDB))
 	}, b.scopeOpts...)
 }
@@ -116,6 +132,7 @@ type beginner struct {
 	resolve         bool // ResolveCommit, on a family that has a resolution
 	scopeOpts       []scopes.TxOption
 	classify        dbop.Classifier // the caller's, GORM's, then the backend's
+	dialect         dbop.Classifier // the backend's alone: what ends a transaction (txPool)
 	// locks remembers what the server said of a HotSpot's locks
 	// (coordinated): none at all, or no PostgreSQL lock tables.
 	locks hotlock.State
@@ -135,6 +152,7 @@ func newBeginner(caller string, db *gorm.DB, opts []TxOption) *beginner {
 	}
 	b := &beginner{
 		classify:        c.classifier(be),
+		dialect:         be.classify,
 		caller:          caller,
 		db:              db,
 		family:          be.family,
@@ -193,6 +211,9 @@ func isolationSupported(dialector string, level sql.IsolationLevel) bool {
 // then roll the transaction back by itself when that timer fires, COMMIT
 // included. When it is set, Begin is given the transaction's context under
 // noDefaultTimeout, which reports a deadline and has none.
+//
+// On MySQL and MariaDB fn's handle runs its statements through a txPool,
+// which sees the errors that end the transaction.
 func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, error) {
 	if err := b.db.Error; err != nil {
 		return nil, dbop.Classify(fmt.Errorf("gormdb: the *gorm.DB given to %s carries an error: %w", b.caller, err), dbop.NotRetryable)
@@ -259,6 +280,10 @@ func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, 
 	}
 	tx.Statement.Context = txCtx // noDefaultTimeout's deadline is for Begin alone
 	t.db, t.fnDB = tx, tx.WithContext(ctx)
+	if inner, ok := tx.Statement.ConnPool.(gorm.Tx); ok && b.backquotes() {
+		t.pool = txPool{Tx: inner, classify: b.dialect}
+		t.fnDB.Statement.ConnPool = &t.pool // WithContext cloned the statement: t.db keeps the transaction's own
+	}
 	if b.resolve {
 		t.res = &resolve.SQLTx{Family: b.family, ReadOnly: o.ReadOnly, Serializable: b.isolation == sql.LevelSerializable || b.isolation == sql.LevelDefault}
 	}
@@ -464,6 +489,15 @@ type txn struct {
 	guard     bool                    // settle pin after a failed end (pinned.settle)
 	restoreTO time.Duration
 	res       *resolve.SQLTx // nil without ResolveCommit
+	pool      txPool         // fnDB's pool on MySQL and MariaDB; its Tx is nil elsewhere
+}
+
+// watch gives the pool of fn's statements, when there is one (txPool), the
+// state of the transaction, which scopes.InTx hands fn in ctx.
+func (t *txn) watch(ctx context.Context) {
+	if t.pool.Tx != nil {
+		t.pool.state = txmark.StateOf(ctx)
+	}
 }
 
 // noDefaultTimeout is the transaction's context as GORM's Begin sees it
