@@ -183,6 +183,12 @@
 // live server in this package's tests). Inside a transaction database/sql
 // never retries, and InTx rolls back and judges the error instead.
 //
+// A transaction of GORM's own (db.Transaction, db.Begin) and an
+// autocommit statement are commits dbop does not see: as the first step of
+// a dbop.Then or dbop.All under a retry, such a step runs again when a
+// later step fails and the retry runs the whole (see dbop.Then). Make it
+// an InTx, whose commit the Then counts.
+//
 // # Per-attempt timeouts
 //
 // A context deadline alone makes a poor per-attempt timeout for a
