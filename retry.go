@@ -129,8 +129,10 @@ func (r *retrier) loop(ctx context.Context, in inner, attempt func(context.Conte
 // (invariant 1). An error a scope marked was judged there: undone by a
 // savepoint, released by a transaction of its own, or doomed already. A
 // deadline's error is left alone: it says the attempt took too long, not
-// what became of the transaction (if it cut a statement, the driver ended
-// that, and the next statement or the COMMIT fails).
+// what became of the transaction (if it cut a statement short, the driver
+// ended that statement; on SQLite an interrupted write also ends the
+// transaction, which its owner finds at its ROLLBACK or COMMIT: sqldb.InTx
+// reports that Ambiguous).
 func doomIfRefused(ctx context.Context, err error, v Verdict) {
 	if v != RetryTransaction && v != Ambiguous {
 		return
