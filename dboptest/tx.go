@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/dbop-go/dbop/scopes"
+	"github.com/jackc/pgx/v5"
 )
 
 // ErrTxDone is returned by a statement run on a [Tx] after its COMMIT or
@@ -41,9 +42,28 @@ var ErrNoSavepoint = errors.New("dboptest: no such savepoint")
 // driver, a Recorder does not send a statement whose context is already
 // done: it is not logged, and the context's error is returned.
 //
+// By default a failed statement leaves the transaction as it was, as
+// SQLite and MySQL do after most errors. Set [Recorder.Aborts] to have it
+// abort the transaction, as PostgreSQL does. A Recorder does not model a
+// server that ends the transaction after an error (MySQL and MariaDB
+// after a deadlock, SQLite after an interrupted write, where later
+// statements commit one by one): script what such a server answers next,
+// or test that code against the server itself.
+//
 // The zero Recorder is ready to use. A Recorder is safe for concurrent use;
 // the statements of concurrent transactions are interleaved in one log.
 type Recorder struct {
+	// Aborts makes a failed statement abort its transaction, as on
+	// PostgreSQL: until ROLLBACK TO SAVEPOINT of a savepoint set before
+	// the failure, every later statement is logged and fails with
+	// SQLSTATE 25P02 (in_failed_sql_transaction), and a COMMIT ends the
+	// transaction and fails with [pgx.ErrTxCommitRollback], which is
+	// what pgx reports for the ROLLBACK the server answers. Code that
+	// catches an error and goes on in the same transaction ("insert,
+	// else update") then fails against the Recorder as it would against
+	// the server.
+	Aborts bool
+
 	mu    sync.Mutex
 	log   []string
 	fails []*failure
@@ -66,6 +86,11 @@ type Tx struct {
 	rec        *Recorder
 	done       bool     // guarded by rec.mu
 	savepoints []string // guarded by rec.mu
+	// aborted: a statement failed and Recorder.Aborts is set; valid is
+	// how many of savepoints were set before the failure. Guarded by
+	// rec.mu.
+	aborted bool
+	valid   int
 }
 
 // Begin begins a transaction, logging "BEGIN", or "BEGIN READ ONLY" when
@@ -153,21 +178,33 @@ func (r *Recorder) exec(ctx context.Context, tx *Tx, stmt string) error {
 		return err
 	}
 	if stmt == "COMMIT" || stmt == "ROLLBACK" {
+		if err == nil && stmt == "COMMIT" && tx.aborted {
+			err = pgx.ErrTxCommitRollback
+		}
 		tx.done = true
 		tx.savepoints = nil
 		return err
 	}
-	if err != nil {
-		return err
+	if err == nil && tx.aborted {
+		if name, ok := strings.CutPrefix(stmt, "ROLLBACK TO SAVEPOINT "); ok && slices.Contains(tx.savepoints[:tx.valid], name) {
+			tx.aborted = false
+			return tx.truncate(name, 1)
+		}
+		return fmt.Errorf("%s: %w", stmt, PgError("25P02", "current transaction is aborted, commands ignored until end of transaction block"))
 	}
-	if name, ok := strings.CutPrefix(stmt, "SAVEPOINT "); ok {
-		tx.savepoints = append(tx.savepoints, name)
-	} else if name, ok := strings.CutPrefix(stmt, "ROLLBACK TO SAVEPOINT "); ok {
-		return tx.truncate(name, 1)
-	} else if name, ok := strings.CutPrefix(stmt, "RELEASE SAVEPOINT "); ok {
-		return tx.truncate(name, 0)
+	if err == nil {
+		if name, ok := strings.CutPrefix(stmt, "SAVEPOINT "); ok {
+			tx.savepoints = append(tx.savepoints, name)
+		} else if name, ok := strings.CutPrefix(stmt, "ROLLBACK TO SAVEPOINT "); ok {
+			err = tx.truncate(name, 1)
+		} else if name, ok := strings.CutPrefix(stmt, "RELEASE SAVEPOINT "); ok {
+			err = tx.truncate(name, 0)
+		}
 	}
-	return nil
+	if err != nil && r.Aborts && !tx.aborted {
+		tx.aborted, tx.valid = true, len(tx.savepoints)
+	}
+	return err
 }
 
 // truncate drops the savepoints after the last one named name, keeping keep
