@@ -6,6 +6,7 @@ import (
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/resolve"
+	"github.com/dbop-go/dbop/internal/sqldialect"
 )
 
 // commitOutcome returns the judgement of a COMMIT error that InTx passes to
@@ -13,7 +14,8 @@ import (
 // one of database/sql's own: sql.ErrTxDone is ambiguous. The transaction
 // was ended by someone else — database/sql, after the context given to
 // BEGIN ended (docs/backends.md §10.3), or fn itself — so whether fn's work
-// was committed is unknown to this scope.
+// was committed is unknown to this scope. So is a COMMIT that found no
+// transaction on SQLite, which had ended it while fn went on (txEnded).
 //
 // The dialect, not the error type, decides the rest, because
 // driver.ErrBadConn means "nothing was sent" from go-sql-driver (§4.3) but
@@ -27,6 +29,9 @@ func commitOutcome(rules func(error) dbop.Verdict) func(error) dbop.Verdict {
 		}
 		if errors.Is(err, sql.ErrTxDone) {
 			return dbop.Ambiguous
+		}
+		if _, ok := errors.AsType[*sqldialect.TxEndedError](err); ok {
+			return dbop.Ambiguous // SQLite had ended the transaction (txEnded)
 		}
 		if errors.Is(err, errConnDiscarded) {
 			// The caller's *sql.Conn was closed (txn.Commit): no retry

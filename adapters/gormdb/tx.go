@@ -63,6 +63,16 @@ import (
 // transaction doomed. Not seen there: an error read from a query's rows
 // (rows.Err), and the statements of a session fn opens with PrepareStmt.
 //
+// On SQLite a write that a deadline interrupts rolls back the whole
+// transaction, savepoints included, and SQLITE_FULL, IOERR, NOMEM and
+// BUSY may (docs/backends.md §5.5, §5.6); the statements that follow are
+// committed at once, as after a MariaDB deadlock. When fn went on after a
+// scope or a retry saw the transaction doomed, or returned nil after ctx
+// ended, InTx sends the ROLLBACK it owes before judging fn's error: if
+// SQLite answers that no transaction is active, the error is Ambiguous,
+// and so is a COMMIT that finds none. Let an interrupted write's error
+// out of fn.
+//
 // db must not be inside a transaction: BEGIN then fails with
 // gorm.ErrInvalidTransaction, NotRetryable, and nothing is begun, whatever
 // ctx's deadline. Use [InSavepoint] there. Before
@@ -100,7 +110,7 @@ func InTx[T any](db *gorm.DB, fn func(ctx context.Context, tx *gorm.DB) (T, erro
 	return scopes.InTx(b.coordinated, func(ctx context.Context, t *txn) (T, error) {
 		t.watch(ctx)
 		v, err := fn(ctx, t.fnDB)
-		return v, sqldialect.Swallowed(ctx, b.family, "gormdb", err)
+		return v, b.swallowed(ctx, t, err)
 	}, b.scopeOpts...)
 }
 
@@ -116,8 +126,24 @@ func Do(db *gorm.DB, fn func(ctx context.Context, tx *gorm.DB) error, opts ...Tx
 	b := newBeginner("Do", db, opts)
 	return scopes.Do(b.coordinated, func(ctx context.Context, t *txn) error {
 		t.watch(ctx)
-		return sqldialect.Swallowed(ctx, b.family, "gormdb", fn(ctx, t.fnDB))
+		return b.swallowed(ctx, t, fn(ctx, t.fnDB))
 	}, b.scopeOpts...)
+}
+
+// swallowed returns the error of fn, which returned err in the transaction
+// t, judged by whether fn went on after the transaction had ended beneath
+// it: see [sqldialect.Swallowed] and, on SQLite, which keeps a transaction
+// open after most errors, [sqldialect.SwallowedSQLite], which asks it with
+// the ROLLBACK that scopes.InTx would otherwise send next.
+func (b *beginner) swallowed(ctx context.Context, t *txn, err error) error {
+	if b.family != sqldialect.SQLite {
+		return sqldialect.Swallowed(ctx, b.family, "gormdb", err)
+	}
+	err = sqldialect.SwallowedSQLite(ctx, "gormdb", err, func() error { return t.rollbackEarly(ctx) })
+	if sqldialect.NoTransaction(t.endErr) {
+		t.endErr = nil // the error returned says so already
+	}
+	return err
 }
 
 // beginner begins the transactions of one InTx or Do. It is immutable once
@@ -227,7 +253,7 @@ func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, 
 	}
 	setLocal, pinSet, pinRestore := b.serverLimits(ctx)
 	txCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	t := &txn{cancel: cancel, restoreTO: b.rollbackTimeout}
+	t := &txn{cancel: cancel, restoreTO: b.rollbackTimeout, sqlite: b.family == sqldialect.SQLite}
 	beginCtx := context.Context(txCtx)
 	if b.db.Config != nil && b.db.DefaultTransactionTimeout > 0 {
 		beginCtx = noDefaultTimeout{txCtx}
@@ -490,6 +516,11 @@ type txn struct {
 	restoreTO time.Duration
 	res       *resolve.SQLTx // nil without ResolveCommit
 	pool      txPool         // fnDB's pool on MySQL and MariaDB; its Tx is nil elsewhere
+	sqlite    bool           // the SQLite family: a COMMIT may find the transaction ended (txEnded)
+	// rolledBack says that rollbackEarly rolled the transaction back, and
+	// endErr is the error to report for it when scopes.InTx rolls back.
+	rolledBack bool
+	endErr     error
 }
 
 // watch gives the pool of fn's statements, when there is one (txPool), the
@@ -530,6 +561,9 @@ func (t *txn) Commit(ctx context.Context) error {
 	err := t.end((*gorm.DB).Commit)
 	stop()
 	t.cancel(nil)
+	if t.sqlite && sqldialect.NoTransaction(err) {
+		err = txEnded(err)
+	}
 	if err == nil && t.res != nil {
 		if t.pin != nil {
 			_, _ = t.res.AfterCommit(ctx, t.pin.conn) // a failed cleanup fails nothing
@@ -590,7 +624,12 @@ func rawConnPool(tx *gorm.DB) resolve.SQLConn {
 // When ctx ends first, the connection is settled (pinned.settle) by that
 // goroutine once ROLLBACK returns, as after a failed ROLLBACK: the
 // connection cannot be asked or closed while ROLLBACK still holds it.
+//
+// After rollbackEarly, Rollback returns its outcome and sends nothing.
 func (t *txn) Rollback(ctx context.Context) error {
+	if t.rolledBack {
+		return t.endErr
+	}
 	done := make(chan error)
 	abandoned := make(chan struct{})
 	p, guard := t.pin, t.guard
@@ -627,6 +666,31 @@ func (t *txn) Rollback(ctx context.Context) error {
 		err = fmt.Errorf("%w (%w)", err, errConnDiscarded)
 	}
 	return err
+}
+
+// rollbackEarly rolls back before scopes.InTx would, bounded as it bounds
+// its own rollback, for sqldialect.SwallowedSQLite: Rollback then returns
+// the same outcome without sending ROLLBACK again.
+func (t *txn) rollbackEarly(ctx context.Context) error {
+	rctx, stop := context.WithTimeout(context.WithoutCancel(ctx), t.restoreTO)
+	defer stop()
+	err := t.Rollback(rctx)
+	t.rolledBack, t.endErr = true, err
+	return err
+}
+
+// txEnded explains the error of a COMMIT that found no transaction on
+// SQLite: fn returned nil after an error that made SQLite end the
+// transaction (docs/backends.md §5.5, §5.6), or ended it with SQL of its
+// own, and what it ran after that was committed statement by statement.
+// commitOutcome judges it Ambiguous.
+func txEnded(err error) error {
+	return &sqldialect.TxEndedError{
+		Msg: "gormdb: COMMIT: the function returned nil, but SQLite had already ended the transaction " +
+			"(an interrupted write rolls it back, and SQLITE_FULL, IOERR, NOMEM or BUSY may): the statements the function ran after " +
+			"the error that ended it were committed on their own, so what was applied is unknown: return that error instead of going on",
+		Err: err,
+	}
 }
 
 // release gives back the held connection, if any, once, after the
