@@ -110,8 +110,10 @@
 // keeps the failed ROLLBACK TO on the handle it was called on, and what
 // the function runs next is committed on its own. InTx sees the deadlock
 // all the same (see [InTx]): it does not report success, but returns an
-// Ambiguous error. Return the nested transaction's error rather than going
-// on.
+// Ambiguous error. On SQLite an interrupted write ends the transaction
+// likewise, and InTx, finding no transaction at its ROLLBACK or COMMIT,
+// returns an Ambiguous error too. Return the nested transaction's error
+// rather than going on.
 //
 // # Classification and the driver's error
 //
