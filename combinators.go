@@ -2,7 +2,6 @@ package dbop
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/dbop-go/dbop/internal/txmark"
@@ -161,9 +160,6 @@ func All[T any](limit int, ops ...Op[T]) Op[[]T] {
 			})
 		}
 		if err := g.Wait(); err != nil {
-			if isWithinTx(ctx) {
-				err = withUncertified(err, errs)
-			}
 			return nil, markCommitted(withUnknown(err, errs), commits)
 		}
 		if started < len(ops) {
@@ -202,31 +198,6 @@ func AllKeyed[K comparable, T any](limit int, ops map[K]Op[T]) Op[map[K]T] {
 		}
 		return out, nil
 	}
-}
-
-// withUncertified returns first, the error All returns inside a
-// transaction, joined with the errors of the other ops that failed on their
-// own (not cancelled by All) with nothing undoing them, or that doomed the
-// transaction, when there are some: such an op may have doomed the transaction (a deadlock that ended it
-// on MySQL) or left part of its work in it, whatever first says of itself
-// (a transaction of its own that its owner ended, a savepoint that undid
-// its statement). The join carries no certificate, so no retry or
-// fallback inside the transaction acts on it, and it reaches the
-// transaction's owner.
-func withUncertified(first error, errs []error) error {
-	var others []error
-	for _, err := range errs {
-		if err == nil || err == first || errors.Is(err, context.Canceled) {
-			continue
-		}
-		if m := txmark.Of(err); m == nil || m.Kind == txmark.None || m.Kind == txmark.Doomed {
-			others = append(others, err)
-		}
-	}
-	if len(others) == 0 {
-		return first
-	}
-	return &txmark.Mark{Kind: txmark.None, Err: errors.Join(append([]error{first}, others...)...)}
 }
 
 // withUnknown returns first, the error All returns, joined with a

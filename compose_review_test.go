@@ -438,19 +438,22 @@ func TestFlightAcrossTransactions(t *testing.T) {
 // error".
 //
 // All inside a transaction, with one op on the transaction and one that
-// runs a transaction of its own on another connection. The other op fails
-// first, retryably (its owner rolled it back: a Released mark); All
-// cancels its siblings, and the op on the transaction fails with a
-// deadlock that rolled the transaction back (MySQL 1213; its statement was
-// on the wire when the cancellation came). All returns the first error
-// only, and the deadlock is dropped:
+// runs a transaction of its own on another connection, which would fail
+// retryably (its owner rolled it back: a Released mark). Side by side, the
+// other op could fail first and All cancel the op on the transaction,
+// whose statement, already on the wire, fails with a deadlock that rolled
+// the transaction back (MySQL 1213); returning the first error only would
+// drop the deadlock, and a retry or Fallback around the All would act on
+// the other op's error. Inside a transaction All runs its ops one at a
+// time: the op on the transaction (it waits a moment for a cancellation
+// that must not come) fails with the deadlock, the other never starts, and
+// nothing around the All acts on the deadlock:
 //
-//   - a retry around the All, inside the transaction, runs it again, and
-//     the statement runs in the rolled-back transaction (on MySQL in
-//     autocommit), which InTx then commits;
+//   - a retry around the All, inside the transaction, does not run the
+//     statement again in the rolled-back transaction (on MySQL in
+//     autocommit), nor does InTx commit;
 //   - a Fallback around the All, in a transaction begun by hand and
-//     marked WithinTx, turns the failure into a success, and the caller
-//     commits.
+//     marked WithinTx, does not turn the failure into a success.
 func TestAllWithASiblingsDoomInsideATransaction(t *testing.T) {
 	deadlock := dbop.Classify(dboptest.MySQLError(1213, "Deadlock found when trying to get lock"), dbop.RetryTransaction)
 	// onTx runs "UPDATE a" on tx once its siblings were cancelled, the
@@ -463,8 +466,11 @@ func TestAllWithASiblingsDoomInsideATransaction(t *testing.T) {
 		op := dbop.Op[int](func(ctx context.Context) (int, error) {
 			if first.Swap(false) {
 				close(started)
-				<-ctx.Done()
-				ctx = context.WithoutCancel(ctx)
+				select {
+				case <-ctx.Done():
+					ctx = context.WithoutCancel(ctx)
+				case <-time.After(50 * time.Millisecond):
+				}
 			}
 			return 1, tx.Exec(ctx, "UPDATE a")
 		})

@@ -145,10 +145,7 @@
 // work on each transaction inside its own scope (dbopvet outside-tx reports
 // it). In a transaction begun by hand and not marked with WithinTx, a
 // released savepoint counts everywhere: a retry around your begin-and-commit
-// refuses where it could run again; mark the context. Inside a transaction,
-// the steps of an All share it side by side: a savepoint one of them
-// released may be counted by a Then inside another, whose retry then
-// refuses (ErrAlreadyCommitted) where it could have run again. An Op of your
+// refuses where it could run again; mark the context. An Op of your
 // own under a retry inside a transaction that runs statements on it and
 // then a transaction of its own (another connection): when that one fails,
 // the retry runs the statements again (a Then counts them: build it with
