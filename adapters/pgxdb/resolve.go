@@ -100,7 +100,7 @@ func newResolver(caller string, db Beginner, c *config) *resolver {
 // roll back after a failed Commit) and the error, a *beforeCommitError,
 // is judged "not committed".
 func (t *txn) readID(ctx context.Context) error {
-	err := t.Tx.QueryRow(ctx, resolve.PGTxSQL, pgx.QueryExecModeSimpleProtocol).Scan(&t.pg.ID, &t.pg.PID, &t.pg.Start)
+	err := t.Tx.QueryRow(ctx, resolve.PGTxSQL, pgx.QueryExecModeSimpleProtocol).Scan(t.pg.Dest()...)
 	if err != nil {
 		_ = t.Tx.Rollback(ctx)
 		return &beforeCommitError{fmt.Errorf("pgxdb: ResolveCommit: reading the transaction id (PostgreSQL 13 or later): %w", err)}
@@ -128,8 +128,14 @@ func (t *txn) ResolveCommit(ctx context.Context, _ error) (scopes.Resolution, er
 		return scopes.Unresolved, fmt.Errorf("pgxdb: connecting to ask pg_xact_status: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	return t.pg.Resolve(ctx, func(ctx context.Context, query string, args []any, dest ...any) error {
-		return conn.QueryRow(ctx, query, args...).Scan(dest...)
+	return t.pg.Resolve(ctx, resolve.PGConn{
+		QueryRow: func(ctx context.Context, query string, args []any, dest ...any) error {
+			return conn.QueryRow(ctx, query, args...).Scan(dest...)
+		},
+		Exec: func(ctx context.Context, query string) (int64, error) {
+			_, err := conn.Exec(ctx, query, pgx.QueryExecModeSimpleProtocol)
+			return 0, err
+		},
 	})
 }
 

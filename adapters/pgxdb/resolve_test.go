@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dbop-go/dbop/internal/resolve"
 	"net"
 	"os"
 	"strings"
@@ -196,7 +197,7 @@ func TestResolveCommitReadsTheIDBeforeCommit(t *testing.T) {
 	checkLog(t, []string{
 		"begin",
 		"INSERT INTO " + table + " VALUES (1)",
-		"SELECT CASE WHEN pg_is_in_recovery() THEN COALESCE(pg_current_xact_id_if_assigned()::text, '') ELSE pg_current_xact_id()::text END, pg_backend_pid(), pg_postmaster_start_time()::text",
+		resolve.PGTxSQL,
 		"commit",
 	}, log.Log())
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"github.com/dbop-go/dbop/internal/resolve"
 	"net"
 	"os"
 	"strconv"
@@ -271,8 +272,8 @@ func TestResolveCommitNeedsAPool(t *testing.T) {
 // any other (here a lost connection: retry-transaction), not ambiguous.
 func TestResolveCommitReadFailsBeforeCommit(t *testing.T) {
 	db, f := openFake(t)
-	const read = "SELECT CASE WHEN pg_is_in_recovery() THEN COALESCE(pg_current_xact_id_if_assigned()::text, '') ELSE pg_current_xact_id()::text END, pg_backend_pid(), pg_postmaster_start_time()::text"
-	f.answer(read, "", int64(7), "start")
+	const read = resolve.PGTxSQL
+	f.answer(read, "", int64(7), "1/2", "on")
 	f.failNext(read, driver.ErrBadConn)
 	runs := 0
 	var retried recorder

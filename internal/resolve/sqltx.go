@@ -3,6 +3,7 @@ package resolve
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 
@@ -54,7 +55,7 @@ func (s *SQLTx) BeforeCommit(ctx context.Context, c SQLConn) error {
 	}
 	switch s.Family {
 	case sqldialect.Postgres:
-		if err := c.QueryRowContext(ctx, PGTxSQL).Scan(&s.pg.ID, &s.pg.PID, &s.pg.Start); err != nil {
+		if err := c.QueryRowContext(ctx, PGTxSQL).Scan(s.pg.Dest()...); err != nil {
 			return &BeforeCommitError{fmt.Errorf("ResolveCommit: reading the transaction id (PostgreSQL 13 or later): %w", err)}
 		}
 		s.idRead = true
@@ -110,12 +111,22 @@ func (s *SQLTx) Resolve(ctx context.Context, db Conner) (scopes.Resolution, erro
 	}
 	defer conn.Close()
 	q := sqlQueryRow(conn)
-	if s.Family == sqldialect.Postgres {
-		return s.pg.Resolve(ctx, q)
-	}
 	exec := func(ctx context.Context, query string) (int64, error) {
 		_, err := conn.ExecContext(ctx, query)
 		return 0, err
+	}
+	if s.Family == sqldialect.Postgres {
+		// A statement of several that fails, or is cancelled, may leave
+		// the session inside the transaction it began: the connection
+		// then goes, rather than back to the pool.
+		pgExec := func(ctx context.Context, query string) (int64, error) {
+			_, err := exec(ctx, query)
+			if err != nil {
+				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			}
+			return 0, err
+		}
+		return s.pg.Resolve(ctx, PGConn{QueryRow: q, Exec: pgExec})
 	}
 	return s.marker.Resolve(ctx, MarkerConn{QueryRow: q, Exec: exec}, s.Family == sqldialect.MariaDB)
 }
