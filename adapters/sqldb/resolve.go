@@ -24,10 +24,12 @@ package sqldb
 //     mysqldb.CreateCommitMarkers; the same statement returns the
 //     connection's id (LAST_INSERT_ID(CONNECTION_ID() | server hash << 32)).
 //     After a lost answer it looks for the token on another connection of
-//     db: found → committed. Not found → a locking read of the token (on
-//     the same server only), which InnoDB makes wait until the
-//     transaction that inserted it has ended: found → committed, not
-//     found → aborted. While that transaction is still open (a COMMIT may
+//     db. On another server than the transaction's (a Galera node):
+//     found → committed. On the transaction's server, a locking read of
+//     the token decides, whatever the session's isolation level (a plain
+//     read under READ UNCOMMITTED would see an open transaction's
+//     marker): InnoDB makes it wait until the transaction that inserted
+//     it has ended: found → committed, not found → aborted. While that transaction is still open (a COMMIT may
 //     still be on its way) its connection is ended first (KILL
 //     CONNECTION), so that the COMMIT can never run (docs/backends.md
 //     §11.2). On MariaDB the first look runs with wsrep_sync_wait = 1, so

@@ -111,9 +111,16 @@ const markerLockWait = 1 // second: innodb_lock_wait_timeout takes whole seconds
 // It reads nothing from information_schema, and relies on InnoDB's row
 // locks alone (docs/backends.md §11.2):
 //
-//  1. A plain read of the marker: found means committed, for good.
-//  2. On another server than the transaction's (a Galera node behind a
-//     load balancer), a marker not found leaves the outcome unknown.
+//  1. A plain read of the marker, which also names c's server. On another
+//     server than the transaction's (a Galera node behind a load
+//     balancer), found means committed, for good: a node holds another
+//     node's rows only once their transaction was certified, which
+//     commits it. Not found there leaves the outcome unknown.
+//  2. On the transaction's own server, the plain read decides nothing: it
+//     follows the session's isolation level, and under READ UNCOMMITTED
+//     (a DSN's transaction_isolation, the server's default, a SET SESSION
+//     left on a pooled connection) it sees the marker of a transaction
+//     still open, whose COMMIT may never arrive.
 //  3. A locking read (LOCK IN SHARE MODE, MySQL's FOR SHARE) that does not
 //     wait. The marker's INSERT holds an implicit lock on its record until
 //     its transaction ends, by COMMIT or by the end of its rollback, which
@@ -132,11 +139,11 @@ func (m *Marker) Resolve(ctx context.Context, c MarkerConn, mariadb bool) (scope
 	if err != nil {
 		return scopes.Unresolved, err
 	}
-	if found {
-		return scopes.Committed, nil
-	}
 	conn := m.id & 0xffffffff
 	if server != m.id>>32 {
+		if found {
+			return scopes.Committed, nil
+		}
 		return scopes.Unresolved, fmt.Errorf("resolve: marker not found, and connection %d cannot be ended from here: %w", conn, ErrOtherServer)
 	}
 	found, err = m.lockingLook(ctx, c, mariadb, false)
@@ -169,8 +176,8 @@ func committedOrAborted(found bool) scopes.Resolution {
 	return scopes.Aborted
 }
 
-// look reports whether the marker is in the table, by a plain consistent
-// read, and the server hash of c's server.
+// look reports whether the marker is in the table, by a plain read in the
+// session's isolation level, and the server hash of c's server.
 func (m *Marker) look(ctx context.Context, c MarkerConn, mariadb bool) (found bool, server uint64, err error) {
 	query := "SELECT " + serverExpr + ", COUNT(*) FROM " + MarkerTable + " WHERE token = " + m.literal()
 	var n int64

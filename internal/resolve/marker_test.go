@@ -153,7 +153,7 @@ func writeMarker(t *testing.T, db *sql.DB) (*Marker, *sql.Tx) {
 }
 
 // TestResolveMarkerMariaDB drives Marker.Resolve through each of its
-// paths on a live MariaDB: a committed marker is found by the plain read;
+// paths on a live MariaDB: a committed marker is found by the locking read;
 // a rolled-back one is not found by the locking read, with no KILL; a
 // transaction left open (a partition: its COMMIT may still come) has its
 // connection killed, after which the locking read finds nothing, and
