@@ -17,9 +17,11 @@ import (
 //
 //   - Just before COMMIT, in a round trip of its own, it reads the
 //     transaction's id (pg_current_xact_id_if_assigned(), PostgreSQL 13+),
-//     the backend's pid and the server's start time. A read inside the
-//     COMMIT's round trip would be lost with it (docs/backends.md §8.8).
-//     A transaction begun READ ONLY skips the read.
+//     the backend's pid, the identity of the server (its start time and
+//     the pids of its auxiliary processes, which a crash-restart
+//     replaces) and the transaction's synchronous_commit. A read inside
+//     the COMMIT's round trip would be lost with it (docs/backends.md
+//     §8.8). A transaction begun READ ONLY skips the read.
 //   - When the answer is lost, it opens a new connection with the
 //     configuration of db (a *pgxpool.Pool's ConnConfig, or the
 //     connection's own; the pool's BeforeConnect and AfterConnect hooks do
@@ -30,6 +32,14 @@ import (
 //     pg_terminate_backend (matched by pid and transaction id, so no other
 //     session is touched), which guarantees that a COMMIT still on its way
 //     never runs, and asks again until the answer is final.
+//   - Committed is reported only once the commit is as durable as its
+//     acknowledgement would have made it: under synchronous replication
+//     a cancelled wait for the standbys leaves a commit on the primary
+//     alone, so the resolver commits a transaction of its own under the
+//     same synchronous_commit (an empty logical decoding message with
+//     the prefix "dbop"), whose commit waits for the standbys past the
+//     lost one; without synchronous standbys it costs one round trip.
+//     Under synchronous_commit off or local it is skipped.
 //   - A transaction that has no id yet gets one in that round trip: one
 //     that wrote no row may still act at COMMIT (a NOTIFY's notification
 //     is sent then), so its outcome is asked as any other's. On a standby,
@@ -41,10 +51,12 @@ import (
 //     retried instead (it wrote nothing, so running it again is safe).
 //     Do not NOTIFY from a READ ONLY transaction whose answer you need
 //     resolved.
-//   - A server that cannot be reached, or one that is not the server that
-//     ran the transaction (its start time differs: a failover, a restart),
-//     leaves the outcome unknown: the [*scopes.AmbiguousCommitError] of
-//     today, with the reason in its Resolve field.
+//   - A server that cannot be reached, one that is not the server that
+//     ran the transaction (its identity differs: a failover, a restart, a
+//     crash-restart, after which transaction ids may be handed out again),
+//     or a commit no synchronous standby confirmed within the bound leaves
+//     the outcome unknown: the [*scopes.AmbiguousCommitError] of old, with
+//     the reason in its Resolve field.
 //
 // The resolution runs without the caller's cancellation, bounded by
 // [RollbackTimeout]. Report resolutions with [scopes.OnCommitResolved].
@@ -98,9 +110,11 @@ func newResolver(caller string, db Beginner, c *config) *resolver {
 // readID reads, before COMMIT, what the resolution needs. If the read
 // fails, COMMIT is not sent: the transaction is rolled back (InTx does not
 // roll back after a failed Commit) and the error, a *beforeCommitError,
-// is judged "not committed".
+// is judged "not committed". The read runs in the connection's own query
+// mode: under pgx's default, a prepared statement whose plan is kept,
+// which the simple protocol would plan again in every transaction.
 func (t *txn) readID(ctx context.Context) error {
-	err := t.Tx.QueryRow(ctx, resolve.PGTxSQL, pgx.QueryExecModeSimpleProtocol).Scan(t.pg.Dest()...)
+	err := t.Tx.QueryRow(ctx, resolve.PGTxSQL).Scan(t.pg.Dest()...)
 	if err != nil {
 		_ = t.Tx.Rollback(ctx)
 		return &beforeCommitError{fmt.Errorf("pgxdb: ResolveCommit: reading the transaction id (PostgreSQL 13 or later): %w", err)}

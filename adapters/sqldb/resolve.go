@@ -7,13 +7,19 @@ package sqldb
 //
 //   - PostgreSQL ([Postgres]): just before COMMIT, in a round trip of its
 //     own, InTx reads the transaction's id (pg_current_xact_id_if_assigned,
-//     PostgreSQL 13+), the backend's pid and the server's start time.
+//     PostgreSQL 13+), the backend's pid, the server's identity (its start
+//     time and the pids of its auxiliary processes, which a crash-restart
+//     replaces) and the transaction's synchronous_commit.
 //     After a lost answer it asks pg_xact_status(id) on another connection
 //     of db: committed → fn's value and a nil error; aborted → an
 //     [*scopes.AbortedCommitError], retry-transaction, retried without
 //     [dbop.Idempotent]; in progress → it ends the old backend with
 //     pg_terminate_backend (matched by pid and transaction id) so that a
-//     COMMIT still on its way never runs, and asks again. A transaction
+//     COMMIT still on its way never runs, and asks again. Committed is
+//     reported only after a commit of the resolver's own under the same
+//     synchronous_commit, which waits for the synchronous standbys past
+//     the lost commit (a cancelled wait leaves a commit on the primary
+//     alone; see pgxdb.ResolveCommit). A transaction
 //     with no id yet gets one then (a NOTIFY acts at COMMIT, with none); a
 //     READ ONLY one, and one on a standby, wrote nothing, and its lost
 //     answer changes nothing (retried instead under
@@ -43,8 +49,10 @@ package sqldb
 // [RollbackTimeout]. What cannot be resolved stays an
 // [*scopes.AmbiguousCommitError], with the reason in its Resolve field: the
 // server unreachable within that bound; another server reached than the one
-// that ran the transaction (a failover, or a load balancer spreading
-// connections over Galera nodes when the marker is not found). Report
+// that ran the transaction (a failover, a crash-restart on PostgreSQL, or a
+// load balancer spreading connections over Galera nodes when the marker is
+// not found); on PostgreSQL, a commit no synchronous standby confirmed
+// within the bound. Report
 // resolutions with [scopes.OnCommitResolved].
 //
 // It costs one round trip per read-write transaction, whether or not an

@@ -19,7 +19,9 @@ type QueryRowFunc func(ctx context.Context, query string, args []any, dest ...an
 // as text: the postmaster's start time in microseconds since the epoch, a
 // slash, and the lowest pid among the processes pg_stat_activity shows
 // with no user (the checkpointer, background writer, WAL writer, startup
-// and WAL receiver processes).
+// and WAL receiver processes). It reads pg_stat_get_activity, the
+// function under the view, which the view's joins would make several
+// times dearer to plan, in every transaction.
 //
 // The start time tells another server (a promoted standby) and a restart
 // from the server that ran the transaction. It does not change at a
@@ -41,7 +43,7 @@ type QueryRowFunc func(ctx context.Context, query string, args []any, dest ...an
 // The start time is read as a number, not as text: its text follows the
 // session's TimeZone and DateStyle, which the transaction may have set.
 const serverSQL = "(extract(epoch FROM pg_postmaster_start_time()) * 1000000)::int8::text || '/' || " +
-	"COALESCE((SELECT min(pid) FROM pg_stat_activity WHERE usesysid IS NULL)::text, '')"
+	"COALESCE((SELECT min(pid) FROM pg_stat_get_activity(NULL) WHERE usesysid IS NULL)::text, '')"
 
 // PGTxSQL reads, inside a transaction and just before its COMMIT, what
 // [PGTx.Resolve] needs: the transaction's id, assigned now if the
