@@ -31,7 +31,10 @@ import (
 // The resolver runs with the caller's context values but not its
 // cancellation, bounded by [RollbackTimeout]: an expired deadline does not
 // stop InTx from learning the outcome, and a dead server cannot hold it for
-// long. Each resolution, whatever its result, is reported to the function
+// long. On MySQL and MariaDB that bound does not reach the COMMIT (nor a
+// ROLLBACK): go-sql-driver's COMMIT watches no context, so when the
+// server's packets are dropped only the DSN's readTimeout and writeTimeout
+// end it; set them (docs/ambiguity.md). Each resolution, whatever its result, is reported to the function
 // the context carries from [OnCommitResolved], if any.
 //
 // Without a CommitResolver (the adapters' transactions are one when their

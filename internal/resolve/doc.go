@@ -8,6 +8,9 @@
 // pg_xact_status on another connection tells committed from aborted, and a
 // transaction still in progress is ended with pg_terminate_backend so that
 // a late COMMIT cannot land after the answer was given ([PGTx.Resolve]).
+// Each answer counts only on the same server incarnation (a crash-restart
+// hands transaction ids out again), and committed only once a commit of
+// the resolver's own has waited for the synchronous standbys.
 //
 // MySQL and MariaDB have no such function: a random token is written into
 // a table the library owns inside the transaction, just before COMMIT
