@@ -69,7 +69,13 @@ func privatePG(t *testing.T, conf string) string {
 		t.Fatal(err)
 	}
 	run("pg_ctl", "-D", data, "-l", filepath.Join(dir, "log"), "-w", "start")
-	t.Cleanup(func() { run("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop") })
+	t.Cleanup(func() {
+		run("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
+		if t.Failed() {
+			log, _ := os.ReadFile(filepath.Join(dir, "log"))
+			t.Logf("the private server's log:\n%s", log)
+		}
+	})
 	return "postgres://postgres@127.0.0.1:" + strconv.Itoa(port) + "/postgres?sslmode=disable"
 }
 

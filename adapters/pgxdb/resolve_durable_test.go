@@ -3,9 +3,11 @@ package pgxdb_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -28,19 +30,32 @@ func unresolvedFor(err, reason error) bool {
 	return ok && errors.Is(amb.Resolve, reason)
 }
 
-// connectRetrying connects to cfg, retrying while a server restarts.
-func connectRetrying(t *testing.T, cfg *pgx.ConnConfig) *pgx.Conn {
-	t.Helper()
-	for range 100 {
+// connectRetrying connects to cfg, retrying for up to 30 s while a
+// server restarts (after a crash the postmaster may wait 5 s for a
+// backend before it kills it), and closes the connection when t ends.
+func connectRetrying(t *testing.T, cfg *pgx.ConnConfig) (*pgx.Conn, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		c, err := pgx.ConnectConfig(t.Context(), cfg.Copy())
 		if err == nil {
 			t.Cleanup(func() { c.Close(context.Background()) })
-			return c
+			return c, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%s:%d does not accept connections: %w", cfg.Host, cfg.Port, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("%s:%d does not accept connections", cfg.Host, cfg.Port)
-	return nil
+}
+
+// mustConnect is connectRetrying for the test's goroutine.
+func mustConnect(t *testing.T, cfg *pgx.ConnConfig) *pgx.Conn {
+	t.Helper()
+	c, err := connectRetrying(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // poolThrough returns a pool of at most n connections to dsn's server
@@ -88,17 +103,20 @@ func TestResolveCommitAfterCrashRestartStaysAmbiguous(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin := connectRetrying(t, direct)
+	admin := mustConnect(t, direct)
 	if _, err := admin.Exec(ctx, "CREATE TABLE lost (id int PRIMARY KEY); CREATE TABLE other (id int); CHECKPOINT"); err != nil {
 		t.Fatal(err)
 	}
 	victim := admin.PgConn().PID()
 
 	var crash atomic.Bool
+	var crashing sync.Mutex // every dial waits until the crash and the other client's commit are over
 	var otherXid string
 	dialer := &net.Dialer{}
 	p, pool := poolThrough(t, dsn, 1, func(cfg *pgxpool.Config) {
 		cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			crashing.Lock()
+			defer crashing.Unlock()
 			if crash.CompareAndSwap(true, false) {
 				// The resolver is about to connect: crash one backend; the
 				// postmaster recovers, and another client commits.
@@ -106,8 +124,12 @@ func TestResolveCommitAfterCrashRestartStaysAmbiguous(t *testing.T) {
 					t.Errorf("kill %d: %v", victim, err)
 				}
 				time.Sleep(300 * time.Millisecond)
-				c := connectRetrying(t, direct)
-				err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+				c, err := connectRetrying(t, direct)
+				if err != nil {
+					t.Errorf("the other client: %v", err)
+					return dialer.DialContext(ctx, network, addr)
+				}
+				err = pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
 					if _, err := tx.Exec(ctx, "INSERT INTO other VALUES (1)"); err != nil {
 						return err
 					}
@@ -136,13 +158,13 @@ func TestResolveCommitAfterCrashRestartStaysAmbiguous(t *testing.T) {
 		p.PartitionBefore([]byte("commit")) // COMMIT never reaches the server
 		crash.Store(true)
 		return 1, nil
-	}, pgxdb.ResolveCommit())
+	}, pgxdb.ResolveCommit(), pgxdb.RollbackTimeout(40*time.Second)) // the resolver's dial waits out the recovery
 	var res resolutions
-	rctx, cancel := context.WithTimeout(scopes.OnCommitResolved(ctx, res.record), 20*time.Second)
+	rctx, cancel := context.WithTimeout(scopes.OnCommitResolved(ctx, res.record), 60*time.Second)
 	defer cancel()
 	_, runErr := op.Run(rctx)
 
-	check := connectRetrying(t, direct)
+	check := mustConnect(t, direct)
 	var rows int
 	var startAfter string
 	if err := check.QueryRow(ctx, "SELECT (SELECT count(*) FROM lost)::int, pg_postmaster_start_time()::text").Scan(&rows, &startAfter); err != nil {
@@ -177,7 +199,7 @@ func TestResolveCommitWithoutStandbyConfirmationStaysAmbiguous(t *testing.T) {
 		t.Fatal(err)
 	}
 	adminCfg.RuntimeParams["synchronous_commit"] = "local" // the admin's commits wait for no standby
-	admin := connectRetrying(t, adminCfg)
+	admin := mustConnect(t, adminCfg)
 	if _, err := admin.Exec(t.Context(), "CREATE TABLE items (id int PRIMARY KEY)"); err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +249,7 @@ func TestResolveCommitReplicatedSynchronouslyIsCommitted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin := connectRetrying(t, cfg)
+	admin := mustConnect(t, cfg)
 	var names string
 	if err := admin.QueryRow(t.Context(), "SELECT current_setting('synchronous_standby_names') || '/' || (SELECT count(*) FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum'))").Scan(&names); err != nil {
 		t.Fatal(err)
