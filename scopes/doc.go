@@ -160,7 +160,10 @@
 // A rollback runs with [context.WithoutCancel] of the caller's context,
 // bounded by [RollbackTimeout] (default [DefaultRollbackTimeout]): a
 // cancelled caller or an expired per-attempt timeout still rolls back, and a
-// dead connection cannot block the caller for long. The timer is stopped
+// dead connection cannot block the caller for long where the driver watches
+// the context during ROLLBACK and COMMIT (pgx does; go-sql-driver/mysql does
+// not: there only the DSN's readTimeout and writeTimeout bound them,
+// docs/ambiguity.md). The timer is stopped
 // when the rollback returns. A rollback error never replaces the operation's
 // error: it is joined after it, and the verdict stays the operation's.
 //
