@@ -994,6 +994,8 @@ type retryState struct {
 
 type retryStateKey struct{}
 
+func (retryStateKey) AttemptScoped() {} // package attempt
+
 func retryStateOf(ctx context.Context) *retryState {
 	rs, _ := ctx.Value(retryStateKey{}).(*retryState)
 	return rs

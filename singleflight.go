@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/dbop-go/dbop/internal/attempt"
 	"github.com/dbop-go/dbop/internal/hotlock"
 )
 
@@ -170,14 +171,15 @@ func (s *shared) run(ctx context.Context, call func(context.Context) (any, error
 
 // flightContext is the context a shared run starts from: the values of
 // the context of the caller that started it, minus those that belong to
-// that caller's attempt — its retry's state, its HotSpot's request and
-// bounds — which would otherwise be read by the run on another goroutine
-// while the caller's retry goes on, and would bound or admit the run, which
-// serves every caller joined to it, as that one caller's attempt.
+// that caller's attempt (package attempt: its retry's state, its
+// HotSpot's request and bounds, the connection mysqldb's Failover pinned
+// for it) — which would otherwise be read by the run on another goroutine
+// while the caller's retry goes on, and would bound, admit or pin the run,
+// which serves every caller joined to it, as that one caller's attempt.
 type flightContext struct{ context.Context }
 
 func (c flightContext) Value(k any) any {
-	if _, ok := k.(retryStateKey); ok || hotlock.AttemptValue(k) {
+	if _, ok := k.(attempt.Scoped); ok {
 		return nil
 	}
 	return c.Context.Value(k)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/attempt"
 	"github.com/dbop-go/dbop/internal/hotlock"
 	"github.com/go-sql-driver/mysql"
 )
@@ -386,6 +387,13 @@ func nodeFailure(err error) bool {
 // slotKey is the context key of an attempt's slot; it names its NodeSet,
 // so that two NodeSets in one pipeline keep their own.
 type slotKey struct{ n *NodeSet }
+
+// AttemptScoped marks the slot as the attempt's own (package attempt): a
+// dbop.Flight's shared run, started in one caller's attempt, must not pin
+// its connection into that attempt's slot.
+func (slotKey) AttemptScoped() {}
+
+var _ attempt.Scoped = slotKey{}
 
 // slot records the node an attempt began on (its index + 1, 0 before
 // BeginTx) and, when BeginTx began the transaction, the connection it runs

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/dbop-go/dbop/internal/attempt"
 )
 
 // Request asks the scope that begins a transaction to take the
@@ -363,18 +365,13 @@ func Spot(ctx context.Context) (int64, bool) {
 
 type serverKey struct{}
 
-// AttemptValue reports whether k is the key of a context value that
-// belongs to one attempt — its Request, the hot spot it belongs to, its
-// server deadline — and must not reach work that serves other callers or
-// outlives the attempt: a dbop.Flight's shared run, which another caller
-// may start inside an attempt and many join.
-func AttemptValue(k any) bool {
-	switch k.(type) {
-	case key, spotKey, serverKey:
-		return true
-	}
-	return false
-}
+// The keys of an attempt's Request, hot spot and server deadline belong
+// to that attempt (package attempt).
+func (key) AttemptScoped()       {}
+func (spotKey) AttemptScoped()   {}
+func (serverKey) AttemptScoped() {}
+
+var _ = []attempt.Scoped{key{}, spotKey{}, serverKey{}}
 
 // WithServerDeadline returns a context that asks the transaction scope an
 // attempt runs in to have the server end the attempt's statements by at:
