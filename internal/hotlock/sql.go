@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -271,27 +272,32 @@ func (s Scope[T]) waitFailed(err error) error {
 // kind k, which State then remembers for every later attempt of the
 // operation — rather than that this wait failed. A wait that ended because
 // the attempt's context did (the client went away, a sibling failed, a
-// cancel request's 57014) says nothing of the server. Where the error
-// carries a SQLSTATE (PostgreSQL's drivers), only the codes that mean
-// "no such object" or "not allowed" count: 42P01 and 42501 for the lock
-// tables, a class 42 or 0A code (no such function, not supported) for the
-// advisory lock.
+// cancel request's 57014) says nothing of the server, nor does a wait an
+// administrator ended (57014, MySQL's KILL QUERY 1317). Only the answers
+// that mean "no such object", "not allowed" or "not supported" count: on
+// PostgreSQL a SQLSTATE of class 42 (42P01 no such table, 42501 no right,
+// 42883 no such function, 42601 a server whose syntax has no LOCK TABLE)
+// or 0A (not supported); on MySQL and MariaDB, whose driver's errors carry
+// no SQLSTATE method, errors 1146 (no such table), 1142 and 1143 (no
+// right), or sql.ErrNoRows (the lock row could not be added).
 func missing(ctx context.Context, err error, k Kind) bool {
 	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
+	if k == MySQLRow {
+		return errors.Is(err, sql.ErrNoRows) || mySQLMissing.MatchString(err.Error())
+	}
 	var coded interface{ SQLState() string }
 	if !errors.As(err, &coded) {
-		return true
+		return false
 	}
-	switch code := coded.SQLState(); k {
-	case PostgresLockTable:
-		return code == "42P01" || code == "42501"
-	case PostgresAdvisory:
-		return strings.HasPrefix(code, "42") || strings.HasPrefix(code, "0A")
-	}
-	return true
+	code := coded.SQLState()
+	return strings.HasPrefix(code, "42") || strings.HasPrefix(code, "0A")
 }
+
+// mySQLMissing matches go-sql-driver/mysql's text of the errors that say
+// the lock table is missing or not allowed: "Error 1146 (42S02): …".
+var mySQLMissing = regexp.MustCompile(`\bError (1146|1142|1143)\b`)
 
 // Begin begins an attempt's transaction with s and, when ctx carries a
 // request no scope has claimed, takes the lock in it: with BeginLocked
