@@ -70,6 +70,9 @@ func TestRecorderAbortsUntilRollbackToSavepoint(t *testing.T) {
 	if pg, ok := errors.AsType[*pgconn.PgError](tx.Exec(t.Context(), "INSERT d")); !ok || pg.Code != "25P02" {
 		t.Errorf("a statement after the failed ROLLBACK TO did not fail with 25P02")
 	}
+	if err := tx.RollbackTo(t.Context(), "nowhere"); !errors.Is(err, dboptest.ErrNoSavepoint) {
+		t.Errorf("ROLLBACK TO a savepoint that does not exist, in the aborted transaction: %v", err)
+	}
 	if err := tx.Commit(t.Context()); !errors.Is(err, pgx.ErrTxCommitRollback) {
 		t.Errorf("COMMIT of an aborted transaction: %v, want pgx.ErrTxCommitRollback", err)
 	}

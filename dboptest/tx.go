@@ -186,7 +186,10 @@ func (r *Recorder) exec(ctx context.Context, tx *Tx, stmt string) error {
 		return err
 	}
 	if err == nil && tx.aborted {
-		if name, ok := strings.CutPrefix(stmt, "ROLLBACK TO SAVEPOINT "); ok && slices.Contains(tx.savepoints[:tx.valid], name) {
+		if name, ok := strings.CutPrefix(stmt, "ROLLBACK TO SAVEPOINT "); ok {
+			if !slices.Contains(tx.savepoints[:tx.valid], name) {
+				return fmt.Errorf("%w: %s", ErrNoSavepoint, name) // 3B001 on the server
+			}
 			tx.aborted = false
 			return tx.truncate(name, 1)
 		}
