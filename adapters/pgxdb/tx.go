@@ -10,6 +10,7 @@ import (
 	"github.com/dbop-go/dbop/internal/resolve"
 	"github.com/dbop-go/dbop/scopes"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Beginner begins a real transaction with options: *pgxpool.Pool,
@@ -140,9 +141,27 @@ func (c *config) begin(ctx context.Context, db Beginner, o scopes.BeginOptions, 
 	}
 	tx, err := db.BeginTx(ctx, txOpts)
 	if err != nil {
-		return nil, err
+		return nil, closedConn(db, err)
 	}
 	return &txn{Tx: tx, setSQL: setSQL, res: res, readOnly: txOpts.AccessMode == pgx.ReadOnly}, nil
+}
+
+// closedConn returns err, the error of BEGIN on db, as NotRetryable when db
+// is one connection (a *pgx.Conn, or a *pgxpool.Conn acquired by the
+// caller) that is closed: no attempt can begin on it again, and retrying
+// would only repeat the error.
+func closedConn(db Beginner, err error) error {
+	var conn *pgx.Conn
+	switch c := db.(type) {
+	case *pgx.Conn:
+		conn = c
+	case *pgxpool.Conn:
+		conn = c.Conn()
+	}
+	if conn == nil || !conn.IsClosed() {
+		return err
+	}
+	return dbop.Classify(fmt.Errorf("pgxdb: BEGIN on a %T that is closed (no attempt can begin on it: pass the pool, or acquire a new connection): %w", db, err), dbop.NotRetryable)
 }
 
 // txn is the transaction InTx hands to scopes.InTx: a pgx.Tx whose Commit
