@@ -73,7 +73,12 @@ func connBusy(err error) bool {
 //	classes 22, 25, 42 (25006, 42P01, …) NotRetryable
 //
 // The two message rules read the error's text (Error()), which holds the
-// server's message for pgx and lib/pq alike.
+// server's message for pgx and lib/pq alike. A stale cached plan is retried
+// because pgx drops the statements it cached itself after an error, so the
+// next attempt prepares afresh; a statement you prepared yourself (a
+// database/sql *sql.Stmt, pgx's Conn.Prepare) keeps its plan and fails the
+// same way on every attempt until the retry gives up: prepare it inside the
+// attempt, or again after a schema change.
 //
 // An error that reports itself safe to retry (pgconn.SafeToRetry: nothing
 // was sent) is RetryTransaction, except pgconn's "conn busy": a request on a
