@@ -201,7 +201,11 @@
 // it, ROLLBACK TO SAVEPOINT fails with 1305, and a statement run afterwards
 // is outside any transaction, so it autocommits and survives a later
 // ROLLBACK (docs/backends.md §3.2). Code that swallows a 1213 and goes on
-// commits part of its work; let the error out of fn.
+// commits part of its work; let the error out of fn at once. Running more
+// statements and then returning the 1213 is going on too, and the one way
+// this package cannot see: fn's statements run on the bare *sql.Tx, so
+// InTx takes a function that returns the error that doomed the transaction
+// at its word, and a retry then applies those statements again.
 //
 // # SQLite
 //
@@ -226,7 +230,10 @@
 // before judging fn's error: if SQLite answers that no transaction is
 // active, the error is Ambiguous, and so is a COMMIT that finds none. Code
 // that swallows an interrupted write and goes on commits part of its work;
-// let the error out of fn.
+// let the error out of fn at once. As on MySQL and MariaDB, running more
+// statements and then returning the error is going on too, which InTx
+// cannot see: it takes fn at its word, and a retry applies those
+// statements again.
 //
 // For mattn/go-sqlite3 use the [SQLite] dialect with its classifier passed
 // through [ClassifyBy] (github.com/dbop-go/dbop/classifiers/mattnsqlite);

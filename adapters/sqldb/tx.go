@@ -89,12 +89,15 @@ func Do(db Beginner, d Dialect, fn func(ctx context.Context, tx *sql.Tx) error, 
 // t, judged by whether fn went on after the transaction had ended beneath
 // it: see [sqldialect.Swallowed] and, on SQLite, which keeps a transaction
 // open after most errors, [sqldialect.SwallowedSQLite], which asks it with
-// the ROLLBACK that scopes.InTx would otherwise send next.
+// the ROLLBACK that scopes.InTx would otherwise send next. fn runs its
+// statements on a bare *sql.Tx, which shows none of them: whether fn ran
+// any after the error it returns (wentOn) is unknown, and fn is taken at
+// its word.
 func (b *begin) swallowed(ctx context.Context, t *txn, err error) error {
 	if b.family != sqldialect.SQLite {
-		return sqldialect.Swallowed(ctx, b.family, "sqldb", err)
+		return sqldialect.Swallowed(ctx, b.family, "sqldb", err, false)
 	}
-	err = sqldialect.SwallowedSQLite(ctx, "sqldb", err, func() error { return t.rollbackEarly(ctx) })
+	err = sqldialect.SwallowedSQLite(ctx, "sqldb", err, false, func() error { return t.rollbackEarly(ctx) })
 	if sqldialect.NoTransaction(t.endErr) {
 		t.endErr = nil // the error returned says so already
 	}

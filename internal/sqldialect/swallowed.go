@@ -15,18 +15,27 @@ import (
 // transaction saw the server roll it back (txmark.State), the family is
 // MySQL's or MariaDB's, and the function went on instead of returning that
 // error — it returned nil, or another error that came later (a lock wait
-// timeout of a statement it ran afterwards, say) — an Ambiguous error.
-// Those servers end the transaction at the rollback (a deadlock, 1213) and
-// run the statements that follow on their own, each committed at once
-// (docs/backends.md §3.2): what the function did after swallowing the
+// timeout of a statement it ran afterwards, say), or it ran statements
+// after the rollback and then returned its error (wentOn) — an Ambiguous
+// error. Those servers end the transaction at the rollback (a deadlock,
+// 1213) and run the statements that follow on their own, each committed at
+// once (docs/backends.md §3.2): what the function did after swallowing the
 // error may have been applied, and running the transaction again could
-// apply it twice. A function that returned the rollback's error itself is
-// taken at its word. On PostgreSQL the transaction's owner rolls back what
-// is left of the transaction and may run it again: PostgreSQL refuses
-// statements in an aborted transaction. SQLite keeps a transaction open
-// after most errors but not all: see [SwallowedSQLite], which asks it.
-// Swallowed returns err as it is on every family but MySQL and MariaDB.
-func Swallowed(ctx context.Context, family Family, caller string, err error) error {
+// apply it twice.
+//
+// wentOn reports that the caller saw a statement that may write sent in
+// the transaction after the rollback was recorded; a caller that cannot
+// see the function's statements passes false, and a function that returned
+// the rollback's error is then taken at its word: nothing ran after it.
+// That is the one way of going on this cannot see, and why the adapters
+// document that the function must return such an error at once.
+//
+// On PostgreSQL the transaction's owner rolls back what is left of the
+// transaction and may run it again: PostgreSQL refuses statements in an
+// aborted transaction. SQLite keeps a transaction open after most errors
+// but not all: see [SwallowedSQLite], which asks it. Swallowed returns err
+// as it is on every family but MySQL and MariaDB.
+func Swallowed(ctx context.Context, family Family, caller string, err error, wentOn bool) error {
 	if family != MySQL && family != MariaDB {
 		return err
 	}
@@ -40,6 +49,10 @@ func Swallowed(ctx context.Context, family Family, caller string, err error) err
 		return dbop.Classify(fmt.Errorf("%s: the function returned nil after the server had rolled the transaction back (%w); "+
 			"on %v the statements it ran after that were committed on their own, so what was applied is unknown: return the error instead of going on",
 			caller, doom, family), dbop.Ambiguous)
+	case errors.Is(err, doom) && wentOn:
+		return dbop.Classify(fmt.Errorf("%s: the function ran statements after the server had rolled the transaction back, then returned the error (%w); "+
+			"on %v those statements were committed on their own, so what was applied is unknown: return the error at once instead of going on",
+			caller, err, family), dbop.Ambiguous)
 	case errors.Is(err, doom):
 		return err
 	}
@@ -57,18 +70,22 @@ func Swallowed(ctx context.Context, family Family, caller string, err error) err
 // Only the transaction can tell whether it ended, so when the function
 // went on after an error — a scope or a retry inside the transaction
 // recorded the error that doomed it (txmark.State) and the function
-// returned nil or another error, or the function returned nil after ctx
-// ended — SwallowedSQLite rolls the transaction back with rollback (the
-// owner rolls it back next anyway, so this costs nothing). If SQLite
-// answers that no transaction is active ([NoTransaction]), what the
-// function ran after the error was committed, and running the transaction
-// again could apply it twice: the error returned is Ambiguous. Otherwise
-// the ROLLBACK undid everything, and err is returned as it is; rollback
-// must make the owner's own rollback report the same outcome without
-// running ROLLBACK again. A function that returned the doom itself, or
-// another error with no doom recorded, is taken at its word, and nothing
-// is rolled back here.
-func SwallowedSQLite(ctx context.Context, caller string, err error, rollback func() error) error {
+// returned nil or another error; or the function returned an error after
+// running more statements past an error that may have ended the
+// transaction, or past the doom (wentOn, which the caller sees); or the
+// function returned nil after ctx ended — SwallowedSQLite rolls the
+// transaction back with rollback (the owner rolls it back next anyway, so
+// this costs nothing). If SQLite answers that no transaction is active
+// ([NoTransaction]), what the function ran after the error was committed,
+// and running the transaction again could apply it twice: the error
+// returned is Ambiguous. Otherwise the ROLLBACK undid everything, and err
+// is returned as it is; rollback must make the owner's own rollback report
+// the same outcome without running ROLLBACK again. A function that
+// returned an error without going on is taken at its word, and nothing is
+// rolled back here; a caller that cannot see the function's statements
+// passes wentOn false, and then a function that ran statements after the
+// error and returned it is taken at its word too.
+func SwallowedSQLite(ctx context.Context, caller string, err error, wentOn bool, rollback func() error) error {
 	var doom error
 	if s := txmark.StateOf(ctx); s != nil {
 		doom = s.Doomed()
@@ -79,6 +96,10 @@ func SwallowedSQLite(ctx context.Context, caller string, err error, rollback fun
 		after = fmt.Sprintf("the function returned nil after an error had doomed the transaction (%v)", doom)
 	case doom != nil && !errors.Is(err, doom):
 		after = fmt.Sprintf("the function went on after an error had doomed the transaction (%v), and then failed (%v)", doom, err)
+	case doom != nil && wentOn:
+		after = fmt.Sprintf("the function ran statements after an error had doomed the transaction, then returned that error (%v)", err)
+	case doom == nil && err != nil && wentOn:
+		after = fmt.Sprintf("the function ran statements after an error that may have ended the transaction, then returned an error (%v)", err)
 	case doom == nil && err == nil && ctx.Err() != nil:
 		after = fmt.Sprintf("the function returned nil after its context had ended (%v)", context.Cause(ctx))
 	default:
@@ -92,7 +113,7 @@ func SwallowedSQLite(ctx context.Context, caller string, err error, rollback fun
 		Err: rerr,
 		Msg: caller + ": " + after + ", but SQLite had already ended the transaction " +
 			"(an interrupted write rolls it back, and SQLITE_FULL, IOERR, NOMEM or BUSY may): the statements the function ran after that " +
-			"were committed on their own, so what was applied is unknown: return the error instead of going on",
+			"were committed on their own, so what was applied is unknown: return the error at once instead of going on",
 		Doom:  doom,
 		FnErr: err,
 	}, dbop.Ambiguous)
