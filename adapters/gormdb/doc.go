@@ -110,10 +110,23 @@
 // keeps the failed ROLLBACK TO on the handle it was called on, and what
 // the function runs next is committed on its own. InTx sees the deadlock
 // all the same (see [InTx]): it does not report success, but returns an
-// Ambiguous error. On SQLite an interrupted write ends the transaction
-// likewise, and InTx, finding no transaction at its ROLLBACK or COMMIT,
-// returns an Ambiguous error too. Return the nested transaction's error
+// Ambiguous error, also when the function runs more statements and then
+// returns the deadlock, since those statements were committed on their
+// own. On SQLite an interrupted write ends the transaction likewise, and
+// InTx, finding no transaction at its ROLLBACK or COMMIT, returns an
+// Ambiguous error too. Return the nested transaction's error at once
 // rather than going on.
+//
+// # The *sql.Tx under the transaction
+//
+// Code that takes a *sql.Tx (sqlc's, sqlx's) gets the one under InTx's
+// transaction from [SQLTx]. tx.Statement.ConnPool is not it on MySQL,
+// MariaDB and SQLite, where InTx runs the function's statements through a
+// pool of its own that watches them, nor under gorm.Config{PrepareStmt:
+// true}. Statements run on that *sql.Tx bypass the watch: InTx sees an
+// error there only when the function returns it, and does not see them go
+// on after an error that ended the transaction. Return such an error at
+// once.
 //
 // # Classification and the driver's error
 //

@@ -50,28 +50,38 @@ import (
 // the deadline avoid; see the package documentation), while COMMIT and
 // ROLLBACK are bounded by [RollbackTimeout] and never cut short by it.
 //
-// On MySQL and MariaDB, tx runs its statements through a connection pool
-// of this package's around the transaction's own, which sees their errors
-// on tx and on every handle derived from it (tx.WithContext, tx.Session, a
+// On MySQL, MariaDB and SQLite, tx runs its statements through a
+// connection pool of this package's around the transaction's own, which
+// sees their errors, and which statements go out after an error, on tx
+// and on every handle derived from it (tx.WithContext, tx.Session, a
 // nested tx.Transaction, whose errors GORM keeps on the derived handle).
-// Those servers end the whole transaction at a deadlock (1213) and run the
-// statements that follow on their own, each committed at once
+// MySQL and MariaDB end the whole transaction at a deadlock (1213) and run
+// the statements that follow on their own, each committed at once
 // (docs/backends.md §3.2): when a statement fails with an error the
 // dialect's classifier calls RetryTransaction or Ambiguous and fn goes on
 // rather than returning it, InTx does not commit but returns an Ambiguous
 // error saying so, as it does when a scope or a retry inside fn saw the
-// transaction doomed. Not seen there: an error read from a query's rows
-// (rows.Err), and the statements of a session fn opens with PrepareStmt.
+// transaction doomed. Going on includes running further statements and
+// then returning that error: the statements ran on their own, and InTx
+// returns an Ambiguous error rather than the retryable one, so that no
+// retry applies them twice. The SAVEPOINT, ROLLBACK TO SAVEPOINT and
+// RELEASE SAVEPOINT of a nested tx.Transaction or an [InSavepoint] write
+// nothing and do not count; every other statement does. Not seen there:
+// an error read from a query's rows (rows.Err), the statements of a
+// session fn opens with PrepareStmt, and those run on the *sql.Tx that
+// [SQLTx] returns.
 //
 // On SQLite a write that a deadline interrupts rolls back the whole
 // transaction, savepoints included, and SQLITE_FULL, IOERR, NOMEM and
 // BUSY may (docs/backends.md §5.5, §5.6); the statements that follow are
 // committed at once, as after a MariaDB deadlock. When fn went on after a
-// scope or a retry saw the transaction doomed, or returned nil after ctx
-// ended, InTx sends the ROLLBACK it owes before judging fn's error: if
-// SQLite answers that no transaction is active, the error is Ambiguous,
-// and so is a COMMIT that finds none. Let an interrupted write's error
-// out of fn.
+// scope or a retry saw the transaction doomed, returned an error after
+// running statements past an error that may have ended the transaction
+// (any but a NotRetryable one, such as a constraint's), or returned nil
+// after ctx ended, InTx sends the ROLLBACK it owes before judging fn's
+// error: if SQLite answers that no transaction is active, the error is
+// Ambiguous, and so is a COMMIT that finds none. Let an interrupted
+// write's error out of fn at once.
 //
 // db must not be inside a transaction: BEGIN then fails with
 // gorm.ErrInvalidTransaction, NotRetryable, and nothing is begun, whatever
@@ -134,12 +144,15 @@ func Do(db *gorm.DB, fn func(ctx context.Context, tx *gorm.DB) error, opts ...Tx
 // t, judged by whether fn went on after the transaction had ended beneath
 // it: see [sqldialect.Swallowed] and, on SQLite, which keeps a transaction
 // open after most errors, [sqldialect.SwallowedSQLite], which asks it with
-// the ROLLBACK that scopes.InTx would otherwise send next.
+// the ROLLBACK that scopes.InTx would otherwise send next. txPool tells
+// whether fn sent statements after the error (wentOn), on the families it
+// watches.
 func (b *beginner) swallowed(ctx context.Context, t *txn, err error) error {
+	wentOn := t.pool.wentOn.Load()
 	if b.family != sqldialect.SQLite {
-		return sqldialect.Swallowed(ctx, b.family, "gormdb", err)
+		return sqldialect.Swallowed(ctx, b.family, "gormdb", err, wentOn)
 	}
-	err = sqldialect.SwallowedSQLite(ctx, "gormdb", err, func() error { return t.rollbackEarly(ctx) })
+	err = sqldialect.SwallowedSQLite(ctx, "gormdb", err, wentOn, func() error { return t.rollbackEarly(ctx) })
 	if sqldialect.NoTransaction(t.endErr) {
 		t.endErr = nil // the error returned says so already
 	}
@@ -238,8 +251,9 @@ func isolationSupported(dialector string, level sql.IsolationLevel) bool {
 // included. When it is set, Begin is given the transaction's context under
 // noDefaultTimeout, which reports a deadline and has none.
 //
-// On MySQL and MariaDB fn's handle runs its statements through a txPool,
-// which sees the errors that end the transaction.
+// On MySQL, MariaDB and SQLite fn's handle runs its statements through a
+// txPool, which sees the errors that end the transaction and the
+// statements sent after them.
 func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, error) {
 	if err := b.db.Error; err != nil {
 		return nil, dbop.Classify(fmt.Errorf("gormdb: the *gorm.DB given to %s carries an error: %w", b.caller, err), dbop.NotRetryable)
@@ -306,8 +320,8 @@ func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, 
 	}
 	tx.Statement.Context = txCtx // noDefaultTimeout's deadline is for Begin alone
 	t.db, t.fnDB = tx, tx.WithContext(ctx)
-	if inner, ok := tx.Statement.ConnPool.(gorm.Tx); ok && b.backquotes() {
-		t.pool = txPool{Tx: inner, classify: b.dialect}
+	if inner, ok := tx.Statement.ConnPool.(gorm.Tx); ok && (b.backquotes() || b.family == sqldialect.SQLite) {
+		t.pool.Tx, t.pool.classify, t.pool.sqlite = inner, b.dialect, b.family == sqldialect.SQLite
 		t.fnDB.Statement.ConnPool = &t.pool // WithContext cloned the statement: t.db keeps the transaction's own
 	}
 	if b.resolve {
@@ -515,7 +529,7 @@ type txn struct {
 	guard     bool                    // settle pin after a failed end (pinned.settle)
 	restoreTO time.Duration
 	res       *resolve.SQLTx // nil without ResolveCommit
-	pool      txPool         // fnDB's pool on MySQL and MariaDB; its Tx is nil elsewhere
+	pool      txPool         // fnDB's pool on MySQL, MariaDB and SQLite; its Tx is nil elsewhere
 	sqlite    bool           // the SQLite family: a COMMIT may find the transaction ended (txEnded)
 	// rolledBack says that rollbackEarly rolled the transaction back, and
 	// endErr is the error to report for it when scopes.InTx rolls back.

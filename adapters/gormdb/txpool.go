@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"strings"
+	"sync/atomic"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/txmark"
@@ -12,22 +13,42 @@ import (
 )
 
 // txPool is the connection pool of the *gorm.DB that InTx hands its
-// function on MySQL and MariaDB: the transaction's own pool (a *sql.Tx, or
-// a *gorm.PreparedStmtTX under PrepareStmt), through which every statement
-// the function runs passes — on tx and on every handle derived from it
-// (tx.WithContext, tx.Session, GORM's nested tx.Transaction), whose errors
-// GORM adds to the derived handle alone.
+// function on MySQL, MariaDB and SQLite: the transaction's own pool (a
+// *sql.Tx, or a *gorm.PreparedStmtTX under PrepareStmt), through which
+// every statement the function runs passes — on tx and on every handle
+// derived from it (tx.WithContext, tx.Session, GORM's nested
+// tx.Transaction), whose errors GORM adds to the derived handle alone.
 //
-// Those servers end the whole transaction at a deadlock (1213) and run the
-// statements sent afterwards on their own, each committed at once, and a
-// COMMIT then succeeds on no transaction (docs/backends.md §3.2). So
-// txPool records, in the transaction's state (txmark.State), a statement's
-// error that the dialect's classifier calls RetryTransaction or Ambiguous
-// (a deadlock, a lost connection), as a retry inside the transaction does
-// when it refuses such an error: should the function swallow it and go
-// on, InTx does not commit, and returns the Ambiguous error of
-// sqldialect.Swallowed. A bare context error is left alone: it says the
-// statement took too long, not what became of the transaction.
+// Those servers may end the whole transaction at an error and run the
+// statements sent afterwards on their own, each committed at once:
+// MySQL and MariaDB at a deadlock (1213), after which a COMMIT succeeds on
+// no transaction (docs/backends.md §3.2); SQLite at an interrupted write,
+// and maybe at SQLITE_FULL, IOERR, NOMEM or BUSY (§5.5, §5.6). So txPool
+// records what the function does past such an error:
+//
+//   - On MySQL and MariaDB, a statement's error that the dialect's
+//     classifier calls RetryTransaction or Ambiguous (a deadlock, a lost
+//     connection) dooms the transaction, in its state (txmark.State), as a
+//     retry inside the transaction does when it refuses such an error:
+//     should the function swallow it and go on, InTx does not commit, and
+//     returns the Ambiguous error of sqldialect.Swallowed. A bare context
+//     error is left alone: it says the statement took too long, not what
+//     became of the transaction (go-sql-driver closes the connection).
+//   - On SQLite, whose COMMIT fails when the transaction has ended, no
+//     error dooms the transaction; a statement's error that may have ended
+//     it is remembered (failed): any but a NotRetryable one such as a
+//     constraint's, a context error included, since an interrupted write
+//     returns one and the classifier calls FULL and IOERR Unclassified.
+//   - A statement sent after the doom (whoever recorded it) or, on
+//     SQLite, after such an error is evidence that the function went on
+//     (wentOn), even if it then returns the error that ended the
+//     transaction: InTx then judges the function's error with it
+//     (sqldialect.Swallowed, sqldialect.SwallowedSQLite). SAVEPOINT,
+//     ROLLBACK TO SAVEPOINT and RELEASE SAVEPOINT do not count: GORM's
+//     nested tx.Transaction rolls back to its savepoint after the error,
+//     and those statements write nothing. Every other statement counts,
+//     reads included, failed or not, and so does preparing one: it cannot
+//     be told from here that it wrote nothing.
 //
 // txPool implements gorm.Tx, so that GORM still sees a transaction in it:
 // tx.Transaction nests with SAVEPOINT, tx.Begin fails with
@@ -36,26 +57,45 @@ import (
 // *sql.Stmt values this pool does not see). It implements
 // gorm.GetDBConnector, so that tx.DB() still returns the *sql.DB under the
 // transaction. Errors met while reading the rows of a query (rows.Err)
-// come after the call that sent it, and are not seen.
+// come after the call that sent it, and are not seen, nor are the
+// statements run on the *sql.Tx that [SQLTx] returns.
 //
 // InTx keeps one in its txn: no allocation of its own.
 type txPool struct {
 	gorm.Tx                  // the transaction's pool
 	state    *txmark.State   // the transaction's, set before the function runs
 	classify dbop.Classifier // the dialect's
+	sqlite   bool            // the SQLite family: remember errors, doom nothing
+	failed   atomic.Bool     // SQLite: a statement failed with an error that may have ended the transaction
+	wentOn   atomic.Bool     // a statement was sent after the doom or a failure that may have ended the transaction
 }
 
-// note records err in the transaction's state when it ends the
-// transaction.
+// note records err, a statement's error, when it ends the transaction or,
+// on SQLite, may have ended it.
 func (p *txPool) note(err error) {
-	if err == nil || p.state == nil {
+	if err == nil {
 		return
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return
-	}
-	if v := p.classify(err); v == dbop.RetryTransaction || v == dbop.Ambiguous {
+	ctxErr := errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+	v := p.classify(err)
+	switch {
+	case p.sqlite:
+		if ctxErr || v != dbop.NotRetryable {
+			p.failed.Store(true)
+		}
+	case ctxErr || p.state == nil:
+	case v == dbop.RetryTransaction || v == dbop.Ambiguous:
 		p.state.Doom(err)
+	}
+}
+
+// sending records that query is about to be sent, for wentOn.
+func (p *txPool) sending(query string) {
+	if p.wentOn.Load() || savepointStatement(query) {
+		return
+	}
+	if p.failed.Load() || (p.state != nil && p.state.Doomed() != nil) {
+		p.wentOn.Store(true)
 	}
 }
 
@@ -83,24 +123,28 @@ func savepointStatement(query string) bool {
 }
 
 func (p *txPool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	p.sending(query)
 	r, err := p.unprepared(query).ExecContext(ctx, query, args...)
 	p.note(err)
 	return r, err
 }
 
 func (p *txPool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	p.sending(query)
 	rows, err := p.Tx.QueryContext(ctx, query, args...)
 	p.note(err)
 	return rows, err
 }
 
 func (p *txPool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	p.sending(query)
 	row := p.Tx.QueryRowContext(ctx, query, args...)
 	p.note(row.Err()) // the query's error, before any Scan
 	return row
 }
 
 func (p *txPool) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+	p.sending(query)
 	stmt, err := p.Tx.PrepareContext(ctx, query)
 	p.note(err)
 	return stmt, err
@@ -110,4 +154,37 @@ func (p *txPool) PrepareContext(ctx context.Context, query string) (*sql.Stmt, e
 // finds it for the transaction's own pool.
 func (p *txPool) GetDBConn() (*sql.DB, error) {
 	return (&gorm.DB{Config: &gorm.Config{ConnPool: p.Tx}}).DB()
+}
+
+// SQLTx returns the *sql.Tx that tx, a *gorm.DB in a transaction (the one
+// InTx or Do hands its function, or a handle derived from it), runs its
+// statements on, for code that takes a *sql.Tx, such as sqlc's or sqlx's.
+// tx.Statement.ConnPool is not always that *sql.Tx: on MySQL, MariaDB and
+// SQLite InTx runs the function's statements through a pool of its own that
+// watches them (see [InTx]), and under gorm.Config{PrepareStmt: true} GORM
+// runs them through a *gorm.PreparedStmtTX. SQLTx looks through both. ok is
+// false when tx runs on no *sql.Tx: outside a transaction, or on a pool of
+// another kind, such as a resolver plugin's.
+//
+// Statements run on the *sql.Tx bypass that watch. An error there that ends
+// the transaction (a MySQL or MariaDB deadlock, an interrupted SQLite write)
+// is seen only if the function returns it, and a statement run there after
+// such an error is not seen going on: return the error at once.
+func SQLTx(tx *gorm.DB) (*sql.Tx, bool) {
+	if tx == nil {
+		return nil, false
+	}
+	pool := statementPool(tx)
+	for {
+		switch p := pool.(type) {
+		case *sql.Tx:
+			return p, p != nil
+		case *txPool:
+			pool = p.Tx
+		case *gorm.PreparedStmtTX:
+			pool = p.Tx
+		default:
+			return nil, false
+		}
+	}
 }
