@@ -66,7 +66,9 @@ import (
 // returns an Ambiguous error rather than the retryable one, so that no
 // retry applies them twice. The SAVEPOINT, ROLLBACK TO SAVEPOINT and
 // RELEASE SAVEPOINT of a nested tx.Transaction or an [InSavepoint] write
-// nothing and do not count; every other statement does. Not seen there:
+// nothing and do not count, nor does a statement failing with
+// driver.ErrBadConn, which was never sent; every other statement does,
+// failed or not. Not seen there:
 // an error read from a query's rows (rows.Err), the statements of a
 // session fn opens with PrepareStmt, and those run on the *sql.Tx that
 // [SQLTx] returns.

@@ -3,6 +3,7 @@ package gormdb
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"strings"
 	"sync/atomic"
@@ -46,9 +47,10 @@ import (
 //     (sqldialect.Swallowed, sqldialect.SwallowedSQLite). SAVEPOINT,
 //     ROLLBACK TO SAVEPOINT and RELEASE SAVEPOINT do not count: GORM's
 //     nested tx.Transaction rolls back to its savepoint after the error,
-//     and those statements write nothing. Every other statement counts,
-//     reads included, failed or not, and so does preparing one: it cannot
-//     be told from here that it wrote nothing.
+//     and those statements write nothing. Nor does a statement whose error
+//     says it was never sent (driver.ErrBadConn, sql.ErrTxDone). Every
+//     other statement counts, reads included, failed or not, and so does
+//     preparing one: it cannot be told from here that it wrote nothing.
 //
 // txPool implements gorm.Tx, so that GORM still sees a transaction in it:
 // tx.Transaction nests with SAVEPOINT, tx.Begin fails with
@@ -89,14 +91,28 @@ func (p *txPool) note(err error) {
 	}
 }
 
-// sending records that query is about to be sent, for wentOn.
-func (p *txPool) sending(query string) {
-	if p.wentOn.Load() || savepointStatement(query) {
+// ended reports whether the doom (whoever recorded it) or, on SQLite, an
+// error that may have ended the transaction has been recorded: a statement
+// sent now goes on past it.
+func (p *txPool) ended() bool {
+	return p.failed.Load() || (p.state != nil && p.state.Doomed() != nil)
+}
+
+// sent records, for wentOn, that query went out after the transaction may
+// have ended (after, from ended before it was sent), unless it is a
+// savepoint statement or its error says that nothing was sent:
+// driver.ErrBadConn, which a driver returns only then (docs/backends.md
+// §10.1), and database/sql's refusals of a transaction or connection it
+// had already closed. A connection lost at the error that ended the
+// transaction answers every later statement so, and sends nothing.
+func (p *txPool) sent(after bool, query string, err error) {
+	if !after || savepointStatement(query) {
 		return
 	}
-	if p.failed.Load() || (p.state != nil && p.state.Doomed() != nil) {
-		p.wentOn.Store(true)
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrTxDone) || errors.Is(err, sql.ErrConnDone) {
+		return
 	}
+	p.wentOn.Store(true)
 }
 
 // unprepared returns the pool query runs on: the transaction itself for a
@@ -123,30 +139,34 @@ func savepointStatement(query string) bool {
 }
 
 func (p *txPool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	p.sending(query)
+	after := p.ended()
 	r, err := p.unprepared(query).ExecContext(ctx, query, args...)
 	p.note(err)
+	p.sent(after, query, err)
 	return r, err
 }
 
 func (p *txPool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	p.sending(query)
+	after := p.ended()
 	rows, err := p.Tx.QueryContext(ctx, query, args...)
 	p.note(err)
+	p.sent(after, query, err)
 	return rows, err
 }
 
 func (p *txPool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	p.sending(query)
+	after := p.ended()
 	row := p.Tx.QueryRowContext(ctx, query, args...)
 	p.note(row.Err()) // the query's error, before any Scan
+	p.sent(after, query, row.Err())
 	return row
 }
 
 func (p *txPool) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
-	p.sending(query)
+	after := p.ended()
 	stmt, err := p.Tx.PrepareContext(ctx, query)
 	p.note(err)
+	p.sent(after, query, err)
 	return stmt, err
 }
 
