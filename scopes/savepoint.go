@@ -62,10 +62,19 @@ func savepointDepth(ctx context.Context) int {
 //
 // If SAVEPOINT fails, or ROLLBACK TO SAVEPOINT or RELEASE SAVEPOINT fails
 // after the operation ran, the state of the transaction is unknown and the
-// error dooms it (for the latter, the error wraps the operation's error,
-// first, and the statement's, with the verdict RetryTransaction). The
-// statements undoing a failed attempt run with a context that ignores the
-// caller's cancellation, bounded by [RollbackTimeout].
+// error dooms it. Undoing a failed attempt, the error wraps the
+// operation's error, first, and the statement's; its verdict is
+// RetryTransaction when the operation's was retryable, and the operation's
+// own otherwise, so that an error that would repeat is not run again. A
+// RELEASE after a successful attempt that fails is RetryTransaction, unless
+// the classifiers call it NotRetryable. Either statement's error that the
+// Savepointer reports as Ambiguous stays so: adapters report so when the
+// savepoint no longer exists because the server ended the transaction
+// under the operation, which went on, its later statements each committed
+// on their own (MySQL and MariaDB after a deadlock, SQLite after an
+// interrupted write). The statements undoing a failed attempt run with a
+// context that ignores the caller's cancellation, bounded by
+// [RollbackTimeout].
 //
 // Listed after [github.com/dbop-go/dbop.WithRetry], InSavepoint makes the
 // retry a statement-level one:
@@ -192,7 +201,7 @@ func runSavepoint(ctx context.Context, c *config, sp Savepointer, next func(cont
 		}
 	}
 	if uerr := undo(ctx, c, sp, name); uerr != nil {
-		return doom(outer, sp, dbop.Classify(fmt.Errorf("%w (%w)", err, uerr), dbop.RetryTransaction))
+		return doom(outer, sp, undoError(c, err, uerr))
 	}
 	watched.RolledBack()
 	// Certified: the attempt's effects are gone and the transaction is
@@ -227,15 +236,59 @@ func undo(ctx context.Context, c *config, sp Savepointer, name string) error {
 	return nil
 }
 
+// undoError judges the failure uerr of ROLLBACK TO SAVEPOINT or RELEASE
+// SAVEPOINT undoing an attempt that failed with err. The transaction's
+// state is unknown, so the error dooms it either way; its verdict:
+//
+//   - Ambiguous when uerr is: the savepointer found that the transaction
+//     had ended under the attempt, and what the attempt ran after that was
+//     committed on its own;
+//   - RetryTransaction when err's verdict is retryable: the whole
+//     transaction, rolled back by its owner, may run again;
+//   - otherwise err's own verdict, which no retry acts on: an error that
+//     would repeat (a unique violation, a bug) is not run again because
+//     undoing it failed, and the undo's error (a busy connection, a lost
+//     one) must not lend it a verdict of its own.
+func undoError(c *config, err, uerr error) error {
+	joined := fmt.Errorf("%w (%w)", err, uerr)
+	if c.verdictOf(uerr) == dbop.Ambiguous {
+		return dbop.Classify(joined, dbop.Ambiguous)
+	}
+	switch v := c.verdictOf(err); v {
+	case dbop.RetryStatement, dbop.RetryTransaction:
+		return dbop.Classify(joined, dbop.RetryTransaction)
+	case dbop.NotRetryable:
+		return dbop.Classify(joined, dbop.NotRetryable)
+	}
+	if v := c.verdictOf(joined); v != dbop.Unclassified && v != dbop.NotRetryable {
+		return dbop.Classify(joined, dbop.NotRetryable)
+	}
+	return joined
+}
+
 // releaseError judges a RELEASE error after a successful attempt. The
 // attempt's work is still in the transaction, so running the statement
 // again could apply it twice: a statement-level verdict, or none, becomes
-// RetryTransaction.
+// RetryTransaction, and the owner rolls the transaction back before any
+// retry. An error the classifiers call NotRetryable stays so (PostgreSQL's
+// 25P02: the attempt went on after an error it did not return, as when fn
+// does so without a savepoint), and an Ambiguous one stays Ambiguous (the
+// savepointer found that the transaction had ended under the attempt).
 func releaseError(c *config, name string, err error) error {
 	err = fmt.Errorf("scopes: release savepoint %s: %w", name, c.classify(err))
-	switch dbop.VerdictOf(err) {
-	case dbop.Unclassified, dbop.RetryStatement, dbop.NotRetryable:
+	switch c.verdictOf(err) {
+	case dbop.Unclassified, dbop.RetryStatement:
 		return dbop.Classify(err, dbop.RetryTransaction)
 	}
 	return err
+}
+
+// verdictOf returns err's verdict as the retry would see it after the
+// ClassifyBy classifiers, NotRetryable included (which classify does not
+// attach).
+func (c *config) verdictOf(err error) dbop.Verdict {
+	if v := dbop.VerdictOf(c.classify(err)); v != dbop.Unclassified || c.classifier == nil {
+		return v
+	}
+	return c.classifier(err)
 }

@@ -205,6 +205,80 @@ func TestInSavepointErrors(t *testing.T) {
 			wantDoomed:  true,
 		},
 		{
+			name: "failed ROLLBACK TO keeps a final verdict",
+			fail: map[string][]error{
+				"UPDATE b":                        {errUnique},
+				"ROLLBACK TO SAVEPOINT dbop_sp_1": {errBroken},
+			},
+			opts:        []scopes.SavepointOption{scopes.ClassifyBy(classifier)},
+			wantIs:      []error{errUnique, errBroken},
+			wantVerdict: dbop.NotRetryable,
+			wantPrefix:  "duplicate key (scopes: rollback to savepoint dbop_sp_1: connection broken)",
+			wantLog:     []string{"SAVEPOINT dbop_sp_1", "UPDATE b", "ROLLBACK TO SAVEPOINT dbop_sp_1"},
+			wantDoomed:  true,
+		},
+		{
+			// The undo's error, a lost connection, lends the step's
+			// unrecognised error no verdict of its own (invariant 3).
+			name: "failed ROLLBACK TO keeps an unrecognised error final",
+			fail: map[string][]error{
+				"UPDATE b":                        {errors.New("a bug")},
+				"ROLLBACK TO SAVEPOINT dbop_sp_1": {errNetwork},
+			},
+			opts:        []scopes.SavepointOption{scopes.ClassifyBy(classifier)},
+			wantIs:      []error{errNetwork},
+			wantVerdict: dbop.NotRetryable,
+			wantPrefix:  "a bug (scopes: rollback to savepoint dbop_sp_1: connection reset by peer)",
+			wantLog:     []string{"SAVEPOINT dbop_sp_1", "UPDATE b", "ROLLBACK TO SAVEPOINT dbop_sp_1"},
+			wantDoomed:  true,
+		},
+		{
+			name: "failed ROLLBACK TO keeps an unrecognised error as it is",
+			fail: map[string][]error{
+				"UPDATE b":                        {errors.New("a bug")},
+				"ROLLBACK TO SAVEPOINT dbop_sp_1": {errBroken},
+			},
+			opts:        []scopes.SavepointOption{scopes.ClassifyBy(classifier)},
+			wantIs:      []error{errBroken},
+			wantVerdict: dbop.Unclassified,
+			wantPrefix:  "a bug (scopes: rollback to savepoint dbop_sp_1: connection broken)",
+			wantLog:     []string{"SAVEPOINT dbop_sp_1", "UPDATE b", "ROLLBACK TO SAVEPOINT dbop_sp_1"},
+			wantDoomed:  true,
+		},
+		{
+			// The Savepointer found the transaction ended under the step.
+			name: "Ambiguous ROLLBACK TO error makes the step's error Ambiguous",
+			fail: map[string][]error{
+				"UPDATE b":                        {errLockTimeout},
+				"ROLLBACK TO SAVEPOINT dbop_sp_1": {dbop.Classify(errBroken, dbop.Ambiguous)},
+			},
+			opts:        []scopes.SavepointOption{scopes.ClassifyBy(classifier)},
+			wantIs:      []error{errLockTimeout, errBroken},
+			wantVerdict: dbop.Ambiguous,
+			wantLog:     []string{"SAVEPOINT dbop_sp_1", "UPDATE b", "ROLLBACK TO SAVEPOINT dbop_sp_1"},
+			wantDoomed:  true,
+		},
+		{
+			name:        "Ambiguous RELEASE error after success stays Ambiguous",
+			fail:        map[string][]error{"RELEASE SAVEPOINT dbop_sp_1": {dbop.Classify(errBroken, dbop.Ambiguous)}},
+			opts:        []scopes.SavepointOption{scopes.ClassifyBy(classifier)},
+			wantIs:      []error{errBroken},
+			wantVerdict: dbop.Ambiguous,
+			wantPrefix:  "scopes: release savepoint dbop_sp_1: connection broken",
+			wantLog:     []string{"SAVEPOINT dbop_sp_1", "UPDATE b", "RELEASE SAVEPOINT dbop_sp_1"},
+			wantDoomed:  true,
+		},
+		{
+			name:        "failed RELEASE after success keeps NotRetryable",
+			fail:        map[string][]error{"RELEASE SAVEPOINT dbop_sp_1": {errUnique}},
+			opts:        []scopes.SavepointOption{scopes.ClassifyBy(classifier)},
+			wantIs:      []error{errUnique},
+			wantVerdict: dbop.Unclassified, // NotRetryable, which is not attached (invariant 7)
+			wantPrefix:  "scopes: release savepoint dbop_sp_1: duplicate key",
+			wantLog:     []string{"SAVEPOINT dbop_sp_1", "UPDATE b", "RELEASE SAVEPOINT dbop_sp_1"},
+			wantDoomed:  true,
+		},
+		{
 			name:        "failed SAVEPOINT is classified and the step does not run",
 			fail:        map[string][]error{"SAVEPOINT dbop_sp_1": {errLockTimeout}},
 			opts:        []scopes.SavepointOption{scopes.ClassifyBy(classifier)},
