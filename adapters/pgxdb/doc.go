@@ -63,6 +63,24 @@
 // [Savepoints] is the underlying [scopes.Savepointer], for use with
 // [scopes.InSavepoint] directly; it quotes savepoint names as identifiers.
 //
+// # One-shot inputs
+//
+// A retry runs the function again, InTx's or a savepoint step's, so what
+// the function consumes must be built anew on each run. A
+// [pgx.CopyFromSource] (pgx.CopyFromRows, pgx.CopyFromSlice, one of your
+// own) and an io.Reader given to PgConn().CopyFrom are used up by the
+// first run: built outside the function, they leave a retried CopyFrom
+// nothing to copy, and the transaction commits without the rows and
+// reports success. A *pgx.Batch keeps what pgx learned of its statements
+// when it was first sent, and an error in that attempt can invalidate it:
+// sent again, it may name a prepared statement that no longer exists
+// (26000). Build them inside the function, from data that stays put, such
+// as a slice:
+//
+//	n, err := pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (int64, error) {
+//		return tx.CopyFrom(ctx, pgx.Identifier{"items"}, []string{"id", "name"}, pgx.CopyFromRows(rows))
+//	}).With(dbop.WithRetry(backoff)).Run(ctx)
+//
 // # Per-attempt timeouts
 //
 // With pgx a context deadline closes the connection (§2.7): the

@@ -72,7 +72,9 @@ type Beginner interface {
 // rather than go on: a failed statement aborts a PostgreSQL transaction,
 // and a COMMIT after it only rolls back (pgx.ErrTxCommitRollback, which is
 // not retried, §1.1, §1.2). To go on after an error, run the statement in
-// [InSavepoint].
+// [InSavepoint]. A retry runs fn again: build a pgx.CopyFromSource, an
+// io.Reader or a *pgx.Batch inside fn, not once outside it (see "One-shot
+// inputs" in the package documentation).
 //
 // The operation is safe for concurrent use when db is a pool; a *pgx.Conn
 // serves one goroutine at a time. InTx panics if db or fn is nil or an
