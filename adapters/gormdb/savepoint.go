@@ -31,7 +31,11 @@ import (
 //
 // Errors are classified as InTx classifies them: the [ClassifyBy]
 // classifiers, GORM's errors, then the dialect's classifier; on the mysql
-// dialector pass the [Dialect] here too.
+// dialector pass the [Dialect] here too. On MySQL, MariaDB and SQLite a
+// RELEASE or ROLLBACK TO that finds no savepoint is Ambiguous: the server
+// ended the transaction under the step (a deadlock, an interrupted write)
+// and the step went on, its later statements each committed on their own,
+// so the transaction must not run again.
 //
 // InSavepoint runs the three statements itself, with tx.Exec on a new
 // session of tx, and returns each one's own error. GORM's tx.SavePoint and

@@ -93,6 +93,11 @@ func savepointGone(f sqldialect.Family, name string, err error) bool {
 // out untouched, without a ROLLBACK TO, to the retry around InTx. On MySQL
 // and MariaDB that matters: a deadlock ends the whole transaction and its
 // savepoints, so ROLLBACK TO would fail with 1305 (docs/backends.md §3.2).
+// A step that goes on after such a deadlock without returning it (a rows
+// loop that never checks rows.Err()) runs its later statements on their
+// own, each committed at once; the scope's RELEASE or ROLLBACK TO then
+// finds no savepoint, and the error is Ambiguous, so that the transaction
+// is not run again. The same holds on SQLite after an interrupted write.
 // It panics if tx is nil, d is invalid or an option is nil.
 func InSavepoint(tx *sql.Tx, d Dialect, opts ...SavepointOption) dbop.Decorator {
 	if tx == nil {
