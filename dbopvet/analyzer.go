@@ -44,7 +44,11 @@ dbopvet finds the mistakes no runtime check can catch in time:
   - then-ctx: a step of dbop.Then, a function literal, that ignores the
     context Then hands it (_, unnamed or unused) and runs its work with
     another one: Then cannot count what it commits, and a retry around the
-    Then runs the committed step again.
+    Then runs the committed step again;
+  - one-shot: a pgx.CopyFromSource, a *pgx.Batch or an io.Reader given to
+    pgconn's CopyFrom, built outside a function a dbop.WithRetry may run
+    more than once (an operation's, or the one its InTx or Do runs) and
+    used up inside it: a retry copies nothing and commits, or fails.
 
 A comment //dbopvet:ignore <reason> on the line of a finding, or on the
 line before, silences it; the reason is required.`
@@ -57,6 +61,7 @@ const (
 	catAutocommitRetry = "autocommit-retry"
 	catRetryCommits    = "retry-commits"
 	catThenCtx         = "then-ctx"
+	catOneShot         = "one-shot"
 	catIgnore          = "ignore"
 )
 

@@ -118,6 +118,21 @@
 // analyzer does not see run a transaction that writes, and a step that is
 // a named function or a method value.
 //
+// one-shot: a source that can be used up once — a pgx.CopyFromSource
+// given to CopyFrom of pgx, a *pgx.Batch given to SendBatch, an io.Reader
+// given to CopyFrom of pgconn — held by a variable declared outside a
+// function that a dbop.WithRetry may run more than once, never assigned
+// inside it, and used up inside it. The function is the one an InTx or Do
+// (or a wrapper of them) runs, when a dbop.WithRetry is in the With lists
+// of that operation, or the function of an operation of one's own
+// decorated with one (a savepoint step included), function literals it
+// runs included. The first attempt uses the source up: a retry copies
+// nothing and commits, reporting success with no rows written, or, for a
+// batch, whose statements pgx prepared on the first attempt's connection,
+// fails with 26000. A source of the user's own type (which may start
+// over), a reader the function rewinds (Seek, Reset), and a retry given
+// dbop.MaxAttempts(1) are not reported.
+//
 // # Precision first
 //
 // A finding is reported only where the analyzer sees every fact it rests

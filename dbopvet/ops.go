@@ -183,8 +183,8 @@ func (c *checker) retryOption(e ast.Expr, depth int) string {
 	return c.optionMaker(e, depth, func(fn *types.Func) bool { return funcPath(fn) == dbopPath })
 }
 
-// checkOps runs checks 3, 4 and 5 on every decorated operation, and check
-// 6 on every dbop.Then.
+// checkOps runs checks 3, 4, 5 and 7 on every decorated operation, and
+// check 6 on every dbop.Then.
 func (c *checker) checkOps() {
 	info := c.pass.TypesInfo
 	var thens []*ast.CallExpr
@@ -203,6 +203,7 @@ func (c *checker) checkOps() {
 				o := c.resolveOp(call, 0)
 				c.checkAutocommitRetry(o)
 				c.checkRetryCommits(o)
+				c.checkOneShot(call, o)
 				if base := c.opBase(call, 0); thenRetries[base] == nil {
 					thenRetries[base] = o.unmarkedRetry()
 				}

@@ -150,6 +150,17 @@ func (h *Handler) Checkout(ctx context.Context, id int64) error { // want Checko
 	return err
 }
 
+// one-shot
+
+func importUsers(ctx context.Context, pool *pgxpool.Pool, rows [][]any) error {
+	src := pgx.CopyFromRows(rows)
+	_, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"users"}, []string{"id", "email"}, src) // want `^src \(pgx.CopyFromSource\) is built outside the function pgxdb.Do runs`
+		return err
+	}).With(retried).Run(ctx)
+	return err
+}
+
 // The fixes: silent.
 
 func transferFixed(ctx context.Context, pool *pgxpool.Pool, from, to, amount int64) error {
@@ -232,6 +243,14 @@ func (h *Handler) CheckoutFixed(ctx context.Context, id int64) error { // want C
 		return createOrder(u).Run(ctx)
 	})
 	_, err := op.With(retried).Run(ctx)
+	return err
+}
+
+func importUsersFixed(ctx context.Context, pool *pgxpool.Pool, rows [][]any) error {
+	_, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"users"}, []string{"id", "email"}, pgx.CopyFromRows(rows))
+		return err
+	}).With(retried).Run(ctx)
 	return err
 }
 

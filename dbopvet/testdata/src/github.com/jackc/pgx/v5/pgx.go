@@ -19,7 +19,22 @@ type Row interface {
 	Scan(dest ...any) error
 }
 
-type Batch struct{}
+type Batch struct {
+	QueuedQueries []*QueuedQuery
+}
+
+type QueuedQuery struct {
+	SQL       string
+	Arguments []any
+}
+
+func (b *Batch) Queue(query string, arguments ...any) *QueuedQuery {
+	q := &QueuedQuery{SQL: query, Arguments: arguments}
+	b.QueuedQueries = append(b.QueuedQueries, q)
+	return q
+}
+
+func (b *Batch) Len() int { return len(b.QueuedQueries) }
 
 type BatchResults interface {
 	Exec() (pgconn.CommandTag, error)
@@ -33,6 +48,12 @@ type CopyFromSource interface {
 	Values() ([]any, error)
 	Err() error
 }
+
+func CopyFromRows(rows [][]any) CopyFromSource { return nil }
+
+func CopyFromSlice(length int, next func(int) ([]any, error)) CopyFromSource { return nil }
+
+func CopyFromFunc(nxtf func() (row []any, err error)) CopyFromSource { return nil }
 
 type LargeObjects struct{}
 
@@ -79,3 +100,4 @@ func (c *Conn) Begin(ctx context.Context) (Tx, error)                        { r
 func (c *Conn) BeginTx(ctx context.Context, txOptions TxOptions) (Tx, error) { return nil, nil }
 func (c *Conn) Ping(ctx context.Context) error                               { return nil }
 func (c *Conn) IsClosed() bool                                               { return false }
+func (c *Conn) PgConn() *pgconn.PgConn                                       { return nil }
