@@ -15,7 +15,7 @@ import (
 // was ended by someone else — database/sql, after the context given to
 // BEGIN ended (docs/backends.md §10.3), or fn itself — so whether fn's work
 // was committed is unknown to this scope. So is a COMMIT that found no
-// transaction on SQLite, which had ended it while fn went on (txEnded).
+// transaction on SQLite, which had ended it while fn went on (sqldialect.TxEnded).
 //
 // The dialect, not the error type, decides the rest, because
 // driver.ErrBadConn means "nothing was sent" from go-sql-driver (§4.3) but
@@ -31,7 +31,7 @@ func commitOutcome(rules func(error) dbop.Verdict) func(error) dbop.Verdict {
 			return dbop.Ambiguous
 		}
 		if _, ok := errors.AsType[*sqldialect.TxEndedError](err); ok {
-			return dbop.Ambiguous // SQLite had ended the transaction (txEnded)
+			return dbop.Ambiguous // SQLite had ended the transaction (sqldialect.TxEnded)
 		}
 		if errors.Is(err, errConnDiscarded) {
 			// The caller's *sql.Conn was closed (txn.Commit): no retry

@@ -532,7 +532,7 @@ type txn struct {
 	restoreTO time.Duration
 	res       *resolve.SQLTx // nil without ResolveCommit
 	pool      txPool         // fnDB's pool on MySQL, MariaDB and SQLite; its Tx is nil elsewhere
-	sqlite    bool           // the SQLite family: a COMMIT may find the transaction ended (txEnded)
+	sqlite    bool           // the SQLite family: a COMMIT may find the transaction ended (sqldialect.TxEnded)
 	// rolledBack says that rollbackEarly rolled the transaction back, and
 	// endErr is the error to report for it when scopes.InTx rolls back.
 	rolledBack bool
@@ -578,7 +578,7 @@ func (t *txn) Commit(ctx context.Context) error {
 	stop()
 	t.cancel(nil)
 	if t.sqlite && sqldialect.NoTransaction(err) {
-		err = txEnded(err)
+		err = sqldialect.TxEnded("gormdb", err)
 	}
 	if err == nil && t.res != nil {
 		if t.pin != nil {
@@ -693,20 +693,6 @@ func (t *txn) rollbackEarly(ctx context.Context) error {
 	err := t.Rollback(rctx)
 	t.rolledBack, t.endErr = true, err
 	return err
-}
-
-// txEnded explains the error of a COMMIT that found no transaction on
-// SQLite: fn returned nil after an error that made SQLite end the
-// transaction (docs/backends.md §5.5, §5.6), or ended it with SQL of its
-// own, and what it ran after that was committed statement by statement.
-// commitOutcome judges it Ambiguous.
-func txEnded(err error) error {
-	return &sqldialect.TxEndedError{
-		Msg: "gormdb: COMMIT: the function returned nil, but SQLite had already ended the transaction " +
-			"(an interrupted write rolls it back, and SQLITE_FULL, IOERR, NOMEM or BUSY may): the statements the function ran after " +
-			"the error that ended it were committed on their own, so what was applied is unknown: return that error instead of going on",
-		Err: err,
-	}
 }
 
 // release gives back the held connection, if any, once, after the

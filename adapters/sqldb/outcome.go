@@ -19,7 +19,7 @@ import (
 // runs before it failed; a transaction fn ended itself cannot be retried
 // into success (errEndedInFn); a COMMIT that found no transaction on
 // SQLite, which had ended it while fn went on, leaves what was applied
-// unknown (txEnded). A COMMIT that failed on a *sql.Conn of the caller's
+// unknown (sqldialect.TxEnded). A COMMIT that failed on a *sql.Conn of the caller's
 // that InTx then closed (connDiscardedError) is not retried, since no
 // retry can begin on that connection, unless its outcome is unknown.
 func commitOutcome(rules func(error) dbop.Verdict) func(error) dbop.Verdict {
@@ -44,7 +44,7 @@ func commitOutcome(rules func(error) dbop.Verdict) func(error) dbop.Verdict {
 			return dbop.NotRetryable
 		}
 		if _, ok := errors.AsType[*sqldialect.TxEndedError](err); ok {
-			return dbop.Ambiguous // SQLite had ended the transaction (txEnded)
+			return dbop.Ambiguous // SQLite had ended the transaction (sqldialect.TxEnded)
 		}
 		return rules(err)
 	}

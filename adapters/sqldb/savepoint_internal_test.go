@@ -35,7 +35,7 @@ func TestSavepointEndedRecognisesMissingSavepoint(t *testing.T) {
 		{sqldialect.SQLite, errors.New("database is locked (5) (SQLITE_BUSY)"), false},
 	}
 	for _, tt := range tests {
-		err := savepointEnded(tt.family, "dbop_sp_1", tt.err)
+		err := sqldialect.SavepointEnded("sqldb", tt.family, "dbop_sp_1", tt.err)
 		if !errors.Is(err, tt.err) {
 			t.Errorf("%v, %v: %v does not reach the statement's error", tt.family, tt.err, err)
 		}
@@ -43,7 +43,7 @@ func TestSavepointEndedRecognisesMissingSavepoint(t *testing.T) {
 			t.Errorf("%v, %v: Ambiguous = %v, want %v (%v)", tt.family, tt.err, got, tt.want, err)
 		}
 	}
-	if err := savepointEnded(sqldialect.MariaDB, "dbop_sp_1", nil); err != nil {
+	if err := sqldialect.SavepointEnded("sqldb", sqldialect.MariaDB, "dbop_sp_1", nil); err != nil {
 		t.Errorf("nil error: got %v", err)
 	}
 }

@@ -302,7 +302,7 @@ type txn struct {
 	restoreTO time.Duration
 	res       *resolve.SQLTx // nil without ResolveCommit
 	other     resolve.Conner
-	sqlite    bool // the SQLite family: a COMMIT may find the transaction ended (txEnded)
+	sqlite    bool // the SQLite family: a COMMIT may find the transaction ended (sqldialect.TxEnded)
 	// rolledBack says that rollbackEarly rolled the transaction back, and
 	// endErr is the error to report for it when scopes.InTx rolls back.
 	rolledBack bool
@@ -341,7 +341,7 @@ func (t *txn) Commit(ctx context.Context) error {
 	if err != nil {
 		err = commitError(ctx, doneBefore, err)
 		if t.sqlite && sqldialect.NoTransaction(err) {
-			err = txEnded(err)
+			err = sqldialect.TxEnded("sqldb", err)
 		}
 		if lost {
 			err = &connDiscardedError{err}
@@ -389,20 +389,6 @@ func (t *txn) rollbackEarly(ctx context.Context) error {
 	err := t.Rollback(rctx)
 	t.rolledBack, t.endErr = true, err
 	return err
-}
-
-// txEnded explains the error of a COMMIT that found no transaction on
-// SQLite: fn returned nil after an error that made SQLite end the
-// transaction (docs/backends.md §5.5, §5.6), or ended it with SQL of its
-// own, and what it ran after that was committed statement by statement.
-// commitOutcome judges it Ambiguous.
-func txEnded(err error) error {
-	return &sqldialect.TxEndedError{
-		Msg: "sqldb: COMMIT: the function returned nil, but SQLite had already ended the transaction " +
-			"(an interrupted write rolls it back, and SQLITE_FULL, IOERR, NOMEM or BUSY may): the statements the function ran after " +
-			"the error that ended it were committed on their own, so what was applied is unknown: return that error instead of going on",
-		Err: err,
-	}
 }
 
 // release gives back the pinned connection, if any, once, after the

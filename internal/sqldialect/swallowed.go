@@ -119,6 +119,21 @@ func SwallowedSQLite(ctx context.Context, caller string, err error, wentOn bool,
 	}, dbop.Ambiguous)
 }
 
+// TxEnded is the error of caller's COMMIT that found no transaction on
+// SQLite (err, which [NoTransaction] recognises): the function returned nil
+// after an error that made SQLite end the transaction (docs/backends.md
+// §5.5, §5.6), or ended it with SQL of its own, and what it ran after that
+// was committed statement by statement. The adapters' COMMIT rules judge a
+// *TxEndedError Ambiguous.
+func TxEnded(caller string, err error) error {
+	return &TxEndedError{
+		Msg: caller + ": COMMIT: the function returned nil, but SQLite had already ended the transaction " +
+			"(an interrupted write rolls it back, and SQLITE_FULL, IOERR, NOMEM or BUSY may): the statements the function ran after " +
+			"the error that ended it were committed on their own, so what was applied is unknown: return that error instead of going on",
+		Err: err,
+	}
+}
+
 // TxEndedError is the error of a transaction SQLite had ended on its own
 // (docs/backends.md §5.5, §5.6) while the function went on: the
 // statements it ran after that were committed one by one. It unwraps to
