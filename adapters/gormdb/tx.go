@@ -122,7 +122,7 @@ func InTx[T any](db *gorm.DB, fn func(ctx context.Context, tx *gorm.DB) (T, erro
 	return scopes.InTx(b.coordinated, func(ctx context.Context, t *txn) (T, error) {
 		t.watch(ctx)
 		v, err := fn(ctx, t.fnDB)
-		return v, b.swallowed(ctx, t, err)
+		return v, sqldialect.Judge(ctx, b.family, "gormdb", err, t.pool.wentOn.Load(), func() error { return t.rollbackEarly(ctx) })
 	}, b.scopeOpts...)
 }
 
@@ -138,27 +138,8 @@ func Do(db *gorm.DB, fn func(ctx context.Context, tx *gorm.DB) error, opts ...Tx
 	b := newBeginner("Do", db, opts)
 	return scopes.Do(b.coordinated, func(ctx context.Context, t *txn) error {
 		t.watch(ctx)
-		return b.swallowed(ctx, t, fn(ctx, t.fnDB))
+		return sqldialect.Judge(ctx, b.family, "gormdb", fn(ctx, t.fnDB), t.pool.wentOn.Load(), func() error { return t.rollbackEarly(ctx) })
 	}, b.scopeOpts...)
-}
-
-// swallowed returns the error of fn, which returned err in the transaction
-// t, judged by whether fn went on after the transaction had ended beneath
-// it: see [sqldialect.Swallowed] and, on SQLite, which keeps a transaction
-// open after most errors, [sqldialect.SwallowedSQLite], which asks it with
-// the ROLLBACK that scopes.InTx would otherwise send next. txPool tells
-// whether fn sent statements after the error (wentOn), on the families it
-// watches.
-func (b *beginner) swallowed(ctx context.Context, t *txn, err error) error {
-	wentOn := t.pool.wentOn.Load()
-	if b.family != sqldialect.SQLite {
-		return sqldialect.Swallowed(ctx, b.family, "gormdb", err, wentOn)
-	}
-	err = sqldialect.SwallowedSQLite(ctx, "gormdb", err, wentOn, func() error { return t.rollbackEarly(ctx) })
-	if sqldialect.NoTransaction(t.endErr) {
-		t.endErr = nil // the error returned says so already
-	}
-	return err
 }
 
 // beginner begins the transactions of one InTx or Do. It is immutable once
@@ -686,12 +667,17 @@ func (t *txn) Rollback(ctx context.Context) error {
 
 // rollbackEarly rolls back before scopes.InTx would, bounded as it bounds
 // its own rollback, for sqldialect.SwallowedSQLite: Rollback then returns
-// the same outcome without sending ROLLBACK again.
+// the same outcome without sending ROLLBACK again — nothing when SQLite
+// answered that no transaction was active, which the Ambiguous error
+// SwallowedSQLite returns says already.
 func (t *txn) rollbackEarly(ctx context.Context) error {
 	rctx, stop := context.WithTimeout(context.WithoutCancel(ctx), t.restoreTO)
 	defer stop()
 	err := t.Rollback(rctx)
 	t.rolledBack, t.endErr = true, err
+	if sqldialect.NoTransaction(err) {
+		t.endErr = nil
+	}
 	return err
 }
 

@@ -69,7 +69,7 @@ func InTx[T any](db Beginner, d Dialect, fn func(ctx context.Context, tx *sql.Tx
 	b := newBegin("InTx", db, d, opts)
 	return scopes.InTx(b.coordinated, func(ctx context.Context, t *txn) (T, error) {
 		v, err := fn(ctx, t.tx)
-		return v, b.swallowed(ctx, t, err)
+		return v, sqldialect.Judge(ctx, b.family, "sqldb", err, false, func() error { return t.rollbackEarly(ctx) })
 	}, b.scopeOpts...)
 }
 
@@ -81,27 +81,8 @@ func Do(db Beginner, d Dialect, fn func(ctx context.Context, tx *sql.Tx) error, 
 	}
 	b := newBegin("Do", db, d, opts)
 	return scopes.Do(b.coordinated, func(ctx context.Context, t *txn) error {
-		return b.swallowed(ctx, t, fn(ctx, t.tx))
+		return sqldialect.Judge(ctx, b.family, "sqldb", fn(ctx, t.tx), false, func() error { return t.rollbackEarly(ctx) })
 	}, b.scopeOpts...)
-}
-
-// swallowed returns the error of fn, which returned err in the transaction
-// t, judged by whether fn went on after the transaction had ended beneath
-// it: see [sqldialect.Swallowed] and, on SQLite, which keeps a transaction
-// open after most errors, [sqldialect.SwallowedSQLite], which asks it with
-// the ROLLBACK that scopes.InTx would otherwise send next. fn runs its
-// statements on a bare *sql.Tx, which shows none of them: whether fn ran
-// any after the error it returns (wentOn) is unknown, and fn is taken at
-// its word.
-func (b *begin) swallowed(ctx context.Context, t *txn, err error) error {
-	if b.family != sqldialect.SQLite {
-		return sqldialect.Swallowed(ctx, b.family, "sqldb", err, false)
-	}
-	err = sqldialect.SwallowedSQLite(ctx, "sqldb", err, false, func() error { return t.rollbackEarly(ctx) })
-	if sqldialect.NoTransaction(t.endErr) {
-		t.endErr = nil // the error returned says so already
-	}
-	return err
 }
 
 // begin is the scopes.BeginFunc of InTx and Do, and what it needs. It is
@@ -382,12 +363,17 @@ func (t *txn) Rollback(ctx context.Context) error {
 
 // rollbackEarly rolls back before scopes.InTx would, bounded as it bounds
 // its own rollback, for sqldialect.SwallowedSQLite: Rollback then returns
-// the same outcome without sending ROLLBACK again.
+// the same outcome without sending ROLLBACK again — nothing when SQLite
+// answered that no transaction was active, which the Ambiguous error
+// SwallowedSQLite returns says already.
 func (t *txn) rollbackEarly(ctx context.Context) error {
 	rctx, stop := context.WithTimeout(context.WithoutCancel(ctx), t.restoreTO)
 	defer stop()
 	err := t.Rollback(rctx)
 	t.rolledBack, t.endErr = true, err
+	if sqldialect.NoTransaction(err) {
+		t.endErr = nil
+	}
 	return err
 }
 

@@ -10,6 +10,20 @@ import (
 	"github.com/dbop-go/dbop/internal/txmark"
 )
 
+// Judge returns the error of a transaction's function that returned err
+// on family f, judged by whether it went on after the transaction had
+// ended beneath it: [SwallowedSQLite] on SQLite, which keeps a transaction
+// open after most errors and is asked with rollback (the ROLLBACK the
+// transaction's owner would send next), [Swallowed] elsewhere. wentOn says
+// whether statements were seen going out after the error that ended the
+// transaction (false where the caller cannot see them).
+func Judge(ctx context.Context, f Family, caller string, err error, wentOn bool, rollback func() error) error {
+	if f == SQLite {
+		return SwallowedSQLite(ctx, caller, err, wentOn, rollback)
+	}
+	return Swallowed(ctx, f, caller, err, wentOn)
+}
+
 // Swallowed returns the error of a transaction's function that returned
 // err, nil or not, on family: when a scope or a retry inside the
 // transaction saw the server roll it back (txmark.State), the family is
