@@ -68,10 +68,11 @@ import (
 // lock (pgxdb, sqldb, gormdb); on MySQL and MariaDB a row of the table
 // mysqldb.CreateHotSpotLocks creates (sqldb, gormdb); COMMIT or ROLLBACK
 // releases it. It asks once an attempt that ran alone in its process lost
-// a conflict, or waited for the lock, so to another process (its lock
-// statement took 2 ms, or more than one in eight of 32 attempts admitted
-// alone took more than twice the fastest lately, or more than half of the
-// rest of their attempt, plus 250 µs); on its first 32 attempts admitted
+// a conflict, or waited for the lock, so to another process (more than one
+// in eight of 32 attempts admitted alone took, for their lock statement,
+// more than twice the fastest lately, or more than half of the rest of
+// their attempt, plus 250 µs: one slow statement, however slow, may be a
+// busy machine's); on its first 32 attempts admitted
 // alone after it begins to limit, and on its way to
 // letting every attempt through, it asks every attempt it admits alone, so
 // that a process whose attempts win every conflict (under SERIALIZABLE,

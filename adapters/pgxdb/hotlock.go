@@ -26,8 +26,8 @@ import (
 // every isolation level (docs/backends.md §1.14). On pgx's own handles it
 // travels in the BEGIN round trip, after the settings: a transaction
 // waiting for the lock has its BEGIN done when it gets it, and the lock
-// costs no round trip of its own. A wait longer than hotlock's threshold
-// counts as waited for. When the batch fails with the server's error, BEGIN
+// costs no round trip of its own; its time tells the HotSpot whether
+// another process holds the lock. When the batch fails with the server's error, BEGIN
 // ran and the connection is in a failed transaction: a pool destroys such
 // a connection when it takes it back (pgxpool, Conn.Release), and a
 // connection of the caller's is rolled back here. A retryable error (a lock

@@ -72,7 +72,9 @@ func (r *Request) Claim() bool { return r.claimed.CompareAndSwap(false, true) }
 func (r *Request) Took() { r.took.Store(true) }
 
 // Waited records that the lock was held by another transaction and the
-// scope waited for it: another process is still writing the rows.
+// scope waited for it, as the server said (PostgreSQL's advisory lock,
+// tried first): another process is still writing the rows. A lock taken in
+// place records its time instead (TookFor).
 func (r *Request) Waited() { r.waited.Store(true) }
 
 // InPlace records that the scope took the lock with a statement that waits
@@ -85,9 +87,10 @@ func (r *Request) Waited() { r.waited.Store(true) }
 func (r *Request) InPlace() { r.inPlace.Store(true) }
 
 // TookFor records how long the statement that took the lock in place
-// took, for the HotSpot to judge against the fastest it has seen: a wait
-// for another process's transaction shorter than the scope's fixed
-// threshold (waited) is still a wait.
+// took, for the HotSpot to judge, over a window of such statements,
+// whether they wait for another process's transactions: no server says
+// whether a lock was waited for, and one slow statement may be a busy
+// machine's.
 func (r *Request) TookFor(d time.Duration) { r.lockTime.Store(int64(d)) }
 
 // LockTime returns what TookFor recorded, 0 if nothing.

@@ -52,12 +52,6 @@ const (
 	Again
 )
 
-// waited is how long a locking read of MySQL's lock row must take for the
-// scope to report that another transaction held it: InnoDB does not say
-// whether a lock was waited for, and an uncontended read of one row takes
-// well under a millisecond on a local server.
-const waited = 2 * time.Millisecond
-
 // Kind is the lock [Take] takes.
 type Kind int
 
@@ -76,8 +70,9 @@ const (
 // Take takes r's lock of kind k in tx, as the first statements of the
 // transaction, and records on r what it did. A lock that waits in place
 // (all but the advisory lock outside READ COMMITTED) is taken with one
-// statement, and whether it was waited for is judged by its time (no
-// server says so), as waited. An error is a statement's, and the caller
+// statement, timed (Request.TookFor): no server says whether it waited, and
+// the HotSpot judges that by the times of many statements, since one slow
+// statement may be a busy machine's. An error is a statement's, and the caller
 // rolls tx back; sql.ErrNoRows means the MySQL lock row could not be
 // added.
 //
@@ -187,16 +182,15 @@ func mySQLRows(ctx context.Context, tx Tx, lock string, args, stripes []any) err
 
 // tookInPlace records on r a lock taken in place, whose statement that took
 // longest took d (a wait is judged per statement, not over the round trips
-// of several), and whether the lock per key was taken.
+// of several), and whether the lock per key was taken. It does not record
+// a wait (Waited): whether d was one is the HotSpot's judgement, over a
+// window of such statements.
 func tookInPlace(r *Request, d time.Duration, keyed bool) {
 	r.Took()
 	r.InPlace()
 	r.TookFor(d)
 	if keyed {
 		r.HeldKeys()
-	}
-	if d > waited {
-		r.Waited()
 	}
 }
 
