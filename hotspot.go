@@ -766,12 +766,14 @@ const lockWaitSlack = 250 * time.Microsecond
 // statement waits, and a fastest learnt from those would hide the waits
 // (seen live: the fastest rose from 30 µs to 1.5 ms, so that, once the
 // other process was forgotten, no wait for it looked slow, and its
-// operations lost to this one's for seconds). The scopes' own threshold (2 ms, hotlock) misses the waits for the short
-// transactions of a hot spot on a nearby server, a fraction of a
-// millisecond each: a process whose attempts wait for another's that
-// briefly would take it for gone, stop taking the lock, and let its
-// attempts form lock cycles with the other's, or starve them. One slow
-// statement proves nothing: a busy client or server delays some.
+// operations lost to this one's for seconds). A fixed threshold would
+// miss the waits for the short transactions of a hot spot on a nearby
+// server, a fraction of a millisecond each: a process whose attempts wait
+// for another's that briefly would take it for gone, stop taking the lock,
+// and let its attempts form lock cycles with the other's, or starve them.
+// One slow statement proves nothing, however slow: a busy client or server
+// delays some by milliseconds (the scopes report times, never a wait of a
+// lock taken in place, hotlock.Request.TookFor).
 func (h *hotSpot) lockWaitsLocked(d, attempt time.Duration, alone bool) bool {
 	if d <= 0 || !alone {
 		return false
