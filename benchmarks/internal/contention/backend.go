@@ -300,12 +300,27 @@ func (d pgDB) Attempt(ctx context.Context, fn TxFunc) error {
 	return pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: d.iso}, func(tx pgx.Tx) error { return fn(ctx, pgTx{tx}) })
 }
 
+// Op begins its transactions on the pool itself, as an application does,
+// so that pgxdb sends a dbop.HotSpot's lock in the BEGIN round trip (it can
+// only on pgx's own handles); only an attempt that carries the stand-in's
+// limit (-limits standin, see serverLimits) begins through limitBeginner.
+// Until 2026-12-05 every attempt began through limitBeginner, which cost
+// each attempt that took the HotSpot's lock a round trip of its own that
+// an application does not pay.
 func (d pgDB) Op(fn TxFunc, lockTimeout time.Duration) dbop.Op[struct{}] {
 	opts := []pgxdb.TxOption{pgxdb.Isolation(d.iso)}
 	if lockTimeout > 0 {
 		opts = append(opts, pgxdb.LockTimeout(lockTimeout))
 	}
-	return pgxdb.Do(limitBeginner{d.pool}, func(ctx context.Context, tx pgx.Tx) error { return fn(ctx, pgTx{tx}) }, opts...)
+	body := func(ctx context.Context, tx pgx.Tx) error { return fn(ctx, pgTx{tx}) }
+	onPool := pgxdb.Do(d.pool, body, opts...)
+	limited := pgxdb.Do(limitBeginner{d.pool}, body, opts...)
+	return func(ctx context.Context) (struct{}, error) {
+		if _, ok := limitOf(ctx); ok {
+			return limited(ctx)
+		}
+		return onPool(ctx)
+	}
 }
 
 func (pgDB) Classifier(err error) dbop.Verdict { return pgxdb.Classifier(err) }
