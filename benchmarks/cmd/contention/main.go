@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -57,6 +58,7 @@ func run() int {
 		charts     = flag.String("charts", "", "write PREFIX-goodput.png and PREFIX-latency.png")
 		limits     = flag.String("limits", "adapter", "how an attempt's deadline becomes server-side limits: standin (the benchmark sets them and takes the deadline off the context) or adapter (the adapters derive them, the deadline stays)")
 		verbose    = flag.Bool("v", false, "print each run's duration and an example error of each give-up reason to stderr")
+		cpuProfile = flag.String("cpuprofile", "", "write this process's CPU profile (the workers of one process, -processes 1) to the file")
 	)
 	flag.IntVar(&cfg.Workers, "workers", 16, "concurrent workers in all (each with a connection of its own, unless -pool)")
 	flag.IntVar(&cfg.Processes, "processes", 1, "OS processes the workers are split among (the reference always runs in one)")
@@ -129,6 +131,19 @@ func run() int {
 		}
 	}
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
