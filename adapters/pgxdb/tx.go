@@ -10,6 +10,7 @@ import (
 	"github.com/dbop-go/dbop/internal/resolve"
 	"github.com/dbop-go/dbop/scopes"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -184,15 +185,35 @@ type txn struct {
 // ROLLBACK with the bare pgx.ErrTxCommitRollback; the cause is nearly
 // always an error fn ignored, and the error says so. With ResolveCommit it
 // first reads the transaction's id (see resolver).
+//
+// A connection still busy when fn has returned holds rows or a batch fn
+// left open (tx.Query's pgx.Rows not closed, tx.SendBatch's
+// pgx.BatchResults not closed): pgx refuses to send COMMIT on it ("conn
+// busy", which is NotRetryable: each attempt would leave them open again)
+// and closes the connection, so nothing is committed. The error names the
+// mistake. IsBusy reads a flag of the connection: nothing is sent.
 func (t *txn) Commit(ctx context.Context) error {
+	conn := t.Tx.Conn()
+	busy := conn != nil && conn.PgConn().IsBusy()
 	if t.res != nil && !t.readOnly {
 		if err := t.readID(ctx); err != nil {
-			return err
+			return leftOpen(busy, err)
 		}
 	}
 	err := sendCommit(t.Tx, func() error { return t.Tx.Commit(ctx) })
 	if errors.Is(err, pgx.ErrTxCommitRollback) {
 		return fmt.Errorf("pgxdb: the transaction had failed before COMMIT (a statement's error was not returned by fn): %w", err)
 	}
-	return err
+	return leftOpen(busy, err)
+}
+
+// leftOpen returns err, the error of a statement Commit sent, saying that
+// fn left rows or a batch open when the connection was busy before it and
+// err says that nothing was sent (pgconn.SafeToRetry: pgx's "conn busy").
+func leftOpen(busy bool, err error) error {
+	if !busy || err == nil || !pgconn.SafeToRetry(err) {
+		return err
+	}
+	return fmt.Errorf("pgxdb: COMMIT was not sent: fn returned with rows or a batch left open on the transaction's connection "+
+		"(close pgx.Rows and pgx.BatchResults before returning): %w", err)
 }
