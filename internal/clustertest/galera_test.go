@@ -804,8 +804,14 @@ func bruteForceVictim(t *testing.T, g *galera, lockWait int, deadline time.Durat
 		_, err := tx.ExecContext(ctx, gateQuery)
 		return err
 	})
-	ds := []dbop.Decorator{dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(2), dbop.OnRetry(func(ctx context.Context, ev dbop.AttemptEvent) {
-		first = ev.Err
+	// The retry may itself lose to node 2's write-set, not yet applied on
+	// node 1 when it updates the row (a certification conflict, 1213
+	// again): seen once in CI while a node was rejoining. A third attempt
+	// is allowed for that; the first must still be the abort's victim.
+	ds := []dbop.Decorator{dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3), dbop.OnRetry(func(ctx context.Context, ev dbop.AttemptEvent) {
+		if first == nil {
+			first = ev.Err
+		}
 	}))}
 	if deadline > 0 {
 		ds = append(ds, dbop.WithTimeout(deadline))
@@ -838,8 +844,8 @@ func bruteForceVictim(t *testing.T, g *galera, lockWait int, deadline time.Durat
 	if err != nil {
 		t.Fatalf("the operation failed after %v: %v", took, err)
 	}
-	if n := attempts.Load(); n != 2 {
-		t.Fatalf("%d attempts, want 2: the first the abort's victim", n)
+	if n := attempts.Load(); n != 2 && n != 3 {
+		t.Fatalf("%d attempts, want 2 (3 if the retry lost to the write-set being applied): the first the abort's victim", n)
 	}
 	var after int
 	if err := g.dbs[0].QueryRowContext(ctx, "SET STATEMENT wsrep_sync_wait = 1 FOR SELECT c FROM bf_rows WHERE id = 1").Scan(&after); err != nil {
