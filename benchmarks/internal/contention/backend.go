@@ -95,8 +95,11 @@ type DB interface {
 	Attempt(ctx context.Context, fn TxFunc) error
 	// Op is dbop's one-transaction-per-run operation for the backend
 	// (pgxdb.Do, or sqldb.Do with mysqldb.MariaDB), with lockTimeout as
-	// the adapter's LockTimeout when positive.
-	Op(fn TxFunc, lockTimeout time.Duration) dbop.Op[struct{}]
+	// the adapter's LockTimeout when positive. standin says that the
+	// attempts carry the stand-in's limit (-limits standin, serverLimits)
+	// for the transfer to set, not a deadline the adapter derives limits
+	// from.
+	Op(fn TxFunc, lockTimeout time.Duration, standin bool) dbop.Op[struct{}]
 	// Classifier is the backend's classifier, which the strategies that
 	// are not dbop's use to tell conflicts from other errors.
 	Classifier(err error) dbop.Verdict
@@ -302,25 +305,21 @@ func (d pgDB) Attempt(ctx context.Context, fn TxFunc) error {
 
 // Op begins its transactions on the pool itself, as an application does,
 // so that pgxdb sends a dbop.HotSpot's lock in the BEGIN round trip (it can
-// only on pgx's own handles); only an attempt that carries the stand-in's
-// limit (-limits standin, see serverLimits) begins through limitBeginner.
-// Until 2026-12-05 every attempt began through limitBeginner, which cost
-// each attempt that took the HotSpot's lock a round trip of its own that
-// an application does not pay.
-func (d pgDB) Op(fn TxFunc, lockTimeout time.Duration) dbop.Op[struct{}] {
+// only on pgx's own handles); only with the stand-in's limits (standin)
+// does it begin through limitBeginner, which sets them. Until 2026-12-05
+// every attempt began through limitBeginner, which cost each attempt that
+// took the HotSpot's lock a round trip of its own that an application does
+// not pay.
+func (d pgDB) Op(fn TxFunc, lockTimeout time.Duration, standin bool) dbop.Op[struct{}] {
 	opts := []pgxdb.TxOption{pgxdb.Isolation(d.iso)}
 	if lockTimeout > 0 {
 		opts = append(opts, pgxdb.LockTimeout(lockTimeout))
 	}
-	body := func(ctx context.Context, tx pgx.Tx) error { return fn(ctx, pgTx{tx}) }
-	onPool := pgxdb.Do(d.pool, body, opts...)
-	limited := pgxdb.Do(limitBeginner{d.pool}, body, opts...)
-	return func(ctx context.Context) (struct{}, error) {
-		if _, ok := limitOf(ctx); ok {
-			return limited(ctx)
-		}
-		return onPool(ctx)
+	var db pgxdb.Beginner = d.pool
+	if standin {
+		db = limitBeginner{d.pool}
 	}
+	return pgxdb.Do(db, func(ctx context.Context, tx pgx.Tx) error { return fn(ctx, pgTx{tx}) }, opts...)
 }
 
 func (pgDB) Classifier(err error) dbop.Verdict { return pgxdb.Classifier(err) }
@@ -358,7 +357,9 @@ func (d sqlDB) Attempt(ctx context.Context, fn TxFunc) error {
 	return tx.Commit()
 }
 
-func (d sqlDB) Op(fn TxFunc, lockTimeout time.Duration) dbop.Op[struct{}] {
+// Op ignores standin: the transfer itself sets the stand-in's limits on
+// MariaDB (statements.limit).
+func (d sqlDB) Op(fn TxFunc, lockTimeout time.Duration, _ bool) dbop.Op[struct{}] {
 	opts := []sqldb.TxOption{sqldb.Isolation(d.iso)}
 	if lockTimeout > 0 {
 		opts = append(opts, sqldb.LockTimeout(lockTimeout))
