@@ -239,6 +239,16 @@
 // server then ends a statement that would outlast the deadline, and the
 // connection survives.
 //
+// A derived limit only ever lowers what is in force. A limit the options
+// gave is set to the smaller of the given and the derived value: the given
+// one applies over any default, as you chose it. A limit they did not give
+// is set to the smaller of the derived value and the server's value in
+// force — a role's, a database's or the global default, a DSN's or a
+// session's SET — which the server computes in the statement that sets it
+// (set_config with current_setting on PostgreSQL; IF and LEAST in the SET
+// on MySQL and MariaDB; docs/backends.md §1.18, §3.15), so a lower limit of
+// your own is never lifted; 0 in force (no limit) takes the derived value.
+//
 // The options are PostgreSQL's only, and InTx panics if they are given with
 // a dialect of another family. On MySQL and MariaDB the limits are session
 // variables (innodb_lock_wait_timeout, MariaDB's max_statement_time) with no

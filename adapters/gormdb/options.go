@@ -85,7 +85,9 @@ func Isolation(level sql.IsolationLevel) TxOption {
 //
 // It is PostgreSQL's only: InTx panics unless the dialect is of the
 // PostgreSQL family (the postgres dialector's). See the package
-// documentation for MySQL and MariaDB. The value is rounded up to whole
+// documentation for MySQL and MariaDB. The value given is set over any
+// default and lowered only by a limit derived from the context's deadline
+// (see [StatementTimeout]). The value is rounded up to whole
 // milliseconds. LockTimeout panics if d <= 0 or d exceeds PostgreSQL's
 // limit (2147483647 ms).
 func LockTimeout(d time.Duration) TxOption {
@@ -110,6 +112,15 @@ func LockTimeout(d time.Duration) TxOption {
 // limits are safe where a context deadline is not: pgx closes the
 // connection when a deadline expires, and at COMMIT the outcome is then
 // unknown (§2.7, §11).
+//
+// A value given, by StatementTimeout or [LockTimeout], is set as it is,
+// over any default of the role, the database or the session: you chose it.
+// Only a limit derived from the context's deadline (see "Per-attempt
+// timeouts" in the package documentation) lowers it, where that is
+// smaller. Without the option, the derived limit is set to the smaller of
+// it and the value in force, computed by the server in the same statement
+// (set_config(…, LEAST(…current_setting(…)…), true)), so that it never
+// raises a lower default.
 //
 // It is PostgreSQL's only, as [LockTimeout] is. The value is rounded up to
 // whole milliseconds. StatementTimeout panics if d <= 0 or exceeds

@@ -10,9 +10,16 @@ import (
 	"github.com/dbop-go/dbop/internal/sqldialect"
 )
 
+// pgLeast is the set_config call that sets the PostgreSQL parameter name to
+// the least of ms and the value in force (0 in force: ms).
+func pgLeast(name, ms string) string {
+	return "set_config('" + name + "', LEAST(NULLIF(EXTRACT(EPOCH FROM current_setting('" + name + "')::interval) * 1000, 0), " + ms + ")::bigint::text, true)"
+}
+
 // A dbop.HotSpot's bound limits lock waits on PostgreSQL (lock_timeout);
 // statements keep the limit of the context's deadline. MySQL and MariaDB,
-// whose limit covers both, get the smaller.
+// whose limit covers both, get the smaller. Neither raises the value in
+// force: the server takes the least.
 func TestServerLimitsUnderAHotSpotBound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Millisecond)
@@ -20,13 +27,39 @@ func TestServerLimitsUnderAHotSpotBound(t *testing.T) {
 		ctx = hotlock.WithServerDeadline(ctx, time.Now().Add(5*time.Millisecond))
 
 		pg := &beginner{family: sqldialect.Postgres}
-		want := "SELECT set_config('lock_timeout', '5ms', true), set_config('statement_timeout', '54ms', true)"
+		want := "SELECT " + pgLeast("lock_timeout", "5") + ", " + pgLeast("statement_timeout", "54")
 		if got, _, _ := pg.serverLimits(ctx); got != want {
-			t.Errorf("PostgreSQL: %q, want %q", got, want)
+			t.Errorf("PostgreSQL:\n%q, want\n%q", got, want)
 		}
 		maria := &beginner{family: sqldialect.MariaDB}
-		if _, set, _ := maria.serverLimits(ctx); set != "SET @dbop_saved_max_statement_time = @@SESSION.max_statement_time, @@SESSION.max_statement_time = 0.005000" {
-			t.Errorf("MariaDB: %q, want max_statement_time 0.005000", set)
+		want = "SET @dbop_saved_max_statement_time = @@SESSION.max_statement_time, @@SESSION.max_statement_time = " +
+			"IF(@@SESSION.max_statement_time = 0, 0.005000, LEAST(@@SESSION.max_statement_time, 0.005000))"
+		if _, set, _ := maria.serverLimits(ctx); set != want {
+			t.Errorf("MariaDB:\n%q, want\n%q", set, want)
+		}
+	})
+}
+
+// A limit given is set to the smaller of the given and the derived value,
+// as a plain value over any default; a limit not given, to the least of
+// the derived value and the value in force. Without a deadline, the limits
+// given alone.
+func TestServerLimitsGivenAndDerived(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pg := &beginner{family: sqldialect.Postgres, lock: 100 * time.Millisecond, stmt: time.Minute}
+		if got, _, _ := pg.serverLimits(t.Context()); got != "SELECT set_config('lock_timeout', '100ms', true), set_config('statement_timeout', '60000ms', true)" {
+			t.Errorf("no deadline: %q", got)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		want := "SELECT set_config('lock_timeout', '100ms', true), set_config('statement_timeout', '1950ms', true)"
+		if got, _, _ := pg.serverLimits(ctx); got != want {
+			t.Errorf("both given:\n%q, want\n%q", got, want)
+		}
+		pg.stmt = 0
+		want = "SELECT set_config('lock_timeout', '100ms', true), " + pgLeast("statement_timeout", "1950")
+		if got, _, _ := pg.serverLimits(ctx); got != want {
+			t.Errorf("statement timeout not given:\n%q, want\n%q", got, want)
 		}
 	})
 }

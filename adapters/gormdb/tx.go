@@ -11,6 +11,7 @@ import (
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/hotlock"
 	"github.com/dbop-go/dbop/internal/resolve"
+	"github.com/dbop-go/dbop/internal/serverlimit"
 	"github.com/dbop-go/dbop/internal/sqldialect"
 	"github.com/dbop-go/dbop/internal/txmark"
 	"github.com/dbop-go/dbop/scopes"
@@ -333,19 +334,34 @@ func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, 
 // pinned connection and the statement that restores them
 // (resolve.MySQLSessionLimits). SQLite needs none: a context deadline
 // interrupts the statement and keeps the connection (§5.9, §10.7).
+//
+// A derived limit only lowers what is in force: a limit given
+// ([LockTimeout], [StatementTimeout]) is set to the smaller of the given
+// and the derived value, as given over any default; a limit not given is
+// set to the smaller of the derived value and the value in force, which
+// the server computes in the same statement (serverlimit.PostgresLeast,
+// serverlimit.MySQLLeast; docs/backends.md §1.18, §3.15).
 func (b *beginner) serverLimits(ctx context.Context) (setLocal, pinSet, pinRestore string) {
 	stmtLimit, lockLimit, ok := resolve.ServerLimits(ctx)
 	switch {
 	case b.family == sqldialect.Postgres && !ok:
 		return setLocalSQL(b.lock, b.stmt), "", ""
 	case b.family == sqldialect.Postgres:
-		lower := func(given, limit time.Duration) time.Duration {
-			if given > 0 && given < limit {
-				return given
+		var calls []string
+		for _, l := range [...]struct {
+			name         string
+			given, limit time.Duration
+		}{{"lock_timeout", b.lock, lockLimit}, {"statement_timeout", b.stmt, stmtLimit}} {
+			switch limit := l.limit.Truncate(time.Millisecond); {
+			case l.given == 0:
+				calls = append(calls, serverlimit.PostgresLeast(l.name, limit.Milliseconds()))
+			case limit < l.given:
+				calls = append(calls, setConfig(l.name, limit))
+			default:
+				calls = append(calls, setConfig(l.name, l.given))
 			}
-			return limit.Truncate(time.Millisecond)
 		}
-		return setLocalSQL(lower(b.lock, lockLimit), lower(b.stmt, stmtLimit)), "", ""
+		return serverlimit.PostgresSelect(calls), "", ""
 	case ok && b.backquotes():
 		set, restore := resolve.MySQLSessionLimits(b.family == sqldialect.MariaDB, min(stmtLimit, lockLimit))
 		return "", set, restore
@@ -708,19 +724,18 @@ func (t *txn) end(f func(*gorm.DB) *gorm.DB) error {
 // and statement_timeout for the current transaction only, or "" when
 // neither is set. set_config(name, value, true) is SET LOCAL (§1.4).
 func setLocalSQL(lock, statement time.Duration) string {
-	s := ""
-	add := func(name string, d time.Duration) {
-		if d <= 0 {
-			return
-		}
-		if s == "" {
-			s = "SELECT "
-		} else {
-			s += ", "
-		}
-		s += fmt.Sprintf("set_config('%s', '%dms', true)", name, d.Milliseconds())
+	var calls []string
+	if lock > 0 {
+		calls = append(calls, setConfig("lock_timeout", lock))
 	}
-	add("lock_timeout", lock)
-	add("statement_timeout", statement)
-	return s
+	if statement > 0 {
+		calls = append(calls, setConfig("statement_timeout", statement))
+	}
+	return serverlimit.PostgresSelect(calls)
+}
+
+// setConfig returns the call that sets the PostgreSQL parameter name to d,
+// in whole milliseconds, for the current transaction.
+func setConfig(name string, d time.Duration) string {
+	return fmt.Sprintf("set_config('%s', '%dms', true)", name, d.Milliseconds())
 }

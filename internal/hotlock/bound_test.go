@@ -8,22 +8,29 @@ import (
 	"time"
 )
 
+// bound20 is PostgresBound's statement for a bound of 20 ms.
+const bound20 = "SELECT set_config('lock_timeout', LEAST(NULLIF(EXTRACT(EPOCH FROM current_setting('lock_timeout')::interval) * 1000, 0), 20)::bigint::text, true)"
+
 // PostgresBound bounds lock waits after the lock to the request's Bound,
-// in whole milliseconds rounded up, and never raises a lower lock_timeout
-// of the attempt's own.
+// in whole milliseconds rounded up, and never raises a lower lock_timeout:
+// not sent when the attempt's own is no longer, and otherwise the least of
+// the bound and the value in force, which the server computes.
 func TestPostgresBound(t *testing.T) {
+	least := func(ms string) string {
+		return "SELECT set_config('lock_timeout', LEAST(NULLIF(EXTRACT(EPOCH FROM current_setting('lock_timeout')::interval) * 1000, 0), " + ms + ")::bigint::text, true)"
+	}
 	for _, c := range []struct {
 		bound, current time.Duration
 		want           string
 	}{
 		{0, 0, ""},
 		{0, 10 * time.Millisecond, ""},
-		{20 * time.Millisecond, 0, "SET LOCAL lock_timeout = 20"},
-		{20 * time.Millisecond, 30 * time.Millisecond, "SET LOCAL lock_timeout = 20"},
+		{20 * time.Millisecond, 0, bound20},
+		{20 * time.Millisecond, 30 * time.Millisecond, bound20},
 		{20 * time.Millisecond, 20 * time.Millisecond, ""},
 		{20 * time.Millisecond, 10 * time.Millisecond, ""},
-		{1500 * time.Microsecond, 0, "SET LOCAL lock_timeout = 2"},
-		{time.Nanosecond, 0, "SET LOCAL lock_timeout = 1"},
+		{1500 * time.Microsecond, 0, least("2")},
+		{time.Nanosecond, 0, least("1")},
 	} {
 		if got := PostgresBound(c.bound, c.current); got != c.want {
 			t.Errorf("PostgresBound(%v, %v) = %q, want %q", c.bound, c.current, got, c.want)
@@ -57,8 +64,8 @@ func TestBeginBoundsLockWaitsAfterTheLock(t *testing.T) {
 		current time.Duration
 		after   string
 	}{
-		{"no keys", nil, 0, "SET LOCAL lock_timeout = 20"},
-		{"keys", []int64{1, 2}, 0, "SET LOCAL lock_timeout = 20"},
+		{"no keys", nil, 0, bound20},
+		{"keys", []int64{1, 2}, 0, bound20},
 		{"a lower limit of its own", nil, 5 * time.Millisecond, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop/internal/attempt"
+	"github.com/dbop-go/dbop/internal/serverlimit"
 )
 
 // Request asks the scope that begins a transaction to take the
@@ -42,8 +43,8 @@ type Request struct {
 	// exclusively.
 	Keys []int64
 	// Bound, when not 0, limits the transaction's lock waits after the
-	// lock: a PostgreSQL scope sets lock_timeout to it (unless the
-	// attempt's own settings set less) in the round trip of the lock's
+	// lock: a PostgreSQL scope lowers lock_timeout to it (never raising
+	// the value in force, PostgresBound) in the round trip of the lock's
 	// statement, so that the wait for the lock itself stays unbounded and
 	// costs nothing more. An attempt that holds the HotSpot's lock waits
 	// after it only for writers the lock does not order (a pipeline
@@ -112,12 +113,19 @@ func (r *Request) OnPostgres() bool { return r.postgres.Load() }
 // transaction's lock waits to bound after the lock (Request.Bound), or ""
 // when bound is 0 or the attempt's own lock_timeout, current (0: none), is
 // no longer. It is sent in the lock's round trip, after its statements.
+//
+// The bound only ever lowers the lock_timeout in force: the server sets
+// the smaller of the two (serverlimit.PostgresLeast), so that a lower
+// limit of the user's own — a role's or a database's default, a session's
+// SET, which current cannot know — is kept, and a 0 in force ("no limit")
+// takes the bound. A lock_timeout the attempt's options gave is in force
+// by then, and the bound lowers it as the client would.
 func PostgresBound(bound, current time.Duration) string {
 	if bound <= 0 || (current > 0 && current <= bound) {
 		return ""
 	}
 	ms := (bound + time.Millisecond - 1) / time.Millisecond
-	return "SET LOCAL lock_timeout = " + strconv.FormatInt(int64(ms), 10)
+	return "SELECT " + serverlimit.PostgresLeast("lock_timeout", int64(ms))
 }
 
 // Outcome returns what the scope recorded.

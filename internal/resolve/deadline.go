@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop/internal/hotlock"
+	"github.com/dbop-go/dbop/internal/serverlimit"
 )
 
 // ServerLimits returns the limits on statements and on lock waits that
@@ -24,6 +25,12 @@ import (
 // server deadline's limit too. A server with one limit for both
 // (MariaDB's max_statement_time) gets the smaller. ok is false when ctx
 // has neither, or its deadline leaves less than a millisecond.
+//
+// The limits are meant only to lower what is in force: an adapter sets a
+// limit the user gave no option for to the smaller of the derived value
+// and the server's value in force, computed by the server in the statement
+// that sets it (package serverlimit), and a limit the user gave to the
+// smaller of the given and the derived value.
 func ServerLimits(ctx context.Context) (stmt, lock time.Duration, ok bool) {
 	if deadline, has := ctx.Deadline(); has {
 		if stmt, ok = hotlock.LimitFor(time.Until(deadline)); !ok {
@@ -63,22 +70,32 @@ func LockLimit(ctx context.Context, given time.Duration) time.Duration {
 // max_execution_time (milliseconds, read-only SELECT only) and, when at
 // least a second is left, innodb_lock_wait_timeout in whole seconds, both
 // rounded down. One SET changes all of its variables or none.
+//
+// A derived limit only lowers what is in force: each variable is set to the
+// smaller of the derived value and the session's value, which the server
+// computes in the same SET (serverlimit.MySQLLeast), so that a lower limit
+// of the user's own (the global default, a DSN's or a session's SET) is
+// kept; a max_statement_time or max_execution_time of 0 in force is "no
+// limit" and takes the derived value.
 func MySQLSessionLimits(mariadb bool, limit time.Duration) (set, restore string) {
-	type setting struct{ name, value string }
+	type setting struct {
+		name, value string
+		zeroIsNone  bool
+	}
 	var settings []setting
 	if mariadb {
 		us := int64(limit / time.Microsecond)
-		settings = append(settings, setting{"max_statement_time", fmt.Sprintf("%d.%06d", us/1e6, us%1e6)})
+		settings = append(settings, setting{"max_statement_time", fmt.Sprintf("%d.%06d", us/1e6, us%1e6), true})
 	} else {
 		if secs := int64(limit / time.Second); secs >= 1 {
-			settings = append(settings, setting{"innodb_lock_wait_timeout", strconv.FormatInt(secs, 10)})
+			settings = append(settings, setting{"innodb_lock_wait_timeout", strconv.FormatInt(secs, 10), false})
 		}
-		settings = append(settings, setting{"max_execution_time", strconv.FormatInt(int64(limit/time.Millisecond), 10)})
+		settings = append(settings, setting{"max_execution_time", strconv.FormatInt(int64(limit/time.Millisecond), 10), true})
 	}
 	var sets, restores []string
 	for _, s := range settings {
 		saved := "@dbop_saved_" + s.name
-		sets = append(sets, saved+" = @@SESSION."+s.name, "@@SESSION."+s.name+" = "+s.value)
+		sets = append(sets, saved+" = @@SESSION."+s.name, "@@SESSION."+s.name+" = "+serverlimit.MySQLLeast(s.name, s.value, s.zeroIsNone))
 		restores = append(restores, "@@SESSION."+s.name+" = "+saved, saved+" = NULL")
 	}
 	return "SET " + strings.Join(sets, ", "), "SET " + strings.Join(restores, ", ")

@@ -48,6 +48,9 @@ func TestServerLimitsFollowTheTimeLeft(t *testing.T) {
 	})
 }
 
+// The derived session limits never raise the value in force: each is the
+// least of it and the derived value, 0 in force ("no limit") aside, which
+// the server computes in the SET that saves the value in force.
 func TestMySQLSessionLimits(t *testing.T) {
 	tests := []struct {
 		mariadb      bool
@@ -55,14 +58,18 @@ func TestMySQLSessionLimits(t *testing.T) {
 		set, restore string
 	}{
 		{true, 270 * time.Millisecond,
-			"SET @dbop_saved_max_statement_time = @@SESSION.max_statement_time, @@SESSION.max_statement_time = 0.270000",
+			"SET @dbop_saved_max_statement_time = @@SESSION.max_statement_time, @@SESSION.max_statement_time = " +
+				"IF(@@SESSION.max_statement_time = 0, 0.270000, LEAST(@@SESSION.max_statement_time, 0.270000))",
 			"SET @@SESSION.max_statement_time = @dbop_saved_max_statement_time, @dbop_saved_max_statement_time = NULL"},
 		{false, 270 * time.Millisecond,
-			"SET @dbop_saved_max_execution_time = @@SESSION.max_execution_time, @@SESSION.max_execution_time = 270",
+			"SET @dbop_saved_max_execution_time = @@SESSION.max_execution_time, @@SESSION.max_execution_time = " +
+				"IF(@@SESSION.max_execution_time = 0, 270, LEAST(@@SESSION.max_execution_time, 270))",
 			"SET @@SESSION.max_execution_time = @dbop_saved_max_execution_time, @dbop_saved_max_execution_time = NULL"},
 		{false, 2450 * time.Millisecond,
-			"SET @dbop_saved_innodb_lock_wait_timeout = @@SESSION.innodb_lock_wait_timeout, @@SESSION.innodb_lock_wait_timeout = 2, " +
-				"@dbop_saved_max_execution_time = @@SESSION.max_execution_time, @@SESSION.max_execution_time = 2450",
+			"SET @dbop_saved_innodb_lock_wait_timeout = @@SESSION.innodb_lock_wait_timeout, " +
+				"@@SESSION.innodb_lock_wait_timeout = LEAST(@@SESSION.innodb_lock_wait_timeout, 2), " +
+				"@dbop_saved_max_execution_time = @@SESSION.max_execution_time, @@SESSION.max_execution_time = " +
+				"IF(@@SESSION.max_execution_time = 0, 2450, LEAST(@@SESSION.max_execution_time, 2450))",
 			"SET @@SESSION.innodb_lock_wait_timeout = @dbop_saved_innodb_lock_wait_timeout, @dbop_saved_innodb_lock_wait_timeout = NULL, " +
 				"@@SESSION.max_execution_time = @dbop_saved_max_execution_time, @dbop_saved_max_execution_time = NULL"},
 	}

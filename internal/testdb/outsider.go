@@ -92,7 +92,7 @@ func CheckNoDetectorWaits(tb testing.TB, hot []time.Duration) {
 func BoundsAfterLock(stmts []string) int {
 	n := 0
 	for _, stmt := range stmts {
-		if lock := strings.LastIndex(stmt, "LOCK TABLE"); lock >= 0 && strings.Contains(stmt[lock:], "; SET LOCAL lock_timeout = ") {
+		if lock := strings.LastIndex(stmt, "LOCK TABLE"); lock >= 0 && strings.Contains(stmt[lock:], "; SELECT set_config('lock_timeout', ") {
 			n++
 		}
 	}
