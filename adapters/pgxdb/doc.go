@@ -104,7 +104,17 @@
 // [github.com/dbop-go/dbop.WithTimeout], or the caller's — each attempt
 // also lowers statement_timeout and lock_timeout to the time left less a
 // margin, the smaller of 10 % and 50 ms, unless LockTimeout or
-// StatementTimeout set a smaller one. A statement that would outlast the
+// StatementTimeout set a smaller one. A derived limit only ever lowers
+// what is in force: where LockTimeout or StatementTimeout gave the
+// parameter, the attempt gets the smaller of the given and the derived
+// value (the given one applies over any default: you chose it); where
+// neither did, it gets the smaller of the derived value and the server's
+// value in force — a role's or database's default (ALTER ROLE … SET
+// statement_timeout), a session's SET — computed by the server with
+// set_config in the same round trip, so a lower limit of your own is never
+// lifted (0 in force is "no limit": the derived value applies; §1.18). A
+// dbop.HotSpot's bound on lock waits after its lock lowers lock_timeout the
+// same way. A statement that would outlast the
 // deadline is then ended by the server (57014, 55P03, retried like any
 // other), and the connection and its pool slot survive; this costs
 // nothing, since it travels with BEGIN. The limit is set at BEGIN: a

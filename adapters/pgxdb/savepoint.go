@@ -59,8 +59,10 @@ func (s savepointer) exec(ctx context.Context, stmt, name string) error {
 // SAVEPOINT of a failed attempt (§1.4); and set back to their earlier
 // values before the RELEASE SAVEPOINT of a successful one, so the step's
 // limits do not leak into the rest of the transaction. Like InTx's, they are
-// lowered to what the context's deadline leaves, so that a longer one never
-// lifts the limit InTx derived from it.
+// set as given, over whatever is in force (you chose them), and lowered to
+// what the context's deadline leaves, so that a longer one never lifts the
+// limit InTx derived from it. InSavepoint derives no limit for a parameter
+// not given.
 //
 // The Decorator is safe for concurrent use, but tx serves one goroutine at
 // a time. It panics if tx is nil or an option is nil.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/resolve"
+	"github.com/dbop-go/dbop/internal/serverlimit"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -48,6 +49,13 @@ func (s setting) value() string { return strconv.FormatInt(s.ms, 10) }
 // into the rest of the transaction. SET LOCAL ends with the transaction
 // either way, so nothing is left on a pooled connection.
 //
+// A value given is set as it is, over any default of the role, the
+// database or the session: the user chose it. Only a limit derived from a
+// context's deadline (see "Per-attempt timeouts" in the package
+// documentation) lowers it, where that is smaller; without LockTimeout,
+// the derived limit is set only where it is lower than the lock_timeout in
+// force, never raising a default.
+//
 // d is rounded up to whole milliseconds; 0 disables the limit, as in
 // PostgreSQL. If LockTimeout is given twice, the last wins. It panics if d
 // is negative or longer than PostgreSQL accepts (2³¹-1 ms, about 24.8
@@ -61,8 +69,11 @@ func LockTimeout(d time.Duration) Option {
 // SQLSTATE 57014 and the message "canceling statement due to statement
 // timeout" (docs/backends.md §1.7), which [Classifier] calls
 // [dbop.RetryStatement]. It applies to [InTx] and [InSavepoint] as
-// [LockTimeout] does. d is rounded up to whole milliseconds; 0 disables the
-// limit, as in PostgreSQL. It panics if d is negative or longer than
+// [LockTimeout] does, and as there a value given is set over any default,
+// lowered only by a limit derived from the context's deadline, while
+// without it a derived limit never raises the statement_timeout in force.
+// d is rounded up to whole milliseconds; 0 disables the limit, as in
+// PostgreSQL. It panics if d is negative or longer than
 // PostgreSQL accepts (2³¹-1 ms).
 func StatementTimeout(d time.Duration) Option {
 	return both(newSetting("StatementTimeout", "statement_timeout", d).apply)
@@ -115,12 +126,22 @@ func applySettings(ctx context.Context, tx pgx.Tx, setSQL string) error {
 // attemptSettings returns the SET LOCAL statements of an attempt that
 // begins now, or "": the settings given ([LockTimeout], [StatementTimeout])
 // and, when ctx has a deadline, statement_timeout and lock_timeout lowered
-// to the time left on it less a margin (resolve.ServerLimits), where that
-// is smaller than the setting given or none was; lock_timeout to a
-// dbop.HotSpot's bound on lock waits, where that is smaller still. The server then ends a
-// statement that would outlast the deadline with 57014 or 55P03, which
-// keeps the connection and the pool's slot, instead of pgx closing the
-// connection when the context expires (docs/backends.md §1.7, §2.7).
+// to the time left on it less a margin (resolve.ServerLimits);
+// lock_timeout to a dbop.HotSpot's bound on lock waits, where that is
+// smaller still. The server then ends a statement that would outlast the
+// deadline with 57014 or 55P03, which keeps the connection and the pool's
+// slot, instead of pgx closing the connection when the context expires
+// (docs/backends.md §1.7, §2.7).
+//
+// A derived limit only lowers what is in force. A parameter given as an
+// option is SET LOCAL to the smaller of the given and the derived value (0
+// given is "no limit": the derived value), as given otherwise: the user
+// chose it, over any default. A parameter not given is set, in one SELECT
+// after the SET LOCAL statements, to the smaller of the derived value and
+// the value in force — a role's or a database's default, a session's SET —
+// which the server computes (serverlimit.PostgresLeast, docs/backends.md
+// §1.18): a lower limit of the user's own is never lifted. Both travel in
+// the BEGIN round trip.
 //
 // Without a deadline it returns the statements built once, allocating
 // nothing.
@@ -130,6 +151,7 @@ func (c *config) attemptSettings(ctx context.Context) string {
 		return c.setSQL
 	}
 	names, values := distinctMillis(c.settings)
+	var least []string // the derived limits of parameters not given
 	for _, l := range [...]struct {
 		name  string
 		limit time.Duration
@@ -138,8 +160,7 @@ func (c *config) attemptSettings(ctx context.Context) string {
 		i := slices.Index(names, l.name)
 		switch {
 		case i < 0:
-			names = append(names, l.name)
-			values = append(values, ms)
+			least = append(least, serverlimit.PostgresLeast(l.name, ms))
 		case values[i] == 0 || values[i] > ms: // 0 is "no limit"
 			values[i] = ms
 		}
@@ -151,12 +172,19 @@ func (c *config) attemptSettings(ctx context.Context) string {
 		}
 		b.WriteString("SET LOCAL " + names[i] + " = " + strconv.FormatInt(values[i], 10))
 	}
+	if len(least) > 0 {
+		if len(names) > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(serverlimit.PostgresSelect(least))
+	}
 	return b.String()
 }
 
-// lockTimeout returns the lock_timeout that attemptSettings sets for an
-// attempt that begins now, 0 for none: a dbop.HotSpot's bound after its
-// lock never raises it (hotlock.PostgresBound).
+// lockTimeout returns the most that attemptSettings lets lock_timeout be
+// for an attempt that begins now, 0 for no such bound (the server's value
+// in force may be lower): a dbop.HotSpot's bound after its lock is not
+// sent when it would not lower it (hotlock.PostgresBound).
 func (c *config) lockTimeout(ctx context.Context) time.Duration {
 	var given time.Duration
 	for _, s := range c.settings {

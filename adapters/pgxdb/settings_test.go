@@ -97,10 +97,20 @@ func TestInTxPanic(t *testing.T) {
 	checkLog(t, []string{"begin; SET LOCAL lock_timeout = 1000", "INSERT a", "rollback"}, db.Log())
 }
 
+// least is the set_config call that sets the PostgreSQL parameter name to
+// the least of ms and the value in force (0 in force: ms), which the server
+// computes.
+func least(name, ms string) string {
+	return "set_config('" + name + "', LEAST(NULLIF(EXTRACT(EPOCH FROM current_setting('" + name + "')::interval) * 1000, 0), " + ms + ")::bigint::text, true)"
+}
+
 // With a deadline on the context, each attempt's BEGIN lowers
 // statement_timeout and lock_timeout to the time left less the margin
-// (the smaller of 10 % and 50 ms), unless a smaller one was given; an
-// explicit 0 ("no limit") does not win. Without a deadline nothing is
+// (the smaller of 10 % and 50 ms). A parameter given is SET LOCAL to the
+// smaller of the given and the derived value (an explicit 0, "no limit",
+// does not win); one not given is set, with set_config in one SELECT, to
+// the least of the derived value and the value in force on the server, so
+// that a lower default is never raised. Without a deadline nothing is
 // added.
 func TestInTxDerivesServerLimitsFromTheDeadline(t *testing.T) {
 	tests := []struct {
@@ -111,15 +121,15 @@ func TestInTxDerivesServerLimitsFromTheDeadline(t *testing.T) {
 	}{
 		{name: "no deadline", want: "begin"},
 		{name: "two seconds", timeout: 2 * time.Second,
-			want: "begin; SET LOCAL statement_timeout = 1950; SET LOCAL lock_timeout = 1950"},
+			want: "begin; SELECT " + least("statement_timeout", "1950") + ", " + least("lock_timeout", "1950")},
 		{name: "200ms keeps 10 percent", timeout: 200 * time.Millisecond,
-			want: "begin; SET LOCAL statement_timeout = 180; SET LOCAL lock_timeout = 180"},
-		{name: "a smaller explicit limit wins", timeout: 2 * time.Second,
+			want: "begin; SELECT " + least("statement_timeout", "180") + ", " + least("lock_timeout", "180")},
+		{name: "a smaller explicit limit wins, a larger one is lowered", timeout: 2 * time.Second,
 			opts: []pgxdb.TxOption{pgxdb.LockTimeout(100 * time.Millisecond), pgxdb.StatementTimeout(time.Minute)},
 			want: "begin; SET LOCAL lock_timeout = 100; SET LOCAL statement_timeout = 1950"},
 		{name: "an explicit 0 is no limit", timeout: 2 * time.Second,
 			opts: []pgxdb.TxOption{pgxdb.StatementTimeout(0), pgxdb.Isolation(pgx.RepeatableRead)},
-			want: "begin isolation level repeatable read; SET LOCAL statement_timeout = 1950; SET LOCAL lock_timeout = 1950"},
+			want: "begin isolation level repeatable read; SET LOCAL statement_timeout = 1950; SELECT " + least("lock_timeout", "1950")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

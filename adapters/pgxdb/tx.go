@@ -38,9 +38,10 @@ type Beginner interface {
 //
 // Each attempt runs
 //
-//	BEGIN [ISOLATION LEVEL …] [READ ONLY] [DEFERRABLE]; SET LOCAL …
-//	                                             (SET LOCAL with LockTimeout, StatementTimeout,
-//	                                              or a deadline on ctx: one round trip)
+//	BEGIN [ISOLATION LEVEL …] [READ ONLY] [DEFERRABLE]; SET LOCAL …; SELECT set_config(…)
+//	                                             (SET LOCAL with LockTimeout, StatementTimeout;
+//	                                              set_config for the limits a deadline on ctx
+//	                                              derives: one round trip)
 //	SAVEPOINT cockroach_restart                  (with CockroachRestart; SET LOCAL then here)
 //	fn
 //	RELEASE SAVEPOINT cockroach_restart          (with CockroachRestart)
