@@ -169,11 +169,24 @@
 // that would outlast the deadline and the connection survives:
 //
 //	dialect    derived from the deadline                        cost per attempt
-//	Postgres   SET LOCAL statement_timeout, lock_timeout (ms)    one statement, after BEGIN
+//	Postgres   statement_timeout, lock_timeout (ms), SET LOCAL   one statement, after BEGIN
+//	           or set_config
 //	MariaDB    max_statement_time (every statement, lock waits)  two statements, pinned connection
 //	MySQL      max_execution_time (read-only SELECT only),      two statements, pinned connection
 //	           innodb_lock_wait_timeout (whole seconds, ≥ 1 s)
 //	SQLite     —: a deadline interrupts the statement and keeps the connection (§5.9)
+//
+// A derived limit only ever lowers what is in force. Where [LockTimeout] or
+// [StatementTimeout] gave the setting, the attempt gets the smaller of the
+// given and the derived value: the given one applies over any default, as
+// you chose it. Where neither did, it gets the smaller of the derived
+// value and the value in force on the server — a role's, a database's or
+// the global default, a DSN's or a session's SET — which the server
+// computes in the statement that sets it (set_config with current_setting
+// on PostgreSQL, in the same SELECT; IF and LEAST in the same SET on MySQL
+// and MariaDB; docs/backends.md §1.18, §3.15), so that a lower limit of
+// your own is never lifted; 0 in force (statement_timeout, lock_timeout,
+// max_statement_time, max_execution_time: no limit) takes the derived value.
 //
 // On MySQL an UPDATE that runs long for a reason other than a row lock,
 // and any lock wait when less than a second is left, is not covered: the

@@ -95,11 +95,27 @@ func TestTimeoutStatements(t *testing.T) {
 	}
 }
 
+// pgLeast is the set_config call that sets the PostgreSQL parameter name to
+// the least of ms and the value in force (0 in force: ms).
+func pgLeast(name, ms string) string {
+	return "set_config('" + name + "', LEAST(NULLIF(EXTRACT(EPOCH FROM current_setting('" + name + "')::interval) * 1000, 0), " + ms + ")::bigint::text, true)"
+}
+
+// myLeast is the expression that sets the MySQL or MariaDB session
+// variable name to the least of value and the value in force (0 in force:
+// value).
+func myLeast(name, value string) string {
+	return "IF(@@SESSION." + name + " = 0, " + value + ", LEAST(@@SESSION." + name + ", " + value + "))"
+}
+
 // With a deadline on the context, each attempt lowers the limits to the
-// time left less the margin, where that is smaller than the limit given:
-// PostgreSQL's statement_timeout and lock_timeout, MariaDB's
-// max_statement_time, MySQL's max_execution_time and, in whole seconds
-// rounded down, innodb_lock_wait_timeout; nothing on SQLite.
+// time left less the margin: PostgreSQL's statement_timeout and
+// lock_timeout, MariaDB's max_statement_time, MySQL's max_execution_time
+// and, in whole seconds rounded down, innodb_lock_wait_timeout; nothing on
+// SQLite. A limit given is set to the smaller of the given and the derived
+// value, plainly; one not given to the least of the derived value and the
+// value in force, which the server computes, so that a lower default is
+// never raised.
 func TestTimeoutsFromDeadline(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -111,23 +127,32 @@ func TestTimeoutsFromDeadline(t *testing.T) {
 		set     string
 	}{
 		{name: "postgres", d: Postgres, c: &config{}, timeout: 2 * time.Second,
-			local: "SET LOCAL lock_timeout = 1950; SET LOCAL statement_timeout = 1950"},
-		{name: "postgres, smaller lock timeout given", d: Postgres, c: &config{lockTimeout: 100 * time.Millisecond, statementTimeout: time.Minute}, timeout: 2 * time.Second,
+			local: "SELECT " + pgLeast("lock_timeout", "1950") + ", " + pgLeast("statement_timeout", "1950")},
+		{name: "postgres, smaller lock timeout given, larger statement timeout lowered", d: Postgres,
+			c: &config{lockTimeout: 100 * time.Millisecond, statementTimeout: time.Minute}, timeout: 2 * time.Second,
 			local: "SET LOCAL lock_timeout = 100; SET LOCAL statement_timeout = 1950"},
+		{name: "postgres, statement timeout given", d: Postgres, c: &config{statementTimeout: 300 * time.Millisecond}, timeout: 2 * time.Second,
+			local: "SET LOCAL statement_timeout = 300; SELECT " + pgLeast("lock_timeout", "1950")},
 		{name: "postgres, a HotSpot's bound limits lock waits only", d: Postgres, c: &config{}, timeout: 60 * time.Millisecond, bound: 5 * time.Millisecond,
-			local: "SET LOCAL lock_timeout = 5; SET LOCAL statement_timeout = 54"},
+			local: "SELECT " + pgLeast("lock_timeout", "5") + ", " + pgLeast("statement_timeout", "54")},
 		{name: "mariadb, a HotSpot's bound limits everything", d: mariaDB, c: &config{}, timeout: 60 * time.Millisecond, bound: 5 * time.Millisecond,
-			set: "SET @dbop_saved_max_statement_time = @@SESSION.max_statement_time, @@SESSION.max_statement_time = 0.005000"},
+			set: "SET @dbop_saved_max_statement_time = @@SESSION.max_statement_time, @@SESSION.max_statement_time = " + myLeast("max_statement_time", "0.005000")},
 		{name: "mariadb", d: mariaDB, c: &config{}, timeout: 300 * time.Millisecond,
-			set: "SET @dbop_saved_max_statement_time = @@SESSION.max_statement_time, @@SESSION.max_statement_time = 0.270000"},
+			set: "SET @dbop_saved_max_statement_time = @@SESSION.max_statement_time, @@SESSION.max_statement_time = " + myLeast("max_statement_time", "0.270000")},
 		{name: "mariadb, lock timeout given", d: mariaDB, c: &config{lockTimeout: time.Second}, timeout: 300 * time.Millisecond,
 			set: "SET @dbop_saved_innodb_lock_wait_timeout = @@SESSION.innodb_lock_wait_timeout, @@SESSION.innodb_lock_wait_timeout = 1, " +
-				"@dbop_saved_max_statement_time = @@SESSION.max_statement_time, @@SESSION.max_statement_time = 0.270000"},
+				"@dbop_saved_max_statement_time = @@SESSION.max_statement_time, @@SESSION.max_statement_time = " + myLeast("max_statement_time", "0.270000")},
+		{name: "mariadb, statement timeout given", d: mariaDB, c: &config{statementTimeout: time.Minute}, timeout: 300 * time.Millisecond,
+			set: "SET @dbop_saved_max_statement_time = @@SESSION.max_statement_time, @@SESSION.max_statement_time = 0.270000"},
 		{name: "mysql, under a second", d: mySQL, c: &config{}, timeout: 300 * time.Millisecond,
-			set: "SET @dbop_saved_max_execution_time = @@SESSION.max_execution_time, @@SESSION.max_execution_time = 270"},
+			set: "SET @dbop_saved_max_execution_time = @@SESSION.max_execution_time, @@SESSION.max_execution_time = " + myLeast("max_execution_time", "270")},
 		{name: "mysql, seconds", d: mySQL, c: &config{lockTimeout: 10 * time.Second}, timeout: 2500 * time.Millisecond,
 			set: "SET @dbop_saved_innodb_lock_wait_timeout = @@SESSION.innodb_lock_wait_timeout, @@SESSION.innodb_lock_wait_timeout = 2, " +
-				"@dbop_saved_max_execution_time = @@SESSION.max_execution_time, @@SESSION.max_execution_time = 2450"},
+				"@dbop_saved_max_execution_time = @@SESSION.max_execution_time, @@SESSION.max_execution_time = " + myLeast("max_execution_time", "2450")},
+		{name: "mysql, seconds, no lock timeout given", d: mySQL, c: &config{statementTimeout: 100 * time.Millisecond}, timeout: 2500 * time.Millisecond,
+			set: "SET @dbop_saved_innodb_lock_wait_timeout = @@SESSION.innodb_lock_wait_timeout, " +
+				"@@SESSION.innodb_lock_wait_timeout = LEAST(@@SESSION.innodb_lock_wait_timeout, 2), " +
+				"@dbop_saved_max_execution_time = @@SESSION.max_execution_time, @@SESSION.max_execution_time = 100"},
 		{name: "sqlite", d: SQLite, c: &config{}, timeout: time.Second},
 	}
 	for _, tt := range tests {

@@ -78,8 +78,12 @@ func ReadOnly() TxOption {
 //   - SQLite: PRAGMA busy_timeout, in milliseconds (SQLITE_BUSY).
 //
 // See "Per-attempt server timeouts" in the package documentation for how the
-// session settings of MySQL, MariaDB and SQLite are restored. LockTimeout
-// panics if d <= 0.
+// session settings of MySQL, MariaDB and SQLite are restored. The value
+// given is set as it is, over any default in force (you chose it), lowered
+// only by the limit [InTx] derives from a context's deadline where that is
+// smaller; without LockTimeout the derived limit never raises the value in
+// force (see "Limits derived from a deadline"). LockTimeout panics if
+// d <= 0.
 func LockTimeout(d time.Duration) TxOption {
 	if d <= 0 {
 		panic(fmt.Sprintf("sqldb: LockTimeout(%v): the timeout must be positive", d))
@@ -100,7 +104,10 @@ func LockTimeout(d time.Duration) TxOption {
 // SQLite has no such setting: [InTx] panics if it is given with the
 // [SQLite] dialect. Use [dbop.WithTimeout] there: modernc.org/sqlite
 // interrupts the statement and keeps the connection (docs/backends.md
-// §5.9, §10.7). StatementTimeout panics if d <= 0.
+// §5.9, §10.7). As with [LockTimeout], the value given is set over any
+// default in force and lowered only by a limit derived from the context's
+// deadline; without StatementTimeout the derived limit never raises the
+// value in force. StatementTimeout panics if d <= 0.
 func StatementTimeout(d time.Duration) TxOption {
 	if d <= 0 {
 		panic(fmt.Sprintf("sqldb: StatementTimeout(%v): the timeout must be positive", d))

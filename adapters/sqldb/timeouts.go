@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop/internal/resolve"
+	"github.com/dbop-go/dbop/internal/serverlimit"
 	"github.com/dbop-go/dbop/internal/sqldialect"
 )
 
@@ -79,11 +80,11 @@ func newTimeouts(caller string, d Dialect, c *config) timeouts {
 	}
 	switch t.family {
 	case sqldialect.Postgres:
-		t.local = t.localSQL(t.lock, t.stmt)
+		t.local = localSQL(millisOrNone(t.lock), millisOrNone(t.stmt), nil)
 	case sqldialect.SQLite:
 		t.session = &session{family: t.family, names: []string{"busy_timeout"}, read: "PRAGMA busy_timeout", set: "PRAGMA busy_timeout = " + millis(t.lock)}
 	default:
-		t.session = t.mySession(t.lockSeconds(), t.stmt, "")
+		t.session = t.mySession(t.lockSeconds(), t.statementValue(t.stmt))
 	}
 	return t
 }
@@ -97,43 +98,63 @@ func (t timeouts) lockSeconds() string {
 	return lockWaitSeconds(t.lock)
 }
 
-// localSQL returns PostgreSQL's SET LOCAL statements for lock and stmt
-// (0: not set), in one string: with no arguments pgx (docs/backends.md
+// localSQL returns PostgreSQL's statements for one attempt, in one string:
+// SET LOCAL lock_timeout and statement_timeout to lock and stmt (in
+// milliseconds; "" for not set), then one SELECT of least, the set_config
+// calls of the limits derived from a deadline for parameters not given
+// (serverlimit.PostgresLeast). With no arguments pgx (docs/backends.md
 // §2.5) and lib/pq use the simple query protocol, which runs several
-// statements in one round trip.
-func (t timeouts) localSQL(lock, stmt time.Duration) string {
+// statements in one round trip and discards the SELECT's row.
+func localSQL(lock, stmt string, least []string) string {
 	var stmts []string
-	if lock > 0 {
-		stmts = append(stmts, "SET LOCAL lock_timeout = "+millis(lock))
+	if lock != "" {
+		stmts = append(stmts, "SET LOCAL lock_timeout = "+lock)
 	}
-	if stmt > 0 {
-		stmts = append(stmts, "SET LOCAL statement_timeout = "+millis(stmt))
+	if stmt != "" {
+		stmts = append(stmts, "SET LOCAL statement_timeout = "+stmt)
+	}
+	if sel := serverlimit.PostgresSelect(least); sel != "" {
+		stmts = append(stmts, sel)
 	}
 	return strings.Join(stmts, "; ")
 }
 
-// mySession returns the session settings of MySQL or MariaDB for a lock
-// wait limit in whole seconds (lockSeconds, "" for none) and a statement
-// limit stmt (0 for none), or nil when there are none. stmtValue, when
-// not "", is stmt already formatted (a derived limit, rounded down).
-func (t timeouts) mySession(lockSeconds string, stmt time.Duration, stmtValue string) *session {
-	var names, values []string
-	if lockSeconds != "" { // §3.4
-		names, values = append(names, "innodb_lock_wait_timeout"), append(values, lockSeconds)
+// millisOrNone formats d with millis, or returns "" when d is 0 (not set).
+func millisOrNone(d time.Duration) string {
+	if d <= 0 {
+		return ""
 	}
-	if stmt > 0 {
-		switch t.family {
-		case sqldialect.MySQL: // §3.6
-			if stmtValue == "" {
-				stmtValue = millis(stmt)
-			}
-			names, values = append(names, "max_execution_time"), append(values, stmtValue)
-		case sqldialect.MariaDB: // §3.7, §3.8
-			if stmtValue == "" {
-				stmtValue = statementSeconds(stmt)
-			}
-			names, values = append(names, "max_statement_time"), append(values, stmtValue)
+	return millis(d)
+}
+
+// statementValue formats stmt, a StatementTimeout given, for the
+// dialect's session setting, or returns "" when none was given.
+func (t timeouts) statementValue(stmt time.Duration) string {
+	switch {
+	case stmt <= 0:
+		return ""
+	case t.family == sqldialect.MySQL:
+		return millis(stmt)
+	}
+	return statementSeconds(stmt)
+}
+
+// mySession returns the session settings of MySQL or MariaDB for a lock
+// wait limit (innodb_lock_wait_timeout, §3.4) and a statement limit
+// (MySQL's max_execution_time, §3.6; MariaDB's max_statement_time, §3.7,
+// §3.8), each a value or an expression for SET ("" for none), or nil when
+// there are none.
+func (t timeouts) mySession(lock, stmt string) *session {
+	var names, values []string
+	if lock != "" {
+		names, values = append(names, "innodb_lock_wait_timeout"), append(values, lock)
+	}
+	if stmt != "" {
+		name := "max_statement_time"
+		if t.family == sqldialect.MySQL {
+			name = "max_execution_time"
 		}
+		names, values = append(names, name), append(values, stmt)
 	}
 	if len(names) == 0 {
 		return nil
@@ -144,8 +165,7 @@ func (t timeouts) mySession(lockSeconds string, stmt time.Duration, stmtValue st
 // attempt returns the statements of one attempt that begins now: the SET
 // LOCAL statements on PostgreSQL, or the session settings elsewhere, for
 // the limits given and, when ctx has a deadline, for the limits derived
-// from the time left on it less a margin (resolve.ServerLimits), where
-// those are smaller or none was given:
+// from the time left on it less a margin (resolve.ServerLimits):
 //
 //   - PostgreSQL: statement_timeout and lock_timeout, in milliseconds;
 //     lock_timeout lowered to a dbop.HotSpot's bound on lock waits, where
@@ -159,6 +179,16 @@ func (t timeouts) mySession(lockSeconds string, stmt time.Duration, stmtValue st
 //   - SQLite: nothing; a context deadline interrupts the statement and
 //     keeps the connection there (§5.9).
 //
+// A derived limit only lowers what is in force. A limit given
+// ([LockTimeout], [StatementTimeout]) is set to the smaller of the given
+// and the derived value, plainly: the user chose it, over any default. A
+// limit not given is set to the smaller of the derived value and the value
+// in force on the server (a role's, a database's or the global default, a
+// DSN's or a session's SET), which the server computes in the statement
+// that sets it (serverlimit.PostgresLeast, serverlimit.MySQLLeast;
+// docs/backends.md §1.18, §3.15): a lower limit of the user's own is never
+// lifted, and 0 in force ("no limit") takes the derived value.
+//
 // A derived limit is rounded down, so that the margin stays whole. Without
 // a deadline it returns what newTimeouts built, allocating nothing.
 func (t timeouts) attempt(ctx context.Context) (local string, s *session) {
@@ -166,41 +196,58 @@ func (t timeouts) attempt(ctx context.Context) (local string, s *session) {
 	if !ok || t.family == sqldialect.SQLite {
 		return t.local, t.session
 	}
-	lowerTo := func(given, limit time.Duration) time.Duration {
-		if given > 0 && given < limit {
-			return given
-		}
-		return limit
-	}
 	if t.family == sqldialect.Postgres {
-		return t.localSQL(lowerTo(t.lock, lockLimit), lowerTo(t.stmt, stmtLimit)), nil
+		var lock, stmt string
+		var least []string
+		for _, l := range [...]struct {
+			name         string
+			given, limit time.Duration
+			value        *string
+		}{{"lock_timeout", t.lock, lockLimit, &lock}, {"statement_timeout", t.stmt, stmtLimit, &stmt}} {
+			ms := int64(l.limit / time.Millisecond) // ServerLimits leaves at least a millisecond
+			switch {
+			case l.given == 0:
+				least = append(least, serverlimit.PostgresLeast(l.name, ms))
+			case l.limit < l.given:
+				*l.value = strconv.FormatInt(ms, 10)
+			default:
+				*l.value = millis(l.given)
+			}
+		}
+		return localSQL(lock, stmt, least), nil
 	}
 	// One limit covers statements and lock waits: the smaller.
 	limit := min(stmtLimit, lockLimit)
-	lower := func(given time.Duration) time.Duration { return lowerTo(given, limit) }
-	switch t.family {
-	case sqldialect.MariaDB:
-		lock := t.lockSeconds()
-		stmt := lower(t.stmt)
-		value := ""
-		if stmt == limit {
-			value = statementSecondsDown(limit)
+	lock := t.lockSeconds()
+	stmt := t.statementValue(t.stmt)
+	if t.family == sqldialect.MariaDB {
+		value := statementSecondsDown(limit)
+		switch {
+		case t.stmt == 0:
+			stmt = serverlimit.MySQLLeast("max_statement_time", value, true)
+		case limit < t.stmt:
+			stmt = value
 		}
-		return "", t.mySession(lock, stmt, value)
+		return "", t.mySession(lock, stmt)
 	}
 	// MySQL
-	lock := t.lockSeconds()
 	if secs := int64(limit / time.Second); secs >= 1 {
-		if lock == "" || t.lock > time.Duration(secs)*time.Second {
-			lock = strconv.FormatInt(secs, 10)
+		value := strconv.FormatInt(secs, 10)
+		switch {
+		case t.lock == 0:
+			lock = serverlimit.MySQLLeast("innodb_lock_wait_timeout", value, false)
+		case time.Duration(secs)*time.Second < t.lock:
+			lock = value
 		}
 	}
-	stmt := lower(t.stmt)
-	value := ""
-	if stmt == limit {
-		value = strconv.FormatInt(int64(limit/time.Millisecond), 10)
+	value := strconv.FormatInt(int64(limit/time.Millisecond), 10)
+	switch {
+	case t.stmt == 0:
+		stmt = serverlimit.MySQLLeast("max_execution_time", value, true)
+	case limit < t.stmt:
+		stmt = value
 	}
-	return "", t.mySession(lock, stmt, value)
+	return "", t.mySession(lock, stmt)
 }
 
 // restoreSQL returns the statement that sets SQLite's busy_timeout back to
