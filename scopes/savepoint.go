@@ -31,13 +31,9 @@ func SavepointName(depth int) string {
 	return "dbop_sp_" + strconv.Itoa(depth)
 }
 
-// spDepthKey is the context key of the savepoint nesting depth.
-type spDepthKey struct{}
-
-func savepointDepth(ctx context.Context) int {
-	d, _ := ctx.Value(spDepthKey{}).(int)
-	return d
-}
+// savepointDepth returns the nesting depth of the savepoint ctx runs in, 0
+// outside any (txmark.SavepointDepth).
+func savepointDepth(ctx context.Context) int { return txmark.SavepointDepth(ctx) }
 
 // InSavepoint returns a Decorator that runs each attempt of the decorated
 // operation inside a savepoint of the transaction sp runs statements in, so
@@ -142,7 +138,7 @@ func runSavepoint(ctx context.Context, c *config, sp Savepointer, next func(cont
 		inner = new(txmark.State)
 		innerCtx = txmark.WithState(ctx, inner)
 	}
-	innerCtx = context.WithValue(innerCtx, spDepthKey{}, depth)
+	innerCtx = txmark.WithSavepointDepth(innerCtx, depth)
 	if outer != nil {
 		// A frame for the savepoints released inside this one: a Then
 		// around this scope must not count them should this one be rolled

@@ -237,3 +237,21 @@ func Comparable(v any) (ok bool) {
 // same pipeline may trust them. The scopes call it on the decorators they
 // build; an AroundTx of the caller's is the caller's code. dbop sets it.
 var Certify func(d any)
+
+// spDepthKey is the context key of the savepoint nesting depth.
+type spDepthKey struct{}
+
+// WithSavepointDepth returns ctx marked as running inside the savepoint at
+// nesting depth depth, counted from 1 (scopes.InSavepoint marks each
+// attempt's context so).
+func WithSavepointDepth(ctx context.Context, depth int) context.Context {
+	return context.WithValue(ctx, spDepthKey{}, depth)
+}
+
+// SavepointDepth returns the nesting depth of the savepoint ctx runs in,
+// 0 outside any: what an adapter's savepoint scope keys the state of one
+// attempt by, so that nested savepoints do not share it.
+func SavepointDepth(ctx context.Context) int {
+	d, _ := ctx.Value(spDepthKey{}).(int)
+	return d
+}
