@@ -5,6 +5,7 @@ import (
 	"database/sql"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/resolve"
 	"github.com/dbop-go/dbop/internal/sqldialect"
 	"github.com/dbop-go/dbop/scopes"
 )
@@ -54,6 +55,21 @@ func (s savepoints) Release(ctx context.Context, name string) error {
 // own, each committed at once; the scope's RELEASE or ROLLBACK TO then
 // finds no savepoint, and the error is Ambiguous, so that the transaction
 // is not run again. The same holds on SQLite after an interrupted write.
+// With a deadline on a step attempt's context (a [dbop.WithTimeout] listed
+// after the retry, or a dbop.HotSpot's server deadline), InSavepoint sets
+// server-side limits derived from it for that attempt (statement_timeout
+// and lock_timeout on PostgreSQL; max_statement_time on MariaDB; max_execution_time and innodb_lock_wait_timeout on MySQL, session settings on the transaction's connection whose earlier values are kept in user variables; nothing on SQLite, where a deadline interrupts the statement and keeps the connection), so that the server, not the driver
+// closing the connection, ends a statement that would outlast it, and the
+// step is retried at its savepoint. It costs a round trip to set them and
+// one to restore them per attempt with a deadline (on PostgreSQL with set_config(…, true), set back after a successful attempt and undone by the ROLLBACK TO of a failed one; on MySQL and MariaDB set back after every attempt); on a slow link,
+// where the setting round trip ate more than a quarter of the margin kept
+// before the deadline, they are set back and set again. Without a
+// deadline it sends nothing more. The limits bound each statement (and
+// lock wait), not the step: a step whose several statements together
+// outlast the deadline can still have its connection closed by the
+// driver, which ends the caller's transaction; nothing is applied twice,
+// and the transaction's owner decides what follows.
+//
 // It panics if tx is nil, d is invalid or an option is nil.
 func InSavepoint(tx *sql.Tx, d Dialect, opts ...SavepointOption) dbop.Decorator {
 	if tx == nil {
@@ -61,8 +77,24 @@ func InSavepoint(tx *sql.Tx, d Dialect, opts ...SavepointOption) dbop.Decorator 
 	}
 	mustBeValid(d, "InSavepoint")
 	c := newSavepointConfig(opts)
-	return scopes.InSavepoint(savepoints{tx: tx, family: d.Family},
+	scope := scopes.InSavepoint(savepoints{tx: tx, family: d.Family},
 		c.classifyBy(d),
 		scopes.RollbackTimeout(c.rollbackTimeout),
 	)
+	if d.Family == sqldialect.SQLite {
+		return scope // a deadline interrupts the statement and keeps the connection (§5.9)
+	}
+	stx := resolve.SavepointTx{
+		Who: "sqldb",
+		Exec: func(ctx context.Context, query string) error {
+			_, err := tx.ExecContext(ctx, query)
+			return err
+		},
+		Query: func(ctx context.Context, query string, args ...any) ([]string, error) {
+			return resolve.FirstColumn(tx.QueryContext(ctx, query, args...))
+		},
+	}
+	return dbop.Chain(scope, dbop.Around(func(ctx context.Context, next func(context.Context) error) error {
+		return resolve.SavepointLimits(ctx, d.Family, stx, c.rollbackTimeout, next)
+	}))
 }
