@@ -88,6 +88,17 @@ func MySQLSessionLimits(mariadb bool, limit time.Duration, tag string) (set, res
 	return "SET " + strings.Join(sets, ", "), "SET " + strings.Join(restores, ", ")
 }
 
+// IsMySQLSessionLimits reports whether query is one of the statements
+// MySQLSessionLimits writes: a SET of session variables and of the user
+// variables that keep their earlier values, which writes no row. A scope
+// sends the restore after its attempt whatever became of the transaction,
+// after a deadlock that ended it too, so gormdb's pool does not count it as
+// the function going on past that deadlock.
+func IsMySQLSessionLimits(query string) bool {
+	return strings.HasPrefix(query, "SET @dbop_saved_") ||
+		(strings.HasPrefix(query, "SET @@SESSION.") && strings.Contains(query, " = @dbop_saved_"))
+}
+
 // ServerLimitsLess is ServerLimits less d, at least MinLimit each: the
 // limits to set with a statement that takes d to reach the server and
 // come back, so that the later statements, which start that much later,
