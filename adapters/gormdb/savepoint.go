@@ -53,18 +53,23 @@ import (
 //
 // With a deadline on a step attempt's context (a [dbop.WithTimeout] listed
 // after the retry, or a dbop.HotSpot's server deadline), InSavepoint sets
-// server-side limits derived from it for that attempt (statement_timeout
-// and lock_timeout on PostgreSQL; max_statement_time on MariaDB; max_execution_time and innodb_lock_wait_timeout on MySQL, session settings on the transaction's connection whose earlier values are kept in user variables; nothing on SQLite), so that the server, not the driver
-// closing the connection, ends a statement that would outlast it, and the
-// step is retried at its savepoint. It costs a round trip to set them and
-// one to restore them per attempt with a deadline (on PostgreSQL with set_config(…, true), set back after a successful attempt and undone by the ROLLBACK TO of a failed one; on MySQL and MariaDB set back after every attempt); on a slow link,
-// where the setting round trip ate more than a quarter of the margin kept
-// before the deadline, they are set back and set again. Without a
-// deadline it sends nothing more. The limits bound each statement (and
-// lock wait), not the step: a step whose several statements together
-// outlast the deadline can still have its connection closed by the
-// driver, which ends the caller's transaction; nothing is applied twice,
-// and the transaction's owner decides what follows.
+// server-side limits derived from it for that attempt (statement_timeout and
+// lock_timeout on PostgreSQL; max_statement_time on MariaDB;
+// max_execution_time and innodb_lock_wait_timeout on MySQL, session settings
+// on the transaction's connection whose earlier values are kept in user
+// variables; nothing on SQLite), so that the server, not the driver closing
+// the connection, ends a statement that would outlast it, and the step is
+// retried at its savepoint. It costs a round trip to set them and one to
+// restore them per attempt with a deadline (on PostgreSQL with set_config(…,
+// true), set back after a successful attempt and undone by the ROLLBACK TO
+// of a failed one; on MySQL and MariaDB set back after every attempt); on a
+// slow link, where the setting round trip ate more than a quarter of the
+// margin kept before the deadline, they are set back and set again. Without
+// a deadline it sends nothing more. The limits bound each statement (and
+// lock wait), not the step: a step whose several statements together outlast
+// the deadline can still have its connection closed by the driver, which
+// ends the caller's transaction; nothing is applied twice, and the
+// transaction's owner decides what follows.
 //
 // The Decorator is safe for concurrent use, but tx serves one goroutine at
 // a time. InSavepoint panics if tx is nil, an option is nil, tx is on the

@@ -64,18 +64,19 @@ func (s savepointer) exec(ctx context.Context, stmt, name string) error {
 //
 // With a deadline on a step attempt's context (a [dbop.WithTimeout] listed
 // after the retry, or a dbop.HotSpot's server deadline), InSavepoint sets
-// server-side limits derived from it for that attempt (statement_timeout
-// and lock_timeout on PostgreSQL), so that the server, not the driver
-// closing the connection, ends a statement that would outlast it, and the
-// step is retried at its savepoint. It costs a round trip to set them and
-// one to restore them per attempt with a deadline (set_config(…, true), set back after a successful attempt, undone by the ROLLBACK TO of a failed one); on a slow link,
-// where the setting round trip ate more than a quarter of the margin kept
-// before the deadline, they are set back and set again. Without a
-// deadline it sends nothing more. The limits bound each statement (and
-// lock wait), not the step: a step whose several statements together
-// outlast the deadline can still have its connection closed by the
-// driver, which ends the caller's transaction; nothing is applied twice,
-// and the transaction's owner decides what follows.
+// server-side limits derived from it for that attempt (statement_timeout and
+// lock_timeout on PostgreSQL), so that the server, not the driver closing
+// the connection, ends a statement that would outlast it, and the step is
+// retried at its savepoint. It costs a round trip to set them and one to
+// restore them per attempt with a deadline (set_config(…, true), set back
+// after a successful attempt, undone by the ROLLBACK TO of a failed one); on
+// a slow link, where the setting round trip ate more than a quarter of the
+// margin kept before the deadline, they are set back and set again. Without
+// a deadline it sends nothing more. The limits bound each statement (and
+// lock wait), not the step: a step whose several statements together outlast
+// the deadline can still have its connection closed by the driver, which
+// ends the caller's transaction; nothing is applied twice, and the
+// transaction's owner decides what follows.
 //
 // The Decorator is safe for concurrent use, but tx serves one goroutine at
 // a time. It panics if tx is nil or an option is nil.

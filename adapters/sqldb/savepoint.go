@@ -49,26 +49,33 @@ func (s savepoints) Release(ctx context.Context, name string) error {
 // transaction-level ones (deadlocks, BUSY_SNAPSHOT, lost connections) pass
 // out untouched, without a ROLLBACK TO, to the retry around InTx. On MySQL
 // and MariaDB that matters: a deadlock ends the whole transaction and its
-// savepoints, so ROLLBACK TO would fail with 1305 (docs/backends.md §3.2).
-// A step that goes on after such a deadlock without returning it (a rows
-// loop that never checks rows.Err()) runs its later statements on their
-// own, each committed at once; the scope's RELEASE or ROLLBACK TO then
-// finds no savepoint, and the error is Ambiguous, so that the transaction
-// is not run again. The same holds on SQLite after an interrupted write.
+// savepoints, so ROLLBACK TO would fail with 1305 (docs/backends.md §3.2). A
+// step that goes on after such a deadlock without returning it (a rows loop
+// that never checks rows.Err()) runs its later statements on their own, each
+// committed at once; the scope's RELEASE or ROLLBACK TO then finds no
+// savepoint, and the error is Ambiguous, so that the transaction is not run
+// again. The same holds on SQLite after an interrupted write.
+//
 // With a deadline on a step attempt's context (a [dbop.WithTimeout] listed
 // after the retry, or a dbop.HotSpot's server deadline), InSavepoint sets
-// server-side limits derived from it for that attempt (statement_timeout
-// and lock_timeout on PostgreSQL; max_statement_time on MariaDB; max_execution_time and innodb_lock_wait_timeout on MySQL, session settings on the transaction's connection whose earlier values are kept in user variables; nothing on SQLite, where a deadline interrupts the statement and keeps the connection), so that the server, not the driver
-// closing the connection, ends a statement that would outlast it, and the
-// step is retried at its savepoint. It costs a round trip to set them and
-// one to restore them per attempt with a deadline (on PostgreSQL with set_config(…, true), set back after a successful attempt and undone by the ROLLBACK TO of a failed one; on MySQL and MariaDB set back after every attempt); on a slow link,
-// where the setting round trip ate more than a quarter of the margin kept
-// before the deadline, they are set back and set again. Without a
-// deadline it sends nothing more. The limits bound each statement (and
-// lock wait), not the step: a step whose several statements together
-// outlast the deadline can still have its connection closed by the
-// driver, which ends the caller's transaction; nothing is applied twice,
-// and the transaction's owner decides what follows.
+// server-side limits derived from it for that attempt (statement_timeout and
+// lock_timeout on PostgreSQL; max_statement_time on MariaDB;
+// max_execution_time and innodb_lock_wait_timeout on MySQL, session settings
+// on the transaction's connection whose earlier values are kept in user
+// variables; nothing on SQLite, where a deadline interrupts the statement
+// and keeps the connection), so that the server, not the driver closing the
+// connection, ends a statement that would outlast it, and the step is
+// retried at its savepoint. It costs a round trip to set them and one to
+// restore them per attempt with a deadline (on PostgreSQL with set_config(…,
+// true), set back after a successful attempt and undone by the ROLLBACK TO
+// of a failed one; on MySQL and MariaDB set back after every attempt); on a
+// slow link, where the setting round trip ate more than a quarter of the
+// margin kept before the deadline, they are set back and set again. Without
+// a deadline it sends nothing more. The limits bound each statement (and
+// lock wait), not the step: a step whose several statements together outlast
+// the deadline can still have its connection closed by the driver, which
+// ends the caller's transaction; nothing is applied twice, and the
+// transaction's owner decides what follows.
 //
 // It panics if tx is nil, d is invalid or an option is nil.
 func InSavepoint(tx *sql.Tx, d Dialect, opts ...SavepointOption) dbop.Decorator {
