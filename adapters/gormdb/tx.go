@@ -347,7 +347,7 @@ func (b *beginner) serverLimits(ctx context.Context) (setLocal, pinSet, pinResto
 		}
 		return setLocalSQL(lower(b.lock, lockLimit), lower(b.stmt, stmtLimit)), "", ""
 	case ok && b.backquotes():
-		set, restore := resolve.MySQLSessionLimits(b.family == sqldialect.MariaDB, min(stmtLimit, lockLimit), "")
+		set, restore := resolve.MySQLSessionLimits(b.family == sqldialect.MariaDB, min(stmtLimit, lockLimit))
 		return "", set, restore
 	}
 	return "", "", ""

@@ -3,7 +3,6 @@ package resolve
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -63,11 +62,8 @@ func LockLimit(ctx context.Context, given time.Duration) time.Duration {
 // max_statement_time (seconds, every statement, lock waits included); MySQL's
 // max_execution_time (milliseconds, read-only SELECT only) and, when at
 // least a second is left, innodb_lock_wait_timeout in whole seconds, both
-// rounded down. One SET changes all of its variables or none. The user
-// variables are @dbop_saved_<tag><name>: a savepoint's limits, set while a
-// transaction's are in force, keep theirs under a tag of their own
-// (SavepointLimits).
-func MySQLSessionLimits(mariadb bool, limit time.Duration, tag string) (set, restore string) {
+// rounded down. One SET changes all of its variables or none.
+func MySQLSessionLimits(mariadb bool, limit time.Duration) (set, restore string) {
 	type setting struct{ name, value string }
 	var settings []setting
 	if mariadb {
@@ -81,54 +77,9 @@ func MySQLSessionLimits(mariadb bool, limit time.Duration, tag string) (set, res
 	}
 	var sets, restores []string
 	for _, s := range settings {
-		saved := "@dbop_saved_" + tag + s.name
+		saved := "@dbop_saved_" + s.name
 		sets = append(sets, saved+" = @@SESSION."+s.name, "@@SESSION."+s.name+" = "+s.value)
 		restores = append(restores, "@@SESSION."+s.name+" = "+saved, saved+" = NULL")
 	}
 	return "SET " + strings.Join(sets, ", "), "SET " + strings.Join(restores, ", ")
-}
-
-// IsMySQLSessionLimits reports whether query is one of the statements
-// MySQLSessionLimits writes: a SET of session variables and of the user
-// variables that keep their earlier values, which writes no row. A scope
-// sends the restore after its attempt whatever became of the transaction,
-// after a deadlock that ended it too, so gormdb's pool does not count it as
-// the function going on past that deadlock.
-func IsMySQLSessionLimits(query string) bool {
-	return strings.HasPrefix(query, "SET @dbop_saved_") ||
-		(strings.HasPrefix(query, "SET @@SESSION.") && strings.Contains(query, " = @dbop_saved_"))
-}
-
-// ServerLimitsLess is ServerLimits less d, at least MinLimit each: the
-// limits to set with a statement that takes d to reach the server and
-// come back, so that the later statements, which start that much later,
-// keep the whole margin (SavepointLimits).
-func ServerLimitsLess(ctx context.Context, d time.Duration) (stmt, lock time.Duration, ok bool) {
-	if stmt, lock, ok = ServerLimits(ctx); !ok {
-		return 0, 0, false
-	}
-	return max(stmt-d, hotlock.MinLimit), max(lock-d, hotlock.MinLimit), true
-}
-
-// PostgresLimits returns a PostgreSQL scope's settings (names, with their
-// values in milliseconds, each name once) with statement_timeout and
-// lock_timeout lowered to stmt and lock (ServerLimits), in whole
-// milliseconds rounded down, so that the margin stays whole, and at least
-// one (0 is "no limit"): added after the others where not given, lowered
-// where given longer or 0, never raised. It does not change its arguments.
-func PostgresLimits(names []string, millis []int64, stmt, lock time.Duration) ([]string, []int64) {
-	names, millis = slices.Clone(names), slices.Clone(millis)
-	for _, l := range [...]struct {
-		name  string
-		limit time.Duration
-	}{{"statement_timeout", stmt}, {"lock_timeout", lock}} {
-		ms := max(int64(l.limit/time.Millisecond), 1)
-		switch i := slices.Index(names, l.name); {
-		case i < 0:
-			names, millis = append(names, l.name), append(millis, ms)
-		case millis[i] == 0 || millis[i] > ms:
-			millis[i] = ms
-		}
-	}
-	return names, millis
 }

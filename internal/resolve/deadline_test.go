@@ -67,7 +67,7 @@ func TestMySQLSessionLimits(t *testing.T) {
 				"@@SESSION.max_execution_time = @dbop_saved_max_execution_time, @dbop_saved_max_execution_time = NULL"},
 	}
 	for _, tt := range tests {
-		set, restore := MySQLSessionLimits(tt.mariadb, tt.limit, "")
+		set, restore := MySQLSessionLimits(tt.mariadb, tt.limit)
 		if set != tt.set || restore != tt.restore {
 			t.Errorf("MySQLSessionLimits(%t, %v) =\n%q, %q; want\n%q, %q", tt.mariadb, tt.limit, set, restore, tt.set, tt.restore)
 		}

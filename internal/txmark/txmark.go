@@ -30,6 +30,7 @@ package txmark
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // State is one transaction as seen by the scopes that run inside it. A
@@ -44,6 +45,25 @@ import (
 type State struct {
 	mu   sync.Mutex
 	doom error // the first error that doomed the transaction
+
+	// limits is the deadline the owner derived the transaction's server
+	// limits from, zero for none. It is set before the state is handed
+	// down and only read after, so it needs no lock.
+	limits time.Time
+}
+
+// SetLimitsDeadline records deadline as the one the transaction's owner
+// derived its server-side limits from (the context deadline of the
+// attempt that began the transaction). The owner calls it before it hands
+// the state down, never after.
+func (s *State) SetLimitsDeadline(deadline time.Time) { s.limits = deadline }
+
+// LimitsDeadline returns the deadline recorded by SetLimitsDeadline; ok is
+// false when none was. A savepoint step derives limits of its own only from
+// a deadline earlier than it: the limits in force already end a statement
+// before this one.
+func (s *State) LimitsDeadline() (deadline time.Time, ok bool) {
+	return s.limits, !s.limits.IsZero()
 }
 
 // Doom records err as the error that doomed the transaction, unless one is
