@@ -50,7 +50,7 @@ import (
 //     nested tx.Transaction rolls back to its savepoint after the error,
 //     and those statements write nothing; nor do the session settings
 //     InSavepoint sets back after an attempt with a deadline
-//     (resolve.IsMySQLSessionLimits). Nor does a statement whose error
+//     (resolve.IsMySQLSavepointLimits). Nor does a statement whose error
 //     says it was never sent (driver.ErrBadConn, sql.ErrTxDone). Every
 //     other statement counts, reads included, failed or not, and so does
 //     preparing one: it cannot be told from here that it wrote nothing.
@@ -109,7 +109,7 @@ func (p *txPool) ended() bool {
 // had already closed. A connection lost at the error that ended the
 // transaction answers every later statement so, and sends nothing.
 func (p *txPool) sent(after bool, query string, err error) {
-	if !after || savepointStatement(query) || resolve.IsMySQLSessionLimits(query) {
+	if !after || savepointStatement(query) || resolve.IsMySQLSavepointLimits(query) {
 		return
 	}
 	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrTxDone) || errors.Is(err, sql.ErrConnDone) {

@@ -2,8 +2,11 @@ package pgxdb
 
 import (
 	"context"
+	"time"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/resolve"
+	"github.com/dbop-go/dbop/internal/sqldialect"
 	"github.com/dbop-go/dbop/scopes"
 	"github.com/jackc/pgx/v5"
 )
@@ -90,4 +93,41 @@ func InSavepoint(tx pgx.Tx, opts ...SavepointOption) dbop.Decorator {
 		scopes.RollbackTimeout(c.rollbackTimeout),
 	)
 	return dbop.Chain(scope, savepointLimits(tx, c.settings, c.rollbackTimeout))
+}
+
+// savepointLimits returns the Decorator InSavepoint runs inside each
+// attempt's savepoint (resolve.SavepointLimits): the settings given and,
+// when the attempt's context has a deadline earlier than the one InTx
+// derived the transaction's limits from (resolve.StepLimit),
+// statement_timeout and lock_timeout lowered to what it leaves, never
+// above the values in force, set with set_config(name, value, true), which
+// is SET LOCAL, by the statement that reads the values they replace. After
+// a successful step the earlier values are set back, so that the step's
+// limits do not survive the RELEASE SAVEPOINT and last until the end of the
+// caller's transaction; after a failed one the ROLLBACK TO SAVEPOINT that
+// follows undoes them with everything else the attempt did
+// (docs/backends.md §1.4). A failed restore after a successful step is
+// returned as the step's error. With neither settings nor such a deadline
+// it sends nothing.
+func savepointLimits(tx pgx.Tx, settings []setting, restoreTimeout time.Duration) dbop.Decorator {
+	names, millis := distinctMillis(settings)
+	stx := resolve.SavepointTx{
+		Who: "pgxdb",
+		Query: func(ctx context.Context, query string, args ...any) ([]string, error) {
+			rows, err := tx.Query(ctx, query, args...)
+			if err != nil {
+				return nil, err
+			}
+			return pgx.CollectRows(rows, func(row pgx.CollectableRow) (string, error) {
+				var prev, set string
+				err := row.Scan(&prev, &set)
+				return prev, err
+			})
+		},
+		Names:  names,
+		Millis: millis,
+	}
+	return dbop.Around(func(ctx context.Context, next func(context.Context) error) error {
+		return resolve.SavepointLimits(ctx, sqldialect.Postgres, stx, restoreTimeout, next)
+	})
 }

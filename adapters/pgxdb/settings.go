@@ -9,9 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/resolve"
-	"github.com/dbop-go/dbop/internal/sqldialect"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -131,7 +129,20 @@ func (c *config) attemptSettings(ctx context.Context) string {
 		return c.setSQL
 	}
 	names, values := distinctMillis(c.settings)
-	names, values = resolve.PostgresLimits(names, values, stmt, lock)
+	for _, l := range [...]struct {
+		name  string
+		limit time.Duration
+	}{{"statement_timeout", stmt}, {"lock_timeout", lock}} {
+		ms := int64(l.limit / time.Millisecond) // rounded down: the margin stays whole
+		i := slices.Index(names, l.name)
+		switch {
+		case i < 0:
+			names = append(names, l.name)
+			values = append(values, ms)
+		case values[i] == 0 || values[i] > ms: // 0 is "no limit"
+			values[i] = ms
+		}
+	}
 	var b strings.Builder
 	for i := range names {
 		if i > 0 {
@@ -206,54 +217,6 @@ func beginSQL(opts pgx.TxOptions, setSQL string) string {
 		b.WriteString("; " + setSQL)
 	}
 	return b.String()
-}
-
-// savepointLimits returns the Decorator InSavepoint runs inside each
-// attempt's savepoint (resolve.SavepointLimits): the settings given and,
-// when the attempt's context has a deadline, statement_timeout and
-// lock_timeout lowered to what it leaves, set with set_config(name, value,
-// true), which is SET LOCAL, by the statement that reads the values they
-// replace; after the step, while the transaction is still usable, the
-// earlier values are set back, so that the step's limits do not survive
-// the RELEASE SAVEPOINT and last until the end of the caller's
-// transaction. After a failed statement the transaction is aborted and the
-// ROLLBACK TO SAVEPOINT that follows undoes the settings with everything
-// else the attempt did (docs/backends.md §1.4). A failed restore after a
-// successful step is returned as the step's error. With neither settings
-// nor a deadline it sends nothing.
-func savepointLimits(tx pgx.Tx, settings []setting, restoreTimeout time.Duration) dbop.Decorator {
-	names, millis := distinctMillis(settings)
-	stx := resolve.SavepointTx{
-		Who: "pgxdb",
-		Query: func(ctx context.Context, query string, args ...any) ([]string, error) {
-			rows, err := tx.Query(ctx, query, args...)
-			if err != nil {
-				return nil, err
-			}
-			return pgx.CollectRows(rows, func(row pgx.CollectableRow) (string, error) {
-				var prev, set string
-				err := row.Scan(&prev, &set)
-				return prev, err
-			})
-		},
-		Usable: func() bool { return txUsable(tx) },
-		Names:  names,
-		Millis: millis,
-	}
-	return dbop.Around(func(ctx context.Context, next func(context.Context) error) error {
-		return resolve.SavepointLimits(ctx, sqldialect.Postgres, stx, restoreTimeout, next)
-	})
-}
-
-// txUsable reports whether tx's connection is inside a transaction that can
-// still run statements: its status is 'T', not 'E' (failed) or 'I'
-// (docs/backends.md §1.1, §2.8).
-func txUsable(tx pgx.Tx) bool {
-	conn := tx.Conn()
-	if conn == nil || conn.IsClosed() {
-		return false
-	}
-	return conn.PgConn().TxStatus() == 'T'
 }
 
 // distinct returns the names and values of settings, each name once with
