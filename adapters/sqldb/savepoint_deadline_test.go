@@ -54,9 +54,12 @@ func TestSavepointStepDeadlineBecomesServerLimits(t *testing.T) {
 
 			var owners, steps atomic.Int32
 			var retried []error
-			var after string
+			var before, after string
 			op := sqldb.Do(db, c.d, func(ctx context.Context, tx *sql.Tx) error {
 				owners.Add(1)
+				if err := tx.QueryRowContext(ctx, c.setting).Scan(&before); err != nil {
+					return err
+				}
 				if _, err := tx.ExecContext(ctx, "UPDATE "+tbl+" SET v = v + 1 WHERE id = 1"); err != nil {
 					return err
 				}
@@ -70,7 +73,7 @@ func TestSavepointStepDeadlineBecomesServerLimits(t *testing.T) {
 				}).With(
 					dbop.WithRetry(dbop.Constant(10*time.Millisecond), dbop.MaxAttempts(20),
 						dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) { retried = append(retried, e.Err) })),
-					dbop.WithTimeout(300*time.Millisecond),
+					dbop.WithTimeout(150*time.Millisecond),
 					sqldb.InSavepoint(tx, c.d),
 				).Run(ctx)
 				if err != nil {
@@ -103,8 +106,8 @@ func TestSavepointStepDeadlineBecomesServerLimits(t *testing.T) {
 			if int(steps.Load()) != len(retried)+1 {
 				t.Errorf("the step ran %d times for %d retries", steps.Load(), len(retried))
 			}
-			if after != c.want {
-				t.Errorf("%s after the step = %q, want %q", c.setting, after, c.want)
+			if after != c.want || after != before {
+				t.Errorf("%s after the step = %q, before it %q, want %q", c.setting, after, before, c.want)
 			}
 			if v1, v2 := scalar[int](t, db, "SELECT v FROM "+tbl+" WHERE id = 1"), scalar[int](t, db, "SELECT v FROM "+tbl+" WHERE id = 2"); v1 != 1 || v2 != 1 {
 				t.Errorf("v1 = %d, v2 = %d; want 1, 1", v1, v2)
