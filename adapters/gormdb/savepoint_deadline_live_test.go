@@ -63,9 +63,12 @@ func TestSavepointStepDeadlineBecomesServerLimits(t *testing.T) {
 
 			var owners, steps atomic.Int32
 			var retried []error
-			var after string
+			var before, after string
 			op := gormdb.Do(db, func(ctx context.Context, tx *gorm.DB) error {
 				owners.Add(1)
+				if err := tx.Raw(c.setting).Row().Scan(&before); err != nil {
+					return err
+				}
 				if err := tx.Exec("UPDATE " + tbl + " SET n = n + 1 WHERE id = 1").Error; err != nil {
 					return err
 				}
@@ -76,7 +79,7 @@ func TestSavepointStepDeadlineBecomesServerLimits(t *testing.T) {
 				}).With(
 					dbop.WithRetry(dbop.Constant(10*time.Millisecond), dbop.MaxAttempts(20),
 						dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) { retried = append(retried, e.Err) })),
-					dbop.WithTimeout(300*time.Millisecond),
+					dbop.WithTimeout(150*time.Millisecond),
 					gormdb.InSavepoint(tx, c.opts...),
 				).Run(ctx)
 				if err != nil {
@@ -109,8 +112,8 @@ func TestSavepointStepDeadlineBecomesServerLimits(t *testing.T) {
 			if int(steps.Load()) != len(retried)+1 {
 				t.Errorf("the step ran %d times for %d retries", steps.Load(), len(retried))
 			}
-			if after != c.want {
-				t.Errorf("%s after the step = %q, want %q", c.setting, after, c.want)
+			if after != c.want || after != before {
+				t.Errorf("%s after the step = %q, before it %q, want %q", c.setting, after, before, c.want)
 			}
 			if got := queryRows(t, db, tbl); len(got) != 2 || got[0] != "1:1" || got[1] != "2:1" {
 				t.Errorf("rows = %v, want [1:1 2:1]", got)
