@@ -258,6 +258,15 @@ func Comparable(v any) (ok bool) {
 // build; an AroundTx of the caller's is the caller's code. dbop sets it.
 var Certify func(d any)
 
+// InsideSavepoint, set by package scopes, returns a scopes.SavepointOption
+// that makes scopes.InSavepoint run each attempt through fn inside its
+// savepoint, after SAVEPOINT and before the RELEASE or ROLLBACK TO: how an
+// adapter's InSavepoint sets an attempt's server limits
+// (resolve.SavepointLimits) without a Decorator of its own, whose pipeline
+// layer would allocate on every attempt. It is not public API: the
+// option's type is scopes', which this package cannot name.
+var InsideSavepoint func(fn func(ctx context.Context, next func(context.Context) error) error) any
+
 // spDepthKey is the context key of the savepoint nesting depth.
 type spDepthKey struct{}
 
