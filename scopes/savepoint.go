@@ -87,6 +87,14 @@ func savepointDepth(ctx context.Context) int { return txmark.SavepointDepth(ctx)
 // context InTx handed you: a doomed transaction is then never committed,
 // even if your function swallows the error.
 //
+// InSavepoint sets no server-side limits: a deadline on an attempt's
+// context that fires during a statement makes pgx and go-sql-driver close
+// the connection, which ends the transaction. The adapters' InSavepoint
+// (pgxdb, sqldb, gormdb) turn an attempt's deadline earlier than the one
+// InTx derived the transaction's limits from into server limits for that
+// attempt, set back after it, so that the server ends the statement and
+// the attempt is undone at its savepoint instead.
+//
 // Nested savepoints get distinct names ([SavepointName]); the depth travels
 // in the context. sp identifies the transaction, so it must be comparable,
 // and one sp must serve one transaction. The Decorator is safe for
@@ -158,7 +166,12 @@ func runSavepoint(ctx context.Context, c *config, sp Savepointer, next func(cont
 			watched.RolledBack()
 		}
 	}()
-	err := next(innerCtx)
+	var err error
+	if c.inside != nil {
+		err = c.inside(innerCtx, next)
+	} else {
+		err = next(innerCtx)
+	}
 	if err == nil {
 		err = inner.Doomed()
 	}
