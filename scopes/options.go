@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/txmark"
 )
 
 // DefaultRollbackTimeout bounds a rollback run on failure when no
@@ -49,6 +50,24 @@ type config struct {
 	rollbackTimeout time.Duration
 	rollbackCause   error // the cause of a rollback's expired deadline, built once
 	commitCause     error // the cause of a COMMIT's expired deadline, built once
+	// inside, when not nil, runs each savepoint attempt inside its
+	// savepoint, after SAVEPOINT (txmark.InsideSavepoint).
+	inside func(ctx context.Context, next func(context.Context) error) error
+}
+
+// savepointOnly is a SavepointOption that is not a TxOption.
+type savepointOnly func(*config)
+
+func (f savepointOnly) applySavepoint(c *config) { f(c) }
+
+func init() {
+	// The adapters' InSavepoint sets an attempt's server limits inside its
+	// savepoint this way, at no cost to an attempt that needs none: a
+	// Decorator chained inside the scope would cost the pipeline's
+	// allocations on every attempt.
+	txmark.InsideSavepoint = func(fn func(ctx context.Context, next func(context.Context) error) error) any {
+		return savepointOnly(func(c *config) { c.inside = fn })
+	}
 }
 
 // ReadOnly makes [InTx] begin read-only transactions: the begin function

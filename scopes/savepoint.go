@@ -31,13 +31,9 @@ func SavepointName(depth int) string {
 	return "dbop_sp_" + strconv.Itoa(depth)
 }
 
-// spDepthKey is the context key of the savepoint nesting depth.
-type spDepthKey struct{}
-
-func savepointDepth(ctx context.Context) int {
-	d, _ := ctx.Value(spDepthKey{}).(int)
-	return d
-}
+// savepointDepth returns the nesting depth of the savepoint ctx runs in, 0
+// outside any (txmark.SavepointDepth).
+func savepointDepth(ctx context.Context) int { return txmark.SavepointDepth(ctx) }
 
 // InSavepoint returns a Decorator that runs each attempt of the decorated
 // operation inside a savepoint of the transaction sp runs statements in, so
@@ -91,6 +87,14 @@ func savepointDepth(ctx context.Context) int {
 // context InTx handed you: a doomed transaction is then never committed,
 // even if your function swallows the error.
 //
+// InSavepoint sets no server-side limits: a deadline on an attempt's
+// context that fires during a statement makes pgx and go-sql-driver close
+// the connection, which ends the transaction. The adapters' InSavepoint
+// (pgxdb, sqldb, gormdb) turn an attempt's deadline earlier than the one
+// InTx derived the transaction's limits from into server limits for that
+// attempt, set back after it, so that the server ends the statement and
+// the attempt is undone at its savepoint instead.
+//
 // Nested savepoints get distinct names ([SavepointName]); the depth travels
 // in the context. sp identifies the transaction, so it must be comparable,
 // and one sp must serve one transaction. The Decorator is safe for
@@ -142,7 +146,7 @@ func runSavepoint(ctx context.Context, c *config, sp Savepointer, next func(cont
 		inner = new(txmark.State)
 		innerCtx = txmark.WithState(ctx, inner)
 	}
-	innerCtx = context.WithValue(innerCtx, spDepthKey{}, depth)
+	innerCtx = txmark.WithSavepointDepth(innerCtx, depth)
 	if outer != nil {
 		// A frame for the savepoints released inside this one: a Then
 		// around this scope must not count them should this one be rolled
@@ -162,7 +166,12 @@ func runSavepoint(ctx context.Context, c *config, sp Savepointer, next func(cont
 			watched.RolledBack()
 		}
 	}()
-	err := next(innerCtx)
+	var err error
+	if c.inside != nil {
+		err = c.inside(innerCtx, next)
+	} else {
+		err = next(innerCtx)
+	}
 	if err == nil {
 		err = inner.Doomed()
 	}

@@ -6,7 +6,9 @@ import (
 	"strings"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/resolve"
 	"github.com/dbop-go/dbop/internal/sqldialect"
+	"github.com/dbop-go/dbop/internal/txmark"
 	"github.com/dbop-go/dbop/scopes"
 	"gorm.io/gorm"
 )
@@ -50,6 +52,39 @@ import (
 // gorm.ErrInvalidTransaction, without reaching the database, when tx is
 // not inside a transaction, and with tx.Error when tx carries an error.
 //
+// With a deadline on a step attempt's context earlier than the one [InTx]
+// derived the transaction's own limits from (a [dbop.WithTimeout] listed
+// after the retry; outside InTx, any deadline), InSavepoint sets server-side
+// limits derived from it for that attempt (statement_timeout and
+// lock_timeout on PostgreSQL; max_statement_time on MariaDB;
+// max_execution_time and innodb_lock_wait_timeout on MySQL, session settings
+// whose earlier values are kept in user variables; nothing on SQLite, where
+// a deadline interrupts the statement and keeps the connection), so that the
+// server, not the driver closing the connection, ends a statement that would
+// outlast it, and the step is retried at its savepoint while the caller's
+// transaction goes on. A limit never rises: each is the smaller of the
+// derived value and the one in force (InTx's options, a role's or the
+// session's default), which the server computes in the statement that sets
+// it (docs/backends.md §1.19, §3.16). The earlier values are set back
+// however the attempt ends; on PostgreSQL after a successful attempt, before
+// its RELEASE SAVEPOINT, which set_config(…, true) inside a savepoint
+// outlives, while after a failed or panicking one its ROLLBACK TO SAVEPOINT
+// has undone them and nothing is sent on the aborted transaction; on MySQL
+// and MariaDB, whose session settings neither ROLLBACK TO nor the
+// transaction's end undoes, after every attempt, a deadlock's or a panic's
+// included, before the step's error or panic leaves InSavepoint and so
+// before the connection can go back to the pool. It costs a round trip to
+// set them and one to set them back per such attempt; on a slow link, where
+// the setting round trip ate more than a quarter of the margin kept before
+// the deadline, they are set back and set again. A deadline no earlier than
+// InTx's is met by the limits InTx set, and a dbop.HotSpot's server deadline
+// is InTx's too: then, and without a deadline, InSavepoint sends nothing
+// more. The limits bound each statement (and lock wait), not the step: a
+// step whose several statements together outlast the deadline can still have
+// its connection closed by the driver, which ends the caller's transaction;
+// nothing is applied twice, and the transaction's owner decides what
+// follows.
+//
 // The Decorator is safe for concurrent use, but tx serves one goroutine at
 // a time. InSavepoint panics if tx is nil, an option is nil, tx is on the
 // mysql dialector without a Dialect, or the Dialect does not fit tx's
@@ -60,10 +95,31 @@ func InSavepoint(tx *gorm.DB, opts ...SavepointOption) dbop.Decorator {
 	}
 	c := newSavepointConfig(opts)
 	b := backendFor("InSavepoint", tx, c.dialect)
-	return scopes.InSavepoint(savepointer{tx: tx, backquote: b.backquotes(), family: b.family},
+	sp := savepointer{tx: tx, backquote: b.backquotes(), family: b.family}
+	opt := []scopes.SavepointOption{
 		scopes.ClassifyBy(c.classifier(b)),
 		scopes.RollbackTimeout(c.rollbackTimeout),
-	)
+	}
+	// SQLite gets no limits: a deadline interrupts the statement and keeps
+	// the connection (docs/backends.md §5.9).
+	if b.family == sqldialect.Postgres || b.backquotes() {
+		stx := resolve.SavepointTx{
+			Who:  "gormdb",
+			Exec: sp.exec,
+			Query: func(ctx context.Context, query string, args ...any) ([]string, error) {
+				db, err := sp.session(ctx, query)
+				if err != nil {
+					return nil, err
+				}
+				return resolve.FirstColumn(db.Raw(query, args...).Rows())
+			},
+			Placeholder: func(int) string { return "?" },
+		}
+		opt = append(opt, txmark.InsideSavepoint(func(ctx context.Context, next func(context.Context) error) error {
+			return resolve.SavepointLimits(ctx, b.family, stx, c.rollbackTimeout, next)
+		}).(scopes.SavepointOption))
+	}
+	return scopes.InSavepoint(sp, opt...)
 }
 
 // savepointer is the scopes.Savepointer of a GORM transaction. It is
@@ -88,8 +144,18 @@ func (s savepointer) Release(ctx context.Context, name string) error {
 
 // exec runs stmt in the transaction and returns its own error.
 func (s savepointer) exec(ctx context.Context, stmt string) error {
+	db, err := s.session(ctx, stmt)
+	if err != nil {
+		return err
+	}
+	return db.Exec(stmt).Error
+}
+
+// session returns a new session of the transaction, with ctx, to run stmt
+// in, or an error if tx carries one or is not inside a transaction.
+func (s savepointer) session(ctx context.Context, stmt string) (*gorm.DB, error) {
 	if err := s.tx.Error; err != nil {
-		return fmt.Errorf("gormdb: %s: the *gorm.DB carries an error: %w", stmt, err)
+		return nil, fmt.Errorf("gormdb: %s: the *gorm.DB carries an error: %w", stmt, err)
 	}
 	db := s.tx.Session(&gorm.Session{NewDB: true, Context: ctx}) // a copy of the statement: tx is untouched
 	switch pool := db.Statement.ConnPool.(type) {
@@ -98,9 +164,9 @@ func (s savepointer) exec(ctx context.Context, stmt string) error {
 	case gorm.TxCommitter:
 	default:
 		// SAVEPOINT on a pool would run on whichever connection is free.
-		return fmt.Errorf("gormdb: %s: the *gorm.DB is not inside a transaction: %w", stmt, gorm.ErrInvalidTransaction)
+		return nil, fmt.Errorf("gormdb: %s: the *gorm.DB is not inside a transaction: %w", stmt, gorm.ErrInvalidTransaction)
 	}
-	return db.Exec(stmt).Error
+	return db, nil
 }
 
 // quote quotes name as an identifier.

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/resolve"
 	"github.com/dbop-go/dbop/internal/txmark"
 	"gorm.io/gorm"
 )
@@ -47,7 +48,9 @@ import (
 //     (sqldialect.Swallowed, sqldialect.SwallowedSQLite). SAVEPOINT,
 //     ROLLBACK TO SAVEPOINT and RELEASE SAVEPOINT do not count: GORM's
 //     nested tx.Transaction rolls back to its savepoint after the error,
-//     and those statements write nothing. Nor does a statement whose error
+//     and those statements write nothing; nor do the session settings
+//     InSavepoint sets back after an attempt with a deadline
+//     (resolve.IsMySQLSavepointLimits). Nor does a statement whose error
 //     says it was never sent (driver.ErrBadConn, sql.ErrTxDone). Every
 //     other statement counts, reads included, failed or not, and so does
 //     preparing one: it cannot be told from here that it wrote nothing.
@@ -106,7 +109,7 @@ func (p *txPool) ended() bool {
 // had already closed. A connection lost at the error that ended the
 // transaction answers every later statement so, and sends nothing.
 func (p *txPool) sent(after bool, query string, err error) {
-	if !after || savepointStatement(query) {
+	if !after || savepointStatement(query) || resolve.IsMySQLSavepointLimits(query) {
 		return
 	}
 	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrTxDone) || errors.Is(err, sql.ErrConnDone) {

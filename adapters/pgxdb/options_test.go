@@ -65,7 +65,7 @@ func TestPanicsOnProgrammerError(t *testing.T) {
 		{"InSavepoint before WithRetry", func() {
 			dbop.Op[int](func(context.Context) (int, error) { return 0, nil }).
 				With(pgxdb.InSavepoint(&fakeTx{db: &db}, pgxdb.LockTimeout(time.Second)), dbop.WithRetry(retryAtOnce))
-		}, "dbop: a transaction scope such as InSavepoint (decorator 1) is listed before WithRetry (decorator 3): " +
+		}, "dbop: a transaction scope such as InSavepoint (decorator 1) is listed before WithRetry (decorator 2): " +
 			"every attempt would run inside the same savepoint, which cannot undo a failed attempt; list WithRetry first"},
 	}
 	for _, tt := range tests {

@@ -2,8 +2,12 @@ package pgxdb
 
 import (
 	"context"
+	"time"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/resolve"
+	"github.com/dbop-go/dbop/internal/sqldialect"
+	"github.com/dbop-go/dbop/internal/txmark"
 	"github.com/dbop-go/dbop/scopes"
 	"github.com/jackc/pgx/v5"
 )
@@ -64,6 +68,31 @@ func (s savepointer) exec(ctx context.Context, stmt, name string) error {
 // limit InTx derived from it. InSavepoint derives no limit for a parameter
 // not given.
 //
+// With a deadline on a step attempt's context earlier than the one [InTx]
+// derived the transaction's own limits from (a [dbop.WithTimeout] listed
+// after the retry; outside InTx, any deadline), InSavepoint sets server-side
+// limits derived from it for that attempt (statement_timeout and
+// lock_timeout, with set_config(…, true)), so that the server, not the
+// driver closing the connection, ends a statement that would outlast it, and
+// the step is retried at its savepoint while the caller's transaction goes
+// on. A limit never rises: each is the smaller of the derived value and the
+// one in force (InTx's options, a role's or the session's default), which
+// the server computes in the statement that sets it (docs/backends.md
+// §1.19). The earlier values are set back however the attempt ends: after a
+// successful one before its RELEASE SAVEPOINT, as set_config(…, true) inside
+// a savepoint outlives RELEASE; after a failed or panicking one its ROLLBACK
+// TO SAVEPOINT has undone them, and nothing is sent on the aborted
+// transaction. It costs a round trip to set them and one to set them back
+// per such attempt; on a slow link, where the setting round trip ate more
+// than a quarter of the margin kept before the deadline, they are set back
+// and set again. A deadline no earlier than InTx's is met by the limits InTx
+// set, and a dbop.HotSpot's server deadline is InTx's too: then, and without
+// a deadline, InSavepoint sends nothing more. The limits bound each
+// statement (and lock wait), not the step: a step whose several statements
+// together outlast the deadline can still have its connection closed by the
+// driver, which ends the caller's transaction; nothing is applied twice, and
+// the transaction's owner decides what follows.
+//
 // The Decorator is safe for concurrent use, but tx serves one goroutine at
 // a time. It panics if tx is nil or an option is nil.
 func InSavepoint(tx pgx.Tx, opts ...SavepointOption) dbop.Decorator {
@@ -71,12 +100,47 @@ func InSavepoint(tx pgx.Tx, opts ...SavepointOption) dbop.Decorator {
 		panic("pgxdb: InSavepoint: the transaction is nil" + nilType(tx))
 	}
 	c := newSavepointConfig(opts)
-	scope := scopes.InSavepoint(Savepoints(tx),
+	return scopes.InSavepoint(Savepoints(tx),
 		scopes.ClassifyBy(c.classifier),
 		scopes.RollbackTimeout(c.rollbackTimeout),
+		savepointLimits(tx, c.settings, c.rollbackTimeout),
 	)
-	if len(c.settings) == 0 {
-		return scope
+}
+
+// savepointLimits returns the option that makes InSavepoint's scope run
+// each attempt through resolve.SavepointLimits inside its savepoint
+// (txmark.InsideSavepoint): the settings given and,
+// when the attempt's context has a deadline earlier than the one InTx
+// derived the transaction's limits from (resolve.StepLimit),
+// statement_timeout and lock_timeout lowered to what it leaves, never
+// above the values in force, set with set_config(name, value, true), which
+// is SET LOCAL, by the statement that reads the values they replace. After
+// a successful step the earlier values are set back, so that the step's
+// limits do not survive the RELEASE SAVEPOINT and last until the end of the
+// caller's transaction; after a failed one the ROLLBACK TO SAVEPOINT that
+// follows undoes them with everything else the attempt did
+// (docs/backends.md §1.4). A failed restore after a successful step is
+// returned as the step's error. With neither settings nor such a deadline
+// it sends nothing.
+func savepointLimits(tx pgx.Tx, settings []setting, restoreTimeout time.Duration) scopes.SavepointOption {
+	names, millis := distinctMillis(settings)
+	stx := resolve.SavepointTx{
+		Who: "pgxdb",
+		Query: func(ctx context.Context, query string, args ...any) ([]string, error) {
+			rows, err := tx.Query(ctx, query, args...)
+			if err != nil {
+				return nil, err
+			}
+			return pgx.CollectRows(rows, func(row pgx.CollectableRow) (string, error) {
+				var prev, set string
+				err := row.Scan(&prev, &set)
+				return prev, err
+			})
+		},
+		Names:  names,
+		Millis: millis,
 	}
-	return dbop.Chain(scope, settingsAround(tx, c.settings))
+	return txmark.InsideSavepoint(func(ctx context.Context, next func(context.Context) error) error {
+		return resolve.SavepointLimits(ctx, sqldialect.Postgres, stx, restoreTimeout, next)
+	}).(scopes.SavepointOption)
 }

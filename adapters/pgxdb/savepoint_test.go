@@ -76,7 +76,7 @@ func TestLockTimeoutRetriedAtSavepoint(t *testing.T) {
 		t.Errorf("lock_timeout after the step = %q, want the transaction's 5s", settingsAfterStep)
 	}
 
-	const swap = `SELECT s.prev, set_config(s.name, s.value, true) FROM ( SELECT u.ord, u.name, u.value, current_setting(u.name) AS prev FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(name, value, ord) OFFSET 0 ) s ORDER BY s.ord`
+	const swap = `SELECT s.prev, set_config(s.name, s.value, true) FROM ( SELECT u.ord, u.name, u.value, current_setting(u.name) AS prev FROM (VALUES (1, 'lock_timeout', $1::text)) AS u(ord, name, value) OFFSET 0 ) s ORDER BY s.ord`
 	checkLog(t, []string{
 		"begin; SET LOCAL lock_timeout = 5000",
 		"INSERT INTO pgxdb_savepoint_lock VALUES ('X', 0)",

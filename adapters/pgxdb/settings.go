@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/resolve"
 	"github.com/dbop-go/dbop/internal/serverlimit"
 	"github.com/jackc/pgx/v5"
@@ -246,112 +245,6 @@ func beginSQL(opts pgx.TxOptions, setSQL string) string {
 		b.WriteString("; " + setSQL)
 	}
 	return b.String()
-}
-
-// settingsAround returns the Decorator InSavepoint runs inside each
-// attempt's savepoint when it has settings: before the step it reads the
-// parameters' current values and sets the new ones with set_config(name,
-// value, true), which is SET LOCAL; after the step, while the transaction
-// is still usable, it sets the earlier values back, so that the step's
-// limits do not survive the RELEASE SAVEPOINT and last until the end of the
-// caller's transaction. After a failed statement the transaction is aborted
-// and the ROLLBACK TO SAVEPOINT that follows undoes the settings with
-// everything else the attempt did (docs/backends.md §1.4). A failed restore
-// after a successful step is returned as the step's error.
-func settingsAround(tx pgx.Tx, settings []setting) dbop.Decorator {
-	names, values := distinct(settings)
-	_, millis := distinctMillis(settings)
-	return dbop.Around(func(ctx context.Context, next func(context.Context) error) error {
-		values := values
-		if stmt, lock, ok := resolve.ServerLimits(ctx); ok {
-			values = capLimits(names, millis, stmt, lock)
-		}
-		prev, err := swapSettings(ctx, tx, names, values)
-		if err != nil {
-			return fmt.Errorf("pgxdb: set %s: %w", strings.Join(names, ", "), err)
-		}
-		err = next(ctx)
-		if err != nil && !txUsable(tx) {
-			// The failed statement aborted the transaction (or the
-			// connection is gone): the savepoint rollback, or the end of
-			// the transaction, undoes the settings.
-			return err
-		}
-		if _, rerr := swapSettings(ctx, tx, names, prev); rerr != nil && err == nil {
-			return fmt.Errorf("pgxdb: restore %s: %w", strings.Join(names, ", "), rerr)
-		}
-		return err
-	})
-}
-
-// capLimits returns the values of the settings names (millis, in
-// milliseconds) for an attempt whose context's deadline leaves the server
-// limits stmt and lock (resolve.ServerLimits): a statement_timeout or a
-// lock_timeout given longer than its limit, or 0 (none), is lowered to it,
-// so that a savepoint's own setting never lifts the limit InTx derived from
-// the deadline, and the server, not the closing of the connection, ends a
-// statement that would outlast it (docs/backends.md §1.7).
-func capLimits(names []string, millis []int64, stmt, lock time.Duration) []string {
-	out := make([]string, len(names))
-	for i, name := range names {
-		ms := millis[i]
-		var limit int64 = -1
-		switch name {
-		case "statement_timeout":
-			limit = max(int64(stmt/time.Millisecond), 1) // 0 would be no limit
-		case "lock_timeout":
-			limit = max(int64(lock/time.Millisecond), 1)
-		}
-		if limit >= 0 && (ms == 0 || ms > limit) {
-			ms = limit
-		}
-		out[i] = strconv.FormatInt(ms, 10)
-	}
-	return out
-}
-
-// swapSettingsSQL sets each named parameter for the rest of the transaction
-// and returns its value before, in the order given. OFFSET 0 keeps the
-// subquery from being flattened into the outer query, so that, for each
-// row, current_setting is evaluated by the subquery scan before the outer
-// projection evaluates set_config. The names are distinct, so one row's
-// set_config cannot change another row's earlier value.
-const swapSettingsSQL = `SELECT s.prev, set_config(s.name, s.value, true) FROM (
-	SELECT u.ord, u.name, u.value, current_setting(u.name) AS prev
-	FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(name, value, ord)
-	OFFSET 0
-) s ORDER BY s.ord`
-
-// swapSettings sets names to values in tx, as SET LOCAL does, and returns
-// the values they had before, in the same order.
-func swapSettings(ctx context.Context, tx pgx.Tx, names, values []string) ([]string, error) {
-	rows, err := tx.Query(ctx, swapSettingsSQL, names, values)
-	if err != nil {
-		return nil, err
-	}
-	prev, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (string, error) {
-		var prev, set string
-		err := row.Scan(&prev, &set)
-		return prev, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	if len(prev) != len(names) {
-		return nil, fmt.Errorf("pgxdb: set_config returned %d rows for %d settings", len(prev), len(names))
-	}
-	return prev, nil
-}
-
-// txUsable reports whether tx's connection is inside a transaction that can
-// still run statements: its status is 'T', not 'E' (failed) or 'I'
-// (docs/backends.md §1.1, §2.8).
-func txUsable(tx pgx.Tx) bool {
-	conn := tx.Conn()
-	if conn == nil || conn.IsClosed() {
-		return false
-	}
-	return conn.PgConn().TxStatus() == 'T'
 }
 
 // distinct returns the names and values of settings, each name once with

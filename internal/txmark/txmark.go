@@ -30,6 +30,7 @@ package txmark
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // State is one transaction as seen by the scopes that run inside it. A
@@ -44,6 +45,25 @@ import (
 type State struct {
 	mu   sync.Mutex
 	doom error // the first error that doomed the transaction
+
+	// limits is the deadline the owner derived the transaction's server
+	// limits from, zero for none. It is set before the state is handed
+	// down and only read after, so it needs no lock.
+	limits time.Time
+}
+
+// SetLimitsDeadline records deadline as the one the transaction's owner
+// derived its server-side limits from (the context deadline of the
+// attempt that began the transaction). The owner calls it before it hands
+// the state down, never after.
+func (s *State) SetLimitsDeadline(deadline time.Time) { s.limits = deadline }
+
+// LimitsDeadline returns the deadline recorded by SetLimitsDeadline; ok is
+// false when none was. A savepoint step derives limits of its own only from
+// a deadline earlier than it: the limits in force already end a statement
+// before this one.
+func (s *State) LimitsDeadline() (deadline time.Time, ok bool) {
+	return s.limits, !s.limits.IsZero()
 }
 
 // Doom records err as the error that doomed the transaction, unless one is
@@ -237,3 +257,30 @@ func Comparable(v any) (ok bool) {
 // same pipeline may trust them. The scopes call it on the decorators they
 // build; an AroundTx of the caller's is the caller's code. dbop sets it.
 var Certify func(d any)
+
+// InsideSavepoint, set by package scopes, returns a scopes.SavepointOption
+// that makes scopes.InSavepoint run each attempt through fn inside its
+// savepoint, after SAVEPOINT and before the RELEASE or ROLLBACK TO: how an
+// adapter's InSavepoint sets an attempt's server limits
+// (resolve.SavepointLimits) without a Decorator of its own, whose pipeline
+// layer would allocate on every attempt. It is not public API: the
+// option's type is scopes', which this package cannot name.
+var InsideSavepoint func(fn func(ctx context.Context, next func(context.Context) error) error) any
+
+// spDepthKey is the context key of the savepoint nesting depth.
+type spDepthKey struct{}
+
+// WithSavepointDepth returns ctx marked as running inside the savepoint at
+// nesting depth depth, counted from 1 (scopes.InSavepoint marks each
+// attempt's context so).
+func WithSavepointDepth(ctx context.Context, depth int) context.Context {
+	return context.WithValue(ctx, spDepthKey{}, depth)
+}
+
+// SavepointDepth returns the nesting depth of the savepoint ctx runs in,
+// 0 outside any: what an adapter's savepoint scope keys the state of one
+// attempt by, so that nested savepoints do not share it.
+func SavepointDepth(ctx context.Context) int {
+	d, _ := ctx.Value(spDepthKey{}).(int)
+	return d
+}

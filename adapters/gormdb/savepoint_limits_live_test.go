@@ -1,0 +1,271 @@
+package gormdb_test
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/adapters/gormdb"
+	"github.com/dbop-go/dbop/adapters/mysqldb"
+	"github.com/dbop-go/dbop/internal/hotlock"
+	"github.com/dbop-go/dbop/internal/testdb"
+	"github.com/jackc/pgx/v5"
+	"gorm.io/gorm"
+)
+
+// spLimitsPG and spLimitsMariaDB read the limits in force on a connection.
+const (
+	spLimitsPG      = "SELECT current_setting('statement_timeout') || ' ' || current_setting('lock_timeout')"
+	spLimitsMariaDB = "SELECT CAST(@@SESSION.max_statement_time AS CHAR)"
+)
+
+// spShow runs query, which returns one text column, on db.
+func spShow(ctx context.Context, t *testing.T, db *gorm.DB, query string) string {
+	t.Helper()
+	var s string
+	if err := db.WithContext(ctx).Raw(query).Row().Scan(&s); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return s
+}
+
+// spStep runs a step that runs query in tx under InSavepoint, with a retry
+// and the decorators between them, returning the step's error.
+func spStep(ctx context.Context, tx *gorm.DB, opts []gormdb.SavepointOption, query string, between ...dbop.Decorator) error {
+	decs := append(append([]dbop.Decorator{dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(2))}, between...), gormdb.InSavepoint(tx, opts...))
+	_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
+		return 0, tx.WithContext(ctx).Exec(query).Error
+	}).With(decs...).Run(ctx)
+	return err
+}
+
+// pgWith opens GORM on the test PostgreSQL with run-time parameters.
+func pgWith(t *testing.T, log *pgcLog, params map[string]string) *gorm.DB {
+	t.Helper()
+	cc, err := pgx.ParseConfig(testdb.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range params {
+		cc.RuntimeParams[k] = v
+	}
+	if log != nil {
+		cc.Tracer = log
+	}
+	return openPostgres(t, cc, nil)
+}
+
+var spMariaDB = []gormdb.SavepointOption{gormdb.Dialect(mysqldb.MariaDB)}
+
+// A recovered panic in a step on MariaDB, whose max_statement_time is a
+// session setting that outlives the transaction: the step's limit is set
+// back before the panic leaves InSavepoint, so the pool's one connection,
+// checked out again after the caller's transaction ended, has the value it
+// had before. The reverted change set it back only after a step that
+// returned (found by a review).
+func TestSavepointStepLimitsBackAfterAPanicMariaDB(t *testing.T) {
+	db := mariaDBSession(t, "SET SESSION max_statement_time = 42")
+	before := spShow(t.Context(), t, db, spLimitsMariaDB)
+	tx := db.Begin()
+	if tx.Error != nil {
+		t.Fatal(tx.Error)
+	}
+	var inside string
+	func() {
+		defer func() {
+			if r := recover(); r != "step" {
+				t.Errorf("recovered %v", r)
+			}
+		}()
+		_, _ = dbop.Op[int](func(ctx context.Context) (int, error) {
+			inside = spShow(ctx, t, tx, spLimitsMariaDB)
+			panic("step")
+		}).With(dbop.WithRetry(dbop.Constant(0)), dbop.WithTimeout(5*time.Second), gormdb.InSavepoint(tx, spMariaDB...)).Run(t.Context())
+	}()
+	if err := tx.Rollback().Error; err != nil {
+		t.Fatal(err)
+	}
+	after := spShow(t.Context(), t, db, spLimitsMariaDB)
+	if before != "42.000000" || after != before {
+		t.Errorf("max_statement_time before the transaction %s, at the next checkout %s; want 42.000000 both", before, after)
+	}
+	if v, err := strconv.ParseFloat(inside, 64); err != nil || v <= 0 || v > 5 {
+		t.Errorf("max_statement_time inside the step = %s; want the step's limit, under 5 s", inside)
+	}
+}
+
+// mariaDBSession opens GORM on the test MariaDB with a pool of one
+// connection, on which it runs stmt.
+func mariaDBSession(t *testing.T, stmt string) *gorm.DB {
+	t.Helper()
+	db := liveMySQL(t, nil)
+	sqlDB, err := db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB.SetMaxOpenConns(1)
+	exec(t, db, stmt)
+	return db
+}
+
+// A step's derived limit never raises a lower one in force: InTx's
+// LockTimeout(100ms) and a session's statement_timeout of 200ms on
+// PostgreSQL, a session's max_statement_time of 0.2 s on MariaDB, stay in force
+// inside a step whose WithTimeout(10s) derives about 9 s; the server
+// computes the smaller (docs/backends.md §1.19, §3.16). A limit with none
+// in force gets the derived value. Before, the step raised them (found by
+// a review).
+func TestSavepointStepLimitNeverRaisesTheOneInForce(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		open       func(*testing.T) *gorm.DB
+		opts       []gormdb.SavepointOption
+		txOpts     []gormdb.TxOption
+		show, want string
+	}{
+		{"postgres", func(t *testing.T) *gorm.DB { return pgWith(t, nil, map[string]string{"statement_timeout": "200ms"}) },
+			nil, []gormdb.TxOption{gormdb.LockTimeout(100 * time.Millisecond)}, spLimitsPG, "200ms 100ms"},
+		{"mariadb", func(t *testing.T) *gorm.DB { return mariaDBSession(t, "SET SESSION max_statement_time = 0.2") }, spMariaDB,
+			[]gormdb.TxOption{gormdb.Dialect(mysqldb.MariaDB)}, spLimitsMariaDB, "0.200000"},
+		{"postgres none in force", func(t *testing.T) *gorm.DB { return pgWith(t, nil, nil) }, nil, nil, spLimitsPG, "9"},
+		{"mariadb none in force", func(t *testing.T) *gorm.DB { return liveMySQL(t, nil) }, spMariaDB,
+			[]gormdb.TxOption{gormdb.Dialect(mysqldb.MariaDB)}, spLimitsMariaDB, "9."},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			db := c.open(t)
+			var before, inside, after string
+			op := gormdb.Do(db, func(ctx context.Context, tx *gorm.DB) error {
+				before = spShow(ctx, t, tx, c.show)
+				_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
+					inside = spShow(ctx, t, tx, c.show)
+					return 0, nil
+				}).With(dbop.WithRetry(dbop.Constant(0)), dbop.WithTimeout(10*time.Second), gormdb.InSavepoint(tx, c.opts...)).Run(ctx)
+				after = spShow(ctx, t, tx, c.show)
+				return err
+			}, c.txOpts...)
+			if _, err := op.Run(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(inside, c.want) || (len(c.want) > 2 && inside != c.want) {
+				t.Errorf("inside the step %q; want %q", inside, c.want)
+			}
+			if after != before {
+				t.Errorf("after the step %q, before it %q", after, before)
+			}
+		})
+	}
+}
+
+// A step acts only on a deadline earlier than the one InTx derived the
+// transaction's limits from. Under a dbop.HotSpot's server deadline that
+// has passed (late in the attempt), a step whose WithTimeout is no earlier
+// than InTx's deadline, or that has none, sends no statement to set
+// limits: on PostgreSQL the trace shows none, on MariaDB the session's
+// count of SET statements (Com_set_option) does not move. The reverted
+// change derived a 1 ms limit from the server deadline (found by a
+// review). A step with an earlier deadline of its own does set them.
+func TestSavepointStepUnderHotSpotDeadlineSetsNothing(t *testing.T) {
+	var log pgcLog
+	for _, fam := range []struct {
+		name   string
+		open   func(*testing.T) *gorm.DB
+		opts   []gormdb.SavepointOption
+		txOpts []gormdb.TxOption
+		sets   func(ctx context.Context, t *testing.T, tx *gorm.DB, step func()) bool
+	}{
+		{"postgres", func(t *testing.T) *gorm.DB { return pgWith(t, &log, nil) }, nil, nil,
+			func(ctx context.Context, t *testing.T, tx *gorm.DB, step func()) bool {
+				log.reset()
+				step()
+				return slices.ContainsFunc(log.log(), func(s string) bool { return strings.Contains(s, "set_config") })
+			}},
+		{"mariadb", func(t *testing.T) *gorm.DB { return liveMySQL(t, nil) }, spMariaDB, []gormdb.TxOption{gormdb.Dialect(mysqldb.MariaDB)},
+			func(ctx context.Context, t *testing.T, tx *gorm.DB, step func()) bool {
+				count := func() int {
+					var name string
+					var n int
+					if err := tx.WithContext(ctx).Raw("SHOW SESSION STATUS LIKE 'Com_set_option'").Row().Scan(&name, &n); err != nil {
+						t.Fatal(err)
+					}
+					return n
+				}
+				n := count()
+				step()
+				return count() != n
+			}},
+	} {
+		for _, c := range []struct {
+			name     string
+			deadline time.Duration // on InTx's context; 0 for none
+			step     []dbop.Decorator
+			sets     bool
+		}{
+			{"InTx 30s, step 1min", 30 * time.Second, []dbop.Decorator{dbop.WithTimeout(time.Minute)}, false},
+			{"InTx 30s, step none", 30 * time.Second, nil, false},
+			{"InTx none, step none", 0, nil, false},
+			{"InTx 30s, step 5s", 30 * time.Second, []dbop.Decorator{dbop.WithTimeout(5 * time.Second)}, true},
+		} {
+			t.Run(fam.name+"/"+c.name, func(t *testing.T) {
+				db := fam.open(t)
+				ctx := t.Context()
+				if c.deadline > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, c.deadline)
+					defer cancel()
+				}
+				ctx = hotlock.WithServerDeadline(ctx, time.Now().Add(50*time.Millisecond))
+				var sets bool
+				op := gormdb.Do(db, func(ctx context.Context, tx *gorm.DB) error {
+					time.Sleep(60 * time.Millisecond) // late in the attempt: the server deadline has passed
+					var err error
+					sets = fam.sets(ctx, t, tx, func() { err = spStep(ctx, tx, fam.opts, "SELECT 1", c.step...) })
+					return err
+				}, fam.txOpts...)
+				if _, err := op.Run(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if sets != c.sets {
+					t.Errorf("the step set limits: %v; want %v", sets, c.sets)
+				}
+			})
+		}
+	}
+}
+
+// On PostgreSQL a failed attempt's limits are undone by the scope's
+// ROLLBACK TO SAVEPOINT (docs/backends.md §1.4): nothing is sent on the
+// aborted transaction between the failed statement and the ROLLBACK TO.
+// The reverted change sent the restore there, which failed with 25P02
+// (found by a review).
+func TestSavepointStepNoRestoreOnAbortedTransaction(t *testing.T) {
+	var log pgcLog
+	db := pgWith(t, &log, nil)
+	var before, after string
+	var got []string
+	op := gormdb.Do(db, func(ctx context.Context, tx *gorm.DB) error {
+		before = spShow(ctx, t, tx, spLimitsPG)
+		log.reset()
+		if err := spStep(ctx, tx, nil, "SELECT 1/0", dbop.WithTimeout(5*time.Second)); pgCode(err) != "22012" {
+			t.Errorf("the step returned %v, want 22012", err)
+		}
+		got = log.log()
+		after = spShow(ctx, t, tx, spLimitsPG)
+		return nil
+	})
+	if _, err := op.Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, "set_config") }) {
+		t.Errorf("sent %q: the step's limits were not set", got)
+	}
+	if i := slices.IndexFunc(got, func(s string) bool { return strings.HasPrefix(s, "SELECT 1/0 -> ") }); i < 0 || i+1 >= len(got) || !strings.HasPrefix(got[i+1], "ROLLBACK TO SAVEPOINT") {
+		t.Errorf("sent %q; want the failed statement followed by the ROLLBACK TO", got)
+	}
+	if after != before {
+		t.Errorf("limits after the failed step %q, before it %q", after, before)
+	}
+}
