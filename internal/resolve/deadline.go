@@ -78,6 +78,13 @@ func LockLimit(ctx context.Context, given time.Duration) time.Duration {
 // kept; a max_statement_time or max_execution_time of 0 in force is "no
 // limit" and takes the derived value.
 func MySQLSessionLimits(mariadb bool, limit time.Duration) (set, restore string) {
+	return mysqlLimits(mariadb, limit, "")
+}
+
+// mysqlLimits writes MySQLSessionLimits' statements, the values in force
+// saved in the user variables @dbop_saved_<tag><name>. A max_execution_time
+// is at least 1 ms: 0 would be "no limit".
+func mysqlLimits(mariadb bool, limit time.Duration, tag string) (set, restore string) {
 	type setting struct {
 		name, value string
 		zeroIsNone  bool
@@ -90,13 +97,14 @@ func MySQLSessionLimits(mariadb bool, limit time.Duration) (set, restore string)
 		if secs := int64(limit / time.Second); secs >= 1 {
 			settings = append(settings, setting{"innodb_lock_wait_timeout", strconv.FormatInt(secs, 10), false})
 		}
-		settings = append(settings, setting{"max_execution_time", strconv.FormatInt(int64(limit/time.Millisecond), 10), true})
+		settings = append(settings, setting{"max_execution_time", strconv.FormatInt(max(int64(limit/time.Millisecond), 1), 10), true})
 	}
 	var sets, restores []string
 	for _, s := range settings {
-		saved := "@dbop_saved_" + s.name
-		sets = append(sets, saved+" = @@SESSION."+s.name, "@@SESSION."+s.name+" = "+serverlimit.MySQLLeast(s.name, s.value, s.zeroIsNone))
-		restores = append(restores, "@@SESSION."+s.name+" = "+saved, saved+" = NULL")
+		saved := "@dbop_saved_" + tag + s.name
+		v := "@@SESSION." + s.name
+		sets = append(sets, saved+" = "+v, v+" = "+serverlimit.MySQLLeast(s.name, s.value, s.zeroIsNone))
+		restores = append(restores, v+" = "+saved, saved+" = NULL")
 	}
 	return "SET " + strings.Join(sets, ", "), "SET " + strings.Join(restores, ", ")
 }

@@ -65,6 +65,11 @@ func TestMySQLSessionLimits(t *testing.T) {
 			"SET @dbop_saved_max_execution_time = @@SESSION.max_execution_time, @@SESSION.max_execution_time = " +
 				"IF(@@SESSION.max_execution_time = 0, 270, LEAST(@@SESSION.max_execution_time, 270))",
 			"SET @@SESSION.max_execution_time = @dbop_saved_max_execution_time, @dbop_saved_max_execution_time = NULL"},
+		// Under a millisecond: 1 ms, never 0, which is "no limit".
+		{false, 600 * time.Microsecond,
+			"SET @dbop_saved_max_execution_time = @@SESSION.max_execution_time, @@SESSION.max_execution_time = " +
+				"IF(@@SESSION.max_execution_time = 0, 1, LEAST(@@SESSION.max_execution_time, 1))",
+			"SET @@SESSION.max_execution_time = @dbop_saved_max_execution_time, @dbop_saved_max_execution_time = NULL"},
 		{false, 2450 * time.Millisecond,
 			"SET @dbop_saved_innodb_lock_wait_timeout = @@SESSION.innodb_lock_wait_timeout, " +
 				"@@SESSION.innodb_lock_wait_timeout = LEAST(@@SESSION.innodb_lock_wait_timeout, 2), " +

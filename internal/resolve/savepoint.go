@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop/internal/hotlock"
-	"github.com/dbop-go/dbop/internal/serverlimit"
 	"github.com/dbop-go/dbop/internal/sqldialect"
 	"github.com/dbop-go/dbop/internal/txmark"
 )
@@ -268,28 +267,7 @@ func PostgresSwapSQL(names []string, least []bool, placeholder func(i int) strin
 // right-hand side before it assigns any variable, so the saved value and
 // the smaller one both read the value in force before it (§3.16).
 func MySQLSavepointLimits(mariadb bool, limit time.Duration, tag string) (set, restore string) {
-	type setting struct {
-		name, value string
-		zeroIsNone  bool
-	}
-	var settings []setting
-	if mariadb {
-		us := int64(limit / time.Microsecond)
-		settings = append(settings, setting{"max_statement_time", fmt.Sprintf("%d.%06d", us/1e6, us%1e6), true})
-	} else {
-		if secs := int64(limit / time.Second); secs >= 1 {
-			settings = append(settings, setting{"innodb_lock_wait_timeout", strconv.FormatInt(secs, 10), false})
-		}
-		settings = append(settings, setting{"max_execution_time", strconv.FormatInt(max(int64(limit/time.Millisecond), 1), 10), true})
-	}
-	var sets, restores []string
-	for _, s := range settings {
-		saved := "@dbop_saved_" + tag + s.name
-		v := "@@SESSION." + s.name
-		sets = append(sets, saved+" = "+v, v+" = "+serverlimit.MySQLLeast(s.name, s.value, s.zeroIsNone))
-		restores = append(restores, v+" = "+saved, saved+" = NULL")
-	}
-	return "SET " + strings.Join(sets, ", "), "SET " + strings.Join(restores, ", ")
+	return mysqlLimits(mariadb, limit, tag)
 }
 
 // IsMySQLSavepointLimits reports whether query is one of the statements
