@@ -303,9 +303,14 @@ func decorate[T any](op Op[T], d Decorator, in inner) Op[T] {
 			return v, err
 		}
 	case *timeout:
+		// A scope listed after it runs inside the deadline: the attempt's
+		// context is marked as carrying an attempt's deadline, which a
+		// savepoint step in a transaction the caller began turns into
+		// server limits (resolve.StepLimit).
+		mark := len(in.txKeys) > 0
 		return func(ctx context.Context) (T, error) {
 			var v T
-			err := d.run(ctx, func(ctx context.Context) error {
+			err := d.run(ctx, mark, func(ctx context.Context) error {
 				var err error
 				v, err = op(ctx)
 				return err

@@ -3,6 +3,7 @@ package dbop
 import (
 	"context"
 	"fmt"
+	"github.com/dbop-go/dbop/internal/txmark"
 	"time"
 
 	"github.com/dbop-go/dbop/internal/hotlock"
@@ -45,7 +46,10 @@ func (e *TimeoutError) Unwrap() error { return e.Err }
 // rather than a timeout (SQLSTATE 57014 "… due to user request",
 // docs/backends.md §1.8), the retry goes on all the same: an attempt that
 // ran for at least that limit, while the caller's context is live, fails
-// with the driver's error wrapped and classified RetryStatement.
+// with the driver's error wrapped and classified RetryStatement. Listed
+// before an adapter's InSavepoint in the same pipeline, its deadline
+// becomes server limits for each step attempt, also in a transaction you
+// began yourself (which marks the attempt's context, one allocation).
 // WithTimeout panics if d <= 0.
 func WithTimeout(d time.Duration) Decorator {
 	if d <= 0 {
@@ -66,10 +70,18 @@ type timeout struct {
 
 func (*timeout) decorator() {}
 
-func (t *timeout) run(ctx context.Context, attempt func(context.Context) error) error {
+// run runs attempt under the timeout. mark says that a scope is listed
+// after it in the same pipeline: the attempt's context is then marked as
+// carrying an attempt's deadline (txmark.WithAttemptDeadline), which a
+// savepoint step in a transaction the caller began turns into server limits.
+func (t *timeout) run(ctx context.Context, mark bool, attempt func(context.Context) error) error {
 	tctx, cancel := context.WithTimeoutCause(ctx, t.d, t.cause)
 	defer cancel() // also when the attempt panics: no timer outlives the call
-	err := attempt(tctx)
+	actx := tctx
+	if mark {
+		actx = txmark.WithAttemptDeadline(tctx)
+	}
+	err := attempt(actx)
 	fired := context.Cause(tctx) == error(t.cause)
 	if err != nil && fired {
 		return &TimeoutError{Timeout: t.d, Err: err}

@@ -91,9 +91,11 @@ func savepointDepth(ctx context.Context) int { return txmark.SavepointDepth(ctx)
 // context that fires during a statement makes pgx and go-sql-driver close
 // the connection, which ends the transaction. The adapters' InSavepoint
 // (pgxdb, sqldb, gormdb) turn an attempt's deadline earlier than the one
-// InTx derived the transaction's limits from into server limits for that
-// attempt, set back after it, so that the server ends the statement and
-// the attempt is undone at its savepoint instead.
+// InTx derived the transaction's limits from, or in a transaction the
+// caller began, a deadline a dbop.WithTimeout listed before the scope in
+// the same pipeline set, into server limits for that attempt, set back
+// after it, so that the server ends the statement and the attempt is
+// undone at its savepoint instead.
 //
 // Nested savepoints get distinct names ([SavepointName]); the depth travels
 // in the context. sp identifies the transaction, so it must be comparable,

@@ -70,7 +70,9 @@ func (s savepointer) exec(ctx context.Context, stmt, name string) error {
 //
 // With a deadline on a step attempt's context earlier than the one [InTx]
 // derived the transaction's own limits from (a [dbop.WithTimeout] listed
-// after the retry; outside InTx, any deadline), InSavepoint sets server-side
+// after the retry), or, in a transaction you began yourself, a deadline a
+// WithTimeout listed before InSavepoint in the same pipeline set (your own
+// context's deadline alone sets nothing), InSavepoint sets server-side
 // limits derived from it for that attempt (statement_timeout and
 // lock_timeout, with set_config(…, true)), so that the server, not the
 // driver closing the connection, ends a statement that would outlast it, and

@@ -38,23 +38,37 @@ type SavepointTx struct {
 
 // StepLimit returns the server-side limit a savepoint step's attempt
 // derives from its context's deadline (hotlock.LimitFor: the time left less
-// a margin), and ok, only when that deadline is earlier than the one the
-// transaction's owner derived its own limits from (txmark.State's
-// LimitsDeadline; any deadline when the owner recorded none, or ctx is in
-// no owner's transaction). A deadline no earlier than the owner's is met
-// by the limits the owner set already; a dbop.HotSpot's server deadline is
-// the owner's business too, and a step never derives a limit from it
-// alone, which late in an attempt would be the smallest one. It allocates
-// nothing.
+// a margin), and ok, only when that deadline is the step attempt's own:
+//
+//   - in a transaction whose owner (InTx) derived its server limits from a
+//     deadline (txmark.State's LimitsDeadline), a deadline earlier than
+//     that one: a deadline no earlier is met by the limits the owner set
+//     already;
+//   - in a transaction the caller began, a deadline a dbop.WithTimeout
+//     listed before the scope in the same pipeline set
+//     (txmark.AttemptDeadline): the caller's own deadline, a request's,
+//     would cost every step two statements, and save little, as the
+//     caller's next statement meets it all the same.
+//
+// A dbop.HotSpot's server deadline is the owner's business, and a step
+// never derives a limit from it alone, which late in an attempt would be
+// the smallest one. It allocates nothing.
 func StepLimit(ctx context.Context) (limit time.Duration, ok bool) {
 	deadline, has := ctx.Deadline()
 	if !has {
 		return 0, false
 	}
+	owned := false
 	if st := txmark.StateOf(ctx); st != nil {
-		if owner, has := st.LimitsDeadline(); has && !deadline.Before(owner) {
-			return 0, false
+		if owner, has := st.LimitsDeadline(); has {
+			if !deadline.Before(owner) {
+				return 0, false
+			}
+			owned = true
 		}
+	}
+	if !owned && !txmark.AttemptDeadline(ctx) {
+		return 0, false
 	}
 	return hotlock.LimitFor(time.Until(deadline))
 }

@@ -31,7 +31,9 @@ func TestStepLimit(t *testing.T) {
 	}{
 		{"no deadline", context.Background(), false},
 		{"HotSpot server deadline alone", server, false},
-		{"outside any owner", at(context.Background(), 5*time.Second), true},
+		{"outside any owner, the caller's deadline", at(context.Background(), 5*time.Second), false},
+		{"outside any owner, a WithTimeout's", txmark.WithAttemptDeadline(at(context.Background(), 5*time.Second)), true},
+		{"outside any owner, an earlier deadline inside a WithTimeout's", at(txmark.WithAttemptDeadline(at(context.Background(), time.Minute)), 5*time.Second), false},
 		{"owner's deadline", at(inOwner, time.Minute), false},
 		{"earlier than the owner's", at(inOwner, 5*time.Second), true},
 		{"earlier, under a HotSpot's server deadline", at(hotlock.WithServerDeadline(inOwner, time.Now()), 5*time.Second), true},

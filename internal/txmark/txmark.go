@@ -284,3 +284,30 @@ func SavepointDepth(ctx context.Context) int {
 	d, _ := ctx.Value(spDepthKey{}).(int)
 	return d
 }
+
+// attemptDeadlineKey is the context key of WithAttemptDeadline's mark.
+type attemptDeadlineKey struct{}
+
+// WithAttemptDeadline returns ctx, whose deadline a dbop.WithTimeout set
+// around a scope listed after it in the same pipeline, marked so: the
+// deadline is one attempt's of the operation inside, not the caller's. A
+// savepoint step outside InTx derives server limits only from such a
+// deadline (resolve.StepLimit): the caller's own deadline, a request's,
+// would cost the step two statements and save nothing the caller's next
+// statement would not lose anyway.
+func WithAttemptDeadline(ctx context.Context) context.Context {
+	return context.WithValue(ctx, attemptDeadlineKey{}, ctx)
+}
+
+// AttemptDeadline reports whether ctx's deadline is the one of the
+// nearest context WithAttemptDeadline marked: no earlier deadline was set
+// inside it since.
+func AttemptDeadline(ctx context.Context) bool {
+	marked, ok := ctx.Value(attemptDeadlineKey{}).(context.Context)
+	if !ok {
+		return false
+	}
+	at, ok := marked.Deadline()
+	d, has := ctx.Deadline()
+	return ok && has && at.Equal(d)
+}
