@@ -180,7 +180,20 @@ func runSavepoint(ctx context.Context, c *config, sp Savepointer, next func(cont
 
 	if err == nil {
 		returned = true
-		if err := sp.Release(ctx, name); err != nil {
+		rctx, cancel := ctx, context.CancelFunc(nil)
+		if ctx.Err() != nil {
+			// The attempt succeeded as its deadline (a WithTimeout's
+			// around this scope) or the caller's cancellation came: its
+			// work is done, and a RELEASE the driver refuses to send
+			// would doom the transaction and run all of it again (found
+			// by a review). Release it as the undo does.
+			rctx, cancel = c.cleanupContext(ctx)
+		}
+		err := sp.Release(rctx, name)
+		if cancel != nil {
+			cancel()
+		}
+		if err != nil {
 			return doom(outer, sp, releaseError(c, name, err))
 		}
 		// The attempt's work is now the enclosing transaction's: a Then

@@ -113,6 +113,7 @@ func runTx[X Tx, T any](ctx context.Context, c *config, opts BeginOptions, begin
 		}
 	}()
 	state := new(txmark.State)
+	state.SetOwned()
 	if d, ok := ctx.Deadline(); ok {
 		// begin derived the transaction's server limits from it: a
 		// savepoint step inside derives its own only from an earlier one.

@@ -70,10 +70,6 @@ var spMariaDB = []gormdb.SavepointOption{gormdb.Dialect(mysqldb.MariaDB)}
 func TestSavepointStepLimitsBackAfterAPanicMariaDB(t *testing.T) {
 	db := mariaDBSession(t, "SET SESSION max_statement_time = 42")
 	before := spShow(t.Context(), t, db, spLimitsMariaDB)
-	tx := db.Begin()
-	if tx.Error != nil {
-		t.Fatal(tx.Error)
-	}
 	var inside string
 	func() {
 		defer func() {
@@ -81,14 +77,14 @@ func TestSavepointStepLimitsBackAfterAPanicMariaDB(t *testing.T) {
 				t.Errorf("recovered %v", r)
 			}
 		}()
-		_, _ = dbop.Op[int](func(ctx context.Context) (int, error) {
-			inside = spShow(ctx, t, tx, spLimitsMariaDB)
-			panic("step")
-		}).With(dbop.WithRetry(dbop.Constant(0)), dbop.WithTimeout(5*time.Second), gormdb.InSavepoint(tx, spMariaDB...)).Run(t.Context())
+		_, _ = gormdb.Do(db, func(ctx context.Context, tx *gorm.DB) error {
+			_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
+				inside = spShow(ctx, t, tx, spLimitsMariaDB)
+				panic("step")
+			}).With(dbop.WithRetry(dbop.Constant(0)), dbop.WithTimeout(5*time.Second), gormdb.InSavepoint(tx, spMariaDB...)).Run(ctx)
+			return err
+		}, gormdb.Dialect(mysqldb.MariaDB)).Run(t.Context())
 	}()
-	if err := tx.Rollback().Error; err != nil {
-		t.Fatal(err)
-	}
 	after := spShow(t.Context(), t, db, spLimitsMariaDB)
 	if before != "42.000000" || after != before {
 		t.Errorf("max_statement_time before the transaction %s, at the next checkout %s; want 42.000000 both", before, after)

@@ -65,14 +65,15 @@ func (s savepointer) exec(ctx context.Context, stmt, name string) error {
 // limits do not leak into the rest of the transaction. Like InTx's, they are
 // set as given, over whatever is in force (you chose them), and lowered to
 // what the context's deadline leaves, so that a longer one never lifts the
-// limit InTx derived from it. InSavepoint derives no limit for a parameter
-// not given.
+// limit InTx derived from it.
 //
 // With a deadline on a step attempt's context earlier than the one [InTx]
 // derived the transaction's own limits from (a [dbop.WithTimeout] listed
-// after the retry), or, in a transaction you began yourself, a deadline a
-// WithTimeout listed before InSavepoint in the same pipeline set (your own
-// context's deadline alone sets nothing), InSavepoint sets server-side
+// between the retry and InSavepoint; listed after InSavepoint, inside the
+// savepoint, it sets its deadline too late), or, in a transaction you began
+// yourself, a deadline a WithTimeout listed before InSavepoint in the same
+// pipeline set (your own context's deadline alone sets nothing),
+// InSavepoint sets server-side
 // limits derived from it for that attempt (statement_timeout and
 // lock_timeout, with set_config(…, true)), so that the server, not the
 // driver closing the connection, ends a statement that would outlast it, and

@@ -101,7 +101,7 @@ func TestInTxPanic(t *testing.T) {
 // the least of ms and the value in force (0 in force: ms), which the server
 // computes.
 func least(name, ms string) string {
-	return "set_config('" + name + "', LEAST(NULLIF(EXTRACT(EPOCH FROM current_setting('" + name + "')::interval) * 1000, 0), " + ms + ")::bigint::text, true)"
+	return "set_config('" + name + "', LEAST(COALESCE(NULLIF(CASE WHEN translate(current_setting('" + name + "'), '0123456789', '') = '' THEN current_setting('" + name + "')::numeric ELSE EXTRACT(EPOCH FROM current_setting('" + name + "')::interval) * 1000 END, 0), 2147483647), " + ms + ")::bigint::text, true)"
 }
 
 // With a deadline on the context, each attempt's BEGIN lowers

@@ -59,9 +59,11 @@ func (s savepoints) Release(ctx context.Context, name string) error {
 //
 // With a deadline on a step attempt's context earlier than the one [InTx]
 // derived the transaction's own limits from (a [dbop.WithTimeout] listed
-// after the retry), or, in a transaction you began yourself, a deadline a
-// WithTimeout listed before InSavepoint in the same pipeline set (your own
-// context's deadline alone sets nothing), InSavepoint sets server-side
+// between the retry and InSavepoint; listed after InSavepoint, inside the
+// savepoint, it sets its deadline too late), or, on PostgreSQL in a
+// transaction you began yourself, a deadline a WithTimeout listed before
+// InSavepoint in the same pipeline set (your own context's deadline alone
+// sets nothing), InSavepoint sets server-side
 // limits derived from it for that attempt (statement_timeout and
 // lock_timeout on PostgreSQL; max_statement_time on MariaDB;
 // max_execution_time and innodb_lock_wait_timeout on MySQL, session settings
@@ -80,7 +82,14 @@ func (s savepoints) Release(ctx context.Context, name string) error {
 // and MariaDB, whose session settings neither ROLLBACK TO nor the
 // transaction's end undoes, after every attempt, a deadlock's or a panic's
 // included, before the step's error or panic leaves InSavepoint and so
-// before the connection can go back to the pool. It costs a round trip to
+// before the connection can go back to the pool. On MySQL and MariaDB only
+// in a transaction [InTx] began: in one you began, database/sql rolls the
+// transaction back by itself when your context ends and puts the connection
+// back in its pool, maybe before the step has set its limits back, so there
+// a step's deadline closes the connection as it did before (it sets
+// nothing). On MySQL, max_execution_time bounds read-only SELECTs only and
+// innodb_lock_wait_timeout whole seconds, so a deadline under a second does
+// not bound an UPDATE's lock wait (docs/backends.md §3.6). It costs a round trip to
 // set them and one to set them back per such attempt; on a slow link, where
 // the setting round trip ate more than a quarter of the margin kept before
 // the deadline, they are set back and set again. A deadline no earlier than

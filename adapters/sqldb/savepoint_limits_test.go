@@ -44,10 +44,6 @@ func TestSavepointStepLimitsBackAfterAPanicMariaDB(t *testing.T) {
 	db.SetMaxOpenConns(1)
 	mustExec(t, db, "SET SESSION max_statement_time = 42")
 	before := scalar[string](t, db, spLimitsMariaDB)
-	tx, err := db.BeginTx(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var inside string
 	func() {
 		defer func() {
@@ -55,16 +51,16 @@ func TestSavepointStepLimitsBackAfterAPanicMariaDB(t *testing.T) {
 				t.Errorf("recovered %v", r)
 			}
 		}()
-		_, _ = dbop.Op[int](func(ctx context.Context) (int, error) {
-			if err := tx.QueryRowContext(ctx, spLimitsMariaDB).Scan(&inside); err != nil {
-				return 0, err
-			}
-			panic("step")
-		}).With(dbop.WithRetry(dbop.Constant(0)), dbop.WithTimeout(5*time.Second), sqldb.InSavepoint(tx, mysqldb.MariaDB)).Run(t.Context())
+		_, _ = sqldb.Do(db, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) error {
+			_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
+				if err := tx.QueryRowContext(ctx, spLimitsMariaDB).Scan(&inside); err != nil {
+					return 0, err
+				}
+				panic("step")
+			}).With(dbop.WithRetry(dbop.Constant(0)), dbop.WithTimeout(5*time.Second), sqldb.InSavepoint(tx, mysqldb.MariaDB)).Run(ctx)
+			return err
+		}).Run(t.Context())
 	}()
-	if err := tx.Rollback(); err != nil {
-		t.Fatal(err)
-	}
 	after := scalar[string](t, db, spLimitsMariaDB)
 	if before != "42.000000" || after != before {
 		t.Errorf("max_statement_time before the transaction %s, at the next checkout %s; want 42.000000 both", before, after)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop/internal/hotlock"
+	"github.com/dbop-go/dbop/internal/serverlimit"
 	"github.com/dbop-go/dbop/internal/sqldialect"
 	"github.com/dbop-go/dbop/internal/txmark"
 )
@@ -93,7 +94,8 @@ func StepLimit(ctx context.Context) (limit time.Duration, ok bool) {
 //     aborted transaction would fail with 25P02 (§1.4); after a successful
 //     one they are set back, as SET LOCAL inside a savepoint survives
 //     RELEASE.
-//   - MySQL and MariaDB: the session settings of MySQLSavepointLimits,
+//   - MySQL and MariaDB, in a transaction InTx owns (txmark.State.Owned)
+//     only: the session settings of MySQLSavepointLimits,
 //     each the smaller of the derived limit and the value in force
 //     (§3.16), the values they replace kept in user variables tagged with
 //     the savepoint's depth, so that neither the ones InTx keeps nor an
@@ -114,6 +116,19 @@ func SavepointLimits(ctx context.Context, family sqldialect.Family, tx Savepoint
 	pg := family == sqldialect.Postgres
 	if !pg && family != sqldialect.MySQL && family != sqldialect.MariaDB {
 		return next(ctx)
+	}
+	if !pg {
+		// Session settings outlive the transaction. In one the caller
+		// began, database/sql rolls it back by itself when the caller's
+		// context ends, and puts the connection back in its pool, while
+		// the step may still run or the restore fail on the ended
+		// transaction: the step's limit would stay on the pooled
+		// connection (found by a review). Only where InTx owns the
+		// transaction, on a connection it holds and began under a context
+		// no cancellation ends, are they set.
+		if st := txmark.StateOf(ctx); st == nil || !st.Owned() {
+			return next(ctx)
+		}
 	}
 	start := time.Now()
 	limit, derive := StepLimit(ctx)
@@ -158,16 +173,26 @@ func SavepointLimits(ctx context.Context, family sqldialect.Family, tx Savepoint
 	}
 	succeeded := false
 	defer func() {
-		if pg && !succeeded {
+		if pg && (!succeeded || doomed(ctx)) {
 			// A failed or panicking attempt: the scope's ROLLBACK TO
 			// SAVEPOINT, or the end of a doomed transaction, undoes
 			// set_config(…, true); a statement now would fail on an
-			// aborted transaction (docs/backends.md §1.4).
+			// aborted transaction (docs/backends.md §1.4). So after an
+			// attempt that returned nil over a doom an inner step
+			// recorded (a 40001 it swallowed): the owner's rollback
+			// undoes them, and the doom, not a 25P02 of the restore, is
+			// what the scope reports (found by a review).
 			return
 		}
-		if rerr := undo(ctx, restore, restoreTimeout); rerr != nil && err == nil {
+		rerr := undo(ctx, restore, restoreTimeout)
+		if rerr != nil && err == nil && !pg {
 			err = fmt.Errorf("%s: restoring the server limits after the step: %w", tx.Who, rerr)
 		}
+		// On PostgreSQL a failed restore means the transaction is
+		// aborted or gone (a statement of the step failed and its error
+		// was swallowed): the scope's RELEASE SAVEPOINT, next, fails the
+		// same way and reports it as it would without the limits, and
+		// the transaction's end undoes them.
 	}()
 	err = next(ctx)
 	succeeded = err == nil
@@ -255,8 +280,7 @@ func PostgresSwapSQL(names []string, least []bool, placeholder func(i int) strin
 	for i, name := range names {
 		value := placeholder(i+1) + "::text"
 		if i < len(least) && least[i] {
-			value = "LEAST(NULLIF(EXTRACT(EPOCH FROM current_setting('" + name + "')::interval) * 1000, 0), " +
-				placeholder(i+1) + "::numeric)::bigint::text"
+			value = serverlimit.PostgresLeastExpr(name, placeholder(i+1)+"::numeric") + "::bigint::text"
 		}
 		rows[i] = fmt.Sprintf("(%d, '%s', %s)", i+1, name, value)
 	}
@@ -321,4 +345,11 @@ func FirstColumn(rows *sql.Rows, err error) ([]string, error) {
 		out = append(out, first)
 	}
 	return out, rows.Err()
+}
+
+// doomed reports whether the transaction ctx runs in was doomed by an
+// error a step recorded (txmark.State.Doom).
+func doomed(ctx context.Context) bool {
+	st := txmark.StateOf(ctx)
+	return st != nil && st.Doomed() != nil
 }

@@ -75,7 +75,7 @@ func TestSavepointSQL(t *testing.T) {
 	got := PostgresSwapSQL([]string{"lock_timeout", "statement_timeout"}, []bool{false, true}, nil)
 	for _, want := range []string{
 		"(1, 'lock_timeout', $1::text)",
-		"(2, 'statement_timeout', LEAST(NULLIF(EXTRACT(EPOCH FROM current_setting('statement_timeout')::interval) * 1000, 0), $2::numeric)::bigint::text)",
+		"(2, 'statement_timeout', LEAST(COALESCE(NULLIF(CASE WHEN translate(current_setting('statement_timeout'), '0123456789', '') = '' THEN current_setting('statement_timeout')::numeric ELSE EXTRACT(EPOCH FROM current_setting('statement_timeout')::interval) * 1000 END, 0), 2147483647), $2::numeric)::bigint::text)",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("PostgresSwapSQL:\n%s\nlacks %s", got, want)

@@ -21,20 +21,37 @@ import (
 // the transaction to the smaller of ms and the value in force, or to ms when
 // the value in force is 0 ("no limit"):
 //
-//	set_config('name', LEAST(NULLIF(EXTRACT(EPOCH FROM current_setting('name')::interval) * 1000, 0), ms)::bigint::text, true)
+//	set_config('name', PostgresLeastExpr(name, ms)::bigint::text, true)
 //
 // set_config(…, true) is the function form of SET LOCAL, which takes no
-// expression (docs/backends.md §1.4). current_setting returns the value as
-// SHOW does, text with a unit ('150ms', '5s', '1min', '0'), which the
-// interval type reads; EXTRACT(EPOCH …) gives its seconds. PostgreSQL's
-// LEAST ignores NULL arguments, so NULLIF makes a 0 in force ("no limit")
-// yield ms (§1.18). The result is a row: it is run with statements whose
-// results are discarded (pgx's and database/sql's Exec without arguments
-// use the simple protocol and ignore rows, §2.5). name is one of this
-// module's constants, never user input.
+// expression (docs/backends.md §1.4). The result is a row: it is run with
+// statements whose results are discarded (pgx's and database/sql's Exec
+// without arguments use the simple protocol and ignore rows, §2.5). name is
+// one of this module's constants, never user input.
 func PostgresLeast(name string, ms int64) string {
-	return "set_config('" + name + "', LEAST(NULLIF(EXTRACT(EPOCH FROM current_setting('" + name +
-		"')::interval) * 1000, 0), " + strconv.FormatInt(ms, 10) + ")::bigint::text, true)"
+	return "set_config('" + name + "', " + PostgresLeastExpr(name, strconv.FormatInt(ms, 10)) + "::bigint::text, true)"
+}
+
+// PostgresLeastExpr returns the expression, numeric, of the smaller of v
+// (an expression in milliseconds) and the value in force of the parameter
+// name, v where the value in force is 0 ("no limit"):
+//
+//	LEAST(COALESCE(NULLIF(in force, 0), 2147483647), v)
+//
+// where the value in force, in milliseconds, is read from current_setting,
+// which returns it as SHOW does: on PostgreSQL text with a unit ('150ms',
+// '5s', '1min', '0'), which the interval type reads, EXTRACT(EPOCH …)
+// giving its seconds; a bare number (CockroachDB shows its timeouts so, in
+// milliseconds, where the interval type would read seconds) is taken as
+// milliseconds. A 0 in force counts as the most these parameters take
+// (2^31-1 ms), so that v wins, without relying on LEAST's handling of NULL
+// (PostgreSQL ignores NULL arguments, other servers do not), and v appears
+// once: a driver whose placeholders are positional (?) takes one argument
+// for it (§1.18).
+func PostgresLeastExpr(name, v string) string {
+	cur := "current_setting('" + name + "')"
+	inForce := "CASE WHEN translate(" + cur + ", '0123456789', '') = '' THEN " + cur + "::numeric ELSE EXTRACT(EPOCH FROM " + cur + "::interval) * 1000 END"
+	return "LEAST(COALESCE(NULLIF(" + inForce + ", 0), 2147483647), " + v + ")"
 }
 
 // PostgresSelect returns "SELECT " followed by calls (PostgresLeast's, or

@@ -50,7 +50,22 @@ type State struct {
 	// limits from, zero for none. It is set before the state is handed
 	// down and only read after, so it needs no lock.
 	limits time.Time
+	// owned: the transaction was begun by a transaction scope (InTx), not
+	// by the caller; set before the state is handed down.
+	owned bool
 }
+
+// SetOwned records that a transaction scope began the transaction, and
+// will end it, on a connection it holds for the transaction's length
+// (InTx). The owner calls it before it hands the state down, never after.
+func (s *State) SetOwned() { s.owned = true }
+
+// Owned reports whether SetOwned was called: a savepoint step on MySQL or
+// MariaDB sets session limits only then (resolve.SavepointLimits). In a
+// transaction the caller began, database/sql rolls it back by itself when
+// the caller's context ends and puts the connection back in its pool, where
+// a session setting the step has not yet set back would stay.
+func (s *State) Owned() bool { return s.owned }
 
 // SetLimitsDeadline records deadline as the one the transaction's owner
 // derived its server-side limits from (the context deadline of the
