@@ -53,7 +53,8 @@ import (
 // not inside a transaction, and with tx.Error when tx carries an error.
 //
 // With a deadline on a step attempt's context earlier than the one [InTx]
-// derived the transaction's own limits from (a [dbop.WithTimeout] listed
+// derived the transaction's own limits from (any, when InTx's context had
+// none; a [dbop.WithTimeout] listed
 // between the retry and InSavepoint; listed after InSavepoint, inside the
 // savepoint, it sets its deadline too late), or, on PostgreSQL in a
 // transaction you began yourself, a deadline a WithTimeout listed before
@@ -90,7 +91,10 @@ import (
 // the deadline, they are set back and set again. A deadline no earlier than
 // InTx's is met by the limits InTx set, and a dbop.HotSpot's server deadline
 // is InTx's too: then, and without a deadline, InSavepoint sends nothing
-// more. The limits bound each statement (and lock wait), not the step: a
+// more. An attempt that starts with too little time left for a server limit
+// (about a millisecond) fails at once with an error matching
+// context.DeadlineExceeded, sending nothing: the deadline would fire during
+// a statement and close the connection. The limits bound each statement (and lock wait), not the step: a
 // step whose several statements together outlast the deadline can still have
 // its connection closed by the driver, which ends the caller's transaction;
 // nothing is applied twice, and the transaction's owner decides what
@@ -115,8 +119,9 @@ func InSavepoint(tx *gorm.DB, opts ...SavepointOption) dbop.Decorator {
 	// the connection (docs/backends.md §5.9).
 	if b.family == sqldialect.Postgres || b.backquotes() {
 		stx := resolve.SavepointTx{
-			Who:  "gormdb",
-			Exec: sp.exec,
+			Who:     "gormdb",
+			Session: sessionOf(tx), // InTx records its pool (txn.watch)
+			Exec:    sp.exec,
 			Query: func(ctx context.Context, query string, args ...any) ([]string, error) {
 				db, err := sp.session(ctx, query)
 				if err != nil {
@@ -187,4 +192,15 @@ func (s savepointer) quote(name string) string {
 		q = "`"
 	}
 	return q + strings.ReplaceAll(name, q, q+q) + q
+}
+
+// sessionOf returns the handle of the transaction tx runs its statements
+// in, as InTx records it in the transaction's state (txn.watch): the pool
+// InTx gives the function's *gorm.DB on MySQL, MariaDB and SQLite, which
+// sessions derived from it (WithContext, Session) keep; nil for any other.
+func sessionOf(tx *gorm.DB) any {
+	if p, ok := statementPool(tx).(*txPool); ok {
+		return p
+	}
+	return nil
 }

@@ -541,6 +541,12 @@ type txn struct {
 func (t *txn) watch(ctx context.Context) {
 	if t.pool.Tx != nil {
 		t.pool.state = txmark.StateOf(ctx)
+		if t.pool.state != nil {
+			// A savepoint step on MySQL or MariaDB sets session limits
+			// only on the transaction InTx holds the connection of
+			// (resolve.SavepointLimits).
+			t.pool.state.SetSession(&t.pool)
+		}
 	}
 }
 

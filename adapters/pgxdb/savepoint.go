@@ -68,7 +68,8 @@ func (s savepointer) exec(ctx context.Context, stmt, name string) error {
 // limit InTx derived from it.
 //
 // With a deadline on a step attempt's context earlier than the one [InTx]
-// derived the transaction's own limits from (a [dbop.WithTimeout] listed
+// derived the transaction's own limits from (any, when InTx's context had
+// none; a [dbop.WithTimeout] listed
 // between the retry and InSavepoint; listed after InSavepoint, inside the
 // savepoint, it sets its deadline too late), or, in a transaction you began
 // yourself, a deadline a WithTimeout listed before InSavepoint in the same
@@ -90,7 +91,11 @@ func (s savepointer) exec(ctx context.Context, stmt, name string) error {
 // than a quarter of the margin kept before the deadline, they are set back
 // and set again. A deadline no earlier than InTx's is met by the limits InTx
 // set, and a dbop.HotSpot's server deadline is InTx's too: then, and without
-// a deadline, InSavepoint sends nothing more. The limits bound each
+// a deadline, InSavepoint sends nothing more. An attempt that starts with
+// too little time left for a server limit (about a millisecond) fails at
+// once with an error matching context.DeadlineExceeded, sending nothing:
+// the deadline would fire during a statement and close the connection. The
+// limits bound each
 // statement (and lock wait), not the step: a step whose several statements
 // together outlast the deadline can still have its connection closed by the
 // driver, which ends the caller's transaction; nothing is applied twice, and

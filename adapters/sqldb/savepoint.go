@@ -58,7 +58,8 @@ func (s savepoints) Release(ctx context.Context, name string) error {
 // again. The same holds on SQLite after an interrupted write.
 //
 // With a deadline on a step attempt's context earlier than the one [InTx]
-// derived the transaction's own limits from (a [dbop.WithTimeout] listed
+// derived the transaction's own limits from (any, when InTx's context had
+// none; a [dbop.WithTimeout] listed
 // between the retry and InSavepoint; listed after InSavepoint, inside the
 // savepoint, it sets its deadline too late), or, on PostgreSQL in a
 // transaction you began yourself, a deadline a WithTimeout listed before
@@ -95,7 +96,10 @@ func (s savepoints) Release(ctx context.Context, name string) error {
 // the deadline, they are set back and set again. A deadline no earlier than
 // InTx's is met by the limits InTx set, and a dbop.HotSpot's server deadline
 // is InTx's too: then, and without a deadline, InSavepoint sends nothing
-// more. The limits bound each statement (and lock wait), not the step: a
+// more. An attempt that starts with too little time left for a server limit
+// (about a millisecond) fails at once with an error matching
+// context.DeadlineExceeded, sending nothing: the deadline would fire during
+// a statement and close the connection. The limits bound each statement (and lock wait), not the step: a
 // step whose several statements together outlast the deadline can still have
 // its connection closed by the driver, which ends the caller's transaction;
 // nothing is applied twice, and the transaction's owner decides what
@@ -113,7 +117,8 @@ func InSavepoint(tx *sql.Tx, d Dialect, opts ...SavepointOption) dbop.Decorator 
 	// the connection (docs/backends.md §5.9).
 	if d.Family != sqldialect.SQLite {
 		stx := resolve.SavepointTx{
-			Who: "sqldb",
+			Who:     "sqldb",
+			Session: tx, // InTx records its *sql.Tx (txmark.State.SetSession)
 			Exec: func(ctx context.Context, query string) error {
 				_, err := tx.ExecContext(ctx, query)
 				return err

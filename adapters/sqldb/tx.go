@@ -12,6 +12,7 @@ import (
 	"github.com/dbop-go/dbop/internal/hotlock"
 	"github.com/dbop-go/dbop/internal/resolve"
 	"github.com/dbop-go/dbop/internal/sqldialect"
+	"github.com/dbop-go/dbop/internal/txmark"
 	"github.com/dbop-go/dbop/scopes"
 )
 
@@ -68,6 +69,7 @@ func InTx[T any](db Beginner, d Dialect, fn func(ctx context.Context, tx *sql.Tx
 	}
 	b := newBegin("InTx", db, d, opts)
 	return scopes.InTx(b.coordinated, func(ctx context.Context, t *txn) (T, error) {
+		t.own(ctx)
 		v, err := fn(ctx, t.tx)
 		return v, sqldialect.Judge(ctx, b.family, "sqldb", err, false, func() error { return t.rollbackEarly(ctx) })
 	}, b.scopeOpts...)
@@ -81,6 +83,7 @@ func Do(db Beginner, d Dialect, fn func(ctx context.Context, tx *sql.Tx) error, 
 	}
 	b := newBegin("Do", db, d, opts)
 	return scopes.Do(b.coordinated, func(ctx context.Context, t *txn) error {
+		t.own(ctx)
 		return sqldialect.Judge(ctx, b.family, "sqldb", fn(ctx, t.tx), false, func() error { return t.rollbackEarly(ctx) })
 	}, b.scopeOpts...)
 }
@@ -288,6 +291,16 @@ type txn struct {
 	// endErr is the error to report for it when scopes.InTx rolls back.
 	rolledBack bool
 	endErr     error
+}
+
+// own records t's *sql.Tx in the state of the transaction scopes.InTx
+// hands fn in ctx, before fn runs: a savepoint step on MySQL or MariaDB sets
+// session limits only on the transaction InTx holds the connection of
+// (resolve.SavepointLimits).
+func (t *txn) own(ctx context.Context) {
+	if st := txmark.StateOf(ctx); st != nil {
+		st.SetSession(t.tx)
+	}
 }
 
 // Commit commits. database/sql's Commit takes no context: the driver uses

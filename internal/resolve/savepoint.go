@@ -29,6 +29,10 @@ type SavepointTx struct {
 	// Placeholder returns the driver's placeholder for the i-th argument,
 	// from 1; nil is PostgreSQL's $i.
 	Placeholder func(i int) string
+	// Session is the step's transaction as its adapter's InTx records it
+	// (txmark.State.SetSession): on MySQL and MariaDB the limits are set
+	// only when it is the one InTx holds.
+	Session any
 	// Names and Millis are PostgreSQL settings given as options, each name
 	// once, their values in milliseconds: set as given for every attempt,
 	// lowered to the limits the context's deadline leaves (ServerLimits),
@@ -55,23 +59,28 @@ type SavepointTx struct {
 // never derives a limit from it alone, which late in an attempt would be
 // the smallest one. It allocates nothing.
 func StepLimit(ctx context.Context) (limit time.Duration, ok bool) {
+	if !stepDeadline(ctx) {
+		return 0, false
+	}
+	deadline, _ := ctx.Deadline()
+	return hotlock.LimitFor(time.Until(deadline))
+}
+
+// stepDeadline reports whether ctx has a deadline that is the step
+// attempt's own, as StepLimit says: one earlier than the deadline InTx
+// derived its limits from; any, in InTx's transaction when InTx had none
+// (the step's deadline was set inside the function InTx runs); in a
+// transaction the caller began, a WithTimeout's around the scope.
+func stepDeadline(ctx context.Context) bool {
 	deadline, has := ctx.Deadline()
 	if !has {
-		return 0, false
+		return false
 	}
-	owned := false
-	if st := txmark.StateOf(ctx); st != nil {
-		if owner, has := st.LimitsDeadline(); has {
-			if !deadline.Before(owner) {
-				return 0, false
-			}
-			owned = true
-		}
+	if st := txmark.StateOf(ctx); st != nil && st.Owned() {
+		owner, has := st.LimitsDeadline()
+		return !has || deadline.Before(owner)
 	}
-	if !owned && !txmark.AttemptDeadline(ctx) {
-		return 0, false
-	}
-	return hotlock.LimitFor(time.Until(deadline))
+	return txmark.AttemptDeadline(ctx)
 }
 
 // SavepointLimits runs next, one attempt of a step inside a savepoint (an
@@ -126,12 +135,23 @@ func SavepointLimits(ctx context.Context, family sqldialect.Family, tx Savepoint
 		// connection (found by a review). Only where InTx owns the
 		// transaction, on a connection it holds and began under a context
 		// no cancellation ends, are they set.
-		if st := txmark.StateOf(ctx); st == nil || !st.Owned() {
+		if st := txmark.StateOf(ctx); st == nil || !st.Owned() || tx.Session == nil || st.Session() != tx.Session {
 			return next(ctx)
 		}
 	}
 	start := time.Now()
 	limit, derive := StepLimit(ctx)
+	if !derive && stepDeadline(ctx) {
+		// Too little time is left to bound the statements on the
+		// server (under hotlock.MinLimit after the margin): the deadline
+		// would fire during one, and the driver close the connection and
+		// end the caller's transaction. The attempt fails at once instead,
+		// as a deadline's would (the retry's last ones, under a deadline
+		// around it, found by a review).
+		deadline, _ := ctx.Deadline()
+		return fmt.Errorf("%s: %v left before the step attempt's deadline, too little to bound its statements on the server: %w",
+			tx.Who, time.Until(deadline).Round(time.Microsecond), context.DeadlineExceeded)
+	}
 	if !derive && (!pg || len(tx.Names) == 0) {
 		return next(ctx)
 	}

@@ -2,6 +2,7 @@ package resolve
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -16,8 +17,13 @@ import (
 // HotSpot's server deadline alone.
 func TestStepLimit(t *testing.T) {
 	owner := new(txmark.State)
+	owner.SetOwned()
 	owner.SetLimitsDeadline(time.Now().Add(10 * time.Second))
 	inOwner := txmark.WithState(context.Background(), owner)
+	// InTx without a deadline: any deadline of the step's is its own.
+	bare := new(txmark.State)
+	bare.SetOwned()
+	inBare := txmark.WithState(context.Background(), bare)
 	at := func(ctx context.Context, d time.Duration) context.Context {
 		ctx, cancel := context.WithTimeout(ctx, d)
 		t.Cleanup(cancel)
@@ -36,6 +42,7 @@ func TestStepLimit(t *testing.T) {
 		{"outside any owner, an earlier deadline inside a WithTimeout's", at(txmark.WithAttemptDeadline(at(context.Background(), time.Minute)), 5*time.Second), false},
 		{"owner's deadline", at(inOwner, time.Minute), false},
 		{"earlier than the owner's", at(inOwner, 5*time.Second), true},
+		{"in an owner's without a deadline", at(inBare, 5*time.Second), true},
 		{"earlier, under a HotSpot's server deadline", at(hotlock.WithServerDeadline(inOwner, time.Now()), 5*time.Second), true},
 	}
 	for _, tt := range tests {
@@ -50,6 +57,7 @@ func TestStepLimit(t *testing.T) {
 // calls next: no statement, no allocation.
 func TestSavepointLimitsWithoutDeadlineCostsNothing(t *testing.T) {
 	owner := new(txmark.State)
+	owner.SetOwned()
 	owner.SetLimitsDeadline(time.Now().Add(time.Hour))
 	ctx, cancel := context.WithTimeout(txmark.WithState(context.Background(), owner), 2*time.Hour)
 	defer cancel()
@@ -99,5 +107,34 @@ func TestSavepointSQL(t *testing.T) {
 	txSet, txRestore := MySQLSessionLimits(true, time.Second)
 	if IsMySQLSavepointLimits(txSet) || IsMySQLSavepointLimits(txRestore) || IsMySQLSavepointLimits("SET @@SESSION.sql_mode = ''") {
 		t.Error("IsMySQLSavepointLimits recognises statements that are not a savepoint's")
+	}
+}
+
+// With less time left on a step attempt's own deadline than a server limit
+// can bound (hotlock.MinLimit after the margin), SavepointLimits fails the
+// attempt at once with an error matching context.DeadlineExceeded, sending
+// nothing and running nothing: the deadline would otherwise fire during a
+// statement, and the driver close the connection and end the caller's
+// transaction (the last attempts of a retry under a deadline around it).
+func TestSavepointLimitsRefuseAnAttemptWithTooLittleTime(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Microsecond)
+	defer cancel()
+	ctx = txmark.WithAttemptDeadline(ctx)
+	sent, ran := 0, false
+	tx := SavepointTx{
+		Who:   "test",
+		Exec:  func(context.Context, string) error { sent++; return nil },
+		Query: func(context.Context, string, ...any) ([]string, error) { sent++; return nil, nil },
+	}
+	err := SavepointLimits(ctx, sqldialect.Postgres, tx, time.Second, func(context.Context) error { ran = true; return nil })
+	if !errors.Is(err, context.DeadlineExceeded) || ran || sent != 0 {
+		t.Errorf("SavepointLimits = %v, ran %v, %d statements; want an error matching context.DeadlineExceeded, nothing run or sent", err, ran, sent)
+	}
+	// Without a deadline of the step's own, it runs the attempt.
+	ran = false
+	plain, cancel2 := context.WithTimeout(context.Background(), 500*time.Microsecond)
+	defer cancel2()
+	if err := SavepointLimits(plain, sqldialect.Postgres, tx, time.Second, func(context.Context) error { ran = true; return nil }); err != nil || !ran {
+		t.Errorf("unmarked deadline: SavepointLimits = %v, ran %v; want nil, run", err, ran)
 	}
 }

@@ -53,7 +53,23 @@ type State struct {
 	// owned: the transaction was begun by a transaction scope (InTx), not
 	// by the caller; set before the state is handed down.
 	owned bool
+	// session is the handle of the transaction whose connection the
+	// owner holds for its length, as the adapter's savepoint steps name it
+	// (SetSession); nil when the adapter records none.
+	session any
 }
+
+// SetSession records handle (comparable: a *sql.Tx, a pointer) as the
+// transaction the owner began and holds a connection for. An adapter whose
+// savepoint steps set session settings (MySQL, MariaDB) calls it before it
+// hands the state to the caller's function, never after: a step sets them
+// only on that transaction (Session), not on another the caller began
+// under the owner's context, which database/sql may put back in its pool,
+// ended by the caller's cancellation, with the setting on it.
+func (s *State) SetSession(handle any) { s.session = handle }
+
+// Session returns the handle SetSession recorded, nil if none.
+func (s *State) Session() any { return s.session }
 
 // SetOwned records that a transaction scope began the transaction, and
 // will end it, on a connection it holds for the transaction's length
