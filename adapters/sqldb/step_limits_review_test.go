@@ -136,6 +136,7 @@ func TestStepLimitsDeadlockInStepMariaDB(t *testing.T) {
 		}
 		if attempts == 1 {
 			go func() {
+				//dbopvet:ignore the rival is another transaction on purpose: it forms the deadlock
 				_, err := rival.ExecContext(context.Background(), "UPDATE "+tbl+" SET v = v + 100 WHERE id = 1")
 				if err == nil {
 					err = rival.Commit()
