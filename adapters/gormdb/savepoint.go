@@ -91,12 +91,10 @@ import (
 // the deadline, they are set back and set again. A deadline no earlier than
 // InTx's is met by the limits InTx set, and a dbop.HotSpot's server deadline
 // is InTx's too: then, and without a deadline, InSavepoint sends nothing
-// more. An attempt that starts with too little time left for a server limit
-// (about a millisecond) fails at once with an error matching
-// context.DeadlineExceeded, sending nothing: the deadline would fire during
-// a statement and close the connection. The limits bound each statement (and lock wait), not the step: a
-// step whose several statements together outlast the deadline can still have
-// its connection closed by the driver, which ends the caller's transaction;
+// more. The limits bound each statement (and lock wait), not the step: a
+// step whose several statements together outlast the deadline, or an attempt
+// that starts with a few milliseconds left (a retry's last under a deadline
+// around it), can still have its connection closed by the driver, which ends the caller's transaction;
 // nothing is applied twice, and the transaction's owner decides what
 // follows.
 //
@@ -199,7 +197,13 @@ func (s savepointer) quote(name string) string {
 // InTx gives the function's *gorm.DB on MySQL, MariaDB and SQLite, which
 // sessions derived from it (WithContext, Session) keep; nil for any other.
 func sessionOf(tx *gorm.DB) any {
-	if p, ok := statementPool(tx).(*txPool); ok {
+	pool := statementPool(tx)
+	if ps, ok := pool.(*gorm.PreparedStmtTX); ok {
+		// A session with PrepareStmt wraps the pool it was made from
+		// (found by a review).
+		pool = ps.Tx
+	}
+	if p, ok := pool.(*txPool); ok {
 		return p
 	}
 	return nil

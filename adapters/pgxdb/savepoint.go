@@ -91,15 +91,13 @@ func (s savepointer) exec(ctx context.Context, stmt, name string) error {
 // than a quarter of the margin kept before the deadline, they are set back
 // and set again. A deadline no earlier than InTx's is met by the limits InTx
 // set, and a dbop.HotSpot's server deadline is InTx's too: then, and without
-// a deadline, InSavepoint sends nothing more. An attempt that starts with
-// too little time left for a server limit (about a millisecond) fails at
-// once with an error matching context.DeadlineExceeded, sending nothing:
-// the deadline would fire during a statement and close the connection. The
-// limits bound each
+// a deadline, InSavepoint sends nothing more. The limits bound each
 // statement (and lock wait), not the step: a step whose several statements
-// together outlast the deadline can still have its connection closed by the
-// driver, which ends the caller's transaction; nothing is applied twice, and
-// the transaction's owner decides what follows.
+// together outlast the deadline, or an attempt that starts with a few
+// milliseconds left (a retry's last under a deadline around it), can still
+// have its connection closed by the driver, which ends the caller's
+// transaction; nothing is applied twice, and the transaction's owner decides
+// what follows.
 //
 // The Decorator is safe for concurrent use, but tx serves one goroutine at
 // a time. It panics if tx is nil or an option is nil.

@@ -141,17 +141,6 @@ func SavepointLimits(ctx context.Context, family sqldialect.Family, tx Savepoint
 	}
 	start := time.Now()
 	limit, derive := StepLimit(ctx)
-	if !derive && stepDeadline(ctx) {
-		// Too little time is left to bound the statements on the
-		// server (under hotlock.MinLimit after the margin): the deadline
-		// would fire during one, and the driver close the connection and
-		// end the caller's transaction. The attempt fails at once instead,
-		// as a deadline's would (the retry's last ones, under a deadline
-		// around it, found by a review).
-		deadline, _ := ctx.Deadline()
-		return fmt.Errorf("%s: %v left before the step attempt's deadline, too little to bound its statements on the server: %w",
-			tx.Who, time.Until(deadline).Round(time.Microsecond), context.DeadlineExceeded)
-	}
 	if !derive && (!pg || len(tx.Names) == 0) {
 		return next(ctx)
 	}

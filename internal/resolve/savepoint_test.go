@@ -2,7 +2,6 @@ package resolve
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -107,34 +106,5 @@ func TestSavepointSQL(t *testing.T) {
 	txSet, txRestore := MySQLSessionLimits(true, time.Second)
 	if IsMySQLSavepointLimits(txSet) || IsMySQLSavepointLimits(txRestore) || IsMySQLSavepointLimits("SET @@SESSION.sql_mode = ''") {
 		t.Error("IsMySQLSavepointLimits recognises statements that are not a savepoint's")
-	}
-}
-
-// With less time left on a step attempt's own deadline than a server limit
-// can bound (hotlock.MinLimit after the margin), SavepointLimits fails the
-// attempt at once with an error matching context.DeadlineExceeded, sending
-// nothing and running nothing: the deadline would otherwise fire during a
-// statement, and the driver close the connection and end the caller's
-// transaction (the last attempts of a retry under a deadline around it).
-func TestSavepointLimitsRefuseAnAttemptWithTooLittleTime(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Microsecond)
-	defer cancel()
-	ctx = txmark.WithAttemptDeadline(ctx)
-	sent, ran := 0, false
-	tx := SavepointTx{
-		Who:   "test",
-		Exec:  func(context.Context, string) error { sent++; return nil },
-		Query: func(context.Context, string, ...any) ([]string, error) { sent++; return nil, nil },
-	}
-	err := SavepointLimits(ctx, sqldialect.Postgres, tx, time.Second, func(context.Context) error { ran = true; return nil })
-	if !errors.Is(err, context.DeadlineExceeded) || ran || sent != 0 {
-		t.Errorf("SavepointLimits = %v, ran %v, %d statements; want an error matching context.DeadlineExceeded, nothing run or sent", err, ran, sent)
-	}
-	// Without a deadline of the step's own, it runs the attempt.
-	ran = false
-	plain, cancel2 := context.WithTimeout(context.Background(), 500*time.Microsecond)
-	defer cancel2()
-	if err := SavepointLimits(plain, sqldialect.Postgres, tx, time.Second, func(context.Context) error { ran = true; return nil }); err != nil || !ran {
-		t.Errorf("unmarked deadline: SavepointLimits = %v, ran %v; want nil, run", err, ran)
 	}
 }
