@@ -221,33 +221,31 @@ func (t timeouts) attempt(ctx context.Context) (local string, s *session) {
 	lock := t.lockSeconds()
 	stmt := t.statementValue(t.stmt)
 	if t.family == sqldialect.MariaDB {
-		value := statementSecondsDown(limit)
-		switch {
-		case t.stmt == 0:
-			stmt = serverlimit.MySQLLeast("max_statement_time", value, true)
-		case limit < t.stmt:
-			stmt = value
-		}
+		stmt = mysqlValue("max_statement_time", t.stmt, limit, statementSecondsDown(limit), stmt, true)
 		return "", t.mySession(lock, stmt)
 	}
 	// MySQL
 	if secs := int64(limit / time.Second); secs >= 1 {
-		value := strconv.FormatInt(secs, 10)
-		switch {
-		case t.lock == 0:
-			lock = serverlimit.MySQLLeast("innodb_lock_wait_timeout", value, false)
-		case time.Duration(secs)*time.Second < t.lock:
-			lock = value
-		}
+		lock = mysqlValue("innodb_lock_wait_timeout", t.lock, time.Duration(secs)*time.Second, strconv.FormatInt(secs, 10), lock, false)
 	}
-	value := strconv.FormatInt(int64(limit/time.Millisecond), 10)
-	switch {
-	case t.stmt == 0:
-		stmt = serverlimit.MySQLLeast("max_execution_time", value, true)
-	case limit < t.stmt:
-		stmt = value
-	}
+	stmt = mysqlValue("max_execution_time", t.stmt, limit, strconv.FormatInt(int64(limit/time.Millisecond), 10), stmt, true)
 	return "", t.mySession(lock, stmt)
+}
+
+// mysqlValue returns the value a MySQL or MariaDB session variable name
+// takes for an attempt whose derived limit is derived, formatted as value:
+// with no option given (given 0), the smaller of it and the value in force,
+// computed by the server (serverlimit.MySQLLeast; zeroIsNone: a 0 in force
+// is "no limit"); the derived value where it is smaller than the one given;
+// else keep, the given value as the option formats it.
+func mysqlValue(name string, given, derived time.Duration, value, keep string, zeroIsNone bool) string {
+	switch {
+	case given == 0:
+		return serverlimit.MySQLLeast(name, value, zeroIsNone)
+	case derived < given:
+		return value
+	}
+	return keep
 }
 
 // restoreSQL returns the statement that sets SQLite's busy_timeout back to

@@ -103,8 +103,8 @@ func stepDeadline(ctx context.Context) bool {
 //     aborted transaction would fail with 25P02 (§1.4); after a successful
 //     one they are set back, as SET LOCAL inside a savepoint survives
 //     RELEASE.
-//   - MySQL and MariaDB, in a transaction InTx owns (txmark.State.Owned)
-//     only: the session settings of MySQLSavepointLimits,
+//   - MySQL and MariaDB, only in the transaction InTx holds the connection
+//     of (txmark.State.Session): the session settings of MySQLSavepointLimits,
 //     each the smaller of the derived limit and the value in force
 //     (§3.16), the values they replace kept in user variables tagged with
 //     the savepoint's depth, so that neither the ones InTx keeps nor an
@@ -132,10 +132,11 @@ func SavepointLimits(ctx context.Context, family sqldialect.Family, tx Savepoint
 		// context ends, and puts the connection back in its pool, while
 		// the step may still run or the restore fail on the ended
 		// transaction: the step's limit would stay on the pooled
-		// connection (found by a review). Only where InTx owns the
-		// transaction, on a connection it holds and began under a context
-		// no cancellation ends, are they set.
-		if st := txmark.StateOf(ctx); st == nil || !st.Owned() || tx.Session == nil || st.Session() != tx.Session {
+		// connection (found by a review). Only on the transaction InTx
+		// holds the connection of, begun under a context no cancellation
+		// ends, are they set: InTx records it (txmark.State.SetSession),
+		// and the step's adapter names its own (tx.Session).
+		if st := txmark.StateOf(ctx); st == nil || tx.Session == nil || st.Session() != tx.Session {
 			return next(ctx)
 		}
 	}

@@ -76,11 +76,10 @@ func (s *State) Session() any { return s.session }
 // (InTx). The owner calls it before it hands the state down, never after.
 func (s *State) SetOwned() { s.owned = true }
 
-// Owned reports whether SetOwned was called: a savepoint step on MySQL or
-// MariaDB sets session limits only then (resolve.SavepointLimits). In a
-// transaction the caller began, database/sql rolls it back by itself when
-// the caller's context ends and puts the connection back in its pool, where
-// a session setting the step has not yet set back would stay.
+// Owned reports whether SetOwned was called: in a transaction InTx began,
+// a savepoint step's own deadline is any earlier than InTx's, or any at all
+// when InTx had none (resolve.StepLimit); in one the caller began, only a
+// WithTimeout's around the step (AttemptDeadline).
 func (s *State) Owned() bool { return s.owned }
 
 // SetLimitsDeadline records deadline as the one the transaction's owner
