@@ -101,7 +101,7 @@ func TestInTxPanic(t *testing.T) {
 // the least of ms and the value in force (0 in force: ms), which the server
 // computes.
 func least(name, ms string) string {
-	return "set_config('" + name + "', LEAST(COALESCE(NULLIF(CASE WHEN translate(current_setting('" + name + "'), '0123456789', '') = '' THEN current_setting('" + name + "')::numeric ELSE EXTRACT(EPOCH FROM current_setting('" + name + "')::interval) * 1000 END, 0), 2147483647), " + ms + ")::bigint::text, true)"
+	return "set_config('" + name + "', CASE WHEN current_setting('" + name + "') = '0' OR (current_setting('" + name + "') || CASE WHEN strpos('0123456789', right(current_setting('" + name + "'), 1)) > 0 THEN 'ms' ELSE '' END)::interval > '" + ms + "ms' THEN '" + ms + "' ELSE current_setting('" + name + "') END, true)"
 }
 
 // With a deadline on the context, each attempt's BEGIN lowers

@@ -98,7 +98,7 @@ func TestTimeoutStatements(t *testing.T) {
 // pgLeast is the set_config call that sets the PostgreSQL parameter name to
 // the least of ms and the value in force (0 in force: ms).
 func pgLeast(name, ms string) string {
-	return "set_config('" + name + "', LEAST(COALESCE(NULLIF(CASE WHEN translate(current_setting('" + name + "'), '0123456789', '') = '' THEN current_setting('" + name + "')::numeric ELSE EXTRACT(EPOCH FROM current_setting('" + name + "')::interval) * 1000 END, 0), 2147483647), " + ms + ")::bigint::text, true)"
+	return "set_config('" + name + "', CASE WHEN current_setting('" + name + "') = '0' OR (current_setting('" + name + "') || CASE WHEN strpos('0123456789', right(current_setting('" + name + "'), 1)) > 0 THEN 'ms' ELSE '' END)::interval > '" + ms + "ms' THEN '" + ms + "' ELSE current_setting('" + name + "') END, true)"
 }
 
 // myLeast is the expression that sets the MySQL or MariaDB session

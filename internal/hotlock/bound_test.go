@@ -9,7 +9,7 @@ import (
 )
 
 // bound20 is PostgresBound's statement for a bound of 20 ms.
-const bound20 = "SELECT set_config('lock_timeout', LEAST(COALESCE(NULLIF(CASE WHEN translate(current_setting('lock_timeout'), '0123456789', '') = '' THEN current_setting('lock_timeout')::numeric ELSE EXTRACT(EPOCH FROM current_setting('lock_timeout')::interval) * 1000 END, 0), 2147483647), 20)::bigint::text, true)"
+const bound20 = "SELECT set_config('lock_timeout', CASE WHEN current_setting('lock_timeout') = '0' OR (current_setting('lock_timeout') || CASE WHEN strpos('0123456789', right(current_setting('lock_timeout'), 1)) > 0 THEN 'ms' ELSE '' END)::interval > '20ms' THEN '20' ELSE current_setting('lock_timeout') END, true)"
 
 // PostgresBound bounds lock waits after the lock to the request's Bound,
 // in whole milliseconds rounded up, and never raises a lower lock_timeout:
@@ -17,7 +17,7 @@ const bound20 = "SELECT set_config('lock_timeout', LEAST(COALESCE(NULLIF(CASE WH
 // the bound and the value in force, which the server computes.
 func TestPostgresBound(t *testing.T) {
 	least := func(ms string) string {
-		return "SELECT set_config('lock_timeout', LEAST(COALESCE(NULLIF(CASE WHEN translate(current_setting('lock_timeout'), '0123456789', '') = '' THEN current_setting('lock_timeout')::numeric ELSE EXTRACT(EPOCH FROM current_setting('lock_timeout')::interval) * 1000 END, 0), 2147483647), " + ms + ")::bigint::text, true)"
+		return "SELECT set_config('lock_timeout', CASE WHEN current_setting('lock_timeout') = '0' OR (current_setting('lock_timeout') || CASE WHEN strpos('0123456789', right(current_setting('lock_timeout'), 1)) > 0 THEN 'ms' ELSE '' END)::interval > '" + ms + "ms' THEN '" + ms + "' ELSE current_setting('lock_timeout') END, true)"
 	}
 	for _, c := range []struct {
 		bound, current time.Duration

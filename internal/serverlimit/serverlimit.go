@@ -21,15 +21,29 @@ import (
 // the transaction to the smaller of ms and the value in force, or to ms when
 // the value in force is 0 ("no limit"):
 //
-//	set_config('name', PostgresLeastExpr(name, ms)::bigint::text, true)
+//	set_config('name', CASE WHEN cur = '0' OR <cur as interval> > '<ms>ms'
+//		THEN '<ms>' ELSE cur END, true)
+//
+// where cur is current_setting('name'), text as SHOW gives it: on
+// PostgreSQL with a unit ('150ms', '5s', '1min'), which the interval type
+// reads; a bare number (CockroachDB shows its timeouts so, in milliseconds,
+// where the interval type would read seconds) gets "ms" appended first. The
+// value in force, when it is the smaller, is set again as the text it was
+// shown as, which the parameter reads back exactly (docs/backends.md
+// §1.18). This form compares intervals and names ms twice; it costs the
+// server about two thirds of PostgresLeastExpr's numeric form (§1.18),
+// which stays for a statement whose value is a placeholder.
 //
 // set_config(…, true) is the function form of SET LOCAL, which takes no
-// expression (docs/backends.md §1.4). The result is a row: it is run with
-// statements whose results are discarded (pgx's and database/sql's Exec
-// without arguments use the simple protocol and ignore rows, §2.5). name is
-// one of this module's constants, never user input.
+// expression (§1.4). The result is a row: it is run with statements whose
+// results are discarded (pgx's and database/sql's Exec without arguments
+// use the simple protocol and ignore rows, §2.5). name is one of this
+// module's constants, never user input.
 func PostgresLeast(name string, ms int64) string {
-	return "set_config('" + name + "', " + PostgresLeastExpr(name, strconv.FormatInt(ms, 10)) + "::bigint::text, true)"
+	cur := "current_setting('" + name + "')"
+	v := strconv.FormatInt(ms, 10)
+	asInterval := "(" + cur + " || CASE WHEN strpos('0123456789', right(" + cur + ", 1)) > 0 THEN 'ms' ELSE '' END)::interval"
+	return "set_config('" + name + "', CASE WHEN " + cur + " = '0' OR " + asInterval + " > '" + v + "ms' THEN '" + v + "' ELSE " + cur + " END, true)"
 }
 
 // PostgresLeastExpr returns the expression, numeric, of the smaller of v

@@ -10,7 +10,7 @@ func TestSQL(t *testing.T) {
 		name, got, want string
 	}{
 		{"postgres", PostgresLeast("statement_timeout", 1950),
-			"set_config('statement_timeout', LEAST(COALESCE(NULLIF(CASE WHEN translate(current_setting('statement_timeout'), '0123456789', '') = '' THEN current_setting('statement_timeout')::numeric ELSE EXTRACT(EPOCH FROM current_setting('statement_timeout')::interval) * 1000 END, 0), 2147483647), 1950)::bigint::text, true)"},
+			"set_config('statement_timeout', CASE WHEN current_setting('statement_timeout') = '0' OR (current_setting('statement_timeout') || CASE WHEN strpos('0123456789', right(current_setting('statement_timeout'), 1)) > 0 THEN 'ms' ELSE '' END)::interval > '1950ms' THEN '1950' ELSE current_setting('statement_timeout') END, true)"},
 		{"postgres select", PostgresSelect([]string{"a", "b"}), "SELECT a, b"},
 		{"postgres select of none", PostgresSelect(nil), ""},
 		{"mariadb", MySQLLeast("max_statement_time", "0.270000", true),
