@@ -186,3 +186,26 @@ func TestLivePostgresGivenLimitOverTheDefault(t *testing.T) {
 		t.Errorf("statement limit in force = %vs, want the 2s given", limit)
 	}
 }
+
+// A deadline more than about 24.8 days away derives a limit above 2^31-1
+// ms, the most statement_timeout takes: on PostgreSQL the attempt runs
+// with 2^31-1 ms where 0 ("no limit") is in force, instead of the
+// set_config after BEGIN failing with 22023 (docs/backends.md §1.18;
+// found by a review).
+func TestLivePostgresDerivedLimitOfAFarDeadline(t *testing.T) {
+	be := leastBackends()[1]
+	db := onePool(t, livePostgres(t, nil))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*24*time.Hour)
+	defer cancel()
+	var stmt, lock float64
+	if _, err := gormdb.InTx(db, func(ctx context.Context, tx *gorm.DB) (int, error) {
+		stmt = limitIn(t, tx, be.limit)
+		lock = limitIn(t, tx, "SELECT setting::float8 / 1000 FROM pg_settings WHERE name = 'lock_timeout'")
+		return 1, nil
+	}).Run(ctx); err != nil {
+		t.Fatalf("Run with 30 days left = %v; want the attempt to run", err)
+	}
+	if stmt != 2147483.647 || lock != 2147483.647 {
+		t.Errorf("statement_timeout, lock_timeout in force = %vs, %vs; want 2147483.647s, the most they take (0 was in force)", stmt, lock)
+	}
+}

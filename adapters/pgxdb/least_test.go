@@ -220,3 +220,33 @@ func TestHotSpotBoundKeepsALowerDefault(t *testing.T) {
 		})
 	}
 }
+
+// A deadline more than about 24.8 days away derives limits above 2^31-1
+// ms, the most statement_timeout and lock_timeout take: the attempt runs
+// with statement_timeout 2^31-1 ms where 0 ("no limit") was in force and
+// keeps a lower lock_timeout in force (1d), instead of BEGIN failing with
+// 22023 "invalid value for parameter" (docs/backends.md §1.18; found by a
+// review of the interval form, which lost the numeric form's cap).
+func TestDerivedLimitOfAFarDeadline(t *testing.T) {
+	pool := newPool(t, 1, withDefaults("lock_timeout", "1d"))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*24*time.Hour)
+	defer cancel()
+	var stmt, lock int64
+	op := pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (int, error) {
+		var err error
+		if stmt, err = inForce(ctx, tx, "statement_timeout"); err != nil {
+			return 0, err
+		}
+		lock, err = inForce(ctx, tx, "lock_timeout")
+		return 1, err
+	})
+	if _, err := op.Run(ctx); err != nil {
+		t.Fatalf("Run with 30 days left = %v; want the attempt to run", err)
+	}
+	if stmt != 2147483647 {
+		t.Errorf("statement_timeout in force = %dms, want 2147483647, the most it takes (0 was in force)", stmt)
+	}
+	if lock != 86400000 {
+		t.Errorf("lock_timeout in force = %dms, want the 1d default, lower than the derived limit", lock)
+	}
+}

@@ -161,3 +161,27 @@ func TestDerivedLimitLowersAHigherDefault(t *testing.T) {
 		})
 	}
 }
+
+// A deadline more than about 24.8 days away derives a limit above 2^31-1
+// ms, the most statement_timeout takes: on PostgreSQL (pgx's stdlib
+// driver) the attempt runs with 2^31-1 ms where 0 ("no limit") is in
+// force, instead of BEGIN's statement failing with 22023
+// (docs/backends.md §1.18; found by a review).
+func TestDerivedLimitOfAFarDeadline(t *testing.T) {
+	be := leastBackends()[1]
+	db := onePool(openPostgres(t))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*24*time.Hour)
+	defer cancel()
+	var stmt, lock float64
+	op := sqldb.InTx(db, be.d, func(ctx context.Context, tx *sql.Tx) (int, error) {
+		stmt = scalar[float64](t, tx, be.limit)
+		lock = scalar[float64](t, tx, "SELECT setting::float8 / 1000 FROM pg_settings WHERE name = 'lock_timeout'")
+		return 1, nil
+	})
+	if _, err := op.Run(ctx); err != nil {
+		t.Fatalf("Run with 30 days left = %v; want the attempt to run", err)
+	}
+	if stmt != 2147483.647 || lock != 2147483.647 {
+		t.Errorf("statement_timeout, lock_timeout in force = %vs, %vs; want 2147483.647s, the most they take (0 was in force)", stmt, lock)
+	}
+}

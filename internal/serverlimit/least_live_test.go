@@ -106,3 +106,35 @@ func setLeast(t *testing.T, conn *pgx.Conn, style string, cur, ms int64) (int64,
 	}
 	return got, shown
 }
+
+// A derived value above 2^31-1 ms, the most statement_timeout and
+// lock_timeout take (a deadline more than about 24.8 days away), leaves
+// 2^31-1 where 0 is in force and the value in force otherwise, without
+// an error: set_config('lock_timeout', '2147483648', true) fails with
+// 22023, and the BEGIN round trip with it (docs/backends.md §1.18). The
+// numeric form's LEAST(…, 2147483647) capped it; the first interval form
+// did not (found by a review).
+func TestPostgresLeastLiveAboveTheMaximum(t *testing.T) {
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, testdb.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	checked := 0
+	for _, cur := range []int64{0, 150, 86400000, 2147483647} {
+		for _, ms := range []int64{2147483648, 30 * 24 * 3600 * 1000, 1 << 40} {
+			want := int64(2147483647)
+			if cur != 0 {
+				want = cur
+			}
+			if got, shown := setLeast(t, conn, "postgres", cur, ms); got != want {
+				t.Errorf("lock_timeout in force %d ms (shown %q), derived %d ms: %d ms in force after, want %d", cur, shown, ms, got, want)
+			}
+			checked++
+		}
+	}
+	if checked != 12 {
+		t.Fatalf("checked %d cases, want 12", checked)
+	}
+}

@@ -12,9 +12,15 @@
 package serverlimit
 
 import (
+	"math"
 	"strconv"
 	"strings"
 )
+
+// PostgresMaxMillis is the most statement_timeout and lock_timeout take,
+// 2^31-1 ms (about 24.8 days); a larger value makes set_config fail with
+// 22023 (docs/backends.md §1.18).
+const PostgresMaxMillis = math.MaxInt32
 
 // PostgresLeast returns the call that sets the PostgreSQL parameter name, a
 // limit in milliseconds (statement_timeout, lock_timeout), for the rest of
@@ -39,9 +45,14 @@ import (
 // results are discarded (pgx's and database/sql's Exec without arguments
 // use the simple protocol and ignore rows, §2.5). name is one of this
 // module's constants, never user input.
+//
+// An ms above PostgresMaxMillis (a deadline more than about 24.8 days
+// away) is taken as PostgresMaxMillis: set with a 0 in force, it would
+// make set_config fail, and with it the BEGIN round trip (§1.18), where
+// PostgresLeastExpr's numeric form, the one used before, gave 2^31-1.
 func PostgresLeast(name string, ms int64) string {
 	cur := "current_setting('" + name + "')"
-	v := strconv.FormatInt(ms, 10)
+	v := strconv.FormatInt(min(ms, PostgresMaxMillis), 10)
 	asInterval := "(" + cur + " || CASE WHEN strpos('0123456789', right(" + cur + ", 1)) > 0 THEN 'ms' ELSE '' END)::interval"
 	return "set_config('" + name + "', CASE WHEN " + cur + " = '0' OR " + asInterval + " > '" + v + "ms' THEN '" + v + "' ELSE " + cur + " END, true)"
 }

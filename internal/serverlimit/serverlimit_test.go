@@ -24,3 +24,16 @@ func TestSQL(t *testing.T) {
 		}
 	}
 }
+
+// A derived value above PostgresMaxMillis (a deadline more than about 24.8
+// days away) is written as PostgresMaxMillis: set_config refuses a larger
+// one (22023), which the numeric form's LEAST with 2147483647 never wrote
+// (docs/backends.md §1.18). Found by a review of the interval form.
+func TestPostgresLeastCapsTheDerivedValue(t *testing.T) {
+	capped := PostgresLeast("lock_timeout", 2147483647)
+	for _, ms := range []int64{2147483648, 30 * 24 * 3600 * 1000, 1 << 62, 9223372036854775807} {
+		if got := PostgresLeast("lock_timeout", ms); got != capped {
+			t.Errorf("PostgresLeast(lock_timeout, %d):\ngot  %q\nwant %q", ms, got, capped)
+		}
+	}
+}
