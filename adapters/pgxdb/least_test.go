@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/pgxdb"
 	"github.com/dbop-go/dbop/internal/hotlock"
 	"github.com/jackc/pgx/v5"
@@ -248,5 +249,52 @@ func TestDerivedLimitOfAFarDeadline(t *testing.T) {
 	}
 	if lock != 86400000 {
 		t.Errorf("lock_timeout in force = %dms, want the 1d default, lower than the derived limit", lock)
+	}
+}
+
+// A StatementTimeout(0) or LockTimeout(0) given ("no limit") takes the
+// derived limit, at most 2^31-1 ms, the most PostgreSQL takes: under a
+// deadline more than about 24.8 days away, InTx's SET LOCAL and a step's
+// set_config (InSavepoint, WithTimeout of 30 days) set 2^31-1 instead of
+// failing with 22023 "invalid value for parameter" (docs/backends.md
+// §1.18, §1.19; found by a review).
+func TestGivenNoLimitOfAFarDeadline(t *testing.T) {
+	pool := newPool(t, 1)
+	far := 30 * 24 * time.Hour
+	ctx, cancel := context.WithTimeout(t.Context(), far)
+	defer cancel()
+	for _, name := range []string{"statement_timeout", "lock_timeout"} {
+		opt := pgxdb.StatementTimeout(0)
+		if name == "lock_timeout" {
+			opt = pgxdb.LockTimeout(0)
+		}
+		var v int64
+		op := pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (int, error) {
+			var err error
+			v, err = inForce(ctx, tx, name)
+			return 1, err
+		}, opt)
+		if _, err := op.Run(ctx); err != nil {
+			t.Fatalf("InTx with %s 0 given and 30 days left = %v; want the attempt to run", name, err)
+		}
+		if v != 2147483647 {
+			t.Errorf("InTx: %s in force = %dms, want 2147483647, the most it takes", name, v)
+		}
+	}
+
+	var inside int64
+	_, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+		_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
+			var err error
+			inside, err = inForce(ctx, tx, "statement_timeout")
+			return 0, err
+		}).With(dbop.WithRetry(retryAtOnce), dbop.WithTimeout(far), pgxdb.InSavepoint(tx, pgxdb.StatementTimeout(0))).Run(ctx)
+		return err
+	}).Run(t.Context())
+	if err != nil {
+		t.Fatalf("a step with StatementTimeout(0) and 30 days left = %v; want it to run", err)
+	}
+	if inside != 2147483647 {
+		t.Errorf("InSavepoint: statement_timeout in force = %dms, want 2147483647, the most it takes", inside)
 	}
 }

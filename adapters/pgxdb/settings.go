@@ -155,7 +155,11 @@ func (c *config) attemptSettings(ctx context.Context) string {
 		name  string
 		limit time.Duration
 	}{{"statement_timeout", stmt}, {"lock_timeout", lock}} {
-		ms := int64(l.limit / time.Millisecond) // rounded down: the margin stays whole
+		// Rounded down: the margin stays whole. At most 2^31-1, the most
+		// PostgreSQL takes (a deadline more than about 24.8 days away;
+		// docs/backends.md §1.18): a 0 given would otherwise be SET LOCAL
+		// to more, which fails with 22023.
+		ms := min(int64(l.limit/time.Millisecond), serverlimit.PostgresMaxMillis)
 		i := slices.Index(names, l.name)
 		switch {
 		case i < 0:

@@ -224,6 +224,9 @@ func setPostgres(ctx context.Context, tx SavepointTx, limit time.Duration, deriv
 		case capped && name == "lock_timeout":
 			ceil = max(int64(lock/time.Millisecond), 1)
 		}
+		// A deadline more than about 24.8 days away: at most 2^31-1 ms, the
+		// most PostgreSQL takes (docs/backends.md §1.18).
+		ceil = min(ceil, serverlimit.PostgresMaxMillis)
 		if ceil >= 0 && (ms == 0 || ms > ceil) {
 			ms = ceil
 		}
