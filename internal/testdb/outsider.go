@@ -1,6 +1,7 @@
 package testdb
 
 import (
+	"context"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -19,13 +20,27 @@ import (
 // a transfer through pipeline: the last worker's is WithRetry alone, the
 // outsider, a writer of the same rows that a dbop.HotSpot's lock does not
 // order; the others' is the same retry and a HotSpot, shared. It fails tb
-// with every error run returns, and returns the durations of the hot
+// with every error run returns and when PostgreSQL's deadlock detector
+// ended a hot attempt (40P01: it waited deadlock_timeout, 1 s, for a lock,
+// which a busy machine cannot fake as a slow transfer can), and returns the durations of the hot
 // transfers and how many transfers committed in all, for [CheckLedger].
 func Outsider(tb testing.TB, d time.Duration, workers int, run func(pipeline dbop.Decorator, tr Transfer) error) (hot []time.Duration, committed int) {
 	tb.Helper()
 	const accounts = 4
-	retry := dbop.WithRetry(dbop.FullJitter(dbop.Exponential(time.Millisecond, 50*time.Millisecond)), dbop.MaxAttempts(50))
-	hotSpot := dbop.Chain(retry, dbop.HotSpot())
+	backoff := dbop.FullJitter(dbop.Exponential(time.Millisecond, 50*time.Millisecond))
+	retry := dbop.WithRetry(backoff, dbop.MaxAttempts(50))
+	// A hot attempt that PostgreSQL's deadlock detector ended (40P01) sat
+	// in a lock wait for deadlock_timeout (1 s): the detector runs in the
+	// backend that waited that long (docs/backends.md §1.12), which a
+	// HotSpot's bound on lock waits is there to prevent. InnoDB's detector
+	// ends a cycle at once (1213), which says nothing of the wait.
+	var detected atomic.Int64
+	hotRetry := dbop.WithRetry(backoff, dbop.MaxAttempts(50), dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) {
+		if e.Err != nil && strings.Contains(e.Err.Error(), "SQLSTATE 40P01") {
+			detected.Add(1)
+		}
+	}))
+	hotSpot := dbop.Chain(hotRetry, dbop.HotSpot())
 	var (
 		mu   sync.Mutex
 		ids  atomic.Int64
@@ -60,6 +75,9 @@ func Outsider(tb testing.TB, d time.Duration, workers int, run func(pipeline dbo
 	}
 	wg.Wait()
 	slices.Sort(hot)
+	if d := detected.Load(); d > 0 {
+		tb.Errorf("%d hot attempts ended by PostgreSQL's deadlock detector (40P01): they waited deadlock_timeout (1 s) for a lock, which the HotSpot's bound should have ended", d)
+	}
 	return hot, int(n.Load())
 }
 
