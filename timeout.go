@@ -3,10 +3,10 @@ package dbop
 import (
 	"context"
 	"fmt"
-	"github.com/dbop-go/dbop/internal/txmark"
 	"time"
 
 	"github.com/dbop-go/dbop/internal/hotlock"
+	"github.com/dbop-go/dbop/internal/txmark"
 )
 
 // TimeoutError reports that a deadline set by [WithTimeout] expired. It is

@@ -53,50 +53,48 @@ import (
 // not inside a transaction, and with tx.Error when tx carries an error.
 //
 // With a deadline on a step attempt's context earlier than the one [InTx]
-// derived the transaction's own limits from (any, when InTx's context had
-// none; a [dbop.WithTimeout] listed
-// between the retry and InSavepoint; listed after InSavepoint, inside the
-// savepoint, it sets its deadline too late), or, on PostgreSQL in a
-// transaction you began yourself, a deadline a WithTimeout listed before
-// InSavepoint in the same pipeline set (your own context's deadline alone
-// sets nothing), InSavepoint sets server-side
-// limits derived from it for that attempt (statement_timeout and
-// lock_timeout on PostgreSQL; max_statement_time on MariaDB;
-// max_execution_time and innodb_lock_wait_timeout on MySQL, session settings
-// whose earlier values are kept in user variables; nothing on SQLite, where
-// a deadline interrupts the statement and keeps the connection), so that the
-// server, not the driver closing the connection, ends a statement that would
-// outlast it, and the step is retried at its savepoint while the caller's
-// transaction goes on. A limit never rises: each is the smaller of the
-// derived value and the one in force (InTx's options, a role's or the
-// session's default), which the server computes in the statement that sets
-// it (docs/backends.md §1.19, §3.16). The earlier values are set back
-// however the attempt ends; on PostgreSQL after a successful attempt, before
-// its RELEASE SAVEPOINT, which set_config(…, true) inside a savepoint
-// outlives, while after a failed or panicking one its ROLLBACK TO SAVEPOINT
-// has undone them and nothing is sent on the aborted transaction; on MySQL
-// and MariaDB, whose session settings neither ROLLBACK TO nor the
-// transaction's end undoes, after every attempt, a deadlock's or a panic's
-// included, before the step's error or panic leaves InSavepoint and so
-// before the connection can go back to the pool. On MySQL and MariaDB only
-// in a transaction [InTx] began: in one you began, database/sql rolls the
+// derived the transaction's own limits from (any, when InTx's context had none;
+// a [dbop.WithTimeout] listed between the retry and InSavepoint; listed after
+// InSavepoint, inside the savepoint, it sets its deadline too late), or, on
+// PostgreSQL in a transaction you began yourself, a deadline a WithTimeout
+// listed before InSavepoint in the same pipeline set (your own context's
+// deadline alone sets nothing), InSavepoint sets server-side limits derived
+// from it for that attempt (statement_timeout and lock_timeout on PostgreSQL;
+// max_statement_time on MariaDB; max_execution_time and
+// innodb_lock_wait_timeout on MySQL, session settings whose earlier values are
+// kept in user variables; nothing on SQLite, where a deadline interrupts the
+// statement and keeps the connection), so that the server, not the driver
+// closing the connection, ends a statement that would outlast it, and the step
+// is retried at its savepoint while the caller's transaction goes on. A limit
+// never rises: each is the smaller of the derived value and the one in force
+// (InTx's options, a role's or the session's default), which the server
+// computes in the statement that sets it (docs/backends.md §1.19, §3.16). The
+// earlier values are set back however the attempt ends; on PostgreSQL after a
+// successful attempt, before its RELEASE SAVEPOINT, which set_config(…, true)
+// inside a savepoint outlives, while after a failed or panicking one its
+// ROLLBACK TO SAVEPOINT has undone them and nothing is sent on the aborted
+// transaction; on MySQL and MariaDB, whose session settings neither ROLLBACK TO
+// nor the transaction's end undoes, after every attempt, a deadlock's or a
+// panic's included, before the step's error or panic leaves InSavepoint and so
+// before the connection can go back to the pool. On MySQL and MariaDB only in a
+// transaction [InTx] began: in one you began, database/sql rolls the
 // transaction back by itself when your context ends and puts the connection
-// back in its pool, maybe before the step has set its limits back, so there
-// a step's deadline closes the connection as it did before (it sets
-// nothing). On MySQL, max_execution_time bounds read-only SELECTs only and
-// innodb_lock_wait_timeout whole seconds, so a deadline under a second does
-// not bound an UPDATE's lock wait (docs/backends.md §3.6). It costs a round trip to
-// set them and one to set them back per such attempt; on a slow link, where
-// the setting round trip ate more than a quarter of the margin kept before
-// the deadline, they are set back and set again. A deadline no earlier than
-// InTx's is met by the limits InTx set, and a dbop.HotSpot's server deadline
-// is InTx's too: then, and without a deadline, InSavepoint sends nothing
-// more. The limits bound each statement (and lock wait), not the step: a
-// step whose several statements together outlast the deadline, or an attempt
-// that starts with a few milliseconds left (a retry's last under a deadline
-// around it), can still have its connection closed by the driver, which ends the caller's transaction;
-// nothing is applied twice, and the transaction's owner decides what
-// follows.
+// back in its pool, maybe before the step has set its limits back, so there a
+// step's deadline closes the connection as it did before (it sets nothing). On
+// MySQL, max_execution_time bounds read-only SELECTs only and
+// innodb_lock_wait_timeout whole seconds, so a deadline under a second does not
+// bound an UPDATE's lock wait (docs/backends.md §3.6). It costs a round trip to
+// set them and one to set them back per such attempt; on a slow link, where the
+// setting round trip ate more than a quarter of the margin kept before the
+// deadline, they are set back and set again. A deadline no earlier than InTx's
+// is met by the limits InTx set, and a dbop.HotSpot's server deadline is InTx's
+// too: then, and without a deadline, InSavepoint sends nothing more. The limits
+// bound each statement (and lock wait), not the step: a step whose several
+// statements together outlast the deadline, or an attempt that starts with a
+// few milliseconds left (a retry's last under a deadline around it), can still
+// have its connection closed by the driver, which ends the caller's
+// transaction; nothing is applied twice, and the transaction's owner decides
+// what follows.
 //
 // The Decorator is safe for concurrent use, but tx serves one goroutine at
 // a time. InSavepoint panics if tx is nil, an option is nil, tx is on the

@@ -68,36 +68,33 @@ func (s savepointer) exec(ctx context.Context, stmt, name string) error {
 // limit InTx derived from it.
 //
 // With a deadline on a step attempt's context earlier than the one [InTx]
-// derived the transaction's own limits from (any, when InTx's context had
-// none; a [dbop.WithTimeout] listed
-// between the retry and InSavepoint; listed after InSavepoint, inside the
-// savepoint, it sets its deadline too late), or, in a transaction you began
-// yourself, a deadline a WithTimeout listed before InSavepoint in the same
-// pipeline set (your own context's deadline alone sets nothing),
-// InSavepoint sets server-side
-// limits derived from it for that attempt (statement_timeout and
-// lock_timeout, with set_config(…, true)), so that the server, not the
-// driver closing the connection, ends a statement that would outlast it, and
-// the step is retried at its savepoint while the caller's transaction goes
-// on. A limit never rises: each is the smaller of the derived value and the
-// one in force (InTx's options, a role's or the session's default), which
-// the server computes in the statement that sets it (docs/backends.md
-// §1.19). The earlier values are set back however the attempt ends: after a
-// successful one before its RELEASE SAVEPOINT, as set_config(…, true) inside
-// a savepoint outlives RELEASE; after a failed or panicking one its ROLLBACK
-// TO SAVEPOINT has undone them, and nothing is sent on the aborted
-// transaction. It costs a round trip to set them and one to set them back
-// per such attempt; on a slow link, where the setting round trip ate more
-// than a quarter of the margin kept before the deadline, they are set back
-// and set again. A deadline no earlier than InTx's is met by the limits InTx
-// set, and a dbop.HotSpot's server deadline is InTx's too: then, and without
-// a deadline, InSavepoint sends nothing more. The limits bound each
-// statement (and lock wait), not the step: a step whose several statements
-// together outlast the deadline, or an attempt that starts with a few
-// milliseconds left (a retry's last under a deadline around it), can still
-// have its connection closed by the driver, which ends the caller's
-// transaction; nothing is applied twice, and the transaction's owner decides
-// what follows.
+// derived the transaction's own limits from (any, when InTx's context had none;
+// a [dbop.WithTimeout] listed between the retry and InSavepoint; listed after
+// InSavepoint, inside the savepoint, it sets its deadline too late), or, in a
+// transaction you began yourself, a deadline a WithTimeout listed before
+// InSavepoint in the same pipeline set (your own context's deadline alone sets
+// nothing), InSavepoint sets server-side limits derived from it for that
+// attempt (statement_timeout and lock_timeout, with set_config(…, true)), so
+// that the server, not the driver closing the connection, ends a statement that
+// would outlast it, and the step is retried at its savepoint while the caller's
+// transaction goes on. A limit never rises: each is the smaller of the derived
+// value and the one in force (InTx's options, a role's or the session's
+// default), which the server computes in the statement that sets it
+// (docs/backends.md §1.19). The earlier values are set back however the attempt
+// ends: after a successful one before its RELEASE SAVEPOINT, as set_config(…,
+// true) inside a savepoint outlives RELEASE; after a failed or panicking one
+// its ROLLBACK TO SAVEPOINT has undone them, and nothing is sent on the aborted
+// transaction. It costs a round trip to set them and one to set them back per
+// such attempt; on a slow link, where the setting round trip ate more than a
+// quarter of the margin kept before the deadline, they are set back and set
+// again. A deadline no earlier than InTx's is met by the limits InTx set, and a
+// dbop.HotSpot's server deadline is InTx's too: then, and without a deadline,
+// InSavepoint sends nothing more. The limits bound each statement (and lock
+// wait), not the step: a step whose several statements together outlast the
+// deadline, or an attempt that starts with a few milliseconds left (a retry's
+// last under a deadline around it), can still have its connection closed by the
+// driver, which ends the caller's transaction; nothing is applied twice, and
+// the transaction's owner decides what follows.
 //
 // The Decorator is safe for concurrent use, but tx serves one goroutine at
 // a time. It panics if tx is nil or an option is nil.
