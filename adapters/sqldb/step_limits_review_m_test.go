@@ -62,14 +62,7 @@ func TestStepLimitsCallersMariaDBTxStepDeadline(t *testing.T) {
 	db.SetMaxOpenConns(3)
 	tbl := table(t, db, "sqldb_review_m_callers", "(id int PRIMARY KEY, v int NOT NULL) ENGINE=InnoDB")
 	mustExec(t, db, "INSERT INTO "+tbl+" VALUES (1, 0), (2, 0)")
-	rival, err := db.BeginTx(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rival.ExecContext(t.Context(), "UPDATE "+tbl+" SET v = v + 100 WHERE id = 1"); err != nil {
-		t.Fatal(err)
-	}
-	go func() { time.Sleep(3 * time.Second); _ = rival.Rollback() }()
+	rivalHoldsRow1(t, db, tbl, 3*time.Second)
 	tx, err := db.BeginTx(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -115,14 +108,7 @@ func TestStepLimitsStepDeadlineInsideInTxWithoutDeadlineMariaDB(t *testing.T) {
 	mustExec(t, db, "INSERT INTO "+tbl+" VALUES (1, 0), (2, 0)")
 	for _, intxDeadline := range []bool{true, false} {
 		t.Run(map[bool]string{true: "InTx with deadline", false: "InTx without deadline"}[intxDeadline], func(t *testing.T) {
-			rival, err := db.BeginTx(t.Context(), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := rival.ExecContext(t.Context(), "UPDATE "+tbl+" SET v = v + 100 WHERE id = 1"); err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = rival.Rollback() }()
+			rivalHoldsRow1(t, db, tbl, 0)
 			var stepErr error
 			attempts := 0
 			op := sqldb.Do(db, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) error {
@@ -141,7 +127,7 @@ func TestStepLimitsStepDeadlineInsideInTxWithoutDeadlineMariaDB(t *testing.T) {
 			if intxDeadline {
 				op = op.With(dbop.WithTimeout(time.Minute))
 			}
-			_, err = op.Run(t.Context())
+			_, err := op.Run(t.Context())
 			t.Logf("step: %v; InTx: %v (attempts %d, verdict %v)", stepErr, err, attempts, dbop.VerdictOf(err))
 			if err != nil {
 				t.Errorf("InTx failed: %v", err)

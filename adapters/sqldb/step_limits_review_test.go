@@ -56,14 +56,7 @@ func TestStepLimitsNestedStepLimitsMariaDB(t *testing.T) {
 	db.SetMaxOpenConns(2)
 	tbl := table(t, db, "sqldb_step_limits_nested", "(id int PRIMARY KEY, v int NOT NULL) ENGINE=InnoDB")
 	mustExec(t, db, "INSERT INTO "+tbl+" VALUES (1, 0)")
-	rival, err := db.BeginTx(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rival.ExecContext(t.Context(), "UPDATE "+tbl+" SET v = v + 100 WHERE id = 1"); err != nil {
-		t.Fatal(err)
-	}
-	go func() { time.Sleep(600 * time.Millisecond); _ = rival.Rollback() }()
+	rivalHoldsRow1(t, db, tbl, 600*time.Millisecond)
 	var log []string
 	show := func(ctx context.Context, tx *sql.Tx, what string) {
 		var s string
@@ -75,7 +68,7 @@ func TestStepLimitsNestedStepLimitsMariaDB(t *testing.T) {
 	inner := 0
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	_, err = sqldb.Do(db, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) error {
+	_, err := sqldb.Do(db, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) error {
 		show(ctx, tx, "intx")
 		_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
 			show(ctx, tx, "outer")
@@ -235,4 +228,24 @@ func TestStepLimitsRequestDeadlineLeavesNoStepLimitMariaDB(t *testing.T) {
 	if after != "0.000000" {
 		t.Errorf("the pooled connection kept the step's max_statement_time %s", after)
 	}
+}
+
+// rivalHoldsRow1 begins a transaction on db that updates row 1 of tbl,
+// holding its lock, and rolls it back after d (0: when the test ends), and
+// at the test's end in any case: no goroutine or timer outlives the test.
+func rivalHoldsRow1(t *testing.T, db *sql.DB, tbl string, d time.Duration) {
+	t.Helper()
+	rival, err := db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rival.ExecContext(t.Context(), "UPDATE "+tbl+" SET v = v + 100 WHERE id = 1"); err != nil {
+		_ = rival.Rollback()
+		t.Fatal(err)
+	}
+	if d > 0 {
+		timer := time.AfterFunc(d, func() { _ = rival.Rollback() })
+		t.Cleanup(func() { timer.Stop() })
+	}
+	t.Cleanup(func() { _ = rival.Rollback() })
 }
