@@ -276,10 +276,10 @@ func undo(ctx context.Context, restore func(context.Context) error, timeout time
 // it returned and no least, it sets them back. Where least[i] (least may
 // be shorter than names, or nil), names[i] is a limit in milliseconds set
 // instead to the smaller of its argument and the value in force, its
-// argument where the value in force is 0, "no limit": current_setting
-// returns the value with a unit, which the interval type reads, and
-// PostgreSQL's LEAST ignores the NULL that NULLIF makes of a 0
-// (docs/backends.md §1.19). The text depends on the names and least only,
+// argument where the value in force is 0, "no limit"
+// (serverlimit.PostgresLeastExpr, which names the argument once, as a
+// driver with positional placeholders needs; docs/backends.md §1.18,
+// §1.19). The text depends on the names and least only,
 // so a driver that prepares it prepares it once. OFFSET 0 keeps the
 // subquery from being flattened into the outer query, so that
 // current_setting is evaluated by the subquery scan before the outer

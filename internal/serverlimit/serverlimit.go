@@ -37,8 +37,8 @@ const PostgresMaxMillis = math.MaxInt32
 // value in force, when it is the smaller, is set again as the text it was
 // shown as, which the parameter reads back exactly (docs/backends.md
 // §1.18). This form compares intervals and names ms twice; it costs the
-// server about two thirds of PostgresLeastExpr's numeric form (§1.18),
-// which stays for a statement whose value is a placeholder.
+// server a tenth to a half less than PostgresLeastExpr's numeric form
+// (§1.18), which stays for a statement whose value is a placeholder.
 //
 // set_config(…, true) is the function form of SET LOCAL, which takes no
 // expression (§1.4). The result is a row: it is run with statements whose
