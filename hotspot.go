@@ -70,9 +70,9 @@ import (
 // releases it. It asks once an attempt that ran alone in its process lost
 // a conflict, or waited for the lock, so to another process (more than one
 // in eight of 32 attempts admitted alone took, for their lock statement,
-// more than twice the fastest lately, or more than half of the rest of
-// their attempt, plus 250 µs: one slow statement, however slow, may be a
-// busy machine's); on its first 32 attempts admitted
+// more than half of the rest of their attempt plus 250 µs: one slow
+// statement, however slow, may be a busy machine's); on its first 32
+// attempts admitted
 // alone after it begins to limit, and on its way to
 // letting every attempt through, it asks every attempt it admits alone, so
 // that a process whose attempts win every conflict (under SERIALIZABLE,
@@ -170,8 +170,8 @@ const (
 	// (docs/backends.md §11.3).
 	backstopMargin = 50 * time.Millisecond
 	// epochLen is the number of durations over which a HotSpot takes the
-	// shortest (shortest): of successful attempts, for the newcomers'
-	// yield; of the statements that took the lock, for its waits.
+	// shortest (shortest) of successful attempts, for the newcomers'
+	// yield.
 	epochLen = 128
 )
 
@@ -203,11 +203,8 @@ type hotSpot struct {
 	srtt, rttvar float64 // smoothed duration and deviation, ns
 	sampled      bool
 	// fastest: what a successful attempt takes when it waits for
-	// nothing, for yieldLocked; lockFastest: the same for the statements
-	// that took the lock in place (hotlock.Request.LockTime), learnt from
-	// attempts admitted alone while no other process was seen, for
-	// lockWaitsLocked.
-	fastest, lockFastest shortest
+	// nothing, for yieldLocked.
+	fastest shortest
 	// lockTimed and lockSlow count the attempts admitted alone whose
 	// lock statement was timed, and those of them that took long, in a
 	// window of leakWindow (lockWaitsLocked).
@@ -740,37 +737,34 @@ func (h *hotSpot) leave(t ticket, o outcome, d time.Duration, req *hotlock.Reque
 }
 
 // lockWaitSlack is what a statement that took the lock in place may take
-// beyond twice the fastest such statement lately before lockWaitsLocked
-// calls it a wait: room for the scheduling of a busy client and server.
+// beyond half of the rest of its attempt before lockWaitsLocked calls it a
+// wait: room for the scheduling of a busy client and server.
 const lockWaitSlack = 250 * time.Microsecond
 
 // lockWaitsLocked reports whether the attempts admitted alone wait for
 // another process's transactions to take the lock, judged by the time d
-// their lock statement took (0: none timed): when more than one in
-// crowdShare of a window of leakWindow such statements took more than
-// twice the fastest of the last two epochs, or more than half of the rest
-// of their attempt (attempt is the whole attempt's duration, 0 if not
-// known), plus lockWaitSlack. The second measure needs no fastest: a
-// process that starts beside another that takes the lock waits for it from
-// its first statement, so the fastest it learns are waits, and no wait
-// would look slow (in a simulation of two processes under SERIALIZABLE,
-// the one whose transactions win every conflict stopped taking the lock
-// once its first 32 statements had all waited a whole transaction, and
-// the other's operations lost up to 10 times in a row). A statement that
-// waits for nobody is one round trip of the several in its transaction,
-// and takes less than half of the rest; one that waited for the other
-// process's transaction, as short as its own, takes about as long as
-// the rest. The fastest are learnt only from statements that could wait
-// for nobody else of this process's (alone) while no other process was
-// seen: where two processes take the lock one after the other, every
-// statement waits, and a fastest learnt from those would hide the waits
-// (seen live: the fastest rose from 30 µs to 1.5 ms, so that, once the
-// other process was forgotten, no wait for it looked slow, and its
-// operations lost to this one's for seconds). A fixed threshold would
-// miss the waits for the short transactions of a hot spot on a nearby
-// server, a fraction of a millisecond each: a process whose attempts wait
-// for another's that briefly would take it for gone, stop taking the lock,
-// and let its attempts form lock cycles with the other's, or starve them.
+// their lock statement took (0: none timed) against the rest of their
+// attempt (attempt is the whole attempt's duration, 0 if not known): when
+// more than one in crowdShare of a window of leakWindow such statements
+// took more than half of the rest of their attempt plus lockWaitSlack. A
+// statement that waits for nobody is one round trip of the several in its
+// transaction, and takes less than half of the rest; one that waited for
+// the other process's transaction, as short as its own, takes about as
+// long as the rest. The measure is the attempt's own, so it needs nothing
+// learnt: a process that starts beside another that takes the lock waits
+// for it from its first statement, and a fixed threshold would miss the
+// waits for the short transactions of a hot spot on a nearby server, a
+// fraction of a millisecond each (a process whose attempts wait for
+// another's that briefly would take it for gone, stop taking the lock,
+// and let its attempts form lock cycles with the other's, or starve them).
+//
+// It is not measured against the fastest such statement lately, as it
+// once also was: on a busy machine (two cores shared by the client and
+// the server), more than one in eight of a lone process's lock statements
+// took twice its fastest plus lockWaitSlack, a few hundred microseconds,
+// without any other process; the HotSpot then took another process to be
+// there, took the lock on every attempt, and the same noise kept it so for
+// the rest of the run (benchmarks/results/hotspot-lockwait-relative.txt).
 // One slow statement proves nothing, however slow: a busy client or server
 // delays some by milliseconds (the scopes report times, never a wait of a
 // lock taken in place, hotlock.Request.TookFor).
@@ -778,10 +772,7 @@ func (h *hotSpot) lockWaitsLocked(d, attempt time.Duration, alone bool) bool {
 	if d <= 0 || !alone {
 		return false
 	}
-	if !h.fleet() {
-		h.lockFastest.add(d)
-	}
-	slow := d > 2*h.lockFastest.get()+lockWaitSlack || (attempt > d && d > (attempt-d)/2+lockWaitSlack)
+	slow := attempt > d && d > (attempt-d)/2+lockWaitSlack
 	h.lockTimed++
 	if slow {
 		h.lockSlow++

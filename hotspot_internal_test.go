@@ -11,7 +11,7 @@ import (
 // to hold the lock. Attempts admitted beside others wait for each other,
 // and say nothing of other processes.
 func TestHotSpotJudgesLockWaitsByTheirShare(t *testing.T) {
-	const fast, slow = 100 * time.Microsecond, time.Millisecond
+	const fast, slow, attempt = 100 * time.Microsecond, time.Millisecond, 2 * time.Millisecond
 	for _, c := range []struct {
 		name  string
 		slow  int
@@ -26,8 +26,8 @@ func TestHotSpotJudgesLockWaitsByTheirShare(t *testing.T) {
 	} {
 		h := HotSpot().(*hotSpot)
 		h.mu.Lock()
-		for range 64 { // the fastest, learnt from attempts admitted alone
-			h.lockWaitsLocked(fast, 0, true)
+		for range 64 {
+			h.lockWaitsLocked(fast, attempt, true)
 		}
 		got := false
 		for i := range leakWindow {
@@ -35,7 +35,7 @@ func TestHotSpotJudgesLockWaitsByTheirShare(t *testing.T) {
 			if i%(leakWindow/c.slow) == 0 && i/(leakWindow/c.slow) < c.slow {
 				d = slow
 			}
-			got = h.lockWaitsLocked(d, 0, c.alone) || got
+			got = h.lockWaitsLocked(d, attempt, c.alone) || got
 		}
 		h.mu.Unlock()
 		if got != c.want {
@@ -44,36 +44,28 @@ func TestHotSpotJudgesLockWaitsByTheirShare(t *testing.T) {
 	}
 }
 
-// While another process is seen, both take the lock one after the other and
-// every statement waits: those statements do not teach the HotSpot what a
-// statement that waits for nobody takes, or, the other process forgotten,
-// no wait for it would look slow.
-func TestHotSpotLearnsTheFastestLockStatementsAlone(t *testing.T) {
-	const fast, slow = 100 * time.Microsecond, time.Millisecond
+// On a busy machine a lone process's BEGIN and its lock take their round
+// trip at best and several times that now and then, a small part of the
+// attempt all the same: no other process is there, however many of them
+// are slow beside the fastest. Seen live on 2 cores: 60 µs at best, more
+// than 370 µs in more than one in eight, in attempts of about a
+// millisecond; taken for waits, they made a lone process take the lock on
+// every attempt for the rest of its run.
+func TestHotSpotTakesNoBusyMachineForAnotherProcess(t *testing.T) {
+	const fast, busy, attempt = 60 * time.Microsecond, 400 * time.Microsecond, 1200 * time.Microsecond
 	h := HotSpot().(*hotSpot)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for range 64 {
-		h.lockWaitsLocked(fast, 0, true)
-	}
-	h.waitedUntil = h.admitted + externalFor // another process seen
-	for range 4 * epochLen {
-		h.lockWaitsLocked(slow, 0, true)
-	}
-	if got := h.lockFastest.get(); got != fast {
-		t.Errorf("after the statements waited for another process, the fastest is %v, want %v", got, fast)
-	}
-	h.waitedUntil = 0 // forgotten
 	got := false
-	for i := range leakWindow {
+	for i := range 8 * leakWindow {
 		d := fast
-		if i%4 == 0 {
-			d = slow
+		if i%4 == 0 { // one in four, eight in every window
+			d = busy
 		}
-		got = h.lockWaitsLocked(d, 0, true) || got
+		got = h.lockWaitsLocked(d, attempt, true) || got
 	}
-	if !got {
-		t.Error("once the other process was forgotten, 8 waits in 32 statements were not judged waits")
+	if got {
+		t.Errorf("lock statements of %v and, one in four, %v, in attempts of %v, were judged waits for another process", fast, busy, attempt)
 	}
 }
 
