@@ -87,9 +87,12 @@ import (
 // processes are seen). While the lock is taken, attempts carry no deadline
 // and newcomers do not yield; on PostgreSQL an attempt's lock waits after
 // the lock are bounded all the same (SET LOCAL lock_timeout, sent with the
-// lock), since it then waits only for writers the lock does not order. Where no lock is taken (no such table, SQLite, an Op that is not
-// an adapter's transaction), the bounds keep lock cycles short and the
-// head start of retries keeps losers from losing again. Attempts that
+// lock), since it then waits only for writers the lock does not order
+// (a probe, which asks for the lock only to learn of other processes while
+// the other attempts run unbounded, is not bounded either). Where no lock
+// is taken (no such table, SQLite, an Op that is not an adapter's
+// transaction), the bounds keep lock cycles short and the head start of
+// retries keeps losers from losing again. Attempts that
 // held the lock and still lost (more than one in eight, in four windows
 // of 32 in a row) show writers the lock does not order (on a Galera cluster
 // reached without a NodeSet, whose row locks hold on one node, the other
@@ -309,6 +312,15 @@ type ticket struct {
 	// coordinate asks its transaction scope to take the HotSpot's lock,
 	// while attempts lose conflicts to other processes (hotlock).
 	coordinate bool
+	// boundLock asks the scope of a coordinated attempt to bound its lock
+	// waits after the lock (hotlock.Request.Bound): while attempts ask for
+	// the lock to be put in order (asking), or when the attempt needs a
+	// deadline all the same. A probe of a HotSpot whose other attempts run
+	// unbounded (one that asks only to learn whether another process takes
+	// the lock) gets no bound they do not get: the bound's statement costs
+	// the server more than the lock (docs/contention.md, "A lone process's
+	// costs").
+	boundLock bool
 	// yield is how long a newcomer waits before it starts, while attempts
 	// lose conflicts to other processes (see yieldLocked); 0 for a retry.
 	yield time.Duration
@@ -369,8 +381,12 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 	if t.coordinate {
 		// Holding the lock, the attempt waits only for writers the lock
 		// does not order; the scope bounds those waits (not the wait
-		// for the lock itself) where that costs no round trip.
-		req = &hotlock.Request{Key: h.key, Bound: h.bound(rs)}
+		// for the lock itself) on PostgreSQL, unless the attempt is a
+		// probe among attempts that run unbounded (boundLock).
+		req = &hotlock.Request{Key: h.key}
+		if t.boundLock {
+			req.Bound = h.bound(rs)
+		}
 		if t.lockKeys {
 			req.Keys = t.keys
 		}
@@ -493,7 +509,11 @@ func (h *hotSpot) admitLocked(solo, retry bool, keys hotKeys) ticket {
 	h.admitted++
 	h.solo = solo
 	h.holdKeys(keys)
-	t := ticket{seq: h.admitted, alone: alone, solo: solo, bounded: h.boundedLocked(keys), coordinate: h.asksLocked() || (alone && (h.calm > 0 || h.probes > 0 || (h.admitted%probeEvery == 0 && !h.fleet()))), keys: keys, lockKeys: !h.mayCycle(keys) && !solo}
+	bounded := h.boundedLocked(keys)
+	asks := h.asksLocked()
+	probe := alone && (h.calm > 0 || h.probes > 0 || (h.admitted%probeEvery == 0 && !h.fleet()))
+	t := ticket{seq: h.admitted, alone: alone, solo: solo, bounded: bounded, coordinate: asks || probe, keys: keys, lockKeys: !h.mayCycle(keys) && !solo}
+	t.boundLock = t.coordinate && (bounded || h.asking())
 	if alone && h.probes > 0 {
 		h.probes--
 	}

@@ -1,8 +1,11 @@
 package dbop
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/dbop-go/dbop/internal/hotlock"
 )
 
 // A lock statement of an attempt admitted alone that took long may be a
@@ -96,6 +99,51 @@ func TestHotSpotJudgesLockWaitsByTheirAttempt(t *testing.T) {
 		h.mu.Unlock()
 		if got != c.want {
 			t.Errorf("%s (lock statements of %v in attempts of %v): judged waiting %v, want %v", c.name, c.lock, c.attempt, got, c.want)
+		}
+	}
+}
+
+// A probe, an attempt that asks for the lock only so that the HotSpot
+// learns whether another process takes it, gets no bound on its lock waits
+// after the lock that the HotSpot's other attempts do not get: the bound's
+// statement costs a PostgreSQL server more than the lock itself. While the
+// attempts ask for the lock to be put in order (another process seen), or
+// need a deadline anyway (the first admissions after the HotSpot begins to
+// limit), the coordinated ones are bounded after the lock.
+func TestHotSpotBoundsAProbeOnlyWhereAttemptsAreBounded(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		state func(h *hotSpot)
+		bound bool
+	}{
+		{"a probe while attempts run unbounded", func(h *hotSpot) {}, false},
+		{"while attempts lose conflicts to another process", func(h *hotSpot) {
+			h.yieldUntil = h.admitted + externalFor
+		}, true},
+		{"a probe while the HotSpot has just begun to limit", func(h *hotSpot) {
+			h.externalUntil = h.admitted + probation
+		}, true},
+	} {
+		h := HotSpot().(*hotSpot)
+		h.mu.Lock()
+		// Limiting, past its first admissions, the first probe done; the
+		// next admission is one in probeEvery.
+		h.admitted = 10*probation + probeEvery - 1
+		h.externalUntil, h.probes, h.probed = 0, 0, true
+		c.state(h)
+		h.mu.Unlock()
+		var req *hotlock.Request
+		err := h.run(context.Background(), func(ctx context.Context) error {
+			req = hotlock.From(ctx)
+			return nil
+		})
+		switch {
+		case err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case req == nil:
+			t.Errorf("%s: the attempt did not ask for the lock", c.name)
+		case (req.Bound > 0) != c.bound:
+			t.Errorf("%s: the lock request's bound is %v, want one: %v", c.name, req.Bound, c.bound)
 		}
 	}
 }
