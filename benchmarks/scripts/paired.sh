@@ -16,7 +16,10 @@
 #
 # VARIANT is serializable or lockcycle, PAIRS the pairs per binary, each
 # BINARY built from ./cmd/contention (go build -o …). It ends with each
-# binary's mean ratio.
+# binary's mean ratio. PAIRED_ARGS adds flags to both commands (e.g.
+# "-processes 2"); PAIRED_PARTNER runs another strategy of the first binary
+# beside each build's HotSpot instead of dbop+bulkhead (e.g. dbop+hotspot,
+# where Bulkhead(1) varies too much to divide by: across processes).
 set -eu
 variant=$1
 pairs=$2
@@ -32,19 +35,20 @@ trap 'rm -rf "$out"' EXIT
 goodput() { # strategy file: the last table row's goodput (tx/s)
 	grep "^| $1 " "$2" | tail -1 | awk -F'|' '{gsub(/ /, "", $5); print $5}'
 }
+partner=${PAIRED_PARTNER:-dbop+bulkhead}
 i=0
 for r in $(seq "$pairs"); do
 	for b in "$@"; do
 		i=$((i + 1))
 		if [ $((i % 2)) = 0 ]; then a=dbop_pa o=dbop_pb; else a=dbop_pb o=dbop_pa; fi
 		"$b" -dsn "$server/$a?sslmode=disable" -backend postgres -variant "$variant" \
-			-strategies dbop+hotspot -duration 8s > "$out/h" 2>&1 &
+			-strategies dbop+hotspot -duration 8s ${PAIRED_ARGS:-} > "$out/h" 2>&1 &
 		"$1" -dsn "$server/$o?sslmode=disable" -backend postgres -variant "$variant" \
-			-strategies dbop+bulkhead -duration 8s > "$out/b" 2>&1 || true
+			-strategies "$partner" -duration 8s ${PAIRED_ARGS:-} > "$out/b" 2>&1 || true
 		wait || true
 		h=$(goodput dbop+hotspot "$out/h")
-		k=$(goodput dbop+bulkhead "$out/b")
-		echo "$variant $b hotspot=$h bulkhead=$k ratio=$(echo "scale=3; $h / $k" | bc)"
+		k=$(goodput "$partner" "$out/b")
+		echo "$variant $b hotspot=$h $partner=$k ratio=$(echo "scale=3; $h / $k" | bc)"
 	done
 done | awk '{print} {split($5, r, "="); s[$2] += r[2]; n[$2]++}
 END {for (b in s) printf "mean %s %s %.3f over %d pairs\n", $1, b, s[b] / n[b], n[b]}'
