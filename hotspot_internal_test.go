@@ -72,6 +72,50 @@ func TestHotSpotTakesNoBusyMachineForAnotherProcess(t *testing.T) {
 	}
 }
 
+// A probe comes upon the transaction of a process that takes the lock at a
+// random moment of it, and waits for what is left: most often less than
+// half of the rest of its own attempt, which is no wait by its share (a
+// simulation's probes waited 70 to 650 µs in attempts of a millisecond,
+// TestHotSpotFindsAProcessThatCameBack). Longer than twice the fastest lock
+// statement lately plus 250 µs, it makes the next attempt admitted alone
+// ask for the lock too, which then waits for the other process's whole
+// next transaction; it is no wait itself. Shorter, it asks for nothing.
+func TestHotSpotAsksAgainAfterAProbeThatWaitedLittle(t *testing.T) {
+	const fast, attempt = 50 * time.Microsecond, 1600 * time.Microsecond
+	for _, c := range []struct {
+		name string
+		lock time.Duration
+		asks bool
+	}{
+		{"the end of another's transaction", 440 * time.Microsecond, true},
+		{"a free lock", 60 * time.Microsecond, false},
+	} {
+		h := HotSpot().(*hotSpot)
+		h.mu.Lock()
+		// Limiting, past its first probes; no other process seen.
+		h.admitted = 10 * probation
+		h.externalUntil, h.probes, h.probed = 0, 0, true
+		for range 16 {
+			h.lockWaitsLocked(fast, attempt, true)
+		}
+		waited := h.lockWaitsLocked(c.lock, attempt, true)
+		h.mu.Unlock()
+		if waited {
+			t.Errorf("%s: a lock statement of %v in an attempt of %v was judged a wait", c.name, c.lock, attempt)
+		}
+		var req *hotlock.Request
+		if err := h.run(context.Background(), func(ctx context.Context) error {
+			req = hotlock.From(ctx)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if asked := req != nil; asked != c.asks {
+			t.Errorf("%s (a lock statement of %v, the fastest %v): the next attempt admitted alone, not one in probeEvery, asked for the lock: %v, want %v", c.name, c.lock, fast, asked, c.asks)
+		}
+	}
+}
+
 // A process that starts beside another that takes the lock waits for it
 // from its first statement: the fastest it learns are waits, and by them
 // no wait looks slow. A statement that takes about as long as the rest of
