@@ -451,11 +451,16 @@ func TestGaleraLostUpdateTrap(t *testing.T) {
 	}
 
 	t.Run("read then write, writers on three nodes: updates lost", func(t *testing.T) {
+		// The trap shows in the first round of 2 s most often, and has
+		// taken more than five (a CI run on 2026-12-05, the cluster on the
+		// 2 cores beside the other servers): up to 15 rounds, so that the
+		// test fails only when the trap is gone, not when it is rare.
 		for round := 1; ; round++ {
 			if v := run(t, "read then write, three nodes", readThenWrite, g.dbs, 2*time.Second); len(v) > 0 {
+				t.Logf("the trap showed in round %d", round)
 				return
 			}
-			if round == 5 {
+			if round == 15 {
 				t.Fatalf("in %d rounds of 2 s the trap did not show: docs/clusters.md and docs/backends.md §7.3 need a new measurement", round)
 			}
 		}
