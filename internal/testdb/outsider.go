@@ -2,6 +2,7 @@ package testdb
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -36,7 +37,10 @@ func Outsider(tb testing.TB, d time.Duration, workers int, run func(pipeline dbo
 	// ends a cycle at once (1213), which says nothing of the wait.
 	var detected atomic.Int64
 	hotRetry := dbop.WithRetry(backoff, dbop.MaxAttempts(50), dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) {
-		if e.Err != nil && strings.Contains(e.Err.Error(), "SQLSTATE 40P01") {
+		if se, ok := errors.AsType[interface {
+			error
+			SQLState() string
+		}](e.Err); ok && se.SQLState() == "40P01" {
 			detected.Add(1)
 		}
 	}))
