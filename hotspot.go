@@ -72,8 +72,7 @@ import (
 // in eight of 32 attempts admitted alone took, for their lock statement,
 // more than half of the rest of their attempt plus 250 µs: one slow
 // statement, however slow, may be a busy machine's); on its first 32
-// attempts admitted
-// alone after it begins to limit, and on its way to
+// attempts admitted alone after it begins to limit, and on its way to
 // letting every attempt through, it asks every attempt it admits alone, so
 // that a process whose attempts win every conflict (under SERIALIZABLE,
 // the one whose transactions commit first) still learns of another whose
@@ -783,8 +782,8 @@ const lockWaitSlack = 250 * time.Microsecond
 // another's that briefly would take it for gone, stop taking the lock,
 // and let its attempts form lock cycles with the other's, or starve them).
 //
-// It is not measured against the fastest such statement lately, as it
-// once also was: on a busy machine (two cores shared by the client and
+// It is not judged against the fastest such statement lately, as it once
+// also was (the fastest gives only a hint, below): on a busy machine (two cores shared by the client and
 // the server), more than one in eight of a lone process's lock statements
 // took twice its fastest plus lockWaitSlack, a few hundred microseconds,
 // without any other process; the HotSpot then took another process to be
