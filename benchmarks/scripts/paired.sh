@@ -48,7 +48,7 @@ for r in $(seq "$pairs"); do
 		wait || true
 		h=$(goodput dbop+hotspot "$out/h")
 		k=$(goodput "$partner" "$out/b")
-		echo "$variant $b hotspot=$h $partner=$k ratio=$(echo "scale=3; $h / $k" | bc)"
+		echo "$variant $b hotspot=$h $partner=$k ratio=$(awk -v h="$h" -v k="$k" 'BEGIN {if (h == "" || k + 0 == 0) print "NA"; else printf "%.3f", h / k}')"
 	done
-done | awk '{print} {split($5, r, "="); s[$2] += r[2]; n[$2]++}
+done | awk '{print} {split($5, r, "=")} r[2] != "NA" {s[$2] += r[2]; n[$2]++}
 END {for (b in s) printf "mean %s %s %.3f over %d pairs\n", $1, b, s[b] / n[b], n[b]}'
