@@ -551,16 +551,18 @@ func TestHotSpotBoundsWaitsForWritersItsLockDoesNotOrder(t *testing.T) {
 			createTable(t, admin, "pgxdb_hot_ledger", "id int PRIMARY KEY, from_id int NOT NULL, to_id int NOT NULL")
 			log := &sqlLog{}
 			pool := newPool(t, 10, inPool, traced(log))
-			hotTimes, n := testdb.Outsider(t, 3*time.Second, 9, func(pipeline dbop.Decorator, tr testdb.Transfer) error {
+			hotStatements, n := testdb.Outsider(t, 3*time.Second, 9, func(pipeline dbop.Decorator, tr testdb.Transfer, timed func(func() error) error) error {
 				op := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
-					if _, err := tx.Exec(ctx, "UPDATE pgxdb_hot_accounts SET balance = balance - 1 WHERE id = $1", tr.From); err != nil {
+					return timed(func() error {
+						if _, err := tx.Exec(ctx, "UPDATE pgxdb_hot_accounts SET balance = balance - 1 WHERE id = $1", tr.From); err != nil {
+							return err
+						}
+						if _, err := tx.Exec(ctx, "INSERT INTO pgxdb_hot_ledger VALUES ($1, $2, $3)", tr.ID, tr.From, tr.To); err != nil {
+							return err
+						}
+						_, err := tx.Exec(ctx, "UPDATE pgxdb_hot_accounts SET balance = balance + 1 WHERE id = $1", tr.To)
 						return err
-					}
-					if _, err := tx.Exec(ctx, "INSERT INTO pgxdb_hot_ledger VALUES ($1, $2, $3)", tr.ID, tr.From, tr.To); err != nil {
-						return err
-					}
-					_, err := tx.Exec(ctx, "UPDATE pgxdb_hot_accounts SET balance = balance + 1 WHERE id = $1", tr.To)
-					return err
+					})
 				}, pgxdb.Isolation(iso))
 				ctx := t.Context()
 				if c.keyed {
@@ -569,7 +571,7 @@ func TestHotSpotBoundsWaitsForWritersItsLockDoesNotOrder(t *testing.T) {
 				_, err := op.With(pipeline).Run(ctx)
 				return err
 			})
-			testdb.CheckNoDetectorWaits(t, hotTimes)
+			testdb.CheckNoDetectorWaits(t, hotStatements)
 			testdb.CheckLedger(t, n, "pgxdb_hot_accounts", "pgxdb_hot_ledger", func(query string) (n int64, err error) {
 				return n, admin.QueryRow(t.Context(), query).Scan(&n)
 			})

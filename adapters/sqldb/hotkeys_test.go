@@ -113,8 +113,8 @@ func TestHotSpotBoundsWaitsForWritersItsLockDoesNotOrder(t *testing.T) {
 
 // besideAnOutsider runs testdb.Outsider's transfers on db for 3 s, 8
 // workers through WithRetry and a HotSpot and one through WithRetry alone,
-// mark being the dialect's placeholder ("?", or "$%d"), and checks the hot
-// transfers' latencies and the ledger.
+// mark being the dialect's placeholder ("?", or "$%d"), and checks how
+// long the hot attempts' statements took, and the ledger.
 func besideAnOutsider(t *testing.T, db *sql.DB, d sqldb.Dialect, mark string, opts ...sqldb.TxOption) {
 	db.SetMaxOpenConns(12)
 	ph := func(i int) string {
@@ -129,20 +129,22 @@ func besideAnOutsider(t *testing.T, db *sql.DB, d sqldb.Dialect, mark string, op
 	debit := "UPDATE sqldb_outsider_accounts SET balance = balance - 1 WHERE id = " + ph(1)
 	credit := "UPDATE sqldb_outsider_accounts SET balance = balance + 1 WHERE id = " + ph(1)
 	entry := fmt.Sprintf("INSERT INTO sqldb_outsider_ledger VALUES (%s, %s, %s)", ph(1), ph(2), ph(3))
-	hotTimes, n := testdb.Outsider(t, 3*time.Second, 9, func(pipeline dbop.Decorator, tr testdb.Transfer) error {
+	hotStatements, n := testdb.Outsider(t, 3*time.Second, 9, func(pipeline dbop.Decorator, tr testdb.Transfer, timed func(func() error) error) error {
 		_, err := sqldb.Do(db, d, func(ctx context.Context, tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, debit, tr.From); err != nil {
+			return timed(func() error {
+				if _, err := tx.ExecContext(ctx, debit, tr.From); err != nil {
+					return err
+				}
+				if _, err := tx.ExecContext(ctx, entry, tr.ID, tr.From, tr.To); err != nil {
+					return err
+				}
+				_, err := tx.ExecContext(ctx, credit, tr.To)
 				return err
-			}
-			if _, err := tx.ExecContext(ctx, entry, tr.ID, tr.From, tr.To); err != nil {
-				return err
-			}
-			_, err := tx.ExecContext(ctx, credit, tr.To)
-			return err
+			})
 		}, opts...).With(pipeline).Run(t.Context())
 		return err
 	})
-	testdb.CheckNoDetectorWaits(t, hotTimes)
+	testdb.CheckNoDetectorWaits(t, hotStatements)
 	testdb.CheckLedger(t, n, "sqldb_outsider_accounts", "sqldb_outsider_ledger", func(query string) (n int64, err error) {
 		return n, db.QueryRowContext(t.Context(), query).Scan(&n)
 	})
