@@ -98,7 +98,7 @@ func TestStepLimitsNestedStepLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	exec(t, rival, "UPDATE "+tbl+" SET v = v + 100 WHERE id = 1")
-	go func() { time.Sleep(400 * time.Millisecond); _ = rival.Rollback(context.Background()) }()
+	go func() { time.Sleep(700 * time.Millisecond); _ = rival.Rollback(context.Background()) }()
 	var log []string
 	innerAttempts := 0
 	_, err = pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
@@ -107,10 +107,23 @@ func TestStepLimitsNestedStepLimits(t *testing.T) {
 			log = append(log, "outer "+showLimits(ctx, t, tx))
 			_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
 				innerAttempts++
-				log = append(log, "inner "+showLimits(ctx, t, tx))
-				_, err := tx.Exec(ctx, "UPDATE "+tbl+" SET v = v + 1 WHERE id = 1")
+				// The UPDATE starts at once after the savepoint: the
+				// server's limit, set there to the time left less the
+				// margin (50 ms), ends its lock wait before the
+				// attempt's deadline would, which would close the
+				// connection (pgx cancels a statement its context
+				// ends by closing it). A round trip before it, on a
+				// machine busy with the race detector, once took
+				// more than a 300 ms step's 30 ms margin.
+				var stmt, lock string
+				err := tx.QueryRow(ctx, "UPDATE "+tbl+" SET v = v + 1 WHERE id = 1 RETURNING current_setting('statement_timeout'), current_setting('lock_timeout')").Scan(&stmt, &lock)
+				if err != nil {
+					log = append(log, "inner "+err.Error())
+				} else {
+					log = append(log, "inner statement_timeout="+stmt+" lock_timeout="+lock)
+				}
 				return 0, err
-			}).With(dbop.WithRetry(dbop.Constant(50*time.Millisecond), dbop.MaxAttempts(10)), dbop.WithTimeout(300*time.Millisecond), pgxdb.InSavepoint(tx)).Run(ctx)
+			}).With(dbop.WithRetry(dbop.Constant(50*time.Millisecond), dbop.MaxAttempts(10)), dbop.WithTimeout(500*time.Millisecond), pgxdb.InSavepoint(tx)).Run(ctx)
 			log = append(log, "outer after inner "+showLimits(ctx, t, tx))
 			return 0, err
 		}).With(dbop.WithRetry(retryAtOnce, dbop.MaxAttempts(2)), dbop.WithTimeout(5*time.Second), pgxdb.InSavepoint(tx)).Run(ctx)
@@ -123,6 +136,12 @@ func TestStepLimitsNestedStepLimits(t *testing.T) {
 	t.Logf("inner attempts %d, err %v", innerAttempts, err)
 	if err != nil || log[0] != "before statement_timeout=0 lock_timeout=0" || log[len(log)-1] != "after statement_timeout=0 lock_timeout=0" {
 		t.Error("unexpected")
+	}
+	if innerAttempts < 2 || !strings.Contains(log[2], "SQLSTATE 57014") && !strings.Contains(log[2], "SQLSTATE 55P03") {
+		t.Errorf("the inner step's first attempt was not ended by the server's limit (%d attempts)", innerAttempts)
+	}
+	if outer, after := log[1], log[len(log)-2]; after != "outer after inner "+strings.TrimPrefix(outer, "outer ") {
+		t.Errorf("after the inner step the outer step's limits are not back: %q, then %q", outer, after)
 	}
 	var v int
 	if err := admin.QueryRow(t.Context(), "SELECT v FROM "+tbl+" WHERE id = 1").Scan(&v); err != nil || v != 1 {

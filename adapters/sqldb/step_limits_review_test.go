@@ -56,7 +56,7 @@ func TestStepLimitsNestedStepLimitsMariaDB(t *testing.T) {
 	db.SetMaxOpenConns(2)
 	tbl := table(t, db, "sqldb_step_limits_nested", "(id int PRIMARY KEY, v int NOT NULL) ENGINE=InnoDB")
 	mustExec(t, db, "INSERT INTO "+tbl+" VALUES (1, 0)")
-	rivalHoldsRow1(t, db, tbl, 600*time.Millisecond)
+	rivalHoldsRow1(t, db, tbl, 900*time.Millisecond)
 	var log []string
 	show := func(ctx context.Context, tx *sql.Tx, what string) {
 		var s string
@@ -72,12 +72,17 @@ func TestStepLimitsNestedStepLimitsMariaDB(t *testing.T) {
 		show(ctx, tx, "intx")
 		_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
 			show(ctx, tx, "outer")
+			// 500 ms: the step's limit is the time left less 50 ms,
+			// which ends the UPDATE's lock wait before the deadline
+			// would, even after the round trip before it on a machine
+			// busy with the race detector (a 300 ms step leaves 30 ms;
+			// pgxdb's version of this test once ran out of them).
 			_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
 				inner++
 				show(ctx, tx, "inner")
 				_, err := tx.ExecContext(ctx, "UPDATE "+tbl+" SET v = v + 1 WHERE id = 1")
 				return 0, err
-			}).With(dbop.WithRetry(dbop.Constant(100*time.Millisecond), dbop.MaxAttempts(10)), dbop.WithTimeout(300*time.Millisecond), sqldb.InSavepoint(tx, mysqldb.MariaDB)).Run(ctx)
+			}).With(dbop.WithRetry(dbop.Constant(100*time.Millisecond), dbop.MaxAttempts(10)), dbop.WithTimeout(500*time.Millisecond), sqldb.InSavepoint(tx, mysqldb.MariaDB)).Run(ctx)
 			show(ctx, tx, "outer after inner")
 			return 0, err
 		}).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(2)), dbop.WithTimeout(5*time.Second), sqldb.InSavepoint(tx, mysqldb.MariaDB)).Run(ctx)
