@@ -52,7 +52,7 @@ func run() int {
 		myDSN      = flag.String("mysql-dsn", cmp.Or(os.Getenv("DBOP_BENCH_MYSQL"), os.Getenv("DBOP_TEST_MYSQL"), contention.DefaultMySQLDSN), "MariaDB DSN (go-sql-driver)")
 		galera     = flag.String("galera", cmp.Or(os.Getenv("DBOP_BENCH_GALERA"), os.Getenv("DBOP_TEST_GALERA")), "Galera node DSNs, comma-separated")
 		variant    = flag.String("variant", "serializable", "serializable, lockcycle or deadlock")
-		strategies = flag.String("strategies", strings.Join(contention.Names, ","), "comma-separated strategies to run")
+		strategies = flag.String("strategies", "", "comma-separated strategies to run, of "+strings.Join(contention.Names, ",")+" (default: every one the backend runs; pglock only on postgres)")
 		sweep      = flag.String("sweep", "", "comma-separated dbop pipelines base:max:attempts[:bulkhead[:lock-timeout[:hotspot]]] (attempts and bulkhead 0: none; hotspot 1: HotSpot() after the retry) to run, with the reference, instead of -strategies")
 		rounds     = flag.Int("rounds", 1, "run the strategies this many times, interleaved, and summarise by the median")
 		charts     = flag.String("charts", "", "write PREFIX-goodput.png and PREFIX-latency.png")
@@ -119,6 +119,8 @@ func run() int {
 			names = append(names, "dbop "+strings.TrimSpace(spec))
 		}
 		names = append(names, "reference")
+	} else if *strategies == "" {
+		names = contention.NamesFor(cfg.Backend.Kind)
 	} else {
 		for _, name := range strings.Split(*strategies, ",") {
 			names = append(names, strings.TrimSpace(name))

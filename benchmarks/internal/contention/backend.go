@@ -298,9 +298,15 @@ func (b limitBeginner) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx,
 	return b.pool.BeginTx(ctx, opts)
 }
 
+// Attempt begins with the isolation level alone, or, for PGLock, with its
+// lock statement after BEGIN in the same round trip.
 func (d pgDB) Attempt(ctx context.Context, fn TxFunc) error {
+	opts := pgx.TxOptions{IsoLevel: d.iso}
+	if lock, ok := ctx.Value(pgLockKey{}).(string); ok {
+		opts.BeginQuery = "BEGIN ISOLATION LEVEL " + string(d.iso) + "; " + lock
+	}
 	ctx = context.WithoutCancel(ctx)
-	return pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: d.iso}, func(tx pgx.Tx) error { return fn(ctx, pgTx{tx}) })
+	return pgx.BeginTxFunc(ctx, d.pool, opts, func(tx pgx.Tx) error { return fn(ctx, pgTx{tx}) })
 }
 
 // Op begins its transactions on the pool itself, as an application does,

@@ -27,3 +27,37 @@ func TestRunRefusesAStaggerItCannotKeep(t *testing.T) {
 		}
 	}
 }
+
+// pglock locks dbop.HotSpot's lock table on PostgreSQL: on another backend,
+// or with the lock tables dropped, it is refused when named, saying why,
+// and it is left out of the strategies a backend runs by default.
+func TestPGLockRefusedWhereItCannotRun(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"mariadb", Config{Backend: Backend{Kind: MariaDB}}, "PostgreSQL only"},
+		{"galera", Config{Backend: Backend{Kind: Galera}}, "PostgreSQL only"},
+		{"no lock tables", Config{Backend: Backend{Kind: Postgres}, NoLockTables: true}, "-no-lock-tables drops"},
+	} {
+		_, err := StrategyByName("pglock", c.cfg)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: StrategyByName(pglock): %v, want an error containing %q", c.name, err, c.want)
+		}
+	}
+	if _, err := StrategyByName("pglock", Config{Backend: Backend{Kind: Postgres}}); err != nil {
+		t.Errorf("postgres: StrategyByName(pglock): %v", err)
+	}
+	for _, k := range Kinds {
+		got := strings.Join(NamesFor(k), ",")
+		if has := strings.Contains(got, "pglock"); has != (k == Postgres) {
+			t.Errorf("NamesFor(%s) = %s", k, got)
+		}
+		for _, name := range NamesFor(k) {
+			if _, err := StrategyByName(name, Config{Backend: Backend{Kind: k}, DBOP: Recommended}); err != nil {
+				t.Errorf("NamesFor(%s) names %s, which it refuses: %v", k, name, err)
+			}
+		}
+	}
+}

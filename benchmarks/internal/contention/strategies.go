@@ -32,7 +32,19 @@ type Strategy struct {
 }
 
 // Names of the strategies that [StrategyByName] knows.
-var Names = []string{"dbop", "dbop+bulkhead", "dbop+hotspot", "dbop+hotspot+keys", "immediate", "cenkalti", "none", "executor", "keyed", "reference"}
+var Names = []string{"dbop", "dbop+bulkhead", "dbop+hotspot", "dbop+hotspot+keys", "immediate", "cenkalti", "none", "executor", "keyed", "pglock", "reference"}
+
+// NamesFor returns the names of Names that run on a backend of kind k:
+// pglock only on PostgreSQL.
+func NamesFor(k Kind) []string {
+	var names []string
+	for _, name := range Names {
+		if name != "pglock" || k == Postgres {
+			names = append(names, name)
+		}
+	}
+	return names
+}
 
 // Recommended is the retry of the dbop strategies: the README's
 // recommendation for hot spots, which benchmarks/README.md's sweeps chose.
@@ -117,6 +129,8 @@ func StrategyByName(name string, cfg Config) (Strategy, error) {
 		return Keyed(), nil
 	case "executor":
 		return Executor(), nil
+	case "pglock":
+		return PGLock(cfg)
 	}
 	return Strategy{}, fmt.Errorf("unknown strategy %q (want one of %v, or \"dbop \" and a spec)", name, Names)
 }
