@@ -99,7 +99,10 @@ func TestStepLimitsNestedStepLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	exec(t, rival, "UPDATE "+tbl+" SET v = v + 100 WHERE id = 1")
-	go func() { time.Sleep(700 * time.Millisecond); _ = rival.Rollback(context.Background()) }()
+	defer func() { _ = rival.Rollback(context.Background()) }()
+	// The rival lets go once the inner step's first attempt has failed
+	// (OnRetry), however long the steps before it took.
+	release := func(context.Context, dbop.AttemptEvent) { _ = rival.Rollback(context.Background()) }
 	var log []string
 	innerAttempts := 0
 	_, err = pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
@@ -124,7 +127,7 @@ func TestStepLimitsNestedStepLimits(t *testing.T) {
 					log = append(log, "inner statement_timeout="+stmt+" lock_timeout="+lock)
 				}
 				return 0, err
-			}).With(dbop.WithRetry(dbop.Constant(50*time.Millisecond), dbop.MaxAttempts(10)), dbop.WithTimeout(500*time.Millisecond), pgxdb.InSavepoint(tx)).Run(ctx)
+			}).With(dbop.WithRetry(dbop.Constant(50*time.Millisecond), dbop.MaxAttempts(10), dbop.OnRetry(release)), dbop.WithTimeout(500*time.Millisecond), pgxdb.InSavepoint(tx)).Run(ctx)
 			log = append(log, "outer after inner "+showLimits(ctx, t, tx))
 			return 0, err
 		}).With(dbop.WithRetry(retryAtOnce, dbop.MaxAttempts(2)), dbop.WithTimeout(5*time.Second), pgxdb.InSavepoint(tx)).Run(ctx)

@@ -56,7 +56,7 @@ func TestStepLimitsNestedStepLimitsMariaDB(t *testing.T) {
 	db.SetMaxOpenConns(2)
 	tbl := table(t, db, "sqldb_step_limits_nested", "(id int PRIMARY KEY, v int NOT NULL) ENGINE=InnoDB")
 	mustExec(t, db, "INSERT INTO "+tbl+" VALUES (1, 0)")
-	rivalHoldsRow1(t, db, tbl, 900*time.Millisecond)
+	release := rivalHoldsRow1(t, db, tbl, 0) // until the inner step's first attempt has failed
 	var log []string
 	show := func(ctx context.Context, tx *sql.Tx, what string) {
 		var s string
@@ -82,7 +82,7 @@ func TestStepLimitsNestedStepLimitsMariaDB(t *testing.T) {
 				show(ctx, tx, "inner")
 				_, err := tx.ExecContext(ctx, "UPDATE "+tbl+" SET v = v + 1 WHERE id = 1")
 				return 0, err
-			}).With(dbop.WithRetry(dbop.Constant(100*time.Millisecond), dbop.MaxAttempts(10)), dbop.WithTimeout(500*time.Millisecond), sqldb.InSavepoint(tx, mysqldb.MariaDB)).Run(ctx)
+			}).With(dbop.WithRetry(dbop.Constant(100*time.Millisecond), dbop.MaxAttempts(10), dbop.OnRetry(func(context.Context, dbop.AttemptEvent) { release() })), dbop.WithTimeout(500*time.Millisecond), sqldb.InSavepoint(tx, mysqldb.MariaDB)).Run(ctx)
 			show(ctx, tx, "outer after inner")
 			return 0, err
 		}).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(2)), dbop.WithTimeout(5*time.Second), sqldb.InSavepoint(tx, mysqldb.MariaDB)).Run(ctx)
@@ -238,7 +238,7 @@ func TestStepLimitsRequestDeadlineLeavesNoStepLimitMariaDB(t *testing.T) {
 // rivalHoldsRow1 begins a transaction on db that updates row 1 of tbl,
 // holding its lock, and rolls it back after d (0: when the test ends), and
 // at the test's end in any case: no goroutine or timer outlives the test.
-func rivalHoldsRow1(t *testing.T, db *sql.DB, tbl string, d time.Duration) {
+func rivalHoldsRow1(t *testing.T, db *sql.DB, tbl string, d time.Duration) (release func()) {
 	t.Helper()
 	rival, err := db.BeginTx(t.Context(), nil)
 	if err != nil {
@@ -253,4 +253,5 @@ func rivalHoldsRow1(t *testing.T, db *sql.DB, tbl string, d time.Duration) {
 		t.Cleanup(func() { timer.Stop() })
 	}
 	t.Cleanup(func() { _ = rival.Rollback() })
+	return func() { _ = rival.Rollback() }
 }
