@@ -38,7 +38,7 @@ func contentionDSN(t *testing.T) string {
 // runs every strategy on the serializable variant, and HotSpot and the
 // reference on the lockcycle and deadlock variants (the others wait out
 // PostgreSQL's 1 s deadlock_timeout again and again there; README.md), in
-// about 30 s. It asserts no performance target: those are for the
+// about 40 s. It asserts no performance target: those are for the
 // benchmark on a quiet machine.
 func TestContentionShort(t *testing.T) {
 	dsn := contentionDSN(t)

@@ -52,7 +52,7 @@ func run() int {
 		myDSN      = flag.String("mysql-dsn", cmp.Or(os.Getenv("DBOP_BENCH_MYSQL"), os.Getenv("DBOP_TEST_MYSQL"), contention.DefaultMySQLDSN), "MariaDB DSN (go-sql-driver)")
 		galera     = flag.String("galera", cmp.Or(os.Getenv("DBOP_BENCH_GALERA"), os.Getenv("DBOP_TEST_GALERA")), "Galera node DSNs, comma-separated")
 		variant    = flag.String("variant", "serializable", "serializable, lockcycle or deadlock")
-		strategies = flag.String("strategies", "", "comma-separated strategies to run, of "+strings.Join(contention.Names, ",")+" (default: every one the backend runs; pglock only on postgres)")
+		strategies = flag.String("strategies", "", "comma-separated strategies to run, of "+strings.Join(contention.Names, ",")+" (default: every one that runs with the other flags; pglock only on postgres with the lock tables)")
 		sweep      = flag.String("sweep", "", "comma-separated dbop pipelines base:max:attempts[:bulkhead[:lock-timeout[:hotspot]]] (attempts and bulkhead 0: none; hotspot 1: HotSpot() after the retry) to run, with the reference, instead of -strategies")
 		rounds     = flag.Int("rounds", 1, "run the strategies this many times, interleaved, and summarise by the median")
 		charts     = flag.String("charts", "", "write PREFIX-goodput.png and PREFIX-latency.png")
@@ -120,7 +120,7 @@ func run() int {
 		}
 		names = append(names, "reference")
 	} else if *strategies == "" {
-		names = contention.NamesFor(cfg.Backend.Kind)
+		names = contention.NamesFor(cfg)
 	} else {
 		for _, name := range strings.Split(*strategies, ",") {
 			names = append(names, strings.TrimSpace(name))

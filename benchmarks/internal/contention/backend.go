@@ -303,7 +303,7 @@ func (b limitBeginner) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx,
 func (d pgDB) Attempt(ctx context.Context, fn TxFunc) error {
 	opts := pgx.TxOptions{IsoLevel: d.iso}
 	if lock, ok := ctx.Value(pgLockKey{}).(string); ok {
-		opts.BeginQuery = "BEGIN ISOLATION LEVEL " + string(d.iso) + "; " + lock
+		opts.BeginQuery = pgLockBegin(d.iso, lock)
 	}
 	ctx = context.WithoutCancel(ctx)
 	return pgx.BeginTxFunc(ctx, d.pool, opts, func(tx pgx.Tx) error { return fn(ctx, pgTx{tx}) })

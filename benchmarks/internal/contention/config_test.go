@@ -2,6 +2,8 @@ package contention
 
 import (
 	"context"
+
+	"github.com/jackc/pgx/v5"
 	"strings"
 	"testing"
 	"time"
@@ -50,14 +52,32 @@ func TestPGLockRefusedWhereItCannotRun(t *testing.T) {
 		t.Errorf("postgres: StrategyByName(pglock): %v", err)
 	}
 	for _, k := range Kinds {
-		got := strings.Join(NamesFor(k), ",")
-		if has := strings.Contains(got, "pglock"); has != (k == Postgres) {
-			t.Errorf("NamesFor(%s) = %s", k, got)
-		}
-		for _, name := range NamesFor(k) {
-			if _, err := StrategyByName(name, Config{Backend: Backend{Kind: k}, DBOP: Recommended}); err != nil {
-				t.Errorf("NamesFor(%s) names %s, which it refuses: %v", k, name, err)
+		for _, noTables := range []bool{false, true} {
+			cfg := Config{Backend: Backend{Kind: k}, NoLockTables: noTables, DBOP: Recommended}
+			got := strings.Join(NamesFor(cfg), ",")
+			if has := strings.Contains(got, "pglock"); has != (k == Postgres && !noTables) {
+				t.Errorf("NamesFor(%s, no lock tables %t) = %s", k, noTables, got)
 			}
+			for _, name := range NamesFor(cfg) {
+				if _, err := StrategyByName(name, cfg); err != nil {
+					t.Errorf("NamesFor(%s, no lock tables %t) names %s, which it refuses: %v", k, noTables, name, err)
+				}
+			}
+		}
+	}
+}
+
+// pglock's BEGIN round trip: BEGIN at the backend's isolation level (none
+// named when it has none), then the lock.
+func TestPGLockBeginQuery(t *testing.T) {
+	lock := "LOCK TABLE dbop_hotspot_lock_0 IN EXCLUSIVE MODE"
+	for iso, want := range map[pgx.TxIsoLevel]string{
+		pgx.Serializable:  "BEGIN ISOLATION LEVEL serializable; " + lock,
+		pgx.ReadCommitted: "BEGIN ISOLATION LEVEL read committed; " + lock,
+		"":                "BEGIN; " + lock,
+	} {
+		if got := pgLockBegin(iso, lock); got != want {
+			t.Errorf("pgLockBegin(%q) = %q, want %q", iso, got, want)
 		}
 	}
 }

@@ -34,12 +34,12 @@ type Strategy struct {
 // Names of the strategies that [StrategyByName] knows.
 var Names = []string{"dbop", "dbop+bulkhead", "dbop+hotspot", "dbop+hotspot+keys", "immediate", "cenkalti", "none", "executor", "keyed", "pglock", "reference"}
 
-// NamesFor returns the names of Names that run on a backend of kind k:
-// pglock only on PostgreSQL.
-func NamesFor(k Kind) []string {
+// NamesFor returns the names of Names that run with cfg: pglock only on
+// PostgreSQL with the lock tables.
+func NamesFor(cfg Config) []string {
 	var names []string
 	for _, name := range Names {
-		if name != "pglock" || k == Postgres {
+		if name != "pglock" || (cfg.Backend.Kind == Postgres && !cfg.NoLockTables) {
 			names = append(names, name)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/dbop-go/dbop/internal/hotlock"
+	"github.com/jackc/pgx/v5"
 )
 
 // pgLockKey carries, in an attempt's context, the statement that pgDB.Attempt
@@ -35,10 +36,20 @@ func PGLock(cfg Config) (Strategy, error) {
 		ctx = context.WithValue(ctx, pgLockKey{}, lock)
 		var err error
 		for range pgLockAttempts {
-			if err = db.Attempt(ctx, fn); err == nil || !db.Classifier(err).Retryable() {
+			if err = db.Attempt(ctx, fn); err == nil || !db.Classifier(err).Retryable() || ctx.Err() != nil {
 				return err
 			}
 		}
 		return err
 	}}, nil
+}
+
+// pgLockBegin returns the BEGIN round trip of a PGLock attempt: BEGIN at
+// iso (none named if empty), then lock.
+func pgLockBegin(iso pgx.TxIsoLevel, lock string) string {
+	begin := "BEGIN"
+	if iso != "" {
+		begin += " ISOLATION LEVEL " + string(iso)
+	}
+	return begin + "; " + lock
 }
