@@ -783,12 +783,13 @@ const lockWaitSlack = 250 * time.Microsecond
 // and let its attempts form lock cycles with the other's, or starve them).
 //
 // It is not judged against the fastest such statement lately, as it once
-// also was (the fastest gives only a hint, below): on a busy machine (two cores shared by the client and
-// the server), more than one in eight of a lone process's lock statements
-// took twice its fastest plus lockWaitSlack, a few hundred microseconds,
-// without any other process; the HotSpot then took another process to be
-// there, took the lock on every attempt, and the same noise kept it so for
-// the rest of the run (benchmarks/results/hotspot-lockwait-relative.txt).
+// also was (the fastest gives only a hint, below): on a busy machine (two
+// cores shared by the client and the server), more than one in eight of a
+// lone process's lock statements took twice its fastest plus
+// lockWaitSlack, a few hundred microseconds, without any other process;
+// the HotSpot then took another process to be there, took the lock on
+// every attempt, and the same noise kept it so for the rest of the run
+// (benchmarks/results/hotspot-lockwait-relative.txt).
 // One slow statement proves nothing, however slow: a busy client or server
 // delays some by milliseconds (the scopes report times, never a wait of a
 // lock taken in place, hotlock.Request.TookFor).

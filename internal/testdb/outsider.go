@@ -58,6 +58,15 @@ func Outsider(tb testing.TB, d time.Duration, workers int, run func(pipeline dbo
 		n    atomic.Int64
 		stop = time.Now().Add(d)
 	)
+	hotTimed := func(statements func() error) error {
+		start := time.Now()
+		err := statements()
+		mu.Lock()
+		hot = append(hot, time.Since(start))
+		mu.Unlock()
+		return err
+	}
+	untimed := func(statements func() error) error { return statements() }
 	for w := range workers {
 		outsider := w == workers-1
 		wg.Go(func() {
@@ -65,16 +74,9 @@ func Outsider(tb testing.TB, d time.Duration, workers int, run func(pipeline dbo
 				from := 1 + rand.IntN(accounts)
 				to := 1 + (from+rand.IntN(accounts-1))%accounts
 				tr := Transfer{ID: int(ids.Add(1)), From: from, To: to}
-				pipeline, timed := hotSpot, func(statements func() error) error {
-					start := time.Now()
-					err := statements()
-					mu.Lock()
-					hot = append(hot, time.Since(start))
-					mu.Unlock()
-					return err
-				}
+				pipeline, timed := hotSpot, hotTimed
 				if outsider {
-					pipeline, timed = retry, func(statements func() error) error { return statements() }
+					pipeline, timed = retry, untimed
 				}
 				if err := run(pipeline, tr, timed); err != nil {
 					tb.Errorf("transfer %d (%d → %d, hot %t): %v", tr.ID, from, to, !outsider, err)

@@ -19,7 +19,7 @@ const pgLockAttempts = 50
 // worker, in every process, locks one of dbop.HotSpot's lock tables
 // (pgxdb.CreateHotSpotLocks) IN EXCLUSIVE MODE in its BEGIN round trip, as
 // pgxdb does for a HotSpot's attempts, and waits for it in place; a
-// retryable error is retried at once, up to 50 attempts. It is not a retry
+// retryable error is retried at once, up to 50 attempts (Immediate). It is not a retry
 // strategy but a yardstick: what ordering every transaction of a fleet
 // through a lock of the database costs beside the single worker, with
 // nothing deciding admission in the processes. PostgreSQL only, with the
@@ -32,15 +32,9 @@ func PGLock(cfg Config) (Strategy, error) {
 		return Strategy{}, fmt.Errorf("strategy pglock: locks dbop.HotSpot's lock table, which -no-lock-tables drops")
 	}
 	lock := hotlock.PostgresLock(0)
+	retry := Immediate(pgLockAttempts).Transfer
 	return Strategy{Name: "pglock", Transfer: func(ctx context.Context, db DB, fn TxFunc) error {
-		ctx = context.WithValue(ctx, pgLockKey{}, lock)
-		var err error
-		for range pgLockAttempts {
-			if err = db.Attempt(ctx, fn); err == nil || !db.Classifier(err).Retryable() || ctx.Err() != nil {
-				return err
-			}
-		}
-		return err
+		return retry(context.WithValue(ctx, pgLockKey{}, lock), db, fn)
 	}}, nil
 }
 
