@@ -321,8 +321,8 @@ type ticket struct {
 	// deadline all the same. A probe of a HotSpot whose other attempts run
 	// unbounded (one that asks only to learn whether another process takes
 	// the lock) gets no bound they do not get: the bound's statement costs
-	// the server more than the lock (docs/contention.md, "A lone process's
-	// costs").
+	// the server more than the lock (docs/contention-log.md, "A lone
+	// process's costs").
 	boundLock bool
 	// yield is how long a newcomer waits before it starts, while attempts
 	// lose conflicts to other processes (see yieldLocked); 0 for a retry.
