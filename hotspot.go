@@ -146,6 +146,9 @@ const (
 	// deadlock_timeout (1 s, docs/backends.md §1.12), so that a lock cycle is
 	// broken by the deadline well before the detector would run.
 	maxBound = 200 * time.Millisecond
+	// maxEscalated is the most an attempt's bound grows to after attempts
+	// of its operation timed out (bound).
+	maxEscalated = time.Hour
 	// soloAfter is the number of attempts an operation may lose before
 	// its next attempt runs alone: nothing else of the HotSpot's is
 	// admitted while it runs, so it cannot lose to this process again.
@@ -368,7 +371,7 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 			// The attempt panicked (or the wait below ended): a
 			// recovered panic must not keep the slot, which every
 			// later call would wait for.
-			h.leave(t, neutral, 0, nil)
+			h.leave(t, neutral, 0, nil, false)
 		}
 	}()
 	if t.yield > 0 {
@@ -401,27 +404,44 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 	if !t.bounded {
 		err := attempt(ctx)
 		left = true
-		h.leave(t, outcomeOf(err, false), time.Since(start), req)
+		h.leave(t, outcomeOf(err, false), time.Since(start), req, sqlState(err) == "55P03")
 		return err
 	}
 	bound := h.bound(rs)
-	// The server ends the attempt's statements at bound (the adapters
-	// derive their limits from it, hotlock.WithServerDeadline); the
-	// context, whose end makes the driver close the connection, only
-	// later, for what the server does not end.
+	if rs != nil {
+		rs.bound = bound
+	}
+	// The server ends the attempt's lock waits at bound (the adapters
+	// derive their limits from it, hotlock.WithServerDeadline: on
+	// PostgreSQL lock_timeout, on MariaDB max_statement_time, its one
+	// limit); the context, whose end makes the driver close the
+	// connection, only later, for what the server does not end; on
+	// PostgreSQL statement_timeout just before it.
 	backstop := 2*bound + backstopMargin
 	cause := &TimeoutError{Timeout: backstop, Err: context.DeadlineExceeded}
 	actx, cancel := context.WithDeadlineCause(ctx, start.Add(backstop), cause)
 	defer cancel()
 	actx = hotlock.WithServerDeadline(actx, start.Add(bound))
+	// A 57014 can be the server's statement limit only once the attempt
+	// ran for the statement limit the adapters derive from the context's
+	// deadline (resolve.ServerLimits), not for the bound, which limits
+	// lock waits alone where the server has a limit for them: a cancel
+	// before that is someone's on purpose (pg_cancel_backend), which no
+	// retry should run again.
+	stmtLimit := bound
+	if dl, ok := actx.Deadline(); ok {
+		if l, ok := hotlock.LimitFor(dl.Sub(start)); ok {
+			stmtLimit = l
+		}
+	}
 	err = attempt(actx)
 	left = true
 	fired := context.Cause(actx) == error(cause)
 	d := time.Since(start)
 	if err != nil && !fired {
-		err = serverLimitFired(ctx, err, d, bound)
+		err = serverLimitFired(ctx, err, d, stmtLimit)
 	}
-	h.leave(t, outcomeOf(err, fired), d, req)
+	h.leave(t, outcomeOf(err, fired), d, req, sqlState(err) == "55P03")
 	if err != nil && fired {
 		err = &TimeoutError{Timeout: backstop, Err: err}
 	}
@@ -474,7 +494,7 @@ func (h *hotSpot) admit(ctx context.Context, rs *retryState, keys hotKeys) (tick
 	} else {
 		// Admitted as the context ended: give the slot back.
 		h.mu.Unlock()
-		h.leave(w.ticket, neutral, 0, nil)
+		h.leave(w.ticket, neutral, 0, nil, false)
 	}
 	return ticket{}, fmt.Errorf("dbop: waiting for a hot spot's slot: %w", ctx.Err())
 }
@@ -674,20 +694,41 @@ func (h *hotSpot) coordinating() bool { return h.coordinated && h.asking() }
 // been seen to leak.
 func (h *hotSpot) pipelines() bool { return h.inPlace && h.admitted >= h.leakyUntil }
 
-// bound is the deadline of an attempt admitted while limiting.
+// bound is the deadline of an attempt admitted while limiting: what
+// recent successful attempts took (their smoothed duration plus four
+// deviations, at least lo; hi before the first), doubled for each attempt
+// its operation already made, up to hi, or up to the derived value when
+// that is more — a bound below what the attempts that succeed take would
+// fail them all. The attempt after one that timed out (its deadline fired,
+// or a server limit: a lock wait the bound cut short, or work longer than
+// it) gets at least twice that one's bound, past hi, up to maxEscalated:
+// the same bound would cut it short again, and an operation whose work
+// takes longer than any bound so far would otherwise never succeed, nor
+// teach the HotSpot what its attempts take.
 func (h *hotSpot) bound(rs *retryState) time.Duration {
 	h.mu.Lock()
-	b := h.hi
+	b, top := h.hi, h.hi
 	if h.sampled {
 		b = max(time.Duration(h.srtt+4*h.rttvar), h.lo)
+		top = max(top, b)
 	}
 	h.mu.Unlock()
-	if rs != nil {
-		for i := 1; i < rs.attempt && b < h.hi; i++ {
-			b *= 2
-		}
+	if rs == nil {
+		return min(b, top)
 	}
-	return min(b, h.hi)
+	base := b
+	for i := 1; i < rs.attempt && b < top; i++ {
+		b *= 2
+	}
+	b = min(b, top)
+	if rs.timedOut {
+		prev := rs.bound
+		if prev == 0 { // the operation's first attempt, which had no retryState
+			prev = min(base, top)
+		}
+		b = max(b, min(2*prev, maxEscalated))
+	}
+	return b
 }
 
 // paces reports whether the HotSpot is limiting and an attempt succeeded
@@ -699,7 +740,12 @@ func (h *hotSpot) paces(mark uint64) bool {
 
 // leave ends an attempt admitted while limiting. req is the lock request
 // the attempt carried, nil if none.
-func (h *hotSpot) leave(t ticket, o outcome, d time.Duration, req *hotlock.Request) {
+//
+// lockWait says that the attempt's error was a lock timeout (SQLSTATE
+// 55P03): only that, in an attempt that held the lock exclusively with a
+// bound after it, shows a writer the lock does not order; a statement
+// timeout is slow work, or a busy machine.
+func (h *hotSpot) leave(t ticket, o outcome, d time.Duration, req *hotlock.Request, lockWait bool) {
 	h.state.Add(^uint64(0))
 	if req != nil {
 		took, waited, inPlace := req.Outcome()
@@ -711,7 +757,7 @@ func (h *hotSpot) leave(t ticket, o outcome, d time.Duration, req *hotlock.Reque
 			if took {
 				h.coordinated, h.inPlace, h.postgres = true, inPlace, req.OnPostgres()
 				h.judgeLeakLocked(o == lost)
-				if o == timedOut && req.Bound > 0 && req.Keys == nil && h.postgres {
+				if o == timedOut && req.Bound > 0 && req.Keys == nil && h.postgres && lockWait {
 					// It held the lock exclusively and a lock wait
 					// after it timed out (most likely its Bound): a
 					// writer the lock does not order holds the rows.
@@ -736,7 +782,7 @@ func (h *hotSpot) leave(t ticket, o outcome, d time.Duration, req *hotlock.Reque
 				}
 				if req.Keys != nil {
 					h.keysHeld = req.KeysHeld()
-					if h.keysHeld && (o == lost || (o == timedOut && req.Bound > 0 && h.postgres)) {
+					if h.keysHeld && (o == lost || (o == timedOut && req.Bound > 0 && h.postgres && lockWait)) {
 						// It held its keys' locks, so no attempt of
 						// any process that keeps to its keys wrote
 						// its rows: the keys lie, or the database
@@ -1036,6 +1082,11 @@ func abs(x float64) float64 {
 type retryState struct {
 	first   int64 // when the first attempt failed, in Unix nanoseconds
 	attempt int   // the attempt about to run, from 2
+	// timedOut: the last attempt timed out (outcomeOf), set by the retry;
+	// bound: the bound the HotSpot gave the last attempt that had a
+	// retryState, 0 before (bound).
+	timedOut bool
+	bound    time.Duration
 }
 
 type retryStateKey struct{}

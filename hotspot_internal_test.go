@@ -191,3 +191,49 @@ func TestHotSpotBoundsAProbeOnlyWhereAttemptsAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestHotSpotBoundGrowsPastItsCapOnlyAfterTimeouts: the retry of an
+// attempt that lost a conflict gets twice the bound, up to 200 ms (a lock
+// cycle is still cut well before PostgreSQL's detector); the retry of one
+// that timed out gets twice that one's bound, past 200 ms (slow work, or
+// a wait the same bound would cut again); and the bound is never below
+// what successful attempts take.
+func TestHotSpotBoundGrowsPastItsCapOnlyAfterTimeouts(t *testing.T) {
+	h := HotSpot().(*hotSpot)
+	ms := time.Millisecond
+	for _, c := range []struct {
+		name string
+		rs   *retryState
+		want time.Duration
+	}{
+		{"first attempt, nothing learnt", nil, 200 * ms},
+		{"fifth attempt after conflicts", &retryState{attempt: 5}, 200 * ms},
+		{"second attempt after a timeout", &retryState{attempt: 2, timedOut: true}, 400 * ms},
+		{"third after two", &retryState{attempt: 3, timedOut: true, bound: 400 * ms}, 800 * ms},
+		{"after a timeout, then a conflict", &retryState{attempt: 4, bound: 800 * ms}, 200 * ms},
+		{"far past the cap", &retryState{attempt: 40, timedOut: true, bound: 40 * time.Minute}, time.Hour},
+	} {
+		if got := h.bound(c.rs); got != c.want {
+			t.Errorf("unsampled, %s: bound %v, want %v", c.name, got, c.want)
+		}
+	}
+	h.srtt, h.rttvar, h.sampled = float64(10*ms), float64(ms), true
+	for _, c := range []struct {
+		name string
+		rs   *retryState
+		want time.Duration
+	}{
+		{"first attempt", nil, 14 * ms},
+		{"third attempt after conflicts", &retryState{attempt: 3}, 56 * ms},
+		{"sixth attempt after conflicts", &retryState{attempt: 6}, 200 * ms},
+		{"second attempt after a timeout", &retryState{attempt: 2, timedOut: true}, 28 * ms},
+	} {
+		if got := h.bound(c.rs); got != c.want {
+			t.Errorf("successes of 10 ms ± 1, %s: bound %v, want %v", c.name, got, c.want)
+		}
+	}
+	h.srtt, h.rttvar = float64(600*ms), float64(100*ms)
+	if got := h.bound(&retryState{attempt: 3}); got != time.Second {
+		t.Errorf("successes of 600 ms ± 100, third attempt after conflicts: bound %v, want 1s (what they take, not 200 ms)", got)
+	}
+}

@@ -82,12 +82,12 @@ func TestHotSpotKeysLostWhileHoldingKeyLocks(t *testing.T) {
 	req.Took()
 	req.InPlace()
 	req.HeldKeys()
-	h.leave(tk, lost, time.Millisecond, req)
+	h.leave(tk, lost, time.Millisecond, req, false)
 	tk, ok = admitNow(h, &retryState{attempt: 2}, keys)
 	if !ok || tk.lockKeys {
 		t.Errorf("after a loss while holding its keys' locks: admitted %v, lockKeys %v; want the HotSpot's lock alone", ok, tk.lockKeys)
 	}
-	h.leave(tk, success, time.Millisecond, nil)
+	h.leave(tk, success, time.Millisecond, nil, false)
 
 	h = coordinatingHotSpot(t, 1)
 	tk, ok = admitNow(h, &retryState{attempt: h.soloAfter + 1}, keys)

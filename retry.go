@@ -107,6 +107,10 @@ func (r *retrier) loop(ctx context.Context, in inner, attempt func(context.Conte
 				base = context.WithValue(base, retryStateKey{}, rs)
 			}
 			rs.attempt = n + 1
+			// Its next attempt gets a longer bound if this one timed
+			// out (hotSpot.bound).
+			_, fired := errors.AsType[*TimeoutError](err)
+			rs.timedOut = outcomeOf(err, fired) == timedOut
 		}
 		if keys := txmark.DoomKeys(err); len(keys) > 0 {
 			// The next attempts must not run in a transaction err doomed:

@@ -19,11 +19,12 @@ import (
 var errCancelled = &sqlStateError{"57014"}
 
 // failsAfter returns an Op whose first attempt fails with err after d (or,
-// if d is 0, after its server deadline and a millisecond more), and whose
-// next succeeds; the errors retried, and the server deadline the first
-// attempt saw, relative to its start.
-func failsAfter(d time.Duration, err error) (op dbop.Op[int], calls *int, serverBound *time.Duration) {
-	calls, serverBound = new(int), new(time.Duration)
+// if d is 0, after the statement limit derived from its context's
+// deadline, as the adapters set it, and a millisecond more), and whose
+// next succeeds; the errors retried, and the server deadline and the
+// statement limit the first attempt saw, relative to its start.
+func failsAfter(d time.Duration, err error) (op dbop.Op[int], calls *int, serverBound, stmtLimit *time.Duration) {
+	calls, serverBound, stmtLimit = new(int), new(time.Duration), new(time.Duration)
 	op = func(ctx context.Context) (int, error) {
 		if *calls++; *calls > 1 {
 			return *calls, nil
@@ -32,13 +33,16 @@ func failsAfter(d time.Duration, err error) (op dbop.Op[int], calls *int, server
 		if at, ok := hotlock.ServerDeadline(ctx); ok {
 			*serverBound = at.Sub(start)
 		}
+		if dl, ok := ctx.Deadline(); ok {
+			*stmtLimit, _ = hotlock.LimitFor(dl.Sub(start))
+		}
 		if d == 0 {
-			d = *serverBound + time.Millisecond
+			d = *stmtLimit + time.Millisecond
 		}
 		time.Sleep(d)
 		return 0, err
 	}
-	return op, calls, serverBound
+	return op, calls, serverBound, stmtLimit
 }
 
 func retried(errs *[]error) dbop.RetryOption {
@@ -60,7 +64,7 @@ func wantServerLimit(t *testing.T, err error, limit time.Duration) {
 // driverErr itself after that one attempt.
 func wantFinal(t *testing.T, ctx context.Context, d time.Duration, driverErr error, decorators ...dbop.Decorator) {
 	t.Helper()
-	op, calls, _ := failsAfter(d, driverErr)
+	op, calls, _, _ := failsAfter(d, driverErr)
 	if _, err := op.With(decorators...).Run(ctx); err != driverErr || *calls != 1 {
 		t.Errorf("got %v after %d calls; want the driver's error itself after 1", err, *calls)
 	}
@@ -72,7 +76,7 @@ func TestWithTimeoutRetriesItsServerLimitReportedAsACancel(t *testing.T) {
 	const timeout, limit = 100 * time.Millisecond, 90 * time.Millisecond
 	t.Run("after the limit: the server's limit, retried", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			op, calls, _ := failsAfter(95*time.Millisecond, errCancelled)
+			op, calls, _, _ := failsAfter(95*time.Millisecond, errCancelled)
 			var errs []error
 			v, err := op.With(dbop.WithRetry(dbop.Constant(0), retried(&errs)), dbop.WithTimeout(timeout)).Run(context.Background())
 			if v != 2 || err != nil || *calls != 2 {
@@ -120,23 +124,33 @@ func TestWithTimeoutRetriesItsServerLimitReportedAsACancel(t *testing.T) {
 }
 
 func TestHotSpotRetriesItsServerLimitReportedAsACancel(t *testing.T) {
-	t.Run("after the bound: the server's limit, retried", func(t *testing.T) {
+	// PostgreSQL's statement_timeout, the limit that fails a statement
+	// with 57014, is derived from the attempt's context, whose deadline
+	// is its backstop (twice the bound and 50 ms); the bound is its
+	// lock_timeout, whose error is 55P03.
+	t.Run("after the statement limit: the server's limit, retried", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			op, calls, bound := failsAfter(0, errCancelled)
+			op, calls, bound, limit := failsAfter(0, errCancelled)
 			var errs []error
 			v, err := op.With(dbop.WithRetry(dbop.Constant(0), retried(&errs)), dbop.HotSpot()).Run(context.Background())
-			if *bound <= 0 {
-				t.Fatal("the first attempt of a new HotSpot carried no server deadline")
+			if *bound <= 0 || *limit <= *bound {
+				t.Fatalf("the first attempt of a new HotSpot carried server deadline %v and statement limit %v; want both, the limit past the bound", *bound, *limit)
 			}
 			if v != 2 || err != nil || *calls != 2 {
 				t.Fatalf("got %d, %v after %d calls; want 2, nil after 2", v, err, *calls)
 			}
-			wantServerLimit(t, errs[0], *bound)
+			wantServerLimit(t, errs[0], *limit)
 		})
 	})
 	t.Run("before the bound: a deliberate cancel, final", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			wantFinal(t, context.Background(), time.Millisecond, errCancelled, dbop.WithRetry(dbop.Constant(0)), dbop.HotSpot())
+		})
+	})
+	t.Run("past the bound, before the statement limit: a deliberate cancel, final", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			// A new HotSpot's bound is 200 ms, its statement limit 405 ms.
+			wantFinal(t, context.Background(), 300*time.Millisecond, errCancelled, dbop.WithRetry(dbop.Constant(0)), dbop.HotSpot())
 		})
 	})
 }
