@@ -40,7 +40,10 @@ import (
 // operation.
 func (c *config) coordinated(ctx context.Context, db Beginner, o scopes.BeginOptions, res *resolver, locks *hotlock.State) (*txn, error) {
 	begin := func() (*txn, error) { return c.begin(ctx, db, o, res, "") }
-	if o.ReadOnly {
+	if o.ReadOnly || c.txOptions.AccessMode == pgx.ReadOnly {
+		// A read-only transaction writes nothing the HotSpot orders
+		// (ReadOnly is a pgx access mode here, not scopes.ReadOnly: a Then
+		// counts its commit, for a NOTIFY's sake, combinators.go).
 		return begin()
 	}
 	s := hotlock.Scope[*txn]{

@@ -122,12 +122,6 @@ func inTx[T any](caller string, db Beginner, fn func(context.Context, pgx.Tx) (T
 		scopes.CommitOutcome(c.commitVerdict),
 		scopes.RollbackTimeout(c.rollbackTimeout),
 	}
-	if c.txOptions.AccessMode == pgx.ReadOnly {
-		// ReadOnly: as scopes.ReadOnly, so that the transaction takes no
-		// HotSpot's lock (coordinated) and a Then or All around it does
-		// not count its commit, as in sqldb and gormdb.
-		scopeOpts = append(scopeOpts, scopes.ReadOnly())
-	}
 	if res != nil {
 		scopeOpts = append(scopeOpts, scopes.ResolveCommit())
 	}
