@@ -138,11 +138,12 @@ func inTx[T any](caller string, db Beginner, fn func(context.Context, pgx.Tx) (T
 // the LOCK would fix it before the wait for the lock, so that the
 // attempt's writes to the rows the holder wrote would fail with 40001
 // (docs/backends.md §1.14, §1.18). SET LOCAL takes none. The LOCK's own
-// wait is then bounded by the limits given and those in force, and by ctx,
-// not by the limits derived from the deadline: a wait for the lock is the
-// holder's length, not the attempt's. The SELECT only lowers what is in
-// force (serverlimit.PostgresLeast), so it may follow a HotSpot's bound at
-// the end of lock (hotlock.Scope.BeginLocked).
+// wait is then bounded by the SET LOCAL statements (the limits given,
+// lowered to the derived ones where those are smaller), the limits in
+// force and ctx's deadline, not by the limits the SELECT derives from it,
+// as it is not by a HotSpot's bound (hotlock.Request.Bound). The SELECT
+// only lowers what is in force (serverlimit.PostgresLeast), so it may
+// follow that bound at the end of lock (hotlock.Scope.BeginLocked).
 func (c *config) begin(ctx context.Context, db Beginner, o scopes.BeginOptions, res *resolver, lock string) (*txn, error) {
 	set, limits := c.attemptSettings(ctx)
 	return c.open(ctx, db, o, res, joinSQL(set, lock, limits))
