@@ -361,7 +361,9 @@ func Begin[T any](ctx context.Context, s Scope[T]) (T, error) {
 	}
 	k := s.kind()
 	t, then, err := s.beginFor(k, after)
-	if err != nil || s.State.off.Load() {
+	// A transaction begun for the lock tables takes the lock all the
+	// same: the limits BeginForLock left out go with it.
+	if err != nil || (s.State.off.Load() && k != PostgresLockTable) {
 		return t, err
 	}
 	for {
