@@ -24,12 +24,16 @@ import (
 // go on uncoordinated, and b remembers that. SQLite and dialectors this
 // package does not know are never coordinated.
 func (b *beginner) coordinated(ctx context.Context, o scopes.BeginOptions) (*txn, error) {
-	begin := func() (*txn, error) { return b.beginOnce(ctx, o) }
+	begin := func() (*txn, error) {
+		t, _, err := b.beginOnce(ctx, o, false)
+		return t, err
+	}
 	if !(b.family == sqldialect.Postgres || b.backquotes()) || o.ReadOnly {
 		return begin()
 	}
 	return hotlock.Begin(ctx, hotlock.Scope[*txn]{
 		Begin:           begin,
+		BeginForLock:    func() (*txn, string, error) { return b.beginOnce(ctx, o, true) },
 		Tx:              func(t *txn) hotlock.Tx { return hotlock.SQL(rawConnPool(t.db)) },
 		Rollback:        func(ctx context.Context, t *txn) error { return t.Rollback(ctx) },
 		RollbackTimeout: b.rollbackTimeout,

@@ -108,7 +108,11 @@ func LockTimeout(d time.Duration) TxOption {
 // the settings last until the end of the transaction and never reach the
 // next user of the pooled connection (§1.4). Being one statement with no
 // parameters it needs one round trip and works with prepared statements
-// too. The server ends only the statement, not the connection, so these
+// too. In a transaction that takes a dbop.HotSpot's lock on one of
+// [CreateHotSpotLocks]'s tables it follows the lock's LOCK TABLE instead,
+// in its round trip: a SELECT takes a REPEATABLE READ or SERIALIZABLE
+// transaction's snapshot, which must not predate the wait for the lock
+// (§1.14), and that wait is then bounded by neither setting. The server ends only the statement, not the connection, so these
 // limits are safe where a context deadline is not: pgx closes the
 // connection when a deadline expires, and at COMMIT the outcome is then
 // unknown (§2.7, §11).

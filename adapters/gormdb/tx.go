@@ -227,7 +227,17 @@ func isolationSupported(dialector string, level sql.IsolationLevel) bool {
 // end with the caller's context.
 //
 // When ctx has a deadline, the attempt's server-side limits are derived
-// from the time left (serverLimits).
+// from the time left (serverLimits). On PostgreSQL they are set, with the
+// limits given, by one SELECT after BEGIN. forLock begins the transaction
+// for a HotSpot's LOCK on a lock table (hotlock.Scope.BeginForLock): the
+// SELECT is then not run but returned, for the LOCK's round trip after the
+// lock's statements. A SELECT takes a REPEATABLE READ or SERIALIZABLE
+// transaction's snapshot, and one before the LOCK would fix it before the
+// wait for the lock, so that the attempt's writes to the rows the holder
+// wrote would fail with 40001 (docs/backends.md §1.14, §1.18). The LOCK's
+// own wait is then bounded by the limits in force and by ctx, not by
+// LockTimeout nor the limits derived from the deadline, which are all set
+// by that SELECT.
 //
 // GORM's Begin adds gorm.Config.DefaultTransactionTimeout to a context
 // without a deadline, such as the transaction's, and database/sql would
@@ -238,18 +248,22 @@ func isolationSupported(dialector string, level sql.IsolationLevel) bool {
 // On MySQL, MariaDB and SQLite fn's handle runs its statements through a
 // txPool, which sees the errors that end the transaction and the
 // statements sent after them.
-func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, error) {
+func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions, forLock bool) (*txn, string, error) {
 	if err := b.db.Error; err != nil {
-		return nil, dbop.Classify(fmt.Errorf("gormdb: the *gorm.DB given to %s carries an error: %w", b.caller, err), dbop.NotRetryable)
+		return nil, "", dbop.Classify(fmt.Errorf("gormdb: the *gorm.DB given to %s carries an error: %w", b.caller, err), dbop.NotRetryable)
 	}
 	if _, ok := statementPool(b.db).(gorm.TxCommitter); ok {
 		// GORM's Begin refuses a transaction's pool, but a connection
 		// pinned for the attempt (holdConn) would not: the transaction
 		// begun there would commit apart from the one db is in.
-		return nil, dbop.Classify(fmt.Errorf("gormdb: the *gorm.DB given to %s is inside a transaction (use InSavepoint there): %w",
+		return nil, "", dbop.Classify(fmt.Errorf("gormdb: the *gorm.DB given to %s is inside a transaction (use InSavepoint there): %w",
 			b.caller, gorm.ErrInvalidTransaction), dbop.NotRetryable)
 	}
 	setLocal, pinSet, pinRestore := b.serverLimits(ctx)
+	var limits string // left for the LOCK's round trip
+	if forLock {
+		setLocal, limits = "", setLocal
+	}
 	txCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	t := &txn{cancel: cancel, restoreTO: b.rollbackTimeout, sqlite: b.family == sqldialect.SQLite}
 	beginCtx := context.Context(txCtx)
@@ -270,7 +284,7 @@ func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, 
 	}
 	if err := hold(); err != nil {
 		cancel(nil)
-		return nil, err
+		return nil, "", err
 	}
 	opts := &sql.TxOptions{Isolation: b.isolation, ReadOnly: o.ReadOnly}
 	stop := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
@@ -285,7 +299,7 @@ func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, 
 		if err := hold(); err != nil {
 			stop()
 			cancel(nil)
-			return nil, err
+			return nil, "", err
 		}
 		tx = base.Begin(opts)
 	}
@@ -295,12 +309,12 @@ func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, 
 		// may fail too.
 		t.release(ctx, context.Cause(ctx))
 		cancel(nil)
-		return nil, context.Cause(ctx)
+		return nil, "", context.Cause(ctx)
 	}
 	if err := tx.Error; err != nil {
 		t.release(ctx, nil) // a BEGIN refused leaves no transaction open
 		cancel(nil)
-		return nil, err
+		return nil, "", err
 	}
 	tx.Statement.Context = txCtx // noDefaultTimeout's deadline is for Begin alone
 	t.db, t.fnDB = tx, tx.WithContext(ctx)
@@ -318,12 +332,12 @@ func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, 
 			rctx, stop := context.WithTimeout(context.WithoutCancel(ctx), b.rollbackTimeout)
 			defer stop()
 			if rbErr := t.Rollback(rctx); rbErr != nil {
-				return nil, fmt.Errorf("gormdb: setting the transaction's timeouts: %w (rollback: %w)", err, rbErr)
+				return nil, "", fmt.Errorf("gormdb: setting the transaction's timeouts: %w (rollback: %w)", err, rbErr)
 			}
-			return nil, fmt.Errorf("gormdb: setting the transaction's timeouts: %w", err)
+			return nil, "", fmt.Errorf("gormdb: setting the transaction's timeouts: %w", err)
 		}
 	}
-	return t, nil
+	return t, limits, nil
 }
 
 // serverLimits returns one attempt's server-side limits: on PostgreSQL the

@@ -24,7 +24,8 @@ import (
 // With CreateHotSpotLocks's tables the lock is LOCK TABLE on the table of
 // the HotSpot's key, which takes no snapshot and so waits in place at
 // every isolation level (docs/backends.md §1.14). On pgx's own handles it
-// travels in the BEGIN round trip, after the settings: a transaction
+// travels in the BEGIN round trip, after the SET LOCAL settings and before
+// the SELECT of the limits derived from a deadline (begin): a transaction
 // waiting for the lock has its BEGIN done when it gets it, and the lock
 // costs no round trip of its own; its time tells the HotSpot whether
 // another process holds the lock. When the batch fails with the server's error, BEGIN
@@ -48,6 +49,7 @@ func (c *config) coordinated(ctx context.Context, db Beginner, o scopes.BeginOpt
 	}
 	s := hotlock.Scope[*txn]{
 		Begin:           begin,
+		BeginForLock:    func() (*txn, string, error) { return c.beginForLock(ctx, db, o, res) },
 		Tx:              func(t *txn) hotlock.Tx { return pgxTx{t.Tx} },
 		Rollback:        func(ctx context.Context, t *txn) error { return t.Tx.Rollback(ctx) },
 		RollbackTimeout: c.rollbackTimeout,

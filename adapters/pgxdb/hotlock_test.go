@@ -576,8 +576,9 @@ func TestHotSpotBoundsWaitsForWritersItsLockDoesNotOrder(t *testing.T) {
 				return n, admin.QueryRow(t.Context(), query).Scan(&n)
 			})
 			// The bound follows the lock, in the BEGIN round trip. (An
-			// attempt the HotSpot bounds as a whole, its deadline's
-			// settings before the lock, sets none after it.)
+			// attempt the HotSpot bounds as a whole sends none: the
+			// limits its deadline derives, which follow the lock too,
+			// bound its lock waits.)
 			bounded := testdb.BoundsAfterLock(log.Log())
 			if bounded == 0 {
 				t.Error("no transaction that took the lock bounded its lock waits after it")

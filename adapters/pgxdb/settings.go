@@ -122,32 +122,33 @@ func applySettings(ctx context.Context, tx pgx.Tx, setSQL string) error {
 	return nil
 }
 
-// attemptSettings returns the SET LOCAL statements of an attempt that
-// begins now, or "": the settings given ([LockTimeout], [StatementTimeout])
-// and, when ctx has a deadline, statement_timeout and lock_timeout lowered
-// to the time left on it less a margin (resolve.ServerLimits);
-// lock_timeout to a dbop.HotSpot's bound on lock waits, where that is
-// smaller still. The server then ends a statement that would outlast the
-// deadline with 57014 or 55P03, which keeps the connection and the pool's
-// slot, instead of pgx closing the connection when the context expires
-// (docs/backends.md §1.7, §2.7).
+// attemptSettings returns the statements of an attempt that begins now:
+// set, its SET LOCAL statements, and limits, a SELECT of set_config calls,
+// each "" when there are none. They set the settings given
+// ([LockTimeout], [StatementTimeout]) and, when ctx has a deadline,
+// statement_timeout and lock_timeout lowered to the time left on it less a
+// margin (resolve.ServerLimits); lock_timeout to a dbop.HotSpot's bound on
+// lock waits, where that is smaller still. The server then ends a
+// statement that would outlast the deadline with 57014 or 55P03, which
+// keeps the connection and the pool's slot, instead of pgx closing the
+// connection when the context expires (docs/backends.md §1.7, §2.7).
 //
 // A derived limit only lowers what is in force. A parameter given as an
 // option is SET LOCAL to the smaller of the given and the derived value (0
 // given is "no limit": the derived value), as given otherwise: the user
-// chose it, over any default. A parameter not given is set, in one SELECT
-// after the SET LOCAL statements, to the smaller of the derived value and
-// the value in force — a role's or a database's default, a session's SET —
-// which the server computes (serverlimit.PostgresLeast, docs/backends.md
-// §1.18): a lower limit of the user's own is never lifted. Both travel in
-// the BEGIN round trip.
+// chose it, over any default. A parameter not given is set, in limits, to
+// the smaller of the derived value and the value in force — a role's or a
+// database's default, a session's SET — which the server computes
+// (serverlimit.PostgresLeast, docs/backends.md §1.18): a lower limit of
+// the user's own is never lifted. Both travel in the BEGIN round trip,
+// limits after set; limits, a SELECT, after a HotSpot's LOCK too (begin).
 //
 // Without a deadline it returns the statements built once, allocating
 // nothing.
-func (c *config) attemptSettings(ctx context.Context) string {
+func (c *config) attemptSettings(ctx context.Context) (set, limits string) {
 	stmt, lock, ok := resolve.ServerLimits(ctx)
 	if !ok {
-		return c.setSQL
+		return c.setSQL, ""
 	}
 	names, values := distinctMillis(c.settings)
 	var least []string // the derived limits of parameters not given
@@ -175,13 +176,7 @@ func (c *config) attemptSettings(ctx context.Context) string {
 		}
 		b.WriteString("SET LOCAL " + names[i] + " = " + strconv.FormatInt(values[i], 10))
 	}
-	if len(least) > 0 {
-		if len(names) > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(serverlimit.PostgresSelect(least))
-	}
-	return b.String()
+	return b.String(), serverlimit.PostgresSelect(least)
 }
 
 // lockTimeout returns the most that attemptSettings lets lock_timeout be

@@ -131,16 +131,45 @@ func inTx[T any](caller string, db Beginner, fn func(context.Context, pgx.Tx) (T
 // begin begins one attempt's transaction with its per-attempt settings
 // (attemptSettings): in the BEGIN round trip itself, or, with
 // CockroachRestart, left in the txn for the restart scope to run after its
-// savepoint. A lock statement that is not "" follows the settings in the
-// same round trip (coordinated).
+// savepoint. A lock statement that is not "" (coordinated) travels in the
+// same round trip, after the SET LOCAL statements and before the SELECT
+// that sets the limits derived from a deadline: a SELECT takes a
+// REPEATABLE READ or SERIALIZABLE transaction's snapshot, and one before
+// the LOCK would fix it before the wait for the lock, so that the
+// attempt's writes to the rows the holder wrote would fail with 40001
+// (docs/backends.md §1.14, §1.18). SET LOCAL takes none. The LOCK's own
+// wait is then bounded by the SET LOCAL statements (the limits given,
+// lowered to the derived ones where those are smaller), the limits in
+// force and ctx's deadline, not by the limits the SELECT derives from it,
+// as it is not by a HotSpot's bound (hotlock.Request.Bound). The SELECT
+// only lowers what is in force (serverlimit.PostgresLeast), so it may
+// follow that bound at the end of lock (hotlock.Scope.BeginLocked).
 func (c *config) begin(ctx context.Context, db Beginner, o scopes.BeginOptions, res *resolver, lock string) (*txn, error) {
+	set, limits := c.attemptSettings(ctx)
+	return c.open(ctx, db, o, res, joinSQL(set, lock, limits))
+}
+
+// beginForLock begins one attempt's transaction for the lock table's LOCK
+// to be sent in a round trip of its own (a Beginner other than pgx's own
+// handles, hotlock.Scope.BeginForLock): as begin without a lock, but the
+// SELECT of the limits derived from a deadline is left out and returned,
+// for the LOCK's round trip.
+func (c *config) beginForLock(ctx context.Context, db Beginner, o scopes.BeginOptions, res *resolver) (*txn, string, error) {
+	set, limits := c.attemptSettings(ctx)
+	t, err := c.open(ctx, db, o, res, set)
+	return t, limits, err
+}
+
+// open begins a transaction on db with setSQL, the statements that begin
+// it ("" for none): in the BEGIN round trip, or, with CockroachRestart,
+// left in the txn.
+func (c *config) open(ctx context.Context, db Beginner, o scopes.BeginOptions, res *resolver, setSQL string) (*txn, error) {
 	txOpts := c.txOptions
 	if o.ReadOnly {
 		txOpts.AccessMode = pgx.ReadOnly
 	}
-	setSQL := c.attemptSettings(ctx)
-	if c.restart == nil && (setSQL != "" || lock != "") {
-		txOpts.BeginQuery = beginSQL(txOpts, joinSQL(setSQL, lock))
+	if c.restart == nil && setSQL != "" {
+		txOpts.BeginQuery = beginSQL(txOpts, setSQL)
 		setSQL = ""
 	}
 	tx, err := db.BeginTx(ctx, txOpts)

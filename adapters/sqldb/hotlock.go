@@ -36,12 +36,16 @@ import (
 // (docs/backends.md §3.13). Without the table, transactions go on
 // uncoordinated. SQLite runs one writer at a time already.
 func (b *begin) coordinated(ctx context.Context, o scopes.BeginOptions) (*txn, error) {
-	begin := func() (*txn, error) { return b.beginOnce(ctx, o) }
+	begin := func() (*txn, error) {
+		t, _, err := b.beginOnce(ctx, o, false)
+		return t, err
+	}
 	if b.family == sqldialect.SQLite || o.ReadOnly || b.readOnly {
 		return begin()
 	}
 	return hotlock.Begin(ctx, hotlock.Scope[*txn]{
 		Begin:           begin,
+		BeginForLock:    func() (*txn, string, error) { return b.beginOnce(ctx, o, true) },
 		Tx:              func(t *txn) hotlock.Tx { return hotlock.SQL(t.tx) },
 		Rollback:        func(ctx context.Context, t *txn) error { return t.Rollback(ctx) },
 		RollbackTimeout: b.restoreTO,

@@ -163,7 +163,8 @@ func TestTimeoutsFromDeadline(t *testing.T) {
 				if tt.bound > 0 {
 					ctx = hotlock.WithServerDeadline(ctx, time.Now().Add(tt.bound))
 				}
-				local, s := newTimeouts("InTx", tt.d, tt.c).attempt(ctx)
+				local, limits, s := newTimeouts("InTx", tt.d, tt.c).attempt(ctx)
+				local = joinSQL(local, limits) // one round trip, the SELECT last
 				set := ""
 				if s != nil {
 					set = s.set

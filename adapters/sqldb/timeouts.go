@@ -80,7 +80,7 @@ func newTimeouts(caller string, d Dialect, c *config) timeouts {
 	}
 	switch t.family {
 	case sqldialect.Postgres:
-		t.local = localSQL(millisOrNone(t.lock), millisOrNone(t.stmt), nil)
+		t.local = localSQL(millisOrNone(t.lock), millisOrNone(t.stmt))
 	case sqldialect.SQLite:
 		t.session = &session{family: t.family, names: []string{"busy_timeout"}, read: "PRAGMA busy_timeout", set: "PRAGMA busy_timeout = " + millis(t.lock)}
 	default:
@@ -98,14 +98,12 @@ func (t timeouts) lockSeconds() string {
 	return lockWaitSeconds(t.lock)
 }
 
-// localSQL returns PostgreSQL's statements for one attempt, in one string:
-// SET LOCAL lock_timeout and statement_timeout to lock and stmt (in
-// milliseconds; "" for not set), then one SELECT of least, the set_config
-// calls of the limits derived from a deadline for parameters not given
-// (serverlimit.PostgresLeast). With no arguments pgx (docs/backends.md
+// localSQL returns PostgreSQL's SET LOCAL statements for one attempt, in
+// one string: lock_timeout and statement_timeout to lock and stmt (in
+// milliseconds; "" for not set). With no arguments pgx (docs/backends.md
 // §2.5) and lib/pq use the simple query protocol, which runs several
-// statements in one round trip and discards the SELECT's row.
-func localSQL(lock, stmt string, least []string) string {
+// statements in one round trip.
+func localSQL(lock, stmt string) string {
 	var stmts []string
 	if lock != "" {
 		stmts = append(stmts, "SET LOCAL lock_timeout = "+lock)
@@ -113,10 +111,23 @@ func localSQL(lock, stmt string, least []string) string {
 	if stmt != "" {
 		stmts = append(stmts, "SET LOCAL statement_timeout = "+stmt)
 	}
-	if sel := serverlimit.PostgresSelect(least); sel != "" {
-		stmts = append(stmts, sel)
-	}
 	return strings.Join(stmts, "; ")
+}
+
+// joinSQL joins the statements that are not "" with "; ", for one round
+// trip.
+func joinSQL(stmts ...string) string {
+	var out string
+	for _, s := range stmts {
+		switch {
+		case s == "":
+		case out == "":
+			out = s
+		default:
+			out += "; " + s
+		}
+	}
+	return out
 }
 
 // millisOrNone formats d with millis, or returns "" when d is 0 (not set).
@@ -162,10 +173,12 @@ func (t timeouts) mySession(lock, stmt string) *session {
 	return newSession(t.family, names, values)
 }
 
-// attempt returns the statements of one attempt that begins now: the SET
-// LOCAL statements on PostgreSQL, or the session settings elsewhere, for
-// the limits given and, when ctx has a deadline, for the limits derived
-// from the time left on it less a margin (resolve.ServerLimits):
+// attempt returns the statements of one attempt that begins now: on
+// PostgreSQL local, its SET LOCAL statements, and limits, one SELECT of
+// set_config calls (each "" when there are none); elsewhere the session
+// settings. They set the limits given and, when ctx has a deadline, the
+// limits derived from the time left on it less a margin
+// (resolve.ServerLimits):
 //
 //   - PostgreSQL: statement_timeout and lock_timeout, in milliseconds;
 //     lock_timeout lowered to a dbop.HotSpot's bound on lock waits, where
@@ -181,20 +194,21 @@ func (t timeouts) mySession(lock, stmt string) *session {
 //
 // A derived limit only lowers what is in force. A limit given
 // ([LockTimeout], [StatementTimeout]) is set to the smaller of the given
-// and the derived value, plainly: the user chose it, over any default. A
-// limit not given is set to the smaller of the derived value and the value
-// in force on the server (a role's, a database's or the global default, a
-// DSN's or a session's SET), which the server computes in the statement
-// that sets it (serverlimit.PostgresLeast, serverlimit.MySQLLeast;
-// docs/backends.md §1.18, §3.15): a lower limit of the user's own is never
-// lifted, and 0 in force ("no limit") takes the derived value.
+// and the derived value, plainly (with SET LOCAL on PostgreSQL): the user
+// chose it, over any default. A limit not given is set to the smaller of
+// the derived value and the value in force on the server (a role's, a
+// database's or the global default, a DSN's or a session's SET), which the
+// server computes in the statement that sets it (serverlimit.PostgresLeast
+// in limits, serverlimit.MySQLLeast; docs/backends.md §1.18, §3.15): a
+// lower limit of the user's own is never lifted, and 0 in force ("no
+// limit") takes the derived value.
 //
 // A derived limit is rounded down, so that the margin stays whole. Without
 // a deadline it returns what newTimeouts built, allocating nothing.
-func (t timeouts) attempt(ctx context.Context) (local string, s *session) {
+func (t timeouts) attempt(ctx context.Context) (local, limits string, s *session) {
 	stmtLimit, lockLimit, ok := resolve.ServerLimits(ctx)
 	if !ok || t.family == sqldialect.SQLite {
-		return t.local, t.session
+		return t.local, "", t.session
 	}
 	if t.family == sqldialect.Postgres {
 		var lock, stmt string
@@ -214,7 +228,7 @@ func (t timeouts) attempt(ctx context.Context) (local string, s *session) {
 				*l.value = millis(l.given)
 			}
 		}
-		return localSQL(lock, stmt, least), nil
+		return localSQL(lock, stmt), serverlimit.PostgresSelect(least), nil
 	}
 	// One limit covers statements and lock waits: the smaller.
 	limit := min(stmtLimit, lockLimit)
@@ -222,14 +236,14 @@ func (t timeouts) attempt(ctx context.Context) (local string, s *session) {
 	stmt := t.statementValue(t.stmt)
 	if t.family == sqldialect.MariaDB {
 		stmt = mysqlValue("max_statement_time", t.stmt, limit, statementSecondsDown(limit), stmt, true)
-		return "", t.mySession(lock, stmt)
+		return "", "", t.mySession(lock, stmt)
 	}
 	// MySQL
 	if secs := int64(limit / time.Second); secs >= 1 {
 		lock = mysqlValue("innodb_lock_wait_timeout", t.lock, time.Duration(secs)*time.Second, strconv.FormatInt(secs, 10), lock, false)
 	}
 	stmt = mysqlValue("max_execution_time", t.stmt, limit, strconv.FormatInt(int64(limit/time.Millisecond), 10), stmt, true)
-	return "", t.mySession(lock, stmt)
+	return "", "", t.mySession(lock, stmt)
 }
 
 // mysqlValue returns the value a MySQL or MariaDB session variable name

@@ -174,7 +174,18 @@ func newBegin(caller string, db Beginner, d Dialect, opts []TxOption) *begin {
 	return b
 }
 
-// beginOnce starts one attempt's transaction, with its timeouts applied.
+// beginOnce starts one attempt's transaction, with its timeouts applied:
+// on PostgreSQL their SET LOCAL statements and the SELECT of the limits
+// derived from a deadline, in one round trip after BEGIN. forLock begins
+// it for a HotSpot's LOCK on a lock table (hotlock.Scope.BeginForLock):
+// the SELECT is then left out and returned, for the LOCK's round trip
+// after the lock's statements. A SELECT takes a REPEATABLE READ or
+// SERIALIZABLE transaction's snapshot, and one before the LOCK would fix
+// it before the wait for the lock, so that the attempt's writes to the
+// rows the holder wrote would fail with 40001 (docs/backends.md §1.14,
+// §1.18); SET LOCAL takes none. The LOCK's own wait is then bounded by the
+// limits given and those in force, and by ctx, not by the limits derived
+// from the deadline.
 //
 // The transaction is begun with a context of its own that carries ctx's
 // values but not its cancellation (txContext): database/sql runs COMMIT
@@ -183,9 +194,12 @@ func newBegin(caller string, db Beginner, d Dialect, opts []TxOption) *begin {
 // §10.3), so a deadline of the caller's would otherwise cut a COMMIT short
 // and leave its outcome unknown. fn's statements still run with ctx, and
 // InTx rolls back when ctx ended while fn ran.
-func (b *begin) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, error) {
+func (b *begin) beginOnce(ctx context.Context, o scopes.BeginOptions, forLock bool) (*txn, string, error) {
 	opts := &sql.TxOptions{Isolation: b.isolation, ReadOnly: o.ReadOnly}
-	local, sess := b.timeouts.attempt(ctx)
+	local, limits, sess := b.timeouts.attempt(ctx)
+	if !forLock {
+		local, limits = joinSQL(local, limits), ""
+	}
 	if !b.derive {
 		sess = b.timeouts.session // no session limits derived (see newBegin)
 	}
@@ -199,13 +213,13 @@ func (b *begin) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, err
 	case sess != nil:
 		p, err := pin(ctx, b.src, sess, b.restoreTO)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		t.pin, beginner = p, p.conn
 	case b.own:
 		p, err := take(ctx, b.src, b.restoreTO)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		t.pin, beginner = p, p.conn
 	}
@@ -223,7 +237,7 @@ func (b *begin) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, err
 		if perr != nil {
 			t.pin = nil
 			cancel()
-			return nil, perr
+			return nil, "", perr
 		}
 		t.pin, beginner = p, p.conn
 		tx, err = beginWhile(ctx, txCtx, cancel, beginner, opts)
@@ -235,7 +249,7 @@ func (b *begin) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, err
 			endErr = err // …but one cut short is rolled back, and that may fail
 		}
 		t.release(ctx, endErr)
-		return nil, err
+		return nil, "", err
 	}
 	t.tx = tx
 	if local != "" {
@@ -245,10 +259,10 @@ func (b *begin) beginOnce(ctx context.Context, o scopes.BeginOptions) (*txn, err
 			rctx, stop := context.WithTimeout(context.WithoutCancel(ctx), b.restoreTO)
 			defer stop()
 			_ = t.Rollback(rctx)
-			return nil, fmt.Errorf("sqldb: %s: %w", local, err)
+			return nil, "", fmt.Errorf("sqldb: %s: %w", local, err)
 		}
 	}
-	return t, nil
+	return t, limits, nil
 }
 
 // execer runs a statement outside a transaction: *sql.DB and *sql.Conn.

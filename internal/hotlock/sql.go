@@ -77,8 +77,9 @@ const (
 // added.
 //
 // after, when not "", follows the last statement of a lock table's lock
-// in its round trip (PostgresBound): with no arguments, pgx and lib/pq
-// send both with the simple query protocol.
+// in its round trip (the limits Scope.BeginForLock left out, then
+// PostgresBound): with no arguments, pgx and lib/pq send them all with the
+// simple query protocol.
 func Take(ctx context.Context, tx Tx, k Kind, r *Request, after string) (Step, error) {
 	switch k {
 	case PostgresLockTable:
@@ -209,6 +210,21 @@ type State struct {
 type Scope[T any] struct {
 	// Begin begins one attempt's transaction.
 	Begin func() (T, error)
+	// BeginForLock, where not nil, begins one attempt's transaction for
+	// the PostgreSQL lock tables' LOCK to be its first statements, sent
+	// with Take: as Begin, but it leaves out the statement of the
+	// attempt's limits that would take the transaction's snapshot, the
+	// SELECT that sets them with set_config (docs/backends.md §1.18),
+	// and returns it, "" when there is none, for Take to send after the
+	// lock's statements, in their round trip. A SELECT takes a
+	// REPEATABLE READ or SERIALIZABLE transaction's snapshot: before the
+	// LOCK it would fix the snapshot before the wait, and the attempt's
+	// writes to the rows the holder wrote would fail with 40001 (§1.14).
+	// The LOCK's own wait is then bounded by the limits set before it
+	// (SET LOCAL takes no snapshot) and those in force, and by the
+	// context, not by the limits the SELECT sets. nil: Begin, for a
+	// scope that sends nothing before the lock that takes a snapshot.
+	BeginForLock func() (T, string, error)
 	// Tx is the transaction's statements, for [Take].
 	Tx func(T) Tx
 	// Rollback rolls back a transaction the attempt will not run in;
@@ -238,7 +254,11 @@ type Scope[T any] struct {
 	// BeginLocked, where the driver can send statements in the BEGIN
 	// round trip (pgx's own handles), begins a transaction whose BEGIN
 	// is followed by lock, so that the PostgreSQL lock table's LOCK costs
-	// no round trip of its own; nil elsewhere. When it fails with an
+	// no round trip of its own; nil elsewhere. The statement of the
+	// limits that BeginForLock would leave out follows lock in that round
+	// trip, never precedes it; it may follow the bound lock ends with
+	// (PostgresBound) only if, like the bound, it only lowers the limits
+	// in force (serverlimit.PostgresLeast). When it fails with an
 	// error AfterBegin recognizes (the server's answer), BEGIN ran and
 	// the connection is left in a failed transaction: Abort, when not
 	// nil, rolls it back (a pool discards such a connection itself).
@@ -296,7 +316,9 @@ var mySQLMissing = regexp.MustCompile(`\bError (1146|1142|1143)\b`)
 // Begin begins an attempt's transaction with s and, when ctx carries a
 // request no scope has claimed, takes the lock in it: with BeginLocked
 // where the scope has it and the PostgreSQL lock tables were not refused,
-// else with [Take], beginning again while Take says so. A wait that failed (a lock or statement
+// else with [Take], beginning again while Take says so. A transaction for
+// the lock tables is begun with BeginForLock, where the scope has it, and
+// the limits it left out follow the LOCK. A wait that failed (a lock or statement
 // timeout, a lost connection) is returned for the retry to judge.
 func Begin[T any](ctx context.Context, s Scope[T]) (T, error) {
 	req := From(ctx)
@@ -337,19 +359,15 @@ func Begin[T any](ctx context.Context, s Scope[T]) (T, error) {
 		}
 		s.State.noTables.Store(true)
 	}
-	t, err := s.Begin()
-	if err != nil || s.State.off.Load() {
+	k := s.kind()
+	t, then, err := s.beginFor(k, after)
+	// A transaction begun for the lock tables takes the lock all the
+	// same: the limits BeginForLock left out go with it.
+	if err != nil || (s.State.off.Load() && k != PostgresLockTable) {
 		return t, err
 	}
 	for {
-		k := MySQLRow
-		if s.Postgres {
-			k = PostgresLockTable
-			if s.State.noTables.Load() {
-				k = PostgresAdvisory
-			}
-		}
-		step, err := Take(ctx, s.Tx(t), k, req, after)
+		step, err := Take(ctx, s.Tx(t), k, req, then)
 		if err == nil && step == Held {
 			return t, nil
 		}
@@ -365,8 +383,39 @@ func Begin[T any](ctx context.Context, s Scope[T]) (T, error) {
 			}
 			s.State.noTables.Store(true)
 		}
-		if t, err = s.Begin(); err != nil {
+		k = s.kind()
+		if t, then, err = s.beginFor(k, after); err != nil {
 			return t, err
 		}
 	}
+}
+
+// kind returns the lock the scope takes with Take, as far as State knows.
+func (s Scope[T]) kind() Kind {
+	switch {
+	case !s.Postgres:
+		return MySQLRow
+	case s.State.noTables.Load():
+		return PostgresAdvisory
+	}
+	return PostgresLockTable
+}
+
+// beginFor begins a transaction for Take to take a lock of kind k in, and
+// returns the statements Take sends after the lock's: for the lock tables,
+// the limits BeginForLock left out, then after (PostgresBound), which
+// lowers lock_timeout from whatever they set it to; after alone otherwise.
+func (s Scope[T]) beginFor(k Kind, after string) (T, string, error) {
+	if k != PostgresLockTable || s.BeginForLock == nil {
+		t, err := s.Begin()
+		return t, after, err
+	}
+	t, limits, err := s.BeginForLock()
+	switch {
+	case limits == "":
+		return t, after, err
+	case after == "":
+		return t, limits, err
+	}
+	return t, limits + "; " + after, err
 }
