@@ -9,6 +9,7 @@ import (
 
 	"github.com/dbop-go/dbop/adapters/pgxdb"
 	"github.com/dbop-go/dbop/internal/hotlock"
+	"github.com/dbop-go/dbop/internal/serverlimit"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -36,10 +37,10 @@ func TestHotSpotLockWaitsInPlaceUnderADeadline(t *testing.T) {
 		want func(begin, lock, limits string) []string
 	}{
 		{"pool", pool, func(begin, lock, limits string) []string {
-			return []string{joinStatements(begin, lock, limits), update, "commit"}
+			return []string{serverlimit.Join(begin, lock, limits), update, "commit"}
 		}},
 		{"beginner", countBegins{pool, new(int)}, func(begin, lock, limits string) []string {
-			return []string{begin, joinStatements(lock, limits), update, "commit"}
+			return []string{begin, serverlimit.Join(lock, limits), update, "commit"}
 		}},
 	} {
 		for _, deadline := range []bool{false, true} {
@@ -127,22 +128,6 @@ func withLimits(stmts []string) []string {
 	out := make([]string, len(stmts))
 	for i, s := range stmts {
 		out[i] = limitsSQL.ReplaceAllString(s, "<limits>")
-	}
-	return out
-}
-
-// joinStatements joins the statements that are not "" with "; ", as they
-// travel in one round trip.
-func joinStatements(stmts ...string) string {
-	var out string
-	for _, s := range stmts {
-		switch {
-		case s == "":
-		case out == "":
-			out = s
-		default:
-			out += "; " + s
-		}
 	}
 	return out
 }

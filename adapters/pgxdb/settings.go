@@ -206,20 +206,6 @@ func distinctMillis(settings []setting) (names []string, values []int64) {
 	return names, values
 }
 
-// joinSQL joins the statements that are not "" with "; ".
-func joinSQL(stmts ...string) string {
-	var out string
-	for _, s := range stmts {
-		switch {
-		case s == "":
-		case out == "":
-			out = s
-		default:
-			out += "; " + s
-		}
-	}
-	return out
-}
 
 // beginSQL returns the statement that begins a transaction with opts, as
 // pgx writes it (pgx v5.12.0, tx.go, renderBeginSQL), followed by setSQL

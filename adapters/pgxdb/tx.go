@@ -8,6 +8,7 @@ import (
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/hotlock"
 	"github.com/dbop-go/dbop/internal/resolve"
+	"github.com/dbop-go/dbop/internal/serverlimit"
 	"github.com/dbop-go/dbop/scopes"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -146,7 +147,7 @@ func inTx[T any](caller string, db Beginner, fn func(context.Context, pgx.Tx) (T
 // follow that bound at the end of lock (hotlock.Scope.BeginLocked).
 func (c *config) begin(ctx context.Context, db Beginner, o scopes.BeginOptions, res *resolver, lock string) (*txn, error) {
 	set, limits := c.attemptSettings(ctx)
-	return c.open(ctx, db, o, res, joinSQL(set, lock, limits))
+	return c.open(ctx, db, o, res, serverlimit.Join(set, lock, limits))
 }
 
 // beginForLock begins one attempt's transaction for the lock table's LOCK

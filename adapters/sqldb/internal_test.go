@@ -11,6 +11,7 @@ import (
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/hotlock"
+	"github.com/dbop-go/dbop/internal/serverlimit"
 	"github.com/dbop-go/dbop/internal/sqldialect"
 	"github.com/dbop-go/dbop/internal/testdb"
 	_ "modernc.org/sqlite"
@@ -164,7 +165,7 @@ func TestTimeoutsFromDeadline(t *testing.T) {
 					ctx = hotlock.WithServerDeadline(ctx, time.Now().Add(tt.bound))
 				}
 				local, limits, s := newTimeouts("InTx", tt.d, tt.c).attempt(ctx)
-				local = joinSQL(local, limits) // one round trip, the SELECT last
+				local = serverlimit.Join(local, limits) // one round trip, the SELECT last
 				set := ""
 				if s != nil {
 					set = s.set

@@ -114,21 +114,6 @@ func localSQL(lock, stmt string) string {
 	return strings.Join(stmts, "; ")
 }
 
-// joinSQL joins the statements that are not "" with "; ", for one round
-// trip.
-func joinSQL(stmts ...string) string {
-	var out string
-	for _, s := range stmts {
-		switch {
-		case s == "":
-		case out == "":
-			out = s
-		default:
-			out += "; " + s
-		}
-	}
-	return out
-}
 
 // millisOrNone formats d with millis, or returns "" when d is 0 (not set).
 func millisOrNone(d time.Duration) string {

@@ -11,6 +11,7 @@ import (
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/hotlock"
 	"github.com/dbop-go/dbop/internal/resolve"
+	"github.com/dbop-go/dbop/internal/serverlimit"
 	"github.com/dbop-go/dbop/internal/sqldialect"
 	"github.com/dbop-go/dbop/internal/txmark"
 	"github.com/dbop-go/dbop/scopes"
@@ -198,7 +199,7 @@ func (b *begin) beginOnce(ctx context.Context, o scopes.BeginOptions, forLock bo
 	opts := &sql.TxOptions{Isolation: b.isolation, ReadOnly: o.ReadOnly}
 	local, limits, sess := b.timeouts.attempt(ctx)
 	if !forLock {
-		local, limits = joinSQL(local, limits), ""
+		local, limits = serverlimit.Join(local, limits), ""
 	}
 	if !b.derive {
 		sess = b.timeouts.session // no session limits derived (see newBegin)

@@ -111,3 +111,19 @@ func MySQLLeast(name, value string, zeroIsNone bool) string {
 	}
 	return "IF(" + v + " = 0, " + value + ", " + least + ")"
 }
+
+// Join joins the statements that are not "" with "; ", for one round trip
+// of the simple query protocol.
+func Join(stmts ...string) string {
+	var out string
+	for _, s := range stmts {
+		switch {
+		case s == "":
+		case out == "":
+			out = s
+		default:
+			out += "; " + s
+		}
+	}
+	return out
+}

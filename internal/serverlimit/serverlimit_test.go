@@ -37,3 +37,19 @@ func TestPostgresLeastCapsTheDerivedValue(t *testing.T) {
 		}
 	}
 }
+
+func TestJoin(t *testing.T) {
+	for _, c := range []struct {
+		in   []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"", ""}, ""},
+		{[]string{"SET LOCAL a = 1", "", "LOCK TABLE t", "SELECT 1"}, "SET LOCAL a = 1; LOCK TABLE t; SELECT 1"},
+		{[]string{"", "SELECT 1"}, "SELECT 1"},
+	} {
+		if got := Join(c.in...); got != c.want {
+			t.Errorf("Join(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
