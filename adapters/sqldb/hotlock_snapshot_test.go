@@ -166,20 +166,7 @@ func TestHotSpotLockWaitsInPlaceUnderADeadlineMariaDB(t *testing.T) {
 			// hotLockCase.waiting): the attempt asks for the lock well
 			// within this.
 			time.Sleep(300 * time.Millisecond)
-			select {
-			case err := <-done:
-				t.Fatalf("the attempt ended while the lock was held: %v", err)
-			default:
-			}
-			if err := holder.Commit(); err != nil {
-				t.Fatal(err)
-			}
-			if err := <-done; err != nil {
-				t.Fatalf("the attempt that waited for the lock in place: %v", err)
-			}
-			if got, want := scalar[int](t, db, "SELECT v FROM sqldb_hotlock_snapshot WHERE id = 1"), before+2; got != want {
-				t.Errorf("v = %d, want %d: the holder's write and the attempt's, each once", got, want)
-			}
+			releaseTheWaiter(t, db, holder, done, "sqldb_hotlock_snapshot", before)
 		})
 	}
 }

@@ -148,20 +148,7 @@ func hotLockWait(t *testing.T, db *sql.DB, c hotLockCase, iso sql.IsolationLevel
 		// wait.
 		time.Sleep(heldFor)
 	}
-	select {
-	case err := <-done:
-		t.Fatalf("the attempt ended while the lock was held: %v", err)
-	default:
-	}
-	if err := holder.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatalf("the attempt that waited for the lock: %v", err)
-	}
-	if got, want := scalar[int](t, db, "SELECT v FROM sqldb_hotlock WHERE id = 1"), before+2; got != want {
-		t.Errorf("v = %d, want %d: the holder's write and the attempt's, each once", got, want)
-	}
+	releaseTheWaiter(t, db, holder, done, "sqldb_hotlock", before)
 	// The advisory lock is tried first, so the scope knows it waited; a
 	// lock taken with one statement that waits in place reports the
 	// statement's time, for the HotSpot to judge over many.
@@ -263,4 +250,25 @@ func TestCreateHotSpotLocksArguments(t *testing.T) {
 		}
 	}()
 	sqldb.CreateHotSpotLocks(t.Context(), nil, sqldb.Dialect{})
+}
+
+// releaseTheWaiter checks that the attempt whose end done reports still
+// waits, commits holder, and checks that the attempt then succeeded and
+// that row 1 of table shows both writes, each once: before+2.
+func releaseTheWaiter(t *testing.T, db *sql.DB, holder *sql.Tx, done <-chan error, table string, before int) {
+	t.Helper()
+	select {
+	case err := <-done:
+		t.Fatalf("the attempt ended while the lock was held: %v", err)
+	default:
+	}
+	if err := holder.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the attempt that waited for the lock: %v", err)
+	}
+	if got, want := scalar[int](t, db, "SELECT v FROM "+table+" WHERE id = 1"), before+2; got != want {
+		t.Errorf("v = %d, want %d: the holder's write and the attempt's, each once", got, want)
+	}
 }
