@@ -206,7 +206,6 @@ func distinctMillis(settings []setting) (names []string, values []int64) {
 	return names, values
 }
 
-
 // beginSQL returns the statement that begins a transaction with opts, as
 // pgx writes it (pgx v5.12.0, tx.go, renderBeginSQL), followed by setSQL
 // when it is not "": pgx sends a BeginQuery with the simple protocol, so

@@ -114,7 +114,6 @@ func localSQL(lock, stmt string) string {
 	return strings.Join(stmts, "; ")
 }
 
-
 // millisOrNone formats d with millis, or returns "" when d is 0 (not set).
 func millisOrNone(d time.Duration) string {
 	if d <= 0 {
