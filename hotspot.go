@@ -2,6 +2,7 @@ package dbop
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"runtime"
@@ -44,7 +45,11 @@ import (
 //     ones (their mean plus four deviations, as TCP derives its
 //     retransmission timeout; at least 5 ms), doubled for each attempt its
 //     operation already lost, and at most 200 ms, a fifth of PostgreSQL's
-//     default deadlock_timeout. The adapters' transaction scopes set it as
+//     default deadlock_timeout, or what successful attempts take where
+//     that is more. The attempt after one that timed out on a statement
+//     (not on a lock wait) gets twice that one's bound, up to a minute, so
+//     that work slower than every bound so far still finishes. The
+//     adapters' transaction scopes set it as
 //     the server's limit on lock waits (PostgreSQL's lock_timeout, whose
 //     statement_timeout keeps the limit of the context's deadline below, so
 //     that a statement slow on a busy server is no conflict; MariaDB's
@@ -147,8 +152,11 @@ const (
 	// broken by the deadline well before the detector would run.
 	maxBound = 200 * time.Millisecond
 	// maxEscalated is the most an attempt's bound grows to after attempts
-	// of its operation timed out (bound).
-	maxEscalated = time.Hour
+	// of its operation timed out on statements (bound): work of up to
+	// about a minute on MariaDB (whose bound is max_statement_time) and
+	// two on PostgreSQL (whose statement_timeout follows the backstop)
+	// still finishes, once; an attempt's backstop stays near two minutes.
+	maxEscalated = time.Minute
 	// soloAfter is the number of attempts an operation may lose before
 	// its next attempt runs alone: nothing else of the HotSpot's is
 	// admitted while it runs, so it cannot lose to this process again.
@@ -354,6 +362,12 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 		return attempt(ctx)
 	}
 	rs := retryStateOf(ctx)
+	if rs != nil && rs.hotSpot != h {
+		// Another HotSpot's retry, around this one's caller (an Op
+		// that runs this pipeline inside an attempt, All's goroutines):
+		// not this HotSpot's operation, nor its attempts.
+		rs = nil
+	}
 	t, err := h.admit(ctx, rs, hotKeysOf(ctx))
 	if err != nil {
 		return err
@@ -383,6 +397,15 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 			return fmt.Errorf("dbop: waiting for a hot spot's slot: %w", ctx.Err())
 		}
 	}
+	// The attempt's bound, computed once: bound escalates from the last
+	// one recorded.
+	var bound time.Duration
+	if t.bounded || (t.coordinate && t.boundLock) {
+		bound = h.bound(rs)
+		if rs != nil {
+			rs.bound = bound
+		}
+	}
 	var req *hotlock.Request
 	if t.coordinate {
 		// Holding the lock, the attempt waits only for writers the lock
@@ -391,7 +414,7 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 		// probe among attempts that run unbounded (boundLock).
 		req = &hotlock.Request{Key: h.key}
 		if t.boundLock {
-			req.Bound = h.bound(rs)
+			req.Bound = bound
 		}
 		if t.lockKeys {
 			req.Keys = t.keys
@@ -406,10 +429,6 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 		left = true
 		h.leave(t, outcomeOf(err, false), time.Since(start), req, sqlState(err) == "55P03")
 		return err
-	}
-	bound := h.bound(rs)
-	if rs != nil {
-		rs.bound = bound
 	}
 	// The server ends the attempt's lock waits at bound (the adapters
 	// derive their limits from it, hotlock.WithServerDeadline: on
@@ -699,12 +718,14 @@ func (h *hotSpot) pipelines() bool { return h.inPlace && h.admitted >= h.leakyUn
 // deviations, at least lo; hi before the first), doubled for each attempt
 // its operation already made, up to hi, or up to the derived value when
 // that is more — a bound below what the attempts that succeed take would
-// fail them all. The attempt after one that timed out (its deadline fired,
-// or a server limit: a lock wait the bound cut short, or work longer than
-// it) gets at least twice that one's bound, past hi, up to maxEscalated:
-// the same bound would cut it short again, and an operation whose work
-// takes longer than any bound so far would otherwise never succeed, nor
-// teach the HotSpot what its attempts take.
+// fail them all. The attempt after one that timed out on something other
+// than a lock wait (escalates: its deadline fired, a statement limit of
+// the server's) gets at least twice that one's bound, past hi, up to
+// maxEscalated: the same bound would cut it short again, and an operation
+// whose work takes longer than any bound so far would otherwise never
+// succeed, nor teach the HotSpot what its attempts take. A lock timeout
+// does not escalate: it is the bound ending a wait that may be a lock
+// cycle, which it must keep ending well before PostgreSQL's detector.
 func (h *hotSpot) bound(rs *retryState) time.Duration {
 	h.mu.Lock()
 	b, top := h.hi, h.hi
@@ -1082,11 +1103,25 @@ func abs(x float64) float64 {
 type retryState struct {
 	first   int64 // when the first attempt failed, in Unix nanoseconds
 	attempt int   // the attempt about to run, from 2
-	// timedOut: the last attempt timed out (outcomeOf), set by the retry;
-	// bound: the bound the HotSpot gave the last attempt that had a
-	// retryState, 0 before (bound).
+	// hotSpot is the HotSpot listed right inside the retry, the only one
+	// the state is for.
+	hotSpot *hotSpot
+	// timedOut: the last attempt timed out, not on a lock wait (escalates,
+	// set by the retry); bound: the bound the HotSpot gave the last
+	// attempt that had a retryState, 0 before (bound).
 	timedOut bool
 	bound    time.Duration
+}
+
+// escalates reports whether err, an attempt's error, makes the next
+// attempt's bound at least twice the last one's (bound): the attempt timed
+// out (outcomeOf) — its deadline fired, a statement limit of the server's
+// (57014, MariaDB's 1969) — but not on a lock wait (55P03): a lock
+// timeout is what the bound is for, the end of a wait that could be a lock
+// cycle, and the same bound ends the next one as soon.
+func escalates(err error) bool {
+	_, fired := errors.AsType[*TimeoutError](err)
+	return outcomeOf(err, fired) == timedOut && sqlState(err) != "55P03"
 }
 
 type retryStateKey struct{}

@@ -2,6 +2,7 @@ package dbop
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -211,7 +212,7 @@ func TestHotSpotBoundGrowsPastItsCapOnlyAfterTimeouts(t *testing.T) {
 		{"second attempt after a timeout", &retryState{attempt: 2, timedOut: true}, 400 * ms},
 		{"third after two", &retryState{attempt: 3, timedOut: true, bound: 400 * ms}, 800 * ms},
 		{"after a timeout, then a conflict", &retryState{attempt: 4, bound: 800 * ms}, 200 * ms},
-		{"far past the cap", &retryState{attempt: 40, timedOut: true, bound: 40 * time.Minute}, time.Hour},
+		{"far past the cap", &retryState{attempt: 40, timedOut: true, bound: 40 * time.Second}, time.Minute},
 	} {
 		if got := h.bound(c.rs); got != c.want {
 			t.Errorf("unsampled, %s: bound %v, want %v", c.name, got, c.want)
@@ -235,5 +236,81 @@ func TestHotSpotBoundGrowsPastItsCapOnlyAfterTimeouts(t *testing.T) {
 	h.srtt, h.rttvar = float64(600*ms), float64(100*ms)
 	if got := h.bound(&retryState{attempt: 3}); got != time.Second {
 		t.Errorf("successes of 600 ms ± 100, third attempt after conflicts: bound %v, want 1s (what they take, not 200 ms)", got)
+	}
+}
+
+// TestHotSpotEscalatesOnStatementsNotLockWaits: what makes the next
+// attempt's bound at least twice the last one's. A lock timeout (55P03)
+// is the bound ending a wait that may be a lock cycle: the next bound
+// must end the next one as soon.
+func TestHotSpotEscalatesOnStatementsNotLockWaits(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"the backstop fired", &TimeoutError{Timeout: 450 * time.Millisecond, Err: context.DeadlineExceeded}, true},
+		{"a statement timeout", Classify(sqlStateErr("57014"), RetryStatement), true},
+		{"MariaDB's max_statement_time", Classify(errors.New("Error 1969 (70100)"), RetryStatement), true},
+		{"a lock timeout", Classify(sqlStateErr("55P03"), RetryStatement), false},
+		{"a serialization failure", Classify(sqlStateErr("40001"), RetryTransaction), false},
+		{"a final error", sqlStateErr("23505"), false},
+	} {
+		if got := escalates(c.err); got != c.want {
+			t.Errorf("%s: escalates %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+type sqlStateErr string
+
+func (e sqlStateErr) Error() string    { return "SQLSTATE " + string(e) }
+func (e sqlStateErr) SQLState() string { return string(e) }
+
+// TestHotSpotIgnoresAnotherHotSpotsRetry: a retryState in the context is
+// the operation of the HotSpot listed inside its retry. Another HotSpot's
+// attempts inside that operation (an Op that runs another pipeline, All's
+// goroutines) neither read it (they would run solo, with an escalated
+// bound, for someone else's retry) nor write it (from several goroutines
+// at once).
+func TestHotSpotIgnoresAnotherHotSpotsRetry(t *testing.T) {
+	outer, inner := HotSpot().(*hotSpot), HotSpot().(*hotSpot)
+	rs := &retryState{hotSpot: outer, attempt: 5, timedOut: true, bound: 10 * time.Second}
+	ctx := context.WithValue(context.Background(), retryStateKey{}, rs)
+	var bound time.Duration
+	err := inner.run(ctx, func(ctx context.Context) error {
+		if at, ok := hotlock.ServerDeadline(ctx); ok {
+			bound = time.Until(at)
+		}
+		return nil
+	})
+	if err != nil || bound <= 0 || bound > maxBound {
+		t.Errorf("inner attempt: %v, server deadline %v away; want a new HotSpot's bound, at most %v", err, bound, maxBound)
+	}
+	if rs.bound != 10*time.Second || rs.attempt != 5 {
+		t.Errorf("the outer retry's state became %+v; want it untouched", *rs)
+	}
+}
+
+// TestHotSpotEscalatesOncePerAttempt: an attempt that asks for the lock
+// with a bound after it and has a deadline of its own gets one bound for
+// both, twice the last attempt's after a timeout, not four times.
+func TestHotSpotEscalatesOncePerAttempt(t *testing.T) {
+	h := HotSpot().(*hotSpot) // a new HotSpot: its first attempts are bounded and ask for the lock
+	rs := &retryState{hotSpot: h, attempt: 2, timedOut: true, bound: 300 * time.Millisecond}
+	ctx := context.WithValue(context.Background(), retryStateKey{}, rs)
+	var deadline, lockBound time.Duration
+	err := h.run(ctx, func(ctx context.Context) error {
+		if at, ok := hotlock.ServerDeadline(ctx); ok {
+			deadline = time.Until(at)
+		}
+		if req := hotlock.From(ctx); req != nil {
+			lockBound = req.Bound
+		}
+		return nil
+	})
+	want := 600 * time.Millisecond
+	if err != nil || lockBound != want || deadline <= want-50*time.Millisecond || deadline > want || rs.bound != want {
+		t.Errorf("attempt after a timeout at 300ms: %v, bound after the lock %v, server deadline %v away, recorded %v; want %v for each", err, lockBound, deadline, rs.bound, want)
 	}
 }

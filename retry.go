@@ -103,14 +103,13 @@ func (r *retrier) loop(ctx context.Context, in inner, attempt func(context.Conte
 		}
 		if hs != nil {
 			if rs == nil {
-				rs = &retryState{first: time.Now().UnixNano()}
+				rs = &retryState{first: time.Now().UnixNano(), hotSpot: hs}
 				base = context.WithValue(base, retryStateKey{}, rs)
 			}
 			rs.attempt = n + 1
 			// Its next attempt gets a longer bound if this one timed
-			// out (hotSpot.bound).
-			_, fired := errors.AsType[*TimeoutError](err)
-			rs.timedOut = outcomeOf(err, fired) == timedOut
+			// out, not on a lock wait (hotSpot.bound).
+			rs.timedOut = escalates(err)
 		}
 		if keys := txmark.DoomKeys(err); len(keys) > 0 {
 			// The next attempts must not run in a transaction err doomed:

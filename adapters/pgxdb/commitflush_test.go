@@ -38,7 +38,9 @@ func TestLocksAreHeldThroughTheCommitFlush(t *testing.T) {
 			}
 			// Superuser settings: the test role must be allowed to set them
 			// (CI's is postgres); a 42501 here says it is not.
-			if _, err := holder.Exec(ctx, "SET LOCAL commit_delay = 100000; SET LOCAL commit_siblings = 0"); err != nil {
+			// synchronous_commit on: the commit waits for its flush
+			// whatever the server's default.
+			if _, err := holder.Exec(ctx, "SET LOCAL synchronous_commit = on; SET LOCAL commit_delay = 100000; SET LOCAL commit_siblings = 0"); err != nil {
 				t.Fatalf("set commit_delay: %v", err)
 			}
 
