@@ -44,8 +44,11 @@ func (b *begin) coordinated(ctx context.Context, o scopes.BeginOptions) (*txn, e
 		return begin()
 	}
 	return hotlock.Begin(ctx, hotlock.Scope[*txn]{
-		Begin:           begin,
-		BeginForLock:    func() (*txn, string, error) { return b.beginOnce(ctx, o, true) },
+		Begin: begin,
+		BeginForLock: func() (*txn, hotlock.Limits, error) {
+			t, after, err := b.beginOnce(ctx, o, true)
+			return t, hotlock.Limits{After: after}, err
+		},
 		Tx:              func(t *txn) hotlock.Tx { return hotlock.SQL(t.tx) },
 		Rollback:        func(ctx context.Context, t *txn) error { return t.Rollback(ctx) },
 		RollbackTimeout: b.restoreTO,
