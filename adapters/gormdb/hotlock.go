@@ -32,11 +32,8 @@ func (b *beginner) coordinated(ctx context.Context, o scopes.BeginOptions) (*txn
 		return begin()
 	}
 	return hotlock.Begin(ctx, hotlock.Scope[*txn]{
-		Begin: begin,
-		BeginForLock: func() (*txn, hotlock.Limits, error) {
-			t, after, err := b.beginOnce(ctx, o, true)
-			return t, hotlock.Limits{After: after}, err
-		},
+		Begin:           begin,
+		BeginForLock:    func() (*txn, hotlock.Limits, error) { return b.beginOnce(ctx, o, true) },
 		Tx:              func(t *txn) hotlock.Tx { return hotlock.SQL(rawConnPool(t.db)) },
 		Rollback:        func(ctx context.Context, t *txn) error { return t.Rollback(ctx) },
 		RollbackTimeout: b.rollbackTimeout,
