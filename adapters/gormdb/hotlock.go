@@ -33,7 +33,7 @@ func (b *beginner) coordinated(ctx context.Context, o scopes.BeginOptions) (*txn
 	}
 	return hotlock.Begin(ctx, hotlock.Scope[*txn]{
 		Begin:           begin,
-		BeginForLock:    func() (*txn, string, error) { return b.beginOnce(ctx, o, true) },
+		BeginForLock:    func() (*txn, hotlock.Limits, error) { return b.beginOnce(ctx, o, true) },
 		Tx:              func(t *txn) hotlock.Tx { return hotlock.SQL(rawConnPool(t.db)) },
 		Rollback:        func(ctx context.Context, t *txn) error { return t.Rollback(ctx) },
 		RollbackTimeout: b.rollbackTimeout,

@@ -18,14 +18,15 @@ import (
 )
 
 // A REPEATABLE READ or SERIALIZABLE transaction's snapshot is not fixed
-// before the wait for the lock table's LOCK on PostgreSQL. The attempt's
-// limits are set with a SELECT (set_config, docs/backends.md §1.18), the
-// limits given and those derived from a deadline alike, and a SELECT takes
-// the snapshot: run before the LOCK, it made the waiter's UPDATE of the
-// row the holder wrote fail with 40001 the moment the holder committed. It
-// follows the LOCK, in the LOCK's round trip, so the attempt has no more
-// round trips than before. The attempt commits on top of the holder's
-// write, once, with or without a deadline, with or without LockTimeout.
+// before the wait for the lock table's LOCK on PostgreSQL. The limits
+// derived from a deadline are set with a SELECT (set_config,
+// docs/backends.md §1.18), and a SELECT takes the snapshot: run before the
+// LOCK, it made the waiter's UPDATE of the row the holder wrote fail with
+// 40001 the moment the holder committed. It follows the LOCK, in the
+// LOCK's round trip, so the attempt has no more round trips than before;
+// LockTimeout is SET LOCAL before the LOCK, which takes no snapshot. The
+// attempt commits on top of the holder's write, once, with or without a
+// deadline, with or without LockTimeout.
 func TestHotSpotLockWaitsInPlaceUnderADeadline(t *testing.T) {
 	const schema = "gormdb_hotlock_snapshot"
 	admin := postgresInSchema(t, schema, true)
@@ -97,8 +98,14 @@ func TestHotSpotLockWaitsInPlaceUnderADeadline(t *testing.T) {
 					if v != before+2 {
 						t.Errorf("v = %d, want %d: the holder's write and the attempt's, each once", v, before+2)
 					}
+					// LockTimeout given is SET LOCAL before the LOCK,
+					// where it bounds the wait; the SELECT of the
+					// limits derived from the deadline follows it.
 					first := lock
-					if given || deadline {
+					if given {
+						first = "SET LOCAL lock_timeout = 10000; " + first
+					}
+					if deadline {
 						first += "; <limits>"
 					}
 					want := []string{"begin isolation level " + strings.ToLower(iso.String()), first, update, "commit"}

@@ -109,10 +109,11 @@ func LockTimeout(d time.Duration) TxOption {
 // next user of the pooled connection (§1.4). Being one statement with no
 // parameters it needs one round trip and works with prepared statements
 // too. In a transaction that takes a dbop.HotSpot's lock on one of
-// [CreateHotSpotLocks]'s tables it follows the lock's LOCK TABLE instead,
-// in its round trip: a SELECT takes a REPEATABLE READ or SERIALIZABLE
-// transaction's snapshot, which must not predate the wait for the lock
-// (§1.14), and that wait is then bounded by neither setting. The server ends only the statement, not the connection, so these
+// [CreateHotSpotLocks]'s tables the settings given are SET LOCAL instead,
+// before the lock's LOCK TABLE, in its round trip, where they bound its
+// wait: a SELECT takes a REPEATABLE READ or SERIALIZABLE transaction's
+// snapshot, which must not predate the wait for the lock (§1.14), and SET
+// LOCAL takes none. The server ends only the statement, not the connection, so these
 // limits are safe where a context deadline is not: pgx closes the
 // connection when a deadline expires, and at COMMIT the outcome is then
 // unknown (§2.7, §11).

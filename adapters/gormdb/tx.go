@@ -6,6 +6,8 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dbop-go/dbop"
@@ -230,16 +232,10 @@ func isolationSupported(dialector string, level sql.IsolationLevel) bool {
 // from the time left (serverLimits). On PostgreSQL they are set, with the
 // limits given, by one SELECT after BEGIN. forLock begins the transaction
 // for a HotSpot's LOCK on a lock table (hotlock.Scope.BeginForLock): the
-// SELECT is then not run but returned, for the LOCK's round trip after the
-// lock's statements. A SELECT takes a REPEATABLE READ or SERIALIZABLE
-// transaction's snapshot, and one before the LOCK would fix it before the
-// wait for the lock, so that the attempt's writes to the rows the holder
-// wrote would fail with 40001 (docs/backends.md §1.14, §1.18). The LOCK's
-// own wait is then bounded by the limits in force and by ctx, not by
-// LockTimeout nor the limits derived from the deadline, which are all set
-// by that SELECT.
+// limits are then not set but returned (lockLimits), for the LOCK's round
+// trip, so that the attempt has no more round trips than without the lock.
 //
-// GORM's Begin adds gorm.Config.DefaultTransactionTimeout to a context
+// GORM's Begin adds gorm.Config.DefaultTransactionTimeout// GORM's Begin adds gorm.Config.DefaultTransactionTimeout to a context
 // without a deadline, such as the transaction's, and database/sql would
 // then roll the transaction back by itself when that timer fires, COMMIT
 // included. When it is set, Begin is given the transaction's context under
@@ -248,21 +244,21 @@ func isolationSupported(dialector string, level sql.IsolationLevel) bool {
 // On MySQL, MariaDB and SQLite fn's handle runs its statements through a
 // txPool, which sees the errors that end the transaction and the
 // statements sent after them.
-func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions, forLock bool) (*txn, string, error) {
+func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions, forLock bool) (*txn, hotlock.Limits, error) {
 	if err := b.db.Error; err != nil {
-		return nil, "", dbop.Classify(fmt.Errorf("gormdb: the *gorm.DB given to %s carries an error: %w", b.caller, err), dbop.NotRetryable)
+		return nil, hotlock.Limits{}, dbop.Classify(fmt.Errorf("gormdb: the *gorm.DB given to %s carries an error: %w", b.caller, err), dbop.NotRetryable)
 	}
 	if _, ok := statementPool(b.db).(gorm.TxCommitter); ok {
 		// GORM's Begin refuses a transaction's pool, but a connection
 		// pinned for the attempt (holdConn) would not: the transaction
 		// begun there would commit apart from the one db is in.
-		return nil, "", dbop.Classify(fmt.Errorf("gormdb: the *gorm.DB given to %s is inside a transaction (use InSavepoint there): %w",
+		return nil, hotlock.Limits{}, dbop.Classify(fmt.Errorf("gormdb: the *gorm.DB given to %s is inside a transaction (use InSavepoint there): %w",
 			b.caller, gorm.ErrInvalidTransaction), dbop.NotRetryable)
 	}
 	setLocal, pinSet, pinRestore := b.serverLimits(ctx)
-	var limits string // left for the LOCK's round trip
+	var limits hotlock.Limits // for the LOCK's round trip
 	if forLock {
-		setLocal, limits = "", setLocal
+		setLocal, limits = "", b.lockLimits(ctx)
 	}
 	txCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	t := &txn{cancel: cancel, restoreTO: b.rollbackTimeout, sqlite: b.family == sqldialect.SQLite}
@@ -284,7 +280,7 @@ func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions, forLock
 	}
 	if err := hold(); err != nil {
 		cancel(nil)
-		return nil, "", err
+		return nil, hotlock.Limits{}, err
 	}
 	opts := &sql.TxOptions{Isolation: b.isolation, ReadOnly: o.ReadOnly}
 	stop := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
@@ -299,7 +295,7 @@ func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions, forLock
 		if err := hold(); err != nil {
 			stop()
 			cancel(nil)
-			return nil, "", err
+			return nil, hotlock.Limits{}, err
 		}
 		tx = base.Begin(opts)
 	}
@@ -309,12 +305,12 @@ func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions, forLock
 		// may fail too.
 		t.release(ctx, context.Cause(ctx))
 		cancel(nil)
-		return nil, "", context.Cause(ctx)
+		return nil, hotlock.Limits{}, context.Cause(ctx)
 	}
 	if err := tx.Error; err != nil {
 		t.release(ctx, nil) // a BEGIN refused leaves no transaction open
 		cancel(nil)
-		return nil, "", err
+		return nil, hotlock.Limits{}, err
 	}
 	tx.Statement.Context = txCtx // noDefaultTimeout's deadline is for Begin alone
 	t.db, t.fnDB = tx, tx.WithContext(ctx)
@@ -332,9 +328,9 @@ func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions, forLock
 			rctx, stop := context.WithTimeout(context.WithoutCancel(ctx), b.rollbackTimeout)
 			defer stop()
 			if rbErr := t.Rollback(rctx); rbErr != nil {
-				return nil, "", fmt.Errorf("gormdb: setting the transaction's timeouts: %w (rollback: %w)", err, rbErr)
+				return nil, hotlock.Limits{}, fmt.Errorf("gormdb: setting the transaction's timeouts: %w (rollback: %w)", err, rbErr)
 			}
-			return nil, "", fmt.Errorf("gormdb: setting the transaction's timeouts: %w", err)
+			return nil, hotlock.Limits{}, fmt.Errorf("gormdb: setting the transaction's timeouts: %w", err)
 		}
 	}
 	return t, limits, nil
@@ -358,21 +354,13 @@ func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions, forLock
 func (b *beginner) serverLimits(ctx context.Context) (setLocal, pinSet, pinRestore string) {
 	stmtLimit, lockLimit, ok := resolve.ServerLimits(ctx)
 	switch {
-	case b.family == sqldialect.Postgres && !ok:
-		return setLocalSQL(b.lock, b.stmt), "", ""
 	case b.family == sqldialect.Postgres:
 		var calls []string
-		for _, l := range [...]struct {
-			name         string
-			given, limit time.Duration
-		}{{"lock_timeout", b.lock, lockLimit}, {"statement_timeout", b.stmt, stmtLimit}} {
-			switch limit := l.limit.Truncate(time.Millisecond); {
-			case l.given == 0:
-				calls = append(calls, serverlimit.PostgresLeast(l.name, limit.Milliseconds()))
-			case limit < l.given:
-				calls = append(calls, setConfig(l.name, limit))
-			default:
-				calls = append(calls, setConfig(l.name, l.given))
+		for _, l := range b.postgresLimits(ctx) {
+			if l.least != "" {
+				calls = append(calls, l.least)
+			} else {
+				calls = append(calls, setConfig(l.name, l.value))
 			}
 		}
 		return serverlimit.PostgresSelect(calls), "", ""
@@ -381,6 +369,80 @@ func (b *beginner) serverLimits(ctx context.Context) (setLocal, pinSet, pinResto
 		return "", set, restore
 	}
 	return "", "", ""
+}
+
+// pgLimit is one limit of an attempt on PostgreSQL: the parameter name set
+// to value, or, where least is not "", by least, the set_config call that
+// sets it to the least of the derived value and the value in force.
+type pgLimit struct {
+	name  string
+	value time.Duration
+	least string
+}
+
+// postgresLimits returns one attempt's limits on PostgreSQL, lock_timeout
+// first (see serverLimits): the limits given, as values, lowered to those
+// derived from ctx's deadline where those are smaller, and, with a
+// deadline, the derived limits of the parameters not given, as set_config
+// calls of their least.
+func (b *beginner) postgresLimits(ctx context.Context) []pgLimit {
+	stmtLimit, lockLimit, ok := resolve.ServerLimits(ctx)
+	var limits []pgLimit
+	for _, l := range [...]struct {
+		name         string
+		given, limit time.Duration
+	}{{"lock_timeout", b.lock, lockLimit}, {"statement_timeout", b.stmt, stmtLimit}} {
+		switch limit := l.limit.Truncate(time.Millisecond); {
+		case !ok && l.given == 0:
+		case !ok:
+			limits = append(limits, pgLimit{name: l.name, value: l.given})
+		case l.given == 0:
+			limits = append(limits, pgLimit{name: l.name, least: serverlimit.PostgresLeast(l.name, limit.Milliseconds())})
+		case limit < l.given:
+			limits = append(limits, pgLimit{name: l.name, value: limit})
+		default:
+			limits = append(limits, pgLimit{name: l.name, value: l.given})
+		}
+	}
+	return limits
+}
+
+// lockLimits returns the statements of one attempt's limits on PostgreSQL
+// for the round trip of a HotSpot's LOCK (hotlock.Limits), in place of the
+// SELECT that serverLimits runs after BEGIN. The limits given, as values,
+// are SET LOCAL before the LOCK, where they bound its wait: SET LOCAL
+// takes no snapshot, and with the LOCK it goes on the transaction's own
+// connection (hotlock.SQL over rawConnPool), with no arguments, in one
+// round trip of the simple query protocol, so that neither GORM's prepared
+// statements nor a statement of its own are needed for it. The derived
+// limits of the parameters not given stay in one SELECT, whose server
+// computes their least (serverlimit.PostgresLeast, docs/backends.md
+// §1.18): before the LOCK, so that the server bounds its wait by them and
+// ends it with 57014 or 55P03, keeping the connection (§1.7); after it in
+// a REPEATABLE READ or SERIALIZABLE transaction (hotlock.SQLSnapshot), as
+// far as [Isolation] says, whose snapshot the SELECT would take before the
+// wait, so that the attempt's writes to the rows the holder wrote would
+// fail with 40001 (§1.14). There the LOCK's wait is bounded by the limits
+// given and those in force, and by ctx, not by the limits derived from
+// the deadline: a deadline that passes during the wait ends it on the
+// client, and pgx closes the connection. With no Isolation the server's
+// default is taken to be READ COMMITTED.
+func (b *beginner) lockLimits(ctx context.Context) hotlock.Limits {
+	var set, least []string
+	for _, l := range b.postgresLimits(ctx) {
+		if l.least != "" {
+			least = append(least, l.least)
+		} else {
+			set = append(set, "SET LOCAL "+l.name+" = "+strconv.FormatInt(l.value.Milliseconds(), 10))
+		}
+	}
+	limits := hotlock.Limits{Before: strings.Join(set, "; ")}
+	if hotlock.SQLSnapshot(b.isolation) {
+		limits.After = serverlimit.PostgresSelect(least)
+	} else {
+		limits.Before = serverlimit.Join(limits.Before, serverlimit.PostgresSelect(least))
+	}
+	return limits
 }
 
 // backquotes reports whether the family is MySQL's or MariaDB's.
@@ -738,20 +800,6 @@ func (t *txn) end(f func(*gorm.DB) *gorm.DB) error {
 	s := t.db.Session(&gorm.Session{NewDB: true})
 	s.Error = nil
 	return f(s).Error
-}
-
-// setLocalSQL returns the statement that sets PostgreSQL's lock_timeout
-// and statement_timeout for the current transaction only, or "" when
-// neither is set. set_config(name, value, true) is SET LOCAL (§1.4).
-func setLocalSQL(lock, statement time.Duration) string {
-	var calls []string
-	if lock > 0 {
-		calls = append(calls, setConfig("lock_timeout", lock))
-	}
-	if statement > 0 {
-		calls = append(calls, setConfig("statement_timeout", statement))
-	}
-	return serverlimit.PostgresSelect(calls)
 }
 
 // setConfig returns the call that sets the PostgreSQL parameter name to d,

@@ -24,8 +24,11 @@ import (
 // With CreateHotSpotLocks's tables the lock is LOCK TABLE on the table of
 // the HotSpot's key, which takes no snapshot and so waits in place at
 // every isolation level (docs/backends.md §1.14). On pgx's own handles it
-// travels in the BEGIN round trip, after the SET LOCAL settings and before
-// the SELECT of the limits derived from a deadline (begin): a transaction
+// travels in the BEGIN round trip, after the settings, which bound its
+// wait; in a REPEATABLE READ or SERIALIZABLE transaction, before the
+// SELECT of the limits derived from a deadline, which would take the
+// snapshot (begin; on any other Beginner the SELECT follows the LOCK in
+// the LOCK's own round trip, beginForLock). A transaction
 // waiting for the lock has its BEGIN done when it gets it, and the lock
 // costs no round trip of its own; its time tells the HotSpot whether
 // another process holds the lock. When the batch fails with the server's error, BEGIN
@@ -49,7 +52,6 @@ func (c *config) coordinated(ctx context.Context, db Beginner, o scopes.BeginOpt
 	}
 	s := hotlock.Scope[*txn]{
 		Begin:           begin,
-		BeginForLock:    func() (*txn, string, error) { return c.beginForLock(ctx, db, o, res) },
 		Tx:              func(t *txn) hotlock.Tx { return pgxTx{t.Tx} },
 		Rollback:        func(ctx context.Context, t *txn) error { return t.Tx.Rollback(ctx) },
 		RollbackTimeout: c.rollbackTimeout,
@@ -58,6 +60,9 @@ func (c *config) coordinated(ctx context.Context, db Beginner, o scopes.BeginOpt
 		Postgres:        true,
 		LockTimeout:     func() time.Duration { return c.lockTimeout(ctx) },
 		Name:            "pgxdb",
+	}
+	if c.limitsAfterLock() {
+		s.BeginForLock = func() (*txn, hotlock.Limits, error) { return c.beginForLock(ctx, db, o, res) }
 	}
 	if owner, ok := batchesBegin(db); ok {
 		s.BeginLocked = func(lock string) (*txn, error) { return c.begin(ctx, db, o, res, lock) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/hotlock"
@@ -133,32 +134,55 @@ func inTx[T any](caller string, db Beginner, fn func(context.Context, pgx.Tx) (T
 // (attemptSettings): in the BEGIN round trip itself, or, with
 // CockroachRestart, left in the txn for the restart scope to run after its
 // savepoint. A lock statement that is not "" (coordinated) travels in the
-// same round trip, after the SET LOCAL statements and before the SELECT
-// that sets the limits derived from a deadline: a SELECT takes a
-// REPEATABLE READ or SERIALIZABLE transaction's snapshot, and one before
-// the LOCK would fix it before the wait for the lock, so that the
+// same round trip, after the SET LOCAL statements, which take no snapshot
+// and bound its wait. The SELECT that sets the limits derived from a
+// deadline goes before it too, so that the server bounds the wait by them
+// and ends it with 57014 or 55P03, keeping the connection (docs/backends.md
+// §1.7, §1.18), unless the transaction is REPEATABLE READ or SERIALIZABLE
+// (limitsAfterLock): a SELECT takes such a transaction's snapshot, and one
+// before the LOCK would fix it before the wait for the lock, so that the
 // attempt's writes to the rows the holder wrote would fail with 40001
-// (docs/backends.md §1.14, §1.18). SET LOCAL takes none. The LOCK's own
-// wait is then bounded by the SET LOCAL statements (the limits given,
-// lowered to the derived ones where those are smaller), the limits in
-// force and ctx's deadline, not by the limits the SELECT derives from it,
-// as it is not by a HotSpot's bound (hotlock.Request.Bound). The SELECT
-// only lowers what is in force (serverlimit.PostgresLeast), so it may
-// follow that bound at the end of lock (hotlock.Scope.BeginLocked).
+// (§1.14). There it follows the LOCK, whose wait is then bounded by the
+// SET LOCAL statements (the limits given, lowered to the derived ones
+// where those are smaller), the limits in force and ctx's deadline, not by
+// the limits the SELECT derives from it: a deadline that passes during the
+// wait ends it on the client, and pgx closes the connection (closedConn).
+// The SELECT only lowers what is in force (serverlimit.PostgresLeast), so
+// it may follow a HotSpot's bound at the end of lock
+// (hotlock.Scope.BeginLocked).
 func (c *config) begin(ctx context.Context, db Beginner, o scopes.BeginOptions, res *resolver, lock string) (*txn, error) {
 	set, limits := c.attemptSettings(ctx)
-	return c.open(ctx, db, o, res, serverlimit.Join(set, lock, limits))
+	if c.limitsAfterLock() {
+		return c.open(ctx, db, o, res, serverlimit.Join(set, lock, limits))
+	}
+	return c.open(ctx, db, o, res, serverlimit.Join(set, limits, lock))
 }
 
 // beginForLock begins one attempt's transaction for the lock table's LOCK
 // to be sent in a round trip of its own (a Beginner other than pgx's own
-// handles, hotlock.Scope.BeginForLock): as begin without a lock, but the
-// SELECT of the limits derived from a deadline is left out and returned,
-// for the LOCK's round trip.
-func (c *config) beginForLock(ctx context.Context, db Beginner, o scopes.BeginOptions, res *resolver) (*txn, string, error) {
+// handles, hotlock.Scope.BeginForLock) in a REPEATABLE READ or
+// SERIALIZABLE transaction (limitsAfterLock): as begin without a lock, but
+// the SELECT of the limits derived from a deadline is left out and
+// returned, to follow the LOCK in its round trip.
+func (c *config) beginForLock(ctx context.Context, db Beginner, o scopes.BeginOptions, res *resolver) (*txn, hotlock.Limits, error) {
 	set, limits := c.attemptSettings(ctx)
 	t, err := c.open(ctx, db, o, res, set)
-	return t, limits, err
+	return t, hotlock.Limits{After: limits}, err
+}
+
+// limitsAfterLock reports whether the SELECT of the limits derived from a
+// deadline follows a HotSpot's LOCK rather than preceding it: when the
+// transaction is REPEATABLE READ or SERIALIZABLE as far as the options
+// say (Isolation), whose snapshot a SELECT would take before the wait
+// (docs/backends.md §1.14). With no Isolation the server's default is
+// taken to be READ COMMITTED: on a server whose default is another, give
+// Isolation for the LOCK to wait in place under a deadline.
+func (c *config) limitsAfterLock() bool {
+	switch pgx.TxIsoLevel(strings.ToLower(string(c.txOptions.IsoLevel))) {
+	case pgx.RepeatableRead, pgx.Serializable:
+		return true
+	}
+	return false
 }
 
 // open begins a transaction on db with setSQL, the statements that begin
@@ -183,7 +207,9 @@ func (c *config) open(ctx context.Context, db Beginner, o scopes.BeginOptions, r
 // closedConn returns err, the error of BEGIN on db, as NotRetryable when db
 // is one connection (a *pgx.Conn, or a *pgxpool.Conn acquired by the
 // caller) that is closed: no attempt can begin on it again, and retrying
-// would only repeat the error.
+// would only repeat the error. When ctx's deadline or cancel ended the
+// BEGIN round trip (a HotSpot's LOCK waiting in it, begin), pgx closed the
+// connection for that reason, and the error says so.
 func closedConn(db Beginner, err error) error {
 	var conn *pgx.Conn
 	switch c := db.(type) {
@@ -194,6 +220,10 @@ func closedConn(db Beginner, err error) error {
 	}
 	if conn == nil || !conn.IsClosed() {
 		return err
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return dbop.Classify(fmt.Errorf("pgxdb: the context's deadline or cancel ended the BEGIN round trip on a %T (the wait for a HotSpot's lock, if any) "+
+			"and pgx closed the connection (no attempt can begin on it again: pass the pool, or acquire a new connection): %w", db, err), dbop.NotRetryable)
 	}
 	return dbop.Classify(fmt.Errorf("pgxdb: BEGIN on a %T that is closed (no attempt can begin on it: pass the pool, or acquire a new connection): %w", db, err), dbop.NotRetryable)
 }

@@ -43,9 +43,8 @@ func (b *begin) coordinated(ctx context.Context, o scopes.BeginOptions) (*txn, e
 	if b.family == sqldialect.SQLite || o.ReadOnly || b.readOnly {
 		return begin()
 	}
-	return hotlock.Begin(ctx, hotlock.Scope[*txn]{
+	s := hotlock.Scope[*txn]{
 		Begin:           begin,
-		BeginForLock:    func() (*txn, string, error) { return b.beginOnce(ctx, o, true) },
 		Tx:              func(t *txn) hotlock.Tx { return hotlock.SQL(t.tx) },
 		Rollback:        func(ctx context.Context, t *txn) error { return t.Rollback(ctx) },
 		RollbackTimeout: b.restoreTO,
@@ -54,7 +53,15 @@ func (b *begin) coordinated(ctx context.Context, o scopes.BeginOptions) (*txn, e
 		Postgres:        b.family == sqldialect.Postgres,
 		LockTimeout:     func() time.Duration { return resolve.LockLimit(ctx, b.timeouts.lock) },
 		Name:            "sqldb",
-	})
+	}
+	if hotlock.SQLSnapshot(b.isolation) {
+		// The SELECT of the derived limits follows the LOCK (beginOnce).
+		s.BeginForLock = func() (*txn, hotlock.Limits, error) {
+			t, after, err := b.beginOnce(ctx, o, true)
+			return t, hotlock.Limits{After: after}, err
+		}
+	}
+	return hotlock.Begin(ctx, s)
 }
 
 // PostgresHotSpotLockTables returns the names of the tables

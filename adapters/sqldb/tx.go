@@ -177,16 +177,20 @@ func newBegin(caller string, db Beginner, d Dialect, opts []TxOption) *begin {
 
 // beginOnce starts one attempt's transaction, with its timeouts applied:
 // on PostgreSQL their SET LOCAL statements and the SELECT of the limits
-// derived from a deadline, in one round trip after BEGIN. forLock begins
-// it for a HotSpot's LOCK on a lock table (hotlock.Scope.BeginForLock):
-// the SELECT is then left out and returned, for the LOCK's round trip
-// after the lock's statements. A SELECT takes a REPEATABLE READ or
-// SERIALIZABLE transaction's snapshot, and one before the LOCK would fix
-// it before the wait for the lock, so that the attempt's writes to the
-// rows the holder wrote would fail with 40001 (docs/backends.md §1.14,
-// §1.18); SET LOCAL takes none. The LOCK's own wait is then bounded by the
-// limits given and those in force, and by ctx, not by the limits derived
-// from the deadline.
+// derived from a deadline, in one round trip after BEGIN. Before a
+// HotSpot's LOCK on a lock table, both bound its wait: the server ends it
+// with 57014 or 55P03 and the connection survives (docs/backends.md §1.7).
+// forLock begins the transaction for that LOCK in a REPEATABLE READ or
+// SERIALIZABLE transaction (hotlock.Scope.BeginForLock, coordinated): the
+// SELECT is then left out and returned, for the LOCK's round trip after
+// the lock's statements. A SELECT takes such a transaction's snapshot, and
+// one before the LOCK would fix it before the wait for the lock, so that
+// the attempt's writes to the rows the holder wrote would fail with 40001
+// (§1.14, §1.18); SET LOCAL takes none. The LOCK's own wait is then
+// bounded by the limits given and those in force, and by ctx, not by the
+// limits derived from the deadline: a deadline that passes during the
+// wait ends it on the client, and pgx closes the connection. With no
+// Isolation the server's default is taken to be READ COMMITTED.
 //
 // The transaction is begun with a context of its own that carries ctx's
 // values but not its cancellation (txContext): database/sql runs COMMIT

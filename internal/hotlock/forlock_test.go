@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// limitsTx records the statements Take runs; it refuses LOCK TABLE with
-// lockErr, when set, and grants the advisory lock and MySQL's lock row at
+// limitsTx records the statements Take runs; it refuses a round trip with
+// a LOCK TABLE with lockErr, when set, and grants the advisory lock and MySQL's lock row at
 // once.
 type limitsTx struct {
 	stmts   []string
@@ -26,7 +26,7 @@ func (r *limitsTx) QueryRow(ctx context.Context, query string, args ...any) inte
 
 func (r *limitsTx) Exec(ctx context.Context, query string, args ...any) error {
 	r.stmts = append(r.stmts, query)
-	if strings.HasPrefix(query, "LOCK TABLE") {
+	if strings.Contains(query, "LOCK TABLE") {
 		return r.lockErr
 	}
 	return nil
@@ -41,9 +41,10 @@ func (idRow) Scan(dst ...any) error {
 }
 
 // A transaction for the lock tables is begun with BeginForLock, and the
-// limits it left out follow the last of the lock's statements in their
-// round trip, before the bound, which lowers lock_timeout from what they
-// set: a SELECT before the LOCK would take a REPEATABLE READ or
+// limits it left out go in the round trip of the lock's statements: those
+// before (SET LOCAL, which takes no snapshot) precede the first, and those
+// after follow the last, before the bound, which lowers lock_timeout from
+// what they set: a SELECT before the LOCK would take a REPEATABLE READ or
 // SERIALIZABLE transaction's snapshot before the wait (docs/backends.md
 // §1.14). The advisory lock's transactions, and MySQL's, are begun with
 // Begin, their limits before the lock: the advisory lock's try is a
@@ -51,7 +52,7 @@ func (idRow) Scan(dst ...any) error {
 // MySQL's limits are session settings, and its locking read takes no
 // snapshot (§3.13).
 func TestBeginSendsTheLimitsLeftOutAfterTheLock(t *testing.T) {
-	const key, limits = 7, "SELECT set_config('statement_timeout', '100', true)"
+	const key, set, limits = 7, "SET LOCAL lock_timeout = 300", "SELECT set_config('statement_timeout', '100', true)"
 	for _, c := range []struct {
 		name     string
 		postgres bool
@@ -63,16 +64,19 @@ func TestBeginSendsTheLimitsLeftOutAfterTheLock(t *testing.T) {
 		begun    int // with Begin
 	}{
 		{"tables", true, nil, 0, nil, func(locks []string) []string {
-			return []string{locks[0] + "; " + limits}
+			return []string{set + "; " + locks[0] + "; " + limits}
 		}, 1, 0},
 		{"tables, bound", true, nil, 20 * time.Millisecond, nil, func(locks []string) []string {
-			return []string{locks[0] + "; " + limits + "; " + bound20}
+			return []string{set + "; " + locks[0] + "; " + limits + "; " + bound20}
 		}, 1, 0},
 		{"tables, keys, bound", true, []int64{1, 2}, 20 * time.Millisecond, nil, func(locks []string) []string {
-			return append(slices.Clone(locks[:len(locks)-1]), locks[len(locks)-1]+"; "+limits+"; "+bound20)
+			stmts := slices.Clone(locks)
+			stmts[0] = set + "; " + stmts[0]
+			stmts[len(stmts)-1] += "; " + limits + "; " + bound20
+			return stmts
 		}, 1, 0},
 		{"no tables", true, nil, 20 * time.Millisecond, &codedErr{"42P01", "relation does not exist"}, func(locks []string) []string {
-			return []string{locks[0] + "; " + limits + "; " + bound20, PostgresTry}
+			return []string{set + "; " + locks[0] + "; " + limits + "; " + bound20, PostgresTry}
 		}, 1, 1},
 		{"mysql", false, nil, 0, nil, func([]string) []string {
 			return []string{MySQLLock}
@@ -83,9 +87,9 @@ func TestBeginSendsTheLimitsLeftOutAfterTheLock(t *testing.T) {
 			forLock, begun := 0, 0
 			s := Scope[*limitsTx]{
 				Begin: func() (*limitsTx, error) { begun++; return tx, nil },
-				BeginForLock: func() (*limitsTx, string, error) {
+				BeginForLock: func() (*limitsTx, Limits, error) {
 					forLock++
-					return tx, limits, nil
+					return tx, Limits{Before: set, After: limits}, nil
 				},
 				Tx:          func(tx *limitsTx) Tx { return tx },
 				Rollback:    func(context.Context, *limitsTx) error { return nil },

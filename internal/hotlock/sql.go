@@ -76,16 +76,21 @@ const (
 // rolls tx back; sql.ErrNoRows means the MySQL lock row could not be
 // added.
 //
-// after, when not "", follows the last statement of a lock table's lock
-// in its round trip (the limits Scope.BeginForLock left out, then
-// PostgresBound): with no arguments, pgx and lib/pq send them all with the
-// simple query protocol.
-func Take(ctx context.Context, tx Tx, k Kind, r *Request, after string) (Step, error) {
+// before, when not "", precedes the first statement of a lock table's
+// lock in its round trip, and after follows the last in its (the limits
+// Scope.BeginForLock left out, then PostgresBound after): with no
+// arguments, pgx and lib/pq send them all with the simple query protocol.
+// Take's other locks send neither before nor after's limits: their scopes
+// are begun with Scope.Begin.
+func Take(ctx context.Context, tx Tx, k Kind, r *Request, before, after string) (Step, error) {
 	switch k {
 	case PostgresLockTable:
 		stmts, keyed := PostgresLocks(r.Key, r.Keys)
 		var longest time.Duration
 		for i, stmt := range stmts {
+			if i == 0 && before != "" {
+				stmt = before + "; " + stmt
+			}
 			if i == len(stmts)-1 && after != "" {
 				stmt += "; " + after
 			}
@@ -206,25 +211,59 @@ type State struct {
 	noTables atomic.Bool
 }
 
+// Limits are the statements of an attempt's limits that
+// Scope.BeginForLock left out of its transaction's beginning, for [Take]
+// to send in the round trip of the lock tables' LOCK; each "" when there
+// are none.
+//
+// A SELECT takes a REPEATABLE READ or SERIALIZABLE transaction's
+// snapshot: before the LOCK it would fix the snapshot before the wait, and
+// the attempt's writes to the rows the holder wrote would fail with 40001
+// (docs/backends.md §1.14). So in such a transaction the SELECT that sets
+// limits with set_config (§1.18) goes in After, and the LOCK's own wait is
+// bounded by the limits set before it (SET LOCAL takes no snapshot) and
+// those in force, and by the context, not by the limits that SELECT sets:
+// a deadline that passes during the wait ends it on the client, and pgx
+// closes the connection. Under READ COMMITTED, where each statement takes
+// a snapshot of its own, the SELECT goes before the LOCK, and the server
+// bounds the wait by the limits derived from the deadline: it ends it with
+// 57014 or 55P03, and the connection survives (§1.7).
+type Limits struct {
+	// Before precedes the lock's first statement: statements that take
+	// no snapshot the attempt keeps, such as SET LOCAL, or any under
+	// READ COMMITTED.
+	Before string
+	// After follows the lock's last statement, before the bound
+	// (PostgresBound), which lowers lock_timeout from what it sets.
+	After string
+}
+
+// SQLSnapshot reports whether a database/sql transaction of isolation
+// level takes one snapshot for all its statements on PostgreSQL: REPEATABLE
+// READ and SERIALIZABLE (LevelSnapshot is begun as REPEATABLE READ by pgx's
+// stdlib; lib/pq and pgx refuse LevelLinearizable). It is false for
+// LevelDefault, the server's default, which is READ COMMITTED unless the
+// server is configured otherwise: a scope puts a SELECT of its limits in
+// Limits.After only where the isolation given says it must.
+func SQLSnapshot(level sql.IsolationLevel) bool {
+	switch level {
+	case sql.LevelRepeatableRead, sql.LevelSnapshot, sql.LevelSerializable, sql.LevelLinearizable:
+		return true
+	}
+	return false
+}
+
 // Scope is what [Begin] needs of an adapter's transaction scope.
 type Scope[T any] struct {
 	// Begin begins one attempt's transaction.
 	Begin func() (T, error)
 	// BeginForLock, where not nil, begins one attempt's transaction for
 	// the PostgreSQL lock tables' LOCK to be its first statements, sent
-	// with Take: as Begin, but it leaves out the statement of the
-	// attempt's limits that would take the transaction's snapshot, the
-	// SELECT that sets them with set_config (docs/backends.md §1.18),
-	// and returns it, "" when there is none, for Take to send after the
-	// lock's statements, in their round trip. A SELECT takes a
-	// REPEATABLE READ or SERIALIZABLE transaction's snapshot: before the
-	// LOCK it would fix the snapshot before the wait, and the attempt's
-	// writes to the rows the holder wrote would fail with 40001 (§1.14).
-	// The LOCK's own wait is then bounded by the limits set before it
-	// (SET LOCAL takes no snapshot) and those in force, and by the
-	// context, not by the limits the SELECT sets. nil: Begin, for a
-	// scope that sends nothing before the lock that takes a snapshot.
-	BeginForLock func() (T, string, error)
+	// with Take: as Begin, but it leaves out statements of the attempt's
+	// limits and returns them (Limits), for Take to send in the LOCK's
+	// round trip, before or after the lock's statements. nil: Begin, for
+	// a scope whose limits all go before the lock as they are.
+	BeginForLock func() (T, Limits, error)
 	// Tx is the transaction's statements, for [Take].
 	Tx func(T) Tx
 	// Rollback rolls back a transaction the attempt will not run in;
@@ -254,11 +293,12 @@ type Scope[T any] struct {
 	// BeginLocked, where the driver can send statements in the BEGIN
 	// round trip (pgx's own handles), begins a transaction whose BEGIN
 	// is followed by lock, so that the PostgreSQL lock table's LOCK costs
-	// no round trip of its own; nil elsewhere. The statement of the
-	// limits that BeginForLock would leave out follows lock in that round
-	// trip, never precedes it; it may follow the bound lock ends with
-	// (PostgresBound) only if, like the bound, it only lowers the limits
-	// in force (serverlimit.PostgresLeast). When it fails with an
+	// no round trip of its own; nil elsewhere. The statements of the
+	// limits go in that round trip where Limits says: a SELECT of them
+	// follows lock in a REPEATABLE READ or SERIALIZABLE transaction, and
+	// precedes it otherwise. One that follows the bound lock ends with
+	// (PostgresBound) must, like the bound, only lower the limits in
+	// force (serverlimit.PostgresLeast). When it fails with an
 	// error AfterBegin recognizes (the server's answer), BEGIN ran and
 	// the connection is left in a failed transaction: Abort, when not
 	// nil, rolls it back (a pool discards such a connection itself).
@@ -318,7 +358,7 @@ var mySQLMissing = regexp.MustCompile(`\bError (1146|1142|1143)\b`)
 // where the scope has it and the PostgreSQL lock tables were not refused,
 // else with [Take], beginning again while Take says so. A transaction for
 // the lock tables is begun with BeginForLock, where the scope has it, and
-// the limits it left out follow the LOCK. A wait that failed (a lock or statement
+// the limits it left out go in the LOCK's round trip (Limits). A wait that failed (a lock or statement
 // timeout, a lost connection) is returned for the retry to judge.
 func Begin[T any](ctx context.Context, s Scope[T]) (T, error) {
 	req := From(ctx)
@@ -360,14 +400,14 @@ func Begin[T any](ctx context.Context, s Scope[T]) (T, error) {
 		s.State.noTables.Store(true)
 	}
 	k := s.kind()
-	t, then, err := s.beginFor(k, after)
+	t, first, then, err := s.beginFor(k, after)
 	// A transaction begun for the lock tables takes the lock all the
 	// same: the limits BeginForLock left out go with it.
 	if err != nil || (s.State.off.Load() && k != PostgresLockTable) {
 		return t, err
 	}
 	for {
-		step, err := Take(ctx, s.Tx(t), k, req, then)
+		step, err := Take(ctx, s.Tx(t), k, req, first, then)
 		if err == nil && step == Held {
 			return t, nil
 		}
@@ -384,7 +424,7 @@ func Begin[T any](ctx context.Context, s Scope[T]) (T, error) {
 			s.State.noTables.Store(true)
 		}
 		k = s.kind()
-		if t, then, err = s.beginFor(k, after); err != nil {
+		if t, first, then, err = s.beginFor(k, after); err != nil {
 			return t, err
 		}
 	}
@@ -402,20 +442,21 @@ func (s Scope[T]) kind() Kind {
 }
 
 // beginFor begins a transaction for Take to take a lock of kind k in, and
-// returns the statements Take sends after the lock's: for the lock tables,
-// the limits BeginForLock left out, then after (PostgresBound), which
-// lowers lock_timeout from whatever they set it to; after alone otherwise.
-func (s Scope[T]) beginFor(k Kind, after string) (T, string, error) {
+// returns the statements Take sends before the lock's and after them: for
+// the lock tables, the limits BeginForLock left out, and after
+// (PostgresBound) last, which lowers lock_timeout from whatever they set
+// it to; after alone otherwise.
+func (s Scope[T]) beginFor(k Kind, after string) (t T, before, then string, err error) {
 	if k != PostgresLockTable || s.BeginForLock == nil {
 		t, err := s.Begin()
-		return t, after, err
+		return t, "", after, err
 	}
 	t, limits, err := s.BeginForLock()
 	switch {
-	case limits == "":
-		return t, after, err
+	case limits.After == "":
+		return t, limits.Before, after, err
 	case after == "":
-		return t, limits, err
+		return t, limits.Before, limits.After, err
 	}
-	return t, limits + "; " + after, err
+	return t, limits.Before, limits.After + "; " + after, err
 }
