@@ -409,9 +409,13 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 	var req *hotlock.Request
 	if t.coordinate {
 		// Holding the lock, the attempt waits only for writers the lock
-		// does not order; the scope bounds those waits (not the wait
-		// for the lock itself) on PostgreSQL, unless the attempt is a
-		// probe among attempts that run unbounded (boundLock).
+		// does not order; the scope bounds those waits with req.Bound
+		// (not the wait for the lock itself) on PostgreSQL, unless the
+		// attempt is a probe among attempts that run unbounded
+		// (boundLock). A bounded attempt's wait for the lock is bounded
+		// by its server deadline below where the scope sets its limits
+		// before the LOCK (READ COMMITTED): a lock timeout there, 55P03,
+		// does not escalate its operation's next bound (escalates).
 		req = &hotlock.Request{Key: h.key}
 		if t.boundLock {
 			req.Bound = bound

@@ -72,6 +72,12 @@ func ReadOnly() TxOption {
 // TestLiveMySQLOptionsReachTheServer checks both on the server). InTx
 // panics, when it builds the operation, on a level the dialector's driver
 // would refuse at every BEGIN.
+//
+// A dbop.HotSpot's lock on PostgreSQL waits in place under a deadline
+// (the statements after it see what its holder committed) when the level
+// given is REPEATABLE READ or SERIALIZABLE; without Isolation the
+// server's default is taken to be READ COMMITTED, so on a server whose
+// default is another, give it (docs/backends.md §1.14).
 func Isolation(level sql.IsolationLevel) TxOption {
 	return txOnly(func(c *config) { c.isolation = level })
 }

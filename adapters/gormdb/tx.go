@@ -235,7 +235,7 @@ func isolationSupported(dialector string, level sql.IsolationLevel) bool {
 // limits are then not set but returned (lockLimits), for the LOCK's round
 // trip, so that the attempt has no more round trips than without the lock.
 //
-// GORM's Begin adds gorm.Config.DefaultTransactionTimeout// GORM's Begin adds gorm.Config.DefaultTransactionTimeout to a context
+// GORM's Begin adds gorm.Config.DefaultTransactionTimeout to a context
 // without a deadline, such as the transaction's, and database/sql would
 // then roll the transaction back by itself when that timer fires, COMMIT
 // included. When it is set, Begin is given the transaction's context under

@@ -55,6 +55,12 @@ type config struct {
 // Isolation sets the isolation level of each attempt's transaction:
 // BEGIN ISOLATION LEVEL level. Without it the server's default applies
 // (default_transaction_isolation, READ COMMITTED unless changed).
+//
+// A dbop.HotSpot's lock on PostgreSQL waits in place under a deadline
+// (the statements after it see what its holder committed) when the level
+// given is REPEATABLE READ or SERIALIZABLE; without Isolation the
+// server's default is taken to be READ COMMITTED, so on a server whose
+// default is another, give it (docs/backends.md §1.14).
 func Isolation(level pgx.TxIsoLevel) TxOption {
 	return txOnly(func(c *config) { c.txOptions.IsoLevel = level })
 }

@@ -178,7 +178,7 @@ func (c *config) beginForLock(ctx context.Context, db Beginner, o scopes.BeginOp
 // taken to be READ COMMITTED: on a server whose default is another, give
 // Isolation for the LOCK to wait in place under a deadline.
 func (c *config) limitsAfterLock() bool {
-	switch pgx.TxIsoLevel(strings.ToLower(string(c.txOptions.IsoLevel))) {
+	switch pgx.TxIsoLevel(strings.Join(strings.Fields(strings.ToLower(string(c.txOptions.IsoLevel))), " ")) {
 	case pgx.RepeatableRead, pgx.Serializable:
 		return true
 	}

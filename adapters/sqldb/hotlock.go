@@ -54,13 +54,10 @@ func (b *begin) coordinated(ctx context.Context, o scopes.BeginOptions) (*txn, e
 		LockTimeout:     func() time.Duration { return resolve.LockLimit(ctx, b.timeouts.lock) },
 		Name:            "sqldb",
 	}
-	if hotlock.SQLSnapshot(b.isolation) {
-		// The SELECT of the derived limits follows the LOCK (beginOnce).
-		s.BeginForLock = func() (*txn, hotlock.Limits, error) {
-			t, after, err := b.beginOnce(ctx, o, true)
-			return t, hotlock.Limits{After: after}, err
-		}
-	}
+	// The attempt's limits travel in the LOCK's round trip: before the
+	// lock's statements, or the SELECT after them under REPEATABLE READ
+	// or SERIALIZABLE (beginOnce).
+	s.BeginForLock = func() (*txn, hotlock.Limits, error) { return b.beginOnce(ctx, o, true) }
 	return hotlock.Begin(ctx, s)
 }
 

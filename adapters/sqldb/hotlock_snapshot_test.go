@@ -45,7 +45,7 @@ func TestHotSpotLockWaitsInPlaceUnderADeadline(t *testing.T) {
 	const update = "UPDATE sqldb_hotlock_snapshot SET v = v + 1 WHERE id = 1"
 	for _, given := range []bool{false, true} {
 		for _, deadline := range []bool{false, true} {
-			for _, iso := range []sql.IsolationLevel{sql.LevelRepeatableRead, sql.LevelSerializable} {
+			for _, iso := range []sql.IsolationLevel{sql.LevelDefault, sql.LevelReadCommitted, sql.LevelRepeatableRead, sql.LevelSerializable} {
 				name := iso.String() + map[bool]string{false: "/no deadline", true: "/deadline 30s"}[deadline] +
 					map[bool]string{false: "", true: "/lock timeout given"}[given]
 				t.Run(name, func(t *testing.T) {
@@ -66,7 +66,10 @@ func TestHotSpotLockWaitsInPlaceUnderADeadline(t *testing.T) {
 						ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
 						defer cancel()
 					}
-					opts := []sqldb.TxOption{sqldb.Isolation(iso)}
+					var opts []sqldb.TxOption
+					if iso != sql.LevelDefault {
+						opts = append(opts, sqldb.Isolation(iso))
+					}
 					if given {
 						opts = append(opts, sqldb.LockTimeout(10*time.Second))
 					}
@@ -92,16 +95,29 @@ func TestHotSpotLockWaitsInPlaceUnderADeadline(t *testing.T) {
 					if got, want := scalar[int](t, admin, "SELECT v FROM sqldb_hotlock_snapshot WHERE id = 1"), before+2; got != want {
 						t.Errorf("v = %d, want %d: the holder's write and the attempt's, each once", got, want)
 					}
-					// The SET LOCAL of the lock timeout given: the
-					// deadline's derived limit where that is smaller.
-					want := []string{"begin isolation level " + strings.ToLower(iso.String())}
+					// Two round trips before the work, whatever the
+					// level: BEGIN, then the lock's with the limits. The
+					// SET LOCAL of the lock timeout given (the deadline's
+					// derived limit where that is smaller) before the
+					// LOCK; the derived limits' SELECT before it too, but
+					// after it where the transaction keeps one snapshot.
+					begin := "begin"
+					if iso != sql.LevelDefault {
+						begin += " isolation level " + strings.ToLower(iso.String())
+					}
+					var stmts []string
 					if given {
-						want = append(want, "SET LOCAL lock_timeout = 10000")
+						stmts = append(stmts, "SET LOCAL lock_timeout = 10000")
 					}
-					want = append(want, lock, update, "commit")
-					if deadline {
-						want[len(want)-3] += "; <limits>"
+					snapshot := iso == sql.LevelRepeatableRead || iso == sql.LevelSerializable
+					if deadline && !snapshot {
+						stmts = append(stmts, "<limits>")
 					}
+					stmts = append(stmts, lock)
+					if deadline && snapshot {
+						stmts = append(stmts, "<limits>")
+					}
+					want := []string{begin, strings.Join(stmts, "; "), update, "commit"}
 					if diff := cmp.Diff(want, withLimits(log.log())); diff != "" {
 						t.Errorf("the attempt's statements (-want +got):\n%s", diff)
 					}

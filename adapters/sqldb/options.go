@@ -55,6 +55,12 @@ type config struct {
 // SET TRANSACTION ISOLATION LEVEL before START TRANSACTION
 // (docs/backends.md §4.8), pgx begins with ISOLATION LEVEL;
 // modernc.org/sqlite ignores it (SQLite transactions are serializable).
+//
+// A dbop.HotSpot's lock on PostgreSQL waits in place under a deadline
+// (the statements after it see what its holder committed) when the level
+// given is REPEATABLE READ or SERIALIZABLE; without Isolation the
+// server's default is taken to be READ COMMITTED, so on a server whose
+// default is another, give it (docs/backends.md §1.14).
 func Isolation(level sql.IsolationLevel) TxOption {
 	return txOnly(func(c *config) { c.isolation = level })
 }

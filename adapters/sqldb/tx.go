@@ -177,13 +177,15 @@ func newBegin(caller string, db Beginner, d Dialect, opts []TxOption) *begin {
 
 // beginOnce starts one attempt's transaction, with its timeouts applied:
 // on PostgreSQL their SET LOCAL statements and the SELECT of the limits
-// derived from a deadline, in one round trip after BEGIN. Before a
-// HotSpot's LOCK on a lock table, both bound its wait: the server ends it
-// with 57014 or 55P03 and the connection survives (docs/backends.md §1.7).
-// forLock begins the transaction for that LOCK in a REPEATABLE READ or
-// SERIALIZABLE transaction (hotlock.Scope.BeginForLock, coordinated): the
-// SELECT is then left out and returned, for the LOCK's round trip after
-// the lock's statements. A SELECT takes such a transaction's snapshot, and
+// derived from a deadline, in one round trip after BEGIN. forLock begins
+// the transaction for a HotSpot's LOCK on a lock table
+// (hotlock.Scope.BeginForLock, coordinated): nothing is sent after BEGIN,
+// and the statements are returned for the LOCK's round trip, so that the
+// transaction takes two round trips before its work, as without a lock.
+// Before the LOCK they bound its wait: the server ends it with 57014 or
+// 55P03 and the connection survives (docs/backends.md §1.7). In a
+// REPEATABLE READ or SERIALIZABLE transaction the SELECT goes after the
+// lock's statements instead (Limits.After). A SELECT takes such a transaction's snapshot, and
 // one before the LOCK would fix it before the wait for the lock, so that
 // the attempt's writes to the rows the holder wrote would fail with 40001
 // (§1.14, §1.18); SET LOCAL takes none. The LOCK's own wait is then
@@ -199,11 +201,19 @@ func newBegin(caller string, db Beginner, d Dialect, opts []TxOption) *begin {
 // §10.3), so a deadline of the caller's would otherwise cut a COMMIT short
 // and leave its outcome unknown. fn's statements still run with ctx, and
 // InTx rolls back when ctx ended while fn ran.
-func (b *begin) beginOnce(ctx context.Context, o scopes.BeginOptions, forLock bool) (*txn, string, error) {
+func (b *begin) beginOnce(ctx context.Context, o scopes.BeginOptions, forLock bool) (*txn, hotlock.Limits, error) {
 	opts := &sql.TxOptions{Isolation: b.isolation, ReadOnly: o.ReadOnly}
 	local, limits, sess := b.timeouts.attempt(ctx)
-	if !forLock {
-		local, limits = serverlimit.Join(local, limits), ""
+	var deferred hotlock.Limits
+	switch {
+	case !forLock:
+		local = serverlimit.Join(local, limits)
+	case hotlock.SQLSnapshot(b.isolation):
+		deferred = hotlock.Limits{Before: local, After: limits}
+		local = ""
+	default:
+		deferred = hotlock.Limits{Before: serverlimit.Join(local, limits)}
+		local = ""
 	}
 	if !b.derive {
 		sess = b.timeouts.session // no session limits derived (see newBegin)
@@ -218,13 +228,13 @@ func (b *begin) beginOnce(ctx context.Context, o scopes.BeginOptions, forLock bo
 	case sess != nil:
 		p, err := pin(ctx, b.src, sess, b.restoreTO)
 		if err != nil {
-			return nil, "", err
+			return nil, deferred, err
 		}
 		t.pin, beginner = p, p.conn
 	case b.own:
 		p, err := take(ctx, b.src, b.restoreTO)
 		if err != nil {
-			return nil, "", err
+			return nil, deferred, err
 		}
 		t.pin, beginner = p, p.conn
 	}
@@ -242,7 +252,7 @@ func (b *begin) beginOnce(ctx context.Context, o scopes.BeginOptions, forLock bo
 		if perr != nil {
 			t.pin = nil
 			cancel()
-			return nil, "", perr
+			return nil, deferred, perr
 		}
 		t.pin, beginner = p, p.conn
 		tx, err = beginWhile(ctx, txCtx, cancel, beginner, opts)
@@ -254,7 +264,7 @@ func (b *begin) beginOnce(ctx context.Context, o scopes.BeginOptions, forLock bo
 			endErr = err // …but one cut short is rolled back, and that may fail
 		}
 		t.release(ctx, endErr)
-		return nil, "", err
+		return nil, deferred, err
 	}
 	t.tx = tx
 	if local != "" {
@@ -264,10 +274,10 @@ func (b *begin) beginOnce(ctx context.Context, o scopes.BeginOptions, forLock bo
 			rctx, stop := context.WithTimeout(context.WithoutCancel(ctx), b.restoreTO)
 			defer stop()
 			_ = t.Rollback(rctx)
-			return nil, "", fmt.Errorf("sqldb: %s: %w", local, err)
+			return nil, deferred, fmt.Errorf("sqldb: %s: %w", local, err)
 		}
 	}
-	return t, limits, nil
+	return t, deferred, nil
 }
 
 // execer runs a statement outside a transaction: *sql.DB and *sql.Conn.

@@ -227,7 +227,8 @@ type State struct {
 // closes the connection. Under READ COMMITTED, where each statement takes
 // a snapshot of its own, the SELECT goes before the LOCK, and the server
 // bounds the wait by the limits derived from the deadline: it ends it with
-// 57014 or 55P03, and the connection survives (§1.7).
+// a retryable 57014 or 55P03 before the context would (§1.7; a pgxpool
+// then replaces the connection whose BEGIN round trip failed).
 type Limits struct {
 	// Before precedes the lock's first statement: statements that take
 	// no snapshot the attempt keeps, such as SET LOCAL, or any under
