@@ -2,6 +2,7 @@ package gormdb
 
 import (
 	"context"
+	"database/sql"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -60,6 +61,42 @@ func TestServerLimitsGivenAndDerived(t *testing.T) {
 		want = "SELECT set_config('lock_timeout', '100ms', true), " + pgLeast("statement_timeout", "1950")
 		if got, _, _ := pg.serverLimits(ctx); got != want {
 			t.Errorf("statement timeout not given:\n%q, want\n%q", got, want)
+		}
+	})
+}
+
+// A HotSpot's LOCK on PostgreSQL carries the attempt's limits in its round
+// trip: the limits given as SET LOCAL before it, where they bound its
+// wait; the derived limits' SELECT before it too, but after it when the
+// isolation given keeps one snapshot for the transaction (REPEATABLE READ,
+// SERIALIZABLE), whose snapshot the SELECT would take before the wait.
+func TestLockLimits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Millisecond)
+		defer cancel()
+		least := "SELECT " + pgLeast("statement_timeout", "54")
+		for _, c := range []struct {
+			name      string
+			isolation sql.IsolationLevel
+			given     time.Duration
+			deadline  bool
+			want      hotlock.Limits
+		}{
+			{"none", sql.LevelDefault, 0, false, hotlock.Limits{}},
+			{"given, no deadline", sql.LevelSerializable, 300 * time.Millisecond, false, hotlock.Limits{Before: "SET LOCAL lock_timeout = 300"}},
+			{"derived, default", sql.LevelDefault, 0, true, hotlock.Limits{Before: "SELECT " + pgLeast("lock_timeout", "54") + ", " + pgLeast("statement_timeout", "54")}},
+			{"given and derived, read committed", sql.LevelReadCommitted, 300 * time.Millisecond, true, hotlock.Limits{Before: "SET LOCAL lock_timeout = 54; " + least}},
+			{"given and derived, repeatable read", sql.LevelRepeatableRead, 300 * time.Millisecond, true, hotlock.Limits{Before: "SET LOCAL lock_timeout = 54", After: least}},
+			{"derived, serializable", sql.LevelSerializable, 0, true, hotlock.Limits{After: "SELECT " + pgLeast("lock_timeout", "54") + ", " + pgLeast("statement_timeout", "54")}},
+		} {
+			b := &beginner{family: sqldialect.Postgres, isolation: c.isolation, lock: c.given}
+			attemptCtx := t.Context()
+			if c.deadline {
+				attemptCtx = ctx
+			}
+			if got := b.lockLimits(attemptCtx); got != c.want {
+				t.Errorf("%s:\n%+v, want\n%+v", c.name, got, c.want)
+			}
 		}
 	})
 }
