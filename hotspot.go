@@ -431,7 +431,7 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 	if !t.bounded {
 		err := attempt(ctx)
 		left = true
-		h.leave(t, outcomeOf(err, false), time.Since(start), req, sqlState(err) == "55P03")
+		h.leave(t, outcomeOf(err, false), time.Since(start), req, lockTimedOut(err))
 		return err
 	}
 	// The server ends the attempt's lock waits at bound (the adapters
@@ -464,7 +464,7 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 	if err != nil && !fired {
 		err = serverLimitFired(ctx, err, d, stmtLimit)
 	}
-	h.leave(t, outcomeOf(err, fired), d, req, sqlState(err) == "55P03")
+	h.leave(t, outcomeOf(err, fired), d, req, lockTimedOut(err))
 	if err != nil && fired {
 		err = &TimeoutError{Timeout: backstop, Err: err}
 	}
@@ -739,18 +739,17 @@ func (h *hotSpot) bound(rs *retryState) time.Duration {
 	}
 	h.mu.Unlock()
 	if rs == nil {
-		return min(b, top)
+		return b // b <= top
 	}
-	base := b
+	prev := rs.bound
+	if prev == 0 { // the operation's first attempt, which had no retryState
+		prev = b
+	}
 	for i := 1; i < rs.attempt && b < top; i++ {
 		b *= 2
 	}
 	b = min(b, top)
 	if rs.timedOut {
-		prev := rs.bound
-		if prev == 0 { // the operation's first attempt, which had no retryState
-			prev = min(base, top)
-		}
 		b = max(b, min(2*prev, maxEscalated))
 	}
 	return b
@@ -1125,8 +1124,11 @@ type retryState struct {
 // cycle, and the same bound ends the next one as soon.
 func escalates(err error) bool {
 	_, fired := errors.AsType[*TimeoutError](err)
-	return outcomeOf(err, fired) == timedOut && sqlState(err) != "55P03"
+	return outcomeOf(err, fired) == timedOut && !lockTimedOut(err)
 }
+
+// lockTimedOut reports whether err is PostgreSQL's lock timeout, 55P03.
+func lockTimedOut(err error) bool { return sqlState(err) == "55P03" }
 
 type retryStateKey struct{}
 

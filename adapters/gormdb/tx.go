@@ -255,10 +255,12 @@ func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions, forLock
 		return nil, hotlock.Limits{}, dbop.Classify(fmt.Errorf("gormdb: the *gorm.DB given to %s is inside a transaction (use InSavepoint there): %w",
 			b.caller, gorm.ErrInvalidTransaction), dbop.NotRetryable)
 	}
-	setLocal, pinSet, pinRestore := b.serverLimits(ctx)
+	var setLocal, pinSet, pinRestore string
 	var limits hotlock.Limits // for the LOCK's round trip
 	if forLock {
-		setLocal, limits = "", b.lockLimits(ctx)
+		limits = b.lockLimits(ctx)
+	} else {
+		setLocal, pinSet, pinRestore = b.serverLimits(ctx)
 	}
 	txCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	t := &txn{cancel: cancel, restoreTO: b.rollbackTimeout, sqlite: b.family == sqldialect.SQLite}
@@ -436,13 +438,7 @@ func (b *beginner) lockLimits(ctx context.Context) hotlock.Limits {
 			set = append(set, "SET LOCAL "+l.name+" = "+strconv.FormatInt(l.value.Milliseconds(), 10))
 		}
 	}
-	limits := hotlock.Limits{Before: strings.Join(set, "; ")}
-	if hotlock.SQLSnapshot(b.isolation) {
-		limits.After = serverlimit.PostgresSelect(least)
-	} else {
-		limits.Before = serverlimit.Join(limits.Before, serverlimit.PostgresSelect(least))
-	}
-	return limits
+	return hotlock.LimitsFor(strings.Join(set, "; "), serverlimit.PostgresSelect(least), hotlock.SQLSnapshot(b.isolation))
 }
 
 // backquotes reports whether the family is MySQL's or MariaDB's.

@@ -152,10 +152,8 @@ func inTx[T any](caller string, db Beginner, fn func(context.Context, pgx.Tx) (T
 // (hotlock.Scope.BeginLocked).
 func (c *config) begin(ctx context.Context, db Beginner, o scopes.BeginOptions, res *resolver, lock string) (*txn, error) {
 	set, limits := c.attemptSettings(ctx)
-	if c.limitsAfterLock() {
-		return c.open(ctx, db, o, res, serverlimit.Join(set, lock, limits))
-	}
-	return c.open(ctx, db, o, res, serverlimit.Join(set, limits, lock))
+	l := hotlock.LimitsFor(set, limits, c.limitsAfterLock())
+	return c.open(ctx, db, o, res, serverlimit.Join(l.Before, lock, l.After))
 }
 
 // beginForLock begins one attempt's transaction for the lock table's LOCK

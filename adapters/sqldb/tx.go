@@ -205,15 +205,10 @@ func (b *begin) beginOnce(ctx context.Context, o scopes.BeginOptions, forLock bo
 	opts := &sql.TxOptions{Isolation: b.isolation, ReadOnly: o.ReadOnly}
 	local, limits, sess := b.timeouts.attempt(ctx)
 	var deferred hotlock.Limits
-	switch {
-	case !forLock:
+	if forLock {
+		deferred, local = hotlock.LimitsFor(local, limits, hotlock.SQLSnapshot(b.isolation)), ""
+	} else {
 		local = serverlimit.Join(local, limits)
-	case hotlock.SQLSnapshot(b.isolation):
-		deferred = hotlock.Limits{Before: local, After: limits}
-		local = ""
-	default:
-		deferred = hotlock.Limits{Before: serverlimit.Join(local, limits)}
-		local = ""
 	}
 	if !b.derive {
 		sess = b.timeouts.session // no session limits derived (see newBegin)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/dbop-go/dbop/internal/serverlimit"
 )
 
 // Tx is what [Take] runs the lock's statements on: one transaction, through
@@ -88,11 +90,11 @@ func Take(ctx context.Context, tx Tx, k Kind, r *Request, before, after string) 
 		stmts, keyed := PostgresLocks(r.Key, r.Keys)
 		var longest time.Duration
 		for i, stmt := range stmts {
-			if i == 0 && before != "" {
-				stmt = before + "; " + stmt
+			if i == 0 {
+				stmt = serverlimit.Join(before, stmt)
 			}
-			if i == len(stmts)-1 && after != "" {
-				stmt += "; " + after
+			if i == len(stmts)-1 {
+				stmt = serverlimit.Join(stmt, after)
 			}
 			start := time.Now()
 			if err := tx.Exec(ctx, stmt); err != nil {
@@ -237,6 +239,18 @@ type Limits struct {
 	// After follows the lock's last statement, before the bound
 	// (PostgresBound), which lowers lock_timeout from what it sets.
 	After string
+}
+
+// LimitsFor places an attempt's limits for the LOCK's round trip: set,
+// statements that take no snapshot (SET LOCAL), before the lock's; least,
+// the SELECT of set_config calls, before them too, or after them where
+// snapshot says that the transaction keeps one snapshot (REPEATABLE READ,
+// SERIALIZABLE), which the SELECT would take before the wait.
+func LimitsFor(set, least string, snapshot bool) Limits {
+	if snapshot {
+		return Limits{Before: set, After: least}
+	}
+	return Limits{Before: serverlimit.Join(set, least)}
 }
 
 // SQLSnapshot reports whether a database/sql transaction of isolation
@@ -453,11 +467,5 @@ func (s Scope[T]) beginFor(k Kind, after string) (t T, before, then string, err 
 		return t, "", after, err
 	}
 	t, limits, err := s.BeginForLock()
-	switch {
-	case limits.After == "":
-		return t, limits.Before, after, err
-	case after == "":
-		return t, limits.Before, limits.After, err
-	}
-	return t, limits.Before, limits.After + "; " + after, err
+	return t, limits.Before, serverlimit.Join(limits.After, after), err
 }
