@@ -534,18 +534,21 @@ func composedTransfers(t *testing.T, iso pgx.TxIsoLevel, accounts int, keyed boo
 // each transfer's accounts as its keys too.
 func TestHotSpotBoundsWaitsForWritersItsLockDoesNotOrder(t *testing.T) {
 	for _, c := range []struct {
-		name  string
-		keyed bool
-		iso   pgx.TxIsoLevel
+		name   string
+		keyed  bool
+		iso    pgx.TxIsoLevel
+		tables bool // false: the advisory lock, the lock tables missing
 	}{
-		{"read_committed", false, pgx.ReadCommitted},
-		{"serializable", false, pgx.Serializable},
-		{"keys/read_committed", true, pgx.ReadCommitted},
-		{"keys/serializable", true, pgx.Serializable},
+		{"read_committed", false, pgx.ReadCommitted, true},
+		{"serializable", false, pgx.Serializable, true},
+		{"keys/read_committed", true, pgx.ReadCommitted, true},
+		{"keys/serializable", true, pgx.Serializable, true},
+		{"advisory/read_committed", false, pgx.ReadCommitted, false},
+		{"advisory/serializable", false, pgx.Serializable, false},
 	} {
 		iso := c.iso
 		t.Run(c.name, func(t *testing.T) {
-			inPool := inSchema(t, "pgxdb_hotlock_outsider", true)
+			inPool := inSchema(t, "pgxdb_hotlock_outsider", c.tables)
 			admin := newPool(t, 2, inPool)
 			createTable(t, admin, "pgxdb_hot_accounts", "id int PRIMARY KEY, balance bigint NOT NULL", "INSERT INTO pgxdb_hot_accounts VALUES (1, 0), (2, 0), (3, 0), (4, 0)")
 			createTable(t, admin, "pgxdb_hot_ledger", "id int PRIMARY KEY, from_id int NOT NULL, to_id int NOT NULL")
@@ -580,6 +583,9 @@ func TestHotSpotBoundsWaitsForWritersItsLockDoesNotOrder(t *testing.T) {
 			// limits its deadline derives, which follow the lock too,
 			// bound its lock waits.)
 			bounded := testdb.BoundsAfterLock(log.Log())
+			if !c.tables {
+				bounded = testdb.BoundsAfterAdvisoryLock(log.Log())
+			}
 			if bounded == 0 {
 				t.Error("no transaction that took the lock bounded its lock waits after it")
 			}

@@ -100,6 +100,14 @@ func TestHotSpotBoundsWaitsForWritersItsLockDoesNotOrder(t *testing.T) {
 			t.Run(iso.String(), func(t *testing.T) { besideAnOutsider(t, db, sqldb.Postgres, "$%d", sqldb.Isolation(iso)) })
 		}
 	})
+	// Without the lock tables the HotSpot's lock is the advisory lock, and
+	// the bound follows it in a round trip of its own.
+	t.Run("postgres/advisory", func(t *testing.T) {
+		db := postgresInSchema(t, "sqldb_hot_outsider_advisory", false)
+		for _, iso := range []sql.IsolationLevel{sql.LevelReadCommitted, sql.LevelSerializable} {
+			t.Run(iso.String(), func(t *testing.T) { besideAnOutsider(t, db, sqldb.Postgres, "$%d", sqldb.Isolation(iso)) })
+		}
+	})
 	t.Run("mariadb", func(t *testing.T) {
 		db := openMariaDB(t)
 		if err := sqldb.CreateHotSpotLocks(t.Context(), db, mysqldb.MariaDB); err != nil {

@@ -50,7 +50,8 @@ func (idRow) Scan(dst ...any) error {
 // Begin, their limits before the lock: the advisory lock's try is a
 // SELECT, and a transaction that waited for it begins again (§1.13);
 // MySQL's limits are session settings, and its locking read takes no
-// snapshot (§3.13).
+// snapshot (§3.13). The advisory lock's bound follows it, once held, in a
+// round trip of its own.
 func TestBeginSendsTheLimitsLeftOutAfterTheLock(t *testing.T) {
 	const key, set, limits = 7, "SET LOCAL lock_timeout = 300", "SELECT set_config('statement_timeout', '100', true)"
 	for _, c := range []struct {
@@ -76,7 +77,7 @@ func TestBeginSendsTheLimitsLeftOutAfterTheLock(t *testing.T) {
 			return stmts
 		}, 1, 0},
 		{"no tables", true, nil, 20 * time.Millisecond, &codedErr{"42P01", "relation does not exist"}, func(locks []string) []string {
-			return []string{set + "; " + locks[0] + "; " + limits + "; " + bound20, PostgresTry}
+			return []string{set + "; " + locks[0] + "; " + limits + "; " + bound20, PostgresTry, bound20}
 		}, 1, 1},
 		{"mysql", false, nil, 0, nil, func([]string) []string {
 			return []string{MySQLLock}

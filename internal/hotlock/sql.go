@@ -82,8 +82,9 @@ const (
 // lock in its round trip, and after follows the last in its (the limits
 // Scope.BeginForLock left out, then PostgresBound after): with no
 // arguments, pgx and lib/pq send them all with the simple query protocol.
-// Take's other locks send neither before nor after's limits: their scopes
-// are begun with Scope.Begin.
+// The advisory lock sends after in a round trip of its own once it holds
+// the lock (before is "": its scopes are begun with Scope.Begin, limits
+// included); the MySQL lock row sends neither (after is "" there).
 func Take(ctx context.Context, tx Tx, k Kind, r *Request, before, after string) (Step, error) {
 	switch k {
 	case PostgresLockTable:
@@ -119,7 +120,7 @@ func Take(ctx context.Context, tx Tx, k Kind, r *Request, before, after string) 
 			if isolation == "read committed" {
 				r.InPlace()
 			}
-			return Held, nil
+			return Held, boundAfter(ctx, tx, after)
 		}
 		r.Waited()
 		if err := tx.Exec(ctx, PostgresWait, r.Key); err != nil {
@@ -130,7 +131,7 @@ func Take(ctx context.Context, tx Tx, k Kind, r *Request, before, after string) 
 		}
 		r.Took()
 		r.InPlace()
-		return Held, nil
+		return Held, boundAfter(ctx, tx, after)
 	}
 	stmt, ids := "", []any(nil)
 	if len(r.Keys) > 0 {
@@ -154,6 +155,17 @@ func Take(ctx context.Context, tx Tx, k Kind, r *Request, before, after string) 
 	}
 	tookInPlace(r, longest, ids != nil)
 	return Held, nil
+}
+
+// boundAfter sends after, the bound on the lock waits of an attempt that
+// holds PostgreSQL's advisory lock, in a round trip of its own: the lock's
+// statements take a parameter, so it cannot travel with them. Sent before
+// the lock, it would bound the wait for the lock too.
+func boundAfter(ctx context.Context, tx Tx, after string) error {
+	if after == "" {
+		return nil
+	}
+	return tx.Exec(ctx, after)
 }
 
 // mySQLRows locks the rows of MySQLTable whose ids are args with the

@@ -135,3 +135,17 @@ func BoundsAfterLock(stmts []string) int {
 	}
 	return n
 }
+
+// BoundsAfterAdvisoryLock counts the statements of stmts that set
+// lock_timeout alone, in a round trip of their own: the bound a HotSpot's
+// attempt sends once it holds PostgreSQL's advisory lock, where the lock
+// tables are missing.
+func BoundsAfterAdvisoryLock(stmts []string) int {
+	n := 0
+	for _, stmt := range stmts {
+		if strings.HasPrefix(stmt, "SELECT set_config('lock_timeout', ") && !strings.Contains(stmt, ";") {
+			n++
+		}
+	}
+	return n
+}
