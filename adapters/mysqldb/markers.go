@@ -57,10 +57,13 @@ func CreateCommitMarkers(ctx context.Context, db interface {
 // DeleteCommitMarkers deletes the commit markers older than olderThan from
 // the current database of db, in batches of 10 000 rows, and returns how
 // many it deleted. A marker is needed only until the resolution of its
-// transaction, which runs right after a lost COMMIT answer and is bounded
-// by the rollback timeout (seconds), so any olderThan above a minute is
-// safe; the transactions themselves delete markers older than 15 minutes.
-// It panics if olderThan < time.Minute.
+// transaction, which runs once a COMMIT's answer is lost. That can take
+// long (go-sql-driver's COMMIT watches no context; a partition lasts until
+// a read timeout or TCP gives up), so a resolution takes a marker not found
+// for a rollback only within 30 seconds of writing it, and reports the
+// outcome unknown after that: any olderThan of a minute or more is safe.
+// The transactions themselves delete markers older than 15 minutes. It
+// panics if olderThan < time.Minute.
 func DeleteCommitMarkers(ctx context.Context, db interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }, olderThan time.Duration) (int64, error) {

@@ -237,7 +237,7 @@ func TestResolveCommitMariaDBMarkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Each marker names a connection of this server in its low 32 bits.
-	if n := scalar[int](t, db, "SELECT COUNT(*) FROM "+mysqldb.CommitMarkerTable+" WHERE conn >> 32 = CRC32(CONCAT(@@hostname, ':', @@port))"); n != 3 {
+	if n := scalar[int](t, db, "SELECT COUNT(*) FROM "+mysqldb.CommitMarkerTable+" WHERE conn >> 32 = CRC32(CONCAT(@@hostname, ':', @@port, '/', DATABASE()))"); n != 3 {
 		t.Errorf("%d markers name this server, want 3", n)
 	}
 	mustExec(t, db, "UPDATE "+mysqldb.CommitMarkerTable+" SET created = NOW(6) - INTERVAL 2 HOUR LIMIT 2")

@@ -29,15 +29,21 @@ const CreateMarkersSQL = "CREATE TABLE IF NOT EXISTS " + MarkerTable + ` (
 	KEY ` + MarkerTable + `_created (created)
 ) ENGINE=InnoDB`
 
+// serverExpr is a hash of where a connection's unqualified MarkerTable
+// is: the server's host and port, and the connection's current database.
+// The transaction writes its marker there, and the resolver's connection
+// reads it there, but the two are different connections: fn may have run
+// USE, or the resolver's pooled connection may have been left in another
+// database by an earlier USE. Where the hashes differ, a marker not found
+// proves nothing.
+const serverExpr = "CRC32(CONCAT(@@hostname, ':', @@port, '/', DATABASE()))"
+
 // connExpr is the value of the conn column, and of LAST_INSERT_ID(), which
 // the OK packet of the INSERT carries back: the connection's id, and in
-// the high 32 bits a hash of the server's host and port, so that one
-// round trip writes the marker and tells the client which connection on
-// which server to end after a lost answer.
-const connExpr = "LAST_INSERT_ID(CONNECTION_ID() | (CRC32(CONCAT(@@hostname, ':', @@port)) << 32))"
-
-// serverExpr is the hash of connExpr for the server a connection is on.
-const serverExpr = "CRC32(CONCAT(@@hostname, ':', @@port))"
+// the high 32 bits serverExpr, so that one round trip writes the marker
+// and tells the client which connection on which server to end after a
+// lost answer, and in which database the marker is.
+const connExpr = "LAST_INSERT_ID(CONNECTION_ID() | (" + serverExpr + " << 32))"
 
 // ErrNoMarkerTable is returned at the first transaction that tries to
 // write a commit marker into a database that has no marker table.
@@ -51,6 +57,9 @@ type Marker struct {
 	id    uint64 // the conn column: CONNECTION_ID() | server hash << 32
 	// written is true once the INSERT succeeded.
 	written bool
+	// sent is when the INSERT was sent: the marker is at most as old, on
+	// the server's clock, as the time since (MarkerSafeAge).
+	sent time.Time
 }
 
 // NewMarker returns a marker with a new random token.
@@ -79,6 +88,7 @@ type ExecFunc func(ctx context.Context, query string) (lastInsertID int64, err e
 // every language — the error wraps [ErrNoMarkerTable]. Nothing else is
 // sent: no look into information_schema.
 func (m *Marker) Write(ctx context.Context, exec ExecFunc) error {
+	m.sent = time.Now()
 	id, err := exec(ctx, "INSERT INTO "+MarkerTable+" (token, conn) VALUES ("+m.literal()+", "+connExpr+")")
 	if err != nil {
 		if msg := err.Error(); strings.Contains(msg, "Error 1146") && strings.Contains(msg, MarkerTable) {
@@ -111,11 +121,13 @@ const markerLockWait = 1 // second: innodb_lock_wait_timeout takes whole seconds
 // It reads nothing from information_schema, and relies on InnoDB's row
 // locks alone (docs/backends.md §11.2):
 //
-//  1. A plain read of the marker, which also names c's server. On another
-//     server than the transaction's (a Galera node behind a load
-//     balancer), found means committed, for good: a node holds another
-//     node's rows only once their transaction was certified, which
-//     commits it. Not found there leaves the outcome unknown.
+//  1. A plain read of the marker, which also names c's server and
+//     database (serverExpr). On another server than the transaction's (a
+//     Galera node behind a load balancer), found means committed, for
+//     good: a node holds another node's rows only once their transaction
+//     was certified, which commits it; so does found in another database
+//     (the token is random). Not found there leaves the outcome unknown
+//     (ErrOtherTable).
 //  2. On the transaction's own server, the plain read decides nothing: it
 //     follows the session's isolation level, and under READ UNCOMMITTED
 //     (a DSN's transaction_isolation, the server's default, a SET SESSION
@@ -126,7 +138,10 @@ const markerLockWait = 1 // second: innodb_lock_wait_timeout takes whole seconds
 //     its transaction ends, by COMMIT or by the end of its rollback, which
 //     also removes the record; a locking read reads the latest committed
 //     version. So a locking read that returns without waiting gives the
-//     final answer: found means committed, not found means rolled back.
+//     final answer: found means committed, not found means rolled back —
+//     if it read the marker's table (each locking read names where it ran
+//     too: ErrOtherTable), and if the marker cannot have been deleted as
+//     old meanwhile (MarkerSafeAge; else Unresolved).
 //  4. A locking read that would wait means the transaction is still open:
 //     committing right now, or idle after a partition, waiting for a
 //     COMMIT that may still arrive. Only then is the old connection ended
@@ -144,11 +159,14 @@ func (m *Marker) Resolve(ctx context.Context, c MarkerConn, mariadb bool) (scope
 		if found {
 			return scopes.Committed, nil
 		}
-		return scopes.Unresolved, fmt.Errorf("resolve: marker not found, and connection %d cannot be ended from here: %w", conn, ErrOtherServer)
+		return scopes.Unresolved, fmt.Errorf("resolve: marker not found, and connection %d cannot be ended from here: %w", conn, ErrOtherTable)
 	}
 	found, err = m.lockingLook(ctx, c, mariadb, false)
 	if err == nil {
-		return committedOrAborted(found), nil
+		return m.committedOrAborted(found)
+	}
+	if errors.Is(err, ErrOtherTable) {
+		return scopes.Unresolved, err
 	}
 	// The marker is locked (or the read failed; the reads below say which):
 	// its transaction is still open. End its connection.
@@ -157,7 +175,10 @@ func (m *Marker) Resolve(ctx context.Context, c MarkerConn, mariadb bool) (scope
 	for {
 		found, err = m.lockingLook(ctx, c, mariadb, true)
 		if err == nil {
-			return committedOrAborted(found), nil
+			return m.committedOrAborted(found)
+		}
+		if errors.Is(err, ErrOtherTable) {
+			return scopes.Unresolved, err
 		}
 		if serr := sleep(ctx, wait); serr != nil {
 			if killErr != nil {
@@ -169,12 +190,37 @@ func (m *Marker) Resolve(ctx context.Context, c MarkerConn, mariadb bool) (scope
 	}
 }
 
-func committedOrAborted(found bool) scopes.Resolution {
+// committedOrAborted is the answer of a locking read on the marker's own
+// table: found, committed; not found, aborted — unless the marker may have
+// been deleted meanwhile (MarkerSafeAge).
+func (m *Marker) committedOrAborted(found bool) (scopes.Resolution, error) {
 	if found {
-		return scopes.Committed
+		return scopes.Committed, nil
 	}
-	return scopes.Aborted
+	if age := time.Since(m.sent); age >= MarkerSafeAge {
+		return scopes.Unresolved, fmt.Errorf("resolve: marker not found %v after it was written: it may have been deleted as old (mysqldb.DeleteCommitMarkers keeps a minute's), so this proves no rollback", age.Round(time.Millisecond))
+	}
+	return scopes.Aborted, nil
 }
+
+// MarkerSafeAge is how long after its INSERT was sent a marker not found
+// still proves a rollback: half the least age at which any marker is
+// deleted (a minute, mysqldb.DeleteCommitMarkers' floor; the transactions
+// delete markers after MarkerRetention), the other half a margin for the
+// server's clock, by which the markers' ages are reckoned. A COMMIT's
+// answer can take longer than that to be lost (go-sql-driver's COMMIT
+// watches no context; a partition lasts until a read timeout or TCP gives
+// up), and by then a marker committed and deleted is not found.
+const MarkerSafeAge = 30 * time.Second
+
+// ErrOtherTable is the reason a marker resolution fails when the
+// connection it reads on is not on the server, or not in the database,
+// whose marker table the transaction wrote into: a load balancer over
+// Galera nodes, a proxy that routes statements one by one, a USE run in
+// the transaction, or a pooled connection an earlier USE left in another
+// database. There a marker not found proves nothing. It wraps
+// ErrOtherServer.
+var ErrOtherTable = fmt.Errorf("the connection is on another server, or in another database, than the marker table the transaction wrote to: %w", ErrOtherServer)
 
 // look reports whether the marker is in the table, by a plain read in the
 // session's isolation level, and the server hash of c's server.
@@ -194,11 +240,12 @@ func (m *Marker) look(ctx context.Context, c MarkerConn, mariadb bool) (found bo
 	return n > 0, server, nil
 }
 
-// LockingLookSQL is the locking read of a marker: with wait false it
-// fails at once when the marker's record is locked (NOWAIT: MariaDB 10.3+,
-// MySQL 8.0+); with wait true it waits at most markerLockWait seconds.
+// LockingLookSQL is the locking read of a marker, which also names where
+// it read (serverExpr): with wait false it fails at once when the marker's
+// record is locked (NOWAIT: MariaDB 10.3+, MySQL 8.0+); with wait true it
+// waits at most markerLockWait seconds.
 func LockingLookSQL(mariadb, wait bool, token string) string {
-	from := " COUNT(*) FROM " + MarkerTable + " WHERE token = " + token
+	from := " " + serverExpr + ", COUNT(*) FROM " + MarkerTable + " WHERE token = " + token
 	switch {
 	case mariadb && wait:
 		return "SET STATEMENT innodb_lock_wait_timeout = " + strconv.Itoa(markerLockWait) + " FOR SELECT" + from + " LOCK IN SHARE MODE"
@@ -212,18 +259,27 @@ func LockingLookSQL(mariadb, wait bool, token string) string {
 }
 
 // lockingLook reports whether the marker is in the table, by a locking
-// read ([LockingLookSQL]).
+// read ([LockingLookSQL]). Each read checks where it ran, not only the
+// first: behind a proxy that routes statements one by one (a read/write
+// split sends plain SELECTs to a replica), a locking read can reach a node
+// that holds no lock for a transaction still open on the marker's, and
+// find nothing at once (ErrOtherTable).
 func (m *Marker) lockingLook(ctx context.Context, c MarkerConn, mariadb, wait bool) (bool, error) {
+	var server uint64
 	var n int64
-	if err := c.QueryRow(ctx, LockingLookSQL(mariadb, wait, m.literal()), nil, &n); err != nil {
+	if err := c.QueryRow(ctx, LockingLookSQL(mariadb, wait, m.literal()), nil, &server, &n); err != nil {
 		return false, fmt.Errorf("resolve: locking read of the commit marker: %w", err)
+	}
+	if server != m.id>>32 {
+		return false, fmt.Errorf("resolve: the locking read of the commit marker of connection %d ran elsewhere: %w", m.id&0xffffffff, ErrOtherTable)
 	}
 	return n > 0, nil
 }
 
 // Marker retention and cleanup: a marker is needed only until the
-// resolution of its transaction, which runs right after the lost answer,
-// bounded by the rollback timeout (seconds). Markers older than
+// resolution of its transaction, which runs once the COMMIT's answer is
+// lost, and takes a marker not found for a rollback only within
+// MarkerSafeAge of writing it. Markers older than
 // MarkerRetention are deleted, at most cleanupBatch at a time, by one
 // transaction in cleanupEvery that wrote a marker, right after its COMMIT
 // succeeded ([CleanupSQL]), and by mysqldb.DeleteCommitMarkers.

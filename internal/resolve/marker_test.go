@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -238,6 +239,59 @@ func TestResolveMarkerMariaDB(t *testing.T) {
 		r.check(t)
 	})
 
+	// A marker written in another database of the same server (fn ran
+	// USE, or the resolver's pooled connection was left in another
+	// database): the resolver's table is not the marker's, so not found
+	// there proves nothing. Before, it was taken for a rollback, and the
+	// retry applied a committed transaction twice.
+	t.Run("other database", func(t *testing.T) {
+		other := markerDBAt(t, testdb.MySQL(t), "resolve_marker_other")
+		for _, committed := range []bool{true, false} {
+			m, tx := writeMarker(t, other)
+			if committed {
+				if err := tx.Commit(); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := tx.Rollback(); err != nil {
+				t.Fatal(err)
+			}
+			r := resolver(t, false)
+			got, err := m.Resolve(t.Context(), r.markerConn(), true)
+			if got != scopes.Unresolved || !errors.Is(err, ErrOtherTable) || !errors.Is(err, ErrOtherServer) {
+				t.Errorf("committed %v: Resolve = %v, %v; want unresolved, ErrOtherTable", committed, got, err)
+			}
+			if r.killed() {
+				t.Error("Resolve sent KILL for a marker it could not read")
+			}
+		}
+	})
+
+	// A marker not found by a locking read proves a rollback only while
+	// it cannot have been deleted as old: a COMMIT whose answer was lost
+	// after MarkerSafeAge may have committed a marker that
+	// mysqldb.DeleteCommitMarkers (a minute) or the transactions' own
+	// cleanup deleted since.
+	t.Run("old enough to be deleted", func(t *testing.T) {
+		m, tx := writeMarker(t, db)
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(t.Context(), "DELETE FROM "+MarkerTable+" WHERE token = "+m.literal()); err != nil {
+			t.Fatal(err)
+		}
+		m.sent = time.Now().Add(-MarkerSafeAge) // the COMMIT's answer took that long to be lost
+		r := resolver(t, false)
+		got, err := m.Resolve(t.Context(), r.markerConn(), true)
+		if got != scopes.Unresolved || err == nil {
+			t.Errorf("Resolve = %v, %v; want unresolved with a reason: the marker may have been deleted", got, err)
+		}
+		m.sent = time.Now().Add(-MarkerSafeAge + 5*time.Second)
+		if got, err := m.Resolve(t.Context(), r.markerConn(), true); got != scopes.Aborted {
+			t.Errorf("within MarkerSafeAge: Resolve = %v, %v; want aborted", got, err)
+		}
+		r.check(t)
+	})
+
 	t.Run("cannot end it", func(t *testing.T) {
 		m, tx := writeMarker(t, db)
 		defer tx.Rollback()
@@ -276,10 +330,10 @@ func TestResolveLockingLookSQL(t *testing.T) {
 		mariadb, wait bool
 		want          string
 	}{
-		{true, false, "SELECT COUNT(*) FROM dbop_commit_markers WHERE token = X'00' LOCK IN SHARE MODE NOWAIT"},
-		{true, true, "SET STATEMENT innodb_lock_wait_timeout = 1 FOR SELECT COUNT(*) FROM dbop_commit_markers WHERE token = X'00' LOCK IN SHARE MODE"},
-		{false, false, "SELECT COUNT(*) FROM dbop_commit_markers WHERE token = X'00' FOR SHARE NOWAIT"},
-		{false, true, "SELECT /*+ SET_VAR(innodb_lock_wait_timeout = 1) */ COUNT(*) FROM dbop_commit_markers WHERE token = X'00' FOR SHARE"},
+		{true, false, "SELECT " + serverExpr + ", COUNT(*) FROM dbop_commit_markers WHERE token = X'00' LOCK IN SHARE MODE NOWAIT"},
+		{true, true, "SET STATEMENT innodb_lock_wait_timeout = 1 FOR SELECT " + serverExpr + ", COUNT(*) FROM dbop_commit_markers WHERE token = X'00' LOCK IN SHARE MODE"},
+		{false, false, "SELECT " + serverExpr + ", COUNT(*) FROM dbop_commit_markers WHERE token = X'00' FOR SHARE NOWAIT"},
+		{false, true, "SELECT /*+ SET_VAR(innodb_lock_wait_timeout = 1) */ " + serverExpr + ", COUNT(*) FROM dbop_commit_markers WHERE token = X'00' FOR SHARE"},
 	} {
 		if got := LockingLookSQL(c.mariadb, c.wait, "X'00'"); got != c.want {
 			t.Errorf("LockingLookSQL(%v, %v) = %q, want %q", c.mariadb, c.wait, got, c.want)
@@ -377,5 +431,63 @@ func TestResolveMarkerWriteMissingTable(t *testing.T) {
 		if errors.Is(err, ErrNoMarkerTable) != c.noTable || !errors.Is(err, c.err) || sent != 1 {
 			t.Errorf("Write with %q = %v after %d statements; want ErrNoMarkerTable %v, the driver's error, 1 statement", c.err, err, sent, c.noTable)
 		}
+	}
+}
+
+// Behind a proxy that routes statements one by one (ProxySQL's read/write
+// split sends "^SELECT.*FOR UPDATE" to the writer and every other SELECT
+// to a reader; SET STATEMENT and KILL go to the writer), the first look
+// ("SET STATEMENT wsrep_sync_wait = 1 FOR SELECT …") reaches the
+// transaction's node, and the locking read another node, which holds no
+// lock for a transaction still open on the first and finds nothing at
+// once. Each locking read names where it ran, so that one is not taken for
+// a rollback: unresolved, no KILL, while the open transaction's COMMIT
+// can still arrive and commit. Live on the Galera cluster.
+func TestResolveMarkerLockingReadRoutedElsewhere(t *testing.T) {
+	dsns := testdb.Galera(t)
+	if len(dsns) < 2 {
+		t.Fatalf("%d Galera nodes, want at least 2", len(dsns))
+	}
+	writer := markerDBAt(t, dsns[0], "resolve_marker_route")
+	var dbName string
+	if err := writer.QueryRowContext(t.Context(), "SELECT DATABASE()").Scan(&dbName); err != nil {
+		t.Fatal(err)
+	}
+	reader := openAt(t, dsns[1], dbName)
+	toReader := regexp.MustCompile(`(?is)^SELECT`)
+	forUpdate := regexp.MustCompile(`(?is)^SELECT.*FOR UPDATE`)
+	var sentKill, routed bool
+	conn := MarkerConn{
+		QueryRow: func(ctx context.Context, query string, args []any, dest ...any) error {
+			db := writer
+			if toReader.MatchString(query) && !forUpdate.MatchString(query) {
+				db, routed = reader, true
+			}
+			return db.QueryRowContext(ctx, query, args...).Scan(dest...)
+		},
+		Exec: func(ctx context.Context, query string) (int64, error) {
+			sentKill = true
+			_, err := writer.ExecContext(ctx, query)
+			return 0, err
+		},
+	}
+
+	// A partition right before COMMIT: the transaction is still open on
+	// the writer, and its COMMIT may still arrive.
+	m, tx := writeMarker(t, writer)
+	got, err := m.Resolve(t.Context(), conn, true)
+	commitErr := tx.Commit() // the COMMIT arrives after all
+	t.Logf("Resolve = %v, %v; KILL sent: %v; the COMMIT afterwards: %v", got, err, sentKill, commitErr)
+	if !routed {
+		t.Fatal("no statement went to the reader: the test routed nothing")
+	}
+	if got != scopes.Unresolved || !errors.Is(err, ErrOtherTable) {
+		t.Errorf("Resolve = %v, %v; want unresolved, ErrOtherTable", got, err)
+	}
+	if got == scopes.Aborted && commitErr == nil {
+		t.Error("Resolve said aborted without ending the transaction, and the transaction then committed")
+	}
+	if sentKill {
+		t.Error("Resolve sent KILL after a read that ran elsewhere")
 	}
 }
