@@ -6,8 +6,10 @@ package gormdb
 // sqldb.ResolveCommit does, over the *sql.DB under db (db.DB()):
 //
 //   - on the postgres dialector, the transaction's id is read just before
-//     COMMIT (pg_current_xact_id_if_assigned, PostgreSQL 13+) and, after a
-//     lost answer, pg_xact_status(id) is asked on another connection, the
+//     COMMIT (pg_current_xact_id_if_assigned, PostgreSQL 13+; a
+//     transaction that had already failed, whose read fails with 25P02, is
+//     committed and judged as without ResolveCommit) and, after a lost
+//     answer, pg_xact_status(id) is asked on another connection, the
 //     old backend ended with pg_terminate_backend while the transaction is
 //     still in progress;
 //   - on the mysql dialector, with [Dialect](mysqldb.MySQL) or

@@ -14,9 +14,11 @@ import (
 	"github.com/dbop-go/dbop/adapters/gormdb"
 	"github.com/dbop-go/dbop/adapters/mysqldb"
 	"github.com/dbop-go/dbop/internal/faultproxy"
+	"github.com/dbop-go/dbop/internal/resolve"
 	"github.com/dbop-go/dbop/internal/testdb"
 	"github.com/dbop-go/dbop/scopes"
 	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 )
@@ -243,5 +245,57 @@ func TestDeadlineBecomesServerTimeout(t *testing.T) {
 				t.Errorf("session setting after the run = %q, want %q as before", s, show0)
 			}
 		})
+	}
+}
+
+// fn swallows a statement's error (a unique violation) and returns nil: the
+// transaction is aborted, and its COMMIT only rolls back (docs/backends.md
+// §1.1, §1.2). ResolveCommit's read before COMMIT then fails with 25P02;
+// that says nothing of the read or of the server's version, and the caller
+// gets what it gets without the option: on the postgres dialector over
+// pgx's driver, an ambiguous commit of pgx.ErrTxCommitRollback, which the
+// dialect cannot tell from a lost answer (§11), retried only when
+// Idempotent. With ResolveCommit it stays one, retried alike, its reason
+// naming the failed transaction.
+func TestResolveCommitKeepsTheErrorOfASwallowedStatement(t *testing.T) {
+	db := livePostgres(t, nil)
+	table := fmt.Sprintf("gormdb_resolve_swallowed_%d", os.Getpid())
+	createTable(t, db, table, "id int PRIMARY KEY")
+	exec(t, db, "INSERT INTO "+table+" VALUES (1)")
+	run := func(idempotent bool, opts ...gormdb.TxOption) (runs int, err error) {
+		op := gormdb.InTx(db, func(ctx context.Context, tx *gorm.DB) (int, error) {
+			runs++
+			_ = tx.Exec("INSERT INTO " + table + " VALUES (1)").Error // 23505, swallowed
+			return 1, nil
+		}, opts...)
+		retry := []dbop.RetryOption{dbop.MaxAttempts(2)}
+		if idempotent {
+			retry = append(retry, dbop.Idempotent())
+		}
+		_, err = op.With(dbop.WithRetry(dbop.Constant(0), retry...)).Run(t.Context())
+		return runs, err
+	}
+	for _, idempotent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("idempotent=%t", idempotent), func(t *testing.T) {
+			plainRuns, plain := run(idempotent)
+			resolvedRuns, resolved := run(idempotent, gormdb.ResolveCommit())
+			if !errors.Is(plain, pgx.ErrTxCommitRollback) || !errors.Is(plain, scopes.ErrAmbiguousCommit) {
+				t.Fatalf("without ResolveCommit: %v; want an ambiguous commit of pgx.ErrTxCommitRollback", plain)
+			}
+			if !errors.Is(resolved, pgx.ErrTxCommitRollback) || !errors.Is(resolved, scopes.ErrAmbiguousCommit) {
+				t.Errorf("with ResolveCommit: %v; want the error without it: %v", resolved, plain)
+			}
+			if v, want := dbop.VerdictOf(resolved), dbop.VerdictOf(plain); v != want || resolvedRuns != plainRuns {
+				t.Errorf("with ResolveCommit: verdict %v after %d runs; want %v after %d, as without it", v, resolvedRuns, want, plainRuns)
+			}
+			var ace *scopes.AmbiguousCommitError
+			if !errors.As(resolved, &ace) || !errors.Is(ace.Resolve, resolve.ErrFailedBeforeCommit) || !strings.Contains(resolved.Error(), "not returned by fn") {
+				t.Errorf("with ResolveCommit: %v; want the reason to say that the transaction had failed before COMMIT", resolved)
+			}
+		})
+	}
+	var n int
+	if err := db.Raw("SELECT count(*) FROM " + table).Scan(&n).Error; err != nil || n != 1 {
+		t.Errorf("count: %d, %v; want 1 row", n, err)
 	}
 }

@@ -21,7 +21,10 @@ import (
 //     the pids of its auxiliary processes, which a crash-restart
 //     replaces) and the transaction's synchronous_commit. A read inside
 //     the COMMIT's round trip would be lost with it (docs/backends.md
-//     §8.8). A transaction begun READ ONLY skips the read.
+//     §8.8). A transaction begun READ ONLY skips the read. A transaction
+//     that had already failed (fn did not return a statement's error, so
+//     the read fails with 25P02) is committed as without ResolveCommit,
+//     and InTx returns the error it returns without it.
 //   - When the answer is lost, it opens a new connection with the
 //     configuration of db (a *pgxpool.Pool's ConnConfig, or the
 //     connection's own; the pool's BeforeConnect and AfterConnect hooks do
@@ -113,14 +116,26 @@ func newResolver(caller string, db Beginner, c *config) *resolver {
 // is judged "not committed". The read runs in the connection's own query
 // mode: under pgx's default, a prepared statement whose plan is kept,
 // which the simple protocol would plan again in every transaction.
+//
+// A read that fails with 25P02 found the transaction already failed: fn
+// did not return a statement's error (resolve.FailedBeforeCommit). That is
+// no error of the read's: t.failed is set and readID returns nil, so that
+// Commit sends COMMIT as without ResolveCommit, and the caller gets the
+// error it gets without the option ("the transaction had failed before
+// COMMIT", pgx.ErrTxCommitRollback, not retried), not one that blames the
+// read or the server's version.
 func (t *txn) readID(ctx context.Context) error {
 	err := t.Tx.QueryRow(ctx, resolve.PGTxSQL).Scan(t.pg.Dest()...)
-	if err != nil {
-		_ = t.Tx.Rollback(ctx)
-		return &beforeCommitError{fmt.Errorf("pgxdb: ResolveCommit: reading the transaction id (PostgreSQL 13 or later): %w", err)}
+	switch {
+	case err == nil:
+		t.idRead = true
+		return nil
+	case resolve.FailedBeforeCommit(err):
+		t.failed = true
+		return nil
 	}
-	t.idRead = true
-	return nil
+	_ = t.Tx.Rollback(ctx)
+	return &beforeCommitError{fmt.Errorf("pgxdb: ResolveCommit: reading the transaction id (PostgreSQL 13 or later): %w", err)}
 }
 
 // ResolveCommit implements scopes.CommitResolver (see the option
@@ -134,6 +149,10 @@ func (t *txn) ResolveCommit(ctx context.Context, _ error) (scopes.Resolution, er
 			return scopes.Aborted, nil
 		}
 		return scopes.NotWritten, nil
+	case t.failed:
+		// Its COMMIT could only roll back; a lost answer to it is
+		// ambiguous without ResolveCommit, and stays so, with the reason.
+		return scopes.Unresolved, fmt.Errorf("pgxdb: %w", resolve.ErrFailedBeforeCommit)
 	case !t.idRead:
 		return scopes.Unresolved, errors.New("pgxdb: the transaction id was not read")
 	}

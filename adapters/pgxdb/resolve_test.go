@@ -275,3 +275,62 @@ func atoi(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// fn swallows a statement's error (a unique violation) and returns nil: the
+// transaction is aborted, and its COMMIT only rolls back (docs/backends.md
+// §1.1, §1.2). ResolveCommit's read before COMMIT then fails with 25P02;
+// that says nothing of the read or of the server's version, and the caller
+// gets what it gets without the option: the same error ("the transaction
+// had failed before COMMIT", pgx.ErrTxCommitRollback), not retried. When
+// the answer to that COMMIT is lost, the outcome is ambiguous without the
+// option and stays so with it, the reason naming the failed transaction.
+func TestResolveCommitKeepsTheErrorOfASwallowedStatement(t *testing.T) {
+	admin := newPool(t, 1)
+	table := resolveTable("swallowed")
+	createTable(t, admin, table, "id int PRIMARY KEY", "INSERT INTO "+table+" VALUES (1)")
+	p, pool := proxied(t)
+	run := func(cut bool, opts ...pgxdb.TxOption) (runs int, err error) {
+		op := pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (int, error) {
+			runs++
+			_, _ = tx.Exec(ctx, "INSERT INTO "+table+" VALUES (1)") // 23505, swallowed
+			if cut {
+				p.CutAfter([]byte("commit"))
+			}
+			return 1, nil
+		}, opts...)
+		_, err = op.With(dbop.WithRetry(retryAtOnce, dbop.MaxAttempts(2))).Run(t.Context())
+		return runs, err
+	}
+
+	t.Run("answered", func(t *testing.T) {
+		plainRuns, plain := run(false)
+		resolvedRuns, resolved := run(false, pgxdb.ResolveCommit())
+		if !errors.Is(plain, pgx.ErrTxCommitRollback) || !strings.Contains(plain.Error(), "not returned by fn") || plainRuns != 1 {
+			t.Fatalf("without ResolveCommit: %v after %d runs; want the failed transaction's error after 1", plain, plainRuns)
+		}
+		if resolved == nil || resolved.Error() != plain.Error() || !errors.Is(resolved, pgx.ErrTxCommitRollback) {
+			t.Errorf("with ResolveCommit: %v; want the error without it: %v", resolved, plain)
+		}
+		if v, want := dbop.VerdictOf(resolved), dbop.VerdictOf(plain); v != want || !final(v) || resolvedRuns != plainRuns {
+			t.Errorf("with ResolveCommit: verdict %v after %d runs; want %v after %d, as without it", v, resolvedRuns, want, plainRuns)
+		}
+	})
+	t.Run("answer lost", func(t *testing.T) {
+		plainRuns, plain := run(true)
+		resolvedRuns, resolved := run(true, pgxdb.ResolveCommit())
+		var ace *scopes.AmbiguousCommitError
+		if !errors.As(plain, &ace) || plainRuns != 1 {
+			t.Fatalf("without ResolveCommit: %v after %d runs; want an ambiguous commit after 1", plain, plainRuns)
+		}
+		if !errors.As(resolved, &ace) || dbop.VerdictOf(resolved) != dbop.Ambiguous || resolvedRuns != 1 {
+			t.Fatalf("with ResolveCommit: %v (verdict %v) after %d runs; want an ambiguous commit after 1, as without it", resolved, dbop.VerdictOf(resolved), resolvedRuns)
+		}
+		if !errors.Is(ace.Resolve, resolve.ErrFailedBeforeCommit) {
+			t.Errorf("the resolution's reason %v does not say that the transaction had failed before COMMIT", ace.Resolve)
+		}
+	})
+	var n int
+	if err := admin.QueryRow(t.Context(), "SELECT count(*) FROM "+table).Scan(&n); err != nil || n != 1 {
+		t.Errorf("count: %d, %v; want 1 row", n, err)
+	}
+}

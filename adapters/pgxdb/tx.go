@@ -237,6 +237,7 @@ type txn struct {
 	readOnly bool      // begun READ ONLY: it cannot have written
 	pg       resolve.PGTx
 	idRead   bool // pg was read before COMMIT
+	failed   bool // the read found the transaction failed (25P02): COMMIT went as without ResolveCommit
 }
 
 // Commit commits, telling a COMMIT that could not be sent from one whose

@@ -9,7 +9,9 @@ package sqldb
 //     own, InTx reads the transaction's id (pg_current_xact_id_if_assigned,
 //     PostgreSQL 13+), the backend's pid, the server's identity (its start
 //     time and the pids of its auxiliary processes, which a crash-restart
-//     replaces) and the transaction's synchronous_commit.
+//     replaces) and the transaction's synchronous_commit (a transaction
+//     that had already failed, whose read fails with 25P02, is committed
+//     and judged as without ResolveCommit).
 //     After a lost answer it asks pg_xact_status(id) on another connection
 //     of db: committed → fn's value and a nil error; aborted → an
 //     [*scopes.AbortedCommitError], retry-transaction, retried without

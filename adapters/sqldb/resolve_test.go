@@ -287,3 +287,53 @@ func TestResolveCommitReadFailsBeforeCommit(t *testing.T) {
 	}
 	checkLog(t, []string{"BEGIN", "INSERT a", read, "ROLLBACK", "BEGIN", "INSERT a", read, "COMMIT"}, f)
 }
+
+// fn swallows a statement's error (a unique violation) and returns nil: the
+// transaction is aborted, and its COMMIT only rolls back (docs/backends.md
+// §1.1, §1.2). ResolveCommit's read before COMMIT then fails with 25P02;
+// that says nothing of the read or of the server's version, and the caller
+// gets what it gets without the option. On pgx's driver that is pgx's
+// ErrTxCommitRollback, which the Postgres dialect cannot tell from a lost
+// answer (§11): an ambiguous commit, retried only when Idempotent. With
+// ResolveCommit it stays one, retried alike, its reason naming the failed
+// transaction.
+func TestResolveCommitKeepsTheErrorOfASwallowedStatement(t *testing.T) {
+	db := openPostgres(t)
+	tbl := table(t, db, fmt.Sprintf("sqldb_resolve_swallowed_%d", os.Getpid()), "(id INT PRIMARY KEY)")
+	mustExec(t, db, "INSERT INTO "+tbl+" VALUES (1)")
+	run := func(idempotent bool, opts ...sqldb.TxOption) (runs int, err error) {
+		op := sqldb.InTx(db, sqldb.Postgres, func(ctx context.Context, tx *sql.Tx) (int, error) {
+			runs++
+			_, _ = tx.ExecContext(ctx, "INSERT INTO "+tbl+" VALUES (1)") // 23505, swallowed
+			return 1, nil
+		}, opts...)
+		retry := []dbop.RetryOption{dbop.MaxAttempts(2)}
+		if idempotent {
+			retry = append(retry, dbop.Idempotent())
+		}
+		_, err = op.With(dbop.WithRetry(dbop.Constant(0), retry...)).Run(t.Context())
+		return runs, err
+	}
+	for _, idempotent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("idempotent=%t", idempotent), func(t *testing.T) {
+			plainRuns, plain := run(idempotent)
+			resolvedRuns, resolved := run(idempotent, sqldb.ResolveCommit())
+			if !errors.Is(plain, pgx.ErrTxCommitRollback) || !errors.Is(plain, scopes.ErrAmbiguousCommit) {
+				t.Fatalf("without ResolveCommit: %v; want an ambiguous commit of pgx.ErrTxCommitRollback", plain)
+			}
+			if !errors.Is(resolved, pgx.ErrTxCommitRollback) || !errors.Is(resolved, scopes.ErrAmbiguousCommit) {
+				t.Errorf("with ResolveCommit: %v; want the error without it: %v", resolved, plain)
+			}
+			if v, want := dbop.VerdictOf(resolved), dbop.VerdictOf(plain); v != want || resolvedRuns != plainRuns {
+				t.Errorf("with ResolveCommit: verdict %v after %d runs; want %v after %d, as without it", v, resolvedRuns, want, plainRuns)
+			}
+			var ace *scopes.AmbiguousCommitError
+			if !errors.As(resolved, &ace) || !errors.Is(ace.Resolve, resolve.ErrFailedBeforeCommit) || !strings.Contains(resolved.Error(), "not returned by fn") {
+				t.Errorf("with ResolveCommit: %v; want the reason to say that the transaction had failed before COMMIT", resolved)
+			}
+		})
+	}
+	if n := scalar[int](t, db, "SELECT count(*) FROM "+tbl); n != 1 {
+		t.Errorf("%d rows, want 1", n)
+	}
+}

@@ -76,6 +76,30 @@ func (p *PGTx) Dest() []any { return []any{&p.ID, &p.PID, &p.Server, &p.Sync} }
 // an id.
 func (p PGTx) Written() bool { return p.ID != "" }
 
+// ErrFailedBeforeCommit is the reason a resolution is not tried for a
+// transaction that had failed before COMMIT (see [FailedBeforeCommit]): its
+// COMMIT could only roll back, and its lost answer is left as the adapter
+// judges it without ResolveCommit.
+var ErrFailedBeforeCommit = errors.New("the transaction had failed before COMMIT (a statement's error was not returned by fn), " +
+	"so its id was not read; its COMMIT could only roll back, and it is judged as without ResolveCommit")
+
+// FailedBeforeCommit reports whether err, the error of reading [PGTxSQL],
+// is 25P02 (in_failed_sql_transaction): a statement of the transaction
+// failed and fn went on without returning its error (docs/backends.md
+// §1.1). That is no failure of the read, nor of the server's version: the
+// adapters then send COMMIT as without ResolveCommit, which the server
+// answers with ROLLBACK (§1.2), so that the caller gets the error and the
+// verdict it would get without the option. The SQLSTATE is read
+// through an SQLState() string method (*pgconn.PgError, lib/pq's
+// *pq.Error), as the classifiers read it.
+func FailedBeforeCommit(err error) bool {
+	se, ok := errors.AsType[interface {
+		error
+		SQLState() string
+	}](err)
+	return ok && se.SQLState() == "25P02"
+}
+
 // ErrOtherServer is the reason a resolution fails when the connection it
 // asks on reaches another server than the one that ran the transaction:
 // there, transaction ids name other transactions (docs/backends.md §8.8).

@@ -33,6 +33,7 @@ type SQLTx struct {
 
 	pg     PGTx
 	idRead bool
+	failed bool // the id's read found the transaction failed (FailedBeforeCommit): COMMIT went as without ResolveCommit
 	marker *Marker
 }
 
@@ -48,14 +49,24 @@ func (e *BeforeCommitError) Unwrap() error { return e.Err }
 // resolution needs before COMMIT: on PostgreSQL the read of [PGTxSQL], on
 // MySQL and MariaDB the write of a [Marker]; on SQLite, and for a
 // read-only transaction, nothing. An error is a *BeforeCommitError (and
-// wraps [ErrNoMarkerTable] when the marker table is missing).
+// wraps [ErrNoMarkerTable] when the marker table is missing); the caller
+// rolls back instead of sending COMMIT. A PostgreSQL transaction that had
+// already failed (25P02, [FailedBeforeCommit]) is no error: COMMIT is to
+// be sent as without ResolveCommit, and the driver's error for its
+// ROLLBACK answer judged by the dialect's rules as it would be without
+// it.
 func (s *SQLTx) BeforeCommit(ctx context.Context, c SQLConn) error {
 	if s.ReadOnly {
 		return nil
 	}
 	switch s.Family {
 	case sqldialect.Postgres:
-		if err := c.QueryRowContext(ctx, PGTxSQL).Scan(s.pg.Dest()...); err != nil {
+		err := c.QueryRowContext(ctx, PGTxSQL).Scan(s.pg.Dest()...)
+		if FailedBeforeCommit(err) {
+			s.failed = true
+			return nil
+		}
+		if err != nil {
 			return &BeforeCommitError{fmt.Errorf("ResolveCommit: reading the transaction id (PostgreSQL 13 or later): %w", err)}
 		}
 		s.idRead = true
@@ -102,6 +113,12 @@ func (s *SQLTx) Resolve(ctx context.Context, db Conner) (scopes.Resolution, erro
 			return scopes.Aborted, nil // nothing written: running it again is safe
 		}
 		return scopes.NotWritten, nil
+	case s.failed:
+		// The COMMIT error was judged ambiguous (on database/sql the
+		// ROLLBACK answer itself is, docs/backends.md §11): it would stay
+		// so without ResolveCommit, and so it does, with a reason that
+		// names fn's swallowed error.
+		return scopes.Unresolved, fmt.Errorf("ResolveCommit: %w", ErrFailedBeforeCommit)
 	case !written:
 		return scopes.Unresolved, errors.New("ResolveCommit: nothing was read or written before COMMIT")
 	}
