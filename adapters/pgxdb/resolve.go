@@ -102,11 +102,12 @@ func newResolver(caller string, db Beginner, c *config) *resolver {
 	default:
 		panic(fmt.Sprintf("pgxdb: %s: ResolveCommit needs a *pgxpool.Pool, *pgxpool.Conn or *pgx.Conn, whose configuration it copies to ask on another connection, not a %T", caller, db))
 	}
+	level := isoLevel(c.txOptions.IsoLevel) // as the server reads it
 	return &resolver{
 		connect: func(ctx context.Context) (*pgx.Conn, error) { return pgx.ConnectConfig(ctx, cfg.Copy()) },
 		// Not given, the server's default (default_transaction_isolation)
 		// may be SERIALIZABLE.
-		serializable: c.txOptions.IsoLevel == pgx.Serializable || c.txOptions.IsoLevel == "",
+		serializable: level == pgx.Serializable || level == "",
 	}
 }
 

@@ -140,6 +140,8 @@ func TestResolveCommitNothingWritten(t *testing.T) {
 		{name: "read only, read committed", opts: []pgxdb.TxOption{pgxdb.ReadOnly(), pgxdb.Isolation(pgx.ReadCommitted)}, want: scopes.NotWritten, wantRuns: 1},
 		{name: "read only, isolation not given", opts: []pgxdb.TxOption{pgxdb.ReadOnly()}, want: scopes.Aborted, wantRuns: 2},
 		{name: "read only, serializable", opts: []pgxdb.TxOption{pgxdb.ReadOnly(), pgxdb.Isolation(pgx.Serializable)}, want: scopes.Aborted, wantRuns: 2},
+		// The server reads the level in any case: so does the resolver.
+		{name: "read only, SERIALIZABLE", opts: []pgxdb.TxOption{pgxdb.ReadOnly(), pgxdb.Isolation("SERIALIZABLE")}, want: scopes.Aborted, wantRuns: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

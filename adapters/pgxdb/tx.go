@@ -176,11 +176,21 @@ func (c *config) beginForLock(ctx context.Context, db Beginner, o scopes.BeginOp
 // taken to be READ COMMITTED: on a server whose default is another, give
 // Isolation for the LOCK to wait in place under a deadline.
 func (c *config) limitsAfterLock() bool {
-	switch pgx.TxIsoLevel(strings.Join(strings.Fields(strings.ToLower(string(c.txOptions.IsoLevel))), " ")) {
+	switch isoLevel(c.txOptions.IsoLevel) {
 	case pgx.RepeatableRead, pgx.Serializable:
 		return true
 	}
 	return false
+}
+
+// isoLevel returns level, an isolation level given with Isolation, spelt
+// as pgx spells its constants: lower case, one space between words.
+// PostgreSQL reads the words of BEGIN ISOLATION LEVEL in any case and
+// spacing, so Isolation("SERIALIZABLE") begins the transactions
+// pgx.Serializable begins, and every decision taken on the level given
+// (limitsAfterLock, the resolver's) must compare it so.
+func isoLevel(level pgx.TxIsoLevel) pgx.TxIsoLevel {
+	return pgx.TxIsoLevel(strings.Join(strings.Fields(strings.ToLower(string(level))), " "))
 }
 
 // open begins a transaction on db with setSQL, the statements that begin
