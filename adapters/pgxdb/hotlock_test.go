@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -590,5 +592,77 @@ func TestHotSpotBoundsWaitsForWritersItsLockDoesNotOrder(t *testing.T) {
 				t.Error("no transaction that took the lock bounded its lock waits after it")
 			}
 		})
+	}
+}
+
+// Under REPEATABLE READ or SERIALIZABLE the advisory lock (the lock tables
+// missing) is tried, waited for, and, since the try took the snapshot
+// before the holder committed, the transaction rolls back and begins
+// again (docs/backends.md §1.13). Rolling back gives the lock away: with
+// other processes always queued for it, each wait ended in giving it to
+// the next in line, and the attempt began again at the back of the queue,
+// for good — a starved operation with no deadline. After waiting twice,
+// the attempt goes on without the lock; the retry handles what it then
+// meets.
+func TestHotSpotAdvisoryLockDoesNotStarveABegunAgainAttempt(t *testing.T) {
+	inPool := inSchema(t, "pgxdb_hotlock_starve", false)
+	admin := newPool(t, 3, inPool)
+	createTable(t, admin, "pgxdb_hotlock_starve_t", "id int PRIMARY KEY, v int NOT NULL", "INSERT INTO pgxdb_hotlock_starve_t VALUES (1, 0)")
+	pool := newPool(t, 2, inPool)
+	key := rand.Int64()
+
+	// Two rivals, as two other processes' attempts: one holds the
+	// advisory lock for 5 ms at a time while the other waits for it.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var turns atomic.Int64
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				tx, err := admin.Begin(context.Background())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, err = tx.Exec(context.Background(), "SELECT pg_advisory_xact_lock($1), pg_sleep(0.005)", key)
+				if cerr := tx.Commit(context.Background()); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				turns.Add(1)
+			}
+		})
+	}
+	defer func() { close(stop); wg.Wait() }()
+	for turns.Load() < 10 {
+		time.Sleep(time.Millisecond)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	req := &hotlock.Request{Key: key}
+	start := time.Now()
+	_, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "UPDATE pgxdb_hotlock_starve_t SET v = v + 1 WHERE id = 1")
+		return err
+	}, pgxdb.Isolation(pgx.RepeatableRead)).Run(hotlock.With(ctx, req))
+	took, waited, _ := req.Outcome()
+	t.Logf("Run = %v after %v; took the lock %v, waited %v; the rivals took %d turns", err, time.Since(start).Round(time.Millisecond), took, waited, turns.Load())
+	if err != nil {
+		t.Fatalf("the attempt never ran: %v", err)
+	}
+	if !waited {
+		t.Error("the attempt did not wait for the lock: the rivals never held it against it")
+	}
+	if v := queryInt(t, admin, "SELECT v FROM pgxdb_hotlock_starve_t WHERE id = 1"); v != 1 {
+		t.Errorf("v = %d, want 1", v)
 	}
 }

@@ -54,6 +54,13 @@ const (
 	Again
 )
 
+// maxAgain is how many times an attempt begins again after waiting for
+// the advisory lock ([Again]) before it goes on without it. Rolling back
+// gives the lock to the next in line, and the attempt begins again at the
+// back of the queue: while other processes keep it queued, every wait
+// ends so, and the attempt would never run.
+const maxAgain = 2
+
 // Kind is the lock [Take] takes.
 type Kind int
 
@@ -433,12 +440,20 @@ func Begin[T any](ctx context.Context, s Scope[T]) (T, error) {
 	if err != nil || (s.State.off.Load() && k != PostgresLockTable) {
 		return t, err
 	}
-	for {
+	for again := 0; ; {
 		step, err := Take(ctx, s.Tx(t), k, req, first, then)
 		if err == nil && step == Held {
 			return t, nil
 		}
 		s.bounded(ctx, func(ctx context.Context) error { return s.Rollback(ctx, t) })
+		if err == nil {
+			if again++; again > maxAgain {
+				// The attempt goes on uncoordinated, as where the server has
+				// no lock: the lock orders attempts for speed, not for
+				// correctness, and the retry handles a conflict it meets.
+				return s.Begin()
+			}
+		}
 		if err != nil {
 			if s.Retryable(err) && !errors.Is(err, sql.ErrNoRows) || !missing(ctx, err, k) {
 				var zero T
