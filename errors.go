@@ -42,6 +42,25 @@ func committedBefore(ctx context.Context, err error) bool {
 	return false
 }
 
+// keepCommitted returns final, the error a retry ends on, marked as
+// coming after a step took effect when an earlier attempt's error, earlier,
+// was so marked and final is not (committedBefore): an Idempotent retry ran
+// the Then or All again, and a later attempt that failed before any step
+// took effect does not undo the first's. Without the mark, OrDefault and
+// Fallback would replace a failure whose first part stands, and the caller
+// would read a plain failure.
+func keepCommitted(ctx context.Context, final, earlier error) error {
+	if committedBefore(ctx, final) {
+		return final
+	}
+	for a := range txmark.Afters(earlier) {
+		if !a.Released || txmark.Within(ctx, a.Frame) {
+			return &txmark.After{Err: final, Released: a.Released, Frame: a.Frame}
+		}
+	}
+	return final
+}
+
 // markCommitted returns err, the failure of a Then or All,
 // marked as coming after a commit or a savepoint release c counted, or err
 // when c counted none. Every error is marked, whatever its verdict here: a

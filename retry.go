@@ -54,6 +54,10 @@ func (r *retrier) loop(ctx context.Context, in inner, attempt func(context.Conte
 	var doomed []*txmark.Mark // marks of errors retried after dooming a transaction
 	var prev time.Duration
 	var unknown error // the first retried error whose outcome is unknown
+	// committed is the first retried error of a Then or All after one of
+	// its steps took effect (an Idempotent retry runs it again): whatever
+	// ends the retry afterwards, that step stands.
+	var committed error
 	for n := 1; ; n++ {
 		attemptCtx := base
 		if obs != nil {
@@ -82,6 +86,9 @@ func (r *retrier) loop(ctx context.Context, in inner, attempt func(context.Conte
 		if stop == nil && v == Ambiguous && unknown == nil {
 			unknown = err // retried: from here on, the work may already be applied
 		}
+		if stop == nil && committed == nil && committedBefore(ctx, err) {
+			committed = err
+		}
 		if obs != nil {
 			obs.AttemptEnd(attemptCtx, AttemptEvent{Attempt: n, Err: err, Verdict: v, Retry: stop == nil, Delay: delay})
 		}
@@ -93,6 +100,9 @@ func (r *retrier) loop(ctx context.Context, in inner, attempt func(context.Conte
 		}
 		if stop != nil {
 			doomIfRefused(ctx, err, v)
+			if committed != nil {
+				stop = keepCommitted(ctx, stop, committed)
+			}
 			if unknown != nil {
 				stop = outcomeUnknown(stop, unknown, n)
 			}
