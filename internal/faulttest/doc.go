@@ -11,6 +11,12 @@
 // (pgFaultMinimums, myFaultMinimums), so that an injector that stopped
 // reaching its targets fails the suite instead of testing nothing.
 //
+// TestFaultGenerated* run the same workload with each worker's pipeline
+// and transfer shape drawn from the run's seed out of the public
+// decorators and options (generated_test.go): a Then or All of a debit and
+// a credit transaction, savepoint steps with retries of their own, fallbacks,
+// HotSpot, Bulkheads, timeouts and classifiers on either side of the retry.
+//
 // The package has tests only; `go test -run Fault ./...` runs exactly the
 // suite. See workload_test.go for the environment variables that set its
 // duration and replay an injector schedule.

@@ -105,7 +105,8 @@ type outcome struct {
 	idempotent bool
 	err        error
 	// wrote is false for an acknowledged transfer whose last attempt found
-	// the ledger row already written by an earlier, ambiguous attempt.
+	// the ledger row already written by an earlier, ambiguous attempt, or,
+	// from a worker that defaults(), that was given the fallback's default.
 	wrote bool
 }
 
@@ -138,6 +139,59 @@ func (s workerSpec) String() string {
 		parts = append(parts, "ResolveCommit")
 	}
 	return strings.Join(parts, ", ")
+}
+
+// The worker interface of a workerSpec: one transaction, one ledger row,
+// no fallback.
+
+func (s workerSpec) isIdempotent() bool { return s.idempotent }
+
+func (s workerSpec) apart() bool { return false }
+
+func (s workerSpec) legs(tr transfer) []leg {
+	return []leg{{tr.key, ledgerRow{tr.src, tr.dst, tr.amount}}}
+}
+
+func (s workerSpec) acceptsAmbiguous() bool { return false }
+
+func (s workerSpec) defaults() bool { return false }
+
+// A worker is what runWorkload and verify know of a worker's pipeline: a
+// workerSpec, or a generated pipeline (genPlan).
+type worker interface {
+	fmt.Stringer
+	// isIdempotent reports whether the retries are dbop.Idempotent.
+	isIdempotent() bool
+	// legs returns the ledger rows a transfer writes when it is applied.
+	legs(tr transfer) []leg
+	// apart reports whether the legs commit in transactions of their own
+	// (a Then or All of transactions), so that a failure may leave some of
+	// them applied.
+	apart() bool
+	// defaults reports whether the pipeline gives a default value in place
+	// of an error (OrDefault, or a Fallback returning a value): the
+	// transfer's result then says so, and its runner returns wrote false
+	// with a nil error.
+	defaults() bool
+	// acceptsAmbiguous reports whether a fallback of the pipeline has
+	// dbop.AcceptAmbiguous, so that a default may stand for work that took
+	// effect.
+	acceptsAmbiguous() bool
+}
+
+// workersOf returns specs as workers.
+func workersOf(specs []workerSpec) []worker {
+	ws := make([]worker, len(specs))
+	for i, s := range specs {
+		ws[i] = s
+	}
+	return ws
+}
+
+// A leg is one ledger row of a transfer: key is its idempotency key.
+type leg struct {
+	key string
+	row ledgerRow
 }
 
 // workerSpecs covers every combination of idempotent × proxied, and each
@@ -207,11 +261,12 @@ type stats struct {
 	retryCauses   map[string]int
 	history       map[string][]string // each transfer's retried errors, by key
 	resolutions   map[scopes.Resolution]int
+	reruns        map[string]int // legs run again after they took effect, by transfer key
 }
 
 func newStats() *stats {
 	return &stats{faults: map[string]int{}, retryVerdicts: map[string]int{}, retryCauses: map[string]int{},
-		history: map[string][]string{}, resolutions: map[scopes.Resolution]int{}}
+		history: map[string][]string{}, resolutions: map[scopes.Resolution]int{}, reruns: map[string]int{}}
 }
 
 // onResolved is every ResolveCommit worker's scopes.OnCommitResolved.
@@ -222,6 +277,18 @@ func (s *stats) onResolved(ctx context.Context, r scopes.ResolvedCommit) {
 	if key, ok := ctx.Value(transferKey{}).(string); ok {
 		s.history[key] = append(s.history[key], fmt.Sprintf("commit answer lost, resolved %v (%v): %v", r.Resolution, r.Elapsed, r.CommitErr))
 	}
+}
+
+// rerun records that the leg legKey of the transfer ctx names found its
+// ledger row already written with plain SQL, whose key refuses a second
+// one: the leg ran again after its transaction committed, or, inside a
+// transaction, after its savepoint was released.
+func (s *stats) rerun(ctx context.Context, legKey string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key, _ := ctx.Value(transferKey{}).(string)
+	s.reruns[key]++
+	s.history[key] = append(s.history[key], fmt.Sprintf("leg %s ran again and found its ledger row: %v", legKey, err))
 }
 
 // transferKey is the context key under which a worker passes the key of
@@ -266,7 +333,7 @@ func (s *stats) trace(key string) string {
 // random accounts until cfg.duration has passed, while inject causes
 // faults at random moments. It returns what every transfer's caller was
 // told once all workers and the injector have stopped.
-func runWorkload(t *testing.T, cfg runConfig, specs []workerSpec, runs []transferFunc, inject injectFunc, st *stats) []outcome {
+func runWorkload(t *testing.T, cfg runConfig, specs []worker, runs []transferFunc, inject injectFunc, st *stats) []outcome {
 	t.Helper()
 	// A hang is a finding: give up well after the planned end.
 	ctx, cancel := context.WithTimeout(t.Context(), cfg.duration+2*time.Minute)
@@ -289,7 +356,7 @@ func runWorkload(t *testing.T, cfg runConfig, specs []workerSpec, runs []transfe
 				}
 				wrote, err := runs[w](context.WithValue(ctx, transferKey{}, tr.key), tr)
 				mu.Lock()
-				outcomes = append(outcomes, outcome{transfer: tr, worker: w, idempotent: spec.idempotent, err: err, wrote: wrote})
+				outcomes = append(outcomes, outcome{transfer: tr, worker: w, idempotent: spec.isIdempotent(), err: err, wrote: wrote})
 				mu.Unlock()
 			}
 		})
@@ -343,47 +410,100 @@ func ambiguous(err error) bool {
 
 // verify checks the final state of a run against what the callers were
 // told, and logs the run's counts. The checks depend on nothing but the
-// recorded outcomes and the database's final state.
-func verify(t *testing.T, specs []workerSpec, outcomes []outcome, ledger map[string]ledgerRow, balances []int64, st *stats) {
+// recorded outcomes and the database's final state. For each transfer, by
+// what its caller was told:
+//
+//   - acknowledged: every leg is in the ledger;
+//   - given a fallback's default (OrDefault, Fallback's value or its own
+//     error): no leg is, unless the fallback has AcceptAmbiguous — a
+//     fallback passes through an ambiguous outcome and the failure of a
+//     Then or All after a step took effect;
+//   - ambiguous: anything;
+//   - told a step had committed (ErrAlreadyCommitted, or the mark of a
+//     Then or All whose legs commit apart): at least one leg is in the
+//     ledger and not all;
+//   - any other failure: no leg is in the ledger (a partial transfer of
+//     legs committed apart must have been reported as above).
+//
+// Whatever it was told, no leg ran again after it took effect (with plain
+// SQL, its INSERT found its own ledger row: a retry ran a committed debit
+// again). The ledger holds only legs of attempted transfers, as they were
+// attempted, and replaying it gives every account's balance.
+func verify(t *testing.T, specs []worker, outcomes []outcome, ledger map[string]ledgerRow, balances []int64, st *stats) {
 	t.Helper()
 	var (
-		acked, replayed, failed           int
-		ambiguousApplied, ambiguousNotYet int
-		violations                        []string
-		finalCauses                       = map[string]int{}
+		acked, replayed, failed, defaulted, toldCommittedN int
+		ambiguousApplied, ambiguousNotYet                  int
+		violations                                         []string
+		finalCauses                                        = map[string]int{}
 	)
 	violate := func(format string, args ...any) {
 		violations = append(violations, fmt.Sprintf(format, args...))
 	}
 	seen := make(map[string]bool, len(outcomes))
 	for _, o := range outcomes {
-		seen[o.key] = true
-		row, inLedger := ledger[o.key]
-		if inLedger && row != (ledgerRow{o.src, o.dst, o.amount}) {
-			violate("transfer %s: ledger has %+v, the transfer was %+v", o.key, row, o.transfer)
+		spec := specs[o.worker]
+		legs := spec.legs(o.transfer)
+		var in []string
+		for _, l := range legs {
+			seen[l.key] = true
+			row, inLedger := ledger[l.key]
+			if !inLedger {
+				continue
+			}
+			in = append(in, l.key)
+			if row != l.row {
+				violate("transfer %s: ledger row %s is %+v, the leg was %+v", o.key, l.key, row, l.row)
+			}
+		}
+		all, none := len(in) == len(legs), len(in) == 0
+		st.mu.Lock()
+		reruns := st.reruns[o.key]
+		st.mu.Unlock()
+		if reruns > 0 {
+			violate("transfer %s (worker %d, %s): a leg ran again after it had taken effect (%d times; idempotent %v), told %v\nretried before that:%s",
+				o.key, o.worker, spec, reruns, o.idempotent, o.err, st.trace(o.key))
 		}
 		switch {
+		case errors.Is(o.err, errFallback) || o.err == nil && !o.wrote && spec.defaults():
+			defaulted++
+			if !none && !spec.acceptsAmbiguous() {
+				violate("transfer %s (worker %d, %s) was given the fallback's default (err %v), yet %d of its %d legs are in the ledger (%v): a default for work that took effect\nretried before that:%s",
+					o.key, o.worker, spec, o.err, len(in), len(legs), in, st.trace(o.key))
+			}
 		case o.err == nil:
 			acked++
 			if !o.wrote {
 				replayed++
 			}
-			if !inLedger {
-				violate("transfer %s (worker %d, %s) was acknowledged but is not in the ledger: lost\nretried before that:%s", o.key, o.worker, specs[o.worker], st.trace(o.key))
+			if !all {
+				violate("transfer %s (worker %d, %s) was acknowledged but %d of its %d legs are not in the ledger: lost\nretried before that:%s", o.key, o.worker, spec, len(legs)-len(in), len(legs), st.trace(o.key))
 			}
 		case ambiguous(o.err):
 			finalCauses[cause(o.err)]++
-			if inLedger {
+			if !none {
 				ambiguousApplied++
 			} else {
 				ambiguousNotYet++
 			}
+		case spec.apart() && toldCommitted(o.err):
+			toldCommittedN++
+			finalCauses["told committed: "+cause(o.err)]++
+			if none || all {
+				violate("transfer %s (worker %d, %s) was told a step had committed (verdict %v): %v; yet %d of its %d legs are in the ledger\nretried before that:%s",
+					o.key, o.worker, spec, dbop.VerdictOf(o.err), o.err, len(in), len(legs), st.trace(o.key))
+			}
 		default:
 			failed++
 			finalCauses[cause(o.err)]++
-			if inLedger {
+			switch {
+			case none:
+			case spec.apart() && !all:
+				violate("partial and not reported: transfer %s (worker %d, %s) has legs %v of %d in the ledger, yet the error returned is neither ambiguous nor says a step committed (verdict %v): %v\nretried before that:%s",
+					o.key, o.worker, spec, in, len(legs), dbop.VerdictOf(o.err), o.err, st.trace(o.key))
+			default:
 				violate("applied but reported failed: transfer %s (worker %d, %s) is in the ledger, yet the error returned is not ambiguous (verdict %v): %v\nretried before that:%s",
-					o.key, o.worker, specs[o.worker], dbop.VerdictOf(o.err), o.err, st.trace(o.key))
+					o.key, o.worker, spec, dbop.VerdictOf(o.err), o.err, st.trace(o.key))
 			}
 		}
 	}
@@ -412,8 +532,8 @@ func verify(t *testing.T, specs []workerSpec, outcomes []outcome, ledger map[str
 
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	t.Logf("transfers: attempted %d, acknowledged %d (%d by an idempotent retry that found its ledger row already written), failed %d, ambiguous %d (%d applied, %d not applied); ledger rows %d",
-		len(outcomes), acked, replayed, failed, ambiguousApplied+ambiguousNotYet, ambiguousApplied, ambiguousNotYet, len(ledger))
+	t.Logf("transfers: attempted %d, acknowledged %d (%d by an idempotent retry that found its ledger row already written), failed %d, ambiguous %d (%d applied at least in part, %d not applied), given a fallback's default %d, told a step had committed %d; ledger rows %d",
+		len(outcomes), acked, replayed, failed, ambiguousApplied+ambiguousNotYet, ambiguousApplied, ambiguousNotYet, defaulted, toldCommittedN, len(ledger))
 	t.Logf("faults injected in %d injector rounds: %s", st.rounds, counts(st.faults))
 	t.Logf("ambiguous commits (ResolveCommit workers): resolved committed %d / resolved aborted %d / wrote nothing %d / unresolved %d",
 		st.resolutions[scopes.Committed], st.resolutions[scopes.Aborted], st.resolutions[scopes.NotWritten], st.resolutions[scopes.Unresolved])

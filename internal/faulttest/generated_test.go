@@ -1,0 +1,1017 @@
+package faulttest
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/adapters/mysqldb"
+	"github.com/dbop-go/dbop/adapters/pgxdb"
+	"github.com/dbop-go/dbop/adapters/sqldb"
+	"github.com/dbop-go/dbop/classifiers"
+	"github.com/dbop-go/dbop/internal/faultproxy"
+	"github.com/dbop-go/dbop/internal/resolve"
+	"github.com/dbop-go/dbop/internal/testdb"
+	"github.com/dbop-go/dbop/internal/txmark"
+	"github.com/dbop-go/dbop/scopes"
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// RoundsEnv sets how many rounds the generated-pipelines workload runs per
+// backend, each with pipelines drawn from its own seed (the first round's
+// seed is the run's, DBOP_FAULT_SEED; round i's is that plus i) on tables of
+// its own. The default is one round: a long run sets it with
+// DBOP_FAULT_DURATION, for example
+//
+//	DBOP_GEN_ROUNDS=20 DBOP_FAULT_DURATION=30s go test -count=1 -timeout 60m -run TestFaultGenerated ./internal/faulttest
+const RoundsEnv = "DBOP_GEN_ROUNDS"
+
+// clearing is the account a transfer split into a debit and a credit passes
+// through: the debit moves the amount from src to clearing, the credit from
+// clearing to dst. Its balance is what was debited and not yet credited; the
+// ledger replayed must give it like any other account's.
+const clearing = numAccounts
+
+// genShape is the shape of a generated worker's transfer.
+type genShape int
+
+const (
+	// shapeTx: one transaction.
+	shapeTx genShape = iota
+	// shapeSteps: one transaction whose statements are savepoint steps,
+	// each with a retry of its own.
+	shapeSteps
+	// shapeThen: a Then of a debit transaction and a credit
+	// transaction, the credit with a retry of its own.
+	shapeThen
+	// shapeAll: an All of the debit and the credit transactions.
+	shapeAll
+	// shapeTxThen: one transaction in which a retry runs a Then of a
+	// debit savepoint step and a credit savepoint step.
+	shapeTxThen
+	// shapeReadThen: a Then of a ReadOnly transaction that reads the
+	// source balance and the transfer's transaction.
+	shapeReadThen
+	numShapes
+)
+
+var shapeNames = [...]string{"tx", "steps", "then", "all", "tx-then", "read-then"}
+
+// decoKind is one decorator a generated pipeline may list.
+type decoKind int
+
+const (
+	decoTotalTimeout decoKind = iota
+	decoBulkhead
+	decoOrDefault
+	decoFallbackValue
+	decoFallbackError
+	decoAttemptTimeout
+	decoHotSpot
+	decoAttemptBulkhead
+	decoClassify
+	decoBefore
+)
+
+// preKinds are listed before the outer retry, postKinds after it.
+var (
+	preKinds  = []decoKind{decoTotalTimeout, decoBulkhead, decoOrDefault, decoFallbackValue, decoFallbackError}
+	postKinds = []decoKind{decoAttemptTimeout, decoHotSpot, decoAttemptBulkhead, decoClassify, decoBefore}
+)
+
+// genClassifiers are the classifiers a generated pipeline may give
+// ClassifyBy, its own or a transaction's: the library's, one of a user who
+// retries everything, and one with no opinion.
+var genClassifiers = []struct {
+	name string
+	fn   dbop.Classifier
+}{
+	{"classifiers.Default", classifiers.Default},
+	{"retry-everything", func(error) dbop.Verdict { return dbop.RetryTransaction }},
+	{"no-opinion", func(error) dbop.Verdict { return dbop.Unclassified }},
+}
+
+// genDeco is one drawn decorator and its parameters.
+type genDeco struct {
+	kind       decoKind
+	d          time.Duration
+	accept     bool // AcceptAmbiguous, for OrDefault and Fallback
+	classifier int
+}
+
+func (d genDeco) String() string {
+	acc := ""
+	if d.accept {
+		acc = "AcceptAmbiguous()"
+	}
+	switch d.kind {
+	case decoTotalTimeout, decoAttemptTimeout:
+		return fmt.Sprintf("WithTimeout(%v)", d.d)
+	case decoBulkhead:
+		return "Bulkhead(shared A)"
+	case decoAttemptBulkhead:
+		return "Bulkhead(shared B)"
+	case decoOrDefault:
+		return "OrDefault(" + acc + ")"
+	case decoFallbackValue:
+		return "Fallback(value" + strings.TrimSuffix(", "+acc, ", ") + ")"
+	case decoFallbackError:
+		return "Fallback(error" + strings.TrimSuffix(", "+acc, ", ") + ")"
+	case decoHotSpot:
+		return "HotSpot(shared)"
+	case decoClassify:
+		return "ClassifyBy(" + genClassifiers[d.classifier].name + ")"
+	case decoBefore:
+		return "Before"
+	}
+	return fmt.Sprintf("deco(%d)", d.kind)
+}
+
+// genTxOpts are a generated transaction's options.
+type genTxOpts struct {
+	limit     string // "", "lock" or "statement": the adapter's per-attempt limit
+	resolve   bool   // ResolveCommit
+	readOnly  bool
+	iso       string // "", "repeatable read" or "serializable"
+	classify  int    // the adapter's ClassifyBy, an index in genClassifiers; -1 for none
+	cockroach int    // pgxdb.CockroachRestart(MaxAttempts(cockroach)); 0 for none
+}
+
+func (o genTxOpts) String() string {
+	var parts []string
+	if o.limit != "" {
+		parts = append(parts, o.limit+" timeout")
+	}
+	if o.resolve {
+		parts = append(parts, "ResolveCommit")
+	}
+	if o.readOnly {
+		parts = append(parts, "ReadOnly")
+	}
+	if o.iso != "" {
+		parts = append(parts, o.iso)
+	}
+	if o.classify >= 0 {
+		parts = append(parts, "ClassifyBy("+genClassifiers[o.classify].name+")")
+	}
+	if o.cockroach > 0 {
+		parts = append(parts, fmt.Sprintf("CockroachRestart(MaxAttempts(%d))", o.cockroach))
+	}
+	return "InTx[" + strings.Join(parts, ", ") + "]"
+}
+
+// genPlan is one worker's drawn pipeline and transfer shape.
+type genPlan struct {
+	shape   genShape
+	proxied bool
+	// idem marks every retry of the worker Idempotent and makes its SQL
+	// idempotent by design (the ledger row inserted only if absent, the
+	// balances updated only by the call that inserted it); otherwise no
+	// retry is Idempotent and the ledger row is a plain INSERT, whose key
+	// refuses a second one: a leg run again after it committed fails with
+	// a unique violation, which the leg records.
+	idem bool
+	// retry is false for a pipeline without an outer WithRetry: pre and
+	// post then make one list.
+	retry                   bool
+	attempts                int
+	budget, elapsed, observ bool
+	pre, post               []genDeco
+	tx                      genTxOpts
+	// The inner pipelines: the savepoint steps' retries (steps,
+	// tx-then), the credit's retry (then).
+	inner         int // MaxAttempts; 0: no inner retry (then only)
+	innerTimeout  time.Duration
+	innerClassify int  // -1 for none
+	spLock        bool // pgxdb's savepoints with LockTimeout
+	wrapThen      bool // tx-then: a savepoint around the whole Then too
+	allLimit      int
+}
+
+func (p genPlan) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "shape %s, ", shapeNames[p.shape])
+	if p.proxied {
+		b.WriteString("proxied, ")
+	} else {
+		b.WriteString("direct, ")
+	}
+	if p.idem {
+		b.WriteString("idempotent SQL and retries: ")
+	} else {
+		b.WriteString("plain SQL, no Idempotent: ")
+	}
+	var ds []string
+	for _, d := range p.pre {
+		ds = append(ds, d.String())
+	}
+	if p.retry {
+		r := fmt.Sprintf("WithRetry(MaxAttempts(%d)", p.attempts)
+		if p.idem {
+			r += ", Idempotent()"
+		}
+		if p.budget {
+			r += ", WithBudget(shared)"
+		}
+		if p.elapsed {
+			r += ", MaxElapsed(3s)"
+		}
+		if p.observ {
+			r += ", Observe(slog)"
+		}
+		ds = append(ds, r+")")
+	}
+	for _, d := range p.post {
+		ds = append(ds, d.String())
+	}
+	fmt.Fprintf(&b, "With(%s) around ", strings.Join(ds, ", "))
+	read := p.tx
+	read.readOnly, read.resolve, read.cockroach = true, false, 0
+	inner := p.innerString()
+	switch p.shape {
+	case shapeTx:
+		fmt.Fprintf(&b, "%v", p.tx)
+	case shapeSteps:
+		fmt.Fprintf(&b, "%v of 3 savepoint steps, each With(%s)", p.tx, inner)
+	case shapeThen:
+		fmt.Fprintf(&b, "Then(debit %v, credit %v.With(%s))", p.tx, p.tx, inner)
+	case shapeAll:
+		fmt.Fprintf(&b, "All(%d, debit %v, credit %v)", p.allLimit, p.tx, p.tx)
+	case shapeTxThen:
+		fmt.Fprintf(&b, "%v running Then(debit savepoint step, credit savepoint step).With(%s", p.tx, inner)
+		if p.wrapThen {
+			b.WriteString(", InSavepoint")
+		}
+		b.WriteString(")")
+	case shapeReadThen:
+		fmt.Fprintf(&b, "Then(read %v, transfer %v)", read, p.tx)
+	}
+	return b.String()
+}
+
+func (p genPlan) innerString() string {
+	if p.inner == 0 {
+		return ""
+	}
+	parts := []string{fmt.Sprintf("WithRetry(MaxAttempts(%d)%s)", p.inner, map[bool]string{true: ", Idempotent()"}[p.idem])}
+	if p.innerTimeout > 0 {
+		parts = append(parts, fmt.Sprintf("WithTimeout(%v)", p.innerTimeout))
+	}
+	if p.innerClassify >= 0 {
+		parts = append(parts, "ClassifyBy("+genClassifiers[p.innerClassify].name+")")
+	}
+	if p.shape == shapeSteps {
+		s := "InSavepoint"
+		if p.spLock {
+			s += "(LockTimeout)"
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// The worker interface, as verify and runWorkload see a generated plan.
+
+func (p genPlan) isIdempotent() bool { return p.idem }
+
+func (p genPlan) apart() bool { return p.shape == shapeThen || p.shape == shapeAll }
+
+func (p genPlan) legs(tr transfer) []leg {
+	switch p.shape {
+	case shapeThen, shapeAll, shapeTxThen:
+		return []leg{
+			{tr.key + "d", ledgerRow{tr.src, clearing, tr.amount}},
+			{tr.key + "c", ledgerRow{clearing, tr.dst, tr.amount}},
+		}
+	}
+	return []leg{{tr.key, ledgerRow{tr.src, tr.dst, tr.amount}}}
+}
+
+func (p genPlan) acceptsAmbiguous() bool {
+	for _, d := range p.pre {
+		if d.accept {
+			return true
+		}
+	}
+	return false
+}
+
+func (p genPlan) defaults() bool {
+	for _, d := range append(slicesClone(p.pre), p.post...) {
+		if d.kind == decoOrDefault || d.kind == decoFallbackValue {
+			return true
+		}
+	}
+	return false
+}
+
+func slicesClone[T any](s []T) []T { return append([]T(nil), s...) }
+
+// genBackend is what a generated worker needs of one backend and adapter.
+type genBackend struct {
+	name                     string
+	insert, insertIdem       string
+	update, read             string
+	dup                      func(error) bool // a unique violation
+	lock, statement          time.Duration    // the transactions' per-attempt limits
+	attemptTimeouts          []time.Duration  // WithTimeout after the retry
+	cockroach, savepointLock bool             // pgxdb only
+	// inTx builds worker w's transaction running fn.
+	inTx func(w int, fn func(ctx context.Context, tx genTx) (genResult, error), o genTxOpts) dbop.Op[genResult]
+}
+
+// genTx is a transaction as a generated leg uses it.
+type genTx interface {
+	exec(ctx context.Context, query string, args ...any) (int64, error)
+	queryInt(ctx context.Context, query string, args ...any) (int64, error)
+	savepoint(lock time.Duration) dbop.Decorator
+}
+
+type pgxGenTx struct{ tx pgx.Tx }
+
+func (t pgxGenTx) exec(ctx context.Context, q string, args ...any) (int64, error) {
+	tag, err := t.tx.Exec(ctx, q, args...)
+	return tag.RowsAffected(), err
+}
+
+func (t pgxGenTx) queryInt(ctx context.Context, q string, args ...any) (int64, error) {
+	var v int64
+	err := t.tx.QueryRow(ctx, q, args...).Scan(&v)
+	return v, err
+}
+
+func (t pgxGenTx) savepoint(lock time.Duration) dbop.Decorator {
+	if lock > 0 {
+		return pgxdb.InSavepoint(t.tx, pgxdb.LockTimeout(lock))
+	}
+	return pgxdb.InSavepoint(t.tx)
+}
+
+type sqlGenTx struct {
+	tx *sql.Tx
+	d  sqldb.Dialect
+}
+
+func (t sqlGenTx) exec(ctx context.Context, q string, args ...any) (int64, error) {
+	res, err := t.tx.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (t sqlGenTx) queryInt(ctx context.Context, q string, args ...any) (int64, error) {
+	var v int64
+	err := t.tx.QueryRowContext(ctx, q, args...).Scan(&v)
+	return v, err
+}
+
+func (t sqlGenTx) savepoint(time.Duration) dbop.Decorator { return sqldb.InSavepoint(t.tx, t.d) }
+
+// genResult is what a generated transfer returns; def is the value the
+// pipeline's OrDefault or Fallback gives in place of an error.
+type genResult struct{ def bool }
+
+// errFallback is what a Fallback(error) pipeline's fallback returns in
+// place of the error it was given: the caller is told a plain failure.
+var errFallback = errors.New("faulttest: the fallback's own error")
+
+// genShared is what the workers of one round share: one Bulkhead before
+// the retries and another after them, one HotSpot for the hot rows, one
+// retry budget.
+type genShared struct {
+	bulkheadA, bulkheadB, hotSpot dbop.Decorator
+	budget                        *dbop.Budget
+	observer                      dbop.Observer
+}
+
+func newGenShared() *genShared {
+	return &genShared{
+		bulkheadA: dbop.Bulkhead(3),
+		bulkheadB: dbop.Bulkhead(2),
+		hotSpot:   dbop.HotSpot(),
+		budget:    &dbop.Budget{Ratio: 0.5, Max: 20, MinRate: 20},
+		observer:  dbop.SlogObserver(slog.New(slog.NewTextHandler(io.Discard, nil))),
+	}
+}
+
+// drawPlan draws worker w's plan with rng, and builds it once to see that
+// it is accepted: a pipeline the library refuses when it is built
+// (invariant 4) is drawn again, and the refusal logged.
+func drawPlan(t *testing.T, rng *rand.Rand, w int, be *genBackend, sh *genShared, st *stats) genPlan {
+	t.Helper()
+	for range 100 {
+		p := genPlan{
+			shape:         genShape(rng.IntN(int(numShapes))),
+			proxied:       w == 2 || w == 5,
+			idem:          rng.IntN(2) == 0,
+			retry:         rng.IntN(8) != 0,
+			attempts:      3 + rng.IntN(8),
+			budget:        rng.IntN(4) == 0,
+			elapsed:       rng.IntN(4) == 0,
+			observ:        rng.IntN(4) == 0,
+			inner:         1 + rng.IntN(4),
+			innerClassify: rng.IntN(len(genClassifiers)+1) - 1,
+			spLock:        be.savepointLock && rng.IntN(2) == 0,
+			wrapThen:      rng.IntN(2) == 0,
+			allLimit:      rng.IntN(3),
+		}
+		if rng.IntN(3) == 0 {
+			p.innerTimeout = be.attemptTimeouts[rng.IntN(len(be.attemptTimeouts))]
+		}
+		if p.shape == shapeThen && rng.IntN(3) == 0 {
+			p.inner = 0
+		}
+		for _, k := range preKinds {
+			if rng.IntN(4) == 0 {
+				p.pre = append(p.pre, drawDeco(rng, k, be))
+			}
+		}
+		for _, k := range postKinds {
+			if rng.IntN(3) == 0 {
+				p.post = append(p.post, drawDeco(rng, k, be))
+			}
+		}
+		rng.Shuffle(len(p.pre), func(i, j int) { p.pre[i], p.pre[j] = p.pre[j], p.pre[i] })
+		rng.Shuffle(len(p.post), func(i, j int) { p.post[i], p.post[j] = p.post[j], p.post[i] })
+		p.tx = genTxOpts{
+			limit:    []string{"", "lock", "statement"}[rng.IntN(3)],
+			resolve:  rng.IntN(2) == 0,
+			iso:      []string{"", "", "repeatable read", "serializable"}[rng.IntN(4)],
+			classify: rng.IntN(len(genClassifiers)+2) - 2,
+		}
+		if p.tx.classify < -1 {
+			p.tx.classify = -1
+		}
+		if be.cockroach && rng.IntN(4) == 0 {
+			p.tx.cockroach = 2 + rng.IntN(3)
+		}
+		if msg := tryBuild(p, w, be, sh, st); msg != "" {
+			t.Logf("worker %d: drew a pipeline the library refuses, drawing again: %s\n\t%v", w, msg, p)
+			continue
+		}
+		return p
+	}
+	t.Fatalf("worker %d: no pipeline accepted in 100 draws", w)
+	return genPlan{}
+}
+
+func drawDeco(rng *rand.Rand, k decoKind, be *genBackend) genDeco {
+	d := genDeco{kind: k, accept: rng.IntN(4) == 0, classifier: rng.IntN(len(genClassifiers))}
+	switch k {
+	case decoTotalTimeout:
+		d.d = time.Duration(2+rng.IntN(4)) * time.Second
+	case decoAttemptTimeout:
+		d.d = be.attemptTimeouts[rng.IntN(len(be.attemptTimeouts))]
+	}
+	return d
+}
+
+// tryBuild builds p's transactions and pipeline for a made-up transfer,
+// without running them, and returns the panic it met, if any.
+func tryBuild(p genPlan, w int, be *genBackend, sh *genShared, st *stats) (msg string) {
+	defer func() {
+		if r := recover(); r != nil {
+			msg = fmt.Sprint(r)
+		}
+	}()
+	nop := func(context.Context, genTx) (genResult, error) { return genResult{}, nil }
+	be.inTx(w, nop, p.tx)
+	read := p.tx
+	read.readOnly, read.resolve, read.cockroach = true, false, 0
+	be.inTx(w, nop, read)
+	p.build(w, be, sh, st, transfer{key: "probe", src: 0, dst: 1, amount: 1})
+	return ""
+}
+
+// decorators returns p's outer pipeline, outermost first.
+func (p genPlan) decorators(w int, sh *genShared, st *stats) []dbop.Decorator {
+	var ds []dbop.Decorator
+	add := func(d genDeco) {
+		var opts []dbop.FallbackOption
+		if d.accept {
+			opts = append(opts, dbop.AcceptAmbiguous())
+		}
+		switch d.kind {
+		case decoTotalTimeout, decoAttemptTimeout:
+			ds = append(ds, dbop.WithTimeout(d.d))
+		case decoBulkhead:
+			ds = append(ds, sh.bulkheadA)
+		case decoAttemptBulkhead:
+			ds = append(ds, sh.bulkheadB)
+		case decoOrDefault:
+			ds = append(ds, dbop.OrDefault(genResult{def: true}, opts...))
+		case decoFallbackValue:
+			ds = append(ds, dbop.Fallback(func(context.Context, error) (genResult, error) { return genResult{def: true}, nil }, opts...))
+		case decoFallbackError:
+			ds = append(ds, dbop.Fallback(func(context.Context, error) (genResult, error) { return genResult{}, errFallback }, opts...))
+		case decoHotSpot:
+			if p.retry {
+				ds = append(ds, sh.hotSpot)
+			}
+		case decoClassify:
+			if p.retry {
+				ds = append(ds, dbop.ClassifyBy(genClassifiers[d.classifier].fn))
+			}
+		case decoBefore:
+			ds = append(ds, dbop.Before(func(context.Context) error { return nil }))
+		}
+	}
+	for _, d := range p.pre {
+		add(d)
+	}
+	if p.retry {
+		opts := []dbop.RetryOption{dbop.MaxAttempts(p.attempts), dbop.OnRetry(st.onRetry)}
+		if p.idem {
+			opts = append(opts, dbop.Idempotent())
+		}
+		if p.budget {
+			opts = append(opts, dbop.WithBudget(sh.budget))
+		}
+		if p.elapsed {
+			opts = append(opts, dbop.MaxElapsed(3*time.Second))
+		}
+		if p.observ {
+			opts = append(opts, dbop.Observe(sh.observer))
+		}
+		ds = append(ds, dbop.WithRetry(backoff, opts...))
+	}
+	for _, d := range p.post {
+		add(d)
+	}
+	return ds
+}
+
+// innerDecorators returns the pipeline of a step or of the credit: its
+// retry, a per-attempt timeout, a classifier, and last the savepoint scope
+// sp, if any.
+func (p genPlan) innerDecorators(st *stats, sp dbop.Decorator) []dbop.Decorator {
+	var ds []dbop.Decorator
+	if p.inner > 0 {
+		opts := []dbop.RetryOption{dbop.MaxAttempts(p.inner), dbop.OnRetry(st.onRetry)}
+		if p.idem {
+			opts = append(opts, dbop.Idempotent())
+		}
+		ds = append(ds, dbop.WithRetry(backoff, opts...))
+	}
+	if p.innerTimeout > 0 {
+		ds = append(ds, dbop.WithTimeout(p.innerTimeout))
+	}
+	if p.innerClassify >= 0 && p.inner > 0 {
+		ds = append(ds, dbop.ClassifyBy(genClassifiers[p.innerClassify].fn))
+	}
+	if sp != nil {
+		ds = append(ds, sp)
+	}
+	return ds
+}
+
+// build returns tr applied through p: its shape, then its pipeline.
+func (p genPlan) build(w int, be *genBackend, sh *genShared, st *stats, tr transfer) dbop.Op[genResult] {
+	legs := p.legs(tr)
+	apply := func(l leg) func(ctx context.Context, tx genTx) (genResult, error) {
+		return func(ctx context.Context, tx genTx) (genResult, error) {
+			return genResult{}, p.applyLeg(ctx, be, st, tx, l)
+		}
+	}
+	var lock time.Duration
+	if p.spLock {
+		lock = be.lock
+	}
+	var op dbop.Op[genResult]
+	switch p.shape {
+	case shapeTx:
+		op = be.inTx(w, apply(legs[0]), p.tx)
+	case shapeSteps:
+		op = be.inTx(w, func(ctx context.Context, tx genTx) (genResult, error) {
+			return genResult{}, p.applyLegInSteps(ctx, be, st, tx, lock, legs[0])
+		}, p.tx)
+	case shapeThen:
+		credit := be.inTx(w, apply(legs[1]), p.tx).With(p.innerDecorators(st, nil)...)
+		op = dbop.Then(be.inTx(w, apply(legs[0]), p.tx), func(ctx context.Context, _ genResult) (genResult, error) {
+			return credit.Run(ctx)
+		})
+	case shapeAll:
+		all := dbop.All(p.allLimit, be.inTx(w, apply(legs[0]), p.tx), be.inTx(w, apply(legs[1]), p.tx))
+		op = dbop.Then(all, func(context.Context, []genResult) (genResult, error) { return genResult{}, nil })
+	case shapeTxThen:
+		op = be.inTx(w, func(ctx context.Context, tx genTx) (genResult, error) {
+			debit := dbop.Op[genResult](func(ctx context.Context) (genResult, error) { return apply(legs[0])(ctx, tx) })
+			credit := dbop.Op[genResult](func(ctx context.Context) (genResult, error) { return apply(legs[1])(ctx, tx) })
+			th := dbop.Then(debit.With(tx.savepoint(lock)), func(ctx context.Context, _ genResult) (genResult, error) {
+				return credit.With(tx.savepoint(lock)).Run(ctx)
+			})
+			var sp dbop.Decorator
+			if p.wrapThen {
+				sp = tx.savepoint(lock)
+			}
+			return th.With(p.innerDecorators(st, sp)...).Run(ctx)
+		}, p.tx)
+	case shapeReadThen:
+		ro := p.tx
+		ro.readOnly, ro.resolve, ro.cockroach = true, false, 0
+		read := be.inTx(w, func(ctx context.Context, tx genTx) (genResult, error) {
+			_, err := tx.queryInt(ctx, be.read, tr.src)
+			return genResult{}, err
+		}, ro)
+		write := be.inTx(w, apply(legs[0]), p.tx)
+		op = dbop.Then(read, func(ctx context.Context, _ genResult) (genResult, error) { return write.Run(ctx) })
+	}
+	return op.With(p.decorators(w, sh, st)...)
+}
+
+// applyLeg writes l's ledger row and, if this call wrote it, moves its
+// amount. With plain SQL a ledger row already there is a unique violation:
+// the leg ran again after it committed (or, in a transaction, after its
+// savepoint was released), which it records.
+func (p genPlan) applyLeg(ctx context.Context, be *genBackend, st *stats, tx genTx, l leg) error {
+	inserted, err := p.insertLedger(ctx, be, st, tx, l)
+	if err != nil || !inserted {
+		return err
+	}
+	for _, u := range []struct {
+		id    int
+		delta int64
+	}{{l.row.src, -l.row.amount}, {l.row.dst, l.row.amount}} {
+		if err := updateBalance(ctx, be, tx, u.id, u.delta); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p genPlan) insertLedger(ctx context.Context, be *genBackend, st *stats, tx genTx, l leg) (bool, error) {
+	q := be.insert
+	if p.idem {
+		q = be.insertIdem
+	}
+	n, err := tx.exec(ctx, q, l.key, l.row.src, l.row.dst, l.row.amount)
+	if err != nil {
+		if be.dup(err) {
+			st.rerun(ctx, l.key, err)
+		}
+		return false, err
+	}
+	return n == 1, nil
+}
+
+func updateBalance(ctx context.Context, be *genBackend, tx genTx, id int, delta int64) error {
+	n, err := tx.exec(ctx, be.update, delta, id)
+	if err != nil {
+		return err
+	}
+	if n != 1 {
+		return dbop.Classify(fmt.Errorf("account %d: updated %d rows", id, n), dbop.NotRetryable)
+	}
+	return nil
+}
+
+// applyLegInSteps is applyLeg with each statement a savepoint step with
+// its own retry.
+func (p genPlan) applyLegInSteps(ctx context.Context, be *genBackend, st *stats, tx genTx, lock time.Duration, l leg) error {
+	inserted, err := dbop.Op[bool](func(ctx context.Context) (bool, error) {
+		return p.insertLedger(ctx, be, st, tx, l)
+	}).With(p.innerDecorators(st, tx.savepoint(lock))...).Run(ctx)
+	if err != nil || !inserted {
+		return err
+	}
+	for _, u := range []struct {
+		id    int
+		delta int64
+	}{{l.row.src, -l.row.amount}, {l.row.dst, l.row.amount}} {
+		if _, err := dbop.Op[struct{}](func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, updateBalance(ctx, be, tx, u.id, u.delta)
+		}).With(p.innerDecorators(st, tx.savepoint(lock))...).Run(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// genRounds reads RoundsEnv.
+func genRounds(t *testing.T) int {
+	t.Helper()
+	s := os.Getenv(RoundsEnv)
+	if s == "" {
+		return 1
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		t.Fatalf("%s=%q: want a positive number of rounds", RoundsEnv, s)
+	}
+	return n
+}
+
+// genSetup prepares one round of a backend: its tables, pools, proxy and
+// injector. It returns the backend, the injector, the fault minimums, and
+// finish, which closes the workers' pools and reads the final state with a
+// fresh connection.
+type genSetup func(t *testing.T, cfg runConfig, st *stats) (be *genBackend, inject injectFunc, minimums map[string]int, finish func() (map[string]ledgerRow, []int64))
+
+// runGenerated runs the rounds of one backend. setup prepares a round's
+// tables and pools and returns the backend, the injector, and a function
+// that closes the workers' pools and reads the final state with a fresh
+// connection.
+func runGenerated(t *testing.T, setup genSetup) {
+	base := newRunConfig(t)
+	for round := range genRounds(t) {
+		cfg := base
+		cfg.seed = base.seed + uint64(round)
+		cfg.runID = newRunID()
+		t.Run(fmt.Sprintf("round%d-seed%d", round, cfg.seed), func(t *testing.T) {
+			st := newStats()
+			be, inject, minimums, finish := setup(t, cfg, st)
+			sh := newGenShared()
+			plans := make([]genPlan, numWorkers)
+			workers := make([]worker, numWorkers)
+			runs := make([]transferFunc, numWorkers)
+			for w := range plans {
+				rng := rand.New(rand.NewPCG(cfg.seed, 1<<32+uint64(w)))
+				p := drawPlan(t, rng, w, be, sh, st)
+				plans[w], workers[w] = p, p
+				runs[w] = func(ctx context.Context, tr transfer) (wrote bool, err error) {
+					res, err := p.build(w, be, sh, st, tr).Run(scopes.OnCommitResolved(ctx, st.onResolved))
+					return !res.def, err
+				}
+				t.Logf("worker %d: %v", w, p)
+			}
+			t.Cleanup(func() {
+				if t.Failed() {
+					var b strings.Builder
+					fmt.Fprintf(&b, "FAILED on %s with seed %d; replay with %s=%d %s=1 (and %s=%v). The pipelines:", be.name, cfg.seed, SeedEnv, cfg.seed, RoundsEnv, DurationEnv, cfg.duration)
+					for w, p := range plans {
+						fmt.Fprintf(&b, "\n\tworker %d: %v", w, p)
+					}
+					t.Log(b.String())
+				}
+			})
+			outcomes := runWorkload(t, cfg, workers, runs, inject, st)
+			ledger, balances := finish()
+			verify(t, workers, outcomes, ledger, balances, st)
+			checkFaults(t, cfg, st, minimums)
+		})
+	}
+}
+
+// pgGenBackend is the PostgreSQL half of a generated backend: its SQL.
+func pgGenBackend(name string, tables pgTables) *genBackend {
+	return &genBackend{
+		name:            name,
+		insert:          "INSERT INTO " + tables.ledger + " (k, src, dst, amount) VALUES ($1, $2, $3, $4)",
+		insertIdem:      "INSERT INTO " + tables.ledger + " (k, src, dst, amount) VALUES ($1, $2, $3, $4) ON CONFLICT (k) DO NOTHING",
+		update:          "UPDATE " + tables.accounts + " SET balance = balance + $1 WHERE id = $2",
+		read:            "SELECT balance FROM " + tables.accounts + " WHERE id = $1",
+		dup:             func(err error) bool { e, ok := errors.AsType[*pgconn.PgError](err); return ok && e.Code == "23505" },
+		lock:            50 * time.Millisecond,
+		statement:       50 * time.Millisecond,
+		attemptTimeouts: []time.Duration{100 * time.Millisecond, 300 * time.Millisecond, time.Second},
+	}
+}
+
+// setupPGGenerated prepares a PostgreSQL round: the tables with the
+// clearing account, the proxy, one pool per worker (a transfer's All runs
+// two transactions at once, and sqldb's ResolveCommit asks on another of
+// the pool's connections while it holds the first), and the injector.
+func setupPGGenerated(viaSQL bool) genSetup {
+	return func(t *testing.T, cfg runConfig, st *stats) (*genBackend, injectFunc, map[string]int, func() (map[string]ledgerRow, []int64)) {
+		dsn := testdb.Postgres(t)
+		app := "dbop_fault_" + cfg.runID
+		admin := pgPool(t, dsn, "dbop_fault_admin_"+cfg.runID, 3, nil)
+		tables := newPGTables(cfg.runID)
+		tables.create(t, admin)
+		if _, err := admin.Exec(t.Context(), "INSERT INTO "+tables.accounts+" VALUES ($1, 0)", clearing); err != nil {
+			t.Fatal(err)
+		}
+		proxy := faultproxy.Start(t, pgTarget(t, dsn))
+		be := pgGenBackend("PostgreSQL via pgxdb", tables)
+		var closers []func()
+		opts := func(o genTxOpts) (base []pgxdb.Option) {
+			switch o.limit {
+			case "lock":
+				base = append(base, pgxdb.LockTimeout(be.lock))
+			case "statement":
+				base = append(base, pgxdb.StatementTimeout(be.statement))
+			}
+			if o.classify >= 0 {
+				base = append(base, pgxdb.ClassifyBy(genClassifiers[o.classify].fn))
+			}
+			return base
+		}
+		if !viaSQL {
+			be.cockroach, be.savepointLock = true, true
+			pools := make([]*pgxpool.Pool, numWorkers)
+			for w := range pools {
+				var mod func(*pgxpool.Config)
+				if w == 2 || w == 5 {
+					mod = throughProxy(proxy)
+				}
+				pools[w] = pgPool(t, dsn, app, 3, mod)
+				closers = append(closers, pools[w].Close)
+			}
+			be.inTx = func(w int, fn func(ctx context.Context, tx genTx) (genResult, error), o genTxOpts) dbop.Op[genResult] {
+				var txo []pgxdb.TxOption
+				for _, opt := range opts(o) {
+					txo = append(txo, opt)
+				}
+				if o.resolve {
+					txo = append(txo, pgxdb.ResolveCommit())
+				}
+				if o.readOnly {
+					txo = append(txo, pgxdb.ReadOnly())
+				}
+				switch o.iso {
+				case "repeatable read":
+					txo = append(txo, pgxdb.Isolation(pgx.RepeatableRead))
+				case "serializable":
+					txo = append(txo, pgxdb.Isolation(pgx.Serializable))
+				}
+				if o.cockroach > 0 {
+					txo = append(txo, pgxdb.CockroachRestart(dbop.MaxAttempts(o.cockroach), dbop.OnRetry(st.onRetry)))
+				}
+				return pgxdb.InTx(pools[w], func(ctx context.Context, tx pgx.Tx) (genResult, error) { return fn(ctx, pgxGenTx{tx}) }, txo...)
+			}
+		} else {
+			be.name = "PostgreSQL via sqldb (pgx stdlib)"
+			dbs := make([]*sql.DB, numWorkers)
+			for w := range dbs {
+				cc, err := pgx.ParseConfig(dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cc.RuntimeParams["application_name"] = app
+				if w == 2 || w == 5 {
+					port, _ := strconv.ParseUint(proxy.Port(), 10, 16)
+					cc.Host, cc.Port, cc.Fallbacks, cc.TLSConfig = proxy.Host(), uint16(port), nil, nil
+				}
+				db := stdlib.OpenDB(*cc)
+				db.SetMaxOpenConns(3)
+				t.Cleanup(func() { db.Close() })
+				dbs[w] = db
+				closers = append(closers, func() { db.Close() })
+			}
+			be.inTx = func(w int, fn func(ctx context.Context, tx genTx) (genResult, error), o genTxOpts) dbop.Op[genResult] {
+				return sqldb.InTx(dbs[w], sqldb.Postgres, func(ctx context.Context, tx *sql.Tx) (genResult, error) {
+					return fn(ctx, sqlGenTx{tx, sqldb.Postgres})
+				}, sqlTxOpts(o, be)...)
+			}
+		}
+		inj := &pgInjector{admin: admin, proxy: proxy, app: app, accounts: tables.accounts}
+		return be, inj.inject, pgFaultMinimums, func() (map[string]ledgerRow, []int64) {
+			st.fault("proxy cut after commit (fired)", proxy.Cuts())
+			for _, c := range closers {
+				c()
+			}
+			waitForBackendsGone(t, admin, app)
+			return tables.readState(t, dsn)
+		}
+	}
+}
+
+// sqlTxOpts are o as sqldb's options.
+func sqlTxOpts(o genTxOpts, be *genBackend) []sqldb.TxOption {
+	var txo []sqldb.TxOption
+	switch o.limit {
+	case "lock":
+		txo = append(txo, sqldb.LockTimeout(be.lock))
+	case "statement":
+		txo = append(txo, sqldb.StatementTimeout(be.statement))
+	}
+	if o.classify >= 0 {
+		txo = append(txo, sqldb.ClassifyBy(genClassifiers[o.classify].fn))
+	}
+	if o.resolve {
+		txo = append(txo, sqldb.ResolveCommit())
+	}
+	if o.readOnly {
+		txo = append(txo, sqldb.ReadOnly())
+	}
+	switch o.iso {
+	case "repeatable read":
+		txo = append(txo, sqldb.Isolation(sql.LevelRepeatableRead))
+	case "serializable":
+		txo = append(txo, sqldb.Isolation(sql.LevelSerializable))
+	}
+	return txo
+}
+
+// setupMyGenerated prepares a MariaDB round as TestFaultMariaDBTransfers
+// does, in a database of its own, with the commit markers and HotSpot's
+// lock table, and one pool per worker.
+func setupMyGenerated(t *testing.T, cfg runConfig, st *stats) (*genBackend, injectFunc, map[string]int, func() (map[string]ledgerRow, []int64)) {
+	dsn := testdb.MySQL(t)
+	base, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatalf("parse %s: %v", testdb.MySQLEnv, err)
+	}
+	if base.Net != "tcp" {
+		t.Fatalf("the fault proxy needs a TCP address; %s uses %q", testdb.MySQLEnv, base.Net)
+	}
+	admin := openMy(t, base, 3)
+	faultDB := "dbop_fault_" + cfg.runID
+	q := "`" + faultDB + "`"
+	for _, stmt := range []string{
+		"CREATE DATABASE " + q,
+		"CREATE TABLE " + q + ".accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL) ENGINE=InnoDB",
+		"CREATE TABLE " + q + ".ledger (k VARCHAR(64) PRIMARY KEY, src INT NOT NULL, dst INT NOT NULL, amount BIGINT NOT NULL) ENGINE=InnoDB",
+		"CREATE TABLE " + q + "." + strings.TrimPrefix(resolve.CreateMarkersSQL, "CREATE TABLE IF NOT EXISTS "),
+	} {
+		if _, err := admin.ExecContext(t.Context(), stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+q); err != nil {
+			t.Errorf("drop the run's database: %v", err)
+		}
+	})
+	for id := range numAccounts + 1 {
+		if _, err := admin.ExecContext(t.Context(), "INSERT INTO "+q+".accounts VALUES (?, 0)", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	proxy := faultproxy.Start(t, base.Addr)
+	dbs := make([]*sql.DB, numWorkers)
+	for w := range dbs {
+		c := base.Clone()
+		c.DBName = faultDB
+		if w == 2 || w == 5 {
+			c.Addr = proxy.Addr()
+		}
+		dbs[w] = openMy(t, c, 3)
+	}
+	if err := mysqldb.CreateHotSpotLocks(t.Context(), dbs[0]); err != nil {
+		t.Fatal(err)
+	}
+	be := &genBackend{
+		name:       "MariaDB via sqldb",
+		insert:     "INSERT INTO ledger (k, src, dst, amount) VALUES (?, ?, ?, ?)",
+		insertIdem: "INSERT IGNORE INTO ledger (k, src, dst, amount) VALUES (?, ?, ?, ?)",
+		update:     "UPDATE accounts SET balance = balance + ? WHERE id = ?",
+		read:       "SELECT balance FROM accounts WHERE id = ?",
+		dup:        func(err error) bool { e, ok := errors.AsType[*mysql.MySQLError](err); return ok && e.Number == 1062 },
+		// innodb_lock_wait_timeout takes whole seconds; max_statement_time
+		// fails a lock wait well before that.
+		lock:            time.Second,
+		statement:       250 * time.Millisecond,
+		attemptTimeouts: []time.Duration{300 * time.Millisecond, time.Second, 2 * time.Second},
+	}
+	be.inTx = func(w int, fn func(ctx context.Context, tx genTx) (genResult, error), o genTxOpts) dbop.Op[genResult] {
+		return sqldb.InTx(dbs[w], mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (genResult, error) {
+			return fn(ctx, sqlGenTx{tx, mysqldb.MariaDB})
+		}, sqlTxOpts(o, be)...)
+	}
+	inj := &myInjector{admin: admin, proxy: proxy, db: faultDB}
+	return be, inj.inject, myFaultMinimums, func() (map[string]ledgerRow, []int64) {
+		st.fault("proxy cut after COMMIT (fired)", proxy.Cuts())
+		for _, db := range dbs {
+			db.Close()
+		}
+		return readMyState(t, base, q)
+	}
+}
+
+// TestFaultGeneratedPostgresPgx runs the transfer workload on PostgreSQL
+// through pgxdb, each worker's pipeline and transfer shape drawn from the
+// run's seed out of the public decorators and options (see genPlan), while
+// the injector of TestFaultPostgresTransfers runs. verify checks what each
+// caller was told against the ledger and the balances; the log names every
+// worker's pipeline, and on failure the seed to replay it with.
+func TestFaultGeneratedPostgresPgx(t *testing.T) { runGenerated(t, setupPGGenerated(false)) }
+
+// TestFaultGeneratedPostgresSQL is TestFaultGeneratedPostgresPgx through
+// sqldb on pgx's database/sql driver.
+func TestFaultGeneratedPostgresSQL(t *testing.T) { runGenerated(t, setupPGGenerated(true)) }
+
+// TestFaultGeneratedMariaDB is TestFaultGeneratedPostgresPgx on MariaDB
+// through sqldb, with the injector of TestFaultMariaDBTransfers.
+func TestFaultGeneratedMariaDB(t *testing.T) { runGenerated(t, setupMyGenerated) }
+
+// toldCommitted reports whether err tells its caller that a step of a Then
+// or All had committed before the failure: ErrAlreadyCommitted from a
+// retry, or the mark Then and All put on the error, which its message
+// shows.
+func toldCommitted(err error) bool {
+	if errors.Is(err, dbop.ErrAlreadyCommitted) {
+		return true
+	}
+	for range txmark.Afters(err) {
+		return true
+	}
+	return false
+}
