@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop/internal/hotlock"
+	"github.com/dbop-go/dbop/internal/txmark"
 )
 
 // HotSpot returns a Decorator for work that contends on the same rows — a
@@ -445,6 +446,7 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 	actx, cancel := context.WithDeadlineCause(ctx, start.Add(backstop), cause)
 	defer cancel()
 	actx = hotlock.WithServerDeadline(actx, start.Add(bound))
+	actx, owner := txmark.WithOwnerWatch(actx)
 	// A 57014 can be the server's statement limit only once the attempt
 	// ran for the statement limit the adapters derive from the context's
 	// deadline (resolve.ServerLimits), not for the bound, which limits
@@ -467,9 +469,28 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 	h.leave(t, outcomeOf(err, fired), d, req, lockTimedOut(err))
 	if err != nil && fired {
 		err = &TimeoutError{Timeout: backstop, Err: err}
+		if !owner.Began() {
+			err = Classify(&unownedCutError{err}, Ambiguous)
+		}
 	}
 	return err
 }
+
+// unownedCutError is the error of an attempt a HotSpot's backstop cut
+// short in an Op that began no transaction through a scope of dbop's (an Op
+// of the user's own): nothing says where the cut fell, and in a COMMIT the
+// server may have committed (the driver closes the connection on the
+// context's end). It is Ambiguous: retried only by an Idempotent retry,
+// never replaced by a fallback. A scope of dbop's ends its transaction and
+// judges its COMMIT itself, and its attempts are retried as any timed-out
+// attempt.
+type unownedCutError struct{ err error }
+
+func (e *unownedCutError) Error() string {
+	return "dbop: HotSpot: the attempt's deadline ended an Op that began no transaction through a scope of dbop's, so whether its work committed is unknown: " + e.err.Error()
+}
+
+func (e *unownedCutError) Unwrap() error { return e.err }
 
 // admit waits for a slot and returns the attempt's ticket, a zero one if
 // the HotSpot no longer limits.

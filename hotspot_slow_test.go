@@ -2,11 +2,13 @@ package dbop_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/txmark"
 )
 
 // TestHotSpotLetsSlowWorkFinish: a HotSpot bounds its attempts while it
@@ -15,13 +17,30 @@ import (
 // running, must still succeed. The attempt after one that timed out gets
 // twice the bound, and the HotSpot learns from the success what its
 // attempts take, so that later operations succeed at their first attempt.
+// The work is a transaction of a scope of dbop's, or an Op of the user's
+// own under an Idempotent retry (without it, a cut of such an Op is
+// Ambiguous and not run again: TestHotSpotCutOfAnOpOfYourOwnIsAmbiguous).
 func TestHotSpotLetsSlowWorkFinish(t *testing.T) {
-	for _, work := range []time.Duration{600 * time.Millisecond, 3 * time.Second} {
-		t.Run(work.String(), func(t *testing.T) {
+	for _, c := range []struct {
+		work  time.Duration
+		owned bool // run by a scope of dbop's; else an Op of your own, Idempotent
+	}{
+		{600 * time.Millisecond, true}, {3 * time.Second, true},
+		{600 * time.Millisecond, false}, {3 * time.Second, false},
+	} {
+		work := c.work
+		t.Run(fmt.Sprintf("%v/owned=%v", work, c.owned), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				pipeline := dbop.Chain(dbop.WithRetry(dbop.Constant(time.Millisecond), dbop.MaxAttempts(6)), dbop.HotSpot())
+				var opts []dbop.RetryOption
+				if !c.owned {
+					opts = append(opts, dbop.Idempotent())
+				}
+				pipeline := dbop.Chain(dbop.WithRetry(dbop.Constant(time.Millisecond), append(opts, dbop.MaxAttempts(6))...), dbop.HotSpot())
 				runs := 0
 				slow := dbop.Op[int](func(ctx context.Context) (int, error) {
+					if c.owned {
+						txmark.OwnerBegins(ctx) // as scopes.InTx does
+					}
 					runs++
 					select {
 					case <-time.After(work):

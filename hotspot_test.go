@@ -3,6 +3,7 @@ package dbop_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/hotlock"
+	"github.com/dbop-go/dbop/internal/txmark"
 )
 
 // errConflict is a serialization failure: retryable, as a classifier
@@ -238,7 +240,10 @@ func wantLetThrough(t *testing.T, w *lockedWork) {
 // by the bound a limiting HotSpot derives, well below PostgreSQL's 1 s
 // deadlock_timeout, and the retry runs it again: the bound is a server
 // deadline for the adapters (hotlock.WithServerDeadline), and the context
-// ends at twice it plus 50 ms for an Op that does not enforce it.
+// ends at twice it plus 50 ms for what the server does not end. The Op
+// stands for a transaction scope of dbop's, which ends its transaction and
+// judges its COMMIT (TestHotSpotCutOfAnOpOfYourOwnIsAmbiguous: one of the
+// user's own).
 func TestHotSpotBoundsLockWaits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var (
@@ -248,6 +253,7 @@ func TestHotSpotBoundsLockWaits(t *testing.T) {
 			errs        []error
 		)
 		op := dbop.Op[int](func(ctx context.Context) (int, error) {
+			txmark.OwnerBegins(ctx) // as a transaction scope of dbop's does (scopes.InTx)
 			attempts++
 			switch attempts {
 			case 1:
@@ -754,6 +760,7 @@ func TestHotSpotStaysWhileItsLockOrdersAttempts(t *testing.T) {
 				lock := make(chan struct{}, 1) // the HotSpot's lock, across processes
 				var inFlight, unordered, cycles atomic.Int32
 				attempt := func(ctx context.Context) (int, error) {
+					txmark.OwnerBegins(ctx)            // a transaction scope of dbop's
 					time.Sleep(100 * time.Microsecond) // BEGIN
 					if req := hotlock.From(ctx); req != nil && req.Claim() {
 						req.Took()
@@ -1026,4 +1033,51 @@ func TestHotSpotFindsAProcessThatCameBack(t *testing.T) {
 			t.Errorf("back after a pause, the losing process gave up %d of 600 operations, and one took %v and %d attempts; want none, at most 100ms and at most 10 attempts (while it paused, the winner ran %d attempts, %d of them with the lock)", gaveUp, longest, most, runs, locked)
 		}
 	})
+}
+
+// An Op of the user's own (it begins no transaction through a scope of
+// dbop's) that the HotSpot's backstop cuts short may have been cut in its
+// COMMIT, which the server may have applied: the driver closes the
+// connection, and nothing says where the cut fell. So the error is
+// Ambiguous, retried only by an Idempotent retry and never replaced by a
+// fallback. Before, it was a *dbop.TimeoutError, retried whole: a review
+// saw a COMMIT whose answer came 600 ms late applied twice.
+func TestHotSpotCutOfAnOpOfYourOwnIsAmbiguous(t *testing.T) {
+	for _, idempotent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("idempotent=%v", idempotent), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				attempts := 0
+				op := dbop.Op[int](func(ctx context.Context) (int, error) {
+					attempts++
+					switch attempts {
+					case 1:
+						// Lost to another process: the HotSpot bounds
+						// attempts from now on.
+						time.Sleep(time.Millisecond)
+						return 0, errConflict
+					case 2:
+						// Its COMMIT's answer is slow to come back.
+						<-ctx.Done()
+						return 0, ctx.Err()
+					}
+					return 1, nil
+				})
+				var opts []dbop.RetryOption
+				if idempotent {
+					opts = append(opts, dbop.Idempotent())
+				}
+				v, err := op.With(dbop.OrDefault(-1), dbop.WithRetry(dbop.Constant(0), opts...), dbop.HotSpot()).Run(context.Background())
+				if idempotent {
+					if v != 1 || err != nil || attempts != 3 {
+						t.Errorf("Idempotent: got %d, %v after %d attempts; want 1, nil after 3", v, err, attempts)
+					}
+					return
+				}
+				var te *dbop.TimeoutError
+				if dbop.VerdictOf(err) != dbop.Ambiguous || !errors.As(err, &te) || attempts != 2 {
+					t.Errorf("got %d, %v (verdict %v) after %d attempts; want the cut attempt's *dbop.TimeoutError, Ambiguous, not run again nor defaulted", v, err, dbop.VerdictOf(err), attempts)
+				}
+			})
+		})
+	}
 }

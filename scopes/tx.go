@@ -98,6 +98,9 @@ func Do[X Tx](begin BeginFunc[X], fn func(ctx context.Context, tx X) error, opts
 // it again, whatever marks scopes inside the transaction left on it.
 func runTx[X Tx, T any](ctx context.Context, c *config, opts BeginOptions, begin BeginFunc[X], fn func(context.Context, X) (T, error)) (T, error) {
 	var zero T
+	// A HotSpot that cuts the attempt short learns that this scope ends
+	// the transaction and judges its COMMIT.
+	txmark.OwnerBegins(ctx)
 	tx, err := begin(ctx, opts)
 	if err != nil {
 		return zero, released(fmt.Errorf("scopes: begin: %w", c.classify(err)))
