@@ -30,10 +30,17 @@ func TestRunRefusesAStaggerItCannotKeep(t *testing.T) {
 	}
 }
 
-// pglock locks dbop.HotSpot's lock table on PostgreSQL: on another backend,
-// or with the lock tables dropped, it is refused when named, saying why,
-// and it is left out of the strategies a backend runs by default.
+// pglock and pglease lock dbop.HotSpot's lock table on PostgreSQL: on
+// another backend, or with the lock tables dropped, each is refused when
+// named, saying why, and left out of the strategies a backend runs by
+// default.
 func TestPGLockRefusedWhereItCannotRun(t *testing.T) {
+	for _, name := range []string{"pglock", "pglease"} {
+		t.Run(name, func(t *testing.T) { lockStrategyRefused(t, name) })
+	}
+}
+
+func lockStrategyRefused(t *testing.T, name string) {
 	for _, c := range []struct {
 		name string
 		cfg  Config
@@ -43,19 +50,19 @@ func TestPGLockRefusedWhereItCannotRun(t *testing.T) {
 		{"galera", Config{Backend: Backend{Kind: Galera}}, "PostgreSQL only"},
 		{"no lock tables", Config{Backend: Backend{Kind: Postgres}, NoLockTables: true}, "-no-lock-tables drops"},
 	} {
-		_, err := StrategyByName("pglock", c.cfg)
+		_, err := StrategyByName(name, c.cfg)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: StrategyByName(pglock): %v, want an error containing %q", c.name, err, c.want)
+			t.Errorf("%s: StrategyByName(%s): %v, want an error containing %q", c.name, name, err, c.want)
 		}
 	}
-	if _, err := StrategyByName("pglock", Config{Backend: Backend{Kind: Postgres}}); err != nil {
-		t.Errorf("postgres: StrategyByName(pglock): %v", err)
+	if _, err := StrategyByName(name, Config{Backend: Backend{Kind: Postgres}}); err != nil {
+		t.Errorf("postgres: StrategyByName(%s): %v", name, err)
 	}
 	for _, k := range Kinds {
 		for _, noTables := range []bool{false, true} {
 			cfg := Config{Backend: Backend{Kind: k}, NoLockTables: noTables, DBOP: Recommended}
 			got := strings.Join(NamesFor(cfg), ",")
-			if has := strings.Contains(got, "pglock"); has != (k == Postgres && !noTables) {
+			if has := strings.Contains(got, name); has != (k == Postgres && !noTables) {
 				t.Errorf("NamesFor(%s, no lock tables %t) = %s", k, noTables, got)
 			}
 			for _, name := range NamesFor(cfg) {

@@ -32,14 +32,14 @@ type Strategy struct {
 }
 
 // Names of the strategies that [StrategyByName] knows.
-var Names = []string{"dbop", "dbop+bulkhead", "dbop+hotspot", "dbop+hotspot+keys", "immediate", "cenkalti", "none", "executor", "keyed", "pglock", "reference"}
+var Names = []string{"dbop", "dbop+bulkhead", "dbop+hotspot", "dbop+hotspot+keys", "immediate", "cenkalti", "none", "executor", "keyed", "pglock", "pglease", "reference"}
 
-// NamesFor returns the names of Names that run with cfg: pglock only on
+// NamesFor returns the names of Names that run with cfg: pglock and pglease only on
 // PostgreSQL with the lock tables.
 func NamesFor(cfg Config) []string {
 	var names []string
 	for _, name := range Names {
-		if name != "pglock" || (cfg.Backend.Kind == Postgres && !cfg.NoLockTables) {
+		if (name != "pglock" && name != "pglease") || (cfg.Backend.Kind == Postgres && !cfg.NoLockTables) {
 			names = append(names, name)
 		}
 	}
@@ -131,6 +131,8 @@ func StrategyByName(name string, cfg Config) (Strategy, error) {
 		return Executor(), nil
 	case "pglock":
 		return PGLock(cfg)
+	case "pglease":
+		return PGLease(cfg)
 	}
 	return Strategy{}, fmt.Errorf("unknown strategy %q (want one of %v, or \"dbop \" and a spec)", name, Names)
 }
