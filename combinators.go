@@ -107,7 +107,12 @@ func Then[A, B any](op Op[A], f func(ctx context.Context, a A) (B, error)) Op[B]
 // one, the Op All returns to run the whole group again — which, as for
 // [Then], a retry does only while none of the ops has committed a
 // transaction (or, inside a transaction, released a savepoint that still
-// stands), unless it is [Idempotent]. A panic in an op is
+// stands), unless it is [Idempotent]. Only transaction scopes count their
+// commits: an op of your own that commits by hand is invisible to that
+// count, and a sibling's failure cancels it, in its COMMIT perhaps, whose
+// error All then drops; a retry around All runs it again. Give such ops a
+// transaction scope, or an idempotency key and an Idempotent retry. A
+// panic in an op is
 // not recovered: like any panic on a goroutine, it ends the program (a
 // transaction scope inside the op still rolls back first). All panics if one
 // of ops is nil; it copies ops, so changing the slice afterwards has no

@@ -469,7 +469,7 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 	h.leave(t, outcomeOf(err, fired), d, req, lockTimedOut(err))
 	if err != nil && fired {
 		err = &TimeoutError{Timeout: backstop, Err: err}
-		if !owner.Began() {
+		if !owner.Owns(err, followRetry) {
 			err = Classify(&unownedCutError{err}, Ambiguous)
 		}
 	}
@@ -477,20 +477,29 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 }
 
 // unownedCutError is the error of an attempt a HotSpot's backstop cut
-// short in an Op that began no transaction through a scope of dbop's (an Op
-// of the user's own): nothing says where the cut fell, and in a COMMIT the
-// server may have committed (the driver closes the connection on the
-// context's end). It is Ambiguous: retried only by an Idempotent retry,
-// never replaced by a fallback. A scope of dbop's ends its transaction and
-// judges its COMMIT itself, and its attempts are retried as any timed-out
-// attempt.
+// short where the error did not come from transaction scopes of dbop's
+// alone (txmark.OwnerWatch): in work of the user's own, nothing says where
+// the cut fell, and in a COMMIT the server may have committed (the driver
+// closes the connection on the context's end). It is Ambiguous: retried
+// only by an Idempotent retry, never replaced by a fallback. A scope of
+// dbop's ends its transaction and judges its COMMIT itself, and an attempt
+// whose error is a scope's is retried as any timed-out attempt.
 type unownedCutError struct{ err error }
 
 func (e *unownedCutError) Error() string {
-	return "dbop: HotSpot: the attempt's deadline ended an Op that began no transaction through a scope of dbop's, so whether its work committed is unknown: " + e.err.Error()
+	return "dbop: HotSpot: the attempt's deadline ended work that no transaction scope of dbop's ended, so whether it committed is unknown: " + e.err.Error()
 }
 
 func (e *unownedCutError) Unwrap() error { return e.err }
+
+// followRetry is txmark.OwnerWatch.Owns' follow: a retry's error inside
+// the attempt leads to its last attempt's error, not to its reason.
+func followRetry(err error) (error, bool) {
+	if re, ok := err.(*RetryError); ok {
+		return re.Err, true
+	}
+	return nil, false
+}
 
 // admit waits for a slot and returns the attempt's ticket, a zero one if
 // the HotSpot no longer limits.

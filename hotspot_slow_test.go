@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop"
-	"github.com/dbop-go/dbop/internal/txmark"
 )
 
 // TestHotSpotLetsSlowWorkFinish: a HotSpot bounds its attempts while it
@@ -37,10 +36,7 @@ func TestHotSpotLetsSlowWorkFinish(t *testing.T) {
 				}
 				pipeline := dbop.Chain(dbop.WithRetry(dbop.Constant(time.Millisecond), append(opts, dbop.MaxAttempts(6))...), dbop.HotSpot())
 				runs := 0
-				slow := dbop.Op[int](func(ctx context.Context) (int, error) {
-					if c.owned {
-						txmark.OwnerBegins(ctx) // as scopes.InTx does
-					}
+				body := func(ctx context.Context) (int, error) {
 					runs++
 					select {
 					case <-time.After(work):
@@ -48,7 +44,11 @@ func TestHotSpotLetsSlowWorkFinish(t *testing.T) {
 					case <-ctx.Done():
 						return 0, ctx.Err()
 					}
-				})
+				}
+				slow := dbop.Op[int](body)
+				if c.owned {
+					slow = scoped(body)
+				}
 				for i := range 5 {
 					before := runs
 					v, err := slow.With(pipeline).Run(context.Background())

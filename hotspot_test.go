@@ -252,8 +252,7 @@ func TestHotSpotBoundsLockWaits(t *testing.T) {
 			serverBound time.Duration
 			errs        []error
 		)
-		op := dbop.Op[int](func(ctx context.Context) (int, error) {
-			txmark.OwnerBegins(ctx) // as a transaction scope of dbop's does (scopes.InTx)
+		op := dbop.Op[int](scoped(func(ctx context.Context) (int, error) {
 			attempts++
 			switch attempts {
 			case 1:
@@ -275,7 +274,7 @@ func TestHotSpotBoundsLockWaits(t *testing.T) {
 			}
 			time.Sleep(time.Millisecond)
 			return 1, nil
-		}).With(dbop.WithRetry(dbop.Constant(0), dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) {
+		})).With(dbop.WithRetry(dbop.Constant(0), dbop.OnRetry(func(_ context.Context, e dbop.AttemptEvent) {
 			errs = append(errs, e.Err)
 		})), dbop.HotSpot())
 		start := time.Now()
@@ -759,8 +758,7 @@ func TestHotSpotStaysWhileItsLockOrdersAttempts(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				lock := make(chan struct{}, 1) // the HotSpot's lock, across processes
 				var inFlight, unordered, cycles atomic.Int32
-				attempt := func(ctx context.Context) (int, error) {
-					txmark.OwnerBegins(ctx)            // a transaction scope of dbop's
+				attempt := scoped(func(ctx context.Context) (int, error) {
 					time.Sleep(100 * time.Microsecond) // BEGIN
 					if req := hotlock.From(ctx); req != nil && req.Claim() {
 						req.Took()
@@ -794,7 +792,7 @@ func TestHotSpotStaysWhileItsLockOrdersAttempts(t *testing.T) {
 					time.Sleep(500 * time.Microsecond)
 					inFlight.Add(-1)
 					return 1, nil
-				}
+				})
 				var wg sync.WaitGroup
 				for range c.processes {
 					// Built at one place: the same lock in every process.
@@ -1079,5 +1077,16 @@ func TestHotSpotCutOfAnOpOfYourOwnIsAmbiguous(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// scoped runs op as a transaction scope of dbop's reports its errors to a
+// HotSpot that cut the attempt short (txmark.OwnerEnded): the fakes of
+// these tests stand for the adapters' InTx and Do.
+func scoped[T any](op func(context.Context) (T, error)) func(context.Context) (T, error) {
+	return func(ctx context.Context) (T, error) {
+		v, err := op(ctx)
+		txmark.OwnerEnded(ctx, err)
+		return v, err
 	}
 }

@@ -98,12 +98,9 @@ func Do[X Tx](begin BeginFunc[X], fn func(ctx context.Context, tx X) error, opts
 // it again, whatever marks scopes inside the transaction left on it.
 func runTx[X Tx, T any](ctx context.Context, c *config, opts BeginOptions, begin BeginFunc[X], fn func(context.Context, X) (T, error)) (T, error) {
 	var zero T
-	// A HotSpot that cuts the attempt short learns that this scope ends
-	// the transaction and judges its COMMIT.
-	txmark.OwnerBegins(ctx)
 	tx, err := begin(ctx, opts)
 	if err != nil {
-		return zero, released(fmt.Errorf("scopes: begin: %w", c.classify(err)))
+		return zero, ended(ctx, released(fmt.Errorf("scopes: begin: %w", c.classify(err))))
 	}
 
 	// A deferred rollback without recover: a panic (or runtime.Goexit)
@@ -145,7 +142,7 @@ func runTx[X Tx, T any](ctx context.Context, c *config, opts BeginOptions, begin
 		if rbErr != nil {
 			err = fmt.Errorf("%w (rollback: %w)", err, rbErr)
 		}
-		return zero, released(err)
+		return zero, ended(ctx, released(err))
 	}
 
 	// COMMIT runs without the caller's cancellation, bounded: a deadline
@@ -162,7 +159,7 @@ func runTx[X Tx, T any](ctx context.Context, c *config, opts BeginOptions, begin
 			}
 		}
 		if cerr != nil {
-			return zero, released(cerr)
+			return zero, ended(ctx, released(cerr))
 		}
 	}
 	// A Then or All around it counts the commit: should a later step
@@ -172,6 +169,14 @@ func runTx[X Tx, T any](ctx context.Context, c *config, opts BeginOptions, begin
 		txmark.Committed(ctx)
 	}
 	return v, nil
+}
+
+// ended returns err, the error of a transaction this scope ended, having
+// told a HotSpot that cut the attempt short (txmark.OwnerWatch): the scope
+// judged its COMMIT, so the cut fell where a retry may run it again.
+func ended(ctx context.Context, err error) error {
+	txmark.OwnerEnded(ctx, err)
+	return err
 }
 
 // released marks err as the error of a transaction its owner has ended, so
