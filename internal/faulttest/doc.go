@@ -16,6 +16,11 @@
 // decorators and options (generated_test.go): a Then or All of a debit and
 // a credit transaction, savepoint steps with retries of their own, fallbacks,
 // HotSpot, Bulkheads, timeouts and classifiers on either side of the retry.
+// TestFaultGeneratedSQLite runs them on SQLite (modernc.org/sqlite) with
+// the faults SQLite has — the write lock held and writes committed by
+// another connection (SQLITE_BUSY, SQLITE_BUSY_SNAPSHOT), statements
+// interrupted through their context — and, needing no server, always runs
+// (sqlite_test.go, liteFaultMinimums).
 //
 // The package has tests only; `go test -run Fault ./...` runs exactly the
 // suite. See workload_test.go for the environment variables that set its

@@ -178,6 +178,9 @@ func (o genTxOpts) String() string {
 type genPlan struct {
 	shape   genShape
 	proxied bool
+	// route names proxied and direct workers as the backend calls them
+	// (genBackend.routes); "" for "proxied" and "direct".
+	route [2]string
 	// idem marks every retry of the worker Idempotent and makes its SQL
 	// idempotent by design (the ledger row inserted only if absent, the
 	// balances updated only by the call that inserted it); otherwise no
@@ -205,10 +208,14 @@ type genPlan struct {
 func (p genPlan) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "shape %s, ", shapeNames[p.shape])
+	route := p.route
+	if route == ([2]string{}) {
+		route = [2]string{"proxied", "direct"}
+	}
 	if p.proxied {
-		b.WriteString("proxied, ")
+		b.WriteString(route[0] + ", ")
 	} else {
-		b.WriteString("direct, ")
+		b.WriteString(route[1] + ", ")
 	}
 	if p.idem {
 		b.WriteString("idempotent SQL and retries: ")
@@ -330,6 +337,12 @@ type genBackend struct {
 	lock, statement          time.Duration    // the transactions' per-attempt limits
 	attemptTimeouts          []time.Duration  // WithTimeout after the retry
 	cockroach, savepointLock bool             // pgxdb only
+	// limits are the per-attempt limits a transaction may be drawn with;
+	// nil for "", "lock" and "statement".
+	limits []string
+	// routes name workers 2 and 5 and the others, for the log; zero for
+	// "proxied" and "direct".
+	routes [2]string
 	// inTx builds worker w's transaction running fn.
 	inTx func(w int, fn func(ctx context.Context, tx genTx) (genResult, error), o genTxOpts) dbop.Op[genResult]
 }
@@ -418,6 +431,7 @@ func drawPlan(t *testing.T, rng *rand.Rand, w int, be *genBackend, sh *genShared
 		p := genPlan{
 			shape:         genShape(rng.IntN(int(numShapes))),
 			proxied:       w == 2 || w == 5,
+			route:         be.routes,
 			idem:          rng.IntN(2) == 0,
 			retry:         rng.IntN(8) != 0,
 			attempts:      3 + rng.IntN(8),
@@ -448,8 +462,12 @@ func drawPlan(t *testing.T, rng *rand.Rand, w int, be *genBackend, sh *genShared
 		}
 		rng.Shuffle(len(p.pre), func(i, j int) { p.pre[i], p.pre[j] = p.pre[j], p.pre[i] })
 		rng.Shuffle(len(p.post), func(i, j int) { p.post[i], p.post[j] = p.post[j], p.post[i] })
+		limits := be.limits
+		if limits == nil {
+			limits = []string{"", "lock", "statement"}
+		}
 		p.tx = genTxOpts{
-			limit:    []string{"", "lock", "statement"}[rng.IntN(3)],
+			limit:    limits[rng.IntN(len(limits))],
 			resolve:  rng.IntN(2) == 0,
 			iso:      []string{"", "", "repeatable read", "serializable"}[rng.IntN(4)],
 			classify: rng.IntN(len(genClassifiers)+2) - 2,

@@ -108,6 +108,7 @@ func TestFaultMinimumsCatchABrokenInjector(t *testing.T) {
 	}{
 		{"postgres", pgFaultMinimums},
 		{"mariadb", myFaultMinimums},
+		{"sqlite", liteFaultMinimums},
 	} {
 		t.Run(suite.name, func(t *testing.T) {
 			if msgs := faultShortfalls(suite.minimums, suite.minimums); len(msgs) != 0 {

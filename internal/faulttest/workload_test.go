@@ -591,6 +591,8 @@ func cause(err error) string {
 		parts = append(parts, code)
 	case errors.As(err, &myErr):
 		parts = append(parts, fmt.Sprintf("mysql %d", myErr.Number))
+	case sqliteCode(err) != 0:
+		parts = append(parts, fmt.Sprintf("sqlite %d", sqliteCode(err)))
 	case errors.Is(err, pgconn.ErrConnClosed):
 		parts = append(parts, "conn closed")
 	case errors.Is(err, mysql.ErrInvalidConn):

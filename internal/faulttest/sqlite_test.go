@@ -1,0 +1,366 @@
+package faulttest
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/adapters/sqldb"
+	"github.com/dbop-go/dbop/internal/testdb"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// SQLite has no connection to kill, cancel or cut: the engine runs in the
+// process. Its faults are those of concurrent writers and of interrupted
+// statements, and the SQLite generated workload injects those:
+//
+//   - "write lock held": the injector holds the write lock (BEGIN
+//     IMMEDIATE and a write) for 20–400 ms and commits, one at a time: a
+//     worker's BEGIN IMMEDIATE or first write waits its busy_timeout and
+//     fails with SQLITE_BUSY, and a deferred transaction that had read
+//     before the commit fails its first write with SQLITE_BUSY_SNAPSHOT;
+//   - "write committed": the injector commits a short write, which fails
+//     the first write of every deferred transaction that read before it
+//     with SQLITE_BUSY_SNAPSHOT;
+//   - "statement interrupted": the injector cancels the context of one
+//     statement a worker is running (found in liteInflight), which
+//     modernc.org/sqlite turns into sqlite3_interrupt: SQLITE_INTERRUPT,
+//     which rolls back the whole transaction when it stops a write.
+//
+// The workers themselves are concurrent writers too. Workers 2 and 5 run
+// deferred transactions that read the ledger first (the "proxied" workers
+// of the other backends), so that a write committed after that read meets
+// them with SQLITE_BUSY_SNAPSHOT; the others take the write lock at BEGIN
+// (_txlock=immediate, sqldb.SQLiteDSN's default).
+//
+// Besides the injector's own counts, liteGenTx counts the SQLite errors the
+// workers' statements met ("… seen"), so that the minimums also fail a run
+// whose faults stopped reaching the workers.
+
+// liteFaultMinimums is how many times each kind of fault must fire, or be
+// seen by the workers' statements, in a run of defaultDuration or longer
+// (see checkFaults). 40 injector rounds, two decks, deal the write lock 16
+// times (held one at a time, 20–400 ms: at least 5 whatever the timing),
+// the committed write 8 and the interrupt 16 (it fires only when a
+// statement is in flight, mostly one waiting for the write lock).
+// BEGIN IMMEDIATE's SQLITE_BUSY is met by the library, not by a
+// statement, so the statements see BUSY only in the deferred workers.
+// Every minimum is at least 2, so that a kind that fired once or never
+// fails the suite.
+var liteFaultMinimums = map[string]int{
+	"write lock held":              4,
+	"write committed":              4,
+	"statement interrupted":        2,
+	"interrupted statement failed": 2,
+	"SQLITE_BUSY seen":             2,
+	"SQLITE_BUSY_SNAPSHOT seen":    2,
+}
+
+// liteInflight holds the cancel functions of the statements the workers
+// are running, for the injector's "statement interrupted".
+type liteInflight struct {
+	mu      sync.Mutex
+	next    int
+	cancels map[int]context.CancelCauseFunc
+}
+
+// errInterrupted is the cause the injector cancels a statement with.
+var errInterrupted = errors.New("faulttest: statement interrupted by the injector")
+
+func (f *liteInflight) start(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	f.mu.Lock()
+	id := f.next
+	f.next++
+	f.cancels[id] = cancel
+	f.mu.Unlock()
+	return ctx, func() {
+		f.mu.Lock()
+		delete(f.cancels, id)
+		f.mu.Unlock()
+		cancel(nil)
+	}
+}
+
+// interrupt cancels one statement in flight, chosen with rng, and reports
+// whether there was one.
+func (f *liteInflight) interrupt(rng *rand.Rand) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.cancels) == 0 {
+		return false
+	}
+	ids := make([]int, 0, len(f.cancels))
+	for id := range f.cancels {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids) // map order is random: the rng chooses
+	f.cancels[ids[rng.IntN(len(ids))]](errInterrupted)
+	return true
+}
+
+// liteGenTx is a SQLite transaction as a generated leg uses it: each
+// statement can be interrupted by the injector, and the SQLite errors the
+// statements meet are counted.
+type liteGenTx struct {
+	sqlGenTx
+	inflight *liteInflight
+	st       *stats
+}
+
+func (t liteGenTx) exec(ctx context.Context, q string, args ...any) (int64, error) {
+	ctx, done := t.inflight.start(ctx)
+	defer done()
+	n, err := t.sqlGenTx.exec(ctx, q, args...)
+	t.seen(ctx, err)
+	return n, err
+}
+
+func (t liteGenTx) queryInt(ctx context.Context, q string, args ...any) (int64, error) {
+	ctx, done := t.inflight.start(ctx)
+	defer done()
+	v, err := t.sqlGenTx.queryInt(ctx, q, args...)
+	t.seen(ctx, err)
+	return v, err
+}
+
+// seen counts err, the error of a statement run with ctx.
+func (t liteGenTx) seen(ctx context.Context, err error) {
+	if err == nil {
+		return
+	}
+	if context.Cause(ctx) == errInterrupted {
+		t.st.fault("interrupted statement failed", 1)
+	}
+	switch code := sqliteCode(err); {
+	case code == sqlite3.SQLITE_BUSY_SNAPSHOT:
+		t.st.fault("SQLITE_BUSY_SNAPSHOT seen", 1)
+	case code&0xff == sqlite3.SQLITE_BUSY:
+		t.st.fault("SQLITE_BUSY seen", 1)
+	}
+}
+
+// sqliteCode returns the extended result code of a modernc.org/sqlite
+// error in err, or 0.
+func sqliteCode(err error) int {
+	if e, ok := errors.AsType[*sqlite.Error](err); ok {
+		return e.Code()
+	}
+	return 0
+}
+
+// liteInjector causes the SQLite faults from a pool of its own.
+type liteInjector struct {
+	db       *sql.DB
+	inflight *liteInflight
+	holding  atomic.Bool
+}
+
+func (in *liteInjector) inject(ctx context.Context, slot int, rng *rand.Rand, spawn func(func() error)) (string, error) {
+	switch {
+	case slot < 40:
+		return in.holdWriteLock(ctx, rng, spawn)
+	case slot < 60:
+		const kind = "write committed"
+		if _, err := in.db.ExecContext(ctx, "UPDATE noise SET n = n + 1 WHERE id = 1"); err != nil {
+			if c := sqliteCode(err); c&0xff == sqlite3.SQLITE_BUSY {
+				return "", nil // the write lock is held
+			}
+			return kind, err
+		}
+		return kind, nil
+	default:
+		// Statements are short unless they wait for the write lock:
+		// look for one in flight for up to 30 ms.
+		for range 30 {
+			if in.inflight.interrupt(rng) {
+				return "statement interrupted", nil
+			}
+			select {
+			case <-ctx.Done():
+				return "", nil
+			case <-time.After(time.Millisecond):
+			}
+		}
+		return "", nil
+	}
+}
+
+// holdWriteLock takes the write lock for 20–400 ms, writes, and commits.
+// One is held at a time; the injector goes on meanwhile.
+func (in *liteInjector) holdWriteLock(ctx context.Context, rng *rand.Rand, spawn func(func() error)) (string, error) {
+	const kind = "write lock held"
+	hold := time.Duration(20+rng.IntN(381)) * time.Millisecond
+	if !in.holding.CompareAndSwap(false, true) {
+		return "", nil
+	}
+	tx, err := in.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: _txlock=immediate
+	if err != nil {
+		in.holding.Store(false)
+		if sqliteCode(err)&0xff == sqlite3.SQLITE_BUSY {
+			return "", nil
+		}
+		return kind, err
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE noise SET n = n + 1 WHERE id = 1"); err != nil {
+		tx.Rollback()
+		in.holding.Store(false)
+		return kind, err
+	}
+	spawn(func() error {
+		defer in.holding.Store(false)
+		time.Sleep(hold)
+		return tx.Commit()
+	})
+	return kind, nil
+}
+
+// setupLiteGenerated prepares a SQLite round: a database file of its own
+// in WAL mode, one pool per worker, deferred transactions that read first
+// for workers 2 and 5, and the injector.
+func setupLiteGenerated(t *testing.T, cfg runConfig, st *stats) (*genBackend, injectFunc, map[string]int, func() (map[string]ledgerRow, []int64)) {
+	path := testdb.SQLiteFile(t)
+	open := func(maxConns int, opts ...sqldb.SQLiteOption) *sql.DB {
+		db, err := sql.Open("sqlite", sqldb.SQLiteDSN(path, opts...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.SetMaxOpenConns(maxConns)
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	admin := open(1)
+	for _, stmt := range []string{
+		"CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL)",
+		"CREATE TABLE ledger (k TEXT PRIMARY KEY, src INTEGER NOT NULL, dst INTEGER NOT NULL, amount INTEGER NOT NULL)",
+		"CREATE TABLE noise (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)",
+		"INSERT INTO noise VALUES (1, 0)",
+	} {
+		if _, err := admin.ExecContext(t.Context(), stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	for id := range numAccounts + 1 {
+		if _, err := admin.ExecContext(t.Context(), "INSERT INTO accounts VALUES (?, 0)", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inflight := &liteInflight{cancels: map[int]context.CancelCauseFunc{}}
+	dbs := make([]*sql.DB, numWorkers)
+	for w := range dbs {
+		// busy_timeout 200 ms: past most of the injector's holds of the
+		// write lock, and LockTimeout (be.lock) short of all of them.
+		opts := []sqldb.SQLiteOption{sqldb.SQLiteBusyTimeout(200 * time.Millisecond)}
+		if w == 2 || w == 5 {
+			opts = append(opts, sqldb.SQLiteTxLock("deferred"))
+		}
+		dbs[w] = open(3, opts...)
+	}
+	be := &genBackend{
+		name:       "SQLite via sqldb (modernc.org/sqlite)",
+		insert:     "INSERT INTO ledger (k, src, dst, amount) VALUES (?, ?, ?, ?)",
+		insertIdem: "INSERT INTO ledger (k, src, dst, amount) VALUES (?, ?, ?, ?) ON CONFLICT (k) DO NOTHING",
+		update:     "UPDATE accounts SET balance = balance + ? WHERE id = ?",
+		read:       "SELECT balance FROM accounts WHERE id = ?",
+		dup: func(err error) bool {
+			return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+		},
+		lock: 10 * time.Millisecond,
+		// SQLite has no statement timeout (sqldb.StatementTimeout panics
+		// with the SQLite dialect); dbop.WithTimeout interrupts instead.
+		limits:          []string{"", "lock"},
+		attemptTimeouts: []time.Duration{50 * time.Millisecond, 300 * time.Millisecond, time.Second},
+		routes:          [2]string{"deferred (reads first)", "immediate"},
+	}
+	be.inTx = func(w int, fn func(ctx context.Context, tx genTx) (genResult, error), o genTxOpts) dbop.Op[genResult] {
+		readFirst := (w == 2 || w == 5) && !o.readOnly
+		return sqldb.InTx(dbs[w], sqldb.SQLite, func(ctx context.Context, tx *sql.Tx) (genResult, error) {
+			gtx := liteGenTx{sqlGenTx{tx, sqldb.SQLite}, inflight, st}
+			if readFirst {
+				// The transaction's snapshot starts here: a write
+				// committed before its first write fails that write with
+				// SQLITE_BUSY_SNAPSHOT.
+				if _, err := gtx.queryInt(ctx, "SELECT count(*) FROM ledger"); err != nil {
+					return genResult{}, err
+				}
+			}
+			return fn(ctx, gtx)
+		}, sqlTxOpts(o, be)...)
+	}
+	// The injector waits 100 ms for the write lock and otherwise lets the
+	// round go: a worker holds it, which is contention enough.
+	inj := &liteInjector{db: open(1, sqldb.SQLiteBusyTimeout(100*time.Millisecond)), inflight: inflight}
+	return be, inj.inject, liteFaultMinimums, func() (map[string]ledgerRow, []int64) {
+		for _, db := range dbs {
+			db.Close()
+		}
+		return readLiteState(t, path)
+	}
+}
+
+// readLiteState reads the ledger and the balances in one transaction of a
+// pool of its own, once every worker's pool is closed.
+func readLiteState(t *testing.T, path string) (map[string]ledgerRow, []int64) {
+	t.Helper()
+	db, err := sql.Open("sqlite", sqldb.SQLiteDSN(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tx, err := db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	ledger := map[string]ledgerRow{}
+	rows, err := tx.QueryContext(t.Context(), "SELECT k, src, dst, amount FROM ledger")
+	if err != nil {
+		t.Fatalf("read the ledger: %v", err)
+	}
+	for rows.Next() {
+		var key string
+		var row ledgerRow
+		if err := rows.Scan(&key, &row.src, &row.dst, &row.amount); err != nil {
+			t.Fatal(err)
+		}
+		ledger[key] = row
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("read the ledger: %v", err)
+	}
+	balances := make([]int64, numAccounts+1)
+	rows, err = tx.QueryContext(t.Context(), "SELECT id, balance FROM accounts")
+	if err != nil {
+		t.Fatalf("read the balances: %v", err)
+	}
+	for rows.Next() {
+		var id int
+		var balance int64
+		if err := rows.Scan(&id, &balance); err != nil {
+			t.Fatal(err)
+		}
+		if id >= len(balances) {
+			t.Fatalf("account %d: no such account", id)
+		}
+		balances[id] = balance
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("read the balances: %v", err)
+	}
+	return ledger, balances
+}
+
+// TestFaultGeneratedSQLite is TestFaultGeneratedPostgresPgx on SQLite
+// (modernc.org/sqlite) through sqldb, with the faults SQLite has: the
+// write lock held and writes committed by another connection (SQLITE_BUSY,
+// SQLITE_BUSY_SNAPSHOT), and statements interrupted through their context
+// (SQLITE_INTERRUPT). It needs no server and always runs.
+func TestFaultGeneratedSQLite(t *testing.T) { runGenerated(t, setupLiteGenerated) }
