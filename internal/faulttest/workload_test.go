@@ -262,11 +262,16 @@ type stats struct {
 	history       map[string][]string // each transfer's retried errors, by key
 	resolutions   map[scopes.Resolution]int
 	reruns        map[string]int // legs run again after they took effect, by transfer key
+	// committedBefore holds the transfers an attempt of which was retried
+	// after a step of it had committed (an Idempotent retry of a Then or
+	// All), by key.
+	committedBefore map[string]bool
 }
 
 func newStats() *stats {
 	return &stats{faults: map[string]int{}, retryVerdicts: map[string]int{}, retryCauses: map[string]int{},
-		history: map[string][]string{}, resolutions: map[scopes.Resolution]int{}, reruns: map[string]int{}}
+		history: map[string][]string{}, resolutions: map[scopes.Resolution]int{}, reruns: map[string]int{},
+		committedBefore: map[string]bool{}}
 }
 
 // onResolved is every ResolveCommit worker's scopes.OnCommitResolved.
@@ -316,6 +321,9 @@ func (s *stats) onRetry(ctx context.Context, e dbop.AttemptEvent) {
 	s.retryCauses[cause(e.Err)]++
 	if key, ok := ctx.Value(transferKey{}).(string); ok {
 		s.history[key] = append(s.history[key], fmt.Sprintf("attempt %d: %v: %v", e.Attempt, e.Verdict, e.Err))
+		if toldCommitted(e.Err) {
+			s.committedBefore[key] = true
+		}
 	}
 }
 
@@ -421,7 +429,11 @@ func ambiguous(err error) bool {
 //   - ambiguous: anything;
 //   - told a step had committed (ErrAlreadyCommitted, or the mark of a
 //     Then or All whose legs commit apart): at least one leg is in the
-//     ledger and not all;
+//     ledger and not all — or all of them, when an Idempotent retry ran the
+//     Then or All again after an attempt in which a step committed: the
+//     legs that attempt committed and those the last one committed may
+//     make up the transfer, and neither the retry nor its caller can tell
+//     which leg a mark stands for;
 //   - any other failure: no leg is in the ledger (a partial transfer of
 //     legs committed apart must have been reported as above).
 //
@@ -489,7 +501,10 @@ func verify(t *testing.T, specs []worker, outcomes []outcome, ledger map[string]
 		case spec.apart() && toldCommitted(o.err):
 			toldCommittedN++
 			finalCauses["told committed: "+cause(o.err)]++
-			if none || all {
+			st.mu.Lock()
+			before := st.committedBefore[o.key]
+			st.mu.Unlock()
+			if none || all && !(o.idempotent && before) {
 				violate("transfer %s (worker %d, %s) was told a step had committed (verdict %v): %v; yet %d of its %d legs are in the ledger\nretried before that:%s",
 					o.key, o.worker, spec, dbop.VerdictOf(o.err), o.err, len(in), len(legs), st.trace(o.key))
 			}
