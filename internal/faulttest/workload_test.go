@@ -504,7 +504,7 @@ func verify(t *testing.T, specs []worker, outcomes []outcome, ledger map[string]
 			st.mu.Lock()
 			before := st.committedBefore[o.key]
 			st.mu.Unlock()
-			if none || all && !(o.idempotent && before) {
+			if !toldCommittedHolds(len(in), len(legs), o.idempotent, before) {
 				violate("transfer %s (worker %d, %s) was told a step had committed (verdict %v): %v; yet %d of its %d legs are in the ledger\nretried before that:%s",
 					o.key, o.worker, spec, dbop.VerdictOf(o.err), o.err, len(in), len(legs), st.trace(o.key))
 			}
@@ -567,6 +567,21 @@ func verify(t *testing.T, specs []worker, outcomes []outcome, ledger map[string]
 	}
 }
 
+// toldCommittedHolds reports whether a transfer whose caller was told a
+// step had committed may have in of its legs in the ledger: some and not
+// all, or all of them when its retry is Idempotent and ran it again after
+// an attempt in which a step committed (committedBefore), so that legs
+// committed in different attempts may make up the transfer.
+func toldCommittedHolds(in, legs int, idempotent, committedBefore bool) bool {
+	switch {
+	case in == 0:
+		return false
+	case in < legs:
+		return true
+	}
+	return idempotent && committedBefore
+}
+
 // counts formats a count map in key order.
 func counts(m map[string]int) string {
 	if len(m) == 0 {
@@ -624,4 +639,41 @@ func cause(err error) string {
 		}
 	}
 	return dbop.VerdictOf(err).String() + " (" + strings.Join(parts, ", ") + ")"
+}
+
+// verify's rule for a transfer told a step had committed: partial is
+// right; none never is; all only after an Idempotent retry ran it again
+// following an attempt in which a step committed, which onRetry records.
+func TestFaultToldCommittedRule(t *testing.T) {
+	tests := []struct {
+		in                          int
+		idempotent, committedBefore bool
+		want                        bool
+	}{
+		{0, false, false, false},
+		{0, true, true, false},
+		{1, false, false, true},
+		{1, true, true, true},
+		{2, false, false, false},
+		{2, false, true, false},
+		{2, true, false, false},
+		{2, true, true, true},
+	}
+	for _, tt := range tests {
+		if got := toldCommittedHolds(tt.in, 2, tt.idempotent, tt.committedBefore); got != tt.want {
+			t.Errorf("toldCommittedHolds(%d of 2 legs, idempotent %v, committed before %v) = %v, want %v",
+				tt.in, tt.idempotent, tt.committedBefore, got, tt.want)
+		}
+	}
+
+	st := newStats()
+	ctx := context.WithValue(t.Context(), transferKey{}, "w0-1")
+	st.onRetry(ctx, dbop.AttemptEvent{Attempt: 1, Err: errors.New("serialization failure")})
+	if st.committedBefore["w0-1"] {
+		t.Errorf("an attempt whose error says nothing committed was recorded as committed")
+	}
+	st.onRetry(ctx, dbop.AttemptEvent{Attempt: 2, Err: fmt.Errorf("credit: %w", dbop.ErrAlreadyCommitted)})
+	if !st.committedBefore["w0-1"] {
+		t.Errorf("an attempt whose error says a step had committed was not recorded")
+	}
 }
