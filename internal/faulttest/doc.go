@@ -19,7 +19,8 @@
 // TestFaultGeneratedSQLite runs them on SQLite (modernc.org/sqlite) with
 // the faults SQLite has — the write lock held and writes committed by
 // another connection (SQLITE_BUSY, SQLITE_BUSY_SNAPSHOT), statements
-// interrupted through their context — and, needing no server, always runs
+// interrupted and transfers cancelled through their context — and, needing
+// no server, always runs
 // (sqlite_test.go, liteFaultMinimums).
 //
 // The package has tests only; `go test -run Fault ./...` runs exactly the

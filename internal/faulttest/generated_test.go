@@ -343,6 +343,10 @@ type genBackend struct {
 	// routes name workers 2 and 5 and the others, for the log; zero for
 	// "proxied" and "direct".
 	routes [2]string
+	// caller, if set, gives each transfer the context its caller runs it
+	// with, and a function called when it returns: the SQLite injector
+	// cancels a transfer in flight through it.
+	caller func(ctx context.Context) (context.Context, func())
 	// inTx builds worker w's transaction running fn.
 	inTx func(w int, fn func(ctx context.Context, tx genTx) (genResult, error), o genTxOpts) dbop.Op[genResult]
 }
@@ -762,6 +766,11 @@ func runGenerated(t *testing.T, setup genSetup) {
 				p := drawPlan(t, rng, w, be, sh, st)
 				plans[w], workers[w] = p, p
 				runs[w] = func(ctx context.Context, tr transfer) (wrote bool, err error) {
+					if be.caller != nil {
+						var done func()
+						ctx, done = be.caller(ctx)
+						defer done()
+					}
 					res, err := p.build(w, be, sh, st, tr).Run(scopes.OnCommitResolved(ctx, st.onResolved))
 					return !res.def, err
 				}

@@ -33,7 +33,12 @@ import (
 //   - "statement interrupted": the injector cancels the context of one
 //     statement a worker is running (found in liteInflight), which
 //     modernc.org/sqlite turns into sqlite3_interrupt: SQLITE_INTERRUPT,
-//     which rolls back the whole transaction when it stops a write.
+//     which rolls back the whole transaction when it stops a write (the
+//     driver returns the context's error);
+//   - "transfer cancelled": the injector cancels the context of one
+//     transfer in flight, as a caller that gave up: whatever the transfer
+//     was doing — a statement, BEGIN or COMMIT, a backoff, a wait for a
+//     Bulkhead — stops, and what its caller is told must match the ledger.
 //
 // The workers themselves are concurrent writers too. Workers 2 and 5 run
 // deferred transactions that read the ledger first (the "proxied" workers
@@ -47,39 +52,47 @@ import (
 
 // liteFaultMinimums is how many times each kind of fault must fire, or be
 // seen by the workers' statements, in a run of defaultDuration or longer
-// (see checkFaults). A 6 s run gives the injector 60–75 rounds on two
+// (see checkFaults). A 6 s run gives the injector 60–77 rounds on two
 // cores under -race (fewer than on the servers: the injector's one
-// connection waits for its own hold of the write lock); the minimums hold
-// with 40, two decks, which deal the write lock 16 times (held one at a
-// time), the committed write 8 (it waits for the injector's hold, so it
-// fires when dealt) and the interrupt 16 (it fires only when a statement is
-// in flight, mostly one waiting for the write lock). BEGIN IMMEDIATE's
+// connection waits for its own hold of the write lock, and the interrupt
+// looks for a statement for up to 30 ms); the minimums hold with 40, two
+// decks, which deal the write lock 14 times (held one at a time), the
+// committed write 6 (it waits for the injector's hold, so it fires when
+// dealt), the transfer's cancellation 12 (a transfer is nearly always in
+// flight) and the statement's interrupt 8 (it fires only when a statement
+// is in flight, mostly one waiting for the write lock). BEGIN IMMEDIATE's
 // SQLITE_BUSY is met by the library, not by a statement: the statements
-// see BUSY in the deferred workers. In 7 runs of 6 s they fired: write
-// lock held 11–16, write committed 12, statement interrupted 6–29 (6 in
-// the one run before the injector looked for a statement for 30 ms),
-// interrupted statement failed 3–23, SQLITE_BUSY seen 458–3763,
-// SQLITE_BUSY_SNAPSHOT seen 13–145. Every minimum is at least 2, so that a
-// kind that fired once or never fails the suite.
+// see BUSY in the deferred workers. In 6 runs of 6 s they fired: write
+// lock held 11–15, write committed 8–11, transfer cancelled 18–23,
+// statement interrupted 9–13, interrupted statement failed 4–10,
+// SQLITE_BUSY seen 724–2984, SQLITE_BUSY_SNAPSHOT seen 30–251. Every
+// minimum is at least 2, so that a kind that fired once or never fails the
+// suite.
 var liteFaultMinimums = map[string]int{
 	"write lock held":              4,
 	"write committed":              4,
 	"statement interrupted":        2,
+	"transfer cancelled":           4,
 	"interrupted statement failed": 2,
 	"SQLITE_BUSY seen":             2,
 	"SQLITE_BUSY_SNAPSHOT seen":    2,
 }
 
 // liteInflight holds the cancel functions of the statements the workers
-// are running, for the injector's "statement interrupted".
+// are running, for the injector's "statement interrupted", or of the
+// transfers, for "transfer cancelled".
 type liteInflight struct {
 	mu      sync.Mutex
 	next    int
 	cancels map[int]context.CancelCauseFunc
 }
 
-// errInterrupted is the cause the injector cancels a statement with.
-var errInterrupted = errors.New("faulttest: statement interrupted by the injector")
+// errInterrupted is the cause the injector cancels a statement with,
+// errCallerGaveUp a transfer's context.
+var (
+	errInterrupted  = errors.New("faulttest: statement interrupted by the injector")
+	errCallerGaveUp = errors.New("faulttest: the caller gave up (the injector cancelled the transfer)")
+)
 
 func (f *liteInflight) start(ctx context.Context) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -98,7 +111,7 @@ func (f *liteInflight) start(ctx context.Context) (context.Context, func()) {
 
 // interrupt cancels one statement in flight, chosen with rng, and reports
 // whether there was one.
-func (f *liteInflight) interrupt(rng *rand.Rand) bool {
+func (f *liteInflight) interrupt(rng *rand.Rand, cause error) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.cancels) == 0 {
@@ -109,7 +122,7 @@ func (f *liteInflight) interrupt(rng *rand.Rand) bool {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids) // map order is random: the rng chooses
-	f.cancels[ids[rng.IntN(len(ids))]](errInterrupted)
+	f.cancels[ids[rng.IntN(len(ids))]](cause)
 	return true
 }
 
@@ -165,16 +178,17 @@ func sqliteCode(err error) int {
 
 // liteInjector causes the SQLite faults from a pool of its own.
 type liteInjector struct {
-	db       *sql.DB
-	inflight *liteInflight
-	holding  atomic.Bool
+	db        *sql.DB
+	inflight  *liteInflight // the workers' statements
+	transfers *liteInflight // the workers' transfers
+	holding   atomic.Bool
 }
 
 func (in *liteInjector) inject(ctx context.Context, slot int, rng *rand.Rand, spawn func(func() error)) (string, error) {
 	switch {
-	case slot < 40:
+	case slot < 35:
 		return in.holdWriteLock(ctx, rng, spawn)
-	case slot < 60:
+	case slot < 50:
 		const kind = "write committed"
 		if _, err := in.db.ExecContext(ctx, "UPDATE noise SET n = n + 1 WHERE id = 1"); err != nil {
 			if c := sqliteCode(err); c&0xff == sqlite3.SQLITE_BUSY {
@@ -183,11 +197,16 @@ func (in *liteInjector) inject(ctx context.Context, slot int, rng *rand.Rand, sp
 			return kind, err
 		}
 		return kind, nil
+	case slot < 80:
+		if in.transfers.interrupt(rng, errCallerGaveUp) {
+			return "transfer cancelled", nil
+		}
+		return "", nil
 	default:
 		// Statements are short unless they wait for the write lock:
 		// look for one in flight for up to 30 ms.
 		for range 30 {
-			if in.inflight.interrupt(rng) {
+			if in.inflight.interrupt(rng, errInterrupted) {
 				return "statement interrupted", nil
 			}
 			select {
@@ -260,6 +279,7 @@ func setupLiteGenerated(t *testing.T, cfg runConfig, st *stats) (*genBackend, in
 		}
 	}
 	inflight := &liteInflight{cancels: map[int]context.CancelCauseFunc{}}
+	transfers := &liteInflight{cancels: map[int]context.CancelCauseFunc{}}
 	dbs := make([]*sql.DB, numWorkers)
 	for w := range dbs {
 		// busy_timeout 200 ms: past most of the injector's holds of the
@@ -285,6 +305,7 @@ func setupLiteGenerated(t *testing.T, cfg runConfig, st *stats) (*genBackend, in
 		limits:          []string{"", "lock"},
 		attemptTimeouts: []time.Duration{50 * time.Millisecond, 300 * time.Millisecond, time.Second},
 		routes:          [2]string{"deferred (reads first)", "immediate"},
+		caller:          transfers.start,
 	}
 	be.inTx = func(w int, fn func(ctx context.Context, tx genTx) (genResult, error), o genTxOpts) dbop.Op[genResult] {
 		readFirst := (w == 2 || w == 5) && !o.readOnly
@@ -303,7 +324,7 @@ func setupLiteGenerated(t *testing.T, cfg runConfig, st *stats) (*genBackend, in
 	}
 	// The injector waits 100 ms for the write lock and otherwise lets the
 	// round go: a worker holds it, which is contention enough.
-	inj := &liteInjector{db: open(1, sqldb.SQLiteBusyTimeout(100*time.Millisecond)), inflight: inflight}
+	inj := &liteInjector{db: open(1, sqldb.SQLiteBusyTimeout(100*time.Millisecond)), inflight: inflight, transfers: transfers}
 	return be, inj.inject, liteFaultMinimums, func() (map[string]ledgerRow, []int64) {
 		for _, db := range dbs {
 			db.Close()
