@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/hotlock"
 	"github.com/dbop-go/dbop/internal/resolve"
 	"github.com/dbop-go/dbop/internal/sqldialect"
@@ -37,7 +36,6 @@ func (b *beginner) coordinated(ctx context.Context, o scopes.BeginOptions) (*txn
 		Tx:              func(t *txn) hotlock.Tx { return hotlock.SQL(rawConnPool(t.db)) },
 		Rollback:        func(ctx context.Context, t *txn) error { return t.Rollback(ctx) },
 		RollbackTimeout: b.rollbackTimeout,
-		Retryable:       func(err error) bool { return dbop.VerdictOf(b.classify.Classify(err)).Retryable() },
 		State:           &b.locks,
 		Postgres:        b.family == sqldialect.Postgres,
 		LockTimeout:     func() time.Duration { return resolve.LockLimit(ctx, b.lock) },

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/hotlock"
 	"github.com/dbop-go/dbop/scopes"
 	"github.com/jackc/pgx/v5"
@@ -55,7 +54,6 @@ func (c *config) coordinated(ctx context.Context, db Beginner, o scopes.BeginOpt
 		Tx:              func(t *txn) hotlock.Tx { return pgxTx{t.Tx} },
 		Rollback:        func(ctx context.Context, t *txn) error { return t.Tx.Rollback(ctx) },
 		RollbackTimeout: c.rollbackTimeout,
-		Retryable:       func(err error) bool { return dbop.VerdictOf(c.classify(err)).Retryable() },
 		State:           locks,
 		Postgres:        true,
 		LockTimeout:     func() time.Duration { return c.lockTimeout(ctx) },

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/hotlock"
 	"github.com/dbop-go/dbop/internal/resolve"
 	"github.com/dbop-go/dbop/internal/sqldialect"
@@ -48,7 +47,6 @@ func (b *begin) coordinated(ctx context.Context, o scopes.BeginOptions) (*txn, e
 		Tx:              func(t *txn) hotlock.Tx { return hotlock.SQL(t.tx) },
 		Rollback:        func(ctx context.Context, t *txn) error { return t.Rollback(ctx) },
 		RollbackTimeout: b.restoreTO,
-		Retryable:       func(err error) bool { return dbop.VerdictOf(b.classify.Classify(err)).Retryable() },
 		State:           &b.locks,
 		Postgres:        b.family == sqldialect.Postgres,
 		LockTimeout:     func() time.Duration { return resolve.LockLimit(ctx, b.timeouts.lock) },

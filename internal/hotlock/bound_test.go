@@ -79,7 +79,6 @@ func TestBeginBoundsLockWaitsAfterTheLock(t *testing.T) {
 					Begin:       func() (*recordingTx, error) { return tx, nil },
 					Tx:          func(tx *recordingTx) Tx { return tx },
 					Rollback:    func(context.Context, *recordingTx) error { return nil },
-					Retryable:   func(error) bool { return false },
 					State:       &State{},
 					Postgres:    true,
 					LockTimeout: func() time.Duration { return c.current },

@@ -94,7 +94,6 @@ func TestBeginSendsTheLimitsLeftOutAfterTheLock(t *testing.T) {
 				},
 				Tx:          func(tx *limitsTx) Tx { return tx },
 				Rollback:    func(context.Context, *limitsTx) error { return nil },
-				Retryable:   func(error) bool { return false },
 				State:       &State{},
 				Postgres:    c.postgres,
 				LockTimeout: func() time.Duration { return 0 },

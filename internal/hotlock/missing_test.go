@@ -49,13 +49,12 @@ func TestLockTableNotSupportedFallsBackToAdvisory(t *testing.T) {
 			tx := &advisoryTx{lockErr: &codedErr{code, "unimplemented: LOCK TABLE"}}
 			state := &State{}
 			s := Scope[*advisoryTx]{
-				Begin:     func() (*advisoryTx, error) { return tx, nil },
-				Tx:        func(tx *advisoryTx) Tx { return tx },
-				Rollback:  func(context.Context, *advisoryTx) error { return nil },
-				Retryable: func(error) bool { return false },
-				State:     state,
-				Postgres:  true,
-				Name:      "test",
+				Begin:    func() (*advisoryTx, error) { return tx, nil },
+				Tx:       func(tx *advisoryTx) Tx { return tx },
+				Rollback: func(context.Context, *advisoryTx) error { return nil },
+				State:    state,
+				Postgres: true,
+				Name:     "test",
 			}
 			for i := range 3 {
 				req := &Request{Key: 7}

@@ -305,18 +305,19 @@ type Scope[T any] struct {
 	// does not cancel.
 	Rollback        func(ctx context.Context, t T) error
 	RollbackTimeout time.Duration
-	// Retryable reports whether the scope's classifier retries an error.
-	// An error of the lock's statements that it does not retry, while the
-	// attempt's context has not ended, means the server has no such lock
-	// (missing): no lock tables on PostgreSQL (42P01), or
-	// no right to lock them (42501), and the scope takes the advisory
-	// lock instead; no advisory lock function (42883), no MySQL lock
-	// table (1146), or a MySQL lock row that could not be added
-	// (sql.ErrNoRows), and the scope goes on uncoordinated. State
-	// remembers either for later transactions.
-	Retryable func(error) bool
-	State     *State
-	Postgres  bool
+	// State remembers, for later transactions, what an error of the
+	// lock's statements said of the server while the attempt's context
+	// had not ended (missing): no lock tables on PostgreSQL (42P01), or no
+	// right to lock them (42501), and the scope takes the advisory lock
+	// instead; no advisory lock function (42883), no MySQL lock table
+	// (1146), or a MySQL lock row that could not be added (sql.ErrNoRows),
+	// and the scope goes on uncoordinated. The statements are the
+	// HotSpot's own, so their errors are judged here, not by the scope's
+	// classifier: one that retries everything would otherwise retry the
+	// missing table's error in every attempt, and the operation would
+	// never run.
+	State    *State
+	Postgres bool
 	// LockTimeout, where not nil, returns the lock_timeout the attempt's
 	// own settings set on PostgreSQL (0: none), so that a request's Bound
 	// never raises it.
@@ -427,7 +428,7 @@ func Begin[T any](ctx context.Context, s Scope[T]) (T, error) {
 		if s.Abort != nil {
 			s.bounded(ctx, s.Abort)
 		}
-		if s.Retryable(err) || !missing(ctx, err, PostgresLockTable) {
+		if !missing(ctx, err, PostgresLockTable) {
 			var zero T
 			return zero, s.waitFailed(err)
 		}
@@ -455,7 +456,7 @@ func Begin[T any](ctx context.Context, s Scope[T]) (T, error) {
 			}
 		}
 		if err != nil {
-			if s.Retryable(err) && !errors.Is(err, sql.ErrNoRows) || !missing(ctx, err, k) {
+			if !missing(ctx, err, k) {
 				var zero T
 				return zero, s.waitFailed(err)
 			}
