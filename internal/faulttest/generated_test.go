@@ -21,7 +21,6 @@ import (
 	"github.com/dbop-go/dbop/adapters/sqldb"
 	"github.com/dbop-go/dbop/classifiers"
 	"github.com/dbop-go/dbop/internal/faultproxy"
-	"github.com/dbop-go/dbop/internal/resolve"
 	"github.com/dbop-go/dbop/internal/testdb"
 	"github.com/dbop-go/dbop/internal/txmark"
 	"github.com/dbop-go/dbop/scopes"
@@ -950,24 +949,7 @@ func setupMyGenerated(t *testing.T, cfg runConfig, st *stats) (*genBackend, inje
 	}
 	admin := openMy(t, base, 3)
 	faultDB := "dbop_fault_" + cfg.runID
-	q := "`" + faultDB + "`"
-	for _, stmt := range []string{
-		"CREATE DATABASE " + q,
-		"CREATE TABLE " + q + ".accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL) ENGINE=InnoDB",
-		"CREATE TABLE " + q + ".ledger (k VARCHAR(64) PRIMARY KEY, src INT NOT NULL, dst INT NOT NULL, amount BIGINT NOT NULL) ENGINE=InnoDB",
-		"CREATE TABLE " + q + "." + strings.TrimPrefix(resolve.CreateMarkersSQL, "CREATE TABLE IF NOT EXISTS "),
-	} {
-		if _, err := admin.ExecContext(t.Context(), stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+q); err != nil {
-			t.Errorf("drop the run's database: %v", err)
-		}
-	})
+	q := myRunDatabase(t, admin, faultDB)
 	for id := range numAccounts + 1 {
 		if _, err := admin.ExecContext(t.Context(), "INSERT INTO "+q+".accounts VALUES (?, 0)", id); err != nil {
 			t.Fatal(err)

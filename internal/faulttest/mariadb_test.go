@@ -86,24 +86,7 @@ func TestFaultMariaDBTransfers(t *testing.T) {
 	}
 	admin := openMy(t, base, 3)
 	faultDB := "dbop_fault_" + cfg.runID
-	q := "`" + faultDB + "`"
-	for _, stmt := range []string{
-		"CREATE DATABASE " + q,
-		"CREATE TABLE " + q + ".accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL) ENGINE=InnoDB",
-		"CREATE TABLE " + q + ".ledger (k VARCHAR(64) PRIMARY KEY, src INT NOT NULL, dst INT NOT NULL, amount BIGINT NOT NULL) ENGINE=InnoDB",
-		"CREATE TABLE " + q + "." + strings.TrimPrefix(resolve.CreateMarkersSQL, "CREATE TABLE IF NOT EXISTS "),
-	} {
-		if _, err := admin.ExecContext(t.Context(), stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+q); err != nil {
-			t.Errorf("drop the run's database: %v", err)
-		}
-	})
+	q := myRunDatabase(t, admin, faultDB)
 	for id := range numAccounts {
 		if _, err := admin.ExecContext(t.Context(), "INSERT INTO "+q+".accounts VALUES (?, 0)", id); err != nil {
 			t.Fatal(err)
@@ -318,4 +301,30 @@ func (in *myInjector) holdLock(ctx context.Context, rng *rand.Rand, spawn func(f
 		return tx.Rollback()
 	})
 	return kind, nil
+}
+
+// myRunDatabase creates the run's database, name, with its accounts,
+// ledger and commit marker tables, dropped when t ends, and returns its
+// quoted name.
+func myRunDatabase(t *testing.T, admin *sql.DB, name string) string {
+	t.Helper()
+	q := "`" + name + "`"
+	for _, stmt := range []string{
+		"CREATE DATABASE " + q,
+		"CREATE TABLE " + q + ".accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL) ENGINE=InnoDB",
+		"CREATE TABLE " + q + ".ledger (k VARCHAR(64) PRIMARY KEY, src INT NOT NULL, dst INT NOT NULL, amount BIGINT NOT NULL) ENGINE=InnoDB",
+		"CREATE TABLE " + q + "." + strings.TrimPrefix(resolve.CreateMarkersSQL, "CREATE TABLE IF NOT EXISTS "),
+	} {
+		if _, err := admin.ExecContext(t.Context(), stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+q); err != nil {
+			t.Errorf("drop the run's database: %v", err)
+		}
+	})
+	return q
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/dbop-go/dbop/adapters/pgxdb"
 	"github.com/dbop-go/dbop/adapters/sqldb"
 	"github.com/dbop-go/dbop/internal/faultproxy"
-	"github.com/dbop-go/dbop/internal/resolve"
 	"github.com/dbop-go/dbop/internal/testdb"
 	"github.com/dbop-go/dbop/scopes"
 	"github.com/go-sql-driver/mysql"
@@ -293,24 +292,7 @@ func TestResolveCommitTransfersMariaDB(t *testing.T) {
 	}
 	admin := openMy(t, base, 2)
 	dbName := "dbop_resolve_" + cfg.runID
-	q := "`" + dbName + "`"
-	for _, stmt := range []string{
-		"CREATE DATABASE " + q,
-		"CREATE TABLE " + q + ".accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL) ENGINE=InnoDB",
-		"CREATE TABLE " + q + ".ledger (k VARCHAR(64) PRIMARY KEY, src INT NOT NULL, dst INT NOT NULL, amount BIGINT NOT NULL) ENGINE=InnoDB",
-		"CREATE TABLE " + q + "." + strings.TrimPrefix(resolve.CreateMarkersSQL, "CREATE TABLE IF NOT EXISTS "),
-	} {
-		if _, err := admin.ExecContext(t.Context(), stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+q); err != nil {
-			t.Errorf("drop the run's database: %v", err)
-		}
-	})
+	q := myRunDatabase(t, admin, dbName)
 	for id := range numAccounts {
 		if _, err := admin.ExecContext(t.Context(), "INSERT INTO "+q+".accounts VALUES (?, 0)", id); err != nil {
 			t.Fatal(err)
