@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop/internal/serverlimit"
+	"github.com/dbop-go/dbop/internal/sqlstate"
 )
 
 // Tx is what [Take] runs the lock's statements on: one transaction, through
@@ -376,11 +377,7 @@ func missing(ctx context.Context, err error, k Kind) bool {
 	if k == MySQLRow {
 		return errors.Is(err, sql.ErrNoRows) || mySQLMissing.MatchString(err.Error())
 	}
-	var coded interface{ SQLState() string }
-	if !errors.As(err, &coded) {
-		return false
-	}
-	code := coded.SQLState()
+	code := sqlstate.Of(err)
 	return strings.HasPrefix(code, "42") || strings.HasPrefix(code, "0A")
 }
 
@@ -447,23 +444,21 @@ func Begin[T any](ctx context.Context, s Scope[T]) (T, error) {
 			return t, nil
 		}
 		s.bounded(ctx, func(ctx context.Context) error { return s.Rollback(ctx, t) })
-		if err == nil {
+		switch {
+		case err == nil: // Again
 			if again++; again > maxAgain {
 				// The attempt goes on uncoordinated, as where the server has
 				// no lock: the lock orders attempts for speed, not for
 				// correctness, and the retry handles a conflict it meets.
 				return s.Begin()
 			}
-		}
-		if err != nil {
-			if !missing(ctx, err, k) {
-				var zero T
-				return zero, s.waitFailed(err)
-			}
-			if k != PostgresLockTable {
-				s.State.off.Store(true)
-				return s.Begin()
-			}
+		case !missing(ctx, err, k):
+			var zero T
+			return zero, s.waitFailed(err)
+		case k != PostgresLockTable:
+			s.State.off.Store(true)
+			return s.Begin()
+		default:
 			s.State.noTables.Store(true)
 		}
 		k = s.kind()
