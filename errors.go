@@ -33,32 +33,31 @@ var (
 // released a savepoint in a savepoint or transaction ctx still runs in
 // (outside it, that savepoint or transaction has been rolled back, or
 // committed as a whole and counted as a commit).
-func committedBefore(ctx context.Context, err error) bool {
+func committedBefore(ctx context.Context, err error) bool { return committedMark(ctx, err) != nil }
+
+// committedMark returns the first mark on err that makes committedBefore
+// true, or nil.
+func committedMark(ctx context.Context, err error) *txmark.After {
 	for a := range txmark.Afters(err) {
 		if !a.Released || txmark.Within(ctx, a.Frame) {
-			return true
+			return a
 		}
 	}
-	return false
+	return nil
 }
 
-// keepCommitted returns final, the error a retry ends on, marked as
-// coming after a step took effect when an earlier attempt's error, earlier,
-// was so marked and final is not (committedBefore): an Idempotent retry ran
-// the Then or All again, and a later attempt that failed before any step
-// took effect does not undo the first's. Without the mark, OrDefault and
-// Fallback would replace a failure whose first part stands, and the caller
-// would read a plain failure.
-func keepCommitted(ctx context.Context, final, earlier error) error {
+// keepCommitted returns final, the error a retry ends on, marked as m, the
+// mark of an earlier attempt's error (committedMark), when final carries
+// none that counts: an Idempotent retry ran the Then or All again, and a
+// later attempt that failed before any step took effect does not undo the
+// first's. Without the mark, OrDefault and Fallback would replace a
+// failure whose first part stands, and the caller would read a plain
+// failure.
+func keepCommitted(ctx context.Context, final error, m *txmark.After) error {
 	if committedBefore(ctx, final) {
 		return final
 	}
-	for a := range txmark.Afters(earlier) {
-		if !a.Released || txmark.Within(ctx, a.Frame) {
-			return &txmark.After{Err: final, Released: a.Released, Frame: a.Frame}
-		}
-	}
-	return final
+	return &txmark.After{Err: final, Released: m.Released, Frame: m.Frame}
 }
 
 // markCommitted returns err, the failure of a Then or All,

@@ -54,10 +54,10 @@ func (r *retrier) loop(ctx context.Context, in inner, attempt func(context.Conte
 	var doomed []*txmark.Mark // marks of errors retried after dooming a transaction
 	var prev time.Duration
 	var unknown error // the first retried error whose outcome is unknown
-	// committed is the first retried error of a Then or All after one of
-	// its steps took effect (an Idempotent retry runs it again): whatever
-	// ends the retry afterwards, that step stands.
-	var committed error
+	// committed is the mark of the first retried error of a Then or All
+	// after one of its steps took effect (an Idempotent retry runs it
+	// again): whatever ends the retry afterwards, that step stands.
+	var committed *txmark.After
 	for n := 1; ; n++ {
 		attemptCtx := base
 		if obs != nil {
@@ -86,8 +86,8 @@ func (r *retrier) loop(ctx context.Context, in inner, attempt func(context.Conte
 		if stop == nil && v == Ambiguous && unknown == nil {
 			unknown = err // retried: from here on, the work may already be applied
 		}
-		if stop == nil && committed == nil && committedBefore(ctx, err) {
-			committed = err
+		if stop == nil && committed == nil {
+			committed = committedMark(ctx, err)
 		}
 		if obs != nil {
 			obs.AttemptEnd(attemptCtx, AttemptEvent{Attempt: n, Err: err, Verdict: v, Retry: stop == nil, Delay: delay})
@@ -162,8 +162,7 @@ func doomIfRefused(ctx context.Context, err error, v Verdict) {
 // deadline fired, is the deadline's own: a context error and nothing the
 // server said.
 func deadlineOnly(err error) bool {
-	var sqlState interface{ SQLState() string }
-	if errors.As(err, &sqlState) {
+	if sqlState(err) != "" {
 		return false
 	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
