@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/dbop-go/dbop/internal/sqlstate"
 	"github.com/dbop-go/dbop/internal/txmark"
 )
 
@@ -179,15 +180,7 @@ func recognised(err error) Verdict {
 // sqlState returns the SQLSTATE of the first error in err's chain that
 // reports one through an SQLState() string method (*pgconn.PgError, lib/pq's
 // *pq.Error), or "".
-func sqlState(err error) string {
-	if se, ok := errors.AsType[interface {
-		error
-		SQLState() string
-	}](err); ok {
-		return se.SQLState()
-	}
-	return ""
-}
+func sqlState(err error) string { return sqlstate.Of(err) }
 
 // classifyWith returns err with c's verdict attached, when the verdict
 // changes what a retry does with err: an error that already carries a

@@ -7,6 +7,7 @@ import (
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/classifiers"
+	"github.com/dbop-go/dbop/internal/sqlstate"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -106,13 +107,7 @@ func fatalAnswer(err error) bool {
 }
 
 // hasSQLState reports whether err holds an error with a SQLSTATE.
-func hasSQLState(err error) bool {
-	_, ok := errors.AsType[interface {
-		error
-		SQLState() string
-	}](err)
-	return ok
-}
+func hasSQLState(err error) bool { return sqlstate.Of(err) != "" }
 
 // commitVerdict is the judgement InTx passes to scopes.CommitOutcome:
 // commitOutcome, and for a server error it leaves

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dbop-go/dbop/internal/sqlstate"
 	"github.com/dbop-go/dbop/scopes"
 )
 
@@ -92,13 +93,7 @@ var ErrFailedBeforeCommit = errors.New("the transaction had failed before COMMIT
 // verdict it would get without the option. The SQLSTATE is read
 // through an SQLState() string method (*pgconn.PgError, lib/pq's
 // *pq.Error), as the classifiers read it.
-func FailedBeforeCommit(err error) bool {
-	se, ok := errors.AsType[interface {
-		error
-		SQLState() string
-	}](err)
-	return ok && se.SQLState() == "25P02"
-}
+func FailedBeforeCommit(err error) bool { return sqlstate.Of(err) == "25P02" }
 
 // ErrOtherServer is the reason a resolution fails when the connection it
 // asks on reaches another server than the one that ran the transaction:
