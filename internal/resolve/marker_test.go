@@ -454,6 +454,19 @@ func TestResolveMarkerLockingReadRoutedElsewhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	reader := openAt(t, dsns[1], dbName)
+	// The reader must have applied the marker table's DDL, else its
+	// locking read fails, which Resolve takes for a lock and ends the
+	// old connection (safe, but not the case under test).
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		_, err := reader.ExecContext(t.Context(), "SELECT 1 FROM "+MarkerTable+" LIMIT 0")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the reader never saw the marker table: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	toReader := regexp.MustCompile(`(?is)^SELECT`)
 	forUpdate := regexp.MustCompile(`(?is)^SELECT.*FOR UPDATE`)
 	var sentKill, routed bool
