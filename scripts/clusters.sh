@@ -245,7 +245,12 @@ galera_diagnose() {
 	local n
 	for n in 1 2 3; do
 		echo "--- galera node $n: pid $(galera_pid "$n" || true), state $(galera_state "$n" || true), cluster $(galera_status "$n" wsrep_cluster_status || true) of $(galera_status "$n" wsrep_cluster_size || true), last committed $(galera_status "$n" wsrep_last_committed || true)"
-		[ -f "$(gdir "$n")/error.log" ] && grep -E 'WSREP|ERROR|Warning' "$(gdir "$n")/error.log" | grep -vE 'Aborted connection|^\s*$' | tail -n 25 | cut -c1-240
+		[ -f "$(gdir "$n")/error.log" ] || continue
+		# Why a write-set could not be applied (the row event, the table,
+		# the error code), wherever it is in the log: a node that loses the
+		# inconsistency vote leaves, and the end of its log no longer says.
+		grep -E 'Slave SQL|Could not execute|Error_code|Failed to apply|[Ii]nconsisten' "$(gdir "$n")/error.log" | head -n 12 | cut -c1-400 || true
+		grep -E 'WSREP|ERROR|Warning' "$(gdir "$n")/error.log" | grep -vE 'Aborted connection|^\s*$' | tail -n 25 | cut -c1-240
 	done
 }
 
