@@ -2,6 +2,7 @@ package txmark
 
 import (
 	"context"
+	"reflect"
 	"sync"
 )
 
@@ -52,7 +53,7 @@ func (w *OwnerWatch) Owns(err error, follow func(error) (error, bool)) bool {
 func (w *OwnerWatch) owns(err error, follow func(error) (error, bool)) bool {
 	for err != nil {
 		for _, e := range w.errs {
-			if e == err {
+			if same(e, err) {
 				return true
 			}
 		}
@@ -77,6 +78,37 @@ func (w *OwnerWatch) owns(err error, follow func(error) (error, bool)) bool {
 		default:
 			return false
 		}
+	}
+	return false
+}
+
+// same reports whether a and b are the same error value. == panics on
+// errors of a type that cannot be compared (a slice of field errors, a
+// struct holding one), which a function run in a scope may return: those
+// are the same only when they share their backing slice or map (an error
+// the scope returned as it was); any other is taken for another error,
+// which leaves the cut Ambiguous.
+func same(a, b error) (eq bool) {
+	t := reflect.TypeOf(a)
+	if t != reflect.TypeOf(b) {
+		return false
+	}
+	if t.Comparable() {
+		// A comparable struct or array may still hold, in an interface
+		// field, a value that is not: == panics then.
+		defer func() {
+			if recover() != nil {
+				eq = false
+			}
+		}()
+		return a == b
+	}
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	switch t.Kind() {
+	case reflect.Slice:
+		return va.Len() > 0 && va.Len() == vb.Len() && va.Pointer() == vb.Pointer()
+	case reflect.Map:
+		return !va.IsNil() && va.Pointer() == vb.Pointer()
 	}
 	return false
 }
