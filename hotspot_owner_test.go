@@ -2,6 +2,8 @@ package dbop_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -82,6 +84,53 @@ func TestHotSpotCutOfAllOfScopesIsRetried(t *testing.T) {
 		v, err := op.With(dbop.WithRetry(dbop.Constant(0)), dbop.HotSpot()).Run(context.Background())
 		if err != nil || len(v) != 2 || round.Load() != 3 {
 			t.Errorf("Run = %v, %v after %d attempts; want both results after 3: the cut scopes rolled back", v, err, round.Load())
+		}
+	})
+}
+
+// The HotSpot knows a scope's error by its value. A scope whose function
+// returned a value that is not its own — context.DeadlineExceeded, which
+// every context that timed out returns — made every error holding that
+// value look like the scope's. Here an Op of your own runs a scoped lookup
+// with a budget of its own, which times out (its function returns
+// ctx.Err(), and the scope, with no classifier, returns it as it is), goes
+// on without it, and then commits a transaction of its own whose answer the
+// backstop cuts: the driver's error wraps context.DeadlineExceeded too. The
+// cut is Ambiguous and the write is not run again; before, it was taken for
+// the scope's and retried, and the write applied twice.
+func TestHotSpotCutOfAnOpOfYourOwnIsNotTheScopesForASharedValue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var rec dboptest.Recorder
+		attempts := 0
+		var writesApplied atomic.Int32
+		lookup := scopes.InTx(rec.Begin, func(ctx context.Context, tx *dboptest.Tx) (int, error) {
+			<-ctx.Done() // a slow lookup: its own budget ends it
+			return 0, ctx.Err()
+		}, scopes.ReadOnly())
+		op := dbop.Op[int](func(ctx context.Context) (int, error) {
+			attempts++
+			if attempts == 1 {
+				time.Sleep(time.Millisecond)
+				return 0, errConflict // the HotSpot bounds attempts from now on
+			}
+			lctx, cancel := context.WithTimeout(ctx, time.Millisecond)
+			_, err := lookup.Run(lctx)
+			cancel()
+			if !errors.Is(err, context.DeadlineExceeded) {
+				return 0, err
+			}
+			// Goes on with a default, then its own BEGIN, UPDATE, COMMIT:
+			// the server applies the COMMIT, the answer comes late.
+			writesApplied.Add(1)
+			if attempts == 2 {
+				<-ctx.Done()
+				return 0, fmt.Errorf("commit: %w", ctx.Err())
+			}
+			return 1, nil
+		})
+		_, err := op.With(dbop.WithRetry(dbop.Constant(0)), dbop.HotSpot()).Run(context.Background())
+		if n := writesApplied.Load(); n != 1 || dbop.VerdictOf(err) != dbop.Ambiguous {
+			t.Errorf("own write applied %d times (attempts %d), Run = %v (verdict %v); want once, the cut Ambiguous and not run again", n, attempts, err, dbop.VerdictOf(err))
 		}
 	})
 }

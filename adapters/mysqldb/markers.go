@@ -3,11 +3,13 @@ package mysqldb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/dbop-go/dbop/internal/hotlock"
 	"github.com/dbop-go/dbop/internal/resolve"
+	"github.com/go-sql-driver/mysql"
 )
 
 // CommitMarkerTable is the table in which sqldb.ResolveCommit and
@@ -72,8 +74,16 @@ func DeleteCommitMarkers(ctx context.Context, db interface {
 	}
 	const batch = 10000
 	var total int64
+	// The age is reckoned in UTC (resolve.DeleteSQL), with MariaDB's SET
+	// STATEMENT, which MySQL refuses as a syntax error (1064): then with
+	// MySQL's SET_VAR hint.
+	mariadb := true
 	for {
-		res, err := db.ExecContext(ctx, resolve.DeleteSQL(olderThan, batch))
+		res, err := db.ExecContext(ctx, resolve.DeleteSQL(mariadb, olderThan, batch))
+		if mariadb && isSyntaxError(err) {
+			mariadb = false
+			res, err = db.ExecContext(ctx, resolve.DeleteSQL(mariadb, olderThan, batch))
+		}
 		if err != nil {
 			return total, fmt.Errorf("mysqldb: DeleteCommitMarkers: %w", err)
 		}
@@ -86,6 +96,12 @@ func DeleteCommitMarkers(ctx context.Context, db interface {
 			return total, nil
 		}
 	}
+}
+
+// isSyntaxError reports whether err is the server's ER_PARSE_ERROR, 1064.
+func isSyntaxError(err error) bool {
+	me, ok := errors.AsType[*mysql.MySQLError](err)
+	return ok && me.Number == 1064
 }
 
 // HotSpotLockTable is the table whose rows dbop.HotSpot's transactions

@@ -297,19 +297,36 @@ func CleanupDue() bool { return rand.IntN(cleanupEvery) == 0 }
 // CleanupSQL deletes up to cleanupBatch markers older than
 // MarkerRetention, waiting at most a second for a row lock (another
 // cleanup deleting the same rows): MariaDB's SET STATEMENT, MySQL's
-// SET_VAR hint.
+// SET_VAR hint. Both reckon the age in UTC (markerAgeZone).
 func CleanupSQL(mariadb bool) string {
 	del := " FROM " + MarkerTable + " WHERE created < NOW(6) - INTERVAL " +
 		strconv.Itoa(int(MarkerRetention/time.Second)) + " SECOND LIMIT " + strconv.Itoa(cleanupBatch)
 	if mariadb {
-		return "SET STATEMENT innodb_lock_wait_timeout = 1 FOR DELETE" + del
+		return "SET STATEMENT innodb_lock_wait_timeout = 1, " + markerAgeZone + " FOR DELETE" + del
 	}
-	return "DELETE /*+ SET_VAR(innodb_lock_wait_timeout = 1) */" + del
+	return "DELETE /*+ SET_VAR(innodb_lock_wait_timeout = 1) SET_VAR(" + markerAgeZone + ") */" + del
 }
 
 // DeleteSQL deletes up to limit markers older than olderThan, for
-// mysqldb.DeleteCommitMarkers.
-func DeleteSQL(olderThan time.Duration, limit int) string {
-	return "DELETE FROM " + MarkerTable + " WHERE created < NOW(6) - INTERVAL " +
+// mysqldb.DeleteCommitMarkers, reckoning the age in UTC (markerAgeZone):
+// MariaDB's SET STATEMENT where mariadb is true, else MySQL's SET_VAR hint.
+func DeleteSQL(mariadb bool, olderThan time.Duration, limit int) string {
+	del := " FROM " + MarkerTable + " WHERE created < NOW(6) - INTERVAL " +
 		strconv.FormatInt(olderThan.Microseconds(), 10) + " MICROSECOND LIMIT " + strconv.Itoa(limit)
+	if mariadb {
+		return "SET STATEMENT " + markerAgeZone + " FOR DELETE" + del
+	}
+	return "DELETE /*+ SET_VAR(" + markerAgeZone + ") */" + del
 }
+
+// markerAgeZone is the session time zone the deletions of markers run
+// in. created is a TIMESTAMP, stored in UTC, while NOW(6) and the
+// arithmetic on it are the session's wall clock: in a zone with daylight
+// saving (time_zone SYSTEM on a host that keeps local time, a named zone),
+// NOW(6) - INTERVAL jumps an hour when the clocks go forward, and every
+// marker written before the change looks an hour older. Deleted seconds
+// after it was written, a marker is not found by the resolution of its
+// transaction, which takes that for a rollback within MarkerSafeAge
+// (docs/backends.md §11.2): a COMMIT that was applied ran again. In UTC,
+// NOW(6) - INTERVAL is real time.
+const markerAgeZone = "time_zone = '+00:00'"
