@@ -469,7 +469,7 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 	h.leave(t, outcomeOf(err, fired), d, req, lockTimedOut(err))
 	if err != nil && fired {
 		err = &TimeoutError{Timeout: backstop, Err: err}
-		if !owner.Owns(err, followRetry, ours) {
+		if !owner.Owns(err, followRetry) {
 			err = Classify(&unownedCutError{err}, Ambiguous)
 		}
 	}
@@ -499,18 +499,6 @@ func followRetry(err error) (error, bool) {
 		return re.Err, true
 	}
 	return nil, false
-}
-
-// ours is txmark.OwnerWatch.Owns' ours: the wrappers of dbop's that an
-// attempt's error may carry above a scope's (a verdict, a deadline, a
-// server limit, All's unknown sibling, an unowned cut below), which say
-// nothing of what they wrap.
-func ours(err error) bool {
-	switch err.(type) {
-	case *classified, *TimeoutError, *serverLimitError, *unknownSiblingError, *unownedCutError:
-		return true
-	}
-	return false
 }
 
 // admit waits for a slot and returns the attempt's ticket, a zero one if

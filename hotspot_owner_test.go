@@ -98,7 +98,18 @@ func TestHotSpotCutOfAllOfScopesIsRetried(t *testing.T) {
 // backstop cuts: the driver's error wraps context.DeadlineExceeded too. The
 // cut is Ambiguous and the write is not run again; before, it was taken for
 // the scope's and retried, and the write applied twice.
+//
+// The driver's error may be the shared value itself: database/sql's
+// Tx.Commit returns ctx.Err() as it is, and go-sql-driver returns the
+// context's error for a read its cancellation cut. The cut is Ambiguous
+// then too.
 func TestHotSpotCutOfAnOpOfYourOwnIsNotTheScopesForASharedValue(t *testing.T) {
+	for _, bare := range []bool{false, true} {
+		t.Run(fmt.Sprintf("commit error bare %v", bare), func(t *testing.T) { cutOfOwnOpAfterSharedValue(t, bare) })
+	}
+}
+
+func cutOfOwnOpAfterSharedValue(t *testing.T, bare bool) {
 	synctest.Test(t, func(t *testing.T) {
 		var rec dboptest.Recorder
 		attempts := 0
@@ -124,6 +135,9 @@ func TestHotSpotCutOfAnOpOfYourOwnIsNotTheScopesForASharedValue(t *testing.T) {
 			writesApplied.Add(1)
 			if attempts == 2 {
 				<-ctx.Done()
+				if bare {
+					return 0, ctx.Err()
+				}
 				return 0, fmt.Errorf("commit: %w", ctx.Err())
 			}
 			return 1, nil

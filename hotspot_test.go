@@ -1080,13 +1080,19 @@ func TestHotSpotCutOfAnOpOfYourOwnIsAmbiguous(t *testing.T) {
 	}
 }
 
-// scoped runs op as a transaction scope of dbop's reports its errors to a
-// HotSpot that cut the attempt short (txmark.OwnerEnded): the fakes of
-// these tests stand for the adapters' InTx and Do.
+// scoped runs op as a transaction scope of dbop's returns its errors: an
+// adapter's InTx and Do, whose classifiers make a cut attempt's errors
+// retryable, return them marked released (txmark.Mark), a mark new for each
+// return, and report the mark to a HotSpot that cut the attempt short
+// (txmark.OwnerEnded). The fakes of these tests stand for them.
 func scoped[T any](op func(context.Context) (T, error)) func(context.Context) (T, error) {
 	return func(ctx context.Context) (T, error) {
 		v, err := op(ctx)
-		txmark.OwnerEnded(ctx, err)
-		return v, err
+		if err != nil {
+			m := &txmark.Mark{Kind: txmark.Released, Err: err}
+			txmark.OwnerEnded(ctx, m)
+			return v, m
+		}
+		return v, nil
 	}
 }

@@ -2,7 +2,6 @@ package txmark
 
 import (
 	"context"
-	"reflect"
 	"slices"
 	"sync"
 )
@@ -16,11 +15,19 @@ import (
 // the attempt says nothing of the rest of it (an Op of your own that runs a
 // scope and then a transaction of its own; All of a scope and an Op of your
 // own), so the attempt's error itself must have come from scopes ([Owns]).
+//
+// An error is known by its identity, so the watch keeps only errors no
+// other error can hold unless it wraps them: the marks ([Mark]) a scope
+// makes for the error it returns, which are new for each return. An error
+// a scope hands back as it came (one no rule retries, from its function
+// or its driver) may be a value any error holds: context.DeadlineExceeded,
+// which a function returning ctx.Err() gives the scope, and which the
+// COMMIT of an Op of your own that the same cut ended returns too; a
+// sentinel such as mysql.ErrInvalidConn; or a value == cannot compare. A
+// cut whose error holds only such errors is not taken for the scopes'.
 type OwnerWatch struct {
-	mu sync.Mutex
-	// errs are the scopes' errors that are values of their return's own
-	// ([distinct]); shared, those that are not.
-	errs, shared []error
+	mu    sync.Mutex
+	marks []*Mark
 }
 
 type ownerWatchKey struct{}
@@ -33,15 +40,16 @@ func WithOwnerWatch(ctx context.Context) (context.Context, *OwnerWatch) {
 }
 
 // OwnerEnded records, on the OwnerWatch ctx carries if any, that a
-// transaction scope returned err, having ended its transaction.
+// transaction scope returned err, having ended its transaction. Only a
+// [Mark] the scope made for this return is recorded (see [OwnerWatch]).
 func OwnerEnded(ctx context.Context, err error) {
-	if w, _ := ctx.Value(ownerWatchKey{}).(*OwnerWatch); w != nil && err != nil {
+	m, ok := err.(*Mark)
+	if !ok {
+		return
+	}
+	if w, _ := ctx.Value(ownerWatchKey{}).(*OwnerWatch); w != nil {
 		w.mu.Lock()
-		if distinct(err) {
-			w.errs = append(w.errs, err)
-		} else {
-			w.shared = append(w.shared, err)
-		}
+		w.marks = append(w.marks, m)
 		w.mu.Unlock()
 	}
 }
@@ -51,38 +59,20 @@ func OwnerEnded(ctx context.Context, err error) {
 // error it joins (All's, errors.Join's) must lead to one. follow, when it
 // says so, names the one error to follow instead of unwrapping (a retry's
 // error inside the attempt: its last attempt's error, not its reason).
-// ours reports whether an error is a wrapper of dbop's own (a mark, a
-// verdict, a deadline's), which says nothing of what it wraps.
-//
-// A scope's error that is not a value of its return's own ([distinct]:
-// context.DeadlineExceeded, which a function returning ctx.Err() hands the
-// scope, and the scope returns as it is where no classifier wraps it) is
-// held by the errors of any work the same deadline ended, an Op of your
-// own cut in its COMMIT included, under the wrappers of its driver or of
-// its own code: it counts only where it is the attempt's error itself, or
-// under wrappers of dbop's alone.
-func (w *OwnerWatch) Owns(err error, follow func(error) (error, bool), ours func(error) bool) bool {
+func (w *OwnerWatch) Owns(err error, follow func(error) (error, bool)) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.errs)+len(w.shared) > 0 && w.owns(err, true, follow, ours)
+	return len(w.marks) > 0 && w.owns(err, follow)
 }
 
-// owns is Owns for err, reached from the attempt's error through wrappers
-// of dbop's alone when top is true.
-func (w *OwnerWatch) owns(err error, top bool, follow func(error) (error, bool), ours func(error) bool) bool {
+func (w *OwnerWatch) owns(err error, follow func(error) (error, bool)) bool {
 	for err != nil {
-		if slices.ContainsFunc(w.errs, func(e error) bool { return same(e, err) }) ||
-			top && slices.ContainsFunc(w.shared, func(e error) bool { return same(e, err) }) {
+		if m, ok := err.(*Mark); ok && slices.Contains(w.marks, m) {
 			return true
 		}
 		if next, ok := follow(err); ok {
 			err = next
 			continue
-		}
-		switch err.(type) {
-		case *Mark, *After:
-		default:
-			top = top && ours(err)
 		}
 		switch e := err.(type) {
 		case interface{ Unwrap() error }:
@@ -93,7 +83,7 @@ func (w *OwnerWatch) owns(err error, top bool, follow func(error) (error, bool),
 				return false
 			}
 			for _, inner := range errs {
-				if !w.owns(inner, top, follow, ours) {
+				if !w.owns(inner, follow) {
 					return false
 				}
 			}
@@ -101,58 +91,6 @@ func (w *OwnerWatch) owns(err error, top bool, follow func(error) (error, bool),
 		default:
 			return false
 		}
-	}
-	return false
-}
-
-// distinct reports whether err, the error a scope returns, is a value of
-// that return's own, which no other error holds unless it wraps this one:
-// an error made for it (a pointer, a slice, a map), not a value that every
-// error of its kind equals (context.DeadlineExceeded, a syscall.Errno),
-// not context.Canceled, and not a context's cause (a dbop.TimeoutError,
-// which matches context.DeadlineExceeded itself), which every attempt it
-// ended holds.
-func distinct(err error) bool {
-	if err == context.Canceled {
-		return false
-	}
-	if is, ok := err.(interface{ Is(error) bool }); ok && (is.Is(context.DeadlineExceeded) || is.Is(context.Canceled)) {
-		return false
-	}
-	switch reflect.TypeOf(err).Kind() {
-	case reflect.Pointer, reflect.Slice, reflect.Map:
-		return true
-	}
-	return false
-}
-
-// same reports whether a and b are the same error value. == panics on
-// errors of a type that cannot be compared (a slice of field errors, a
-// struct holding one), which a function run in a scope may return: those
-// are the same only when they share their backing slice or map (an error
-// the scope returned as it was); any other is taken for another error,
-// which leaves the cut Ambiguous.
-func same(a, b error) (eq bool) {
-	t := reflect.TypeOf(a)
-	if t != reflect.TypeOf(b) {
-		return false
-	}
-	if t.Comparable() {
-		// A comparable struct or array may still hold, in an interface
-		// field, a value that is not: == panics then.
-		defer func() {
-			if recover() != nil {
-				eq = false
-			}
-		}()
-		return a == b
-	}
-	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
-	switch t.Kind() {
-	case reflect.Slice:
-		return va.Len() > 0 && va.Len() == vb.Len() && va.Pointer() == vb.Pointer()
-	case reflect.Map:
-		return !va.IsNil() && va.Pointer() == vb.Pointer()
 	}
 	return false
 }

@@ -4,79 +4,68 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"testing"
 )
 
 type sliceErr []error
 
-func (e sliceErr) Error() string { return fmt.Sprint([]error(e)) }
+func (e sliceErr) Error() string   { return fmt.Sprint([]error(e)) }
+func (e sliceErr) Unwrap() []error { return e }
 
-type holderErr struct{ inner error }
-
-func (e holderErr) Error() string { return "holder: " + e.inner.Error() }
-
-// Owns compares the attempt's error with the scopes' without panicking on
-// errors whose type cannot be compared with ==, or whose comparable type
-// holds such a value.
-func TestOwnsUncomparableErrors(t *testing.T) {
-	scopeErr := sliceErr{errors.New("cut")}
-	held := holderErr{sliceErr{errors.New("cut")}}
+// Owns knows a scope's error by the mark the scope made for it, wherever
+// the attempt's error holds it; every error joined into the attempt's must
+// lead to one.
+func TestOwnsTheScopesMarks(t *testing.T) {
 	ctx, w := WithOwnerWatch(context.Background())
-	OwnerEnded(ctx, scopeErr)
-	OwnerEnded(ctx, held)
+	first := &Mark{Kind: Released, Err: errors.New("deadlock")}
+	second := &Mark{Kind: Released, Err: context.DeadlineExceeded}
+	OwnerEnded(ctx, first)
+	OwnerEnded(ctx, second)
+	other := &Mark{Kind: Released, Err: errors.New("deadlock")}
 	noFollow := func(error) (error, bool) { return nil, false }
-	tests := []struct {
+	for _, tt := range []struct {
 		name string
 		err  error
 		want bool
 	}{
-		{"the scope's slice", fmt.Errorf("attempt: %w", scopeErr), true},
-		{"another slice", sliceErr{errors.New("cut")}, false},
-		{"an empty slice", sliceErr{}, false},
-		{"a struct holding a slice", holderErr{sliceErr{errors.New("cut")}}, false},
-	}
-	for _, tt := range tests {
+		{"the mark itself", first, true},
+		{"wrapped", fmt.Errorf("transfer: %w", second), true},
+		{"both joined", errors.Join(first, fmt.Errorf("x: %w", second)), true},
+		{"joined with the commit of an Op of your own", errors.Join(first, fmt.Errorf("commit: %w", context.DeadlineExceeded)), false},
+		{"another scope's mark, equal but not the same", other, false},
+		{"what the mark holds, without the mark", context.DeadlineExceeded, false},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := w.Owns(tt.err, noFollow, func(error) bool { return false }); got != tt.want {
+			if got := w.Owns(tt.err, noFollow); got != tt.want {
 				t.Errorf("Owns(%v) = %t, want %t", tt.err, got, tt.want)
 			}
 		})
 	}
 }
 
-// ourWrapper stands for a wrapper of dbop's (a verdict, a deadline) in
-// TestOwnsASharedValueOnlyAsTheAttemptsError.
-type ourWrapper struct{ err error }
-
-func (e *ourWrapper) Error() string { return e.err.Error() }
-func (e *ourWrapper) Unwrap() error { return e.err }
-
-// A scope's error that any other error may hold too (context.DeadlineExceeded
-// as a function returning ctx.Err() hands it over) is the attempt's only
-// where it is the attempt's error, or under wrappers of dbop's: under a
-// driver's or the user's wrapper it is the error of other work the same
-// deadline ended (an Op of your own cut in its COMMIT).
-func TestOwnsASharedValueOnlyAsTheAttemptsError(t *testing.T) {
-	ctx, w := WithOwnerWatch(context.Background())
-	OwnerEnded(ctx, context.DeadlineExceeded)
-	noFollow := func(error) (error, bool) { return nil, false }
-	ours := func(err error) bool { _, ok := err.(*ourWrapper); return ok }
-	for _, tt := range []struct {
-		name string
-		err  error
-		want bool
-	}{
-		{"itself", context.DeadlineExceeded, true},
-		{"under a wrapper of dbop's", &ourWrapper{context.DeadlineExceeded}, true},
-		{"under a mark", &Mark{Kind: Released, Err: context.DeadlineExceeded}, true},
-		{"under the driver's wrapper", fmt.Errorf("commit: %w", context.DeadlineExceeded), false},
-		{"under ours, then the driver's", &ourWrapper{fmt.Errorf("commit: %w", context.DeadlineExceeded)}, false},
-		{"joined with its own", errors.Join(context.DeadlineExceeded, context.DeadlineExceeded), false},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := w.Owns(tt.err, noFollow, ours); got != tt.want {
-				t.Errorf("Owns(%v) = %t, want %t", tt.err, got, tt.want)
-			}
-		})
+// An error a scope returns as it came, not marked, may be a value other
+// errors hold too (context.DeadlineExceeded, which a function returning
+// ctx.Err() hands over and database/sql's Tx.Commit returns for a cut
+// COMMIT; a sentinel such as io.ErrUnexpectedEOF), or one == cannot compare
+// (a slice of field errors): it owns nothing, not even itself, and
+// comparing it does not panic.
+func TestOwnsNoErrorAScopeReturnedUnmarked(t *testing.T) {
+	fields := sliceErr{errors.New("name: required")}
+	for _, scopeErr := range []error{context.DeadlineExceeded, context.Canceled, io.ErrUnexpectedEOF, fields} {
+		ctx, w := WithOwnerWatch(context.Background())
+		OwnerEnded(ctx, scopeErr)
+		for _, attemptErr := range []error{scopeErr, fmt.Errorf("commit: %w", scopeErr), fields, sliceErr{scopeErr}} {
+			func() {
+				defer func() {
+					if p := recover(); p != nil {
+						t.Errorf("Owns(%v) after the scope returned %v panicked: %v", attemptErr, scopeErr, p)
+					}
+				}()
+				if w.Owns(attemptErr, func(error) (error, bool) { return nil, false }) {
+					t.Errorf("Owns(%v) after the scope returned %v unmarked = true, want false", attemptErr, scopeErr)
+				}
+			}()
+		}
 	}
 }
