@@ -116,3 +116,16 @@ func lookup(tb testing.TB, env, name string) string {
 	tb.Skipf("%s integration test: set %s to run it", name, env)
 	return ""
 }
+
+// NoTimeZoneTables ends tb, whose MySQL or MariaDB server has no time zone
+// tables (a test across a daylight saving change needs a named zone):
+// skipped, or failed under DBOP_TEST_REQUIRE, where a skip would hide the
+// test. .ci/run loads the tables.
+func NoTimeZoneTables(tb testing.TB) {
+	tb.Helper()
+	const load = "mariadb-tzinfo-to-sql /usr/share/zoneinfo | mariadb -uroot mysql (mysql_tzinfo_to_sql on MySQL)"
+	if Required() {
+		tb.Fatalf("the server has no time zone tables, which this test needs (%s is set): load them with %s", RequireEnv, load)
+	}
+	tb.Skipf("integration test needs the server's time zone tables: load them with %s", load)
+}
