@@ -108,18 +108,8 @@ func TestGaleraCommitRefusedIsNotCommitted(t *testing.T) {
 	// Every node, once it has applied everything the cluster committed
 	// (wsrep_sync_wait, §7.4).
 	readers := make([]*sql.DB, len(g.cfgs))
-	for i, cfg := range g.cfgs {
-		c := cfg.Clone()
-		if c.Params == nil {
-			c.Params = map[string]string{}
-		}
-		c.Params["wsrep_sync_wait"] = "1"
-		db, err := sql.Open("mysql", c.FormatDSN())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		readers[i] = db
+	for i := range g.cfgs {
+		readers[i] = syncedReader(t, g, i)
 	}
 	present := func(node int, k int64) bool {
 		var n int

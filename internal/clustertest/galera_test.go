@@ -131,10 +131,10 @@ func galeraWorkers(t *testing.T, g *galera, workers int, idempotent func(int) bo
 	}
 }
 
-// readGalera reads the bank's final state on node i, on a connection of its
-// own that first waits until the node has applied everything the cluster
-// committed (wsrep_sync_wait, docs/backends.md §7.4).
-func readGalera(t *testing.T, g *galera, i, accounts int) state {
+// syncedReader opens a pool on node i whose every read first waits until
+// the node has applied everything the cluster committed (wsrep_sync_wait,
+// docs/backends.md §7.4), closed when t ends.
+func syncedReader(t *testing.T, g *galera, i int) *sql.DB {
 	t.Helper()
 	cfg := g.cfgs[i].Clone()
 	if cfg.Params == nil {
@@ -145,7 +145,16 @@ func readGalera(t *testing.T, g *galera, i, accounts int) state {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// readGalera reads the bank's final state on node i, on a connection of its
+// own that first waits until the node has applied everything the cluster
+// committed.
+func readGalera(t *testing.T, g *galera, i, accounts int) state {
+	t.Helper()
+	db := syncedReader(t, g, i)
 	st := state{ledger: map[string]ledgerRow{}, balances: make([]int64, accounts)}
 	read := func(ctx context.Context) error {
 		clear(st.ledger)
