@@ -174,6 +174,9 @@ type genPlan struct {
 	// route names proxied and direct workers as the backend calls them
 	// (Backend.routes); "" for "proxied" and "direct".
 	route [2]string
+	// do is set when the backend has a Do (Backend.Do), which the shapes
+	// that drop their transactions' values use.
+	do bool
 	// idem marks every retry of the worker Idempotent and makes its SQL
 	// idempotent by design (the ledger row inserted only if absent, the
 	// balances updated only by the call that inserted it); otherwise no
@@ -250,7 +253,7 @@ func (p genPlan) String() string {
 	case shapeThen:
 		fmt.Fprintf(&b, "Then(debit %v, credit %v.With(%s))", p.tx, p.tx, inner)
 	case shapeAll:
-		fmt.Fprintf(&b, "All(%d, debit %v, credit %v)", p.allLimit, p.tx, p.tx)
+		fmt.Fprintf(&b, "All(%d, debit %v, credit %v)", p.allLimit, p.doString(p.tx), p.doString(p.tx))
 	case shapeTxThen:
 		fmt.Fprintf(&b, "%v running Then(debit savepoint step, credit savepoint step).With(%s", p.tx, inner)
 		if p.wrapThen {
@@ -258,9 +261,18 @@ func (p genPlan) String() string {
 		}
 		b.WriteString(")")
 	case shapeReadThen:
-		fmt.Fprintf(&b, "Then(read %v, transfer %v)", read, p.tx)
+		fmt.Fprintf(&b, "Then(read %v, transfer %v)", p.doString(read), p.tx)
 	}
 	return b.String()
+}
+
+// doString names o's transaction as the backend builds one whose value is
+// dropped: with Backend.Do if it has one (p.do).
+func (p genPlan) doString(o TxOpts) string {
+	if p.do {
+		return "Do" + strings.TrimPrefix(o.String(), "InTx")
+	}
+	return o.String()
 }
 
 func (p genPlan) innerString() string {
@@ -342,6 +354,10 @@ type Backend struct {
 	Caller func(ctx context.Context) (context.Context, func())
 	// InTx builds worker w's transaction running fn.
 	InTx func(w int, fn func(ctx context.Context, tx GenTx) (Result, error), o TxOpts) dbop.Op[Result]
+	// Do, if set, builds worker w's transaction running fn, which has no
+	// result (gormdb.Do): the shapes that drop their transactions' values
+	// (all, read-then) use it in place of InTx.
+	Do func(w int, fn func(ctx context.Context, tx GenTx) error, o TxOpts) dbop.Op[struct{}]
 }
 
 // GenTx is a transaction as a generated leg uses it.
@@ -436,6 +452,7 @@ func drawPlan(t *testing.T, rng *rand.Rand, w int, be *Backend, sh *genShared, s
 			shape:         genShape(rng.IntN(int(numShapes))),
 			proxied:       w == 2 || w == 5,
 			route:         be.Routes,
+			do:            be.Do != nil,
 			idem:          rng.IntN(2) == 0,
 			retry:         rng.IntN(8) != 0,
 			attempts:      3 + rng.IntN(8),
@@ -516,6 +533,10 @@ func tryBuild(p genPlan, w int, be *Backend, sh *genShared, st *Stats) (msg stri
 	read := p.tx
 	read.ReadOnly, read.Resolve, read.Cockroach = true, false, 0
 	be.InTx(w, nop, read)
+	if be.Do != nil {
+		be.Do(w, func(context.Context, GenTx) error { return nil }, p.tx)
+		be.Do(w, func(context.Context, GenTx) error { return nil }, read)
+	}
 	p.build(w, be, sh, st, Transfer{Key: "probe", Src: 0, Dst: 1, Amount: 1})
 	return ""
 }
@@ -610,6 +631,9 @@ func (p genPlan) build(w int, be *Backend, sh *genShared, st *Stats, tr Transfer
 			return Result{}, p.applyLeg(ctx, be, st, tx, l)
 		}
 	}
+	applyDo := func(l leg) func(ctx context.Context, tx GenTx) error {
+		return func(ctx context.Context, tx GenTx) error { return p.applyLeg(ctx, be, st, tx, l) }
+	}
 	var lock time.Duration
 	if p.spLock {
 		lock = be.Lock
@@ -628,6 +652,11 @@ func (p genPlan) build(w int, be *Backend, sh *genShared, st *Stats, tr Transfer
 			return credit.Run(ctx)
 		})
 	case shapeAll:
+		if be.Do != nil {
+			all := dbop.All(p.allLimit, be.Do(w, applyDo(legs[0]), p.tx), be.Do(w, applyDo(legs[1]), p.tx))
+			op = dbop.Then(all, func(context.Context, []struct{}) (Result, error) { return Result{}, nil })
+			break
+		}
 		all := dbop.All(p.allLimit, be.InTx(w, apply(legs[0]), p.tx), be.InTx(w, apply(legs[1]), p.tx))
 		op = dbop.Then(all, func(context.Context, []Result) (Result, error) { return Result{}, nil })
 	case shapeTxThen:
@@ -646,11 +675,16 @@ func (p genPlan) build(w int, be *Backend, sh *genShared, st *Stats, tr Transfer
 	case shapeReadThen:
 		ro := p.tx
 		ro.ReadOnly, ro.Resolve, ro.Cockroach = true, false, 0
-		read := be.InTx(w, func(ctx context.Context, tx GenTx) (Result, error) {
+		readFn := func(ctx context.Context, tx GenTx) error {
 			_, err := tx.QueryInt(ctx, be.Read, tr.Src)
-			return Result{}, err
-		}, ro)
+			return err
+		}
 		write := be.InTx(w, apply(legs[0]), p.tx)
+		if be.Do != nil {
+			op = dbop.Then(be.Do(w, readFn, ro), func(ctx context.Context, _ struct{}) (Result, error) { return write.Run(ctx) })
+			break
+		}
+		read := be.InTx(w, func(ctx context.Context, tx GenTx) (Result, error) { return Result{}, readFn(ctx, tx) }, ro)
 		op = dbop.Then(read, func(ctx context.Context, _ Result) (Result, error) { return write.Run(ctx) })
 	}
 	return op.With(p.decorators(w, sh, st)...)
