@@ -14,6 +14,7 @@ import (
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/faultproxy"
 	"github.com/dbop-go/dbop/internal/resolve"
+	"github.com/dbop-go/dbop/internal/testdb"
 	"github.com/go-sql-driver/mysql"
 )
 
@@ -59,6 +60,22 @@ func OpenMy(t *testing.T, cfg *mysql.Config, maxConns int) *sql.DB {
 		t.Fatalf("ping: %v", err)
 	}
 	return db
+}
+
+// MyServer returns the settings of the MariaDB server the suites run on,
+// from the environment (testdb.MySQL), or skips t when none is
+// configured. It fails t when they name no TCP address, which the fault
+// proxy needs.
+func MyServer(t *testing.T) *mysql.Config {
+	t.Helper()
+	base, err := mysql.ParseDSN(testdb.MySQL(t))
+	if err != nil {
+		t.Fatalf("parse %s: %v", testdb.MySQLEnv, err)
+	}
+	if base.Net != "tcp" {
+		t.Fatalf("the fault proxy needs a TCP address; %s uses %q", testdb.MySQLEnv, base.Net)
+	}
+	return base
 }
 
 // ReadMyState reads the ledger and the balances with a pool of its own, in

@@ -255,14 +255,7 @@ type MyRound struct {
 // configured (see testdb).
 func NewMyRound(t *testing.T, cfg RunConfig) *MyRound {
 	t.Helper()
-	dsn := testdb.MySQL(t)
-	base, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		t.Fatalf("parse %s: %v", testdb.MySQLEnv, err)
-	}
-	if base.Net != "tcp" {
-		t.Fatalf("the fault proxy needs a TCP address; %s uses %q", testdb.MySQLEnv, base.Net)
-	}
+	base := MyServer(t)
 	r := &MyRound{Base: base, DB: "dbop_fault_" + cfg.RunID, admin: OpenMy(t, base, 3)}
 	r.q = MyRunDatabase(t, r.admin, r.DB)
 	for id := range NumAccounts + 1 {

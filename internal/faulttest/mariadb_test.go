@@ -10,9 +10,7 @@ import (
 	"github.com/dbop-go/dbop/adapters/sqldb"
 	"github.com/dbop-go/dbop/internal/faultgen"
 	"github.com/dbop-go/dbop/internal/faultproxy"
-	"github.com/dbop-go/dbop/internal/testdb"
 	"github.com/dbop-go/dbop/scopes"
-	"github.com/go-sql-driver/mysql"
 )
 
 // TestFaultMariaDBTransfers runs the transfer workload on MariaDB through
@@ -25,15 +23,8 @@ import (
 // connection in the run's database" cannot reach another package's tests
 // running at the same time.
 func TestFaultMariaDBTransfers(t *testing.T) {
-	dsn := testdb.MySQL(t)
+	base := faultgen.MyServer(t)
 	cfg := faultgen.NewRunConfig(t)
-	base, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		t.Fatalf("parse %s: %v", testdb.MySQLEnv, err)
-	}
-	if base.Net != "tcp" {
-		t.Fatalf("the fault proxy needs a TCP address; %s uses %q", testdb.MySQLEnv, base.Net)
-	}
 	admin := faultgen.OpenMy(t, base, 3)
 	faultDB := "dbop_fault_" + cfg.RunID
 	q := faultgen.MyRunDatabase(t, admin, faultDB)
