@@ -10,6 +10,7 @@ import (
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/pgxdb"
+	"github.com/dbop-go/dbop/internal/faultgen"
 	"github.com/dbop-go/dbop/internal/faultproxy"
 	"github.com/dbop-go/dbop/internal/testdb"
 	"github.com/dbop-go/dbop/scopes"
@@ -52,16 +53,16 @@ func TestFaultIdempotentRetryKeepsAmbiguity(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dsn := testdb.Postgres(t)
-			runID := newRunID()
+			runID := faultgen.NewRunID()
 			app := "dbop_fault_" + runID
-			admin := pgPool(t, dsn, "dbop_fault_admin_"+runID, 1, nil)
-			tables := newPGTables(runID)
-			tables.create(t, admin)
+			admin := faultgen.PGPool(t, dsn, "dbop_fault_admin_"+runID, 1, nil)
+			tables := faultgen.NewPGTables(runID)
+			tables.Create(t, admin)
 
-			proxy := faultproxy.Start(t, pgTarget(t, dsn))
+			proxy := faultproxy.Start(t, faultgen.PGTarget(t, dsn))
 			var down atomic.Bool // the server is unreachable
-			pool := pgPool(t, dsn, app, 1, func(cfg *pgxpool.Config) {
-				throughProxy(proxy)(cfg)
+			pool := faultgen.PGPool(t, dsn, app, 1, func(cfg *pgxpool.Config) {
+				faultgen.ThroughProxy(proxy)(cfg)
 				cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
 					if down.Load() {
 						return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.ECONNREFUSED}
@@ -71,8 +72,8 @@ func TestFaultIdempotentRetryKeepsAmbiguity(t *testing.T) {
 				}
 			})
 
-			tr := transfer{key: "t1", src: 0, dst: 1, amount: 10}
-			apply := tables.transferFn(tr)
+			tr := faultgen.Transfer{Key: "t1", Src: 0, Dst: 1, Amount: 10}
+			apply := tables.TransferFn(tr)
 			var attempts int
 			op := pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (bool, error) {
 				if attempts++; attempts > 1 && tt.next != nil {
@@ -93,9 +94,9 @@ func TestFaultIdempotentRetryKeepsAmbiguity(t *testing.T) {
 			)).Run(t.Context())
 
 			pool.Close()
-			waitForBackendsGone(t, admin, app)
-			ledger, balances := tables.readState(t, dsn)
-			_, applied := ledger[tr.key]
+			faultgen.WaitForBackendsGone(t, admin, app)
+			ledger, balances := tables.ReadState(t, dsn)
+			_, applied := ledger[tr.Key]
 			t.Logf("fn ran %d time(s)", attempts)
 			for _, e := range retried {
 				t.Logf("attempt %d failed (%v), retried: %v", e.Attempt, e.Verdict, e.Err)
@@ -108,7 +109,7 @@ func TestFaultIdempotentRetryKeepsAmbiguity(t *testing.T) {
 			if len(retried) == 0 || !errors.Is(retried[0].Err, scopes.ErrAmbiguousCommit) {
 				t.Fatalf("setup: the first attempt did not end in an ambiguous commit (retried %v)", retried)
 			}
-			if !ambiguous(err) {
+			if !faultgen.Ambiguous(err) {
 				t.Errorf("applied but reported failed: the first attempt's COMMIT outcome was unknown and the transfer was in fact applied, "+
 					"yet the error returned is not ambiguous (errors.Is(err, scopes.ErrAmbiguousCommit) = false, verdict %v)",
 					dbop.VerdictOf(err))

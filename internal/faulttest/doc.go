@@ -8,12 +8,12 @@
 // ledger whose call failed was reported ambiguous, and replaying the ledger
 // gives every account's balance. Each suite also checks that every kind of
 // fault it injects fired at least as often as its table of minimums says
-// (pgFaultMinimums, myFaultMinimums), so that an injector that stopped
+// (faultgen.PGFaultMinimums, faultgen.MyFaultMinimums), so that an injector that stopped
 // reaching its targets fails the suite instead of testing nothing.
 //
 // TestFaultGenerated* run the same workload with each worker's pipeline
 // and transfer shape drawn from the run's seed out of the public
-// decorators and options (generated_test.go): a Then or All of a debit and
+// decorators and options (internal/faultgen): a Then or All of a debit and
 // a credit transaction, savepoint steps with retries of their own, fallbacks,
 // HotSpot, Bulkheads, timeouts and classifiers on either side of the retry.
 // TestFaultGeneratedSQLite runs them on SQLite (modernc.org/sqlite) with
@@ -23,7 +23,10 @@
 // no server, always runs
 // (sqlite_test.go, liteFaultMinimums).
 //
-// The package has tests only; `go test -run Fault ./...` runs exactly the
-// suite. See workload_test.go for the environment variables that set its
-// duration and replay an injector schedule.
+// The workload, the injectors of PostgreSQL and MariaDB, Verify, the fault
+// minimums and the pipeline generator are in internal/faultgen, which the
+// GORM adapter's generated suites run too; this package keeps the tests
+// and SQLite's injector. The package has tests only; `go test -run Fault
+// ./...` runs exactly the suite. See internal/faultgen for the environment
+// variables that set its duration and replay an injector schedule.
 package faulttest

@@ -18,6 +18,7 @@ import (
 	"github.com/dbop-go/dbop/adapters/mysqldb"
 	"github.com/dbop-go/dbop/adapters/pgxdb"
 	"github.com/dbop-go/dbop/adapters/sqldb"
+	"github.com/dbop-go/dbop/internal/faultgen"
 	"github.com/dbop-go/dbop/internal/faultproxy"
 	"github.com/dbop-go/dbop/internal/testdb"
 	"github.com/dbop-go/dbop/scopes"
@@ -62,7 +63,7 @@ type resolveRun struct {
 	armed       map[string]int // cuts armed, by kind
 	resolutions map[scopes.Resolution]int
 	elapsed     map[scopes.Resolution][]time.Duration
-	outcomes    []outcome
+	outcomes    []faultgen.Outcome
 	history     map[string][]string
 }
 
@@ -84,7 +85,7 @@ func (r *resolveRun) onResolved(ctx context.Context, rc scopes.ResolvedCommit) {
 	defer r.mu.Unlock()
 	r.resolutions[rc.Resolution]++
 	r.elapsed[rc.Resolution] = append(r.elapsed[rc.Resolution], rc.Elapsed)
-	if key, ok := ctx.Value(transferKey{}).(string); ok {
+	if key, ok := ctx.Value(faultgen.TransferKey{}).(string); ok {
 		r.history[key] = append(r.history[key], fmt.Sprintf("resolved %v in %v (%v)", rc.Resolution, rc.Elapsed, rc.Err))
 	}
 }
@@ -92,7 +93,7 @@ func (r *resolveRun) onResolved(ctx context.Context, rc scopes.ResolvedCommit) {
 func (r *resolveRun) onRetry(ctx context.Context, e dbop.AttemptEvent) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if key, ok := ctx.Value(transferKey{}).(string); ok {
+	if key, ok := ctx.Value(faultgen.TransferKey{}).(string); ok {
 		r.history[key] = append(r.history[key], fmt.Sprintf("attempt %d: %v: %v", e.Attempt, e.Verdict, e.Err))
 	}
 }
@@ -102,7 +103,7 @@ func (r *resolveRun) onRetry(ctx context.Context, e dbop.AttemptEvent) {
 // kind chosen at random, until the run's cuts are used up. run applies one
 // transfer through its worker's proxy.
 func (r *resolveRun) work(t *testing.T, seed uint64, proxies []*faultproxy.Proxy, commit []byte,
-	run func(ctx context.Context, w int, tr transfer, arm func()) error) {
+	run func(ctx context.Context, w int, tr faultgen.Transfer, arm func()) error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
@@ -112,12 +113,12 @@ func (r *resolveRun) work(t *testing.T, seed uint64, proxies []*faultproxy.Proxy
 		rng := rand.New(rand.NewPCG(seed, uint64(w)+1))
 		wg.Go(func() {
 			for n, cut := 0, 0; cut < perWorker && ctx.Err() == nil; n++ {
-				src := rng.IntN(numAccounts)
-				tr := transfer{
-					key:    fmt.Sprintf("w%d-%d", w, n),
-					src:    src,
-					dst:    (src + 1 + rng.IntN(numAccounts-1)) % numAccounts,
-					amount: 1 + rng.Int64N(100),
+				src := rng.IntN(faultgen.NumAccounts)
+				tr := faultgen.Transfer{
+					Key:    fmt.Sprintf("w%d-%d", w, n),
+					Src:    src,
+					Dst:    (src + 1 + rng.IntN(faultgen.NumAccounts-1)) % faultgen.NumAccounts,
+					Amount: 1 + rng.Int64N(100),
 				}
 				arm := func() {}
 				if rng.IntN(2) == 0 {
@@ -135,9 +136,9 @@ func (r *resolveRun) work(t *testing.T, seed uint64, proxies []*faultproxy.Proxy
 						r.mu.Unlock()
 					}
 				}
-				err := run(context.WithValue(ctx, transferKey{}, tr.key), w, tr, arm)
+				err := run(context.WithValue(ctx, faultgen.TransferKey{}, tr.Key), w, tr, arm)
 				r.mu.Lock()
-				r.outcomes = append(r.outcomes, outcome{transfer: tr, worker: w, err: err, wrote: err == nil})
+				r.outcomes = append(r.outcomes, faultgen.Outcome{Transfer: tr, Worker: w, Err: err, Wrote: err == nil})
 				r.mu.Unlock()
 			}
 		})
@@ -153,24 +154,24 @@ func (r *resolveRun) work(t *testing.T, seed uint64, proxies []*faultproxy.Proxy
 // (the ledger's key would refuse a second INSERT: a transfer applied twice
 // fails with a unique violation, which nothing retries), and the balances
 // those of the ledger replayed; and that the cuts did what they should.
-func (r *resolveRun) check(t *testing.T, ledger map[string]ledgerRow, balances []int64, fired, firedAfter int) {
+func (r *resolveRun) check(t *testing.T, ledger map[string]faultgen.LedgerRow, balances []int64, fired, firedAfter int) {
 	t.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var failed, ambiguousOut int
 	for _, o := range r.outcomes {
-		row, ok := ledger[o.key]
+		row, ok := ledger[o.Key]
 		switch {
-		case o.err != nil && ambiguous(o.err):
+		case o.Err != nil && faultgen.Ambiguous(o.Err):
 			ambiguousOut++
-			t.Errorf("transfer %s: an ambiguous outcome reached the caller: %v\n\t%s", o.key, o.err, strings.Join(r.history[o.key], "\n\t"))
-		case o.err != nil:
+			t.Errorf("transfer %s: an ambiguous outcome reached the caller: %v\n\t%s", o.Key, o.Err, strings.Join(r.history[o.Key], "\n\t"))
+		case o.Err != nil:
 			failed++
-			t.Errorf("transfer %s failed: %v\n\t%s", o.key, o.err, strings.Join(r.history[o.key], "\n\t"))
+			t.Errorf("transfer %s failed: %v\n\t%s", o.Key, o.Err, strings.Join(r.history[o.Key], "\n\t"))
 		case !ok:
-			t.Errorf("transfer %s was acknowledged but is not in the ledger\n\t%s", o.key, strings.Join(r.history[o.key], "\n\t"))
-		case row != (ledgerRow{o.src, o.dst, o.amount}):
-			t.Errorf("transfer %s: ledger has %+v, the transfer was %+v", o.key, row, o.transfer)
+			t.Errorf("transfer %s was acknowledged but is not in the ledger\n\t%s", o.Key, strings.Join(r.history[o.Key], "\n\t"))
+		case row != (faultgen.LedgerRow{Src: o.Src, Dst: o.Dst, Amount: o.Amount}):
+			t.Errorf("transfer %s: ledger has %+v, the transfer was %+v", o.Key, row, o.Transfer)
 		}
 	}
 	if len(ledger) != len(r.outcomes)-failed-ambiguousOut {
@@ -178,8 +179,8 @@ func (r *resolveRun) check(t *testing.T, ledger map[string]ledgerRow, balances [
 	}
 	replay := make([]int64, len(balances))
 	for _, row := range ledger {
-		replay[row.src] -= row.amount
-		replay[row.dst] += row.amount
+		replay[row.Src] -= row.Amount
+		replay[row.Dst] += row.Amount
 	}
 	for id := range balances {
 		if balances[id] != replay[id] {
@@ -188,7 +189,7 @@ func (r *resolveRun) check(t *testing.T, ledger map[string]ledgerRow, balances [
 	}
 	lost := r.resolutions[scopes.Committed] + r.resolutions[scopes.Aborted] + r.resolutions[scopes.NotWritten] + r.resolutions[scopes.Unresolved]
 	t.Logf("transfers %d: acknowledged %d, failed %d, ambiguous %d; ledger rows %d", len(r.outcomes), len(r.outcomes)-failed-ambiguousOut, failed, ambiguousOut, len(ledger))
-	t.Logf("cuts armed %d (%s); fired %d, %d of them after COMMIT was forwarded", r.armed["after"]+r.armed["before"]+r.armed["partition"], counts(r.armed), fired, firedAfter)
+	t.Logf("cuts armed %d (%s); fired %d, %d of them after COMMIT was forwarded", r.armed["after"]+r.armed["before"]+r.armed["partition"], faultgen.Counts(r.armed), fired, firedAfter)
 	t.Logf("ambiguous: resolved committed %d / resolved aborted %d / wrote nothing %d / unresolved %d",
 		r.resolutions[scopes.Committed], r.resolutions[scopes.Aborted], r.resolutions[scopes.NotWritten], r.resolutions[scopes.Unresolved])
 	for _, res := range []scopes.Resolution{scopes.Committed, scopes.Aborted, scopes.Unresolved} {
@@ -219,21 +220,21 @@ func (r *resolveRun) check(t *testing.T, ledger map[string]ledgerRow, balances [
 // transfer applied once, by the retry) for the cuts before.
 func TestResolveCommitTransfersPostgres(t *testing.T) {
 	dsn := testdb.Postgres(t)
-	cfg := newRunConfig(t)
+	cfg := faultgen.NewRunConfig(t)
 	r := newResolveRun(t)
-	app := "dbop_resolve_" + cfg.runID
-	admin := pgPool(t, dsn, "dbop_resolve_admin_"+cfg.runID, 2, nil)
-	tables := newPGTables(cfg.runID)
-	tables.create(t, admin)
+	app := "dbop_resolve_" + cfg.RunID
+	admin := faultgen.PGPool(t, dsn, "dbop_resolve_admin_"+cfg.RunID, 2, nil)
+	tables := faultgen.NewPGTables(cfg.RunID)
+	tables.Create(t, admin)
 
 	proxies := make([]*faultproxy.Proxy, resolveWorker)
 	pools := make([]*pgxpool.Pool, resolveWorker)
 	for w := range proxies {
-		proxies[w] = faultproxy.Start(t, pgTarget(t, dsn))
-		pools[w] = pgPool(t, dsn, app, 1, throughProxy(proxies[w]))
+		proxies[w] = faultproxy.Start(t, faultgen.PGTarget(t, dsn))
+		pools[w] = faultgen.PGPool(t, dsn, app, 1, faultgen.ThroughProxy(proxies[w]))
 	}
-	retry := dbop.WithRetry(backoff, dbop.MaxAttempts(maxAttempts), dbop.OnRetry(r.onRetry))
-	r.work(t, cfg.seed, proxies, []byte("commit"), func(ctx context.Context, w int, tr transfer, arm func()) error {
+	retry := dbop.WithRetry(faultgen.Backoff, dbop.MaxAttempts(faultgen.MaxAttempts), dbop.OnRetry(r.onRetry))
+	r.work(t, cfg.Seed, proxies, []byte("commit"), func(ctx context.Context, w int, tr faultgen.Transfer, arm func()) error {
 		_, err := pgxdb.InTx(pools[w], func(ctx context.Context, tx pgx.Tx) (bool, error) {
 			if err := pgTransfer(ctx, tx, tables, tr); err != nil {
 				return false, err
@@ -250,28 +251,28 @@ func TestResolveCommitTransfersPostgres(t *testing.T) {
 	for _, p := range pools {
 		p.Close()
 	}
-	waitForBackendsGone(t, admin, app)
-	ledger, balances := tables.readState(t, dsn)
+	faultgen.WaitForBackendsGone(t, admin, app)
+	ledger, balances := tables.ReadState(t, dsn)
 	r.check(t, ledger, balances, fired, after)
 }
 
 // pgTransfer applies tr in tx with no idempotency of its own: a plain
 // INSERT of the ledger row, whose key refuses a second one, and two
 // updates in a fixed order.
-func pgTransfer(ctx context.Context, tx pgx.Tx, tables pgTables, tr transfer) error {
-	if _, err := tx.Exec(ctx, "INSERT INTO "+tables.ledger+" (k, src, dst, amount) VALUES ($1, $2, $3, $4)", tr.key, tr.src, tr.dst, tr.amount); err != nil {
+func pgTransfer(ctx context.Context, tx pgx.Tx, tables faultgen.PGTables, tr faultgen.Transfer) error {
+	if _, err := tx.Exec(ctx, "INSERT INTO "+tables.Ledger+" (k, src, dst, amount) VALUES ($1, $2, $3, $4)", tr.Key, tr.Src, tr.Dst, tr.Amount); err != nil {
 		return err
 	}
-	a, b := tr.src, tr.dst
+	a, b := tr.Src, tr.Dst
 	if a > b {
 		a, b = b, a
 	}
 	for _, id := range []int{a, b} {
-		delta := tr.amount
-		if id == tr.src {
-			delta = -tr.amount
+		delta := tr.Amount
+		if id == tr.Src {
+			delta = -tr.Amount
 		}
-		if _, err := tx.Exec(ctx, "UPDATE "+tables.accounts+" SET balance = balance + $1 WHERE id = $2", delta, id); err != nil {
+		if _, err := tx.Exec(ctx, "UPDATE "+tables.Accounts+" SET balance = balance + $1 WHERE id = $2", delta, id); err != nil {
 			return err
 		}
 	}
@@ -284,16 +285,16 @@ func pgTransfer(ctx context.Context, tx pgx.Tx, tables pgTables, tr transfer) er
 // not found is taken for "aborted".
 func TestResolveCommitTransfersMariaDB(t *testing.T) {
 	dsn := testdb.MySQL(t)
-	cfg := newRunConfig(t)
+	cfg := faultgen.NewRunConfig(t)
 	r := newResolveRun(t)
 	base, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		t.Fatalf("parse %s: %v", testdb.MySQLEnv, err)
 	}
-	admin := openMy(t, base, 2)
-	dbName := "dbop_resolve_" + cfg.runID
-	q := myRunDatabase(t, admin, dbName)
-	for id := range numAccounts {
+	admin := faultgen.OpenMy(t, base, 2)
+	dbName := "dbop_resolve_" + cfg.RunID
+	q := faultgen.MyRunDatabase(t, admin, dbName)
+	for id := range faultgen.NumAccounts {
 		if _, err := admin.ExecContext(t.Context(), "INSERT INTO "+q+".accounts VALUES (?, 0)", id); err != nil {
 			t.Fatal(err)
 		}
@@ -305,10 +306,10 @@ func TestResolveCommitTransfersMariaDB(t *testing.T) {
 		proxies[w] = faultproxy.Start(t, base.Addr)
 		c := base.Clone()
 		c.DBName, c.Addr = dbName, proxies[w].Addr()
-		dbs[w] = openMy(t, c, 2) // the transaction's connection, and the resolver's
+		dbs[w] = faultgen.OpenMy(t, c, 2) // the transaction's connection, and the resolver's
 	}
-	retry := dbop.WithRetry(backoff, dbop.MaxAttempts(maxAttempts), dbop.OnRetry(r.onRetry))
-	r.work(t, cfg.seed, proxies, []byte("COMMIT"), func(ctx context.Context, w int, tr transfer, arm func()) error {
+	retry := dbop.WithRetry(faultgen.Backoff, dbop.MaxAttempts(faultgen.MaxAttempts), dbop.OnRetry(r.onRetry))
+	r.work(t, cfg.Seed, proxies, []byte("COMMIT"), func(ctx context.Context, w int, tr faultgen.Transfer, arm func()) error {
 		_, err := sqldb.InTx(dbs[w], mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (bool, error) {
 			if err := myTransfer(ctx, tx, tr); err != nil {
 				return false, err
@@ -325,7 +326,7 @@ func TestResolveCommitTransfersMariaDB(t *testing.T) {
 	for _, db := range dbs {
 		db.Close()
 	}
-	ledger, balances := readMyState(t, base, q)
+	ledger, balances := faultgen.ReadMyState(t, base, q)
 	var markers int
 	if err := admin.QueryRowContext(t.Context(), "SELECT COUNT(*) FROM "+q+"."+mysqldb.CommitMarkerTable).Scan(&markers); err != nil {
 		t.Fatal(err)
@@ -337,18 +338,18 @@ func TestResolveCommitTransfersMariaDB(t *testing.T) {
 }
 
 // myTransfer is pgTransfer for MariaDB.
-func myTransfer(ctx context.Context, tx *sql.Tx, tr transfer) error {
-	if _, err := tx.ExecContext(ctx, "INSERT INTO ledger (k, src, dst, amount) VALUES (?, ?, ?, ?)", tr.key, tr.src, tr.dst, tr.amount); err != nil {
+func myTransfer(ctx context.Context, tx *sql.Tx, tr faultgen.Transfer) error {
+	if _, err := tx.ExecContext(ctx, "INSERT INTO ledger (k, src, dst, amount) VALUES (?, ?, ?, ?)", tr.Key, tr.Src, tr.Dst, tr.Amount); err != nil {
 		return err
 	}
-	a, b := tr.src, tr.dst
+	a, b := tr.Src, tr.Dst
 	if a > b {
 		a, b = b, a
 	}
 	for _, id := range []int{a, b} {
-		delta := tr.amount
-		if id == tr.src {
-			delta = -tr.amount
+		delta := tr.Amount
+		if id == tr.Src {
+			delta = -tr.Amount
 		}
 		res, err := tx.ExecContext(ctx, "UPDATE accounts SET balance = balance + ? WHERE id = ?", delta, id)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/sqldb"
+	"github.com/dbop-go/dbop/internal/faultgen"
 	"github.com/dbop-go/dbop/internal/testdb"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -52,7 +53,7 @@ import (
 
 // liteFaultMinimums is how many times each kind of fault must fire, or be
 // seen by the workers' statements, in a run of defaultDuration or longer
-// (see checkFaults). A 6 s run gives the injector 60–77 rounds on two
+// (see faultgen.CheckFaults). A 6 s run gives the injector 60–77 rounds on two
 // cores under -race (fewer than on the servers: the injector's one
 // connection waits for its own hold of the write lock, and the interrupt
 // looks for a statement for up to 30 ms); the minimums hold with 40, two
@@ -130,23 +131,23 @@ func (f *liteInflight) interrupt(rng *rand.Rand, cause error) bool {
 // statement can be interrupted by the injector, and the SQLite errors the
 // statements meet are counted.
 type liteGenTx struct {
-	sqlGenTx
+	faultgen.SQLGenTx
 	inflight *liteInflight
-	st       *stats
+	st       *faultgen.Stats
 }
 
-func (t liteGenTx) exec(ctx context.Context, q string, args ...any) (int64, error) {
+func (t liteGenTx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
 	ctx, done := t.inflight.start(ctx)
 	defer done()
-	n, err := t.sqlGenTx.exec(ctx, q, args...)
+	n, err := t.SQLGenTx.Exec(ctx, q, args...)
 	t.seen(ctx, err)
 	return n, err
 }
 
-func (t liteGenTx) queryInt(ctx context.Context, q string, args ...any) (int64, error) {
+func (t liteGenTx) QueryInt(ctx context.Context, q string, args ...any) (int64, error) {
 	ctx, done := t.inflight.start(ctx)
 	defer done()
-	v, err := t.sqlGenTx.queryInt(ctx, q, args...)
+	v, err := t.SQLGenTx.QueryInt(ctx, q, args...)
 	t.seen(ctx, err)
 	return v, err
 }
@@ -157,13 +158,13 @@ func (t liteGenTx) seen(ctx context.Context, err error) {
 		return
 	}
 	if context.Cause(ctx) == errInterrupted {
-		t.st.fault("interrupted statement failed", 1)
+		t.st.Fault("interrupted statement failed", 1)
 	}
 	switch code := sqliteCode(err); {
 	case code == sqlite3.SQLITE_BUSY_SNAPSHOT:
-		t.st.fault("SQLITE_BUSY_SNAPSHOT seen", 1)
+		t.st.Fault("SQLITE_BUSY_SNAPSHOT seen", 1)
 	case code&0xff == sqlite3.SQLITE_BUSY:
-		t.st.fault("SQLITE_BUSY seen", 1)
+		t.st.Fault("SQLITE_BUSY seen", 1)
 	}
 }
 
@@ -251,7 +252,7 @@ func (in *liteInjector) holdWriteLock(ctx context.Context, rng *rand.Rand, spawn
 // setupLiteGenerated prepares a SQLite round: a database file of its own
 // in WAL mode, one pool per worker, deferred transactions that read first
 // for workers 2 and 5, and the injector.
-func setupLiteGenerated(t *testing.T, cfg runConfig, st *stats) (*genBackend, injectFunc, map[string]int, func() (map[string]ledgerRow, []int64)) {
+func setupLiteGenerated(t *testing.T, cfg faultgen.RunConfig, st *faultgen.Stats) (*faultgen.Backend, faultgen.InjectFunc, map[string]int, func() (map[string]faultgen.LedgerRow, []int64)) {
 	path := testdb.SQLiteFile(t)
 	open := func(maxConns int, opts ...sqldb.SQLiteOption) *sql.DB {
 		db, err := sql.Open("sqlite", sqldb.SQLiteDSN(path, opts...))
@@ -273,14 +274,14 @@ func setupLiteGenerated(t *testing.T, cfg runConfig, st *stats) (*genBackend, in
 			t.Fatalf("%s: %v", stmt, err)
 		}
 	}
-	for id := range numAccounts + 1 {
+	for id := range faultgen.NumAccounts + 1 {
 		if _, err := admin.ExecContext(t.Context(), "INSERT INTO accounts VALUES (?, 0)", id); err != nil {
 			t.Fatal(err)
 		}
 	}
 	inflight := &liteInflight{cancels: map[int]context.CancelCauseFunc{}}
 	transfers := &liteInflight{cancels: map[int]context.CancelCauseFunc{}}
-	dbs := make([]*sql.DB, numWorkers)
+	dbs := make([]*sql.DB, faultgen.NumWorkers)
 	for w := range dbs {
 		// busy_timeout 200 ms: past most of the injector's holds of the
 		// write lock, and LockTimeout (be.lock) short of all of them.
@@ -290,42 +291,42 @@ func setupLiteGenerated(t *testing.T, cfg runConfig, st *stats) (*genBackend, in
 		}
 		dbs[w] = open(3, opts...)
 	}
-	be := &genBackend{
-		name:       "SQLite via sqldb (modernc.org/sqlite)",
-		insert:     "INSERT INTO ledger (k, src, dst, amount) VALUES (?, ?, ?, ?)",
-		insertIdem: "INSERT INTO ledger (k, src, dst, amount) VALUES (?, ?, ?, ?) ON CONFLICT (k) DO NOTHING",
-		update:     "UPDATE accounts SET balance = balance + ? WHERE id = ?",
-		read:       "SELECT balance FROM accounts WHERE id = ?",
-		dup: func(err error) bool {
+	be := &faultgen.Backend{
+		Name:       "SQLite via sqldb (modernc.org/sqlite)",
+		Insert:     "INSERT INTO ledger (k, src, dst, amount) VALUES (?, ?, ?, ?)",
+		InsertIdem: "INSERT INTO ledger (k, src, dst, amount) VALUES (?, ?, ?, ?) ON CONFLICT (k) DO NOTHING",
+		Update:     "UPDATE accounts SET balance = balance + ? WHERE id = ?",
+		Read:       "SELECT balance FROM accounts WHERE id = ?",
+		Dup: func(err error) bool {
 			return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 		},
-		lock: 10 * time.Millisecond,
+		Lock: 10 * time.Millisecond,
 		// SQLite has no statement timeout (sqldb.StatementTimeout panics
 		// with the SQLite dialect); dbop.WithTimeout interrupts instead.
-		limits:          []string{"", "lock"},
-		attemptTimeouts: []time.Duration{50 * time.Millisecond, 300 * time.Millisecond, time.Second},
-		routes:          [2]string{"deferred (reads first)", "immediate"},
-		caller:          transfers.start,
+		Limits:          []string{"", "lock"},
+		AttemptTimeouts: []time.Duration{50 * time.Millisecond, 300 * time.Millisecond, time.Second},
+		Routes:          [2]string{"deferred (reads first)", "immediate"},
+		Caller:          transfers.start,
 	}
-	be.inTx = func(w int, fn func(ctx context.Context, tx genTx) (genResult, error), o genTxOpts) dbop.Op[genResult] {
-		readFirst := (w == 2 || w == 5) && !o.readOnly
-		return sqldb.InTx(dbs[w], sqldb.SQLite, func(ctx context.Context, tx *sql.Tx) (genResult, error) {
-			gtx := liteGenTx{sqlGenTx{tx, sqldb.SQLite}, inflight, st}
+	be.InTx = func(w int, fn func(ctx context.Context, tx faultgen.GenTx) (faultgen.Result, error), o faultgen.TxOpts) dbop.Op[faultgen.Result] {
+		readFirst := (w == 2 || w == 5) && !o.ReadOnly
+		return sqldb.InTx(dbs[w], sqldb.SQLite, func(ctx context.Context, tx *sql.Tx) (faultgen.Result, error) {
+			gtx := liteGenTx{faultgen.SQLGenTx{Tx: tx, Dialect: sqldb.SQLite}, inflight, st}
 			if readFirst {
 				// The transaction's snapshot starts here: a write
 				// committed before its first write fails that write with
 				// SQLITE_BUSY_SNAPSHOT.
-				if _, err := gtx.queryInt(ctx, "SELECT count(*) FROM ledger"); err != nil {
-					return genResult{}, err
+				if _, err := gtx.QueryInt(ctx, "SELECT count(*) FROM ledger"); err != nil {
+					return faultgen.Result{}, err
 				}
 			}
 			return fn(ctx, gtx)
-		}, sqlTxOpts(o, be)...)
+		}, faultgen.SQLTxOpts(o, be)...)
 	}
 	// The injector waits 100 ms for the write lock and otherwise lets the
 	// round go: a worker holds it, which is contention enough.
 	inj := &liteInjector{db: open(1, sqldb.SQLiteBusyTimeout(100*time.Millisecond)), inflight: inflight, transfers: transfers}
-	return be, inj.inject, liteFaultMinimums, func() (map[string]ledgerRow, []int64) {
+	return be, inj.inject, liteFaultMinimums, func() (map[string]faultgen.LedgerRow, []int64) {
 		for _, db := range dbs {
 			db.Close()
 		}
@@ -335,7 +336,7 @@ func setupLiteGenerated(t *testing.T, cfg runConfig, st *stats) (*genBackend, in
 
 // readLiteState reads the ledger and the balances in one transaction of a
 // pool of its own, once every worker's pool is closed.
-func readLiteState(t *testing.T, path string) (map[string]ledgerRow, []int64) {
+func readLiteState(t *testing.T, path string) (map[string]faultgen.LedgerRow, []int64) {
 	t.Helper()
 	db, err := sql.Open("sqlite", sqldb.SQLiteDSN(path))
 	if err != nil {
@@ -347,15 +348,15 @@ func readLiteState(t *testing.T, path string) (map[string]ledgerRow, []int64) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback()
-	ledger := map[string]ledgerRow{}
+	ledger := map[string]faultgen.LedgerRow{}
 	rows, err := tx.QueryContext(t.Context(), "SELECT k, src, dst, amount FROM ledger")
 	if err != nil {
 		t.Fatalf("read the ledger: %v", err)
 	}
 	for rows.Next() {
 		var key string
-		var row ledgerRow
-		if err := rows.Scan(&key, &row.src, &row.dst, &row.amount); err != nil {
+		var row faultgen.LedgerRow
+		if err := rows.Scan(&key, &row.Src, &row.Dst, &row.Amount); err != nil {
 			t.Fatal(err)
 		}
 		ledger[key] = row
@@ -363,7 +364,7 @@ func readLiteState(t *testing.T, path string) (map[string]ledgerRow, []int64) {
 	if err := rows.Err(); err != nil {
 		t.Fatalf("read the ledger: %v", err)
 	}
-	balances := make([]int64, numAccounts+1)
+	balances := make([]int64, faultgen.NumAccounts+1)
 	rows, err = tx.QueryContext(t.Context(), "SELECT id, balance FROM accounts")
 	if err != nil {
 		t.Fatalf("read the balances: %v", err)
@@ -390,4 +391,4 @@ func readLiteState(t *testing.T, path string) (map[string]ledgerRow, []int64) {
 // write lock held and writes committed by another connection (SQLITE_BUSY,
 // SQLITE_BUSY_SNAPSHOT), and statements interrupted through their context
 // (SQLITE_INTERRUPT). It needs no server and always runs.
-func TestFaultGeneratedSQLite(t *testing.T) { runGenerated(t, setupLiteGenerated) }
+func TestFaultGeneratedSQLite(t *testing.T) { faultgen.RunGenerated(t, setupLiteGenerated) }

@@ -1,4 +1,4 @@
-package faulttest
+package faultgen
 
 import (
 	"context"
@@ -39,131 +39,131 @@ const (
 	defaultDuration = 6 * time.Second
 	shortDuration   = 2 * time.Second
 
-	numWorkers  = 6
-	numAccounts = 5
+	NumWorkers  = 6
+	NumAccounts = 5
 	// maxFaults bounds the injector however long the run.
 	maxFaults = 2000
-	// maxAttempts is each transfer's attempt limit.
-	maxAttempts = 10
+	// MaxAttempts is each transfer's attempt limit.
+	MaxAttempts = 10
 )
 
-// backoff is the wait between a transfer's attempts: 1 ms doubling to
+// Backoff is the wait between a transfer's attempts: 1 ms doubling to
 // 50 ms, fully jittered.
-var backoff = dbop.FullJitter(dbop.Exponential(time.Millisecond, 50*time.Millisecond))
+var Backoff = dbop.FullJitter(dbop.Exponential(time.Millisecond, 50*time.Millisecond))
 
-// runConfig is what one backend's run uses.
-type runConfig struct {
-	seed     uint64
-	duration time.Duration
-	runID    string // names the run's tables, database and application_name
+// RunConfig is what one backend's run uses.
+type RunConfig struct {
+	Seed     uint64
+	Duration time.Duration
+	RunID    string // names the run's tables, database and application_name
 }
 
-// newRunConfig reads the environment and logs how to replay the run.
-func newRunConfig(t *testing.T) runConfig {
+// NewRunConfig reads the environment and logs how to replay the run.
+func NewRunConfig(t *testing.T) RunConfig {
 	t.Helper()
-	cfg := runConfig{seed: rand.Uint64(), duration: defaultDuration}
+	cfg := RunConfig{Seed: rand.Uint64(), Duration: defaultDuration}
 	if testing.Short() {
-		cfg.duration = shortDuration
+		cfg.Duration = shortDuration
 	}
 	if s := os.Getenv(SeedEnv); s != "" {
 		seed, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
 			t.Fatalf("%s=%q: %v", SeedEnv, s, err)
 		}
-		cfg.seed = seed
+		cfg.Seed = seed
 	}
 	if s := os.Getenv(DurationEnv); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 {
 			t.Fatalf("%s=%q: want a positive Go duration such as 30s", DurationEnv, s)
 		}
-		cfg.duration = d
+		cfg.Duration = d
 	}
-	cfg.runID = newRunID()
+	cfg.RunID = NewRunID()
 	t.Logf("seed %d (replay the injector schedule with %s=%d), duration %v, run %s",
-		cfg.seed, SeedEnv, cfg.seed, cfg.duration, cfg.runID)
+		cfg.Seed, SeedEnv, cfg.Seed, cfg.Duration, cfg.RunID)
 	return cfg
 }
 
-// newRunID returns a name for a run's tables, database and
+// NewRunID returns a name for a run's tables, database and
 // application_name that does not clash with a concurrent run, replayed or
 // not.
-func newRunID() string { return fmt.Sprintf("%d_%08x", os.Getpid(), rand.Uint32()) }
+func NewRunID() string { return fmt.Sprintf("%d_%08x", os.Getpid(), rand.Uint32()) }
 
 // A transfer moves amount from account src to account dst. Its key is
 // its idempotency key: the ledger's primary key.
-type transfer struct {
-	key      string
-	src, dst int
-	amount   int64
+type Transfer struct {
+	Key      string
+	Src, Dst int
+	Amount   int64
 }
 
-// outcome is what the caller of one transfer was told.
-type outcome struct {
-	transfer
-	worker     int
-	idempotent bool
-	err        error
+// Outcome is what the caller of one transfer was told.
+type Outcome struct {
+	Transfer
+	Worker     int
+	Idempotent bool
+	Err        error
 	// wrote is false for an acknowledged transfer whose last attempt found
 	// the ledger row already written by an earlier, ambiguous attempt, or,
 	// from a worker that defaults(), that was given the fallback's default.
-	wrote bool
+	Wrote bool
 }
 
-// workerSpec is how one worker runs its transfers.
-type workerSpec struct {
-	idempotent bool // the retry is dbop.Idempotent
-	proxied    bool // through the fault proxy
-	lockLimit  bool // per-attempt lock timeout; otherwise statement timeout
-	resolve    bool // InTx resolves lost COMMIT answers (ResolveCommit)
+// WorkerSpec is how one worker runs its transfers.
+type WorkerSpec struct {
+	Idempotent bool // the retry is dbop.Idempotent
+	Proxied    bool // through the fault proxy
+	LockLimit  bool // per-attempt lock timeout; otherwise statement timeout
+	Resolve    bool // InTx resolves lost COMMIT answers (ResolveCommit)
 }
 
-func (s workerSpec) String() string {
+func (s WorkerSpec) String() string {
 	var parts []string
-	if s.idempotent {
+	if s.Idempotent {
 		parts = append(parts, "idempotent")
 	} else {
 		parts = append(parts, "not idempotent")
 	}
-	if s.proxied {
+	if s.Proxied {
 		parts = append(parts, "proxied")
 	} else {
 		parts = append(parts, "direct")
 	}
-	if s.lockLimit {
+	if s.LockLimit {
 		parts = append(parts, "lock timeout")
 	} else {
 		parts = append(parts, "statement timeout")
 	}
-	if s.resolve {
+	if s.Resolve {
 		parts = append(parts, "ResolveCommit")
 	}
 	return strings.Join(parts, ", ")
 }
 
-// The worker interface of a workerSpec: one transaction, one ledger row,
+// The worker interface of a WorkerSpec: one transaction, one ledger row,
 // no fallback.
 
-func (s workerSpec) isIdempotent() bool { return s.idempotent }
+func (s WorkerSpec) isIdempotent() bool { return s.Idempotent }
 
-func (s workerSpec) apart() bool { return false }
+func (s WorkerSpec) apart() bool { return false }
 
-func (s workerSpec) legs(tr transfer) []leg {
-	return []leg{{tr.key, ledgerRow{tr.src, tr.dst, tr.amount}}}
+func (s WorkerSpec) legs(tr Transfer) []leg {
+	return []leg{{tr.Key, LedgerRow{tr.Src, tr.Dst, tr.Amount}}}
 }
 
-func (s workerSpec) acceptsAmbiguous() bool { return false }
+func (s WorkerSpec) acceptsAmbiguous() bool { return false }
 
-func (s workerSpec) defaults() bool { return false }
+func (s WorkerSpec) defaults() bool { return false }
 
-// A worker is what runWorkload and verify know of a worker's pipeline: a
-// workerSpec, or a generated pipeline (genPlan).
-type worker interface {
+// A Worker is what RunWorkload and Verify know of a worker's pipeline: a
+// WorkerSpec, or a generated pipeline (genPlan).
+type Worker interface {
 	fmt.Stringer
 	// isIdempotent reports whether the retries are dbop.Idempotent.
 	isIdempotent() bool
 	// legs returns the ledger rows a transfer writes when it is applied.
-	legs(tr transfer) []leg
+	legs(tr Transfer) []leg
 	// apart reports whether the legs commit in transactions of their own
 	// (a Then or All of transactions), so that a failure may leave some of
 	// them applied.
@@ -179,9 +179,9 @@ type worker interface {
 	acceptsAmbiguous() bool
 }
 
-// workersOf returns specs as workers.
-func workersOf(specs []workerSpec) []worker {
-	ws := make([]worker, len(specs))
+// WorkersOf returns specs as workers.
+func WorkersOf(specs []WorkerSpec) []Worker {
+	ws := make([]Worker, len(specs))
 	for i, s := range specs {
 		ws[i] = s
 	}
@@ -191,38 +191,38 @@ func workersOf(specs []workerSpec) []worker {
 // A leg is one ledger row of a transfer: key is its idempotency key.
 type leg struct {
 	key string
-	row ledgerRow
+	row LedgerRow
 }
 
-// workerSpecs covers every combination of idempotent × proxied, and each
+// WorkerSpecs covers every combination of idempotent × proxied, and each
 // kind of per-attempt limit on both halves. The workers that are not
 // idempotent resolve lost COMMIT answers (ResolveCommit), so the proxied
 // one among them meets the cuts after COMMIT with resolution on.
-func workerSpecs() []workerSpec {
-	specs := make([]workerSpec, numWorkers)
+func WorkerSpecs() []WorkerSpec {
+	specs := make([]WorkerSpec, NumWorkers)
 	for w := range specs {
-		specs[w] = workerSpec{
-			idempotent: w < numWorkers/2,
-			proxied:    w == 2 || w == 5,
-			lockLimit:  w%2 == 0,
-			resolve:    w >= numWorkers/2,
+		specs[w] = WorkerSpec{
+			Idempotent: w < NumWorkers/2,
+			Proxied:    w == 2 || w == 5,
+			LockLimit:  w%2 == 0,
+			Resolve:    w >= NumWorkers/2,
 		}
 	}
 	return specs
 }
 
-// transferFunc applies one transfer through a worker's pipeline, retry
+// TransferFunc applies one transfer through a worker's pipeline, retry
 // included, and reports whether this call wrote the ledger row.
-type transferFunc func(ctx context.Context, tr transfer) (wrote bool, err error)
+type TransferFunc func(ctx context.Context, tr Transfer) (wrote bool, err error)
 
-// injectFunc causes one fault and returns its kind, or "" when there was
+// InjectFunc causes one fault and returns its kind, or "" when there was
 // nothing to hit. slot, dealt by a [deck], chooses the kind: each kind
 // takes a range of slots whose bounds are multiples of 5 (slot < 25 is a
 // quarter of the deals); rng chooses the rest (the target, how long). It
 // runs on the injector goroutine only; a fault that lasts (a row lock held
 // for a while) runs its tail with spawn, which the workload joins before
 // it returns.
-type injectFunc func(ctx context.Context, slot int, rng *rand.Rand, spawn func(func() error)) (kind string, err error)
+type InjectFunc func(ctx context.Context, slot int, rng *rand.Rand, spawn func(func() error)) (kind string, err error)
 
 // deckSize is how many slots a deck deals before it is shuffled again.
 const deckSize = 20
@@ -232,7 +232,7 @@ const deckSize = 20
 // each kind of fault is therefore chosen exactly its share of the time, not
 // a binomial number of times: how often a kind is tried depends on how
 // many rounds the injector ran, not on the seed, and the suites' fault
-// minimums can be stated without luck in them (see checkFaults).
+// minimums can be stated without luck in them (see CheckFaults).
 type deck struct {
 	rng   *rand.Rand
 	slots []int
@@ -250,9 +250,9 @@ func (d *deck) deal() int {
 	return slot
 }
 
-// stats counts faults and retries; it is shared by every goroutine of a
+// Stats counts faults and retries; it is shared by every goroutine of a
 // run.
-type stats struct {
+type Stats struct {
 	mu            sync.Mutex
 	rounds        int // the injector's rounds: its calls of injectFunc
 	faults        map[string]int
@@ -268,18 +268,18 @@ type stats struct {
 	committedBefore map[string]bool
 }
 
-func newStats() *stats {
-	return &stats{faults: map[string]int{}, retryVerdicts: map[string]int{}, retryCauses: map[string]int{},
+func NewStats() *Stats {
+	return &Stats{faults: map[string]int{}, retryVerdicts: map[string]int{}, retryCauses: map[string]int{},
 		history: map[string][]string{}, resolutions: map[scopes.Resolution]int{}, reruns: map[string]int{},
 		committedBefore: map[string]bool{}}
 }
 
 // onResolved is every ResolveCommit worker's scopes.OnCommitResolved.
-func (s *stats) onResolved(ctx context.Context, r scopes.ResolvedCommit) {
+func (s *Stats) OnResolved(ctx context.Context, r scopes.ResolvedCommit) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.resolutions[r.Resolution]++
-	if key, ok := ctx.Value(transferKey{}).(string); ok {
+	if key, ok := ctx.Value(TransferKey{}).(string); ok {
 		s.history[key] = append(s.history[key], fmt.Sprintf("commit answer lost, resolved %v (%v): %v", r.Resolution, r.Elapsed, r.CommitErr))
 	}
 }
@@ -288,38 +288,38 @@ func (s *stats) onResolved(ctx context.Context, r scopes.ResolvedCommit) {
 // ledger row already written with plain SQL, whose key refuses a second
 // one: the leg ran again after its transaction committed, or, inside a
 // transaction, after its savepoint was released.
-func (s *stats) rerun(ctx context.Context, legKey string, err error) {
+func (s *Stats) rerun(ctx context.Context, legKey string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key, _ := ctx.Value(transferKey{}).(string)
+	key, _ := ctx.Value(TransferKey{}).(string)
 	s.reruns[key]++
 	s.history[key] = append(s.history[key], fmt.Sprintf("leg %s ran again and found its ledger row: %v", legKey, err))
 }
 
-// transferKey is the context key under which a worker passes the key of
+// TransferKey is the context key under which a worker passes the key of
 // the transfer it runs, for onRetry.
-type transferKey struct{}
+type TransferKey struct{}
 
-func (s *stats) fault(kind string, n int) {
+func (s *Stats) Fault(kind string, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults[kind] += n
 }
 
-func (s *stats) round() {
+func (s *Stats) round() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rounds++
 }
 
 // onRetry is every worker's dbop.OnRetry.
-func (s *stats) onRetry(ctx context.Context, e dbop.AttemptEvent) {
+func (s *Stats) OnRetry(ctx context.Context, e dbop.AttemptEvent) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.retries++
 	s.retryVerdicts[e.Verdict.String()]++
 	s.retryCauses[cause(e.Err)]++
-	if key, ok := ctx.Value(transferKey{}).(string); ok {
+	if key, ok := ctx.Value(TransferKey{}).(string); ok {
 		s.history[key] = append(s.history[key], fmt.Sprintf("attempt %d: %v: %v", e.Attempt, e.Verdict, e.Err))
 		if toldCommitted(e.Err) {
 			s.committedBefore[key] = true
@@ -328,7 +328,7 @@ func (s *stats) onRetry(ctx context.Context, e dbop.AttemptEvent) {
 }
 
 // trace returns the retried errors of transfer key, one per line.
-func (s *stats) trace(key string) string {
+func (s *Stats) trace(key string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.history[key]) == 0 {
@@ -337,34 +337,34 @@ func (s *stats) trace(key string) string {
 	return "\n\t" + strings.Join(s.history[key], "\n\t")
 }
 
-// runWorkload runs one worker per spec, each applying transfers between
+// RunWorkload runs one worker per spec, each applying transfers between
 // random accounts until cfg.duration has passed, while inject causes
 // faults at random moments. It returns what every transfer's caller was
 // told once all workers and the injector have stopped.
-func runWorkload(t *testing.T, cfg runConfig, specs []worker, runs []transferFunc, inject injectFunc, st *stats) []outcome {
+func RunWorkload(t *testing.T, cfg RunConfig, specs []Worker, runs []TransferFunc, inject InjectFunc, st *Stats) []Outcome {
 	t.Helper()
 	// A hang is a finding: give up well after the planned end.
-	ctx, cancel := context.WithTimeout(t.Context(), cfg.duration+2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), cfg.Duration+2*time.Minute)
 	defer cancel()
-	deadline := time.Now().Add(cfg.duration)
+	deadline := time.Now().Add(cfg.Duration)
 
 	var mu sync.Mutex
-	var outcomes []outcome
+	var outcomes []Outcome
 	var wg sync.WaitGroup
 	for w, spec := range specs {
-		rng := rand.New(rand.NewPCG(cfg.seed, uint64(w)+1))
+		rng := rand.New(rand.NewPCG(cfg.Seed, uint64(w)+1))
 		wg.Go(func() {
 			for n := 0; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
-				src := rng.IntN(numAccounts)
-				tr := transfer{
-					key:    fmt.Sprintf("w%d-%d", w, n),
-					src:    src,
-					dst:    (src + 1 + rng.IntN(numAccounts-1)) % numAccounts,
-					amount: 1 + rng.Int64N(100),
+				src := rng.IntN(NumAccounts)
+				tr := Transfer{
+					Key:    fmt.Sprintf("w%d-%d", w, n),
+					Src:    src,
+					Dst:    (src + 1 + rng.IntN(NumAccounts-1)) % NumAccounts,
+					Amount: 1 + rng.Int64N(100),
 				}
-				wrote, err := runs[w](context.WithValue(ctx, transferKey{}, tr.key), tr)
+				wrote, err := runs[w](context.WithValue(ctx, TransferKey{}, tr.Key), tr)
 				mu.Lock()
-				outcomes = append(outcomes, outcome{transfer: tr, worker: w, idempotent: spec.isIdempotent(), err: err, wrote: wrote})
+				outcomes = append(outcomes, Outcome{Transfer: tr, Worker: w, Idempotent: spec.isIdempotent(), Err: err, Wrote: wrote})
 				mu.Unlock()
 			}
 		})
@@ -377,7 +377,7 @@ func runWorkload(t *testing.T, cfg runConfig, specs []worker, runs []transferFun
 		})
 	}
 	wg.Go(func() {
-		rng := rand.New(rand.NewPCG(cfg.seed, 0))
+		rng := rand.New(rand.NewPCG(cfg.Seed, 0))
 		slots := &deck{rng: rng}
 		for injected := 0; injected < maxFaults; {
 			// 10–120 ms between faults.
@@ -392,7 +392,7 @@ func runWorkload(t *testing.T, cfg runConfig, specs []worker, runs []transferFun
 				return
 			}
 			if kind != "" {
-				st.fault(kind, 1)
+				st.Fault(kind, 1)
 				injected++
 			}
 		}
@@ -404,19 +404,19 @@ func runWorkload(t *testing.T, cfg runConfig, specs []worker, runs []transferFun
 	return outcomes
 }
 
-// ledgerRow is one transfer as the ledger recorded it.
-type ledgerRow struct {
-	src, dst int
-	amount   int64
+// LedgerRow is one transfer as the ledger recorded it.
+type LedgerRow struct {
+	Src, Dst int
+	Amount   int64
 }
 
-// ambiguous reports whether err told the caller that the transfer may have
+// Ambiguous reports whether err told the caller that the transfer may have
 // been applied.
-func ambiguous(err error) bool {
+func Ambiguous(err error) bool {
 	return errors.Is(err, scopes.ErrAmbiguousCommit) || dbop.VerdictOf(err) == dbop.Ambiguous
 }
 
-// verify checks the final state of a run against what the callers were
+// Verify checks the final state of a run against what the callers were
 // told, and logs the run's counts. The checks depend on nothing but the
 // recorded outcomes and the database's final state. For each transfer, by
 // what its caller was told:
@@ -441,7 +441,7 @@ func ambiguous(err error) bool {
 // SQL, its INSERT found its own ledger row: a retry ran a committed debit
 // again). The ledger holds only legs of attempted transfers, as they were
 // attempted, and replaying it gives every account's balance.
-func verify(t *testing.T, specs []worker, outcomes []outcome, ledger map[string]ledgerRow, balances []int64, st *stats) {
+func Verify(t *testing.T, specs []Worker, outcomes []Outcome, ledger map[string]LedgerRow, balances []int64, st *Stats) {
 	t.Helper()
 	var (
 		acked, replayed, failed, defaulted, toldCommittedN int
@@ -455,8 +455,8 @@ func verify(t *testing.T, specs []worker, outcomes []outcome, ledger map[string]
 	}
 	seen := make(map[string]bool, len(outcomes))
 	for _, o := range outcomes {
-		spec := specs[o.worker]
-		legs := spec.legs(o.transfer)
+		spec := specs[o.Worker]
+		legs := spec.legs(o.Transfer)
 		var in []string
 		for _, l := range legs {
 			seen[l.key] = true
@@ -466,63 +466,63 @@ func verify(t *testing.T, specs []worker, outcomes []outcome, ledger map[string]
 			}
 			in = append(in, l.key)
 			if row != l.row {
-				violate("transfer %s: ledger row %s is %+v, the leg was %+v", o.key, l.key, row, l.row)
+				violate("transfer %s: ledger row %s is %+v, the leg was %+v", o.Key, l.key, row, l.row)
 			}
 		}
 		all, none := len(in) == len(legs), len(in) == 0
 		st.mu.Lock()
-		reruns := st.reruns[o.key]
+		reruns := st.reruns[o.Key]
 		st.mu.Unlock()
 		if reruns > 0 {
 			violate("transfer %s (worker %d, %s): a leg ran again after it had taken effect (%d times; idempotent %v), told %v\nretried before that:%s",
-				o.key, o.worker, spec, reruns, o.idempotent, o.err, st.trace(o.key))
+				o.Key, o.Worker, spec, reruns, o.Idempotent, o.Err, st.trace(o.Key))
 		}
 		switch {
-		case errors.Is(o.err, errFallback) || o.err == nil && !o.wrote && spec.defaults():
+		case errors.Is(o.Err, errFallback) || o.Err == nil && !o.Wrote && spec.defaults():
 			defaulted++
 			if !none && !spec.acceptsAmbiguous() {
 				violate("transfer %s (worker %d, %s) was given the fallback's default (err %v), yet %d of its %d legs are in the ledger (%v): a default for work that took effect\nretried before that:%s",
-					o.key, o.worker, spec, o.err, len(in), len(legs), in, st.trace(o.key))
+					o.Key, o.Worker, spec, o.Err, len(in), len(legs), in, st.trace(o.Key))
 			}
-		case o.err == nil:
+		case o.Err == nil:
 			acked++
-			if !o.wrote {
+			if !o.Wrote {
 				replayed++
 			}
 			if !all {
-				violate("transfer %s (worker %d, %s) was acknowledged but %d of its %d legs are not in the ledger: lost\nretried before that:%s", o.key, o.worker, spec, len(legs)-len(in), len(legs), st.trace(o.key))
+				violate("transfer %s (worker %d, %s) was acknowledged but %d of its %d legs are not in the ledger: lost\nretried before that:%s", o.Key, o.Worker, spec, len(legs)-len(in), len(legs), st.trace(o.Key))
 			}
-		case ambiguous(o.err):
-			finalCauses[cause(o.err)]++
+		case Ambiguous(o.Err):
+			finalCauses[cause(o.Err)]++
 			if !none {
 				ambiguousApplied++
 			} else {
 				ambiguousNotYet++
 			}
-		case spec.apart() && toldCommitted(o.err):
+		case spec.apart() && toldCommitted(o.Err):
 			toldCommittedN++
-			finalCauses["told committed: "+cause(o.err)]++
+			finalCauses["told committed: "+cause(o.Err)]++
 			st.mu.Lock()
-			before := st.committedBefore[o.key]
+			before := st.committedBefore[o.Key]
 			st.mu.Unlock()
-			if all && toldCommittedHolds(len(in), len(legs), o.idempotent, before) {
+			if all && toldCommittedHolds(len(in), len(legs), o.Idempotent, before) {
 				toldCommittedAll++
 			}
-			if !toldCommittedHolds(len(in), len(legs), o.idempotent, before) {
+			if !toldCommittedHolds(len(in), len(legs), o.Idempotent, before) {
 				violate("transfer %s (worker %d, %s) was told a step had committed (verdict %v): %v; yet %d of its %d legs are in the ledger\nretried before that:%s",
-					o.key, o.worker, spec, dbop.VerdictOf(o.err), o.err, len(in), len(legs), st.trace(o.key))
+					o.Key, o.Worker, spec, dbop.VerdictOf(o.Err), o.Err, len(in), len(legs), st.trace(o.Key))
 			}
 		default:
 			failed++
-			finalCauses[cause(o.err)]++
+			finalCauses[cause(o.Err)]++
 			switch {
 			case none:
 			case spec.apart() && !all:
 				violate("partial and not reported: transfer %s (worker %d, %s) has legs %v of %d in the ledger, yet the error returned is neither ambiguous nor says a step committed (verdict %v): %v\nretried before that:%s",
-					o.key, o.worker, spec, in, len(legs), dbop.VerdictOf(o.err), o.err, st.trace(o.key))
+					o.Key, o.Worker, spec, in, len(legs), dbop.VerdictOf(o.Err), o.Err, st.trace(o.Key))
 			default:
 				violate("applied but reported failed: transfer %s (worker %d, %s) is in the ledger, yet the error returned is not ambiguous (verdict %v): %v\nretried before that:%s",
-					o.key, o.worker, spec, dbop.VerdictOf(o.err), o.err, st.trace(o.key))
+					o.Key, o.Worker, spec, dbop.VerdictOf(o.Err), o.Err, st.trace(o.Key))
 			}
 		}
 	}
@@ -535,8 +535,8 @@ func verify(t *testing.T, specs []worker, outcomes []outcome, ledger map[string]
 	var sum int64
 	replay := make([]int64, len(balances))
 	for _, row := range ledger {
-		replay[row.src] -= row.amount
-		replay[row.dst] += row.amount
+		replay[row.Src] -= row.Amount
+		replay[row.Dst] += row.Amount
 	}
 	for id, b := range balances {
 		sum += b
@@ -553,12 +553,12 @@ func verify(t *testing.T, specs []worker, outcomes []outcome, ledger map[string]
 	defer st.mu.Unlock()
 	t.Logf("transfers: attempted %d, acknowledged %d (%d by an idempotent retry that found its ledger row already written), failed %d, ambiguous %d (%d applied at least in part, %d not applied), given a fallback's default %d, told a step had committed %d (%d with every leg in the ledger, committed in different attempts); ledger rows %d",
 		len(outcomes), acked, replayed, failed, ambiguousApplied+ambiguousNotYet, ambiguousApplied, ambiguousNotYet, defaulted, toldCommittedN, toldCommittedAll, len(ledger))
-	t.Logf("faults injected in %d injector rounds: %s", st.rounds, counts(st.faults))
+	t.Logf("faults injected in %d injector rounds: %s", st.rounds, Counts(st.faults))
 	t.Logf("ambiguous commits (ResolveCommit workers): resolved committed %d / resolved aborted %d / wrote nothing %d / unresolved %d",
 		st.resolutions[scopes.Committed], st.resolutions[scopes.Aborted], st.resolutions[scopes.NotWritten], st.resolutions[scopes.Unresolved])
-	t.Logf("retries: %d; by verdict: %s", st.retries, counts(st.retryVerdicts))
-	t.Logf("retried causes: %s", counts(st.retryCauses))
-	t.Logf("unacknowledged outcomes by cause: %s", counts(finalCauses))
+	t.Logf("retries: %d; by verdict: %s", st.retries, Counts(st.retryVerdicts))
+	t.Logf("retried causes: %s", Counts(st.retryCauses))
+	t.Logf("unacknowledged outcomes by cause: %s", Counts(finalCauses))
 	if acked == 0 {
 		violate("no transfer was acknowledged: the workload did not run")
 	}
@@ -586,8 +586,8 @@ func toldCommittedHolds(in, legs int, idempotent, committedBefore bool) bool {
 	return idempotent && committedBefore
 }
 
-// counts formats a count map in key order.
-func counts(m map[string]int) string {
+// Counts formats a count map in key order.
+func Counts(m map[string]int) string {
 	if len(m) == 0 {
 		return "none"
 	}
@@ -599,6 +599,18 @@ func counts(m map[string]int) string {
 		fmt.Fprintf(&b, "%s=%d", k, m[k])
 	}
 	return b.String()
+}
+
+// coded returns the code of the first error in err's chain with a Code
+// method returning an int (modernc.org/sqlite's), or 0.
+func coded(err error) int {
+	if e, ok := errors.AsType[interface {
+		error
+		Code() int
+	}](err); ok {
+		return e.Code()
+	}
+	return 0
 }
 
 // cause labels an error for the logs: its verdict and the most specific
@@ -625,8 +637,10 @@ func cause(err error) string {
 		parts = append(parts, code)
 	case errors.As(err, &myErr):
 		parts = append(parts, fmt.Sprintf("mysql %d", myErr.Number))
-	case sqliteCode(err) != 0:
-		parts = append(parts, fmt.Sprintf("sqlite %d", sqliteCode(err)))
+	case coded(err) != 0:
+		// modernc.org/sqlite's *sqlite.Error, which this package does
+		// not link: its extended result code.
+		parts = append(parts, fmt.Sprintf("sqlite %d", coded(err)))
 	case errors.Is(err, pgconn.ErrConnClosed):
 		parts = append(parts, "conn closed")
 	case errors.Is(err, mysql.ErrInvalidConn):
@@ -643,41 +657,4 @@ func cause(err error) string {
 		}
 	}
 	return dbop.VerdictOf(err).String() + " (" + strings.Join(parts, ", ") + ")"
-}
-
-// verify's rule for a transfer told a step had committed: partial is
-// right; none never is; all only after an Idempotent retry ran it again
-// following an attempt in which a step committed, which onRetry records.
-func TestFaultToldCommittedRule(t *testing.T) {
-	tests := []struct {
-		in                          int
-		idempotent, committedBefore bool
-		want                        bool
-	}{
-		{0, false, false, false},
-		{0, true, true, false},
-		{1, false, false, true},
-		{1, true, true, true},
-		{2, false, false, false},
-		{2, false, true, false},
-		{2, true, false, false},
-		{2, true, true, true},
-	}
-	for _, tt := range tests {
-		if got := toldCommittedHolds(tt.in, 2, tt.idempotent, tt.committedBefore); got != tt.want {
-			t.Errorf("toldCommittedHolds(%d of 2 legs, idempotent %v, committed before %v) = %v, want %v",
-				tt.in, tt.idempotent, tt.committedBefore, got, tt.want)
-		}
-	}
-
-	st := newStats()
-	ctx := context.WithValue(t.Context(), transferKey{}, "w0-1")
-	st.onRetry(ctx, dbop.AttemptEvent{Attempt: 1, Err: errors.New("serialization failure")})
-	if st.committedBefore["w0-1"] {
-		t.Errorf("an attempt whose error says nothing committed was recorded as committed")
-	}
-	st.onRetry(ctx, dbop.AttemptEvent{Attempt: 2, Err: fmt.Errorf("credit: %w", dbop.ErrAlreadyCommitted)})
-	if !st.committedBefore["w0-1"] {
-		t.Errorf("an attempt whose error says a step had committed was not recorded")
-	}
 }
