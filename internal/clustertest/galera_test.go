@@ -615,26 +615,39 @@ func TestGaleraPause(t *testing.T) {
 		if _, err := clusterScript(ctx, script, "node", "galera", "1", "resume"); err != nil {
 			return err
 		}
-		// Right after SIGCONT node 1 still reports its old view; it has
-		// rejoined when node 2 counts three members again and node 1 is
-		// synced.
 		for {
-			size, err := clusterScript(ctx, script, "node", "galera", "2", "size")
-			if err != nil {
-				return err
-			}
-			state, err := clusterScript(ctx, script, "node", "galera", "1", "state")
-			if err != nil {
-				return err
-			}
-			if size == "3" && state == "Synced" {
+			if err := node1Rejoined(ctx, script); err == nil {
 				break
+			} else if errors.Is(err, errScript) {
+				return err
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 		m.end("node 1 back in the cluster and synced")
 		return nil
 	})
+}
+
+// errScript marks an error of scripts/clusters.sh itself in node1Rejoined.
+var errScript = errors.New("clusters.sh")
+
+// node1Rejoined reports, as a nil error, whether node 1, paused and
+// resumed, is back in the cluster. Right after SIGCONT it still reports
+// its old view; it has rejoined when node 2 counts three members again
+// and node 1 is synced.
+func node1Rejoined(ctx context.Context, script string) error {
+	size, err := clusterScript(ctx, script, "node", "galera", "2", "size")
+	if err != nil {
+		return fmt.Errorf("%w: %w", errScript, err)
+	}
+	state, err := clusterScript(ctx, script, "node", "galera", "1", "state")
+	if err != nil {
+		return fmt.Errorf("%w: %w", errScript, err)
+	}
+	if size != "3" || state != "Synced" {
+		return fmt.Errorf("node 2 counts %s members, node 1 is %s", size, state)
+	}
+	return nil
 }
 
 // TestGaleraLeftOpenTransaction shows the hazard of docs/backends.md
