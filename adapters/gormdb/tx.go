@@ -85,7 +85,10 @@ import (
 // (any but a NotRetryable one, such as a constraint's), or returned nil
 // after ctx ended, InTx sends the ROLLBACK it owes before judging fn's
 // error: if SQLite answers that no transaction is active, the error is
-// Ambiguous, and so is a COMMIT that finds none. Let an interrupted
+// Ambiguous, and so is a COMMIT that finds none. A SAVEPOINT (GORM's nested
+// tx.Transaction, an InSavepoint step) sent after such an error fails with
+// a RetryTransaction error when SQLite had ended the transaction, where it
+// would begin another (docs/backends.md §5.15). Let an interrupted
 // write's error out of fn at once.
 //
 // db must not be inside a transaction: BEGIN then fails with

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 
@@ -54,6 +55,11 @@ import (
 //     says it was never sent (driver.ErrBadConn, sql.ErrTxDone). Every
 //     other statement counts, reads included, failed or not, and so does
 //     preparing one: it cannot be told from here that it wrote nothing.
+//   - On SQLite, a SAVEPOINT after an error that may have ended the
+//     transaction is sent only once SQLite says the transaction is still
+//     open (stillOpen): outside one, it would begin another, which the
+//     ROLLBACK or COMMIT InTx asks SQLite with would end instead
+//     (docs/backends.md §5.15).
 //
 // txPool implements gorm.Tx, so that GORM still sees a transaction in it:
 // tx.Transaction nests with SAVEPOINT, tx.Begin fails with
@@ -129,6 +135,50 @@ func (p *txPool) unprepared(query string) gorm.ConnPool {
 	return p.Tx
 }
 
+// newSavepoint reports whether query is SAVEPOINT, which outside a
+// transaction begins one on SQLite (docs/backends.md §5.15).
+func newSavepoint(query string) bool {
+	const prefix = "SAVEPOINT "
+	return len(query) >= len(prefix) && strings.EqualFold(query[:len(prefix)], prefix)
+}
+
+// stillOpen asks SQLite, before query, a SAVEPOINT sent after an error that
+// may have ended the transaction (failed), whether the transaction is still
+// open, and refuses query when it is not. Outside a transaction SQLite's
+// SAVEPOINT begins a new one (docs/backends.md §5.15): GORM's nested
+// tx.Transaction, which never releases its savepoint, would leave it open,
+// and the ROLLBACK or COMMIT by which InTx learns whether the transaction
+// had ended (sqldialect.SwallowedSQLite, sqldialect.TxEnded) would end that
+// one instead: a COMMIT reporting success for a transaction whose earlier
+// work SQLite had rolled back, a ROLLBACK that let the retry run again what
+// had been committed on its own. BEGIN asks without changing an open
+// transaction, which refuses it (§5.15); when it begins one, the
+// transaction had ended, and this one is rolled back at once. The refusal
+// is RetryTransaction: what was sent after the end, if anything, InTx's
+// ROLLBACK or COMMIT finds, with no transaction open, and reports
+// Ambiguous.
+func (p *txPool) stillOpen(ctx context.Context, query string) error {
+	raw := p.Tx
+	if ps, ok := raw.(*gorm.PreparedStmtTX); ok && ps.Tx != nil {
+		raw = ps.Tx // as for the savepoint statements (unprepared)
+	}
+	_, err := raw.ExecContext(ctx, "BEGIN")
+	switch {
+	case err != nil && strings.Contains(err.Error(), "cannot start a transaction within a transaction"):
+		return nil // still open
+	case err != nil:
+		return fmt.Errorf("gormdb: %s: asking SQLite whether the transaction is still open after an error: %w", query, err)
+	}
+	_, rerr := raw.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+	err = fmt.Errorf("gormdb: %s: SQLite had already ended the transaction after an error the function went on after "+
+		"(an interrupted write rolls it back, and SQLITE_FULL, IOERR, NOMEM or BUSY may), and a SAVEPOINT would begin another: "+
+		"return that error at once instead of going on", query)
+	if rerr != nil {
+		err = fmt.Errorf("%w (rolling back the transaction BEGIN began: %w)", err, rerr)
+	}
+	return dbop.Classify(err, dbop.RetryTransaction)
+}
+
 // savepointStatement reports whether query is SAVEPOINT, ROLLBACK TO
 // SAVEPOINT or RELEASE SAVEPOINT, as GORM's mysql dialector and
 // InSavepoint write them.
@@ -142,6 +192,11 @@ func savepointStatement(query string) bool {
 }
 
 func (p *txPool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if p.sqlite && p.failed.Load() && newSavepoint(query) {
+		if err := p.stillOpen(ctx, query); err != nil {
+			return nil, err
+		}
+	}
 	after := p.ended()
 	r, err := p.unprepared(query).ExecContext(ctx, query, args...)
 	p.note(err)

@@ -80,6 +80,10 @@ type Beginner interface {
 // io.Reader or a *pgx.Batch inside fn, not once outside it (see "One-shot
 // inputs" in the package documentation).
 //
+// db must not be inside a transaction: on a *pgx.Conn or a *pgxpool.Conn
+// inside one (a Tx the caller began on it), BEGIN fails with a
+// NotRetryable error and nothing is sent. Use [InSavepoint] there.
+//
 // The operation is safe for concurrent use when db is a pool; a *pgx.Conn
 // serves one goroutine at a time. InTx panics if db or fn is nil or an
 // option is nil.
@@ -205,11 +209,41 @@ func (c *config) open(ctx context.Context, db Beginner, o scopes.BeginOptions, r
 		txOpts.BeginQuery = beginSQL(txOpts, setSQL)
 		setSQL = ""
 	}
+	if err := inCallersTx(db); err != nil {
+		return nil, err
+	}
 	tx, err := db.BeginTx(ctx, txOpts)
 	if err != nil {
 		return nil, closedConn(db, err)
 	}
 	return &txn{Tx: tx, setSQL: setSQL, res: res, readOnly: txOpts.AccessMode == pgx.ReadOnly}, nil
+}
+
+// inCallersTx returns a NotRetryable error when db is one connection (a
+// *pgx.Conn, or a *pgxpool.Conn the caller acquired) inside a transaction
+// block, nil otherwise. pgx sends BEGIN whatever the connection's state
+// (docs/backends.md §2.18), and the server ignores a BEGIN inside a block
+// (§1.21): the transaction would be the caller's, whose earlier work the
+// attempt's ROLLBACK would undo and its COMMIT commit, behind the back of
+// the code that began it. Reading the state costs nothing: pgx keeps what
+// the server last reported.
+func inCallersTx(db Beginner) error {
+	var conn *pgx.Conn
+	switch c := db.(type) {
+	case *pgx.Conn:
+		conn = c
+	case *pgxpool.Conn:
+		conn = c.Conn()
+	}
+	if conn == nil || conn.IsClosed() {
+		return nil
+	}
+	if s := conn.PgConn().TxStatus(); s != 'I' {
+		return dbop.Classify(fmt.Errorf("pgxdb: BEGIN on a %T inside a transaction (status %q): PostgreSQL would begin nothing, "+
+			"and this transaction's COMMIT or ROLLBACK would end the one the connection is in; "+
+			"use InSavepoint on that transaction, or pass the pool", db, s), dbop.NotRetryable)
+	}
+	return nil
 }
 
 // closedConn returns err, the error of BEGIN on db, as NotRetryable when db
