@@ -93,7 +93,11 @@ import (
 //
 // db must not be inside a transaction: BEGIN then fails with
 // gorm.ErrInvalidTransaction, NotRetryable, and nothing is begun, whatever
-// ctx's deadline. Use [InSavepoint] there. Before
+// ctx's deadline. Use [InSavepoint] there. Only the handle a transaction
+// was begun on knows it: a db bound to one connection (inside
+// db.Connection) on which another handle of yours began a transaction
+// (its Begin) is not seen, and the server ends yours when InTx begins on
+// that connection (docs/backends.md §10.6a). Before
 // beginning, InTx checks db.Error: GORM would otherwise begin a transaction
 // and hand back a handle carrying the old error, which looks like a failed
 // BEGIN and leaves the transaction open. Such an error is returned as

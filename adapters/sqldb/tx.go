@@ -60,6 +60,13 @@ type Beginner interface {
 // it. A Beginner of the caller's chooses and guards its connection itself
 // (mysqldb.NodeSet under its Failover option).
 //
+// db must not be inside a transaction of yours: database/sql begins a
+// second transaction on a *sql.Conn whose *sql.Tx is still open, and the
+// server ends yours (MySQL and MariaDB commit it; PostgreSQL ignores the
+// BEGIN, so this transaction's ROLLBACK undoes your work and its COMMIT
+// commits it). Nothing tells InTx without a round trip, so it does not
+// check (docs/backends.md §10.6a): use [InSavepoint] on your transaction.
+//
 // The operation is safe for concurrent use when db is a *sql.DB and fn is;
 // a *sql.Conn serves one transaction at a time. InTx panics if db or fn is
 // nil, d is invalid, an option is nil, or the options cannot be honoured
