@@ -241,7 +241,7 @@ func (c *checker) mayHaveEnded(home ast.Node, b handBegin, r root, call *ast.Cal
 			return false
 		}
 		if n.End() <= b.stmt.End() || n.Pos() >= call.Pos() {
-			return n.Pos() < call.Pos() && n.End() > b.stmt.End()
+			return false // wholly before the Begin's statement, or from call on
 		}
 		if d, ok := n.(*ast.DeferStmt); ok && c.funcOf(d) == home {
 			return false // runs when home returns, after call
