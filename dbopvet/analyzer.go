@@ -49,6 +49,12 @@ dbopvet finds the mistakes no runtime check can catch in time:
     pgconn's CopyFrom, built outside a function a dbop.WithRetry may run
     more than once (an operation's, or the one its InTx or Do runs) and
     used up inside it: a retry copies nothing and commits, or fails.
+  - tx-on-busy-conn: an InTx or Do (of sqldb, gormdb, pgxdb or a wrapper)
+    given a connection (*sql.Conn, *pgxpool.Conn, *pgx.Conn, a GORM
+    Connection's *gorm.DB) on which the same function began a transaction
+    by hand that is still open: the scope begins again on the same
+    session, where MySQL and MariaDB commit yours and PostgreSQL ignores
+    the second BEGIN; use InSavepoint on your transaction, or the pool.
 
 A comment //dbopvet:ignore <reason> on the line of a finding, or on the
 line before, silences it; the reason is required.`
@@ -62,6 +68,7 @@ const (
 	catRetryCommits    = "retry-commits"
 	catThenCtx         = "then-ctx"
 	catOneShot         = "one-shot"
+	catBusyConn        = "tx-on-busy-conn"
 	catIgnore          = "ignore"
 )
 
@@ -101,6 +108,7 @@ func run(pass *analysis.Pass) (any, error) {
 	c.computeFacts()
 	c.checkTxFuncs()
 	c.checkOps()
+	c.checkBusyConns()
 	return nil, nil
 }
 

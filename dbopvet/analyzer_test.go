@@ -24,6 +24,7 @@ func TestAnalyzer(t *testing.T) {
 		"retrycommits", // 5: a transaction after another committed, under a retry not marked Idempotent
 		"thenctx",      // 6: a step of dbop.Then that runs its work with another context than the one Then handed it
 		"oneshot",      // 7: a one-shot source built outside a function a retry runs again, used up inside it
+		"busyconn",     // 8: InTx or Do on a connection inside a transaction begun on it by hand
 		"txhelp",       // wrappers of InTx, and helpers that end a transaction: facts
 		"usetxhelp",    // their callers
 		"ignore",       // //dbopvet:ignore

@@ -19,7 +19,8 @@
 // once. Contexts marked by dbop.WithinTx, and the context a transaction
 // scope hands over. The database handles of pgx (*pgxpool.Pool,
 // *pgxpool.Conn, *pgx.Conn, pgx.Tx), database/sql (*sql.DB, *sql.Conn,
-// *sql.Tx) and GORM (*gorm.DB, a pool or a transaction as it was made).
+// *sql.Tx) and GORM (*gorm.DB, a pool or a transaction as it was made, or
+// the one connection GORM's Connection hands its function).
 //
 // # The checks
 //
@@ -132,6 +133,38 @@
 // fails with 26000. A source of the user's own type (which may start
 // over), a reader the function rewinds (Seek, Reset), and a retry given
 // dbop.MaxAttempts(1) are not reported.
+//
+// tx-on-busy-conn: an InTx or Do of sqldb, gormdb or pgxdb (or a wrapper
+// of one whose database is one of its parameters, known across packages as
+// a fact) given a connection — a *sql.Conn, a *pgxpool.Conn, a *pgx.Conn,
+// or the *gorm.DB that GORM's Connection hands its function — on which the
+// same function began a transaction by hand (tx, err := conn.BeginTx(ctx,
+// nil), tx := c.Begin()) that is still open at the call. database/sql and
+// pgx send the scope's BEGIN on the same server session: MySQL and MariaDB
+// commit the open transaction at START TRANSACTION, PostgreSQL ignores the
+// second BEGIN, and the scope's ROLLBACK then undoes the caller's work and
+// its COMMIT commits it (pgxdb refuses such a connection at run time;
+// sqldb and gormdb cannot tell). The fix: run the step in a savepoint of
+// the transaction (InSavepoint(tx) in its With), or pass the pool. A
+// transaction begun on a pool, or on a *gorm.DB that is not a
+// Connection's, is not reported: the scope begins on another connection.
+// Only a transaction certainly open is reported, and only where the
+// operation is run as it is built (sqldb.Do(…).With(…).Run(ctx), or a
+// wrapper that runs it itself; one built and run later is not): begun in
+// the same function, before the call, in a block that holds it (not in a
+// branch, not in a function literal), kept in a variable, on a connection
+// held by a local variable or a parameter (not a field) not assigned in
+// between. Whatever may end it on a path that goes on to the call keeps
+// the check silent, even in one branch of an if: its Commit or Rollback
+// (not a deferred one, which runs after the call, nor one in a block that
+// then returns), a COMMIT or ROLLBACK statement on it or on the
+// connection, a statement on either whose text is not a constant, a
+// function known to end it, the connection closed or released, or the
+// transaction passed to a function value or an interface method, stored,
+// or used in a way the analyzer does not follow. It does not see a
+// transaction begun by pgx.BeginFunc or GORM's Transaction around the
+// call, a BEGIN sent as a statement, a call inside a function literal
+// below the Begin, or a *gorm.DB opened on a connection of the user's.
 //
 // # Precision first
 //

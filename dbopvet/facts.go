@@ -29,6 +29,10 @@ type txParam struct {
 	// one the analyzer sees may commit writes (a scope call whose options
 	// it sees, none of them ReadOnly). retry-commits counts only those.
 	Writes bool
+	// DB is the index of the function's parameter that holds the database
+	// the transaction is begun on (passed on to InTx as its db), or -1
+	// when that is not one of its parameters. tx-on-busy-conn reads it.
+	DB int
 }
 
 func (*txFuncFact) AFact() {}
@@ -40,7 +44,11 @@ func (f *txFuncFact) String() string {
 		if p.Writes {
 			w = " writes"
 		}
-		s = append(s, fmt.Sprintf("param %d: tx %d ctx %d%s", p.Param, p.Tx, p.Ctx, w))
+		db := ""
+		if p.DB >= 0 {
+			db = fmt.Sprintf(" db %d", p.DB)
+		}
+		s = append(s, fmt.Sprintf("param %d: tx %d ctx %d%s%s", p.Param, p.Tx, p.Ctx, db, w))
 	}
 	return "txFunc(" + strings.Join(s, "; ") + ")"
 }
@@ -141,15 +149,15 @@ func (c *checker) computeFacts() {
 }
 
 // knowsMore reports whether ps, found for a function after old, says
-// more: more parameters, or one found to run in a transaction that may not
-// write. Writes only ever goes from true to false, so that the fixed point
-// is reached.
+// more: more parameters, one found to run in a transaction that may not
+// write, or the database of one found. Writes only ever goes from true to
+// false, and DB from -1 to an index, so that the fixed point is reached.
 func knowsMore(ps, old []txParam) bool {
 	if len(ps) != len(old) {
 		return len(ps) > len(old)
 	}
 	for i := range ps {
-		if old[i].Writes && !ps[i].Writes {
+		if old[i].Writes && !ps[i].Writes || old[i].DB < 0 && ps[i].DB >= 0 {
 			return true
 		}
 	}
@@ -175,10 +183,27 @@ func (c *checker) wrapperParams(d *ast.FuncDecl) []txParam {
 		}
 		return -1
 	}
+	// dbIndexOf returns the index of the parameter e, the database an
+	// InTx is begun on, or -1.
+	dbIndexOf := func(e ast.Expr) int {
+		r, ok := c.rootOfBeginner(e)
+		if !ok || len(r.path) > 0 {
+			return -1
+		}
+		for i, p := range params {
+			if p != nil && p == r.v {
+				return i
+			}
+		}
+		return -1
+	}
 	found := map[int]txParam{}
 	add := func(tp txParam) {
 		if old, ok := found[tp.Param]; ok {
 			tp.Writes = tp.Writes && old.Writes
+			if tp.DB != old.DB {
+				tp.DB = -1 // begun on different databases: none is the one
+			}
 		}
 		found[tp.Param] = tp
 	}
@@ -191,14 +216,22 @@ func (c *checker) wrapperParams(d *ast.FuncDecl) []txParam {
 		if isTxFunc(fn) {
 			if i, ok := txFuncArg(fn, call); ok {
 				if p := indexOf(call.Args[i]); p >= 0 {
-					add(txParam{Param: p, Tx: 1, Ctx: 0, Writes: c.scopeWrites(call, i)})
+					db := -1
+					if funcPath(fn) != scopesPath && i > 0 {
+						db = dbIndexOf(call.Args[0])
+					}
+					add(txParam{Param: p, Tx: 1, Ctx: 0, Writes: c.scopeWrites(call, i), DB: db})
 				}
 			}
 		}
 		for _, tp := range c.txFuncOf(fn) {
 			if tp.Param < len(call.Args) {
 				if p := indexOf(call.Args[tp.Param]); p >= 0 {
-					add(txParam{Param: p, Tx: tp.Tx, Ctx: tp.Ctx, Writes: tp.Writes})
+					db := -1
+					if tp.DB >= 0 && tp.DB < len(call.Args) {
+						db = dbIndexOf(call.Args[tp.DB])
+					}
+					add(txParam{Param: p, Tx: tp.Tx, Ctx: tp.Ctx, Writes: tp.Writes, DB: db})
 				}
 			}
 		}
@@ -206,7 +239,14 @@ func (c *checker) wrapperParams(d *ast.FuncDecl) []txParam {
 		// that function's transaction.
 		if p := indexOf(call.Fun); p >= 0 {
 			for _, tf := range c.enclosingTxFuncs(call) {
-				tp := txParam{Param: p, Tx: -1, Ctx: -1, Writes: tf.writes}
+				tp := txParam{Param: p, Tx: -1, Ctx: -1, Writes: tf.writes, DB: -1}
+				if !tf.unknown && len(tf.beginners) == 1 && len(tf.beginners[0].path) == 0 {
+					for j, pv := range params {
+						if pv != nil && pv == tf.beginners[0].v {
+							tp.DB = j
+						}
+					}
+				}
 				for j, arg := range call.Args {
 					if r, ok := c.ix.rootOf(arg); ok && len(r.path) == 0 && !r.begun {
 						switch {

@@ -399,12 +399,7 @@ func (c *checker) txOrigin(v *types.Var, fn ast.Node) (txUse, bool) {
 		if d.rhs == nil || !ok || d.index > 0 {
 			return txUse{}, false
 		}
-		f := callee(c.pass.TypesInfo, call)
-		sel, isSel := ast.Unparen(call.Fun).(*ast.SelectorExpr)
-		if f == nil || !isSel || (f.Name() != "Begin" && f.Name() != "BeginTx") {
-			return txUse{}, false
-		}
-		if h := handleOf(c.pass.TypesInfo.TypeOf(sel.X)); h != pool && h != conn && h != gormDB {
+		if _, ok := c.beginByHand(call); !ok {
 			return txUse{}, false
 		}
 	}
@@ -413,4 +408,19 @@ func (c *checker) txOrigin(v *types.Var, fn ast.Node) (txUse, bool) {
 		origin: "a transaction begun by hand (" + c.posLine(ds[0].rhs.Pos(), fn.Pos()) + ")",
 		byHand: true,
 	}, true
+}
+
+// beginByHand reports whether call begins a transaction by hand on a
+// pool, a connection or a *gorm.DB (pool.Begin(ctx), db.BeginTx(ctx, nil),
+// conn.BeginTx(ctx, opts), gdb.Begin()), and returns what it is begun on.
+func (c *checker) beginByHand(call *ast.CallExpr) (on ast.Expr, ok bool) {
+	f := callee(c.pass.TypesInfo, call)
+	sel, isSel := ast.Unparen(call.Fun).(*ast.SelectorExpr)
+	if f == nil || !isSel || (f.Name() != "Begin" && f.Name() != "BeginTx") {
+		return nil, false
+	}
+	if h := handleOf(c.pass.TypesInfo.TypeOf(sel.X)); h != pool && h != conn && h != gormDB {
+		return nil, false
+	}
+	return sel.X, true
 }

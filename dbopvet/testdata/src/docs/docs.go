@@ -161,6 +161,36 @@ func importUsers(ctx context.Context, pool *pgxpool.Pool, rows [][]any) error {
 	return err
 }
 
+// tx-on-busy-conn
+
+func archiveOrder(ctx context.Context, db *sql.DB, dialect sqldb.Dialect, orderID int64) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "INSERT INTO archive SELECT * FROM orders WHERE id = ?", orderID); err != nil {
+		return err
+	}
+	_, err = sqldb.Do(conn, dialect, deleteOrder(orderID)).With(retried).Run(ctx) // want `^conn \(\*sql.Conn\) is the connection the transaction tx was begun on by hand`
+	if err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func deleteOrder(orderID int64) func(context.Context, *sql.Tx) error {
+	return func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "DELETE FROM orders WHERE id = ?", orderID)
+		return err
+	}
+}
+
 // The fixes: silent.
 
 func transferFixed(ctx context.Context, pool *pgxpool.Pool, from, to, amount int64) error {
@@ -252,6 +282,33 @@ func importUsersFixed(ctx context.Context, pool *pgxpool.Pool, rows [][]any) err
 		return err
 	}).With(retried).Run(ctx)
 	return err
+}
+
+func archiveOrderFixed(ctx context.Context, db *sql.DB, dialect sqldb.Dialect, orderID int64) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "INSERT INTO archive SELECT * FROM orders WHERE id = ?", orderID); err != nil {
+		return err
+	}
+	del := dbop.Op[int64](func(ctx context.Context) (int64, error) {
+		res, err := tx.ExecContext(ctx, "DELETE FROM orders WHERE id = ?", orderID)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	})
+	if _, err := del.With(retried, sqldb.InSavepoint(tx, dialect)).Run(ctx); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // Silenced.

@@ -21,7 +21,7 @@ func (s *Store) InTx(ctx context.Context, fn func(context.Context, pgx.Tx) error
 }
 
 // WithTx calls fn, with the transaction only, inside pgxdb.Do's function.
-func WithTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error { // want WithTx:"txFunc\\(param 2: tx 0 ctx -1 writes\\)"
+func WithTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error { // want WithTx:"txFunc\\(param 2: tx 0 ctx -1 db 1 writes\\)"
 	_, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
 		return fn(tx)
 	}).Run(ctx)
@@ -70,4 +70,15 @@ func (s *Store) Reserve(ctx context.Context, id int64) error { // want Reserve:"
 		return err
 	}).Run(ctx)
 	return err
+}
+
+// OnConn runs fn in a transaction begun on db, a parameter.
+func OnConn(ctx context.Context, db pgxdb.Beginner, fn func(context.Context, pgx.Tx) error) error { // want OnConn:"txFunc\\(param 2: tx 1 ctx 0 db 1 writes\\)"
+	_, err := pgxdb.Do(db, fn).Run(ctx)
+	return err
+}
+
+// OnConnAgain passes db and fn on to OnConn.
+func OnConnAgain(ctx context.Context, db pgxdb.Beginner, fn func(context.Context, pgx.Tx) error) error { // want OnConnAgain:"txFunc\\(param 2: tx 1 ctx 0 db 1 writes\\)"
+	return OnConn(ctx, db, fn)
 }

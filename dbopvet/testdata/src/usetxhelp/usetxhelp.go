@@ -118,3 +118,25 @@ func repositoryMethods(ctx context.Context, s *txhelp.Store) error {
 	}).With(dbop.WithRetry(dbop.Constant(time.Millisecond))).Run(ctx)
 	return err
 }
+
+// tx-on-busy-conn through wrappers known as facts: the connection passed
+// as the wrapper's database.
+func wrapperOnBusyConn(ctx context.Context, pool *pgxpool.Pool) error {
+	c, err := pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	if err := txhelp.OnConnAgain(ctx, c, func(ctx context.Context, inner pgx.Tx) error { return nil }); err != nil { // want `^c \(\*pgxpool.Conn\) is the connection the transaction tx was begun on by hand \(line \d+\), still open here: txhelp.OnConnAgain begins again on the same connection, where PostgreSQL ignores a BEGIN inside a transaction, so its ROLLBACK would undo tx's work and its COMMIT commit it; run the step in a savepoint of tx \(pgxdb.InSavepoint\(tx\) in its With\), or pass the pool \(pool\), not the connection$`
+		return err
+	}
+	if err := txhelp.OnConn(ctx, pool, func(ctx context.Context, inner pgx.Tx) error { return nil }); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}

@@ -53,6 +53,7 @@ func (db *DB) Row() *sql.Row                                                    
 func (db *DB) Rows() (*sql.Rows, error)                                              { return nil, nil }
 func (db *DB) Scan(dest interface{}) (tx *DB)                                        { return db }
 func (db *DB) Exec(sql string, values ...interface{}) (tx *DB)                       { return db }
+func (db *DB) Connection(fc func(tx *DB) error) (err error)                          { return nil }
 func (db *DB) Transaction(fc func(tx *DB) error, opts ...*sql.TxOptions) (err error) { return nil }
 func (db *DB) Begin(opts ...*sql.TxOptions) *DB                                      { return db }
 func (db *DB) Commit() *DB                                                           { return db }
