@@ -316,14 +316,21 @@ func undoneHere(m *txmark.Mark, covers []any) bool {
 }
 
 // sleep waits d or until ctx is done, whichever comes first; it returns a
-// *RetryError when the context ended first. A zero wait does not touch the
-// timer machinery.
+// *RetryError when the context ended first, or by the time the wait did. A
+// zero wait does not touch the timer machinery.
 func sleep(ctx context.Context, d time.Duration, n int, last error) error {
 	if d > 0 {
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
-			return nil
+			// The context may have ended too by the time the timer was
+			// received (an OnRetry hook or an Observer took a while, the
+			// goroutine waited to be scheduled): select then chooses
+			// between the two at random, and the next attempt must not
+			// run after the caller's context ended.
+			if ctx.Err() == nil {
+				return nil
+			}
 		case <-ctx.Done():
 			t.Stop()
 		}
