@@ -2,6 +2,7 @@ package dbop
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/dbop-go/dbop/internal/txmark"
@@ -114,7 +115,9 @@ func Then[A, B any](op Op[A], f func(ctx context.Context, a A) (B, error)) Op[B]
 // transaction scope, or an idempotency key and an Idempotent retry. A
 // panic in an op is
 // not recovered: like any panic on a goroutine, it ends the program (a
-// transaction scope inside the op still rolls back first). All panics if one
+// transaction scope inside the op still rolls back first). An op that
+// calls runtime.Goexit (t.FailNow) has neither succeeded nor failed: All
+// fails, with an error no retry acts on. All panics if one
 // of ops is nil; it copies ops, so changing the slice afterwards has no
 // effect.
 func All[T any](limit int, ops ...Op[T]) Op[[]T] {
@@ -152,7 +155,16 @@ func All[T any](limit int, ops ...Op[T]) Op[[]T] {
 				if err := gctx.Err(); err != nil {
 					return err // cancelled while Go waited for a slot
 				}
+				returned := false
+				defer func() {
+					if !returned {
+						// runtime.Goexit: errgroup sees no error, and
+						// the op's scopes rolled back on the way out.
+						errs[i] = errExited
+					}
+				}()
 				v, err := op(gctx)
+				returned = true
 				if err != nil {
 					errs[i] = err
 					return err
@@ -164,7 +176,18 @@ func All[T any](limit int, ops ...Op[T]) Op[[]T] {
 				return nil
 			})
 		}
-		if err := g.Wait(); err != nil {
+		err := g.Wait()
+		if err == nil {
+			// No op returned an error: an error recorded is that of an
+			// op that exited without returning.
+			for _, e := range errs {
+				if e != nil {
+					err = e
+					break
+				}
+			}
+		}
+		if err != nil {
 			return nil, markCommitted(withUnknown(err, errs), commits)
 		}
 		if started < len(ops) {
@@ -204,6 +227,10 @@ func AllKeyed[K comparable, T any](limit int, ops map[K]Op[T]) Op[map[K]T] {
 		return out, nil
 	}
 }
+
+// errExited is the error of an op of All that called runtime.Goexit
+// instead of returning.
+var errExited = errors.New("dbop: All: an op exited without returning (runtime.Goexit)")
 
 // withUnknown returns first, the error All returns, joined with a
 // sibling's error whose outcome is unknown ([Ambiguous]: a COMMIT that may

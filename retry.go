@@ -44,8 +44,29 @@ func (r *retrier) loop(ctx context.Context, in inner, attempt func(context.Conte
 		start = time.Now()
 	}
 	opCtx := ctx
+	// With an observer, the attempt (n) whose span is open, if any, and
+	// whether the operation's is: a panic (or runtime.Goexit) that leaves
+	// the retry, from the Op or from a hook, ends them as errors on its
+	// way, as a transaction scope rolls back on its way, with no recover,
+	// so the panic goes on with its value and stack. A span never ended is
+	// never exported, and its children point at a parent no backend
+	// receives.
+	var attemptCtx context.Context
+	var n int
+	attemptOpen, opOpen := false, false
 	if obs != nil {
 		opCtx = obs.OperationStart(ctx, r.name)
+		opOpen = true
+		defer func() {
+			if attemptOpen {
+				attemptOpen = false
+				obs.AttemptEnd(attemptCtx, AttemptEvent{Attempt: n, Err: errPanicked, Verdict: VerdictOf(errPanicked)})
+			}
+			if opOpen {
+				opOpen = false
+				obs.OperationEnd(opCtx, OperationEvent{Name: r.name, Attempts: n, Err: errPanicked, Duration: time.Since(start)})
+			}
+		}()
 	}
 	if r.budget != nil {
 		r.budget.deposit()
@@ -58,10 +79,11 @@ func (r *retrier) loop(ctx context.Context, in inner, attempt func(context.Conte
 	// after one of its steps took effect (an Idempotent retry runs it
 	// again): whatever ends the retry afterwards, that step stands.
 	var committed *txmark.After
-	for n := 1; ; n++ {
-		attemptCtx := base
+	for n = 1; ; n++ {
+		attemptCtx = base
 		if obs != nil {
 			attemptCtx = obs.AttemptStart(base, n)
+			attemptOpen = true
 		}
 		err := first
 		if n > 1 || first == nil {
@@ -72,7 +94,9 @@ func (r *retrier) loop(ctx context.Context, in inner, attempt func(context.Conte
 		}
 		if err == nil {
 			if obs != nil {
+				attemptOpen = false
 				obs.AttemptEnd(attemptCtx, AttemptEvent{Attempt: n})
+				opOpen = false
 				obs.OperationEnd(opCtx, OperationEvent{Name: r.name, Attempts: n, Duration: time.Since(start)})
 			}
 			return nil
@@ -90,6 +114,7 @@ func (r *retrier) loop(ctx context.Context, in inner, attempt func(context.Conte
 			committed = committedMark(ctx, err)
 		}
 		if obs != nil {
+			attemptOpen = false
 			obs.AttemptEnd(attemptCtx, AttemptEvent{Attempt: n, Err: err, Verdict: v, Retry: stop == nil, Delay: delay})
 		}
 		if stop == nil {
@@ -107,6 +132,7 @@ func (r *retrier) loop(ctx context.Context, in inner, attempt func(context.Conte
 				stop = outcomeUnknown(stop, unknown, n)
 			}
 			if obs != nil {
+				opOpen = false
 				obs.OperationEnd(opCtx, OperationEvent{Name: r.name, Attempts: n, Err: stop, Duration: time.Since(start)})
 			}
 			return stop
@@ -130,6 +156,11 @@ func (r *retrier) loop(ctx context.Context, in inner, attempt func(context.Conte
 		prev = delay
 	}
 }
+
+// errPanicked is the error an [Observer] is told an attempt, and the
+// operation, ended with when a panic or runtime.Goexit left the retry: the
+// panic itself goes on unrecovered.
+var errPanicked = errors.New("dbop: the operation panicked or called runtime.Goexit")
 
 // doomIfRefused records in the transaction ctx runs in, if any, that err
 // doomed it, when err says the whole transaction must run again
@@ -285,14 +316,21 @@ func undoneHere(m *txmark.Mark, covers []any) bool {
 }
 
 // sleep waits d or until ctx is done, whichever comes first; it returns a
-// *RetryError when the context ended first. A zero wait does not touch the
-// timer machinery.
+// *RetryError when the context ended first, or by the time the wait did. A
+// zero wait does not touch the timer machinery.
 func sleep(ctx context.Context, d time.Duration, n int, last error) error {
 	if d > 0 {
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
-			return nil
+			// The context may have ended too by the time the timer was
+			// received (an OnRetry hook or an Observer took a while, the
+			// goroutine waited to be scheduled): select then chooses
+			// between the two at random, and the next attempt must not
+			// run after the caller's context ended.
+			if ctx.Err() == nil {
+				return nil
+			}
 		case <-ctx.Done():
 			t.Stop()
 		}

@@ -215,7 +215,30 @@ func (o *Observer) AttemptStart(ctx context.Context, _ int) context.Context {
 	}
 	st := o.state(ctx, "")
 	ctx, st.attempt = o.tracer.Start(ctx, attemptSpan, st.in.attemptStart...)
-	return scopes.OnCommitResolved(ctx, commitResolved)
+	if ctx.Value(hookedKey{}) != nil {
+		// An observed attempt encloses this one (a step retried inside
+		// an observed retry, or another Observer of the same retry): its
+		// hook already adds the event, to the span the transaction runs
+		// under. A second hook would add it again, to that same span.
+		return ctx
+	}
+	return hookedCtx{scopes.OnCommitResolved(ctx, commitResolved)}
+}
+
+// hookedKey is answered by the context of an observed attempt, whose
+// transactions report resolutions to commitResolved: one resolution is one
+// event, however many observed attempts enclose the transaction.
+type hookedKey struct{}
+
+// hookedCtx is the context an attempt runs with once commitResolved is
+// hooked to it.
+type hookedCtx struct{ context.Context }
+
+func (c hookedCtx) Value(key any) any {
+	if key == (hookedKey{}) {
+		return true
+	}
+	return c.Context.Value(key)
 }
 
 // commitResolved adds the CommitResolvedEvent to the span of the context
