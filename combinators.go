@@ -187,13 +187,16 @@ func All[T any](limit int, ops ...Op[T]) Op[[]T] {
 				}
 			}
 		}
-		if err != nil {
-			return nil, markCommitted(withUnknown(err, errs), commits)
-		}
-		if started < len(ops) {
+		if err == nil && started < len(ops) {
 			// No op failed, yet some were skipped: the caller's context
-			// ended before they could start.
-			return nil, ctx.Err()
+			// ended before they could start, perhaps after one that
+			// started had committed.
+			err = ctx.Err()
+		}
+		if err != nil {
+			// One exit for every failure, so that none loses the mark
+			// of the ops that committed.
+			return nil, markCommitted(withUnknown(err, errs), commits)
 		}
 		return results, nil
 	}

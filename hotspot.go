@@ -393,6 +393,12 @@ func (h *hotSpot) run(ctx context.Context, attempt func(context.Context) error) 
 		timer := time.NewTimer(t.yield)
 		select {
 		case <-timer.C:
+			// The context may have ended too by the time the timer was
+			// received, and select chose between the two at random:
+			// the attempt must not start after the caller gave up.
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("dbop: waiting for a hot spot's slot: %w", err)
+			}
 		case <-ctx.Done():
 			timer.Stop()
 			return fmt.Errorf("dbop: waiting for a hot spot's slot: %w", ctx.Err())
