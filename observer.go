@@ -27,11 +27,14 @@ type Observer interface {
 
 // AttemptEvent describes the end of one attempt.
 type AttemptEvent struct {
-	Attempt int           // from 1
-	Err     error         // nil when the attempt succeeded
-	Verdict Verdict       // the verdict attached to Err
-	Retry   bool          // whether another attempt follows
-	Delay   time.Duration // the wait before it, when Retry is true
+	Attempt int     // from 1
+	Err     error   // nil when the attempt succeeded
+	Verdict Verdict // the verdict attached to Err
+	// Retry reports whether the retry decided to run another attempt
+	// after Delay. A caller's context that ends during the wait still
+	// stops it; the OperationEnd that follows then says so.
+	Retry bool
+	Delay time.Duration // the wait before it, when Retry is true
 }
 
 // OperationEvent describes the end of an operation.
