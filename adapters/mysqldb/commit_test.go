@@ -22,6 +22,10 @@ func TestCommitOutcome(t *testing.T) {
 		{"1927 connection killed", dboptest.MySQLError(1927, "Connection was killed"), dbop.Ambiguous},
 		{"1053 server shutdown", dboptest.MySQLError(1053, "Server shutdown in progress"), dbop.Ambiguous},
 		{"1317 query interrupted", dboptest.MySQLError(1317, "Query execution was interrupted"), dbop.Ambiguous},
+		// MariaDB's max_statement_time, which the adapters derive from a
+		// deadline and which is in force during COMMIT: the same kill as
+		// 1317's (KILL_TIMEOUT), so no more a refusal than 1317 is.
+		{"1969 max_statement_time", dboptest.MySQLError(1969, "Query execution was interrupted (max_statement_time exceeded)"), dbop.Ambiguous},
 		{"ErrInvalidConn: read failed after the write", dboptest.InvalidConn(), dbop.Ambiguous},
 		{"context deadline", context.DeadlineExceeded, dbop.Ambiguous},
 		{"context canceled", context.Canceled, dbop.Ambiguous},

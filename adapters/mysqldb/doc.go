@@ -38,7 +38,7 @@
 //	driver.ErrBadConn (nothing was written)       no          retry-transaction
 //	*mysql.MySQLError answering the COMMIT        no          as classified (1213 → retry-transaction)
 //	1927 connection killed, 1053 shutdown,        ⚠ unknown   ambiguous
-//	1317 interrupted
+//	1317 interrupted, 1969 max_statement_time
 //	mysql.ErrInvalidConn (read failed after the   unknown     ambiguous
 //	write), a context error, anything else
 //

@@ -79,8 +79,9 @@ func commitError(ctx context.Context, doneBefore, err error) error {
 	case errors.Is(err, sql.ErrTxDone):
 		return fmt.Errorf("%w: %w", errEndedInFn, err)
 	case doneBefore != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
-		// The context was done before Commit was called, so database/sql
-		// returned at its first check.
+		// The context was done before Commit was called, and txn.Commit
+		// then cancelled the transaction's context itself before calling
+		// it, so database/sql returned at its first check.
 		return &notSentError{err}
 	}
 	return err

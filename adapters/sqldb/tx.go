@@ -349,6 +349,15 @@ func (t *txn) Commit(ctx context.Context) error {
 		}
 	}
 	doneBefore := ctx.Err()
+	if doneBefore != nil {
+		// Cancel now, not in AfterFunc's goroutine: database/sql's Commit
+		// sends COMMIT unless its first check sees the transaction's
+		// context done, and a COMMIT sent and then cut by that cancel
+		// returns a context error too (pgx's driver: context.Canceled,
+		// docs/backends.md §2.6), which commitError would take for "not
+		// sent".
+		t.cancel()
+	}
 	stop := context.AfterFunc(ctx, t.cancel)
 	err := t.tx.Commit()
 	stop()
