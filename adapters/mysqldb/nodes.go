@@ -152,9 +152,12 @@ func (n *NodeSet) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, er
 	if s == nil {
 		return first(ctx, n, func(db *sql.DB) (*sql.Tx, error) { return db.BeginTx(ctx, opts) })
 	}
-	// A transaction begun earlier in this attempt (one whose setup failed
-	// after BEGIN) has ended by now: settle its connection first.
-	s.settle(ctx, errors.New("mysqldb: a second BeginTx in one attempt"))
+	// A transaction begun earlier in this attempt whose context has ended
+	// has ended too (one whose setup failed after BEGIN, a step of a Then
+	// before this one): settle its connection first. One whose context has
+	// not may still run — a sibling in a dbop.All — and keeps its
+	// connection until it ends or the attempt does (see slot).
+	s.settle(ctx, errors.New("mysqldb: a second BeginTx in one attempt"), true)
 	return first(ctx, n, func(db *sql.DB) (*sql.Tx, error) {
 		conn, err := db.Conn(ctx)
 		if err != nil {
@@ -165,7 +168,7 @@ func (n *NodeSet) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, er
 			_ = conn.Close() // START TRANSACTION refused: no transaction is open
 			return nil, err
 		}
-		s.conn = conn
+		s.add(conn, ctx.Done())
 		return tx, nil
 	})
 }
@@ -396,28 +399,83 @@ func (slotKey) AttemptScoped() {}
 var _ attempt.Scoped = slotKey{}
 
 // slot records the node an attempt began on (its index + 1, 0 before
-// BeginTx) and, when BeginTx began the transaction, the connection it runs
-// on, until the attempt ends. One attempt uses it at a time: sqldb calls
-// BeginTx and the retry calls AttemptEnd in sequence.
+// BeginTx) and the connections of the transactions BeginTx began in the
+// attempt, until each is settled. An attempt may run several transactions
+// at once — the ops of a dbop.All, each through sqldb.InTx — so a BeginTx
+// must not settle the connection of another transaction of the attempt
+// that still runs: asking it SELECT @@in_transaction while the other's
+// statement or result set is on it breaks that transaction (go-sql-driver
+// answers "invalid connection"), and a connection replaced in the slot
+// would never be given back. A transaction is known to have ended when
+// the context it was begun with has: sqldb cancels it once COMMIT or
+// ROLLBACK returned, and database/sql rolls the transaction back when it
+// ends (docs/backends.md §10.3). The others are settled when the attempt
+// ends, by which time an All has waited for all its ops.
 type slot struct {
-	node atomic.Int32
-	conn *sql.Conn
+	node  atomic.Int32
+	mu    sync.Mutex
+	conns []slotConn
+}
+
+// slotConn is a connection a transaction of the attempt runs on, and the
+// Done channel of the context that transaction was begun with.
+type slotConn struct {
+	conn  *sql.Conn
+	ended <-chan struct{}
+}
+
+// add records conn, whose transaction was begun with a context whose Done
+// channel is ended.
+func (s *slot) add(conn *sql.Conn, ended <-chan struct{}) {
+	s.mu.Lock()
+	s.conns = append(s.conns, slotConn{conn, ended})
+	s.mu.Unlock()
 }
 
 // guardTimeout bounds the question that decides whether a failed attempt's
 // connection may go back to its pool.
 const guardTimeout = time.Second
 
-// settle gives back the connection of the slot's transaction, which has
-// ended: to the pool after a success (err nil) or when the server says no
-// transaction is open on it; otherwise it closes it, so that nothing the
-// attempt left open can be committed later (see NodeSet.Failover).
-func (s *slot) settle(ctx context.Context, err error) {
-	conn := s.conn
-	if conn == nil {
-		return
+// settle gives back the connections of the slot's transactions — only
+// those whose transaction has ended when endedOnly is set, all of them
+// otherwise (the attempt has ended) — to the pool after a success (err
+// nil) or when the server says no transaction is open on them; otherwise
+// it closes them, so that nothing the attempt left open can be committed
+// later (see NodeSet.Failover).
+func (s *slot) settle(ctx context.Context, err error, endedOnly bool) {
+	s.mu.Lock()
+	var done []*sql.Conn
+	kept := s.conns[:0]
+	for _, c := range s.conns {
+		if endedOnly && !isDone(c.ended) {
+			kept = append(kept, c)
+			continue
+		}
+		done = append(done, c.conn)
 	}
-	s.conn = nil
+	clear(s.conns[len(kept):])
+	s.conns = kept
+	s.mu.Unlock()
+	for _, conn := range done {
+		settleConn(ctx, conn, err)
+	}
+}
+
+// isDone reports whether ended, a context's Done channel, is closed; a nil
+// one (a context that never ends) is not.
+func isDone(ended <-chan struct{}) bool {
+	select {
+	case <-ended:
+		return true
+	default:
+		return false
+	}
+}
+
+// settleConn gives back conn, whose transaction has ended, to the pool
+// when err is nil or the server says no transaction is open on it, and
+// closes it otherwise (see NodeSet.Failover).
+func settleConn(ctx context.Context, conn *sql.Conn, err error) {
 	if err == nil {
 		_ = conn.Close()
 		return
@@ -451,7 +509,7 @@ func (f failover) AttemptEnd(ctx context.Context, e dbop.AttemptEvent) {
 	if !ok {
 		return
 	}
-	s.settle(ctx, e.Err)
+	s.settle(ctx, e.Err, false)
 	if e.Err == nil {
 		return
 	}
