@@ -19,6 +19,7 @@ import (
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/attempt"
 	"github.com/dbop-go/dbop/internal/hotlock"
+	"github.com/dbop-go/dbop/internal/txmark"
 	"github.com/go-sql-driver/mysql"
 )
 
@@ -168,7 +169,7 @@ func (n *NodeSet) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, er
 			_ = conn.Close() // START TRANSACTION refused: no transaction is open
 			return nil, err
 		}
-		s.add(conn, ctx.Done())
+		s.add(conn, ctx)
 		return tx, nil
 	})
 }
@@ -230,7 +231,10 @@ func first[T any](ctx context.Context, n *NodeSet, open func(*sql.DB) (T, error)
 // (answered even outside the primary component), bounded by a second, and
 // closes the connection, rolling back whatever it held, unless the answer
 // is 0; after a node-level failure it closes it without asking. An attempt
-// that succeeded gives its connection back to the pool. The connection is
+// that succeeded gives back to the pool the connection of a transaction
+// whose COMMIT or ROLLBACK sqldb saw succeed, and asks the others as after
+// a failure: a dbop.Fallback listed after the retry makes an attempt whose
+// COMMIT failed a success. The connection is
 // held until the attempt ends, so an attempt whose COMMIT answer is lost
 // and resolved (sqldb.ResolveCommit) uses two connections at once: size
 // the pools for it. Transactions that sqldb begins on a connection it pins
@@ -411,6 +415,15 @@ var _ attempt.Scoped = slotKey{}
 // ROLLBACK returned, and database/sql rolls the transaction back when it
 // ends (docs/backends.md §10.3). The others are settled when the attempt
 // ends, by which time an All has waited for all its ops.
+//
+// The attempt's outcome does not say how each of its transactions ended:
+// a dbop.Fallback listed after the retry turns a failed attempt into a
+// success, one whose COMMIT a Galera node answered with 1047, leaving the
+// transaction open (docs/backends.md §7.11). So a connection goes back to
+// the pool without a question only when sqldb said that its transaction's
+// COMMIT or ROLLBACK succeeded (txmark.ErrEndedCleanly, the cause of that
+// context); otherwise settling asks it SELECT @@in_transaction, as after a
+// failed attempt.
 type slot struct {
 	node  atomic.Int32
 	mu    sync.Mutex
@@ -418,19 +431,23 @@ type slot struct {
 }
 
 // slotConn is a connection a transaction of the attempt runs on, and the
-// Done channel of the context that transaction was begun with.
+// context that transaction was begun with.
 type slotConn struct {
-	conn  *sql.Conn
-	ended <-chan struct{}
+	conn *sql.Conn
+	ctx  context.Context
 }
 
-// add records conn, whose transaction was begun with a context whose Done
-// channel is ended.
-func (s *slot) add(conn *sql.Conn, ended <-chan struct{}) {
+// add records conn, whose transaction was begun with ctx.
+func (s *slot) add(conn *sql.Conn, ctx context.Context) {
 	s.mu.Lock()
-	s.conns = append(s.conns, slotConn{conn, ended})
+	s.conns = append(s.conns, slotConn{conn, ctx})
 	s.mu.Unlock()
 }
+
+// errNotClean is what settling a connection after an attempt that
+// succeeded goes by when nothing said that the connection's transaction
+// ended cleanly (see slot).
+var errNotClean = errors.New("mysqldb: the attempt succeeded, but nothing said how its transaction on this connection ended")
 
 // guardTimeout bounds the question that decides whether a failed attempt's
 // connection may go back to its pool.
@@ -444,31 +461,27 @@ const guardTimeout = time.Second
 // later (see NodeSet.Failover).
 func (s *slot) settle(ctx context.Context, err error, endedOnly bool) {
 	s.mu.Lock()
-	var done []*sql.Conn
+	var done []slotConn
 	kept := s.conns[:0]
 	for _, c := range s.conns {
-		if endedOnly && !isDone(c.ended) {
+		if endedOnly && c.ctx.Err() == nil {
 			kept = append(kept, c)
 			continue
 		}
-		done = append(done, c.conn)
+		done = append(done, c)
 	}
 	clear(s.conns[len(kept):])
 	s.conns = kept
 	s.mu.Unlock()
-	for _, conn := range done {
-		settleConn(ctx, conn, err)
-	}
-}
-
-// isDone reports whether ended, a context's Done channel, is closed; a nil
-// one (a context that never ends) is not.
-func isDone(ended <-chan struct{}) bool {
-	select {
-	case <-ended:
-		return true
-	default:
-		return false
+	for _, c := range done {
+		switch {
+		case err != nil:
+			settleConn(ctx, c.conn, err)
+		case txmark.Clean(c.ctx):
+			settleConn(ctx, c.conn, nil)
+		default:
+			settleConn(ctx, c.conn, errNotClean)
+		}
 	}
 }
 
