@@ -19,6 +19,7 @@ import (
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/attempt"
 	"github.com/dbop-go/dbop/internal/hotlock"
+	"github.com/dbop-go/dbop/internal/txmark"
 	"github.com/go-sql-driver/mysql"
 )
 
@@ -152,9 +153,12 @@ func (n *NodeSet) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, er
 	if s == nil {
 		return first(ctx, n, func(db *sql.DB) (*sql.Tx, error) { return db.BeginTx(ctx, opts) })
 	}
-	// A transaction begun earlier in this attempt (one whose setup failed
-	// after BEGIN) has ended by now: settle its connection first.
-	s.settle(ctx, errors.New("mysqldb: a second BeginTx in one attempt"))
+	// A transaction begun earlier in this attempt whose context has ended
+	// has ended too (one whose setup failed after BEGIN, a step of a Then
+	// before this one): settle its connection first. One whose context has
+	// not may still run — a sibling in a dbop.All — and keeps its
+	// connection until it ends or the attempt does (see slot).
+	s.settle(ctx, errors.New("mysqldb: a second BeginTx in one attempt"), true)
 	return first(ctx, n, func(db *sql.DB) (*sql.Tx, error) {
 		conn, err := db.Conn(ctx)
 		if err != nil {
@@ -165,7 +169,7 @@ func (n *NodeSet) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, er
 			_ = conn.Close() // START TRANSACTION refused: no transaction is open
 			return nil, err
 		}
-		s.conn = conn
+		s.add(conn, ctx)
 		return tx, nil
 	})
 }
@@ -227,7 +231,10 @@ func first[T any](ctx context.Context, n *NodeSet, open func(*sql.DB) (T, error)
 // (answered even outside the primary component), bounded by a second, and
 // closes the connection, rolling back whatever it held, unless the answer
 // is 0; after a node-level failure it closes it without asking. An attempt
-// that succeeded gives its connection back to the pool. The connection is
+// that succeeded gives back to the pool the connection of a transaction
+// whose COMMIT or ROLLBACK sqldb saw succeed, and asks the others as after
+// a failure: a dbop.Fallback listed after the retry makes an attempt whose
+// COMMIT failed a success. The connection is
 // held until the attempt ends, so an attempt whose COMMIT answer is lost
 // and resolved (sqldb.ResolveCommit) uses two connections at once: size
 // the pools for it. Transactions that sqldb begins on a connection it pins
@@ -396,28 +403,92 @@ func (slotKey) AttemptScoped() {}
 var _ attempt.Scoped = slotKey{}
 
 // slot records the node an attempt began on (its index + 1, 0 before
-// BeginTx) and, when BeginTx began the transaction, the connection it runs
-// on, until the attempt ends. One attempt uses it at a time: sqldb calls
-// BeginTx and the retry calls AttemptEnd in sequence.
+// BeginTx) and the connections of the transactions BeginTx began in the
+// attempt, until each is settled. An attempt may run several transactions
+// at once — the ops of a dbop.All, each through sqldb.InTx — so a BeginTx
+// must not settle the connection of another transaction of the attempt
+// that still runs: asking it SELECT @@in_transaction while the other's
+// statement or result set is on it breaks that transaction (go-sql-driver
+// answers "invalid connection"), and a connection replaced in the slot
+// would never be given back. A transaction is known to have ended when
+// the context it was begun with has: sqldb cancels it once COMMIT or
+// ROLLBACK returned, and database/sql rolls the transaction back when it
+// ends (docs/backends.md §10.3). The others are settled when the attempt
+// ends, by which time an All has waited for all its ops.
+//
+// The attempt's outcome does not say how each of its transactions ended:
+// a dbop.Fallback listed after the retry turns a failed attempt into a
+// success, one whose COMMIT a Galera node answered with 1047, leaving the
+// transaction open (docs/backends.md §7.11). So a connection goes back to
+// the pool without a question only when sqldb said that its transaction's
+// COMMIT or ROLLBACK succeeded (txmark.ErrEndedCleanly, the cause of that
+// context); otherwise settling asks it SELECT @@in_transaction, as after a
+// failed attempt.
 type slot struct {
-	node atomic.Int32
-	conn *sql.Conn
+	node  atomic.Int32
+	mu    sync.Mutex
+	conns []slotConn
 }
+
+// slotConn is a connection a transaction of the attempt runs on, and the
+// context that transaction was begun with.
+type slotConn struct {
+	conn *sql.Conn
+	ctx  context.Context
+}
+
+// add records conn, whose transaction was begun with ctx.
+func (s *slot) add(conn *sql.Conn, ctx context.Context) {
+	s.mu.Lock()
+	s.conns = append(s.conns, slotConn{conn, ctx})
+	s.mu.Unlock()
+}
+
+// errNotClean is what settling a connection after an attempt that
+// succeeded goes by when nothing said that the connection's transaction
+// ended cleanly (see slot).
+var errNotClean = errors.New("mysqldb: the attempt succeeded, but nothing said how its transaction on this connection ended")
 
 // guardTimeout bounds the question that decides whether a failed attempt's
 // connection may go back to its pool.
 const guardTimeout = time.Second
 
-// settle gives back the connection of the slot's transaction, which has
-// ended: to the pool after a success (err nil) or when the server says no
-// transaction is open on it; otherwise it closes it, so that nothing the
-// attempt left open can be committed later (see NodeSet.Failover).
-func (s *slot) settle(ctx context.Context, err error) {
-	conn := s.conn
-	if conn == nil {
-		return
+// settle gives back the connections of the slot's transactions — only
+// those whose transaction has ended when endedOnly is set, all of them
+// otherwise (the attempt has ended) — to the pool after a success (err
+// nil) or when the server says no transaction is open on them; otherwise
+// it closes them, so that nothing the attempt left open can be committed
+// later (see NodeSet.Failover).
+func (s *slot) settle(ctx context.Context, err error, endedOnly bool) {
+	s.mu.Lock()
+	var done []slotConn
+	kept := s.conns[:0]
+	for _, c := range s.conns {
+		if endedOnly && c.ctx.Err() == nil {
+			kept = append(kept, c)
+			continue
+		}
+		done = append(done, c)
 	}
-	s.conn = nil
+	clear(s.conns[len(kept):])
+	s.conns = kept
+	s.mu.Unlock()
+	for _, c := range done {
+		switch {
+		case err != nil:
+			settleConn(ctx, c.conn, err)
+		case txmark.Clean(c.ctx):
+			settleConn(ctx, c.conn, nil)
+		default:
+			settleConn(ctx, c.conn, errNotClean)
+		}
+	}
+}
+
+// settleConn gives back conn, whose transaction has ended, to the pool
+// when err is nil or the server says no transaction is open on it, and
+// closes it otherwise (see NodeSet.Failover).
+func settleConn(ctx context.Context, conn *sql.Conn, err error) {
 	if err == nil {
 		_ = conn.Close()
 		return
@@ -451,7 +522,7 @@ func (f failover) AttemptEnd(ctx context.Context, e dbop.AttemptEvent) {
 	if !ok {
 		return
 	}
-	s.settle(ctx, e.Err)
+	s.settle(ctx, e.Err, false)
 	if e.Err == nil {
 		return
 	}

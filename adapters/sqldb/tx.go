@@ -241,8 +241,9 @@ func (b *begin) beginOnce(ctx context.Context, o scopes.BeginOptions, forLock bo
 		t.pin, beginner = p, p.conn
 	}
 	t.guard = b.guard
-	txCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	t.cancel = cancel
+	txCtx, cancelCause := context.WithCancelCause(context.WithoutCancel(ctx))
+	cancel := func() { cancelCause(nil) }
+	t.cancel, t.ended = cancel, cancelCause
 	tx, err := beginWhile(ctx, txCtx, cancel, beginner, opts)
 	for try := 1; try < maxBadConnTries && sess == nil && b.own && t.pin.owned && errors.Is(err, driver.ErrBadConn); try++ {
 		// *sql.DB.BeginTx takes another connection when BEGIN finds a
@@ -322,6 +323,13 @@ type txn struct {
 	// endErr is the error to report for it when scopes.InTx rolls back.
 	rolledBack bool
 	endErr     error
+
+	// ended cancels the context tx was begun with once COMMIT or ROLLBACK
+	// returned, with the cause txmark.ErrEndedCleanly when it succeeded: a
+	// Beginner that chose the connection (mysqldb.NodeSet) then pools it
+	// without asking whether a transaction is still open on it
+	// (docs/backends.md §7.11).
+	ended context.CancelCauseFunc
 }
 
 // own records t's *sql.Tx in the state of the transaction scopes.InTx
@@ -361,7 +369,7 @@ func (t *txn) Commit(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, t.cancel)
 	err := t.tx.Commit()
 	stop()
-	t.cancel()
+	t.end(err)
 	if err == nil && t.res != nil {
 		// One transaction in 64 that wrote a commit marker deletes old
 		// ones, on the same connection when it is pinned.
@@ -407,11 +415,23 @@ func (t *txn) Rollback(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, t.cancel)
 	err := t.tx.Rollback()
 	stop()
-	t.cancel()
+	t.end(err)
 	if t.release(ctx, err) {
 		err = &connDiscardedError{err}
 	}
 	return err
+}
+
+// end cancels the context t's transaction was begun with, now that its
+// COMMIT or ROLLBACK returned err: with the cause txmark.ErrEndedCleanly when
+// err is nil (see txn.ended). A context the caller's end cancelled during
+// the COMMIT or ROLLBACK keeps its first cause.
+func (t *txn) end(err error) {
+	if err == nil {
+		t.ended(txmark.ErrEndedCleanly)
+		return
+	}
+	t.ended(err)
 }
 
 // rollbackEarly rolls back before scopes.InTx would, bounded as it bounds
