@@ -9,7 +9,6 @@ import (
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/mysqldb"
 	"github.com/dbop-go/dbop/adapters/sqldb"
-	"github.com/dbop-go/dbop/internal/testdb"
 	_ "github.com/go-sql-driver/mysql"
 )
 
@@ -22,11 +21,7 @@ import (
 // first had not yet stored its connection, replaced it in the slot, and
 // nobody gave it back (leaked for good).
 func TestFailoverSlotWithAllSiblings(t *testing.T) {
-	db, err := sql.Open("mysql", testdb.MySQL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openMySQL(t)
 	nodes := mysqldb.Nodes(db)
 	step := func(sleep string) func(ctx context.Context, tx *sql.Tx) (int, error) {
 		return func(ctx context.Context, tx *sql.Tx) (int, error) {

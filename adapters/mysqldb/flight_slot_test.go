@@ -10,7 +10,6 @@ import (
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/mysqldb"
 	"github.com/dbop-go/dbop/adapters/sqldb"
-	"github.com/dbop-go/dbop/internal/testdb"
 	_ "github.com/go-sql-driver/mysql"
 )
 
@@ -24,11 +23,7 @@ import (
 // for ever (and the store races the starter's settle). The slot is the
 // attempt's own (package attempt), and the run does not see it.
 func TestSharedRunDoesNotUseTheStartersFailoverSlot(t *testing.T) {
-	db, err := sql.Open("mysql", testdb.MySQL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openMySQL(t)
 	nodes := mysqldb.Nodes(db)
 	var flight dbop.Flight
 

@@ -1,11 +1,13 @@
 package mysqldb_test
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"testing"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/testdb"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -41,4 +43,16 @@ func checkVerdicts(t *testing.T, name string, classify func(error) dbop.Verdict,
 			}
 		})
 	}
+}
+
+// openMySQL opens a pool on the server DBOP_TEST_MYSQL names, closed when
+// t ends.
+func openMySQL(t *testing.T) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("mysql", testdb.MySQL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

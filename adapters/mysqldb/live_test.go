@@ -1,14 +1,12 @@
 package mysqldb_test
 
 import (
-	"database/sql"
 	"errors"
 	"strings"
 	"testing"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/mysqldb"
-	"github.com/dbop-go/dbop/internal/testdb"
 	"github.com/go-sql-driver/mysql"
 )
 
@@ -16,11 +14,7 @@ import (
 // every attempt (docs/backends.md §3.8). MariaDB has no max_execution_time
 // (MySQL's statement time limit), which is how a MySQL setting reaches it.
 func TestLiveUnknownSystemVariable(t *testing.T) {
-	db, err := sql.Open("mysql", testdb.MySQL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openMySQL(t)
 	var version string
 	if err := db.QueryRowContext(t.Context(), "SELECT VERSION()").Scan(&version); err != nil {
 		t.Fatal(err)

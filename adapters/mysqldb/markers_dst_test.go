@@ -19,11 +19,7 @@ import (
 // runs the statements themselves). The session keeps Europe/Berlin time and
 // a temporary marker table: nothing outside it is touched.
 func TestDeleteCommitMarkersAcrossADaylightSavingChange(t *testing.T) {
-	db, err := sql.Open("mysql", testdb.MySQL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openMySQL(t)
 	conn, err := db.Conn(t.Context())
 	if err != nil {
 		t.Fatal(err)
