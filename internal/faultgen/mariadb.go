@@ -96,8 +96,19 @@ func ReadMyState(t *testing.T, cfg *mysql.Config, q string) (map[string]LedgerRo
 	}
 	defer tx.Rollback()
 	const locking = "SET STATEMENT innodb_lock_wait_timeout = 30 FOR "
+	return ScanState(t, tx,
+		locking+"SELECT k, src, dst, amount FROM "+q+".ledger LOCK IN SHARE MODE",
+		locking+"SELECT id, balance FROM "+q+".accounts LOCK IN SHARE MODE")
+}
+
+// ScanState reads, in tx, the ledger with ledgerQuery (k, src, dst,
+// amount) and the balances with balancesQuery (id, balance), as a
+// backend's final state for Verify: the balances of NumAccounts accounts
+// and more, for a run with a clearing account.
+func ScanState(t *testing.T, tx *sql.Tx, ledgerQuery, balancesQuery string) (map[string]LedgerRow, []int64) {
+	t.Helper()
 	ledger := map[string]LedgerRow{}
-	rows, err := tx.QueryContext(t.Context(), locking+"SELECT k, src, dst, amount FROM "+q+".ledger LOCK IN SHARE MODE")
+	rows, err := tx.QueryContext(t.Context(), ledgerQuery)
 	if err != nil {
 		t.Fatalf("read the ledger: %v", err)
 	}
@@ -112,8 +123,8 @@ func ReadMyState(t *testing.T, cfg *mysql.Config, q string) (map[string]LedgerRo
 	if err := rows.Err(); err != nil {
 		t.Fatalf("read the ledger: %v", err)
 	}
-	balances := make([]int64, NumAccounts) // and more, for a run with a clearing account
-	rows, err = tx.QueryContext(t.Context(), locking+"SELECT id, balance FROM "+q+".accounts LOCK IN SHARE MODE")
+	balances := make([]int64, NumAccounts)
+	rows, err = tx.QueryContext(t.Context(), balancesQuery)
 	if err != nil {
 		t.Fatalf("read the balances: %v", err)
 	}

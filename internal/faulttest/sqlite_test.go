@@ -379,40 +379,9 @@ func readLiteState(t *testing.T, path string) (map[string]faultgen.LedgerRow, []
 		t.Fatal(err)
 	}
 	defer tx.Rollback()
-	ledger := map[string]faultgen.LedgerRow{}
-	rows, err := tx.QueryContext(t.Context(), "SELECT k, src, dst, amount FROM ledger")
-	if err != nil {
-		t.Fatalf("read the ledger: %v", err)
-	}
-	for rows.Next() {
-		var key string
-		var row faultgen.LedgerRow
-		if err := rows.Scan(&key, &row.Src, &row.Dst, &row.Amount); err != nil {
-			t.Fatal(err)
-		}
-		ledger[key] = row
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatalf("read the ledger: %v", err)
-	}
-	balances := make([]int64, faultgen.NumAccounts+1)
-	rows, err = tx.QueryContext(t.Context(), "SELECT id, balance FROM accounts")
-	if err != nil {
-		t.Fatalf("read the balances: %v", err)
-	}
-	for rows.Next() {
-		var id int
-		var balance int64
-		if err := rows.Scan(&id, &balance); err != nil {
-			t.Fatal(err)
-		}
-		if id >= len(balances) {
-			t.Fatalf("account %d: no such account", id)
-		}
-		balances[id] = balance
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatalf("read the balances: %v", err)
+	ledger, balances := faultgen.ScanState(t, tx, "SELECT k, src, dst, amount FROM ledger", "SELECT id, balance FROM accounts")
+	if len(balances) > faultgen.NumAccounts+1 {
+		t.Fatalf("account %d: no such account", len(balances)-1)
 	}
 	return ledger, balances
 }
