@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/faultgen"
 	"github.com/dbop-go/dbop/scopes"
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -285,7 +286,7 @@ func verifyBank(t *testing.T, name string, outcomes []outcome, st state, rs *ret
 		}
 	}
 	t.Logf("%s: transfers attempted %d, acknowledged %d, failed %d, ambiguous %d (%d applied, %d not applied); ledger rows %d; unacknowledged by cause: %s",
-		name, tl.attempted, tl.acked, tl.failed, tl.ambiguousApplied+tl.ambiguousNotYet, tl.ambiguousApplied, tl.ambiguousNotYet, len(st.ledger), counts(tl.finalCauses))
+		name, tl.attempted, tl.acked, tl.failed, tl.ambiguousApplied+tl.ambiguousNotYet, tl.ambiguousApplied, tl.ambiguousNotYet, len(st.ledger), faultgen.Counts(tl.finalCauses))
 	for i, v := range violations {
 		if i == 20 {
 			t.Errorf("%s: … and %d more violations", name, len(violations)-i)
@@ -461,8 +462,8 @@ func report(t *testing.T, name string, res result, g goodput, tl tally, st *retr
 	}
 	t.Logf("%s: acknowledged transfers per %v (! fault injected, ^ fault ended):%s", name, bin, b.String())
 	st.mu.Lock()
-	t.Logf("%s: retries %d; retried causes: %s", name, st.retries, counts(st.causes))
-	t.Logf("%s: lost COMMIT answers resolved by ResolveCommit: %s", name, counts(st.resolutions))
+	t.Logf("%s: retries %d; retried causes: %s", name, st.retries, faultgen.Counts(st.causes))
+	t.Logf("%s: lost COMMIT answers resolved by ResolveCommit: %s", name, faultgen.Counts(st.resolutions))
 	for _, c := range slices.Sorted(maps.Keys(st.sample)) {
 		t.Logf("%s: retried %s, e.g. %s", name, c, st.sample[c])
 	}
@@ -475,21 +476,6 @@ func report(t *testing.T, name string, res result, g goodput, tl tally, st *retr
 	t.Logf("%s: | %s | %.0f/s | %.0f/s (%.1f s) | %.0f/s | %s | %.2f s | %.2f s | %d | %d (%d applied) | %d |",
 		name, name, g.before, g.during, (res.marks.ended - res.marks.injected).Seconds(), g.after, recovery,
 		g.stall.Seconds(), g.stalled.Seconds(), tl.acked, tl.ambiguousApplied+tl.ambiguousNotYet, tl.ambiguousApplied, tl.failed)
-}
-
-// counts formats a count map in key order.
-func counts(m map[string]int) string {
-	if len(m) == 0 {
-		return "none"
-	}
-	var b strings.Builder
-	for i, k := range slices.Sorted(maps.Keys(m)) {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "%s=%d", k, m[k])
-	}
-	return b.String()
 }
 
 // cause labels an error for the logs: its verdict and the most specific

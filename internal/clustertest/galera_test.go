@@ -15,6 +15,7 @@ import (
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/mysqldb"
 	"github.com/dbop-go/dbop/adapters/sqldb"
+	"github.com/dbop-go/dbop/internal/faultgen"
 	"github.com/dbop-go/dbop/internal/testdb"
 	"github.com/dbop-go/dbop/scopes"
 	"github.com/go-sql-driver/mysql"
@@ -448,7 +449,7 @@ func TestGaleraLostUpdateTrap(t *testing.T) {
 		}.run(t)
 		tl, violations := check(res.outcomes, readGalera(t, g, 0, accounts))
 		t.Logf("%s: %d transfers acknowledged in %v, %d failed, %d retries (%s); %d invariant violations",
-			name, tl.acked, d, tl.failed, st.retries, counts(st.causes), len(violations))
+			name, tl.acked, d, tl.failed, st.retries, faultgen.Counts(st.causes), len(violations))
 		for i, v := range violations {
 			if i == 5 {
 				t.Logf("%s: … %d more", name, len(violations)-i)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/pgxdb"
+	"github.com/dbop-go/dbop/internal/faultgen"
 	"github.com/dbop-go/dbop/internal/hotlock"
 	"github.com/dbop-go/dbop/internal/testdb"
 	"github.com/dbop-go/dbop/scopes"
@@ -237,7 +238,7 @@ func TestPGSerializableStandIn(t *testing.T) {
 		}.run(t)
 		tl, violations := check(res.outcomes, b.read(t, pool, accounts))
 		t.Logf("%s: %d transfers acknowledged, %d failed, %d retries (%s); %d invariant violations",
-			name, tl.acked, tl.failed, st.retries, counts(st.causes), len(violations))
+			name, tl.acked, tl.failed, st.retries, faultgen.Counts(st.causes), len(violations))
 		if len(violations) > 0 {
 			t.Logf("%s: the first: %s", name, violations[0])
 		}
