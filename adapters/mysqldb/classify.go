@@ -15,6 +15,8 @@ import (
 //
 //	1213 ER_LOCK_DEADLOCK         RetryTransaction (InnoDB rolled back the whole
 //	                              transaction; its savepoints are gone)
+//	1020 ER_CHECKREAD             RetryTransaction (MariaDB's write conflict under
+//	                              innodb_snapshot_isolation: the same)
 //	1205 ER_LOCK_WAIT_TIMEOUT     RetryStatement (only the statement is rolled back,
 //	                              unless innodb_rollback_on_timeout is on)
 //	3572 ER_LOCK_NOWAIT           RetryStatement (⚠ rollback scope unverified)
@@ -73,6 +75,9 @@ func Classifier(err error) dbop.Verdict {
 func number(n uint16) dbop.Verdict {
 	switch n {
 	case 1213: // ER_LOCK_DEADLOCK: "Retry the entire transaction" (docs/backends.md §3.1, §3.2); Galera's certification failure too (§7.2)
+		return dbop.RetryTransaction
+	case 1020: // ER_CHECKREAD: MariaDB's innodb_snapshot_isolation write conflict rolls back the whole transaction,
+		// as a deadlock does; on by default from MariaDB 11.6.2 (docs/backends.md §3.18)
 		return dbop.RetryTransaction
 	case 1205: // ER_LOCK_WAIT_TIMEOUT: only the statement is rolled back (§3.3); MariaDB's NOWAIT too (§3.5)
 		return dbop.RetryStatement

@@ -45,7 +45,10 @@
 // A deadlock (1213) ends the whole transaction on MariaDB 10.11: its
 // savepoints are gone and later statements autocommit (docs/backends.md
 // §3.2). The classifier calls it RetryTransaction, so a savepoint scope
-// lets it out to the retry around the transaction.
+// lets it out to the retry around the transaction. So does MariaDB's
+// write-conflict error 1020 (ER_CHECKREAD) under innodb_snapshot_isolation,
+// on by default from MariaDB 11.6.2: it rolls the whole transaction back
+// too (§3.18), and is RetryTransaction.
 //
 // # Galera: several nodes
 //
