@@ -28,6 +28,21 @@
 //	}, gormdb.Isolation(sql.LevelSerializable))
 //	id, err := transfer.With(dbop.WithRetry(backoff)).Run(ctx)
 //
+// Build the models fn writes inside fn, as from is above, not outside it.
+// GORM writes back into the value it is given — the primary key a Create
+// or Save got from the server, CreatedAt — and the rollback of a failed
+// attempt does not undo that (docs/backends.md §9.9). A retry that saves
+// the same value finds its key set: tx.Save takes it for an update,
+// updates no row, and inserts it with the hooks skipped, so its
+// BeforeCreate and AfterCreate hooks (one that writes a ledger row, say)
+// run on no attempt that commits, while the retry reports success:
+//
+//	order := Order{Item: item} // wrong: a retry saves it with the rolled-back attempt's ID
+//	op := gormdb.Do(db, func(ctx context.Context, tx *gorm.DB) error {
+//		order := Order{Item: item} // right: a new value for each attempt
+//		return tx.Save(&order).Error
+//	})
+//
 // # Options
 //
 // [InTx] and [Do] take [TxOption] values, [InSavepoint] takes
