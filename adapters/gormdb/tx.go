@@ -74,7 +74,14 @@ import (
 // failed or not. Not seen there:
 // an error read from a query's rows (rows.Err), the statements of a
 // session fn opens with PrepareStmt, and those run on the *sql.Tx that
-// [SQLTx] returns.
+// [SQLTx] returns. A query's rows are where MariaDB reports the deadlock
+// of a locking read that returned a row before it waited
+// (docs/backends.md §3.19): tx.Clauses(clause.Locking{Strength:
+// "UPDATE"}).Find(&items) over several rows, or Raw("… FOR
+// UPDATE").Scan(&items). GORM puts the 1213 in .Error; a function that
+// swallows it is not caught, its later statements commit on their own,
+// and InTx commits nothing and reports success. Return such an error at
+// once.
 //
 // On SQLite a write that a deadline interrupts rolls back the whole
 // transaction, savepoints included, and SQLITE_FULL, IOERR, NOMEM and
