@@ -48,7 +48,9 @@ dbopvet finds the mistakes no runtime check can catch in time:
   - one-shot: a pgx.CopyFromSource, a *pgx.Batch or an io.Reader given to
     pgconn's CopyFrom, built outside a function a dbop.WithRetry may run
     more than once (an operation's, or the one its InTx or Do runs) and
-    used up inside it: a retry copies nothing and commits, or fails.
+    used up inside it: a retry copies nothing and commits, or fails; and a
+    GORM model with a create hook, built outside such a function and saved
+    inside it by Save: a retry inserts it with the hook skipped.
   - tx-on-busy-conn: an InTx or Do (of sqldb, gormdb, pgxdb or a wrapper)
     given a connection (*sql.Conn, *pgxpool.Conn, *pgx.Conn, a GORM
     Connection's *gorm.DB) on which the same function began a transaction

@@ -132,7 +132,12 @@
 // batch, whose statements pgx prepared on the first attempt's connection,
 // fails with 26000. A source of the user's own type (which may start
 // over), a reader the function rewinds (Seek, Reset), and a retry given
-// dbop.MaxAttempts(1) are not reported.
+// dbop.MaxAttempts(1) are not reported. So is a GORM model, a struct with
+// a BeforeCreate or AfterCreate hook, held by such a variable and saved
+// inside the function by (*gorm.DB).Save: GORM writes the key the first
+// attempt got back into it, and a retry's Save takes it for an update,
+// updates no row and inserts it with hooks skipped (docs/backends.md
+// §9.9), so the hook runs on no attempt that commits.
 //
 // tx-on-busy-conn: an InTx or Do of sqldb, gormdb or pgxdb (or a wrapper
 // of one whose database is one of its parameters, known across packages as

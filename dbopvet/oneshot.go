@@ -16,13 +16,15 @@ type oneShotUse struct {
 	arg      ast.Expr   // the value, as passed
 	v        *types.Var // the variable it is
 	consumer string     // tx.CopyFrom
-	kind     string     // "copy", "batch" or "reader"
+	kind     string     // "copy", "batch", "reader" or "model"
+	hook     string     // for a model: the create hook a retry's Save skips
 }
 
 // checkOneShot reports check 7 on an operation decorated by with, o: a
 // one-shot source (a pgx.CopyFromSource, a *pgx.Batch, an io.Reader
-// copied by pgconn) built outside a function that a retry in o's With
-// lists may run more than once, and used up inside it. The functions are
+// copied by pgconn), or a GORM model with a create hook, built outside a
+// function that a retry in o's With lists may run more than once, and
+// used up (saved) inside it. The functions are
 // o's own, and the one an InTx or Do (or a wrapper of them) at the base of
 // the With chain runs.
 func (c *checker) checkOneShot(with *ast.CallExpr, o op) {
@@ -128,6 +130,12 @@ func (c *checker) checkOneShotIn(fn ast.Node, runner string, retry *deco) {
 			why = "the first attempt reads " + name + " to its end, and a retry copies nothing and commits: " +
 				"success reported, no rows written"
 			fix = "build it inside the function (or seek it back to the start there)"
+		case "model":
+			what = "saved by"
+			why = "GORM writes the primary key the first attempt got back into " + name + ", and the rollback keeps it: " +
+				"a retry's Save takes " + name + " for an update, updates no row and inserts it with hooks skipped, " +
+				"so its " + u.hook + " runs on no attempt that commits"
+			fix = "build it inside the function"
 		}
 		c.report(u.arg.Pos(), catOneShot, fmt.Sprintf(
 			"%s (%s) is %s outside %s (%s) and %s %s inside it; %s (%s) may run the function more than once: %s; %s",
@@ -164,6 +172,10 @@ func (c *checker) oneShotUseOf(call *ast.CallExpr) (oneShotUse, bool) {
 		u.kind, index = "batch", 1
 	case path == pgconnPath && recv.Obj().Name() == "PgConn" && fn.Name() == "CopyFrom":
 		u.kind, index = "reader", 1
+	case path == gormPath && recv.Obj().Name() == "DB" && fn.Name() == "Save":
+		// Save of a struct whose primary key is set updates it, and on
+		// no row inserts it with hooks skipped (docs/backends.md §9.9).
+		u.kind, index = "model", 0
 	default:
 		return oneShotUse{}, false
 	}
@@ -172,8 +184,8 @@ func (c *checker) oneShotUseOf(call *ast.CallExpr) (oneShotUse, bool) {
 	}
 	u.arg = call.Args[index]
 	e := ast.Unparen(u.arg)
-	if x, ok := e.(*ast.UnaryExpr); ok && x.Op == token.AND && u.kind == "batch" {
-		e = ast.Unparen(x.X) // &batch, of a pgx.Batch
+	if x, ok := e.(*ast.UnaryExpr); ok && x.Op == token.AND && (u.kind == "batch" || u.kind == "model") {
+		e = ast.Unparen(x.X) // &batch, of a pgx.Batch; &order, of a model
 	}
 	id, ok := e.(*ast.Ident)
 	if !ok {
@@ -191,8 +203,31 @@ func (c *checker) oneShotUseOf(call *ast.CallExpr) (oneShotUse, bool) {
 		ok = isNamed(n, pgxPath, "Batch")
 	case "reader":
 		ok = true
+	case "model":
+		u.hook = createHook(u.v.Type())
+		ok = u.hook != ""
 	}
 	return u, ok
+}
+
+// createHook returns the name of a GORM create hook of t, a struct type or
+// a pointer to one — AfterCreate, else BeforeCreate — or "" if it has
+// none: a retry's Save of a model without one still inserts it all.
+func createHook(t types.Type) string {
+	n := namedOf(t)
+	if n == nil {
+		return ""
+	}
+	if _, ok := n.Underlying().(*types.Struct); !ok {
+		return ""
+	}
+	ms := types.NewMethodSet(types.NewPointer(n))
+	for _, hook := range [...]string{"AfterCreate", "BeforeCreate"} {
+		if sel := ms.Lookup(n.Obj().Pkg(), hook); sel != nil {
+			return hook
+		}
+	}
+	return ""
 }
 
 // builtOutside reports whether u's variable, used inside fn, holds a value
