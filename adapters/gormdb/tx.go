@@ -338,7 +338,11 @@ func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions, forLock
 		t.res = &resolve.SQLTx{Family: b.family, ReadOnly: o.ReadOnly, Serializable: b.isolation == sql.LevelSerializable || b.isolation == sql.LevelDefault}
 	}
 	if setLocal != "" {
-		if err := tx.Exec(setLocal).Error; err != nil {
+		// Below GORM's prepared-statement cache, as ResolveCommit's
+		// statements (rawConnPool): the values derived from the time left
+		// differ at nearly every attempt, and each would be prepared, a
+		// round trip, and kept in the cache.
+		if _, err := rawConnPool(tx).ExecContext(txCtx, setLocal); err != nil {
 			// scopes.InTx does not roll back after a BEGIN error: do it
 			// here, bounded as scopes bounds its own rollbacks.
 			rctx, stop := context.WithTimeout(context.WithoutCancel(ctx), b.rollbackTimeout)
@@ -708,7 +712,8 @@ func (t *txn) ResolveCommit(ctx context.Context, _ error) (scopes.Resolution, er
 
 // rawConnPool returns the connection pool of tx's statement, below GORM's
 // prepared-statement cache: the statements ResolveCommit runs carry a new
-// token each time, and must not fill the cache.
+// token each time, and those setting an attempt's limits values derived
+// from the time left, and must not fill the cache.
 func rawConnPool(tx *gorm.DB) resolve.SQLConn {
 	pool := tx.Statement.ConnPool
 	if p, ok := pool.(*gorm.PreparedStmtTX); ok && p.Tx != nil {
