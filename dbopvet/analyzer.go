@@ -27,11 +27,13 @@ dbopvet finds the mistakes no runtime check can catch in time:
   - outside-tx: inside a function run by InTx or Do (of scopes, pgxdb,
     sqldb or gormdb), a statement through a pool, *sql.DB, *gorm.DB or
     connection from outside instead of the transaction handed in, or on
-    another transaction begun by hand or handed in by an enclosing InTx;
+    another transaction begun by hand (or by GORM's Transaction) or handed
+    in by an enclosing InTx;
   - ends-tx: such a function committing or rolling back the transaction it
     was handed;
   - retry-in-tx: a dbop.WithRetry around work on a transaction begun by
-    hand (or handed in by InTx), run with a context not marked by
+    hand (or by GORM's Transaction, or handed in by InTx), run with a
+    context not marked by
     dbop.WithinTx, with no savepoint scope listed after it in the same With
     (one in a step of a Then or an All, in an Op of your own or in another
     With covers only its own step);

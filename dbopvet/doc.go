@@ -47,7 +47,9 @@
 //
 // retry-in-tx: a dbop.WithRetry in the With list of an operation whose
 // attempt runs work on a transaction begun by hand (tx, err :=
-// pool.Begin(ctx)) or handed in by InTx — statements in its function, in
+// pool.Begin(ctx)), by GORM's Transaction (the tx of
+// db.Transaction(func(tx *gorm.DB) error { … }), which hands its function
+// no context) or handed in by InTx — statements in its function, in
 // the steps of a Then or an All, or a savepoint scope on the transaction —,
 // run with a context that is not marked: derived from neither
 // dbop.WithinTx nor the context a transaction scope handed in

@@ -199,7 +199,7 @@ func (c *checker) checkOtherTx(tf *txFunc, e ast.Expr, what string) bool {
 	}
 	origin := "handed in by " + u.scope + " at " + c.posLine(r.v.Pos(), e.Pos())
 	if u.byHand {
-		origin = "begun by hand at " + c.posLine(c.ix.defs[r.v][0].rhs.Pos(), e.Pos())
+		origin = "begun " + u.begunBy + " at " + c.posLine(u.begunAt, e.Pos())
 	}
 	name := tf.tx.Name()
 	c.report(e.Pos(), catOutsideTx, fmt.Sprintf(

@@ -3,6 +3,7 @@ package dbopvet
 import (
 	"fmt"
 	"go/ast"
+	"go/token"
 	"go/types"
 	"strings"
 )
@@ -102,8 +103,12 @@ type txUse struct {
 	at     ast.Expr   // where the function uses it
 	v      *types.Var // the variable holding it
 	origin string     // how the message describes it
-	byHand bool       // begun by hand, not handed in by a scope
+	byHand bool       // begun by hand or by GORM's Transaction, not handed in by a scope
 	scope  string     // the scope that handed it in
+	// For byHand: where it was begun, and by what ("by hand", "by GORM's
+	// Transaction").
+	begunAt token.Pos
+	begunBy string
 }
 
 // checkRetryInTx reports check 3: a retry around work on a transaction
@@ -379,12 +384,28 @@ func (c *checker) txFromOutside(e ast.Expr, at ast.Node, fns []ast.Node) (txUse,
 }
 
 // txOrigin says where the transaction in v comes from, when the analyzer
-// knows: begun by hand (tx, err := pool.Begin(ctx)) or handed in to a
-// function around fn by a transaction scope.
+// knows: begun by hand (tx, err := pool.Begin(ctx)), handed in to a
+// function around fn by a transaction scope, or handed in by GORM's
+// Transaction (db.Transaction(func(tx *gorm.DB) error { … })), which
+// begins it and commits or rolls it back as by hand, and hands in no
+// context.
 func (c *checker) txOrigin(v *types.Var, fn ast.Node) (txUse, bool) {
 	for _, tf := range c.enclosingTxFuncs(fn) {
 		if tf.tx == v {
 			return txUse{v: v, origin: "the transaction " + tf.scope + " handed in", scope: tf.scope}, true
+		}
+	}
+	if lit, ok := c.ix.paramOf[v].(*ast.FuncLit); ok {
+		if call := c.gormTransaction(lit); call != nil {
+			if ps := c.ix.params(lit); len(ps) > 0 && ps[0] == v {
+				return txUse{
+					v:       v,
+					origin:  "the transaction GORM's Transaction handed in (" + c.posLine(call.Pos(), fn.Pos()) + ")",
+					byHand:  true,
+					begunAt: call.Pos(),
+					begunBy: "by GORM's Transaction",
+				}, true
+			}
 		}
 	}
 	if c.ix.paramOf[v] != nil || isPackageLevel(v) {
@@ -404,10 +425,26 @@ func (c *checker) txOrigin(v *types.Var, fn ast.Node) (txUse, bool) {
 		}
 	}
 	return txUse{
-		v:      v,
-		origin: "a transaction begun by hand (" + c.posLine(ds[0].rhs.Pos(), fn.Pos()) + ")",
-		byHand: true,
+		v:       v,
+		origin:  "a transaction begun by hand (" + c.posLine(ds[0].rhs.Pos(), fn.Pos()) + ")",
+		byHand:  true,
+		begunAt: ds[0].rhs.Pos(),
+		begunBy: "by hand",
 	}, true
+}
+
+// gormTransaction returns the call of GORM's Transaction lit is the
+// function of (db.Transaction(lit, …)), or nil.
+func (c *checker) gormTransaction(lit *ast.FuncLit) *ast.CallExpr {
+	p, ok := c.ix.parents[lit].(*ast.CallExpr)
+	if !ok || len(p.Args) == 0 || p.Args[0] != lit {
+		return nil
+	}
+	f := callee(c.pass.TypesInfo, p)
+	if f == nil || f.Name() != "Transaction" || !isNamed(recvNamed(f), gormPath, "DB") {
+		return nil
+	}
+	return p
 }
 
 // beginByHand reports whether call begins a transaction by hand on a
