@@ -169,4 +169,27 @@ func TestInTxFunctionsOwnCommitWithItsAnswerLostIsAmbiguous(t *testing.T) {
 			t.Errorf("%d rows, want 1", got)
 		}
 	})
+
+	t.Run("own ROLLBACK, then an error fn classified", func(t *testing.T) {
+		runs := 0
+		conflict := errors.New("the row changed since it was read")
+		op := sqldb.InTx(db, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) (int, error) {
+			runs++
+			if _, err := tx.ExecContext(ctx, "INSERT INTO "+tbl+" (op) VALUES ('classified')"); err != nil {
+				return 0, err
+			}
+			if runs == 1 {
+				_ = tx.Rollback() //dbopvet:ignore the test is a function that rolls back InTx's transaction
+				return 0, dbop.Classify(conflict, dbop.RetryTransaction)
+			}
+			return runs, nil
+		})
+		n, err := op.With(retry).Run(t.Context())
+		if err != nil || n != 2 {
+			t.Fatalf("Run = %d, %v; want 2, nil: fn's word is taken for an error it classified", n, err)
+		}
+		if got := scalar[int](t, direct, "SELECT COUNT(*) FROM "+tbl+" WHERE op = 'classified'"); got != 1 {
+			t.Errorf("%d rows, want 1", got)
+		}
+	})
 }

@@ -350,12 +350,12 @@ type txn struct {
 //     back, find the transaction done, and report the context's error,
 //     which a retry runs again after a per-attempt deadline, although fn's
 //     own COMMIT may have applied its work;
-//   - fn returned an error that would be retried and that the dialect's
-//     COMMIT rules call unknown (a lost connection, a context error): it
-//     may be the error of fn's own COMMIT, whose answer was lost, and the
-//     retry would apply the work again. A server's answer that proves
-//     nothing was committed (a deadlock, a serialization failure) is
-//     retried as before.
+//   - fn returned a driver's error (one it did not classify itself) that
+//     would be retried and that the dialect's COMMIT rules call unknown (a
+//     lost connection, a context error): it may be the error of fn's own
+//     COMMIT, whose answer was lost, and the retry would apply the work
+//     again. A server's answer that proves nothing was committed (a
+//     deadlock, a serialization failure) is retried as before.
 //
 // Both are Ambiguous. Other errors are taken as they are: fn failed.
 func (t *txn) judge(ctx context.Context, b *begin, err error) error {
@@ -371,12 +371,14 @@ func (t *txn) judge(ctx context.Context, b *begin, err error) error {
 }
 
 // retried reports whether a retry would run fn's transaction again after
-// err, as scopes.InTx classifies it: its own verdict, else b's classifiers'.
+// err, a driver's error as a COMMIT returns it: one that carries no
+// verdict of its own (fn's dbop.Classify is fn's word), and that b's
+// classifiers call retryable.
 func (b *begin) retried(err error) bool {
-	v := dbop.VerdictOf(err)
-	if v == dbop.Unclassified {
-		v = b.classify(err)
+	if dbop.VerdictOf(err) != dbop.Unclassified {
+		return false
 	}
+	v := b.classify(err)
 	return v == dbop.RetryTransaction || v == dbop.RetryStatement
 }
 
