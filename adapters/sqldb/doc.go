@@ -52,7 +52,9 @@
 // whole transactions, fn's reads included. fn receives a context marked
 // [dbop.WithinTx]: a retry inside it, such as one around [InSavepoint],
 // retries only statement-level errors. fn must not commit or roll back tx
-// itself.
+// itself: InTx cannot tell which it did, and reports such a transaction as
+// Ambiguous when fn returned nil or an error that its own COMMIT may have
+// returned (see [InTx]).
 //
 // [ReadOnly] and [Isolation] become sql.TxOptions. database/sql's Commit and
 // Rollback take no context: the driver uses the one given to BeginTx, and if
@@ -75,7 +77,7 @@
 //	all               database/sql returned before sending COMMIT   no          as classified (context: deadline →
 //	                  (its context was done: ctx.Err(), or                      retry-transaction, cancel → not-retryable)
 //	                  sql.ErrTxDone after its own rollback)
-//	                  sql.ErrTxDone, context alive (fn ended tx)    unknown     not-retryable
+//	                  sql.ErrTxDone, context alive (fn ended tx)    unknown     ambiguous
 //	Postgres          pgconn "conn busy" (not sent; a bug)          no          as classified (not-retryable)
 //	                  SafeToRetry (pgx: also a lost answer)         unknown     ambiguous
 //	                  driver.ErrBadConn (lib/pq: FATAL or EOF       unknown     ambiguous

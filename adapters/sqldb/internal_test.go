@@ -220,7 +220,7 @@ func TestQuote(t *testing.T) {
 
 // database/sql's Tx.Commit never sends COMMIT once its context is done
 // (sql.go): such errors are marked not sent; a transaction fn ended itself
-// is reported as such.
+// is reported as such, its outcome unknown.
 func TestCommitError(t *testing.T) {
 	live := context.Background()
 	done, cancel := context.WithCancelCause(context.Background())
@@ -244,10 +244,10 @@ func TestCommitError(t *testing.T) {
 	if err := commitError(done, nil, context.Canceled); err != context.Canceled {
 		t.Errorf("ctx error during Commit: %v, want it unchanged", err)
 	}
-	// fn ended the transaction.
+	// fn ended the transaction, maybe committing it.
 	err = commitError(live, nil, sql.ErrTxDone)
-	if !errors.Is(err, errEndedInFn) || commitOutcome(Postgres.CommitOutcome)(err) != dbop.NotRetryable {
-		t.Errorf("ErrTxDone with a live context: %v, want errEndedInFn, not retryable", err)
+	if !errors.Is(err, errEndedInFn) || commitOutcome(Postgres.CommitOutcome)(err) != dbop.Ambiguous {
+		t.Errorf("ErrTxDone with a live context: %v, want errEndedInFn, ambiguous", err)
 	}
 	// Any other error is left to the dialect.
 	other := fmt.Errorf("x")

@@ -16,8 +16,8 @@ import (
 // the driver returned from COMMIT, after four cases of its own: a COMMIT
 // database/sql never sent is not committed, and classified as usual (see
 // commitError); so is one not sent because the statement ResolveCommit
-// runs before it failed; a transaction fn ended itself cannot be retried
-// into success (errEndedInFn); a COMMIT that found no transaction on
+// runs before it failed; a transaction fn ended itself, committing it or
+// not, is Ambiguous (errEndedInFn); a COMMIT that found no transaction on
 // SQLite, which had ended it while fn went on, leaves what was applied
 // unknown (sqldialect.TxEnded). A COMMIT that failed on a *sql.Conn of the caller's
 // that InTx then closed (connDiscardedError) is not retried, since no
@@ -34,14 +34,19 @@ func commitOutcome(rules func(error) dbop.Verdict) func(error) dbop.Verdict {
 			}
 			return dbop.NotRetryable
 		}
+		if errors.Is(err, errEndedInFn) {
+			// fn committed or rolled back tx itself: its work may have
+			// been applied, so no Fallback may call it a failure
+			// (docs/backends.md §10.3). Asked before BeforeCommitError:
+			// ResolveCommit's statement fails on the ended transaction
+			// (txn.Commit).
+			return dbop.Ambiguous
+		}
 		if _, ok := errors.AsType[*notSentError](err); ok {
 			return dbop.Unclassified
 		}
 		if _, ok := errors.AsType[*resolve.BeforeCommitError](err); ok {
 			return dbop.Unclassified // ResolveCommit's statement before COMMIT failed: COMMIT was not sent
-		}
-		if errors.Is(err, errEndedInFn) {
-			return dbop.NotRetryable
 		}
 		if _, ok := errors.AsType[*sqldialect.TxEndedError](err); ok {
 			return dbop.Ambiguous // SQLite had ended the transaction (sqldialect.TxEnded)

@@ -40,8 +40,12 @@ type Beginner interface {
 // [dbop.Idempotent].
 //
 // fn receives a context marked [dbop.WithinTx]: run its statements with it.
-// fn must neither commit nor roll back tx; InTx does, and reports a
-// transaction fn ended as an error no retry acts on. If fn panics, the
+// fn must neither commit nor roll back tx; InTx does. A transaction fn
+// ended is reported as [dbop.Ambiguous] when fn returned nil, or an error
+// a retry would act on whose COMMIT outcome the dialect calls unknown (a
+// lost connection, a context error): fn's own COMMIT may have applied its
+// work, so neither a retry not marked Idempotent nor a [dbop.Fallback]
+// acts on it. If fn panics, the
 // transaction is rolled back and the panic goes on.
 //
 // [LockTimeout] and [StatementTimeout] apply per attempt (see the package
@@ -79,7 +83,7 @@ func InTx[T any](db Beginner, d Dialect, fn func(ctx context.Context, tx *sql.Tx
 	return scopes.InTx(b.coordinated, func(ctx context.Context, t *txn) (T, error) {
 		t.own(ctx)
 		v, err := fn(ctx, t.tx)
-		return v, sqldialect.Judge(ctx, b.family, "sqldb", err, false, func() error { return t.rollbackEarly(ctx) })
+		return v, t.judge(ctx, b, err)
 	}, b.scopeOpts...)
 }
 
@@ -92,7 +96,7 @@ func Do(db Beginner, d Dialect, fn func(ctx context.Context, tx *sql.Tx) error, 
 	b := newBegin("Do", db, d, opts)
 	return scopes.Do(b.coordinated, func(ctx context.Context, t *txn) error {
 		t.own(ctx)
-		return sqldialect.Judge(ctx, b.family, "sqldb", fn(ctx, t.tx), false, func() error { return t.rollbackEarly(ctx) })
+		return t.judge(ctx, b, fn(ctx, t.tx))
 	}, b.scopeOpts...)
 }
 
@@ -112,6 +116,9 @@ type begin struct {
 	own       bool // guard over a *sql.DB or *sql.Conn: hold the connection even without session settings
 	scopeOpts []scopes.TxOption
 	classify  dbop.Classifier // the caller's classifiers, then the dialect's
+	// commitRules is the dialect's CommitOutcome: the rules that judge a
+	// failed COMMIT.
+	commitRules func(error) dbop.Verdict
 	// locks remembers what the server said of a HotSpot's locks
 	// (coordinated): none at all, or no PostgreSQL lock tables.
 	locks hotlock.State
@@ -165,6 +172,7 @@ func newBegin(caller string, db Beginner, d Dialect, opts []TxOption) *begin {
 		b.resolve = pool
 	}
 	b.classify = d.Classify
+	b.commitRules = d.CommitOutcome
 	for i := len(c.classifiers) - 1; i >= 0; i-- {
 		b.classify = c.classifiers[i].Or(b.classify)
 	}
@@ -332,6 +340,59 @@ type txn struct {
 	ended context.CancelCauseFunc
 }
 
+// judge returns the error of fn, which returned err on t's transaction
+// (sqldialect.Judge), after two cases of a transaction fn ended itself,
+// committing it or not, which only fn's end can reveal (InTx's COMMIT
+// finds the others: commitError), and whose outcome is unknown
+// (docs/backends.md §10.3):
+//
+//   - fn returned nil after its context ended: scopes.InTx would roll
+//     back, find the transaction done, and report the context's error,
+//     which a retry runs again after a per-attempt deadline, although fn's
+//     own COMMIT may have applied its work;
+//   - fn returned a driver's error (one it did not classify itself) that
+//     would be retried and that the dialect's COMMIT rules call unknown (a
+//     lost connection, a context error): it may be the error of fn's own
+//     COMMIT, whose answer was lost, and the retry would apply the work
+//     again. A server's answer that proves nothing was committed (a
+//     deadlock, a serialization failure) is retried as before.
+//
+// Both are Ambiguous. Other errors are taken as they are: fn failed.
+func (t *txn) judge(ctx context.Context, b *begin, err error) error {
+	switch {
+	case err == nil:
+		if ctx.Err() != nil && txDone(t.tx) {
+			return dbop.Classify(fmt.Errorf("%w (%w): %w", errEndedInFn, context.Cause(ctx), sql.ErrTxDone), dbop.Ambiguous)
+		}
+	case b.retried(err) && b.commitRules(err) == dbop.Ambiguous && txDone(t.tx):
+		return dbop.Classify(fmt.Errorf("%w, and returned an error its COMMIT may have returned: %w", errEndedInFn, err), dbop.Ambiguous)
+	}
+	return sqldialect.Judge(ctx, b.family, "sqldb", err, false, func() error { return t.rollbackEarly(ctx) })
+}
+
+// retried reports whether a retry would run fn's transaction again after
+// err, a driver's error as a COMMIT returns it: one that carries no
+// verdict of its own (fn's dbop.Classify is fn's word), and that b's
+// classifiers call retryable.
+func (b *begin) retried(err error) bool {
+	if dbop.VerdictOf(err) != dbop.Unclassified {
+		return false
+	}
+	v := b.classify(err)
+	return v == dbop.RetryTransaction || v == dbop.RetryStatement
+}
+
+// txDone reports whether tx has ended, committed or rolled back, without a
+// round trip: Tx.StmtContext asks the transaction for its connection
+// first, which fails with sql.ErrTxDone on an ended one, and otherwise
+// refuses a statement of another database (a zero *sql.Stmt has none)
+// without preparing anything (Go 1.26 database/sql, sql.go:
+// Tx.StmtContext, Tx.grabConn, Stmt.Close). Its context is never done, so
+// that only the transaction's state answers.
+func txDone(tx *sql.Tx) bool {
+	return errors.Is(tx.StmtContext(context.Background(), new(sql.Stmt)).Close(), sql.ErrTxDone)
+}
+
 // own records t's *sql.Tx in the state of the transaction scopes.InTx
 // hands fn in ctx, before fn runs: a savepoint step on MySQL or MariaDB sets
 // session limits only on the transaction InTx holds the connection of
@@ -353,6 +414,13 @@ func (t *txn) Commit(ctx context.Context) error {
 	if t.res != nil {
 		if err := t.res.BeforeCommit(ctx, t.tx); err != nil {
 			_ = t.Rollback(ctx)
+			if errors.Is(err, sql.ErrTxDone) {
+				// The statement's context was alive (database/sql checks
+				// it first), and the transaction's is cancelled only
+				// below: fn ended tx itself, and COMMIT not being sent
+				// proves nothing (docs/backends.md §10.3).
+				return fmt.Errorf("%w: %w", errEndedInFn, err)
+			}
 			return fmt.Errorf("sqldb: %w", err)
 		}
 	}
