@@ -43,7 +43,12 @@ type BeginOptions struct {
 //     transaction (a [CommitResolver]) what became of it;
 //   - if fn fails, it rolls back and returns fn's error, classified by the
 //     [ClassifyBy] options; a failed rollback is joined to it, fn's error
-//     first, without changing its verdict;
+//     first, without changing its verdict, unless the rollback's error has
+//     the verdict [github.com/dbop-go/dbop.Ambiguous]: a Tx reports so a
+//     transaction fn committed or rolled back itself, whose outcome InTx
+//     cannot know, and the error is then Ambiguous (an
+//     [*AmbiguousCommitError] the rollback returned is reached by
+//     errors.Is and errors.As);
 //   - if fn panics (or calls runtime.Goexit), it rolls back and lets the
 //     panic continue with its original value and stack;
 //   - if the caller's context ended while fn ran, it rolls back instead of
@@ -141,6 +146,13 @@ func runTx[X Tx, T any](ctx context.Context, c *config, opts BeginOptions, begin
 		err = c.classify(err)
 		if rbErr != nil {
 			err = fmt.Errorf("%w (rollback: %w)", err, rbErr)
+			if dbop.VerdictOf(rbErr) == dbop.Ambiguous {
+				// The rollback found the transaction already ended, by fn
+				// (pgxdb's txn.Rollback says so): it may have committed,
+				// so fn's error, a deadline's say, must not be retried
+				// or replaced by a fallback.
+				err = dbop.Classify(err, dbop.Ambiguous)
+			}
 		}
 		return zero, ended(ctx, released(err))
 	}

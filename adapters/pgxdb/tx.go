@@ -282,6 +282,34 @@ type txn struct {
 	pg       resolve.PGTx
 	idRead   bool // pg was read before COMMIT
 	failed   bool // the read found the transaction failed (25P02): COMMIT went as without ResolveCommit
+	ended    bool // fn ended the transaction itself (endedInFn)
+}
+
+// Rollback rolls back. pgx answers a Rollback of a transaction already
+// committed or rolled back with pgx.ErrTxClosed (docs/backends.md §2.11),
+// and InTx never rolls back after its own Commit: fn ended the transaction
+// itself, and its outcome is unknown (endedInFn).
+func (t *txn) Rollback(ctx context.Context) error {
+	err := t.Tx.Rollback(ctx)
+	if errors.Is(err, pgx.ErrTxClosed) {
+		return t.endedInFn(err)
+	}
+	return err
+}
+
+// endedInFn returns err, pgx.ErrTxClosed from InTx's Commit or Rollback
+// (or the statement ResolveCommit runs before COMMIT), as what it means
+// there: fn committed or rolled back the transaction itself, which InTx
+// cannot tell apart, so the work may have been committed. It is an
+// *scopes.AmbiguousCommitError with the verdict dbop.Ambiguous, retried
+// only by an Idempotent retry and replaced by no fallback without
+// dbop.AcceptAmbiguous; scopes.InTx keeps that verdict when it comes from
+// the rollback after fn failed.
+func (t *txn) endedInFn(err error) error {
+	t.ended = true
+	return dbop.Classify(&scopes.AmbiguousCommitError{
+		Err: fmt.Errorf("pgxdb: fn committed or rolled back the transaction itself (leave that to InTx), so whether its work was committed is unknown: %w", err),
+	}, dbop.Ambiguous)
 }
 
 // Commit commits, telling a COMMIT that could not be sent from one whose
@@ -305,6 +333,9 @@ func (t *txn) Commit(ctx context.Context) error {
 		}
 	}
 	err := sendCommit(t.Tx, func() error { return t.Tx.Commit(ctx) })
+	if errors.Is(err, pgx.ErrTxClosed) {
+		return t.endedInFn(err)
+	}
 	if errors.Is(err, pgx.ErrTxCommitRollback) {
 		return fmt.Errorf("pgxdb: the transaction had failed before COMMIT (a statement's error was not returned by fn): %w", err)
 	}
