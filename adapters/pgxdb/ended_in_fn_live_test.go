@@ -37,7 +37,7 @@ func TestFnThatEndsTheTransactionItselfIsAmbiguous(t *testing.T) {
 				<-ctx.Done() // a slow call after the commit
 				return ctx.Err()
 			},
-			with: []dbop.Decorator{dbop.WithRetry(retryAtOnce, dbop.MaxAttempts(3)), dbop.WithTimeout(50 * time.Millisecond)},
+			with: []dbop.Decorator{dbop.WithRetry(retryAtOnce, dbop.MaxAttempts(3)), dbop.WithTimeout(time.Second)},
 		},
 		{
 			name: "commit, then nil after the attempt's deadline",
@@ -46,7 +46,7 @@ func TestFnThatEndsTheTransactionItselfIsAmbiguous(t *testing.T) {
 				<-ctx.Done()
 				return nil
 			},
-			with: []dbop.Decorator{dbop.WithRetry(retryAtOnce, dbop.MaxAttempts(3)), dbop.WithTimeout(50 * time.Millisecond)},
+			with: []dbop.Decorator{dbop.WithRetry(retryAtOnce, dbop.MaxAttempts(3)), dbop.WithTimeout(time.Second)},
 		},
 		{
 			name: "commit, then a statement on the ended transaction, under OrDefault",
@@ -71,7 +71,7 @@ func TestFnThatEndsTheTransactionItselfIsAmbiguous(t *testing.T) {
 				<-ctx.Done()
 				return ctx.Err()
 			},
-			with: []dbop.Decorator{dbop.WithRetry(retryAtOnce, dbop.MaxAttempts(3)), dbop.WithTimeout(50 * time.Millisecond)},
+			with: []dbop.Decorator{dbop.WithRetry(retryAtOnce, dbop.MaxAttempts(3)), dbop.WithTimeout(time.Second)},
 		},
 	}
 	for _, tc := range cases {
