@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/pgxdb"
@@ -118,5 +119,54 @@ func TestTransactionCommittedInsideFnIsNotRestarted(t *testing.T) {
 	}
 	if !errors.Is(err, dbop.ErrAlreadyCommitted) || pgCode(err) != "40001" {
 		t.Errorf("Run: %v, want dbop.ErrAlreadyCommitted with the 40001", err)
+	}
+}
+
+// TestTransactionCommittedInsideASavepointStepIsNotRunAgain: a savepoint
+// step runs a transaction of its own on the pool (an audit row), which
+// commits, and then meets a lock timeout (55P03, a row another connection
+// holds). ROLLBACK TO SAVEPOINT undoes the step's statement, not the
+// audit's commit: the retry at the savepoint must not run the step again,
+// which would write the audit row once per attempt, nor may the retry
+// around InTx.
+func TestTransactionCommittedInsideASavepointStepIsNotRunAgain(t *testing.T) {
+	pool := newPool(t, 4)
+	createTable(t, pool, "pgxdb_nested_step_audit", "id serial PRIMARY KEY")
+	createTable(t, pool, "pgxdb_nested_step_hot", "id int PRIMARY KEY, n int", "INSERT INTO pgxdb_nested_step_hot VALUES (1, 0)")
+	holder, err := pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback(context.Background())
+	exec(t, holder, "UPDATE pgxdb_nested_step_hot SET n = n + 1 WHERE id = 1")
+	stepRuns, timeouts := 0, 0
+	_, err = pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+		step := dbop.Op[struct{}](func(ctx context.Context) (struct{}, error) {
+			stepRuns++
+			if _, err := pgxdb.Do(pool, func(ctx context.Context, atx pgx.Tx) error {
+				_, err := atx.Exec(ctx, "INSERT INTO pgxdb_nested_step_audit DEFAULT VALUES")
+				return err
+			}).Run(ctx); err != nil {
+				return struct{}{}, err
+			}
+			_, err := tx.Exec(ctx, "UPDATE pgxdb_nested_step_hot SET n = n + 10 WHERE id = 1")
+			if pgCode(err) == "55P03" {
+				timeouts++
+			}
+			return struct{}{}, err
+		})
+		_, err := step.With(dbop.WithRetry(retryAtOnce, dbop.MaxAttempts(3)), pgxdb.InSavepoint(tx, pgxdb.LockTimeout(50*time.Millisecond))).Run(ctx)
+		return err
+	}).With(dbop.WithRetry(retryAtOnce, dbop.MaxAttempts(3))).Run(t.Context())
+	rows := queryInt(t, pool, "SELECT count(*) FROM pgxdb_nested_step_audit")
+	t.Logf("Run: %v; the step ran %d times; audit rows %d", err, stepRuns, rows)
+	if timeouts == 0 {
+		t.Fatal("the step never met the lock timeout")
+	}
+	if stepRuns != 1 || rows != 1 {
+		t.Errorf("the step ran %d times and wrote %d audit rows, want 1 and 1", stepRuns, rows)
+	}
+	if !errors.Is(err, dbop.ErrAlreadyCommitted) || pgCode(err) != "55P03" {
+		t.Errorf("Run: %v, want dbop.ErrAlreadyCommitted with the 55P03", err)
 	}
 }
