@@ -72,7 +72,9 @@ type Beginner interface {
 //
 // fn receives a context marked [dbop.WithinTx]: run the statements and any
 // savepoint steps with it. fn must not call tx.Commit or tx.Rollback: InTx
-// ends the transaction. It must return the error of a failed statement
+// ends the transaction (if fn does, InTx cannot tell which it was, and
+// whatever fn returns, the outcome is an [*scopes.AmbiguousCommitError]
+// with the verdict [dbop.Ambiguous]). It must return the error of a failed statement
 // rather than go on: a failed statement aborts a PostgreSQL transaction,
 // and a COMMIT after it only rolls back (pgx.ErrTxCommitRollback, which is
 // not retried, §1.1, §1.2). To go on after an error, run the statement in
