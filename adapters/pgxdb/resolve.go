@@ -154,7 +154,7 @@ func (t *txn) ResolveCommit(ctx context.Context, _ error) (scopes.Resolution, er
 			return scopes.Aborted, nil
 		}
 		return scopes.NotWritten, nil
-	case t.ended:
+	case t.fnEnded:
 		return scopes.Unresolved, errors.New("pgxdb: fn ended the transaction itself, and its id was not read")
 	case t.failed:
 		// Its COMMIT could only roll back; a lost answer to it is
