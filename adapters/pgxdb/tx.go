@@ -341,7 +341,7 @@ func (t *txn) Rollback(ctx context.Context) error {
 
 // errRolledBackInFn is matched by the error InTx returns when fn rolled
 // back the transaction itself and then returned nil: nothing was committed.
-var errRolledBackInFn = errors.New("pgxdb: fn rolled back the transaction itself (leave that to InTx), so nothing was committed")
+var errRolledBackInFn = errors.New("pgxdb: fn ended the transaction itself (leave that to InTx) with a ROLLBACK, or a COMMIT the server answered with ROLLBACK, so nothing was committed")
 
 // endedInFn returns err, pgx.ErrTxClosed from InTx's Commit or Rollback
 // (or the statement ResolveCommit runs before COMMIT), as what it means
