@@ -52,7 +52,11 @@ func savepointDepth(ctx context.Context) int { return txmark.SavepointDepth(ctx)
 //   - on any other error, ROLLBACK TO SAVEPOINT and then RELEASE SAVEPOINT,
 //     so that retries do not pile up shadowed savepoints, and the error is
 //     returned, certified as undone: a retry around the savepoint runs the
-//     attempt again if the verdict is RetryStatement;
+//     attempt again if the verdict is RetryStatement — unless the attempt
+//     ran a transaction of its own that committed (an [InTx] on the pool,
+//     run with the attempt's context), which the rollback does not undo:
+//     the error then says so, and a retry that is not Idempotent stops at
+//     [github.com/dbop-go/dbop.ErrAlreadyCommitted];
 //   - on a panic, ROLLBACK TO SAVEPOINT and RELEASE SAVEPOINT, and the panic
 //     goes on with its original value.
 //
@@ -155,6 +159,9 @@ func runSavepoint(ctx context.Context, c *config, sp Savepointer, next func(cont
 		// back (txmark.WithState is a frame already).
 		innerCtx = txmark.WithFrame(innerCtx)
 	}
+	// Counts the transactions the attempt runs that commit: the rollback
+	// to the savepoint does not undo them (committedInside).
+	frame := txmark.CommitsOf(innerCtx)
 
 	// Releases that reach the frames around this attempt while it runs
 	// come from inside it; should it be rolled back, they are undone too.
@@ -230,8 +237,10 @@ func runSavepoint(ctx context.Context, c *config, sp Savepointer, next func(cont
 	watched.RolledBack()
 	// Certified: the attempt's effects are gone and the transaction is
 	// usable, so a retry inside it may run the attempt again (if the
-	// verdict allows) and a fallback may replace the error.
-	return &txmark.Mark{Kind: txmark.Undone, Key: sp, Err: err}
+	// verdict allows) and a fallback may replace the error — unless the
+	// attempt ran a transaction of its own that committed, which stands:
+	// a retry then stops at dbop.ErrAlreadyCommitted.
+	return &txmark.Mark{Kind: txmark.Undone, Key: sp, Err: committedInside(err, frame)}
 }
 
 // doom marks err as having doomed the transaction sp runs in, and records

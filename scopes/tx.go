@@ -43,12 +43,24 @@ type BeginOptions struct {
 //     transaction (a [CommitResolver]) what became of it;
 //   - if fn fails, it rolls back and returns fn's error, classified by the
 //     [ClassifyBy] options; a failed rollback is joined to it, fn's error
-//     first, without changing its verdict;
+//     first, without changing its verdict, unless the rollback's error has
+//     the verdict [github.com/dbop-go/dbop.Ambiguous]: a Tx reports so a
+//     transaction fn committed or rolled back itself, whose outcome InTx
+//     cannot know, and the error is then Ambiguous (an
+//     [*AmbiguousCommitError] the rollback returned is reached by
+//     errors.Is and errors.As);
 //   - if fn panics (or calls runtime.Goexit), it rolls back and lets the
 //     panic continue with its original value and stack;
 //   - if the caller's context ended while fn ran, it rolls back instead of
 //     sending a COMMIT that could only fail ambiguously, and returns the
-//     context's cause ([context.Cause]).
+//     context's cause ([context.Cause]);
+//   - if fn ran a transaction of its own that committed (a scope on the
+//     pool, run with the context fn was handed) and this one then failed,
+//     that work stands: the error says so, and as for a
+//     [github.com/dbop-go/dbop.Then] whose step committed, a retry around
+//     InTx does not run fn again unless it is Idempotent
+//     ([github.com/dbop-go/dbop.ErrAlreadyCommitted]), and a fallback does
+//     not replace the error.
 //
 // A BEGIN error is classified and returned; nothing is rolled back. The
 // COMMIT and the rollback run with a context that ignores the caller's
@@ -119,7 +131,9 @@ func runTx[X Tx, T any](ctx context.Context, c *config, opts BeginOptions, begin
 		// savepoint step inside derives its own only from an earlier one.
 		state.SetLimitsDeadline(d)
 	}
-	v, err := fn(txmark.WithState(ctx, state), tx)
+	fctx := txmark.WithState(ctx, state)
+	frame := txmark.CommitsOf(fctx) // counts the transactions fn runs that commit
+	v, err := fn(fctx, tx)
 	returned = true
 
 	if err == nil {
@@ -141,8 +155,15 @@ func runTx[X Tx, T any](ctx context.Context, c *config, opts BeginOptions, begin
 		err = c.classify(err)
 		if rbErr != nil {
 			err = fmt.Errorf("%w (rollback: %w)", err, rbErr)
+			if dbop.VerdictOf(rbErr) == dbop.Ambiguous {
+				// The rollback found the transaction already ended, by fn
+				// (pgxdb's txn.Rollback says so): it may have committed,
+				// so fn's error, a deadline's say, must not be retried
+				// or replaced by a fallback.
+				err = dbop.Classify(err, dbop.Ambiguous)
+			}
 		}
-		return zero, ended(ctx, released(err))
+		return zero, ended(ctx, released(committedInside(err, frame)))
 	}
 
 	// COMMIT runs without the caller's cancellation, bounded: a deadline
@@ -159,7 +180,7 @@ func runTx[X Tx, T any](ctx context.Context, c *config, opts BeginOptions, begin
 			}
 		}
 		if cerr != nil {
-			return zero, ended(ctx, released(cerr))
+			return zero, ended(ctx, released(committedInside(cerr, frame)))
 		}
 	}
 	// A Then or All around it counts the commit: should a later step
@@ -177,6 +198,23 @@ func runTx[X Tx, T any](ctx context.Context, c *config, opts BeginOptions, begin
 func ended(ctx context.Context, err error) error {
 	txmark.OwnerEnded(ctx, err)
 	return err
+}
+
+// committedInside returns err, the error of a transaction that did not
+// commit (or whose COMMIT's outcome is unknown), marked as coming after a
+// commit (txmark.After) when fn ran a transaction of its own that
+// committed, with the context it was handed (a scope of its own on the
+// pool, alone or in a Then): frame, the count of fn's context, counted
+// it. That work stands though this transaction rolled back, so a retry
+// around InTx must not run fn again (dbop.ErrAlreadyCommitted) unless it
+// is Idempotent, and a fallback must not replace the error, as for a
+// Then whose step committed. err is returned as it is when it holds such
+// a mark already.
+func committedInside(err error, frame *txmark.Commits) error {
+	if frame == nil || frame.Count() == 0 || txmark.CommitIn(err) != nil {
+		return err
+	}
+	return &txmark.After{Err: err}
 }
 
 // released marks err as the error of a transaction its owner has ended, so

@@ -22,6 +22,7 @@ import (
 //
 //	error                                             committed?  verdict
 //	*closedBeforeError (InTx saw the conn closed)     no          RetryTransaction
+//	errRolledBackInFn (fn rolled back, returned nil)  no          NotRetryable
 //	*beforeCommitError (ResolveCommit's read failed)  no          Unclassified
 //	pgconn.ErrConnClosed                              unknown     Ambiguous
 //	classifiers.PostgresCommit's table                …           its verdict, except:
@@ -68,6 +69,9 @@ func commitOutcome(err error) dbop.Verdict {
 	}
 	if _, ok := errors.AsType[*closedBeforeError](err); ok {
 		return dbop.RetryTransaction
+	}
+	if errors.Is(err, errRolledBackInFn) {
+		return dbop.NotRetryable // fn rolled back, then returned nil
 	}
 	if _, ok := errors.AsType[*beforeCommitError](err); ok {
 		return dbop.Unclassified // not sent; the classifier decides

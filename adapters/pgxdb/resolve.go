@@ -134,6 +134,10 @@ func (t *txn) readID(ctx context.Context) error {
 	case resolve.FailedBeforeCommit(err):
 		t.failed = true
 		return nil
+	case errors.Is(err, pgx.ErrTxClosed):
+		// fn committed or rolled back the transaction: not a read that
+		// failed before COMMIT, an outcome InTx cannot know.
+		return t.endedInFn(err)
 	}
 	_ = t.Tx.Rollback(ctx)
 	return &beforeCommitError{fmt.Errorf("pgxdb: ResolveCommit: reading the transaction id (PostgreSQL 13 or later): %w", err)}
@@ -150,6 +154,8 @@ func (t *txn) ResolveCommit(ctx context.Context, _ error) (scopes.Resolution, er
 			return scopes.Aborted, nil
 		}
 		return scopes.NotWritten, nil
+	case t.fnEnded:
+		return scopes.Unresolved, errors.New("pgxdb: fn ended the transaction itself, and its id was not read")
 	case t.failed:
 		// Its COMMIT could only roll back; a lost answer to it is
 		// ambiguous without ResolveCommit, and stays so, with the reason.

@@ -125,9 +125,17 @@ func (c *config) restartRun(ctx context.Context, tx pgx.Tx, key *restartKey, set
 	// savepoint step inside it that sees the transaction doomed records it
 	// there, and the ROLLBACK TO below ends that doom with the run.
 	state := new(txmark.State)
-	err := next(txmark.WithState(ctx, state))
+	rctx := txmark.WithState(ctx, state)
+	err := next(rctx)
 	if err == nil {
 		err = state.Doomed() // fn swallowed a step's error that doomed the transaction
+	}
+	if n := txmark.CommitsOf(rctx); err != nil && n.Count() > 0 && txmark.CommitIn(err) == nil {
+		// fn ran a transaction of its own that committed: the ROLLBACK TO
+		// below does not undo it, and the restart must not run fn again
+		// (dbop.ErrAlreadyCommitted), as scopes.InTx tells the retry
+		// around it.
+		err = &txmark.After{Err: err}
 	}
 	released := false
 	if err == nil {

@@ -72,7 +72,11 @@ type Beginner interface {
 //
 // fn receives a context marked [dbop.WithinTx]: run the statements and any
 // savepoint steps with it. fn must not call tx.Commit or tx.Rollback: InTx
-// ends the transaction. It must return the error of a failed statement
+// ends the transaction. If fn commits it, whatever fn returns then, the
+// outcome is an [*scopes.AmbiguousCommitError] with the verdict
+// [dbop.Ambiguous], never retried but by an Idempotent retry; if fn rolls
+// it back, fn's error is returned, or, for a nil, an error no retry acts
+// on. It must return the error of a failed statement
 // rather than go on: a failed statement aborts a PostgreSQL transaction,
 // and a COMMIT after it only rolls back (pgx.ErrTxCommitRollback, which is
 // not retried, §1.1, §1.2). To go on after an error, run the statement in
@@ -119,9 +123,11 @@ func inTx[T any](caller string, db Beginner, fn func(context.Context, pgx.Tx) (T
 		}
 		return c.coordinated(ctx, db, o, res, &locks)
 	}
-	run := func(ctx context.Context, t *txn) (T, error) { return fn(ctx, t.Tx) }
+	run := func(ctx context.Context, t *txn) (T, error) { return fn(ctx, &fnTx{Tx: t.Tx, t: t}) }
 	if c.restart != nil {
-		run = func(ctx context.Context, t *txn) (T, error) { return runRestarts(ctx, c, t.Tx, t.setSQL, fn) }
+		run = func(ctx context.Context, t *txn) (T, error) {
+			return runRestarts(ctx, c, &fnTx{Tx: t.Tx, t: t}, t.setSQL, fn)
+		}
 	}
 	scopeOpts := []scopes.TxOption{
 		scopes.ClassifyBy(c.classifier),
@@ -282,6 +288,79 @@ type txn struct {
 	pg       resolve.PGTx
 	idRead   bool // pg was read before COMMIT
 	failed   bool // the read found the transaction failed (25P02): COMMIT went as without ResolveCommit
+	fnEnded  bool // fn ended the transaction itself (fnTx)
+	fnCommit bool // and its COMMIT may have committed
+}
+
+// fnTx is the transaction InTx hands fn: the attempt's pgx.Tx, whose
+// Commit and Rollback record that fn ended the transaction itself, which
+// it must not do, so that InTx can tell what became of it (endedInFn).
+// Everything else is the pgx.Tx's own.
+type fnTx struct {
+	pgx.Tx
+	t *txn
+}
+
+// Commit commits, recording that fn did so on an open transaction: unless
+// the server answered ROLLBACK, the work may have been committed.
+func (f *fnTx) Commit(ctx context.Context) error {
+	err := f.Tx.Commit(ctx)
+	if !errors.Is(err, pgx.ErrTxClosed) { // it was open: fn ended it
+		f.t.fnEnded = true
+		if !errors.Is(err, pgx.ErrTxCommitRollback) {
+			f.t.fnCommit = true
+		}
+	}
+	return err
+}
+
+// Rollback rolls back, recording that fn did so on an open transaction.
+func (f *fnTx) Rollback(ctx context.Context) error {
+	err := f.Tx.Rollback(ctx)
+	if !errors.Is(err, pgx.ErrTxClosed) {
+		f.t.fnEnded = true
+	}
+	return err
+}
+
+// Rollback rolls back. pgx answers a Rollback of a transaction already
+// committed or rolled back with pgx.ErrTxClosed (docs/backends.md §2.11),
+// and InTx never rolls back after its own Commit: fn ended the
+// transaction itself (endedInFn). When fn only rolled it back, it is
+// rolled back, as InTx wanted: nil, and fn's error keeps its verdict.
+func (t *txn) Rollback(ctx context.Context) error {
+	err := t.Tx.Rollback(ctx)
+	if errors.Is(err, pgx.ErrTxClosed) {
+		if err := t.endedInFn(err); !errors.Is(err, errRolledBackInFn) {
+			return err
+		}
+		return nil
+	}
+	return err
+}
+
+// errRolledBackInFn is matched by the error InTx returns when fn rolled
+// back the transaction itself and then returned nil: nothing was committed.
+var errRolledBackInFn = errors.New("pgxdb: fn ended the transaction itself (leave that to InTx) with a ROLLBACK, or a COMMIT the server answered with ROLLBACK, so nothing was committed")
+
+// endedInFn returns err, pgx.ErrTxClosed from InTx's Commit or Rollback
+// (or the statement ResolveCommit runs before COMMIT), as what it means
+// there: fn ended the transaction itself. When fn rolled it back, or its
+// own COMMIT was answered ROLLBACK, nothing was committed: the error
+// matches errRolledBackInFn, which commitOutcome calls NotRetryable (each
+// attempt would do the same). Otherwise — fn's COMMIT, or an end InTx did
+// not see (fnTx), such as fn's own type assertion to the driver's Tx — the
+// work may have been committed: an *scopes.AmbiguousCommitError with the
+// verdict dbop.Ambiguous, retried only by an Idempotent retry and replaced
+// by no fallback without dbop.AcceptAmbiguous; scopes.InTx keeps that
+// verdict when it comes from the rollback after fn failed.
+func (t *txn) endedInFn(err error) error {
+	if t.fnEnded && !t.fnCommit {
+		return fmt.Errorf("%w: %w", errRolledBackInFn, err)
+	}
+	return dbop.Classify(&scopes.AmbiguousCommitError{
+		Err: fmt.Errorf("pgxdb: fn committed the transaction itself (leave that to InTx), so whether its work was committed is unknown: %w", err),
+	}, dbop.Ambiguous)
 }
 
 // Commit commits, telling a COMMIT that could not be sent from one whose
@@ -297,6 +376,12 @@ type txn struct {
 // and closes the connection, so nothing is committed. The error names the
 // mistake. IsBusy reads a flag of the connection: nothing is sent.
 func (t *txn) Commit(ctx context.Context) error {
+	if t.fnEnded {
+		// pgx answers ErrTxClosed, sending nothing. The connection is not
+		// this transaction's any more: a *pgxpool.Tx gave it back to the
+		// pool, where another goroutine may be using it.
+		return t.endedInFn(t.Tx.Commit(ctx))
+	}
 	conn := t.Tx.Conn()
 	busy := conn != nil && conn.PgConn().IsBusy()
 	if t.res != nil && !t.readOnly {
@@ -305,6 +390,9 @@ func (t *txn) Commit(ctx context.Context) error {
 		}
 	}
 	err := sendCommit(t.Tx, func() error { return t.Tx.Commit(ctx) })
+	if errors.Is(err, pgx.ErrTxClosed) {
+		return t.endedInFn(err)
+	}
 	if errors.Is(err, pgx.ErrTxCommitRollback) {
 		return fmt.Errorf("pgxdb: the transaction had failed before COMMIT (a statement's error was not returned by fn): %w", err)
 	}

@@ -171,6 +171,11 @@ func (x *commitsCtx) Value(key any) any {
 	return x.Context.Value(key)
 }
 
+// CommitsOf returns the count ctx carries, nil when it carries none: the
+// frame of the transaction a scope handed ctx in ([WithState]), or the
+// count of a Then or All.
+func CommitsOf(ctx context.Context) *Commits { return commitsOf(ctx) }
+
 func commitsOf(ctx context.Context) *Commits {
 	c, _ := ctx.Value(commitsKey{}).(*Commits)
 	return c
