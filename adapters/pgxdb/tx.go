@@ -123,10 +123,10 @@ func inTx[T any](caller string, db Beginner, fn func(context.Context, pgx.Tx) (T
 		}
 		return c.coordinated(ctx, db, o, res, &locks)
 	}
-	run := func(ctx context.Context, t *txn) (T, error) { return fn(ctx, &fnTx{Tx: t.Tx, t: t}) }
+	run := func(ctx context.Context, t *txn) (T, error) { return fn(ctx, t.forFn()) }
 	if c.restart != nil {
 		run = func(ctx context.Context, t *txn) (T, error) {
-			return runRestarts(ctx, c, &fnTx{Tx: t.Tx, t: t}, t.setSQL, fn)
+			return runRestarts(ctx, c, t.forFn(), t.setSQL, fn)
 		}
 	}
 	scopeOpts := []scopes.TxOption{
@@ -290,6 +290,14 @@ type txn struct {
 	failed   bool // the read found the transaction failed (25P02): COMMIT went as without ResolveCommit
 	fnEnded  bool // fn ended the transaction itself (fnTx)
 	fnCommit bool // and its COMMIT may have committed
+	fn       fnTx // what fn is handed (forFn), kept here: no allocation of its own
+}
+
+// forFn returns the transaction fn is handed: t's pgx.Tx, whose Commit and
+// Rollback record on t that fn ended it.
+func (t *txn) forFn() pgx.Tx {
+	t.fn = fnTx{Tx: t.Tx, t: t}
+	return &t.fn
 }
 
 // fnTx is the transaction InTx hands fn: the attempt's pgx.Tx, whose
