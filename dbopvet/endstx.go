@@ -22,12 +22,12 @@ func (c *checker) checkEndsTx(tf *txFunc, call *ast.CallExpr) {
 	case what == "commits" && deferred:
 		msg = fmt.Sprintf("deferred %s commits the transaction %s handed in when the function returns, "+
 			"even after an error, before %s ends it: %s's own COMMIT or ROLLBACK then fails on the closed "+
-			"transaction, and committed work is reported as an error, which a retry runs again; "+
+			"transaction, and committed work is reported as an ambiguous outcome, of which the caller learns only that it may have committed; "+
 			"return nil and let %s commit", subject, scope, scope, scope, scope)
 	case what == "commits":
 		msg = fmt.Sprintf("%s commits the transaction %s handed in before %s does: later statements on %s fail, "+
-			"%s's own COMMIT fails on the closed transaction, and the committed work is reported as an error, "+
-			"which a retry runs again; return nil and let %s commit", subject, scope, scope, tx, scope, scope)
+			"%s's own COMMIT fails on the closed transaction, and the committed work is reported as an ambiguous "+
+			"outcome, of which the caller learns only that it may have committed; return nil and let %s commit", subject, scope, scope, tx, scope, scope)
 	case deferred:
 		msg = fmt.Sprintf("deferred %s rolls back the transaction %s handed in when the function returns, "+
 			"before %s commits it: %s's COMMIT then fails on the closed transaction, and the work is lost and "+

@@ -22,7 +22,7 @@ func commitsPgx(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 		if _, err := tx.Exec(ctx, "UPDATE t SET n = n + 1"); err != nil {
 			return 0, err
 		}
-		return 1, tx.Commit(ctx) // want `^tx.Commit commits the transaction pgxdb.InTx handed in before pgxdb.InTx does: later statements on tx fail, pgxdb.InTx's own COMMIT fails on the closed transaction, and the committed work is reported as an error, which a retry runs again; return nil and let pgxdb.InTx commit$`
+		return 1, tx.Commit(ctx) // want `^tx.Commit commits the transaction pgxdb.InTx handed in before pgxdb.InTx does: later statements on tx fail, pgxdb.InTx's own COMMIT fails on the closed transaction, and the committed work is reported as an ambiguous outcome, of which the caller learns only that it may have committed; return nil and let pgxdb.InTx commit$`
 	}).Run(ctx)
 }
 
@@ -57,7 +57,7 @@ func commitsGorm(ctx context.Context, db *gorm.DB) (int, error) {
 func deferredCommit(ctx context.Context, db *sql.DB) (int, error) {
 	return sqldb.InTx(db, sqldb.SQLite, func(ctx context.Context, tx *sql.Tx) (int, error) {
 		defer func() {
-			_ = tx.Commit() // want `^deferred tx.Commit commits the transaction sqldb.InTx handed in when the function returns, even after an error, before sqldb.InTx ends it: sqldb.InTx's own COMMIT or ROLLBACK then fails on the closed transaction, and committed work is reported as an error, which a retry runs again; return nil and let sqldb.InTx commit$`
+			_ = tx.Commit() // want `^deferred tx.Commit commits the transaction sqldb.InTx handed in when the function returns, even after an error, before sqldb.InTx ends it: sqldb.InTx's own COMMIT or ROLLBACK then fails on the closed transaction, and committed work is reported as an ambiguous outcome, of which the caller learns only that it may have committed; return nil and let sqldb.InTx commit$`
 		}()
 		_, err := tx.ExecContext(ctx, "UPDATE t SET n = n + 1")
 		return 1, err
