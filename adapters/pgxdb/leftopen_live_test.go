@@ -83,3 +83,40 @@ func TestCommitWithRowsLeftOpenNamesTheMistake(t *testing.T) {
 		})
 	}
 }
+
+// A savepoint step that returns with tx.Query's rows open leaves the
+// connection busy: pgx sends no RELEASE SAVEPOINT ("conn busy"), the
+// transaction is doomed, and nothing is committed. The error names the
+// mistake, as the COMMIT's does.
+func TestSavepointStepWithRowsLeftOpenNamesTheMistake(t *testing.T) {
+	pool := newPool(t, 4)
+	createTable(t, pool, "pgxdb_left_open_sp", "id int PRIMARY KEY")
+	runs := 0
+	_, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "INSERT INTO pgxdb_left_open_sp VALUES (1)"); err != nil {
+			return err
+		}
+		_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
+			runs++
+			_, err := tx.Query(ctx, "SELECT generate_series(1, 3)")
+			return 0, err // rows left open, unread
+		}).With(dbop.WithRetry(dbop.Constant(0), dbop.MaxAttempts(3)), pgxdb.InSavepoint(tx)).Run(ctx)
+		return err
+	}).Run(t.Context())
+	t.Logf("err: %v", err)
+	if err == nil {
+		t.Fatal("committed with rows left open by a savepoint step")
+	}
+	if !strings.Contains(err.Error(), "left open") || !strings.Contains(err.Error(), "RELEASE SAVEPOINT dbop_sp_1 was not sent") {
+		t.Errorf("the error does not name the mistake: %v", err)
+	}
+	if !strings.Contains(err.Error(), "conn busy") {
+		t.Errorf("pgx's error is lost: %v", err)
+	}
+	if runs != 1 {
+		t.Errorf("the step ran %d times, want 1", runs)
+	}
+	if n := queryInt(t, pool, "SELECT count(*) FROM pgxdb_left_open_sp"); n != 0 {
+		t.Errorf("%d rows committed, want 0", n)
+	}
+}

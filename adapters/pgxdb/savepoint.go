@@ -2,6 +2,7 @@ package pgxdb
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/dbop-go/dbop"
@@ -10,6 +11,7 @@ import (
 	"github.com/dbop-go/dbop/internal/txmark"
 	"github.com/dbop-go/dbop/scopes"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Savepoints returns the [scopes.Savepointer] of tx: it runs SAVEPOINT,
@@ -40,8 +42,17 @@ func (s savepointer) Release(ctx context.Context, name string) error {
 	return s.exec(ctx, "RELEASE SAVEPOINT ", name)
 }
 
+// exec runs stmt for the savepoint name. A connection busy before it holds
+// rows or a batch the step left open, and pgx sends nothing on it ("conn
+// busy"): the error names that mistake, as InTx's COMMIT does (leftOpen).
 func (s savepointer) exec(ctx context.Context, stmt, name string) error {
+	conn := s.tx.Conn()
+	busy := conn != nil && conn.PgConn().IsBusy()
 	_, err := s.tx.Exec(ctx, stmt+pgx.Identifier{name}.Sanitize())
+	if busy && err != nil && pgconn.SafeToRetry(err) {
+		return fmt.Errorf("pgxdb: %s%s was not sent: the step returned with rows or a batch left open on the transaction's connection "+
+			"(close pgx.Rows and pgx.BatchResults before returning): %w", stmt, name, err)
+	}
 	return err
 }
 
