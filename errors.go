@@ -137,9 +137,16 @@ func (e *RetryError) Unwrap() []error {
 // outcomeUnknown returns what a retry that ends on final, after attempt
 // n's predecessors included one whose outcome was unknown, must return: an
 // error that keeps the Ambiguous verdict and reaches both errors, so the
-// caller never reads "failed" for work that may have been applied.
-func outcomeUnknown(final, unknown error, n int) error {
+// caller never reads "failed" for work that may have been applied. last is
+// attempt n's error: a *RetryError the retry made itself (decide, sleep)
+// is given the unknown outcome, but one the attempt returned (an inner
+// retry's) is the Op's error, which others may hold and read (the other
+// callers of a Flight's shared run), so it is wrapped, never changed.
+func outcomeUnknown(final, last, unknown error, n int) error {
 	re, ok := final.(*RetryError)
+	if inner, same := last.(*RetryError); ok && same && inner == re {
+		ok = false
+	}
 	if !ok {
 		re = &RetryError{Attempts: n, Reason: errStoppedAfterUnknown, Err: final}
 	}

@@ -129,7 +129,7 @@ func (r *retrier) loop(ctx context.Context, in inner, attempt func(context.Conte
 				stop = keepCommitted(ctx, stop, committed)
 			}
 			if unknown != nil {
-				stop = outcomeUnknown(stop, unknown, n)
+				stop = outcomeUnknown(stop, err, unknown, n)
 			}
 			if obs != nil {
 				opOpen = false
