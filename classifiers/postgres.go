@@ -80,13 +80,21 @@ func connBusy(err error) bool {
 // same way on every attempt until the retry gives up: prepare it inside the
 // attempt, or again after a schema change.
 //
-// An error that reports itself safe to retry (pgconn.SafeToRetry: nothing
-// was sent) is RetryTransaction, except pgconn's "conn busy": a request on a
+// An error that reports itself safe to retry (pgconn.SafeToRetry) is
+// RetryTransaction, except pgconn's "conn busy": a request on a
 // connection still busy with another, which is a bug in the program (rows
 // left open, a connection shared between goroutines) that every attempt
 // would repeat, so it is NotRetryable. "conn busy" has no code, so Postgres
 // matches the exact status text pgconn gives it, on an error shaped like
-// pgconn's.
+// pgconn's. SafeToRetry is not always "nothing was sent": pgx reports an
+// answer lost after a statement sent with the simple protocol (COMMIT, an
+// Exec without arguments) as "conn closed", SafeToRetry, although the
+// server received the statement and may have applied it
+// (docs/backends.md §2.4, §2.5). Inside a transaction that changes
+// nothing: the connection is gone, and the transaction with it. But a
+// COMMIT of your own (tx.Commit, pgx.BeginFunc) or a write in autocommit
+// under a retry with this classifier may be applied twice: run them in a
+// transaction scope, which judges its COMMIT with [PostgresCommit].
 //
 // # What needs pgx's own types
 //
@@ -120,9 +128,11 @@ func Postgres(err error) dbop.Verdict {
 	}
 	// pgconn.SafeToRetry: the error "is guaranteed to have occurred before
 	// sending any data to the server" (pgconn/errors.go, docs/backends.md
-	// §2.2, §2.3): the work was not applied, even at COMMIT. The connection
-	// may be closed ("conn closed" is safe to retry), so the transaction on
-	// it is gone: retry it whole.
+	// §2.2, §2.3) — except "conn closed" after a simple-protocol statement
+	// whose answer was lost, which the server may have applied (§2.4): at
+	// COMMIT the scopes judge it with PostgresCommit, Ambiguous. The
+	// connection may be closed, so the transaction on it is gone: retry it
+	// whole.
 	if r, ok := errors.AsType[safeToRetrier](err); ok && r.SafeToRetry() {
 		return dbop.RetryTransaction
 	}
