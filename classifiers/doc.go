@@ -66,6 +66,7 @@
 //	             class 08 connection_exception            RetryTransaction
 //	             08007 transaction_resolution_unknown     Ambiguous
 //	             57P01, 57P02, 57P03 shutdown/starting    RetryTransaction
+//	             57P05 idle_session_timeout               RetryTransaction
 //	             53100, 53200, 53300 resources            RetryTransaction
 //	             53400 configuration_limit_exceeded       NotRetryable
 //	             0A000 "cached plan must not change …"    RetryTransaction

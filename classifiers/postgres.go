@@ -61,7 +61,7 @@ func connBusy(err error) bool {
 //	57014, any other message          NotRetryable (a cancel on purpose)
 //	class 08 (but 08007)              RetryTransaction
 //	08007                             Ambiguous
-//	57P01, 57P02, 57P03               RetryTransaction
+//	57P01, 57P02, 57P03, 57P05        RetryTransaction
 //	53100, 53200, 53300               RetryTransaction
 //	53400                             NotRetryable
 //	0A000 "cached plan must not …"    RetryTransaction
@@ -165,6 +165,7 @@ func postgresCode(code, message string) dbop.Verdict {
 	case "57P01", // admin_shutdown: "terminating connection due to administrator command"
 		"57P02", // crash_shutdown
 		"57P03", // cannot_connect_now: retry connect with backoff
+		"57P05", // idle_session_timeout (PG 14+): ended while idle outside a transaction, read as the next statement's answer (§1.9)
 		"53300": // too_many_connections: "sorry, too many clients already", retry connect with backoff
 		return dbop.RetryTransaction // the session is gone: the whole tx on a new connection (§1.9, §8.4)
 	case "53100", // disk_full
