@@ -206,15 +206,17 @@ func (r *retrier) decide(ctx context.Context, n int, err error, v Verdict, in *i
 		// The caller's context is done: nothing may be retried.
 		return 0, err
 	}
-	switch v {
-	case NotRetryable, Unclassified:
-		return 0, err
-	case Ambiguous:
+	switch {
+	case v == Ambiguous:
 		// Only the retry around the transaction can act on an unknown
 		// outcome, and only for idempotent work.
 		if !r.idempotent {
 			return 0, err
 		}
+	case !v.Retryable():
+		// NotRetryable, Unclassified, and a value that is no verdict
+		// (a classifier's arithmetic): nothing says running again helps.
+		return 0, err
 	}
 	m := txmark.Of(err)
 	if !retryableHere(ctx, m, in, doomed) {
