@@ -339,5 +339,9 @@ func sleep(ctx context.Context, d time.Duration, n int, last error) error {
 	} else if ctx.Err() == nil {
 		return nil
 	}
-	return &RetryError{Attempts: n, Reason: context.Cause(ctx), Err: last}
+	re := &RetryError{Attempts: n, Reason: context.Cause(ctx), Err: last}
+	if !errors.Is(re.Reason, ctx.Err()) {
+		re.ctxErr = ctx.Err()
+	}
+	return re
 }
