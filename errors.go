@@ -89,7 +89,9 @@ var errElapsed = fmt.Errorf("%w: elapsed-time limit reached", ErrRetriesExhauste
 // would otherwise have retried: the attempt or elapsed-time limit was
 // reached, a retry budget refused, or the caller's context ended while
 // waiting for the next attempt. It matches both its Reason and its last
-// error with errors.Is and errors.As, so
+// error with errors.Is and errors.As (the last error first), and the
+// caller's context's error when the Reason is a cause of the context's
+// own (an errgroup's: a sibling's error), so
 //
 //	errors.Is(err, dbop.ErrRetriesExhausted) // gave up at a limit
 //	errors.Is(err, context.Canceled)         // the caller cancelled while waiting
@@ -111,6 +113,12 @@ type RetryError struct {
 	// the retry afterwards, the operation may have taken effect, so the
 	// error WithRetry returns then carries the Ambiguous verdict too.
 	Unknown error
+
+	// ctxErr is the caller's context's error when Reason is a cause of
+	// its own (context.WithCancelCause; an errgroup's context, whose
+	// cause is a sibling's error), so that errors.Is(err,
+	// context.Canceled) still holds.
+	ctxErr error
 }
 
 // errStoppedAfterUnknown is the reason for a retry that ended on an error
@@ -125,21 +133,36 @@ func (e *RetryError) Error() string {
 	return s
 }
 
-// Unwrap returns the reason, the last attempt's error, and the earlier
-// attempt's error whose outcome is unknown, if any.
+// Unwrap returns the last attempt's error, the reason, the earlier
+// attempt's error whose outcome is unknown, if any, and the caller's
+// context's error when the reason is a cause of its own. The last
+// attempt's error comes first: where the reason is a context's cause, an
+// error of other work (an errgroup's sibling), errors.As and [VerdictOf]
+// find the operation's own error before it.
 func (e *RetryError) Unwrap() []error {
+	errs := []error{e.Err, e.Reason}
 	if e.Unknown != nil {
-		return []error{e.Reason, e.Err, e.Unknown}
+		errs = append(errs, e.Unknown)
 	}
-	return []error{e.Reason, e.Err}
+	if e.ctxErr != nil {
+		errs = append(errs, e.ctxErr)
+	}
+	return errs
 }
 
 // outcomeUnknown returns what a retry that ends on final, after attempt
 // n's predecessors included one whose outcome was unknown, must return: an
 // error that keeps the Ambiguous verdict and reaches both errors, so the
-// caller never reads "failed" for work that may have been applied.
-func outcomeUnknown(final, unknown error, n int) error {
+// caller never reads "failed" for work that may have been applied. last is
+// attempt n's error: a *RetryError the retry made itself (decide, sleep)
+// is given the unknown outcome, but one the attempt returned (an inner
+// retry's) is the Op's error, which others may hold and read (the other
+// callers of a Flight's shared run), so it is wrapped, never changed.
+func outcomeUnknown(final, last, unknown error, n int) error {
 	re, ok := final.(*RetryError)
+	if inner, same := last.(*RetryError); ok && same && inner == re {
+		ok = false
+	}
 	if !ok {
 		re = &RetryError{Attempts: n, Reason: errStoppedAfterUnknown, Err: final}
 	}

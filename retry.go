@@ -129,7 +129,7 @@ func (r *retrier) loop(ctx context.Context, in inner, attempt func(context.Conte
 				stop = keepCommitted(ctx, stop, committed)
 			}
 			if unknown != nil {
-				stop = outcomeUnknown(stop, unknown, n)
+				stop = outcomeUnknown(stop, err, unknown, n)
 			}
 			if obs != nil {
 				opOpen = false
@@ -206,15 +206,17 @@ func (r *retrier) decide(ctx context.Context, n int, err error, v Verdict, in *i
 		// The caller's context is done: nothing may be retried.
 		return 0, err
 	}
-	switch v {
-	case NotRetryable, Unclassified:
-		return 0, err
-	case Ambiguous:
+	switch {
+	case v == Ambiguous:
 		// Only the retry around the transaction can act on an unknown
 		// outcome, and only for idempotent work.
 		if !r.idempotent {
 			return 0, err
 		}
+	case !v.Retryable():
+		// NotRetryable, Unclassified, and a value that is no verdict
+		// (a classifier's arithmetic): nothing says running again helps.
+		return 0, err
 	}
 	m := txmark.Of(err)
 	if !retryableHere(ctx, m, in, doomed) {
@@ -337,5 +339,9 @@ func sleep(ctx context.Context, d time.Duration, n int, last error) error {
 	} else if ctx.Err() == nil {
 		return nil
 	}
-	return &RetryError{Attempts: n, Reason: context.Cause(ctx), Err: last}
+	re := &RetryError{Attempts: n, Reason: context.Cause(ctx), Err: last}
+	if !errors.Is(re.Reason, ctx.Err()) {
+		re.ctxErr = ctx.Err()
+	}
+	return re
 }

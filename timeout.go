@@ -46,7 +46,12 @@ func (e *TimeoutError) Unwrap() error { return e.Err }
 // rather than a timeout (SQLSTATE 57014 "… due to user request",
 // docs/backends.md §1.8), the retry goes on all the same: an attempt that
 // ran for at least that limit, while the caller's context is live, fails
-// with the driver's error wrapped and classified RetryStatement. Listed
+// with the driver's error wrapped and classified RetryStatement. A cancel
+// the driver sent as this deadline fired (pgx with
+// CancelRequestContextWatcherHandler, §2.7), answered with that same
+// 57014, is the deadline's too: the error is classified RetryTransaction,
+// so that a [ClassifyBy] listed around the WithTimeout does not read it as
+// a cancel on purpose. Listed
 // before an adapter's InSavepoint in the same pipeline, its deadline
 // becomes server limits for each step attempt, also in a transaction you
 // began yourself (which marks the attempt's context, one allocation).
@@ -84,7 +89,18 @@ func (t *timeout) run(ctx context.Context, mark bool, attempt func(context.Conte
 	err := attempt(actx)
 	fired := context.Cause(tctx) == error(t.cause)
 	if err != nil && fired {
-		return &TimeoutError{Timeout: t.d, Err: err}
+		te := &TimeoutError{Timeout: t.d, Err: err}
+		if sqlState(err) == "57014" && VerdictOf(err).final() {
+			// A cancel answered the statement this deadline cut: the
+			// driver's own, sent as the context ended (pgx with
+			// CancelRequestContextWatcherHandler, docs/backends.md §2.7),
+			// which PostgreSQL reports as "… due to user request" (§1.7,
+			// §1.8). It is this deadline's, not a cancel on purpose: the
+			// verdict of a deadline, which a classifier listed around
+			// the WithTimeout must not read as the driver's final one.
+			return Classify(te, RetryTransaction)
+		}
+		return te
 	}
 	if err != nil && t.limit > 0 {
 		// The time the attempt ran, read from its deadline, where that

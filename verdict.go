@@ -117,7 +117,10 @@ func Classify(err error, v Verdict) error {
 //
 //   - the verdict attached to err by a [Classifier], a transaction scope or
 //     [Classify], looking through wrapped and joined errors (the outermost
-//     wins);
+//     wins; of errors joined side by side, errors.Join's or those of
+//     fmt.Errorf with several %w, the first — but Ambiguous when one of them
+//     is, attached or recognised as below: some of the work may have been
+//     applied);
 //   - otherwise the verdict of what dbop recognises by itself, without a
 //     classifier and without importing a driver: a SQLSTATE of class 40
 //     reported through an SQLState() string method (40001
@@ -142,12 +145,23 @@ func attached(err error) Verdict {
 		case interface{ Unwrap() error }:
 			err = e.Unwrap()
 		case interface{ Unwrap() []error }:
+			// Joined errors (errors.Join, fmt.Errorf with several %w) sit
+			// side by side, none outermost: the first verdict found
+			// decides, unless one of them says that its work may have
+			// been applied. That one decides whatever comes before it,
+			// or a fallback would give its default and a retry run the
+			// work again (invariant 6).
+			first := Unclassified
 			for _, inner := range e.Unwrap() {
-				if v := attached(inner); v != Unclassified {
-					return v
+				v := attached(inner)
+				if v == Ambiguous || v == Unclassified && recognised(inner) == Ambiguous {
+					return Ambiguous
+				}
+				if first == Unclassified {
+					first = v
 				}
 			}
-			return Unclassified
+			return first
 		default:
 			return Unclassified
 		}

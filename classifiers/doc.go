@@ -33,8 +33,8 @@
 //
 //   - SQLState() string: pgx's *pgconn.PgError, lib/pq's *pq.Error, and any
 //     other driver of the PostgreSQL protocol ([Postgres], [CockroachDB]);
-//   - SafeToRetry() bool: pgx's errors raised before anything was sent
-//     ([Postgres]);
+//   - SafeToRetry() bool: pgx's errors raised before anything was sent,
+//     and its "conn closed" after a lost answer ([Postgres]);
 //   - Code() int: modernc.org/sqlite's *sqlite.Error ([SQLite]);
 //   - the standard library's errors: [driver.ErrBadConn], net.Error,
 //     syscall errors, [io.ErrUnexpectedEOF] ([Network]), context errors
@@ -66,6 +66,7 @@
 //	             class 08 connection_exception            RetryTransaction
 //	             08007 transaction_resolution_unknown     Ambiguous
 //	             57P01, 57P02, 57P03 shutdown/starting    RetryTransaction
+//	             57P05 idle_session_timeout               RetryTransaction
 //	             53100, 53200, 53300 resources            RetryTransaction
 //	             53400 configuration_limit_exceeded       NotRetryable
 //	             0A000 "cached plan must not change …"    RetryTransaction
@@ -74,7 +75,7 @@
 //	             25P03 idle_in_transaction timeout        RetryTransaction
 //	             2D000, 3B001                             NotRetryable
 //	             class 23 (23505, 23P01, …) constraints   NotRetryable
-//	pgx          SafeToRetry() == true (nothing sent)     RetryTransaction
+//	pgx          SafeToRetry() == true (see Postgres)     RetryTransaction
 //	             pgconn "conn busy" (a bug, not a fault)  NotRetryable
 //	CockroachDB  40001, CR000 restart transaction         RetryTransaction
 //	             40003 result is ambiguous                Ambiguous

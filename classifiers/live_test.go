@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/classifiers"
@@ -79,5 +80,30 @@ func TestLivePgxConnBusyIsNotRetried(t *testing.T) {
 					calls, err, dbop.VerdictOf(err))
 			}
 		})
+	}
+}
+
+// A session that PostgreSQL (14 and later) ended for sitting idle outside
+// a transaction past idle_session_timeout answers the next statement, a
+// BEGIN say, with FATAL 57P05: the session is gone and the statement never
+// ran, as after 57P01 or 25P03, so the whole transaction may run again on
+// another connection (docs/backends.md §1.9).
+func TestLiveIdleSessionTimeoutIsRetried(t *testing.T) {
+	conn, err := pgx.Connect(t.Context(), testdb.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), "SET idle_session_timeout = '50ms'"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	_, err = conn.Exec(t.Context(), "BEGIN")
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "57P05" || pgErr.Severity != "FATAL" {
+		t.Fatalf("BEGIN after the idle-session timeout: got %T %v, want FATAL 57P05", err, err)
+	}
+	for name, c := range map[string]dbop.Classifier{"Postgres": classifiers.Postgres, "CockroachDB": classifiers.CockroachDB, "Default": classifiers.Default} {
+		checkVerdicts(t, name, c, []verdictCase{{name, err, dbop.RetryTransaction}})
 	}
 }

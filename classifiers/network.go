@@ -15,9 +15,13 @@ import (
 // connection takes its transaction with it (docs/backends.md §2.7, §4.3,
 // §4.6, §7.7, §10.1):
 //
-//   - [driver.ErrBadConn]: the driver sent nothing (database/sql driver.go:
-//     it "should NOT be returned if there's a possibility that the database
-//     server might have performed the operation");
+//   - [driver.ErrBadConn]: the driver should have sent nothing
+//     (database/sql driver.go: it "should NOT be returned if there's a
+//     possibility that the database server might have performed the
+//     operation"), though pgx's database/sql driver after a lost answer
+//     and lib/pq on a FATAL answer or EOF return it all the same (§10.2,
+//     §2.15): after a statement of a transaction, that changes nothing;
+//     after a COMMIT of your own or a write in autocommit, see below;
 //   - any [net.Error], timeouts included, and [net.ErrClosed];
 //   - [io.ErrUnexpectedEOF]: the connection ended inside a reply;
 //   - syscall.ECONNRESET, ECONNREFUSED, ECONNABORTED and EPIPE.
@@ -28,7 +32,9 @@ import (
 // A network error that answers a COMMIT leaves the outcome unknown
 // (docs/backends.md §11). Only the transaction scope knows that the failed
 // statement was the COMMIT, so it is the scope that reports such an error as
-// Ambiguous.
+// Ambiguous. A COMMIT of your own, or a write in autocommit (its own
+// COMMIT), under a retry with this classifier may be applied twice: run it
+// in a transaction scope.
 //
 // [context.DeadlineExceeded] implements net.Error, so Network also returns
 // RetryTransaction for it, as [Context] does.

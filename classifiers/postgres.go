@@ -61,7 +61,7 @@ func connBusy(err error) bool {
 //	57014, any other message          NotRetryable (a cancel on purpose)
 //	class 08 (but 08007)              RetryTransaction
 //	08007                             Ambiguous
-//	57P01, 57P02, 57P03               RetryTransaction
+//	57P01, 57P02, 57P03, 57P05        RetryTransaction
 //	53100, 53200, 53300               RetryTransaction
 //	53400                             NotRetryable
 //	0A000 "cached plan must not …"    RetryTransaction
@@ -80,13 +80,21 @@ func connBusy(err error) bool {
 // same way on every attempt until the retry gives up: prepare it inside the
 // attempt, or again after a schema change.
 //
-// An error that reports itself safe to retry (pgconn.SafeToRetry: nothing
-// was sent) is RetryTransaction, except pgconn's "conn busy": a request on a
+// An error that reports itself safe to retry (pgconn.SafeToRetry) is
+// RetryTransaction, except pgconn's "conn busy": a request on a
 // connection still busy with another, which is a bug in the program (rows
 // left open, a connection shared between goroutines) that every attempt
 // would repeat, so it is NotRetryable. "conn busy" has no code, so Postgres
 // matches the exact status text pgconn gives it, on an error shaped like
-// pgconn's.
+// pgconn's. SafeToRetry is not always "nothing was sent": pgx reports an
+// answer lost after a statement sent with the simple protocol (COMMIT, an
+// Exec without arguments) as "conn closed", SafeToRetry, although the
+// server received the statement and may have applied it
+// (docs/backends.md §2.4, §2.5). Inside a transaction that changes
+// nothing: the connection is gone, and the transaction with it. But a
+// COMMIT of your own (tx.Commit, pgx.BeginFunc) or a write in autocommit
+// under a retry with this classifier may be applied twice: run them in a
+// transaction scope, which judges its COMMIT with [PostgresCommit].
 //
 // # What needs pgx's own types
 //
@@ -120,9 +128,11 @@ func Postgres(err error) dbop.Verdict {
 	}
 	// pgconn.SafeToRetry: the error "is guaranteed to have occurred before
 	// sending any data to the server" (pgconn/errors.go, docs/backends.md
-	// §2.2, §2.3): the work was not applied, even at COMMIT. The connection
-	// may be closed ("conn closed" is safe to retry), so the transaction on
-	// it is gone: retry it whole.
+	// §2.2, §2.3) — except "conn closed" after a simple-protocol statement
+	// whose answer was lost, which the server may have applied (§2.4): at
+	// COMMIT the scopes judge it with PostgresCommit, Ambiguous. The
+	// connection may be closed, so the transaction on it is gone: retry it
+	// whole.
 	if r, ok := errors.AsType[safeToRetrier](err); ok && r.SafeToRetry() {
 		return dbop.RetryTransaction
 	}
@@ -155,6 +165,7 @@ func postgresCode(code, message string) dbop.Verdict {
 	case "57P01", // admin_shutdown: "terminating connection due to administrator command"
 		"57P02", // crash_shutdown
 		"57P03", // cannot_connect_now: retry connect with backoff
+		"57P05", // idle_session_timeout (PG 14+): ended while idle outside a transaction, read as the next statement's answer (§1.9)
 		"53300": // too_many_connections: "sorry, too many clients already", retry connect with backoff
 		return dbop.RetryTransaction // the session is gone: the whole tx on a new connection (§1.9, §8.4)
 	case "53100", // disk_full

@@ -278,6 +278,8 @@ func undo(ctx context.Context, c *config, sp Savepointer, name string) error {
 //     committed on its own;
 //   - RetryTransaction when err's verdict is retryable: the whole
 //     transaction, rolled back by its owner, may run again;
+//   - Ambiguous when err's is: a transaction the attempt began and ended
+//     on another connection (a Released mark) may have committed;
 //   - otherwise err's own verdict, which no retry acts on: an error that
 //     would repeat (a unique violation, a bug) is not run again because
 //     undoing it failed, and the undo's error (a busy connection, a lost
@@ -292,6 +294,11 @@ func undoError(c *config, err, uerr error) error {
 		return dbop.Classify(joined, dbop.RetryTransaction)
 	case dbop.NotRetryable:
 		return dbop.Classify(joined, dbop.NotRetryable)
+	case dbop.Ambiguous:
+		// A transaction of the attempt's own (another connection),
+		// ended with its outcome unknown: it may have committed,
+		// whatever became of this one.
+		return dbop.Classify(joined, dbop.Ambiguous)
 	}
 	if v := c.verdictOf(joined); v != dbop.Unclassified && v != dbop.NotRetryable {
 		return dbop.Classify(joined, dbop.NotRetryable)
