@@ -53,7 +53,12 @@ type BeginOptions struct {
 //     panic continue with its original value and stack;
 //   - if the caller's context ended while fn ran, it rolls back instead of
 //     sending a COMMIT that could only fail ambiguously, and returns the
-//     context's cause ([context.Cause]);
+//     context's cause ([context.Cause]) when it matches the context's
+//     error (a [github.com/dbop-go/dbop.WithTimeout]'s
+//     [*github.com/dbop-go/dbop.TimeoutError]), and otherwise the context's
+//     error, naming the cause in its text only: in an errgroup the cause is
+//     a sibling's error, which must not be taken for this transaction's
+//     (its verdict, its SQLSTATE);
 //   - if fn ran a transaction of its own that committed (a scope on the
 //     pool, run with the context fn was handed) and this one then failed,
 //     that work stands: the error says so, and as for a
@@ -146,7 +151,7 @@ func runTx[X Tx, T any](ctx context.Context, c *config, opts BeginOptions, begin
 	if err == nil && ctx.Err() != nil {
 		// fn finished, but the caller has given up: a COMMIT sent now would
 		// fail, and fail ambiguously. Rolling back gives a known outcome.
-		err = context.Cause(ctx)
+		err = txmark.ContextErr(ctx)
 	}
 	if err != nil {
 		// Roll back before classifying: a classifier that panics must not

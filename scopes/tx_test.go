@@ -451,3 +451,53 @@ func TestInTxGoexit(t *testing.T) {
 	<-done
 	checkLog(t, []string{"BEGIN", "INSERT a", "ROLLBACK"}, rec.Log())
 }
+
+// sqlStateErr is a driver's error that reports a SQLSTATE.
+type sqlStateErr string
+
+func (e sqlStateErr) Error() string    { return "driver: " + string(e) }
+func (e sqlStateErr) SQLState() string { return string(e) }
+
+// In an errgroup the context ends with the first sibling's error as its
+// cause. A transaction rolled back because of that returns the context's
+// error, not the sibling's: wrapped, the sibling's deadlock would be this
+// transaction's verdict and SQLSTATE. A cause that matches the context's
+// error (a WithTimeout's *TimeoutError) is returned itself.
+func TestInTxEndedByASiblingsCauseIsNotTheSiblingsError(t *testing.T) {
+	sibling := sqlStateErr("40P01")
+	t.Run("sibling's cause", func(t *testing.T) {
+		var rec dboptest.Recorder
+		ctx, cancel := context.WithCancelCause(t.Context())
+		op := scopes.InTx(rec.Begin, func(ctx context.Context, tx *dboptest.Tx) (int, error) {
+			defer cancel(sibling)
+			return 1, tx.Exec(ctx, "INSERT a")
+		})
+		_, err := op.Run(ctx)
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("error = %v, want context.Canceled", err)
+		}
+		var se sqlStateErr
+		if errors.As(err, &se) || errors.Is(err, sibling) {
+			t.Errorf("error = %v carries the sibling's error", err)
+		}
+		if v := dbop.VerdictOf(err); v == dbop.RetryTransaction {
+			t.Errorf("verdict %v: the sibling's deadlock taken for this transaction's", v)
+		}
+		if !strings.Contains(err.Error(), "40P01") {
+			t.Errorf("error = %v does not name its cause", err)
+		}
+		checkLog(t, []string{"BEGIN", "INSERT a", "ROLLBACK"}, rec.Log())
+	})
+	t.Run("matching cause", func(t *testing.T) {
+		var rec dboptest.Recorder
+		op := scopes.InTx(rec.Begin, func(ctx context.Context, tx *dboptest.Tx) (int, error) {
+			<-ctx.Done()
+			return 1, nil
+		})
+		_, err := op.With(dbop.WithTimeout(time.Millisecond)).Run(t.Context())
+		var te *dbop.TimeoutError
+		if !errors.As(err, &te) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("error = %v, want the WithTimeout's *dbop.TimeoutError", err)
+		}
+	})
+}

@@ -321,7 +321,7 @@ func (b *beginner) beginOnce(ctx context.Context, o scopes.BeginOptions, forLock
 		// may fail too.
 		t.release(ctx, context.Cause(ctx))
 		cancel(nil)
-		return nil, hotlock.Limits{}, context.Cause(ctx)
+		return nil, hotlock.Limits{}, txmark.ContextErr(ctx)
 	}
 	if err := tx.Error; err != nil {
 		t.release(ctx, nil) // a BEGIN refused leaves no transaction open

@@ -309,7 +309,7 @@ func beginWhile(ctx, txCtx context.Context, cancel context.CancelFunc, db Beginn
 		if err == nil {
 			_ = tx.Rollback()
 		}
-		return nil, context.Cause(ctx)
+		return nil, txmark.ContextErr(ctx)
 	}
 	return tx, err
 }
@@ -362,7 +362,7 @@ func (t *txn) judge(ctx context.Context, b *begin, err error) error {
 	switch {
 	case err == nil:
 		if ctx.Err() != nil && txDone(t.tx) {
-			return dbop.Classify(fmt.Errorf("%w (%w): %w", errEndedInFn, context.Cause(ctx), sql.ErrTxDone), dbop.Ambiguous)
+			return dbop.Classify(fmt.Errorf("%w (%w): %w", errEndedInFn, txmark.ContextErr(ctx), sql.ErrTxDone), dbop.Ambiguous)
 		}
 	case b.retried(err) && b.commitRules(err) == dbop.Ambiguous && txDone(t.tx):
 		return dbop.Classify(fmt.Errorf("%w, and returned an error its COMMIT may have returned: %w", errEndedInFn, err), dbop.Ambiguous)

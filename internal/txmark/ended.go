@@ -3,6 +3,7 @@ package txmark
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // ErrEndedCleanly is the cause with which a transaction scope cancels the
@@ -20,4 +21,24 @@ var ErrEndedCleanly = errors.New("the transaction's COMMIT or ROLLBACK succeeded
 // cancelled with [ErrEndedCleanly].
 func Clean(ctx context.Context) bool {
 	return errors.Is(context.Cause(ctx), ErrEndedCleanly)
+}
+
+// ContextErr returns the error of a transaction scope that stopped because
+// ctx, the caller's context, ended: ctx's cause ([context.Cause]) when it
+// matches ctx's error (a dbop.WithTimeout's *TimeoutError), otherwise ctx's
+// error with the cause in its text only. A cause that does not match is
+// someone else's error — an errgroup cancels its context with the first
+// sibling's — which, wrapped, would lend this transaction its verdict, and
+// its driver error to errors.As. nil while ctx is live.
+func ContextErr(ctx context.Context) error {
+	err := ctx.Err()
+	if err == nil {
+		return nil
+	}
+	if cause := context.Cause(ctx); errors.Is(cause, err) {
+		return cause
+	} else if cause != nil {
+		return fmt.Errorf("%w (its cause: %v)", err, cause)
+	}
+	return err
 }
