@@ -75,12 +75,30 @@ func fnEndsTxBackends() []fnEndsTxBackend {
 // NotRetryable. A function that ended tx and then returned nil once a
 // per-attempt deadline had passed made InTx roll back, find the
 // transaction done, and report the deadline, which the retry ran again,
-// committing the work once per attempt. Live on MariaDB, PostgreSQL and
-// SQLite.
+// committing the work once per attempt. A function that ran a statement
+// after its own COMMIT and returned its sql.ErrTxDone (NotRetryable), or
+// whose InSavepoint step committed, so that RELEASE SAVEPOINT failed so
+// (Unclassified), was reported as failed, and OrDefault replaced
+// committed work. Live on MariaDB, PostgreSQL and SQLite.
 func TestInTxFunctionThatEndsTheTransactionIsAmbiguousGORM(t *testing.T) {
+	var spOpts []gormdb.SavepointOption // the backend's Dialect, for InSavepoint
 	ends := map[string]func(tx *gorm.DB) error{
 		"Commit":   func(tx *gorm.DB) error { return tx.Commit().Error },   //dbopvet:ignore the test is a function that ends InTx's transaction
 		"Rollback": func(tx *gorm.DB) error { return tx.Rollback().Error }, //dbopvet:ignore the test is a function that ends InTx's transaction
+		// A statement after fn's own COMMIT fails with sql.ErrTxDone,
+		// which fn returns, as plain code returns the last error.
+		"Commit, then a statement": func(tx *gorm.DB) error {
+			_ = tx.Commit() //dbopvet:ignore the test is a function that ends InTx's transaction
+			return tx.Exec("SELECT 1").Error
+		},
+		// A step under InSavepoint commits: its RELEASE SAVEPOINT fails
+		// with sql.ErrTxDone.
+		"Commit in a savepoint step": func(tx *gorm.DB) error {
+			_, err := dbop.Op[int](func(ctx context.Context) (int, error) {
+				return 0, tx.Commit().Error //dbopvet:ignore the test is a function that ends InTx's transaction
+			}).With(gormdb.InSavepoint(tx, spOpts...)).Run(tx.Statement.Context)
+			return err
+		},
 		"SQLTx Commit": func(tx *gorm.DB) error {
 			stx, ok := gormdb.SQLTx(tx)
 			if !ok {
@@ -90,10 +108,17 @@ func TestInTxFunctionThatEndsTheTransactionIsAmbiguousGORM(t *testing.T) {
 		},
 	}
 	for _, b := range fnEndsTxBackends() {
-		for _, end := range []string{"Commit", "Rollback", "SQLTx Commit", "Commit, then the deadline", "Rollback, then the deadline"} {
+		for _, end := range []string{"Commit", "Rollback", "SQLTx Commit", "Commit, then a statement", "Commit in a savepoint step",
+			"Commit, then the deadline", "Rollback, then the deadline"} {
 			t.Run(b.name+"/"+end, func(t *testing.T) {
 				deadline := strings.HasSuffix(end, "deadline")
 				db, table, opts := b.open(t)
+				spOpts = nil
+				for _, o := range opts {
+					if o, ok := o.(gormdb.SavepointOption); ok {
+						spOpts = append(spOpts, o)
+					}
+				}
 				endTx := ends[strings.TrimSuffix(end, ", then the deadline")]
 				runs := 0
 				op := gormdb.InTx(db, func(ctx context.Context, tx *gorm.DB) (int, error) {
@@ -132,7 +157,7 @@ func TestInTxFunctionThatEndsTheTransactionIsAmbiguousGORM(t *testing.T) {
 				}
 				// With the context alive, InTx's COMMIT is what finds the
 				// transaction done.
-				if !deadline && !errors.Is(err, scopes.ErrAmbiguousCommit) {
+				if !deadline && !errors.Is(err, scopes.ErrAmbiguousCommit) && !strings.Contains(end, "Commit, then") && !strings.Contains(end, "savepoint") {
 					t.Errorf("err = %v, want an ambiguous commit", err)
 				}
 			})

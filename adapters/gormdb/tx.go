@@ -36,10 +36,11 @@ import (
 // does. InTx cannot tell which of the two fn did, and reports such a
 // transaction as [dbop.Ambiguous]: when its COMMIT finds the transaction
 // ended (with [ResolveCommit], when the statement it runs before COMMIT
-// does), when fn returned nil after ctx ended, and when fn returned an
-// error a retry would act on whose COMMIT outcome the dialect calls
-// unknown (a lost connection, a context error), which may be its own
-// COMMIT's. fn's own COMMIT may have applied its work, so neither a retry
+// does), when fn returned nil after ctx ended, when fn returned
+// sql.ErrTxDone (a statement it sent afterwards, InSavepoint's RELEASE
+// SAVEPOINT after a step that ended tx), and when fn returned an error a
+// retry would act on whose COMMIT outcome the dialect calls unknown (a
+// lost connection, a context error), which may be its own COMMIT's. fn's own COMMIT may have applied its work, so neither a retry
 // not marked Idempotent nor a [dbop.Fallback] acts on it.
 //
 // Errors are classified by the [ClassifyBy] classifiers, then GORM's own
@@ -637,7 +638,7 @@ type txn struct {
 }
 
 // judge returns the error of fn, which returned err on t's transaction
-// (sqldialect.Judge), after two cases of a transaction fn ended itself
+// (sqldialect.Judge), after three cases of a transaction fn ended itself
 // (tx.Commit or tx.Rollback on its handle, or on the *sql.Tx of SQLTx),
 // committing it or not, which only fn's end can reveal (InTx's COMMIT
 // finds the others: commitOutcome), and whose outcome is unknown
@@ -647,6 +648,12 @@ type txn struct {
 //     back, find the transaction done, and report the context's error,
 //     which a retry runs again after a per-attempt deadline, although fn's
 //     own COMMIT may have applied its work;
+//   - fn returned sql.ErrTxDone, the error of a statement sent on the
+//     ended transaction (InSavepoint's RELEASE SAVEPOINT after a step that
+//     committed, say), and did not classify it retryable itself: it was
+//     NotRetryable (gormErrors) or Unclassified, a failure that an
+//     OrDefault or a Fallback replaced, though fn's own COMMIT may have
+//     applied its work;
 //   - fn returned a driver's error (one it did not classify itself) that
 //     would be retried and that the backend's COMMIT rules call unknown (a
 //     lost connection, a context error): it may be the error of fn's own
@@ -654,7 +661,7 @@ type txn struct {
 //     again. A server's answer that proves nothing was committed (a
 //     deadlock, a serialization failure) is retried as before.
 //
-// Both are Ambiguous. Other errors are taken as they are: fn failed. The
+// All are Ambiguous. Other errors are taken as they are: fn failed. The
 // transaction's state is asked only on those error paths.
 func (t *txn) judge(ctx context.Context, b *beginner, err error) error {
 	switch {
@@ -664,6 +671,8 @@ func (t *txn) judge(ctx context.Context, b *beginner, err error) error {
 		}
 	case b.retried(err) && b.commitRules(err) == dbop.Ambiguous && t.done():
 		return dbop.Classify(fmt.Errorf("%w, and returned an error its COMMIT may have returned: %w", errEndedInFn, err), dbop.Ambiguous)
+	case errors.Is(err, sql.ErrTxDone) && !retryable(dbop.VerdictOf(err)) && t.done():
+		return dbop.Classify(fmt.Errorf("%w, and returned the error of a statement sent after that: %w", errEndedInFn, err), dbop.Ambiguous)
 	}
 	return sqldialect.Judge(ctx, b.family, "gormdb", err, t.pool.wentOn.Load(), func() error { return t.rollbackEarly(ctx) })
 }
@@ -676,7 +685,12 @@ func (b *beginner) retried(err error) bool {
 	if dbop.VerdictOf(err) != dbop.Unclassified {
 		return false
 	}
-	v := b.classify(err)
+	return retryable(b.classify(err))
+}
+
+// retryable reports whether a retry acts on v by running fn's transaction
+// again.
+func retryable(v dbop.Verdict) bool {
 	return v == dbop.RetryTransaction || v == dbop.RetryStatement
 }
 
