@@ -650,10 +650,10 @@ type txn struct {
 //     own COMMIT may have applied its work;
 //   - fn returned sql.ErrTxDone, the error of a statement sent on the
 //     ended transaction (InSavepoint's RELEASE SAVEPOINT after a step that
-//     committed, say), and did not classify it retryable itself: it was
-//     NotRetryable (gormErrors) or Unclassified, a failure that an
-//     OrDefault or a Fallback replaced, though fn's own COMMIT may have
-//     applied its work;
+//     committed, say), whatever its verdict: NotRetryable (gormErrors) or
+//     Unclassified, a failure that an OrDefault or a Fallback replaced,
+//     or a savepoint scope's RetryTransaction, which a retry ran again,
+//     though fn's own COMMIT may have applied its work;
 //   - fn returned a driver's error (one it did not classify itself) that
 //     would be retried and that the backend's COMMIT rules call unknown (a
 //     lost connection, a context error): it may be the error of fn's own
@@ -671,7 +671,7 @@ func (t *txn) judge(ctx context.Context, b *beginner, err error) error {
 		}
 	case b.retried(err) && b.commitRules(err) == dbop.Ambiguous && t.done():
 		return dbop.Classify(fmt.Errorf("%w, and returned an error its COMMIT may have returned: %w", errEndedInFn, err), dbop.Ambiguous)
-	case errors.Is(err, sql.ErrTxDone) && !retryable(dbop.VerdictOf(err)) && t.done():
+	case errors.Is(err, sql.ErrTxDone) && t.done():
 		return dbop.Classify(fmt.Errorf("%w, and returned the error of a statement sent after that: %w", errEndedInFn, err), dbop.Ambiguous)
 	}
 	return sqldialect.Judge(ctx, b.family, "gormdb", err, t.pool.wentOn.Load(), func() error { return t.rollbackEarly(ctx) })
@@ -685,12 +685,7 @@ func (b *beginner) retried(err error) bool {
 	if dbop.VerdictOf(err) != dbop.Unclassified {
 		return false
 	}
-	return retryable(b.classify(err))
-}
-
-// retryable reports whether a retry acts on v by running fn's transaction
-// again.
-func retryable(v dbop.Verdict) bool {
+	v := b.classify(err)
 	return v == dbop.RetryTransaction || v == dbop.RetryStatement
 }
 
