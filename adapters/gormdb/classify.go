@@ -28,7 +28,9 @@ func (c *config) classifier(b backend) dbop.Classifier {
 // some driver errors by these sentinels (docs/backends.md §9.5), all of
 // them codes no rule retries: the verdict is the same either way.
 // sql.ErrTxDone is met when the transaction was already ended, by fn
-// calling Commit or Rollback itself (§10.3).
+// calling Commit or Rollback itself (§10.3): a statement fn runs after
+// that is refused, and trying again cannot change it. InTx's own COMMIT
+// meeting it is judged Ambiguous instead (commitOutcome, txn.judge).
 func gormErrors(err error) dbop.Verdict {
 	if err == nil {
 		return dbop.Unclassified

@@ -14,7 +14,9 @@ import (
 // one of database/sql's own: sql.ErrTxDone is ambiguous. The transaction
 // was ended by someone else — database/sql, after the context given to
 // BEGIN ended (docs/backends.md §10.3), or fn itself — so whether fn's work
-// was committed is unknown to this scope. So is a COMMIT that found no
+// was committed is unknown to this scope; so it is when ResolveCommit's
+// statement before COMMIT found it ended by fn (errEndedInFn), which
+// proves nothing, though COMMIT was not sent. So is a COMMIT that found no
 // transaction on SQLite, which had ended it while fn went on (sqldialect.TxEnded).
 //
 // The dialect, not the error type, decides the rest, because
@@ -24,6 +26,14 @@ import (
 // ambiguous (§11).
 func commitOutcome(rules func(error) dbop.Verdict) func(error) dbop.Verdict {
 	return func(err error) dbop.Verdict {
+		if errors.Is(err, errEndedInFn) {
+			// fn committed or rolled back tx itself: its work may have
+			// been applied, so no Fallback may call it a failure
+			// (docs/backends.md §10.3). Asked before BeforeCommitError:
+			// ResolveCommit's statement fails on the ended transaction
+			// (txn.Commit).
+			return dbop.Ambiguous
+		}
 		if _, ok := errors.AsType[*resolve.BeforeCommitError](err); ok {
 			return dbop.Unclassified // ResolveCommit's statement before COMMIT failed: COMMIT was not sent
 		}

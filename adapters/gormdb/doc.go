@@ -193,7 +193,8 @@
 // although pgx calls it safe to retry: pgx v5.12.0 returns it when the
 // answer to COMMIT is lost after COMMIT was sent (§2.4), and this package's
 // tests show the server committing then. sql.ErrTxDone is ambiguous too:
-// someone else ended the transaction. Those come back as a
+// someone else ended the transaction, database/sql or fn itself, whose own
+// COMMIT may have applied its work (see [InTx]). Those come back as a
 // *scopes.AmbiguousCommitError with the verdict dbop.Ambiguous, which
 // dbop.WithRetry retries only when marked dbop.Idempotent.
 //

@@ -32,7 +32,16 @@ import (
 //
 // fn must run every statement on tx, which carries ctx, must return the
 // .Error of each one that fails, and must not call tx.Commit or
-// tx.Rollback.
+// tx.Rollback (nor Commit or Rollback on the *sql.Tx of [SQLTx]); InTx
+// does. InTx cannot tell which of the two fn did, and reports such a
+// transaction as [dbop.Ambiguous]: when its COMMIT finds the transaction
+// ended (with [ResolveCommit], when the statement it runs before COMMIT
+// does), when fn returned nil after ctx ended, when fn returned
+// sql.ErrTxDone (a statement it sent afterwards, InSavepoint's RELEASE
+// SAVEPOINT after a step that ended tx), and when fn returned an error a
+// retry would act on whose COMMIT outcome the dialect calls unknown (a
+// lost connection, a context error), which may be its own COMMIT's. fn's own COMMIT may have applied its work, so neither a retry
+// not marked Idempotent nor a [dbop.Fallback] acts on it.
 //
 // Errors are classified by the [ClassifyBy] classifiers, then GORM's own
 // errors, then the dialect's classifier (see [Dialect]). A COMMIT error is
@@ -139,7 +148,7 @@ func InTx[T any](db *gorm.DB, fn func(ctx context.Context, tx *gorm.DB) (T, erro
 	return scopes.InTx(b.coordinated, func(ctx context.Context, t *txn) (T, error) {
 		t.watch(ctx)
 		v, err := fn(ctx, t.fnDB)
-		return v, sqldialect.Judge(ctx, b.family, "gormdb", err, t.pool.wentOn.Load(), func() error { return t.rollbackEarly(ctx) })
+		return v, t.judge(ctx, b, err)
 	}, b.scopeOpts...)
 }
 
@@ -155,7 +164,7 @@ func Do(db *gorm.DB, fn func(ctx context.Context, tx *gorm.DB) error, opts ...Tx
 	b := newBeginner("Do", db, opts)
 	return scopes.Do(b.coordinated, func(ctx context.Context, t *txn) error {
 		t.watch(ctx)
-		return sqldialect.Judge(ctx, b.family, "gormdb", fn(ctx, t.fnDB), t.pool.wentOn.Load(), func() error { return t.rollbackEarly(ctx) })
+		return t.judge(ctx, b, fn(ctx, t.fnDB))
 	}, b.scopeOpts...)
 }
 
@@ -170,8 +179,9 @@ type beginner struct {
 	rollbackTimeout time.Duration
 	resolve         bool // ResolveCommit, on a family that has a resolution
 	scopeOpts       []scopes.TxOption
-	classify        dbop.Classifier // the caller's, GORM's, then the backend's
-	dialect         dbop.Classifier // the backend's alone: what ends a transaction (txPool)
+	classify        dbop.Classifier          // the caller's, GORM's, then the backend's
+	dialect         dbop.Classifier          // the backend's alone: what ends a transaction (txPool)
+	commitRules     func(error) dbop.Verdict // the backend's COMMIT rules (Dialect.CommitOutcome)
 	// locks remembers what the server said of a HotSpot's locks
 	// (coordinated): none at all, or no PostgreSQL lock tables.
 	locks hotlock.State
@@ -192,6 +202,7 @@ func newBeginner(caller string, db *gorm.DB, opts []TxOption) *beginner {
 	b := &beginner{
 		classify:        c.classifier(be),
 		dialect:         be.classify,
+		commitRules:     be.commitOutcome,
 		caller:          caller,
 		db:              db,
 		family:          be.family,
@@ -626,6 +637,75 @@ type txn struct {
 	endErr     error
 }
 
+// judge returns the error of fn, which returned err on t's transaction
+// (sqldialect.Judge), after three cases of a transaction fn ended itself
+// (tx.Commit or tx.Rollback on its handle, or on the *sql.Tx of SQLTx),
+// committing it or not, which only fn's end can reveal (InTx's COMMIT
+// finds the others: commitOutcome), and whose outcome is unknown
+// (docs/backends.md §10.3):
+//
+//   - fn returned nil after its context ended: scopes.InTx would roll
+//     back, find the transaction done, and report the context's error,
+//     which a retry runs again after a per-attempt deadline, although fn's
+//     own COMMIT may have applied its work;
+//   - fn returned sql.ErrTxDone, the error of a statement sent on the
+//     ended transaction (InSavepoint's RELEASE SAVEPOINT after a step that
+//     committed, say), whatever its verdict: NotRetryable (gormErrors) or
+//     Unclassified, a failure that an OrDefault or a Fallback replaced,
+//     or a savepoint scope's RetryTransaction, which a retry ran again,
+//     though fn's own COMMIT may have applied its work;
+//   - fn returned a driver's error (one it did not classify itself) that
+//     would be retried and that the backend's COMMIT rules call unknown (a
+//     lost connection, a context error): it may be the error of fn's own
+//     COMMIT, whose answer was lost, and the retry would apply the work
+//     again. A server's answer that proves nothing was committed (a
+//     deadlock, a serialization failure) is retried as before.
+//
+// All are Ambiguous. Other errors are taken as they are: fn failed. The
+// transaction's state is asked only on those error paths.
+func (t *txn) judge(ctx context.Context, b *beginner, err error) error {
+	switch {
+	case err == nil:
+		if ctx.Err() != nil && t.done() {
+			return dbop.Classify(fmt.Errorf("%w (%w): %w", errEndedInFn, context.Cause(ctx), sql.ErrTxDone), dbop.Ambiguous)
+		}
+	case b.retried(err) && b.commitRules(err) == dbop.Ambiguous && t.done():
+		return dbop.Classify(fmt.Errorf("%w, and returned an error its COMMIT may have returned: %w", errEndedInFn, err), dbop.Ambiguous)
+	case errors.Is(err, sql.ErrTxDone) && t.done():
+		return dbop.Classify(fmt.Errorf("%w, and returned the error of a statement sent after that: %w", errEndedInFn, err), dbop.Ambiguous)
+	}
+	return sqldialect.Judge(ctx, b.family, "gormdb", err, t.pool.wentOn.Load(), func() error { return t.rollbackEarly(ctx) })
+}
+
+// retried reports whether a retry would run fn's transaction again after
+// err, a driver's error as a COMMIT returns it: one that carries no
+// verdict of its own (fn's dbop.Classify is fn's word), and that b's
+// classifiers call retryable.
+func (b *beginner) retried(err error) bool {
+	if dbop.VerdictOf(err) != dbop.Unclassified {
+		return false
+	}
+	v := b.classify(err)
+	return v == dbop.RetryTransaction || v == dbop.RetryStatement
+}
+
+// done reports whether t's transaction has ended, committed or rolled
+// back, without a round trip: Tx.StmtContext asks the transaction for its
+// connection first, which fails with sql.ErrTxDone on an ended one, and
+// otherwise refuses a statement of another database (a zero *sql.Stmt has
+// none) without preparing anything (Go 1.26 database/sql, sql.go:
+// Tx.StmtContext, Tx.grabConn, Stmt.Close). Its context is never done, so
+// that only the transaction's state answers. A transaction that is not a
+// *sql.Tx (a connection pool's own, SQLTx) is taken as not ended.
+func (t *txn) done() bool {
+	tx, ok := SQLTx(t.db)
+	return ok && errors.Is(tx.StmtContext(context.Background(), new(sql.Stmt)).Close(), sql.ErrTxDone)
+}
+
+// errEndedInFn says that fn committed or rolled back InTx's transaction
+// itself, so that what it applied is unknown to InTx.
+var errEndedInFn = errors.New("gormdb: the transaction was committed or rolled back inside fn; leave that to InTx")
+
 // watch gives the pool of fn's statements, when there is one (txPool), the
 // state of the transaction, which scopes.InTx hands fn in ctx.
 func (t *txn) watch(ctx context.Context) {
@@ -663,6 +743,13 @@ func (t *txn) Commit(ctx context.Context) error {
 	if t.res != nil {
 		if err := t.res.BeforeCommit(ctx, rawConnPool(t.db)); err != nil {
 			_ = t.Rollback(ctx)
+			if errors.Is(err, sql.ErrTxDone) {
+				// The statement's context was alive (database/sql checks
+				// it first), and the transaction's is cancelled only
+				// below: fn ended tx itself, and COMMIT not being sent
+				// proves nothing (docs/backends.md §10.3).
+				return fmt.Errorf("%w: %w", errEndedInFn, err)
+			}
 			return fmt.Errorf("gormdb: %w", err)
 		}
 	}

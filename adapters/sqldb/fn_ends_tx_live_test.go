@@ -29,8 +29,11 @@ import (
 // InTx cannot tell the two apart. So is a function that ended tx and then
 // returned nil once a per-attempt deadline had passed: InTx rolled back,
 // found the transaction done, and reported the deadline, which the retry
-// ran again, committing the work once per attempt. Live on MariaDB,
-// PostgreSQL (pgx's database/sql driver) and SQLite.
+// ran again, committing the work once per attempt. A function that ran a
+// statement after its own COMMIT and returned its sql.ErrTxDone, or whose
+// InSavepoint step committed, so that RELEASE SAVEPOINT failed so, was
+// reported as failed, and OrDefault replaced committed work. Live on
+// MariaDB, PostgreSQL (pgx's database/sql driver) and SQLite.
 func TestInTxFunctionThatEndsTheTransactionIsAmbiguous(t *testing.T) {
 	type backend struct {
 		name    string
@@ -46,7 +49,8 @@ func TestInTxFunctionThatEndsTheTransactionIsAmbiguous(t *testing.T) {
 		{"SQLite", func(t *testing.T) *sql.DB { return openSQLite(t, filepath.Join(t.TempDir(), "db")) }, sqldb.SQLite, false},
 	}
 	for _, b := range backends {
-		for _, end := range []string{"Commit", "Rollback", "Commit, then the deadline", "Rollback, then the deadline"} {
+		for _, end := range []string{"Commit", "Rollback", "Commit, then a statement", "Commit in a savepoint step",
+			"Commit, then the deadline", "Rollback, then the deadline"} {
 			t.Run(b.name+"/"+end, func(t *testing.T) {
 				deadline := strings.HasSuffix(end, "deadline")
 				db := b.db(t)
@@ -62,9 +66,20 @@ func TestInTxFunctionThatEndsTheTransactionIsAmbiguous(t *testing.T) {
 						return 0, err
 					}
 					var err error
-					if strings.HasPrefix(end, "Rollback") {
+					switch {
+					case strings.HasPrefix(end, "Rollback"):
 						err = tx.Rollback() //dbopvet:ignore the test is a function that ends InTx's transaction
-					} else {
+					case end == "Commit in a savepoint step":
+						// RELEASE SAVEPOINT fails with sql.ErrTxDone.
+						_, err = dbop.Op[int](func(ctx context.Context) (int, error) {
+							return 0, tx.Commit() //dbopvet:ignore the test is a function that ends InTx's transaction
+						}).With(sqldb.InSavepoint(tx, b.d)).Run(ctx)
+					case end == "Commit, then a statement":
+						// The statement fails with sql.ErrTxDone, which fn
+						// returns, as plain code returns the last error.
+						_ = tx.Commit() //dbopvet:ignore the test is a function that ends InTx's transaction
+						_, err = tx.ExecContext(ctx, "SELECT 1")
+					default:
 						err = tx.Commit() //dbopvet:ignore the test is a function that ends InTx's transaction
 					}
 					if deadline {
@@ -82,11 +97,8 @@ func TestInTxFunctionThatEndsTheTransactionIsAmbiguous(t *testing.T) {
 				if strings.HasPrefix(end, "Commit") {
 					want = 1
 				}
-				if rows != want {
-					t.Fatalf("%d rows, want %d: the function's own %s did not take effect", rows, want, end)
-				}
-				if runs != 1 {
-					t.Errorf("fn ran %d times, want 1", runs)
+				if rows != want || runs != 1 {
+					t.Fatalf("fn ran %d times and %d rows were committed, want 1 and %d (err = %v, verdict %v)", runs, rows, want, err, dbop.VerdictOf(err))
 				}
 				if err == nil {
 					t.Fatalf("Run = %d, nil: OrDefault replaced the outcome of a transaction the function ended itself (%d rows)", v, rows)
@@ -96,7 +108,7 @@ func TestInTxFunctionThatEndsTheTransactionIsAmbiguous(t *testing.T) {
 				}
 				// With the context alive, InTx's COMMIT is what finds the
 				// transaction done.
-				if !deadline && !errors.Is(err, scopes.ErrAmbiguousCommit) {
+				if !deadline && !strings.Contains(end, "Commit, then") && !strings.Contains(end, "savepoint") && !errors.Is(err, scopes.ErrAmbiguousCommit) {
 					t.Errorf("err = %v, want an ambiguous commit", err)
 				}
 			})

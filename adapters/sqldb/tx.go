@@ -41,12 +41,13 @@ type Beginner interface {
 //
 // fn receives a context marked [dbop.WithinTx]: run its statements with it.
 // fn must neither commit nor roll back tx; InTx does. A transaction fn
-// ended is reported as [dbop.Ambiguous] when fn returned nil, or an error
-// a retry would act on whose COMMIT outcome the dialect calls unknown (a
-// lost connection, a context error): fn's own COMMIT may have applied its
-// work, so neither a retry not marked Idempotent nor a [dbop.Fallback]
-// acts on it. If fn panics, the
-// transaction is rolled back and the panic goes on.
+// ended is reported as [dbop.Ambiguous] when fn returned nil,
+// sql.ErrTxDone (a statement it sent afterwards, InSavepoint's RELEASE
+// SAVEPOINT after a step that ended tx), or an error a retry would act on
+// whose COMMIT outcome the dialect calls unknown (a lost connection, a
+// context error): fn's own COMMIT may have applied its work, so neither a
+// retry not marked Idempotent nor a [dbop.Fallback] acts on it. If fn
+// panics, the transaction is rolled back and the panic goes on.
 //
 // [LockTimeout] and [StatementTimeout] apply per attempt (see the package
 // documentation); on MySQL, MariaDB and SQLite they need a connection to
@@ -341,7 +342,7 @@ type txn struct {
 }
 
 // judge returns the error of fn, which returned err on t's transaction
-// (sqldialect.Judge), after two cases of a transaction fn ended itself,
+// (sqldialect.Judge), after three cases of a transaction fn ended itself,
 // committing it or not, which only fn's end can reveal (InTx's COMMIT
 // finds the others: commitError), and whose outcome is unknown
 // (docs/backends.md §10.3):
@@ -350,6 +351,12 @@ type txn struct {
 //     back, find the transaction done, and report the context's error,
 //     which a retry runs again after a per-attempt deadline, although fn's
 //     own COMMIT may have applied its work;
+//   - fn returned sql.ErrTxDone, the error of a statement sent on the
+//     ended transaction (InSavepoint's RELEASE SAVEPOINT after a step that
+//     committed, say), whatever its verdict: NotRetryable, a failure that
+//     an OrDefault or a Fallback replaced, or a savepoint scope's
+//     RetryTransaction, which a retry ran again, committing fn's work once
+//     per attempt;
 //   - fn returned a driver's error (one it did not classify itself) that
 //     would be retried and that the dialect's COMMIT rules call unknown (a
 //     lost connection, a context error): it may be the error of fn's own
@@ -357,7 +364,7 @@ type txn struct {
 //     again. A server's answer that proves nothing was committed (a
 //     deadlock, a serialization failure) is retried as before.
 //
-// Both are Ambiguous. Other errors are taken as they are: fn failed.
+// All are Ambiguous. Other errors are taken as they are: fn failed.
 func (t *txn) judge(ctx context.Context, b *begin, err error) error {
 	switch {
 	case err == nil:
@@ -366,6 +373,8 @@ func (t *txn) judge(ctx context.Context, b *begin, err error) error {
 		}
 	case b.retried(err) && b.commitRules(err) == dbop.Ambiguous && txDone(t.tx):
 		return dbop.Classify(fmt.Errorf("%w, and returned an error its COMMIT may have returned: %w", errEndedInFn, err), dbop.Ambiguous)
+	case errors.Is(err, sql.ErrTxDone) && txDone(t.tx):
+		return dbop.Classify(fmt.Errorf("%w, and returned the error of a statement sent after that: %w", errEndedInFn, err), dbop.Ambiguous)
 	}
 	return sqldialect.Judge(ctx, b.family, "sqldb", err, false, func() error { return t.rollbackEarly(ctx) })
 }
