@@ -17,6 +17,8 @@ import (
 //	                              transaction; its savepoints are gone)
 //	1020 ER_CHECKREAD             RetryTransaction (MariaDB's write conflict under
 //	                              innodb_snapshot_isolation: the same)
+//	1206 ER_LOCK_TABLE_FULL       RetryTransaction (InnoDB's lock structures filled
+//	                              the buffer pool: the same)
 //	1205 ER_LOCK_WAIT_TIMEOUT     RetryStatement (only the statement is rolled back,
 //	                              unless innodb_rollback_on_timeout is on)
 //	3572 ER_LOCK_NOWAIT           RetryStatement (⚠ rollback scope unverified)
@@ -78,6 +80,8 @@ func number(n uint16) dbop.Verdict {
 		return dbop.RetryTransaction
 	case 1020: // ER_CHECKREAD: MariaDB's innodb_snapshot_isolation write conflict rolls back the whole transaction,
 		// as a deadlock does; on by default from MariaDB 11.6.2 (docs/backends.md §3.18)
+		return dbop.RetryTransaction
+	case 1206: // ER_LOCK_TABLE_FULL: InnoDB rolls back the whole transaction, as at a deadlock (docs/backends.md §3.20)
 		return dbop.RetryTransaction
 	case 1205: // ER_LOCK_WAIT_TIMEOUT: only the statement is rolled back (§3.3); MariaDB's NOWAIT too (§3.5)
 		return dbop.RetryStatement

@@ -14,6 +14,7 @@ func mysqlCases() []verdictCase {
 	my := func(n uint16, message string) error { return dboptest.MySQLError(n, message) }
 	return []verdictCase{
 		{"1213 deadlock", my(1213, "Deadlock found when trying to get lock; try restarting transaction"), dbop.RetryTransaction},
+		{"1206 lock table full", my(1206, "The total number of locks exceeds the lock table size"), dbop.RetryTransaction},
 		{"1020 write conflict (MariaDB innodb_snapshot_isolation)", my(1020, "Record has changed since last read in table 't'; try restarting transaction"), dbop.RetryTransaction},
 		{"1205 lock wait timeout", my(1205, "Lock wait timeout exceeded; try restarting transaction"), dbop.RetryStatement},
 		{"3572 lock nowait", my(3572, "Statement aborted because lock(s) could not be acquired immediately and NOWAIT is set."), dbop.RetryStatement},

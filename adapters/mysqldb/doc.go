@@ -48,7 +48,9 @@
 // lets it out to the retry around the transaction. So does MariaDB's
 // write-conflict error 1020 (ER_CHECKREAD) under innodb_snapshot_isolation,
 // on by default from MariaDB 11.6.2: it rolls the whole transaction back
-// too (§3.18), and is RetryTransaction.
+// too (§3.18), and is RetryTransaction; and 1206 (ER_LOCK_TABLE_FULL), the
+// lock structures of a transaction that locks very many rows filling the
+// buffer pool, whose transaction InnoDB rolls back whole (§3.20).
 //
 // # Galera: several nodes
 //
