@@ -221,3 +221,31 @@ func (c *checker) inWithList(call *ast.CallExpr) bool {
 	}
 	return false
 }
+
+// checkNestedTx reports, inside a function run in a transaction, work known
+// to commit a transaction of its own that writes (stepWork: X.Run(ctx) of an
+// InTx or Do, a wrapper of one, a function that runs one) run with a context
+// that is certainly not the one the scope handed in (context.Background(),
+// t.Context(), a context of the enclosing function's own): the scope counts
+// the transactions its function commits through the context it hands in, so
+// that a retry around it does not run a committed one again
+// (dbop.ErrAlreadyCommitted); one run with another context escapes the
+// count, stays applied when the scope's transaction rolls back, and runs
+// again on every retry of it. Run with the scope's context, or one derived
+// from it, it is counted, and not reported; nor where the context's origin
+// is not known.
+func (c *checker) checkNestedTx(tf *txFunc, call *ast.CallExpr) {
+	work, ctx, ok := c.stepWork(call)
+	if !ok || c.markOf(ctx, 0) != unmarked {
+		return
+	}
+	param, pass := "its context parameter", "name the context parameter and pass it"
+	if tf.ctx != nil && tf.ctx.Name() != "_" && tf.ctx.Name() != "" {
+		param, pass = tf.ctx.Name(), "pass "+tf.ctx.Name()
+	}
+	c.report(call.Pos(), catOutsideTx, fmt.Sprintf(
+		"%s runs a transaction of its own with %s, not with the context %s handed in (%s): it commits on its own, "+
+			"stays applied if this transaction rolls back, and %s counts only what commits through its context, so "+
+			"a retry around it runs this committed transaction again; %s",
+		work, types.ExprString(ctx), tf.scope, param, tf.scope, pass))
+}

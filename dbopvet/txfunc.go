@@ -126,6 +126,7 @@ func (c *checker) checkTxFuncs() {
 				return true
 			}
 			c.checkOutside(tf, call)
+			c.checkNestedTx(tf, call)
 			c.checkEndsTx(tf, call)
 			return true
 		})

@@ -159,7 +159,7 @@ func TestFnThatCommitsItselfOnAPooledConnection(t *testing.T) {
 			if _, err := tx.Exec(ctx, "INSERT INTO pgxdb_ended_in_fn_pooled DEFAULT VALUES"); err != nil {
 				return err
 			}
-			return tx.Commit(ctx)
+			return tx.Commit(ctx) //dbopvet:ignore the misuse under test: fn commits the transaction itself
 		}).Run(t.Context())
 		if dbop.VerdictOf(err) != dbop.Ambiguous {
 			t.Errorf("Run: %v, want an ambiguous commit", err)
