@@ -30,6 +30,20 @@ func transfer(ctx context.Context, pool *pgxpool.Pool, from, to, amount int64) e
 	return err
 }
 
+func debitAudited(ctx context.Context, pool *pgxpool.Pool, from, amount int64) error {
+	_, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+		if _, err := pgxdb.Do(pool, func(ctx context.Context, atx pgx.Tx) error { // want `^pgxdb.Do runs a transaction of its own with context.Background\(\)`
+			_, err := atx.Exec(ctx, "INSERT INTO audit (account, amount) VALUES ($1, $2)", from, amount)
+			return err
+		}).Run(context.Background()); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "UPDATE accounts SET balance = balance - $1 WHERE id = $2", amount, from)
+		return err
+	}).With(retried).Run(ctx)
+	return err
+}
+
 // ends-tx
 
 func placeOrder(ctx context.Context, pool *pgxpool.Pool, customer int64) (int64, error) {
