@@ -138,9 +138,21 @@ func (e *RetryError) Error() string {
 // context's error when the reason is a cause of its own. The last
 // attempt's error comes first: where the reason is a context's cause, an
 // error of other work (an errgroup's sibling), errors.As and [VerdictOf]
-// find the operation's own error before it.
+// find the operation's own error before it, and reach it only through
+// errors.Is and errors.As: its verdict and transaction marks are that
+// other work's, not the operation's.
 func (e *RetryError) Unwrap() []error {
-	errs := []error{e.Err, e.Reason}
+	reason := e.Reason
+	if e.ctxErr != nil {
+		// The cause of the caller's context, not its error: other
+		// work's (an errgroup's sibling's). errors.Is and errors.As
+		// reach it, but the verdict and the transaction marks it
+		// carries are that work's: an unknown outcome or a commit of
+		// the sibling's would make this retry's error say that its own
+		// work may have been applied.
+		reason = foreignCause{reason}
+	}
+	errs := []error{e.Err, reason}
 	if e.Unknown != nil {
 		errs = append(errs, e.Unknown)
 	}
@@ -149,6 +161,18 @@ func (e *RetryError) Unwrap() []error {
 	}
 	return errs
 }
+
+// foreignCause is a context's cause that is not the context's error (an
+// errgroup's: a sibling's error), as a [RetryError] unwraps to it. It
+// matches what the cause matches with errors.Is and errors.As, but has no
+// Unwrap: [VerdictOf] and the transaction marks stop at it, so the
+// sibling's verdict (Ambiguous, say) and marks (a commit) are not read as
+// the retry's.
+type foreignCause struct{ err error }
+
+func (f foreignCause) Error() string        { return f.err.Error() }
+func (f foreignCause) Is(target error) bool { return errors.Is(f.err, target) }
+func (f foreignCause) As(target any) bool   { return errors.As(f.err, target) }
 
 // outcomeUnknown returns what a retry that ends on final, after attempt
 // n's predecessors included one whose outcome was unknown, must return: an

@@ -153,6 +153,9 @@ func attached(err error) Verdict {
 			// work again (invariant 6).
 			first := Unclassified
 			for _, inner := range e.Unwrap() {
+				if _, ok := inner.(foreignCause); ok {
+					continue // other work's error (RetryError.Unwrap)
+				}
 				v := attached(inner)
 				if v == Ambiguous || v == Unclassified && recognised(inner) == Ambiguous {
 					return Ambiguous

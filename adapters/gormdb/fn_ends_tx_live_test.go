@@ -276,3 +276,42 @@ func TestInTxFunctionsOwnCommitWithItsAnswerLostIsAmbiguousGORM(t *testing.T) {
 		})
 	}
 }
+
+// In an errgroup the context ends with the first sibling's error as its
+// cause. A function that committed InTx's transaction itself and returned
+// nil after that is Ambiguous, and its error names the context's end: the
+// context's error, the sibling's only in its text, as InTx reports a
+// transaction stopped by its context (scopes.InTx). Wrapped, the
+// sibling's unique violation was reached by errors.As and read as this
+// transaction's SQLSTATE. Live on PostgreSQL.
+func TestInTxFunctionThatCommitsWhenASiblingFailsKeepsTheSiblingsErrorOutGORM(t *testing.T) {
+	db := livePostgres(t, nil)
+	const table = "gormdb_fn_ends_tx_sibling"
+	createTable(t, db, table, "k INT PRIMARY KEY")
+	sibling := &pgconn.PgError{Code: "23505", Message: "duplicate key value violates unique constraint"}
+	ctx, cancel := context.WithCancelCause(t.Context())
+	defer cancel(nil)
+	_, err := gormdb.InTx(db, func(ctx context.Context, tx *gorm.DB) (int, error) {
+		if err := tx.Exec("INSERT INTO " + table + " (k) VALUES (1)").Error; err != nil {
+			return 0, err
+		}
+		if err := tx.Commit().Error; err != nil { //dbopvet:ignore the test is a function that ends InTx's transaction
+			return 0, err
+		}
+		cancel(sibling) // the sibling fails while fn returns
+		return 1, nil
+	}).Run(ctx)
+	if err == nil || dbop.VerdictOf(err) != dbop.Ambiguous || !errors.Is(err, sql.ErrTxDone) {
+		t.Fatalf("err = %v (verdict %v), want Ambiguous, holding sql.ErrTxDone (fn committed, then its context ended)", err, dbop.VerdictOf(err))
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v: want it to match context.Canceled", err)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) || errors.Is(err, sibling) {
+		t.Errorf("err = %v carries the sibling's error (errors.As found %v)", err, pgErr)
+	}
+	if !strings.Contains(err.Error(), sibling.Message) {
+		t.Errorf("err = %v: want the cause named in the text", err)
+	}
+}

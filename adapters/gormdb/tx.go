@@ -667,7 +667,7 @@ func (t *txn) judge(ctx context.Context, b *beginner, err error) error {
 	switch {
 	case err == nil:
 		if ctx.Err() != nil && t.done() {
-			return dbop.Classify(fmt.Errorf("%w (%w): %w", errEndedInFn, context.Cause(ctx), sql.ErrTxDone), dbop.Ambiguous)
+			return dbop.Classify(fmt.Errorf("%w (%w): %w", errEndedInFn, txmark.ContextErr(ctx), sql.ErrTxDone), dbop.Ambiguous)
 		}
 	case b.retried(err) && b.commitRules(err) == dbop.Ambiguous && t.done():
 		return dbop.Classify(fmt.Errorf("%w, and returned an error its COMMIT may have returned: %w", errEndedInFn, err), dbop.Ambiguous)
