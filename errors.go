@@ -126,7 +126,13 @@ type RetryError struct {
 var errStoppedAfterUnknown = errors.New("dbop: retry stopped")
 
 func (e *RetryError) Error() string {
-	s := fmt.Sprintf("%v after %d attempts: %v", e.Reason, e.Attempts, e.Err)
+	reason := fmt.Sprint(e.Reason)
+	if e.ctxErr != nil {
+		// The cause is other work's error (an errgroup's sibling's): say
+		// that it ended the context, lest it read as this operation's.
+		reason = fmt.Sprintf("%v (its cause: %v)", e.ctxErr, e.Reason)
+	}
+	s := fmt.Sprintf("%s after %d attempts: %v", reason, e.Attempts, e.Err)
 	if e.Unknown != nil {
 		s += fmt.Sprintf(" (an earlier attempt may have been applied: %v)", e.Unknown)
 	}

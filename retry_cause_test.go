@@ -3,6 +3,7 @@ package dbop_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -52,6 +53,11 @@ func TestRetryStoppedByACauseKeepsItsOwnError(t *testing.T) {
 		}
 		if got := dbop.VerdictOf(errA); got != dbop.RetryTransaction {
 			t.Errorf("VerdictOf(errA) = %v, want the last attempt's retry-transaction", got)
+		}
+		// The text says the context ended, and names the sibling's error
+		// as its cause, not as this operation's reason.
+		if want := "context canceled (its cause: " + sibling.Error() + ") after "; !strings.HasPrefix(errA.Error(), want) {
+			t.Errorf("errA.Error() = %q, want it to start with %q", errA.Error(), want)
 		}
 	})
 }
