@@ -374,7 +374,8 @@ var errEndedByStatement = errors.New("pgxdb: fn ended the transaction itself (le
 // undone by fn's ROLLBACK, and a retry after fn's error would apply fn's
 // own COMMIT again. The connection then reports itself outside any
 // transaction block, as the server said in its last answer (TxStatus
-// 'I', §2.8): reading it sends nothing. What fn ran may have been
+// 'I', §2.8; CockroachDB reports 'T' after CockroachRestart's RELEASE,
+// §6.7): reading it sends nothing. What fn ran may have been
 // committed: it records that fn ended the transaction as with a COMMIT,
 // and InTx's COMMIT or ROLLBACK returns an *scopes.AmbiguousCommitError.
 func (t *txn) endedByStatement() bool {
