@@ -40,8 +40,17 @@ import (
 // sql.ErrTxDone (a statement it sent afterwards, InSavepoint's RELEASE
 // SAVEPOINT after a step that ended tx), and when fn returned an error a
 // retry would act on whose COMMIT outcome the dialect calls unknown (a
-// lost connection, a context error), which may be its own COMMIT's. fn's own COMMIT may have applied its work, so neither a retry
-// not marked Idempotent nor a [dbop.Fallback] acts on it.
+// lost connection, a context error), which may be its own COMMIT's. fn's
+// own COMMIT may have applied its work, so neither a retry not marked
+// Idempotent nor a [dbop.Fallback] acts on it. Any other error fn returns
+// after ending tx is taken as fn's failure: after fn's tx.Commit
+// succeeded, a deadlock or serialization failure of later work is
+// retried, applying the committed work again, and a unique violation is
+// replaced by a Fallback or OrDefault. Nor does InTx see a COMMIT or
+// ROLLBACK fn sends as a statement (tx.Exec("COMMIT")): the statements
+// after it run in autocommit, and on PostgreSQL, MySQL and MariaDB InTx's
+// own ROLLBACK or COMMIT finds no transaction and succeeds
+// (docs/backends.md §1.21, §3.2).
 //
 // Errors are classified by the [ClassifyBy] classifiers, then GORM's own
 // errors, then the dialect's classifier (see [Dialect]). A COMMIT error is

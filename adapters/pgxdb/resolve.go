@@ -149,13 +149,15 @@ func (t *txn) ResolveCommit(ctx context.Context, _ error) (scopes.Resolution, er
 	switch {
 	case t.res == nil:
 		return scopes.Unresolved, errors.New("pgxdb: ResolveCommit was not given")
+	case t.fnEnded:
+		// Before readOnly: fn may have written after its end, in
+		// autocommit on tx.Conn() (endedByStatement).
+		return scopes.Unresolved, errors.New("pgxdb: fn ended the transaction itself, and its id was not read")
 	case t.readOnly, t.idRead && !t.pg.Written():
 		if t.res.serializable {
 			return scopes.Aborted, nil
 		}
 		return scopes.NotWritten, nil
-	case t.fnEnded:
-		return scopes.Unresolved, errors.New("pgxdb: fn ended the transaction itself, and its id was not read")
 	case t.failed:
 		// Its COMMIT could only roll back; a lost answer to it is
 		// ambiguous without ResolveCommit, and stays so, with the reason.

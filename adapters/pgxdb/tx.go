@@ -76,10 +76,14 @@ type Beginner interface {
 // outcome is an [*scopes.AmbiguousCommitError] with the verdict
 // [dbop.Ambiguous], never retried but by an Idempotent retry; if fn rolls
 // it back, fn's error is returned, or, for a nil, an error no retry acts
-// on. It must return the error of a failed statement
-// rather than go on: a failed statement aborts a PostgreSQL transaction,
-// and a COMMIT after it only rolls back (pgx.ErrTxCommitRollback, which is
-// not retried, §1.1, §1.2). To go on after an error, run the statement in
+// on. A COMMIT or ROLLBACK fn sends as a statement (tx.Exec(ctx, "COMMIT"),
+// the same on tx.Conn(), or a transaction begun on tx.Conn(), whose COMMIT
+// ends this one, docs/backends.md §1.21) is found when fn returns (the
+// connection is outside any transaction) and is Ambiguous too, whichever
+// it was: the statements after it ran in autocommit. fn must return the
+// error of a failed statement rather than go on: a failed statement aborts
+// a PostgreSQL transaction, and a COMMIT after it only rolls back
+// (pgx.ErrTxCommitRollback, which is not retried, §1.1, §1.2). To go on after an error, run the statement in
 // [InSavepoint]. A retry runs fn again: build a pgx.CopyFromSource, an
 // io.Reader or a *pgx.Batch inside fn, not once outside it (see "One-shot
 // inputs" in the package documentation).
@@ -337,6 +341,10 @@ func (f *fnTx) Rollback(ctx context.Context) error {
 // transaction itself (endedInFn). When fn only rolled it back, it is
 // rolled back, as InTx wanted: nil, and fn's error keeps its verdict.
 func (t *txn) Rollback(ctx context.Context) error {
+	if t.endedByStatement() {
+		_ = t.Tx.Rollback(ctx) // ends pgx's Tx (a warning, §1.21), giving back a pool's connection
+		return dbop.Classify(&scopes.AmbiguousCommitError{Err: errEndedByStatement}, dbop.Ambiguous)
+	}
 	err := t.Tx.Rollback(ctx)
 	if errors.Is(err, pgx.ErrTxClosed) {
 		if err := t.endedInFn(err); !errors.Is(err, errRolledBackInFn) {
@@ -350,6 +358,37 @@ func (t *txn) Rollback(ctx context.Context) error {
 // errRolledBackInFn is matched by the error InTx returns when fn rolled
 // back the transaction itself and then returned nil: nothing was committed.
 var errRolledBackInFn = errors.New("pgxdb: fn ended the transaction itself (leave that to InTx) with a ROLLBACK, or a COMMIT the server answered with ROLLBACK, so nothing was committed")
+
+// errEndedByStatement is the error of InTx's COMMIT or ROLLBACK when fn
+// ended the transaction with a statement pgx's Tx does not see.
+var errEndedByStatement = errors.New("pgxdb: fn ended the transaction itself (leave that to InTx) with a statement: " +
+	"a COMMIT or ROLLBACK sent with tx.Exec or on tx.Conn(), or a transaction of its own begun on tx.Conn(); " +
+	"the connection was outside any transaction when fn returned, so whether its work was committed is unknown")
+
+// endedByStatement reports whether fn ended the transaction with a
+// statement (tx.Exec(ctx, "COMMIT"), the same on tx.Conn(), or a
+// pgx.BeginFunc on tx.Conn(), whose BEGIN the server ignores inside the
+// block and whose COMMIT ends it, docs/backends.md §1.21), which pgx's Tx
+// does not see: it would send COMMIT or ROLLBACK, which the server answers
+// with a warning and success, so that InTx would report committed work
+// undone by fn's ROLLBACK, and a retry after fn's error would apply fn's
+// own COMMIT again. The connection then reports itself outside any
+// transaction block, as the server said in its last answer (TxStatus
+// 'I', §2.8; CockroachDB reports 'T' after CockroachRestart's RELEASE,
+// §6.7): reading it sends nothing. What fn ran may have been
+// committed: it records that fn ended the transaction as with a COMMIT,
+// and InTx's COMMIT or ROLLBACK returns an *scopes.AmbiguousCommitError.
+func (t *txn) endedByStatement() bool {
+	if t.fnEnded {
+		return false
+	}
+	conn := t.Tx.Conn()
+	if conn == nil || conn.PgConn().TxStatus() != 'I' {
+		return false
+	}
+	t.fnEnded, t.fnCommit = true, true
+	return true
+}
 
 // endedInFn returns err, pgx.ErrTxClosed from InTx's Commit or Rollback
 // (or the statement ResolveCommit runs before COMMIT), as what it means
@@ -389,6 +428,10 @@ func (t *txn) Commit(ctx context.Context) error {
 		// this transaction's any more: a *pgxpool.Tx gave it back to the
 		// pool, where another goroutine may be using it.
 		return t.endedInFn(t.Tx.Commit(ctx))
+	}
+	if t.endedByStatement() {
+		_ = t.Tx.Rollback(ctx) // ends pgx's Tx (a warning, §1.21), giving back a pool's connection
+		return dbop.Classify(&scopes.AmbiguousCommitError{Err: errEndedByStatement}, dbop.Ambiguous)
 	}
 	conn := t.Tx.Conn()
 	busy := conn != nil && conn.PgConn().IsBusy()

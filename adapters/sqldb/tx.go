@@ -46,8 +46,17 @@ type Beginner interface {
 // SAVEPOINT after a step that ended tx), or an error a retry would act on
 // whose COMMIT outcome the dialect calls unknown (a lost connection, a
 // context error): fn's own COMMIT may have applied its work, so neither a
-// retry not marked Idempotent nor a [dbop.Fallback] acts on it. If fn
-// panics, the transaction is rolled back and the panic goes on.
+// retry not marked Idempotent nor a [dbop.Fallback] acts on it. Any other
+// error fn returns after ending tx is taken as fn's failure, since a
+// *sql.Tx does not say whether fn committed or rolled it back: after
+// tx.Commit succeeded, a deadlock or serialization failure of later work
+// is retried, applying the committed work again, and a unique violation
+// is replaced by a Fallback or OrDefault. Nor does InTx see a COMMIT or
+// ROLLBACK fn sends as a statement (tx.ExecContext(ctx, "COMMIT")): the
+// statements after it run in autocommit, and on PostgreSQL, MySQL and
+// MariaDB InTx's own ROLLBACK or COMMIT finds no transaction and succeeds
+// (docs/backends.md §1.21, §3.2). If fn panics, the transaction is rolled
+// back and the panic goes on.
 //
 // [LockTimeout] and [StatementTimeout] apply per attempt (see the package
 // documentation); on MySQL, MariaDB and SQLite they need a connection to
