@@ -110,7 +110,7 @@ func TestReadOnlyFnThatCommitsWithAStatementAndWrites(t *testing.T) {
 	runs := 0
 	op := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
 		runs++
-		if _, err := tx.Exec(ctx, "COMMIT"); err != nil {
+		if _, err := tx.Exec(ctx, "COMMIT"); err != nil { //dbopvet:ignore the misuse under test: fn commits with a statement
 			return err
 		}
 		_, err := tx.Exec(ctx, "INSERT INTO pgxdb_ended_by_sql_ro DEFAULT VALUES")
@@ -142,7 +142,7 @@ func TestSavepointStepThatCommitsWithAStatement(t *testing.T) {
 			if _, err := tx.Exec(ctx, "INSERT INTO pgxdb_ended_by_sql_sp DEFAULT VALUES"); err != nil {
 				return struct{}{}, err
 			}
-			if _, err := tx.Exec(ctx, "COMMIT"); err != nil {
+			if _, err := tx.Exec(ctx, "COMMIT"); err != nil { //dbopvet:ignore the misuse under test: a step commits with a statement
 				return struct{}{}, err
 			}
 			_, err := tx.Exec(ctx, raise40001)
