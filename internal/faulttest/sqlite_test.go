@@ -72,7 +72,13 @@ import (
 // lock (whileBusy): before, on a machine loaded by other work, a CI run
 // saw the committed write fire 2 times and the held lock 3 in 49 rounds;
 // with it, under two busy loops beside the race detector, 7 and 9–11 in
-// 42–56 rounds.
+// 42–56 rounds. SQLITE_BUSY_SNAPSHOT is the deferred workers' own (2 and 5), and
+// as frequent as the drawn pipelines let another write commit between a
+// transaction's first read and its first write: a CI run whose deferred
+// workers both drew a shared HotSpot, which ran them one at a time, saw
+// none (seed 16906291841768494505; 3 in a replay). The injector now also
+// deals, in 8 of its 100 slots, a write it commits right after such a
+// transaction's read (overtakeSnapshot): 6 in that replay.
 var liteFaultMinimums = map[string]int{
 	"write lock held":              4,
 	"write committed":              4,
@@ -187,6 +193,34 @@ type liteInjector struct {
 	inflight  *liteInflight // the workers' statements
 	transfers *liteInflight // the workers' transfers
 	holding   atomic.Bool
+	// overtake counts the snapshots the injector has been dealt to
+	// overtake: the next deferred transaction that reads first has a
+	// write committed under its snapshot (overtakeSnapshot).
+	overtake atomic.Int32
+}
+
+// overtakeSnapshot commits a write from the injector's connection, if one
+// was dealt, in a deferred transaction that has just read, so taken its
+// snapshot: its first write then fails with SQLITE_BUSY_SNAPSHOT, which
+// the deferred workers otherwise meet only as often as the drawn
+// pipelines let another write commit between their read and their write
+// (none in a CI run whose two deferred workers both shared a HotSpot that
+// ran them one at a time). The statement's own error is counted where the
+// worker meets it ("SQLITE_BUSY_SNAPSHOT seen").
+func (in *liteInjector) overtakeSnapshot(ctx context.Context) {
+	for {
+		n := in.overtake.Load()
+		if n <= 0 {
+			return
+		}
+		if in.overtake.CompareAndSwap(n, n-1) {
+			break
+		}
+	}
+	_ = whileBusy(ctx, func() error {
+		_, err := in.db.ExecContext(ctx, "UPDATE noise SET n = n + 1 WHERE id = 1")
+		return err
+	})
 }
 
 func (in *liteInjector) inject(ctx context.Context, slot int, rng *rand.Rand, spawn func(func() error)) (string, error) {
@@ -206,6 +240,13 @@ func (in *liteInjector) inject(ctx context.Context, slot int, rng *rand.Rand, sp
 			return "", nil // the write lock stayed held, or the run ended
 		}
 		return kind, err
+	case slot < 58:
+		// Dealt, not yet fired: a deferred transaction fires it
+		// (overtakeSnapshot). At most a few wait at once.
+		if in.overtake.Load() < 3 {
+			in.overtake.Add(1)
+		}
+		return "", nil
 	case slot < 80:
 		if in.transfers.interrupt(rng, errCallerGaveUp) {
 			return "transfer cancelled", nil
@@ -339,6 +380,9 @@ func setupLiteGenerated(t *testing.T, cfg faultgen.RunConfig, st *faultgen.Stats
 		Routes:          [2]string{"deferred (reads first)", "immediate"},
 		Caller:          transfers.start,
 	}
+	// The injector waits 100 ms for the write lock and otherwise lets the
+	// round go: a worker holds it, which is contention enough.
+	inj := &liteInjector{db: open(1, sqldb.SQLiteBusyTimeout(100*time.Millisecond)), inflight: inflight, transfers: transfers}
 	be.InTx = func(w int, fn func(ctx context.Context, tx faultgen.GenTx) (faultgen.Result, error), o faultgen.TxOpts) dbop.Op[faultgen.Result] {
 		readFirst := (w == 2 || w == 5) && !o.ReadOnly
 		return sqldb.InTx(dbs[w], sqldb.SQLite, func(ctx context.Context, tx *sql.Tx) (faultgen.Result, error) {
@@ -350,13 +394,11 @@ func setupLiteGenerated(t *testing.T, cfg faultgen.RunConfig, st *faultgen.Stats
 				if _, err := gtx.QueryInt(ctx, "SELECT count(*) FROM ledger"); err != nil {
 					return faultgen.Result{}, err
 				}
+				inj.overtakeSnapshot(ctx)
 			}
 			return fn(ctx, gtx)
 		}, faultgen.SQLTxOpts(o, be)...)
 	}
-	// The injector waits 100 ms for the write lock and otherwise lets the
-	// round go: a worker holds it, which is contention enough.
-	inj := &liteInjector{db: open(1, sqldb.SQLiteBusyTimeout(100*time.Millisecond)), inflight: inflight, transfers: transfers}
 	return be, inj.inject, liteFaultMinimums, func() (map[string]faultgen.LedgerRow, []int64) {
 		for _, db := range dbs {
 			db.Close()
