@@ -301,14 +301,26 @@ func TestGaleraSmoke(t *testing.T) {
 				return n1, n2
 			}
 			before1, before2 := read()
+			// Node 2 has applied the rows too: the table and its rows were
+			// written on node 1 just before, and an UPDATE on node 2 that
+			// found no row would write nothing, and so meet no conflict (a
+			// CI run: committed at once, never retried).
+			var rows int
+			if err := g.dbs[1].QueryRowContext(t.Context(), "SET STATEMENT wsrep_sync_wait = 1 FOR SELECT COUNT(*) FROM counters").Scan(&rows); err != nil || rows != 2 {
+				t.Fatalf("node 2 sees %d rows (%v), want 2", rows, err)
+			}
 			// The transaction runs on node 2; another writer commits
 			// the same row on node 1 while it is open.
 			nodes := mysqldb.Nodes(g.dbs[1], g.dbs[0])
 			var attempts atomic.Int32
 			var retried []error
 			_, err := sqldb.Do(nodes, mysqldb.MariaDB, func(ctx context.Context, tx *sql.Tx) error {
-				if _, err := tx.ExecContext(ctx, "UPDATE counters SET n = n + 1 WHERE id = 1"); err != nil {
+				res, err := tx.ExecContext(ctx, "UPDATE counters SET n = n + 1 WHERE id = 1")
+				if err != nil {
 					return err
+				}
+				if n, err := res.RowsAffected(); err != nil || n != 1 {
+					return fmt.Errorf("the UPDATE changed %d rows (%v), want 1", n, err)
 				}
 				if attempts.Add(1) > 1 {
 					return nil
