@@ -647,68 +647,20 @@ type txn struct {
 }
 
 // judge returns the error of fn, which returned err on t's transaction
-// (sqldialect.Judge), after three cases of a transaction fn ended itself
-// (tx.Commit or tx.Rollback on its handle, or on the *sql.Tx of SQLTx),
-// committing it or not, which only fn's end can reveal (InTx's COMMIT
-// finds the others: commitOutcome), and whose outcome is unknown
-// (docs/backends.md §10.3):
-//
-//   - fn returned nil after its context ended: scopes.InTx would roll
-//     back, find the transaction done, and report the context's error,
-//     which a retry runs again after a per-attempt deadline, although fn's
-//     own COMMIT may have applied its work;
-//   - fn returned sql.ErrTxDone, the error of a statement sent on the
-//     ended transaction (InSavepoint's RELEASE SAVEPOINT after a step that
-//     committed, say), whatever its verdict: NotRetryable (gormErrors) or
-//     Unclassified, a failure that an OrDefault or a Fallback replaced,
-//     or a savepoint scope's RetryTransaction, which a retry ran again,
-//     though fn's own COMMIT may have applied its work;
-//   - fn returned a driver's error (one it did not classify itself) that
-//     would be retried and that the backend's COMMIT rules call unknown (a
-//     lost connection, a context error): it may be the error of fn's own
-//     COMMIT, whose answer was lost, and the retry would apply the work
-//     again. A server's answer that proves nothing was committed (a
-//     deadlock, a serialization failure) is retried as before.
-//
-// All are Ambiguous. Other errors are taken as they are: fn failed. The
-// transaction's state is asked only on those error paths.
+// (tx.Commit or tx.Rollback on its handle, or on the *sql.Tx of SQLTx):
+// Ambiguous where fn may have ended the transaction itself
+// (sqldialect.EndedInFn; InTx's COMMIT finds the other cases:
+// commitOutcome), else as sqldialect.Judge says. A transaction that is not
+// a *sql.Tx (a connection pool's own, SQLTx) is taken as not ended.
 func (t *txn) judge(ctx context.Context, b *beginner, err error) error {
-	switch {
-	case err == nil:
-		if ctx.Err() != nil && t.done() {
-			return dbop.Classify(fmt.Errorf("%w (%w): %w", errEndedInFn, txmark.ContextErr(ctx), sql.ErrTxDone), dbop.Ambiguous)
-		}
-	case b.retried(err) && b.commitRules(err) == dbop.Ambiguous && t.done():
-		return dbop.Classify(fmt.Errorf("%w, and returned an error its COMMIT may have returned: %w", errEndedInFn, err), dbop.Ambiguous)
-	case errors.Is(err, sql.ErrTxDone) && t.done():
-		return dbop.Classify(fmt.Errorf("%w, and returned the error of a statement sent after that: %w", errEndedInFn, err), dbop.Ambiguous)
+	done := func() bool {
+		tx, ok := SQLTx(t.db)
+		return ok && sqldialect.TxDone(tx)
+	}
+	if e := sqldialect.EndedInFn(ctx, err, errEndedInFn, b.classify, b.commitRules, done); e != nil {
+		return e
 	}
 	return sqldialect.Judge(ctx, b.family, "gormdb", err, t.pool.wentOn.Load(), func() error { return t.rollbackEarly(ctx) })
-}
-
-// retried reports whether a retry would run fn's transaction again after
-// err, a driver's error as a COMMIT returns it: one that carries no
-// verdict of its own (fn's dbop.Classify is fn's word), and that b's
-// classifiers call retryable.
-func (b *beginner) retried(err error) bool {
-	if dbop.VerdictOf(err) != dbop.Unclassified {
-		return false
-	}
-	v := b.classify(err)
-	return v == dbop.RetryTransaction || v == dbop.RetryStatement
-}
-
-// done reports whether t's transaction has ended, committed or rolled
-// back, without a round trip: Tx.StmtContext asks the transaction for its
-// connection first, which fails with sql.ErrTxDone on an ended one, and
-// otherwise refuses a statement of another database (a zero *sql.Stmt has
-// none) without preparing anything (Go 1.26 database/sql, sql.go:
-// Tx.StmtContext, Tx.grabConn, Stmt.Close). Its context is never done, so
-// that only the transaction's state answers. A transaction that is not a
-// *sql.Tx (a connection pool's own, SQLTx) is taken as not ended.
-func (t *txn) done() bool {
-	tx, ok := SQLTx(t.db)
-	return ok && errors.Is(tx.StmtContext(context.Background(), new(sql.Stmt)).Close(), sql.ErrTxDone)
 }
 
 // errEndedInFn says that fn committed or rolled back InTx's transaction
