@@ -341,9 +341,8 @@ func (f *fnTx) Rollback(ctx context.Context) error {
 // transaction itself (endedInFn). When fn only rolled it back, it is
 // rolled back, as InTx wanted: nil, and fn's error keeps its verdict.
 func (t *txn) Rollback(ctx context.Context) error {
-	if t.endedByStatement() {
-		_ = t.Tx.Rollback(ctx) // ends pgx's Tx (a warning, §1.21), giving back a pool's connection
-		return dbop.Classify(&scopes.AmbiguousCommitError{Err: errEndedByStatement}, dbop.Ambiguous)
+	if err := t.endedByStatement(ctx); err != nil {
+		return err
 	}
 	err := t.Tx.Rollback(ctx)
 	if errors.Is(err, pgx.ErrTxClosed) {
@@ -377,17 +376,20 @@ var errEndedByStatement = errors.New("pgxdb: fn ended the transaction itself (le
 // 'I', §2.8; CockroachDB reports 'T' after CockroachRestart's RELEASE,
 // §6.7): reading it sends nothing. What fn ran may have been
 // committed: it records that fn ended the transaction as with a COMMIT,
-// and InTx's COMMIT or ROLLBACK returns an *scopes.AmbiguousCommitError.
-func (t *txn) endedByStatement() bool {
+// ends pgx's Tx (its ROLLBACK answers a warning, §1.21, and a pool's
+// connection goes back), and returns the *scopes.AmbiguousCommitError
+// InTx's COMMIT or ROLLBACK returns; nil when fn did not.
+func (t *txn) endedByStatement(ctx context.Context) error {
 	if t.fnEnded {
-		return false
+		return nil
 	}
 	conn := t.Tx.Conn()
 	if conn == nil || conn.PgConn().TxStatus() != 'I' {
-		return false
+		return nil
 	}
 	t.fnEnded, t.fnCommit = true, true
-	return true
+	_ = t.Tx.Rollback(ctx)
+	return dbop.Classify(&scopes.AmbiguousCommitError{Err: errEndedByStatement}, dbop.Ambiguous)
 }
 
 // endedInFn returns err, pgx.ErrTxClosed from InTx's Commit or Rollback
@@ -429,9 +431,8 @@ func (t *txn) Commit(ctx context.Context) error {
 		// pool, where another goroutine may be using it.
 		return t.endedInFn(t.Tx.Commit(ctx))
 	}
-	if t.endedByStatement() {
-		_ = t.Tx.Rollback(ctx) // ends pgx's Tx (a warning, §1.21), giving back a pool's connection
-		return dbop.Classify(&scopes.AmbiguousCommitError{Err: errEndedByStatement}, dbop.Ambiguous)
+	if err := t.endedByStatement(ctx); err != nil {
+		return err
 	}
 	conn := t.Tx.Conn()
 	busy := conn != nil && conn.PgConn().IsBusy()
