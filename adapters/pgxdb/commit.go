@@ -70,6 +70,9 @@ func commitOutcome(err error) dbop.Verdict {
 	if _, ok := errors.AsType[*closedBeforeError](err); ok {
 		return dbop.RetryTransaction
 	}
+	if _, ok := errors.AsType[*sharedRollbackError](err); ok {
+		return dbop.RetryTransaction // a shared transaction rolled back: nothing of it was committed
+	}
 	if errors.Is(err, errRolledBackInFn) {
 		return dbop.NotRetryable // fn rolled back, then returned nil
 	}

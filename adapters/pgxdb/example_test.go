@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"sync"
 	"time"
 
 	"github.com/dbop-go/dbop"
@@ -186,4 +187,43 @@ func ExampleCreateHotSpotLocks() {
 	if _, err := transfer.With(hot).Run(ctx); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// Transfers between a few hot accounts from many goroutines: the attempts
+// that are ready at the same time share one transaction, each in a
+// savepoint of its own, and one COMMIT. The operation is built per
+// transfer, closing over its accounts; every one built at this
+// ShareCommits call shares with the others. The lock tables let processes
+// take turns a shared transaction at a time.
+func ExampleShareCommits() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "postgres://localhost/bank")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	if err := pgxdb.CreateHotSpotLocks(ctx, pool); err != nil {
+		log.Fatal(err)
+	}
+	retried := dbop.WithRetry(dbop.FullJitter(dbop.Exponential(5*time.Millisecond, time.Second)), dbop.MaxAttempts(50))
+
+	transfer := func(from, to, amount int64) error {
+		_, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "UPDATE accounts SET balance = balance - $2 WHERE id = $1", from, amount); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "UPDATE accounts SET balance = balance + $2 WHERE id = $1", to, amount)
+			return err
+		}, pgxdb.Isolation(pgx.Serializable), pgxdb.ShareCommits()).With(retried).Run(ctx)
+		return err
+	}
+	var wg sync.WaitGroup
+	for i := range int64(16) {
+		wg.Go(func() {
+			if err := transfer(1+i%4, 1+(i+1)%4, 100); err != nil {
+				log.Print(err)
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -46,6 +46,8 @@ type config struct {
 	rollbackTimeout time.Duration
 	restart         dbop.Decorator // CockroachRestart's WithRetry, nil when not given
 	resolve         bool           // ResolveCommit
+	share           bool           // ShareCommits
+	shareKey        int64          // ShareCommits's call site, hashed
 
 	// Derived from the above by done.
 	classifier dbop.Classifier // caller, then Classifier

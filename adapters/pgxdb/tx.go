@@ -116,6 +116,7 @@ func inTx[T any](caller string, db Beginner, fn func(context.Context, pgx.Tx) (T
 		panic("pgxdb: " + caller + ": the function to run in the transaction is nil")
 	}
 	c := newTxConfig(caller, opts)
+	c.shareCheck(caller)
 	var res *resolver
 	if c.resolve {
 		res = newResolver(caller, db, c)
@@ -140,6 +141,9 @@ func inTx[T any](caller string, db Beginner, fn func(context.Context, pgx.Tx) (T
 	}
 	if res != nil {
 		scopeOpts = append(scopeOpts, scopes.ResolveCommit())
+	}
+	if c.share {
+		return sharedInTx(db, fn, c, scopeOpts)
 	}
 	return scopes.InTx(begin, run, scopeOpts...)
 }

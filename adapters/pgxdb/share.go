@@ -1,0 +1,547 @@
+package pgxdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/internal/hotlock"
+	"github.com/dbop-go/dbop/scopes"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// shareMax is the most attempts one shared transaction carries: a bound on
+// how long the first waits for the COMMIT, and on the subtransactions
+// PostgreSQL keeps in its per-backend cache (64) without spilling.
+const shareMax = 32
+
+// ShareCommits makes the attempts of the operation that are ready at the
+// same time, in the process, run in one transaction and commit together,
+// each in a savepoint of its own: one COMMIT, and one flush of the
+// write-ahead log, for several attempts. It is the answer to hot rows on
+// PostgreSQL, which keeps a transaction's row locks until its commit
+// record is flushed (docs/backends.md §1.20): transactions that write the
+// same rows then commit one flush after another, however they are
+// ordered, and sixteen workers get no more done than one. Sharing the
+// flush gets more done than one worker does (docs/contention.md), with no
+// number to choose:
+//
+//	transfer := pgxdb.Do(pool, fn, pgxdb.Isolation(pgx.Serializable), pgxdb.ShareCommits())
+//	err := transfer.With(retried).Run(ctx)
+//
+// The attempts that share are those of every operation built with the
+// same ShareCommits call (the same line of code, whatever closure each
+// call builds around it), on the same Beginner, with the same options.
+// They take turns, oldest first: while one runs fn, the others wait for
+// the transaction; a newcomer joins the one in progress, and the last of
+// them, or the 32nd, commits it. Each attempt's work stands or falls on
+// its own until the COMMIT: one whose fn fails is rolled back to its
+// savepoint, and the others' work stays. Across processes, each shared
+// transaction locks one of the HotSpot's lock tables in its BEGIN round
+// trip ([CreateHotSpotLocks]; the table is chosen by the ShareCommits
+// call's line, as a HotSpot's is), so that processes take turns a shared
+// transaction at a time instead of failing each other's; without the
+// tables they go on uncoordinated.
+//
+// What an attempt sees of sharing:
+//
+//   - Its outcome is the shared COMMIT's: an answer lost in flight makes
+//     every attempt in it [dbop.Ambiguous]. A COMMIT refused for a reason
+//     that a retry cannot mend (a deferred constraint, say) cannot tell
+//     whose work caused it: every attempt in it is retried
+//     ([dbop.RetryTransaction]), and the next ones run alone, so that the
+//     one at fault meets its error alone.
+//   - A serialization failure or deadlock, or any failed statement, ends
+//     the transaction's intake: it commits what the others did, and the
+//     attempt that failed is retried in the next.
+//   - fn sees the work of the attempts before it in the transaction, which
+//     commits or not with its own, and the transaction's start time
+//     (now(), transaction_timestamp()) and id are theirs too. The limits a
+//     deadline on ctx derives are set for each attempt (after its
+//     SAVEPOINT); LockTimeout and StatementTimeout for the transaction.
+//   - fn must not change the transaction's settings (SET LOCAL,
+//     set_config(…, true), SET CONSTRAINTS): they would hold for the
+//     attempts after it. It must not end the transaction: tx.Commit and
+//     tx.Rollback return an error and end nothing; a COMMIT or ROLLBACK
+//     sent as a statement ends the others' too, and every attempt in the
+//     transaction is then Ambiguous.
+//   - An operation that shares commits, run inside the function of another
+//     that shares the same transactions, would wait for itself: it fails
+//     with an error that says so.
+//
+// Give the operation a retry (the README's WithRetry): an attempt that a
+// shared transaction's failure takes with it is retried like a
+// serialization failure. A [dbop.HotSpot] adds nothing here and costs the
+// sharing, since it admits one attempt at a time: use one or the other.
+//
+// ShareCommits cannot be combined with [ReadOnly] (a read-only COMMIT
+// flushes nothing), [CockroachRestart] or [ResolveCommit]; InTx and Do
+// panic when it is.
+func ShareCommits() TxOption {
+	pc, _, line, ok := runtime.Caller(1)
+	name := "?"
+	if f := runtime.FuncForPC(pc); ok && f != nil {
+		name = f.Name()
+	}
+	h := fnv.New64a()
+	h.Write([]byte("pgxdb.ShareCommits " + name + ":" + strconv.Itoa(line)))
+	key := int64(h.Sum64())
+	return txOnly(func(c *config) { c.share, c.shareKey = true, key })
+}
+
+// shareGroupKey names the attempts that share transactions.
+type shareGroupKey struct {
+	db   Beginner
+	key  int64
+	opts pgx.TxOptions
+	set  string
+}
+
+// shareGroups holds every group of the process: one per ShareCommits call,
+// Beginner and options, never removed (a few words each).
+var shareGroups sync.Map // shareGroupKey → *shareGroup
+
+// shareGroup is the turn-taking of one group's attempts.
+type shareGroup struct {
+	mu    sync.Mutex
+	held  bool            // an attempt has the turn
+	queue []chan struct{} // attempts waiting for it, oldest first; closed to hand it over
+	cur   *sharedTx       // the transaction in progress, nil between them
+	solo  int             // transactions still to run with one attempt each
+	// tables is what the first coordinated BEGIN found of the lock
+	// tables: 0 unknown, 1 present, 2 missing (42P01) or not allowed
+	// (42501).
+	tables atomic.Int32
+}
+
+// sharedTx is one shared transaction.
+type sharedTx struct {
+	tx      pgx.Tx
+	n       int           // attempts that joined it
+	waiting int           // attempts whose work waits for its COMMIT
+	closing bool          // no attempt joins it any more
+	broken  error         // it cannot go on: it is rolled back
+	ended   bool          // fn ended it with a statement: every attempt is Ambiguous
+	limits  string        // the statements that restore the limits in force at BEGIN; "" until read
+	done    chan struct{} // closed once err is set
+	err     error         // the outcome for the attempts that wait
+}
+
+// sharedHeld marks the context of a shared attempt's fn with its group.
+type sharedHeld struct{}
+
+// errSharedEnd is what a shared attempt's fn gets from tx.Commit and
+// tx.Rollback.
+var errSharedEnd = errors.New("pgxdb: fn may not end a transaction it shares with other attempts (ShareCommits): " +
+	"return nil to commit, an error to roll back its work")
+
+// errSharedEndedByStatement is the outcome of every attempt in a shared
+// transaction that an attempt's fn ended with a statement.
+var errSharedEndedByStatement = errors.New("pgxdb: an attempt's fn ended the shared transaction (ShareCommits) with a statement " +
+	"(a COMMIT or ROLLBACK sent with tx.Exec or on tx.Conn()): whether the work of the attempts in it was committed is unknown")
+
+// sharedRollbackError is the outcome of an attempt whose work a shared
+// transaction did not commit for a reason that need not be its own: nothing
+// of it was committed, and it is retried (commitOutcome).
+type sharedRollbackError struct{ err error }
+
+func (e *sharedRollbackError) Error() string {
+	return "pgxdb: the shared transaction (ShareCommits) was rolled back, this attempt's work with it: " + e.err.Error()
+}
+func (e *sharedRollbackError) Unwrap() error { return e.err }
+
+// shareCheck panics when c shares commits with an option it cannot serve.
+func (c *config) shareCheck(caller string) {
+	switch {
+	case !c.share:
+	case c.txOptions.AccessMode == pgx.ReadOnly:
+		panic("pgxdb: " + caller + ": ShareCommits with ReadOnly: a read-only transaction's COMMIT flushes nothing to share")
+	case c.restart != nil:
+		panic("pgxdb: " + caller + ": ShareCommits with CockroachRestart: the restart savepoint cannot be shared")
+	case c.resolve:
+		panic("pgxdb: " + caller + ": ShareCommits with ResolveCommit is not supported")
+	}
+}
+
+// sharedInTx is inTx for an operation built with ShareCommits.
+func sharedInTx[T any](db Beginner, fn func(context.Context, pgx.Tx) (T, error), c *config, scopeOpts []scopes.TxOption) dbop.Op[T] {
+	gk := shareGroupKey{db: db, key: c.shareKey, opts: c.txOptions, set: c.setSQL}
+	var g *shareGroup
+	if mapKeyable(db) {
+		v, _ := shareGroups.LoadOrStore(gk, new(shareGroup))
+		g = v.(*shareGroup)
+	} else {
+		g = new(shareGroup) // a Beginner no map can hold: the operation's own
+	}
+	begin := func(ctx context.Context, o scopes.BeginOptions) (*member, error) {
+		if o.ReadOnly {
+			return nil, dbop.Classify(errors.New("pgxdb: a ShareCommits operation run as read-only (a Then's read-only step, say): "+
+				"a read-only transaction's COMMIT flushes nothing to share"), dbop.NotRetryable)
+		}
+		if held, _ := ctx.Value(sharedHeld{}).(*shareGroup); held == g {
+			return nil, dbop.Classify(errors.New("pgxdb: an operation that shares commits (ShareCommits) ran inside the function of an attempt "+
+				"that shares the same transactions: it would wait for that attempt's turn to end, for ever; run it on its own context, or without ShareCommits"), dbop.NotRetryable)
+		}
+		return g.join(ctx, c, db)
+	}
+	run := func(ctx context.Context, m *member) (T, error) {
+		v, err := fn(context.WithValue(ctx, sharedHeld{}, g), &m.fnTx)
+		m.fnErr = err
+		return v, err
+	}
+	return scopes.InTx(begin, run, scopeOpts...)
+}
+
+// mapKeyable reports whether db can be a map key.
+func mapKeyable(db Beginner) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	m := map[any]struct{}{}
+	m[db] = struct{}{}
+	return true
+}
+
+// member is one attempt's part of a shared transaction.
+type member struct {
+	ctx   context.Context // the attempt's: its caller's deadline and cancel
+	g     *shareGroup
+	c     *config
+	s     *sharedTx
+	fnTx  sharedFnTx
+	fnErr error
+	ended bool // fn called tx.Commit or tx.Rollback
+	turn  bool // it has the turn (until Commit or Rollback)
+}
+
+// sharedFnTx is the transaction a shared attempt's fn is handed: the shared
+// pgx.Tx, whose Commit and Rollback end nothing.
+type sharedFnTx struct {
+	pgx.Tx
+	m *member
+}
+
+// Commit refuses: the transaction is shared.
+func (f *sharedFnTx) Commit(context.Context) error { f.m.fnEnded(); return errSharedEnd }
+
+// Rollback refuses: the transaction is shared.
+func (f *sharedFnTx) Rollback(context.Context) error { f.m.fnEnded(); return errSharedEnd }
+
+func (m *member) fnEnded() { m.ended = true }
+
+// join waits for the turn, oldest first, and joins the transaction in
+// progress or begins one, then sets the attempt's SAVEPOINT and limits.
+func (g *shareGroup) join(ctx context.Context, c *config, db Beginner) (*member, error) {
+	if err := g.acquire(ctx, c); err != nil {
+		return nil, err
+	}
+	m := &member{g: g, c: c, turn: true, ctx: ctx}
+	m.fnTx = sharedFnTx{m: m}
+	s := g.cur
+	if s == nil {
+		var err error
+		if s, err = g.open(ctx, c, db); err != nil {
+			m.turn = false
+			g.release(ctx, c)
+			return nil, err
+		}
+		g.mu.Lock()
+		g.cur = s
+		g.mu.Unlock()
+	}
+	m.s = s
+	s.n++
+	m.fnTx.Tx = s.tx
+	q := "SAVEPOINT dbop_share"
+	set, limits := c.attemptSettings(ctx)
+	if set != c.setSQL || limits != "" || s.limits != "" {
+		if s.limits == "" {
+			if err := s.readLimits(ctx); err != nil {
+				return nil, m.fail(ctx, err)
+			}
+		}
+		q += "; " + s.limits + serverlimitJoin(set, limits)
+	}
+	if _, err := s.tx.Exec(ctx, q); err != nil {
+		return nil, m.fail(ctx, fmt.Errorf("pgxdb: %s: %w", q, err))
+	}
+	return m, nil
+}
+
+// serverlimitJoin joins an attempt's statements, each "" for none.
+func serverlimitJoin(set, limits string) string {
+	var parts []string
+	for _, p := range []string{set, limits} {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "; " + strings.Join(parts, "; ")
+}
+
+// readLimits reads the limits in force, which the attempts' own replace, so
+// that each attempt after one with a deadline starts from them.
+func (s *sharedTx) readLimits(ctx context.Context) error {
+	var stmt, lock string
+	if err := s.tx.QueryRow(ctx, "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')").Scan(&stmt, &lock); err != nil {
+		return fmt.Errorf("pgxdb: reading the limits in force: %w", err)
+	}
+	s.limits = "SET LOCAL statement_timeout = " + quote(stmt) + "; SET LOCAL lock_timeout = " + quote(lock)
+	return nil
+}
+
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// fail ends the attempt's turn after err broke the transaction, and returns
+// err.
+func (m *member) fail(ctx context.Context, err error) error {
+	m.s.broken = err
+	m.turn = false
+	m.g.release(ctx, m.c)
+	return err
+}
+
+// acquire waits for the group's turn, oldest first.
+func (g *shareGroup) acquire(ctx context.Context, c *config) error {
+	g.mu.Lock()
+	if !g.held {
+		g.held = true
+		g.mu.Unlock()
+		return nil
+	}
+	w := make(chan struct{})
+	g.queue = append(g.queue, w)
+	g.mu.Unlock()
+	select {
+	case <-w:
+		return nil
+	case <-ctx.Done():
+	}
+	g.mu.Lock()
+	for i, q := range g.queue {
+		if q == w {
+			g.queue = append(g.queue[:i], g.queue[i+1:]...)
+			g.mu.Unlock()
+			return ctx.Err()
+		}
+	}
+	g.mu.Unlock()
+	<-w // handed the turn as the context ended: hand it on
+	g.release(ctx, c)
+	return ctx.Err()
+}
+
+// release ends the turn of the attempt that holds it: it hands the turn to
+// the oldest waiting attempt, and commits (or rolls back) the transaction
+// in progress when no attempt will join it.
+func (g *shareGroup) release(ctx context.Context, c *config) {
+	g.mu.Lock()
+	s := g.cur
+	var end *sharedTx
+	if s != nil && (s.broken != nil || s.ended || s.closing || g.solo > 0 || len(g.queue) == 0 || s.n >= shareMax) {
+		end, g.cur = s, nil
+		if g.solo > 0 {
+			g.solo--
+		}
+	}
+	if len(g.queue) > 0 {
+		w := g.queue[0]
+		g.queue = g.queue[1:]
+		g.mu.Unlock()
+		close(w)
+	} else {
+		g.held = false
+		g.mu.Unlock()
+	}
+	if end != nil {
+		g.finish(ctx, c, end)
+	}
+}
+
+// finish ends s: COMMIT when attempts wait for it, ROLLBACK otherwise, and
+// sets their outcome.
+func (g *shareGroup) finish(ctx context.Context, c *config, s *sharedTx) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.rollbackTimeout)
+	defer cancel()
+	switch {
+	case s.ended:
+		_ = s.tx.Rollback(ctx) // pgx's state; the server answers a warning
+		s.err = dbop.Classify(&scopes.AmbiguousCommitError{Err: errSharedEndedByStatement}, dbop.Ambiguous)
+	case s.broken != nil || s.waiting == 0:
+		_ = s.tx.Rollback(ctx)
+		if s.broken != nil {
+			s.err = &sharedRollbackError{s.broken}
+		}
+	default:
+		err := sendCommit(s.tx, func() error { return s.tx.Commit(ctx) })
+		if err != nil && s.waiting > 1 {
+			if v := c.commitVerdict(err); v != dbop.Ambiguous && v != dbop.RetryTransaction && c.classifier(err) != dbop.RetryTransaction {
+				// Whose work the server refused is unknown: every
+				// attempt is retried, the next ones alone.
+				g.mu.Lock()
+				g.solo += s.waiting
+				g.mu.Unlock()
+				err = &sharedRollbackError{err}
+			}
+		}
+		s.err = err
+	}
+	close(s.done)
+}
+
+// open begins a shared transaction: BEGIN with the options' settings and,
+// while the lock tables are not known to be missing, the lock of the
+// group's table, in one round trip on pgx's own handles.
+func (g *shareGroup) open(ctx context.Context, c *config, db Beginner) (*sharedTx, error) {
+	if err := inCallersTx(db); err != nil {
+		return nil, err
+	}
+	lock := ""
+	if g.tables.Load() != 2 {
+		lock = hotlock.PostgresLock(c.shareKey)
+	}
+	_, own := batchesBegin(db)
+	opts := c.txOptions
+	begin := func(lock string) (pgx.Tx, error) {
+		o := opts
+		if own {
+			if q := serverlimitJoin(c.setSQL, lock); q != "" {
+				o.BeginQuery = beginSQL(opts, q[2:])
+			}
+		}
+		tx, err := db.BeginTx(ctx, o)
+		if err != nil {
+			return nil, closedConn(db, err)
+		}
+		if !own {
+			for _, q := range []string{c.setSQL, lock} {
+				if q == "" {
+					continue
+				}
+				if _, err := tx.Exec(ctx, q); err != nil {
+					_ = tx.Rollback(context.WithoutCancel(ctx))
+					return nil, err
+				}
+			}
+		}
+		return tx, nil
+	}
+	tx, err := begin(lock)
+	if err != nil && lock != "" && lockMissing(err) {
+		g.tables.Store(2)
+		if owner, _ := batchesBegin(db); owner != nil {
+			_, _ = owner.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+		tx, err = begin("")
+	} else if err == nil && lock != "" {
+		g.tables.Store(1)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &sharedTx{tx: tx, done: make(chan struct{})}, nil
+}
+
+// lockMissing reports whether err says the lock table is missing (42P01)
+// or not ours to lock (42501).
+func lockMissing(err error) bool {
+	pe, ok := errors.AsType[*pgconn.PgError](err)
+	return ok && (pe.Code == "42P01" || pe.Code == "42501")
+}
+
+// Commit ends the attempt's turn with its work in the transaction, and
+// waits for the transaction's outcome.
+func (m *member) Commit(ctx context.Context) error {
+	if !m.turn {
+		return m.s.err
+	}
+	s := m.s
+	conn := s.tx.Conn()
+	switch {
+	case conn != nil && conn.PgConn().TxStatus() == 'I':
+		s.ended = true
+		s.waiting++
+	case m.ended: // fn called tx.Commit or tx.Rollback and returned nil
+		if err := m.undo(ctx); err != nil {
+			return err
+		}
+		return &beforeCommitError{dbop.Classify(errSharedEnd, dbop.NotRetryable)}
+	case conn != nil && conn.PgConn().TxStatus() == 'E':
+		if err := m.undo(ctx); err != nil {
+			return err
+		}
+		return fmt.Errorf("pgxdb: the transaction had failed before COMMIT (a statement's error was not returned by fn): %w", pgx.ErrTxCommitRollback)
+	case conn != nil && conn.PgConn().IsBusy():
+		return &beforeCommitError{dbop.Classify(m.fail(ctx, errors.New("pgxdb: COMMIT was not sent: fn returned with rows or a batch left open on the shared transaction's connection "+
+			"(close pgx.Rows and pgx.BatchResults before returning)")), dbop.NotRetryable)}
+	default:
+		s.waiting++
+	}
+	m.turn = false
+	m.g.release(ctx, m.c)
+	// The attempts after it may take their time: the wait is the
+	// caller's, bounded by its deadline, not by the commit's own bound.
+	select {
+	case <-s.done:
+		return s.err
+	case <-m.ctx.Done():
+		return dbop.Classify(&scopes.AmbiguousCommitError{Err: fmt.Errorf(
+			"pgxdb: the caller gave up before the shared transaction (ShareCommits) this attempt's work waits in was committed: %w", m.ctx.Err())}, dbop.Ambiguous)
+	}
+}
+
+// undo rolls the attempt's work back to its savepoint and ends its turn;
+// the transaction takes no more attempts.
+func (m *member) undo(ctx context.Context) error {
+	if _, err := m.s.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT dbop_share"); err != nil {
+		return m.fail(ctx, fmt.Errorf("pgxdb: ROLLBACK TO SAVEPOINT dbop_share: %w", err))
+	}
+	m.s.closing = true
+	m.turn = false
+	m.g.release(ctx, m.c)
+	return nil
+}
+
+// Rollback rolls the attempt's work back to its savepoint and ends its
+// turn. A transaction fn ended with a statement is Ambiguous, as InTx's.
+func (m *member) Rollback(ctx context.Context) error {
+	if !m.turn {
+		return nil
+	}
+	s := m.s
+	conn := s.tx.Conn()
+	switch {
+	case conn != nil && conn.PgConn().TxStatus() == 'I':
+		s.ended = true
+		m.turn = false
+		m.g.release(ctx, m.c)
+		return dbop.Classify(&scopes.AmbiguousCommitError{Err: errSharedEndedByStatement}, dbop.Ambiguous)
+	case conn != nil && conn.PgConn().IsBusy():
+		return m.fail(ctx, errors.New("pgxdb: fn returned with rows or a batch left open on the shared transaction's connection"))
+	}
+	failed := conn != nil && conn.PgConn().TxStatus() == 'E'
+	if _, err := s.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT dbop_share"); err != nil {
+		return m.fail(ctx, fmt.Errorf("pgxdb: ROLLBACK TO SAVEPOINT dbop_share: %w", err))
+	}
+	if failed || (m.fnErr != nil && m.c.classifier(m.fnErr) == dbop.RetryTransaction) {
+		// A statement failed, or a conflict: the snapshot or the locks
+		// may be stale. The transaction commits what it holds.
+		s.closing = true
+	}
+	m.turn = false
+	m.g.release(ctx, m.c)
+	return nil
+}
