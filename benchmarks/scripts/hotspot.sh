@@ -9,7 +9,14 @@ set -eu
 # CONTENTION_BIN runs a binary built from ./cmd/contention instead of
 # building one.
 . scripts/bin.sh
-common="-strategies dbop+hotspot,dbop+bulkhead,reference -duration 10s -rounds 3"
+common="-duration 10s -rounds 3"
+# On PostgreSQL, pgxdb.ShareCommits too (dbop+share), which only pgxdb has.
+strategies() {
+	case $1 in
+	postgres) echo "-strategies dbop+share,dbop+hotspot,dbop+bulkhead,reference" ;;
+	*) echo "-strategies dbop+hotspot,dbop+bulkhead,reference" ;;
+	esac
+}
 run() {
 	name=$1
 	shift
@@ -19,11 +26,11 @@ run() {
 	out=results/hotspot-$name
 	echo "== $name"
 	{
-		echo "command (from benchmarks/): go run ./cmd/contention $* $common -charts $out"
+		echo "command (from benchmarks/): go run ./cmd/contention $* $(strategies "$2") $common -charts $out"
 		echo
 	} > "$out.txt"
 	uptime > "$out.load"
-	"$bin" "$@" $common -charts "$out" >> "$out.txt" 2>&1 || true
+	"$bin" "$@" $(strategies "$2") $common -charts "$out" >> "$out.txt" 2>&1 || true
 	uptime >> "$out.load"
 	sed -n '/against the goal/,$p' "$out.txt"
 }

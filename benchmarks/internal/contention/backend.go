@@ -87,6 +87,16 @@ func (b Backend) statements() statements {
 	return s
 }
 
+// OpOptions are the options of DB.Op.
+type OpOptions struct {
+	LockTimeout time.Duration // the adapter's LockTimeout when positive
+	// Standin says that the attempts carry the stand-in's limit (-limits
+	// standin, serverLimits) for the transfer to set, not a deadline the
+	// adapter derives limits from.
+	Standin bool
+	Share   bool // pgxdb.ShareCommits (PostgreSQL only)
+}
+
 // DB is what a worker runs transfers on.
 type DB interface {
 	// Attempt runs fn in one transaction: begin, fn, commit, or roll back
@@ -94,12 +104,8 @@ type DB interface {
 	// not dbop's.
 	Attempt(ctx context.Context, fn TxFunc) error
 	// Op is dbop's one-transaction-per-run operation for the backend
-	// (pgxdb.Do, or sqldb.Do with mysqldb.MariaDB), with lockTimeout as
-	// the adapter's LockTimeout when positive. standin says that the
-	// attempts carry the stand-in's limit (-limits standin, serverLimits)
-	// for the transfer to set, not a deadline the adapter derives limits
-	// from.
-	Op(fn TxFunc, lockTimeout time.Duration, standin bool) dbop.Op[struct{}]
+	// (pgxdb.Do, or sqldb.Do with mysqldb.MariaDB), built with o.
+	Op(fn TxFunc, o OpOptions) dbop.Op[struct{}]
 	// Classifier is the backend's classifier, which the strategies that
 	// are not dbop's use to tell conflicts from other errors.
 	Classifier(err error) dbop.Verdict
@@ -316,13 +322,16 @@ func (d pgDB) Attempt(ctx context.Context, fn TxFunc) error {
 // every attempt began through limitBeginner, which cost each attempt that
 // took the HotSpot's lock a round trip of its own that an application does
 // not pay.
-func (d pgDB) Op(fn TxFunc, lockTimeout time.Duration, standin bool) dbop.Op[struct{}] {
+func (d pgDB) Op(fn TxFunc, o OpOptions) dbop.Op[struct{}] {
 	opts := []pgxdb.TxOption{pgxdb.Isolation(d.iso)}
-	if lockTimeout > 0 {
-		opts = append(opts, pgxdb.LockTimeout(lockTimeout))
+	if o.LockTimeout > 0 {
+		opts = append(opts, pgxdb.LockTimeout(o.LockTimeout))
+	}
+	if o.Share {
+		opts = append(opts, pgxdb.ShareCommits())
 	}
 	var db pgxdb.Beginner = d.pool
-	if standin {
+	if o.Standin {
 		db = limitBeginner{d.pool}
 	}
 	return pgxdb.Do(db, func(ctx context.Context, tx pgx.Tx) error { return fn(ctx, pgTx{tx}) }, opts...)
@@ -365,7 +374,8 @@ func (d sqlDB) Attempt(ctx context.Context, fn TxFunc) error {
 
 // Op ignores standin: the transfer itself sets the stand-in's limits on
 // MariaDB (statements.limit).
-func (d sqlDB) Op(fn TxFunc, lockTimeout time.Duration, _ bool) dbop.Op[struct{}] {
+func (d sqlDB) Op(fn TxFunc, o OpOptions) dbop.Op[struct{}] {
+	lockTimeout := o.LockTimeout
 	opts := []sqldb.TxOption{sqldb.Isolation(d.iso)}
 	if lockTimeout > 0 {
 		opts = append(opts, sqldb.LockTimeout(lockTimeout))

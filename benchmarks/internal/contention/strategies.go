@@ -32,13 +32,16 @@ type Strategy struct {
 }
 
 // Names of the strategies that [StrategyByName] knows.
-var Names = []string{"dbop", "dbop+bulkhead", "dbop+hotspot", "dbop+hotspot+keys", "immediate", "cenkalti", "none", "executor", "keyed", "pglock", "pglease", "reference"}
+var Names = []string{"dbop", "dbop+bulkhead", "dbop+hotspot", "dbop+hotspot+keys", "immediate", "cenkalti", "none", "executor", "keyed", "pglock", "pglease", "batch", "dbop+share", "reference"}
 
 // NamesFor returns the names of Names that run with cfg: pglock and pglease only on
 // PostgreSQL with the lock tables.
 func NamesFor(cfg Config) []string {
 	var names []string
 	for _, name := range Names {
+		if name == "dbop+share" && cfg.Backend.Kind != Postgres {
+			continue
+		}
 		if (name != "pglock" && name != "pglease") || (cfg.Backend.Kind == Postgres && !cfg.NoLockTables) {
 			names = append(names, name)
 		}
@@ -62,6 +65,7 @@ type DBOPParams struct {
 	Bulkhead    int           // when positive, dbop.Bulkhead(Bulkhead) after the retry: concurrent attempts capped
 	LockTimeout time.Duration // when positive, the adapter's LockTimeout on each attempt
 	HotSpot     bool          // dbop.HotSpot() after the retry
+	Share       bool          // pgxdb.ShareCommits() on the operation (PostgreSQL)
 	Keys        bool          // each transfer's accounts as its dbop.HotSpotKeys
 	// AdapterLimits leaves the deadlines of attempts to the adapters,
 	// which derive server-side limits from them (adapterLimits), instead
@@ -83,6 +87,9 @@ func (p DBOPParams) String() string {
 	}
 	if p.Keys {
 		s += " + HotSpotKeys(from, to)"
+	}
+	if p.Share {
+		s += " + pgxdb.ShareCommits()"
 	}
 	if p.LockTimeout > 0 {
 		s += fmt.Sprintf(" + LockTimeout(%v)", p.LockTimeout)
@@ -113,6 +120,13 @@ func StrategyByName(name string, cfg Config) (Strategy, error) {
 		p := cfg.DBOP
 		p.HotSpot = true
 		return DBOP("dbop+hotspot", p), nil
+	case "dbop+share":
+		if cfg.Backend.Kind != Postgres {
+			return Strategy{}, fmt.Errorf("strategy dbop+share: pgxdb.ShareCommits is PostgreSQL's, not %s", cfg.Backend.Kind)
+		}
+		p := cfg.DBOP
+		p.Share = true
+		return DBOP("dbop+share", p), nil
 	case "dbop+hotspot+keys":
 		p := cfg.DBOP
 		p.HotSpot, p.Keys = true, true
@@ -133,6 +147,8 @@ func StrategyByName(name string, cfg Config) (Strategy, error) {
 		return PGLock(cfg)
 	case "pglease":
 		return PGLease(cfg)
+	case "batch":
+		return Batch(cfg), nil
 	}
 	return Strategy{}, fmt.Errorf("unknown strategy %q (want one of %v, or \"dbop \" and a spec)", name, Names)
 }

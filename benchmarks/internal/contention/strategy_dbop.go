@@ -102,7 +102,7 @@ func DBOP(name string, p DBOPParams) Strategy {
 				tr := TransferOf(ctx)
 				ctx = dbop.HotSpotKeys(ctx, int64(tr.From), int64(tr.To))
 			}
-			_, err := db.Op(fn, p.LockTimeout, !p.AdapterLimits).With(chain).Run(ctx)
+			_, err := db.Op(fn, OpOptions{LockTimeout: p.LockTimeout, Standin: !p.AdapterLimits, Share: p.Share}).With(chain).Run(ctx)
 			return err
 		},
 	}
