@@ -222,6 +222,7 @@ type member struct {
 	fnErr error
 	ended bool // fn called tx.Commit or tx.Rollback
 	turn  bool // it has the turn (until Commit or Rollback)
+	sp    bool // it set a savepoint: the first attempt of a transaction sets none unless it sets limits
 }
 
 // sharedFnTx is the transaction a shared attempt's fn is handed: the shared
@@ -262,9 +263,18 @@ func (g *shareGroup) join(ctx context.Context, c *config, db Beginner) (*member,
 	m.s = s
 	s.n++
 	m.fnTx.Tx = s.tx
-	q := "SAVEPOINT dbop_share"
 	set, limits := c.attemptSettings(ctx)
-	if set != c.setSQL || limits != "" || s.limits != "" {
+	limited := set != c.setSQL || limits != "" || s.limits != ""
+	if s.n == 1 && !limited {
+		// The first attempt needs no savepoint: should it fail, the
+		// transaction, which holds nothing else and which no attempt then
+		// joins, is rolled back whole (undo). A lone attempt so costs no
+		// round trip more than InTx without ShareCommits.
+		return m, nil
+	}
+	m.sp = true
+	q := "SAVEPOINT dbop_share"
+	if limited {
 		if s.limits == "" {
 			if err := s.readLimits(ctx); err != nil {
 				return nil, m.fail(ctx, err)
@@ -506,6 +516,12 @@ func (m *member) Commit(ctx context.Context) error {
 // undo rolls the attempt's work back to its savepoint and ends its turn;
 // the transaction takes no more attempts.
 func (m *member) undo(ctx context.Context) error {
+	if !m.sp {
+		m.s.closing = true // rolled back whole: its work is all it holds
+		m.turn = false
+		m.g.release(ctx, m.c)
+		return nil
+	}
 	if _, err := m.s.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT dbop_share"); err != nil {
 		return m.fail(ctx, fmt.Errorf("pgxdb: ROLLBACK TO SAVEPOINT dbop_share: %w", err))
 	}
@@ -531,6 +547,9 @@ func (m *member) Rollback(ctx context.Context) error {
 		return dbop.Classify(&scopes.AmbiguousCommitError{Err: errSharedEndedByStatement}, dbop.Ambiguous)
 	case conn != nil && conn.PgConn().IsBusy():
 		return m.fail(ctx, errors.New("pgxdb: fn returned with rows or a batch left open on the shared transaction's connection"))
+	}
+	if !m.sp {
+		return m.undo(ctx)
 	}
 	failed := conn != nil && conn.PgConn().TxStatus() == 'E'
 	if _, err := s.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT dbop_share"); err != nil {

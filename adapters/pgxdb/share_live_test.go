@@ -559,3 +559,47 @@ func TestShareCommitsPoolsTakeTurnsThroughTheLockTable(t *testing.T) {
 	}
 	t.Logf("%d transfers", moved.Load())
 }
+
+// The first attempt of a shared transaction sets no savepoint (a lone one
+// costs no round trip more than without ShareCommits): when it fails, the
+// transaction is rolled back whole, and the attempts waiting begin another.
+func TestShareCommitsFirstAttemptFailingRollsBackItsTransactionAlone(t *testing.T) {
+	var log sqlLog
+	pool := newPool(t, 8, traced(&log))
+	table := shareTable(t, pool, "pgxdb_share_first")
+	exec(t, pool, "INSERT INTO "+table+" (id) VALUES (100)")
+	log.Reset()
+	if _, err := shared(pool, insert(table, 1)).Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range log.Log() {
+		if strings.Contains(stmt, "SAVEPOINT") {
+			t.Errorf("a lone attempt sent %q", stmt)
+		}
+	}
+	build := func(fn shareFn) dbop.Op[struct{}] { return shared(pool, fn) }
+	for _, how := range []string{"error", "failed statement"} {
+		t.Run(how, func(t *testing.T) {
+			exec(t, pool, "DELETE FROM "+table+" WHERE id < 100")
+			errs := meet(t, pool, build,
+				func(ctx context.Context, tx pgx.Tx) error {
+					if err := insert(table, 1)(ctx, tx); err != nil {
+						return err
+					}
+					if how == "error" {
+						return errors.New("boom")
+					}
+					_ = insert(table, 100)(ctx, tx) // 23505, swallowed: the transaction failed
+					return nil
+				},
+				insert(table, 2), insert(table, 3))
+			if errs[0] == nil || errs[1] != nil || errs[2] != nil {
+				t.Errorf("errors %v, want the first's only", errs)
+			}
+			got := rows(t, pool, table)
+			if _, ok := got[1]; ok || len(got) != 3 || got[2] != got[3] {
+				t.Errorf("rows = %v, want 2 and 3 (one transaction) beside 100, not 1", got)
+			}
+		})
+	}
+}
