@@ -99,7 +99,7 @@ var guarded = dbop.Chain(
 )
 
 // The README's snippets are reached from here, so nothing is unused.
-var _ = []any{transfer, countOrders, claimJob, compose, guarded}
+var _ = []any{transfer, countOrders, claimJob, compose, guarded, sharedTransfer}
 
 // hot is how transfers run when they all write the same few accounts:
 // the retry, then a HotSpot that admits their attempts as many at a time
@@ -108,3 +108,11 @@ var hot = dbop.Chain(retried, dbop.HotSpot())
 
 // The README runs transfers with op.With(hot).
 var _ = hot
+
+// sharedTransfer is the README's ShareCommits block: the transfers that are
+// ready at the same time share one transaction and one COMMIT.
+func sharedTransfer(ctx context.Context, pool *pgxpool.Pool, fn func(context.Context, pgx.Tx) error) error {
+	transfer := pgxdb.Do(pool, fn, pgxdb.Isolation(pgx.Serializable), pgxdb.ShareCommits())
+	_, err := transfer.With(retried).Run(ctx)
+	return err
+}
