@@ -35,8 +35,8 @@ func contentionDSN(t *testing.T) string {
 // TestContentionShort runs the contention benchmark's short mode (2 s per
 // strategy) against PostgreSQL and asserts its invariants: no money created
 // or lost, the ledger equal to the committed transfers, no lost update. It
-// runs every strategy on the serializable variant, and HotSpot and the
-// reference on the lockcycle and deadlock variants (the others wait out
+// runs every strategy on the serializable variant, and HotSpot, ShareCommits
+// and the reference on the lockcycle and deadlock variants (the others wait out
 // PostgreSQL's 1 s deadlock_timeout again and again there; README.md), in
 // about 40 s. It asserts no performance target: those are for the
 // benchmark on a quiet machine.
@@ -48,8 +48,8 @@ func TestContentionShort(t *testing.T) {
 		strategies []string
 	}{
 		{contention.Serializable, contention.Names},
-		{contention.LockCycle, []string{"dbop+hotspot", "reference"}},
-		{contention.Deadlock, []string{"dbop+hotspot", "reference"}},
+		{contention.LockCycle, []string{"dbop+hotspot", "dbop+share", "reference"}},
+		{contention.Deadlock, []string{"dbop+hotspot", "dbop+share", "reference"}},
 	}
 	for _, run := range runs {
 		variant := run.variant
@@ -84,6 +84,48 @@ func TestContentionShort(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestContentionShareCommitsFleet is the short run of the fleet case for
+// pgxdb.ShareCommits (dbop+share): 16 workers in 2 processes, lock cycles,
+// 3 s. Each shared transaction takes one of the HotSpot's lock tables in its
+// BEGIN round trip, so the processes' transactions never meet: no transfer
+// needs a second attempt, none gives up, and the ledger holds. It asserts
+// no performance target.
+func TestContentionShareCommitsFleet(t *testing.T) {
+	dsn := contentionDSN(t)
+	params := contention.Recommended
+	params.AdapterLimits = true
+	cfg := contention.Config{
+		Backend:   contention.Backend{Kind: contention.Postgres, DSNs: []string{dsn}},
+		Workers:   16,
+		Processes: 2,
+		Accounts:  4,
+		Duration:  3 * time.Second,
+		Drain:     60 * time.Second,
+		Variant:   contention.LockCycle,
+		Seed:      1,
+		DBOP:      params,
+	}
+	s, err := contention.StrategyByName("dbop+share", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := contention.Run(t.Context(), cfg, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d committed, %.0f tx/s, %.2f attempts/commit (max %d), %d give-ups %s, p50 %v, p99 %v, max %v",
+		r.Commits, r.Goodput(), r.AttemptsPerCommit(), r.MaxTries, r.GiveUps, r.Reasons(), r.P50, r.P99, r.Max)
+	if r.Commits == 0 {
+		t.Fatal("no transfer committed")
+	}
+	for _, f := range r.Invariants.Failures() {
+		t.Error(f)
+	}
+	if r.GiveUps > 0 || r.MaxTries > 1 {
+		t.Errorf("%d give-ups, up to %d attempts for a transfer: the processes' shared transactions met", r.GiveUps, r.MaxTries)
 	}
 }
 
