@@ -16,6 +16,7 @@ import (
 	"github.com/dbop-go/dbop/scopes"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // shareMax is the most attempts one shared transaction carries: a bound on
@@ -77,6 +78,11 @@ const shareMax = 32
 //     that shares the same transactions, would wait for itself: it fails
 //     with an error that says so.
 //
+// On a pool the next shared transaction begins on another connection while
+// the last one commits; on one connection (a *pgx.Conn, a *pgxpool.Conn) it
+// begins once the COMMIT is answered, so goroutines that share commits may
+// share the connection.
+//
 // Give the operation a retry (the README's WithRetry): an attempt that a
 // shared transaction's failure takes with it is retried like a
 // serialization failure. A [dbop.HotSpot] adds nothing here and costs the
@@ -111,15 +117,21 @@ var shareGroups sync.Map // shareGroupKey → *shareGroup
 
 // shareGroup is the turn-taking of one group's attempts.
 type shareGroup struct {
-	mu    sync.Mutex
-	held  bool            // an attempt has the turn
-	queue []chan struct{} // attempts waiting for it, oldest first; closed to hand it over
-	cur   *sharedTx       // the transaction in progress, nil between them
-	solo  int             // transactions still to run with one attempt each
+	pooled bool // the Beginner is a *pgxpool.Pool: each transaction has a connection of its own
+	mu     sync.Mutex
+	held   bool            // an attempt has the turn
+	queue  []chan struct{} // attempts waiting for it, oldest first; closed to hand it over
+	cur    *sharedTx       // the transaction in progress, nil between them
+	solo   int             // transactions still to run with one attempt each
 	// tables is what the first coordinated BEGIN found of the lock
 	// tables: 0 unknown, 1 present, 2 missing (42P01) or not allowed
 	// (42501).
 	tables atomic.Int32
+}
+
+func newShareGroup(db Beginner) *shareGroup {
+	_, pooled := db.(*pgxpool.Pool)
+	return &shareGroup{pooled: pooled}
 }
 
 // sharedTx is one shared transaction.
@@ -176,10 +188,13 @@ func sharedInTx[T any](db Beginner, fn func(context.Context, pgx.Tx) (T, error),
 	gk := shareGroupKey{db: db, key: c.shareKey, opts: c.txOptions, set: c.setSQL}
 	var g *shareGroup
 	if mapKeyable(db) {
-		v, _ := shareGroups.LoadOrStore(gk, new(shareGroup))
+		v, ok := shareGroups.Load(gk)
+		if !ok {
+			v, _ = shareGroups.LoadOrStore(gk, newShareGroup(db))
+		}
 		g = v.(*shareGroup)
 	} else {
-		g = new(shareGroup) // a Beginner no map can hold: the operation's own
+		g = newShareGroup(db) // a Beginner no map can hold: the operation's own
 	}
 	begin := func(ctx context.Context, o scopes.BeginOptions) (*member, error) {
 		if o.ReadOnly {
@@ -367,6 +382,14 @@ func (g *shareGroup) release(ctx context.Context, c *config) {
 			g.solo--
 		}
 	}
+	if end != nil && !g.pooled {
+		// One connection: the next attempt would begin on it while the
+		// COMMIT is in flight. End the transaction first.
+		g.mu.Unlock()
+		g.finish(ctx, c, end)
+		end = nil
+		g.mu.Lock()
+	}
 	if len(g.queue) > 0 {
 		w := g.queue[0]
 		g.queue = g.queue[1:]
@@ -377,6 +400,8 @@ func (g *shareGroup) release(ctx context.Context, c *config) {
 		g.mu.Unlock()
 	}
 	if end != nil {
+		// A pool: the next transaction begins on another connection
+		// while this one commits (its lock table waits for the COMMIT).
 		g.finish(ctx, c, end)
 	}
 }
