@@ -52,13 +52,19 @@ dbopvet finds the mistakes no runtime check can catch in time:
     more than once (an operation's, or the one its InTx or Do runs) and
     used up inside it: a retry copies nothing and commits, or fails; and a
     GORM model with a create hook, built outside such a function and saved
-    inside it by Save: a retry inserts it with the hook skipped.
+    inside it by Save: a retry inserts it with the hook skipped;
   - tx-on-busy-conn: an InTx or Do (of sqldb, gormdb, pgxdb or a wrapper)
     given a connection (*sql.Conn, *pgxpool.Conn, *pgx.Conn, a GORM
     Connection's *gorm.DB) on which the same function began a transaction
     by hand that is still open: the scope begins again on the same
     session, where MySQL and MariaDB commit yours and PostgreSQL ignores
-    the second BEGIN; use InSavepoint on your transaction, or the pool.
+    the second BEGIN; use InSavepoint on your transaction, or the pool;
+  - shared-settings: inside a function run by a pgxdb InTx or Do given
+    pgxdb.ShareCommits(), whose transaction other operations' attempts
+    share, a statement on it that changes the transaction's settings (SET
+    LOCAL, set_config(…, true), SET TRANSACTION, SET CONSTRAINTS): it
+    stays in force for the attempts after it; pass the limit as an option
+    (pgxdb.LockTimeout, pgxdb.StatementTimeout) or drop ShareCommits.
 
 A comment //dbopvet:ignore <reason> on the line of a finding, or on the
 line before, silences it; the reason is required.`
@@ -73,6 +79,7 @@ const (
 	catThenCtx         = "then-ctx"
 	catOneShot         = "one-shot"
 	catBusyConn        = "tx-on-busy-conn"
+	catSharedSettings  = "shared-settings"
 	catIgnore          = "ignore"
 )
 

@@ -17,16 +17,17 @@ import (
 // costs.
 func TestAnalyzer(t *testing.T) {
 	analysistest.Run(t, analysistest.TestData(), dbopvet.Analyzer,
-		"outsidetx",    // 1: a statement through a handle from outside the transaction
-		"endstx",       // 2: a function that ends the transaction it was handed
-		"retryintx",    // 3: a retry in a transaction no scope or context protects
-		"autocommit",   // 4: a write in autocommit under a retry not marked Idempotent
-		"retrycommits", // 5: a transaction after another committed, under a retry not marked Idempotent
-		"thenctx",      // 6: a step of dbop.Then that runs its work with another context than the one Then handed it
-		"oneshot",      // 7: a one-shot source built outside a function a retry runs again, used up inside it
-		"busyconn",     // 8: InTx or Do on a connection inside a transaction begun on it by hand
-		"txhelp",       // wrappers of InTx, and helpers that end a transaction: facts
-		"usetxhelp",    // their callers
-		"ignore",       // //dbopvet:ignore
+		"outsidetx",      // 1: a statement through a handle from outside the transaction
+		"endstx",         // 2: a function that ends the transaction it was handed
+		"retryintx",      // 3: a retry in a transaction no scope or context protects
+		"autocommit",     // 4: a write in autocommit under a retry not marked Idempotent
+		"retrycommits",   // 5: a transaction after another committed, under a retry not marked Idempotent
+		"thenctx",        // 6: a step of dbop.Then that runs its work with another context than the one Then handed it
+		"oneshot",        // 7: a one-shot source built outside a function a retry runs again, used up inside it
+		"busyconn",       // 8: InTx or Do on a connection inside a transaction begun on it by hand
+		"sharedsettings", // 9: a change of the settings of a transaction pgxdb.ShareCommits shares
+		"txhelp",         // wrappers of InTx, and helpers that end a transaction: facts
+		"usetxhelp",      // their callers
+		"ignore",         // //dbopvet:ignore
 	)
 }

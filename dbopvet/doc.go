@@ -10,7 +10,7 @@
 // The InTx family: InTx and Do of scopes, pgxdb, sqldb and gormdb, with
 // the function they run given as a function literal, a named function or
 // method, or a local variable holding a literal, and their ReadOnly
-// option; and the user's own wrappers of them (a function that passes its
+// option (and pgxdb's ShareCommits); and the user's own wrappers of them (a function that passes its
 // function parameter on to InTx, or calls it with InTx's transaction, and
 // whether that transaction may be read-only), across packages, as facts.
 // The savepoint scopes: InSavepoint of scopes, pgxdb, sqldb and gormdb, and
@@ -172,6 +172,23 @@
 // transaction begun by pgx.BeginFunc or GORM's Transaction around the
 // call, a BEGIN sent as a statement, a call inside a function literal
 // below the Begin, or a *gorm.DB opened on a connection of the user's.
+//
+// shared-settings: inside a function run by an InTx or Do of pgxdb given
+// pgxdb.ShareCommits() among its arguments (directly, or through a
+// variable assigned once; not through a slice passed as opts...), or by a
+// wrapper of such a call (known across packages as a fact), a statement on
+// the transaction handed in that changes the transaction's settings: SET
+// LOCAL, SET TRANSACTION, SET CONSTRAINTS, or a call of set_config whose
+// third argument is the constant true (the constant text of the
+// statement, any of the statements it holds). The transaction is shared
+// with other operations' attempts, each in a savepoint: once the
+// attempt's savepoint is released, the setting holds for the attempts
+// that run after it in the same transaction. The fix: the limit as an
+// option (pgxdb.LockTimeout, pgxdb.StatementTimeout, pgxdb.Isolation),
+// which every attempt that shares the transaction has, or no ShareCommits
+// for that operation. SET without LOCAL and SET SESSION (the session's
+// settings), a set_config whose third argument is not a constant, and a
+// statement sent by a helper the function calls are not reported.
 //
 // # Precision first
 //

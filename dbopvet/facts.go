@@ -33,6 +33,10 @@ type txParam struct {
 	// the transaction is begun on (passed on to InTx as its db), or -1
 	// when that is not one of its parameters. tx-on-busy-conn reads it.
 	DB int
+	// Shares: a transaction the function runs that parameter in is one
+	// pgxdb shares with other operations' attempts (a pgxdb InTx or Do
+	// given pgxdb.ShareCommits()). shared-settings reads it.
+	Shares bool
 }
 
 func (*txFuncFact) AFact() {}
@@ -47,6 +51,9 @@ func (f *txFuncFact) String() string {
 		db := ""
 		if p.DB >= 0 {
 			db = fmt.Sprintf(" db %d", p.DB)
+		}
+		if p.Shares {
+			w += " shares"
 		}
 		s = append(s, fmt.Sprintf("param %d: tx %d ctx %d%s%s", p.Param, p.Tx, p.Ctx, db, w))
 	}
@@ -150,14 +157,15 @@ func (c *checker) computeFacts() {
 
 // knowsMore reports whether ps, found for a function after old, says
 // more: more parameters, one found to run in a transaction that may not
-// write, or the database of one found. Writes only ever goes from true to
-// false, and DB from -1 to an index, so that the fixed point is reached.
+// write or that is shared, or the database of one found. Writes only ever
+// goes from true to false, Shares from false to true, and DB from -1 to an
+// index, so that the fixed point is reached.
 func knowsMore(ps, old []txParam) bool {
 	if len(ps) != len(old) {
 		return len(ps) > len(old)
 	}
 	for i := range ps {
-		if old[i].Writes && !ps[i].Writes || old[i].DB < 0 && ps[i].DB >= 0 {
+		if old[i].Writes && !ps[i].Writes || old[i].DB < 0 && ps[i].DB >= 0 || !old[i].Shares && ps[i].Shares {
 			return true
 		}
 	}
@@ -201,6 +209,7 @@ func (c *checker) wrapperParams(d *ast.FuncDecl) []txParam {
 	add := func(tp txParam) {
 		if old, ok := found[tp.Param]; ok {
 			tp.Writes = tp.Writes && old.Writes
+			tp.Shares = tp.Shares || old.Shares
 			if tp.DB != old.DB {
 				tp.DB = -1 // begun on different databases: none is the one
 			}
@@ -220,7 +229,7 @@ func (c *checker) wrapperParams(d *ast.FuncDecl) []txParam {
 					if funcPath(fn) != scopesPath && i > 0 {
 						db = dbIndexOf(call.Args[0])
 					}
-					add(txParam{Param: p, Tx: 1, Ctx: 0, Writes: c.scopeWrites(call, i), DB: db})
+					add(txParam{Param: p, Tx: 1, Ctx: 0, Writes: c.scopeWrites(call, i), DB: db, Shares: c.scopeShares(fn, call, i)})
 				}
 			}
 		}
@@ -231,7 +240,7 @@ func (c *checker) wrapperParams(d *ast.FuncDecl) []txParam {
 					if tp.DB >= 0 && tp.DB < len(call.Args) {
 						db = dbIndexOf(call.Args[tp.DB])
 					}
-					add(txParam{Param: p, Tx: tp.Tx, Ctx: tp.Ctx, Writes: tp.Writes, DB: db})
+					add(txParam{Param: p, Tx: tp.Tx, Ctx: tp.Ctx, Writes: tp.Writes, DB: db, Shares: tp.Shares})
 				}
 			}
 		}
@@ -239,7 +248,7 @@ func (c *checker) wrapperParams(d *ast.FuncDecl) []txParam {
 		// that function's transaction.
 		if p := indexOf(call.Fun); p >= 0 {
 			for _, tf := range c.enclosingTxFuncs(call) {
-				tp := txParam{Param: p, Tx: -1, Ctx: -1, Writes: tf.writes, DB: -1}
+				tp := txParam{Param: p, Tx: -1, Ctx: -1, Writes: tf.writes, DB: -1, Shares: tf.shares}
 				if !tf.unknown && len(tf.beginners) == 1 && len(tf.beginners[0].path) == 0 {
 					for j, pv := range params {
 						if pv != nil && pv == tf.beginners[0].v {

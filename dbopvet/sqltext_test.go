@@ -67,3 +67,42 @@ func FuzzSQLWords(f *testing.F) {
 		endsTxText(s)
 	})
 }
+
+func TestFindSettingChange(t *testing.T) {
+	for _, tt := range []struct {
+		name, sql, want string
+	}{
+		{"set local", "SET LOCAL lock_timeout = '1s'", "SET LOCAL lock_timeout"},
+		{"lower case, comment", "/* why */ set local Statement_Timeout to 0", "SET LOCAL statement_timeout"},
+		{"dotted", "SET LOCAL app.user = 'ann'", "SET LOCAL app.user"},
+		{"quoted name", `SET LOCAL "app"."user" = 'ann'`, "SET LOCAL app.user"},
+		{"time zone", "SET LOCAL TIME ZONE 'UTC'", "SET LOCAL time zone"},
+		{"transaction", "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", "SET TRANSACTION"},
+		{"constraints", "set constraints all deferred", "SET CONSTRAINTS"},
+		{"second statement", "UPDATE t SET s = ';'; SET LOCAL lock_timeout = 1", "SET LOCAL lock_timeout"},
+		{"set_config true", "SELECT set_config('app.user', $1, true)", "set_config('app.user', …, true)"},
+		{"set_config spaced", "select SET_CONFIG ( 'a' , f(1, 2) , 't' )", "set_config('a', …, true)"},
+		{"set_config cast", "SELECT pg_catalog.set_config('a', 'b', 'on'::boolean)", "set_config('a', …, true)"},
+		{"set_config param name", "SELECT set_config($1, $2, TRUE)", "set_config($1, …, true)"},
+		{"set_config false", "SELECT set_config('a', 'b', false)", ""},
+		{"set_config unknown", "SELECT set_config('a', 'b', $3)", ""},
+		{"set_config in a string", "SELECT 'set_config(''a'', ''b'', true)'", ""},
+		{"set_config in an E string", `SELECT E'\'set_config(a, b, true)'`, ""},
+		{"set_config in a comment", "SELECT 1 -- set_config('a', 'b', true)", ""},
+		{"set_config in dollars", "SELECT $x$ set_config('a', 'b', true) $x$", ""},
+		{"other function", "SELECT my_set_config('a', 'b', true)", ""},
+		{"set session", "SET lock_timeout = '1s'", ""},
+		{"session", "SET SESSION lock_timeout = '1s'", ""},
+		{"characteristics", "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE", ""},
+		{"in a string", "INSERT INTO log VALUES ('x; SET LOCAL a = 1')", ""},
+		{"update set", "UPDATE t SET local = 1", ""},
+		{"unterminated", "SELECT set_config('a', 'b', true", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _ := findSettingChange(tt.sql)
+			if got.what != tt.want {
+				t.Errorf("findSettingChange(%q) = %q, want %q", tt.sql, got.what, tt.want)
+			}
+		})
+	}
+}

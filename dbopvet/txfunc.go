@@ -19,6 +19,11 @@ type txFunc struct {
 	// writes: every call that runs node is a scope call the analyzer sees
 	// may commit writes (no ReadOnly option, every option known).
 	writes bool
+	// shares: a call that runs node runs it in a transaction pgxdb shares
+	// with other operations' attempts (pgxdb.ShareCommits()); sharedBy is
+	// the scope of the first such call.
+	shares   bool
+	sharedBy string
 }
 
 // findTxFuncs finds the functions run by InTx, Do and their wrappers.
@@ -43,12 +48,12 @@ func (c *checker) findTxFuncs() {
 					if funcPath(fn) != scopesPath && i > 0 {
 						beginner = call.Args[0]
 					}
-					c.addTxFunc(call.Args[i], qualifiedName(fn), 0, 1, beginner, c.scopeWrites(call, i))
+					c.addTxFunc(call.Args[i], qualifiedName(fn), 0, 1, beginner, c.scopeWrites(call, i), c.scopeShares(fn, call, i))
 				}
 			}
 			for _, tp := range c.txFuncOf(fn) {
 				if tp.Param < len(call.Args) {
-					c.addTxFunc(call.Args[tp.Param], qualifiedName(fn), tp.Ctx, tp.Tx, nil, tp.Writes)
+					c.addTxFunc(call.Args[tp.Param], qualifiedName(fn), tp.Ctx, tp.Tx, nil, tp.Writes, tp.Shares)
 				}
 			}
 			return true
@@ -56,7 +61,7 @@ func (c *checker) findTxFuncs() {
 	}
 }
 
-func (c *checker) addTxFunc(arg ast.Expr, scope string, ctxIndex, txIndex int, beginner ast.Expr, writes bool) {
+func (c *checker) addTxFunc(arg ast.Expr, scope string, ctxIndex, txIndex int, beginner ast.Expr, writes, shares bool) {
 	node := c.ix.funcNode(arg)
 	if node == nil {
 		return
@@ -74,6 +79,9 @@ func (c *checker) addTxFunc(arg ast.Expr, scope string, ctxIndex, txIndex int, b
 		c.txFuncs[node] = tf
 	} else {
 		tf.writes = tf.writes && writes
+	}
+	if shares && !tf.shares {
+		tf.shares, tf.sharedBy = true, scope
 	}
 	if r, ok := c.rootOfBeginner(beginner); ok {
 		tf.beginners = append(tf.beginners, r)
@@ -105,7 +113,7 @@ func (c *checker) enclosingTxFuncs(n ast.Node) []*txFunc {
 	return tfs
 }
 
-// checkTxFuncs runs checks 1 and 2 on every function run in a transaction.
+// checkTxFuncs runs checks 1, 2 and 9 on every function run in a transaction.
 func (c *checker) checkTxFuncs() {
 	for _, tf := range c.txFuncs {
 		body, _ := funcBody(tf.node)
@@ -128,6 +136,7 @@ func (c *checker) checkTxFuncs() {
 			c.checkOutside(tf, call)
 			c.checkNestedTx(tf, call)
 			c.checkEndsTx(tf, call)
+			c.checkSharedSettings(tf, call)
 			return true
 		})
 	}

@@ -325,6 +325,29 @@ func archiveOrderFixed(ctx context.Context, db *sql.DB, dialect sqldb.Dialect, o
 	return tx.Commit()
 }
 
+// shared-settings
+
+func debitShared(ctx context.Context, pool *pgxpool.Pool, from, amount int64) error {
+	transfer := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '100ms'"); err != nil { // want `^tx.Exec runs SET LOCAL lock_timeout in the transaction pgxdb.Do shares`
+			return err
+		}
+		_, err := tx.Exec(ctx, "UPDATE accounts SET balance = balance - $1 WHERE id = $2", amount, from)
+		return err
+	}, pgxdb.ShareCommits())
+	_, err := transfer.With(retried).Run(ctx)
+	return err
+}
+
+func debitSharedFixed(ctx context.Context, pool *pgxpool.Pool, from, amount int64) error {
+	transfer := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "UPDATE accounts SET balance = balance - $1 WHERE id = $2", amount, from)
+		return err
+	}, pgxdb.LockTimeout(100*time.Millisecond), pgxdb.ShareCommits())
+	_, err := transfer.With(retried).Run(ctx)
+	return err
+}
+
 // Silenced.
 
 func transferAudited(ctx context.Context, pool, audit *pgxpool.Pool) error {

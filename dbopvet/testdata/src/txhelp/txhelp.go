@@ -48,6 +48,21 @@ func (s *Store) Op(fn func(context.Context, pgx.Tx) error, readOnly bool) dbop.O
 	return pgxdb.Do(s.Pool, fn)
 }
 
+// Shared runs fn in a transaction other operations' attempts share.
+func (s *Store) Shared(ctx context.Context, fn func(context.Context, pgx.Tx) error) error { // want Shared:"txFunc\\(param 1: tx 1 ctx 0 writes shares\\)"
+	_, err := pgxdb.Do(s.Pool, fn, pgxdb.ShareCommits()).Run(ctx)
+	return err
+}
+
+// SharedWithTx calls fn, with the transaction only, inside the function
+// of a pgxdb.Do that shares commits.
+func SharedWithTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error { // want SharedWithTx:"txFunc\\(param 2: tx 0 ctx -1 db 1 writes shares\\)"
+	_, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+		return fn(tx)
+	}, pgxdb.ShareCommits()).Run(ctx)
+	return err
+}
+
 // Done commits tx.
 func Done(ctx context.Context, tx pgx.Tx) error { // want Done:"endsTx\\(param 1 commits\\)"
 	return tx.Commit(ctx)

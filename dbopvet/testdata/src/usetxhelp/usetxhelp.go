@@ -140,3 +140,24 @@ func wrapperOnBusyConn(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	return tx.Commit(ctx)
 }
+
+// shared-settings through the wrappers that share commits; the same
+// statement through one that does not is silent.
+func sharedSettings(ctx context.Context, s *txhelp.Store, pool *pgxpool.Pool) error {
+	if err := s.Shared(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '1s'") // want `^tx.Exec runs SET LOCAL lock_timeout in the transaction txhelp.Shared shares with other operations' attempts`
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := txhelp.SharedWithTx(ctx, pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "SET CONSTRAINTS ALL IMMEDIATE") // want `^tx.Exec runs SET CONSTRAINTS in the transaction txhelp.SharedWithTx shares`
+		return err
+	}); err != nil {
+		return err
+	}
+	return s.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '1s'")
+		return err
+	})
+}

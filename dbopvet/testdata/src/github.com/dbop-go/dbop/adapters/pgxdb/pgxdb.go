@@ -41,4 +41,8 @@ func Isolation(level pgx.TxIsoLevel) TxOption { return nil }
 
 func LockTimeout(d time.Duration) Option { return nil }
 
+func StatementTimeout(d time.Duration) Option { return nil }
+
+func ShareCommits() TxOption { return nil }
+
 func Classifier(err error) dbop.Verdict { return dbop.Unclassified }
