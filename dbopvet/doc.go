@@ -181,9 +181,9 @@
 // LOCAL, SET TRANSACTION, SET CONSTRAINTS, or a call of set_config whose
 // third argument is the constant true (the constant text of the
 // statement, any of the statements it holds). The transaction is shared
-// with other operations' attempts, each in a savepoint: once the
-// attempt's savepoint is released, the setting holds for the attempts
-// that run after it in the same transaction. The fix: the limit as an
+// with other operations' attempts, each in a savepoint: unless the
+// attempt is rolled back, the setting holds for the attempts that run
+// after it in the same transaction. The fix: the limit as an
 // option (pgxdb.LockTimeout, pgxdb.StatementTimeout, pgxdb.Isolation),
 // which every attempt that shares the transaction has, or no ShareCommits
 // for that operation. SET without LOCAL and SET SESSION (the session's

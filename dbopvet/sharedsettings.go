@@ -62,7 +62,7 @@ func (c *checker) checkSharedSettings(tf *txFunc, call *ast.CallExpr) {
 		advice = "set the level with pgxdb.Isolation(level) among the operation's options instead, or "
 	}
 	c.report(call.Lparen, catSharedSettings, fmt.Sprintf("%s runs %s in the transaction %s shares with other operations' attempts "+
-		"(pgxdb.ShareCommits()): once this attempt's savepoint is released, it stays in force for the attempts that run "+
+		"(pgxdb.ShareCommits()): unless this attempt is rolled back, it stays in force for the attempts that run "+
 		"after it in the same transaction; %sdrop pgxdb.ShareCommits() from this operation",
 		types.ExprString(call.Fun), s.what, scope, advice))
 }

@@ -17,7 +17,7 @@ import (
 
 func setLocal(ctx context.Context, pool *pgxpool.Pool) error {
 	_, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '100ms'"); err != nil { // want `^tx.Exec runs SET LOCAL lock_timeout in the transaction pgxdb.Do shares with other operations' attempts \(pgxdb.ShareCommits\(\)\): once this attempt's savepoint is released, it stays in force for the attempts that run after it in the same transaction; set the limit with pgxdb.LockTimeout\(d\) among the operation's options instead, which holds for every attempt that shares the transaction, or drop pgxdb.ShareCommits\(\) from this operation$`
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '100ms'"); err != nil { // want `^tx.Exec runs SET LOCAL lock_timeout in the transaction pgxdb.Do shares with other operations' attempts \(pgxdb.ShareCommits\(\)\): unless this attempt is rolled back, it stays in force for the attempts that run after it in the same transaction; set the limit with pgxdb.LockTimeout\(d\) among the operation's options instead, which holds for every attempt that shares the transaction, or drop pgxdb.ShareCommits\(\) from this operation$`
 			return err
 		}
 		_, err := tx.Exec(ctx, "UPDATE accounts SET balance = balance - 1 WHERE id = 1")
@@ -29,7 +29,7 @@ func setLocal(ctx context.Context, pool *pgxpool.Pool) error {
 func setConfigLocal(ctx context.Context, pool *pgxpool.Pool, user string) (int64, error) {
 	return pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (int64, error) {
 		var ok string
-		if err := tx.QueryRow(ctx, "SELECT set_config('app.user', $1, true)", user).Scan(&ok); err != nil { // want `^tx.QueryRow runs set_config\('app.user', …, true\) in the transaction pgxdb.InTx shares with other operations' attempts \(pgxdb.ShareCommits\(\)\): once this attempt's savepoint is released, it stays in force for the attempts that run after it in the same transaction; drop pgxdb.ShareCommits\(\) from this operation$`
+		if err := tx.QueryRow(ctx, "SELECT set_config('app.user', $1, true)", user).Scan(&ok); err != nil { // want `^tx.QueryRow runs set_config\('app.user', …, true\) in the transaction pgxdb.InTx shares with other operations' attempts \(pgxdb.ShareCommits\(\)\): unless this attempt is rolled back, it stays in force for the attempts that run after it in the same transaction; drop pgxdb.ShareCommits\(\) from this operation$`
 			return 0, err
 		}
 		var n int64
