@@ -74,8 +74,14 @@ const shareMax = 32
 //     sent as a statement ends the others' too, and every attempt in the
 //     transaction is then Ambiguous.
 //   - An operation that shares commits, run inside the function of another
-//     that shares the same transactions, would wait for itself: it fails
-//     with an error that says so.
+//     that shares the same transactions (directly, or through an
+//     operation of another group), would wait for itself: it fails with
+//     an error that says so. One of another group, run inside an
+//     attempt's function, runs alone, in a transaction of its own without
+//     the lock table: waiting for its group's turn or table could wait for
+//     an attempt that waits for this one.
+//   - On a Beginner that is one connection (a *pgx.Conn, a *pgxpool.Conn),
+//     the next transaction begins once the one before has ended.
 //
 // Give the operation a retry (the README's WithRetry): an attempt that a
 // shared transaction's failure takes with it is retried like a
@@ -116,6 +122,9 @@ type shareGroup struct {
 	queue []chan struct{} // attempts waiting for it, oldest first; closed to hand it over
 	cur   *sharedTx       // the transaction in progress, nil between them
 	solo  int             // transactions still to run with one attempt each
+	// single is true when the Beginner is one connection: the next
+	// attempt may begin on it only once the transaction before has ended.
+	single bool
 	// tables is what the first coordinated BEGIN found of the lock
 	// tables: 0 unknown, 1 present, 2 missing (42P01) or not allowed
 	// (42501).
@@ -135,8 +144,26 @@ type sharedTx struct {
 	err     error         // the outcome for the attempts that wait
 }
 
-// sharedHeld marks the context of a shared attempt's fn with its group.
+// sharedHeld marks the context of a shared attempt's fn with its group,
+// and those of the attempts whose fn runs it (a *heldGroup).
 type sharedHeld struct{}
+
+// heldGroup is a group whose turn an attempt's fn runs in, and the groups
+// of the attempts around it.
+type heldGroup struct {
+	g     *shareGroup
+	outer *heldGroup
+}
+
+// has reports whether h or an attempt around it holds g's turn.
+func (h *heldGroup) has(g *shareGroup) bool {
+	for ; h != nil; h = h.outer {
+		if h.g == g {
+			return true
+		}
+	}
+	return false
+}
 
 // errSharedEnd is what a shared attempt's fn gets from tx.Commit and
 // tx.Rollback.
@@ -173,27 +200,43 @@ func (c *config) shareCheck(caller string) {
 
 // sharedInTx is inTx for an operation built with ShareCommits.
 func sharedInTx[T any](db Beginner, fn func(context.Context, pgx.Tx) (T, error), c *config, scopeOpts []scopes.TxOption) dbop.Op[T] {
+	owner, _ := batchesBegin(db)
+	single := owner != nil // one connection: *pgx.Conn, *pgxpool.Conn
 	gk := shareGroupKey{db: db, key: c.shareKey, opts: c.txOptions, set: c.setSQL}
 	var g *shareGroup
 	if mapKeyable(db) {
-		v, _ := shareGroups.LoadOrStore(gk, new(shareGroup))
+		v, _ := shareGroups.LoadOrStore(gk, &shareGroup{single: single})
 		g = v.(*shareGroup)
 	} else {
-		g = new(shareGroup) // a Beginner no map can hold: the operation's own
+		g = &shareGroup{single: single} // a Beginner no map can hold: the operation's own
 	}
 	begin := func(ctx context.Context, o scopes.BeginOptions) (*member, error) {
 		if o.ReadOnly {
 			return nil, dbop.Classify(errors.New("pgxdb: a ShareCommits operation run as read-only (a Then's read-only step, say): "+
 				"a read-only transaction's COMMIT flushes nothing to share"), dbop.NotRetryable)
 		}
-		if held, _ := ctx.Value(sharedHeld{}).(*shareGroup); held == g {
+		held, _ := ctx.Value(sharedHeld{}).(*heldGroup)
+		if held.has(g) {
 			return nil, dbop.Classify(errors.New("pgxdb: an operation that shares commits (ShareCommits) ran inside the function of an attempt "+
 				"that shares the same transactions: it would wait for that attempt's turn to end, for ever; run it on its own context, or without ShareCommits"), dbop.NotRetryable)
+		}
+		if held != nil {
+			// Inside an attempt of another group, which holds that
+			// group's turn and its lock table: waiting for this group's
+			// turn, or for its lock table, could wait for an attempt that
+			// waits for this one (this group's attempt running the
+			// other's operation, or the two tables one). It runs alone,
+			// uncoordinated, as a HotSpot lets through the attempts inside
+			// one of its own.
+			alone := &shareGroup{single: single}
+			alone.tables.Store(2)
+			return alone.join(ctx, c, db)
 		}
 		return g.join(ctx, c, db)
 	}
 	run := func(ctx context.Context, m *member) (T, error) {
-		v, err := fn(context.WithValue(ctx, sharedHeld{}, g), &m.fnTx)
+		held, _ := ctx.Value(sharedHeld{}).(*heldGroup)
+		v, err := fn(context.WithValue(ctx, sharedHeld{}, &heldGroup{g: g, outer: held}), &m.fnTx)
 		m.fnErr = err
 		return v, err
 	}
@@ -356,6 +399,14 @@ func (g *shareGroup) release(ctx context.Context, c *config) {
 		if g.solo > 0 {
 			g.solo--
 		}
+	}
+	if end != nil && g.single {
+		// One connection: the next attempt would begin on it while the
+		// COMMIT is on it. The turn is handed on once it is answered.
+		g.mu.Unlock()
+		g.finish(ctx, c, end)
+		end = nil
+		g.mu.Lock()
 	}
 	if len(g.queue) > 0 {
 		w := g.queue[0]

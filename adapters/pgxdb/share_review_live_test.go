@@ -1,0 +1,152 @@
+package pgxdb_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dbop-go/dbop"
+	"github.com/dbop-go/dbop/adapters/pgxdb"
+	"github.com/jackc/pgx/v5"
+)
+
+// sharedA and sharedB are two ShareCommits call sites: two groups on the
+// same pool.
+func sharedA(db pgxdb.Beginner, fn shareFn) dbop.Op[struct{}] {
+	return pgxdb.Do(db, fn, pgxdb.ShareCommits())
+}
+
+func sharedB(db pgxdb.Beginner, fn shareFn) dbop.Op[struct{}] {
+	return pgxdb.Do(db, fn, pgxdb.ShareCommits())
+}
+
+// An operation of group A run inside an attempt of group B, itself run
+// inside an attempt of group A, waits for the turn its own outer attempt
+// holds: the check for nesting saw only the innermost group.
+func TestShareCommitsNestedThroughAnotherGroupFailsAtOnce(t *testing.T) {
+	pool := newPool(t, 8)
+	table := shareTable(t, pool, "pgxdb_share_rv_nest")
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	var inner error
+	_, err := sharedA(pool, func(ctx context.Context, tx pgx.Tx) error {
+		_, err := sharedB(pool, func(ctx context.Context, tx pgx.Tx) error {
+			_, inner = sharedA(pool, insert(table, 3)).Run(ctx)
+			return insert(table, 2)(ctx, tx)
+		}).Run(ctx)
+		if err != nil {
+			return err
+		}
+		return insert(table, 1)(ctx, tx)
+	}).Run(ctx)
+	if err != nil {
+		t.Fatalf("outer: %v", err)
+	}
+	if inner == nil || !strings.Contains(inner.Error(), "wait") || !final(dbop.VerdictOf(inner)) || ctx.Err() != nil {
+		t.Fatalf("A inside B inside A: %v (verdict %v, context %v), want a final error at once saying it would wait for itself",
+			inner, dbop.VerdictOf(inner), ctx.Err())
+	}
+	if got := rows(t, pool, table); len(got) != 2 {
+		t.Errorf("rows = %v, want 1 and 2", got)
+	}
+}
+
+// A Beginner that is one connection (a *pgxpool.Conn the caller acquired,
+// or a *pgx.Conn), used by goroutines that each run a ShareCommits
+// operation: the group takes turns, so its attempts never use the
+// connection at the same time, but the attempt that ended a transaction
+// sent its COMMIT after handing the turn on, and the next one began on the
+// connection while the COMMIT was on it.
+func TestShareCommitsOnOneConnectionFromGoroutines(t *testing.T) {
+	pool := newPool(t, 4)
+	table := shareTable(t, pool, "pgxdb_share_rv_conn")
+	conn, err := pool.Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	const workers, each = 4, 25
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				id := 1 + w*each + i
+				runs := 0
+				_, err := sharedA(conn, func(ctx context.Context, tx pgx.Tx) error {
+					runs++
+					if err := insert(table, id)(ctx, tx); err != nil {
+						return err
+					}
+					if id%5 == 0 && runs == 1 { // a conflict: its transaction commits what it holds
+						_, err := tx.Exec(ctx, "DO $$ BEGIN RAISE EXCEPTION 'c' USING ERRCODE = '40001'; END $$")
+						return err
+					}
+					return nil
+				}).With(dbop.WithRetry(retryAtOnce, dbop.MaxAttempts(5))).Run(ctx)
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("transfer %d: %w", id, err))
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs[:min(5, len(errs))] {
+		t.Error(err)
+	}
+	if len(errs) > 0 {
+		t.Fatalf("%d of %d operations failed", len(errs), workers*each)
+	}
+	if got := rows(t, pool, table); len(got) != workers*each {
+		t.Errorf("%d rows, want %d", len(got), workers*each)
+	}
+	if s := conn.Conn().PgConn().TxStatus(); s != 'I' {
+		t.Errorf("the connection is left in a transaction (%q)", s)
+	}
+}
+
+// Two call sites that run each other's operations inside their fn, from
+// two goroutines at once: each attempt holds its group's turn and waited
+// for the other group's, held by the other attempt, for ever.
+func TestShareCommitsCrosswiseNestingDoesNotWaitForEver(t *testing.T) {
+	pool := newPool(t, 8)
+	table := shareTable(t, pool, "pgxdb_share_rv_cross")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	inA, inB := make(chan struct{}), make(chan struct{})
+	var onceA, onceB sync.Once
+	var errA, errB, innerA, innerB error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_, errA = sharedA(pool, func(ctx context.Context, tx pgx.Tx) error {
+			onceA.Do(func() { close(inA); <-inB })
+			_, innerB = sharedB(pool, insert(table, 3)).Run(ctx)
+			return insert(table, 1)(ctx, tx)
+		}).Run(ctx)
+	})
+	wg.Go(func() {
+		_, errB = sharedB(pool, func(ctx context.Context, tx pgx.Tx) error {
+			onceB.Do(func() { close(inB); <-inA })
+			_, innerA = sharedA(pool, insert(table, 4)).Run(ctx)
+			return insert(table, 2)(ctx, tx)
+		}).Run(ctx)
+	})
+	wg.Wait()
+	if errA != nil || errB != nil || innerA != nil || innerB != nil || ctx.Err() != nil {
+		t.Fatalf("A %v, B %v, A inside B %v, B inside A %v (context %v); want all nil", errA, errB, innerA, innerB, ctx.Err())
+	}
+	if got := rows(t, pool, table); len(got) != 4 {
+		t.Errorf("rows = %v, want 1 to 4", got)
+	}
+}
+
+var _ = errors.New
