@@ -464,7 +464,7 @@ func (g *shareGroup) open(ctx context.Context, c *config, db Beginner) (*sharedT
 	if g.tables.Load() != 2 {
 		lock = hotlock.PostgresLock(c.shareKey)
 	}
-	_, own := batchesBegin(db)
+	owner, own := batchesBegin(db)
 	opts := c.txOptions
 	begin := func(lock string) (pgx.Tx, error) {
 		o := opts
@@ -475,6 +475,12 @@ func (g *shareGroup) open(ctx context.Context, c *config, db Beginner) (*sharedT
 		}
 		tx, err := db.BeginTx(ctx, o)
 		if err != nil {
+			if owner != nil && o.BeginQuery != "" {
+				// BEGIN ran and a statement after it failed (the lock
+				// table missing, a lock timeout): the caller's connection
+				// is in a failed transaction, which a pool would destroy.
+				_, _ = owner.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+			}
 			return nil, closedConn(db, err)
 		}
 		if !own {
@@ -493,9 +499,6 @@ func (g *shareGroup) open(ctx context.Context, c *config, db Beginner) (*sharedT
 	tx, err := begin(lock)
 	if err != nil && lock != "" && lockMissing(err) {
 		g.tables.Store(2)
-		if owner, _ := batchesBegin(db); owner != nil {
-			_, _ = owner.Exec(context.WithoutCancel(ctx), "ROLLBACK")
-		}
 		tx, err = begin("")
 	} else if err == nil && lock != "" {
 		g.tables.Store(1)

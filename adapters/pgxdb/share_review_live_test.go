@@ -16,8 +16,8 @@ import (
 
 // sharedA and sharedB are two ShareCommits call sites: two groups on the
 // same pool.
-func sharedA(db pgxdb.Beginner, fn shareFn) dbop.Op[struct{}] {
-	return pgxdb.Do(db, fn, pgxdb.ShareCommits())
+func sharedA(db pgxdb.Beginner, fn shareFn, opts ...pgxdb.TxOption) dbop.Op[struct{}] {
+	return pgxdb.Do(db, fn, append(opts, pgxdb.ShareCommits())...)
 }
 
 func sharedB(db pgxdb.Beginner, fn shareFn) dbop.Op[struct{}] {
@@ -150,3 +150,48 @@ func TestShareCommitsCrosswiseNestingDoesNotWaitForEver(t *testing.T) {
 }
 
 var _ = errors.New
+
+// A Beginner that is one connection, whose BEGIN (with the lock of the
+// group's table in its round trip) fails for a reason that leaves the
+// transaction begun (a lock timeout on the table another process holds):
+// the connection was left in a failed transaction, and every later
+// operation on it failed for good ("BEGIN inside a transaction").
+func TestShareCommitsFailedLockOnOneConnectionLeavesNoTransaction(t *testing.T) {
+	pool := newPool(t, 4)
+	if err := pgxdb.CreateHotSpotLocks(t.Context(), pool); err != nil {
+		t.Fatal(err)
+	}
+	table := shareTable(t, pool, "pgxdb_share_rv_lockconn")
+	conn, err := pool.Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	other, err := pool.Begin(t.Context()) // another process's transaction, holding every lock table
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = other.Rollback(context.WithoutCancel(t.Context())) }()
+	exec(t, other, "LOCK TABLE "+strings.Join(pgxdb.HotSpotLockTables(), ", ")+" IN EXCLUSIVE MODE")
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	op := func(id int) dbop.Op[struct{}] {
+		return sharedA(conn, insert(table, id), pgxdb.LockTimeout(100*time.Millisecond))
+	}
+	_, err = op(1).Run(ctx)
+	if v := dbop.VerdictOf(err); pgCode(err) != "55P03" || v != dbop.RetryTransaction && v != dbop.RetryStatement {
+		t.Errorf("while the table is held: %v (verdict %v), want the lock timeout, retried", err, dbop.VerdictOf(err))
+	}
+	if s := conn.Conn().PgConn().TxStatus(); s != 'I' {
+		t.Errorf("the connection is left in a transaction (%q)", s)
+	}
+	if err := other.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := op(2).Run(ctx); err != nil {
+		t.Fatalf("once the table is free: %v", err)
+	}
+	if got := rows(t, pool, table); len(got) != 1 {
+		t.Errorf("rows = %v, want 2", got)
+	}
+}
