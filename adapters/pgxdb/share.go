@@ -310,15 +310,29 @@ func (g *shareGroup) join(ctx context.Context, c *config, db Beginner) (*member,
 	if set != c.setSQL || limits != "" || s.limits != "" {
 		if s.limits == "" {
 			if err := s.readLimits(ctx); err != nil {
-				return nil, m.fail(ctx, err)
+				return nil, m.failOrLeave(ctx, err)
 			}
 		}
 		q += "; " + s.limits + serverlimitJoin(set, limits)
 	}
 	if _, err := s.tx.Exec(ctx, q); err != nil {
-		return nil, m.fail(ctx, fmt.Errorf("pgxdb: %s: %w", q, err))
+		return nil, m.failOrLeave(ctx, fmt.Errorf("pgxdb: %s: %w", q, err))
 	}
 	return m, nil
+}
+
+// failOrLeave ends the turn of an attempt whose statement before its fn
+// failed: when the statement was not sent (the attempt's context ended as
+// it was handed the turn), the transaction is as it was, and the work of
+// the attempts in it stays; otherwise it is broken (fail).
+func (m *member) failOrLeave(ctx context.Context, err error) error {
+	conn := m.s.tx.Conn()
+	if conn != nil && !conn.IsClosed() && !conn.PgConn().IsBusy() && conn.PgConn().TxStatus() == 'T' && pgconn.SafeToRetry(err) {
+		m.turn = false
+		m.g.release(ctx, m.c)
+		return err
+	}
+	return m.fail(ctx, err)
 }
 
 // serverlimitJoin joins an attempt's statements, each "" for none.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -193,5 +194,70 @@ func TestShareCommitsFailedLockOnOneConnectionLeavesNoTransaction(t *testing.T) 
 	}
 	if got := rows(t, pool, table); len(got) != 1 {
 		t.Errorf("rows = %v, want 2", got)
+	}
+}
+
+// endingCtx is a context that ends when armed, except for the Done channel
+// a wait took before: an attempt handed the turn just as its context ended,
+// which the wait for the turn cannot tell from one handed it before.
+type endingCtx struct {
+	context.Context
+	armed  atomic.Bool
+	closed chan struct{}
+}
+
+func newEndingCtx(parent context.Context) *endingCtx {
+	c := &endingCtx{Context: parent, closed: make(chan struct{})}
+	close(c.closed)
+	return c
+}
+
+func (c *endingCtx) Done() <-chan struct{} {
+	if c.armed.Load() {
+		return c.closed
+	}
+	return c.Context.Done()
+}
+
+func (c *endingCtx) Err() error {
+	if c.armed.Load() {
+		return context.Canceled
+	}
+	return c.Context.Err()
+}
+
+// An attempt handed the turn as its context ended sends nothing (pgx sees
+// the context ended before the SAVEPOINT): the transaction, with the work
+// of the attempts that wait for its COMMIT, was rolled back all the same.
+func TestShareCommitsAttemptWhoseContextEndsAsItGetsTheTurnBreaksNothing(t *testing.T) {
+	pool := newPool(t, 8)
+	table := shareTable(t, pool, "pgxdb_share_rv_turnend")
+	entered, gate := make(chan struct{}), make(chan struct{})
+	var err1, err2, err3 error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_, err1 = sharedA(pool, func(ctx context.Context, tx pgx.Tx) error {
+			close(entered)
+			<-gate
+			return insert(table, 1)(ctx, tx)
+		}).Run(t.Context())
+	})
+	<-entered
+	ending := newEndingCtx(t.Context())
+	wg.Go(func() { _, err2 = sharedA(pool, insert(table, 2)).Run(ending) })
+	waitUntil(t, "attempt 2 queues", func() bool { return pgxdb.SharedQueued(pool) == 1 })
+	wg.Go(func() { _, err3 = sharedA(pool, insert(table, 3)).Run(t.Context()) })
+	waitUntil(t, "attempt 3 queues", func() bool { return pgxdb.SharedQueued(pool) == 2 })
+	ending.armed.Store(true)
+	close(gate)
+	wg.Wait()
+	if err1 != nil || err3 != nil {
+		t.Errorf("attempts 1 and 3: %v, %v; want nil", err1, err3)
+	}
+	if !errors.Is(err2, context.Canceled) {
+		t.Errorf("attempt 2: %v, want context.Canceled", err2)
+	}
+	if got := rows(t, pool, table); len(got) != 2 || got[2] != "" {
+		t.Errorf("rows = %v, want 1 and 3", got)
 	}
 }
