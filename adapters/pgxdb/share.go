@@ -13,6 +13,7 @@ import (
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/hotlock"
+	"github.com/dbop-go/dbop/internal/serverlimit"
 	"github.com/dbop-go/dbop/scopes"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -66,7 +67,9 @@ const shareMax = 32
 //     commits or not with its own, and the transaction's start time
 //     (now(), transaction_timestamp()) and id are theirs too. The limits a
 //     deadline on ctx derives are set for each attempt (after its
-//     SAVEPOINT); LockTimeout and StatementTimeout for the transaction.
+//     SAVEPOINT), and, under READ COMMITTED, for the wait of the BEGIN that
+//     opens a transaction for its lock table; LockTimeout and
+//     StatementTimeout for the transaction.
 //   - fn must not change the transaction's settings (SET LOCAL,
 //     set_config(…, true), SET CONSTRAINTS): they would hold for the
 //     attempts after it. It must not end the transaction: tx.Commit and
@@ -477,6 +480,19 @@ func (g *shareGroup) open(ctx context.Context, c *config, db Beginner) (*sharedT
 	lock := ""
 	if g.tables.Load() != 2 {
 		lock = hotlock.PostgresLock(c.shareKey)
+		if !c.limitsAfterLock() {
+			// The limits the opener's deadline derives bound the wait
+			// for the lock on the server, which ends it with 55P03 or
+			// 57014 and keeps the connection (a deadline reached on the
+			// client closes it), as a HotSpot's BEGIN does (Config.begin);
+			// the limits in force before them are restored after it, for
+			// the attempts to start from (join). Under REPEATABLE READ and
+			// SERIALIZABLE the SELECT would take the snapshot before the
+			// wait (docs/backends.md §1.14).
+			if set, limits := c.attemptSettings(ctx); set != c.setSQL || limits != "" {
+				lock = serverlimit.Join(shareSaveLimits, set, limits, lock, shareRestoreLimits)
+			}
+		}
 	}
 	owner, own := batchesBegin(db)
 	opts := c.txOptions
@@ -522,6 +538,15 @@ func (g *shareGroup) open(ctx context.Context, c *config, db Beginner) (*sharedT
 	}
 	return &sharedTx{tx: tx, done: make(chan struct{})}, nil
 }
+
+// shareSaveLimits and shareRestoreLimits keep the limits in force across
+// the ones an opener's deadline derives for the wait for the lock table.
+const (
+	shareSaveLimits = "SELECT set_config('dbop.share_statement_timeout', current_setting('statement_timeout'), true), " +
+		"set_config('dbop.share_lock_timeout', current_setting('lock_timeout'), true)"
+	shareRestoreLimits = "SELECT set_config('statement_timeout', current_setting('dbop.share_statement_timeout'), true), " +
+		"set_config('lock_timeout', current_setting('dbop.share_lock_timeout'), true)"
+)
 
 // lockMissing reports whether err says the lock table is missing (42P01)
 // or not ours to lock (42501).

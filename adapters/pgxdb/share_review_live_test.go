@@ -261,3 +261,67 @@ func TestShareCommitsAttemptWhoseContextEndsAsItGetsTheTurnBreaksNothing(t *test
 		t.Errorf("rows = %v, want 1 and 3", got)
 	}
 }
+
+// The wait of a shared transaction's BEGIN for the group's lock table was
+// bounded by the opener's deadline on the client only: pgx closed the
+// connection when it passed, the caller's own on a one-connection
+// Beginner, where a HotSpot's BEGIN has the server end the wait (55P03 or
+// 57014) under READ COMMITTED. The limits in force are restored after the
+// lock, for the attempts after the opener.
+func TestShareCommitsDeadlineBoundsTheLockWaitOnTheServer(t *testing.T) {
+	pool := newPool(t, 4)
+	if err := pgxdb.CreateHotSpotLocks(t.Context(), pool); err != nil {
+		t.Fatal(err)
+	}
+	table := shareTable(t, pool, "pgxdb_share_rv_lockdl")
+	conn, err := pool.Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	other, err := pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = other.Rollback(context.WithoutCancel(t.Context())) }()
+	exec(t, other, "LOCK TABLE "+strings.Join(pgxdb.HotSpotLockTables(), ", ")+" IN EXCLUSIVE MODE")
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	_, err = sharedA(conn, insert(table, 1)).Run(ctx)
+	cancel()
+	if code := pgCode(err); code != "55P03" && code != "57014" || conn.Conn().IsClosed() {
+		t.Fatalf("the wait for the lock past the deadline: %v (connection closed: %v), want the server's 55P03 or 57014 and the connection kept",
+			err, conn.Conn().IsClosed())
+	}
+	if err := other.Rollback(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	read := func(into *string) shareFn {
+		return func(ctx context.Context, tx pgx.Tx) error {
+			return tx.QueryRow(ctx, "SELECT current_setting('statement_timeout') || ' ' || current_setting('lock_timeout')").Scan(into)
+		}
+	}
+	var a, b string
+	entered, gate := make(chan struct{}), make(chan struct{})
+	var errA, errB error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		_, errA = sharedA(conn, func(ctx context.Context, tx pgx.Tx) error {
+			close(entered)
+			<-gate
+			return read(&a)(ctx, tx)
+		}).Run(ctx)
+	})
+	<-entered
+	wg.Go(func() { _, errB = sharedA(conn, read(&b)).Run(t.Context()) })
+	waitUntil(t, "B queues", func() bool { return pgxdb.SharedQueued(conn) == 1 })
+	close(gate)
+	wg.Wait()
+	if errA != nil || errB != nil {
+		t.Fatalf("%v, %v", errA, errB)
+	}
+	if a == "0 0" || b != "0 0" {
+		t.Errorf("the opener with a deadline saw %q, want its limits; the attempt after it without one %q, want the server's \"0 0\"", a, b)
+	}
+}
