@@ -75,7 +75,8 @@ const shareMax = 32
 //     attempts after it. It must not end the transaction: tx.Commit and
 //     tx.Rollback return an error and end nothing; a COMMIT or ROLLBACK
 //     sent as a statement ends the others' too, and every attempt in the
-//     transaction is then Ambiguous.
+//     transaction is then Ambiguous (after COMMIT AND CHAIN, when fn
+//     returns an error or a statement failed after it).
 //   - An operation that shares commits, run inside the function of another
 //     that shares the same transactions (directly, or through an
 //     operation of another group), would wait for itself: it fails with
@@ -599,8 +600,8 @@ func (m *member) Commit(ctx context.Context) error {
 // undo rolls the attempt's work back to its savepoint and ends its turn;
 // the transaction takes no more attempts.
 func (m *member) undo(ctx context.Context) error {
-	if _, err := m.s.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT dbop_share"); err != nil {
-		return m.fail(ctx, fmt.Errorf("pgxdb: ROLLBACK TO SAVEPOINT dbop_share: %w", err))
+	if err := m.rollbackTo(ctx); err != nil {
+		return err
 	}
 	m.s.closing = true
 	m.turn = false
@@ -626,8 +627,8 @@ func (m *member) Rollback(ctx context.Context) error {
 		return m.fail(ctx, errors.New("pgxdb: fn returned with rows or a batch left open on the shared transaction's connection"))
 	}
 	failed := conn != nil && conn.PgConn().TxStatus() == 'E'
-	if _, err := s.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT dbop_share"); err != nil {
-		return m.fail(ctx, fmt.Errorf("pgxdb: ROLLBACK TO SAVEPOINT dbop_share: %w", err))
+	if err := m.rollbackTo(ctx); err != nil {
+		return err
 	}
 	if failed || (m.fnErr != nil && m.c.classifier(m.fnErr) == dbop.RetryTransaction) {
 		// A statement failed, or a conflict: the snapshot or the locks
@@ -637,4 +638,24 @@ func (m *member) Rollback(ctx context.Context) error {
 	m.turn = false
 	m.g.release(ctx, m.c)
 	return nil
+}
+
+// rollbackTo rolls the attempt's work back to its savepoint; on an error
+// the attempt's turn has ended. A savepoint that is gone (3B001) says fn
+// ended the transaction with a statement that left the connection in a
+// new one (COMMIT AND CHAIN, COMMIT then BEGIN), which the status cannot
+// show: as for one fn ended, every attempt in it is Ambiguous, the work of
+// those before it having been committed.
+func (m *member) rollbackTo(ctx context.Context) error {
+	_, err := m.s.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT dbop_share")
+	if err == nil {
+		return nil
+	}
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok && pe.Code == "3B001" {
+		m.s.ended = true
+		m.turn = false
+		m.g.release(ctx, m.c)
+		return dbop.Classify(&scopes.AmbiguousCommitError{Err: errSharedEndedByStatement}, dbop.Ambiguous)
+	}
+	return m.fail(ctx, fmt.Errorf("pgxdb: ROLLBACK TO SAVEPOINT dbop_share: %w", err))
 }

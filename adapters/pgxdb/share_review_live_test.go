@@ -325,3 +325,46 @@ func TestShareCommitsDeadlineBoundsTheLockWaitOnTheServer(t *testing.T) {
 		t.Errorf("the opener with a deadline saw %q, want its limits; the attempt after it without one %q, want the server's \"0 0\"", a, b)
 	}
 }
+
+// An attempt's fn that ends the shared transaction with COMMIT AND CHAIN
+// (or COMMIT then BEGIN) leaves it in a transaction, so the end is not seen
+// by the status, and returns an error: its savepoint is gone, the ROLLBACK
+// TO SAVEPOINT failed, and the attempts whose work that COMMIT had
+// committed were told the transaction rolled back and retried, applying
+// it twice (here failing for good with 23505 for committed work).
+func TestShareCommitsCommitAndChainInFnIsAmbiguousForAll(t *testing.T) {
+	pool := newPool(t, 8)
+	table := shareTable(t, pool, "pgxdb_share_rv_chain")
+	var runs [3]atomic.Int32
+	counted := func(i int, fn shareFn) shareFn {
+		return func(ctx context.Context, tx pgx.Tx) error {
+			runs[i].Add(1)
+			return fn(ctx, tx)
+		}
+	}
+	build := func(fn shareFn) dbop.Op[struct{}] { return shared(pool, fn).With(dbop.WithRetry(retryAtOnce)) }
+	errs := meet(t, pool, build,
+		counted(0, insert(table, 1)),
+		counted(1, func(ctx context.Context, tx pgx.Tx) error {
+			if err := insert(table, 2)(ctx, tx); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, "COMMIT AND CHAIN"); err != nil { //dbopvet:ignore the misuse under test
+				return err
+			}
+			return errors.New("refused after the commit")
+		}),
+		counted(2, insert(table, 3)),
+	)
+	for i := range 2 {
+		if dbop.VerdictOf(errs[i]) != dbop.Ambiguous || runs[i].Load() != 1 {
+			t.Errorf("attempt %d: %v (verdict %v), ran %d times; want Ambiguous, once", i+1, errs[i], dbop.VerdictOf(errs[i]), runs[i].Load())
+		}
+	}
+	if errs[2] != nil {
+		t.Errorf("attempt 3: %v", errs[2])
+	}
+	if got := rows(t, pool, table); len(got) != 3 {
+		t.Errorf("rows = %v, want 1, 2, 3", got)
+	}
+}
