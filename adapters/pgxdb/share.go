@@ -592,6 +592,13 @@ func (m *member) Commit(ctx context.Context) error {
 	case <-s.done:
 		return s.err
 	case <-m.ctx.Done():
+		select {
+		case <-s.done:
+			// Both were ready (this attempt ran the COMMIT itself, say,
+			// past its deadline): the outcome is known.
+			return s.err
+		default:
+		}
 		return dbop.Classify(&scopes.AmbiguousCommitError{Err: fmt.Errorf(
 			"pgxdb: the caller gave up before the shared transaction (ShareCommits) this attempt's work waits in was committed: %w", m.ctx.Err())}, dbop.Ambiguous)
 	}

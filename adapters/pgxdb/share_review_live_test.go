@@ -368,3 +368,27 @@ func TestShareCommitsCommitAndChainInFnIsAmbiguousForAll(t *testing.T) {
 		t.Errorf("rows = %v, want 1, 2, 3", got)
 	}
 }
+
+// The deadline of the attempt that commits the shared transaction passes
+// during the COMMIT, which it runs itself and whose outcome it knows: the
+// wait for that outcome chose at random between it and the ended context,
+// and reported a committed transaction as Ambiguous about half the time.
+// (InTx reports it committed.)
+func TestShareCommitsDeadlineDuringItsOwnCommitKeepsTheOutcome(t *testing.T) {
+	pool := newPool(t, 8)
+	table := shareTable(t, pool, "pgxdb_share_rv_slowcommit")
+	exec(t, pool, `CREATE OR REPLACE FUNCTION pgxdb_share_rv_sleep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.2); RETURN NULL; END $$`)
+	exec(t, pool, "CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON "+table+" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION pgxdb_share_rv_sleep()")
+	const n = 12 // each reported Ambiguous with a chance of one half
+	for i := range n {
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		_, err := sharedA(pool, insert(table, i)).Run(ctx)
+		cancel()
+		if err != nil {
+			t.Errorf("run %d: %v (verdict %v), want nil: the COMMIT succeeded", i, err, dbop.VerdictOf(err))
+		}
+	}
+	if got := rows(t, pool, table); len(got) != n {
+		t.Errorf("%d rows, want %d", len(got), n)
+	}
+}
