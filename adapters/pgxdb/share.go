@@ -43,7 +43,11 @@ const shareMax = 32
 // call builds around it), on the same Beginner, with the same options.
 // They take turns, oldest first: while one runs fn, the others wait for
 // the transaction; a newcomer joins the one in progress, and the last of
-// them, or the 32nd, commits it. Each attempt's work stands or falls on
+// them, or the 32nd, commits it. Under REPEATABLE READ or SERIALIZABLE
+// (Isolation) an attempt joins only a transaction begun after it came,
+// whose snapshot is not older than the work committed before it (its
+// caller's last transaction): the attempts that wait while one
+// transaction runs share the next. Each attempt's work stands or falls on
 // its own until the COMMIT: one whose fn fails is rolled back to its
 // savepoint, and the others' work stays. Across processes, each shared
 // transaction locks one of the HotSpot's lock tables in its BEGIN round
@@ -126,6 +130,8 @@ type shareGroup struct {
 	queue []chan struct{} // attempts waiting for it, oldest first; closed to hand it over
 	cur   *sharedTx       // the transaction in progress, nil between them
 	solo  int             // transactions still to run with one attempt each
+	// opened counts the transactions begun, each numbered by it (seq).
+	opened uint64
 	// single is true when the Beginner is one connection: the next
 	// attempt may begin on it only once the transaction before has ended.
 	single bool
@@ -138,6 +144,7 @@ type shareGroup struct {
 // sharedTx is one shared transaction.
 type sharedTx struct {
 	tx      pgx.Tx
+	seq     uint64        // its number among the group's transactions (shareGroup.opened)
 	n       int           // attempts that joined it
 	waiting int           // attempts whose work waits for its COMMIT
 	closing bool          // no attempt joins it any more
@@ -289,20 +296,34 @@ func (m *member) fnEnded() { m.ended = true }
 // join waits for the turn, oldest first, and joins the transaction in
 // progress or begins one, then sets the attempt's SAVEPOINT and limits.
 func (g *shareGroup) join(ctx context.Context, c *config, db Beginner) (*member, error) {
-	if err := g.acquire(ctx, c); err != nil {
+	epoch, err := g.acquire(ctx, c)
+	if err != nil {
 		return nil, err
 	}
 	m := &member{g: g, c: c, turn: true, ctx: ctx}
 	m.fnTx = sharedFnTx{m: m}
 	s := g.cur
+	if s != nil && c.limitsAfterLock() && s.seq <= epoch {
+		// REPEATABLE READ or SERIALIZABLE: the transaction in progress
+		// began before this attempt did, and its snapshot may be older
+		// than work committed before the attempt began (its caller's own
+		// last transaction): the attempt would not see it. It is
+		// committed, and the attempt begins the next.
+		g.mu.Lock()
+		g.cur = nil
+		g.mu.Unlock()
+		g.finish(ctx, c, s)
+		s = nil
+	}
 	if s == nil {
-		var err error
 		if s, err = g.open(ctx, c, db); err != nil {
 			m.turn = false
 			g.release(ctx, c)
 			return nil, err
 		}
 		g.mu.Lock()
+		g.opened++
+		s.seq = g.opened
 		g.cur = s
 		g.mu.Unlock()
 	}
@@ -375,20 +396,23 @@ func (m *member) fail(ctx context.Context, err error) error {
 	return err
 }
 
-// acquire waits for the group's turn, oldest first.
-func (g *shareGroup) acquire(ctx context.Context, c *config) error {
+// acquire waits for the group's turn, oldest first. It returns the count
+// of the group's transactions begun when the attempt came: those it may
+// join under REPEATABLE READ or SERIALIZABLE are the later ones (join).
+func (g *shareGroup) acquire(ctx context.Context, c *config) (uint64, error) {
 	g.mu.Lock()
+	epoch := g.opened
 	if !g.held {
 		g.held = true
 		g.mu.Unlock()
-		return nil
+		return epoch, nil
 	}
 	w := make(chan struct{})
 	g.queue = append(g.queue, w)
 	g.mu.Unlock()
 	select {
 	case <-w:
-		return nil
+		return epoch, nil
 	case <-ctx.Done():
 	}
 	g.mu.Lock()
@@ -396,13 +420,13 @@ func (g *shareGroup) acquire(ctx context.Context, c *config) error {
 		if q == w {
 			g.queue = append(g.queue[:i], g.queue[i+1:]...)
 			g.mu.Unlock()
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 	}
 	g.mu.Unlock()
 	<-w // handed the turn as the context ended: hand it on
 	g.release(ctx, c)
-	return ctx.Err()
+	return 0, ctx.Err()
 }
 
 // release ends the turn of the attempt that holds it: it hands the turn to

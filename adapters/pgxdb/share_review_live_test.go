@@ -392,3 +392,57 @@ func TestShareCommitsDeadlineDuringItsOwnCommitKeepsTheOutcome(t *testing.T) {
 		t.Errorf("%d rows, want %d", len(got), n)
 	}
 }
+
+// Under SERIALIZABLE (or REPEATABLE READ) a shared transaction's snapshot
+// is taken by its first attempt: an attempt that joined it later did not
+// see work committed before it began, its caller's own last transaction
+// here, and committed as if it came first.
+func TestShareCommitsSnapshotIsNotOlderThanTheAttempt(t *testing.T) {
+	pool := newPool(t, 8)
+	table := "pgxdb_share_rv_snap"
+	createTable(t, pool, table, "id int PRIMARY KEY, v int", "INSERT INTO "+table+" VALUES (1, 0)")
+	for _, iso := range []pgx.TxIsoLevel{pgx.Serializable, pgx.RepeatableRead} {
+		t.Run(string(iso), func(t *testing.T) {
+			exec(t, pool, "UPDATE "+table+" SET v = 0")
+			op := func(fn shareFn) error {
+				_, err := sharedA(pool, fn, pgxdb.Isolation(iso)).Run(t.Context())
+				return err
+			}
+			entered, gate := make(chan struct{}), make(chan struct{})
+			var wg sync.WaitGroup
+			var errA, errB error
+			wg.Go(func() {
+				errA = op(func(ctx context.Context, tx pgx.Tx) error {
+					var v int
+					err := tx.QueryRow(ctx, "SELECT v FROM "+table+" WHERE id = 1").Scan(&v) // the snapshot
+					close(entered)
+					<-gate
+					return err
+				})
+			})
+			<-entered
+			// The caller's own write, committed before its next operation.
+			if _, err := pgxdb.Do(pool, func(ctx context.Context, tx pgx.Tx) error {
+				_, err := tx.Exec(ctx, "UPDATE "+table+" SET v = 1 WHERE id = 1")
+				return err
+			}).Run(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			seen := -1
+			wg.Go(func() {
+				errB = op(func(ctx context.Context, tx pgx.Tx) error {
+					return tx.QueryRow(ctx, "SELECT v FROM "+table+" WHERE id = 1").Scan(&seen)
+				})
+			})
+			waitUntil(t, "B queues", func() bool { return pgxdb.SharedQueued(pool) == 1 })
+			close(gate)
+			wg.Wait()
+			if errA != nil || errB != nil {
+				t.Fatalf("%v, %v", errA, errB)
+			}
+			if seen != 1 {
+				t.Errorf("the operation begun after its caller's write committed saw v = %d, want 1", seen)
+			}
+		})
+	}
+}
