@@ -13,6 +13,7 @@ import (
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/internal/hotlock"
+	"github.com/dbop-go/dbop/internal/serverlimit"
 	"github.com/dbop-go/dbop/scopes"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -43,7 +44,11 @@ const shareMax = 32
 // call builds around it), on the same Beginner, with the same options.
 // They take turns, oldest first: while one runs fn, the others wait for
 // the transaction; a newcomer joins the one in progress, and the last of
-// them, or the 32nd, commits it. Each attempt's work stands or falls on
+// them, or the 32nd, commits it. Under REPEATABLE READ or SERIALIZABLE
+// (Isolation) an attempt joins only a transaction begun after it came,
+// whose snapshot is not older than the work committed before it (its
+// caller's last transaction): the attempts that wait while one
+// transaction runs share the next. Each attempt's work stands or falls on
 // its own until the COMMIT: one whose fn fails is rolled back to its
 // savepoint, and the others' work stays. Across processes, each shared
 // transaction locks one of the HotSpot's lock tables in its BEGIN round
@@ -67,16 +72,25 @@ const shareMax = 32
 //     commits or not with its own, and the transaction's start time
 //     (now(), transaction_timestamp()) and id are theirs too. The limits a
 //     deadline on ctx derives are set for each attempt (after its
-//     SAVEPOINT); LockTimeout and StatementTimeout for the transaction.
+//     SAVEPOINT), and, under READ COMMITTED, for the wait of the BEGIN that
+//     opens a transaction for its lock table; LockTimeout and
+//     StatementTimeout for the transaction.
 //   - fn must not change the transaction's settings (SET LOCAL,
 //     set_config(…, true), SET CONSTRAINTS): they would hold for the
 //     attempts after it. It must not end the transaction: tx.Commit and
 //     tx.Rollback return an error and end nothing; a COMMIT or ROLLBACK
 //     sent as a statement ends the others' too, and every attempt in the
-//     transaction is then Ambiguous.
+//     transaction is then Ambiguous (after COMMIT AND CHAIN, when fn
+//     returns an error or a statement failed after it).
 //   - An operation that shares commits, run inside the function of another
-//     that shares the same transactions, would wait for itself: it fails
-//     with an error that says so.
+//     that shares the same transactions (directly, or through an
+//     operation of another group), would wait for itself: it fails with
+//     an error that says so. One of another group, run inside an
+//     attempt's function, runs alone, in a transaction of its own without
+//     the lock table: waiting for its group's turn or table could wait for
+//     an attempt that waits for this one.
+//   - On a Beginner that is one connection (a *pgx.Conn, a *pgxpool.Conn),
+//     the next transaction begins once the one before has ended.
 //
 // On a pool the next shared transaction begins on another connection while
 // the last one commits; on one connection (a *pgx.Conn, a *pgxpool.Conn) it
@@ -117,12 +131,18 @@ var shareGroups sync.Map // shareGroupKey → *shareGroup
 
 // shareGroup is the turn-taking of one group's attempts.
 type shareGroup struct {
-	pooled bool // the Beginner is a *pgxpool.Pool: each transaction has a connection of its own
-	mu     sync.Mutex
-	held   bool            // an attempt has the turn
-	queue  []chan struct{} // attempts waiting for it, oldest first; closed to hand it over
-	cur    *sharedTx       // the transaction in progress, nil between them
-	solo   int             // transactions still to run with one attempt each
+	mu    sync.Mutex
+	held  bool          // an attempt has the turn
+	queue []shareWaiter // attempts waiting for it, oldest first
+	cur   *sharedTx     // the transaction in progress, nil between them
+	solo  int           // transactions still to run with one attempt each
+	// opened counts the transactions begun, each numbered by it (seq).
+	opened uint64
+	// single is true unless the Beginner is a *pgxpool.Pool: one
+	// connection (a *pgx.Conn, a *pgxpool.Conn), or a Beginner of the
+	// caller's, which may be one. The next attempt may begin only once the
+	// transaction before has ended.
+	single bool
 	// tables is what the first coordinated BEGIN found of the lock
 	// tables: 0 unknown, 1 present, 2 missing (42P01) or not allowed
 	// (42501).
@@ -131,12 +151,19 @@ type shareGroup struct {
 
 func newShareGroup(db Beginner) *shareGroup {
 	_, pooled := db.(*pgxpool.Pool)
-	return &shareGroup{pooled: pooled}
+	return &shareGroup{single: !pooled}
+}
+
+// shareWaiter is an attempt waiting for its group's turn.
+type shareWaiter struct {
+	turn  chan struct{} // closed to hand it the turn
+	epoch uint64        // the group's transactions begun when it came (shareGroup.opened)
 }
 
 // sharedTx is one shared transaction.
 type sharedTx struct {
 	tx      pgx.Tx
+	seq     uint64        // its number among the group's transactions (shareGroup.opened)
 	n       int           // attempts that joined it
 	waiting int           // attempts whose work waits for its COMMIT
 	closing bool          // no attempt joins it any more
@@ -147,8 +174,26 @@ type sharedTx struct {
 	err     error         // the outcome for the attempts that wait
 }
 
-// sharedHeld marks the context of a shared attempt's fn with its group.
+// sharedHeld marks the context of a shared attempt's fn with its group,
+// and those of the attempts whose fn runs it (a *heldGroup).
 type sharedHeld struct{}
+
+// heldGroup is a group whose turn an attempt's fn runs in, and the groups
+// of the attempts around it.
+type heldGroup struct {
+	g     *shareGroup
+	outer *heldGroup
+}
+
+// has reports whether h or an attempt around it holds g's turn.
+func (h *heldGroup) has(g *shareGroup) bool {
+	for ; h != nil; h = h.outer {
+		if h.g == g {
+			return true
+		}
+	}
+	return false
+}
 
 // errSharedEnd is what a shared attempt's fn gets from tx.Commit and
 // tx.Rollback.
@@ -201,14 +246,28 @@ func sharedInTx[T any](db Beginner, fn func(context.Context, pgx.Tx) (T, error),
 			return nil, dbop.Classify(errors.New("pgxdb: a ShareCommits operation run as read-only (a Then's read-only step, say): "+
 				"a read-only transaction's COMMIT flushes nothing to share"), dbop.NotRetryable)
 		}
-		if held, _ := ctx.Value(sharedHeld{}).(*shareGroup); held == g {
+		held, _ := ctx.Value(sharedHeld{}).(*heldGroup)
+		if held.has(g) {
 			return nil, dbop.Classify(errors.New("pgxdb: an operation that shares commits (ShareCommits) ran inside the function of an attempt "+
 				"that shares the same transactions: it would wait for that attempt's turn to end, for ever; run it on its own context, or without ShareCommits"), dbop.NotRetryable)
+		}
+		if held != nil {
+			// Inside an attempt of another group, which holds that
+			// group's turn and its lock table: waiting for this group's
+			// turn, or for its lock table, could wait for an attempt that
+			// waits for this one (this group's attempt running the
+			// other's operation, or the two tables one). It runs alone,
+			// uncoordinated, as a HotSpot lets through the attempts inside
+			// one of its own.
+			alone := newShareGroup(db)
+			alone.tables.Store(2)
+			return alone.join(ctx, c, db)
 		}
 		return g.join(ctx, c, db)
 	}
 	run := func(ctx context.Context, m *member) (T, error) {
-		v, err := fn(context.WithValue(ctx, sharedHeld{}, g), &m.fnTx)
+		held, _ := ctx.Value(sharedHeld{}).(*heldGroup)
+		v, err := fn(context.WithValue(ctx, sharedHeld{}, &heldGroup{g: g, outer: held}), &m.fnTx)
 		m.fnErr = err
 		return v, err
 	}
@@ -258,20 +317,34 @@ func (m *member) fnEnded() { m.ended = true }
 // join waits for the turn, oldest first, and joins the transaction in
 // progress or begins one, then sets the attempt's SAVEPOINT and limits.
 func (g *shareGroup) join(ctx context.Context, c *config, db Beginner) (*member, error) {
-	if err := g.acquire(ctx, c); err != nil {
+	epoch, err := g.acquire(ctx, c)
+	if err != nil {
 		return nil, err
 	}
 	m := &member{g: g, c: c, turn: true, ctx: ctx}
 	m.fnTx = sharedFnTx{m: m}
 	s := g.cur
+	if s != nil && c.limitsAfterLock() && s.seq <= epoch {
+		// REPEATABLE READ or SERIALIZABLE: the transaction in progress
+		// began before this attempt did, and its snapshot may be older
+		// than work committed before the attempt began (its caller's own
+		// last transaction): the attempt would not see it. It is
+		// committed, and the attempt begins the next.
+		g.mu.Lock()
+		g.cur = nil
+		g.mu.Unlock()
+		g.finish(ctx, c, s)
+		s = nil
+	}
 	if s == nil {
-		var err error
 		if s, err = g.open(ctx, c, db); err != nil {
 			m.turn = false
 			g.release(ctx, c)
 			return nil, err
 		}
 		g.mu.Lock()
+		g.opened++
+		s.seq = g.opened
 		g.cur = s
 		g.mu.Unlock()
 	}
@@ -292,15 +365,29 @@ func (g *shareGroup) join(ctx context.Context, c *config, db Beginner) (*member,
 	if limited {
 		if s.limits == "" {
 			if err := s.readLimits(ctx); err != nil {
-				return nil, m.fail(ctx, err)
+				return nil, m.failOrLeave(ctx, err)
 			}
 		}
 		q += "; " + s.limits + serverlimitJoin(set, limits)
 	}
 	if _, err := s.tx.Exec(ctx, q); err != nil {
-		return nil, m.fail(ctx, fmt.Errorf("pgxdb: %s: %w", q, err))
+		return nil, m.failOrLeave(ctx, fmt.Errorf("pgxdb: %s: %w", q, err))
 	}
 	return m, nil
+}
+
+// failOrLeave ends the turn of an attempt whose statement before its fn
+// failed: when the statement was not sent (the attempt's context ended as
+// it was handed the turn), the transaction is as it was, and the work of
+// the attempts in it stays; otherwise it is broken (fail).
+func (m *member) failOrLeave(ctx context.Context, err error) error {
+	conn := m.s.tx.Conn()
+	if conn != nil && !conn.IsClosed() && !conn.PgConn().IsBusy() && conn.PgConn().TxStatus() == 'T' && pgconn.SafeToRetry(err) {
+		m.turn = false
+		m.g.release(ctx, m.c)
+		return err
+	}
+	return m.fail(ctx, err)
 }
 
 // serverlimitJoin joins an attempt's statements, each "" for none.
@@ -339,34 +426,37 @@ func (m *member) fail(ctx context.Context, err error) error {
 	return err
 }
 
-// acquire waits for the group's turn, oldest first.
-func (g *shareGroup) acquire(ctx context.Context, c *config) error {
+// acquire waits for the group's turn, oldest first. It returns the count
+// of the group's transactions begun when the attempt came: those it may
+// join under REPEATABLE READ or SERIALIZABLE are the later ones (join).
+func (g *shareGroup) acquire(ctx context.Context, c *config) (uint64, error) {
 	g.mu.Lock()
+	epoch := g.opened
 	if !g.held {
 		g.held = true
 		g.mu.Unlock()
-		return nil
+		return epoch, nil
 	}
 	w := make(chan struct{})
-	g.queue = append(g.queue, w)
+	g.queue = append(g.queue, shareWaiter{w, epoch})
 	g.mu.Unlock()
 	select {
 	case <-w:
-		return nil
+		return epoch, nil
 	case <-ctx.Done():
 	}
 	g.mu.Lock()
 	for i, q := range g.queue {
-		if q == w {
+		if q.turn == w {
 			g.queue = append(g.queue[:i], g.queue[i+1:]...)
 			g.mu.Unlock()
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 	}
 	g.mu.Unlock()
 	<-w // handed the turn as the context ended: hand it on
 	g.release(ctx, c)
-	return ctx.Err()
+	return 0, ctx.Err()
 }
 
 // release ends the turn of the attempt that holds it: it hands the turn to
@@ -376,15 +466,19 @@ func (g *shareGroup) release(ctx context.Context, c *config) {
 	g.mu.Lock()
 	s := g.cur
 	var end *sharedTx
-	if s != nil && (s.broken != nil || s.ended || s.closing || g.solo > 0 || len(g.queue) == 0 || s.n >= shareMax) {
+	if s != nil && (s.broken != nil || s.ended || s.closing || g.solo > 0 || len(g.queue) == 0 || s.n >= shareMax ||
+		// REPEATABLE READ or SERIALIZABLE: the oldest waiting attempt
+		// (and so every one) came after the transaction began, and may
+		// not join it (join): end it now, while the next one begins.
+		c.limitsAfterLock() && g.queue[0].epoch >= s.seq) {
 		end, g.cur = s, nil
 		if g.solo > 0 {
 			g.solo--
 		}
 	}
-	if end != nil && !g.pooled {
+	if end != nil && g.single {
 		// One connection: the next attempt would begin on it while the
-		// COMMIT is in flight. End the transaction first.
+		// COMMIT is on it. The turn is handed on once it is answered.
 		g.mu.Unlock()
 		g.finish(ctx, c, end)
 		end = nil
@@ -394,7 +488,7 @@ func (g *shareGroup) release(ctx context.Context, c *config) {
 		w := g.queue[0]
 		g.queue = g.queue[1:]
 		g.mu.Unlock()
-		close(w)
+		close(w.turn)
 	} else {
 		g.held = false
 		g.mu.Unlock()
@@ -447,8 +541,21 @@ func (g *shareGroup) open(ctx context.Context, c *config, db Beginner) (*sharedT
 	lock := ""
 	if g.tables.Load() != 2 {
 		lock = hotlock.PostgresLock(c.shareKey)
+		if !c.limitsAfterLock() {
+			// The limits the opener's deadline derives bound the wait
+			// for the lock on the server, which ends it with 55P03 or
+			// 57014 and keeps the connection (a deadline reached on the
+			// client closes it), as a HotSpot's BEGIN does (Config.begin);
+			// the limits in force before them are restored after it, for
+			// the attempts to start from (join). Under REPEATABLE READ and
+			// SERIALIZABLE the SELECT would take the snapshot before the
+			// wait (docs/backends.md §1.14).
+			if set, limits := c.attemptSettings(ctx); set != c.setSQL || limits != "" {
+				lock = serverlimit.Join(shareSaveLimits, set, limits, lock, shareRestoreLimits)
+			}
+		}
 	}
-	_, own := batchesBegin(db)
+	owner, own := batchesBegin(db)
 	opts := c.txOptions
 	begin := func(lock string) (pgx.Tx, error) {
 		o := opts
@@ -459,6 +566,12 @@ func (g *shareGroup) open(ctx context.Context, c *config, db Beginner) (*sharedT
 		}
 		tx, err := db.BeginTx(ctx, o)
 		if err != nil {
+			if owner != nil && o.BeginQuery != "" {
+				// BEGIN ran and a statement after it failed (the lock
+				// table missing, a lock timeout): the caller's connection
+				// is in a failed transaction, which a pool would destroy.
+				_, _ = owner.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+			}
 			return nil, closedConn(db, err)
 		}
 		if !own {
@@ -477,9 +590,6 @@ func (g *shareGroup) open(ctx context.Context, c *config, db Beginner) (*sharedT
 	tx, err := begin(lock)
 	if err != nil && lock != "" && lockMissing(err) {
 		g.tables.Store(2)
-		if owner, _ := batchesBegin(db); owner != nil {
-			_, _ = owner.Exec(context.WithoutCancel(ctx), "ROLLBACK")
-		}
 		tx, err = begin("")
 	} else if err == nil && lock != "" {
 		g.tables.Store(1)
@@ -489,6 +599,15 @@ func (g *shareGroup) open(ctx context.Context, c *config, db Beginner) (*sharedT
 	}
 	return &sharedTx{tx: tx, done: make(chan struct{})}, nil
 }
+
+// shareSaveLimits and shareRestoreLimits keep the limits in force across
+// the ones an opener's deadline derives for the wait for the lock table.
+const (
+	shareSaveLimits = "SELECT set_config('dbop.share_statement_timeout', current_setting('statement_timeout'), true), " +
+		"set_config('dbop.share_lock_timeout', current_setting('lock_timeout'), true)"
+	shareRestoreLimits = "SELECT set_config('statement_timeout', current_setting('dbop.share_statement_timeout'), true), " +
+		"set_config('lock_timeout', current_setting('dbop.share_lock_timeout'), true)"
+)
 
 // lockMissing reports whether err says the lock table is missing (42P01)
 // or not ours to lock (42501).
@@ -533,6 +652,13 @@ func (m *member) Commit(ctx context.Context) error {
 	case <-s.done:
 		return s.err
 	case <-m.ctx.Done():
+		select {
+		case <-s.done:
+			// Both were ready (this attempt ran the COMMIT itself, say,
+			// past its deadline): the outcome is known.
+			return s.err
+		default:
+		}
 		return dbop.Classify(&scopes.AmbiguousCommitError{Err: fmt.Errorf(
 			"pgxdb: the caller gave up before the shared transaction (ShareCommits) this attempt's work waits in was committed: %w", m.ctx.Err())}, dbop.Ambiguous)
 	}
@@ -547,8 +673,8 @@ func (m *member) undo(ctx context.Context) error {
 		m.g.release(ctx, m.c)
 		return nil
 	}
-	if _, err := m.s.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT dbop_share"); err != nil {
-		return m.fail(ctx, fmt.Errorf("pgxdb: ROLLBACK TO SAVEPOINT dbop_share: %w", err))
+	if err := m.rollbackTo(ctx); err != nil {
+		return err
 	}
 	m.s.closing = true
 	m.turn = false
@@ -577,8 +703,8 @@ func (m *member) Rollback(ctx context.Context) error {
 		return m.undo(ctx)
 	}
 	failed := conn != nil && conn.PgConn().TxStatus() == 'E'
-	if _, err := s.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT dbop_share"); err != nil {
-		return m.fail(ctx, fmt.Errorf("pgxdb: ROLLBACK TO SAVEPOINT dbop_share: %w", err))
+	if err := m.rollbackTo(ctx); err != nil {
+		return err
 	}
 	if failed || (m.fnErr != nil && m.c.classifier(m.fnErr) == dbop.RetryTransaction) {
 		// A statement failed, or a conflict: the snapshot or the locks
@@ -588,4 +714,24 @@ func (m *member) Rollback(ctx context.Context) error {
 	m.turn = false
 	m.g.release(ctx, m.c)
 	return nil
+}
+
+// rollbackTo rolls the attempt's work back to its savepoint; on an error
+// the attempt's turn has ended. A savepoint that is gone (3B001) says fn
+// ended the transaction with a statement that left the connection in a
+// new one (COMMIT AND CHAIN, COMMIT then BEGIN), which the status cannot
+// show: as for one fn ended, every attempt in it is Ambiguous, the work of
+// those before it having been committed.
+func (m *member) rollbackTo(ctx context.Context) error {
+	_, err := m.s.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT dbop_share")
+	if err == nil {
+		return nil
+	}
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok && pe.Code == "3B001" {
+		m.s.ended = true
+		m.turn = false
+		m.g.release(ctx, m.c)
+		return dbop.Classify(&scopes.AmbiguousCommitError{Err: errSharedEndedByStatement}, dbop.Ambiguous)
+	}
+	return m.fail(ctx, fmt.Errorf("pgxdb: ROLLBACK TO SAVEPOINT dbop_share: %w", err))
 }
