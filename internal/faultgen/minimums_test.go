@@ -75,3 +75,34 @@ func TestFaultDeckDealsEachSlotOncePerDeck(t *testing.T) {
 		}
 	}
 }
+
+// The count check fires below a minimum, and for a kind never counted; a
+// kind counted without a minimum is only logged.
+func TestFaultCountShortfalls(t *testing.T) {
+	minimums := map[string]int{SharedCommit: SharedCommitMinimum}
+	for _, tt := range []struct {
+		name    string
+		counted map[string]int
+		want    []string
+	}{
+		{name: "above", counted: map[string]int{SharedCommit: 500}},
+		{name: "at", counted: map[string]int{SharedCommit: SharedCommitMinimum}},
+		{name: "a kind without a minimum", counted: map[string]int{SharedCommit: 500, "other": 0}},
+		{
+			name:    "never counted",
+			counted: map[string]int{},
+			want:    []string{SharedCommit + ": counted 0, want at least 6: the drawn pipelines no longer exercise it"},
+		},
+		{
+			name:    "one short",
+			counted: map[string]int{SharedCommit: SharedCommitMinimum - 1},
+			want:    []string{SharedCommit + ": counted 5, want at least 6: the drawn pipelines no longer exercise it"},
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, CountShortfalls(tt.counted, minimums)); diff != "" {
+				t.Errorf("CountShortfalls(%v) (-want +got):\n%s", tt.counted, diff)
+			}
+		})
+	}
+}

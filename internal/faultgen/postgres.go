@@ -28,12 +28,14 @@ func NewPGTables(runID string) PGTables {
 }
 
 // create creates the tables with every account at zero, and drops them
-// when t ends.
+// when t ends. Each ledger row records the transaction that wrote it
+// (xid), by which SharedTransfers finds the transfers that committed
+// together.
 func (tb PGTables) Create(t *testing.T, admin *pgxpool.Pool) {
 	t.Helper()
 	for _, sql := range []string{
 		"CREATE TABLE " + tb.Accounts + " (id int PRIMARY KEY, balance bigint NOT NULL)",
-		"CREATE TABLE " + tb.Ledger + " (k text PRIMARY KEY, src int NOT NULL, dst int NOT NULL, amount bigint NOT NULL)",
+		"CREATE TABLE " + tb.Ledger + " (k text PRIMARY KEY, src int NOT NULL, dst int NOT NULL, amount bigint NOT NULL, xid xid8 NOT NULL DEFAULT pg_current_xact_id())",
 		fmt.Sprintf("INSERT INTO %s SELECT g, 0 FROM generate_series(0, %d) g", tb.Accounts, NumAccounts-1),
 	} {
 		if _, err := admin.Exec(t.Context(), sql); err != nil {
@@ -112,6 +114,33 @@ func (tb PGTables) ReadState(t *testing.T, dsn string) (map[string]LedgerRow, []
 		t.Fatalf("read the balances: %v", err)
 	}
 	return ledger, balances
+}
+
+// SharedCommit is the count (Stats.Count) of the transfers committed in
+// one transaction with another transfer, by pgxdb.ShareCommits.
+const SharedCommit = "transfers committed in a shared transaction (ShareCommits)"
+
+// SharedTransfers reads, with a connection of its own, how many transfers
+// have a ledger row written in the same transaction as a row of another
+// transfer (the legs of one transfer, "<key>d" and "<key>c", count as one
+// transfer), in how many transactions, and the most transfers one
+// transaction committed. A transaction id is never reused, so only
+// pgxdb.ShareCommits puts two transfers' rows under one.
+func (tb PGTables) SharedTransfers(t *testing.T, dsn string) (transfers, txs, most int) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatalf("connect to count the shared commits: %v", err)
+	}
+	defer conn.Close(context.Background())
+	err = conn.QueryRow(t.Context(), `SELECT count(DISTINCT tr), count(DISTINCT xid), coalesce(max(n), 0) FROM (
+		SELECT tr, xid, count(*) OVER (PARTITION BY xid) AS n
+		FROM (SELECT DISTINCT regexp_replace(k, '[dc]$', '') AS tr, xid FROM `+tb.Ledger+`) AS legs
+	) AS counted WHERE n > 1`).Scan(&transfers, &txs, &most)
+	if err != nil {
+		t.Fatalf("count the shared commits: %v", err)
+	}
+	return transfers, txs, most
 }
 
 // PGPool opens a pool whose connections carry application_name app, closed
