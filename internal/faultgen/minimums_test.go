@@ -1,6 +1,7 @@
 package faultgen
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -91,12 +92,12 @@ func TestFaultCountShortfalls(t *testing.T) {
 		{
 			name:    "never counted",
 			counted: map[string]int{},
-			want:    []string{SharedCommit + ": counted 0, want at least 6: the drawn pipelines no longer exercise it"},
+			want:    []string{fmt.Sprintf("%s: counted 0, want at least %d: the drawn pipelines no longer exercise it", SharedCommit, SharedCommitMinimum)},
 		},
 		{
 			name:    "one short",
 			counted: map[string]int{SharedCommit: SharedCommitMinimum - 1},
-			want:    []string{SharedCommit + ": counted 5, want at least 6: the drawn pipelines no longer exercise it"},
+			want:    []string{fmt.Sprintf("%s: counted %d, want at least %d: the drawn pipelines no longer exercise it", SharedCommit, SharedCommitMinimum-1, SharedCommitMinimum)},
 		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -192,23 +192,23 @@ func (r *PGRound) Done(t *testing.T, st *Stats, be *Backend, closers []func()) (
 
 // SharedCommitMinimum is the least SharedCommit a PostgreSQL round through
 // pgxdb must count in a run of defaultDuration or longer: every round has
-// two core sharing workers (drawSharing). In 19 rounds of 6 s under -race
-// (seeds 1000–1005, 777000–777011) it counted 18–572 transfers, fewest
-// when the core workers run serializable transactions, one of them an
-// All(1) of two; the minimum catches a suite whose transactions stopped
-// sharing (a pool or a ShareCommits call per worker counts 0) without
-// flaking on a slow round.
-const SharedCommitMinimum = 6
+// two core sharing workers (drawSharing). In 40 rounds of 6 s under -race
+// (seeds 31000–31019 and 52000–52019) it counted 73–1054 transfers, and
+// 89–535 in the second twenty; the minimum catches a suite whose
+// transactions stopped sharing (a pool or a ShareCommits call per worker
+// counts 0) without flaking on a slow round.
+const SharedCommitMinimum = 20
 
 // SetupPostgresPgx prepares a PostgreSQL round through pgxdb, with one
 // pool per worker (a transfer's All runs two transactions at once), and
-// two pools for the transactions that share commits (TxOpts.Share), one
-// direct and one through the proxy: attempts share a transaction only on
-// the same Beginner, so the sharing workers' whole transactions run on
-// one of these, and their other transactions (a ReadOnly read) on their
-// own. Every sharing transaction takes the same ShareCommits option, from
-// one call: the attempts of operations built at different calls never
-// share.
+// one for the transactions that share commits (TxOpts.Share), direct or
+// through the proxy as the round drew (TxOpts.ShareProxied; both are
+// opened, and only the one used connects): attempts share a transaction
+// only on the same Beginner, so every sharing worker's whole transactions
+// run on it, and their other transactions (a ReadOnly read) on their own
+// pools. Every sharing transaction takes the same ShareCommits option,
+// from one call: the attempts of operations built at different calls
+// never share.
 func SetupPostgresPgx(t *testing.T, cfg RunConfig, st *Stats) (*Backend, InjectFunc, map[string]int, func() (map[string]LedgerRow, []int64)) {
 	r := NewPGRound(t, cfg)
 	be := r.Backend("PostgreSQL via pgxdb", false)
@@ -227,11 +227,10 @@ func SetupPostgresPgx(t *testing.T, cfg RunConfig, st *Stats) (*Backend, InjectF
 	// A group of sharing attempts holds one connection for the
 	// transaction in progress and one for each it is committing; a worker
 	// whose options differ from the round's has a group of its own. Two
-	// connections per worker that may share, as many as a transfer's All
-	// holds at once: four direct workers, two proxied.
+	// connections per worker, as many as a transfer's All holds at once.
 	sharePools := [2]*pgxpool.Pool{
-		PGPool(t, r.DSN, r.App, 2*(NumWorkers-2), nil),
-		PGPool(t, r.DSN, r.App, 2*2, ThroughProxy(r.Proxy)),
+		PGPool(t, r.DSN, r.App, 2*NumWorkers, nil),
+		PGPool(t, r.DSN, r.App, 2*NumWorkers, ThroughProxy(r.Proxy)),
 	}
 	for _, p := range sharePools {
 		closers = append(closers, p.Close)
@@ -246,7 +245,7 @@ func SetupPostgresPgx(t *testing.T, cfg RunConfig, st *Stats) (*Backend, InjectF
 		if o.Share {
 			txo = append(txo, share)
 			pool = sharePools[0]
-			if Proxied(w) {
+			if o.ShareProxied {
 				pool = sharePools[1]
 			}
 		}

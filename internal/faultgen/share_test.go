@@ -14,7 +14,7 @@ import (
 )
 
 // Every round of a backend with Share draws two core sharing workers,
-// direct, on the round's options and without a HotSpot, so that every
+// direct, on the round's limit at READ COMMITTED and without a HotSpot, so that every
 // round shares; the sharing workers' whole transactions take ShareCommits
 // and none of the options it refuses, and their ReadOnly reads do not
 // take it: pgxdb builds each drawn plan without a refusal.
@@ -61,13 +61,19 @@ func TestFaultSharingDraw(t *testing.T) {
 			if p.tx.Share != sh.sharing.workers[w] {
 				t.Errorf("seed %d, worker %d: drew %v; sharing %v", seed, w, p.tx, sh.sharing.workers[w])
 			}
-			if p.tx.readOnly().Share {
+			if Proxied(w) && p.tx.Share && !p.tx.ShareProxied {
+				t.Errorf("seed %d, proxied worker %d shares on the direct pool: %v", seed, w, p.tx)
+			}
+			if p.tx.Share && p.tx.ShareProxied != sh.sharing.proxied {
+				t.Errorf("seed %d, worker %d: drew %v; the round's sharing pool is proxied: %v", seed, w, p.tx, sh.sharing.proxied)
+			}
+			if ro := p.tx.readOnly(); ro.Share || ro.ShareProxied {
 				t.Errorf("seed %d, worker %d: its ReadOnly transaction shares commits", seed, w)
 			}
 			if !sh.sharing.core[w] {
 				continue
 			}
-			if p.tx.Limit != sh.sharing.limit || p.tx.Iso != sh.sharing.iso {
+			if p.tx.Limit != sh.sharing.limit || p.tx.Iso != "" {
 				t.Errorf("seed %d, core worker %d: drew %v, want the round's %v", seed, w, p.tx, sh.sharing)
 			}
 			if slices.ContainsFunc(p.post, func(d genDeco) bool { return d.kind == decoHotSpot }) {
