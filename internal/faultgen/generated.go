@@ -10,6 +10,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -142,6 +143,18 @@ type TxOpts struct {
 	Iso       string // "", "repeatable read" or "serializable"
 	Classify  int    // the adapter's ClassifyBy, an index in genClassifiers; -1 for none (see Classifier)
 	Cockroach int    // pgxdb.CockroachRestart(MaxAttempts(Cockroach)); 0 for none
+	// Share is pgxdb.ShareCommits, never with ReadOnly, Resolve or
+	// Cockroach, which it refuses (Backend.Share); the transaction then
+	// runs on the round's pool of sharing transactions, through the fault
+	// proxy if ShareProxied, whatever the worker's route.
+	Share, ShareProxied bool
+}
+
+// readOnly returns o as the options of a ReadOnly transaction: without
+// the options that only a writing transaction takes.
+func (o TxOpts) readOnly() TxOpts {
+	o.ReadOnly, o.Resolve, o.Cockroach, o.Share, o.ShareProxied = true, false, 0, false, false
+	return o
 }
 
 func (o TxOpts) String() string {
@@ -163,6 +176,12 @@ func (o TxOpts) String() string {
 	}
 	if o.Cockroach > 0 {
 		parts = append(parts, fmt.Sprintf("CockroachRestart(MaxAttempts(%d))", o.Cockroach))
+	}
+	switch {
+	case o.ShareProxied:
+		parts = append(parts, "ShareCommits on the proxied pool")
+	case o.Share:
+		parts = append(parts, "ShareCommits on the direct pool")
 	}
 	return "InTx[" + strings.Join(parts, ", ") + "]"
 }
@@ -242,8 +261,7 @@ func (p genPlan) String() string {
 		ds = append(ds, d.String())
 	}
 	fmt.Fprintf(&b, "With(%s) around ", strings.Join(ds, ", "))
-	read := p.tx
-	read.ReadOnly, read.Resolve, read.Cockroach = true, false, 0
+	read := p.tx.readOnly()
 	inner := p.innerString()
 	switch p.shape {
 	case shapeTx:
@@ -342,6 +360,13 @@ type Backend struct {
 	Lock, Statement          time.Duration    // the transactions' per-attempt limits
 	AttemptTimeouts          []time.Duration  // WithTimeout after the retry
 	Cockroach, SavepointLock bool             // pgxdb only
+	// Share offers pgxdb.ShareCommits (TxOpts.Share): each round draws
+	// the workers whose whole transactions share commits (drawSharing).
+	Share bool
+	// CountMinimums are the least each count the round records with
+	// Stats.Count must reach, checked as the fault minimums are
+	// (CheckCounts): that sharing happened, say.
+	CountMinimums map[string]int
 	// Limits are the per-attempt limits a transaction may be drawn with;
 	// nil for "", "lock" and "statement".
 	Limits []string
@@ -425,11 +450,82 @@ var errFallback = errors.New("faulttest: the fallback's own error")
 
 // genShared is what the workers of one round share: one Bulkhead before
 // the retries and another after them, one HotSpot for the hot rows, one
-// retry budget.
+// retry budget, and which workers share commits.
 type genShared struct {
 	bulkheadA, bulkheadB, hotSpot dbop.Decorator
 	budget                        *dbop.Budget
 	observer                      dbop.Observer
+	sharing                       sharing
+}
+
+// sharing is the round's draw of the workers whose whole transactions
+// share commits (pgxdb.ShareCommits; Backend.Share). The attempts that
+// share a transaction are those on one Beginner with the same options:
+// every sharing transaction of the round runs on one pool, direct or, one
+// round in two, through the fault proxy (whose cuts after COMMIT then
+// make every attempt of a shared transaction Ambiguous at once). Two
+// direct workers are core: they share with the round's limit at READ
+// COMMITTED, and draw no HotSpot (which admits one
+// attempt at a time, and would leave nothing to share), so that every
+// round shares (SharedCommitMinimum). At REPEATABLE READ or SERIALIZABLE
+// an attempt that joins a shared transaction fails with a serialization
+// failure when a row it updates changed after the transaction's snapshot,
+// which the first attempt took: on the suite's five hot accounts, which
+// the other workers write too, most joins do, and a round whose core
+// workers ran serializable shared 4–6 transfers in 6 s. The other sharing
+// workers take the round's limit and isolation, each one time in four its
+// own.
+type sharing struct {
+	workers, core [NumWorkers]bool
+	limit, iso    string
+	proxied       bool // the round's sharing transactions go through the proxy
+}
+
+// drawSharing draws a round's sharing with rng: the pool's route, two or
+// three of the direct workers, the first two core, and, when the pool is
+// the proxied one, each proxied worker one time in two. A proxied worker
+// never shares on the direct pool: with its transactions off the proxy,
+// the proxy's faults would find nothing to cut ("proxy drop all" fired
+// once in a round where both did).
+func drawSharing(rng *rand.Rand, be *Backend) sharing {
+	var s sharing
+	if !be.Share {
+		return s
+	}
+	s.proxied = rng.IntN(2) == 0
+	var direct []int
+	for w := range NumWorkers {
+		if Proxied(w) {
+			s.workers[w] = s.proxied && rng.IntN(2) == 0
+		} else {
+			direct = append(direct, w)
+		}
+	}
+	rng.Shuffle(len(direct), func(i, j int) { direct[i], direct[j] = direct[j], direct[i] })
+	for i, w := range direct[:2+rng.IntN(2)] {
+		s.workers[w], s.core[w] = true, i < 2
+	}
+	limits := be.Limits
+	if limits == nil {
+		limits = []string{"", "lock", "statement"}
+	}
+	s.limit = limits[rng.IntN(len(limits))]
+	s.iso = []string{"", "", "repeatable read", "serializable"}[rng.IntN(4)]
+	return s
+}
+
+func (s sharing) String() string {
+	var ws []string
+	for w, ok := range s.workers {
+		if ok {
+			ws = append(ws, fmt.Sprintf("%d%s", w, map[bool]string{true: " (core)"}[s.core[w]]))
+		}
+	}
+	if ws == nil {
+		return "none"
+	}
+	return fmt.Sprintf("workers %s; the core on %v, the others on %v", strings.Join(ws, ", "),
+		TxOpts{Limit: s.limit, Classify: -1, Share: true, ShareProxied: s.proxied}, TxOpts{Limit: s.limit, Iso: s.iso, Classify: -1, Share: true, ShareProxied: s.proxied})
 }
 
 func newGenShared() *genShared {
@@ -499,6 +595,18 @@ func drawPlan(t *testing.T, rng *rand.Rand, w int, be *Backend, sh *genShared, s
 		if be.Cockroach && rng.IntN(4) == 0 {
 			p.tx.Cockroach = 2 + rng.IntN(3)
 		}
+		if sh.sharing.workers[w] {
+			p.tx.Share, p.tx.ShareProxied, p.tx.Resolve, p.tx.Cockroach = true, sh.sharing.proxied, false, 0
+			switch {
+			case sh.sharing.core[w]:
+				p.tx.Limit, p.tx.Iso = sh.sharing.limit, ""
+			case rng.IntN(4) != 0:
+				p.tx.Limit, p.tx.Iso = sh.sharing.limit, sh.sharing.iso
+			}
+			if sh.sharing.core[w] {
+				p.post = slices.DeleteFunc(p.post, func(d genDeco) bool { return d.kind == decoHotSpot })
+			}
+		}
 		if msg := tryBuild(p, w, be, sh, st); msg != "" {
 			t.Logf("worker %d: drew a pipeline the library refuses, drawing again: %s\n\t%v", w, msg, p)
 			continue
@@ -530,8 +638,7 @@ func tryBuild(p genPlan, w int, be *Backend, sh *genShared, st *Stats) (msg stri
 	}()
 	nop := func(context.Context, GenTx) (Result, error) { return Result{}, nil }
 	be.InTx(w, nop, p.tx)
-	read := p.tx
-	read.ReadOnly, read.Resolve, read.Cockroach = true, false, 0
+	read := p.tx.readOnly()
 	be.InTx(w, nop, read)
 	if be.Do != nil {
 		be.Do(w, func(context.Context, GenTx) error { return nil }, p.tx)
@@ -673,8 +780,7 @@ func (p genPlan) build(w int, be *Backend, sh *genShared, st *Stats, tr Transfer
 			return th.With(p.innerDecorators(st, sp)...).Run(ctx)
 		}, p.tx)
 	case shapeReadThen:
-		ro := p.tx
-		ro.ReadOnly, ro.Resolve, ro.Cockroach = true, false, 0
+		ro := p.tx.readOnly()
 		readFn := func(ctx context.Context, tx GenTx) error {
 			_, err := tx.QueryInt(ctx, be.Read, tr.Src)
 			return err
@@ -792,6 +898,10 @@ func RunGenerated(t *testing.T, setup Setup) {
 			st := NewStats()
 			be, inject, minimums, finish := setup(t, cfg, st)
 			sh := newGenShared()
+			sh.sharing = drawSharing(rand.New(rand.NewPCG(cfg.Seed, 2<<32)), be)
+			if be.Share {
+				t.Logf("sharing commits: %v", sh.sharing)
+			}
 			plans := make([]genPlan, NumWorkers)
 			workers := make([]Worker, NumWorkers)
 			runs := make([]TransferFunc, NumWorkers)
@@ -824,6 +934,7 @@ func RunGenerated(t *testing.T, setup Setup) {
 			ledger, balances := finish()
 			Verify(t, workers, outcomes, ledger, balances, st)
 			CheckFaults(t, cfg, st, minimums)
+			CheckCounts(t, cfg, st, be.CountMinimums)
 		})
 	}
 }

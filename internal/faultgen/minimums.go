@@ -47,3 +47,40 @@ func Shortfalls(fired, minimums map[string]int) []string {
 	}
 	return msgs
 }
+
+// CheckCounts logs what the round counted besides faults (Stats.Count)
+// and, as CheckFaults, fails t for every kind in minimums counted fewer
+// times than it requires, in a run of defaultDuration or longer: a suite
+// whose pipelines stopped exercising what the count stands for (attempts
+// that share a transaction, say) would otherwise still pass, having
+// tested nothing of it.
+func CheckCounts(t *testing.T, cfg RunConfig, st *Stats, minimums map[string]int) {
+	t.Helper()
+	st.mu.Lock()
+	counted := maps.Clone(st.counts)
+	st.mu.Unlock()
+	if len(counted) == 0 && len(minimums) == 0 {
+		return
+	}
+	t.Logf("counted: %s", Counts(counted))
+	if cfg.Duration < defaultDuration {
+		t.Logf("count minimums not checked: they are stated for runs of %v or more, this one lasted %v", defaultDuration, cfg.Duration)
+		return
+	}
+	for _, msg := range CountShortfalls(counted, minimums) {
+		t.Error(msg)
+	}
+}
+
+// CountShortfalls returns, in kind order, a message for every kind in
+// minimums counted fewer times than its minimum. Unlike faults, a kind
+// counted without a minimum is only logged.
+func CountShortfalls(counted, minimums map[string]int) []string {
+	var msgs []string
+	for _, kind := range slices.Sorted(maps.Keys(minimums)) {
+		if n, least := counted[kind], minimums[kind]; n < least {
+			msgs = append(msgs, fmt.Sprintf("%s: counted %d, want at least %d: the drawn pipelines no longer exercise it", kind, n, least))
+		}
+	}
+	return msgs
+}

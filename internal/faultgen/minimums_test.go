@@ -1,6 +1,7 @@
 package faultgen
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -73,5 +74,36 @@ func TestFaultDeckDealsEachSlotOncePerDeck(t *testing.T) {
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("deck %d, sorted (-want +got):\n%s", n+1, diff)
 		}
+	}
+}
+
+// The count check fires below a minimum, and for a kind never counted; a
+// kind counted without a minimum is only logged.
+func TestFaultCountShortfalls(t *testing.T) {
+	minimums := map[string]int{SharedCommit: SharedCommitMinimum}
+	for _, tt := range []struct {
+		name    string
+		counted map[string]int
+		want    []string
+	}{
+		{name: "above", counted: map[string]int{SharedCommit: 500}},
+		{name: "at", counted: map[string]int{SharedCommit: SharedCommitMinimum}},
+		{name: "a kind without a minimum", counted: map[string]int{SharedCommit: 500, "other": 0}},
+		{
+			name:    "never counted",
+			counted: map[string]int{},
+			want:    []string{fmt.Sprintf("%s: counted 0, want at least %d: the drawn pipelines no longer exercise it", SharedCommit, SharedCommitMinimum)},
+		},
+		{
+			name:    "one short",
+			counted: map[string]int{SharedCommit: SharedCommitMinimum - 1},
+			want:    []string{fmt.Sprintf("%s: counted %d, want at least %d: the drawn pipelines no longer exercise it", SharedCommit, SharedCommitMinimum-1, SharedCommitMinimum)},
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, CountShortfalls(tt.counted, minimums)); diff != "" {
+				t.Errorf("CountShortfalls(%v) (-want +got):\n%s", tt.counted, diff)
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package faultgen
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"github.com/dbop-go/dbop/internal/faultproxy"
 	"github.com/dbop-go/dbop/internal/testdb"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -28,12 +30,14 @@ func NewPGTables(runID string) PGTables {
 }
 
 // create creates the tables with every account at zero, and drops them
-// when t ends.
+// when t ends. Each ledger row records the transaction that wrote it
+// (xid), by which SharedTransfers finds the transfers that committed
+// together.
 func (tb PGTables) Create(t *testing.T, admin *pgxpool.Pool) {
 	t.Helper()
 	for _, sql := range []string{
 		"CREATE TABLE " + tb.Accounts + " (id int PRIMARY KEY, balance bigint NOT NULL)",
-		"CREATE TABLE " + tb.Ledger + " (k text PRIMARY KEY, src int NOT NULL, dst int NOT NULL, amount bigint NOT NULL)",
+		"CREATE TABLE " + tb.Ledger + " (k text PRIMARY KEY, src int NOT NULL, dst int NOT NULL, amount bigint NOT NULL, xid xid8 NOT NULL DEFAULT pg_current_xact_id())",
 		fmt.Sprintf("INSERT INTO %s SELECT g, 0 FROM generate_series(0, %d) g", tb.Accounts, NumAccounts-1),
 	} {
 		if _, err := admin.Exec(t.Context(), sql); err != nil {
@@ -112,6 +116,33 @@ func (tb PGTables) ReadState(t *testing.T, dsn string) (map[string]LedgerRow, []
 		t.Fatalf("read the balances: %v", err)
 	}
 	return ledger, balances
+}
+
+// SharedCommit is the count (Stats.Count) of the transfers committed in
+// one transaction with another transfer, by pgxdb.ShareCommits.
+const SharedCommit = "transfers committed in a shared transaction (ShareCommits)"
+
+// SharedTransfers reads, with a connection of its own, how many transfers
+// have a ledger row written in the same transaction as a row of another
+// transfer (the legs of one transfer, "<key>d" and "<key>c", count as one
+// transfer), in how many transactions, and the most transfers one
+// transaction committed. A transaction id is never reused, so only
+// pgxdb.ShareCommits puts two transfers' rows under one.
+func (tb PGTables) SharedTransfers(t *testing.T, dsn string) (transfers, txs, most int) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatalf("connect to count the shared commits: %v", err)
+	}
+	defer conn.Close(context.Background())
+	err = conn.QueryRow(t.Context(), `SELECT count(DISTINCT tr), count(DISTINCT xid), coalesce(max(n), 0) FROM (
+		SELECT tr, xid, count(*) OVER (PARTITION BY xid) AS n
+		FROM (SELECT DISTINCT regexp_replace(k, '[dc]$', '') AS tr, xid FROM `+tb.Ledger+`) AS legs
+	) AS counted WHERE n > 1`).Scan(&transfers, &txs, &most)
+	if err != nil {
+		t.Fatalf("count the shared commits: %v", err)
+	}
+	return transfers, txs, most
 }
 
 // PGPool opens a pool whose connections carry application_name app, closed
@@ -276,6 +307,17 @@ func (in *pgInjector) signal(ctx context.Context, rng *rand.Rand, kind, fn, filt
 // holdLock locks one account's row from a connection of its own for
 // 20–250 ms, longer than the workers' per-attempt limits. One lock is
 // held at a time; the injector goes on meanwhile.
+//
+// Waiting for the row, the injector's transaction holds its tuple lock,
+// behind which a worker's transaction that wants the row queues: when that
+// worker waits, in turn, for the transaction the injector waits for, the
+// three deadlock, and the server may fail the injector's SELECT (40P01)
+// rather than a worker's. Workers without a lock or statement timeout
+// meet such cycles (a shared transaction, which holds the rows of every
+// attempt in it until its COMMIT, more often): the injector then hit
+// nothing, and goes on. It waits 300 ms at most (lock_timeout, 55P03:
+// nothing hit either), so that a row such a worker holds for a second
+// does not hold up the other kinds of fault.
 func (in *pgInjector) holdLock(ctx context.Context, rng *rand.Rand, spawn func(func() error)) (string, error) {
 	const kind = "row lock held"
 	id, hold := rng.IntN(NumAccounts), time.Duration(20+rng.IntN(231))*time.Millisecond
@@ -284,10 +326,18 @@ func (in *pgInjector) holdLock(ctx context.Context, rng *rand.Rand, spawn func(f
 	}
 	tx, err := in.admin.Begin(ctx)
 	if err != nil {
+		in.holding.Store(false)
 		return kind, err
 	}
-	if _, err := tx.Exec(ctx, "SELECT 1 FROM "+in.accounts+" WHERE id = $1 FOR UPDATE", id); err != nil {
+	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '300ms'"); err == nil {
+		_, err = tx.Exec(ctx, "SELECT 1 FROM "+in.accounts+" WHERE id = $1 FOR UPDATE", id)
+	}
+	if err != nil {
 		tx.Rollback(context.WithoutCancel(ctx))
+		in.holding.Store(false)
+		if e, ok := errors.AsType[*pgconn.PgError](err); ok && (e.Code == "40P01" || e.Code == "55P03") {
+			return "", nil
+		}
 		return kind, err
 	}
 	spawn(func() error {

@@ -190,12 +190,30 @@ func (r *PGRound) Done(t *testing.T, st *Stats, be *Backend, closers []func()) (
 	}
 }
 
+// SharedCommitMinimum is the least SharedCommit a PostgreSQL round through
+// pgxdb must count in a run of defaultDuration or longer: every round has
+// two core sharing workers (drawSharing). In 40 rounds of 6 s under -race
+// (seeds 31000–31019 and 52000–52019) it counted 73–1054 transfers, and
+// 89–535 in the second twenty; the minimum catches a suite whose
+// transactions stopped sharing (a pool or a ShareCommits call per worker
+// counts 0) without flaking on a slow round.
+const SharedCommitMinimum = 20
+
 // SetupPostgresPgx prepares a PostgreSQL round through pgxdb, with one
-// pool per worker (a transfer's All runs two transactions at once).
+// pool per worker (a transfer's All runs two transactions at once), and
+// one for the transactions that share commits (TxOpts.Share), direct or
+// through the proxy as the round drew (TxOpts.ShareProxied; both are
+// opened, and only the one used connects): attempts share a transaction
+// only on the same Beginner, so every sharing worker's whole transactions
+// run on it, and their other transactions (a ReadOnly read) on their own
+// pools. Every sharing transaction takes the same ShareCommits option,
+// from one call: the attempts of operations built at different calls
+// never share.
 func SetupPostgresPgx(t *testing.T, cfg RunConfig, st *Stats) (*Backend, InjectFunc, map[string]int, func() (map[string]LedgerRow, []int64)) {
 	r := NewPGRound(t, cfg)
 	be := r.Backend("PostgreSQL via pgxdb", false)
-	be.Cockroach, be.SavepointLock = true, true
+	be.Cockroach, be.SavepointLock, be.Share = true, true, true
+	be.CountMinimums = map[string]int{SharedCommit: SharedCommitMinimum}
 	pools := make([]*pgxpool.Pool, NumWorkers)
 	var closers []func()
 	for w := range pools {
@@ -206,14 +224,41 @@ func SetupPostgresPgx(t *testing.T, cfg RunConfig, st *Stats) (*Backend, InjectF
 		pools[w] = PGPool(t, r.DSN, r.App, 3, mod)
 		closers = append(closers, pools[w].Close)
 	}
+	// A group of sharing attempts holds one connection for the
+	// transaction in progress and one for each it is committing; a worker
+	// whose options differ from the round's has a group of its own. Two
+	// connections per worker, as many as a transfer's All holds at once.
+	sharePools := [2]*pgxpool.Pool{
+		PGPool(t, r.DSN, r.App, 2*NumWorkers, nil),
+		PGPool(t, r.DSN, r.App, 2*NumWorkers, ThroughProxy(r.Proxy)),
+	}
+	for _, p := range sharePools {
+		closers = append(closers, p.Close)
+	}
+	share := pgxdb.ShareCommits()
 	be.InTx = func(w int, fn func(ctx context.Context, tx GenTx) (Result, error), o TxOpts) dbop.Op[Result] {
 		txo := pgxOptions.Of(o, be)
 		if o.Cockroach > 0 {
 			txo = append(txo, pgxdb.CockroachRestart(dbop.MaxAttempts(o.Cockroach), dbop.OnRetry(st.OnRetry)))
 		}
-		return pgxdb.InTx(pools[w], func(ctx context.Context, tx pgx.Tx) (Result, error) { return fn(ctx, pgxGenTx{tx}) }, txo...)
+		pool := pools[w]
+		if o.Share {
+			txo = append(txo, share)
+			pool = sharePools[0]
+			if o.ShareProxied {
+				pool = sharePools[1]
+			}
+		}
+		return pgxdb.InTx(pool, func(ctx context.Context, tx pgx.Tx) (Result, error) { return fn(ctx, pgxGenTx{tx}) }, txo...)
 	}
-	return r.Done(t, st, be, closers)
+	be, inject, minimums, finish := r.Done(t, st, be, closers)
+	return be, inject, minimums, func() (map[string]LedgerRow, []int64) {
+		ledger, balances := finish()
+		transfers, txs, most := r.Tables.SharedTransfers(t, r.DSN)
+		st.Count(SharedCommit, transfers)
+		t.Logf("shared commits: %d transfers committed in %d shared transactions, at most %d in one", transfers, txs, most)
+		return ledger, balances
+	}
 }
 
 // SetupPostgresSQL prepares a PostgreSQL round through sqldb on pgx's

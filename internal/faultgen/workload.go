@@ -266,12 +266,15 @@ type Stats struct {
 	// after a step of it had committed (an Idempotent retry of a Then or
 	// All), by key.
 	committedBefore map[string]bool
+	// counts are what a round counts besides faults (Count), checked
+	// against Backend.CountMinimums.
+	counts map[string]int
 }
 
 func NewStats() *Stats {
 	return &Stats{faults: map[string]int{}, retryVerdicts: map[string]int{}, retryCauses: map[string]int{},
 		history: map[string][]string{}, resolutions: map[scopes.Resolution]int{}, reruns: map[string]int{},
-		committedBefore: map[string]bool{}}
+		committedBefore: map[string]bool{}, counts: map[string]int{}}
 }
 
 // onResolved is every ResolveCommit worker's scopes.OnCommitResolved.
@@ -304,6 +307,14 @@ func (s *Stats) Fault(kind string, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults[kind] += n
+}
+
+// Count adds n to what the round counts of kind, besides faults: the
+// transfers committed in a shared transaction, say (CheckCounts).
+func (s *Stats) Count(kind string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.counts[kind] += n
 }
 
 func (s *Stats) round() {
