@@ -75,6 +75,9 @@ const (
 //   - pgxdb/resolve, pgxdb/deadline (a 10 s deadline: the derived SET
 //     LOCAL travels with BEGIN): pgxdb.InTx against the same with the
 //     option, or the deadline;
+//   - pgxdb/share-alone: pgxdb.InTx against the same with ShareCommits and
+//     nobody to share with: what a lone attempt pays for it (the lock
+//     table's LOCK in the BEGIN round trip, the turn; no savepoint);
 //   - sqldb-postgres/resolve, /deadline: sqldb.InTx on pgx's database/sql
 //     driver (the derived SET LOCAL needs a round trip of its own there);
 //   - sqldb-mariadb: database/sql by hand against sqldb.InTx on MariaDB;
@@ -144,6 +147,10 @@ func benchPostgresResolution(b *testing.B) {
 	}
 	plain := pgxdb.InTx(pool, work)
 	resolving := pgxdb.InTx(pool, work, pgxdb.ResolveCommit())
+	if err := pgxdb.CreateHotSpotLocks(ctx, pool); err != nil {
+		b.Fatal(err)
+	}
+	alone := pgxdb.InTx(pool, work, pgxdb.ShareCommits()) // no one to share with: its lock table in BEGIN, no savepoint
 
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
@@ -172,6 +179,7 @@ func benchPostgresResolution(b *testing.B) {
 		{name: "pgxdb", base: pgxRaw, variant: opRun(plain)},
 		{name: "pgxdb/resolve", base: opRun(plain), variant: opRun(resolving)},
 		{name: "pgxdb/deadline", base: opRun(plain), variant: withDeadline(opRun(plain))},
+		{name: "pgxdb/share-alone", base: opRun(plain), variant: opRun(alone)},
 		{name: "sqldb-postgres/resolve", base: opRun(sqlPlain), variant: opRun(sqlResolving)},
 		{name: "sqldb-postgres/deadline", base: opRun(sqlPlain), variant: withDeadline(opRun(sqlPlain))},
 	})

@@ -89,8 +89,6 @@ const shareMax = 32
 //     attempt's function, runs alone, in a transaction of its own without
 //     the lock table: waiting for its group's turn or table could wait for
 //     an attempt that waits for this one.
-//   - On a Beginner that is one connection (a *pgx.Conn, a *pgxpool.Conn),
-//     the next transaction begins once the one before has ended.
 //
 // On a pool the next shared transaction begins on another connection while
 // the last one commits; on one connection (a *pgx.Conn, a *pgxpool.Conn) it
