@@ -329,7 +329,8 @@ func (in *pgInjector) holdLock(ctx context.Context, rng *rand.Rand, spawn func(f
 		in.holding.Store(false)
 		return kind, err
 	}
-	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '300ms'"); err == nil {
+	_, err = tx.Exec(ctx, "SET LOCAL lock_timeout = '300ms'")
+	if err == nil {
 		_, err = tx.Exec(ctx, "SELECT 1 FROM "+in.accounts+" WHERE id = $1 FOR UPDATE", id)
 	}
 	if err != nil {
