@@ -565,7 +565,7 @@ func TestShareCommitsPoolsTakeTurnsThroughTheLockTable(t *testing.T) {
 // BEGIN round trip (a lone one costs no round trip more than without
 // ShareCommits): when it fails, its work is rolled back, and the attempts
 // waiting commit theirs.
-func TestShareCommitsFirstAttemptFailingRollsBackItsTransactionAlone(t *testing.T) {
+func TestShareCommitsFirstAttemptFailingRollsBackItsWorkAlone(t *testing.T) {
 	var log sqlLog
 	pool := newPool(t, 8, traced(&log))
 	table := shareTable(t, pool, "pgxdb_share_first")
