@@ -294,7 +294,6 @@ type member struct {
 	fnErr error
 	ended bool // fn called tx.Commit or tx.Rollback
 	turn  bool // it has the turn (until Commit or Rollback)
-	sp    bool // it set a savepoint: the first attempt of a transaction sets none unless it sets limits
 }
 
 // sharedFnTx is the transaction a shared attempt's fn is handed: the shared
@@ -351,28 +350,34 @@ func (g *shareGroup) join(ctx context.Context, c *config, db Beginner) (*member,
 	m.fnTx.Tx = s.tx
 	set, limits := c.attemptSettings(ctx)
 	limited := set != c.setSQL || limits != "" || s.limits != ""
+	// The first attempt's savepoint was set in the BEGIN round trip (open):
+	// a lone attempt so costs no round trip more than InTx without
+	// ShareCommits, and its ROLLBACK TO SAVEPOINT still tells a transaction
+	// fn ended with COMMIT AND CHAIN (rollbackTo).
 	if s.n == 1 && !limited {
-		// The first attempt needs no savepoint: should it fail, the
-		// transaction, which holds nothing else and which no attempt then
-		// joins, is rolled back whole (undo). A lone attempt so costs no
-		// round trip more than InTx without ShareCommits.
 		return m, nil
 	}
-	m.sp = true
-	q := "SAVEPOINT dbop_share"
+	var q []string
+	if s.n > 1 {
+		q = append(q, shareSavepoint)
+	}
 	if limited {
 		if s.limits == "" {
 			if err := s.readLimits(ctx); err != nil {
 				return nil, m.failOrLeave(ctx, err)
 			}
 		}
-		q += "; " + s.limits + serverlimitJoin(set, limits)
+		q = append(q, s.limits, set, limits)
 	}
-	if _, err := s.tx.Exec(ctx, q); err != nil {
-		return nil, m.failOrLeave(ctx, fmt.Errorf("pgxdb: %s: %w", q, err))
+	stmt := serverlimitJoin(q...)[2:]
+	if _, err := s.tx.Exec(ctx, stmt); err != nil {
+		return nil, m.failOrLeave(ctx, fmt.Errorf("pgxdb: %s: %w", stmt, err))
 	}
 	return m, nil
 }
+
+// shareSavepoint is the savepoint of each attempt in a shared transaction.
+const shareSavepoint = "SAVEPOINT dbop_share"
 
 // failOrLeave ends the turn of an attempt whose statement before its fn
 // failed: when the statement was not sent (the attempt's context ended as
@@ -388,10 +393,10 @@ func (m *member) failOrLeave(ctx context.Context, err error) error {
 	return m.fail(ctx, err)
 }
 
-// serverlimitJoin joins an attempt's statements, each "" for none.
-func serverlimitJoin(set, limits string) string {
+// serverlimitJoin joins statements, each "" for none, each after "; ".
+func serverlimitJoin(stmts ...string) string {
 	var parts []string
-	for _, p := range []string{set, limits} {
+	for _, p := range stmts {
 		if p != "" {
 			parts = append(parts, p)
 		}
@@ -558,9 +563,8 @@ func (g *shareGroup) open(ctx context.Context, c *config, db Beginner) (*sharedT
 	begin := func(lock string) (pgx.Tx, error) {
 		o := opts
 		if own {
-			if q := serverlimitJoin(c.setSQL, lock); q != "" {
-				o.BeginQuery = beginSQL(opts, q[2:])
-			}
+			// The first attempt's savepoint (join) in the round trip.
+			o.BeginQuery = beginSQL(opts, serverlimitJoin(c.setSQL, lock, shareSavepoint)[2:])
 		}
 		tx, err := db.BeginTx(ctx, o)
 		if err != nil {
@@ -573,7 +577,7 @@ func (g *shareGroup) open(ctx context.Context, c *config, db Beginner) (*sharedT
 			return nil, closedConn(db, err)
 		}
 		if !own {
-			for _, q := range []string{c.setSQL, lock} {
+			for _, q := range []string{c.setSQL, serverlimitJoin(lock, shareSavepoint)[2:]} {
 				if q == "" {
 					continue
 				}
@@ -665,12 +669,6 @@ func (m *member) Commit(ctx context.Context) error {
 // undo rolls the attempt's work back to its savepoint and ends its turn;
 // the transaction takes no more attempts.
 func (m *member) undo(ctx context.Context) error {
-	if !m.sp {
-		m.s.closing = true // rolled back whole: its work is all it holds
-		m.turn = false
-		m.g.release(ctx, m.c)
-		return nil
-	}
 	if err := m.rollbackTo(ctx); err != nil {
 		return err
 	}
@@ -696,9 +694,6 @@ func (m *member) Rollback(ctx context.Context) error {
 		return dbop.Classify(&scopes.AmbiguousCommitError{Err: errSharedEndedByStatement}, dbop.Ambiguous)
 	case conn != nil && conn.PgConn().IsBusy():
 		return m.fail(ctx, errors.New("pgxdb: fn returned with rows or a batch left open on the shared transaction's connection"))
-	}
-	if !m.sp {
-		return m.undo(ctx)
 	}
 	failed := conn != nil && conn.PgConn().TxStatus() == 'E'
 	if err := m.rollbackTo(ctx); err != nil {
