@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -1180,13 +1177,4 @@ func retryStateOf(ctx context.Context) *retryState {
 // running the same build computes the same key, and so takes the same
 // lock (hotlock); two HotSpots built at different places take different
 // ones.
-func callerKey() int64 {
-	pc, _, line, ok := runtime.Caller(2)
-	name := "?"
-	if f := runtime.FuncForPC(pc); ok && f != nil {
-		name = f.Name()
-	}
-	h := fnv.New64a()
-	h.Write([]byte("dbop.HotSpot " + name + ":" + strconv.Itoa(line)))
-	return int64(h.Sum64())
-}
+func callerKey() int64 { return hotlock.CallSiteKey(2, "dbop.HotSpot") }

@@ -108,7 +108,17 @@ func TestContentionShareCommitsFleet(t *testing.T) {
 		Seed:      1,
 		DBOP:      params,
 	}
-	s, err := contention.StrategyByName("dbop+share", cfg)
+	r := runChecked(t, cfg, "dbop+share")
+	if r.GiveUps > 0 || r.MaxTries > 1 {
+		t.Errorf("%d give-ups, up to %d attempts for a transfer: the processes' shared transactions met", r.GiveUps, r.MaxTries)
+	}
+}
+
+// runChecked runs the named strategy with cfg, logs what it did, and fails
+// t when nothing committed or an invariant of the ledger broke.
+func runChecked(t *testing.T, cfg contention.Config, name string) contention.Result {
+	t.Helper()
+	s, err := contention.StrategyByName(name, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,9 +134,7 @@ func TestContentionShareCommitsFleet(t *testing.T) {
 	for _, f := range r.Invariants.Failures() {
 		t.Error(f)
 	}
-	if r.GiveUps > 0 || r.MaxTries > 1 {
-		t.Errorf("%d give-ups, up to %d attempts for a transfer: the processes' shared transactions met", r.GiveUps, r.MaxTries)
-	}
+	return r
 }
 
 // TestMain lets the test binary serve as a contention child process
@@ -197,22 +205,7 @@ func TestContentionHotSpotFewWorkers(t *testing.T) {
 				Seed:      1,
 				DBOP:      params,
 			}
-			s, err := contention.StrategyByName("dbop+hotspot", cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, err := contention.Run(t.Context(), cfg, s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("%d committed, %.0f tx/s, %.2f attempts/commit (max %d), %d give-ups %s, p50 %v, p99 %v, max %v",
-				r.Commits, r.Goodput(), r.AttemptsPerCommit(), r.MaxTries, r.GiveUps, r.Reasons(), r.P50, r.P99, r.Max)
-			if r.Commits == 0 {
-				t.Fatal("no transfer committed")
-			}
-			for _, f := range r.Invariants.Failures() {
-				t.Error(f)
-			}
+			r := runChecked(t, cfg, "dbop+hotspot")
 			if r.GiveUps > 0 {
 				t.Errorf("%d transfers gave up, want none", r.GiveUps)
 			}

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -104,14 +101,7 @@ const shareMax = 32
 // flushes nothing), [CockroachRestart] or [ResolveCommit]; InTx and Do
 // panic when it is.
 func ShareCommits() TxOption {
-	pc, _, line, ok := runtime.Caller(1)
-	name := "?"
-	if f := runtime.FuncForPC(pc); ok && f != nil {
-		name = f.Name()
-	}
-	h := fnv.New64a()
-	h.Write([]byte("pgxdb.ShareCommits " + name + ":" + strconv.Itoa(line)))
-	key := int64(h.Sum64())
+	key := hotlock.CallSiteKey(1, "pgxdb.ShareCommits")
 	return txOnly(func(c *config) { c.share, c.shareKey = true, key })
 }
 

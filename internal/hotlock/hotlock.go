@@ -13,6 +13,8 @@ package hotlock
 
 import (
 	"context"
+	"hash/fnv"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -454,4 +456,21 @@ func LimitFor(left time.Duration) (limit time.Duration, ok bool) {
 		return 0, false
 	}
 	return limit, true
+}
+
+// CallSiteKey names a lock by the place in the code that asked for it: the
+// function (qualified by its package path) and the line skip frames above
+// CallSiteKey's caller (0: that caller itself), hashed with what (the API
+// that was called, "dbop.HotSpot", "pgxdb.ShareCommits"). Every process
+// running the same build computes the same key, and so takes the same
+// lock; two calls at different places take different ones.
+func CallSiteKey(skip int, what string) int64 {
+	pc, _, line, ok := runtime.Caller(skip + 1)
+	name := "?"
+	if f := runtime.FuncForPC(pc); ok && f != nil {
+		name = f.Name()
+	}
+	h := fnv.New64a()
+	h.Write([]byte(what + " " + name + ":" + strconv.Itoa(line)))
+	return int64(h.Sum64())
 }
