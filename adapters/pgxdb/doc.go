@@ -135,6 +135,20 @@
 // read-write transaction, so it is not on by default; docs/ambiguity.md
 // has the measurements.
 //
+// # Hot rows
+//
+// Many goroutines or processes writing the same few rows (hot accounts, a
+// counter, the head of a queue) commit one flush after another on
+// PostgreSQL, which keeps a transaction's locks until its commit record is
+// flushed (docs/backends.md §1.20): sixteen workers get no more done than
+// one, whatever admits them. [ShareCommits] on such an operation runs the
+// attempts that are ready at the same time in one transaction, each in a
+// savepoint, with one COMMIT: 1.26–1.79× a single worker's transfers in
+// docs/contention.md's cases, with the rules fn must follow in its doc.
+// [dbop.HotSpot] is the answer where fn cannot follow them, and on the other
+// backends. Both take the lock tables [CreateHotSpotLocks] makes to order
+// processes.
+//
 // # Errors and verdicts
 //
 // [Classifier] decides what each error means for a retry: the driver-free
