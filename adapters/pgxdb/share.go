@@ -94,8 +94,9 @@ const shareMax = 32
 //
 // Give the operation a retry (the README's WithRetry): an attempt that a
 // shared transaction's failure takes with it is retried like a
-// serialization failure. A [dbop.HotSpot] adds nothing here and costs the
-// sharing, since it admits one attempt at a time: use one or the other.
+// serialization failure. It needs no [dbop.HotSpot]; one left in the
+// pipeline finds no conflicts among shared attempts and lets them through,
+// at a small cost (docs/contention.md).
 //
 // ShareCommits cannot be combined with [ReadOnly] (a read-only COMMIT
 // flushes nothing), [CockroachRestart] or [ResolveCommit]; InTx and Do

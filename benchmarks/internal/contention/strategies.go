@@ -32,14 +32,14 @@ type Strategy struct {
 }
 
 // Names of the strategies that [StrategyByName] knows.
-var Names = []string{"dbop", "dbop+bulkhead", "dbop+hotspot", "dbop+hotspot+keys", "immediate", "cenkalti", "none", "executor", "keyed", "pglock", "pglease", "batch", "dbop+share", "reference"}
+var Names = []string{"dbop", "dbop+bulkhead", "dbop+hotspot", "dbop+hotspot+keys", "immediate", "cenkalti", "none", "executor", "keyed", "pglock", "pglease", "batch", "dbop+share", "dbop+hotspot+share", "reference"}
 
 // NamesFor returns the names of Names that run with cfg: pglock and pglease only on
 // PostgreSQL with the lock tables.
 func NamesFor(cfg Config) []string {
 	var names []string
 	for _, name := range Names {
-		if name == "dbop+share" && cfg.Backend.Kind != Postgres {
+		if (name == "dbop+share" || name == "dbop+hotspot+share") && cfg.Backend.Kind != Postgres {
 			continue
 		}
 		if (name != "pglock" && name != "pglease") || (cfg.Backend.Kind == Postgres && !cfg.NoLockTables) {
@@ -127,6 +127,13 @@ func StrategyByName(name string, cfg Config) (Strategy, error) {
 		p := cfg.DBOP
 		p.Share = true
 		return DBOP("dbop+share", p), nil
+	case "dbop+hotspot+share":
+		if cfg.Backend.Kind != Postgres {
+			return Strategy{}, fmt.Errorf("strategy dbop+hotspot+share: pgxdb.ShareCommits is PostgreSQL's, not %s", cfg.Backend.Kind)
+		}
+		p := cfg.DBOP
+		p.HotSpot, p.Share = true, true
+		return DBOP("dbop+hotspot+share", p), nil
 	case "dbop+hotspot+keys":
 		p := cfg.DBOP
 		p.HotSpot, p.Keys = true, true
