@@ -65,24 +65,7 @@ func TestContentionShort(t *testing.T) {
 			ImmediateCap: 1000,
 		}
 		for _, name := range run.strategies {
-			t.Run(variant.String()+"/"+name, func(t *testing.T) {
-				s, err := contention.StrategyByName(name, cfg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				r, err := contention.Run(t.Context(), cfg, s)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Logf("%d committed, %.0f tx/s, %.2f attempts/commit, %d give-ups %s, p50 %v, p99 %v",
-					r.Commits, r.Goodput(), r.AttemptsPerCommit(), r.GiveUps, r.Reasons(), r.P50, r.P99)
-				if r.Commits == 0 {
-					t.Error("no transfer committed")
-				}
-				for _, f := range r.Invariants.Failures() {
-					t.Error(f)
-				}
-			})
+			t.Run(variant.String()+"/"+name, func(t *testing.T) { runChecked(t, cfg, name) })
 		}
 	}
 }
