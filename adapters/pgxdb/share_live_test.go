@@ -13,7 +13,6 @@ import (
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/pgxdb"
-	"github.com/dbop-go/dbop/internal/testdb"
 	"github.com/dbop-go/dbop/scopes"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -22,10 +21,10 @@ import (
 // shareFn is one attempt's work in the tests of ShareCommits.
 type shareFn = func(ctx context.Context, tx pgx.Tx) error
 
-// shared builds a ShareCommits operation on pool: every call shares, as the
+// shared builds a ShareCommits operation on db: every call shares, as the
 // closures an application builds per request do.
-func shared(pool *pgxpool.Pool, fn shareFn, opts ...pgxdb.TxOption) dbop.Op[struct{}] {
-	return pgxdb.Do(pool, fn, append(opts, pgxdb.ShareCommits())...)
+func shared(db pgxdb.Beginner, fn shareFn, opts ...pgxdb.TxOption) dbop.Op[struct{}] {
+	return pgxdb.Do(db, fn, append(opts, pgxdb.ShareCommits())...)
 }
 
 // shareTable creates a table of rows written by the tests, each with the id
@@ -604,39 +603,4 @@ func TestShareCommitsFirstAttemptFailingRollsBackItsWorkAlone(t *testing.T) {
 			}
 		})
 	}
-}
-
-// On one connection (a *pgx.Conn) the attempts take turns on it: the next
-// transaction begins only once the last one's COMMIT is answered, so that
-// goroutines sharing commits may share the connection.
-func TestShareCommitsOnOneConnection(t *testing.T) {
-	pool := newPool(t, 2)
-	table := shareTable(t, pool, "pgxdb_share_conn")
-	conn, err := pgx.Connect(t.Context(), testdb.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close(context.Background()) })
-	const workers, each = 8, 50
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := range each {
-				if _, err := pgxdb.Do(conn, insert(table, 1+w*each+i), pgxdb.ShareCommits()).Run(t.Context()); err != nil {
-					t.Errorf("transfer %d: %v", 1+w*each+i, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	got := rows(t, pool, table)
-	xids := map[string]bool{}
-	for _, x := range got {
-		xids[x] = true
-	}
-	if len(got) != workers*each {
-		t.Errorf("%d rows, want %d", len(got), workers*each)
-	}
-	t.Logf("%d rows in %d transactions", len(got), len(xids))
 }

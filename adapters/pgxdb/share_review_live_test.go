@@ -12,15 +12,12 @@ import (
 
 	"github.com/dbop-go/dbop"
 	"github.com/dbop-go/dbop/adapters/pgxdb"
+	"github.com/dbop-go/dbop/internal/testdb"
 	"github.com/jackc/pgx/v5"
 )
 
 // sharedA and sharedB are two ShareCommits call sites: two groups on the
 // same pool.
-func sharedA(db pgxdb.Beginner, fn shareFn, opts ...pgxdb.TxOption) dbop.Op[struct{}] {
-	return pgxdb.Do(db, fn, append(opts, pgxdb.ShareCommits())...)
-}
-
 func sharedB(db pgxdb.Beginner, fn shareFn) dbop.Op[struct{}] {
 	return pgxdb.Do(db, fn, pgxdb.ShareCommits())
 }
@@ -34,9 +31,9 @@ func TestShareCommitsNestedThroughAnotherGroupFailsAtOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	var inner error
-	_, err := sharedA(pool, func(ctx context.Context, tx pgx.Tx) error {
+	_, err := shared(pool, func(ctx context.Context, tx pgx.Tx) error {
 		_, err := sharedB(pool, func(ctx context.Context, tx pgx.Tx) error {
-			_, inner = sharedA(pool, insert(table, 3)).Run(ctx)
+			_, inner = shared(pool, insert(table, 3)).Run(ctx)
 			return insert(table, 2)(ctx, tx)
 		}).Run(ctx)
 		if err != nil {
@@ -64,54 +61,67 @@ func TestShareCommitsNestedThroughAnotherGroupFailsAtOnce(t *testing.T) {
 // connection while the COMMIT was on it.
 func TestShareCommitsOnOneConnectionFromGoroutines(t *testing.T) {
 	pool := newPool(t, 4)
-	table := shareTable(t, pool, "pgxdb_share_rv_conn")
-	conn, err := pool.Acquire(t.Context())
+	pooled, err := pool.Acquire(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Release()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	const workers, each = 4, 25
-	var mu sync.Mutex
-	var errs []error
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := range each {
-				id := 1 + w*each + i
-				runs := 0
-				_, err := sharedA(conn, func(ctx context.Context, tx pgx.Tx) error {
-					runs++
-					if err := insert(table, id)(ctx, tx); err != nil {
-						return err
+	defer pooled.Release()
+	conn, err := pgx.Connect(t.Context(), testdb.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	for _, c := range []struct {
+		name string
+		db   pgxdb.Beginner
+		pg   *pgx.Conn
+	}{{"*pgxpool.Conn", pooled, pooled.Conn()}, {"*pgx.Conn", conn, conn}} {
+		t.Run(c.name, func(t *testing.T) {
+			table := shareTable(t, pool, "pgxdb_share_rv_conn")
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			const workers, each = 8, 25
+			var mu sync.Mutex
+			var errs []error
+			var wg sync.WaitGroup
+			for w := range workers {
+				wg.Go(func() {
+					for i := range each {
+						id := 1 + w*each + i
+						runs := 0
+						_, err := shared(c.db, func(ctx context.Context, tx pgx.Tx) error {
+							runs++
+							if err := insert(table, id)(ctx, tx); err != nil {
+								return err
+							}
+							if id%5 == 0 && runs == 1 { // a conflict: its transaction commits what it holds
+								_, err := tx.Exec(ctx, "DO $$ BEGIN RAISE EXCEPTION 'c' USING ERRCODE = '40001'; END $$")
+								return err
+							}
+							return nil
+						}).With(dbop.WithRetry(retryAtOnce, dbop.MaxAttempts(5))).Run(ctx)
+						if err != nil {
+							mu.Lock()
+							errs = append(errs, fmt.Errorf("transfer %d: %w", id, err))
+							mu.Unlock()
+						}
 					}
-					if id%5 == 0 && runs == 1 { // a conflict: its transaction commits what it holds
-						_, err := tx.Exec(ctx, "DO $$ BEGIN RAISE EXCEPTION 'c' USING ERRCODE = '40001'; END $$")
-						return err
-					}
-					return nil
-				}).With(dbop.WithRetry(retryAtOnce, dbop.MaxAttempts(5))).Run(ctx)
-				if err != nil {
-					mu.Lock()
-					errs = append(errs, fmt.Errorf("transfer %d: %w", id, err))
-					mu.Unlock()
-				}
+				})
+			}
+			wg.Wait()
+			for _, err := range errs[:min(5, len(errs))] {
+				t.Error(err)
+			}
+			if len(errs) > 0 {
+				t.Fatalf("%d of %d operations failed", len(errs), workers*each)
+			}
+			if got := rows(t, pool, table); len(got) != workers*each {
+				t.Errorf("%d rows, want %d", len(got), workers*each)
+			}
+			if s := c.pg.PgConn().TxStatus(); s != 'I' {
+				t.Errorf("the connection is left in a transaction (%q)", s)
 			}
 		})
-	}
-	wg.Wait()
-	for _, err := range errs[:min(5, len(errs))] {
-		t.Error(err)
-	}
-	if len(errs) > 0 {
-		t.Fatalf("%d of %d operations failed", len(errs), workers*each)
-	}
-	if got := rows(t, pool, table); len(got) != workers*each {
-		t.Errorf("%d rows, want %d", len(got), workers*each)
-	}
-	if s := conn.Conn().PgConn().TxStatus(); s != 'I' {
-		t.Errorf("the connection is left in a transaction (%q)", s)
 	}
 }
 
@@ -128,7 +138,7 @@ func TestShareCommitsCrosswiseNestingDoesNotWaitForEver(t *testing.T) {
 	var errA, errB, innerA, innerB error
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		_, errA = sharedA(pool, func(ctx context.Context, tx pgx.Tx) error {
+		_, errA = shared(pool, func(ctx context.Context, tx pgx.Tx) error {
 			onceA.Do(func() { close(inA); <-inB })
 			_, innerB = sharedB(pool, insert(table, 3)).Run(ctx)
 			return insert(table, 1)(ctx, tx)
@@ -137,7 +147,7 @@ func TestShareCommitsCrosswiseNestingDoesNotWaitForEver(t *testing.T) {
 	wg.Go(func() {
 		_, errB = sharedB(pool, func(ctx context.Context, tx pgx.Tx) error {
 			onceB.Do(func() { close(inB); <-inA })
-			_, innerA = sharedA(pool, insert(table, 4)).Run(ctx)
+			_, innerA = shared(pool, insert(table, 4)).Run(ctx)
 			return insert(table, 2)(ctx, tx)
 		}).Run(ctx)
 	})
@@ -177,7 +187,7 @@ func TestShareCommitsFailedLockOnOneConnectionLeavesNoTransaction(t *testing.T) 
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	op := func(id int) dbop.Op[struct{}] {
-		return sharedA(conn, insert(table, id), pgxdb.LockTimeout(100*time.Millisecond))
+		return shared(conn, insert(table, id), pgxdb.LockTimeout(100*time.Millisecond))
 	}
 	_, err = op(1).Run(ctx)
 	if v := dbop.VerdictOf(err); pgCode(err) != "55P03" || v != dbop.RetryTransaction && v != dbop.RetryStatement {
@@ -236,7 +246,7 @@ func TestShareCommitsAttemptWhoseContextEndsAsItGetsTheTurnBreaksNothing(t *test
 	var err1, err2, err3 error
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		_, err1 = sharedA(pool, func(ctx context.Context, tx pgx.Tx) error {
+		_, err1 = shared(pool, func(ctx context.Context, tx pgx.Tx) error {
 			close(entered)
 			<-gate
 			return insert(table, 1)(ctx, tx)
@@ -244,9 +254,9 @@ func TestShareCommitsAttemptWhoseContextEndsAsItGetsTheTurnBreaksNothing(t *test
 	})
 	<-entered
 	ending := newEndingCtx(t.Context())
-	wg.Go(func() { _, err2 = sharedA(pool, insert(table, 2)).Run(ending) })
+	wg.Go(func() { _, err2 = shared(pool, insert(table, 2)).Run(ending) })
 	waitUntil(t, "attempt 2 queues", func() bool { return pgxdb.SharedQueued(pool) == 1 })
-	wg.Go(func() { _, err3 = sharedA(pool, insert(table, 3)).Run(t.Context()) })
+	wg.Go(func() { _, err3 = shared(pool, insert(table, 3)).Run(t.Context()) })
 	waitUntil(t, "attempt 3 queues", func() bool { return pgxdb.SharedQueued(pool) == 2 })
 	ending.armed.Store(true)
 	close(gate)
@@ -286,7 +296,7 @@ func TestShareCommitsDeadlineBoundsTheLockWaitOnTheServer(t *testing.T) {
 	defer func() { _ = other.Rollback(context.WithoutCancel(t.Context())) }()
 	exec(t, other, "LOCK TABLE "+strings.Join(pgxdb.HotSpotLockTables(), ", ")+" IN EXCLUSIVE MODE")
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-	_, err = sharedA(conn, insert(table, 1)).Run(ctx)
+	_, err = shared(conn, insert(table, 1)).Run(ctx)
 	cancel()
 	if code := pgCode(err); code != "55P03" && code != "57014" || conn.Conn().IsClosed() {
 		t.Fatalf("the wait for the lock past the deadline: %v (connection closed: %v), want the server's 55P03 or 57014 and the connection kept",
@@ -307,14 +317,14 @@ func TestShareCommitsDeadlineBoundsTheLockWaitOnTheServer(t *testing.T) {
 	wg.Go(func() {
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
-		_, errA = sharedA(conn, func(ctx context.Context, tx pgx.Tx) error {
+		_, errA = shared(conn, func(ctx context.Context, tx pgx.Tx) error {
 			close(entered)
 			<-gate
 			return read(&a)(ctx, tx)
 		}).Run(ctx)
 	})
 	<-entered
-	wg.Go(func() { _, errB = sharedA(conn, read(&b)).Run(t.Context()) })
+	wg.Go(func() { _, errB = shared(conn, read(&b)).Run(t.Context()) })
 	waitUntil(t, "B queues", func() bool { return pgxdb.SharedQueued(conn) == 1 })
 	close(gate)
 	wg.Wait()
@@ -382,7 +392,7 @@ func TestShareCommitsDeadlineDuringItsOwnCommitKeepsTheOutcome(t *testing.T) {
 	const n = 12 // each reported Ambiguous with a chance of one half
 	for i := range n {
 		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-		_, err := sharedA(pool, insert(table, i)).Run(ctx)
+		_, err := shared(pool, insert(table, i)).Run(ctx)
 		cancel()
 		if err != nil {
 			t.Errorf("run %d: %v (verdict %v), want nil: the COMMIT succeeded", i, err, dbop.VerdictOf(err))
@@ -405,7 +415,7 @@ func TestShareCommitsSnapshotIsNotOlderThanTheAttempt(t *testing.T) {
 		t.Run(string(iso), func(t *testing.T) {
 			exec(t, pool, "UPDATE "+table+" SET v = 0")
 			op := func(fn shareFn) error {
-				_, err := sharedA(pool, fn, pgxdb.Isolation(iso)).Run(t.Context())
+				_, err := shared(pool, fn, pgxdb.Isolation(iso)).Run(t.Context())
 				return err
 			}
 			entered, gate := make(chan struct{}), make(chan struct{})
