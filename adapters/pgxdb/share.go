@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -263,17 +264,9 @@ func sharedInTx[T any](db Beginner, fn func(context.Context, pgx.Tx) (T, error),
 	return scopes.InTx(begin, run, scopeOpts...)
 }
 
-// mapKeyable reports whether db can be a map key.
-func mapKeyable(db Beginner) (ok bool) {
-	defer func() {
-		if recover() != nil {
-			ok = false
-		}
-	}()
-	m := map[any]struct{}{}
-	m[db] = struct{}{}
-	return true
-}
+// mapKeyable reports whether db can be a map key, without building a map:
+// the operation is built per request, as a closure over its arguments.
+func mapKeyable(db Beginner) bool { return reflect.ValueOf(db).Comparable() }
 
 // member is one attempt's part of a shared transaction.
 type member struct {
