@@ -240,22 +240,9 @@ func maskSQL(s string) string {
 			blank(i, i+end)
 			i += end
 		case strings.HasPrefix(s[i:], "/*"):
-			depth, j := 0, i
-			for j < len(s) {
-				switch {
-				case strings.HasPrefix(s[j:], "/*"):
-					depth, j = depth+1, j+2
-				case strings.HasPrefix(s[j:], "*/"):
-					depth, j = depth-1, j+2
-				default:
-					j++
-				}
-				if depth == 0 {
-					break
-				}
-			}
-			blank(i, j)
-			i = j
+			n, _ := blockComment(s[i:])
+			blank(i, i+n)
+			i += n
 		case s[i] == '\'':
 			escapes := i > 0 && (s[i-1] == 'e' || s[i-1] == 'E') && (i == 1 || !isIdentChar(rune(s[i-2])))
 			j := i + 1

@@ -26,6 +26,27 @@ func word(s string) (w, rest string) {
 	return strings.ToUpper(s[:i]), s[i:]
 }
 
+// blockComment returns the length of the block comment s starts with
+// (/* … */, nested as PostgreSQL nests them), and whether it is closed;
+// unclosed, it runs to the end of s.
+func blockComment(s string) (n int, closed bool) {
+	depth, i := 0, 0
+	for i < len(s) {
+		switch {
+		case strings.HasPrefix(s[i:], "/*"):
+			depth, i = depth+1, i+2
+		case strings.HasPrefix(s[i:], "*/"):
+			depth, i = depth-1, i+2
+		default:
+			i++
+		}
+		if depth == 0 {
+			return i, true
+		}
+	}
+	return i, false
+}
+
 func skipSpaceAndComments(s string) string {
 	for {
 		s = strings.TrimLeftFunc(s, unicode.IsSpace)
@@ -37,21 +58,8 @@ func skipSpaceAndComments(s string) string {
 			}
 			s = s[i+1:]
 		case strings.HasPrefix(s, "/*"):
-			depth, i := 0, 0
-			for i < len(s) {
-				switch {
-				case strings.HasPrefix(s[i:], "/*"):
-					depth, i = depth+1, i+2
-				case strings.HasPrefix(s[i:], "*/"):
-					depth, i = depth-1, i+2
-				default:
-					i++
-				}
-				if depth == 0 {
-					break
-				}
-			}
-			if depth != 0 {
+			i, closed := blockComment(s)
+			if !closed {
 				return ""
 			}
 			s = s[i:]
